@@ -1,0 +1,150 @@
+/* The symbolic IR: one hash-consed expression DAG per model. Every node is a
+ * pure function of its operands, so equal (op, attributes, operands) are built
+ * once and shared: CSE for free. Constructors simplify as they build (constant
+ * folding, x*1, x+0, x*0, --x ...), so every later pass sees simplified IR.
+ *
+ * Shapes are static: rank 0 (scalar), 1 (vector [rows]) or 2 (matrix [rows, cols]),
+ * data row-major. Constructors assume valid shapes: sema checks them and reports
+ * errors with locations before building; a violated assumption is an internal
+ * error, not a user error. */
+#ifndef NODEC_IR_H
+#define NODEC_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "arena.h"
+#include "diag.h"
+
+typedef enum IrOp {
+#define X(name, arity, print, cls) IR_##name,
+#include "ir_ops.def"
+#undef X
+    IR_OP_COUNT
+} IrOp;
+
+typedef enum IrOpClass { IR_LEAF, IR_UNARY, IR_BINARY, IR_OTHER } IrOpClass;
+
+typedef struct IrShape {
+    int rank;       /* 0, 1 or 2 */
+    int rows, cols; /* scalar 1x1; vector [n] is n x 1; matrix [m,n] is m x n */
+} IrShape;
+
+/* Node flags. */
+enum {
+    IR_BATCHED = 1u << 0, /* depends on per-sample data (a state): differs across the batch */
+    IR_TIMED = 1u << 1,   /* depends on t */
+};
+
+typedef struct IrNode {
+    IrOp op;
+    IrShape shape;
+    unsigned flags;
+    int id;              /* creation order: operands always have smaller ids */
+    int nargs;
+    struct IrNode **args;
+    double *value;       /* IR_CONST: shape size values */
+    int slot, offset;    /* IR_STATE, IR_PARAM */
+    int attr[2];         /* IR_SLICE: first row, first col */
+    uint64_t hash;
+    struct IrNode *next_in_bucket;
+} IrNode;
+
+typedef struct IrBuilder IrBuilder;
+
+IrBuilder *ir_builder_new(Arena *arena);
+int ir_node_count(const IrBuilder *b);
+
+/* Shapes */
+IrShape ir_scalar_shape(void);
+IrShape ir_vector_shape(int n);
+IrShape ir_matrix_shape(int m, int n);
+int ir_shape_size(IrShape s);
+bool ir_shape_eq(IrShape a, IrShape b);
+/* "scalar", "[3]", "[2, 2]" into buf (at least 32 bytes); returns buf */
+const char *ir_shape_str(IrShape s, char *buf);
+
+/* Leaves */
+IrNode *ir_const(IrBuilder *b, IrShape shape, const double *values);
+IrNode *ir_scalar(IrBuilder *b, double v);
+IrNode *ir_fill(IrBuilder *b, IrShape shape, double v); /* zeros, ones */
+IrNode *ir_time(IrBuilder *b);
+IrNode *ir_state(IrBuilder *b, int slot, int offset, IrShape shape);
+IrNode *ir_param(IrBuilder *b, int slot, int offset, IrShape shape);
+
+/* Operations (shapes as in ir_ops.def) */
+IrNode *ir_unary(IrBuilder *b, IrOp op, IrNode *x);
+IrNode *ir_binary(IrBuilder *b, IrOp op, IrNode *x, IrNode *y);
+IrNode *ir_where(IrBuilder *b, IrNode *c, IrNode *x, IrNode *y);
+IrNode *ir_matmul(IrBuilder *b, IrNode *x, IrNode *y);
+IrNode *ir_transpose(IrBuilder *b, IrNode *x);
+IrNode *ir_outer(IrBuilder *b, IrNode *x, IrNode *y);
+IrNode *ir_sum(IrBuilder *b, IrNode *x);
+IrNode *ir_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape);
+IrNode *ir_concat(IrBuilder *b, int n, IrNode **args);
+IrNode *ir_stack(IrBuilder *b, int n, IrNode **args);
+
+/* Helpers built from the above */
+IrNode *ir_add(IrBuilder *b, IrNode *x, IrNode *y);
+IrNode *ir_sub(IrBuilder *b, IrNode *x, IrNode *y);
+IrNode *ir_mul(IrBuilder *b, IrNode *x, IrNode *y);
+IrNode *ir_div(IrBuilder *b, IrNode *x, IrNode *y);
+IrNode *ir_neg(IrBuilder *b, IrNode *x);
+IrNode *ir_element(IrBuilder *b, IrNode *x, int row, int col); /* scalar element */
+
+bool ir_is_const(const IrNode *n);
+/* True when n is a constant whose every element equals v. */
+bool ir_is_const_value(const IrNode *n, double v);
+
+const char *ir_op_name(IrOp op);
+IrOpClass ir_op_class(IrOp op);
+
+/* ---- models: what sema produces and codegen, eval and the runtime consume ---- */
+
+typedef enum IrInitKind {
+    IR_INIT_NONE,    /* state: no default (a solve must give one); param: zeros */
+    IR_INIT_EXPR,    /* init expression (states may use params; params are constant) */
+    IR_INIT_NORMAL,  /* ~ normal(a, b): mean a, standard deviation b */
+    IR_INIT_UNIFORM, /* ~ uniform(a, b) */
+    IR_INIT_GLOROT,  /* ~ glorot: uniform(+-sqrt(6 / (fan_in + fan_out))) */
+} IrInitKind;
+
+typedef struct IrVar {
+    const char *name;   /* "x", "f.l1.W" (dotted through nets) */
+    SrcLoc loc;
+    IrShape shape;
+    int offset;         /* into one sample's y (states) or into p (params) */
+    IrInitKind init_kind;
+    IrNode *init;       /* IR_INIT_EXPR */
+    double dist_a, dist_b;
+} IrVar;
+
+typedef struct IrModel {
+    const char *name;
+    SrcLoc loc;
+    IrVar *states;
+    int n_states, ny;   /* ny: total state elements per sample */
+    IrVar *params;
+    int n_params, np;   /* np: total parameter elements */
+    IrNode **rhs;       /* rhs[i]: d(states[i])/dt, shaped like states[i] */
+} IrModel;
+
+/* Evaluation by interpretation, for one sample: t, that sample's y, and p.
+ * Used for constants, initial values, and as the independent reference the JIT
+ * is tested against. outs[i] receives roots[i]'s shape-size values. */
+void ir_eval(int n, IrNode *const *roots, double t, const double *y, const double *p,
+             double *const *outs);
+double ir_eval_scalar(IrNode *root); /* a constant-valued scalar */
+
+/* Printing. ir_print_expr writes infix math ("2 * x * t"), naming leaves by
+ * the model's variables when m is non-NULL. ir_dump_model writes the SSA-style
+ * listing of --dump=ir: one numbered line per node reachable from the rhs. */
+void ir_print_expr(FILE *out, const IrNode *n, const IrModel *m);
+void ir_dump_model(FILE *out, const IrModel *m);
+
+/* All nodes reachable from roots, operands before users (the order codegen
+ * emits them in). Returns the count; *order is arena-allocated. */
+int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order);
+
+#endif
