@@ -1,0 +1,185 @@
+/* The compiler pipeline as one recipe: read the prelude, the user's file and
+ * every module it imports, parse them all, then check them together. What the
+ * run does with the result lives in tools/. */
+#include "driver.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *join_path(const char *dir, size_t dirlen, const char *name)
+{
+    size_t n = dirlen + strlen(name) + 8;
+    char *path = malloc(n);
+    if (path)
+        snprintf(path, n, "%.*s%s%s.node", (int)dirlen, dir, dirlen ? "/" : "", name);
+    return path;
+}
+
+static char *try_module(const char *dir, size_t dirlen, const char *name)
+{
+    char *path = join_path(dir, dirlen, name);
+    if (path && access(path, R_OK) == 0)
+        return path;
+    free(path);
+    return NULL;
+}
+
+/* The folder of the running executable's ../share/nodec/stdlib and ../stdlib, so an
+ * installed or moved build still finds its stdlib. */
+static char *try_beside_executable(const char *name)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    static const char *const rel[] = {"/../share/nodec/stdlib", "/../stdlib"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        char dir[PATH_MAX + 32];
+        snprintf(dir, sizeof dir, "%s%s", exe, rel[i]);
+        char *path = try_module(dir, strlen(dir), name);
+        if (path)
+            return path;
+    }
+    return NULL;
+}
+
+char *driver_find_module(const char *name, const char *importer_path)
+{
+    char *path = NULL;
+    if (importer_path) {
+        const char *slash = strrchr(importer_path, '/');
+        path = try_module(importer_path, slash ? (size_t)(slash - importer_path) : 0, name);
+        if (path)
+            return path;
+    }
+    const char *env = getenv("NODEC_PATH");
+    while (env && *env) {
+        const char *colon = strchr(env, ':');
+        size_t len = colon ? (size_t)(colon - env) : strlen(env);
+        if (len && (path = try_module(env, len, name)))
+            return path;
+        env = colon ? colon + 1 : NULL;
+    }
+    if ((path = try_module(NODEC_STDLIB_DIR, strlen(NODEC_STDLIB_DIR), name)))
+        return path;
+    if ((path = try_beside_executable(name)))
+        return path;
+    return try_module(NODEC_INSTALL_STDLIB_DIR, strlen(NODEC_INSTALL_STDLIB_DIR), name);
+}
+
+/* Reads and parses one file; NULL after reporting when it cannot. */
+static Ast *parse_one(Compilation *c, AstBuilder *ab, SrcFile *file)
+{
+    if (c->n_files == DRIVER_MAX_FILES) {
+        diag_plain(&c->diag, "too many files (more than %d imports)", DRIVER_MAX_FILES);
+        srcfile_free(file);
+        return NULL;
+    }
+    c->files[c->n_files++] = file;
+    return parse_file(ab, file, &c->diag);
+}
+
+static bool already_loaded(const Compilation *c, const char *path)
+{
+    for (int i = 0; i < c->n_files; i++)
+        if (strcmp(c->files[i]->path, path) == 0)
+            return true;
+    return false;
+}
+
+/* Loads the modules `prog` imports (depth first, each once) into c->programs,
+ * ahead of the importer, so declarations come before their users. */
+static void load_imports(Compilation *c, AstBuilder *ab, const Ast *prog, const char *importer)
+{
+    for (int i = 0; prog && i < prog->list.n; i++) {
+        const Ast *item = prog->list.items[i];
+        if (item->kind != AST_IMPORT)
+            continue;
+        char *path = driver_find_module(item->str, importer);
+        if (!path) {
+            diag_error(&c->diag, item->loc,
+                       "cannot find module '%s' (looked for %s.node beside the file, in "
+                       "NODEC_PATH and in the stdlib)",
+                       item->str, item->str);
+            continue;
+        }
+        if (already_loaded(c, path)) {
+            free(path);
+            continue;
+        }
+        SrcFile *file = srcfile_read(path);
+        if (!file) {
+            diag_error(&c->diag, item->loc, "cannot read module '%s': %s", path, strerror(errno));
+            free(path);
+            continue;
+        }
+        free(path);
+        Ast *mod = parse_one(c, ab, file);
+        load_imports(c, ab, mod, file->path);
+        if (mod && c->n_programs < DRIVER_MAX_FILES)
+            c->programs[c->n_programs++] = mod;
+    }
+}
+
+static void load_prelude(Compilation *c, AstBuilder *ab)
+{
+    char *path = driver_find_module("prelude", NULL);
+    SrcFile *file = path ? srcfile_read(path) : NULL;
+    if (!file) {
+        diag_plain(&c->diag, "cannot find the stdlib prelude (prelude.node); set NODEC_PATH to "
+                             "nodec's stdlib folder");
+        free(path);
+        return;
+    }
+    free(path);
+    Ast *prog = parse_one(c, ab, file);
+    if (prog)
+        c->programs[c->n_programs++] = prog;
+}
+
+Compilation *compile_file(const char *path, const char *text, FILE *diag_out, int dump_ast)
+{
+    Compilation *c = calloc(1, sizeof *c);
+    c->arena = arena_new();
+    c->names = strtab_new(c->arena);
+    c->ir = ir_builder_new(c->arena);
+    diag_init(&c->diag, diag_out);
+    AstBuilder ab = {c->arena, c->names};
+
+    SrcFile *file = text ? srcfile_from_string(path, text) : srcfile_read(path);
+    if (!file) {
+        diag_plain(&c->diag, "cannot read '%s': %s", path, strerror(errno));
+        return c;
+    }
+    load_prelude(c, &ab);
+    Ast *user = parse_one(c, &ab, file);
+    if (user && dump_ast)
+        ast_dump(stdout, user);
+    load_imports(c, &ab, user, file->path);
+    if (user)
+        c->programs[c->n_programs++] = user;
+    if (c->diag.errors)
+        return c;
+
+    SemaInput in = {c->arena, c->names, c->ir, &c->diag, c->programs, c->n_programs};
+    c->program = sema_check(&in);
+    return c;
+}
+
+void compilation_free(Compilation *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n_files; i++)
+        srcfile_free(c->files[i]);
+    arena_free(c->arena);
+    free(c);
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Golden tests for nodec: runs every *.node file in a folder and checks what its
+comments expect (Wren's `// expect:`, jq's %%FAIL blocks).
+
+  #| TEXT                                  the exact standard error, line by line; nodec must
+                                            exit with status 1 (error goldens)
+  # args: check                             the subcommand (default: run)
+  # expect: OUT.csv rows = N                data rows in an output file
+  # expect: OUT.csv ROW COLUMN = V ± TOL    ROW is a 0-based index or `last`
+  # expect-stdout: TEXT                     TEXT appears in standard output
+  # expect-stderr: TEXT                     TEXT appears in standard error
+  # expect-exit: N                          exit status (default 0, or 1 with #| lines)
+  # timeout: SECONDS                        default 60
+
+Each file runs in a fresh temporary folder holding a copy of the folder's files, so
+outputs never collide. Usage: golden.py NODEC FOLDER [-k SUBSTRING]
+"""
+import csv, os, re, shutil, subprocess, sys, tempfile
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    return [h.strip() for h in rows[0]], rows[1:]
+
+def check_value(workdir, out, row, col, value, tol):
+    path = os.path.join(workdir, out)
+    if not os.path.exists(path):
+        return f"{out} was not written"
+    head, body = read_csv(path)
+    if col not in head:
+        return f"{out} has no column {col!r} (columns: {head})"
+    r = len(body) - 1 if row == "last" else int(row)
+    if r >= len(body):
+        return f"{out} has {len(body)} rows, wanted row {row}"
+    got = float(body[r][head.index(col)])
+    if not abs(got - value) <= tol:
+        return f"{out} row {row} {col}: got {got!r}, want {value!r} ± {tol}"
+    return None
+
+def run_one(nodec, src, workdir):
+    text = open(src, encoding="utf-8").read()
+    name = os.path.basename(src)
+    args = (re.findall(r"^#\s*args:\s*(.+)$", text, re.M) or ["run"])[0].split()
+    timeout = float((re.findall(r"^#\s*timeout:\s*(\S+)", text, re.M) or ["60"])[0])
+    want_err = [line[3:] if line.startswith("#| ") else line[2:]
+                for line in text.splitlines() if line.startswith("#|")]
+    exits = re.findall(r"^#\s*expect-exit:\s*(\d+)", text, re.M)
+    want_exit = int(exits[0]) if exits else (1 if want_err else 0)
+    try:
+        p = subprocess.run([nodec, *args, name], cwd=workdir, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [f"no answer in {timeout:.0f} s"]
+    if p.returncode != want_exit:
+        return [f"exit {p.returncode}, want {want_exit}; stderr: {p.stderr.strip()[-600:]}"]
+    msgs = []
+    if want_err and p.stderr.splitlines() != want_err:
+        msgs.append("stderr differs:\n--- want\n" + "\n".join(want_err) + "\n--- got\n" + p.stderr)
+    for want in re.findall(r"^#\s*expect-stdout:\s*(.+)$", text, re.M):
+        if want.strip() not in p.stdout:
+            msgs.append(f"stdout lacks {want.strip()!r}: {p.stdout[-400:]!r}")
+    for want in re.findall(r"^#\s*expect-stderr:\s*(.+)$", text, re.M):
+        if want.strip() not in p.stderr:
+            msgs.append(f"stderr lacks {want.strip()!r}: {p.stderr[-400:]!r}")
+    for m in re.finditer(r"^#\s*expect:\s*(\S+)\s+rows\s*=\s*(\d+)\s*$", text, re.M):
+        path = os.path.join(workdir, m.group(1))
+        n = len(read_csv(path)[1]) if os.path.exists(path) else -1
+        if n != int(m.group(2)):
+            msgs.append(f"{m.group(1)}: {n} data rows, want {m.group(2)}")
+    for m in re.finditer(r"^#\s*expect:\s*(\S+)\s+(\w+)\s+(\S+)\s*=\s*(\S+)\s*(?:±|\+-)\s*(\S+)\s*$",
+                         text, re.M):
+        out, row, col, value, tol = m.groups()
+        err = check_value(workdir, out, row, col, float(value), float(tol))
+        if err:
+            msgs.append(err)
+    return msgs
+
+def main():
+    argv = sys.argv[1:]
+    only = ""
+    if "-k" in argv:
+        i = argv.index("-k"); only = argv[i + 1]; del argv[i:i + 2]
+    if len(argv) != 2:
+        print(__doc__); sys.exit(2)
+    nodec, folder = os.path.abspath(argv[0]), os.path.abspath(argv[1])
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".node") and only in f)
+    passed = failed = 0
+    for f in files:
+        with tempfile.TemporaryDirectory() as wd:
+            for extra in os.listdir(folder):
+                src = os.path.join(folder, extra)
+                if os.path.isfile(src):
+                    shutil.copy(src, wd)
+            msgs = run_one(nodec, os.path.join(folder, f), wd)
+        if msgs:
+            failed += 1
+            print(f"FAIL {f}: " + "; ".join(msgs))
+        else:
+            passed += 1
+            print(f"ok   {f}")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed or not files else 0)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+/* The nodec command line: run, check, emit-llvm (and the commands later issues
+ * bring). Each command is the pipeline recipe of compiler/driver.c followed by
+ * what the command does with the checked program. Exit status: 0 success,
+ * 1 a reported error in the input or the run, 2 a usage error. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen.h"
+#include "driver.h"
+#include "run.h"
+
+#define NODEC_VERSION "0.1.0"
+
+typedef struct Options {
+    const char *command;
+    const char *file;
+    const char *model;  /* --model M: restrict dumps and emit-llvm to one model */
+    const char *output; /* -o FILE */
+    const char *dump;   /* --dump=tokens|ast|ir|llvm */
+    RunOptions run;
+} Options;
+
+static const char usage_text[] =
+    "nodec " NODEC_VERSION " - a compiler and runtime for neural ordinary differential equations\n"
+    "\n"
+    "usage: nodec COMMAND FILE.node [options]\n"
+    "\n"
+    "commands:\n"
+    "  run FILE        execute the file's directives (solve, ...) in order\n"
+    "  check FILE      parse and check; report every error with file:line:col\n"
+    "  emit-llvm FILE  print the optimised LLVM IR the JIT compiles\n"
+    "\n"
+    "options:\n"
+    "  --dump=STAGE    print a pipeline stage to stdout: tokens, ast, ir, llvm\n"
+    "  --model M       with --dump=ir|llvm and emit-llvm: only model M\n"
+    "  --stats         (run) steps and right-hand-side evaluations of each solve\n"
+    "  --quiet, -q     (run) no progress lines on stderr\n"
+    "  -o FILE         (emit-llvm) write to FILE instead of stdout\n"
+    "  -h, --help      this help; `nodec COMMAND --help` for one command\n"
+    "  --version       print the version\n"
+    "\n"
+    "`nodec adjoint` and `nodec emit-c` come with later versions.\n";
+
+static const char *command_help(const char *cmd)
+{
+    if (strcmp(cmd, "run") == 0)
+        return "usage: nodec run FILE.node [--stats] [--quiet] [--dump=tokens|ast|ir|llvm]\n"
+               "\n"
+               "Checks FILE, JIT-compiles each model it uses and executes the directives in\n"
+               "order. A solve writes CSV to its `output` file, or prints a table on stdout.\n"
+               "Progress goes to stderr; errors name file:line:col and exit with status 1.\n";
+    if (strcmp(cmd, "check") == 0)
+        return "usage: nodec check FILE.node [--dump=tokens|ast|ir]\n"
+               "\n"
+               "Parses and checks FILE (names, shapes, equations, directives). Silent with\n"
+               "exit status 0 on a good file; otherwise every error (up to 20) with its\n"
+               "location, the source line and an underline, and exit status 1.\n";
+    if (strcmp(cmd, "emit-llvm") == 0)
+        return "usage: nodec emit-llvm FILE.node [--model M] [-o OUT.ll]\n"
+               "\n"
+               "Prints the optimised LLVM IR of each model's right-hand-side kernel: the\n"
+               "code `nodec run` JIT-compiles.\n";
+    return NULL;
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("nodec: error: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\n(run `nodec --help` for usage)\n", stderr);
+    return 2;
+}
+
+static bool is_command(const char *s)
+{
+    return strcmp(s, "run") == 0 || strcmp(s, "check") == 0 || strcmp(s, "emit-llvm") == 0;
+}
+
+/* Returns -1 to go on, or an exit status (help printed, usage error). */
+static int parse_args(int argc, char **argv, Options *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            const char *h = o->command ? command_help(o->command) : NULL;
+            fputs(h ? h : usage_text, stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("nodec %s\n", NODEC_VERSION);
+            return 0;
+        } else if (strncmp(a, "--dump=", 7) == 0) {
+            o->dump = a + 7;
+            if (strcmp(o->dump, "tokens") && strcmp(o->dump, "ast") && strcmp(o->dump, "ir") &&
+                strcmp(o->dump, "llvm"))
+                return usage_error("unknown stage '%s' for --dump (tokens, ast, ir, llvm)", o->dump);
+        } else if (strcmp(a, "--model") == 0 || strcmp(a, "-o") == 0) {
+            if (i + 1 == argc)
+                return usage_error("%s needs a value", a);
+            *(a[1] == 'o' ? &o->output : &o->model) = argv[++i];
+        } else if (strcmp(a, "--stats") == 0) {
+            o->run.stats = true;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            o->run.quiet = true;
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '%s'", a);
+        } else if (!o->command) {
+            if (strcmp(a, "adjoint") == 0 || strcmp(a, "emit-c") == 0)
+                return usage_error("'%s' is not available yet in this version of nodec", a);
+            if (!is_command(a))
+                return usage_error("unknown command '%s' (run, check, emit-llvm)", a);
+            o->command = a;
+        } else if (!o->file) {
+            o->file = a;
+        } else {
+            return usage_error("unexpected argument '%s' (one file at a time)", a);
+        }
+    }
+    if (!o->command) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    if (!o->file)
+        return usage_error("%s needs a .node file", o->command);
+    return -1;
+}
+
+static bool wanted(const Options *o, const IrModel *m)
+{
+    return !o->model || strcmp(o->model, m->name) == 0;
+}
+
+static int check_model_option(const Options *o, const SemaProgram *p)
+{
+    if (o->model && !sema_find_model(p, o->model)) {
+        fprintf(stderr, "nodec: error: no model named '%s' in %s\n", o->model, o->file);
+        return 1;
+    }
+    return 0;
+}
+
+static int emit_llvm(const Options *o, Compilation *c)
+{
+    FILE *out = o->output ? fopen(o->output, "w") : stdout;
+    if (!out) {
+        perror(o->output);
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 0; i < c->program->n_models && rc == 0; i++)
+        if (wanted(o, c->program->models[i]))
+            rc = cg_print_llvm(out, c->program->models[i], &c->diag) ? 1 : 0;
+    if (out != stdout && fclose(out) != 0) {
+        perror(o->output);
+        rc = 1;
+    }
+    return rc;
+}
+
+static int dump_stage(const Options *o, Compilation *c)
+{
+    for (int i = 0; i < c->program->n_models; i++) {
+        const IrModel *m = c->program->models[i];
+        if (!wanted(o, m))
+            continue;
+        if (strcmp(o->dump, "ir") == 0)
+            ir_dump_model(stdout, m);
+        else if (cg_print_llvm(stdout, m, &c->diag))
+            return 1;
+    }
+    return 0;
+}
+
+static int dump_tokens(const char *path)
+{
+    SrcFile *f = srcfile_read(path);
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    Diag d;
+    diag_init(&d, stderr);
+    lex_dump_tokens(stdout, f, &d);
+    srcfile_free(f);
+    return d.errors ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    Options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (o.dump && strcmp(o.dump, "tokens") == 0)
+        return dump_tokens(o.file);
+
+    Compilation *c = compile_file(o.file, NULL, stderr, o.dump && strcmp(o.dump, "ast") == 0);
+    if (c->program && check_model_option(&o, c->program))
+        rc = 1;
+    else if (!c->program)
+        rc = 1;
+    else if (o.dump && strcmp(o.dump, "ast") == 0)
+        rc = 0; /* printed by compile_file; a dump replaces the command */
+    else if (o.dump)
+        rc = dump_stage(&o, c);
+    else if (strcmp(o.command, "emit-llvm") == 0)
+        rc = emit_llvm(&o, c);
+    else if (strcmp(o.command, "run") == 0)
+        rc = run_program(c, &o.run);
+    else
+        rc = 0; /* check: silent on a good file */
+    diag_finish(&c->diag);
+    if (c->diag.errors)
+        rc = 1;
+    compilation_free(c);
+    return rc;
+}

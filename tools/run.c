@@ -1,0 +1,284 @@
+/* Runs the directives of a checked program (see run.h). Parameters are
+ * initialised once, for every model in declaration order, from the program's
+ * seed, so a model's parameters do not depend on which directives run first.
+ * Everything that can fail at run time (a solver this version lacks, a missing
+ * initial value, a non-finite state, an unwritable output) is reported through
+ * diag with the directive's location. */
+#include "run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codegen.h"
+#include "nd_io.h"
+#include "nd_random.h"
+#include "nd_solver.h"
+
+/* A model's run-time state: its parameter values and, once compiled, its kernels. */
+typedef struct ModelRun {
+    IrModel *model;
+    double *p;
+    JitModel *jit;
+    NdKernels kernels;
+} ModelRun;
+
+typedef struct Runner {
+    Compilation *c;
+    const RunOptions *opts;
+    ModelRun *runs;
+    int n_runs;
+    NdRandom rng;
+} Runner;
+
+/* Evaluates a (constant or parameter-dependent) initial-value expression into
+ * out[size]; a scalar fills a tensor-shaped variable. */
+static void eval_init(IrNode *init, double t, const double *p, double *out, int size)
+{
+    int n = ir_shape_size(init->shape);
+    double *tmp = malloc(sizeof(double) * (size_t)(n > size ? n : size));
+    ir_eval(1, &init, t, NULL, p, &tmp);
+    for (int i = 0; i < size; i++)
+        out[i] = tmp[n == 1 ? 0 : i];
+    free(tmp);
+}
+
+/* Glorot/Xavier uniform: fan-in is a matrix's columns, fan-out its rows (a vector
+ * counts as one column). */
+static double glorot_limit(IrShape s)
+{
+    double fan_out = s.rows, fan_in = s.rank == 2 ? s.cols : 1;
+    return sqrt(6.0 / (fan_in + fan_out));
+}
+
+static void init_param(Runner *r, const IrVar *v, double *p)
+{
+    int size = ir_shape_size(v->shape);
+    double *x = p + v->offset;
+    for (int i = 0; i < size; i++) {
+        switch (v->init_kind) {
+        case IR_INIT_NONE: x[i] = 0; break;
+        case IR_INIT_EXPR: break;
+        case IR_INIT_NORMAL: x[i] = nd_random_normal(&r->rng, v->dist_a, v->dist_b); break;
+        case IR_INIT_UNIFORM: x[i] = nd_random_uniform(&r->rng, v->dist_a, v->dist_b); break;
+        case IR_INIT_GLOROT: {
+            double lim = glorot_limit(v->shape);
+            x[i] = nd_random_uniform(&r->rng, -lim, lim);
+            break;
+        }
+        }
+    }
+    if (v->init_kind == IR_INIT_EXPR)
+        eval_init(v->init, 0, p, x, size);
+}
+
+static void runner_init(Runner *r, Compilation *c, const RunOptions *opts)
+{
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    r->opts = opts;
+    SemaProgram *prog = c->program;
+    nd_random_seed(&r->rng, prog->has_seed ? prog->seed : 0);
+    r->n_runs = prog->n_models;
+    r->runs = calloc((size_t)(r->n_runs ? r->n_runs : 1), sizeof *r->runs);
+    for (int i = 0; i < r->n_runs; i++) {
+        ModelRun *mr = &r->runs[i];
+        mr->model = prog->models[i];
+        mr->p = calloc((size_t)(mr->model->np ? mr->model->np : 1), sizeof(double));
+        for (int j = 0; j < mr->model->n_params; j++)
+            init_param(r, &mr->model->params[j], mr->p);
+    }
+}
+
+static void runner_free(Runner *r)
+{
+    for (int i = 0; i < r->n_runs; i++) {
+        jit_free(r->runs[i].jit);
+        free(r->runs[i].p);
+    }
+    free(r->runs);
+}
+
+static ModelRun *model_run(Runner *r, const IrModel *m)
+{
+    for (int i = 0; i < r->n_runs; i++)
+        if (r->runs[i].model == m)
+            return &r->runs[i];
+    return NULL;
+}
+
+/* JIT-compiles a model the first time a directive needs it. */
+static int ensure_compiled(Runner *r, ModelRun *mr)
+{
+    if (mr->jit)
+        return 0;
+    mr->jit = jit_compile(mr->model, &mr->kernels, &r->c->diag);
+    return mr->jit ? 0 : -1;
+}
+
+/* ---- solve ---- */
+
+static const SemaArg *find_arg(const SemaCall *call, const char *key)
+{
+    for (int i = 0; i < call->nargs; i++)
+        if (strcmp(call->args[i].key, key) == 0)
+            return &call->args[i];
+    return NULL;
+}
+
+/* Checks the solver spec against what this runtime has; reports and returns -1
+ * when it cannot run. */
+static int pick_solver(Runner *r, const SemaDirective *d, NdMethod *method, double *h)
+{
+    const SemaCall *call = &d->solve.solver;
+    Diag *diag = &r->c->diag;
+    if (!call->name) {
+        diag_error(diag, d->loc, "solve needs a solver, e.g. solver = rk4(h = 0.01)");
+        return -1;
+    }
+    int m = nd_method_from_name(call->name);
+    if (m < 0) {
+        diag_error(diag, call->loc,
+                   "solver '%s' is not available yet in this version of nodec", call->name);
+        diag_note(diag, call->loc,
+                  "available: the fixed-step solvers euler, midpoint, heun and rk4");
+        return -1;
+    }
+    for (int i = 0; i < call->nargs; i++) {
+        if (strcmp(call->args[i].key, "h") != 0) {
+            diag_error(diag, call->args[i].loc, "%s takes only the step size h, not '%s'",
+                       call->name, call->args[i].key);
+            return -1;
+        }
+    }
+    const SemaArg *ha = find_arg(call, "h");
+    if (!ha) {
+        diag_error(diag, call->loc, "%s needs a step size: %s(h = 0.01)", call->name, call->name);
+        return -1;
+    }
+    if (!(ha->value > 0) || !isfinite(ha->value)) {
+        diag_error(diag, ha->loc, "the step size h must be positive, not %g", ha->value);
+        return -1;
+    }
+    *method = (NdMethod)m;
+    *h = ha->value;
+    return 0;
+}
+
+/* The initial state of one sample: init overrides, else the model's defaults. */
+static int initial_state(Runner *r, const SemaDirective *d, const ModelRun *mr, double *y0)
+{
+    const IrModel *m = mr->model;
+    for (int i = 0; i < m->n_states; i++) {
+        const IrVar *v = &m->states[i];
+        IrNode *init = d->solve.init && d->solve.init[i] ? d->solve.init[i] : v->init;
+        if (!init) {
+            diag_error(&r->c->diag, d->loc,
+                       "state '%s' of model '%s' has no initial value: give one with "
+                       "init = { %s = ... }",
+                       v->name, m->name, v->name);
+            diag_note(&r->c->diag, v->loc, "'%s' is declared here without '= value'", v->name);
+            return -1;
+        }
+        eval_init(init, d->solve.t[0], mr->p, y0 + v->offset, ir_shape_size(v->shape));
+    }
+    return 0;
+}
+
+static int write_results(Runner *r, const SemaDirective *d, const IrModel *m, const double *yout)
+{
+    const SemaSolve *s = &d->solve;
+    const char **names = sema_state_columns(r->c->arena, m);
+    if (!s->output) {
+        nd_print_table(stdout, m->ny, names, s->nt, s->t, yout);
+        return 0;
+    }
+    if (nd_write_csv(s->output, m->ny, names, s->nt, s->t, yout) != 0) {
+        diag_error(&r->c->diag, s->output_loc, "cannot write '%s': %s", s->output,
+                   strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void report_solve(Runner *r, const SemaDirective *d, NdSolver *solver, NdMethod method,
+                         double h, double ms)
+{
+    const SemaSolve *s = &d->solve;
+    if (!r->opts->quiet)
+        fprintf(stderr, "solve %s: %s(h = %g) over [%g, %g], %d output times -> %s\n",
+                s->model->name, nd_method_name(method), h, s->t[0], s->t[s->nt - 1], s->nt,
+                s->output ? s->output : "stdout");
+    if (r->opts->stats)
+        fprintf(stderr, "  stats: %ld steps, %ld right-hand-side evaluations, %.3f ms\n",
+                nd_solver_get_num_steps(solver), nd_solver_get_num_rhs_evals(solver), ms);
+}
+
+static int run_solve(Runner *r, const SemaDirective *d)
+{
+    const SemaSolve *s = &d->solve;
+    ModelRun *mr = model_run(r, s->model);
+    NdMethod method;
+    double h;
+    if (pick_solver(r, d, &method, &h) || ensure_compiled(r, mr))
+        return -1;
+    int ny = s->model->ny;
+    double *yout = calloc((size_t)s->nt * (size_t)(ny ? ny : 1), sizeof(double));
+    double *y0 = calloc((size_t)(ny ? ny : 1), sizeof(double));
+    NdSolver *solver = nd_solver_create(&mr->kernels, method, 1);
+    int rc = -1;
+    if (!yout || !y0 || !solver) {
+        diag_error(&r->c->diag, d->loc, "out of memory for this solve");
+        goto done;
+    }
+    if (initial_state(r, d, mr, y0))
+        goto done;
+    nd_solver_set_step(solver, h);
+    double t0 = now_ms();
+    int status = nd_solve(solver, mr->p, y0, s->t, s->nt, yout);
+    if (status != ND_OK) {
+        diag_error(&r->c->diag, d->loc, "solve %s failed (%s): %s", s->model->name,
+                   nd_status_name(status), nd_solver_get_message(solver));
+        goto done;
+    }
+    report_solve(r, d, solver, method, h, now_ms() - t0);
+    rc = write_results(r, d, s->model, yout);
+done:
+    nd_solver_free(solver);
+    free(y0);
+    free(yout);
+    return rc;
+}
+
+int run_program(Compilation *c, const RunOptions *opts)
+{
+    Runner r;
+    runner_init(&r, c, opts);
+    int rc = 0;
+    for (int i = 0; i < c->program->n_dirs && rc == 0; i++) {
+        const SemaDirective *d = &c->program->dirs[i];
+        switch (d->kind) {
+        case SEMA_SOLVE:
+            rc = run_solve(&r, d);
+            break;
+        case SEMA_TRAIN:
+        case SEMA_DATA:
+            diag_error(&c->diag, d->loc, "'%s' directives are not available yet in this version "
+                                         "of nodec (it runs solve)",
+                       d->kind == SEMA_TRAIN ? "train" : "data");
+            rc = -1;
+            break;
+        }
+    }
+    runner_free(&r);
+    return rc ? 1 : 0;
+}
