@@ -1,0 +1,332 @@
+/* The initial value problem solver behind `solve`, `simulate` and training:
+ * one explicit Runge–Kutta engine driven by the Butcher tableaus of
+ * nd_tableaus.c, stepping a whole batch of B samples through the kernel table.
+ * All workspace is allocated in nd_solver_create (GSL rk4_alloc); nd_solve and
+ * the steps allocate nothing. Failures return a status and keep a message; the
+ * runtime never prints and never exits. */
+#include "nd_solver.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nd_tableaus.h"
+
+enum { ND_MESSAGE_SIZE = 256 };
+
+/* An interval needing more steps than this is a mistake (h far too small for
+ * the times given), and the count must stay well inside a long. */
+#define ND_MAX_STEPS_PER_INTERVAL 1e15
+
+/* Step counts within this relative distance of an integer round down, so that
+ * h = 0.1 on [0, 1] takes 10 steps, not 10 and a sliver of 1e-16. */
+#define ND_STEP_COUNT_SLACK 1e-9
+
+struct NdSolver {
+    NdKernels k;
+    NdMethod method;
+    const NdTableau *tab;
+    int64_t B;
+    size_t n;                      /* B * ny: the length of every state-sized vector */
+    double h;                      /* fixed step, > 0; 0 until nd_solver_set_step */
+    double *K[ND_RK_MAX_STAGES];   /* stage derivatives k_0..k_{s-1}, n doubles each */
+    double *ytmp;                  /* stage argument y + h sum_j a[i][j] k_j */
+    double *work;                  /* kernel scratch, nd_kernels_work_size(k, B) doubles */
+    double *block;                 /* the one allocation behind K, ytmp and work */
+    long num_steps;
+    long num_rhs_evals;
+    char message[ND_MESSAGE_SIZE]; /* "" after a successful solve */
+};
+
+/* ---- methods and status codes ---- */
+
+int nd_method_from_name(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int m = 0; m < ND_METHOD_COUNT; m++) {
+        const NdTableau *tab = nd_tableau_get((NdMethod)m);
+        if (tab && strcmp(tab->name, name) == 0)
+            return m;
+    }
+    return -1;
+}
+
+const char *nd_method_name(NdMethod m)
+{
+    const NdTableau *tab = nd_tableau_get(m);
+    return tab ? tab->name : "unknown";
+}
+
+int nd_method_order(NdMethod m)
+{
+    const NdTableau *tab = nd_tableau_get(m);
+    return tab ? tab->order : 0;
+}
+
+const char *nd_status_name(int status)
+{
+    switch (status) {
+    case ND_OK: return "ok";
+    case ND_ERR_ARG: return "invalid argument";
+    case ND_ERR_NONFINITE: return "non-finite state";
+    case ND_ERR_MEMORY: return "out of memory";
+    case ND_ERR_UNSUPPORTED: return "unsupported method";
+    default: return "unknown status";
+    }
+}
+
+static int solver_fail(NdSolver *s, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->message, sizeof s->message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* ---- create / set / get / free ---- */
+
+/* Doubles needed for the stages, ytmp and the kernel scratch, or 0 when the
+ * count would overflow a size_t (an absurd B). */
+static size_t solver_block_size(const NdKernels *k, int stages, int64_t B, size_t *n_out)
+{
+    const size_t limit = SIZE_MAX / sizeof(double) / 4;
+    size_t ny = (size_t)k->ny, nb = (size_t)B, vectors = (size_t)stages + 1;
+    if (nb > limit / ny / vectors || k->work_fixed > limit)
+        return 0;
+    if (k->work_per_sample && nb > limit / k->work_per_sample)
+        return 0;
+    *n_out = nb * ny;
+    return *n_out * vectors + nd_kernels_work_size(k, B);
+}
+
+static void solver_carve(NdSolver *s)
+{
+    double *p = s->block;
+    for (int i = 0; i < s->tab->stages; i++, p += s->n)
+        s->K[i] = p;
+    s->ytmp = p;
+    s->work = p + s->n;
+}
+
+NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
+{
+    const NdTableau *tab = nd_tableau_get(method);
+    if (!k || !k->rhs || k->ny < 1 || k->np < 0 || B < 1 || !tab)
+        return NULL;
+    size_t n = 0, total = solver_block_size(k, tab->stages, B, &n);
+    if (total == 0)
+        return NULL;
+    NdSolver *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->block = calloc(total, sizeof(double));
+    if (!s->block) {
+        free(s);
+        return NULL;
+    }
+    s->k = *k;
+    s->method = method;
+    s->tab = tab;
+    s->B = B;
+    s->n = n;
+    solver_carve(s);
+    return s;
+}
+
+void nd_solver_free(NdSolver *s)
+{
+    if (!s)
+        return;
+    free(s->block);
+    free(s);
+}
+
+int nd_solver_set_step(NdSolver *s, double h)
+{
+    if (!s)
+        return ND_ERR_ARG;
+    if (!(h > 0) || !isfinite(h))
+        return solver_fail(s, ND_ERR_ARG, "step h must be positive and finite, got %g", h);
+    s->h = h;
+    return ND_OK;
+}
+
+const char *nd_solver_get_message(const NdSolver *s)
+{
+    return s ? s->message : "no solver";
+}
+
+long nd_solver_get_num_steps(const NdSolver *s)
+{
+    return s ? s->num_steps : 0;
+}
+
+long nd_solver_get_num_rhs_evals(const NdSolver *s)
+{
+    return s ? s->num_rhs_evals : 0;
+}
+
+/* ---- argument checks ---- */
+
+static int check_times(NdSolver *s, const double *ts, int nt)
+{
+    if (nt < 2)
+        return solver_fail(s, ND_ERR_ARG, "need at least 2 output times, got %d", nt);
+    for (int j = 0; j < nt; j++)
+        if (!isfinite(ts[j]))
+            return solver_fail(s, ND_ERR_ARG, "output time %d is %g", j, ts[j]);
+    double dir = ts[1] > ts[0] ? 1.0 : -1.0;
+    for (int j = 0; j + 1 < nt; j++)
+        if (!((ts[j + 1] - ts[j]) * dir > 0))
+            return solver_fail(s, ND_ERR_ARG,
+                               "output times must be strictly increasing or strictly "
+                               "decreasing: t[%d] = %g, t[%d] = %g",
+                               j, ts[j], j + 1, ts[j + 1]);
+    return ND_OK;
+}
+
+/* Index of the first element of y that is not finite, or -1. */
+static long first_nonfinite(const double *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(y[i]))
+            return (long)i;
+    return -1;
+}
+
+static const char *nonfinite_word(double v)
+{
+    return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+}
+
+static int check_initial(NdSolver *s, const double *y0)
+{
+    long i = first_nonfinite(y0, s->n);
+    if (i < 0)
+        return ND_OK;
+    int ny = s->k.ny;
+    return solver_fail(s, ND_ERR_NONFINITE, "initial state element %ld of sample %ld is %s",
+                       i % ny, i / ny, nonfinite_word(y0[i]));
+}
+
+static int check_args(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
+                      const double *yout)
+{
+    if (!y0 || !ts || !yout)
+        return solver_fail(s, ND_ERR_ARG, "y0, times and output must not be NULL");
+    if (!p && s->k.np > 0)
+        return solver_fail(s, ND_ERR_ARG, "the model has %d parameters but p is NULL", s->k.np);
+    if (!(s->h > 0))
+        return solver_fail(s, ND_ERR_ARG, "fixed-step solver needs h (nd_solver_set_step)");
+    int st = check_times(s, ts, nt);
+    return st ? st : check_initial(s, y0);
+}
+
+/* ---- the explicit Runge–Kutta engine ---- */
+
+/* ytmp = y + h * sum_{j<i} a[i][j] k_j: the argument of stage i. */
+static void rk_stage_arg(NdSolver *s, int i, double h, const double *y)
+{
+    const double *a = s->tab->a[i];
+    for (size_t e = 0; e < s->n; e++) {
+        double acc = 0.0;
+        for (int j = 0; j < i; j++)
+            acc += a[j] * s->K[j][e];
+        s->ytmp[e] = y[e] + h * acc;
+    }
+}
+
+/* One step from (t, y) to t + h, in place: every stage evaluates the
+ * right-hand side over the whole batch, then y += h * sum_i b[i] k_i. */
+static void rk_step(NdSolver *s, const double *p, double t, double h, double *y)
+{
+    const NdTableau *tab = s->tab;
+    for (int i = 0; i < tab->stages; i++) {
+        const double *arg = y;
+        if (i > 0) {
+            rk_stage_arg(s, i, h, y);
+            arg = s->ytmp;
+        }
+        s->k.rhs(t + tab->c[i] * h, arg, p, s->K[i], s->B, s->work);
+    }
+    for (size_t e = 0; e < s->n; e++) {
+        double acc = 0.0;
+        for (int i = 0; i < tab->stages; i++)
+            acc += tab->b[i] * s->K[i][e];
+        y[e] += h * acc;
+    }
+    s->num_steps++;
+    s->num_rhs_evals += tab->stages;
+}
+
+static int check_step(NdSolver *s, const double *y, double t, double t_prev)
+{
+    long i = first_nonfinite(y, s->n);
+    if (i < 0)
+        return ND_OK;
+    int ny = s->k.ny;
+    return solver_fail(s, ND_ERR_NONFINITE,
+                       "state element %ld of sample %ld became %s at t = %.10g "
+                       "(last finite at t = %.10g)",
+                       i % ny, i / ny, nonfinite_word(y[i]), t, t_prev);
+}
+
+/* Steps to cover |t1 - t0| with steps of at most h (up to the slack). */
+static long interval_steps(double span, double h)
+{
+    double r = span / h;
+    double n = ceil(r - ND_STEP_COUNT_SLACK * r);
+    return n < 1 ? 1 : (long)n;
+}
+
+/* Integrates y in place from t0 to t1 with fixed steps of h, the last one
+ * shortened to land exactly on t1. Step times are t0 + k h (times the
+ * direction), never accumulated, so rounding cannot drift or add a step. */
+static int solve_interval(NdSolver *s, const double *p, double t0, double t1, double *y)
+{
+    double span = fabs(t1 - t0), hd = t1 > t0 ? s->h : -s->h;
+    if (span / s->h > ND_MAX_STEPS_PER_INTERVAL)
+        return solver_fail(s, ND_ERR_ARG, "step h = %g is too small for the interval [%g, %g]",
+                           s->h, t0, t1);
+    long n = interval_steps(span, s->h);
+    double t = t0;
+    for (long k = 1; k <= n; k++) {
+        double t_next = k == n ? t1 : t0 + (double)k * hd;
+        rk_step(s, p, t, t_next - t, y);
+        int st = check_step(s, y, t_next, t);
+        if (st)
+            return st;
+        t = t_next;
+    }
+    return ND_OK;
+}
+
+/* On failure, the rows of yout before the failing interval hold the solution;
+ * the row after it holds the state that stopped the solve. */
+int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
+             double *yout)
+{
+    if (!s)
+        return ND_ERR_ARG;
+    s->message[0] = '\0';
+    s->num_steps = 0;
+    s->num_rhs_evals = 0;
+    int st = check_args(s, p, y0, ts, nt, yout);
+    if (st)
+        return st;
+    size_t n = s->n;
+    memmove(yout, y0, n * sizeof *yout);
+    for (int j = 0; j + 1 < nt; j++) {
+        double *y = yout + (size_t)(j + 1) * n;
+        memcpy(y, y - n, n * sizeof *y);
+        st = solve_interval(s, p, ts[j], ts[j + 1], y);
+        if (st)
+            return st;
+    }
+    return ND_OK;
+}
