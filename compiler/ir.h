@@ -136,6 +136,11 @@ typedef struct IrModel {
 void ir_eval(int n, IrNode *const *roots, double t, const double *y, const double *p,
              double *const *outs);
 double ir_eval_scalar(IrNode *root); /* a constant-valued scalar */
+/* One node's values from its operands' values (args[i]: n->args[i]'s values),
+ * into out (n's shape size). The interpreter's kernel, shared with constant
+ * folding so that the two cannot disagree; n's operands are only read for
+ * their shapes. Leaves other than IR_CONST have no operands to compute from. */
+void ir_eval_op(const IrNode *n, const double *const *args, double *out);
 
 /* Printing. ir_print_expr writes infix math ("2 * x * t"), naming leaves by
  * the model's variables when m is non-NULL. ir_dump_model writes the SSA-style

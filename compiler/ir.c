@@ -1,0 +1,763 @@
+/* The IR builder: hash-consed construction of expression nodes, simplifying
+ * as it builds (QBE fold.c, tinygrad's symbolic rewrites). Every constructor
+ * checks shapes (a violation is an internal error: sema has already reported the
+ * user's), folds all-constant operands through the interpreter's own kernel
+ * (ir_eval_op) so that folding and evaluation cannot disagree, applies the
+ * algebraic identities, and only then looks the node up in the hash table. */
+#include "ir.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct IrBuilder {
+    Arena *arena;
+    IrNode **buckets;
+    int nbuckets; /* a power of two */
+    int count;    /* nodes created so far: the next node's id */
+};
+
+enum { IR_FIRST_BUCKETS = 256 };
+
+_Noreturn static void ir_fail(int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "nodec: internal error at compiler/ir.c:%d: ", line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+#define IR_FAIL(...) ir_fail(__LINE__, __VA_ARGS__)
+
+/* ---- op tables (from ir_ops.def) ---- */
+
+static const IrOpClass op_classes[IR_OP_COUNT] = {
+#define X(name, arity, print, cls) IR_##cls,
+#include "ir_ops.def"
+#undef X
+};
+
+static const char *const op_upper_names[IR_OP_COUNT] = {
+#define X(name, arity, print, cls) #name,
+#include "ir_ops.def"
+#undef X
+};
+
+/* Lower-case names ("add", "tanh", "matmul"), derived once from the X-macro
+ * names so the table cannot fall out of step with ir_ops.def. */
+const char *ir_op_name(IrOp op)
+{
+    static char names[IR_OP_COUNT][16];
+    if ((unsigned)op >= IR_OP_COUNT)
+        return "?";
+    if (!names[op][0]) {
+        const char *s = op_upper_names[op];
+        size_t i = 0;
+        for (; s[i] && i + 1 < sizeof names[op]; i++)
+            names[op][i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+        names[op][i] = 0;
+    }
+    return names[op];
+}
+
+IrOpClass ir_op_class(IrOp op)
+{
+    if ((unsigned)op >= IR_OP_COUNT)
+        IR_FAIL("bad op %d", (int)op);
+    return op_classes[op];
+}
+
+/* ---- shapes ---- */
+
+IrShape ir_scalar_shape(void)
+{
+    return (IrShape){0, 1, 1};
+}
+
+IrShape ir_vector_shape(int n)
+{
+    if (n < 1)
+        IR_FAIL("vector of length %d", n);
+    return (IrShape){1, n, 1};
+}
+
+IrShape ir_matrix_shape(int m, int n)
+{
+    if (m < 1 || n < 1)
+        IR_FAIL("matrix of shape [%d, %d]", m, n);
+    return (IrShape){2, m, n};
+}
+
+int ir_shape_size(IrShape s)
+{
+    return s.rows * s.cols;
+}
+
+bool ir_shape_eq(IrShape a, IrShape b)
+{
+    return a.rank == b.rank && a.rows == b.rows && a.cols == b.cols;
+}
+
+const char *ir_shape_str(IrShape s, char *buf)
+{
+    if (s.rank == 0)
+        snprintf(buf, 32, "scalar");
+    else if (s.rank == 1)
+        snprintf(buf, 32, "[%d]", s.rows);
+    else
+        snprintf(buf, 32, "[%d, %d]", s.rows, s.cols);
+    return buf;
+}
+
+/* ---- hash-consing ---- */
+
+IrBuilder *ir_builder_new(Arena *arena)
+{
+    IrBuilder *b = arena_alloc(arena, sizeof *b);
+    b->arena = arena;
+    b->nbuckets = IR_FIRST_BUCKETS;
+    b->buckets = arena_alloc(arena, sizeof *b->buckets * (size_t)b->nbuckets);
+    return b;
+}
+
+int ir_node_count(const IrBuilder *b)
+{
+    return b->count;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    return h * 0x100000001b3ull;
+}
+
+/* Operands hash by id, not address, so tables behave the same on every run. */
+static uint64_t node_hash(const IrNode *k)
+{
+    uint64_t h = mix(1469598103934665603ull, (uint64_t)k->op);
+    h = mix(h, (uint64_t)k->shape.rank << 40 ^ (uint64_t)k->shape.rows << 20 ^ (uint64_t)k->shape.cols);
+    h = mix(h, (uint64_t)(unsigned)k->slot << 32 ^ (uint64_t)(unsigned)k->offset);
+    h = mix(h, (uint64_t)(unsigned)k->attr[0] << 32 ^ (uint64_t)(unsigned)k->attr[1]);
+    for (int i = 0; i < k->nargs; i++)
+        h = mix(h, (uint64_t)k->args[i]->id);
+    if (k->op == IR_CONST) {
+        int size = ir_shape_size(k->shape);
+        for (int i = 0; i < size; i++) {
+            uint64_t bits;
+            memcpy(&bits, &k->value[i], sizeof bits);
+            h = mix(h, bits);
+        }
+    }
+    return h;
+}
+
+/* Constants compare by bit pattern: -0 and 0 stay distinct (1/x differs), and
+ * a NaN constant equals itself. */
+static bool node_eq(const IrNode *a, const IrNode *k)
+{
+    if (a->hash != k->hash || a->op != k->op || !ir_shape_eq(a->shape, k->shape) ||
+        a->slot != k->slot || a->offset != k->offset || a->attr[0] != k->attr[0] ||
+        a->attr[1] != k->attr[1] || a->nargs != k->nargs)
+        return false;
+    if (k->nargs && memcmp(a->args, k->args, sizeof *k->args * (size_t)k->nargs) != 0)
+        return false;
+    if (k->op == IR_CONST)
+        return memcmp(a->value, k->value, sizeof *k->value * (size_t)ir_shape_size(k->shape)) == 0;
+    return true;
+}
+
+static void table_grow(IrBuilder *b)
+{
+    int n = b->nbuckets * 2;
+    IrNode **buckets = arena_alloc(b->arena, sizeof *buckets * (size_t)n);
+    for (int i = 0; i < b->nbuckets; i++) {
+        for (IrNode *e = b->buckets[i], *next; e; e = next) {
+            next = e->next_in_bucket;
+            IrNode **slot = &buckets[e->hash & (uint64_t)(n - 1)];
+            e->next_in_bucket = *slot;
+            *slot = e;
+        }
+    }
+    b->buckets = buckets; /* the old array is abandoned to the arena */
+    b->nbuckets = n;
+}
+
+static unsigned node_flags(const IrNode *k)
+{
+    unsigned flags = k->op == IR_STATE ? IR_BATCHED : k->op == IR_TIME ? IR_TIMED : 0;
+    for (int i = 0; i < k->nargs; i++)
+        flags |= k->args[i]->flags;
+    return flags;
+}
+
+/* Returns the node equal to the template k, creating it (with arena copies of
+ * k's operand and value arrays) when it does not exist yet. */
+static IrNode *intern(IrBuilder *b, IrNode *k)
+{
+    k->hash = node_hash(k);
+    IrNode **bucket = &b->buckets[k->hash & (uint64_t)(b->nbuckets - 1)];
+    for (IrNode *e = *bucket; e; e = e->next_in_bucket)
+        if (node_eq(e, k))
+            return e;
+    IrNode *n = arena_alloc(b->arena, sizeof *n);
+    *n = *k;
+    if (k->nargs) {
+        n->args = arena_alloc(b->arena, sizeof *n->args * (size_t)k->nargs);
+        memcpy(n->args, k->args, sizeof *n->args * (size_t)k->nargs);
+    }
+    if (k->op == IR_CONST) {
+        size_t bytes = sizeof *n->value * (size_t)ir_shape_size(k->shape);
+        n->value = arena_alloc(b->arena, bytes);
+        memcpy(n->value, k->value, bytes);
+    }
+    n->flags = node_flags(k);
+    n->id = b->count++;
+    n->next_in_bucket = *bucket;
+    *bucket = n;
+    if (b->count > b->nbuckets)
+        table_grow(b);
+    return n;
+}
+
+static IrNode node_template(IrOp op, IrShape shape, int nargs, IrNode **args)
+{
+    return (IrNode){.op = op, .shape = shape, .nargs = nargs, .args = args};
+}
+
+/* ---- leaves ---- */
+
+IrNode *ir_const(IrBuilder *b, IrShape shape, const double *values)
+{
+    IrNode k = node_template(IR_CONST, shape, 0, NULL);
+    k.value = (double *)values; /* only read: intern copies it */
+    return intern(b, &k);
+}
+
+IrNode *ir_scalar(IrBuilder *b, double v)
+{
+    return ir_const(b, ir_scalar_shape(), &v);
+}
+
+IrNode *ir_fill(IrBuilder *b, IrShape shape, double v)
+{
+    int size = ir_shape_size(shape);
+    double *values = malloc(sizeof *values * (size_t)size);
+    if (!values)
+        IR_FAIL("out of memory");
+    for (int i = 0; i < size; i++)
+        values[i] = v;
+    IrNode *n = ir_const(b, shape, values);
+    free(values);
+    return n;
+}
+
+IrNode *ir_time(IrBuilder *b)
+{
+    IrNode k = node_template(IR_TIME, ir_scalar_shape(), 0, NULL);
+    return intern(b, &k);
+}
+
+static IrNode *variable(IrBuilder *b, IrOp op, int slot, int offset, IrShape shape)
+{
+    if (slot < 0 || offset < 0)
+        IR_FAIL("%s leaf with slot %d, offset %d", ir_op_name(op), slot, offset);
+    IrNode k = node_template(op, shape, 0, NULL);
+    k.slot = slot;
+    k.offset = offset;
+    return intern(b, &k);
+}
+
+IrNode *ir_state(IrBuilder *b, int slot, int offset, IrShape shape)
+{
+    return variable(b, IR_STATE, slot, offset, shape);
+}
+
+IrNode *ir_param(IrBuilder *b, int slot, int offset, IrShape shape)
+{
+    return variable(b, IR_PARAM, slot, offset, shape);
+}
+
+bool ir_is_const(const IrNode *n)
+{
+    return n && n->op == IR_CONST;
+}
+
+bool ir_is_const_value(const IrNode *n, double v)
+{
+    if (!ir_is_const(n))
+        return false;
+    int size = ir_shape_size(n->shape);
+    for (int i = 0; i < size; i++)
+        if (n->value[i] != v)
+            return false;
+    return true;
+}
+
+/* ---- folding and finishing ---- */
+
+/* Evaluates the template k on its constant operands with the interpreter's
+ * kernel and returns the resulting constant. */
+static IrNode *fold(IrBuilder *b, const IrNode *k)
+{
+    int size = ir_shape_size(k->shape);
+    double *out = malloc(sizeof *out * (size_t)size);
+    const double **vals = malloc(sizeof *vals * (size_t)k->nargs);
+    if (!out || !vals)
+        IR_FAIL("out of memory");
+    for (int i = 0; i < k->nargs; i++)
+        vals[i] = k->args[i]->value;
+    ir_eval_op(k, vals, out);
+    IrNode *n = ir_const(b, k->shape, out);
+    free(vals);
+    free(out);
+    return n;
+}
+
+static IrNode *finish(IrBuilder *b, IrNode *k)
+{
+    bool all_const = k->nargs > 0;
+    for (int i = 0; i < k->nargs && all_const; i++)
+        all_const = ir_is_const(k->args[i]);
+    return all_const ? fold(b, k) : intern(b, k);
+}
+
+static bool all_const(int n, IrNode *const *args)
+{
+    for (int i = 0; i < n; i++)
+        if (!ir_is_const(args[i]))
+            return false;
+    return true;
+}
+
+/* x stands for a result of shape s only when it already has that shape (a
+ * scalar x cannot replace `x + zeros(3)`: there is no implicit broadcast node). */
+static IrNode *keep(IrNode *x, IrShape s)
+{
+    return ir_shape_eq(x->shape, s) ? x : NULL;
+}
+
+static void check_arg(const IrNode *x, const char *what)
+{
+    if (!x)
+        IR_FAIL("NULL operand of %s", what);
+}
+
+/* ---- elementwise ---- */
+
+IrNode *ir_unary(IrBuilder *b, IrOp op, IrNode *x)
+{
+    if (ir_op_class(op) != IR_UNARY)
+        IR_FAIL("ir_unary with %s", ir_op_name(op));
+    check_arg(x, ir_op_name(op));
+    if (op == IR_NEG && x->op == IR_NEG)
+        return x->args[0];
+    IrNode *args[1] = {x};
+    IrNode k = node_template(op, x->shape, 1, args);
+    return finish(b, &k);
+}
+
+/* Equal shapes, or scalars that broadcast to the other operands' shape. */
+static IrShape broadcast(int n, IrNode *const *args, IrOp op)
+{
+    IrShape s = ir_scalar_shape();
+    for (int i = 0; i < n; i++) {
+        check_arg(args[i], ir_op_name(op));
+        IrShape a = args[i]->shape;
+        if (a.rank == 0)
+            continue;
+        if (s.rank != 0 && !ir_shape_eq(s, a)) {
+            char b1[32], b2[32];
+            IR_FAIL("%s of shapes %s and %s", ir_op_name(op), ir_shape_str(s, b1),
+                    ir_shape_str(a, b2));
+        }
+        s = a;
+    }
+    return s;
+}
+
+static bool is_commutative(IrOp op)
+{
+    return op == IR_ADD || op == IR_MUL || op == IR_EQ || op == IR_NE;
+}
+
+/* The canonical operand order of a commutative op, a function of the unordered
+ * pair so that x*y and y*x share. It also decides how the sum prints, so it
+ * follows how people write: a constant factor first (2 * x), a constant term
+ * last (x + 1), an expression before a variable (W @ x + b, 2 * x * t), and
+ * otherwise creation order (x + y). */
+static bool swap_operands(IrOp op, const IrNode *x, const IrNode *y)
+{
+    bool cx = ir_is_const(x), cy = ir_is_const(y);
+    if (cx != cy)
+        return op == IR_MUL ? cy : cx;
+    bool lx = x->nargs == 0, ly = y->nargs == 0;
+    if (lx != ly)
+        return lx;
+    return x->id > y->id;
+}
+
+static IrNode *simplify_add(IrBuilder *b, IrNode *x, IrNode *y, IrShape s)
+{
+    if (ir_is_const_value(y, 0) && keep(x, s))
+        return x;
+    if (ir_is_const_value(x, 0) && keep(y, s))
+        return y;
+    if (y->op == IR_NEG) /* x + -y -> x - y */
+        return ir_sub(b, x, y->args[0]);
+    if (x->op == IR_NEG) /* -x + y -> y - x */
+        return ir_sub(b, y, x->args[0]);
+    return NULL;
+}
+
+static IrNode *simplify_sub(IrBuilder *b, IrNode *x, IrNode *y, IrShape s)
+{
+    if (ir_is_const_value(y, 0) && keep(x, s))
+        return x;
+    if (ir_is_const_value(x, 0) && keep(y, s))
+        return ir_neg(b, y);
+    if (x == y)
+        return ir_fill(b, s, 0);
+    if (y->op == IR_NEG) /* x - -y -> x + y */
+        return ir_add(b, x, y->args[0]);
+    return NULL;
+}
+
+/* x * 0 -> 0 takes x to be finite, as tinygrad and computer algebra systems
+ * do: the derivatives this IR carries are full of such products. */
+static IrNode *simplify_mul(IrBuilder *b, IrNode *x, IrNode *y, IrShape s)
+{
+    if (ir_is_const_value(x, 0) || ir_is_const_value(y, 0))
+        return ir_fill(b, s, 0);
+    if (ir_is_const_value(y, 1) && keep(x, s))
+        return x;
+    if (ir_is_const_value(x, 1) && keep(y, s))
+        return y;
+    if (ir_is_const_value(y, -1) && keep(x, s))
+        return ir_neg(b, x);
+    if (ir_is_const_value(x, -1) && keep(y, s))
+        return ir_neg(b, y);
+    return NULL;
+}
+
+static IrNode *simplify_binary(IrBuilder *b, IrOp op, IrNode *x, IrNode *y, IrShape s)
+{
+    switch (op) {
+    case IR_ADD: return simplify_add(b, x, y, s);
+    case IR_SUB: return simplify_sub(b, x, y, s);
+    case IR_MUL: return simplify_mul(b, x, y, s);
+    case IR_DIV: return ir_is_const_value(y, 1) ? keep(x, s) : NULL;
+    case IR_POW:
+        if (ir_is_const_value(y, 0))
+            return ir_fill(b, s, 1);
+        return ir_is_const_value(y, 1) ? keep(x, s) : NULL;
+    default: return NULL;
+    }
+}
+
+IrNode *ir_binary(IrBuilder *b, IrOp op, IrNode *x, IrNode *y)
+{
+    if (ir_op_class(op) != IR_BINARY)
+        IR_FAIL("ir_binary with %s", ir_op_name(op));
+    IrNode *args[2] = {x, y};
+    IrShape s = broadcast(2, args, op);
+    if (is_commutative(op) && swap_operands(op, x, y)) {
+        args[0] = y;
+        args[1] = x;
+    }
+    IrNode k = node_template(op, s, 2, args);
+    if (all_const(2, args))
+        return fold(b, &k);
+    IrNode *r = simplify_binary(b, op, args[0], args[1], s);
+    return r ? r : intern(b, &k);
+}
+
+IrNode *ir_add(IrBuilder *b, IrNode *x, IrNode *y) { return ir_binary(b, IR_ADD, x, y); }
+IrNode *ir_sub(IrBuilder *b, IrNode *x, IrNode *y) { return ir_binary(b, IR_SUB, x, y); }
+IrNode *ir_mul(IrBuilder *b, IrNode *x, IrNode *y) { return ir_binary(b, IR_MUL, x, y); }
+IrNode *ir_div(IrBuilder *b, IrNode *x, IrNode *y) { return ir_binary(b, IR_DIV, x, y); }
+IrNode *ir_neg(IrBuilder *b, IrNode *x) { return ir_unary(b, IR_NEG, x); }
+
+static bool all_nonzero(const IrNode *c)
+{
+    int size = ir_shape_size(c->shape);
+    for (int i = 0; i < size; i++)
+        if (c->value[i] == 0)
+            return false;
+    return true;
+}
+
+/* A constant condition whose elements all agree picks its branch outright
+ * (as the interpreter does: nonzero, NaN included, selects x). */
+IrNode *ir_where(IrBuilder *b, IrNode *c, IrNode *x, IrNode *y)
+{
+    IrNode *args[3] = {c, x, y};
+    IrShape s = broadcast(3, args, IR_WHERE);
+    IrNode k = node_template(IR_WHERE, s, 3, args);
+    if (all_const(3, args))
+        return fold(b, &k);
+    IrNode *r = NULL;
+    if (x == y)
+        r = keep(x, s);
+    else if (ir_is_const(c) && all_nonzero(c))
+        r = keep(x, s);
+    else if (ir_is_const_value(c, 0))
+        r = keep(y, s);
+    return r ? r : intern(b, &k);
+}
+
+/* ---- linear algebra and reductions ---- */
+
+static IrShape matmul_shape(IrShape x, IrShape y)
+{
+    char b1[32], b2[32];
+    int inner_x = x.rank == 2 ? x.cols : x.rows; /* [m,n] or [n] */
+    if (x.rank == 0 || y.rank == 0 || inner_x != y.rows)
+        IR_FAIL("matmul of shapes %s and %s", ir_shape_str(x, b1), ir_shape_str(y, b2));
+    if (x.rank == 2 && y.rank == 2)
+        return ir_matrix_shape(x.rows, y.cols);
+    if (x.rank == 2)
+        return ir_vector_shape(x.rows);
+    if (y.rank == 2)
+        return ir_vector_shape(y.cols);
+    return ir_scalar_shape();
+}
+
+IrNode *ir_matmul(IrBuilder *b, IrNode *x, IrNode *y)
+{
+    check_arg(x, "matmul");
+    check_arg(y, "matmul");
+    IrNode *args[2] = {x, y};
+    IrNode k = node_template(IR_MATMUL, matmul_shape(x->shape, y->shape), 2, args);
+    if (all_const(2, args))
+        return fold(b, &k);
+    if (ir_is_const_value(x, 0) || ir_is_const_value(y, 0))
+        return ir_fill(b, k.shape, 0);
+    return intern(b, &k);
+}
+
+/* A scalar or vector is its own transpose (as in NumPy): a vector is a column
+ * here, and there is no row-vector shape to turn it into. */
+IrNode *ir_transpose(IrBuilder *b, IrNode *x)
+{
+    check_arg(x, "transpose");
+    if (x->shape.rank < 2)
+        return x;
+    if (x->op == IR_TRANSPOSE)
+        return x->args[0];
+    IrNode *args[1] = {x};
+    IrNode k = node_template(IR_TRANSPOSE, ir_matrix_shape(x->shape.cols, x->shape.rows), 1, args);
+    return finish(b, &k);
+}
+
+IrNode *ir_outer(IrBuilder *b, IrNode *x, IrNode *y)
+{
+    check_arg(x, "outer");
+    check_arg(y, "outer");
+    if (x->shape.rank != 1 || y->shape.rank != 1) {
+        char b1[32], b2[32];
+        IR_FAIL("outer of shapes %s and %s", ir_shape_str(x->shape, b1), ir_shape_str(y->shape, b2));
+    }
+    IrNode *args[2] = {x, y};
+    IrNode k = node_template(IR_OUTER, ir_matrix_shape(x->shape.rows, y->shape.rows), 2, args);
+    if (all_const(2, args))
+        return fold(b, &k);
+    if (ir_is_const_value(x, 0) || ir_is_const_value(y, 0))
+        return ir_fill(b, k.shape, 0);
+    return intern(b, &k);
+}
+
+IrNode *ir_sum(IrBuilder *b, IrNode *x)
+{
+    check_arg(x, "sum");
+    if (x->shape.rank == 0)
+        return x;
+    IrNode *args[1] = {x};
+    IrNode k = node_template(IR_SUM, ir_scalar_shape(), 1, args);
+    return finish(b, &k);
+}
+
+/* ---- slices, concatenation, stacking ---- */
+
+static void check_slice(const IrNode *x, int row0, int col0, IrShape s)
+{
+    char b1[32], b2[32];
+    if (s.rank > x->shape.rank || row0 < 0 || col0 < 0 || row0 + s.rows > x->shape.rows ||
+        col0 + s.cols > x->shape.cols || (x->shape.rank < 2 && col0 != 0) ||
+        (s.rank < 2 && s.cols != 1))
+        IR_FAIL("slice %s at (%d, %d) of shape %s", ir_shape_str(s, b1), row0, col0,
+                ir_shape_str(x->shape, b2));
+}
+
+/* A slice of a concatenation takes the pieces it overlaps: y[0:2] of
+ * concat(a, b, c) with scalars a, b, c is concat(a, b), y[1] is b. */
+static IrNode *slice_concat(IrBuilder *b, IrNode *x, int row0, IrShape s)
+{
+    int end = row0 + s.rows, n = 0;
+    IrNode **parts = malloc(sizeof *parts * (size_t)x->nargs);
+    if (!parts)
+        IR_FAIL("out of memory");
+    for (int i = 0, at = 0; i < x->nargs; at += x->args[i]->shape.rows, i++) {
+        IrNode *piece = x->args[i];
+        int lo = row0 > at ? row0 : at, hi = end < at + piece->shape.rows ? end : at + piece->shape.rows;
+        if (lo >= hi)
+            continue;
+        if (piece->shape.rank == 0)
+            parts[n++] = piece;
+        else
+            parts[n++] = ir_slice(b, piece, lo - at, 0,
+                                  s.rank == 0 ? ir_scalar_shape() : ir_vector_shape(hi - lo));
+    }
+    IrNode *r = s.rank == 0 ? parts[0] : ir_concat(b, n, parts);
+    free(parts);
+    return r;
+}
+
+/* A slice of stacked rows: an element is an element of one row, a submatrix is
+ * a stack of row slices. A column segment (vector from a matrix) is left alone. */
+static IrNode *slice_stack(IrBuilder *b, IrNode *x, int row0, int col0, IrShape s)
+{
+    if (s.rank == 0)
+        return ir_element(b, x->args[row0], col0, 0);
+    if (s.rank == 1)
+        return NULL;
+    IrNode **rows = malloc(sizeof *rows * (size_t)s.rows);
+    if (!rows)
+        IR_FAIL("out of memory");
+    for (int i = 0; i < s.rows; i++)
+        rows[i] = ir_slice(b, x->args[row0 + i], col0, 0, ir_vector_shape(s.cols));
+    IrNode *r = ir_stack(b, s.rows, rows);
+    free(rows);
+    return r;
+}
+
+static IrNode *simplify_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape s)
+{
+    if (row0 == 0 && col0 == 0 && ir_shape_eq(x->shape, s))
+        return x;
+    if (x->op == IR_SLICE) /* a slice of a slice is one slice of the source */
+        return ir_slice(b, x->args[0], x->attr[0] + row0, x->attr[1] + col0, s);
+    if (x->op == IR_CONCAT)
+        return slice_concat(b, x, row0, s);
+    if (x->op == IR_STACK)
+        return slice_stack(b, x, row0, col0, s);
+    return NULL;
+}
+
+IrNode *ir_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape)
+{
+    check_arg(x, "slice");
+    check_slice(x, row0, col0, shape);
+    IrNode *r = simplify_slice(b, x, row0, col0, shape);
+    if (r)
+        return r;
+    IrNode *args[1] = {x};
+    IrNode k = node_template(IR_SLICE, shape, 1, args);
+    k.attr[0] = row0;
+    k.attr[1] = col0;
+    return finish(b, &k);
+}
+
+IrNode *ir_element(IrBuilder *b, IrNode *x, int row, int col)
+{
+    return ir_slice(b, x, row, col, ir_scalar_shape());
+}
+
+/* Nested concatenations are flattened so that slices see every piece. */
+static int concat_flatten(int n, IrNode **args, IrNode **flat)
+{
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        check_arg(args[i], "concat");
+        if (args[i]->shape.rank > 1) {
+            char buf[32];
+            IR_FAIL("concat of a %s matrix", ir_shape_str(args[i]->shape, buf));
+        }
+        if (args[i]->op == IR_CONCAT) {
+            memcpy(flat + m, args[i]->args, sizeof *flat * (size_t)args[i]->nargs);
+            m += args[i]->nargs;
+        } else {
+            flat[m++] = args[i];
+        }
+    }
+    return m;
+}
+
+static int count_flat(int n, IrNode **args)
+{
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        m += args[i] && args[i]->op == IR_CONCAT ? args[i]->nargs : 1;
+    return m;
+}
+
+/* The vector p is a view of, or NULL; *lo is where the view starts. */
+static IrNode *vector_view(IrNode *p, int *lo)
+{
+    *lo = 0;
+    if (p->op == IR_SLICE && p->args[0]->shape.rank == 1) {
+        *lo = p->attr[0];
+        return p->args[0];
+    }
+    return p->shape.rank == 1 ? p : NULL;
+}
+
+/* Adjacent pieces of one vector join into one slice: [y[0], y[1]] is y[0:2],
+ * which is y itself when y has two elements. Returns the new piece count. */
+static int concat_merge(IrBuilder *b, int m, IrNode **flat)
+{
+    int out = 0;
+    for (int i = 0; i < m;) {
+        int lo, next_lo;
+        IrNode *src = vector_view(flat[i], &lo);
+        int j = i + 1, end = lo + flat[i]->shape.rows;
+        while (src && j < m && vector_view(flat[j], &next_lo) == src && next_lo == end)
+            end += flat[j++]->shape.rows;
+        flat[out++] = j - i > 1 ? ir_slice(b, src, lo, 0, ir_vector_shape(end - lo)) : flat[i];
+        i = j;
+    }
+    return out;
+}
+
+IrNode *ir_concat(IrBuilder *b, int n, IrNode **args)
+{
+    if (n < 1 || !args)
+        IR_FAIL("concat of %d operands", n);
+    if (n == 1 && args[0] && args[0]->shape.rank == 1)
+        return args[0];
+    IrNode **flat = malloc(sizeof *flat * (size_t)count_flat(n, args));
+    if (!flat)
+        IR_FAIL("out of memory");
+    int m = concat_merge(b, concat_flatten(n, args, flat), flat), len = 0;
+    if (m == 1 && flat[0]->shape.rank == 1) {
+        IrNode *only = flat[0];
+        free(flat);
+        return only;
+    }
+    for (int i = 0; i < m; i++)
+        len += flat[i]->shape.rows;
+    IrNode k = node_template(IR_CONCAT, ir_vector_shape(len), m, flat);
+    IrNode *r = finish(b, &k);
+    free(flat);
+    return r;
+}
+
+/* Stacked scalars are a concatenation, built as one so the two forms share. */
+IrNode *ir_stack(IrBuilder *b, int n, IrNode **args)
+{
+    if (n < 1 || !args)
+        IR_FAIL("stack of %d operands", n);
+    for (int i = 0; i < n; i++) {
+        check_arg(args[i], "stack");
+        if (args[i]->shape.rank > 1 || !ir_shape_eq(args[i]->shape, args[0]->shape)) {
+            char b1[32], b2[32];
+            IR_FAIL("stack of shapes %s and %s", ir_shape_str(args[0]->shape, b1),
+                    ir_shape_str(args[i]->shape, b2));
+        }
+    }
+    if (args[0]->shape.rank == 0)
+        return ir_concat(b, n, args);
+    IrNode k = node_template(IR_STACK, ir_matrix_shape(n, args[0]->shape.rows), n, args);
+    return finish(b, &k);
+}

@@ -1,0 +1,399 @@
+/* Printing the IR: infix math for `nodec adjoint` and messages (ir_print_expr,
+ * with the precedence of LANGUAGE.md §3 so that only needed parentheses
+ * appear), the numbered SSA listing of --dump=ir (ir_dump_model), and the
+ * operands-first node order that codegen, eval and the dump walk in. */
+#include "ir.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- topological order ---- */
+
+/* Iterative depth-first search: derived expressions (adjoints of long chains)
+ * can be deeper than a comfortable C stack. Each node's operands have smaller
+ * ids, so the largest root id bounds every id reached. */
+int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order)
+{
+    int max_id = -1;
+    for (int i = 0; i < n; i++)
+        if (roots[i] && roots[i]->id > max_id)
+            max_id = roots[i]->id;
+    int cap = max_id + 1, count = 0, depth = 0;
+    IrNode **out = arena_alloc(arena, sizeof *out * (size_t)(cap > 0 ? cap : 1));
+    bool *seen = calloc((size_t)(cap > 0 ? cap : 1), sizeof *seen);
+    IrNode **stack = malloc(sizeof *stack * (size_t)(cap > 0 ? cap : 1));
+    int *next = malloc(sizeof *next * (size_t)(cap > 0 ? cap : 1));
+    if (!seen || !stack || !next) {
+        fprintf(stderr, "nodec: internal error at compiler/ir_print.c:%d: out of memory\n", __LINE__);
+        abort();
+    }
+    for (int r = 0; r < n; r++) {
+        if (!roots[r] || seen[roots[r]->id])
+            continue;
+        seen[roots[r]->id] = true;
+        stack[depth] = roots[r];
+        next[depth++] = 0;
+        while (depth > 0) {
+            IrNode *top = stack[depth - 1];
+            if (next[depth - 1] < top->nargs) {
+                IrNode *arg = top->args[next[depth - 1]++];
+                if (!seen[arg->id]) {
+                    seen[arg->id] = true;
+                    stack[depth] = arg;
+                    next[depth++] = 0;
+                }
+            } else {
+                out[count++] = top;
+                depth--;
+            }
+        }
+    }
+    free(seen);
+    free(stack);
+    free(next);
+    *order = out;
+    return count;
+}
+
+/* ---- numbers and constants ---- */
+
+/* The shortest %.Ng that reads back exactly (so 0.1 prints "0.1", not
+ * "0.10000000000000001"), with the exponent's padding zeros dropped. */
+static void format_number(char *buf, size_t size, double v)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    char *e = strchr(buf, 'e');
+    if (e) {
+        char *digits = e + 1 + (e[1] == '-' || e[1] == '+');
+        char *nz = digits;
+        while (*nz == '0' && nz[1])
+            nz++;
+        if (e[1] == '+')
+            digits--; /* drop the '+' as well */
+        memmove(digits, nz, strlen(nz) + 1);
+    }
+}
+
+static void print_number(FILE *out, double v)
+{
+    char buf[64];
+    format_number(buf, sizeof buf, v);
+    fputs(buf, out);
+}
+
+enum { PRINT_MAX_VECTOR = 10, PRINT_MAX_MATRIX = 16 }; /* beyond: "const[50, 2]" */
+
+static bool const_uniform(const IrNode *n)
+{
+    return ir_is_const_value(n, n->value[0]);
+}
+
+static void print_const(FILE *out, const IrNode *n)
+{
+    IrShape s = n->shape;
+    int size = ir_shape_size(s);
+    if (s.rank == 0) {
+        print_number(out, n->value[0]);
+    } else if (s.rank == 1 && size > PRINT_MAX_VECTOR && const_uniform(n) &&
+               (n->value[0] == 0 || n->value[0] == 1)) {
+        fprintf(out, "%s(%d)", n->value[0] == 0 ? "zeros" : "ones", s.rows);
+    } else if ((s.rank == 1 && size > PRINT_MAX_VECTOR) || (s.rank == 2 && size > PRINT_MAX_MATRIX)) {
+        char buf[32];
+        fprintf(out, "const%s", ir_shape_str(s, buf));
+    } else if (s.rank == 1) {
+        fputc('[', out);
+        for (int i = 0; i < s.rows; i++) {
+            fputs(i ? ", " : "", out);
+            print_number(out, n->value[i]);
+        }
+        fputc(']', out);
+    } else {
+        fputc('[', out);
+        for (int i = 0; i < s.rows; i++) {
+            fputs(i ? ", [" : "[", out);
+            for (int j = 0; j < s.cols; j++) {
+                fputs(j ? ", " : "", out);
+                print_number(out, n->value[i * s.cols + j]);
+            }
+            fputc(']', out);
+        }
+        fputc(']', out);
+    }
+}
+
+/* ---- infix expressions ---- */
+
+static const char *const op_syms[IR_OP_COUNT] = {
+#define X(name, arity, print, cls) print,
+#include "ir_ops.def"
+#undef X
+};
+
+/* Binding strength, lowest first (LANGUAGE.md §3); comparisons, which appear
+ * only inside where(), bind loosest. */
+enum { PREC_CMP, PREC_ADD, PREC_MUL, PREC_NEG, PREC_POW, PREC_ATOM };
+
+static int node_prec(const IrNode *n)
+{
+    switch (n->op) {
+    case IR_ADD: case IR_SUB: return PREC_ADD;
+    case IR_MUL: case IR_DIV: case IR_MATMUL: return PREC_MUL;
+    case IR_NEG: return PREC_NEG;
+    case IR_POW: return PREC_POW;
+    case IR_LT: case IR_LE: case IR_GT: case IR_GE: case IR_EQ: case IR_NE: return PREC_CMP;
+    case IR_CONST: /* "-2" reads as a negation */
+        return n->shape.rank == 0 && signbit(n->value[0]) ? PREC_NEG : PREC_ATOM;
+    default: return PREC_ATOM;
+    }
+}
+
+static void print_leaf(FILE *out, const IrNode *n, const IrModel *m)
+{
+    const IrVar *vars = NULL;
+    int nvars = 0;
+    if (m && n->op == IR_STATE) {
+        vars = m->states;
+        nvars = m->n_states;
+    } else if (m && n->op == IR_PARAM) {
+        vars = m->params;
+        nvars = m->n_params;
+    }
+    if (n->op == IR_TIME)
+        fputs("t", out);
+    else if (n->op == IR_CONST)
+        print_const(out, n);
+    else if (vars && n->slot < nvars && vars[n->slot].name)
+        fputs(vars[n->slot].name, out);
+    else
+        fprintf(out, "%s@%d", n->op == IR_STATE ? "y" : "p", n->offset);
+}
+
+/* "[1]", "[0:2]", "[1, 0]", "[0:2, 1]", "[0:2, 1:3]" after the sliced operand. */
+static void print_slice_index(FILE *out, const IrNode *n)
+{
+    IrShape src = n->args[0]->shape, s = n->shape;
+    int r = n->attr[0], c = n->attr[1];
+    if (s.rank == 0)
+        fprintf(out, "[%d", r);
+    else
+        fprintf(out, "[%d:%d", r, r + s.rows);
+    if (src.rank == 2 && s.rank < 2)
+        fprintf(out, ", %d", c);
+    else if (src.rank == 2)
+        fprintf(out, ", %d:%d", c, c + s.cols);
+    fputc(']', out);
+}
+
+static void print_prec(FILE *out, const IrNode *n, const IrModel *m, int min_prec);
+
+static void print_call(FILE *out, const char *name, const IrNode *n, const IrModel *m)
+{
+    fprintf(out, "%s(", name);
+    for (int i = 0; i < n->nargs; i++) {
+        fputs(i ? ", " : "", out);
+        print_prec(out, n->args[i], m, PREC_CMP);
+    }
+    fputc(')', out);
+}
+
+/* Whether n prints as a bracketed vector literal, so a stack of such rows
+ * reads as the matrix literal [[a, b], [c, d]]. */
+static bool prints_bracketed(const IrNode *n)
+{
+    if (n->op == IR_CONST)
+        return n->shape.rank == 1 && n->shape.rows <= PRINT_MAX_VECTOR;
+    if (n->op != IR_CONCAT)
+        return false;
+    for (int i = 0; i < n->nargs; i++)
+        if (n->args[i]->shape.rank != 0)
+            return false;
+    return true;
+}
+
+static void print_list(FILE *out, const IrNode *n, const IrModel *m)
+{
+    fputc('[', out);
+    for (int i = 0; i < n->nargs; i++) {
+        fputs(i ? ", " : "", out);
+        print_prec(out, n->args[i], m, PREC_CMP);
+    }
+    fputc(']', out);
+}
+
+static bool all_rows_bracketed(const IrNode *n)
+{
+    for (int i = 0; i < n->nargs; i++)
+        if (!prints_bracketed(n->args[i]))
+            return false;
+    return true;
+}
+
+/* Operands of a left-associative binary operator: the right one binds one
+ * level tighter (a - (b - c)); ^ is right-associative ((a ^ b) ^ c). */
+static void print_infix(FILE *out, const IrNode *n, const IrModel *m, int prec)
+{
+    const char *sym = op_syms[n->op];
+    int left = prec == PREC_POW ? PREC_ATOM : prec == PREC_CMP ? PREC_ADD : prec;
+    int right = prec == PREC_POW ? PREC_POW : prec == PREC_CMP ? PREC_ADD : prec + 1;
+    print_prec(out, n->args[0], m, left);
+    fprintf(out, " %s ", sym);
+    print_prec(out, n->args[1], m, right);
+}
+
+static void print_body(FILE *out, const IrNode *n, const IrModel *m, int prec)
+{
+    switch (n->op) {
+    case IR_CONST: case IR_TIME: case IR_STATE: case IR_PARAM:
+        print_leaf(out, n, m);
+        break;
+    case IR_NEG: /* -(x ^ 2): parenthesised although ^ binds tighter, for the reader */
+        fputc('-', out);
+        print_prec(out, n->args[0], m, PREC_ATOM);
+        break;
+    case IR_SLICE:
+        print_prec(out, n->args[0], m, PREC_ATOM);
+        print_slice_index(out, n);
+        break;
+    case IR_CONCAT:
+        if (prints_bracketed(n))
+            print_list(out, n, m);
+        else
+            print_call(out, "concat", n, m);
+        break;
+    case IR_STACK:
+        if (all_rows_bracketed(n))
+            print_list(out, n, m);
+        else
+            print_call(out, "stack", n, m);
+        break;
+    case IR_MATMUL:
+        print_infix(out, n, m, prec);
+        break;
+    default:
+        if (ir_op_class(n->op) == IR_BINARY)
+            print_infix(out, n, m, prec);
+        else
+            print_call(out, ir_op_name(n->op), n, m);
+        break;
+    }
+}
+
+static void print_prec(FILE *out, const IrNode *n, const IrModel *m, int min_prec)
+{
+    int prec = node_prec(n);
+    bool paren = prec < min_prec;
+    if (paren)
+        fputc('(', out);
+    print_body(out, n, m, prec);
+    if (paren)
+        fputc(')', out);
+}
+
+void ir_print_expr(FILE *out, const IrNode *n, const IrModel *m)
+{
+    if (!n) {
+        fputs("<null>", out);
+        return;
+    }
+    print_prec(out, n, m, PREC_CMP);
+}
+
+/* ---- the SSA listing of --dump=ir ---- */
+
+static void dump_init(FILE *out, const IrVar *v, const IrModel *m)
+{
+    switch (v->init_kind) {
+    case IR_INIT_NONE: break;
+    case IR_INIT_EXPR:
+        fputs(" = ", out);
+        ir_print_expr(out, v->init, m);
+        break;
+    case IR_INIT_NORMAL: fprintf(out, " ~ normal(%g, %g)", v->dist_a, v->dist_b); break;
+    case IR_INIT_UNIFORM: fprintf(out, " ~ uniform(%g, %g)", v->dist_a, v->dist_b); break;
+    case IR_INIT_GLOROT: fputs(" ~ glorot", out); break;
+    }
+}
+
+static void dump_header(FILE *out, const IrModel *m)
+{
+    char buf[32];
+    fprintf(out, "model %s: %d state%s (ny = %d), %d param%s (np = %d)\n", m->name ? m->name : "?",
+            m->n_states, m->n_states == 1 ? "" : "s", m->ny, m->n_params,
+            m->n_params == 1 ? "" : "s", m->np);
+    for (int i = 0; i < m->n_states; i++) {
+        fprintf(out, "  state %s : %s @%d", m->states[i].name, ir_shape_str(m->states[i].shape, buf),
+                m->states[i].offset);
+        dump_init(out, &m->states[i], m);
+        fputc('\n', out);
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        fprintf(out, "  param %s : %s @%d", m->params[i].name, ir_shape_str(m->params[i].shape, buf),
+                m->params[i].offset);
+        dump_init(out, &m->params[i], m);
+        fputc('\n', out);
+    }
+}
+
+static void dump_args(FILE *out, const IrNode *n, const char *sep)
+{
+    for (int i = 0; i < n->nargs; i++)
+        fprintf(out, "%s%%%d", i ? sep : "", n->args[i]->id);
+}
+
+/* "%5 = tanh %4", "%6 = %3 @ %5", "%7 = %2[0:2]". */
+static void dump_node(FILE *out, const IrNode *n, const IrModel *m)
+{
+    char buf[32];
+    fprintf(out, "  %%%d = ", n->id);
+    IrOpClass cls = ir_op_class(n->op);
+    if (n->op == IR_CONST) {
+        fputs("const ", out);
+        print_const(out, n);
+    } else if (n->op == IR_STATE || n->op == IR_PARAM) {
+        fprintf(out, "%s ", ir_op_name(n->op));
+        print_leaf(out, n, m);
+    } else if (cls == IR_LEAF) {
+        print_leaf(out, n, m);
+    } else if (cls == IR_BINARY || n->op == IR_MATMUL) {
+        fprintf(out, "%%%d %s %%%d", n->args[0]->id, op_syms[n->op], n->args[1]->id);
+    } else if (n->op == IR_SLICE) {
+        fprintf(out, "%%%d", n->args[0]->id);
+        print_slice_index(out, n);
+    } else {
+        fprintf(out, "%s ", ir_op_name(n->op));
+        dump_args(out, n, ", ");
+    }
+    fprintf(out, "  : %s\n", ir_shape_str(n->shape, buf));
+}
+
+void ir_dump_model(FILE *out, const IrModel *m)
+{
+    dump_header(out, m);
+    int max_id = -1;
+    for (int i = 0; i < m->n_states; i++)
+        if (m->rhs && m->rhs[i] && m->rhs[i]->id > max_id)
+            max_id = m->rhs[i]->id;
+    bool *printed = calloc((size_t)max_id + 2, sizeof *printed);
+    Arena *scratch = arena_new();
+    for (int i = 0; i < m->n_states; i++) {
+        IrNode *root = m->rhs ? m->rhs[i] : NULL;
+        IrNode **order;
+        int count = root ? ir_topo_order(scratch, 1, &root, &order) : 0;
+        for (int j = 0; j < count; j++) {
+            if (!printed[order[j]->id])
+                dump_node(out, order[j], m);
+            printed[order[j]->id] = true;
+        }
+        if (root)
+            fprintf(out, "  d%s/dt = %%%d\n", m->states[i].name, root->id);
+        else
+            fprintf(out, "  d%s/dt = <missing>\n", m->states[i].name);
+    }
+    arena_free(scratch);
+    free(printed);
+}
