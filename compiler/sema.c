@@ -1,0 +1,704 @@
+/* The checker's driver: registers the declarations of every program (prelude,
+ * imports, the user's file), then builds one IrModel per model: states and
+ * params with their offsets (nets add dotted params), consts, lets in order, one
+ * equation per state. Expressions are lowered in sema_expr.c, directives in
+ * sema_directive.c. */
+#include "sema.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "sema_internal.h"
+
+/* ---- scopes ---- */
+
+Scope *scope_new(Sema *S, Scope *parent)
+{
+    Scope *sc = arena_alloc(S->arena, sizeof *sc);
+    sc->parent = parent;
+    return sc;
+}
+
+Binding *scope_find_local(Scope *sc, const char *name)
+{
+    for (int i = 0; i < sc->n; i++)
+        if (sc->items[i].name == name)
+            return &sc->items[i];
+    return NULL;
+}
+
+Binding *scope_lookup(Scope *sc, const char *name)
+{
+    for (; sc; sc = sc->parent) {
+        Binding *b = scope_find_local(sc, name);
+        if (b)
+            return b;
+    }
+    return NULL;
+}
+
+static const char *bind_kind_text(BindKind k)
+{
+    switch (k) {
+    case B_STATE: return "state";
+    case B_PARAM: return "parameter";
+    case B_CONST: return "constant";
+    case B_LET: case B_LET_PENDING: return "let";
+    case B_ARG: return "argument";
+    case B_NET: return "net";
+    case B_FN: return "fn";
+    case B_TEMPLATE: return "net template";
+    case B_MODEL: return "model";
+    }
+    return "name";
+}
+
+Binding *scope_declare(Sema *S, Scope *sc, const char *name, BindKind kind, SrcLoc loc,
+                       const Ast *ast)
+{
+    Binding *old = scope_find_local(sc, name);
+    if (old) {
+        diag_error(S->diag, loc, "'%s' is already declared", name);
+        diag_note(S->diag, old->loc, "the first declaration of '%s' (a %s) is here", name,
+                  bind_kind_text(old->kind));
+        return NULL;
+    }
+    if (sc->n == sc->cap) {
+        int cap = sc->cap ? 2 * sc->cap : 8;
+        Binding *items = arena_alloc(S->arena, sizeof(Binding) * (size_t)cap);
+        if (sc->n)
+            memcpy(items, sc->items, sizeof(Binding) * (size_t)sc->n);
+        sc->items = items;
+        sc->cap = cap;
+    }
+    Binding *b = &sc->items[sc->n++];
+    *b = (Binding){.name = name, .kind = kind, .loc = loc, .ast = ast, .val = {.kind = V_ERR}};
+    return b;
+}
+
+static void bind(Sema *S, Scope *sc, const Ast *decl, BindKind kind, Val v)
+{
+    Binding *b = scope_declare(S, sc, decl->name, kind, decl->name_loc, decl);
+    if (b)
+        b->val = v;
+}
+
+/* ---- did you mean ---- */
+
+int sema_edit_distance(const char *a, const char *b)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 63 || lb > 63)
+        return 99;
+    int d[64][64];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < d[i][j])
+                d[i][j] = d[i - 2][j - 2] + 1; /* a transposition: MPL for MLP */
+        }
+    return d[la][lb];
+}
+
+/* Short names tolerate one typo, longer ones two. */
+static int suggest_limit(const char *name)
+{
+    int len = (int)strlen(name);
+    return len >= 4 ? 2 : 1;
+}
+
+void sema_suggest(Sema *S, Scope *sc, const char *name, SrcLoc use, int with_builtins)
+{
+    int best = suggest_limit(name) + 1;
+    const char *cand = NULL;
+    SrcLoc at = use;
+    for (; sc; sc = sc->parent)
+        for (int i = 0; i < sc->n; i++) {
+            int d = sema_edit_distance(name, sc->items[i].name);
+            if (d > 0 && d < best) {
+                best = d;
+                cand = sc->items[i].name;
+                at = sc->items[i].loc;
+            }
+        }
+    for (int i = 0; i < sema_n_builtins; i++) {
+        const char *bn = sema_builtin_names[i];
+        int is_value = strcmp(bn, "t") == 0 || strcmp(bn, "pi") == 0;
+        if (!with_builtins && !is_value)
+            continue;
+        int d = sema_edit_distance(name, bn);
+        if (d > 0 && d < best) {
+            best = d;
+            cand = bn;
+            at = use;
+        }
+    }
+    /* a candidate from the stdlib is named at the use: its path is the installation's */
+    if (at.file != use.file)
+        at = use;
+    if (cand)
+        diag_note(S->diag, at, "did you mean '%s'?", cand);
+}
+
+int sema_closest(const char *name, int n, const char *const *cands)
+{
+    int best = suggest_limit(name) + 1, found = -1;
+    for (int i = 0; i < n; i++) {
+        int d = sema_edit_distance(name, cands[i]);
+        if (d > 0 && d < best) {
+            best = d;
+            found = i;
+        }
+    }
+    return found;
+}
+
+void sema_suggest_among(Sema *S, const char *name, SrcLoc use, int n, const char *const *cands)
+{
+    int i = sema_closest(name, n, cands);
+    if (i >= 0)
+        diag_note(S->diag, use, "did you mean '%s'?", cands[i]);
+}
+
+/* ---- declarations shared by models and nets ---- */
+
+static int sema_dims(Sema *S, Scope *sc, const Ast *decl, IrShape *shape)
+{
+    const AstList *dims = &decl->list;
+    *shape = ir_scalar_shape();
+    if (dims->n > 2) {
+        diag_error(S->diag, dims->items[2]->loc,
+                   "'%s' has %d dimensions; values are scalars, vectors or matrices (at most 2)",
+                   decl->name, dims->n);
+        return 0;
+    }
+    int d[2] = {1, 1};
+    for (int i = 0; i < dims->n; i++)
+        if (!sema_const_int(S, sc, dims->items[i], "a dimension", 1, 100000000, &d[i]))
+            return 0;
+    if (dims->n == 1)
+        *shape = ir_vector_shape(d[0]);
+    else if (dims->n == 2)
+        *shape = ir_matrix_shape(d[0], d[1]);
+    return 1;
+}
+
+/* value checked against a declared shape (a scalar fills it); NULL after an error. */
+static IrNode *shape_to_decl(Sema *S, const Ast *decl, IrNode *value, IrShape shape, SrcLoc loc,
+                             const char *what)
+{
+    if (ir_shape_eq(value->shape, shape))
+        return value;
+    if (value->shape.rank == 0)
+        return sema_fill(S, value, shape);
+    char bd[32], bv[32];
+    diag_error(S->diag, loc, "shape mismatch in %s of '%s': declared %s but the value is %s", what,
+               decl->name, sema_shape(shape, bd), sema_shape(value->shape, bv));
+    return NULL;
+}
+
+static const char *dotted(Sema *S, const char *prefix, const char *name)
+{
+    if (!prefix || !*prefix)
+        return name;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s%s", prefix, name);
+    return strtab_cstr(S->names, buf);
+}
+
+static int model_add_param(Sema *S, IrVar v)
+{
+    IrModel *m = S->model;
+    if (m->n_params == S->params_cap) {
+        int cap = S->params_cap ? 2 * S->params_cap : 8;
+        IrVar *p = arena_alloc(S->arena, sizeof(IrVar) * (size_t)cap);
+        if (m->n_params)
+            memcpy(p, m->params, sizeof(IrVar) * (size_t)m->n_params);
+        m->params = p;
+        S->params_cap = cap;
+    }
+    m->params[m->n_params] = v;
+    m->np += ir_shape_size(v.shape);
+    return m->n_params++;
+}
+
+static double dist_arg(Sema *S, Scope *sc, const Ast *dist, int i, int *ok)
+{
+    IrNode *c = sema_const(S, sc, dist->list.items[i], "a distribution argument");
+    if (!c || c->shape.rank != 0) {
+        if (c)
+            diag_error(S->diag, dist->list.items[i]->loc, "a distribution argument must be a scalar");
+        *ok = 0;
+        return 0;
+    }
+    return c->value[0];
+}
+
+/* `~ normal(m, s)`, `~ uniform(a, b)`, `~ glorot` into v. */
+static void param_dist(Sema *S, Scope *sc, const Ast *dist, IrVar *v)
+{
+    const char *name = dist->name;
+    int nargs = dist->kind == AST_CALL ? dist->list.n : 0;
+    int two = strcmp(name, "normal") == 0 || strcmp(name, "uniform") == 0;
+    if (!two && strcmp(name, "glorot") != 0) {
+        static const char *const known[] = {"normal", "uniform", "glorot"};
+        diag_error(S->diag, dist->loc,
+                   "unknown distribution '%s' (expected normal(mean, sd), uniform(a, b) or glorot)", name);
+        sema_suggest_among(S, name, dist->loc, 3, known);
+        return;
+    }
+    if (nargs != (two ? 2 : 0)) {
+        diag_error(S->diag, dist->loc, "wrong number of arguments to '%s': expected %s, got %d", name,
+                   two ? (name[0] == 'n' ? "normal(mean, sd)" : "uniform(a, b)") : "glorot", nargs);
+        return;
+    }
+    if (!two) {
+        if (v->shape.rank != 2)
+            diag_error(S->diag, dist->loc,
+                       "glorot needs a matrix parameter [fan_out, fan_in]; use normal or uniform here");
+        v->init_kind = IR_INIT_GLOROT;
+        return;
+    }
+    int ok = 1;
+    v->dist_a = dist_arg(S, sc, dist, 0, &ok);
+    v->dist_b = dist_arg(S, sc, dist, 1, &ok);
+    v->init_kind = name[0] == 'n' ? IR_INIT_NORMAL : IR_INIT_UNIFORM;
+    if (ok && name[0] == 'n' && v->dist_b < 0)
+        diag_error(S->diag, dist->list.items[1]->loc, "the standard deviation must be >= 0, got %g",
+                   v->dist_b);
+    if (ok && name[0] == 'u' && v->dist_b < v->dist_a)
+        diag_error(S->diag, dist->loc, "uniform(a, b) needs a <= b, got %g > %g", v->dist_a, v->dist_b);
+}
+
+static void declare_param(Sema *S, Scope *sc, const Ast *decl, const char *prefix)
+{
+    IrVar v = {.name = dotted(S, prefix, decl->name), .loc = decl->name_loc};
+    if (!sema_dims(S, sc, decl, &v.shape)) {
+        bind(S, sc, decl, B_PARAM, val_err());
+        return;
+    }
+    if (decl->a && decl->b)
+        diag_error(S->diag, decl->b->loc, "parameter '%s' has both `= value` and `~ distribution`",
+                   decl->name);
+    if (decl->a) {
+        IrNode *c = sema_const(S, sc, decl->a, "a parameter's initial value");
+        if (c && (c = shape_to_decl(S, decl, c, v.shape, decl->a->loc, "the initial value"))) {
+            v.init_kind = IR_INIT_EXPR;
+            v.init = sema_fold(S, c);
+        }
+    } else if (decl->b) {
+        param_dist(S, sc, decl->b, &v);
+    }
+    v.offset = S->model->np;
+    int slot = model_add_param(S, v);
+    bind(S, sc, decl, B_PARAM, val_node(ir_param(S->ir, slot, v.offset, v.shape)));
+}
+
+static void declare_const(Sema *S, Scope *sc, const Ast *decl)
+{
+    IrNode *c = sema_const(S, sc, decl->a, "a constant");
+    IrShape shape;
+    if (c && decl->list.n) {
+        if (!sema_dims(S, sc, decl, &shape))
+            c = NULL;
+        else
+            c = shape_to_decl(S, decl, c, shape, decl->a->loc, "the value");
+    }
+    bind(S, sc, decl, B_CONST, c ? val_node(sema_fold(S, c)) : val_err());
+}
+
+static void declare_net(Sema *S, Scope *sc, const Ast *decl, const char *prefix)
+{
+    NetInst *inst = sema_instantiate(S, sc, decl, prefix);
+    bind(S, sc, decl, B_NET, inst ? (Val){.kind = V_NET, .net = inst} : val_err());
+}
+
+/* ---- net instances ---- */
+
+static int net_args(Sema *S, Scope *sc, const Ast *call, const Ast *tmpl, Scope *inst)
+{
+    if (call->list.n != tmpl->params.n) {
+        diag_error(S->diag, call->loc, "wrong number of arguments to net '%s': expected %d, got %d",
+                   tmpl->name, tmpl->params.n, call->list.n);
+        diag_note(S->diag, tmpl->name_loc, "'%s' is declared here", tmpl->name);
+        return 0;
+    }
+    int ok = 1;
+    for (int i = 0; i < call->list.n; i++) {
+        const Ast *arg = call->list.items[i], *p = tmpl->params.items[i];
+        Val v = val_err();
+        if (arg->kind == AST_ARG)
+            diag_error(S->diag, arg->loc, "net arguments are positional: write %s(...) without '%s ='",
+                       tmpl->name, arg->name);
+        else
+            v = sema_expr_in(S, sc, arg, 0, "a net argument");
+        if (v.kind == V_NODE) {
+            IrNode *c = sema_const_val(S, v, arg->loc, "a net argument");
+            v = c ? val_node(c) : val_err();
+        }
+        ok &= v.kind != V_ERR;
+        Binding *b = scope_declare(S, inst, p->name, B_ARG, p->loc, p);
+        if (b)
+            b->val = v;
+    }
+    return ok;
+}
+
+static void net_items(Sema *S, NetInst *inst)
+{
+    for (int i = 0; i < inst->tmpl->list.n; i++) {
+        const Ast *it = inst->tmpl->list.items[i];
+        switch (it->kind) {
+        case AST_PARAM: declare_param(S, inst->scope, it, inst->prefix); break;
+        case AST_NETUSE: declare_net(S, inst->scope, it, inst->prefix); break;
+        case AST_CONST: declare_const(S, inst->scope, it); break;
+        case AST_LET: bind(S, inst->scope, it, B_LET, sema_expr(S, inst->scope, it->a)); break;
+        default: break; /* forward: at each call; others reported at registration */
+        }
+    }
+}
+
+static const Ast *find_template(Sema *S, Scope *sc, const Ast *call)
+{
+    Binding *b = scope_lookup(S->global, call->name);
+    if (b && b->kind == B_TEMPLATE)
+        return b->ast;
+    SrcLoc at = call->name_loc.line > 0 ? call->name_loc : call->loc;
+    if (b)
+        diag_error(S->diag, at, "'%s' is a %s, not a net template", call->name, bind_kind_text(b->kind));
+    else {
+        diag_error(S->diag, at, "unknown net template '%s'", call->name);
+        sema_suggest(S, S->global, call->name, at, 0);
+    }
+    (void)sc;
+    return NULL;
+}
+
+NetInst *sema_instantiate(Sema *S, Scope *sc, const Ast *netuse, const char *prefix)
+{
+    const Ast *call = netuse->a;
+    if (!call || (call->kind != AST_CALL && call->kind != AST_NAME)) {
+        diag_error(S->diag, netuse->loc, "expected a net template call, like net f = MLP(2, 50, 2, tanh)");
+        return NULL;
+    }
+    const Ast *tmpl = find_template(S, sc, call);
+    if (!tmpl)
+        return NULL;
+    for (int i = 0; i < S->depth; i++)
+        if (S->stack[i] == tmpl) {
+            diag_error(S->diag, netuse->loc, "net '%s' contains itself: nets cannot be recursive",
+                       tmpl->name);
+            return NULL;
+        }
+    if (S->depth >= SEMA_MAX_DEPTH) {
+        diag_error(S->diag, netuse->loc, "nets nested too deeply (more than %d)", SEMA_MAX_DEPTH);
+        return NULL;
+    }
+    NetInst *inst = arena_alloc(S->arena, sizeof *inst);
+    inst->tmpl = tmpl;
+    inst->scope = scope_new(S, S->global);
+    inst->prefix = dotted(S, dotted(S, prefix, netuse->name), ".");
+    AstList noargs = {0};
+    Ast bare = *call; /* `net f = T` without parentheses: no arguments */
+    if (call->kind == AST_NAME)
+        bare.list = noargs;
+    if (!net_args(S, sc, &bare, tmpl, inst->scope))
+        return NULL;
+    int before = S->diag->errors;
+    S->stack[S->depth++] = tmpl;
+    net_items(S, inst);
+    S->depth--;
+    if (S->diag->errors > before)
+        diag_note(S->diag, netuse->name_loc, "in the instance '%s' of net '%s'", netuse->name, tmpl->name);
+    return inst;
+}
+
+/* ---- models ---- */
+
+typedef struct ModelBuild {
+    const Ast **state_decl; /* per state */
+    const Ast **equation;   /* per state, or NULL */
+    char *excused;          /* per state: a misspelled equation was meant for it */
+} ModelBuild;
+
+static void declare_state(Sema *S, Scope *sc, const Ast *decl, ModelBuild *mb)
+{
+    IrModel *m = S->model;
+    IrVar v = {.name = decl->name, .loc = decl->name_loc};
+    int ok = sema_dims(S, sc, decl, &v.shape);
+    v.offset = m->ny;
+    int slot = m->n_states++;
+    m->states[slot] = v;
+    m->ny += ir_shape_size(v.shape);
+    mb->state_decl[slot] = decl;
+    bind(S, sc, decl, B_STATE, ok ? val_node(ir_state(S->ir, slot, v.offset, v.shape)) : val_err());
+}
+
+static void model_declarations(Sema *S, Scope *sc, const Ast *model, ModelBuild *mb)
+{
+    for (int i = 0; i < model->list.n; i++) {
+        const Ast *it = model->list.items[i];
+        switch (it->kind) {
+        case AST_STATE: declare_state(S, sc, it, mb); break;
+        case AST_PARAM: declare_param(S, sc, it, NULL); break;
+        case AST_CONST: declare_const(S, sc, it); break;
+        case AST_NETUSE: declare_net(S, sc, it, NULL); break;
+        case AST_LET: scope_declare(S, sc, it->name, B_LET_PENDING, it->name_loc, it); break;
+        case AST_EQUATION: break;
+        case AST_FORWARD:
+            diag_error(S->diag, it->loc, "forward(...) belongs in a net, not in a model");
+            break;
+        default:
+            diag_error(S->diag, it->loc, "a %s cannot appear inside a model", ast_kind_name(it->kind));
+            break;
+        }
+    }
+}
+
+static void model_lets(Sema *S, Scope *sc, const Ast *model)
+{
+    for (int i = 0; i < model->list.n; i++) {
+        const Ast *it = model->list.items[i];
+        if (it->kind != AST_LET)
+            continue;
+        Val v = sema_expr(S, sc, it->a);
+        Binding *b = scope_find_local(sc, it->name);
+        if (b && b->ast == it) { /* not a duplicate */
+            b->kind = B_LET;
+            b->val = v;
+        }
+    }
+}
+
+static void model_inits(Sema *S, Scope *sc, ModelBuild *mb)
+{
+    IrModel *m = S->model;
+    for (int i = 0; i < m->n_states; i++) {
+        const Ast *decl = mb->state_decl[i];
+        if (!decl->a)
+            continue;
+        Val v = sema_expr_in(S, sc, decl->a, ALLOW_PARAM, "an initial value");
+        if (v.kind == V_ERR)
+            continue;
+        if (v.kind != V_NODE) {
+            diag_error(S->diag, decl->a->loc, "the initial value of '%s' must be a value, not a function",
+                       decl->name);
+            continue;
+        }
+        IrNode *n = shape_to_decl(S, decl, v.node, m->states[i].shape, decl->a->loc, "the initial value");
+        if (n) {
+            m->states[i].init_kind = IR_INIT_EXPR;
+            m->states[i].init = sema_fold(S, n);
+        }
+    }
+}
+
+static void equation_target_error(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb)
+{
+    Binding *b = scope_find_local(sc, eq->name);
+    if (b) {
+        diag_error(S->diag, eq->loc, "'%s' is a %s, not a state: only states have equations", eq->name,
+                   bind_kind_text(b->kind));
+        diag_note(S->diag, b->loc, "'%s' is declared here", eq->name);
+        return;
+    }
+    diag_error(S->diag, eq->loc, "equation for unknown state '%s'", eq->name);
+    const char **names = arena_alloc(S->arena, sizeof(char *) * (size_t)(S->model->n_states + 1));
+    for (int i = 0; i < S->model->n_states; i++)
+        names[i] = S->model->states[i].name;
+    int i = sema_closest(eq->name, S->model->n_states, names);
+    if (i >= 0) { /* so the meant state is not also reported as missing its equation */
+        diag_note(S->diag, mb->state_decl[i]->name_loc, "did you mean '%s'?", names[i]);
+        mb->excused[i] = 1;
+    }
+}
+
+static void model_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb)
+{
+    Binding *b = scope_find_local(sc, eq->name);
+    if (!b || b->kind != B_STATE) {
+        equation_target_error(S, sc, eq, mb);
+        return;
+    }
+    int slot = -1;
+    for (int i = 0; i < S->model->n_states; i++)
+        if (mb->state_decl[i] == b->ast)
+            slot = i;
+    if (mb->equation[slot]) {
+        diag_error(S->diag, eq->loc, "duplicate equation for '%s'", eq->name);
+        diag_note(S->diag, mb->equation[slot]->loc, "the first equation for '%s' is here", eq->name);
+        return;
+    }
+    mb->equation[slot] = eq;
+    Val v = sema_tensor(S, sc, eq->a);
+    if (v.kind == V_ERR || b->val.kind == V_ERR)
+        return;
+    IrShape want = S->model->states[slot].shape;
+    if (!ir_shape_eq(v.node->shape, want) && v.node->shape.rank != 0) {
+        char bw[32], bg[32];
+        diag_error(S->diag, eq->a->loc,
+                   "shape mismatch in the equation for '%s': the state is %s but the right-hand side is %s",
+                   eq->name, sema_shape(want, bw), sema_shape(v.node->shape, bg));
+        return;
+    }
+    S->model->rhs[slot] = sema_fill(S, v.node, want);
+}
+
+static void model_equations(Sema *S, Scope *sc, const Ast *model, ModelBuild *mb)
+{
+    for (int i = 0; i < model->list.n; i++)
+        if (model->list.items[i]->kind == AST_EQUATION)
+            model_equation(S, sc, model->list.items[i], mb);
+    for (int i = 0; i < S->model->n_states; i++) {
+        if (mb->equation[i] || mb->excused[i])
+            continue;
+        const Ast *d = mb->state_decl[i];
+        diag_error(S->diag, d->name_loc.line > 0 ? d->name_loc : d->loc,
+                   "state '%s' has no equation (expected d%s/dt = ...)", d->name, d->name);
+    }
+}
+
+static void model_build(Sema *S, ModelInfo *mi)
+{
+    const Ast *ast = mi->ast;
+    int n = 0;
+    for (int i = 0; i < ast->list.n; i++)
+        n += ast->list.items[i]->kind == AST_STATE;
+    IrModel *m = arena_alloc(S->arena, sizeof *m);
+    m->name = ast->name;
+    m->loc = ast->name_loc;
+    m->states = arena_alloc(S->arena, sizeof(IrVar) * (size_t)(n + 1));
+    m->rhs = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(n + 1));
+    ModelBuild mb = {
+        .state_decl = arena_alloc(S->arena, sizeof(Ast *) * (size_t)(n + 1)),
+        .equation = arena_alloc(S->arena, sizeof(Ast *) * (size_t)(n + 1)),
+        .excused = arena_alloc(S->arena, (size_t)(n + 1)),
+    };
+    S->model = m;
+    S->params_cap = 0;
+    mi->model = m;
+    mi->scope = scope_new(S, S->global);
+    model_declarations(S, mi->scope, ast, &mb);
+    model_lets(S, mi->scope, ast);
+    model_inits(S, mi->scope, &mb);
+    model_equations(S, mi->scope, ast, &mb);
+    S->model = NULL;
+}
+
+/* ---- the programs' top level ---- */
+
+static void check_template(Sema *S, const Ast *net)
+{
+    const Ast *fwd = NULL;
+    for (int i = 0; i < net->list.n; i++) {
+        const Ast *it = net->list.items[i];
+        if (it->kind == AST_FORWARD) {
+            if (fwd) {
+                diag_error(S->diag, it->loc, "net '%s' has more than one forward", net->name);
+                diag_note(S->diag, fwd->loc, "the first forward is here");
+            }
+            fwd = it;
+        } else if (it->kind != AST_PARAM && it->kind != AST_NETUSE && it->kind != AST_CONST &&
+                   it->kind != AST_LET) {
+            diag_error(S->diag, it->loc, "a %s cannot appear inside a net (nets hold params, nets, "
+                       "consts, lets and forward)", ast_kind_name(it->kind));
+        }
+    }
+    if (!fwd)
+        diag_error(S->diag, net->name_loc, "net '%s' has no forward (expected forward(x) = ...)",
+                   net->name);
+}
+
+static void register_decls(Sema *S, const Ast *prog, PtrVec *models)
+{
+    for (int i = 0; i < prog->list.n; i++) {
+        const Ast *it = prog->list.items[i];
+        switch (it->kind) {
+        case AST_FN: scope_declare(S, S->global, it->name, B_FN, it->name_loc, it); break;
+        case AST_NET:
+            if (scope_declare(S, S->global, it->name, B_TEMPLATE, it->name_loc, it))
+                check_template(S, it);
+            break;
+        case AST_MODEL:
+            if (scope_declare(S, S->global, it->name, B_MODEL, it->name_loc, it))
+                ptrvec_push(S->arena, models, (void *)it);
+            break;
+        default: break;
+        }
+    }
+}
+
+static void global_consts(Sema *S, const Ast *prog)
+{
+    for (int i = 0; i < prog->list.n; i++)
+        if (prog->list.items[i]->kind == AST_CONST)
+            declare_const(S, S->global, prog->list.items[i]);
+}
+
+ModelInfo *sema_find_model_info(Sema *S, const char *name)
+{
+    for (int i = 0; i < S->n_models; i++)
+        if (S->models[i].model && strcmp(S->models[i].model->name, name) == 0)
+            return &S->models[i];
+    return NULL;
+}
+
+SemaProgram *sema_check(const SemaInput *in)
+{
+    Sema S = {.arena = in->arena, .names = in->names, .ir = in->ir, .diag = in->diag,
+              .allow = ALLOW_ALL, .context = "this expression"};
+    S.global = scope_new(&S, NULL);
+    PtrVec models = {0};
+    for (int i = 0; i < in->n_programs; i++)
+        register_decls(&S, in->programs[i], &models);
+    for (int i = 0; i < in->n_programs; i++)
+        global_consts(&S, in->programs[i]);
+    S.models = arena_alloc(S.arena, sizeof(ModelInfo) * (size_t)(models.n + 1));
+    SemaProgram *out = arena_alloc(S.arena, sizeof *out);
+    out->models = arena_alloc(S.arena, sizeof(IrModel *) * (size_t)(models.n + 1));
+    for (int i = 0; i < models.n; i++) {
+        S.models[i].ast = models.items[i];
+        model_build(&S, &S.models[i]);
+        out->models[S.n_models++] = S.models[i].model;
+    }
+    out->n_models = S.n_models;
+    if (in->n_programs > 0)
+        sema_directives(&S, in->programs[in->n_programs - 1], out);
+    return in->diag->errors > 0 ? NULL : out;
+}
+
+IrModel *sema_find_model(const SemaProgram *p, const char *name)
+{
+    for (int i = 0; i < p->n_models; i++)
+        if (strcmp(p->models[i]->name, name) == 0)
+            return p->models[i];
+    return NULL;
+}
+
+const char **sema_state_columns(Arena *arena, const IrModel *m)
+{
+    const char **cols = arena_alloc(arena, sizeof(char *) * (size_t)(m->ny + 1));
+    char buf[256];
+    int k = 0;
+    for (int i = 0; i < m->n_states; i++) {
+        const IrVar *v = &m->states[i];
+        for (int r = 0; r < v->shape.rows; r++)
+            for (int c = 0; c < v->shape.cols; c++) {
+                if (v->shape.rank == 0)
+                    snprintf(buf, sizeof buf, "%s", v->name);
+                else if (v->shape.rank == 1)
+                    snprintf(buf, sizeof buf, "%s[%d]", v->name, r);
+                else
+                    snprintf(buf, sizeof buf, "%s[%d,%d]", v->name, r, c);
+                cols[k++] = arena_strndup(arena, buf, strlen(buf));
+            }
+    }
+    return cols;
+}

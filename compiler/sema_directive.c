@@ -1,0 +1,319 @@
+/* Directives of the user's file: `solve` is checked here in full (times, initial
+ * overrides, solver call, output file); `train` and `data` are recorded for the
+ * passes that implement them; `option seed` is read. Whether a known solver is
+ * available is the runner's decision, not the checker's. */
+#include "sema.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "sema_internal.h"
+
+static const char *const solver_names[] = {
+    "euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5", "dop853", "bdf", "rodas4", "kvaerno5",
+};
+enum { N_SOLVERS = sizeof solver_names / sizeof solver_names[0], N_FIXED = 4 };
+static const char *const fixed_keys[] = {"h"};
+static const char *const adaptive_keys[] = {"rtol", "atol", "h0", "max_steps"};
+static const char *const solve_keys[] = {"t", "init", "solver", "output", "samples"};
+
+static int find_name(const char *name, int n, const char *const *names)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static SrcLoc name_loc_of(const Ast *a)
+{
+    return a->name_loc.line > 0 ? a->name_loc : a->loc;
+}
+
+/* Did-you-mean among the models. */
+static ModelInfo *find_model(Sema *S, const Ast *dir)
+{
+    ModelInfo *mi = sema_find_model_info(S, dir->name);
+    if (mi)
+        return mi;
+    diag_error(S->diag, name_loc_of(dir), "unknown model '%s'", dir->name);
+    const char **names = arena_alloc(S->arena, sizeof(char *) * (size_t)(S->n_models + 1));
+    for (int i = 0; i < S->n_models; i++)
+        names[i] = S->models[i].ast->name;
+    sema_suggest_among(S, dir->name, name_loc_of(dir), S->n_models, names);
+    return NULL;
+}
+
+/* ---- t ---- */
+
+static void solve_times(Sema *S, Scope *sc, const Ast *e, SemaSolve *out)
+{
+    out->t_loc = e->loc;
+    IrNode *c = sema_const(S, sc, e, "the output times");
+    if (!c)
+        return;
+    int n = ir_shape_size(c->shape);
+    if (c->shape.rank == 2 || n < 2) {
+        diag_error(S->diag, e->loc,
+                   "the output times need a vector of at least 2 values (t0 and t1), like t = [0, 1]");
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        if (!isfinite(c->value[i])) {
+            diag_error(S->diag, e->loc, "the output times must be finite, but t[%d] is %g", i, c->value[i]);
+            return;
+        }
+    double dir = c->value[1] - c->value[0];
+    for (int i = 1; i < n; i++) {
+        double step = c->value[i] - c->value[i - 1];
+        if (step == 0 || (step > 0) != (dir > 0)) {
+            diag_error(S->diag, e->loc,
+                       "the output times must be strictly increasing or strictly decreasing, but "
+                       "t[%d] = %g follows t[%d] = %g",
+                       i, c->value[i], i - 1, c->value[i - 1]);
+            return;
+        }
+    }
+    out->nt = n;
+    out->t = c->value;
+}
+
+/* ---- init ---- */
+
+static int state_slot(const IrModel *m, const char *name)
+{
+    for (int i = 0; i < m->n_states; i++)
+        if (strcmp(m->states[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static void unknown_state(Sema *S, const IrModel *m, const Ast *entry)
+{
+    diag_error(S->diag, name_loc_of(entry), "'%s' is not a state of model '%s'", entry->name, m->name);
+    const char **names = arena_alloc(S->arena, sizeof(char *) * (size_t)(m->n_states + 1));
+    for (int i = 0; i < m->n_states; i++)
+        names[i] = m->states[i].name;
+    sema_suggest_among(S, entry->name, name_loc_of(entry), m->n_states, names);
+}
+
+static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **seen, SemaSolve *out)
+{
+    IrModel *m = mi->model;
+    if (entry->op == '~') {
+        diag_error(S->diag, entry->loc,
+                   "sampling an initial state (`%s ~ ...`) is not supported yet; "
+                   "give a value with `%s = ...`",
+                   entry->name, entry->name);
+        return;
+    }
+    int slot = state_slot(m, entry->name);
+    if (slot < 0) {
+        unknown_state(S, m, entry);
+        return;
+    }
+    if (seen[slot]) {
+        diag_error(S->diag, name_loc_of(entry), "duplicate initial value for '%s'", entry->name);
+        diag_note(S->diag, name_loc_of(seen[slot]), "the first one is here");
+        return;
+    }
+    seen[slot] = entry;
+    Val v = sema_expr_in(S, mi->scope, entry->a, ALLOW_PARAM, "an initial value");
+    if (v.kind == V_ERR)
+        return;
+    if (v.kind != V_NODE) {
+        diag_error(S->diag, entry->a->loc, "the initial value of '%s' must be a value, not a function",
+                   entry->name);
+        return;
+    }
+    IrShape want = m->states[slot].shape;
+    if (!ir_shape_eq(v.node->shape, want) && v.node->shape.rank != 0) {
+        char bw[32], bg[32];
+        diag_error(S->diag, entry->a->loc,
+                   "shape mismatch in the initial value of '%s': the state is %s but the value is %s",
+                   entry->name, sema_shape(want, bw), sema_shape(v.node->shape, bg));
+        return;
+    }
+    out->init[slot] = sema_fold(S, sema_fill(S, v.node, want));
+}
+
+static void solve_init(Sema *S, ModelInfo *mi, const Ast *e, SemaSolve *out)
+{
+    if (e->kind != AST_RECORD) {
+        diag_error(S->diag, e->loc, "init needs a record of initial states, like init = { x = 1 }");
+        return;
+    }
+    if (!mi)
+        return;
+    const Ast **seen = arena_alloc(S->arena, sizeof(Ast *) * (size_t)(mi->model->n_states + 1));
+    for (int i = 0; i < e->list.n; i++)
+        init_entry(S, mi, e->list.items[i], seen, out);
+}
+
+/* ---- solver ---- */
+
+static void solver_arg(Sema *S, const Ast *arg, int family, SemaCall *call)
+{
+    const char *name = call->name;
+    int fixed = family < N_FIXED;
+    const char *const *keys = fixed ? fixed_keys : adaptive_keys;
+    int nkeys = fixed ? 1 : 4;
+    if (find_name(arg->name, nkeys, keys) < 0) {
+        diag_error(S->diag, arg->loc, "unknown argument '%s' for solver '%s' (expected %s)", arg->name,
+                   name, fixed ? "h" : "rtol, atol, h0 or max_steps");
+        sema_suggest_among(S, arg->name, arg->loc, nkeys, keys);
+        return;
+    }
+    for (int j = 0; j < call->nargs; j++)
+        if (call->args[j].key == arg->name) {
+            diag_error(S->diag, arg->loc, "duplicate argument '%s'", arg->name);
+            return;
+        }
+    IrNode *c = sema_const(S, S->global, arg->a, "a solver argument");
+    if (!c)
+        return;
+    if (c->shape.rank != 0 || !(c->value[0] > 0)) {
+        diag_error(S->diag, arg->a->loc, "solver argument '%s' must be a positive number", arg->name);
+        return;
+    }
+    call->args[call->nargs++] = (SemaArg){.key = arg->name, .loc = arg->a->loc, .value = c->value[0]};
+}
+
+static void solve_solver(Sema *S, const Ast *e, SemaCall *call)
+{
+    if (e->kind != AST_NAME && e->kind != AST_CALL) {
+        diag_error(S->diag, e->loc, "solver needs a name like rk4, or a call like rk4(h = 0.25)");
+        return;
+    }
+    SrcLoc at = name_loc_of(e);
+    int family = find_name(e->name, N_SOLVERS, solver_names);
+    if (family < 0) {
+        diag_error(S->diag, at, "unknown solver '%s'", e->name);
+        sema_suggest_among(S, e->name, at, N_SOLVERS, solver_names);
+        diag_note(S->diag, at, "known solvers: euler, midpoint, heun, rk4 (fixed step, h); bosh3, dopri5, "
+                  "tsit5, dop853 (adaptive); bdf, rodas4, kvaerno5 (implicit)");
+        return;
+    }
+    call->name = e->name;
+    call->loc = at;
+    if (e->kind == AST_NAME)
+        return;
+    call->args = arena_alloc(S->arena, sizeof(SemaArg) * (size_t)(e->list.n + 1));
+    for (int i = 0; i < e->list.n; i++) {
+        const Ast *arg = e->list.items[i];
+        if (arg->kind != AST_ARG) {
+            diag_error(S->diag, arg->loc, "solver arguments must be named, like %s(%s = ...)", e->name,
+                       family < N_FIXED ? "h" : "rtol");
+            continue;
+        }
+        solver_arg(S, arg, family, call);
+    }
+}
+
+/* ---- solve ---- */
+
+static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, SemaSolve *out)
+{
+    const char *key = entry->name;
+    const Ast *v = entry->a;
+    if (strcmp(key, "t") == 0) {
+        solve_times(S, mi ? mi->scope : S->global, v, out);
+    } else if (strcmp(key, "init") == 0) {
+        solve_init(S, mi, v, out);
+    } else if (strcmp(key, "solver") == 0) {
+        solve_solver(S, v, &out->solver);
+    } else if (strcmp(key, "output") == 0) {
+        if (v->kind != AST_STR)
+            diag_error(S->diag, v->loc, "output needs a file name in quotes, like output = \"out.csv\"");
+        out->output = v->kind == AST_STR ? v->str : NULL;
+        out->output_loc = v->loc;
+    } else if (strcmp(key, "samples") == 0) {
+        diag_error(S->diag, name_loc_of(entry), "'samples' in solve is not supported yet");
+    }
+}
+
+static int check_key(Sema *S, const Ast *entry, const Ast **seen)
+{
+    int k = find_name(entry->name, 5, solve_keys);
+    if (k < 0) {
+        diag_error(S->diag, name_loc_of(entry),
+                   "unknown key '%s' in solve (valid keys: t, init, solver, output, samples)", entry->name);
+        sema_suggest_among(S, entry->name, name_loc_of(entry), 5, solve_keys);
+        return 0;
+    }
+    if (seen[k]) {
+        diag_error(S->diag, name_loc_of(entry), "duplicate key '%s' in solve", entry->name);
+        diag_note(S->diag, name_loc_of(seen[k]), "the first '%s' is here", entry->name);
+        return 0;
+    }
+    if (entry->op == '~' || !entry->a) {
+        diag_error(S->diag, entry->loc, "expected '%s = value'", entry->name);
+        return 0;
+    }
+    seen[k] = entry;
+    return 1;
+}
+
+static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
+{
+    ModelInfo *mi = find_model(S, ast);
+    SemaSolve *out = &d->solve;
+    out->model = mi ? mi->model : NULL;
+    if (mi)
+        out->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(mi->model->n_states + 1));
+    const Ast *seen[5] = {0};
+    for (int i = 0; i < ast->list.n; i++) {
+        const Ast *entry = ast->list.items[i];
+        if (check_key(S, entry, seen))
+            solve_entry(S, mi, entry, out);
+    }
+    if (!seen[0])
+        diag_error(S->diag, d->loc, "solve needs 't', the output times (like t = [0, 1])");
+}
+
+/* ---- option ---- */
+
+static void option_directive(Sema *S, const Ast *ast, SemaProgram *out)
+{
+    if (strcmp(ast->name, "seed") != 0) {
+        diag_error(S->diag, name_loc_of(ast), "unknown option '%s' (known options: seed)", ast->name);
+        return;
+    }
+    IrNode *c = sema_const(S, S->global, ast->a, "the seed");
+    if (!c)
+        return;
+    double v = c->value[0];
+    if (c->shape.rank != 0 || v < 0 || v != floor(v) || v > 1.8e19) {
+        diag_error(S->diag, ast->a->loc, "the seed must be a non-negative integer");
+        return;
+    }
+    out->has_seed = true;
+    out->seed = (uint64_t)v;
+}
+
+void sema_directives(Sema *S, const Ast *program, SemaProgram *out)
+{
+    int n = 0;
+    for (int i = 0; i < program->list.n; i++) {
+        AstKind k = program->list.items[i]->kind;
+        n += k == AST_SOLVE || k == AST_TRAIN || k == AST_DATA;
+    }
+    out->dirs = arena_alloc(S->arena, sizeof(SemaDirective) * (size_t)(n + 1));
+    for (int i = 0; i < program->list.n; i++) {
+        const Ast *it = program->list.items[i];
+        if (it->kind == AST_OPTION) {
+            option_directive(S, it, out);
+            continue;
+        }
+        if (it->kind != AST_SOLVE && it->kind != AST_TRAIN && it->kind != AST_DATA)
+            continue;
+        SemaDirective *d = &out->dirs[out->n_dirs++];
+        d->ast = it;
+        d->loc = it->name_loc.line > 0 ? loc_span(it->loc, it->name_loc) : it->loc;
+        d->kind = it->kind == AST_SOLVE ? SEMA_SOLVE : it->kind == AST_TRAIN ? SEMA_TRAIN : SEMA_DATA;
+        if (it->kind == AST_SOLVE)
+            solve_directive(S, it, d);
+        else if (it->kind == AST_TRAIN)
+            find_model(S, it);
+    }
+}

@@ -1,0 +1,937 @@
+/* Expressions: names, operators, literals, indexing, calls of builtins, fns and
+ * net instances, lowered straight into hash-consed IR. Every shape is checked
+ * here before an IR constructor sees it (constructors assume valid shapes), and
+ * a mistake yields V_ERR so that it is reported once, not at every use. */
+#include "sema_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+Val val_err(void)
+{
+    return (Val){.kind = V_ERR};
+}
+
+Val val_node(IrNode *n)
+{
+    return (Val){.kind = V_NODE, .node = n};
+}
+
+const char *sema_shape(IrShape s, char *buf)
+{
+    if (s.rank == 0)
+        snprintf(buf, 32, "scalar");
+    else if (s.rank == 1)
+        snprintf(buf, 32, "[%d]", s.rows);
+    else
+        snprintf(buf, 32, "[%d, %d]", s.rows, s.cols);
+    return buf;
+}
+
+/* ---- dependencies and constants ---- */
+
+static void deps_walk(IrNode *n, unsigned char *seen, int cap, unsigned *acc)
+{
+    if (n->id >= 0 && n->id < cap) {
+        if (seen[n->id])
+            return;
+        seen[n->id] = 1;
+    }
+    if (n->op == IR_STATE)
+        *acc |= ALLOW_STATE;
+    else if (n->op == IR_PARAM)
+        *acc |= ALLOW_PARAM;
+    else if (n->op == IR_TIME)
+        *acc |= ALLOW_TIME;
+    for (int i = 0; i < n->nargs; i++)
+        deps_walk(n->args[i], seen, cap, acc);
+}
+
+unsigned sema_deps(Sema *S, IrNode *n)
+{
+    if (n->op == IR_CONST)
+        return 0;
+    int cap = ir_node_count(S->ir) + 1;
+    unsigned char *seen = arena_alloc(S->arena, (size_t)cap);
+    unsigned acc = 0;
+    deps_walk(n, seen, cap, &acc);
+    return acc;
+}
+
+static const char *deps_text(unsigned d)
+{
+    if (d & ALLOW_STATE)
+        return "a state";
+    if (d & ALLOW_PARAM)
+        return "a parameter";
+    return "the time 't'";
+}
+
+/* The folded constant of a dependency-free node (evaluated once by the IR's
+ * interpreter, so every later pass sees a plain IR_CONST). */
+static IrNode *fold(Sema *S, IrNode *n)
+{
+    if (n->op == IR_CONST)
+        return n;
+    double *v = arena_alloc(S->arena, sizeof(double) * (size_t)ir_shape_size(n->shape));
+    ir_eval(1, &n, 0.0, NULL, NULL, &v);
+    return ir_const(S->ir, n->shape, v);
+}
+
+IrNode *sema_fold(Sema *S, IrNode *n)
+{
+    return sema_deps(S, n) ? n : fold(S, n);
+}
+
+/* A constant tensor from v, or NULL after reporting what must be constant. */
+IrNode *sema_const_val(Sema *S, Val v, SrcLoc loc, const char *what)
+{
+    if (v.kind == V_ERR)
+        return NULL;
+    if (v.kind != V_NODE) {
+        diag_error(S->diag, loc, "%s must be a number, not a function", what);
+        return NULL;
+    }
+    unsigned d = sema_deps(S, v.node);
+    if (d) {
+        diag_error(S->diag, loc, "%s must be constant, but this depends on %s", what, deps_text(d));
+        return NULL;
+    }
+    return fold(S, v.node);
+}
+
+/* A constant integer (any range; callers check theirs). */
+static int val_int(Sema *S, Val v, SrcLoc loc, const char *what, int *out)
+{
+    IrNode *c = sema_const_val(S, v, loc, what);
+    if (!c)
+        return 0;
+    if (c->shape.rank != 0) {
+        char b[32];
+        diag_error(S->diag, loc, "%s must be a scalar integer, got %s", what, sema_shape(c->shape, b));
+        return 0;
+    }
+    double x = c->value[0];
+    if (!(x == floor(x)) || fabs(x) > 1e9) {
+        diag_error(S->diag, loc, "%s must be an integer, got %g", what, x);
+        return 0;
+    }
+    *out = (int)x;
+    return 1;
+}
+
+Val sema_expr_in(Sema *S, Scope *sc, const Ast *e, unsigned allow, const char *context)
+{
+    unsigned old_allow = S->allow;
+    const char *old_context = S->context;
+    S->allow = allow;
+    S->context = context;
+    Val v = sema_expr(S, sc, e);
+    S->allow = old_allow;
+    S->context = old_context;
+    return v;
+}
+
+IrNode *sema_const(Sema *S, Scope *sc, const Ast *e, const char *what)
+{
+    Val v = sema_expr_in(S, sc, e, 0, what);
+    return sema_const_val(S, v, e->loc, what);
+}
+
+int sema_const_int(Sema *S, Scope *sc, const Ast *e, const char *what, int lo, int hi, int *out)
+{
+    Val v = sema_expr_in(S, sc, e, 0, what);
+    if (!val_int(S, v, e->loc, what, out))
+        return 0;
+    if (*out < lo || *out > hi) {
+        diag_error(S->diag, e->loc, "%s must be between %d and %d, got %d", what, lo, hi, *out);
+        return 0;
+    }
+    return 1;
+}
+
+IrNode *sema_fill(Sema *S, IrNode *node, IrShape shape)
+{
+    if (shape.rank == 0 || node->shape.rank != 0)
+        return node;
+    if (node->op == IR_CONST)
+        return ir_fill(S->ir, shape, node->value[0]);
+    int n = shape.rank == 1 ? shape.rows : shape.cols;
+    IrNode **copies = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        copies[i] = node;
+    IrNode *row = ir_concat(S->ir, n, copies);
+    if (shape.rank == 1)
+        return row;
+    IrNode **rows = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)shape.rows);
+    for (int i = 0; i < shape.rows; i++)
+        rows[i] = row;
+    return ir_stack(S->ir, shape.rows, rows);
+}
+
+/* ---- names ---- */
+
+static Val name_error(Sema *S, Scope *sc, const Ast *e)
+{
+    diag_error(S->diag, e->loc, "unknown name '%s'", e->name);
+    sema_suggest(S, sc, e->name, e->loc, 0);
+    return val_err();
+}
+
+static Val name_binding(Sema *S, const Ast *e, Binding *b)
+{
+    switch (b->kind) {
+    case B_STATE:
+        if (!(S->allow & ALLOW_STATE)) {
+            diag_error(S->diag, e->loc, "%s cannot use state '%s'", S->context, e->name);
+            return val_err();
+        }
+        return b->val;
+    case B_PARAM:
+        if (!(S->allow & ALLOW_PARAM)) {
+            diag_error(S->diag, e->loc, "%s cannot use parameter '%s'", S->context, e->name);
+            return val_err();
+        }
+        return b->val;
+    case B_LET:
+        if (b->val.kind == V_NODE && S->allow != ALLOW_ALL) {
+            unsigned d = sema_deps(S, b->val.node) & ~S->allow;
+            if (d) {
+                diag_error(S->diag, e->loc, "%s cannot use '%s', which depends on %s", S->context,
+                           e->name, deps_text(d));
+                return val_err();
+            }
+        }
+        return b->val;
+    case B_LET_PENDING:
+        diag_error(S->diag, e->loc, "'%s' is used before its definition", e->name);
+        diag_note(S->diag, b->loc, "'%s' is defined here; lets are evaluated in order", e->name);
+        return val_err();
+    case B_CONST: case B_ARG: case B_NET:
+        return b->val;
+    case B_FN:
+        return (Val){.kind = V_FN, .fn = b->ast};
+    case B_TEMPLATE:
+        diag_error(S->diag, e->loc,
+                   "'%s' is a net template: declare an instance with `net f = %s(...)` in a model",
+                   e->name, e->name);
+        return val_err();
+    case B_MODEL:
+        diag_error(S->diag, e->loc, "'%s' is a model, not a value", e->name);
+        return val_err();
+    }
+    return val_err();
+}
+
+static Val lower_name(Sema *S, Scope *sc, const Ast *e)
+{
+    Binding *b = scope_lookup(sc, e->name);
+    if (b)
+        return name_binding(S, e, b);
+    if (strcmp(e->name, "t") == 0) {
+        if (!(S->allow & ALLOW_TIME)) {
+            diag_error(S->diag, e->loc, "%s cannot use the time 't'", S->context);
+            return val_err();
+        }
+        return val_node(ir_time(S->ir));
+    }
+    if (strcmp(e->name, "pi") == 0)
+        return val_node(ir_scalar(S->ir, 3.141592653589793));
+    if (sema_is_builtin(e->name))
+        return (Val){.kind = V_BUILTIN, .builtin = e->name};
+    return name_error(S, sc, e);
+}
+
+Val sema_tensor(Sema *S, Scope *sc, const Ast *e)
+{
+    Val v = sema_expr(S, sc, e);
+    if (v.kind == V_FN || v.kind == V_BUILTIN || v.kind == V_NET) {
+        const char *what = v.kind == V_NET ? "a net" : "a function";
+        if (e->kind == AST_NAME)
+            diag_error(S->diag, e->loc, "'%s' is %s: call it with arguments, like %s(x)", e->name,
+                       what, e->name);
+        else
+            diag_error(S->diag, e->loc, "expected a value, but this is %s", what);
+        return val_err();
+    }
+    return v;
+}
+
+/* ---- operators ---- */
+
+static Val lower_matmul(Sema *S, const Ast *e, IrNode *x, IrNode *y)
+{
+    char bx[32], by[32];
+    IrShape a = x->shape, b = y->shape;
+    if (a.rank == 0 || b.rank == 0) {
+        diag_error(S->diag, e->loc,
+                   "shape mismatch in '@': %s @ %s ('@' needs vectors or matrices; use '*' to scale)",
+                   sema_shape(a, bx), sema_shape(b, by));
+        return val_err();
+    }
+    int inner_a = a.rank == 2 ? a.cols : a.rows;
+    if (inner_a != b.rows) {
+        diag_error(S->diag, e->loc, "shape mismatch in '@': %s @ %s (inner dimensions %d and %d differ)",
+                   sema_shape(a, bx), sema_shape(b, by), inner_a, b.rows);
+        return val_err();
+    }
+    if (a.rank == 1 && b.rank == 2) /* v @ M = transpose(M) @ v */
+        return val_node(ir_matmul(S->ir, ir_transpose(S->ir, y), x));
+    return val_node(ir_matmul(S->ir, x, y));
+}
+
+static IrOp binary_op(int op)
+{
+    switch (op) {
+    case OP_ADD: return IR_ADD;
+    case OP_SUB: return IR_SUB;
+    case OP_MUL: return IR_MUL;
+    case OP_DIV: return IR_DIV;
+    case OP_POW: return IR_POW;
+    case OP_LT: return IR_LT;
+    case OP_GT: return IR_GT;
+    case OP_LE: return IR_LE;
+    case OP_GE: return IR_GE;
+    case OP_EQ: return IR_EQ;
+    default: return IR_NE;
+    }
+}
+
+static int elementwise_ok(IrShape a, IrShape b)
+{
+    return a.rank == 0 || b.rank == 0 || ir_shape_eq(a, b);
+}
+
+static Val lower_binary(Sema *S, Scope *sc, const Ast *e)
+{
+    Val l = sema_tensor(S, sc, e->a), r = sema_tensor(S, sc, e->b);
+    if (l.kind == V_ERR || r.kind == V_ERR)
+        return val_err();
+    if (e->op == OP_MATMUL)
+        return lower_matmul(S, e, l.node, r.node);
+    char bl[32], br[32];
+    const char *op = ast_op_text(e->op);
+    if (e->op == OP_POW && r.node->shape.rank != 0) {
+        diag_error(S->diag, e->loc, "shape mismatch in '^': the exponent must be a scalar, got %s",
+                   sema_shape(r.node->shape, br));
+        return val_err();
+    }
+    if (!elementwise_ok(l.node->shape, r.node->shape)) {
+        diag_error(S->diag, e->loc,
+                   "shape mismatch in '%s': %s %s %s (elementwise operands need equal shapes, or one scalar)",
+                   op, sema_shape(l.node->shape, bl), op, sema_shape(r.node->shape, br));
+        return val_err();
+    }
+    return val_node(ir_binary(S->ir, binary_op(e->op), l.node, r.node));
+}
+
+/* ---- literals ---- */
+
+static Val lower_list(Sema *S, Scope *sc, const Ast *e)
+{
+    int n = e->list.n;
+    if (n == 0) {
+        diag_error(S->diag, e->loc, "empty list: a vector needs at least one element");
+        return val_err();
+    }
+    IrNode **items = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)n);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        Val v = sema_tensor(S, sc, e->list.items[i]);
+        bad |= v.kind == V_ERR;
+        items[i] = v.node;
+    }
+    if (bad)
+        return val_err();
+    IrShape first = items[0]->shape;
+    for (int i = 0; i < n; i++) {
+        IrShape s = items[i]->shape;
+        if (s.rank == 2 || !ir_shape_eq(s, first)) {
+            char b0[32], bi[32];
+            diag_error(S->diag, e->list.items[i]->loc,
+                       "shape mismatch in list: element %d is %s but element 0 is %s (a list holds "
+                       "scalars, or vectors of equal length as matrix rows)",
+                       i, sema_shape(s, bi), sema_shape(first, b0));
+            return val_err();
+        }
+    }
+    if (first.rank == 0)
+        return val_node(ir_concat(S->ir, n, items));
+    return val_node(ir_stack(S->ir, n, items));
+}
+
+/* ---- indexing ---- */
+
+typedef struct Range {
+    int lo, hi;  /* half-open */
+    int single;  /* an index, not a slice: drops the dimension */
+} Range;
+
+static int index_bound(Sema *S, Scope *sc, const Ast *e, int lo, int hi, const char *what,
+                       const char *base, int *out)
+{
+    Val v = sema_tensor(S, sc, e);
+    if (!val_int(S, v, e->loc, what, out))
+        return 0;
+    if (*out < lo || *out > hi) {
+        diag_error(S->diag, e->loc, "%s %d is out of range for %s (valid: %d to %d)", what, *out,
+                   base, lo, hi);
+        return 0;
+    }
+    return 1;
+}
+
+/* The range an index item selects in a dimension of n elements. */
+static int index_range(Sema *S, Scope *sc, const Ast *item, int n, const char *base, Range *r)
+{
+    if (item->kind != AST_SLICE) {
+        r->single = 1;
+        if (!index_bound(S, sc, item, 0, n - 1, "index", base, &r->lo))
+            return 0;
+        r->hi = r->lo + 1;
+        return 1;
+    }
+    r->single = 0;
+    r->lo = 0;
+    r->hi = n;
+    if (item->a && !index_bound(S, sc, item->a, 0, n, "slice start", base, &r->lo))
+        return 0;
+    if (item->b && !index_bound(S, sc, item->b, 0, n, "slice end", base, &r->hi))
+        return 0;
+    if (r->hi <= r->lo) {
+        diag_error(S->diag, item->loc, "empty slice %d:%d (a slice a:b needs a < b)", r->lo, r->hi);
+        return 0;
+    }
+    return 1;
+}
+
+static Val index_vector(Sema *S, IrNode *x, Range r)
+{
+    if (r.single)
+        return val_node(ir_element(S->ir, x, r.lo, 0));
+    return val_node(ir_slice(S->ir, x, r.lo, 0, ir_vector_shape(r.hi - r.lo)));
+}
+
+static Val index_matrix(Sema *S, IrNode *x, Range r, Range c)
+{
+    if (r.single && c.single)
+        return val_node(ir_element(S->ir, x, r.lo, c.lo));
+    if (c.single) /* part of a column */
+        return val_node(ir_slice(S->ir, x, r.lo, c.lo, ir_vector_shape(r.hi - r.lo)));
+    if (r.single) /* part of a row: a column of the transpose */
+        return val_node(ir_slice(S->ir, ir_transpose(S->ir, x), c.lo, r.lo,
+                                 ir_vector_shape(c.hi - c.lo)));
+    return val_node(ir_slice(S->ir, x, r.lo, c.lo, ir_matrix_shape(r.hi - r.lo, c.hi - c.lo)));
+}
+
+static Val lower_index(Sema *S, Scope *sc, const Ast *e)
+{
+    Val base = sema_tensor(S, sc, e->a);
+    if (base.kind == V_ERR)
+        return val_err();
+    IrShape s = base.node->shape;
+    char bs[32];
+    sema_shape(s, bs);
+    int n = e->list.n;
+    if (s.rank == 0) {
+        diag_error(S->diag, e->loc, "a scalar cannot be indexed");
+        return val_err();
+    }
+    if (n > s.rank || n == 0) {
+        diag_error(S->diag, e->loc, "a value of shape %s takes %s, got %d", bs,
+                   s.rank == 1 ? "one index" : "one or two indices", n);
+        return val_err();
+    }
+    Range r, c = {0, s.cols, 0};
+    if (!index_range(S, sc, e->list.items[0], s.rows, bs, &r))
+        return val_err();
+    if (s.rank == 1)
+        return index_vector(S, base.node, r);
+    if (n == 2 && !index_range(S, sc, e->list.items[1], s.cols, bs, &c))
+        return val_err();
+    return index_matrix(S, base.node, r, c);
+}
+
+/* ---- builtins ---- */
+
+typedef enum BuiltinKind {
+    BK_UNARY, BK_SUM, BK_MEAN, BK_NORM, BK_DOT, BK_OUTER, BK_TRANSPOSE, BK_CONCAT,
+    BK_FILL, BK_EYE, BK_LINSPACE, BK_WHERE, BK_DIV,
+} BuiltinKind;
+
+typedef struct Builtin {
+    const char *name;
+    int min, max; /* max -1: any number */
+    const char *sig;
+    BuiltinKind kind;
+    IrOp op;
+    double fill;
+} Builtin;
+
+static const Builtin builtins[] = {
+    {"exp", 1, 1, "exp(x)", BK_UNARY, IR_EXP, 0},
+    {"log", 1, 1, "log(x)", BK_UNARY, IR_LOG, 0},
+    {"sqrt", 1, 1, "sqrt(x)", BK_UNARY, IR_SQRT, 0},
+    {"abs", 1, 1, "abs(x)", BK_UNARY, IR_ABS, 0},
+    {"sin", 1, 1, "sin(x)", BK_UNARY, IR_SIN, 0},
+    {"cos", 1, 1, "cos(x)", BK_UNARY, IR_COS, 0},
+    {"tan", 1, 1, "tan(x)", BK_UNARY, IR_TAN, 0},
+    {"tanh", 1, 1, "tanh(x)", BK_UNARY, IR_TANH, 0},
+    {"sigmoid", 1, 1, "sigmoid(x)", BK_UNARY, IR_SIGMOID, 0},
+    {"relu", 1, 1, "relu(x)", BK_UNARY, IR_RELU, 0},
+    {"softplus", 1, 1, "softplus(x)", BK_UNARY, IR_SOFTPLUS, 0},
+    {"sum", 1, 1, "sum(x)", BK_SUM, IR_SUM, 0},
+    {"mean", 1, 1, "mean(x)", BK_MEAN, IR_SUM, 0},
+    {"norm", 1, 1, "norm(x)", BK_NORM, IR_SUM, 0},
+    {"dot", 2, 2, "dot(a, b)", BK_DOT, IR_MATMUL, 0},
+    {"outer", 2, 2, "outer(a, b)", BK_OUTER, IR_OUTER, 0},
+    {"transpose", 1, 1, "transpose(M)", BK_TRANSPOSE, IR_TRANSPOSE, 0},
+    {"concat", 1, -1, "concat(a, b, ...)", BK_CONCAT, IR_CONCAT, 0},
+    {"zeros", 1, 2, "zeros(n) or zeros(m, n)", BK_FILL, IR_CONST, 0},
+    {"ones", 1, 2, "ones(n) or ones(m, n)", BK_FILL, IR_CONST, 1},
+    {"eye", 1, 1, "eye(n)", BK_EYE, IR_CONST, 0},
+    {"linspace", 3, 3, "linspace(a, b, n)", BK_LINSPACE, IR_CONST, 0},
+    {"where", 3, 3, "where(c, a, b)", BK_WHERE, IR_WHERE, 0},
+    {"div", 1, 1, "div(x)", BK_DIV, IR_CONST, 0},
+};
+enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
+
+const char *const sema_builtin_names[] = {
+    "exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "softplus", "sum",
+    "mean", "norm", "dot", "outer", "transpose", "concat", "zeros", "ones", "eye", "linspace",
+    "where", "div", "t", "pi",
+};
+const int sema_n_builtins = sizeof sema_builtin_names / sizeof sema_builtin_names[0];
+
+static const Builtin *builtin_find(const char *name)
+{
+    for (int i = 0; i < N_BUILTINS; i++)
+        if (strcmp(builtins[i].name, name) == 0)
+            return &builtins[i];
+    return NULL;
+}
+
+int sema_is_builtin(const char *name)
+{
+    return builtin_find(name) != NULL;
+}
+
+/* Arguments of a call, already lowered, with where each was written. */
+typedef struct Args {
+    int n;
+    Val *v;
+    SrcLoc *loc;
+    SrcLoc call; /* the callee's name */
+    SrcLoc whole;
+} Args;
+
+static int need_vector(Sema *S, const Builtin *b, Args *a, int i)
+{
+    IrShape s = a->v[i].node->shape;
+    if (s.rank == 1)
+        return 1;
+    char bs[32];
+    diag_error(S->diag, a->loc[i], "shape mismatch in '%s': argument %d must be a vector, got %s",
+               b->name, i + 1, sema_shape(s, bs));
+    return 0;
+}
+
+static Val builtin_dot_outer(Sema *S, const Builtin *b, Args *a)
+{
+    if (!need_vector(S, b, a, 0) || !need_vector(S, b, a, 1))
+        return val_err();
+    IrNode *x = a->v[0].node, *y = a->v[1].node;
+    if (b->kind == BK_OUTER)
+        return val_node(ir_outer(S->ir, x, y));
+    if (x->shape.rows != y->shape.rows) {
+        char bx[32], by[32];
+        diag_error(S->diag, a->whole, "shape mismatch in 'dot': %s and %s (lengths differ)",
+                   sema_shape(x->shape, bx), sema_shape(y->shape, by));
+        return val_err();
+    }
+    return val_node(ir_matmul(S->ir, x, y));
+}
+
+static Val builtin_transpose(Sema *S, Args *a)
+{
+    IrShape s = a->v[0].node->shape;
+    if (s.rank == 2)
+        return val_node(ir_transpose(S->ir, a->v[0].node));
+    char bs[32];
+    diag_error(S->diag, a->loc[0], "shape mismatch in 'transpose': it needs a matrix, got %s%s",
+               sema_shape(s, bs),
+               s.rank == 1 ? " (vectors have no orientation: `v @ M` already computes the "
+                             "row-vector product, and outer(a, b) builds a matrix)"
+                           : "");
+    return val_err();
+}
+
+static Val builtin_concat(Sema *S, Args *a)
+{
+    IrNode **xs = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)a->n);
+    for (int i = 0; i < a->n; i++) {
+        xs[i] = a->v[i].node;
+        if (xs[i]->shape.rank == 2) {
+            char bs[32];
+            diag_error(S->diag, a->loc[i],
+                       "shape mismatch in 'concat': argument %d is %s (concat joins scalars and vectors)",
+                       i + 1, sema_shape(xs[i]->shape, bs));
+            return val_err();
+        }
+    }
+    return val_node(ir_concat(S->ir, a->n, xs));
+}
+
+static int arg_count(Sema *S, Args *a, int i, const char *what, int *out)
+{
+    if (!val_int(S, a->v[i], a->loc[i], what, out))
+        return 0;
+    if (*out < 1) {
+        diag_error(S->diag, a->loc[i], "%s must be at least 1, got %d", what, *out);
+        return 0;
+    }
+    return 1;
+}
+
+static Val builtin_fill(Sema *S, const Builtin *b, Args *a)
+{
+    int m = 0, n = 0;
+    if (!arg_count(S, a, 0, "a size", &m) || (a->n == 2 && !arg_count(S, a, 1, "a size", &n)))
+        return val_err();
+    IrShape s = a->n == 2 ? ir_matrix_shape(m, n) : ir_vector_shape(m);
+    return val_node(ir_fill(S->ir, s, b->fill));
+}
+
+static Val builtin_eye(Sema *S, Args *a)
+{
+    int n = 0;
+    if (!arg_count(S, a, 0, "a size", &n))
+        return val_err();
+    double *v = arena_alloc(S->arena, sizeof(double) * (size_t)n * (size_t)n);
+    for (int i = 0; i < n; i++)
+        v[i * n + i] = 1;
+    return val_node(ir_const(S->ir, ir_matrix_shape(n, n), v));
+}
+
+static Val builtin_linspace(Sema *S, Args *a)
+{
+    IrNode *lo = sema_const_val(S, a->v[0], a->loc[0], "linspace's start");
+    IrNode *hi = sema_const_val(S, a->v[1], a->loc[1], "linspace's end");
+    int n = 0;
+    if (!lo || !hi || !arg_count(S, a, 2, "linspace's count", &n))
+        return val_err();
+    if (lo->shape.rank || hi->shape.rank) {
+        diag_error(S->diag, a->whole, "linspace needs scalar start and end");
+        return val_err();
+    }
+    double x0 = lo->value[0], x1 = hi->value[0];
+    double *v = arena_alloc(S->arena, sizeof(double) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        v[i] = n == 1 ? x0 : x0 + (x1 - x0) * i / (n - 1);
+    if (n > 1)
+        v[n - 1] = x1; /* exact end point */
+    return val_node(ir_const(S->ir, ir_vector_shape(n), v));
+}
+
+static Val builtin_where(Sema *S, Args *a)
+{
+    IrShape common = ir_scalar_shape();
+    for (int i = 0; i < 3; i++) {
+        IrShape s = a->v[i].node->shape;
+        if (s.rank == 0)
+            continue;
+        if (common.rank != 0 && !ir_shape_eq(common, s)) {
+            char b0[32], b1[32];
+            diag_error(S->diag, a->whole,
+                       "shape mismatch in 'where': %s and %s (arguments need equal shapes, or scalars)",
+                       sema_shape(common, b0), sema_shape(s, b1));
+            return val_err();
+        }
+        common = s;
+    }
+    return val_node(ir_where(S->ir, a->v[0].node, a->v[1].node, a->v[2].node));
+}
+
+static Val builtin_reduce(Sema *S, const Builtin *b, IrNode *x)
+{
+    if (b->kind == BK_SUM)
+        return val_node(ir_sum(S->ir, x));
+    if (b->kind == BK_MEAN)
+        return val_node(ir_div(S->ir, ir_sum(S->ir, x), ir_scalar(S->ir, ir_shape_size(x->shape))));
+    return val_node(ir_unary(S->ir, IR_SQRT, ir_sum(S->ir, ir_mul(S->ir, x, x))));
+}
+
+static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
+{
+    switch (b->kind) {
+    case BK_UNARY: return val_node(ir_unary(S->ir, b->op, a->v[0].node));
+    case BK_SUM: case BK_MEAN: case BK_NORM: return builtin_reduce(S, b, a->v[0].node);
+    case BK_DOT: case BK_OUTER: return builtin_dot_outer(S, b, a);
+    case BK_TRANSPOSE: return builtin_transpose(S, a);
+    case BK_CONCAT: return builtin_concat(S, a);
+    case BK_FILL: return builtin_fill(S, b, a);
+    case BK_EYE: return builtin_eye(S, a);
+    case BK_LINSPACE: return builtin_linspace(S, a);
+    case BK_WHERE: return builtin_where(S, a);
+    case BK_DIV: break;
+    }
+    return val_err();
+}
+
+static Val call_builtin(Sema *S, const char *name, Args *a)
+{
+    const Builtin *b = builtin_find(name);
+    if (b->kind == BK_DIV) {
+        diag_error(S->diag, a->whole,
+                   "div() needs symbolic differentiation, which this version of nodec does not have yet");
+        return val_err();
+    }
+    if (a->n < b->min || (b->max >= 0 && a->n > b->max)) {
+        diag_error(S->diag, a->whole, "wrong number of arguments to '%s': expected %s, got %d", name,
+                   b->sig, a->n);
+        return val_err();
+    }
+    for (int i = 0; i < a->n; i++) {
+        if (a->v[i].kind == V_ERR)
+            return val_err();
+        if (a->v[i].kind != V_NODE) {
+            diag_error(S->diag, a->loc[i], "argument %d of '%s' must be a value, not a function", i + 1,
+                       name);
+            return val_err();
+        }
+    }
+    return builtin_apply(S, b, a);
+}
+
+/* ---- fns and net instances ---- */
+
+static int is_broken(Sema *S, const Ast *decl)
+{
+    for (int i = 0; i < S->broken.n; i++)
+        if (S->broken.items[i] == decl)
+            return 1;
+    return 0;
+}
+
+static int check_arity(Sema *S, const Ast *decl, const AstList *params, Args *a, const char *what)
+{
+    if (a->n == params->n)
+        return 1;
+    diag_error(S->diag, a->whole, "wrong number of arguments to %s '%s': expected %d, got %d", what,
+               decl->name, params->n, a->n);
+    diag_note(S->diag, decl->name_loc, "'%s' is declared here", decl->name);
+    return 0;
+}
+
+/* Binds args to params in a fresh child of parent, lowers the lets in order, then
+ * the result: the body of a fn or a forward. */
+static Val inline_body(Sema *S, Scope *parent, const AstList *params, const AstList *lets,
+                       const Ast *result, Args *a)
+{
+    Scope *sc = scope_new(S, parent);
+    for (int i = 0; i < params->n; i++) {
+        const Ast *p = params->items[i];
+        Binding *b = scope_declare(S, sc, p->name, B_ARG, p->loc, p);
+        if (b)
+            b->val = a->v[i];
+    }
+    for (int i = 0; i < lets->n; i++) {
+        const Ast *let = lets->items[i];
+        Val v = sema_expr(S, sc, let->a);
+        Binding *b = scope_declare(S, sc, let->name, B_LET, let->name_loc, let);
+        if (b)
+            b->val = v;
+    }
+    return result ? sema_tensor(S, sc, result) : val_err();
+}
+
+/* Runs an inlined body, marking decl broken when it reported errors so that
+ * later calls stay silent, and pointing at the call that exposed them. */
+static Val inline_guarded(Sema *S, const Ast *decl, Scope *parent, const Ast *body, Args *a)
+{
+    int before = S->diag->errors;
+    S->stack[S->depth++] = decl;
+    Val v = inline_body(S, parent, &body->params, &body->list, body->a, a);
+    S->depth--;
+    if (S->diag->errors > before) {
+        ptrvec_push(S->arena, &S->broken, (void *)decl);
+        diag_note(S->diag, a->call, "in this call of '%s'", decl->name);
+        return val_err();
+    }
+    return v;
+}
+
+static Val call_fn(Sema *S, const Ast *fn, Args *a)
+{
+    if (is_broken(S, fn))
+        return val_err();
+    for (int i = 0; i < S->depth; i++) {
+        if (S->stack[i] == fn) {
+            diag_error(S->diag, a->call,
+                       "recursive call to '%s': fns are inlined, so recursion cannot be compiled",
+                       fn->name);
+            diag_note(S->diag, fn->name_loc, "'%s' is declared here", fn->name);
+            ptrvec_push(S->arena, &S->broken, (void *)fn);
+            return val_err();
+        }
+    }
+    if (S->depth >= SEMA_MAX_DEPTH) {
+        diag_error(S->diag, a->call, "fn calls nested too deeply (more than %d)", SEMA_MAX_DEPTH);
+        return val_err();
+    }
+    if (!check_arity(S, fn, &fn->params, a, "fn"))
+        return val_err();
+    return inline_guarded(S, fn, S->global, fn, a);
+}
+
+static const Ast *net_forward(const Ast *tmpl)
+{
+    for (int i = 0; i < tmpl->list.n; i++)
+        if (tmpl->list.items[i]->kind == AST_FORWARD)
+            return tmpl->list.items[i];
+    return NULL;
+}
+
+static Val call_net(Sema *S, NetInst *net, Args *a)
+{
+    const Ast *fwd = net_forward(net->tmpl);
+    if (!fwd || is_broken(S, net->tmpl))
+        return val_err();
+    if (S->depth >= SEMA_MAX_DEPTH) {
+        diag_error(S->diag, a->call, "net calls nested too deeply (more than %d)", SEMA_MAX_DEPTH);
+        return val_err();
+    }
+    if (!check_arity(S, net->tmpl, &fwd->params, a, "the forward of net"))
+        return val_err();
+    return inline_guarded(S, net->tmpl, net->scope, fwd, a);
+}
+
+static Val call_value(Sema *S, Val f, Args *a, const char *name)
+{
+    for (int i = 0; i < a->n; i++)
+        if (a->v[i].kind == V_ERR)
+            return val_err();
+    switch (f.kind) {
+    case V_FN: return call_fn(S, f.fn, a);
+    case V_BUILTIN: return call_builtin(S, f.builtin, a);
+    case V_NET: return call_net(S, f.net, a);
+    case V_NODE:
+        diag_error(S->diag, a->call, "'%s' is a value, not a function", name);
+        return val_err();
+    case V_ERR: break;
+    }
+    return val_err();
+}
+
+/* Lowers a call's arguments; named arguments belong to directives only. */
+static int lower_args(Sema *S, Scope *sc, const Ast *e, Args *a)
+{
+    int n = e->list.n, ok = 1;
+    a->n = n;
+    a->v = arena_alloc(S->arena, sizeof(Val) * (size_t)(n ? n : 1));
+    a->loc = arena_alloc(S->arena, sizeof(SrcLoc) * (size_t)(n ? n : 1));
+    a->call = e->name_loc.line > 0 ? e->name_loc : e->loc;
+    a->whole = e->loc;
+    for (int i = 0; i < n; i++) {
+        const Ast *arg = e->list.items[i];
+        a->loc[i] = arg->loc;
+        if (arg->kind == AST_ARG) {
+            diag_error(S->diag, arg->loc,
+                       "named argument '%s' is only allowed in directive calls such as rk4(h = 0.25)",
+                       arg->name);
+            ok = 0;
+            continue;
+        }
+        a->v[i] = sema_expr(S, sc, arg);
+        ok &= a->v[i].kind != V_ERR;
+    }
+    return ok;
+}
+
+static Val lower_call(Sema *S, Scope *sc, const Ast *e)
+{
+    Binding *b = scope_lookup(sc, e->name);
+    Val f;
+    if (b && b->kind != B_TEMPLATE && b->kind != B_MODEL && b->kind != B_LET_PENDING) {
+        f = b->kind == B_FN ? (Val){.kind = V_FN, .fn = b->ast} : b->val;
+    } else if (b) {
+        Ast name = *e;
+        name.kind = AST_NAME;
+        name.loc = e->name_loc.line > 0 ? e->name_loc : e->loc;
+        return name_binding(S, &name, b);
+    } else if (sema_is_builtin(e->name)) {
+        f = (Val){.kind = V_BUILTIN, .builtin = e->name};
+    } else {
+        SrcLoc at = e->name_loc.line > 0 ? e->name_loc : e->loc;
+        diag_error(S->diag, at, "unknown function '%s'", e->name);
+        sema_suggest(S, sc, e->name, at, 1);
+        return val_err();
+    }
+    if (f.kind == V_ERR)
+        return f;
+    if (f.kind == V_BUILTIN && strcmp(f.builtin, "div") == 0) { /* before lowering its argument */
+        Args a = {.whole = e->loc};
+        return call_builtin(S, f.builtin, &a);
+    }
+    Args a;
+    if (!lower_args(S, sc, e, &a))
+        return val_err();
+    return call_value(S, f, &a, e->name);
+}
+
+/* ---- the dispatcher ---- */
+
+static Val lower_field(Sema *S, Scope *sc, const Ast *e)
+{
+    Val base = sema_expr(S, sc, e->a);
+    if (base.kind == V_ERR)
+        return base;
+    if (base.kind != V_NET) {
+        diag_error(S->diag, e->loc,
+                   "'.%s' needs a net instance on its left (data fields like obs.y belong in train blocks)",
+                   e->name);
+        return val_err();
+    }
+    Binding *b = scope_find_local(base.net->scope, e->name);
+    if (!b || (b->kind != B_PARAM && b->kind != B_NET && b->kind != B_CONST && b->kind != B_LET)) {
+        diag_error(S->diag, e->loc, "net '%s' has no parameter or net named '%s'",
+                   base.net->tmpl->name, e->name);
+        return val_err();
+    }
+    Ast name = *e;
+    name.kind = AST_NAME;
+    return name_binding(S, &name, b);
+}
+
+Val sema_expr(Sema *S, Scope *sc, const Ast *e)
+{
+    switch (e->kind) {
+    case AST_NUM: return val_node(ir_scalar(S->ir, e->num));
+    case AST_NAME: return lower_name(S, sc, e);
+    case AST_BINARY: return lower_binary(S, sc, e);
+    case AST_NEG: {
+        Val v = sema_tensor(S, sc, e->a);
+        return v.kind == V_ERR ? v : val_node(ir_neg(S->ir, v.node));
+    }
+    case AST_CALL: return lower_call(S, sc, e);
+    case AST_INDEX: return lower_index(S, sc, e);
+    case AST_LIST: return lower_list(S, sc, e);
+    case AST_FIELD: return lower_field(S, sc, e);
+    case AST_DERIV:
+        diag_error(S->diag, e->loc,
+                   "'d%s/dt' can only be used in train blocks (inside a model, name the right-hand "
+                   "side with a let)",
+                   e->name);
+        return val_err();
+    case AST_STR:
+        diag_error(S->diag, e->loc, "a string is not a value here");
+        return val_err();
+    case AST_RECORD:
+        diag_error(S->diag, e->loc, "a record { ... } is not a value here");
+        return val_err();
+    default:
+        diag_error(S->diag, e->loc, "expected an expression");
+        return val_err();
+    }
+}

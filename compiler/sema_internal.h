@@ -1,0 +1,134 @@
+/* Private to the checker (sema.c, sema_expr.c, sema_directive.c): the value an
+ * expression lowers to, scopes of names, and the state of one check. Values are
+ * IR nodes, or functions and net instances passed around by name (`act`), or an
+ * error sentinel so that one mistake gives one message. */
+#ifndef NODEC_SEMA_INTERNAL_H
+#define NODEC_SEMA_INTERNAL_H
+
+#include "sema.h"
+
+typedef enum ValKind {
+    V_ERR,     /* an error was already reported: propagate silently */
+    V_NODE,    /* a tensor: node */
+    V_FN,      /* a user fn: fn (AST_FN) */
+    V_BUILTIN, /* a builtin function by name: builtin */
+    V_NET,     /* a net instance: net */
+} ValKind;
+
+typedef struct NetInst NetInst;
+
+typedef struct Val {
+    ValKind kind;
+    IrNode *node;
+    const Ast *fn;
+    const char *builtin;
+    NetInst *net;
+} Val;
+
+typedef enum BindKind {
+    B_STATE, B_PARAM, B_CONST, B_LET, B_LET_PENDING, B_ARG, B_NET, /* values */
+    B_FN, B_TEMPLATE, B_MODEL,                                   /* global declarations */
+} BindKind;
+
+typedef struct Binding {
+    const char *name;
+    BindKind kind;
+    SrcLoc loc;     /* of the declaring name */
+    Val val;
+    const Ast *ast; /* the declaration */
+} Binding;
+
+typedef struct Scope {
+    struct Scope *parent;
+    Binding *items;
+    int n, cap;
+} Scope;
+
+/* A net instance: its template and the scope holding its arguments, params,
+ * sub-nets and lets (the forward expression is lowered in a child of it). */
+struct NetInst {
+    const Ast *tmpl;
+    Scope *scope;
+    const char *prefix; /* "f.l1." */
+};
+
+/* What an expression may depend on where it is being lowered. */
+enum { ALLOW_STATE = 1, ALLOW_PARAM = 2, ALLOW_TIME = 4, ALLOW_ALL = 7 };
+
+typedef struct ModelInfo {
+    IrModel *model;
+    Scope *scope;
+    const Ast *ast;
+} ModelInfo;
+
+enum { SEMA_MAX_DEPTH = 64 };
+
+typedef struct Sema {
+    Arena *arena;
+    Strtab *names;
+    IrBuilder *ir;
+    Diag *diag;
+    Scope *global;
+    /* what the expression being lowered may use, and how to name it in errors */
+    unsigned allow;
+    const char *context; /* "a constant expression", "an initial value" */
+    /* the model being built (params are appended by nets too) */
+    IrModel *model;
+    int params_cap;
+    /* fns and net templates being inlined / instantiated: recursion detection */
+    const Ast *stack[SEMA_MAX_DEPTH];
+    int depth;
+    PtrVec broken; /* fns whose body already reported an error */
+    ModelInfo *models;
+    int n_models;
+} Sema;
+
+/* ---- sema.c ---- */
+Scope *scope_new(Sema *S, Scope *parent);
+Binding *scope_find_local(Scope *sc, const char *name);
+Binding *scope_lookup(Scope *sc, const char *name);
+/* Adds a binding; a duplicate in the same scope is reported (note at the first)
+ * and NULL returned. */
+Binding *scope_declare(Sema *S, Scope *sc, const char *name, BindKind kind, SrcLoc loc,
+                       const Ast *ast);
+/* Notes "did you mean 'x'?" at the closest name in sc's chain (and the builtins
+ * when with_builtins), if one is within edit distance 2. */
+void sema_suggest(Sema *S, Scope *sc, const char *name, SrcLoc use, int with_builtins);
+void sema_suggest_among(Sema *S, const char *name, SrcLoc use, int n, const char *const *cands);
+int sema_edit_distance(const char *a, const char *b);
+/* Index of the closest of cands within the did-you-mean distance, or -1. */
+int sema_closest(const char *name, int n, const char *const *cands);
+NetInst *sema_instantiate(Sema *S, Scope *sc, const Ast *netuse, const char *prefix);
+/* The model's scope in the list S->models, or NULL. */
+ModelInfo *sema_find_model_info(Sema *S, const char *name);
+
+/* ---- sema_expr.c ---- */
+Val val_err(void);
+Val val_node(IrNode *n);
+Val sema_expr(Sema *S, Scope *sc, const Ast *e);
+/* Lowers e and insists on a tensor (not a function); V_ERR otherwise. */
+Val sema_tensor(Sema *S, Scope *sc, const Ast *e);
+/* Lowers e with only `allow` dependencies, named `context` in errors. */
+Val sema_expr_in(Sema *S, Scope *sc, const Ast *e, unsigned allow, const char *context);
+/* Constant-folds e (reporting when it is not constant): a folded IR_CONST node. */
+IrNode *sema_const(Sema *S, Scope *sc, const Ast *e, const char *what);
+/* The same for an already lowered value (NULL after reporting; silent for V_ERR). */
+IrNode *sema_const_val(Sema *S, Val v, SrcLoc loc, const char *what);
+/* n folded to an IR_CONST when it depends on nothing, else n. */
+IrNode *sema_fold(Sema *S, IrNode *n);
+/* A constant integer in [lo, hi]; what names it in errors ("an index"). */
+int sema_const_int(Sema *S, Scope *sc, const Ast *e, const char *what, int lo, int hi, int *out);
+/* Dependencies of n as ALLOW_* bits. */
+unsigned sema_deps(Sema *S, IrNode *n);
+/* node with a scalar broadcast to shape (shapes already checked) */
+IrNode *sema_fill(Sema *S, IrNode *node, IrShape shape);
+/* Shape string in an arena-free buffer (at least 32 bytes). */
+const char *sema_shape(IrShape s, char *buf);
+int sema_is_builtin(const char *name);
+extern const char *const sema_builtin_names[];
+extern const int sema_n_builtins;
+
+/* ---- sema_directive.c ---- */
+void sema_directives(Sema *S, const Ast *program, SemaProgram *out);
+
+#endif
