@@ -67,7 +67,11 @@ typedef struct Ast {
     struct Ast *a, *b;
     AstList list;
     AstList params;    /* AST_NAME nodes */
+    int depth;         /* expressions: height of the subtree; the parser caps it at
+                        * AST_MAX_DEPTH so recursive passes cannot overflow the stack */
 } Ast;
+
+enum { AST_MAX_DEPTH = 1000 };
 
 typedef struct AstBuilder {
     Arena *arena;
@@ -85,5 +89,9 @@ void ast_dump(FILE *out, const Ast *node);
 /* Parses a whole source file into an AST_PROGRAM; syntax errors go to diag.
  * Returns NULL only when nothing could be parsed at all. */
 Ast *parse_file(AstBuilder *b, const SrcFile *file, Diag *diag);
+
+/* `--dump=tokens`: one token per line as `line:col kind text`; lexical errors
+ * go to diag. */
+void lex_dump_tokens(FILE *out, const SrcFile *file, Diag *diag);
 
 #endif
