@@ -1,5 +1,5 @@
 /* Code generation: IR -> LLVM IR through the LLVM C API -> O2 -> ORC LLJIT, giving
- * the runtime its kernel table. <llvm-c/*> is included only in codegen_llvm.c and
+ * the runtime its kernel table. <llvm-c/...> is included only in codegen_llvm.c and
  * jit.c. */
 #ifndef NODEC_CODEGEN_H
 #define NODEC_CODEGEN_H

@@ -1,0 +1,1020 @@
+/* IR -> LLVM IR: one function per model,
+ *   void <model>_rhs(double t, const double *y, const double *p, double *dydt,
+ *                    int64_t B, double *work)
+ * emitted in IR topological order. A plan pass first decides where every node's
+ * values live (a register, straight in y/p/dydt, a constant global, a view into
+ * another node, or a buffer in work reused once its last reader is done); the
+ * emit pass then writes simple counted loops that O2 vectorises, and calls
+ * OpenBLAS for matrix products large enough to pay for the call. */
+#include "codegen.h"
+#include "codegen_internal.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h> /* temporary MD nodes, for self-referential loop IDs */
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Measured crossover (bench_rhs, docs/codegen.md): a cblas call costs
+ * 35-70 ns, and inline loops whose reduction is shorter than 16 are fully
+ * unrolled and vectorised across rows, beating dgemm at every batch size
+ * measured; from a reduction of 16 on, BLAS wins once a call has ~512
+ * multiply-adds. */
+#define CG_BLAS_MIN_FLOPS 512.0
+#define CG_BLAS_MIN_INNER 16
+
+/* CBLAS enum values (cblas.h), passed as i32. */
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+static double blas_min_flops = CG_BLAS_MIN_FLOPS;
+static int blas_min_inner = CG_BLAS_MIN_INNER;
+
+void cg_set_blas_min_flops(double flops)
+{
+    blas_min_flops = flops < 0 ? CG_BLAS_MIN_FLOPS : flops;
+    blas_min_inner = flops < 0 ? CG_BLAS_MIN_INNER : 0;
+}
+
+double cg_blas_min_flops(void)
+{
+    return blas_min_flops;
+}
+
+/* Where a node's values live. */
+typedef enum PlanKind {
+    PK_PENDING, /* a computed node not yet given storage */
+    PK_REG,     /* an unbatched scalar in an SSA register */
+    PK_STATE,   /* y + offset, sample stride ny */
+    PK_PARAM,   /* p + offset */
+    PK_CONST,   /* a private constant global */
+    PK_VIEW,    /* a contiguous slice: elements of its owner's storage */
+    PK_FIXED,   /* work + off: computed once per call */
+    PK_SAMPLE,  /* work + work_fixed + B*off: sample-major, stride = size */
+    PK_DYDT,    /* a root written straight into dydt + off, stride ny */
+} PlanKind;
+
+typedef struct Plan {
+    PlanKind kind;
+    long off;     /* FIXED/SAMPLE: buffer offset; VIEW: element offset; DYDT: state offset */
+    int owner;    /* topo index of the node whose storage holds this one */
+    int last_use; /* topo index of the last reader of the owner's storage */
+    int block;    /* FIXED/SAMPLE: pool block index */
+} Plan;
+
+/* A node's values as the emitter reads them: element k of sample b is
+ * ptr[b*bstride + k], or reg when every element equals it. */
+typedef struct CgVal {
+    LLVMValueRef ptr;
+    LLVMValueRef reg;
+    long bstride; /* 0: unbatched (the same for every sample) */
+    int size;     /* elements per sample */
+} CgVal;
+
+/* A first-fit pool of work buffers (fixed or per-sample region). */
+typedef struct PoolBlock {
+    long off, size;
+    bool busy;
+} PoolBlock;
+
+typedef struct Pool {
+    PoolBlock *blk;
+    int n;
+    long total;
+} Pool;
+
+typedef struct Cg {
+    const IrModel *m;
+    Arena *arena;
+    int count;
+    IrNode **order;
+    int *index; /* topo index by node id */
+    Plan *plan;
+    CgVal *val;
+    Pool fixed, sample;
+
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef bld;
+    LLVMValueRef fn;
+    LLVMTypeRef t_f64, t_i64, t_i32, t_ptr, t_dgemm, t_dgemv;
+    LLVMValueRef v_t, v_y, v_p, v_dydt, v_B, v_work, v_sample;
+} Cg;
+
+/* A counted loop i = 0 .. n-1, optionally carrying one double accumulator. */
+typedef struct CgLoop {
+    LLVMBasicBlockRef head, exit;
+    LLVMValueRef i, acc, n;
+} CgLoop;
+
+/* Loops with at most this many (constant) trips are left to LLVM's full
+ * unroller, which turns small reductions and rows into straight-line code;
+ * longer and batch-sized loops are marked not to unroll, which halves the JIT
+ * compile time at no measured cost (docs/codegen.md). */
+enum { CG_UNROLL_MAX_TRIPS = 16 };
+
+/* ---- planning ---- */
+
+static bool is_elementwise(IrOp op)
+{
+    IrOpClass c = ir_op_class(op);
+    return c == IR_UNARY || c == IR_BINARY || op == IR_WHERE;
+}
+
+static bool is_batched(const IrNode *n)
+{
+    return (n->flags & IR_BATCHED) != 0;
+}
+
+static int topo(const Cg *cg, const IrNode *n)
+{
+    return cg->index[n->id];
+}
+
+/* A slice is a view when its extent is contiguous in the source: whole rows,
+ * or part of a single row (eval_slice's indexing in ir_eval.c). */
+static bool slice_is_view(const IrNode *n)
+{
+    return n->shape.rows == 1 || n->shape.cols == n->args[0]->shape.cols;
+}
+
+static void plan_leaf_or_view(Cg *cg, int i)
+{
+    IrNode *n = cg->order[i];
+    Plan *pl = &cg->plan[i];
+    pl->owner = i;
+    switch (n->op) {
+    case IR_CONST: pl->kind = ir_shape_size(n->shape) == 1 ? PK_REG : PK_CONST; return;
+    case IR_TIME: pl->kind = PK_REG; return;
+    case IR_STATE: pl->kind = PK_STATE; return;
+    case IR_PARAM: pl->kind = PK_PARAM; return;
+    case IR_SLICE: {
+        const Plan *src = &cg->plan[topo(cg, n->args[0])];
+        if (src->kind != PK_REG && slice_is_view(n)) {
+            pl->kind = PK_VIEW;
+            pl->owner = src->owner;
+            pl->off = (long)n->attr[0] * n->args[0]->shape.cols + n->attr[1];
+            return;
+        }
+        break;
+    }
+    default: break;
+    }
+    bool scalar = n->shape.rank == 0 && !is_batched(n);
+    pl->kind = scalar && is_elementwise(n->op) ? PK_REG : PK_PENDING;
+}
+
+/* Batched roots are computed straight into dydt (no copy), once each. */
+static void plan_roots(Cg *cg)
+{
+    for (int s = 0; s < cg->m->n_states; s++) {
+        IrNode *r = cg->m->rhs[s];
+        Plan *pl = &cg->plan[topo(cg, r)];
+        if (pl->kind == PK_PENDING && is_batched(r)) {
+            pl->kind = PK_DYDT;
+            pl->off = cg->m->states[s].offset;
+        }
+    }
+}
+
+/* last_use of every owner: its readers' and its views' readers' last. */
+static void plan_liveness(Cg *cg)
+{
+    for (int i = 0; i < cg->count; i++)
+        cg->plan[i].last_use = i;
+    for (int i = 0; i < cg->count; i++) {
+        IrNode *n = cg->order[i];
+        for (int a = 0; a < n->nargs; a++) {
+            Plan *pa = &cg->plan[topo(cg, n->args[a])];
+            if (pa->last_use < i)
+                pa->last_use = i;
+        }
+    }
+    for (int s = 0; s < cg->m->n_states; s++)
+        cg->plan[topo(cg, cg->m->rhs[s])].last_use = cg->count; /* read by the final copy */
+    for (int i = cg->count - 1; i >= 0; i--) {
+        Plan *pl = &cg->plan[i];
+        Plan *owner = &cg->plan[pl->owner];
+        if (owner->last_use < pl->last_use)
+            owner->last_use = pl->last_use;
+    }
+}
+
+static int pool_alloc(Pool *pool, long size)
+{
+    int best = -1;
+    for (int b = 0; b < pool->n; b++) {
+        PoolBlock *k = &pool->blk[b];
+        if (!k->busy && k->size >= size && (best < 0 || k->size < pool->blk[best].size))
+            best = b;
+    }
+    if (best < 0 && pool->n > 0 && !pool->blk[pool->n - 1].busy) {
+        best = pool->n - 1; /* grow the free block at the end */
+        pool->total += size - pool->blk[best].size;
+        pool->blk[best].size = size;
+    }
+    if (best < 0) {
+        best = pool->n++;
+        pool->blk[best] = (PoolBlock){pool->total, size, false};
+        pool->total += size;
+    }
+    pool->blk[best].busy = true;
+    return best;
+}
+
+static void plan_buffers(Cg *cg)
+{
+    for (int i = 0; i < cg->count; i++) {
+        IrNode *n = cg->order[i];
+        Plan *pl = &cg->plan[i];
+        if (pl->kind == PK_PENDING) {
+            Pool *pool = is_batched(n) ? &cg->sample : &cg->fixed;
+            pl->kind = is_batched(n) ? PK_SAMPLE : PK_FIXED;
+            pl->block = pool_alloc(pool, ir_shape_size(n->shape));
+            pl->off = pool->blk[pl->block].off;
+        }
+        /* operands whose storage nobody reads after this node */
+        for (int a = 0; a < n->nargs; a++) {
+            Plan *owner = &cg->plan[cg->plan[topo(cg, n->args[a])].owner];
+            if (owner->last_use != i)
+                continue;
+            if (owner->kind == PK_FIXED)
+                cg->fixed.blk[owner->block].busy = false;
+            else if (owner->kind == PK_SAMPLE)
+                cg->sample.blk[owner->block].busy = false;
+        }
+    }
+}
+
+static void cg_plan(Cg *cg)
+{
+    int max_id = 0;
+    for (int i = 0; i < cg->count; i++)
+        max_id = cg->order[i]->id > max_id ? cg->order[i]->id : max_id;
+    cg->index = arena_alloc(cg->arena, sizeof *cg->index * (size_t)(max_id + 1));
+    cg->plan = arena_alloc(cg->arena, sizeof *cg->plan * (size_t)cg->count);
+    cg->val = arena_alloc(cg->arena, sizeof *cg->val * (size_t)cg->count);
+    cg->fixed.blk = arena_alloc(cg->arena, sizeof(PoolBlock) * (size_t)cg->count);
+    cg->sample.blk = arena_alloc(cg->arena, sizeof(PoolBlock) * (size_t)cg->count);
+    for (int i = 0; i < cg->count; i++)
+        cg->index[cg->order[i]->id] = i;
+    for (int i = 0; i < cg->count; i++)
+        plan_leaf_or_view(cg, i);
+    plan_roots(cg);
+    plan_liveness(cg);
+    plan_buffers(cg);
+}
+
+/* ---- small emit helpers ---- */
+
+static LLVMValueRef cg_i64(Cg *cg, long v)
+{
+    return LLVMConstInt(cg->t_i64, (unsigned long long)v, 1);
+}
+
+static LLVMValueRef cg_i32(Cg *cg, long v)
+{
+    return LLVMConstInt(cg->t_i32, (unsigned long long)v, 1);
+}
+
+static LLVMValueRef cg_f64(Cg *cg, double v)
+{
+    return LLVMConstReal(cg->t_f64, v);
+}
+
+static LLVMValueRef cg_gep(Cg *cg, LLVMValueRef ptr, LLVMValueRef idx, const char *name)
+{
+    return LLVMBuildInBoundsGEP2(cg->bld, cg->t_f64, ptr, &idx, 1, name);
+}
+
+static LLVMValueRef cg_mul(Cg *cg, LLVMValueRef a, long c)
+{
+    if (c == 1)
+        return a;
+    return LLVMBuildNSWMul(cg->bld, a, cg_i64(cg, c), "");
+}
+
+static LLVMValueRef cg_add(Cg *cg, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildNSWAdd(cg->bld, a, b, "");
+}
+
+/* Element k (i64) of sample b (i64, or NULL for sample 0) of v. */
+static LLVMValueRef cg_load(Cg *cg, const CgVal *v, LLVMValueRef b, LLVMValueRef k)
+{
+    if (v->reg)
+        return v->reg;
+    LLVMValueRef idx = v->bstride && b ? cg_add(cg, cg_mul(cg, b, v->bstride), k) : k;
+    LLVMValueRef ld = LLVMBuildLoad2(cg->bld, cg->t_f64, cg_gep(cg, v->ptr, idx, ""), "v_ld");
+    LLVMSetAlignment(ld, 8);
+    return ld;
+}
+
+static void cg_store(Cg *cg, const CgVal *v, LLVMValueRef b, LLVMValueRef k, LLVMValueRef x)
+{
+    LLVMValueRef idx = v->bstride && b ? cg_add(cg, cg_mul(cg, b, v->bstride), k) : k;
+    LLVMValueRef st = LLVMBuildStore(cg->bld, x, cg_gep(cg, v->ptr, idx, ""));
+    LLVMSetAlignment(st, 8);
+}
+
+static LLVMBasicBlockRef cg_block(Cg *cg, const char *name)
+{
+    return LLVMAppendBasicBlockInContext(cg->ctx, cg->fn, name);
+}
+
+/* Opens `for (i = 0; i < n; i++)` (tag names its blocks b_<tag>_*); acc_init,
+ * when non-NULL, starts a double accumulator phi. The body follows. */
+static LLVMValueRef cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef n, const char *tag,
+                                  LLVMValueRef acc_init)
+{
+    char name[64];
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(cg->bld);
+    snprintf(name, sizeof name, "b_%s_head", tag);
+    l->head = cg_block(cg, name);
+    snprintf(name, sizeof name, "b_%s_body", tag);
+    LLVMBasicBlockRef body = cg_block(cg, name);
+    snprintf(name, sizeof name, "b_%s_done", tag);
+    l->exit = cg_block(cg, name);
+    LLVMBuildBr(cg->bld, l->head);
+    LLVMPositionBuilderAtEnd(cg->bld, l->head);
+    snprintf(name, sizeof name, "v_%s", tag);
+    l->i = LLVMBuildPhi(cg->bld, cg->t_i64, name);
+    LLVMValueRef zero = cg_i64(cg, 0);
+    LLVMAddIncoming(l->i, &zero, &pre, 1);
+    l->acc = NULL;
+    l->n = n;
+    if (acc_init) {
+        l->acc = LLVMBuildPhi(cg->bld, cg->t_f64, "v_acc");
+        LLVMAddIncoming(l->acc, &acc_init, &pre, 1);
+    }
+    LLVMValueRef more = LLVMBuildICmp(cg->bld, LLVMIntSLT, l->i, n, "");
+    LLVMBuildCondBr(cg->bld, more, body, l->exit);
+    LLVMPositionBuilderAtEnd(cg->bld, body);
+    return l->i;
+}
+
+/* A distinct, self-referential loop ID: !{!self, !{"llvm.loop.unroll.disable"}}. */
+static LLVMValueRef cg_md_no_unroll(Cg *cg)
+{
+    static const char key[] = "llvm.loop.unroll.disable";
+    LLVMMetadataRef str = LLVMMDStringInContext2(cg->ctx, key, sizeof key - 1);
+    LLVMMetadataRef ops[2] = {LLVMTemporaryMDNode(cg->ctx, NULL, 0),
+                              LLVMMDNodeInContext2(cg->ctx, &str, 1)};
+    LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(ops[0], id); /* also deletes the temporary */
+    return LLVMMetadataAsValue(cg->ctx, id);
+}
+
+/* Closes the loop; acc_next feeds the accumulator (l->acc is its final value
+ * after the loop). */
+static void cg_loop_end(Cg *cg, CgLoop *l, LLVMValueRef acc_next)
+{
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(cg->bld);
+    LLVMValueRef next = LLVMBuildNUWAdd(cg->bld, l->i, cg_i64(cg, 1), "");
+    LLVMAddIncoming(l->i, &next, &latch, 1);
+    if (l->acc)
+        LLVMAddIncoming(l->acc, &acc_next, &latch, 1);
+    LLVMValueRef br = LLVMBuildBr(cg->bld, l->head);
+    bool small = LLVMIsAConstantInt(l->n) && LLVMConstIntGetSExtValue(l->n) <= CG_UNROLL_MAX_TRIPS;
+    if (!small)
+        LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9), cg_md_no_unroll(cg));
+    LLVMPositionBuilderAtEnd(cg->bld, l->exit);
+}
+
+/* Samples to loop over for a value with this stride. */
+static LLVMValueRef cg_samples(Cg *cg, long bstride)
+{
+    return bstride ? cg->v_B : cg_i64(cg, 1);
+}
+
+static LLVMValueRef cg_intrinsic(Cg *cg, const char *name, int nargs, LLVMValueRef *args)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &cg->t_f64, 1);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, &cg->t_f64, 1);
+    return LLVMBuildCall2(cg->bld, fty, fn, args, (unsigned)nargs, "");
+}
+
+/* A libm function double(double), resolved by the JIT in the process. */
+static LLVMValueRef cg_libm(Cg *cg, const char *name, LLVMValueRef x)
+{
+    LLVMTypeRef fty = LLVMFunctionType(cg->t_f64, &cg->t_f64, 1, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
+    if (!fn)
+        fn = LLVMAddFunction(cg->mod, name, fty);
+    return LLVMBuildCall2(cg->bld, fty, fn, &x, 1, "");
+}
+
+/* ---- elementwise ops ---- */
+
+static LLVMValueRef cg_bool(Cg *cg, LLVMRealPredicate pred, LLVMValueRef x, LLVMValueRef y)
+{
+    return LLVMBuildUIToFP(cg->bld, LLVMBuildFCmp(cg->bld, pred, x, y, ""), cg->t_f64, "");
+}
+
+static LLVMValueRef cg_select(Cg *cg, LLVMRealPredicate pred, LLVMValueRef x, LLVMValueRef y,
+                              LLVMValueRef then, LLVMValueRef otherwise)
+{
+    return LLVMBuildSelect(cg->bld, LLVMBuildFCmp(cg->bld, pred, x, y, ""), then, otherwise, "");
+}
+
+/* The forms of ir_eval.c, so the two agree to rounding: sigmoid splits on the
+ * sign (exp(-|x|) is exp(-x) for x >= 0 and exp(x) below), softplus is
+ * max(x,0) + log1p(exp(-|x|)). */
+static LLVMValueRef cg_sigmoid(Cg *cg, LLVMValueRef x)
+{
+    LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", 1, &x);
+    LLVMValueRef nax = LLVMBuildFNeg(cg->bld, ax, "");
+    LLVMValueRef e = cg_intrinsic(cg, "llvm.exp", 1, &nax);
+    LLVMValueRef d = LLVMBuildFAdd(cg->bld, cg_f64(cg, 1), e, "");
+    LLVMValueRef pos = LLVMBuildFDiv(cg->bld, cg_f64(cg, 1), d, "");
+    LLVMValueRef neg = LLVMBuildFDiv(cg->bld, e, d, "");
+    return cg_select(cg, LLVMRealOGE, x, cg_f64(cg, 0), pos, neg);
+}
+
+static LLVMValueRef cg_softplus(Cg *cg, LLVMValueRef x)
+{
+    LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", 1, &x);
+    LLVMValueRef nax = LLVMBuildFNeg(cg->bld, ax, "");
+    LLVMValueRef e = cg_intrinsic(cg, "llvm.exp", 1, &nax);
+    LLVMValueRef mx[2] = {x, cg_f64(cg, 0)};
+    LLVMValueRef hi = cg_intrinsic(cg, "llvm.maxnum", 2, mx);
+    return LLVMBuildFAdd(cg->bld, hi, cg_libm(cg, "log1p", e), "");
+}
+
+static LLVMValueRef cg_unary(Cg *cg, IrOp op, LLVMValueRef x)
+{
+    LLVMValueRef zero = cg_f64(cg, 0), one = cg_f64(cg, 1);
+    switch (op) {
+    case IR_NEG: return LLVMBuildFNeg(cg->bld, x, "");
+    case IR_EXP: return cg_intrinsic(cg, "llvm.exp", 1, &x);
+    case IR_LOG: return cg_intrinsic(cg, "llvm.log", 1, &x);
+    case IR_SQRT: return cg_intrinsic(cg, "llvm.sqrt", 1, &x);
+    case IR_ABS: return cg_intrinsic(cg, "llvm.fabs", 1, &x);
+    case IR_SIN: return cg_intrinsic(cg, "llvm.sin", 1, &x);
+    case IR_COS: return cg_intrinsic(cg, "llvm.cos", 1, &x);
+    case IR_TAN: return cg_libm(cg, "tan", x);
+    case IR_TANH: return cg_libm(cg, "tanh", x);
+    case IR_SIGMOID: return cg_sigmoid(cg, x);
+    case IR_RELU: return cg_select(cg, LLVMRealOGT, x, zero, x, zero);
+    case IR_SOFTPLUS: return cg_softplus(cg, x);
+    case IR_SIGN:
+        return cg_select(cg, LLVMRealOGT, x, zero, one,
+                         cg_select(cg, LLVMRealOLT, x, zero, cg_f64(cg, -1), zero));
+    case IR_STEP: return cg_select(cg, LLVMRealOGT, x, zero, one, zero);
+    default: return NULL;
+    }
+}
+
+/* x^2 and x^3 by multiplication (a cube is the MLP's y^3); other exponents
+ * through llvm.pow. */
+static LLVMValueRef cg_pow(Cg *cg, const IrNode *n, LLVMValueRef x, LLVMValueRef e)
+{
+    const IrNode *ex = n->args[1];
+    if (ir_shape_size(ex->shape) == 1 && ir_is_const_value(ex, 2))
+        return LLVMBuildFMul(cg->bld, x, x, "");
+    if (ir_shape_size(ex->shape) == 1 && ir_is_const_value(ex, 3))
+        return LLVMBuildFMul(cg->bld, LLVMBuildFMul(cg->bld, x, x, ""), x, "");
+    LLVMValueRef args[2] = {x, e};
+    return cg_intrinsic(cg, "llvm.pow", 2, args);
+}
+
+static LLVMValueRef cg_binary(Cg *cg, const IrNode *n, LLVMValueRef x, LLVMValueRef y)
+{
+    switch (n->op) {
+    case IR_ADD: return LLVMBuildFAdd(cg->bld, x, y, "");
+    case IR_SUB: return LLVMBuildFSub(cg->bld, x, y, "");
+    case IR_MUL: return LLVMBuildFMul(cg->bld, x, y, "");
+    case IR_DIV: return LLVMBuildFDiv(cg->bld, x, y, "");
+    case IR_POW: return cg_pow(cg, n, x, y);
+    case IR_LT: return cg_bool(cg, LLVMRealOLT, x, y);
+    case IR_LE: return cg_bool(cg, LLVMRealOLE, x, y);
+    case IR_GT: return cg_bool(cg, LLVMRealOGT, x, y);
+    case IR_GE: return cg_bool(cg, LLVMRealOGE, x, y);
+    case IR_EQ: return cg_bool(cg, LLVMRealOEQ, x, y);
+    case IR_NE: return cg_bool(cg, LLVMRealUNE, x, y); /* C's !=: true for NaN */
+    default: return NULL;
+    }
+}
+
+/* One element of n from its operands' elements; n == NULL is a plain copy. */
+static LLVMValueRef cg_element_op(Cg *cg, const IrNode *n, LLVMValueRef *x)
+{
+    if (!n)
+        return x[0];
+    if (n->op == IR_WHERE)
+        return cg_select(cg, LLVMRealUNE, x[0], cg_f64(cg, 0), x[1], x[2]);
+    if (n->nargs == 1)
+        return cg_unary(cg, n->op, x[0]);
+    return cg_binary(cg, n, x[0], x[1]);
+}
+
+/* True when one flat loop over B*size covers out and every operand: each is
+ * either laid out sample-major with stride size, or a broadcast unbatched
+ * scalar (a register or element 0). */
+static bool map_is_flat(const CgVal *out, int nargs, const CgVal *const *args)
+{
+    if (out->bstride == 0)
+        return true;
+    if (out->bstride != out->size)
+        return false;
+    for (int a = 0; a < nargs; a++) {
+        const CgVal *v = args[a];
+        bool bcast = v->size == 1 && out->size > 1;
+        if (v->reg)
+            continue;
+        if (v->bstride == 0 ? !bcast : (bcast || v->bstride != out->size))
+            return false;
+    }
+    return true;
+}
+
+/* out[b, k] = op(args[.][b, k]) for every sample and element, scalars
+ * broadcasting (stride 0). The loop body has no calls but the op's own, so the
+ * vectoriser sees a plain streaming loop. */
+static void emit_map(Cg *cg, const IrNode *n, const CgVal *out, int nargs, const CgVal *const *args,
+                     const char *tag)
+{
+    LLVMValueRef x[3];
+    char name[64];
+    if (map_is_flat(out, nargs, args)) {
+        CgLoop l;
+        snprintf(name, sizeof name, "%s_i", tag);
+        LLVMValueRef total = out->bstride ? cg_mul(cg, cg->v_B, out->size) : cg_i64(cg, out->size);
+        LLVMValueRef i = cg_loop_begin(cg, &l, total, name, NULL);
+        for (int a = 0; a < nargs; a++) {
+            bool bcast = args[a]->size == 1 && out->size > 1;
+            x[a] = cg_load(cg, args[a], NULL, bcast ? cg_i64(cg, 0) : i);
+        }
+        cg_store(cg, out, NULL, i, cg_element_op(cg, n, x));
+        cg_loop_end(cg, &l, NULL);
+        return;
+    }
+    CgLoop lb, lk;
+    snprintf(name, sizeof name, "%s_b", tag);
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
+    snprintf(name, sizeof name, "%s_k", tag);
+    LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, out->size), name, NULL);
+    for (int a = 0; a < nargs; a++) {
+        bool bcast = args[a]->size == 1 && out->size > 1;
+        x[a] = cg_load(cg, args[a], b, bcast ? cg_i64(cg, 0) : k);
+    }
+    cg_store(cg, out, b, k, cg_element_op(cg, n, x));
+    cg_loop_end(cg, &lk, NULL);
+    cg_loop_end(cg, &lb, NULL);
+}
+
+/* ---- shape-changing ops ---- */
+
+/* The per-sample 2-D loop nest shared by TRANSPOSE, OUTER and SLICE copies:
+ * out[b, i*cols + j] = f(b, i, j). */
+static void emit_grid(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
+{
+    const CgVal *x = &cg->val[topo(cg, n->args[0])];
+    int rows = n->shape.rows, cols = n->shape.cols;
+    char name[64];
+    CgLoop lb, li, lj;
+    snprintf(name, sizeof name, "%s_b", tag);
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
+    snprintf(name, sizeof name, "%s_i", tag);
+    LLVMValueRef i = cg_loop_begin(cg, &li, cg_i64(cg, rows), name, NULL);
+    snprintf(name, sizeof name, "%s_j", tag);
+    LLVMValueRef j = cg_loop_begin(cg, &lj, cg_i64(cg, cols), name, NULL);
+    LLVMValueRef v;
+    if (n->op == IR_TRANSPOSE) {
+        v = cg_load(cg, x, b, cg_add(cg, cg_mul(cg, j, rows), i));
+    } else if (n->op == IR_OUTER) {
+        const CgVal *y = &cg->val[topo(cg, n->args[1])];
+        v = LLVMBuildFMul(cg->bld, cg_load(cg, x, b, i), cg_load(cg, y, b, j), "");
+    } else { /* IR_SLICE */
+        int src_cols = n->args[0]->shape.cols;
+        LLVMValueRef row = cg_add(cg, i, cg_i64(cg, n->attr[0]));
+        LLVMValueRef col = cg_add(cg, j, cg_i64(cg, n->attr[1]));
+        v = cg_load(cg, x, b, cg_add(cg, cg_mul(cg, row, src_cols), col));
+    }
+    cg_store(cg, out, b, cg_add(cg, cg_mul(cg, i, cols), j), v);
+    cg_loop_end(cg, &lj, NULL);
+    cg_loop_end(cg, &li, NULL);
+    cg_loop_end(cg, &lb, NULL);
+}
+
+static void emit_sum(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
+{
+    const CgVal *x = &cg->val[topo(cg, n->args[0])];
+    char name[64];
+    CgLoop lb, lk;
+    snprintf(name, sizeof name, "%s_b", tag);
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
+    snprintf(name, sizeof name, "%s_k", tag);
+    LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, x->size), name, cg_f64(cg, 0));
+    LLVMValueRef next = LLVMBuildFAdd(cg->bld, lk.acc, cg_load(cg, x, b, k), "");
+    cg_loop_end(cg, &lk, next);
+    cg_store(cg, out, b, cg_i64(cg, 0), lk.acc);
+    cg_loop_end(cg, &lb, NULL);
+}
+
+/* CONCAT and STACK: each operand copied after the previous (row-major). */
+static void emit_join(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
+{
+    int at = 0;
+    for (int a = 0; a < n->nargs; a++) {
+        const CgVal *x = &cg->val[topo(cg, n->args[a])];
+        CgVal part = *out;
+        part.ptr = cg_gep(cg, out->ptr, cg_i64(cg, at), "");
+        part.size = x->size;
+        emit_map(cg, NULL, &part, 1, &x, tag);
+        at += x->size;
+    }
+}
+
+/* ---- matrix products ---- */
+
+/* A matmul as C[m,k] = A[m,inner] B[inner,k]: a vector on the left is [1,n],
+ * on the right [n,1] (ir_eval.c's reading). */
+typedef struct MatDims {
+    int m, inner, k;
+} MatDims;
+
+static MatDims mat_dims(const IrNode *n)
+{
+    IrShape xs = n->args[0]->shape, ys = n->args[1]->shape;
+    return (MatDims){xs.rank == 2 ? xs.rows : 1, xs.rank == 2 ? xs.cols : xs.rows,
+                     ys.rank == 2 ? ys.cols : 1};
+}
+
+/* Loop nest over nb samples, summing in ir_eval's order (so the inline path
+ * matches the interpreter bit for bit). */
+static void emit_matmul_inline(Cg *cg, MatDims d, const CgVal *a, const CgVal *bm, const CgVal *c,
+                               const char *tag)
+{
+    char name[64];
+    CgLoop lb, li, lj, ll;
+    snprintf(name, sizeof name, "%s_b", tag);
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, c->bstride), name, NULL);
+    snprintf(name, sizeof name, "%s_i", tag);
+    LLVMValueRef i = cg_loop_begin(cg, &li, cg_i64(cg, d.m), name, NULL);
+    snprintf(name, sizeof name, "%s_j", tag);
+    LLVMValueRef j = cg_loop_begin(cg, &lj, cg_i64(cg, d.k), name, NULL);
+    snprintf(name, sizeof name, "%s_l", tag);
+    LLVMValueRef l = cg_loop_begin(cg, &ll, cg_i64(cg, d.inner), name, cg_f64(cg, 0));
+    LLVMValueRef xa = cg_load(cg, a, b, cg_add(cg, cg_mul(cg, i, d.inner), l));
+    LLVMValueRef xb = cg_load(cg, bm, b, cg_add(cg, cg_mul(cg, l, d.k), j));
+    LLVMValueRef next = LLVMBuildFAdd(cg->bld, ll.acc, LLVMBuildFMul(cg->bld, xa, xb, ""), "");
+    cg_loop_end(cg, &ll, next);
+    cg_store(cg, c, b, cg_add(cg, cg_mul(cg, i, d.k), j), ll.acc);
+    cg_loop_end(cg, &lj, NULL);
+    cg_loop_end(cg, &li, NULL);
+    cg_loop_end(cg, &lb, NULL);
+}
+
+static LLVMValueRef cg_blas_fn(Cg *cg, const char *name, LLVMTypeRef fty)
+{
+    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
+    return fn ? fn : LLVMAddFunction(cg->mod, name, fty);
+}
+
+static void cg_dgemm(Cg *cg, int trans_b, LLVMValueRef M, long N, long K, LLVMValueRef A, long lda,
+                     LLVMValueRef Bp, long ldb, LLVMValueRef C, long ldc)
+{
+    LLVMValueRef args[14] = {
+        cg_i32(cg, CBLAS_ROW_MAJOR), cg_i32(cg, CBLAS_NO_TRANS), cg_i32(cg, trans_b),
+        LLVMBuildTrunc(cg->bld, M, cg->t_i32, ""), cg_i32(cg, N), cg_i32(cg, K),
+        cg_f64(cg, 1), A, cg_i32(cg, lda), Bp, cg_i32(cg, ldb), cg_f64(cg, 0), C, cg_i32(cg, ldc)};
+    LLVMBuildCall2(cg->bld, cg->t_dgemm, cg_blas_fn(cg, "cblas_dgemm", cg->t_dgemm), args, 14, "");
+}
+
+static void cg_dgemv(Cg *cg, int trans, long M, long N, LLVMValueRef A, long lda, LLVMValueRef x,
+                     LLVMValueRef y)
+{
+    LLVMValueRef args[12] = {cg_i32(cg, CBLAS_ROW_MAJOR), cg_i32(cg, trans), cg_i32(cg, M),
+                             cg_i32(cg, N), cg_f64(cg, 1), A, cg_i32(cg, lda), x, cg_i32(cg, 1),
+                             cg_f64(cg, 0), y, cg_i32(cg, 1)};
+    LLVMBuildCall2(cg->bld, cg->t_dgemv, cg_blas_fn(cg, "cblas_dgemv", cg->t_dgemv), args, 12, "");
+}
+
+/* One product C = A B on contiguous operands: dgemv for matrix-vector and
+ * vector-matrix, dgemm otherwise. */
+static void cg_blas_single(Cg *cg, MatDims d, LLVMValueRef A, LLVMValueRef Bp, LLVMValueRef C)
+{
+    if (d.k == 1 && d.m > 1)
+        cg_dgemv(cg, CBLAS_NO_TRANS, d.m, d.inner, A, d.inner, Bp, C);
+    else if (d.m == 1 && d.k > 1)
+        cg_dgemv(cg, CBLAS_TRANS, d.inner, d.k, Bp, d.k, A, C);
+    else
+        cg_dgemm(cg, CBLAS_NO_TRANS, cg_i64(cg, d.m), d.k, d.inner, A, d.inner, Bp, d.k, C, d.k);
+}
+
+/* Whether one dgemm covers the whole batch: a shared matrix times batched
+ * vectors is Out(B x m) = X(B x n) W^T; batched rows times a shared matrix
+ * stack into one (B*m x n) operand. */
+static bool mat_stackable(MatDims d, const CgVal *a, const CgVal *bm, const CgVal *c)
+{
+    if (!a->bstride && bm->bstride)
+        return d.k == 1;
+    if (a->bstride && !bm->bstride)
+        return d.m == 1 || (a->bstride == (long)d.m * d.inner && c->bstride == (long)d.m * d.k);
+    return false;
+}
+
+static void cg_blas_stacked(Cg *cg, MatDims d, const CgVal *a, const CgVal *bm, const CgVal *c)
+{
+    if (!a->bstride) /* X(B x inner) A^T, ldx = the operand's sample stride */
+        cg_dgemm(cg, CBLAS_TRANS, cg->v_B, d.m, d.inner, bm->ptr, bm->bstride, a->ptr, d.inner,
+                 c->ptr, c->bstride);
+    else if (d.m == 1)
+        cg_dgemm(cg, CBLAS_NO_TRANS, cg->v_B, d.k, d.inner, a->ptr, a->bstride, bm->ptr, d.k, c->ptr,
+                 c->bstride);
+    else
+        cg_dgemm(cg, CBLAS_NO_TRANS, cg_mul(cg, cg->v_B, d.m), d.k, d.inner, a->ptr, d.inner, bm->ptr,
+                 d.k, c->ptr, d.k);
+}
+
+/* if (B * flops >= threshold) blas else inline: the batch size is known only
+ * at run time. */
+static void emit_matmul_stacked(Cg *cg, MatDims d, const CgVal *a, const CgVal *bm, const CgVal *c,
+                                const char *tag)
+{
+    char name[64];
+    long flops = (long)d.m * d.inner * d.k;
+    LLVMValueRef work = cg_mul(cg, cg->v_B, flops);
+    double limit = blas_min_flops < 1e18 ? blas_min_flops : 1e18;
+    LLVMValueRef big = LLVMBuildICmp(cg->bld, LLVMIntSGE, work, cg_i64(cg, (long)limit),
+                                     "v_use_blas");
+    snprintf(name, sizeof name, "b_%s_blas", tag);
+    LLVMBasicBlockRef b_blas = cg_block(cg, name);
+    snprintf(name, sizeof name, "b_%s_inline", tag);
+    LLVMBasicBlockRef b_inline = cg_block(cg, name);
+    snprintf(name, sizeof name, "b_%s_join", tag);
+    LLVMBasicBlockRef b_join = cg_block(cg, name);
+    LLVMBuildCondBr(cg->bld, big, b_blas, b_inline);
+    LLVMPositionBuilderAtEnd(cg->bld, b_blas);
+    cg_blas_stacked(cg, d, a, bm, c);
+    LLVMBuildBr(cg->bld, b_join);
+    LLVMPositionBuilderAtEnd(cg->bld, b_inline);
+    emit_matmul_inline(cg, d, a, bm, c, tag);
+    LLVMBuildBr(cg->bld, b_join);
+    LLVMPositionBuilderAtEnd(cg->bld, b_join);
+}
+
+/* Both operands batched (or a shared matrix times batched matrices): one
+ * BLAS call per sample. */
+static void emit_matmul_per_sample(Cg *cg, MatDims d, const CgVal *a, const CgVal *bm,
+                                   const CgVal *c, const char *tag)
+{
+    char name[64];
+    CgLoop lb;
+    snprintf(name, sizeof name, "%s_b", tag);
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg->v_B, name, NULL);
+    LLVMValueRef pa = a->bstride ? cg_gep(cg, a->ptr, cg_mul(cg, b, a->bstride), "") : a->ptr;
+    LLVMValueRef pb = bm->bstride ? cg_gep(cg, bm->ptr, cg_mul(cg, b, bm->bstride), "") : bm->ptr;
+    cg_blas_single(cg, d, pa, pb, cg_gep(cg, c->ptr, cg_mul(cg, b, c->bstride), ""));
+    cg_loop_end(cg, &lb, NULL);
+}
+
+static void emit_matmul(Cg *cg, const IrNode *n, const CgVal *c, const char *tag)
+{
+    const CgVal *a = &cg->val[topo(cg, n->args[0])];
+    const CgVal *bm = &cg->val[topo(cg, n->args[1])];
+    MatDims d = mat_dims(n);
+    double flops = (double)d.m * d.inner * d.k;
+    if (d.inner < blas_min_inner || !a->ptr || !bm->ptr) /* BLAS needs memory */
+        emit_matmul_inline(cg, d, a, bm, c, tag);
+    else if (!c->bstride && flops >= blas_min_flops)
+        cg_blas_single(cg, d, a->ptr, bm->ptr, c->ptr);
+    else if (!c->bstride)
+        emit_matmul_inline(cg, d, a, bm, c, tag);
+    else if (mat_stackable(d, a, bm, c))
+        emit_matmul_stacked(cg, d, a, bm, c, tag);
+    else if (flops >= blas_min_flops)
+        emit_matmul_per_sample(cg, d, a, bm, c, tag);
+    else
+        emit_matmul_inline(cg, d, a, bm, c, tag);
+}
+
+/* ---- nodes ---- */
+
+static LLVMValueRef cg_const_global(Cg *cg, const IrNode *n)
+{
+    int size = ir_shape_size(n->shape);
+    char name[32];
+    snprintf(name, sizeof name, "v_const_n%d", n->id);
+    LLVMValueRef *elts = arena_alloc(cg->arena, sizeof *elts * (size_t)size);
+    for (int k = 0; k < size; k++)
+        elts[k] = cg_f64(cg, n->value[k]);
+    LLVMTypeRef t_arr = LLVMArrayType(cg->t_f64, (unsigned)size);
+    LLVMValueRef g = LLVMAddGlobal(cg->mod, t_arr, name);
+    LLVMSetInitializer(g, LLVMConstArray(cg->t_f64, elts, (unsigned)size));
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+    LLVMSetAlignment(g, 16);
+    LLVMValueRef zero[2] = {cg_i64(cg, 0), cg_i64(cg, 0)};
+    return LLVMBuildInBoundsGEP2(cg->bld, t_arr, g, zero, 2, name);
+}
+
+/* Every element equal: elementwise readers use an immediate. */
+static LLVMValueRef cg_const_splat(Cg *cg, const IrNode *n)
+{
+    int size = ir_shape_size(n->shape);
+    for (int k = 1; k < size; k++)
+        if (memcmp(&n->value[k], &n->value[0], sizeof(double)) != 0)
+            return NULL;
+    return cg_f64(cg, n->value[0]);
+}
+
+/* Storage of node i per its plan (at the top level, so it dominates readers). */
+static void cg_bind(Cg *cg, int i, const char *name)
+{
+    IrNode *n = cg->order[i];
+    const Plan *pl = &cg->plan[i];
+    CgVal *v = &cg->val[i];
+    v->size = ir_shape_size(n->shape);
+    switch (pl->kind) {
+    case PK_STATE:
+        v->ptr = cg_gep(cg, cg->v_y, cg_i64(cg, n->offset), name);
+        v->bstride = cg->m->ny;
+        break;
+    case PK_PARAM: v->ptr = cg_gep(cg, cg->v_p, cg_i64(cg, n->offset), name); break;
+    case PK_CONST:
+        v->ptr = cg_const_global(cg, n);
+        v->reg = cg_const_splat(cg, n);
+        break;
+    case PK_VIEW: {
+        const CgVal *src = &cg->val[topo(cg, n->args[0])];
+        v->ptr = cg_gep(cg, src->ptr, cg_i64(cg, pl->off), name);
+        v->bstride = src->bstride;
+        v->reg = src->reg;
+        break;
+    }
+    case PK_FIXED: v->ptr = cg_gep(cg, cg->v_work, cg_i64(cg, pl->off), name); break;
+    case PK_SAMPLE:
+        v->ptr = cg_gep(cg, cg->v_sample, cg_mul(cg, cg->v_B, pl->off), name);
+        v->bstride = v->size;
+        break;
+    case PK_DYDT:
+        v->ptr = cg_gep(cg, cg->v_dydt, cg_i64(cg, pl->off), name);
+        v->bstride = cg->m->ny;
+        break;
+    default: break;
+    }
+}
+
+/* An unbatched scalar computed in registers (no loop). */
+static void emit_reg(Cg *cg, int i, const char *name)
+{
+    IrNode *n = cg->order[i];
+    CgVal *v = &cg->val[i];
+    if (n->op == IR_CONST) {
+        v->reg = cg_f64(cg, n->value[0]);
+        return;
+    }
+    if (n->op == IR_TIME) {
+        v->reg = cg->v_t;
+        return;
+    }
+    LLVMValueRef x[3];
+    for (int a = 0; a < n->nargs; a++)
+        x[a] = cg_load(cg, &cg->val[topo(cg, n->args[a])], NULL, cg_i64(cg, 0));
+    v->reg = cg_element_op(cg, n, x);
+    size_t len;
+    /* only a fresh instruction: the builder may have folded to an argument */
+    if (LLVMIsAInstruction(v->reg) && (LLVMGetValueName2(v->reg, &len), len == 0))
+        LLVMSetValueName2(v->reg, name, strlen(name));
+}
+
+static void emit_node(Cg *cg, int i)
+{
+    IrNode *n = cg->order[i];
+    char name[64], tag[40];
+    snprintf(tag, sizeof tag, "n%d_%s", n->id, ir_op_name(n->op));
+    for (char *s = tag; *s; s++) /* "@", "+": keep names identifier-like */
+        if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+            *s = 'x';
+    snprintf(name, sizeof name, "v_%s", tag);
+    cg->val[i].size = ir_shape_size(n->shape);
+    if (cg->plan[i].kind == PK_REG) {
+        emit_reg(cg, i, name);
+        return;
+    }
+    cg_bind(cg, i, name);
+    const CgVal *out = &cg->val[i];
+    const CgVal *args[3];
+    switch (n->op) {
+    case IR_CONST: case IR_TIME: case IR_STATE: case IR_PARAM: return;
+    case IR_MATMUL: emit_matmul(cg, n, out, tag); return;
+    case IR_TRANSPOSE: case IR_OUTER: emit_grid(cg, n, out, tag); return;
+    case IR_SLICE:
+        if (cg->plan[i].kind != PK_VIEW)
+            emit_grid(cg, n, out, tag);
+        return;
+    case IR_SUM: emit_sum(cg, n, out, tag); return;
+    case IR_CONCAT: case IR_STACK: emit_join(cg, n, out, tag); return;
+    default:
+        for (int a = 0; a < n->nargs && a < 3; a++)
+            args[a] = &cg->val[topo(cg, n->args[a])];
+        emit_map(cg, n, out, n->nargs, args, tag);
+        return;
+    }
+}
+
+/* Roots not computed in place are copied (broadcast when unbatched). */
+static void emit_outputs(Cg *cg)
+{
+    const IrModel *m = cg->m;
+    for (int s = 0; s < m->n_states; s++) {
+        int r = topo(cg, m->rhs[s]);
+        if (cg->plan[r].kind == PK_DYDT && cg->plan[r].off == m->states[s].offset)
+            continue;
+        CgVal out = {cg_gep(cg, cg->v_dydt, cg_i64(cg, m->states[s].offset), "v_out"), NULL,
+                     m->ny, ir_shape_size(m->states[s].shape)};
+        const CgVal *src = &cg->val[r];
+        char tag[32];
+        snprintf(tag, sizeof tag, "out%d", s);
+        emit_map(cg, NULL, &out, 1, &src, tag);
+    }
+}
+
+/* ---- the function ---- */
+
+static void cg_types(Cg *cg)
+{
+    cg->t_f64 = LLVMDoubleTypeInContext(cg->ctx);
+    cg->t_i64 = LLVMInt64TypeInContext(cg->ctx);
+    cg->t_i32 = LLVMInt32TypeInContext(cg->ctx);
+    cg->t_ptr = LLVMPointerType(cg->t_f64, 0);
+    LLVMTypeRef i = cg->t_i32, d = cg->t_f64, p = cg->t_ptr;
+    LLVMTypeRef gemm[14] = {i, i, i, i, i, i, d, p, i, p, i, d, p, i};
+    LLVMTypeRef gemv[12] = {i, i, i, i, d, p, i, p, i, d, p, i};
+    cg->t_dgemm = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), gemm, 14, 0);
+    cg->t_dgemv = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), gemv, 12, 0);
+}
+
+static void cg_add_attr(Cg *cg, unsigned idx, const char *attr)
+{
+    unsigned kind = LLVMGetEnumAttributeKindForName(attr, strlen(attr));
+    LLVMAddAttributeAtIndex(cg->fn, idx, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+}
+
+/* The signature of NdRhsFn. The pointers are noalias: the runtime never passes
+ * overlapping y, p, dydt and work, and saying so lets loops vectorise without
+ * run-time overlap checks. */
+static void cg_function(Cg *cg, const char *name)
+{
+    LLVMTypeRef params[6] = {cg->t_f64, cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr};
+    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), params, 6, 0);
+    cg->fn = LLVMAddFunction(cg->mod, name, fty);
+    const char *names[6] = {"v_t", "v_y", "v_p", "v_dydt", "v_B", "v_work"};
+    LLVMValueRef *slots[6] = {&cg->v_t, &cg->v_y, &cg->v_p, &cg->v_dydt, &cg->v_B, &cg->v_work};
+    for (unsigned k = 0; k < 6; k++) {
+        *slots[k] = LLVMGetParam(cg->fn, k);
+        LLVMSetValueName2(*slots[k], names[k], strlen(names[k]));
+    }
+    for (unsigned k = 2; k <= 6; k++) /* attribute index = parameter index + 1 */
+        if (k != 5)
+            cg_add_attr(cg, k, "noalias");
+    cg_add_attr(cg, LLVMAttributeFunctionIndex, "nounwind");
+    LLVMBasicBlockRef entry = cg_block(cg, "b_entry");
+    LLVMPositionBuilderAtEnd(cg->bld, entry);
+    cg->v_sample = cg_gep(cg, cg->v_work, cg_i64(cg, cg->fixed.total), "v_work_sample");
+}
+
+static bool cg_verify(Cg *cg, Diag *diag)
+{
+    char *msg = NULL;
+    bool bad = LLVMVerifyModule(cg->mod, LLVMReturnStatusAction, &msg);
+    if (bad)
+        diag_plain(diag, "internal error at compiler/codegen_llvm.c:%d: invalid LLVM module for "
+                         "model '%s': %s", __LINE__, cg->m->name, msg ? msg : "");
+    LLVMDisposeMessage(msg);
+    return !bad;
+}
+
+LLVMModuleRef cg_build_module(LLVMContextRef ctx, const IrModel *m, CgLayout *layout, Diag *diag)
+{
+    Cg cg = {.m = m, .ctx = ctx};
+    cg.arena = arena_new();
+    cg.count = m->n_states > 0 ? ir_topo_order(cg.arena, m->n_states, m->rhs, &cg.order) : 0;
+    cg_plan(&cg);
+    snprintf(layout->rhs_name, sizeof layout->rhs_name, "%s_rhs", m->name);
+    layout->work_fixed = (size_t)cg.fixed.total;
+    layout->work_per_sample = (size_t)cg.sample.total;
+
+    char modname[CG_NAME_MAX];
+    snprintf(modname, sizeof modname, "nodec.%s", m->name);
+    cg.mod = LLVMModuleCreateWithNameInContext(modname, ctx);
+    cg.bld = LLVMCreateBuilderInContext(ctx);
+    cg_types(&cg);
+    cg_function(&cg, layout->rhs_name);
+    for (int i = 0; i < cg.count; i++)
+        emit_node(&cg, i);
+    emit_outputs(&cg);
+    LLVMBuildRetVoid(cg.bld);
+    LLVMDisposeBuilder(cg.bld);
+    arena_free(cg.arena);
+    if (!cg_verify(&cg, diag)) {
+        LLVMDisposeModule(cg.mod);
+        return NULL;
+    }
+    return cg.mod;
+}
