@@ -1,8 +1,10 @@
 /* The initial value problem solver behind `solve`, `simulate` and training:
- * one explicit Runge–Kutta engine driven by the Butcher tableaus of
- * nd_tableaus.c, stepping a whole batch of B samples through the kernel table.
- * All workspace is allocated in nd_solver_create (GSL rk4_alloc); nd_solve and
- * the steps allocate nothing. Failures return a status and keep a message; the
+ * explicit Runge–Kutta engines driven by the Butcher tableaus of nd_tableaus.c,
+ * stepping a whole batch of B samples through the kernel table. This file holds
+ * the object (create / set / get / free), the argument checks and the
+ * fixed-step engine; nd_adaptive.c holds the error-controlled one. All
+ * workspace is allocated in nd_solver_create (GSL rk4_alloc); nd_solve and the
+ * steps allocate nothing. Failures return a status and keep a message; the
  * runtime never prints and never exits. */
 #include "nd_solver.h"
 
@@ -13,9 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nd_adaptive.h"
 #include "nd_tableaus.h"
-
-enum { ND_MESSAGE_SIZE = 256 };
 
 /* An interval needing more steps than this is a mistake (h far too small for
  * the times given), and the count must stay well inside a long. */
@@ -25,21 +26,6 @@ enum { ND_MESSAGE_SIZE = 256 };
  * h = 0.1 on [0, 1] takes 10 steps, not 10 and a sliver of 1e-16. */
 #define ND_STEP_COUNT_SLACK 1e-9
 
-struct NdSolver {
-    NdKernels k;
-    NdMethod method;
-    const NdTableau *tab;
-    int64_t B;
-    size_t n;                      /* B * ny: the length of every state-sized vector */
-    double h;                      /* fixed step, > 0; 0 until nd_solver_set_step */
-    double *K[ND_RK_MAX_STAGES];   /* stage derivatives k_0..k_{s-1}, n doubles each */
-    double *ytmp;                  /* stage argument y + h sum_j a[i][j] k_j */
-    double *work;                  /* kernel scratch, nd_kernels_work_size(k, B) doubles */
-    double *block;                 /* the one allocation behind K, ytmp and work */
-    long num_steps;
-    long num_rhs_evals;
-    char message[ND_MESSAGE_SIZE]; /* "" after a successful solve */
-};
 
 /* ---- methods and status codes ---- */
 
@@ -67,6 +53,12 @@ int nd_method_order(NdMethod m)
     return tab ? tab->order : 0;
 }
 
+int nd_method_is_adaptive(NdMethod m)
+{
+    const NdTableau *tab = nd_tableau_get(m);
+    return tab && tab->embedded_order > 0;
+}
+
 const char *nd_status_name(int status)
 {
     switch (status) {
@@ -75,11 +67,13 @@ const char *nd_status_name(int status)
     case ND_ERR_NONFINITE: return "non-finite state";
     case ND_ERR_MEMORY: return "out of memory";
     case ND_ERR_UNSUPPORTED: return "unsupported method";
+    case ND_ERR_STEP_UNDERFLOW: return "step size underflow";
+    case ND_ERR_MAX_STEPS: return "too many steps";
     default: return "unknown status";
     }
 }
 
-static int solver_fail(NdSolver *s, int status, const char *fmt, ...)
+int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -90,12 +84,21 @@ static int solver_fail(NdSolver *s, int status, const char *fmt, ...)
 
 /* ---- create / set / get / free ---- */
 
-/* Doubles needed for the stages, ytmp and the kernel scratch, or 0 when the
+/* State-sized vectors a method needs: its stages and ytmp; adaptive methods
+ * add the dense output stages, y and y_new. */
+static size_t solver_vectors(const NdTableau *tab)
+{
+    if (tab->embedded_order > 0)
+        return (size_t)tab->dense_stages + 3;
+    return (size_t)tab->stages + 1;
+}
+
+/* Doubles needed for the state vectors and the kernel scratch, or 0 when the
  * count would overflow a size_t (an absurd B). */
-static size_t solver_block_size(const NdKernels *k, int stages, int64_t B, size_t *n_out)
+static size_t solver_block_size(const NdKernels *k, size_t vectors, int64_t B, size_t *n_out)
 {
     const size_t limit = SIZE_MAX / sizeof(double) / 4;
-    size_t ny = (size_t)k->ny, nb = (size_t)B, vectors = (size_t)stages + 1;
+    size_t ny = (size_t)k->ny, nb = (size_t)B;
     if (nb > limit / ny / vectors || k->work_fixed > limit)
         return 0;
     if (k->work_per_sample && nb > limit / k->work_per_sample)
@@ -106,11 +109,30 @@ static size_t solver_block_size(const NdKernels *k, int stages, int64_t B, size_
 
 static void solver_carve(NdSolver *s)
 {
+    const NdTableau *tab = s->tab;
+    int adaptive = tab->embedded_order > 0;
+    int vectors = adaptive ? tab->dense_stages : tab->stages;
     double *p = s->block;
-    for (int i = 0; i < s->tab->stages; i++, p += s->n)
+    for (int i = 0; i < vectors; i++, p += s->n)
         s->K[i] = p;
     s->ytmp = p;
-    s->work = p + s->n;
+    p += s->n;
+    if (adaptive) {
+        s->y = p;
+        s->ynew = p + s->n;
+        p += 2 * s->n;
+    }
+    s->work = p;
+}
+
+static void solver_defaults(NdSolver *s)
+{
+    s->rtol = ND_DEFAULT_RTOL;
+    s->atol = ND_DEFAULT_ATOL;
+    s->max_steps = ND_DEFAULT_MAX_STEPS;
+    for (int i = 0; i < ND_RK_MAX_STAGES; i++)
+        if (s->tab->e3[i] != 0.0)
+            s->use_e3 = 1;
 }
 
 NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
@@ -118,7 +140,7 @@ NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
     const NdTableau *tab = nd_tableau_get(method);
     if (!k || !k->rhs || k->ny < 1 || k->np < 0 || B < 1 || !tab)
         return NULL;
-    size_t n = 0, total = solver_block_size(k, tab->stages, B, &n);
+    size_t n = 0, total = solver_block_size(k, solver_vectors(tab), B, &n);
     if (total == 0)
         return NULL;
     NdSolver *s = calloc(1, sizeof *s);
@@ -135,6 +157,7 @@ NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
     s->B = B;
     s->n = n;
     solver_carve(s);
+    solver_defaults(s);
     return s;
 }
 
@@ -150,9 +173,67 @@ int nd_solver_set_step(NdSolver *s, double h)
 {
     if (!s)
         return ND_ERR_ARG;
+    if (nd_method_is_adaptive(s->method))
+        return nd_solver_fail(s, ND_ERR_ARG,
+                              "%s is adaptive: it takes rtol, atol and h0, not a fixed step h",
+                              s->tab->name);
     if (!(h > 0) || !isfinite(h))
-        return solver_fail(s, ND_ERR_ARG, "step h must be positive and finite, got %g", h);
+        return nd_solver_fail(s, ND_ERR_ARG, "step h must be positive and finite, got %g", h);
     s->h = h;
+    return ND_OK;
+}
+
+/* The adaptive settings refuse a fixed-step method rather than ignore it. */
+static int need_adaptive(NdSolver *s, const char *what)
+{
+    if (nd_method_is_adaptive(s->method))
+        return ND_OK;
+    return nd_solver_fail(s, ND_ERR_ARG, "%s is a fixed-step method: it takes h, not %s",
+                          s->tab->name, what);
+}
+
+int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol)
+{
+    if (!s)
+        return ND_ERR_ARG;
+    int st = need_adaptive(s, "rtol and atol");
+    if (st)
+        return st;
+    /* atol > 0 keeps the error weights finite where y = 0 (as dopri5.f asks) */
+    if (!(rtol >= 0) || !isfinite(rtol) || !(atol > 0) || !isfinite(atol))
+        return nd_solver_fail(s, ND_ERR_ARG,
+                              "tolerances need rtol >= 0 and atol > 0, finite; got rtol = %g, "
+                              "atol = %g",
+                              rtol, atol);
+    s->rtol = rtol;
+    s->atol = atol;
+    return ND_OK;
+}
+
+int nd_solver_set_initial_step(NdSolver *s, double h0)
+{
+    if (!s)
+        return ND_ERR_ARG;
+    int st = need_adaptive(s, "h0");
+    if (st)
+        return st;
+    if (!(h0 >= 0) || !isfinite(h0))
+        return nd_solver_fail(s, ND_ERR_ARG,
+                              "initial step h0 must be positive (or 0 for automatic), got %g", h0);
+    s->h0 = h0;
+    return ND_OK;
+}
+
+int nd_solver_set_max_steps(NdSolver *s, long max_steps)
+{
+    if (!s)
+        return ND_ERR_ARG;
+    int st = need_adaptive(s, "max_steps");
+    if (st)
+        return st;
+    if (max_steps < 1)
+        return nd_solver_fail(s, ND_ERR_ARG, "max_steps must be at least 1, got %ld", max_steps);
+    s->max_steps = max_steps;
     return ND_OK;
 }
 
@@ -166,6 +247,11 @@ long nd_solver_get_num_steps(const NdSolver *s)
     return s ? s->num_steps : 0;
 }
 
+long nd_solver_get_num_rejected(const NdSolver *s)
+{
+    return s ? s->num_rejected : 0;
+}
+
 long nd_solver_get_num_rhs_evals(const NdSolver *s)
 {
     return s ? s->num_rhs_evals : 0;
@@ -176,22 +262,21 @@ long nd_solver_get_num_rhs_evals(const NdSolver *s)
 static int check_times(NdSolver *s, const double *ts, int nt)
 {
     if (nt < 2)
-        return solver_fail(s, ND_ERR_ARG, "need at least 2 output times, got %d", nt);
+        return nd_solver_fail(s, ND_ERR_ARG, "need at least 2 output times, got %d", nt);
     for (int j = 0; j < nt; j++)
         if (!isfinite(ts[j]))
-            return solver_fail(s, ND_ERR_ARG, "output time %d is %g", j, ts[j]);
+            return nd_solver_fail(s, ND_ERR_ARG, "output time %d is %g", j, ts[j]);
     double dir = ts[1] > ts[0] ? 1.0 : -1.0;
     for (int j = 0; j + 1 < nt; j++)
         if (!((ts[j + 1] - ts[j]) * dir > 0))
-            return solver_fail(s, ND_ERR_ARG,
-                               "output times must be strictly increasing or strictly "
-                               "decreasing: t[%d] = %g, t[%d] = %g",
-                               j, ts[j], j + 1, ts[j + 1]);
+            return nd_solver_fail(s, ND_ERR_ARG,
+                                  "output times must be strictly increasing or strictly "
+                                  "decreasing: t[%d] = %g, t[%d] = %g",
+                                  j, ts[j], j + 1, ts[j + 1]);
     return ND_OK;
 }
 
-/* Index of the first element of y that is not finite, or -1. */
-static long first_nonfinite(const double *y, size_t n)
+long nd_first_nonfinite(const double *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(y[i]))
@@ -199,45 +284,45 @@ static long first_nonfinite(const double *y, size_t n)
     return -1;
 }
 
-static const char *nonfinite_word(double v)
+const char *nd_nonfinite_word(double v)
 {
     return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
 }
 
 static int check_initial(NdSolver *s, const double *y0)
 {
-    long i = first_nonfinite(y0, s->n);
+    long i = nd_first_nonfinite(y0, s->n);
     if (i < 0)
         return ND_OK;
     int ny = s->k.ny;
-    return solver_fail(s, ND_ERR_NONFINITE, "initial state element %ld of sample %ld is %s",
-                       i % ny, i / ny, nonfinite_word(y0[i]));
+    return nd_solver_fail(s, ND_ERR_NONFINITE, "initial state element %ld of sample %ld is %s",
+                          i % ny, i / ny, nd_nonfinite_word(y0[i]));
 }
 
 static int check_args(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
                       const double *yout)
 {
     if (!y0 || !ts || !yout)
-        return solver_fail(s, ND_ERR_ARG, "y0, times and output must not be NULL");
+        return nd_solver_fail(s, ND_ERR_ARG, "y0, times and output must not be NULL");
     if (!p && s->k.np > 0)
-        return solver_fail(s, ND_ERR_ARG, "the model has %d parameters but p is NULL", s->k.np);
-    if (!(s->h > 0))
-        return solver_fail(s, ND_ERR_ARG, "fixed-step solver needs h (nd_solver_set_step)");
+        return nd_solver_fail(s, ND_ERR_ARG, "the model has %d parameters but p is NULL",
+                              s->k.np);
+    if (!nd_method_is_adaptive(s->method) && !(s->h > 0))
+        return nd_solver_fail(s, ND_ERR_ARG, "fixed-step solver needs h (nd_solver_set_step)");
     int st = check_times(s, ts, nt);
     return st ? st : check_initial(s, y0);
 }
 
 /* ---- the explicit Runge–Kutta engine ---- */
 
-/* ytmp = y + h * sum_{j<i} a[i][j] k_j: the argument of stage i. */
-static void rk_stage_arg(NdSolver *s, int i, double h, const double *y)
+void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out)
 {
     const double *a = s->tab->a[i];
     for (size_t e = 0; e < s->n; e++) {
         double acc = 0.0;
         for (int j = 0; j < i; j++)
             acc += a[j] * s->K[j][e];
-        s->ytmp[e] = y[e] + h * acc;
+        out[e] = y[e] + h * acc;
     }
 }
 
@@ -249,7 +334,7 @@ static void rk_step(NdSolver *s, const double *p, double t, double h, double *y)
     for (int i = 0; i < tab->stages; i++) {
         const double *arg = y;
         if (i > 0) {
-            rk_stage_arg(s, i, h, y);
+            nd_rk_stage_arg(s, i, h, y, s->ytmp);
             arg = s->ytmp;
         }
         s->k.rhs(t + tab->c[i] * h, arg, p, s->K[i], s->B, s->work);
@@ -266,14 +351,14 @@ static void rk_step(NdSolver *s, const double *p, double t, double h, double *y)
 
 static int check_step(NdSolver *s, const double *y, double t, double t_prev)
 {
-    long i = first_nonfinite(y, s->n);
+    long i = nd_first_nonfinite(y, s->n);
     if (i < 0)
         return ND_OK;
     int ny = s->k.ny;
-    return solver_fail(s, ND_ERR_NONFINITE,
-                       "state element %ld of sample %ld became %s at t = %.10g "
-                       "(last finite at t = %.10g)",
-                       i % ny, i / ny, nonfinite_word(y[i]), t, t_prev);
+    return nd_solver_fail(s, ND_ERR_NONFINITE,
+                          "state element %ld of sample %ld became %s at t = %.10g "
+                          "(last finite at t = %.10g)",
+                          i % ny, i / ny, nd_nonfinite_word(y[i]), t, t_prev);
 }
 
 /* Steps to cover |t1 - t0| with steps of at most h (up to the slack). */
@@ -291,8 +376,8 @@ static int solve_interval(NdSolver *s, const double *p, double t0, double t1, do
 {
     double span = fabs(t1 - t0), hd = t1 > t0 ? s->h : -s->h;
     if (span / s->h > ND_MAX_STEPS_PER_INTERVAL)
-        return solver_fail(s, ND_ERR_ARG, "step h = %g is too small for the interval [%g, %g]",
-                           s->h, t0, t1);
+        return nd_solver_fail(s, ND_ERR_ARG,
+                              "step h = %g is too small for the interval [%g, %g]", s->h, t0, t1);
     long n = interval_steps(span, s->h);
     double t = t0;
     for (long k = 1; k <= n; k++) {
@@ -315,10 +400,13 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
         return ND_ERR_ARG;
     s->message[0] = '\0';
     s->num_steps = 0;
+    s->num_rejected = 0;
     s->num_rhs_evals = 0;
     int st = check_args(s, p, y0, ts, nt, yout);
     if (st)
         return st;
+    if (nd_method_is_adaptive(s->method))
+        return nd_adaptive_solve(s, p, y0, ts, nt, yout);
     size_t n = s->n;
     memmove(yout, y0, n * sizeof *yout);
     for (int j = 0; j + 1 < nt; j++) {

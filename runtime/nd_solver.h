@@ -17,6 +17,10 @@ typedef enum NdMethod {
     ND_MIDPOINT,
     ND_HEUN,
     ND_RK4,
+    ND_BOSH3,  /* adaptive 3(2), Bogacki–Shampine */
+    ND_DOPRI5, /* adaptive 5(4), Dormand–Prince */
+    ND_TSIT5,  /* adaptive 5(4), Tsitouras */
+    ND_DOP853, /* adaptive 8(5,3), Dormand–Prince */
     ND_METHOD_COUNT
 } NdMethod;
 
@@ -26,7 +30,15 @@ enum {
     ND_ERR_NONFINITE = -2,   /* a state became NaN or infinite */
     ND_ERR_MEMORY = -3,
     ND_ERR_UNSUPPORTED = -4, /* method not available */
+    ND_ERR_STEP_UNDERFLOW = -5, /* adaptive step size fell below roundoff of t */
+    ND_ERR_MAX_STEPS = -6,   /* adaptive: more than max_steps steps between outputs */
 };
+
+/* Adaptive defaults: tolerances tight enough for plotting and fitting (one step
+ * in a million, absolute floor 1e-9) and dopri5.f's NMAX. */
+#define ND_DEFAULT_RTOL 1e-6
+#define ND_DEFAULT_ATOL 1e-9
+#define ND_DEFAULT_MAX_STEPS 100000L
 
 typedef struct NdSolver NdSolver;
 
@@ -34,23 +46,46 @@ typedef struct NdSolver NdSolver;
 int nd_method_from_name(const char *name);
 const char *nd_method_name(NdMethod m);
 int nd_method_order(NdMethod m);
+int nd_method_is_adaptive(NdMethod m); /* 1 for bosh3, dopri5, tsit5, dop853 */
 
 /* NULL on out-of-memory. B = number of samples in the batch. */
 NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B);
 void nd_solver_free(NdSolver *s);
 int nd_solver_set_step(NdSolver *s, double h); /* fixed-step methods: h > 0 */
 
+/* Adaptive methods only (ND_ERR_ARG with a message on a fixed-step method).
+ * Each step keeps the weighted RMS norm of the local error estimate e,
+ *   sqrt(mean_i (e_i / (atol + rtol max(|y_i|, |y_new_i|)))^2) <= 1,
+ * the mean taken over all B * ny elements of the batch: the batch shares one
+ * step size (as torchdiffeq does), so a batch is not B separate solves.
+ * rtol >= 0 and atol > 0 (defaults ND_DEFAULT_RTOL, ND_DEFAULT_ATOL). */
+int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol);
+/* First step size (its sign follows the direction of ts); 0 = automatic, by
+ * Hairer's algorithm (HNW I, II.4, p. 169), the default. */
+int nd_solver_set_initial_step(NdSolver *s, double h0);
+/* Attempted steps (accepted or rejected) allowed between two consecutive
+ * output times before the solve stops with ND_ERR_MAX_STEPS; default
+ * ND_DEFAULT_MAX_STEPS. */
+int nd_solver_set_max_steps(NdSolver *s, long max_steps);
+
 /* Integrates from y0 at ts[0] through ts[1..nt-1] (strictly increasing or strictly
  * decreasing; decreasing integrates backwards). yout receives nt * B * ny values:
  * yout[(j * B + b) * ny + i] is element i of sample b at ts[j]; yout[0..] = y0.
  * Fixed-step methods take steps of h, shortening the last step of each interval
- * so they land exactly on every output time. */
+ * so they land exactly on every output time. Adaptive methods choose their own
+ * steps, land exactly on ts[nt-1] only, and interpolate every other output time
+ * with their dense output, so the output times never change the steps taken.
+ * On failure the rows before the failing output time hold the solution and
+ * the next row the state reached where the solve stopped. */
 int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
              double *yout);
 
 const char *nd_status_name(int status);
 const char *nd_solver_get_message(const NdSolver *s); /* "" when the last solve succeeded */
-long nd_solver_get_num_steps(const NdSolver *s);
+long nd_solver_get_num_steps(const NdSolver *s);      /* accepted steps */
+long nd_solver_get_num_rejected(const NdSolver *s);   /* rejected steps (adaptive) */
+/* Right-hand side calls over the batch; adaptive methods count f(t0, y0), the
+ * initial step's trial and dop853's dense output stages too. */
 long nd_solver_get_num_rhs_evals(const NdSolver *s);
 
 #endif

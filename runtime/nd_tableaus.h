@@ -1,19 +1,36 @@
 /* Explicit Runge–Kutta methods as data: one Butcher tableau per method, read by
- * the single stepping engine in nd_solver.c. Adding an explicit method is adding
- * a table in nd_tableaus.c (and its NdMethod constant); the engine does not
- * change. Embedded weights and the FSAL flag are there for the adaptive methods. */
+ * the stepping engines in nd_solver.c (fixed step) and nd_adaptive.c (error
+ * control). Adding an explicit method is adding a table in nd_tableaus.c (and
+ * its NdMethod constant); the engines do not change. The adaptive methods add
+ * error weights, controller constants and a dense output (continuous
+ * extension) so that output times never shorten a step. */
 #ifndef ND_TABLEAUS_H
 #define ND_TABLEAUS_H
 
 #include "nd_solver.h"
 
-/* The largest tableau planned: dop853 takes 12 stages per step and 3 more for
- * its dense output (Hairer–Nørsett–Wanner I, II.10), so 16 leaves one spare. */
+/* The largest tableau: dop853 takes 12 stages per step, one more evaluation
+ * f(t + h, y_new) after an accepted step, and 3 more for its dense output
+ * (Hairer–Nørsett–Wanner I, II.6 and II.10): 16 stage vectors in all. */
 enum { ND_RK_MAX_STAGES = 16 };
+
+/* How a method interpolates inside an accepted step [t, t + h]. Every kind is
+ * linear in the stages: y(t + theta h) = y + h sum_i w_i(theta) k_i, with the
+ * weights from nd_dense_weights. */
+typedef enum NdDenseKind {
+    ND_DENSE_NONE,    /* fixed-step methods land on output times instead */
+    ND_DENSE_NESTED,  /* Hairer's nested form (dopri5.f CONTD5, dop853.f CONTD8):
+                       * y + th (D + th1 (B + th (C + th1 P(th)))), th1 = 1 - th,
+                       * D = y_new - y, B = h f(t, y) - D, C = D - h f(t + h, y_new) - B,
+                       * P(th) = h sum_i (d0 + th (d1 + th1 (d2 + th d3)))_i k_i.
+                       * With P = 0 it is the cubic Hermite interpolant (bosh3). */
+    ND_DENSE_POLY,    /* w_i(theta) = sum_m r[i][m] theta^(m+1) (Tsitouras 2011) */
+} NdDenseKind;
 
 /* Stage i (0-based) evaluates k_i = f(t + c[i] h, y + h * sum_{j<i} a[i][j] k_j);
  * the step is y_new = y + h * sum_i b[i] k_i. Only the first `stages` entries of
- * c, a and b are read; a is strictly lower triangular. */
+ * c, a and b are read by a step; a is strictly lower triangular. Rows past
+ * `stages` (dop853 only) hold f(t + h, y_new) and the dense output stages. */
 typedef struct NdTableau {
     const char *name;    /* the .node name: "rk4" */
     int order;           /* p: the global error is O(h^p) */
@@ -25,9 +42,25 @@ typedef struct NdTableau {
     double a[ND_RK_MAX_STAGES][ND_RK_MAX_STAGES];
     double b[ND_RK_MAX_STAGES];
     double b_hat[ND_RK_MAX_STAGES]; /* embedded weights for the error estimate */
+
+    /* ---- adaptive methods only (embedded_order > 0) ---- */
+    double e[ND_RK_MAX_STAGES];  /* error weights: err = h sum_i e[i] k_i (= b - b_hat) */
+    double e3[ND_RK_MAX_STAGES]; /* dop853's second, 3rd-order estimate (0 elsewhere) */
+    int error_order;     /* q: the estimate behaves as O(h^q); h scales by err^(-1/q) */
+    double beta;         /* Lund's PI stabilisation exponent (dopri5.f BETA) */
+    int fnew_stage;      /* index of the stage vector holding f(t + h, y_new) */
+    int dense_stages;    /* stage vectors the dense output reads (>= stages) */
+    NdDenseKind dense;
+    int dense_order;     /* order of the continuous extension */
+    double d[4][ND_RK_MAX_STAGES];  /* ND_DENSE_NESTED: P's coefficients d0..d3 */
+    double r[ND_RK_MAX_STAGES][4];  /* ND_DENSE_POLY: w_i = sum_m r[i][m] theta^(m+1) */
 } NdTableau;
 
 /* The tableau of m, or NULL when m is not an explicit Runge–Kutta method. */
 const NdTableau *nd_tableau_get(NdMethod m);
+
+/* The dense output weights w[0..dense_stages) at theta in [0, 1]:
+ * y(t + theta h) = y + h sum_i w[i] k_i (nd_dense.c). */
+void nd_dense_weights(const NdTableau *tab, double theta, double *w);
 
 #endif

@@ -128,43 +128,55 @@ static const SemaArg *find_arg(const SemaCall *call, const char *key)
     return NULL;
 }
 
-/* Checks the solver spec against what this runtime has; reports and returns -1
- * when it cannot run. */
-static int pick_solver(Runner *r, const SemaDirective *d, NdMethod *method, double *h)
+/* Checks the solver spec against what this runtime has and configures a solver
+ * for it; reports and returns NULL when it cannot run. Sema has already checked
+ * the argument names of each solver family. */
+static NdSolver *make_solver(Runner *r, const SemaDirective *d, const NdKernels *k, int64_t B)
 {
     const SemaCall *call = &d->solve.solver;
     Diag *diag = &r->c->diag;
     if (!call->name) {
-        diag_error(diag, d->loc, "solve needs a solver, e.g. solver = rk4(h = 0.01)");
-        return -1;
+        diag_error(diag, d->loc, "solve needs a solver, e.g. solver = dopri5(rtol = 1e-6)");
+        return NULL;
     }
     int m = nd_method_from_name(call->name);
     if (m < 0) {
         diag_error(diag, call->loc,
                    "solver '%s' is not available yet in this version of nodec", call->name);
-        diag_note(diag, call->loc,
-                  "available: the fixed-step solvers euler, midpoint, heun and rk4");
-        return -1;
-    }
-    for (int i = 0; i < call->nargs; i++) {
-        if (strcmp(call->args[i].key, "h") != 0) {
-            diag_error(diag, call->args[i].loc, "%s takes only the step size h, not '%s'",
-                       call->name, call->args[i].key);
-            return -1;
-        }
+        diag_note(diag, call->loc, "available: euler, midpoint, heun, rk4 (fixed step h) and "
+                                   "bosh3, dopri5, tsit5, dop853 (adaptive)");
+        return NULL;
     }
     const SemaArg *ha = find_arg(call, "h");
-    if (!ha) {
+    if (!nd_method_is_adaptive((NdMethod)m) && !ha) {
         diag_error(diag, call->loc, "%s needs a step size: %s(h = 0.01)", call->name, call->name);
-        return -1;
+        return NULL;
     }
-    if (!(ha->value > 0) || !isfinite(ha->value)) {
-        diag_error(diag, ha->loc, "the step size h must be positive, not %g", ha->value);
-        return -1;
+    NdSolver *s = nd_solver_create(k, (NdMethod)m, B);
+    if (!s) {
+        diag_error(diag, d->loc, "out of memory for this solve");
+        return NULL;
     }
-    *method = (NdMethod)m;
-    *h = ha->value;
-    return 0;
+    const SemaArg *rtol = find_arg(call, "rtol"), *atol = find_arg(call, "atol");
+    const SemaArg *h0 = find_arg(call, "h0"), *max_steps = find_arg(call, "max_steps");
+    const SemaArg *bad = NULL;
+    if (ha && nd_solver_set_step(s, ha->value))
+        bad = ha;
+    else if ((rtol || atol) &&
+             nd_solver_set_tolerances(s, rtol ? rtol->value : ND_DEFAULT_RTOL,
+                                      atol ? atol->value : ND_DEFAULT_ATOL))
+        bad = rtol ? rtol : atol;
+    else if (h0 && nd_solver_set_initial_step(s, h0->value))
+        bad = h0;
+    else if (max_steps && nd_solver_set_max_steps(s, (long)max_steps->value))
+        bad = max_steps;
+    if (bad) {
+        diag_error(diag, bad->loc, "invalid %s for %s: %s", bad->key, call->name,
+                   nd_solver_get_message(s));
+        nd_solver_free(s);
+        return NULL;
+    }
+    return s;
 }
 
 /* The initial state of one sample: init overrides, else the model's defaults. */
@@ -210,39 +222,38 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void report_solve(Runner *r, const SemaDirective *d, NdSolver *solver, NdMethod method,
-                         double h, double ms)
+static void report_solve(Runner *r, const SemaDirective *d, NdSolver *solver, double ms)
 {
     const SemaSolve *s = &d->solve;
     if (!r->opts->quiet)
-        fprintf(stderr, "solve %s: %s(h = %g) over [%g, %g], %d output times -> %s\n",
-                s->model->name, nd_method_name(method), h, s->t[0], s->t[s->nt - 1], s->nt,
-                s->output ? s->output : "stdout");
+        fprintf(stderr, "solve %s: %s over [%g, %g], %d output times -> %s\n", s->model->name,
+                s->solver.name, s->t[0], s->t[s->nt - 1], s->nt, s->output ? s->output : "stdout");
     if (r->opts->stats)
-        fprintf(stderr, "  stats: %ld steps, %ld right-hand-side evaluations, %.3f ms\n",
-                nd_solver_get_num_steps(solver), nd_solver_get_num_rhs_evals(solver), ms);
+        fprintf(stderr,
+                "  stats: %ld steps (%ld rejected), %ld right-hand-side evaluations, %.3f ms\n",
+                nd_solver_get_num_steps(solver), nd_solver_get_num_rejected(solver),
+                nd_solver_get_num_rhs_evals(solver), ms);
 }
 
 static int run_solve(Runner *r, const SemaDirective *d)
 {
     const SemaSolve *s = &d->solve;
     ModelRun *mr = model_run(r, s->model);
-    NdMethod method;
-    double h;
-    if (pick_solver(r, d, &method, &h) || ensure_compiled(r, mr))
+    if (ensure_compiled(r, mr))
+        return -1;
+    NdSolver *solver = make_solver(r, d, &mr->kernels, 1);
+    if (!solver)
         return -1;
     int ny = s->model->ny;
     double *yout = calloc((size_t)s->nt * (size_t)(ny ? ny : 1), sizeof(double));
     double *y0 = calloc((size_t)(ny ? ny : 1), sizeof(double));
-    NdSolver *solver = nd_solver_create(&mr->kernels, method, 1);
     int rc = -1;
-    if (!yout || !y0 || !solver) {
+    if (!yout || !y0) {
         diag_error(&r->c->diag, d->loc, "out of memory for this solve");
         goto done;
     }
     if (initial_state(r, d, mr, y0))
         goto done;
-    nd_solver_set_step(solver, h);
     double t0 = now_ms();
     int status = nd_solve(solver, mr->p, y0, s->t, s->nt, yout);
     if (status != ND_OK) {
@@ -250,7 +261,7 @@ static int run_solve(Runner *r, const SemaDirective *d)
                    nd_status_name(status), nd_solver_get_message(solver));
         goto done;
     }
-    report_solve(r, d, solver, method, h, now_ms() - t0);
+    report_solve(r, d, solver, now_ms() - t0);
     rc = write_results(r, d, s->model, yout);
 done:
     nd_solver_free(solver);

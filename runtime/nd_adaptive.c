@@ -1,0 +1,366 @@
+/* The error-controlled explicit Runge–Kutta engine behind nd_solve for bosh3,
+ * dopri5, tsit5 and dop853, after Hairer's dopri5.f / dop853.f and
+ * [HNW] E. Hairer, S. P. Nørsett, G. Wanner, Solving ODEs I, 2nd ed., II.4
+ * (step size control, initial step), II.6 and II.10 (dense output). One step
+ * size serves the whole batch; output times are interpolated, never stepped
+ * to, except the last one. Nothing here allocates: every vector is carved
+ * from the solver's block at create (nd_solver.c). */
+#include "nd_adaptive.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+/* Step size controller constants ([HNW] II.4; dopri5.f SAFE, FAC1, FAC2):
+ * the new step is h * safety * err^(-1/q), kept between shrink * h and
+ * grow * h. dop853.f's own limits (0.333, 6) are not used: one set for all. */
+#define ND_SAFETY 0.9
+#define ND_GROW 10.0
+#define ND_SHRINK 0.2
+/* dopri5.f's floor on the previous error in the PI term: an exact step
+ * (err = 0) must not make the next factor infinite. */
+#define ND_FACOLD_MIN 1e-4
+/* A step this close to the end is stretched to land on it ([HNW] dopri5.f:
+ * x + 1.01 h passing xend), which avoids a sliver of a last step. */
+#define ND_LAST_STRETCH 1.01
+/* A step smaller than this many ulps of t cannot move t meaningfully. */
+#define ND_UNDERFLOW_ULPS 16.0
+
+/* One solve in progress. */
+typedef struct Run {
+    NdSolver *s;
+    const double *p, *ts;
+    int nt;
+    double *yout;
+    double t, h;        /* current time; step to try next (signed) */
+    double dir, t_end;  /* +1 or -1; ts[nt - 1] */
+    double hmax;        /* |t_end - ts[0]|, as dopri5.f's default HMAX */
+    double facold;      /* the last accepted error, for the PI term */
+    int rejected;       /* the last attempt was rejected: do not grow */
+    int j;              /* next row of yout to fill */
+    long attempts;      /* steps tried since the last output time */
+    long bad;           /* element that went non-finite in the last attempt, or -1 */
+    double bad_value;
+} Run;
+
+/* The mean over the batch of per-sample means, kept as the first sample's mean
+ * plus the mean deviation from it: the same number as the mean over all
+ * B * ny elements, but a batch of identical samples gives exactly the mean of
+ * one (the deviations are 0), so it steps exactly as a single solve does. */
+typedef struct BatchMean {
+    double first, dev;
+    int64_t count;
+} BatchMean;
+
+static void batch_mean_add(BatchMean *a, double sample_mean)
+{
+    if (a->count++ == 0)
+        a->first = sample_mean;
+    else
+        a->dev += sample_mean - a->first;
+}
+
+static double batch_mean(const BatchMean *a)
+{
+    return a->first + a->dev / (double)a->count;
+}
+
+static void rhs(Run *r, double t, const double *y, double *dydt)
+{
+    NdSolver *s = r->s;
+    s->k.rhs(t, y, r->p, dydt, s->B, s->work);
+    s->num_rhs_evals++;
+}
+
+/* Weighted RMS norm of v / (atol + rtol |y|), the norm of the initial step. */
+static double weighted_rms(const NdSolver *s, const double *v, const double *y)
+{
+    BatchMean mean = {0};
+    size_t ny = (size_t)s->k.ny;
+    for (size_t e0 = 0; e0 < s->n; e0 += ny) {
+        double sum = 0.0;
+        for (size_t e = e0; e < e0 + ny; e++) {
+            double q = v[e] / (s->atol + s->rtol * fabs(y[e]));
+            sum += q * q;
+        }
+        batch_mean_add(&mean, sum / (double)ny);
+    }
+    return sqrt(batch_mean(&mean));
+}
+
+/* Hairer's starting step ([HNW] II.4, p. 169; dopri5.f HINIT): an Euler step
+ * small against y, then h with h^q * max(|f|, |f'|) = 0.01. One evaluation of f,
+ * into K[1] (free until the first step), from ytmp. */
+static double initial_step(Run *r)
+{
+    NdSolver *s = r->s;
+    const double *y = s->y, *f0 = s->K[0];
+    double d0 = weighted_rms(s, y, y), d1 = weighted_rms(s, f0, y);
+    double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+    h0 = fmin(h0, r->hmax);
+    for (size_t e = 0; e < s->n; e++)
+        s->ytmp[e] = y[e] + r->dir * h0 * f0[e];
+    rhs(r, r->t + r->dir * h0, s->ytmp, s->K[1]);
+    for (size_t e = 0; e < s->n; e++)
+        s->ytmp[e] = s->K[1][e] - f0[e];
+    double d2 = weighted_rms(s, s->ytmp, y) / h0;
+    double der = fmax(d1, d2); /* fmax drops a NaN d2: a bad trial f leaves d1 */
+    double h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / s->tab->error_order);
+    double h = fmin(fmin(100.0 * h0, h1), r->hmax);
+    return (h > 0 && isfinite(h)) ? h : fmin(1e-6, r->hmax);
+}
+
+/* Stages 1..s-1 of a step of h from (t, y); y_new = y + h sum b_i k_i. For FSAL
+ * methods y_new is the last stage's argument and k_{s-1} = f(t + h, y_new). */
+static void step_stages(Run *r, double h, double t_new)
+{
+    NdSolver *s = r->s;
+    const NdTableau *tab = s->tab;
+    for (int i = 1; i < tab->stages; i++) {
+        double *arg = (tab->fsal && i == tab->stages - 1) ? s->ynew : s->ytmp;
+        nd_rk_stage_arg(s, i, h, s->y, arg);
+        rhs(r, tab->c[i] == 1.0 ? t_new : r->t + tab->c[i] * h, arg, s->K[i]);
+    }
+    if (!tab->fsal) /* row fnew_stage of a is b */
+        nd_rk_stage_arg(s, tab->fnew_stage, h, s->y, s->ynew);
+}
+
+/* Sample b's mean squares of the scaled estimates over its ny elements:
+ * ms[0] for e, ms[1] for e3. Notes in r->bad the first non-finite y_new. */
+static void sample_error(Run *r, size_t e0, double ms[2])
+{
+    NdSolver *s = r->s;
+    const NdTableau *tab = s->tab;
+    size_t ny = (size_t)s->k.ny;
+    double sum5 = 0.0, sum3 = 0.0;
+    for (size_t e = e0; e < e0 + ny; e++) {
+        double yn = s->ynew[e];
+        if (!isfinite(yn) && r->bad < 0)
+            r->bad = (long)e, r->bad_value = yn;
+        double sk = s->atol + s->rtol * fmax(fabs(s->y[e]), fabs(yn));
+        double est = 0.0, est3 = 0.0;
+        for (int i = 0; i < tab->stages; i++)
+            est += tab->e[i] * s->K[i][e];
+        sum5 += (est / sk) * (est / sk);
+        if (s->use_e3) {
+            for (int i = 0; i < tab->stages; i++)
+                est3 += tab->e3[i] * s->K[i][e];
+            sum3 += (est3 / sk) * (est3 / sk);
+        }
+    }
+    ms[0] = sum5 / (double)ny;
+    ms[1] = sum3 / (double)ny;
+}
+
+/* The local error estimate in the weighted RMS norm over the whole batch, or
+ * +inf when y_new or the estimate is not finite (r->bad names the element).
+ * dop853 divides its 5th-order estimate by a blend with the 3rd-order one,
+ * err5^2 / sqrt(err5^2 + 0.01 err3^2), which behaves as O(h^8) (dop853.f). */
+static double error_norm(Run *r, double h)
+{
+    NdSolver *s = r->s;
+    BatchMean mean5 = {0}, mean3 = {0};
+    r->bad = -1;
+    for (size_t e0 = 0; e0 < s->n; e0 += (size_t)s->k.ny) {
+        double ms[2];
+        sample_error(r, e0, ms);
+        batch_mean_add(&mean5, ms[0]);
+        batch_mean_add(&mean3, ms[1]);
+    }
+    double m5 = batch_mean(&mean5), err;
+    if (s->use_e3) {
+        double deno = m5 + 0.01 * batch_mean(&mean3);
+        err = fabs(h) * m5 / sqrt(deno > 0 ? deno : 1.0);
+    } else {
+        err = fabs(h) * sqrt(m5);
+    }
+    if (r->bad >= 0 || !isfinite(err)) {
+        if (r->bad < 0)
+            r->bad = nd_first_nonfinite(s->ynew, s->n), r->bad_value = NAN;
+        return INFINITY;
+    }
+    return err;
+}
+
+/* dop853's three extra stages for its dense output (rows past fnew_stage),
+ * computed only when an output time falls inside the step. */
+static void dense_stages(Run *r, double h)
+{
+    NdSolver *s = r->s;
+    const NdTableau *tab = s->tab;
+    for (int i = tab->fnew_stage + 1; i < tab->dense_stages; i++) {
+        nd_rk_stage_arg(s, i, h, s->y, s->ytmp);
+        rhs(r, r->t + tab->c[i] * h, s->ytmp, s->K[i]);
+    }
+}
+
+/* out = y(t + theta h) = y + h sum_i w_i(theta) k_i. */
+static void interpolate(Run *r, double theta, double h, double *out)
+{
+    NdSolver *s = r->s;
+    int m = s->tab->dense_stages;
+    double w[ND_RK_MAX_STAGES];
+    nd_dense_weights(s->tab, theta, w);
+    for (size_t e = 0; e < s->n; e++) {
+        double acc = 0.0;
+        for (int i = 0; i < m; i++)
+            acc += w[i] * s->K[i][e];
+        out[e] = s->y[e] + h * acc;
+    }
+}
+
+/* Fills every output row whose time lies in (t, t_new]: the last step lands on
+ * t_end exactly, so its row is y_new itself; the others are interpolated. */
+static void write_outputs(Run *r, double t_new, double h)
+{
+    NdSolver *s = r->s;
+    int ready = 0;
+    while (r->j < r->nt && (r->ts[r->j] - t_new) * r->dir <= 0) {
+        double *row = r->yout + (size_t)r->j * s->n;
+        if (r->ts[r->j] == t_new) {
+            memcpy(row, s->ynew, s->n * sizeof *row);
+        } else {
+            if (!ready && s->tab->dense_stages > s->tab->fnew_stage + 1)
+                dense_stages(r, h);
+            ready = 1;
+            interpolate(r, (r->ts[r->j] - r->t) / h, h, row);
+        }
+        r->j++;
+        r->attempts = 0;
+    }
+}
+
+static void swap_vectors(double **a, double **b)
+{
+    double *tmp = *a;
+    *a = *b;
+    *b = tmp;
+}
+
+/* Takes the step: f(t + h, y_new) becomes the next k_0 (free for FSAL methods),
+ * outputs inside the step are written, and (t, y) advance. */
+static void accept_step(Run *r, double h, double t_new)
+{
+    NdSolver *s = r->s;
+    const NdTableau *tab = s->tab;
+    if (!tab->fsal)
+        rhs(r, t_new, s->ynew, s->K[tab->fnew_stage]);
+    write_outputs(r, t_new, h);
+    swap_vectors(&s->K[0], &s->K[tab->fnew_stage]);
+    swap_vectors(&s->y, &s->ynew);
+    r->t = t_new;
+    s->num_steps++;
+}
+
+/* The PI controller of dopri5.f with Lund's stabilisation ([HNW] IV.2):
+ * h_new = h * safety * err^-(1/q - 0.75 beta) * err_old^beta, within
+ * [shrink h, grow h], never growing right after a rejection. */
+static double next_step(Run *r, double h, double err)
+{
+    const NdTableau *tab = r->s->tab;
+    if (!isfinite(err)) /* a non-finite stage: retreat hard and retry */
+        return h * ND_SHRINK;
+    double fac11 = pow(err, 1.0 / tab->error_order - 0.75 * tab->beta);
+    if (err > 1.0)
+        return h / fmin(1.0 / ND_SHRINK, fac11 / ND_SAFETY);
+    double fac = fac11 / pow(r->facold, tab->beta);
+    fac = fmax(1.0 / ND_GROW, fmin(1.0 / ND_SHRINK, fac / ND_SAFETY));
+    double hnew = h / fac;
+    if (r->rejected)
+        hnew = r->dir * fmin(fabs(hnew), fabs(h));
+    if (fabs(hnew) > r->hmax)
+        hnew = r->dir * r->hmax;
+    return hnew;
+}
+
+/* ---- failures: a status, a message naming the time, the state reached ---- */
+
+static int fail_nonfinite(Run *r)
+{
+    NdSolver *s = r->s;
+    int ny = s->k.ny;
+    long i = r->bad < 0 ? 0 : r->bad;
+    return nd_solver_fail(s, ND_ERR_NONFINITE,
+                          "state element %ld of sample %ld became %s in a step from t = %.10g; "
+                          "the step size shrank to h = %.3g without a finite step",
+                          i % ny, i / ny, nd_nonfinite_word(r->bad_value), r->t, fabs(r->h));
+}
+
+static int check_progress(Run *r)
+{
+    NdSolver *s = r->s;
+    if (r->attempts >= s->max_steps)
+        return nd_solver_fail(s, ND_ERR_MAX_STEPS,
+                              "%s took max_steps = %ld steps without reaching t = %.10g: stopped "
+                              "at t = %.10g with step h = %.3g (raise max_steps or loosen rtol, "
+                              "atol)",
+                              s->tab->name, s->max_steps, r->ts[r->j], r->t, fabs(r->h));
+    double h = fabs(r->h);
+    if (h > ND_UNDERFLOW_ULPS * DBL_EPSILON * fabs(r->t) && h >= DBL_MIN)
+        return ND_OK;
+    if (r->bad >= 0)
+        return fail_nonfinite(r);
+    return nd_solver_fail(s, ND_ERR_STEP_UNDERFLOW,
+                          "step size underflow at t = %.10g: h = %.3g is below the roundoff of t "
+                          "(the solution may blow up there, or the problem is stiff)",
+                          r->t, h);
+}
+
+/* One attempted step; ND_OK whether accepted or rejected. */
+static int attempt_step(Run *r)
+{
+    int st = check_progress(r);
+    if (st)
+        return st;
+    double h = r->h, t_new = r->t + h;
+    if ((r->t + ND_LAST_STRETCH * h - r->t_end) * r->dir > 0) {
+        h = r->t_end - r->t;
+        t_new = r->t_end;
+    }
+    r->attempts++;
+    step_stages(r, h, t_new);
+    double err = error_norm(r, h);
+    r->h = next_step(r, h, err);
+    if (err <= 1.0) {
+        r->facold = fmax(err, ND_FACOLD_MIN);
+        r->rejected = 0;
+        accept_step(r, h, t_new);
+    } else {
+        r->rejected = 1;
+        r->s->num_rejected++;
+    }
+    return ND_OK;
+}
+
+static int start(Run *r)
+{
+    NdSolver *s = r->s;
+    rhs(r, r->t, s->y, s->K[0]);
+    long i = nd_first_nonfinite(s->K[0], s->n);
+    if (i >= 0) {
+        int ny = s->k.ny;
+        return nd_solver_fail(s, ND_ERR_NONFINITE,
+                              "the right-hand side is %s at t = %.10g (element %ld of sample %ld "
+                              "at the initial state)",
+                              nd_nonfinite_word(s->K[0][i]), r->t, i % ny, i / ny);
+    }
+    double h = s->h0 > 0 ? fmin(s->h0, r->hmax) : initial_step(r);
+    r->h = r->dir * h;
+    return ND_OK;
+}
+
+int nd_adaptive_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
+                      double *yout)
+{
+    Run r = {.s = s, .p = p, .ts = ts, .nt = nt, .yout = yout, .t = ts[0], .j = 1,
+             .dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0, .t_end = ts[nt - 1],
+             .hmax = fabs(ts[nt - 1] - ts[0]), .facold = ND_FACOLD_MIN, .bad = -1};
+    memcpy(s->y, y0, s->n * sizeof *s->y);
+    memmove(yout, y0, s->n * sizeof *yout);
+    int st = start(&r);
+    while (!st && r.j < nt)
+        st = attempt_step(&r);
+    if (st && r.j < nt) /* the row after the last good one: where the solve stopped */
+        memcpy(yout + (size_t)r.j * s->n, s->y, s->n * sizeof *yout);
+    return st;
+}
