@@ -1,12 +1,14 @@
-/* Benchmark of the JIT'd right-hand side (`make bench`, never a test): the
- * 2-50-2 tanh MLP  dy/dt = W2 @ tanh(W1 @ y^3 + b1) + b2  against the same math
- * hand-written in C (compiled -O3 -march=native here), side by side in one run,
- * medians of repeated rounds because the machine is shared. A second table
- * measures the inline-loop / OpenBLAS crossover for matrix products that
+/* Benchmark of the JIT'd right-hand side and its vjp (`make bench`, never a
+ * test): the 2-50-2 tanh MLP  dy/dt = W2 @ tanh(W1 @ y^3 + b1) + b2  and
+ * compiler/diff's a^T df/dy, a^T df/dp against the same math hand-written in C
+ * (compiled -O3 -march=native here), side by side in one run, medians of
+ * repeated rounds because the machine is shared. A second table measures the
+ * inline-loop / OpenBLAS crossover for matrix products that
  * compiler/codegen_llvm.c's threshold comes from (docs/codegen.md).
  * Usage: bench_rhs [--no-crossover] */
 #include "codegen.h"
 #include "codegen_internal.h"
+#include "diff.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -49,8 +51,14 @@ static IrModel *mlp_model(IrBuilder *b, Arena *arena)
     rhs[0] = ir_add(b, ir_matmul(b, W2, h), b2);
     IrVar *states = arena_alloc(arena, sizeof *states);
     states[0] = (IrVar){.name = "y", .shape = ir_vector_shape(NY), .offset = 0};
+    IrVar *params = arena_alloc(arena, 4 * sizeof *params);
+    IrNode *leaves[4] = {W1, b1, W2, b2};
+    const char *names[4] = {"W1", "b1", "W2", "b2"};
+    for (int j = 0; j < 4; j++)
+        params[j] = (IrVar){.name = names[j], .shape = leaves[j]->shape, .offset = leaves[j]->offset};
     IrModel *m = arena_alloc(arena, sizeof *m);
-    *m = (IrModel){.name = "mlp", .states = states, .n_states = 1, .ny = NY, .np = NP, .rhs = rhs};
+    *m = (IrModel){.name = "mlp", .states = states, .n_states = 1, .ny = NY, .params = params,
+                   .n_params = 4, .np = NP, .rhs = rhs};
     return m;
 }
 
@@ -75,6 +83,48 @@ static void mlp_c(double t, const double *y, const double *p, double *dydt, int6
     }
 }
 
+/* Its vjp by hand: out_y[b] = a^T df/dy per sample, out_p = a^T df/dp summed
+ * over the batch. work: 2H doubles. */
+static void mlp_vjp_c(double t, const double *y, const double *p, const double *a,
+                      const double *d, double *out_y, double *out_p, int64_t B, double *work)
+{
+    (void)t, (void)d;
+    const double *W1 = p, *b1 = p + 2 * H, *W2 = p + 3 * H, *b2 = p + 5 * H;
+    double *gW1 = out_p, *gb1 = out_p + 2 * H, *gW2 = out_p + 3 * H, *gb2 = out_p + 5 * H;
+    double *h = work, *gu = work + H;
+    (void)b2;
+    memset(out_p, 0, sizeof *out_p * NP);
+    for (int64_t s = 0; s < B; s++) {
+        const double *ys = y + s * NY, *as = a + s * NY;
+        double z0 = ys[0] * ys[0] * ys[0], z1 = ys[1] * ys[1] * ys[1], gz0 = 0, gz1 = 0;
+        for (int j = 0; j < H; j++) {
+            h[j] = tanh(W1[2 * j] * z0 + W1[2 * j + 1] * z1 + b1[j]);
+            double gh = W2[j] * as[0] + W2[H + j] * as[1];
+            gu[j] = gh * (1 - h[j] * h[j]);
+            gz0 += W1[2 * j] * gu[j];
+            gz1 += W1[2 * j + 1] * gu[j];
+            gW1[2 * j] += gu[j] * z0;
+            gW1[2 * j + 1] += gu[j] * z1;
+            gb1[j] += gu[j];
+            gW2[j] += as[0] * h[j];
+            gW2[H + j] += as[1] * h[j];
+        }
+        gb2[0] += as[0];
+        gb2[1] += as[1];
+        out_y[s * NY] = gz0 * 3 * ys[0] * ys[0];
+        out_y[s * NY + 1] = gz1 * 3 * ys[1] * ys[1];
+    }
+}
+
+static double time_vjp(NdKernelFn f, const double *y, const double *p, const double *a,
+                       double *oy, double *op, int64_t B, double *work, int reps)
+{
+    double t0 = now_s();
+    for (int r = 0; r < reps; r++)
+        f(0.1 * r, y, p, a, NULL, oy, op, B, work);
+    return (now_s() - t0) / reps;
+}
+
 static double time_calls(NdRhsFn f, const double *y, const double *p, double *dydt, int64_t B,
                          double *work, int reps)
 {
@@ -94,14 +144,15 @@ static double max_rel_diff(const double *a, const double *b, int n)
     return worst;
 }
 
-/* Median of 9 compiles; *first gets the first, which also pays the process's
- * one-time costs (LLVM initialisation, faulting in libLLVM's pages). */
-static double compile_median(const IrModel *m, Diag *diag, double *first)
+/* Median of 9 compiles (with the vjp when req asks); *first gets the first,
+ * which also pays the process's one-time costs (LLVM initialisation, faulting
+ * in libLLVM's pages). */
+static double compile_median(const IrModel *m, const JitRequest *req, Diag *diag, double *first)
 {
     double ms[9];
     for (int r = 0; r < 9; r++) {
         NdKernels k;
-        JitModel *jit = jit_compile(m, &k, diag);
+        JitModel *jit = jit_compile_request(m, req, &k, diag);
         if (!jit)
             exit(1);
         ms[r] = jit_compile_ms(jit);
@@ -113,9 +164,13 @@ static double compile_median(const IrModel *m, Diag *diag, double *first)
 
 static void bench_mlp(const IrModel *m, Diag *diag)
 {
-    double first, med = compile_median(m, diag, &first);
+    double first, med = compile_median(m, NULL, diag, &first);
     printf("JIT compile (IR -> callable, median of 9): %.2f ms   [target <= 50 ms]\n", med);
-    printf("  first compile in the process: %.2f ms\n\n", first);
+    printf("  first compile in the process: %.2f ms\n", first);
+    JitRequest req = {.vjp = 1};
+    double first_vjp, med_vjp = compile_median(m, &req, diag, &first_vjp);
+    printf("JIT compile of rhs + vjp (one module, median of 9): %.2f ms   [target < 100 ms]\n\n",
+           med_vjp);
     NdKernels k, ki; /* the measured rule, and inline loops only (for comparison) */
     JitModel *jit = jit_compile(m, &k, diag);
     cg_set_blas_min_flops(1e30);
@@ -155,6 +210,48 @@ static void bench_mlp(const IrModel *m, Diag *diag)
     printf("(ratio = JIT / hand-written C; target <= 1.2)\n");
     jit_free(jit);
     jit_free(jit_inline);
+}
+
+/* The vjp a^T df/dy (per sample) and a^T df/dp (summed over the batch)
+ * beside the rhs: JIT against the hand-written mlp_vjp_c. */
+static void bench_vjp(const IrModel *m, Diag *diag)
+{
+    NdKernels k;
+    JitRequest req = {.vjp = 1};
+    JitModel *jit = jit_compile_request(m, &req, &k, diag);
+    if (!jit)
+        exit(1);
+    double p[NP], gp1[NP], gp2[NP];
+    for (int i = 0; i < NP; i++)
+        p[i] = 0.3 * sin(1.7 * i + 0.4);
+    printf("\nvjp (a^T df/dy per sample, a^T df/dp summed over the batch)\n");
+    printf("%6s %12s %14s %14s %8s %12s\n", "B", "rhs ns/call", "vjp JIT ns", "vjp C -O3 ns",
+           "ratio", "max rel diff");
+    const int64_t batches[3] = {1, 20, 1000};
+    for (int bi = 0; bi < 3; bi++) {
+        int64_t B = batches[bi];
+        size_t n = (size_t)(B * NY);
+        double *y = malloc(sizeof *y * n), *a = malloc(sizeof *a * n), *d = malloc(sizeof *d * n);
+        double *g1 = malloc(sizeof *g1 * n), *g2 = malloc(sizeof *g2 * n);
+        double *work = malloc(sizeof *work * (nd_kernels_work_size(&k, B) + 2 * H));
+        for (size_t i = 0; i < n; i++)
+            y[i] = cos(0.37 * (double)i), a[i] = sin(0.91 * (double)i + 0.2);
+        k.vjp(0.0, y, p, a, NULL, g1, gp1, B, work);
+        mlp_vjp_c(0.0, y, p, a, NULL, g2, gp2, B, work);
+        double diff = fmax(max_rel_diff(g1, g2, (int)n), max_rel_diff(gp1, gp2, NP));
+        int reps = (int)(10000 / B) + 1;
+        double tr[ROUNDS], tj[ROUNDS], tc[ROUNDS];
+        for (int r = 0; r < ROUNDS; r++) {
+            tr[r] = time_calls(k.rhs, y, p, d, B, work, reps);
+            tj[r] = time_vjp(k.vjp, y, p, a, g1, gp1, B, work, reps);
+            tc[r] = time_vjp(mlp_vjp_c, y, p, a, g2, gp2, B, work, reps);
+        }
+        double mr = median(tr, ROUNDS), mj = median(tj, ROUNDS), mc = median(tc, ROUNDS);
+        printf("%6lld %12.1f %14.1f %14.1f %8.3f %12.2e\n", (long long)B, mr * 1e9, mj * 1e9,
+               mc * 1e9, mj / mc, diff);
+        free(y), free(a), free(d), free(g1), free(g2), free(work);
+    }
+    jit_free(jit);
 }
 
 /* The three ways a product meets the batch (codegen_llvm.c's emit_matmul):
@@ -251,8 +348,11 @@ int main(int argc, char **argv)
     Diag diag;
     diag_init(&diag, stderr);
     Arena *arena = arena_new();
-    IrModel *m = mlp_model(ir_builder_new(arena), arena);
+    IrBuilder *b = ir_builder_new(arena);
+    IrModel *m = mlp_model(b, arena);
+    diff_model_adjoint(b, m);
     bench_mlp(m, &diag);
+    bench_vjp(m, &diag);
     if (!(argc > 1 && strcmp(argv[1], "--no-crossover") == 0))
         bench_crossover(&diag);
     arena_free(arena);

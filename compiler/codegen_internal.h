@@ -14,17 +14,23 @@ struct LLVMOpaqueModule;
 
 enum { CG_NAME_MAX = 256 };
 
-/* The layout of the emitted function: its symbol and its scratch needs. */
+/* The kernels of one module, in this order: the rhs ("<model>_rhs", NdRhsFn),
+ * then "<model>_vjp" and "<model>_jac" when the request asks for them, then the
+ * request's extra kernels ("<model>_<name>"), all NdKernelFn. */
 typedef struct CgLayout {
-    char rhs_name[CG_NAME_MAX]; /* "<model>_rhs" */
-    size_t work_fixed;          /* doubles for nodes computed once per call */
-    size_t work_per_sample;     /* doubles per sample for batched nodes */
+    int n_kernels;
+    char (*names)[CG_NAME_MAX]; /* malloc'd symbol names; released by cg_layout_free */
+    size_t work_fixed;          /* doubles: the most any kernel needs once per call */
+    size_t work_per_sample;     /* doubles per sample: the most any kernel needs */
 } CgLayout;
 
-/* Builds and verifies the (unoptimised) module for m in ctx; the caller owns the
- * module. Returns NULL after reporting an internal error through diag. */
+/* Builds and verifies the (unoptimised) module for m and the kernels req asks
+ * for (req may be NULL: the rhs only) in ctx; the caller owns the module and
+ * releases the layout. Returns NULL (and an empty layout) after reporting an
+ * internal error through diag. */
 struct LLVMOpaqueModule *cg_build_module(struct LLVMOpaqueContext *ctx, const IrModel *m,
-                                         CgLayout *layout, Diag *diag);
+                                         const JitRequest *req, CgLayout *layout, Diag *diag);
+void cg_layout_free(CgLayout *layout);
 
 /* The measured rule (docs/codegen.md): a matrix product whose reduction is at
  * least 16 long and that has at least 512 multiply-adds per call (m*n*k, times

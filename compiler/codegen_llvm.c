@@ -1,11 +1,15 @@
-/* IR -> LLVM IR: one function per model,
+/* IR -> LLVM IR: one module per model holding its kernels, the rhs
  *   void <model>_rhs(double t, const double *y, const double *p, double *dydt,
  *                    int64_t B, double *work)
- * emitted in IR topological order. A plan pass first decides where every node's
- * values live (a register, straight in y/p/dydt, a constant global, a view into
- * another node, or a buffer in work reused once its last reader is done); the
- * emit pass then writes simple counted loops that O2 vectorises, and calls
- * OpenBLAS for matrix products large enough to pay for the call. */
+ * and the derived ones (vjp, jac, a loss and its gradient ...) as NdKernelFn
+ *   void <model>_<name>(double t, const double *y, const double *p, const double *a,
+ *                       const double *d, double *out0, double *out1, int64_t B, double *work)
+ * each a list of outputs (CgOutput) emitted in IR topological order. A plan pass
+ * first decides where every node's values live (a register, straight in an input
+ * or an output, a constant global, a view into another node, or a buffer in work
+ * reused once its last reader is done); the emit pass then writes simple counted
+ * loops that O2 vectorises, and calls OpenBLAS for matrix products large enough
+ * to pay for the call. */
 #include "codegen.h"
 #include "codegen_internal.h"
 
@@ -15,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Measured crossover (bench_rhs, docs/codegen.md): a cblas call costs
@@ -46,18 +51,21 @@ double cg_blas_min_flops(void)
 typedef enum PlanKind {
     PK_PENDING, /* a computed node not yet given storage */
     PK_REG,     /* an unbatched scalar in an SSA register */
-    PK_STATE,   /* y + offset, sample stride ny */
+    PK_INPUT,   /* STATE: y + offset, ADJOINT: a + offset (stride ny); DATA: d + offset (stride nd) */
     PK_PARAM,   /* p + offset */
     PK_CONST,   /* a private constant global */
     PK_VIEW,    /* a contiguous slice: elements of its owner's storage */
     PK_FIXED,   /* work + off: computed once per call */
     PK_SAMPLE,  /* work + work_fixed + B*off: sample-major, stride = size */
-    PK_DYDT,    /* a root written straight into dydt + off, stride ny */
+    PK_OUT,     /* an output's node written straight into out<dst> + off, the output's stride */
+    PK_FUSED,   /* an OUTER only summed over the batch: never stored, its sum is one product */
+    PK_INLINE,  /* an elementwise node with one elementwise reader: computed in that reader's loop */
 } PlanKind;
 
 typedef struct Plan {
     PlanKind kind;
-    long off;     /* FIXED/SAMPLE: buffer offset; VIEW: element offset; DYDT: state offset */
+    long off;     /* FIXED/SAMPLE: buffer offset; VIEW: element offset; OUT: output offset */
+    int out;      /* OUT: index of the output written in place */
     int owner;    /* topo index of the node whose storage holds this one */
     int last_use; /* topo index of the last reader of the owner's storage */
     int block;    /* FIXED/SAMPLE: pool block index */
@@ -70,6 +78,7 @@ typedef struct CgVal {
     LLVMValueRef reg;
     long bstride; /* 0: unbatched (the same for every sample) */
     int size;     /* elements per sample */
+    int inl;      /* PK_INLINE: 1 + the node's topo index (its elements are computed on load) */
 } CgVal;
 
 /* A first-fit pool of work buffers (fixed or per-sample region). */
@@ -84,12 +93,25 @@ typedef struct Pool {
     long total;
 } Pool;
 
+/* One function to emit: the rhs (NdRhsFn, its outputs the states' rhs into
+ * dydt) or a general kernel (NdKernelFn). */
+typedef struct CgKernel {
+    const char *name; /* the symbol */
+    bool rhs;         /* NdRhsFn signature: reads y, p only; out0 is dydt */
+    int nd;           /* doubles per sample in d */
+    int n_outputs;
+    const CgOutput *outputs;
+} CgKernel;
+
 typedef struct Cg {
     const IrModel *m;
+    const CgKernel *k;
     Arena *arena;
     int count;
     IrNode **order;
     int *index; /* topo index by node id */
+    int *uses;  /* readers of each node: operand slots and outputs */
+    int *user;  /* the last node reading each node, -1 for none */
     Plan *plan;
     CgVal *val;
     Pool fixed, sample;
@@ -99,13 +121,15 @@ typedef struct Cg {
     LLVMBuilderRef bld;
     LLVMValueRef fn;
     LLVMTypeRef t_f64, t_i64, t_i32, t_ptr, t_dgemm, t_dgemv;
-    LLVMValueRef v_t, v_y, v_p, v_dydt, v_B, v_work, v_sample;
+    LLVMValueRef v_t, v_y, v_p, v_a, v_d, v_out[2], v_B, v_work, v_sample;
+    int nd; /* the kernel's d stride */
 } Cg;
 
 /* A counted loop i = 0 .. n-1, optionally carrying one double accumulator. */
 typedef struct CgLoop {
     LLVMBasicBlockRef head, exit;
     LLVMValueRef i, acc, n;
+    bool scalar; /* set after cg_loop_begin: tell the loop vectoriser to leave it */
 } CgLoop;
 
 /* Loops with at most this many (constant) trips are left to LLVM's full
@@ -147,7 +171,7 @@ static void plan_leaf_or_view(Cg *cg, int i)
     switch (n->op) {
     case IR_CONST: pl->kind = ir_shape_size(n->shape) == 1 ? PK_REG : PK_CONST; return;
     case IR_TIME: pl->kind = PK_REG; return;
-    case IR_STATE: pl->kind = PK_STATE; return;
+    case IR_STATE: case IR_ADJOINT: case IR_DATA: pl->kind = PK_INPUT; return;
     case IR_PARAM: pl->kind = PK_PARAM; return;
     case IR_SLICE: {
         const Plan *src = &cg->plan[topo(cg, n->args[0])];
@@ -165,16 +189,62 @@ static void plan_leaf_or_view(Cg *cg, int i)
     pl->kind = scalar && is_elementwise(n->op) ? PK_REG : PK_PENDING;
 }
 
-/* Batched roots are computed straight into dydt (no copy), once each. */
-static void plan_roots(Cg *cg)
+/* An outer product of two batched vectors whose only reader is a batch sum
+ * (a parameter gradient such as outer(dh, x) for W in W @ x) is that sum,
+ * U^T V: one product over the batch instead of B outer products stored and
+ * then summed. */
+static bool plan_is_fused(const Cg *cg, const CgOutput *out)
 {
-    for (int s = 0; s < cg->m->n_states; s++) {
-        IrNode *r = cg->m->rhs[s];
-        Plan *pl = &cg->plan[topo(cg, r)];
-        if (pl->kind == PK_PENDING && is_batched(r)) {
-            pl->kind = PK_DYDT;
-            pl->off = cg->m->states[s].offset;
+    const IrNode *n = out->node;
+    return out->batch_sum && n->op == IR_OUTER && is_batched(n->args[0]) &&
+           is_batched(n->args[1]) && cg->uses[topo(cg, n)] == 1;
+}
+
+/* Batched nodes of per-sample outputs are computed straight into the output
+ * (no copy), once each: a node two outputs share is copied for the second. */
+static void plan_outputs(Cg *cg)
+{
+    for (int o = 0; o < cg->k->n_outputs; o++) {
+        const CgOutput *out = &cg->k->outputs[o];
+        Plan *pl = &cg->plan[topo(cg, out->node)];
+        if (pl->kind == PK_PENDING && plan_is_fused(cg, out)) {
+            pl->kind = PK_FUSED;
+            pl->out = o;
+        } else if (pl->kind == PK_PENDING && is_batched(out->node) && !out->batch_sum) {
+            pl->kind = PK_OUT;
+            pl->out = o;
+            pl->off = out->offset;
         }
+    }
+}
+
+/* Elementwise chains are fused: a node whose single reader is an elementwise
+ * op of the same size and batching is computed inside that reader's loop, so
+ * the chain is one loop with no buffers between its links (fewer loops also
+ * mean less for O2 and the code generator: compile time tracks loop count). */
+static void plan_inline(Cg *cg)
+{
+    for (int i = 0; i < cg->count; i++) {
+        IrNode *n = cg->order[i];
+        int u = cg->user[i];
+        if (cg->plan[i].kind != PK_PENDING || !is_elementwise(n->op) || cg->uses[i] != 1 || u < 0)
+            continue;
+        IrNode *r = cg->order[u];
+        if (is_elementwise(r->op) && cg->plan[u].kind != PK_REG &&
+            ir_shape_size(r->shape) == ir_shape_size(n->shape) && is_batched(r) == is_batched(n))
+            cg->plan[i].kind = PK_INLINE;
+    }
+}
+
+/* Node j is read at time i: an inlined node is computed there, so its own
+ * operands are what is read. */
+static void plan_read(Cg *cg, int j, int i)
+{
+    if (cg->plan[j].kind == PK_INLINE) {
+        for (int a = 0; a < cg->order[j]->nargs; a++)
+            plan_read(cg, topo(cg, cg->order[j]->args[a]), i);
+    } else if (cg->plan[j].last_use < i) {
+        cg->plan[j].last_use = i;
     }
 }
 
@@ -183,16 +253,14 @@ static void plan_liveness(Cg *cg)
 {
     for (int i = 0; i < cg->count; i++)
         cg->plan[i].last_use = i;
-    for (int i = 0; i < cg->count; i++) {
-        IrNode *n = cg->order[i];
-        for (int a = 0; a < n->nargs; a++) {
-            Plan *pa = &cg->plan[topo(cg, n->args[a])];
-            if (pa->last_use < i)
-                pa->last_use = i;
-        }
-    }
-    for (int s = 0; s < cg->m->n_states; s++)
-        cg->plan[topo(cg, cg->m->rhs[s])].last_use = cg->count; /* read by the final copy */
+    for (int i = 0; i < cg->count; i++)
+        for (int a = 0; cg->plan[i].kind != PK_INLINE && a < cg->order[i]->nargs; a++)
+            plan_read(cg, topo(cg, cg->order[i]->args[a]), i);
+    for (int o = 0; o < cg->k->n_outputs; o++) /* read by the final copies and sums */
+        cg->plan[topo(cg, cg->k->outputs[o].node)].last_use = cg->count;
+    for (int i = 0; i < cg->count; i++) /* a fused node's operands: by its final sum */
+        for (int a = 0; cg->plan[i].kind == PK_FUSED && a < cg->order[i]->nargs; a++)
+            cg->plan[topo(cg, cg->order[i]->args[a])].last_use = cg->count;
     for (int i = cg->count - 1; i >= 0; i--) {
         Plan *pl = &cg->plan[i];
         Plan *owner = &cg->plan[pl->owner];
@@ -223,6 +291,24 @@ static int pool_alloc(Pool *pool, long size)
     return best;
 }
 
+/* Frees the storage node j's reading at time i was the last use of
+ * (through inlined nodes, their operands'). */
+static void plan_release(Cg *cg, int j, int i)
+{
+    if (cg->plan[j].kind == PK_INLINE) {
+        for (int a = 0; a < cg->order[j]->nargs; a++)
+            plan_release(cg, topo(cg, cg->order[j]->args[a]), i);
+        return;
+    }
+    Plan *owner = &cg->plan[cg->plan[j].owner];
+    if (owner->last_use != i)
+        return;
+    if (owner->kind == PK_FIXED)
+        cg->fixed.blk[owner->block].busy = false;
+    else if (owner->kind == PK_SAMPLE)
+        cg->sample.blk[owner->block].busy = false;
+}
+
 static void plan_buffers(Cg *cg)
 {
     for (int i = 0; i < cg->count; i++) {
@@ -234,16 +320,8 @@ static void plan_buffers(Cg *cg)
             pl->block = pool_alloc(pool, ir_shape_size(n->shape));
             pl->off = pool->blk[pl->block].off;
         }
-        /* operands whose storage nobody reads after this node */
-        for (int a = 0; a < n->nargs; a++) {
-            Plan *owner = &cg->plan[cg->plan[topo(cg, n->args[a])].owner];
-            if (owner->last_use != i)
-                continue;
-            if (owner->kind == PK_FIXED)
-                cg->fixed.blk[owner->block].busy = false;
-            else if (owner->kind == PK_SAMPLE)
-                cg->sample.blk[owner->block].busy = false;
-        }
+        for (int a = 0; pl->kind != PK_INLINE && a < n->nargs; a++)
+            plan_release(cg, topo(cg, n->args[a]), i);
     }
 }
 
@@ -257,11 +335,24 @@ static void cg_plan(Cg *cg)
     cg->val = arena_alloc(cg->arena, sizeof *cg->val * (size_t)cg->count);
     cg->fixed.blk = arena_alloc(cg->arena, sizeof(PoolBlock) * (size_t)cg->count);
     cg->sample.blk = arena_alloc(cg->arena, sizeof(PoolBlock) * (size_t)cg->count);
-    for (int i = 0; i < cg->count; i++)
+    cg->uses = arena_alloc(cg->arena, sizeof *cg->uses * (size_t)cg->count);
+    cg->user = arena_alloc(cg->arena, sizeof *cg->user * (size_t)cg->count);
+    for (int i = 0; i < cg->count; i++) {
         cg->index[cg->order[i]->id] = i;
+        cg->uses[i] = 0;
+        cg->user[i] = -1;
+    }
+    for (int i = 0; i < cg->count; i++)
+        for (int a = 0; a < cg->order[i]->nargs; a++) {
+            cg->uses[topo(cg, cg->order[i]->args[a])]++;
+            cg->user[topo(cg, cg->order[i]->args[a])] = i;
+        }
+    for (int o = 0; o < cg->k->n_outputs; o++)
+        cg->uses[topo(cg, cg->k->outputs[o].node)]++;
     for (int i = 0; i < cg->count; i++)
         plan_leaf_or_view(cg, i);
-    plan_roots(cg);
+    plan_outputs(cg);
+    plan_inline(cg);
     plan_liveness(cg);
     plan_buffers(cg);
 }
@@ -301,10 +392,14 @@ static LLVMValueRef cg_add(Cg *cg, LLVMValueRef a, LLVMValueRef b)
 }
 
 /* Element k (i64) of sample b (i64, or NULL for sample 0) of v. */
+static LLVMValueRef cg_load_inline(Cg *cg, int i, LLVMValueRef b, LLVMValueRef k);
+
 static LLVMValueRef cg_load(Cg *cg, const CgVal *v, LLVMValueRef b, LLVMValueRef k)
 {
     if (v->reg)
         return v->reg;
+    if (v->inl)
+        return cg_load_inline(cg, v->inl - 1, b, k);
     LLVMValueRef idx = v->bstride && b ? cg_add(cg, cg_mul(cg, b, v->bstride), k) : k;
     LLVMValueRef ld = LLVMBuildLoad2(cg->bld, cg->t_f64, cg_gep(cg, v->ptr, idx, ""), "v_ld");
     LLVMSetAlignment(ld, 8);
@@ -344,6 +439,7 @@ static LLVMValueRef cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef n, const char 
     LLVMAddIncoming(l->i, &zero, &pre, 1);
     l->acc = NULL;
     l->n = n;
+    l->scalar = false;
     if (acc_init) {
         l->acc = LLVMBuildPhi(cg->bld, cg->t_f64, "v_acc");
         LLVMAddIncoming(l->acc, &acc_init, &pre, 1);
@@ -354,14 +450,24 @@ static LLVMValueRef cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef n, const char 
     return l->i;
 }
 
-/* A distinct, self-referential loop ID: !{!self, !{"llvm.loop.unroll.disable"}}. */
-static LLVMValueRef cg_md_no_unroll(Cg *cg)
+/* A distinct, self-referential loop ID: !{!self, !{"llvm.loop.unroll.disable"},
+ * !{"llvm.loop.vectorize.enable", i1 false}}, with the properties asked for. */
+static LLVMValueRef cg_md_loop(Cg *cg, bool no_unroll, bool no_vec)
 {
-    static const char key[] = "llvm.loop.unroll.disable";
-    LLVMMetadataRef str = LLVMMDStringInContext2(cg->ctx, key, sizeof key - 1);
-    LLVMMetadataRef ops[2] = {LLVMTemporaryMDNode(cg->ctx, NULL, 0),
-                              LLVMMDNodeInContext2(cg->ctx, &str, 1)};
-    LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, 2);
+    static const char unroll[] = "llvm.loop.unroll.disable", vec[] = "llvm.loop.vectorize.enable";
+    LLVMMetadataRef ops[3] = {LLVMTemporaryMDNode(cg->ctx, NULL, 0)};
+    unsigned n = 1;
+    if (no_unroll) {
+        LLVMMetadataRef str = LLVMMDStringInContext2(cg->ctx, unroll, sizeof unroll - 1);
+        ops[n++] = LLVMMDNodeInContext2(cg->ctx, &str, 1);
+    }
+    if (no_vec) {
+        LLVMMetadataRef kv[2] = {
+            LLVMMDStringInContext2(cg->ctx, vec, sizeof vec - 1),
+            LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(cg->ctx), 0, 0))};
+        ops[n++] = LLVMMDNodeInContext2(cg->ctx, kv, 2);
+    }
+    LLVMMetadataRef id = LLVMMDNodeInContext2(cg->ctx, ops, n);
     LLVMMetadataReplaceAllUsesWith(ops[0], id); /* also deletes the temporary */
     return LLVMMetadataAsValue(cg->ctx, id);
 }
@@ -377,8 +483,9 @@ static void cg_loop_end(Cg *cg, CgLoop *l, LLVMValueRef acc_next)
         LLVMAddIncoming(l->acc, &acc_next, &latch, 1);
     LLVMValueRef br = LLVMBuildBr(cg->bld, l->head);
     bool small = LLVMIsAConstantInt(l->n) && LLVMConstIntGetSExtValue(l->n) <= CG_UNROLL_MAX_TRIPS;
-    if (!small)
-        LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9), cg_md_no_unroll(cg));
+    if (!small || l->scalar)
+        LLVMSetMetadata(br, LLVMGetMDKindIDInContext(cg->ctx, "llvm.loop", 9),
+                        cg_md_loop(cg, !small, l->scalar));
     LLVMPositionBuilderAtEnd(cg->bld, l->exit);
 }
 
@@ -510,10 +617,24 @@ static LLVMValueRef cg_element_op(Cg *cg, const IrNode *n, LLVMValueRef *x)
     return cg_binary(cg, n, x[0], x[1]);
 }
 
-/* True when one flat loop over B*size covers out and every operand: each is
- * either laid out sample-major with stride size, or a broadcast unbatched
- * scalar (a register or element 0). */
-static bool map_is_flat(const CgVal *out, int nargs, const CgVal *const *args)
+/* Element k of sample b of the inlined node i, computed from its operands'
+ * (which may be inlined too). */
+static LLVMValueRef cg_load_inline(Cg *cg, int i, LLVMValueRef b, LLVMValueRef k)
+{
+    const IrNode *n = cg->order[i];
+    LLVMValueRef x[3];
+    for (int a = 0; a < n->nargs && a < 3; a++) {
+        const CgVal *v = &cg->val[topo(cg, n->args[a])];
+        bool bcast = v->size == 1 && ir_shape_size(n->shape) > 1;
+        x[a] = cg_load(cg, v, b, bcast ? cg_i64(cg, 0) : k);
+    }
+    return cg_element_op(cg, n, x);
+}
+
+/* True when one flat loop over B*size covers out and every operand (and the
+ * operands of inlined ones): each is either laid out sample-major with
+ * stride size, or a broadcast unbatched scalar (a register or element 0). */
+static bool map_is_flat(const Cg *cg, const CgVal *out, int nargs, const CgVal *const *args)
 {
     if (out->bstride == 0)
         return true;
@@ -524,6 +645,15 @@ static bool map_is_flat(const CgVal *out, int nargs, const CgVal *const *args)
         bool bcast = v->size == 1 && out->size > 1;
         if (v->reg)
             continue;
+        if (v->inl) {
+            const IrNode *n = cg->order[v->inl - 1];
+            const CgVal *sub[3];
+            for (int s = 0; s < n->nargs && s < 3; s++)
+                sub[s] = &cg->val[topo(cg, n->args[s])];
+            if (!map_is_flat(cg, out, n->nargs, sub))
+                return false;
+            continue;
+        }
         if (v->bstride == 0 ? !bcast : (bcast || v->bstride != out->size))
             return false;
     }
@@ -538,7 +668,7 @@ static void emit_map(Cg *cg, const IrNode *n, const CgVal *out, int nargs, const
 {
     LLVMValueRef x[3];
     char name[64];
-    if (map_is_flat(out, nargs, args)) {
+    if (map_is_flat(cg, out, nargs, args)) {
         CgLoop l;
         snprintf(name, sizeof name, "%s_i", tag);
         LLVMValueRef total = out->bstride ? cg_mul(cg, cg->v_B, out->size) : cg_i64(cg, out->size);
@@ -594,6 +724,31 @@ static void emit_grid(Cg *cg, const IrNode *n, const CgVal *out, const char *tag
         v = cg_load(cg, x, b, cg_add(cg, cg_mul(cg, row, src_cols), col));
     }
     cg_store(cg, out, b, cg_add(cg, cg_mul(cg, i, cols), j), v);
+    cg_loop_end(cg, &lj, NULL);
+    cg_loop_end(cg, &li, NULL);
+    cg_loop_end(cg, &lb, NULL);
+}
+
+/* PAD (the transpose of SLICE): zeros, then the operand's rows copied into
+ * place at (attr[0], attr[1]). */
+static void emit_pad(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
+{
+    CgVal zero = {.reg = cg_f64(cg, 0), .size = 1};
+    const CgVal *z = &zero, *x = &cg->val[topo(cg, n->args[0])];
+    emit_map(cg, NULL, out, 1, &z, tag);
+    int rows = n->args[0]->shape.rows, cols = n->args[0]->shape.cols;
+    char name[64];
+    CgLoop lb, li, lj;
+    snprintf(name, sizeof name, "%s_b", tag);
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
+    snprintf(name, sizeof name, "%s_i", tag);
+    LLVMValueRef i = cg_loop_begin(cg, &li, cg_i64(cg, rows), name, NULL);
+    snprintf(name, sizeof name, "%s_j", tag);
+    LLVMValueRef j = cg_loop_begin(cg, &lj, cg_i64(cg, cols), name, NULL);
+    LLVMValueRef v = cg_load(cg, x, b, cg_add(cg, cg_mul(cg, i, cols), j));
+    LLVMValueRef row = cg_add(cg, i, cg_i64(cg, n->attr[0]));
+    LLVMValueRef col = cg_add(cg, j, cg_i64(cg, n->attr[1]));
+    cg_store(cg, out, b, cg_add(cg, cg_mul(cg, row, n->shape.cols), col), v);
     cg_loop_end(cg, &lj, NULL);
     cg_loop_end(cg, &li, NULL);
     cg_loop_end(cg, &lb, NULL);
@@ -794,22 +949,27 @@ static void emit_matmul(Cg *cg, const IrNode *n, const CgVal *c, const char *tag
 
 /* ---- nodes ---- */
 
+/* A constant's global, shared by the module's kernels (named by node id: one
+ * builder per model, so one id is one node). */
 static LLVMValueRef cg_const_global(Cg *cg, const IrNode *n)
 {
     int size = ir_shape_size(n->shape);
     char name[32];
     snprintf(name, sizeof name, "v_const_n%d", n->id);
+    LLVMTypeRef t_arr = LLVMArrayType(cg->t_f64, (unsigned)size);
+    LLVMValueRef zero[2] = {cg_i64(cg, 0), cg_i64(cg, 0)};
+    LLVMValueRef g = LLVMGetNamedGlobal(cg->mod, name);
+    if (g)
+        return LLVMBuildInBoundsGEP2(cg->bld, t_arr, g, zero, 2, name);
     LLVMValueRef *elts = arena_alloc(cg->arena, sizeof *elts * (size_t)size);
     for (int k = 0; k < size; k++)
         elts[k] = cg_f64(cg, n->value[k]);
-    LLVMTypeRef t_arr = LLVMArrayType(cg->t_f64, (unsigned)size);
-    LLVMValueRef g = LLVMAddGlobal(cg->mod, t_arr, name);
+    g = LLVMAddGlobal(cg->mod, t_arr, name);
     LLVMSetInitializer(g, LLVMConstArray(cg->t_f64, elts, (unsigned)size));
     LLVMSetGlobalConstant(g, 1);
     LLVMSetLinkage(g, LLVMPrivateLinkage);
     LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
     LLVMSetAlignment(g, 16);
-    LLVMValueRef zero[2] = {cg_i64(cg, 0), cg_i64(cg, 0)};
     return LLVMBuildInBoundsGEP2(cg->bld, t_arr, g, zero, 2, name);
 }
 
@@ -831,10 +991,12 @@ static void cg_bind(Cg *cg, int i, const char *name)
     CgVal *v = &cg->val[i];
     v->size = ir_shape_size(n->shape);
     switch (pl->kind) {
-    case PK_STATE:
-        v->ptr = cg_gep(cg, cg->v_y, cg_i64(cg, n->offset), name);
-        v->bstride = cg->m->ny;
+    case PK_INPUT: {
+        LLVMValueRef base = n->op == IR_STATE ? cg->v_y : n->op == IR_ADJOINT ? cg->v_a : cg->v_d;
+        v->ptr = cg_gep(cg, base, cg_i64(cg, n->offset), name);
+        v->bstride = n->op == IR_DATA ? cg->nd : cg->m->ny;
         break;
+    }
     case PK_PARAM: v->ptr = cg_gep(cg, cg->v_p, cg_i64(cg, n->offset), name); break;
     case PK_CONST:
         v->ptr = cg_const_global(cg, n);
@@ -852,10 +1014,12 @@ static void cg_bind(Cg *cg, int i, const char *name)
         v->ptr = cg_gep(cg, cg->v_sample, cg_mul(cg, cg->v_B, pl->off), name);
         v->bstride = v->size;
         break;
-    case PK_DYDT:
-        v->ptr = cg_gep(cg, cg->v_dydt, cg_i64(cg, pl->off), name);
-        v->bstride = cg->m->ny;
+    case PK_OUT: {
+        const CgOutput *o = &cg->k->outputs[pl->out];
+        v->ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, pl->off), name);
+        v->bstride = o->stride;
         break;
+    }
     default: break;
     }
 }
@@ -893,6 +1057,13 @@ static void emit_node(Cg *cg, int i)
             *s = 'x';
     snprintf(name, sizeof name, "v_%s", tag);
     cg->val[i].size = ir_shape_size(n->shape);
+    if (cg->plan[i].kind == PK_FUSED) /* emitted as its output's sum */
+        return;
+    if (cg->plan[i].kind == PK_INLINE) { /* emitted in its reader's loop */
+        cg->val[i].inl = i + 1;
+        cg->val[i].bstride = is_batched(n) ? cg->val[i].size : 0;
+        return;
+    }
     if (cg->plan[i].kind == PK_REG) {
         emit_reg(cg, i, name);
         return;
@@ -901,7 +1072,8 @@ static void emit_node(Cg *cg, int i)
     const CgVal *out = &cg->val[i];
     const CgVal *args[3];
     switch (n->op) {
-    case IR_CONST: case IR_TIME: case IR_STATE: case IR_PARAM: return;
+    case IR_CONST: case IR_TIME: case IR_STATE: case IR_PARAM: case IR_ADJOINT: case IR_DATA:
+        return;
     case IR_MATMUL: emit_matmul(cg, n, out, tag); return;
     case IR_TRANSPOSE: case IR_OUTER: emit_grid(cg, n, out, tag); return;
     case IR_SLICE:
@@ -909,6 +1081,7 @@ static void emit_node(Cg *cg, int i)
             emit_grid(cg, n, out, tag);
         return;
     case IR_SUM: emit_sum(cg, n, out, tag); return;
+    case IR_PAD: emit_pad(cg, n, out, tag); return;
     case IR_CONCAT: case IR_STACK: emit_join(cg, n, out, tag); return;
     default:
         for (int a = 0; a < n->nargs && a < 3; a++)
@@ -918,19 +1091,107 @@ static void emit_node(Cg *cg, int i)
     }
 }
 
-/* Roots not computed in place are copied (broadcast when unbatched). */
+/* out[offset + k] = sum over the batch of src's element k: zeros, then one
+ * pass per sample in sample order (the loop over k vectorises); an unbatched
+ * node is the same in every sample, so its sum is B times its value. */
+static void emit_batch_sum(Cg *cg, const CgOutput *o, const CgVal *src, const char *tag)
+{
+    CgVal dst = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_sum"),
+                 .size = src->size};
+    char name[64];
+    CgLoop lb, lk;
+    if (!src->bstride) {
+        LLVMValueRef nb = LLVMBuildSIToFP(cg->bld, cg->v_B, cg->t_f64, "v_nb");
+        snprintf(name, sizeof name, "%s_k", tag);
+        LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, src->size), name, NULL);
+        cg_store(cg, &dst, NULL, k, LLVMBuildFMul(cg->bld, cg_load(cg, src, NULL, k), nb, ""));
+        cg_loop_end(cg, &lk, NULL);
+        return;
+    }
+    CgVal zero = {.reg = cg_f64(cg, 0), .size = 1};
+    const CgVal *z = &zero;
+    emit_map(cg, NULL, &dst, 1, &z, tag);
+    snprintf(name, sizeof name, "%s_b", tag);
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg->v_B, name, NULL);
+    snprintf(name, sizeof name, "%s_k", tag);
+    LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, src->size), name, NULL);
+    LLVMValueRef acc = LLVMBuildFAdd(cg->bld, cg_load(cg, &dst, NULL, k), cg_load(cg, src, b, k), "");
+    cg_store(cg, &dst, NULL, k, acc);
+    cg_loop_end(cg, &lk, NULL);
+    cg_loop_end(cg, &lb, NULL);
+}
+
+/* out[i, j] = sum_b u[b, i] v[b, j] for a fused OUTER: C = U^T V, one dgemm
+ * whose reduction is the batch when the measured rule allows (B known only at
+ * run time), else loops in sample order (as emit_batch_sum sums). */
+static void emit_outer_sum(Cg *cg, const CgOutput *o, const char *tag)
+{
+    const IrNode *n = o->node;
+    const CgVal *u = &cg->val[topo(cg, n->args[0])], *v = &cg->val[topo(cg, n->args[1])];
+    long m = u->size, k = v->size;
+    CgVal dst = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_sum"),
+                 .size = (int)(m * k)};
+    double limit = blas_min_flops < 1e18 ? blas_min_flops : 1e18;
+    LLVMValueRef big = LLVMBuildAnd(
+        cg->bld, LLVMBuildICmp(cg->bld, LLVMIntSGE, cg_mul(cg, cg->v_B, m * k), cg_i64(cg, (long)limit), ""),
+        LLVMBuildICmp(cg->bld, LLVMIntSGE, cg->v_B, cg_i64(cg, blas_min_inner), ""), "v_use_blas");
+    char name[64];
+    snprintf(name, sizeof name, "b_%s_blas", tag);
+    LLVMBasicBlockRef b_blas = cg_block(cg, name);
+    snprintf(name, sizeof name, "b_%s_inline", tag);
+    LLVMBasicBlockRef b_inline = cg_block(cg, name);
+    snprintf(name, sizeof name, "b_%s_join", tag);
+    LLVMBasicBlockRef b_join = cg_block(cg, name);
+    LLVMBuildCondBr(cg->bld, big, b_blas, b_inline);
+    LLVMPositionBuilderAtEnd(cg->bld, b_blas);
+    LLVMValueRef args[14] = {
+        cg_i32(cg, CBLAS_ROW_MAJOR), cg_i32(cg, CBLAS_TRANS), cg_i32(cg, CBLAS_NO_TRANS),
+        cg_i32(cg, m), cg_i32(cg, k), LLVMBuildTrunc(cg->bld, cg->v_B, cg->t_i32, ""),
+        cg_f64(cg, 1), u->ptr, cg_i32(cg, u->bstride), v->ptr, cg_i32(cg, v->bstride),
+        cg_f64(cg, 0), dst.ptr, cg_i32(cg, k)};
+    LLVMBuildCall2(cg->bld, cg->t_dgemm, cg_blas_fn(cg, "cblas_dgemm", cg->t_dgemm), args, 14, "");
+    LLVMBuildBr(cg->bld, b_join);
+    LLVMPositionBuilderAtEnd(cg->bld, b_inline);
+    CgVal zero = {.reg = cg_f64(cg, 0), .size = 1};
+    const CgVal *z = &zero;
+    emit_map(cg, NULL, &dst, 1, &z, tag);
+    CgLoop lb, li, lj;
+    snprintf(name, sizeof name, "%s_b", tag);
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg->v_B, name, NULL);
+    snprintf(name, sizeof name, "%s_i", tag);
+    LLVMValueRef i = cg_loop_begin(cg, &li, cg_i64(cg, m), name, NULL);
+    LLVMValueRef ui = cg_load(cg, u, b, i);
+    snprintf(name, sizeof name, "%s_j", tag);
+    LLVMValueRef j = cg_loop_begin(cg, &lj, cg_i64(cg, k), name, NULL);
+    lj.scalar = true; /* small batches only: run-time alias checks would cost more */
+    LLVMValueRef at = cg_add(cg, cg_mul(cg, i, k), j);
+    LLVMValueRef prod = LLVMBuildFMul(cg->bld, ui, cg_load(cg, v, b, j), "");
+    cg_store(cg, &dst, NULL, at, LLVMBuildFAdd(cg->bld, cg_load(cg, &dst, NULL, at), prod, ""));
+    cg_loop_end(cg, &lj, NULL);
+    cg_loop_end(cg, &li, NULL);
+    cg_loop_end(cg, &lb, NULL);
+    LLVMBuildBr(cg->bld, b_join);
+    LLVMPositionBuilderAtEnd(cg->bld, b_join);
+}
+
+/* Outputs not computed in place are copied (broadcast when unbatched) or
+ * summed over the batch. */
 static void emit_outputs(Cg *cg)
 {
-    const IrModel *m = cg->m;
-    for (int s = 0; s < m->n_states; s++) {
-        int r = topo(cg, m->rhs[s]);
-        if (cg->plan[r].kind == PK_DYDT && cg->plan[r].off == m->states[s].offset)
-            continue;
-        CgVal out = {cg_gep(cg, cg->v_dydt, cg_i64(cg, m->states[s].offset), "v_out"), NULL,
-                     m->ny, ir_shape_size(m->states[s].shape)};
+    for (int i = 0; i < cg->k->n_outputs; i++) {
+        const CgOutput *o = &cg->k->outputs[i];
+        int r = topo(cg, o->node);
         const CgVal *src = &cg->val[r];
         char tag[32];
-        snprintf(tag, sizeof tag, "out%d", s);
+        snprintf(tag, sizeof tag, "out%d", i);
+        if (cg->plan[r].kind == PK_FUSED)
+            emit_outer_sum(cg, o, tag);
+        else if (o->batch_sum)
+            emit_batch_sum(cg, o, src, tag);
+        if (o->batch_sum || (cg->plan[r].kind == PK_OUT && cg->plan[r].out == i))
+            continue;
+        CgVal out = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_out"),
+                     .bstride = o->stride, .size = src->size};
         emit_map(cg, NULL, &out, 1, &src, tag);
     }
 }
@@ -956,27 +1217,98 @@ static void cg_add_attr(Cg *cg, unsigned idx, const char *attr)
     LLVMAddAttributeAtIndex(cg->fn, idx, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
 }
 
-/* The signature of NdRhsFn. The pointers are noalias: the runtime never passes
- * overlapping y, p, dydt and work, and saying so lets loops vectorise without
- * run-time overlap checks. */
-static void cg_function(Cg *cg, const char *name)
+/* The signature of NdRhsFn or NdKernelFn. The pointers are noalias: the
+ * runtime never passes outputs or work overlapping anything else, and saying
+ * so lets loops vectorise without run-time overlap checks (inputs, only read,
+ * may alias each other). */
+static void cg_function(Cg *cg)
 {
-    LLVMTypeRef params[6] = {cg->t_f64, cg->t_ptr, cg->t_ptr, cg->t_ptr, cg->t_i64, cg->t_ptr};
-    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), params, 6, 0);
-    cg->fn = LLVMAddFunction(cg->mod, name, fty);
-    const char *names[6] = {"v_t", "v_y", "v_p", "v_dydt", "v_B", "v_work"};
-    LLVMValueRef *slots[6] = {&cg->v_t, &cg->v_y, &cg->v_p, &cg->v_dydt, &cg->v_B, &cg->v_work};
-    for (unsigned k = 0; k < 6; k++) {
-        *slots[k] = LLVMGetParam(cg->fn, k);
-        LLVMSetValueName2(*slots[k], names[k], strlen(names[k]));
+    LLVMTypeRef f = cg->t_f64, p = cg->t_ptr, i = cg->t_i64;
+    LLVMTypeRef rhs[6] = {f, p, p, p, i, p}, gen[9] = {f, p, p, p, p, p, p, i, p};
+    const char *rhs_names[6] = {"v_t", "v_y", "v_p", "v_dydt", "v_B", "v_work"};
+    const char *gen_names[9] = {"v_t", "v_y", "v_p", "v_a", "v_d", "v_out0", "v_out1", "v_B",
+                                "v_work"};
+    LLVMValueRef *rhs_slots[6] = {&cg->v_t, &cg->v_y, &cg->v_p, &cg->v_out[0], &cg->v_B, &cg->v_work};
+    LLVMValueRef *gen_slots[9] = {&cg->v_t, &cg->v_y, &cg->v_p, &cg->v_a, &cg->v_d, &cg->v_out[0],
+                                  &cg->v_out[1], &cg->v_B, &cg->v_work};
+    bool r = cg->k->rhs;
+    unsigned n = r ? 6 : 9;
+    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), r ? rhs : gen, n, 0);
+    cg->fn = LLVMAddFunction(cg->mod, cg->k->name, fty);
+    cg->v_a = cg->v_d = cg->v_out[1] = NULL;
+    for (unsigned k = 0; k < n; k++) {
+        const char *name = r ? rhs_names[k] : gen_names[k];
+        LLVMValueRef *slot = r ? rhs_slots[k] : gen_slots[k];
+        *slot = LLVMGetParam(cg->fn, k);
+        LLVMSetValueName2(*slot, name, strlen(name));
+        if ((r ? rhs : gen)[k] == p) /* attribute index = parameter index + 1 */
+            cg_add_attr(cg, k + 1, "noalias");
     }
-    for (unsigned k = 2; k <= 6; k++) /* attribute index = parameter index + 1 */
-        if (k != 5)
-            cg_add_attr(cg, k, "noalias");
     cg_add_attr(cg, LLVMAttributeFunctionIndex, "nounwind");
     LLVMBasicBlockRef entry = cg_block(cg, "b_entry");
     LLVMPositionBuilderAtEnd(cg->bld, entry);
     cg->v_sample = cg_gep(cg, cg->v_work, cg_i64(cg, cg->fixed.total), "v_work_sample");
+}
+
+static bool cg_internal(Cg *cg, Diag *diag, int line, const char *what)
+{
+    diag_plain(diag, "internal error at compiler/codegen_llvm.c:%d: kernel '%s' of model '%s': %s",
+               line, cg->k->name, cg->m->name, what);
+    return false;
+}
+
+/* What the plan relies on: outputs inside their destination, leaves the
+ * signature can read, and d's stride (taken from the DATA leaves when the
+ * spec leaves it 0). */
+static bool cg_check_kernel(Cg *cg, Diag *diag)
+{
+    const CgKernel *k = cg->k;
+    for (int o = 0; o < k->n_outputs; o++) {
+        const CgOutput *out = &k->outputs[o];
+        if (!out->node)
+            return cg_internal(cg, diag, __LINE__, "an output without a node");
+        int size = ir_shape_size(out->node->shape);
+        if (out->dst < 0 || out->dst > (k->rhs ? 0 : 1) || out->offset < 0 ||
+            (!out->batch_sum && out->offset + size > out->stride))
+            return cg_internal(cg, diag, __LINE__, "an output outside its destination");
+    }
+    int need = 0;
+    for (int i = 0; i < cg->count; i++) {
+        const IrNode *n = cg->order[i];
+        if (k->rhs && (n->op == IR_ADJOINT || n->op == IR_DATA))
+            return cg_internal(cg, diag, __LINE__, "the rhs reads a cotangent or data leaf");
+        if (n->op == IR_DATA && n->offset + ir_shape_size(n->shape) > need)
+            need = n->offset + ir_shape_size(n->shape);
+    }
+    if (k->nd && need > k->nd)
+        return cg_internal(cg, diag, __LINE__, "a data leaf beyond the spec's nd");
+    cg->nd = k->nd ? k->nd : need;
+    return true;
+}
+
+/* Plans and emits one kernel into cg->mod; its work needs raise the layout's. */
+static bool cg_emit_kernel(Cg *cg, const CgKernel *k, CgLayout *layout, Diag *diag)
+{
+    cg->k = k;
+    cg->fixed = (Pool){0};
+    cg->sample = (Pool){0};
+    IrNode **roots = arena_alloc(cg->arena, sizeof *roots * (size_t)(k->n_outputs + 1));
+    for (int o = 0; o < k->n_outputs; o++)
+        roots[o] = k->outputs[o].node;
+    cg->count = k->n_outputs > 0 ? ir_topo_order(cg->arena, k->n_outputs, roots, &cg->order) : 0;
+    if (!cg_check_kernel(cg, diag))
+        return false;
+    cg_plan(cg);
+    if ((size_t)cg->fixed.total > layout->work_fixed)
+        layout->work_fixed = (size_t)cg->fixed.total;
+    if ((size_t)cg->sample.total > layout->work_per_sample)
+        layout->work_per_sample = (size_t)cg->sample.total;
+    cg_function(cg);
+    for (int i = 0; i < cg->count; i++)
+        emit_node(cg, i);
+    emit_outputs(cg);
+    LLVMBuildRetVoid(cg->bld);
+    return true;
 }
 
 static bool cg_verify(Cg *cg, Diag *diag)
@@ -990,30 +1322,114 @@ static bool cg_verify(Cg *cg, Diag *diag)
     return !bad;
 }
 
-LLVMModuleRef cg_build_module(LLVMContextRef ctx, const IrModel *m, CgLayout *layout, Diag *diag)
+/* ---- the kernels of a request ---- */
+
+static CgOutput *outputs_rhs(Arena *arena, const IrModel *m)
 {
+    CgOutput *o = arena_alloc(arena, sizeof *o * (size_t)(m->n_states + 1));
+    for (int s = 0; s < m->n_states; s++)
+        o[s] = (CgOutput){m->rhs[s], 0, m->states[s].offset, m->ny, 0};
+    return o;
+}
+
+/* a^T df/dy per sample into out0 (laid out like y); a^T df/dp summed over
+ * the batch into out1 (laid out like p). */
+static CgOutput *outputs_vjp(Arena *arena, const IrModel *m)
+{
+    CgOutput *o = arena_alloc(arena, sizeof *o * (size_t)(m->n_states + m->n_params + 1));
+    for (int s = 0; s < m->n_states; s++)
+        o[s] = (CgOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0};
+    for (int j = 0; j < m->n_params; j++)
+        o[m->n_states + j] = (CgOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1};
+    return o;
+}
+
+/* Fills names and kernels (n_kernels entries) for req; false after a report. */
+static bool cg_kernel_list(Arena *arena, const IrModel *m, const JitRequest *req,
+                           CgLayout *layout, CgKernel *k, Diag *diag)
+{
+    int n = 0;
+    snprintf(layout->names[n], CG_NAME_MAX, "%s_rhs", m->name);
+    k[n++] = (CgKernel){layout->names[0], true, 0, m->n_states, outputs_rhs(arena, m)};
+    if (req && req->vjp) {
+        snprintf(layout->names[n], CG_NAME_MAX, "%s_vjp", m->name);
+        k[n] = (CgKernel){layout->names[n], false, 0, m->n_states + m->n_params,
+                          outputs_vjp(arena, m)};
+        n++;
+    }
+    if (req && req->jac) {
+        CgOutput *o = arena_alloc(arena, sizeof *o);
+        *o = (CgOutput){m->jac, 0, 0, m->ny * m->ny, 0};
+        snprintf(layout->names[n], CG_NAME_MAX, "%s_jac", m->name);
+        k[n] = (CgKernel){layout->names[n], false, 0, 1, o};
+        n++;
+    }
+    for (int e = 0; req && e < req->n_extra; e++, n++) { /* n_extra <= 0: none */
+        const CgKernelSpec *spec = &req->extra[e];
+        snprintf(layout->names[n], CG_NAME_MAX, "%s_%s", m->name, spec->name ? spec->name : "");
+        k[n] = (CgKernel){layout->names[n], false, spec->nd, spec->n_outputs, spec->outputs};
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(layout->names[i], layout->names[j]) == 0) {
+                diag_plain(diag, "internal error at compiler/codegen_llvm.c:%d: two kernels "
+                                 "named '%s'", __LINE__, layout->names[i]);
+                return false;
+            }
+    return true;
+}
+
+/* The derived systems the request needs must have been built (compiler/diff). */
+static bool cg_check_request(const IrModel *m, const JitRequest *req, Diag *diag)
+{
+    const char *missing = NULL;
+    if (req && req->vjp && (!m->adj_state || (m->n_params > 0 && !m->adj_param)))
+        missing = "a vjp before diff_model_adjoint";
+    else if (req && req->jac && !m->jac)
+        missing = "a jacobian before diff_model_jacobian";
+    else if (req && req->n_extra > 0 && !req->extra)
+        missing = "extra kernels without their specs";
+    if (missing)
+        diag_plain(diag, "internal error at compiler/codegen_llvm.c:%d: model '%s': asked for %s",
+                   __LINE__, m->name, missing);
+    return !missing;
+}
+
+void cg_layout_free(CgLayout *layout)
+{
+    free(layout->names);
+    *layout = (CgLayout){0};
+}
+
+LLVMModuleRef cg_build_module(LLVMContextRef ctx, const IrModel *m, const JitRequest *req,
+                              CgLayout *layout, Diag *diag)
+{
+    *layout = (CgLayout){0};
+    if (!cg_check_request(m, req, diag))
+        return NULL;
+    int n_extra = req && req->n_extra > 0 ? req->n_extra : 0;
+    int max = 3 + n_extra;
+    layout->names = calloc((size_t)max, sizeof *layout->names);
     Cg cg = {.m = m, .ctx = ctx};
     cg.arena = arena_new();
-    cg.count = m->n_states > 0 ? ir_topo_order(cg.arena, m->n_states, m->rhs, &cg.order) : 0;
-    cg_plan(&cg);
-    snprintf(layout->rhs_name, sizeof layout->rhs_name, "%s_rhs", m->name);
-    layout->work_fixed = (size_t)cg.fixed.total;
-    layout->work_per_sample = (size_t)cg.sample.total;
+    CgKernel *kernels = arena_alloc(cg.arena, sizeof *kernels * (size_t)max);
+    layout->n_kernels = 1 + (req && req->vjp) + (req && req->jac) + n_extra;
+    if (!layout->names)
+        diag_plain(diag, "out of memory compiling model '%s'", m->name);
+    bool ok = layout->names && cg_kernel_list(cg.arena, m, req, layout, kernels, diag);
 
     char modname[CG_NAME_MAX];
     snprintf(modname, sizeof modname, "nodec.%s", m->name);
     cg.mod = LLVMModuleCreateWithNameInContext(modname, ctx);
     cg.bld = LLVMCreateBuilderInContext(ctx);
     cg_types(&cg);
-    cg_function(&cg, layout->rhs_name);
-    for (int i = 0; i < cg.count; i++)
-        emit_node(&cg, i);
-    emit_outputs(&cg);
-    LLVMBuildRetVoid(cg.bld);
+    for (int i = 0; ok && i < layout->n_kernels; i++)
+        ok = cg_emit_kernel(&cg, &kernels[i], layout, diag);
     LLVMDisposeBuilder(cg.bld);
     arena_free(cg.arena);
-    if (!cg_verify(&cg, diag)) {
+    if (!ok || !cg_verify(&cg, diag)) {
         LLVMDisposeModule(cg.mod);
+        cg_layout_free(layout);
         return NULL;
     }
     return cg.mod;

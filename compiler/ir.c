@@ -127,6 +127,11 @@ int ir_node_count(const IrBuilder *b)
     return b->count;
 }
 
+Arena *ir_builder_arena(const IrBuilder *b)
+{
+    return b->arena;
+}
+
 static uint64_t mix(uint64_t h, uint64_t v)
 {
     h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -186,7 +191,8 @@ static void table_grow(IrBuilder *b)
 
 static unsigned node_flags(const IrNode *k)
 {
-    unsigned flags = k->op == IR_STATE ? IR_BATCHED : k->op == IR_TIME ? IR_TIMED : 0;
+    bool batched = k->op == IR_STATE || k->op == IR_ADJOINT || k->op == IR_DATA;
+    unsigned flags = batched ? IR_BATCHED : k->op == IR_TIME ? IR_TIMED : 0;
     for (int i = 0; i < k->nargs; i++)
         flags |= k->args[i]->flags;
     return flags;
@@ -277,6 +283,16 @@ IrNode *ir_state(IrBuilder *b, int slot, int offset, IrShape shape)
 IrNode *ir_param(IrBuilder *b, int slot, int offset, IrShape shape)
 {
     return variable(b, IR_PARAM, slot, offset, shape);
+}
+
+IrNode *ir_adjoint(IrBuilder *b, int slot, int offset, IrShape shape)
+{
+    return variable(b, IR_ADJOINT, slot, offset, shape);
+}
+
+IrNode *ir_data(IrBuilder *b, int slot, int offset, IrShape shape)
+{
+    return variable(b, IR_DATA, slot, offset, shape);
 }
 
 bool ir_is_const(const IrNode *n)
@@ -398,12 +414,103 @@ static bool swap_operands(IrOp op, const IrNode *x, const IrNode *y)
     return x->id > y->id;
 }
 
+/* A vector read as pieces [start, start + len), each an operand or zeros
+ * (node NULL): a pad, a concatenation, or anything else as one piece. */
+typedef struct Piece {
+    int start, len;
+    IrNode *node;
+} Piece;
+
+static int vector_pieces(IrNode *v, Piece *out)
+{
+    int n = 0, at = 0;
+    if (v->op == IR_PAD) {
+        IrNode *in = v->args[0];
+        if (v->attr[0] > 0)
+            out[n++] = (Piece){0, v->attr[0], NULL};
+        out[n++] = (Piece){v->attr[0], in->shape.rows, in};
+        at = v->attr[0] + in->shape.rows;
+        if (at < v->shape.rows)
+            out[n++] = (Piece){at, v->shape.rows - at, NULL};
+        return n;
+    }
+    if (v->op != IR_CONCAT) {
+        out[0] = (Piece){0, v->shape.rows, ir_is_const_value(v, 0) ? NULL : v};
+        return 1;
+    }
+    for (int i = 0; i < v->nargs; at += v->args[i]->shape.rows, i++)
+        out[n++] = (Piece){at, v->args[i]->shape.rows, ir_is_const_value(v->args[i], 0) ? NULL : v->args[i]};
+    return n;
+}
+
+/* The part [pos, pos + len) of piece p, as a concatenation operand. */
+static IrNode *piece_part(IrBuilder *b, Piece p, int pos, int len)
+{
+    if (!p.node)
+        return ir_fill(b, ir_vector_shape(len), 0);
+    if (p.node->shape.rank == 0)
+        return p.node;
+    return ir_slice(b, p.node, pos - p.start, 0, ir_vector_shape(len));
+}
+
+/* Walks the pieces of x and y together; NULL when both are nonzero somewhere. */
+static IrNode *merge_pieces(IrBuilder *b, Piece *px, int nx, Piece *py, int ny, IrNode **parts)
+{
+    int i = 0, j = 0, n = 0;
+    for (int pos = 0; i < nx && j < ny;) {
+        int end_x = px[i].start + px[i].len, end_y = py[j].start + py[j].len;
+        int end = end_x < end_y ? end_x : end_y;
+        if (px[i].node && py[j].node)
+            return NULL;
+        parts[n++] = piece_part(b, px[i].node ? px[i] : py[j], pos, end - pos);
+        pos = end;
+        i += end == end_x;
+        j += end == end_y;
+    }
+    return ir_concat(b, n, parts);
+}
+
+/* Cotangents of slices are pads, and pads of disjoint parts add up to a
+ * concatenation: pad(a, 0, [2]) + pad(b, 1, [2]) is [a, b]. Cheaper to run and
+ * to read than sums of mostly-zero vectors. */
+static IrNode *add_disjoint(IrBuilder *b, IrNode *x, IrNode *y)
+{
+    bool px = x->op == IR_PAD || x->op == IR_CONCAT, py = y->op == IR_PAD || y->op == IR_CONCAT;
+    if (x->shape.rank != 1 || !ir_shape_eq(x->shape, y->shape) || !(px && py))
+        return NULL;
+    if ((x->op == IR_PAD && x->args[0]->shape.rank > 1) || (y->op == IR_PAD && y->args[0]->shape.rank > 1))
+        return NULL;
+    int cap = (x->op == IR_CONCAT ? x->nargs : 3) + (y->op == IR_CONCAT ? y->nargs : 3);
+    Piece *pieces = malloc(sizeof *pieces * (size_t)cap);
+    IrNode **parts = malloc(sizeof *parts * (size_t)cap);
+    if (!pieces || !parts)
+        IR_FAIL("out of memory");
+    int nx = vector_pieces(x, pieces);
+    int ny = vector_pieces(y, pieces + nx);
+    IrNode *r = merge_pieces(b, pieces, nx, pieces + nx, ny, parts);
+    free(pieces);
+    free(parts);
+    return r;
+}
+
 static IrNode *simplify_add(IrBuilder *b, IrNode *x, IrNode *y, IrShape s)
 {
     if (ir_is_const_value(y, 0) && keep(x, s))
         return x;
     if (ir_is_const_value(x, 0) && keep(y, s))
         return y;
+    IrNode *joined = add_disjoint(b, x, y);
+    if (joined)
+        return joined;
+    /* (u + pad) + pad: join the pads, as cotangents accumulate one by one */
+    for (int side = 0; side < 2; side++) {
+        IrNode *sum = side ? y : x, *other = side ? x : y;
+        for (int i = 0; i < 2 && sum->op == IR_ADD; i++) {
+            joined = add_disjoint(b, sum->args[i], other);
+            if (joined)
+                return ir_add(b, sum->args[1 - i], joined);
+        }
+    }
     if (y->op == IR_NEG) /* x + -y -> x - y */
         return ir_sub(b, x, y->args[0]);
     if (x->op == IR_NEG) /* -x + y -> y - x */
@@ -438,6 +545,14 @@ static IrNode *simplify_mul(IrBuilder *b, IrNode *x, IrNode *y, IrShape s)
         return ir_neg(b, x);
     if (ir_is_const_value(x, -1) && keep(y, s))
         return ir_neg(b, y);
+    /* negations move out of products (c * -x -> -c * x, x * -y -> -(x * y)),
+     * where additions absorb them: a - b rather than a + x * -y */
+    if (ir_is_const(x) && y->op == IR_NEG)
+        return ir_mul(b, ir_neg(b, x), y->args[0]);
+    if (y->op == IR_NEG)
+        return ir_neg(b, ir_mul(b, x, y->args[0]));
+    if (x->op == IR_NEG)
+        return ir_neg(b, ir_mul(b, x->args[0], y));
     return NULL;
 }
 
@@ -524,6 +639,56 @@ static IrShape matmul_shape(IrShape x, IrShape y)
     return ir_scalar_shape();
 }
 
+/* A vector s * e_i (a pad of a scalar, or a constant with one nonzero element):
+ * returns s and sets *i, or NULL. Derivatives are full of these: the unit
+ * cotangents of divergences and Jacobians, and the cotangents of elements. */
+static IrNode *one_hot(IrBuilder *b, IrNode *v, int *i)
+{
+    if (v->shape.rank != 1)
+        return NULL;
+    if (v->op == IR_PAD && v->args[0]->shape.rank == 0) {
+        *i = v->attr[0];
+        return v->args[0];
+    }
+    if (!ir_is_const(v))
+        return NULL;
+    int nz = -1;
+    for (int k = 0; k < v->shape.rows; k++) {
+        if (v->value[k] != 0 && nz >= 0)
+            return NULL;
+        nz = v->value[k] != 0 ? k : nz;
+    }
+    if (nz < 0)
+        return NULL;
+    *i = nz;
+    return ir_scalar(b, v->value[nz]);
+}
+
+/* Row i of a matrix as a vector: slices of a matrix are column segments, so
+ * it is column i of the transpose (the source itself for a transpose). */
+static IrNode *row_of(IrBuilder *b, IrNode *m, int i)
+{
+    return ir_slice(b, ir_transpose(b, m), 0, i, ir_vector_shape(m->shape.cols));
+}
+
+static IrNode *column_of(IrBuilder *b, IrNode *m, int j)
+{
+    return ir_slice(b, m, 0, j, ir_vector_shape(m->shape.rows));
+}
+
+/* A product with a one-hot vector picks a column, a row or an element. */
+static IrNode *matmul_one_hot(IrBuilder *b, IrNode *x, IrNode *y)
+{
+    int i;
+    IrNode *s = one_hot(b, y, &i);
+    if (s)
+        return ir_mul(b, s, x->shape.rank == 2 ? column_of(b, x, i) : ir_element(b, x, i, 0));
+    s = one_hot(b, x, &i);
+    if (s)
+        return ir_mul(b, s, y->shape.rank == 2 ? row_of(b, y, i) : ir_element(b, y, i, 0));
+    return NULL;
+}
+
 IrNode *ir_matmul(IrBuilder *b, IrNode *x, IrNode *y)
 {
     check_arg(x, "matmul");
@@ -534,7 +699,8 @@ IrNode *ir_matmul(IrBuilder *b, IrNode *x, IrNode *y)
         return fold(b, &k);
     if (ir_is_const_value(x, 0) || ir_is_const_value(y, 0))
         return ir_fill(b, k.shape, 0);
-    return intern(b, &k);
+    IrNode *r = matmul_one_hot(b, x, y);
+    return r ? r : intern(b, &k);
 }
 
 /* A scalar or vector is its own transpose (as in NumPy): a vector is a column
@@ -573,6 +739,8 @@ IrNode *ir_sum(IrBuilder *b, IrNode *x)
     check_arg(x, "sum");
     if (x->shape.rank == 0)
         return x;
+    if (x->op == IR_NEG)
+        return ir_neg(b, ir_sum(b, x->args[0]));
     IrNode *args[1] = {x};
     IrNode k = node_template(IR_SUM, ir_scalar_shape(), 1, args);
     return finish(b, &k);
@@ -632,6 +800,35 @@ static IrNode *slice_stack(IrBuilder *b, IrNode *x, int row0, int col0, IrShape 
     return r;
 }
 
+/* A slice of a padded operand: inside the operand it is a slice of the
+ * operand, wholly in the zeros it is zeros; a window straddling the border is
+ * left as it is. The transposes of slices meet here (the adjoint of y[0:2] of
+ * concat(...)), so this keeps derivatives small. */
+static IrNode *slice_pad(IrBuilder *b, IrNode *x, int row0, int col0, IrShape s)
+{
+    IrNode *in = x->args[0];
+    int r = row0 - x->attr[0], c = col0 - x->attr[1];
+    if (r >= 0 && c >= 0 && r + s.rows <= in->shape.rows && c + s.cols <= in->shape.cols &&
+        s.rank <= in->shape.rank)
+        return ir_slice(b, in, r, c, s);
+    if (r + s.rows <= 0 || r >= in->shape.rows || c + s.cols <= 0 || c >= in->shape.cols)
+        return ir_fill(b, s, 0);
+    return NULL;
+}
+
+/* One element of a product is one dot product: (A @ v)[i] = A[i, :] . v. */
+static IrNode *slice_matmul(IrBuilder *b, IrNode *x, int row0, int col0)
+{
+    IrNode *l = x->args[0], *r = x->args[1];
+    if (l->shape.rank == 2 && r->shape.rank == 1)
+        return ir_matmul(b, row_of(b, l, row0), r);
+    if (l->shape.rank == 1 && r->shape.rank == 2)
+        return ir_matmul(b, l, column_of(b, r, row0));
+    if (l->shape.rank == 2 && r->shape.rank == 2)
+        return ir_matmul(b, row_of(b, l, row0), column_of(b, r, col0));
+    return NULL;
+}
+
 static IrNode *simplify_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape s)
 {
     if (row0 == 0 && col0 == 0 && ir_shape_eq(x->shape, s))
@@ -642,6 +839,10 @@ static IrNode *simplify_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrSha
         return slice_concat(b, x, row0, s);
     if (x->op == IR_STACK)
         return slice_stack(b, x, row0, col0, s);
+    if (x->op == IR_PAD)
+        return slice_pad(b, x, row0, col0, s);
+    if (x->op == IR_MATMUL && s.rank == 0)
+        return slice_matmul(b, x, row0, col0);
     return NULL;
 }
 
@@ -654,6 +855,28 @@ IrNode *ir_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape)
         return r;
     IrNode *args[1] = {x};
     IrNode k = node_template(IR_SLICE, shape, 1, args);
+    k.attr[0] = row0;
+    k.attr[1] = col0;
+    return finish(b, &k);
+}
+
+/* The operand must fit inside `shape` at (row0, col0) exactly as a slice of
+ * that shape would: pad is the slice's transpose. A pad of a pad is one pad. */
+IrNode *ir_pad(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape)
+{
+    check_arg(x, "pad");
+    IrNode frame = node_template(IR_PAD, shape, 0, NULL);
+    check_slice(&frame, row0, col0, x->shape);
+    if (row0 == 0 && col0 == 0 && ir_shape_eq(x->shape, shape))
+        return x;
+    if (ir_is_const_value(x, 0))
+        return ir_fill(b, shape, 0);
+    if (x->op == IR_PAD)
+        return ir_pad(b, x->args[0], row0 + x->attr[0], col0 + x->attr[1], shape);
+    if (x->op == IR_NEG) /* negations move outwards, where sums absorb them */
+        return ir_neg(b, ir_pad(b, x->args[0], row0, col0, shape));
+    IrNode *args[1] = {x};
+    IrNode k = node_template(IR_PAD, shape, 1, args);
     k.attr[0] = row0;
     k.attr[1] = col0;
     return finish(b, &k);

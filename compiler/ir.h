@@ -55,6 +55,9 @@ typedef struct IrBuilder IrBuilder;
 
 IrBuilder *ir_builder_new(Arena *arena);
 int ir_node_count(const IrBuilder *b);
+/* The arena the builder's nodes live in: derived passes allocate what lives as
+ * long as the IR there (IrModel's adj_state, adj_param). */
+Arena *ir_builder_arena(const IrBuilder *b);
 
 /* Shapes */
 IrShape ir_scalar_shape(void);
@@ -72,6 +75,8 @@ IrNode *ir_fill(IrBuilder *b, IrShape shape, double v); /* zeros, ones */
 IrNode *ir_time(IrBuilder *b);
 IrNode *ir_state(IrBuilder *b, int slot, int offset, IrShape shape);
 IrNode *ir_param(IrBuilder *b, int slot, int offset, IrShape shape);
+IrNode *ir_adjoint(IrBuilder *b, int slot, int offset, IrShape shape); /* batched */
+IrNode *ir_data(IrBuilder *b, int slot, int offset, IrShape shape);    /* batched */
 
 /* Operations (shapes as in ir_ops.def) */
 IrNode *ir_unary(IrBuilder *b, IrOp op, IrNode *x);
@@ -82,6 +87,7 @@ IrNode *ir_transpose(IrBuilder *b, IrNode *x);
 IrNode *ir_outer(IrBuilder *b, IrNode *x, IrNode *y);
 IrNode *ir_sum(IrBuilder *b, IrNode *x);
 IrNode *ir_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape);
+IrNode *ir_pad(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape);
 IrNode *ir_concat(IrBuilder *b, int n, IrNode **args);
 IrNode *ir_stack(IrBuilder *b, int n, IrNode **args);
 
@@ -128,6 +134,10 @@ typedef struct IrModel {
     IrVar *params;
     int n_params, np;   /* np: total parameter elements */
     IrNode **rhs;       /* rhs[i]: d(states[i])/dt, shaped like states[i] */
+    /* Derived systems, built on demand by compiler/diff (NULL until then). */
+    IrNode **adj_state; /* adj_state[i] = a^T df/d(states[i]), shaped like states[i] */
+    IrNode **adj_param; /* adj_param[j] = a^T df/d(params[j]) for one sample */
+    IrNode *jac;        /* df/dy: [ny, ny], row i = d(rhs element i)/dy */
 } IrModel;
 
 /* Evaluation by interpretation, for one sample: t, that sample's y, and p.
@@ -136,6 +146,14 @@ typedef struct IrModel {
 void ir_eval(int n, IrNode *const *roots, double t, const double *y, const double *p,
              double *const *outs);
 double ir_eval_scalar(IrNode *root); /* a constant-valued scalar */
+
+/* Everything a node may read, for the general evaluator: a (cotangents, laid out
+ * like y) and d (one sample's data) may be NULL when the roots do not use them. */
+typedef struct IrEnv {
+    double t;
+    const double *y, *p, *a, *d;
+} IrEnv;
+void ir_eval_env(int n, IrNode *const *roots, const IrEnv *env, double *const *outs);
 /* One node's values from its operands' values (args[i]: n->args[i]'s values),
  * into out (n's shape size). The interpreter's kernel, shared with constant
  * folding so that the two cannot disagree; n's operands are only read for

@@ -1,4 +1,5 @@
-/* The IR interpreter: evaluates expressions for one sample (t, y, p). It is
+/* The IR interpreter: evaluates expressions for one sample (t, y, p, and
+ * the cotangents a and data d of derived expressions). It is
  * the reference the JIT and the C back end are tested against, computes
  * initial values, and its kernel ir_eval_op is what the builder folds constants
  * with. Not a hot path: clarity over speed, scratch memory per call. */
@@ -126,6 +127,16 @@ static void eval_slice(const IrNode *n, const double *x, double *out)
             out[i * n->shape.cols + j] = x[(n->attr[0] + i) * src_cols + n->attr[1] + j];
 }
 
+/* The transpose of eval_slice: the operand written into zeros. */
+static void eval_pad(const IrNode *n, const double *x, double *out)
+{
+    IrShape in = n->args[0]->shape;
+    memset(out, 0, sizeof *out * (size_t)ir_shape_size(n->shape));
+    for (int i = 0; i < in.rows; i++)
+        for (int j = 0; j < in.cols; j++)
+            out[(n->attr[0] + i) * n->shape.cols + n->attr[1] + j] = x[i * in.cols + j];
+}
+
 /* CONCAT and STACK lay their operands out one after the other, row-major. */
 static void eval_join(const IrNode *n, const double *const *a, double *out)
 {
@@ -146,6 +157,8 @@ void ir_eval_op(const IrNode *n, const double *const *a, double *out)
     case IR_TIME:
     case IR_STATE:
     case IR_PARAM:
+    case IR_ADJOINT:
+    case IR_DATA:
         EVAL_FAIL("ir_eval_op on a %s leaf", ir_op_name(n->op));
     case IR_WHERE:
         eval_elementwise(n, a, out);
@@ -173,6 +186,9 @@ void ir_eval_op(const IrNode *n, const double *const *a, double *out)
     case IR_SLICE:
         eval_slice(n, a[0], out);
         break;
+    case IR_PAD:
+        eval_pad(n, a[0], out);
+        break;
     case IR_CONCAT:
     case IR_STACK:
         eval_join(n, a, out);
@@ -186,20 +202,24 @@ void ir_eval_op(const IrNode *n, const double *const *a, double *out)
 }
 
 /* Values of one node: leaves point straight into t, y, p or the constant. */
+/* A leaf's values: a pointer into the environment array it reads. */
+static const double *leaf_values(const IrNode *n, const double *base, const char *what)
+{
+    if (!base)
+        EVAL_FAIL("%s leaf evaluated without a %s vector", ir_op_name(n->op), what);
+    return base + n->offset;
+}
+
 static const double *eval_node(Arena *scratch, const IrNode *n, const double *const *vals,
-                               const double *tp, const double *y, const double *p)
+                               const IrEnv *env)
 {
     switch (n->op) {
     case IR_CONST: return n->value;
-    case IR_TIME: return tp;
-    case IR_STATE:
-        if (!y)
-            EVAL_FAIL("state leaf evaluated without a state vector");
-        return y + n->offset;
-    case IR_PARAM:
-        if (!p)
-            EVAL_FAIL("param leaf evaluated without a parameter vector");
-        return p + n->offset;
+    case IR_TIME: return &env->t;
+    case IR_STATE: return leaf_values(n, env->y, "state");
+    case IR_PARAM: return leaf_values(n, env->p, "parameter");
+    case IR_ADJOINT: return leaf_values(n, env->a, "cotangent");
+    case IR_DATA: return leaf_values(n, env->d, "data");
     default: break;
     }
     const double **args = arena_alloc(scratch, sizeof *args * (size_t)n->nargs);
@@ -213,6 +233,12 @@ static const double *eval_node(Arena *scratch, const IrNode *n, const double *co
 void ir_eval(int n, IrNode *const *roots, double t, const double *y, const double *p,
              double *const *outs)
 {
+    IrEnv env = {.t = t, .y = y, .p = p};
+    ir_eval_env(n, roots, &env, outs);
+}
+
+void ir_eval_env(int n, IrNode *const *roots, const IrEnv *env, double *const *outs)
+{
     if (n <= 0)
         return;
     Arena *scratch = arena_new();
@@ -224,7 +250,7 @@ void ir_eval(int n, IrNode *const *roots, double t, const double *y, const doubl
     /* memo by node id: a shared subexpression is computed once */
     const double **vals = arena_alloc(scratch, sizeof *vals * (size_t)(max_id + 1));
     for (int i = 0; i < count; i++)
-        vals[order[i]->id] = eval_node(scratch, order[i], vals, &t, y, p);
+        vals[order[i]->id] = eval_node(scratch, order[i], vals, env);
     for (int i = 0; i < n; i++)
         memcpy(outs[i], vals[roots[i]->id], sizeof *outs[i] * (size_t)ir_shape_size(roots[i]->shape));
     arena_free(scratch);

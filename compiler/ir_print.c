@@ -152,6 +152,28 @@ static int node_prec(const IrNode *n)
     }
 }
 
+/* An adjoint leaf names its state's cotangent: a_x for the whole state,
+ * a_y[0] or a_y[0:2] for a part of it (offsets count from the state's). */
+static bool print_adjoint_name(FILE *out, const IrNode *n, const IrModel *m)
+{
+    if (!m || n->slot >= m->n_states || !m->states[n->slot].name)
+        return false;
+    const IrVar *v = &m->states[n->slot];
+    int k = n->offset - v->offset, size = ir_shape_size(n->shape);
+    if (k < 0 || k + size > ir_shape_size(v->shape))
+        return false;
+    fprintf(out, "a_%s", v->name);
+    if (ir_shape_eq(n->shape, v->shape))
+        return true;
+    if (v->shape.rank == 2 && size == 1)
+        fprintf(out, "[%d, %d]", k / v->shape.cols, k % v->shape.cols);
+    else if (size == 1)
+        fprintf(out, "[%d]", k);
+    else
+        fprintf(out, "[%d:%d]", k, k + size); /* row-major range */
+    return true;
+}
+
 static void print_leaf(FILE *out, const IrNode *n, const IrModel *m)
 {
     const IrVar *vars = NULL;
@@ -167,10 +189,27 @@ static void print_leaf(FILE *out, const IrNode *n, const IrModel *m)
         fputs("t", out);
     else if (n->op == IR_CONST)
         print_const(out, n);
+    else if (n->op == IR_ADJOINT && print_adjoint_name(out, n, m))
+        return;
+    else if (n->op == IR_ADJOINT || n->op == IR_DATA)
+        fprintf(out, "%s@%d", n->op == IR_ADJOINT ? "a" : "data", n->offset);
     else if (vars && n->slot < nvars && vars[n->slot].name)
         fputs(vars[n->slot].name, out);
     else
         fprintf(out, "%s@%d", n->op == IR_STATE ? "y" : "p", n->offset);
+}
+
+/* pad(g, 1, [5]) and pad(g, 1, 2, [5, 3]): the operand, where it starts, and
+ * the shape of zeros it sits in. */
+static void print_pad(FILE *out, const IrNode *n, const IrModel *m)
+{
+    char buf[32];
+    fputs("pad(", out);
+    ir_print_expr(out, n->args[0], m);
+    if (n->shape.rank == 2)
+        fprintf(out, ", %d, %d, %s)", n->attr[0], n->attr[1], ir_shape_str(n->shape, buf));
+    else
+        fprintf(out, ", %d, %s)", n->attr[0], ir_shape_str(n->shape, buf));
 }
 
 /* "[1]", "[0:2]", "[1, 0]", "[0:2, 1]", "[0:2, 1:3]" after the sliced operand. */
@@ -248,8 +287,11 @@ static void print_infix(FILE *out, const IrNode *n, const IrModel *m, int prec)
 static void print_body(FILE *out, const IrNode *n, const IrModel *m, int prec)
 {
     switch (n->op) {
-    case IR_CONST: case IR_TIME: case IR_STATE: case IR_PARAM:
+    case IR_CONST: case IR_TIME: case IR_STATE: case IR_PARAM: case IR_ADJOINT: case IR_DATA:
         print_leaf(out, n, m);
+        break;
+    case IR_PAD:
+        print_pad(out, n, m);
         break;
     case IR_NEG: /* -(x ^ 2): parenthesised although ^ binds tighter, for the reader */
         fputc('-', out);
@@ -364,6 +406,8 @@ static void dump_node(FILE *out, const IrNode *n, const IrModel *m)
     } else if (n->op == IR_SLICE) {
         fprintf(out, "%%%d", n->args[0]->id);
         print_slice_index(out, n);
+    } else if (n->op == IR_PAD) {
+        fprintf(out, "pad %%%d at (%d, %d)", n->args[0]->id, n->attr[0], n->attr[1]);
     } else {
         fprintf(out, "%s ", ir_op_name(n->op));
         dump_args(out, n, ", ");

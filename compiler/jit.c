@@ -1,5 +1,6 @@
-/* The JIT: codegen_llvm.c's module -> verify -> O2 (new pass manager) -> ORC
- * LLJIT -> the kernel table the runtime calls. Every LLVM object is created
+/* The JIT: codegen_llvm.c's module (the rhs and the derived kernels a request
+ * asks for) -> verify -> O2 (new pass manager) -> ORC LLJIT -> the kernel table
+ * the runtime calls. Every LLVM object is created
  * and released here: a JitModel owns its LLJIT (and through it the compiled
  * code), and each error path disposes what it made, so a compile under
  * LeakSanitizer leaves nothing behind. */
@@ -162,11 +163,14 @@ static LLVMOrcLLJITRef jit_create(Diag *diag)
     return jit;
 }
 
-/* Builds, optimises and adds m's module to jit; fills *layout. */
-static bool jit_add_model(LLVMOrcLLJITRef jit, const IrModel *m, CgLayout *layout, Diag *diag)
+/* Builds, optimises and adds m's module (the kernels req asks for) to jit;
+ * fills *layout, which the caller releases. */
+static bool jit_add_model(LLVMOrcLLJITRef jit, const IrModel *m, const JitRequest *req,
+                          CgLayout *layout, Diag *diag)
 {
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef mod = cg_build_module(LLVMOrcThreadSafeContextGetContext(tsc), m, layout, diag);
+    LLVMModuleRef mod =
+        cg_build_module(LLVMOrcThreadSafeContextGetContext(tsc), m, req, layout, diag);
     bool ok = mod != NULL;
     if (ok) {
         const char *triple = LLVMOrcLLJITGetTripleString(jit);
@@ -186,33 +190,77 @@ static bool jit_add_model(LLVMOrcLLJITRef jit, const IrModel *m, CgLayout *layou
     return err ? jit_fail(diag, err, __LINE__, "cannot add the module to the JIT") : true;
 }
 
-JitModel *jit_compile(const IrModel *m, NdKernels *kernels, Diag *diag)
+/* The address of every kernel of the layout (the first lookup compiles the
+ * whole module). */
+static bool jit_lookup_all(JitModel *jm, const CgLayout *layout, NdRhsFn *rhs, NdKernelFn *fns,
+                           Diag *diag)
+{
+    for (int i = 0; i < layout->n_kernels; i++) {
+        LLVMOrcExecutorAddress addr = 0;
+        LLVMErrorRef err = LLVMOrcLLJITLookup(jm->jit, &addr, layout->names[i]);
+        if (err || !addr)
+            return jit_fail(diag, err, __LINE__, "cannot find a compiled kernel");
+        if (i == 0)
+            *rhs = (NdRhsFn)(uintptr_t)addr;
+        else
+            fns[i - 1] = (NdKernelFn)(uintptr_t)addr;
+    }
+    return true;
+}
+
+/* Hands the looked-up kernels out: the table, and the extras to the request. */
+static void jit_fill(const IrModel *m, const JitRequest *req, const CgLayout *layout, NdRhsFn rhs,
+                     NdKernelFn *fns, JitModel *jm, NdKernels *kernels)
+{
+    *kernels = (NdKernels){.ny = m->ny, .np = m->np, .work_fixed = layout->work_fixed,
+                           .work_per_sample = layout->work_per_sample, .rhs = rhs, .user = jm};
+    int at = 0;
+    if (req && req->vjp)
+        kernels->vjp = fns[at++];
+    if (req && req->jac)
+        kernels->jac = fns[at++];
+    for (int e = 0; req && e < req->n_extra; e++)
+        req->extra_fns[e] = fns[at++];
+}
+
+JitModel *jit_compile_request(const IrModel *m, const JitRequest *req, NdKernels *kernels,
+                              Diag *diag)
 {
     double t0 = jit_now_ms();
     pthread_once(&jit_once, jit_init_llvm);
+    int n_extra = req && req->n_extra > 0 ? req->n_extra : 0;
+    if (n_extra && !req->extra_fns) {
+        jit_fail(diag, NULL, __LINE__, "extra kernels requested without extra_fns");
+        return NULL;
+    }
     JitModel *jm = calloc(1, sizeof *jm);
-    if (!jm) {
+    NdKernelFn *fns = calloc((size_t)(2 + n_extra), sizeof *fns); /* vjp, jac, extras */
+    if (!jm || !fns) {
         diag_plain(diag, "out of memory compiling model '%s'", m->name);
+        free(fns);
+        free(jm);
         return NULL;
     }
+    CgLayout layout = {0};
+    NdRhsFn rhs = NULL;
     jm->jit = jit_create(diag);
-    CgLayout layout;
-    if (!jm->jit || !jit_add_model(jm->jit, m, &layout, diag)) {
+    bool ok = jm->jit && jit_add_model(jm->jit, m, req, &layout, diag) &&
+              jit_lookup_all(jm, &layout, &rhs, fns, diag);
+    if (ok)
+        jit_fill(m, req, &layout, rhs, fns, jm, kernels);
+    cg_layout_free(&layout);
+    free(fns);
+    if (!ok) {
         jit_free(jm);
         return NULL;
     }
-    LLVMOrcExecutorAddress addr = 0;
-    LLVMErrorRef err = LLVMOrcLLJITLookup(jm->jit, &addr, layout.rhs_name); /* compiles now */
-    if (err || !addr) {
-        jit_fail(diag, err, __LINE__, "cannot find the compiled right-hand side");
-        jit_free(jm);
-        return NULL;
-    }
-    *kernels = (NdKernels){.ny = m->ny, .np = m->np, .work_fixed = layout.work_fixed,
-                           .work_per_sample = layout.work_per_sample,
-                           .rhs = (NdRhsFn)(uintptr_t)addr, .user = jm};
     jm->compile_ms = jit_now_ms() - t0;
     return jm;
+}
+
+JitModel *jit_compile(const IrModel *m, NdKernels *kernels, Diag *diag)
+{
+    return jit_compile_request(m, NULL, kernels, diag);
 }
 
 void jit_free(JitModel *jit)
@@ -234,7 +282,10 @@ int cg_print_llvm(FILE *out, const IrModel *m, Diag *diag)
     pthread_once(&jit_once, jit_init_llvm);
     LLVMContextRef ctx = LLVMContextCreate();
     CgLayout layout;
-    LLVMModuleRef mod = cg_build_module(ctx, m, &layout, diag);
+    /* every derived system the model has, as nodec adjoint / emit-llvm show them */
+    JitRequest req = {.vjp = m->adj_state != NULL, .jac = m->jac != NULL};
+    LLVMModuleRef mod = cg_build_module(ctx, m, &req, &layout, diag);
+    cg_layout_free(&layout);
     bool ok = mod != NULL;
     if (ok) {
         char *triple = LLVMGetDefaultTargetTriple();

@@ -38,13 +38,72 @@ typedef struct SemaSolve {
     SrcLoc output_loc;
 } SemaSolve;
 
+/* A field of a data set: `obs.y` gathers the columns y[0], y[1] of each row. */
+typedef struct SemaField {
+    const char *name;  /* interned: "y", "label", "t" */
+    IrShape shape;
+    int *cols;         /* shape-size column indices into a row, row-major */
+} SemaField;
+
+typedef enum SemaDataKind { SEMA_DATA_CSV, SEMA_DATA_SIMULATE } SemaDataKind;
+
+/* `data NAME = csv("file.csv")` or `data NAME = simulate(Model, t = ..., solver = ...)`.
+ * A csv file is read when the program is checked (its columns give the fields'
+ * shapes); a simulation runs when the directive runs and fills the same table
+ * shape: columns t, then the model's state columns. */
+typedef struct SemaData {
+    const char *name;
+    SrcLoc loc;
+    SemaDataKind kind;
+    int ncols;
+    const char **colnames;
+    int nrows;          /* csv: rows read; simulate: nt */
+    double *values;     /* csv: nrows * ncols (arena); simulate: NULL until run */
+    int t_col, id_col;  /* column of `t` and of `id`, or -1 */
+    int n_fields;
+    SemaField *fields;  /* every named column group except t and id */
+    /* simulate */
+    SemaSolve sim;
+} SemaData;
+
+typedef enum SemaBatchKind { SEMA_BATCH_ALL, SEMA_BATCH_WINDOWS, SEMA_BATCH_MINIBATCH } SemaBatchKind;
+
+/* `train M { ... }`, lowered. IR expressions read the model's states and params,
+ * t, and DATA leaves: DATA slot 0 at offset c is column c of the data row that
+ * belongs to the sample (the observation's row for time series; the sample's
+ * row for sample data). */
+typedef struct SemaTrain {
+    IrModel *model;     /* the model as declared (a later solve uses its parameters) */
+    IrModel *augmented; /* model plus, when `regularize` is given, one last scalar state
+                           `__cost` with d(__cost)/dt = the running cost; else == model */
+    SemaData *data;     /* NULL without `data` */
+    IrNode **init;      /* per state of model: initial value (may read DATA and params), or
+                           NULL: the model's default, or (time series) the observed state */
+    int nt;
+    double *t;          /* `t`: the span for sample data or no data (NULL for time series) */
+    IrNode *loss;       /* scalar per observation and sample, or NULL */
+    IrNode *final_loss; /* scalar per sample at the last time, or NULL */
+    IrNode *regularize; /* scalar running cost integrand, or NULL */
+    SemaBatchKind batch;
+    int batch_length, batch_count; /* windows(length, count); minibatch: count = N */
+    SemaCall solver;
+    const char *gradient; /* "adjoint" (default), "backprop", "checkpoint" */
+    SrcLoc gradient_loc;
+    SemaCall optimizer;   /* sgd(lr = ...), momentum, adam, rmsprop */
+    long steps, log_every;
+    const char *history, *save, *load;
+    SrcLoc history_loc, save_loc, load_loc;
+} SemaTrain;
+
 typedef enum SemaDirKind { SEMA_SOLVE, SEMA_TRAIN, SEMA_DATA } SemaDirKind;
 
 typedef struct SemaDirective {
     SemaDirKind kind;
     SrcLoc loc;       /* of the keyword through the target name */
-    const Ast *ast;   /* the directive as written (train and data: checked by later passes) */
+    const Ast *ast;   /* the directive as written */
     SemaSolve solve;  /* SEMA_SOLVE */
+    SemaTrain train;  /* SEMA_TRAIN */
+    SemaData *data;   /* SEMA_DATA */
 } SemaDirective;
 
 typedef struct SemaProgram {

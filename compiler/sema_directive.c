@@ -1,7 +1,8 @@
 /* Directives of the user's file: `solve` is checked here in full (times, initial
- * overrides, solver call, output file); `train` and `data` are recorded for the
- * passes that implement them; `option seed` is read. Whether a known solver is
- * available is the runner's decision, not the checker's. */
+ * overrides, solver call, output file), and its pieces are shared with `data =
+ * simulate(...)` (sema_data.c) and `train` (sema_train.c); `option seed` is read.
+ * Whether a known solver is available is the runner's decision, not the
+ * checker's. */
 #include "sema.h"
 
 #include <math.h>
@@ -17,7 +18,7 @@ static const char *const fixed_keys[] = {"h"};
 static const char *const adaptive_keys[] = {"rtol", "atol", "h0", "max_steps"};
 static const char *const solve_keys[] = {"t", "init", "solver", "output", "samples"};
 
-static int find_name(const char *name, int n, const char *const *names)
+int sema_find_name(const char *name, int n, const char *const *names)
 {
     for (int i = 0; i < n; i++)
         if (strcmp(name, names[i]) == 0)
@@ -31,22 +32,27 @@ static SrcLoc name_loc_of(const Ast *a)
 }
 
 /* Did-you-mean among the models. */
-static ModelInfo *find_model(Sema *S, const Ast *dir)
+ModelInfo *sema_directive_model(Sema *S, const char *name, SrcLoc at)
 {
-    ModelInfo *mi = sema_find_model_info(S, dir->name);
+    ModelInfo *mi = sema_find_model_info(S, name);
     if (mi)
         return mi;
-    diag_error(S->diag, name_loc_of(dir), "unknown model '%s'", dir->name);
+    diag_error(S->diag, at, "unknown model '%s'", name);
     const char **names = arena_alloc(S->arena, sizeof(char *) * (size_t)(S->n_models + 1));
     for (int i = 0; i < S->n_models; i++)
         names[i] = S->models[i].ast->name;
-    sema_suggest_among(S, dir->name, name_loc_of(dir), S->n_models, names);
+    sema_suggest_among(S, name, at, S->n_models, names);
     return NULL;
+}
+
+static ModelInfo *find_model(Sema *S, const Ast *dir)
+{
+    return sema_directive_model(S, dir->name, name_loc_of(dir));
 }
 
 /* ---- t ---- */
 
-static void solve_times(Sema *S, Scope *sc, const Ast *e, SemaSolve *out)
+void sema_solve_times(Sema *S, Scope *sc, const Ast *e, SemaSolve *out)
 {
     out->t_loc = e->loc;
     IrNode *c = sema_const(S, sc, e, "the output times");
@@ -97,14 +103,21 @@ static void unknown_state(Sema *S, const IrModel *m, const Ast *entry)
     sema_suggest_among(S, entry->name, name_loc_of(entry), m->n_states, names);
 }
 
-static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **seen, SemaSolve *out)
+static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **seen, IrNode **init,
+                       int in_train)
 {
     IrModel *m = mi->model;
     if (entry->op == '~') {
-        diag_error(S->diag, entry->loc,
-                   "sampling an initial state (`%s ~ ...`) is not supported yet; "
-                   "give a value with `%s = ...`",
-                   entry->name, entry->name);
+        if (in_train)
+            diag_error(S->diag, entry->loc,
+                       "sampling an initial state (`%s ~ ...`) belongs in solve; train starts from "
+                       "values or data, like `%s = obs.%s`",
+                       entry->name, entry->name, entry->name);
+        else
+            diag_error(S->diag, entry->loc,
+                       "sampling an initial state (`%s ~ ...`) is not supported yet; "
+                       "give a value with `%s = ...`",
+                       entry->name, entry->name);
         return;
     }
     int slot = state_slot(m, entry->name);
@@ -118,7 +131,8 @@ static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **see
         return;
     }
     seen[slot] = entry;
-    Val v = sema_expr_in(S, mi->scope, entry->a, ALLOW_PARAM, "an initial value");
+    unsigned allow = in_train ? ALLOW_PARAM | ALLOW_DATA : ALLOW_PARAM;
+    Val v = sema_expr_in(S, mi->scope, entry->a, allow, "an initial value");
     if (v.kind == V_ERR)
         return;
     if (v.kind != V_NODE) {
@@ -134,10 +148,10 @@ static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **see
                    entry->name, sema_shape(want, bw), sema_shape(v.node->shape, bg));
         return;
     }
-    out->init[slot] = sema_fold(S, sema_fill(S, v.node, want));
+    init[slot] = sema_fold(S, sema_fill(S, v.node, want));
 }
 
-static void solve_init(Sema *S, ModelInfo *mi, const Ast *e, SemaSolve *out)
+void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int in_train)
 {
     if (e->kind != AST_RECORD) {
         diag_error(S->diag, e->loc, "init needs a record of initial states, like init = { x = 1 }");
@@ -147,7 +161,7 @@ static void solve_init(Sema *S, ModelInfo *mi, const Ast *e, SemaSolve *out)
         return;
     const Ast **seen = arena_alloc(S->arena, sizeof(Ast *) * (size_t)(mi->model->n_states + 1));
     for (int i = 0; i < e->list.n; i++)
-        init_entry(S, mi, e->list.items[i], seen, out);
+        init_entry(S, mi, e->list.items[i], seen, init, in_train);
 }
 
 /* ---- solver ---- */
@@ -158,7 +172,7 @@ static void solver_arg(Sema *S, const Ast *arg, int family, SemaCall *call)
     int fixed = family < N_FIXED;
     const char *const *keys = fixed ? fixed_keys : adaptive_keys;
     int nkeys = fixed ? 1 : 4;
-    if (find_name(arg->name, nkeys, keys) < 0) {
+    if (sema_find_name(arg->name, nkeys, keys) < 0) {
         diag_error(S->diag, arg->loc, "unknown argument '%s' for solver '%s' (expected %s)", arg->name,
                    name, fixed ? "h" : "rtol, atol, h0 or max_steps");
         sema_suggest_among(S, arg->name, arg->loc, nkeys, keys);
@@ -179,14 +193,14 @@ static void solver_arg(Sema *S, const Ast *arg, int family, SemaCall *call)
     call->args[call->nargs++] = (SemaArg){.key = arg->name, .loc = arg->a->loc, .value = c->value[0]};
 }
 
-static void solve_solver(Sema *S, const Ast *e, SemaCall *call)
+void sema_solver_call(Sema *S, const Ast *e, SemaCall *call)
 {
     if (e->kind != AST_NAME && e->kind != AST_CALL) {
         diag_error(S->diag, e->loc, "solver needs a name like rk4, or a call like rk4(h = 0.25)");
         return;
     }
     SrcLoc at = name_loc_of(e);
-    int family = find_name(e->name, N_SOLVERS, solver_names);
+    int family = sema_find_name(e->name, N_SOLVERS, solver_names);
     if (family < 0) {
         diag_error(S->diag, at, "unknown solver '%s'", e->name);
         sema_suggest_among(S, e->name, at, N_SOLVERS, solver_names);
@@ -217,11 +231,11 @@ static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, SemaSolve *out
     const char *key = entry->name;
     const Ast *v = entry->a;
     if (strcmp(key, "t") == 0) {
-        solve_times(S, mi ? mi->scope : S->global, v, out);
+        sema_solve_times(S, mi ? mi->scope : S->global, v, out);
     } else if (strcmp(key, "init") == 0) {
-        solve_init(S, mi, v, out);
+        sema_init_record(S, mi, v, out->init, 0);
     } else if (strcmp(key, "solver") == 0) {
-        solve_solver(S, v, &out->solver);
+        sema_solver_call(S, v, &out->solver);
     } else if (strcmp(key, "output") == 0) {
         if (v->kind != AST_STR)
             diag_error(S->diag, v->loc, "output needs a file name in quotes, like output = \"out.csv\"");
@@ -234,7 +248,7 @@ static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, SemaSolve *out
 
 static int check_key(Sema *S, const Ast *entry, const Ast **seen)
 {
-    int k = find_name(entry->name, 5, solve_keys);
+    int k = sema_find_name(entry->name, 5, solve_keys);
     if (k < 0) {
         diag_error(S->diag, name_loc_of(entry),
                    "unknown key '%s' in solve (valid keys: t, init, solver, output, samples)", entry->name);
@@ -314,6 +328,8 @@ void sema_directives(Sema *S, const Ast *program, SemaProgram *out)
         if (it->kind == AST_SOLVE)
             solve_directive(S, it, d);
         else if (it->kind == AST_TRAIN)
-            find_model(S, it);
+            sema_train_directive(S, it, d);
+        else
+            sema_data_directive(S, it, d);
     }
 }

@@ -6,7 +6,10 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "diff.h"
 
 Val val_err(void)
 {
@@ -44,6 +47,8 @@ static void deps_walk(IrNode *n, unsigned char *seen, int cap, unsigned *acc)
         *acc |= ALLOW_PARAM;
     else if (n->op == IR_TIME)
         *acc |= ALLOW_TIME;
+    else if (n->op == IR_DATA)
+        *acc |= ALLOW_DATA;
     for (int i = 0; i < n->nargs; i++)
         deps_walk(n->args[i], seen, cap, acc);
 }
@@ -65,6 +70,8 @@ static const char *deps_text(unsigned d)
         return "a state";
     if (d & ALLOW_PARAM)
         return "a parameter";
+    if (d & ALLOW_DATA)
+        return "data";
     return "the time 't'";
 }
 
@@ -662,6 +669,168 @@ static Val builtin_reduce(Sema *S, const Builtin *b, IrNode *x)
     return val_node(ir_unary(S->ir, IR_SQRT, ir_sum(S->ir, ir_mul(S->ir, x, x))));
 }
 
+/* ---- div(x): the exact divergence of a state's equation ----
+ * div(x) needs the right-hand side of x, which may be written after the
+ * equation that uses it (dlogp/dt = -div(z) before dz/dt = ...). So when x's
+ * equation is not built yet it is lowered here on demand, with diagnostics
+ * muted (its own errors are reported once, where sema.c lowers it), and the
+ * result is the same hash-consed IR sema.c will build. The states whose
+ * equations are being lowered on demand are kept on a stack to find cycles
+ * (dx/dt = div(x), or through other states' div()); the checker is not
+ * reentrant, so a file-level stack is enough. */
+
+typedef struct DivFrame {
+    const IrModel *model;
+    int slot;
+} DivFrame;
+
+static DivFrame div_stack[SEMA_MAX_DEPTH];
+static int div_depth;
+static int div_cycle; /* set when a cycle was found under the outermost div() */
+static char div_reason[200]; /* the first muted error, for the outermost div()'s note */
+
+/* "file:1:2: error: unknown name 'q'\n..." -> "unknown name 'q'" */
+static void div_keep_reason(const char *text)
+{
+    const char *m = text ? strstr(text, "error: ") : NULL;
+    if (!m || div_reason[0])
+        return;
+    m += strlen("error: ");
+    size_t n = strcspn(m, "\n");
+    if (n >= sizeof div_reason)
+        n = sizeof div_reason - 1;
+    memcpy(div_reason, m, n);
+    div_reason[n] = 0;
+}
+
+static ModelInfo *current_model_info(Sema *S)
+{
+    for (int i = 0; i <= S->n_models; i++) /* the model being built is not counted yet */
+        if (S->models && S->models[i].model == S->model)
+            return &S->models[i];
+    return NULL;
+}
+
+static const Ast *state_equation(const Ast *model, const char *name)
+{
+    for (int i = 0; i < model->list.n; i++) {
+        const Ast *it = model->list.items[i];
+        if (it->kind == AST_EQUATION && strcmp(it->name, name) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+static int div_busy(const IrModel *m, int slot)
+{
+    for (int i = 0; i < div_depth; i++)
+        if (div_stack[i].model == m && div_stack[i].slot == slot)
+            return 1;
+    return 0;
+}
+
+/* Lowers x's equation with the diagnostics sent to a scratch stream and their
+ * count restored: NULL when it has an error or the wrong shape. */
+static IrNode *div_lower_equation(Sema *S, ModelInfo *mi, const Ast *eq, int slot)
+{
+    Diag *d = S->diag;
+    FILE *saved_out = d->out;
+    int errors = d->errors, dropped = d->dropped;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mute = open_memstream(&buf, &len);
+    d->out = mute ? mute : saved_out;
+    unsigned allow = S->allow;
+    const char *context = S->context;
+    S->allow = ALLOW_ALL;
+    S->context = "this expression";
+    div_stack[div_depth++] = (DivFrame){S->model, slot};
+    Val v = sema_tensor(S, mi->scope, eq->a);
+    div_depth--;
+    S->allow = allow;
+    S->context = context;
+    int failed = d->errors > errors;
+    d->out = saved_out;
+    d->errors = errors;
+    d->dropped = dropped;
+    if (mute)
+        fclose(mute);
+    if (failed)
+        div_keep_reason(buf);
+    free(buf);
+    if (failed || v.kind != V_NODE)
+        return NULL;
+    IrShape want = S->model->states[slot].shape;
+    if (ir_shape_eq(v.node->shape, want))
+        return v.node;
+    return v.node->shape.rank == 0 ? sema_fill(S, v.node, want) : NULL;
+}
+
+/* The right-hand side of state `slot`, or NULL after reporting. */
+static IrNode *div_rhs(Sema *S, int slot, SrcLoc at)
+{
+    IrModel *m = S->model;
+    const char *name = m->states[slot].name;
+    if (m->rhs[slot])
+        return m->rhs[slot];
+    if (div_busy(m, slot)) {
+        div_cycle = 1;
+        return NULL;
+    }
+    ModelInfo *mi = current_model_info(S);
+    const Ast *eq = mi ? state_equation(mi->ast, name) : NULL;
+    if (!eq) /* sema.c reports the missing equation */
+        return NULL;
+    if (div_depth >= SEMA_MAX_DEPTH) {
+        diag_error(S->diag, at, "div() nested too deeply (more than %d)", SEMA_MAX_DEPTH);
+        return NULL;
+    }
+    if (div_depth == 0) {
+        div_cycle = 0;
+        div_reason[0] = 0;
+    }
+    IrNode *rhs = div_lower_equation(S, mi, eq, slot);
+    if (rhs || div_depth > 0) /* inner levels: the outermost div() reports */
+        return rhs;
+    if (div_cycle) {
+        diag_error(S->diag, at, "div(%s) is circular: the equation of '%s' depends on div(%s)", name,
+                   name, name);
+        diag_note(S->diag, eq->loc, "the equation of '%s' is here", name);
+    } else {
+        diag_error(S->diag, at, "div(%s) needs the equation of '%s', which cannot be checked here",
+                   name, name);
+        diag_note(S->diag, eq->loc, "in the equation of '%s': %s", name,
+                  div_reason[0] ? div_reason : "it has an error");
+    }
+    return NULL;
+}
+
+/* The slot of state leaf x of the model being built, or -1. */
+static int state_slot(Sema *S, const IrNode *x)
+{
+    IrModel *m = S->model;
+    if (!m || x->op != IR_STATE || x->slot >= m->n_states)
+        return -1;
+    const IrVar *v = &m->states[x->slot];
+    return x == ir_state(S->ir, x->slot, v->offset, v->shape) ? x->slot : -1;
+}
+
+static Val builtin_div(Sema *S, Args *a)
+{
+    if (!S->model) {
+        diag_error(S->diag, a->whole,
+                   "div() can only be used inside a model (it is the divergence of a state's equation)");
+        return val_err();
+    }
+    int slot = state_slot(S, a->v[0].node);
+    if (slot < 0) {
+        diag_error(S->diag, a->loc[0], "div() needs a state of this model, as in div(z)");
+        return val_err();
+    }
+    IrNode *rhs = div_rhs(S, slot, a->whole);
+    return rhs ? val_node(diff_divergence(S->ir, rhs, a->v[0].node)) : val_err();
+}
+
 static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
 {
     switch (b->kind) {
@@ -674,7 +843,7 @@ static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
     case BK_EYE: return builtin_eye(S, a);
     case BK_LINSPACE: return builtin_linspace(S, a);
     case BK_WHERE: return builtin_where(S, a);
-    case BK_DIV: break;
+    case BK_DIV: return builtin_div(S, a);
     }
     return val_err();
 }
@@ -682,11 +851,6 @@ static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
 static Val call_builtin(Sema *S, const char *name, Args *a)
 {
     const Builtin *b = builtin_find(name);
-    if (b->kind == BK_DIV) {
-        diag_error(S->diag, a->whole,
-                   "div() needs symbolic differentiation, which this version of nodec does not have yet");
-        return val_err();
-    }
     if (a->n < b->min || (b->max >= 0 && a->n > b->max)) {
         diag_error(S->diag, a->whole, "wrong number of arguments to '%s': expected %s, got %d", name,
                    b->sig, a->n);
@@ -870,10 +1034,6 @@ static Val lower_call(Sema *S, Scope *sc, const Ast *e)
     }
     if (f.kind == V_ERR)
         return f;
-    if (f.kind == V_BUILTIN && strcmp(f.builtin, "div") == 0) { /* before lowering its argument */
-        Args a = {.whole = e->loc};
-        return call_builtin(S, f.builtin, &a);
-    }
     Args a;
     if (!lower_args(S, sc, e, &a))
         return val_err();
@@ -884,6 +1044,8 @@ static Val lower_call(Sema *S, Scope *sc, const Ast *e)
 
 static Val lower_field(Sema *S, Scope *sc, const Ast *e)
 {
+    if (S->train_model && e->a->kind == AST_NAME && !scope_lookup(sc, e->a->name))
+        return sema_data_field(S, e); /* obs.y in a train block */
     Val base = sema_expr(S, sc, e->a);
     if (base.kind == V_ERR)
         return base;
@@ -919,6 +1081,8 @@ Val sema_expr(Sema *S, Scope *sc, const Ast *e)
     case AST_LIST: return lower_list(S, sc, e);
     case AST_FIELD: return lower_field(S, sc, e);
     case AST_DERIV:
+        if (S->train_model)
+            return sema_train_deriv(S, e);
         diag_error(S->diag, e->loc,
                    "'d%s/dt' can only be used in train blocks (inside a model, name the right-hand "
                    "side with a let)",

@@ -52,8 +52,9 @@ struct NetInst {
     const char *prefix; /* "f.l1." */
 };
 
-/* What an expression may depend on where it is being lowered. */
-enum { ALLOW_STATE = 1, ALLOW_PARAM = 2, ALLOW_TIME = 4, ALLOW_ALL = 7 };
+/* What an expression may depend on where it is being lowered. ALLOW_DATA (a data
+ * set's fields, `obs.y`) is outside ALLOW_ALL: only train blocks add it. */
+enum { ALLOW_STATE = 1, ALLOW_PARAM = 2, ALLOW_TIME = 4, ALLOW_ALL = 7, ALLOW_DATA = 8 };
 
 typedef struct ModelInfo {
     IrModel *model;
@@ -81,6 +82,12 @@ typedef struct Sema {
     PtrVec broken; /* fns whose body already reported an error */
     ModelInfo *models;
     int n_models;
+    /* inside a train block (else NULL): its model, for `dx/dt`, and its data set,
+     * for `obs.y` (sema_train.c sets them around each expression) */
+    const IrModel *train_model;
+    const SemaData *train_data;
+    /* data sets declared so far, in order (SemaData *), for `data = obs` */
+    PtrVec datasets;
 } Sema;
 
 /* ---- sema.c ---- */
@@ -130,5 +137,30 @@ extern const int sema_n_builtins;
 
 /* ---- sema_directive.c ---- */
 void sema_directives(Sema *S, const Ast *program, SemaProgram *out);
+/* Pieces of a solve shared with `data = simulate(...)` and `train`. */
+void sema_solve_times(Sema *S, Scope *sc, const Ast *e, SemaSolve *out);
+/* `init = { x = ... }` into init (one per state of mi's model). in_train: values
+ * may read data fields, and `x ~ dist` is refused as a solve-only form. */
+void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int in_train);
+void sema_solver_call(Sema *S, const Ast *e, SemaCall *call);
+/* The model a directive names (did-you-mean when unknown). */
+ModelInfo *sema_directive_model(Sema *S, const char *name, SrcLoc at);
+/* Index of name among names, or -1. */
+int sema_find_name(const char *name, int n, const char *const *names);
+
+/* ---- sema_data.c ---- */
+void sema_data_directive(Sema *S, const Ast *ast, SemaDirective *d);
+/* `NAME.field` inside a train block, where NAME is not a name in scope. */
+Val sema_data_field(Sema *S, const Ast *e);
+const SemaField *sema_data_find_field(const SemaData *d, const char *name);
+/* The IR that reads field f from a sample's data row (DATA leaves, slot 0). */
+IrNode *sema_data_field_ir(Sema *S, const SemaField *f);
+/* The data set called name declared so far, or NULL. */
+SemaData *sema_find_data(Sema *S, const char *name);
+
+/* ---- sema_train.c ---- */
+void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d);
+/* `dx/dt` inside a train block: the right-hand side of state x. */
+Val sema_train_deriv(Sema *S, const Ast *e);
 
 #endif

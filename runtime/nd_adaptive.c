@@ -26,23 +26,6 @@
 /* A step smaller than this many ulps of t cannot move t meaningfully. */
 #define ND_UNDERFLOW_ULPS 16.0
 
-/* One solve in progress. */
-typedef struct Run {
-    NdSolver *s;
-    const double *p, *ts;
-    int nt;
-    double *yout;
-    double t, h;        /* current time; step to try next (signed) */
-    double dir, t_end;  /* +1 or -1; ts[nt - 1] */
-    double hmax;        /* |t_end - ts[0]|, as dopri5.f's default HMAX */
-    double facold;      /* the last accepted error, for the PI term */
-    int rejected;       /* the last attempt was rejected: do not grow */
-    int j;              /* next row of yout to fill */
-    long attempts;      /* steps tried since the last output time */
-    long bad;           /* element that went non-finite in the last attempt, or -1 */
-    double bad_value;
-} Run;
-
 /* The mean over the batch of per-sample means, kept as the first sample's mean
  * plus the mean deviation from it: the same number as the mean over all
  * B * ny elements, but a batch of identical samples gives exactly the mean of
@@ -65,33 +48,48 @@ static double batch_mean(const BatchMean *a)
     return a->first + a->dev / (double)a->count;
 }
 
-static void rhs(Run *r, double t, const double *y, double *dydt)
+static void rhs(NdRun *r, double t, const double *y, double *dydt)
 {
-    NdSolver *s = r->s;
-    s->k.rhs(t, y, r->p, dydt, s->B, s->work);
-    s->num_rhs_evals++;
+    nd_solver_rhs(r->s, r->p, t, y, dydt);
 }
 
-/* Weighted RMS norm of v / (atol + rtol |y|), the norm of the initial step. */
-static double weighted_rms(const NdSolver *s, const double *v, const double *y)
+/* Weighted RMS norm of v / (atol + rtol |y|) over one part of the state. */
+static double part_rms(const NdSolver *s, const NdNormPart *part, const double *v,
+                       const double *y)
 {
     BatchMean mean = {0};
-    size_t ny = (size_t)s->k.ny;
-    for (size_t e0 = 0; e0 < s->n; e0 += ny) {
+    for (size_t e0 = part->off; e0 < part->off + part->len; e0 += part->group) {
         double sum = 0.0;
-        for (size_t e = e0; e < e0 + ny; e++) {
+        for (size_t e = e0; e < e0 + part->group; e++) {
             double q = v[e] / (s->atol + s->rtol * fabs(y[e]));
             sum += q * q;
         }
-        batch_mean_add(&mean, sum / (double)ny);
+        batch_mean_add(&mean, sum / (double)part->group);
     }
     return sqrt(batch_mean(&mean));
+}
+
+/* The larger of two norms, NaN if either is (unlike fmax, which would hide a
+ * NaN estimate that must reject the step). */
+static double max_nan(double a, double b)
+{
+    return (a >= b || isnan(a)) ? a : b;
+}
+
+/* The largest part's norm, the norm of the initial step. */
+static double weighted_rms(const NdSolver *s, const double *v, const double *y)
+{
+    double norm = 0.0;
+    for (int i = 0; i < s->norm_parts; i++)
+        if (s->norm[i].len > 0)
+            norm = max_nan(norm, part_rms(s, &s->norm[i], v, y));
+    return norm;
 }
 
 /* Hairer's starting step ([HNW] II.4, p. 169; dopri5.f HINIT): an Euler step
  * small against y, then h with h^q * max(|f|, |f'|) = 0.01. One evaluation of f,
  * into K[1] (free until the first step), from ytmp. */
-static double initial_step(Run *r)
+static double initial_step(NdRun *r)
 {
     NdSolver *s = r->s;
     const double *y = s->y, *f0 = s->K[0];
@@ -112,32 +110,27 @@ static double initial_step(Run *r)
 
 /* Stages 1..s-1 of a step of h from (t, y); y_new = y + h sum b_i k_i. For FSAL
  * methods y_new is the last stage's argument and k_{s-1} = f(t + h, y_new). */
-static void step_stages(Run *r, double h, double t_new)
+static void step_stages(NdRun *r, double h, double t_new)
 {
     NdSolver *s = r->s;
     const NdTableau *tab = s->tab;
     for (int i = 1; i < tab->stages; i++) {
         double *arg = (tab->fsal && i == tab->stages - 1) ? s->ynew : s->ytmp;
         nd_rk_stage_arg(s, i, h, s->y, arg);
-        rhs(r, tab->c[i] == 1.0 ? t_new : r->t + tab->c[i] * h, arg, s->K[i]);
+        rhs(r, nd_stage_time(tab, i, r->t, h, t_new), arg, s->K[i]);
     }
     if (!tab->fsal) /* row fnew_stage of a is b */
         nd_rk_stage_arg(s, tab->fnew_stage, h, s->y, s->ynew);
 }
 
-/* Sample b's mean squares of the scaled estimates over its ny elements:
- * ms[0] for e, ms[1] for e3. Notes in r->bad the first non-finite y_new. */
-static void sample_error(Run *r, size_t e0, double ms[2])
+/* One group's mean squares of the scaled estimates over its elements
+ * [e0, e0 + group): ms[0] for e, ms[1] for e3. */
+static void group_error(const NdSolver *s, size_t e0, size_t group, double ms[2])
 {
-    NdSolver *s = r->s;
     const NdTableau *tab = s->tab;
-    size_t ny = (size_t)s->k.ny;
     double sum5 = 0.0, sum3 = 0.0;
-    for (size_t e = e0; e < e0 + ny; e++) {
-        double yn = s->ynew[e];
-        if (!isfinite(yn) && r->bad < 0)
-            r->bad = (long)e, r->bad_value = yn;
-        double sk = s->atol + s->rtol * fmax(fabs(s->y[e]), fabs(yn));
+    for (size_t e = e0; e < e0 + group; e++) {
+        double sk = s->atol + s->rtol * fmax(fabs(s->y[e]), fabs(s->ynew[e]));
         double est = 0.0, est3 = 0.0;
         for (int i = 0; i < tab->stages; i++)
             est += tab->e[i] * s->K[i][e];
@@ -148,35 +141,47 @@ static void sample_error(Run *r, size_t e0, double ms[2])
             sum3 += (est3 / sk) * (est3 / sk);
         }
     }
-    ms[0] = sum5 / (double)ny;
-    ms[1] = sum3 / (double)ny;
+    ms[0] = sum5 / (double)group;
+    ms[1] = sum3 / (double)group;
 }
 
-/* The local error estimate in the weighted RMS norm over the whole batch, or
- * +inf when y_new or the estimate is not finite (r->bad names the element).
- * dop853 divides its 5th-order estimate by a blend with the 3rd-order one,
+/* The error of one part of the state, a mean over its groups. dop853 divides
+ * its 5th-order estimate by a blend with the 3rd-order one,
  * err5^2 / sqrt(err5^2 + 0.01 err3^2), which behaves as O(h^8) (dop853.f). */
-static double error_norm(Run *r, double h)
+static double part_error(const NdSolver *s, const NdNormPart *part, double h)
 {
-    NdSolver *s = r->s;
     BatchMean mean5 = {0}, mean3 = {0};
-    r->bad = -1;
-    for (size_t e0 = 0; e0 < s->n; e0 += (size_t)s->k.ny) {
+    for (size_t e0 = part->off; e0 < part->off + part->len; e0 += part->group) {
         double ms[2];
-        sample_error(r, e0, ms);
+        group_error(s, e0, part->group, ms);
         batch_mean_add(&mean5, ms[0]);
         batch_mean_add(&mean3, ms[1]);
     }
-    double m5 = batch_mean(&mean5), err;
+    double m5 = batch_mean(&mean5);
     if (s->use_e3) {
         double deno = m5 + 0.01 * batch_mean(&mean3);
-        err = fabs(h) * m5 / sqrt(deno > 0 ? deno : 1.0);
-    } else {
-        err = fabs(h) * sqrt(m5);
+        return fabs(h) * m5 / sqrt(deno > 0 ? deno : 1.0);
     }
-    if (r->bad >= 0 || !isfinite(err)) {
-        if (r->bad < 0)
-            r->bad = nd_first_nonfinite(s->ynew, s->n), r->bad_value = NAN;
+    return fabs(h) * sqrt(m5);
+}
+
+/* The local error estimate in the weighted RMS norm (the largest over the
+ * parts of the state), or +inf when y_new or the estimate is not finite
+ * (r->bad names the element). */
+static double error_norm(NdRun *r, double h)
+{
+    NdSolver *s = r->s;
+    r->bad = nd_first_nonfinite(s->ynew, s->n);
+    if (r->bad >= 0) {
+        r->bad_value = s->ynew[r->bad];
+        return INFINITY;
+    }
+    double err = 0.0;
+    for (int i = 0; i < s->norm_parts; i++)
+        if (s->norm[i].len > 0)
+            err = max_nan(err, part_error(s, &s->norm[i], h));
+    if (!isfinite(err)) { /* a stage blew up where y_new did not look */
+        r->bad_value = NAN;
         return INFINITY;
     }
     return err;
@@ -184,7 +189,7 @@ static double error_norm(Run *r, double h)
 
 /* dop853's three extra stages for its dense output (rows past fnew_stage),
  * computed only when an output time falls inside the step. */
-static void dense_stages(Run *r, double h)
+static void dense_stages(NdRun *r, double h)
 {
     NdSolver *s = r->s;
     const NdTableau *tab = s->tab;
@@ -195,7 +200,7 @@ static void dense_stages(Run *r, double h)
 }
 
 /* out = y(t + theta h) = y + h sum_i w_i(theta) k_i. */
-static void interpolate(Run *r, double theta, double h, double *out)
+static void interpolate(NdRun *r, double theta, double h, double *out)
 {
     NdSolver *s = r->s;
     int m = s->tab->dense_stages;
@@ -211,7 +216,7 @@ static void interpolate(Run *r, double theta, double h, double *out)
 
 /* Fills every output row whose time lies in (t, t_new]: the last step lands on
  * t_end exactly, so its row is y_new itself; the others are interpolated. */
-static void write_outputs(Run *r, double t_new, double h)
+static void write_outputs(NdRun *r, double t_new, double h)
 {
     NdSolver *s = r->s;
     int ready = 0;
@@ -239,12 +244,14 @@ static void swap_vectors(double **a, double **b)
 
 /* Takes the step: f(t + h, y_new) becomes the next k_0 (free for FSAL methods),
  * outputs inside the step are written, and (t, y) advance. */
-static void accept_step(Run *r, double h, double t_new)
+static void accept_step(NdRun *r, double h, double t_new)
 {
     NdSolver *s = r->s;
     const NdTableau *tab = s->tab;
     if (!tab->fsal)
         rhs(r, t_new, s->ynew, s->K[tab->fnew_stage]);
+    if (s->on_step)
+        s->on_step(s->hook_ctx, s, r->t, h, t_new, s->y);
     write_outputs(r, t_new, h);
     swap_vectors(&s->K[0], &s->K[tab->fnew_stage]);
     swap_vectors(&s->y, &s->ynew);
@@ -255,7 +262,7 @@ static void accept_step(Run *r, double h, double t_new)
 /* The PI controller of dopri5.f with Lund's stabilisation ([HNW] IV.2):
  * h_new = h * safety * err^-(1/q - 0.75 beta) * err_old^beta, within
  * [shrink h, grow h], never growing right after a rejection. */
-static double next_step(Run *r, double h, double err)
+static double next_step(NdRun *r, double h, double err)
 {
     const NdTableau *tab = r->s->tab;
     if (!isfinite(err)) /* a non-finite stage: retreat hard and retry */
@@ -275,7 +282,7 @@ static double next_step(Run *r, double h, double err)
 
 /* ---- failures: a status, a message naming the time, the state reached ---- */
 
-static int fail_nonfinite(Run *r)
+static int fail_nonfinite(NdRun *r)
 {
     NdSolver *s = r->s;
     int ny = s->k.ny;
@@ -286,7 +293,7 @@ static int fail_nonfinite(Run *r)
                           i % ny, i / ny, nd_nonfinite_word(r->bad_value), r->t, fabs(r->h));
 }
 
-static int check_progress(Run *r)
+static int check_progress(NdRun *r)
 {
     NdSolver *s = r->s;
     if (r->attempts >= s->max_steps)
@@ -307,15 +314,16 @@ static int check_progress(Run *r)
 }
 
 /* One attempted step; ND_OK whether accepted or rejected. */
-static int attempt_step(Run *r)
+int nd_adaptive_attempt(NdRun *r)
 {
     int st = check_progress(r);
     if (st)
         return st;
     double h = r->h, t_new = r->t + h;
-    if ((r->t + ND_LAST_STRETCH * h - r->t_end) * r->dir > 0) {
-        h = r->t_end - r->t;
-        t_new = r->t_end;
+    double t_end = r->land ? r->ts[r->j] : r->t_end;
+    if ((r->t + ND_LAST_STRETCH * h - t_end) * r->dir > 0) {
+        h = t_end - r->t;
+        t_new = t_end;
     }
     r->attempts++;
     step_stages(r, h, t_new);
@@ -332,7 +340,7 @@ static int attempt_step(Run *r)
     return ND_OK;
 }
 
-static int start(Run *r)
+static int start(NdRun *r)
 {
     NdSolver *s = r->s;
     rhs(r, r->t, s->y, s->K[0]);
@@ -349,17 +357,32 @@ static int start(Run *r)
     return ND_OK;
 }
 
+int nd_adaptive_begin(NdRun *r, NdSolver *s, const double *p, const double *y0,
+                      const double *ts, int nt, double *yout, int land)
+{
+    *r = (NdRun){.s = s, .p = p, .ts = ts, .nt = nt, .yout = yout, .t = ts[0], .j = 1,
+                 .dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0, .t_end = ts[nt - 1],
+                 .hmax = fabs(ts[nt - 1] - ts[0]), .facold = ND_FACOLD_MIN, .land = land,
+                 .bad = -1};
+    memcpy(s->y, y0, s->n * sizeof *s->y);
+    memmove(yout, y0, s->n * sizeof *yout);
+    return start(r);
+}
+
+void nd_adaptive_resume(NdRun *r, const NdRun *saved, const double *y)
+{
+    *r = *saved;
+    memcpy(r->s->y, y, r->s->n * sizeof *y);
+    rhs(r, r->t, r->s->y, r->s->K[0]);
+}
+
 int nd_adaptive_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
                       double *yout)
 {
-    Run r = {.s = s, .p = p, .ts = ts, .nt = nt, .yout = yout, .t = ts[0], .j = 1,
-             .dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0, .t_end = ts[nt - 1],
-             .hmax = fabs(ts[nt - 1] - ts[0]), .facold = ND_FACOLD_MIN, .bad = -1};
-    memcpy(s->y, y0, s->n * sizeof *s->y);
-    memmove(yout, y0, s->n * sizeof *yout);
-    int st = start(&r);
+    NdRun r;
+    int st = nd_adaptive_begin(&r, s, p, y0, ts, nt, yout, 0);
     while (!st && r.j < nt)
-        st = attempt_step(&r);
+        st = nd_adaptive_attempt(&r);
     if (st && r.j < nt) /* the row after the last good one: where the solve stopped */
         memcpy(yout + (size_t)r.j * s->n, s->y, s->n * sizeof *yout);
     return st;

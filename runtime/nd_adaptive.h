@@ -1,7 +1,10 @@
 /* Internal to the runtime (not installed, not for callers): the solver object
  * shared by nd_solver.c (create / set / get, the fixed-step engine) and
- * nd_adaptive.c (the error-controlled engine with dense output). Callers see
- * only nd_solver.h. */
+ * nd_adaptive.c (the error-controlled engine with dense output), and the
+ * step-level entry points the gradients (nd_gradient.c, nd_adjoint.c,
+ * nd_backprop.c) drive: a solver may integrate any vector system (the adjoint's
+ * augmented one), report each accepted step, and be stopped and resumed at any
+ * accepted step. Callers see only nd_solver.h. */
 #ifndef ND_ADAPTIVE_H
 #define ND_ADAPTIVE_H
 
@@ -11,6 +14,24 @@
 #include "nd_tableaus.h"
 
 enum { ND_MESSAGE_SIZE = 256 };
+
+/* A right-hand side other than the model's kernel: dzdt = F(t, z), z of n
+ * doubles (the adjoint's [y; a; g]). */
+typedef void (*NdSystemFn)(void *ctx, double t, const double *z, double *dzdt);
+
+/* Called at each accepted step from (t, y) to t_new = t + h (both engines),
+ * before y moves: s->K[0..stages) hold the step's stage derivatives. */
+typedef void (*NdStepHook)(void *ctx, NdSolver *s, double t, double h, double t_new,
+                           const double *y);
+
+/* The adaptive error norm is the largest of the weighted RMS norms of up to
+ * three parts of the state (torchdiffeq's mixed norm for a tuple state); each
+ * part is a mean over groups of `group` elements (one group per sample). The
+ * model's solve has one part, the whole batch in groups of ny. */
+enum { ND_NORM_MAX_PARTS = 3 };
+typedef struct NdNormPart {
+    size_t off, len, group; /* len a multiple of group; len = 0: unused */
+} NdNormPart;
 
 struct NdSolver {
     NdKernels k;
@@ -28,6 +49,13 @@ struct NdSolver {
     double *y, *ynew;              /* adaptive: state at t and at t + h (NULL if fixed) */
     double *work;                  /* kernel scratch, nd_kernels_work_size(k, B) doubles */
     double *block;                 /* the one allocation behind all the vectors */
+    size_t block_doubles;          /* its size, for memory accounting */
+    NdSystemFn sys;                /* when set, integrated instead of k.rhs */
+    void *sys_ctx;
+    int norm_parts;
+    NdNormPart norm[ND_NORM_MAX_PARTS];
+    NdStepHook on_step;            /* NULL, or called at every accepted step */
+    void *hook_ctx;
     long num_steps;
     long num_rejected;
     long num_rhs_evals;
@@ -44,6 +72,57 @@ void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out)
 /* Index of the first element of y that is not finite, or -1. */
 long nd_first_nonfinite(const double *y, size_t n);
 const char *nd_nonfinite_word(double v); /* "nan", "inf" or "-inf" */
+
+/* A solver for the system F on n doubles (p = NULL in its solves), with
+ * method's tableau and default settings; NULL on out-of-memory. Its messages
+ * count elements of z as "state element i of sample 0". */
+NdSolver *nd_solver_create_system(NdMethod method, size_t n, NdSystemFn F, void *ctx);
+
+/* The time of stage i in a step from t to t_new = t + h. Both engines use it, so
+ * that a gradient sweep sees the very times the step saw: c = 1 is t_new
+ * itself (landing exactly), not t + h. */
+static inline double nd_stage_time(const NdTableau *tab, int i, double t, double h, double t_new)
+{
+    return tab->c[i] == 1.0 ? t_new : t + tab->c[i] * h;
+}
+
+/* dzdt = f(t, z) through s->sys or the kernel, counted in num_rhs_evals. */
+void nd_solver_rhs(NdSolver *s, const double *p, double t, const double *z, double *dzdt);
+
+/* Fixed-step engine: steps of at most h covering |span| (the last one shortens
+ * to land); one step from (t, y) to t_new in place, calling s->on_step. Step k
+ * of an interval [t0, t1] ends at t0 + k h (times the direction), the last at t1. */
+long nd_fixed_steps(double span, double h);
+void nd_rk_step(NdSolver *s, const double *p, double t, double t_new, double *y);
+
+/* One adaptive solve in progress: the controller's whole state, so a copy of it
+ * (with the state vector s->y) is a checkpoint the solve can resume from. */
+typedef struct NdRun {
+    NdSolver *s;
+    const double *p, *ts;
+    int nt;
+    double *yout;
+    double t, h;        /* current time; step to try next (signed) */
+    double dir, t_end;  /* +1 or -1; ts[nt - 1] */
+    double hmax;        /* |t_end - ts[0]|, as dopri5.f's default HMAX */
+    double facold;      /* the last accepted error, for the PI term */
+    int rejected;       /* the last attempt was rejected: do not grow */
+    int land;           /* step exactly onto every output time (no interpolation) */
+    int j;              /* next row of yout to fill */
+    long attempts;      /* steps tried since the last output time */
+    long bad;           /* element that went non-finite in the last attempt, or -1 */
+    double bad_value;
+} NdRun;
+
+/* Starts a run over ts (s->y = y0, yout row 0 = y0, f(t0, y0), first step);
+ * land = 1 makes every output time a step end. Then nd_adaptive_attempt tries one
+ * step (accepted or rejected) until r->j == nt or a failure status. */
+int nd_adaptive_begin(NdRun *r, NdSolver *s, const double *p, const double *y0,
+                      const double *ts, int nt, double *yout, int land);
+int nd_adaptive_attempt(NdRun *r);
+/* Restarts from a copy `saved` of a run taken between steps and its state y:
+ * the same steps follow, bit for bit (f(t, y) is recomputed, as FSAL kept it). */
+void nd_adaptive_resume(NdRun *r, const NdRun *saved, const double *y);
 
 /* The adaptive solve behind nd_solve; arguments already checked, y0 finite. */
 int nd_adaptive_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,

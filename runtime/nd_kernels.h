@@ -15,12 +15,26 @@
 typedef void (*NdRhsFn)(double t, const double *y, const double *p, double *dydt, int64_t B,
                         double *work);
 
+/* The general kernel: inputs y [B*ny], p [np], a [B*na] (cotangents, laid out
+ * like y), d [B*nd] (one row of data per sample); outputs out0 and out1, whose
+ * layout each kernel states. Outputs "summed over the batch" hold the sum over
+ * the B samples (written, not accumulated). Inputs a kernel does not read may be
+ * NULL. */
+typedef void (*NdKernelFn)(double t, const double *y, const double *p, const double *a,
+                           const double *d, double *out0, double *out1, int64_t B,
+                           double *work);
+
 typedef struct NdKernels {
     int ny;                 /* state elements per sample */
     int np;                 /* parameter elements */
-    size_t work_fixed;      /* scratch doubles independent of B */
+    size_t work_fixed;      /* scratch doubles independent of B (the most any kernel needs) */
     size_t work_per_sample; /* scratch doubles per sample */
     NdRhsFn rhs;
+    /* a^T df/dy and a^T df/dp: out0 [B*ny] per sample, out1 [np] summed over the
+     * batch. NULL when the model was compiled without gradients. */
+    NdKernelFn vjp;
+    /* df/dy: out0 [B*ny*ny], per sample row-major (row i = d f_i / dy). NULL unless asked. */
+    NdKernelFn jac;
     void *user;             /* owner's handle (e.g. the JIT module); unused by the runtime */
 } NdKernels;
 

@@ -135,14 +135,11 @@ static void solver_defaults(NdSolver *s)
             s->use_e3 = 1;
 }
 
-NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
+/* The object and its block for n-element vectors; k is the model's table (or
+ * a stand-in naming one sample of n elements, for a system). */
+static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, size_t n,
+                              size_t total)
 {
-    const NdTableau *tab = nd_tableau_get(method);
-    if (!k || !k->rhs || k->ny < 1 || k->np < 0 || B < 1 || !tab)
-        return NULL;
-    size_t n = 0, total = solver_block_size(k, solver_vectors(tab), B, &n);
-    if (total == 0)
-        return NULL;
     NdSolver *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -151,13 +148,42 @@ NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
         free(s);
         return NULL;
     }
+    s->block_doubles = total;
     s->k = *k;
     s->method = method;
-    s->tab = tab;
+    s->tab = nd_tableau_get(method);
     s->B = B;
     s->n = n;
+    s->norm_parts = 1;
+    s->norm[0] = (NdNormPart){.off = 0, .len = n, .group = (size_t)k->ny};
     solver_carve(s);
     solver_defaults(s);
+    return s;
+}
+
+NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
+{
+    const NdTableau *tab = nd_tableau_get(method);
+    if (!k || !k->rhs || k->ny < 1 || k->np < 0 || B < 1 || !tab)
+        return NULL;
+    size_t n = 0, total = solver_block_size(k, solver_vectors(tab), B, &n);
+    if (total == 0)
+        return NULL;
+    return solver_alloc(k, method, B, n, total);
+}
+
+NdSolver *nd_solver_create_system(NdMethod method, size_t n, NdSystemFn F, void *ctx)
+{
+    const NdTableau *tab = nd_tableau_get(method);
+    if (!tab || !F || n < 1 || n > (size_t)INT32_MAX)
+        return NULL;
+    NdKernels k = {.ny = (int)n};
+    size_t nn = 0, total = solver_block_size(&k, solver_vectors(tab), 1, &nn);
+    NdSolver *s = total ? solver_alloc(&k, method, 1, n, total) : NULL;
+    if (s) {
+        s->sys = F;
+        s->sys_ctx = ctx;
+    }
     return s;
 }
 
@@ -326,19 +352,31 @@ void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out)
     }
 }
 
-/* One step from (t, y) to t + h, in place: every stage evaluates the
+void nd_solver_rhs(NdSolver *s, const double *p, double t, const double *z, double *dzdt)
+{
+    if (s->sys)
+        s->sys(s->sys_ctx, t, z, dzdt);
+    else
+        s->k.rhs(t, z, p, dzdt, s->B, s->work);
+    s->num_rhs_evals++;
+}
+
+/* One step from (t, y) to t_new = t + h, in place: every stage evaluates the
  * right-hand side over the whole batch, then y += h * sum_i b[i] k_i. */
-static void rk_step(NdSolver *s, const double *p, double t, double h, double *y)
+void nd_rk_step(NdSolver *s, const double *p, double t, double t_new, double *y)
 {
     const NdTableau *tab = s->tab;
+    double h = t_new - t;
     for (int i = 0; i < tab->stages; i++) {
         const double *arg = y;
         if (i > 0) {
             nd_rk_stage_arg(s, i, h, y, s->ytmp);
             arg = s->ytmp;
         }
-        s->k.rhs(t + tab->c[i] * h, arg, p, s->K[i], s->B, s->work);
+        nd_solver_rhs(s, p, nd_stage_time(tab, i, t, h, t_new), arg, s->K[i]);
     }
+    if (s->on_step)
+        s->on_step(s->hook_ctx, s, t, h, t_new, y);
     for (size_t e = 0; e < s->n; e++) {
         double acc = 0.0;
         for (int i = 0; i < tab->stages; i++)
@@ -346,7 +384,6 @@ static void rk_step(NdSolver *s, const double *p, double t, double h, double *y)
         y[e] += h * acc;
     }
     s->num_steps++;
-    s->num_rhs_evals += tab->stages;
 }
 
 static int check_step(NdSolver *s, const double *y, double t, double t_prev)
@@ -362,7 +399,7 @@ static int check_step(NdSolver *s, const double *y, double t, double t_prev)
 }
 
 /* Steps to cover |t1 - t0| with steps of at most h (up to the slack). */
-static long interval_steps(double span, double h)
+long nd_fixed_steps(double span, double h)
 {
     double r = span / h;
     double n = ceil(r - ND_STEP_COUNT_SLACK * r);
@@ -378,11 +415,11 @@ static int solve_interval(NdSolver *s, const double *p, double t0, double t1, do
     if (span / s->h > ND_MAX_STEPS_PER_INTERVAL)
         return nd_solver_fail(s, ND_ERR_ARG,
                               "step h = %g is too small for the interval [%g, %g]", s->h, t0, t1);
-    long n = interval_steps(span, s->h);
+    long n = nd_fixed_steps(span, s->h);
     double t = t0;
     for (long k = 1; k <= n; k++) {
         double t_next = k == n ? t1 : t0 + (double)k * hd;
-        rk_step(s, p, t, t_next - t, y);
+        nd_rk_step(s, p, t, t_next, y);
         int st = check_step(s, y, t_next, t);
         if (st)
             return st;

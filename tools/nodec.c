@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adjoint_print.h"
 #include "codegen.h"
 #include "driver.h"
 #include "run.h"
@@ -30,18 +31,19 @@ static const char usage_text[] =
     "commands:\n"
     "  run FILE        execute the file's directives (solve, ...) in order\n"
     "  check FILE      parse and check; report every error with file:line:col\n"
+    "  adjoint FILE    print the adjoint system the compiler derives, as mathematics\n"
     "  emit-llvm FILE  print the optimised LLVM IR the JIT compiles\n"
     "\n"
     "options:\n"
     "  --dump=STAGE    print a pipeline stage to stdout: tokens, ast, ir, llvm\n"
-    "  --model M       with --dump=ir|llvm and emit-llvm: only model M\n"
+    "  --model M       with adjoint, --dump=ir|llvm and emit-llvm: only model M\n"
     "  --stats         (run) steps and right-hand-side evaluations of each solve\n"
     "  --quiet, -q     (run) no progress lines on stderr\n"
     "  -o FILE         (emit-llvm) write to FILE instead of stdout\n"
     "  -h, --help      this help; `nodec COMMAND --help` for one command\n"
     "  --version       print the version\n"
     "\n"
-    "`nodec adjoint` and `nodec emit-c` come with later versions.\n";
+    "`nodec emit-c` comes with a later version.\n";
 
 static const char *command_help(const char *cmd)
 {
@@ -57,6 +59,12 @@ static const char *command_help(const char *cmd)
                "Parses and checks FILE (names, shapes, equations, directives). Silent with\n"
                "exit status 0 on a good file; otherwise every error (up to 20) with its\n"
                "location, the source line and an underline, and exit status 1.\n";
+    if (strcmp(cmd, "adjoint") == 0)
+        return "usage: nodec adjoint FILE.node [--model M]\n"
+               "\n"
+               "Prints, for each model (or model M), the adjoint system the compiler derives\n"
+               "symbolically: each state's adjoint equation da/dt = -a^T df/dx and, for each\n"
+               "parameter, the integrand of its gradient dL/dtheta = -integral a^T df/dtheta dt.\n";
     if (strcmp(cmd, "emit-llvm") == 0)
         return "usage: nodec emit-llvm FILE.node [--model M] [-o OUT.ll]\n"
                "\n"
@@ -75,7 +83,8 @@ static int usage_error(const char *fmt, const char *arg)
 
 static bool is_command(const char *s)
 {
-    return strcmp(s, "run") == 0 || strcmp(s, "check") == 0 || strcmp(s, "emit-llvm") == 0;
+    return strcmp(s, "run") == 0 || strcmp(s, "check") == 0 || strcmp(s, "emit-llvm") == 0 ||
+           strcmp(s, "adjoint") == 0;
 }
 
 /* Returns -1 to go on, or an exit status (help printed, usage error). */
@@ -107,10 +116,10 @@ static int parse_args(int argc, char **argv, Options *o)
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (!o->command) {
-            if (strcmp(a, "adjoint") == 0 || strcmp(a, "emit-c") == 0)
+            if (strcmp(a, "emit-c") == 0)
                 return usage_error("'%s' is not available yet in this version of nodec", a);
             if (!is_command(a))
-                return usage_error("unknown command '%s' (run, check, emit-llvm)", a);
+                return usage_error("unknown command '%s' (run, check, adjoint, emit-llvm)", a);
             o->command = a;
         } else if (!o->file) {
             o->file = a;
@@ -156,6 +165,15 @@ static int emit_llvm(const Options *o, Compilation *c)
         perror(o->output);
         rc = 1;
     }
+    return rc;
+}
+
+static int print_adjoints(const Options *o, Compilation *c)
+{
+    int rc = 0;
+    for (int i = 0; i < c->program->n_models && rc == 0; i++)
+        if (wanted(o, c->program->models[i]))
+            rc = adjoint_print(stdout, c->ir, c->program->models[i]) ? 1 : 0;
     return rc;
 }
 
@@ -207,6 +225,8 @@ int main(int argc, char **argv)
         rc = dump_stage(&o, c);
     else if (strcmp(o.command, "emit-llvm") == 0)
         rc = emit_llvm(&o, c);
+    else if (strcmp(o.command, "adjoint") == 0)
+        rc = print_adjoints(&o, c);
     else if (strcmp(o.command, "run") == 0)
         rc = run_program(c, &o.run);
     else

@@ -12,30 +12,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "codegen.h"
 #include "nd_io.h"
-#include "nd_random.h"
 #include "nd_solver.h"
-
-/* A model's run-time state: its parameter values and, once compiled, its kernels. */
-typedef struct ModelRun {
-    IrModel *model;
-    double *p;
-    JitModel *jit;
-    NdKernels kernels;
-} ModelRun;
-
-typedef struct Runner {
-    Compilation *c;
-    const RunOptions *opts;
-    ModelRun *runs;
-    int n_runs;
-    NdRandom rng;
-} Runner;
+#include "run_internal.h"
 
 /* Evaluates a (constant or parameter-dependent) initial-value expression into
  * out[size]; a scalar fills a tensor-shaped variable. */
-static void eval_init(IrNode *init, double t, const double *p, double *out, int size)
+void run_eval_init(IrNode *init, double t, const double *p, double *out, int size)
 {
     int n = ir_shape_size(init->shape);
     double *tmp = malloc(sizeof(double) * (size_t)(n > size ? n : size));
@@ -71,7 +54,7 @@ static void init_param(Runner *r, const IrVar *v, double *p)
         }
     }
     if (v->init_kind == IR_INIT_EXPR)
-        eval_init(v->init, 0, p, x, size);
+        run_eval_init(v->init, 0, p, x, size);
 }
 
 static void runner_init(Runner *r, Compilation *c, const RunOptions *opts)
@@ -99,9 +82,12 @@ static void runner_free(Runner *r)
         free(r->runs[i].p);
     }
     free(r->runs);
+    for (int i = 0; i < r->n_owned; i++)
+        free(r->owned[i]);
+    free(r->owned);
 }
 
-static ModelRun *model_run(Runner *r, const IrModel *m)
+ModelRun *run_model(Runner *r, const IrModel *m)
 {
     for (int i = 0; i < r->n_runs; i++)
         if (r->runs[i].model == m)
@@ -110,7 +96,7 @@ static ModelRun *model_run(Runner *r, const IrModel *m)
 }
 
 /* JIT-compiles a model the first time a directive needs it. */
-static int ensure_compiled(Runner *r, ModelRun *mr)
+int run_ensure_compiled(Runner *r, ModelRun *mr)
 {
     if (mr->jit)
         return 0;
@@ -131,12 +117,12 @@ static const SemaArg *find_arg(const SemaCall *call, const char *key)
 /* Checks the solver spec against what this runtime has and configures a solver
  * for it; reports and returns NULL when it cannot run. Sema has already checked
  * the argument names of each solver family. */
-static NdSolver *make_solver(Runner *r, const SemaDirective *d, const NdKernels *k, int64_t B)
+NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const NdKernels *k,
+                          int64_t B)
 {
-    const SemaCall *call = &d->solve.solver;
     Diag *diag = &r->c->diag;
     if (!call->name) {
-        diag_error(diag, d->loc, "solve needs a solver, e.g. solver = dopri5(rtol = 1e-6)");
+        diag_error(diag, where, "a solver is needed here, e.g. solver = dopri5(rtol = 1e-6)");
         return NULL;
     }
     int m = nd_method_from_name(call->name);
@@ -154,7 +140,7 @@ static NdSolver *make_solver(Runner *r, const SemaDirective *d, const NdKernels 
     }
     NdSolver *s = nd_solver_create(k, (NdMethod)m, B);
     if (!s) {
-        diag_error(diag, d->loc, "out of memory for this solve");
+        diag_error(diag, where, "out of memory for this solver");
         return NULL;
     }
     const SemaArg *rtol = find_arg(call, "rtol"), *atol = find_arg(call, "atol");
@@ -180,21 +166,22 @@ static NdSolver *make_solver(Runner *r, const SemaDirective *d, const NdKernels 
 }
 
 /* The initial state of one sample: init overrides, else the model's defaults. */
-static int initial_state(Runner *r, const SemaDirective *d, const ModelRun *mr, double *y0)
+static int initial_state(Runner *r, const SemaSolve *s, SrcLoc where, const ModelRun *mr,
+                         double *y0)
 {
     const IrModel *m = mr->model;
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
-        IrNode *init = d->solve.init && d->solve.init[i] ? d->solve.init[i] : v->init;
+        IrNode *init = s->init && s->init[i] ? s->init[i] : v->init;
         if (!init) {
-            diag_error(&r->c->diag, d->loc,
+            diag_error(&r->c->diag, where,
                        "state '%s' of model '%s' has no initial value: give one with "
                        "init = { %s = ... }",
                        v->name, m->name, v->name);
             diag_note(&r->c->diag, v->loc, "'%s' is declared here without '= value'", v->name);
             return -1;
         }
-        eval_init(init, d->solve.t[0], mr->p, y0 + v->offset, ir_shape_size(v->shape));
+        run_eval_init(init, s->t[0], mr->p, y0 + v->offset, ir_shape_size(v->shape));
     }
     return 0;
 }
@@ -215,19 +202,19 @@ static int write_results(Runner *r, const SemaDirective *d, const IrModel *m, co
     return 0;
 }
 
-static double now_ms(void)
+double run_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void report_solve(Runner *r, const SemaDirective *d, NdSolver *solver, double ms)
+static void report_solve(Runner *r, const SemaSolve *s, const char *dest, NdSolver *solver,
+                         double ms)
 {
-    const SemaSolve *s = &d->solve;
     if (!r->opts->quiet)
         fprintf(stderr, "solve %s: %s over [%g, %g], %d output times -> %s\n", s->model->name,
-                s->solver.name, s->t[0], s->t[s->nt - 1], s->nt, s->output ? s->output : "stdout");
+                s->solver.name, s->t[0], s->t[s->nt - 1], s->nt, dest);
     if (r->opts->stats)
         fprintf(stderr,
                 "  stats: %ld steps (%ld rejected), %ld right-hand-side evaluations, %.3f ms\n",
@@ -235,37 +222,79 @@ static void report_solve(Runner *r, const SemaDirective *d, NdSolver *solver, do
                 nd_solver_get_num_rhs_evals(solver), ms);
 }
 
+/* Integrates one sample of s into yout [nt * ny]; reports failures at where. */
+static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *dest,
+                      double *yout)
+{
+    ModelRun *mr = run_model(r, s->model);
+    if (run_ensure_compiled(r, mr))
+        return -1;
+    NdSolver *solver = run_make_solver(r, &s->solver, where, &mr->kernels, 1);
+    if (!solver)
+        return -1;
+    int ny = s->model->ny, rc = -1;
+    double *y0 = calloc((size_t)(ny ? ny : 1), sizeof(double));
+    if (!y0) {
+        diag_error(&r->c->diag, where, "out of memory for this solve");
+    } else if (initial_state(r, s, where, mr, y0) == 0) {
+        double t0 = run_now_ms();
+        int status = nd_solve(solver, mr->p, y0, s->t, s->nt, yout);
+        if (status != ND_OK)
+            diag_error(&r->c->diag, where, "solve %s failed (%s): %s", s->model->name,
+                       nd_status_name(status), nd_solver_get_message(solver));
+        else
+            report_solve(r, s, dest, solver, run_now_ms() - t0);
+        rc = status == ND_OK ? 0 : -1;
+    }
+    nd_solver_free(solver);
+    free(y0);
+    return rc;
+}
+
 static int run_solve(Runner *r, const SemaDirective *d)
 {
     const SemaSolve *s = &d->solve;
-    ModelRun *mr = model_run(r, s->model);
-    if (ensure_compiled(r, mr))
-        return -1;
-    NdSolver *solver = make_solver(r, d, &mr->kernels, 1);
-    if (!solver)
-        return -1;
     int ny = s->model->ny;
     double *yout = calloc((size_t)s->nt * (size_t)(ny ? ny : 1), sizeof(double));
-    double *y0 = calloc((size_t)(ny ? ny : 1), sizeof(double));
-    int rc = -1;
-    if (!yout || !y0) {
+    if (!yout) {
         diag_error(&r->c->diag, d->loc, "out of memory for this solve");
-        goto done;
+        return -1;
     }
-    if (initial_state(r, d, mr, y0))
-        goto done;
-    double t0 = now_ms();
-    int status = nd_solve(solver, mr->p, y0, s->t, s->nt, yout);
-    if (status != ND_OK) {
-        diag_error(&r->c->diag, d->loc, "solve %s failed (%s): %s", s->model->name,
-                   nd_status_name(status), nd_solver_get_message(solver));
-        goto done;
+    int rc = solve_into(r, s, d->loc, s->output ? s->output : "stdout", yout);
+    if (rc == 0)
+        rc = write_results(r, d, s->model, yout);
+    free(yout);
+    return rc;
+}
+
+/* `data NAME = simulate(...)`: the table t, states... that a csv would hold. A
+ * csv data set was read when the program was checked. */
+static int run_data(Runner *r, const SemaDirective *d)
+{
+    SemaData *data = d->data;
+    if (data->kind != SEMA_DATA_SIMULATE)
+        return 0;
+    const SemaSolve *s = &data->sim;
+    int ny = s->model->ny;
+    double *yout = calloc((size_t)s->nt * (size_t)(ny ? ny : 1), sizeof(double));
+    double *table = calloc((size_t)s->nt * (size_t)(ny + 1), sizeof(double));
+    double **owned = realloc(r->owned, sizeof(double *) * (size_t)(r->n_owned + 1));
+    if (owned)
+        r->owned = owned;
+    if (!yout || !table || !owned) {
+        free(yout);
+        free(table);
+        diag_error(&r->c->diag, d->loc, "out of memory for this simulation");
+        return -1;
     }
-    report_solve(r, d, solver, now_ms() - t0);
-    rc = write_results(r, d, s->model, yout);
-done:
-    nd_solver_free(solver);
-    free(y0);
+    r->owned[r->n_owned++] = table;
+    int rc = solve_into(r, s, d->loc, data->name, yout);
+    for (int j = 0; rc == 0 && j < s->nt; j++) {
+        table[(size_t)j * (ny + 1)] = s->t[j];
+        memcpy(table + (size_t)j * (ny + 1) + 1, yout + (size_t)j * ny, sizeof(double) * (size_t)ny);
+    }
+    data->values = table;
+    data->nrows = s->nt;
     free(yout);
     return rc;
 }
@@ -282,11 +311,10 @@ int run_program(Compilation *c, const RunOptions *opts)
             rc = run_solve(&r, d);
             break;
         case SEMA_TRAIN:
+            rc = train_run(&r, d);
+            break;
         case SEMA_DATA:
-            diag_error(&c->diag, d->loc, "'%s' directives are not available yet in this version "
-                                         "of nodec (it runs solve)",
-                       d->kind == SEMA_TRAIN ? "train" : "data");
-            rc = -1;
+            rc = run_data(&r, d);
             break;
         }
     }

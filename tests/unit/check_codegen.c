@@ -1,8 +1,11 @@
 /* The JIT against the interpreter: models built by hand with the ir.h
  * constructors are compiled by jit_compile and their rhs compared, sample by
  * sample, with ir_eval (two independent computations) for batches of 1, 3 and
- * 37 random states; a batch must also agree with separate B = 1 calls. Work,
- * y and dydt are allocated at their exact sizes so ASan catches any overrun. */
+ * 37 random states; a batch must also agree with separate B = 1 calls. The
+ * derived kernels (vjp and jac from compiler/diff, and extra kernels reading
+ * cotangent and data leaves) are compared the same way with ir_eval_env, their
+ * batch sums with the sum of per-sample evaluations. Work, inputs and outputs
+ * are allocated at their exact sizes so ASan catches any overrun. */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -11,6 +14,7 @@
 
 #include "codegen.h"
 #include "codegen_internal.h"
+#include "diff.h"
 
 enum { MAXV = 16 };
 
@@ -430,7 +434,24 @@ START_TEST(test_mlp)
 }
 END_TEST
 
-/* A chain of elementwise ops reuses buffers once their reader is done. */
+/* Work per sample of the rhs of d's model (then checked as usual). */
+static size_t chain_work(Mdl *d)
+{
+    Diag diag;
+    diag_init(&diag, stderr);
+    NdKernels k;
+    JitModel *jit = jit_compile(&d->m, &k, &diag);
+    ck_assert_ptr_nonnull(jit);
+    ck_assert_uint_eq(k.work_fixed, 0);
+    size_t w = k.work_per_sample;
+    jit_free(jit);
+    mdl_check(d);
+    return w;
+}
+
+/* A chain of single-reader elementwise ops is one fused loop: no buffers. A
+ * chain whose links are each read twice stores them, reusing buffers once
+ * their readers are done: two [10] buffers live at a time, not eight. */
 START_TEST(test_work_reuse)
 {
     Mdl *d = mdl_new("chain");
@@ -439,15 +460,14 @@ START_TEST(test_work_reuse)
     for (int i = 0; i < 8; i++)
         e = ir_unary(b, i % 2 ? IR_SIN : IR_TANH, ir_add(b, e, num(d, 0.1 * (i + 1))));
     mdl_set(d, x, e);
-    Diag diag;
-    diag_init(&diag, stderr);
-    NdKernels k;
-    JitModel *jit = jit_compile(&d->m, &k, &diag);
-    ck_assert_ptr_nonnull(jit);
-    ck_assert_uint_le(k.work_per_sample, 20); /* 15 intermediates live two at a time */
-    ck_assert_uint_eq(k.work_fixed, 0);
-    jit_free(jit);
-    mdl_check(d);
+    ck_assert_uint_eq(chain_work(d), 0);
+    d = mdl_new("twice");
+    b = d->b;
+    x = mdl_state(d, ir_vector_shape(10)), e = x;
+    for (int i = 0; i < 8; i++) /* e read by tanh and by the product */
+        e = ir_mul(b, ir_unary(b, IR_TANH, ir_add(b, e, num(d, 0.1 * (i + 1)))), e);
+    mdl_set(d, x, ir_unary(b, IR_SIN, e));
+    ck_assert_uint_le(chain_work(d), 20);
 }
 END_TEST
 
@@ -472,6 +492,376 @@ START_TEST(test_print_llvm)
 }
 END_TEST
 
+/* ---- derived kernels: NdKernelFn against ir_eval_env ---- */
+
+/* Doubles an output array needs in destination dst for a batch of B. */
+static size_t outs_size(int n, const CgOutput *outs, int dst, int64_t B)
+{
+    size_t need = 0;
+    for (int o = 0; o < n; o++) {
+        if (outs[o].dst != dst)
+            continue;
+        size_t size = (size_t)ir_shape_size(outs[o].node->shape);
+        size_t end = outs[o].batch_sum ? (size_t)outs[o].offset + size
+                                       : (size_t)outs[o].stride * (size_t)B;
+        need = end > need ? end : need;
+    }
+    return need;
+}
+
+static double *random_doubles(size_t n)
+{
+    double *v = alloc_doubles(n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = rnd();
+    return v;
+}
+
+/* The values of every output for sample b, by the interpreter. */
+static void eval_sample(const IrModel *m, int n, const CgOutput *outs, double t, const double *y,
+                        const double *p, const double *a, const double *d, int nd, int64_t b,
+                        double **ref)
+{
+    IrNode **roots = malloc(sizeof *roots * (size_t)n);
+    for (int o = 0; o < n; o++)
+        roots[o] = outs[o].node;
+    size_t ny = (size_t)m->ny;
+    IrEnv env = {t, y + (size_t)b * ny, p, a + (size_t)b * ny, d ? d + (size_t)b * (size_t)nd : NULL};
+    ir_eval_env(n, roots, &env, ref);
+    free(roots);
+}
+
+/* One call of fn on B random samples, each output checked against the
+ * interpreter: per-sample outputs element by element, batch sums against the
+ * sum of the per-sample values (tolerance scaled by the sum of magnitudes). */
+static void check_kernel(const IrModel *m, const NdKernels *k, NdKernelFn fn, int n,
+                         const CgOutput *outs, int nd, int64_t B)
+{
+    size_t ny = (size_t)m->ny, n0 = outs_size(n, outs, 0, B), n1 = outs_size(n, outs, 1, B);
+    double *y = random_doubles(ny * (size_t)B), *a = random_doubles(ny * (size_t)B);
+    double *p = random_doubles((size_t)m->np), *d = nd ? random_doubles((size_t)nd * (size_t)B) : NULL;
+    double *out0 = alloc_doubles(n0), *out1 = alloc_doubles(n1);
+    double *work = alloc_doubles(nd_kernels_work_size(k, B));
+    for (size_t i = 0; i < n0; i++)
+        out0[i] = NAN;
+    for (size_t i = 0; i < n1; i++)
+        out1[i] = NAN;
+    double t = 0.3;
+    fn(t, y, p, a, d, out0, out1, B, work);
+    double **ref = malloc(sizeof *ref * (size_t)n), **sum = malloc(sizeof *sum * (size_t)n);
+    double **mag = malloc(sizeof *mag * (size_t)n);
+    for (int o = 0; o < n; o++) {
+        size_t size = (size_t)ir_shape_size(outs[o].node->shape);
+        ref[o] = alloc_doubles(size);
+        sum[o] = calloc(size, sizeof **sum);
+        mag[o] = calloc(size, sizeof **mag);
+    }
+    for (int64_t b = 0; b < B; b++) {
+        eval_sample(m, n, outs, t, y, p, a, d, nd, b, ref);
+        for (int o = 0; o < n; o++) {
+            const CgOutput *out = &outs[o];
+            const double *got = (out->dst ? out1 : out0) + out->offset;
+            for (int i = 0; i < ir_shape_size(out->node->shape); i++) {
+                sum[o][i] += ref[o][i];
+                mag[o][i] += fabs(ref[o][i]);
+                if (!out->batch_sum)
+                    assert_close(got[(size_t)b * (size_t)out->stride + (size_t)i], ref[o][i],
+                                 "kernel vs ir_eval_env", b, i);
+            }
+        }
+    }
+    for (int o = 0; o < n; o++) {
+        const double *got = (outs[o].dst ? out1 : out0) + outs[o].offset;
+        for (int i = 0; outs[o].batch_sum && i < ir_shape_size(outs[o].node->shape); i++)
+            if (!(fabs(got[i] - sum[o][i]) <= 1e-12 * fmax(1.0, mag[o][i])))
+                ck_abort_msg("batch sum: output %d element %d: got %.17g, want %.17g", o, i,
+                             got[i], sum[o][i]);
+        free(ref[o]), free(sum[o]), free(mag[o]);
+    }
+    free(ref), free(sum), free(mag);
+    free(y), free(a), free(p), free(d), free(out0), free(out1), free(work);
+}
+
+static void check_kernel_batches(const IrModel *m, const NdKernels *k, NdKernelFn fn, int n,
+                                 const CgOutput *outs, int nd)
+{
+    ck_assert_ptr_nonnull(fn);
+    const int64_t batches[3] = {1, 3, 37};
+    for (int i = 0; i < 3; i++)
+        check_kernel(m, k, fn, n, outs, nd, batches[i]);
+}
+
+/* The vjp's outputs as nd_kernels.h states them, written out independently of
+ * codegen's own list. */
+static CgOutput *vjp_outputs(const IrModel *m, int *n)
+{
+    *n = m->n_states + m->n_params;
+    CgOutput *o = calloc((size_t)*n, sizeof *o);
+    for (int s = 0; s < m->n_states; s++)
+        o[s] = (CgOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0};
+    for (int j = 0; j < m->n_params; j++)
+        o[m->n_states + j] = (CgOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1};
+    return o;
+}
+
+/* diff's vjp and jac of d's model, JIT'd in one module with the rhs, against
+ * the interpreter; the rhs still against ir_eval. Frees d. */
+static void mdl_check_derived(Mdl *d)
+{
+    diff_model_adjoint(d->b, &d->m);
+    diff_model_jacobian(d->b, &d->m);
+    Diag diag;
+    diag_init(&diag, stderr);
+    NdKernels k;
+    JitRequest req = {.vjp = 1, .jac = 1};
+    JitModel *jit = jit_compile_request(&d->m, &req, &k, &diag);
+    ck_assert_ptr_nonnull(jit);
+    ck_assert_int_eq(diag.errors, 0);
+    int n;
+    CgOutput *vjp = vjp_outputs(&d->m, &n);
+    check_kernel_batches(&d->m, &k, k.vjp, n, vjp, 0);
+    CgOutput jac = {d->m.jac, 0, 0, d->m.ny * d->m.ny, 0};
+    check_kernel_batches(&d->m, &k, k.jac, 1, &jac, 0);
+    const int64_t batches[3] = {1, 3, 37};
+    for (int i = 0; i < 3; i++)
+        check_batch(&d->m, &k, batches[i]);
+    free(vjp);
+    jit_free(jit);
+    mdl_free(d);
+}
+
+START_TEST(test_derived_scalar_time)
+{
+    Mdl *d = mdl_new("decay");
+    IrBuilder *b = d->b;
+    IrNode *x = mdl_state(d, ir_scalar_shape()), *t = ir_time(b);
+    IrNode *a = mdl_param(d, ir_scalar_shape()), *c = mdl_param(d, ir_scalar_shape());
+    /* dx/dt = -a x t + c sin(t x) + x^2 / (1 + c^2) */
+    IrNode *r = ir_neg(b, ir_mul(b, ir_mul(b, a, x), t));
+    r = ir_add(b, r, ir_mul(b, c, ir_unary(b, IR_SIN, ir_mul(b, t, x))));
+    r = ir_add(b, r, ir_div(b, ir_binary(b, IR_POW, x, num(d, 2)),
+                            ir_add(b, num(d, 1), ir_mul(b, c, c))));
+    mdl_set(d, x, r);
+    mdl_check_derived(d);
+}
+END_TEST
+
+/* The MLP with each matmul path: inline forced, BLAS forced, the rule. */
+START_TEST(test_derived_mlp)
+{
+    static const double modes[3] = {1e30, 0, -1};
+    cg_set_blas_min_flops(modes[_i]);
+    Mdl *d = mdl_new("spiral");
+    mlp(d, 50);
+    mdl_check_derived(d);
+    cg_set_blas_min_flops(-1);
+}
+END_TEST
+
+/* Matrix and vector states with products both ways, transposes, slices (whose
+ * gradients are pads), outer, sum, where, and time. */
+START_TEST(test_derived_matrix)
+{
+    cg_set_blas_min_flops(_i ? 0 : -1);
+    Mdl *d = mdl_new("mat");
+    IrBuilder *b = d->b;
+    IrNode *X = mdl_state(d, ir_matrix_shape(3, 3)), *v = mdl_state(d, ir_vector_shape(3));
+    IrNode *W = mdl_param(d, ir_matrix_shape(3, 3)), *c = mdl_param(d, ir_vector_shape(3));
+    IrNode *s = mdl_param(d, ir_scalar_shape()), *t = ir_time(b);
+    IrNode *rX = ir_add(b, ir_unary(b, IR_TANH, ir_matmul(b, W, X)), ir_outer(b, v, c));
+    rX = ir_sub(b, rX, ir_mul(b, ir_transpose(b, X), ir_mul(b, s, t)));
+    IrNode *row = ir_slice(b, X, 1, 0, ir_matrix_shape(1, 3));
+    IrNode *rv = ir_add(b, ir_matmul(b, X, v), ir_mul(b, ir_unary(b, IR_SIN, t), c));
+    rv = ir_add(b, rv, ir_mul(b, ir_sum(b, ir_mul(b, X, X)), ir_element(b, row, 0, 2)));
+    rv = ir_add(b, rv, ir_where(b, ir_binary(b, IR_GT, v, num(d, 0)), ir_matmul(b, v, W), c));
+    IrNode *parts[2] = {ir_slice(b, v, 1, 0, ir_vector_shape(2)), ir_element(b, X, 2, 2)};
+    rv = ir_add(b, rv, ir_unary(b, IR_COS, ir_concat(b, 2, parts)));
+    mdl_set(d, X, rX);
+    mdl_set(d, v, rv);
+    mdl_check_derived(d);
+    cg_set_blas_min_flops(-1);
+}
+END_TEST
+
+/* Hand-built kernels reading every leaf, with PAD, unbatched outputs (per
+ * sample: broadcast; summed: B times the value), a node shared by two outputs
+ * and a data row wider than the leaves read. */
+START_TEST(test_extra_leaves)
+{
+    Mdl *d = mdl_new("leaves");
+    IrBuilder *b = d->b;
+    IrNode *x = mdl_state(d, ir_vector_shape(3)), *M = mdl_state(d, ir_matrix_shape(2, 3));
+    IrNode *q = mdl_param(d, ir_vector_shape(3)), *P = mdl_param(d, ir_matrix_shape(2, 2));
+    IrNode *ax = ir_adjoint(b, 0, 0, ir_vector_shape(3));
+    IrNode *aM = ir_adjoint(b, 1, 3, ir_matrix_shape(2, 3));
+    IrNode *obs = ir_data(b, 0, 2, ir_vector_shape(3)), *w = ir_data(b, 1, 5, ir_scalar_shape());
+    IrNode *xa = ir_mul(b, ir_slice(b, x, 1, 0, ir_vector_shape(2)), ir_slice(b, ax, 0, 0, ir_vector_shape(2)));
+    IrNode *padded = ir_pad(b, xa, 1, 0, ir_vector_shape(5));
+    IrNode *padM = ir_pad(b, ir_mul(b, P, ir_time(b)), 1, 2, ir_matrix_shape(4, 5));
+    IrNode *mix = ir_add(b, ir_mul(b, ir_unary(b, IR_TANH, M), aM), ir_pad(b, w, 1, 1, ir_matrix_shape(2, 3)));
+    IrNode *res = ir_mul(b, ir_sub(b, x, obs), w);
+    CgOutput outs[] = {
+        {padded, 0, 0, 40, 0},
+        {padded, 0, 5, 40, 0},                   /* shared: the second is a copy */
+        {padM, 0, 10, 40, 0},                    /* unbatched: broadcast */
+        {mix, 0, 30, 40, 0},
+        {ir_sum(b, ir_mul(b, q, q)), 0, 36, 40, 0},
+        {res, 1, 0, 0, 1},
+        {mix, 1, 3, 0, 1},
+        {ir_mul(b, P, num(d, 3)), 1, 9, 0, 1},   /* unbatched: B times */
+        {ir_pad(b, q, 1, 0, ir_vector_shape(5)), 1, 13, 0, 1},
+    };
+    int n = (int)(sizeof outs / sizeof outs[0]);
+    CgKernelSpec specs[2] = {{"probe", n, outs, 8}, {"probe_nd0", n, outs, 0}};
+    NdKernelFn fns[2];
+    JitRequest req = {.n_extra = 2, .extra = specs, .extra_fns = fns};
+    Diag diag;
+    diag_init(&diag, stderr);
+    NdKernels k;
+    JitModel *jit = jit_compile_request(&d->m, &req, &k, &diag);
+    ck_assert_ptr_nonnull(jit);
+    ck_assert_ptr_null(k.vjp);
+    ck_assert_ptr_null(k.jac);
+    check_kernel_batches(&d->m, &k, fns[0], n, outs, 8);
+    check_kernel_batches(&d->m, &k, fns[1], n, outs, 6); /* inferred: w ends at 6 */
+    const int64_t batches[3] = {1, 3, 37};
+    for (int i = 0; i < 3; i++)
+        check_batch(&d->m, &k, batches[i]);
+    jit_free(jit);
+    mdl_free(d);
+}
+END_TEST
+
+/* A training loss as a train directive would compile it: per sample
+ * mean(abs(y - obs)) summed over the batch, and its gradient w.r.t. the state
+ * by diff_vjp, per sample; the data row is [t, obs...]. */
+START_TEST(test_extra_loss)
+{
+    Mdl *d = mdl_new("fit");
+    IrBuilder *b = d->b;
+    IrNode *y = mlp(d, 20);
+    IrNode *obs = ir_data(b, 0, 1, ir_vector_shape(2));
+    IrNode *loss = ir_div(b, ir_sum(b, ir_unary(b, IR_ABS, ir_sub(b, y, obs))), num(d, 2));
+    IrNode *one = num(d, 1), *grad;
+    diff_vjp(b, 1, &loss, &one, 1, &y, &grad);
+    diff_model_adjoint(b, &d->m);
+    CgOutput lo = {loss, 1, 0, 0, 1}, go = {grad, 0, 0, 2, 0};
+    CgKernelSpec specs[2] = {{"loss", 1, &lo, 3}, {"loss_grad", 1, &go, 3}};
+    NdKernelFn fns[2];
+    JitRequest req = {.vjp = 1, .n_extra = 2, .extra = specs, .extra_fns = fns};
+    Diag diag;
+    diag_init(&diag, stderr);
+    NdKernels k;
+    JitModel *jit = jit_compile_request(&d->m, &req, &k, &diag);
+    ck_assert_ptr_nonnull(jit);
+    check_kernel_batches(&d->m, &k, fns[0], 1, &lo, 3);
+    check_kernel_batches(&d->m, &k, fns[1], 1, &go, 3);
+    int n;
+    CgOutput *vjp = vjp_outputs(&d->m, &n);
+    check_kernel_batches(&d->m, &k, k.vjp, n, vjp, 0);
+    free(vjp);
+    /* the gradient is sign(y - obs) / 2: check one value independently */
+    double yv[2] = {0.5, -1}, dv[3] = {9, 1, 2}, g[2], l;
+    double *work = alloc_doubles(nd_kernels_work_size(&k, 1));
+    fns[0](0, yv, NULL, NULL, dv, NULL, &l, 1, work);
+    fns[1](0, yv, NULL, NULL, dv, g, NULL, 1, work);
+    ck_assert_double_eq_tol(l, (0.5 + 3) / 2, 1e-15);
+    ck_assert_double_eq_tol(g[0], -0.5, 1e-15);
+    ck_assert_double_eq_tol(g[1], -0.5, 1e-15);
+    free(work);
+    jit_free(jit);
+    mdl_free(d);
+}
+END_TEST
+
+/* A module with several kernels needs, for each, at least what that kernel
+ * needs alone: the table's work sizes are the maximum. */
+START_TEST(test_work_max)
+{
+    Mdl *d = mdl_new("spiral");
+    mlp(d, 30);
+    diff_model_adjoint(d->b, &d->m);
+    Diag diag;
+    diag_init(&diag, stderr);
+    NdKernels k1, k2;
+    JitModel *j1 = jit_compile(&d->m, &k1, &diag);
+    JitRequest req = {.vjp = 1};
+    JitModel *j2 = jit_compile_request(&d->m, &req, &k2, &diag);
+    ck_assert_ptr_nonnull(j1);
+    ck_assert_ptr_nonnull(j2);
+    ck_assert_uint_ge(k2.work_per_sample, k1.work_per_sample);
+    ck_assert_uint_ge(k2.work_fixed, k1.work_fixed);
+    ck_assert_uint_gt(k2.work_per_sample + k2.work_fixed, k1.work_per_sample + k1.work_fixed);
+    ck_assert_ptr_null(k1.vjp);
+    jit_free(j1);
+    jit_free(j2);
+    mdl_free(d);
+}
+END_TEST
+
+/* Requests codegen cannot honour are internal errors, not crashes. */
+START_TEST(test_request_errors)
+{
+    Mdl *d = mdl_new("bad");
+    IrNode *x = mdl_state(d, ir_vector_shape(2));
+    mdl_set(d, x, ir_unary(d->b, IR_SIN, x));
+    FILE *sink = fopen("/dev/null", "w");
+    Diag diag;
+    diag_init(&diag, sink);
+    NdKernels k;
+    JitRequest vjp = {.vjp = 1}, jac = {.jac = 1};
+    ck_assert_ptr_null(jit_compile_request(&d->m, &vjp, &k, &diag)); /* no diff_model_adjoint */
+    ck_assert_ptr_null(jit_compile_request(&d->m, &jac, &k, &diag));
+    CgOutput wide = {x, 0, 1, 2, 0}; /* offset + size beyond the stride */
+    CgKernelSpec spec = {"wide", 1, &wide, 0};
+    NdKernelFn fn;
+    JitRequest ext = {.n_extra = 1, .extra = &spec, .extra_fns = &fn};
+    ck_assert_ptr_null(jit_compile_request(&d->m, &ext, &k, &diag));
+    CgKernelSpec twin = {"rhs", 0, NULL, 0}; /* "<model>_rhs" twice */
+    ext.extra = &twin;
+    ck_assert_ptr_null(jit_compile_request(&d->m, &ext, &k, &diag));
+    d->rhs[0] = ir_adjoint(d->b, 0, 0, ir_vector_shape(2)); /* the rhs cannot read a */
+    ck_assert_ptr_null(jit_compile(&d->m, &k, &diag));
+    ck_assert_int_eq(diag.errors, 5);
+    fclose(sink);
+    mdl_free(d);
+}
+END_TEST
+
+static char *print_llvm(const IrModel *m)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    Diag diag;
+    diag_init(&diag, stderr);
+    ck_assert_int_eq(cg_print_llvm(out, m, &diag), 0);
+    fclose(out);
+    return text;
+}
+
+START_TEST(test_print_llvm_derived)
+{
+    Mdl *d = mdl_new("spiral");
+    mlp(d, 50);
+    char *text = print_llvm(&d->m);
+    ck_assert_ptr_null(strstr(text, "@spiral_vjp"));
+    free(text);
+    diff_model_adjoint(d->b, &d->m);
+    text = print_llvm(&d->m);
+    ck_assert_ptr_nonnull(strstr(text, "define void @spiral_rhs("));
+    ck_assert_ptr_nonnull(strstr(text, "define void @spiral_vjp("));
+    ck_assert_ptr_null(strstr(text, "@spiral_jac"));
+    ck_assert_ptr_nonnull(strstr(text, "%v_out1"));
+    free(text);
+    diff_model_jacobian(d->b, &d->m);
+    text = print_llvm(&d->m);
+    ck_assert_ptr_nonnull(strstr(text, "define void @spiral_jac("));
+    free(text);
+    mdl_free(d);
+}
+END_TEST
+
 Suite *codegen_suite(void);
 Suite *codegen_suite(void)
 {
@@ -491,5 +881,16 @@ Suite *codegen_suite(void)
     tcase_add_test(tc, test_work_reuse);
     tcase_add_test(tc, test_print_llvm);
     suite_add_tcase(s, tc);
+    TCase *td = tcase_create("derived");
+    tcase_set_timeout(td, 120);
+    tcase_add_test(td, test_derived_scalar_time);
+    tcase_add_loop_test(td, test_derived_mlp, 0, 3);
+    tcase_add_loop_test(td, test_derived_matrix, 0, 2);
+    tcase_add_test(td, test_extra_leaves);
+    tcase_add_test(td, test_extra_loss);
+    tcase_add_test(td, test_work_max);
+    tcase_add_test(td, test_request_errors);
+    tcase_add_test(td, test_print_llvm_derived);
+    suite_add_tcase(s, td);
     return s;
 }

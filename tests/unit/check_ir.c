@@ -826,6 +826,138 @@ START_TEST(test_dump_model)
 }
 END_TEST
 
+/* ---- the leaves and ops that differentiation adds: ADJOINT, DATA, PAD ---- */
+
+START_TEST(test_adjoint_data_leaves)
+{
+    IrNode *a = ir_adjoint(b, 1, 1, ir_vector_shape(3)), *d = ir_data(b, 0, 2, ir_vector_shape(3));
+    ck_assert_ptr_eq(a, ir_adjoint(b, 1, 1, ir_vector_shape(3)));
+    ck_assert_ptr_ne(a, ir_state(b, 1, 1, ir_vector_shape(3))); /* same slot and offset, other op */
+    ck_assert_ptr_ne(a, ir_adjoint(b, 1, 2, ir_vector_shape(3)));
+    ck_assert_ptr_ne(d, ir_param(b, 0, 2, ir_vector_shape(3)));
+    ck_assert_int_eq(a->flags, IR_BATCHED);
+    ck_assert_int_eq(d->flags, IR_BATCHED);
+    ck_assert_int_eq(ir_mul(b, a, ir_time(b))->flags, IR_BATCHED | IR_TIMED);
+    /* evaluation reads a and d at the leaves' offsets */
+    double av[4] = {9, 1, 2, 3}, dv[5] = {0, 0, 10, 20, 30}, out[3];
+    IrNode *e = ir_add(b, a, d);
+    IrEnv env = {.t = 0, .a = av, .d = dv};
+    double *outs[1] = {out};
+    ir_eval_env(1, &e, &env, outs);
+    double want[3] = {11, 22, 33};
+    assert_values(out, want, 3, 1e-15);
+}
+END_TEST
+
+START_TEST(test_pad_simplify)
+{
+    IrNode *x = ir_state(b, 0, 0, ir_vector_shape(2)), *m = ir_state(b, 1, 2, ir_matrix_shape(2, 3));
+    IrNode *p = ir_pad(b, x, 1, 0, ir_vector_shape(5));
+    assert_shape(p, 1, 5, 1);
+    ck_assert_int_eq(p->op, IR_PAD);
+    ck_assert_ptr_eq(ir_pad(b, x, 0, 0, x->shape), x);                          /* full extent */
+    ck_assert(ir_is_const_value(ir_pad(b, ir_fill(b, x->shape, 0), 2, 0, ir_vector_shape(4)), 0));
+    /* slices of a pad: inside the operand, in the zeros, or straddling */
+    ck_assert_ptr_eq(ir_slice(b, p, 1, 0, ir_vector_shape(2)), x);
+    ck_assert_ptr_eq(ir_element(b, p, 2, 0), ir_element(b, x, 1, 0));
+    IrNode *z = ir_slice(b, p, 3, 0, ir_vector_shape(2));
+    ck_assert(ir_is_const_value(z, 0));
+    assert_shape(z, 1, 2, 1);
+    ck_assert_int_eq(ir_slice(b, p, 0, 0, ir_vector_shape(2))->op, IR_SLICE);
+    /* a pad of a pad is one pad */
+    IrNode *pp = ir_pad(b, p, 0, 2, ir_matrix_shape(6, 3));
+    ck_assert_int_eq(pp->op, IR_PAD);
+    ck_assert_ptr_eq(pp->args[0], x);
+    ck_assert_int_eq(pp->attr[0], 1);
+    ck_assert_int_eq(pp->attr[1], 2);
+    /* a matrix in a bigger matrix, and an element of it */
+    IrNode *pm = ir_pad(b, m, 1, 1, ir_matrix_shape(3, 4));
+    ck_assert_ptr_eq(ir_element(b, pm, 2, 3), ir_element(b, m, 1, 2));
+    ck_assert(ir_is_const_value(ir_element(b, pm, 0, 3), 0));
+    ck_assert_ptr_eq(ir_pad(b, x, 1, 0, ir_vector_shape(5)), p); /* hash-consed with attrs */
+    ck_assert_ptr_ne(ir_pad(b, x, 2, 0, ir_vector_shape(5)), p);
+}
+END_TEST
+
+START_TEST(test_pad_fold_and_eval)
+{
+    double v[2] = {4, 5};
+    IrNode *c = ir_pad(b, vec(2, v), 1, 0, ir_vector_shape(4));
+    double want[4] = {0, 4, 5, 0};
+    assert_const(c, want, 4);
+    double mv[4] = {1, 2, 3, 4};
+    IrNode *cm = ir_pad(b, mat(2, 2, mv), 0, 1, ir_matrix_shape(3, 3));
+    double wantm[9] = {0, 1, 2, 0, 3, 4, 0, 0, 0};
+    assert_const(cm, wantm, 9);
+    /* evaluated from a state: a column placed in a matrix, a scalar in a vector */
+    IrNode *x = ir_state(b, 0, 0, ir_vector_shape(2)), *s = ir_state(b, 0, 2, ir_scalar_shape());
+    IrNode *col = ir_pad(b, x, 1, 2, ir_matrix_shape(3, 3)), *one = ir_pad(b, s, 2, 0, ir_vector_shape(3));
+    double y[3] = {7, 8, 9}, out[9], out3[3];
+    eval1(col, 0, y, NULL, out);
+    double wantc[9] = {0, 0, 0, 0, 0, 7, 0, 0, 8};
+    assert_values(out, wantc, 9, 1e-15);
+    eval1(one, 0, y, NULL, out3);
+    double want3[3] = {0, 0, 9};
+    assert_values(out3, want3, 3, 1e-15);
+}
+END_TEST
+
+START_TEST(test_print_new_ops)
+{
+    const IrModel *m = print_model();
+    IrNode *ay = ir_adjoint(b, 1, 1, ir_vector_shape(3)), *ax = ir_adjoint(b, 0, 0, ir_scalar_shape());
+    IrNode *x = ir_state(b, 0, 0, ir_scalar_shape());
+    assert_prints(ir_mul(b, ax, x), m, "a_x * x");
+    assert_prints(ay, m, "a_y");
+    assert_prints(ir_element(b, ay, 1, 0), m, "a_y[1]");
+    assert_prints(ir_adjoint(b, 1, 2, ir_scalar_shape()), m, "a_y[1]");
+    assert_prints(ir_adjoint(b, 1, 2, ir_scalar_shape()), NULL, "a@2");
+    assert_prints(ir_data(b, 0, 3, ir_vector_shape(2)), m, "data@3");
+    assert_prints(ir_pad(b, x, 1, 0, ir_vector_shape(3)), m, "pad(x, 1, [3])");
+    assert_prints(ir_pad(b, ay, 0, 1, ir_matrix_shape(3, 2)), m, "pad(a_y, 0, 1, [3, 2])");
+    assert_prints(ir_add(b, ir_pad(b, x, 1, 0, ir_vector_shape(3)), ay), m, "pad(x, 1, [3]) + a_y");
+}
+END_TEST
+
+START_TEST(test_simplify_derivative_shapes)
+{
+    IrNode *x = ir_state(b, 0, 0, ir_vector_shape(2)), *s = ir_state(b, 1, 2, ir_scalar_shape());
+    IrNode *A = ir_param(b, 0, 0, ir_matrix_shape(3, 2)), *v = ir_param(b, 1, 6, ir_vector_shape(3));
+    double e1[2] = {0, 2};
+    /* products with one-hot vectors pick a column, a row, an element */
+    ck_assert_ptr_eq(ir_matmul(b, A, vec(2, e1)), ir_mul(b, ir_scalar(b, 2), ir_slice(b, A, 0, 1, ir_vector_shape(3))));
+    ck_assert_ptr_eq(ir_matmul(b, A, ir_pad(b, s, 0, 0, ir_vector_shape(2))),
+                     ir_mul(b, s, ir_slice(b, A, 0, 0, ir_vector_shape(3))));
+    ck_assert_ptr_eq(ir_matmul(b, vec(2, e1), x), ir_mul(b, ir_scalar(b, 2), ir_element(b, x, 1, 0)));
+    IrNode *row = ir_matmul(b, ir_pad(b, s, 1, 0, ir_vector_shape(3)), A); /* [3]@[3,2]: row 1 of A */
+    ck_assert_ptr_eq(row, ir_mul(b, s, ir_slice(b, ir_transpose(b, A), 0, 1, ir_vector_shape(2))));
+    /* an element of a product is one dot product */
+    IrNode *el = ir_element(b, ir_matmul(b, ir_transpose(b, A), v), 1, 0);
+    ck_assert_ptr_eq(el, ir_matmul(b, ir_slice(b, A, 0, 1, ir_vector_shape(3)), v));
+    /* negations move out of products, pads and sums */
+    ck_assert_ptr_eq(ir_mul(b, x, ir_neg(b, s)), ir_neg(b, ir_mul(b, x, s)));
+    ck_assert_ptr_eq(ir_mul(b, ir_scalar(b, 0.5), ir_neg(b, x)), ir_mul(b, ir_scalar(b, -0.5), x));
+    ck_assert_ptr_eq(ir_pad(b, ir_neg(b, s), 1, 0, ir_vector_shape(2)),
+                     ir_neg(b, ir_pad(b, s, 1, 0, ir_vector_shape(2))));
+    ck_assert_ptr_eq(ir_sum(b, ir_neg(b, x)), ir_neg(b, ir_sum(b, x)));
+    /* pads of disjoint parts add up to a concatenation, also one at a time */
+    IrNode *y0 = ir_element(b, x, 0, 0), *y1 = ir_element(b, x, 1, 0);
+    IrNode *sum = ir_add(b, ir_pad(b, y1, 0, 0, ir_vector_shape(2)), ir_pad(b, s, 1, 0, ir_vector_shape(2)));
+    IrNode *parts[2] = {y1, s};
+    ck_assert_ptr_eq(sum, ir_concat(b, 2, parts));
+    IrNode *z3 = ir_add(b, ir_add(b, ir_pad(b, y0, 0, 0, ir_vector_shape(3)), v),
+                        ir_pad(b, y1, 1, 0, ir_vector_shape(3)));
+    IrNode *joined[2] = {x, ir_fill(b, ir_vector_shape(1), 0)}; /* [y0, y1] is x */
+    ck_assert_ptr_eq(z3, ir_add(b, v, ir_concat(b, 2, joined)));
+    /* overlapping pads stay a sum */
+    ck_assert_int_eq(ir_add(b, ir_pad(b, x, 0, 0, ir_vector_shape(3)), ir_pad(b, x, 1, 0, ir_vector_shape(3)))->op, IR_ADD);
+    double y[3] = {3, 4, 5}, out[3];
+    eval1(z3, 0, y, (double[]){0, 0, 0, 0, 0, 0, 10, 20, 30}, out);
+    double want[3] = {13, 24, 30};
+    assert_values(out, want, 3, 1e-15);
+}
+END_TEST
+
 Suite *ir_suite(void);
 
 Suite *ir_suite(void)
@@ -865,6 +997,14 @@ Suite *ir_suite(void)
     tcase_add_test(tc, test_print_expr);
     tcase_add_test(tc, test_print_constants);
     tcase_add_test(tc, test_dump_model);
+    tcase_add_test(tc, test_print_new_ops);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("derivative ops");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_adjoint_data_leaves);
+    tcase_add_test(tc, test_pad_simplify);
+    tcase_add_test(tc, test_pad_fold_and_eval);
+    tcase_add_test(tc, test_simplify_derivative_shapes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -373,7 +373,7 @@ START_TEST(test_solve_directives)
                                 "  output = \"growth.csv\"\n"
                                 "}\n"
                                 "solve G { t = [0, 1]; solver = rk4 }\n"
-                                "train G { steps = 1 }\n");
+                                "train G { t = [0, 1]; final_loss = x; init = { v = 1 }; optimizer = sgd(lr = 0.1); steps = 1 }\n");
     ck_assert(p->has_seed);
     ck_assert_uint_eq(p->seed, 42);
     ck_assert_int_eq(p->n_dirs, 4);
@@ -456,7 +456,7 @@ static const ErrCase errors[] = {
     {"model B {\n  state y[2]\n  dy/dt = transpose(y)\n}\n",
      "3:21: error: shape mismatch in 'transpose': it needs a matrix, got [2] (vectors have no orientation", NULL},
     {"model B {\n  state z[2]\n  dz/dt = -div(z)\n}\n",
-     "3:12: error: div() needs symbolic differentiation, which this version of nodec does not have yet", NULL},
+     "3:12: error: div(z) is circular: the equation of 'z' depends on div(z)", NULL},
     {"model B {\n  state x\n  dx/dt = dx/dt\n}\n",
      "3:11: error: 'dx/dt' can only be used in train blocks", NULL},
     {"model B {\n  state x = y\n  state y = t\n  dx/dt = 1; dy/dt = 1\n}\n",

@@ -135,12 +135,12 @@ typedef struct Problem {
 } Problem;
 
 static const Problem problems[] = {
-    {"decay", {1, 1, 0, 0, rhs_decay, NULL}, {1.0}, 1.0, {1.0}, exact_decay, 0},
-    {"linear", {1, 0, 0, 0, rhs_linear, NULL}, {0}, 1.0, {2.0}, exact_linear, 1},
-    {"growth", {1, 0, 0, 0, rhs_growth, NULL}, {0}, 1.0, {3.0}, exact_growth, 0},
-    {"oscillator", {2, 0, 0, 0, rhs_oscillator, NULL}, {0}, 2.0, {1.0, 0.0}, exact_oscillator, 0},
-    {"forced", {1, 0, 0, 0, rhs_forced, NULL}, {0}, 2.0, {1.0}, exact_forced, 0},
-    {"chain", {3, 0, 2, 3, rhs_chain, NULL}, {0}, 1.0, {1.0, 0.0, 0.0}, exact_chain, 0},
+    {"decay", {.ny = 1, .np = 1, .work_fixed = 0, .work_per_sample = 0, .rhs = rhs_decay}, {1.0}, 1.0, {1.0}, exact_decay, 0},
+    {"linear", {.ny = 1, .np = 0, .work_fixed = 0, .work_per_sample = 0, .rhs = rhs_linear}, {0}, 1.0, {2.0}, exact_linear, 1},
+    {"growth", {.ny = 1, .np = 0, .work_fixed = 0, .work_per_sample = 0, .rhs = rhs_growth}, {0}, 1.0, {3.0}, exact_growth, 0},
+    {"oscillator", {.ny = 2, .np = 0, .work_fixed = 0, .work_per_sample = 0, .rhs = rhs_oscillator}, {0}, 2.0, {1.0, 0.0}, exact_oscillator, 0},
+    {"forced", {.ny = 1, .np = 0, .work_fixed = 0, .work_per_sample = 0, .rhs = rhs_forced}, {0}, 2.0, {1.0}, exact_forced, 0},
+    {"chain", {.ny = 3, .np = 0, .work_fixed = 2, .work_per_sample = 3, .rhs = rhs_chain}, {0}, 1.0, {1.0, 0.0, 0.0}, exact_chain, 0},
 };
 /* The fixed-step methods come first in NdMethod; the adaptive ones (bosh3 ...
  * dop853) have their own suite, tests/unit/check_adaptive.c. */

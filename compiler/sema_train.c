@@ -1,0 +1,533 @@
+/* `train M { ... }`: every key checked and lowered into a SemaTrain for the
+ * runner's training loop. Expressions (loss, final_loss, regularize, init) are
+ * lowered in model M's scope plus the train's data set (`obs.y` becomes DATA
+ * leaves) and `dx/dt` (the right-hand side of state x), so they are IR like the
+ * model itself and can be differentiated and compiled the same way. */
+#include "sema.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "sema_internal.h"
+
+typedef enum TrainKey {
+    K_DATA, K_INIT, K_T, K_LOSS, K_FINAL, K_REG, K_BATCH, K_SOLVER, K_GRADIENT, K_OPTIMIZER,
+    K_STEPS, K_LOG, K_HISTORY, K_SAVE, K_LOAD, N_KEYS
+} TrainKey;
+
+static const char *const train_keys[N_KEYS] = {
+    "data", "init", "t", "loss", "final_loss", "regularize", "batch", "solver", "gradient",
+    "optimizer", "steps", "log_every", "history", "save", "load",
+};
+
+static const char *const gradient_names[] = {"adjoint", "backprop", "checkpoint"};
+
+/* Optimizers and the arguments each takes (PyTorch's names); lr comes first. */
+typedef struct OptimSpec {
+    const char *name;
+    const char *const keys[6];
+    int nkeys;
+    const char *list;
+} OptimSpec;
+
+static const OptimSpec optimizers[] = {
+    {"sgd", {"lr", "momentum", "weight_decay"}, 3, "lr, momentum, weight_decay"},
+    {"momentum", {"lr", "momentum", "weight_decay"}, 3, "lr, momentum, weight_decay"},
+    {"adam", {"lr", "beta1", "beta2", "eps", "weight_decay"}, 5, "lr, beta1, beta2, eps, weight_decay"},
+    {"rmsprop", {"lr", "alpha", "eps", "momentum", "weight_decay"}, 5,
+     "lr, alpha, eps, momentum, weight_decay"},
+};
+enum { N_OPTIMIZERS = sizeof optimizers / sizeof optimizers[0] };
+static const char *const optimizer_names[] = {"sgd", "momentum", "adam", "rmsprop"};
+
+/* The state of checking one train directive. */
+typedef struct TrainCheck {
+    SemaDirective *dir;
+    SemaTrain *out;
+    ModelInfo *mi;           /* NULL when the model is unknown (already reported) */
+    const Ast *seen[N_KEYS]; /* the entry of each key, or NULL */
+    char excused[N_KEYS];    /* a misspelled key was meant for it: not also "missing" */
+    int data_broken;         /* `data = obs` names a data set that failed to load */
+} TrainCheck;
+
+static SrcLoc name_loc_of(const Ast *a)
+{
+    return a->name_loc.line > 0 ? a->name_loc : a->loc;
+}
+
+static const Ast *value_of(const TrainCheck *tc, TrainKey k)
+{
+    return tc->seen[k] ? tc->seen[k]->a : NULL;
+}
+
+/* ---- keys ---- */
+
+static void collect_keys(Sema *S, const Ast *ast, TrainCheck *tc)
+{
+    for (int i = 0; i < ast->list.n; i++) {
+        const Ast *entry = ast->list.items[i];
+        SrcLoc at = name_loc_of(entry);
+        int k = sema_find_name(entry->name, N_KEYS, train_keys);
+        if (k < 0) {
+            diag_error(S->diag, at,
+                       "unknown key '%s' in train (valid keys: data, init, t, loss, final_loss, "
+                       "regularize, batch, solver, gradient, optimizer, steps, log_every, history, "
+                       "save, load)",
+                       entry->name);
+            sema_suggest_among(S, entry->name, at, N_KEYS, train_keys);
+            int meant = sema_closest(entry->name, N_KEYS, train_keys);
+            if (meant >= 0)
+                tc->excused[meant] = 1;
+        } else if (tc->seen[k]) {
+            diag_error(S->diag, at, "duplicate key '%s' in train", entry->name);
+            diag_note(S->diag, name_loc_of(tc->seen[k]), "the first '%s' is here", entry->name);
+        } else if (entry->op == '~' || !entry->a) {
+            diag_error(S->diag, entry->loc, "expected '%s = value'", entry->name);
+        } else {
+            tc->seen[k] = entry;
+        }
+    }
+}
+
+/* ---- data ---- */
+
+static void train_data(Sema *S, TrainCheck *tc)
+{
+    const Ast *v = value_of(tc, K_DATA);
+    if (!v)
+        return;
+    tc->data_broken = 1; /* until it names a good data set: no errors about what it lacks */
+    if (v->kind != AST_NAME) {
+        diag_error(S->diag, v->loc, "data needs the name of a data set, like data = obs");
+        return;
+    }
+    SemaData *d = sema_find_data(S, v->name);
+    if (!d) {
+        diag_error(S->diag, v->loc, "unknown data set '%s' (declare it before the train with `data "
+                   "%s = csv(\"file.csv\")`)", v->name, v->name);
+        const char **names = arena_alloc(S->arena, sizeof(char *) * (size_t)(S->datasets.n + 1));
+        for (int i = 0; i < S->datasets.n; i++)
+            names[i] = ((SemaData *)S->datasets.items[i])->name;
+        sema_suggest_among(S, v->name, v->loc, S->datasets.n, names);
+        return;
+    }
+    tc->out->data = d;
+    tc->data_broken = d->ncols == 0;
+}
+
+/* ---- expressions ---- */
+
+/* A scalar expression of the model's scope; NULL after an error. */
+static IrNode *train_scalar(Sema *S, TrainCheck *tc, TrainKey k, unsigned allow, const char *what)
+{
+    const Ast *e = value_of(tc, k);
+    if (!e || !tc->mi)
+        return NULL;
+    Val v = sema_expr_in(S, tc->mi->scope, e, allow, what);
+    if (v.kind == V_ERR)
+        return NULL;
+    if (v.kind != V_NODE) {
+        diag_error(S->diag, e->loc, "%s must be a value, not a function", what);
+        return NULL;
+    }
+    if (v.node->shape.rank != 0) {
+        char b[32];
+        diag_error(S->diag, e->loc,
+                   "%s must be a scalar, but this is %s (reduce it with sum(...) or mean(...))",
+                   what, sema_shape(v.node->shape, b));
+        return NULL;
+    }
+    return v.node;
+}
+
+Val sema_train_deriv(Sema *S, const Ast *e)
+{
+    const IrModel *m = S->train_model;
+    int slot = -1;
+    for (int i = 0; i < m->n_states; i++)
+        if (strcmp(m->states[i].name, e->name) == 0)
+            slot = i;
+    if (slot < 0) {
+        diag_error(S->diag, e->loc, "'d%s/dt': '%s' is not a state of model '%s'", e->name, e->name, m->name);
+        const char **names = arena_alloc(S->arena, sizeof(char *) * (size_t)(m->n_states + 1));
+        for (int i = 0; i < m->n_states; i++)
+            names[i] = m->states[i].name;
+        sema_suggest_among(S, e->name, e->loc, m->n_states, names);
+        return val_err();
+    }
+    if (!(S->allow & ALLOW_STATE)) {
+        diag_error(S->diag, e->loc, "%s cannot use 'd%s/dt'", S->context, e->name);
+        return val_err();
+    }
+    return m->rhs[slot] ? val_node(m->rhs[slot]) : val_err();
+}
+
+static void train_times(Sema *S, TrainCheck *tc)
+{
+    const Ast *v = value_of(tc, K_T);
+    if (!v)
+        return;
+    SemaSolve span = {0};
+    sema_solve_times(S, tc->mi ? tc->mi->scope : S->global, v, &span);
+    tc->out->nt = span.nt;
+    tc->out->t = span.t;
+}
+
+static void train_exprs(Sema *S, TrainCheck *tc)
+{
+    SemaTrain *out = tc->out;
+    if (value_of(tc, K_INIT) && tc->mi)
+        sema_init_record(S, tc->mi, value_of(tc, K_INIT), out->init, 1);
+    out->loss = train_scalar(S, tc, K_LOSS, ALLOW_ALL | ALLOW_DATA, "the loss");
+    out->final_loss = train_scalar(S, tc, K_FINAL, ALLOW_ALL | ALLOW_DATA, "the final loss");
+    out->regularize = train_scalar(S, tc, K_REG, ALLOW_ALL, "the running cost (regularize)");
+}
+
+/* ---- what each kind of data needs ---- */
+
+/* Initial value of state i when init does not give one: the data field of the
+ * same name, else the model's default; an error when there is neither. */
+static void default_init(Sema *S, TrainCheck *tc, int i)
+{
+    const IrModel *m = tc->mi->model;
+    const IrVar *v = &m->states[i];
+    const SemaData *d = tc->out->data;
+    const SemaField *f = d ? sema_data_find_field(d, v->name) : NULL;
+    char bs[32], bf[32];
+    if (f && ir_shape_eq(f->shape, v->shape)) {
+        tc->out->init[i] = sema_data_field_ir(S, f);
+    } else if (f) {
+        diag_error(S->diag, tc->dir->loc,
+                   "the data field '%s.%s' is %s but state '%s' is %s: give the initial state with "
+                   "init = { %s = ... }",
+                   d->name, f->name, sema_shape(f->shape, bf), v->name, sema_shape(v->shape, bs), v->name);
+    } else if (!v->init) {
+        if (d)
+            diag_error(S->diag, tc->dir->loc,
+                       "no initial value for state '%s': data set '%s' has no field '%s' and the state "
+                       "has no default; give one with init = { %s = ... }",
+                       v->name, d->name, v->name, v->name);
+        else
+            diag_error(S->diag, tc->dir->loc,
+                       "state '%s' of model '%s' has no initial value: give one with init = { %s = ... }",
+                       v->name, m->name, v->name);
+        diag_note(S->diag, v->loc, "'%s' is declared here without '= value'", v->name);
+    }
+}
+
+static void need_key(Sema *S, TrainCheck *tc, TrainKey k, const char *why)
+{
+    if (!tc->seen[k] && !tc->excused[k])
+        diag_error(S->diag, tc->dir->loc, "%s", why);
+}
+
+static void refuse_key(Sema *S, TrainCheck *tc, TrainKey k, const char *why)
+{
+    if (tc->seen[k])
+        diag_error(S->diag, name_loc_of(tc->seen[k]), "%s", why);
+}
+
+static void train_rules(Sema *S, TrainCheck *tc)
+{
+    const SemaData *d = tc->out->data;
+    if (!d) {
+        need_key(S, tc, K_T, "train without data needs 't', the time span, like t = [0, 1]");
+        need_key(S, tc, K_FINAL, "train without data needs 'final_loss', the loss at the last time");
+        refuse_key(S, tc, K_LOSS, "'loss' is evaluated at each observation and needs time-series data "
+                   "(data = ...); without data use final_loss");
+    } else if (d->t_col >= 0) {
+        refuse_key(S, tc, K_T, "train on time-series data integrates over the data's times; remove 't'");
+        if (!tc->seen[K_LOSS] && !tc->seen[K_FINAL] && !tc->excused[K_LOSS] && !tc->excused[K_FINAL])
+            diag_error(S->diag, tc->dir->loc,
+                       "train needs 'loss' (at each observation) or 'final_loss' (at the last time)");
+    } else {
+        need_key(S, tc, K_T,
+                 "train on sample data (no 't' column) needs 't', the time span, like t = [0, 1]");
+        need_key(S, tc, K_FINAL, "train on sample data (no 't' column) needs 'final_loss', the loss at "
+                 "the last time");
+        refuse_key(S, tc, K_LOSS, "'loss' is evaluated at each observation time, but this data has no "
+                   "'t' column; use final_loss");
+    }
+    for (int i = 0; i < tc->mi->model->n_states; i++)
+        if (!tc->out->init[i])
+            default_init(S, tc, i);
+}
+
+/* ---- batch ---- */
+
+/* A constant integer count >= lo (and <= hi when hi > 0); 0 after an error. */
+static int const_count(Sema *S, const Ast *e, const char *what, long lo, long hi, long *out)
+{
+    IrNode *c = sema_const(S, S->global, e, what);
+    if (!c)
+        return 0;
+    double v = c->value[0];
+    if (c->shape.rank != 0 || v != floor(v) || v < (double)lo || v > 1e15 || (hi > 0 && v > (double)hi)) {
+        if (hi > 0)
+            diag_error(S->diag, e->loc, "%s must be an integer from %ld to %ld", what, lo, hi);
+        else
+            diag_error(S->diag, e->loc, "%s must be a positive integer", what);
+        return 0;
+    }
+    *out = (long)v;
+    return 1;
+}
+
+static void batch_windows(Sema *S, TrainCheck *tc, const Ast *e)
+{
+    const SemaData *d = tc->out->data;
+    if (d->t_col < 0) {
+        diag_error(S->diag, e->loc, "windows(...) cuts a time series, but this data has no 't' column; "
+                   "use batch = N for a minibatch of N samples");
+        return;
+    }
+    const Ast *length = NULL, *count = NULL;
+    for (int i = 0; e->kind == AST_CALL && i < e->list.n; i++) {
+        const Ast *arg = e->list.items[i];
+        const Ast **slot = arg->kind != AST_ARG ? NULL
+                           : strcmp(arg->name, "length") == 0 ? &length
+                           : strcmp(arg->name, "count") == 0 ? &count : NULL;
+        if (!slot || *slot) {
+            diag_error(S->diag, arg->loc,
+                       "windows takes two named arguments: windows(length = L, count = C)");
+            return;
+        }
+        *slot = arg->a;
+    }
+    if (!length || !count) {
+        diag_error(S->diag, e->loc, "windows needs both arguments: windows(length = L, count = C)");
+        return;
+    }
+    long L = 0, C = 0;
+    if (const_count(S, length, "the window length", 2, d->nrows, &L) &&
+        const_count(S, count, "the window count", 1, 0, &C)) {
+        tc->out->batch = SEMA_BATCH_WINDOWS;
+        tc->out->batch_length = (int)L;
+        tc->out->batch_count = C > 1000000000 ? 1000000000 : (int)C;
+    }
+}
+
+static void train_batch(Sema *S, TrainCheck *tc)
+{
+    const Ast *e = value_of(tc, K_BATCH);
+    const SemaData *d = tc->out->data;
+    tc->out->batch = SEMA_BATCH_ALL;
+    if (!e || tc->data_broken)
+        return;
+    if (!d) {
+        diag_error(S->diag, e->loc, "batch needs data (data = ...) to draw from");
+        return;
+    }
+    if ((e->kind == AST_CALL || e->kind == AST_NAME) && strcmp(e->name, "windows") == 0) {
+        batch_windows(S, tc, e);
+        return;
+    }
+    if (d->t_col >= 0) {
+        diag_error(S->diag, e->loc, "a time series is batched with windows(length = L, count = C)");
+        return;
+    }
+    long n = 0;
+    if (const_count(S, e, "the batch size", 1, d->nrows, &n)) {
+        tc->out->batch = SEMA_BATCH_MINIBATCH;
+        tc->out->batch_count = (int)n;
+    }
+}
+
+/* ---- solver, gradient, optimizer ---- */
+
+static void train_solver(Sema *S, TrainCheck *tc)
+{
+    const Ast *e = value_of(tc, K_SOLVER);
+    if (e) {
+        sema_solver_call(S, e, &tc->out->solver);
+        return;
+    }
+    /* the default: dopri5 with the runner's default tolerances (rtol 1e-6, atol 1e-9) */
+    tc->out->solver = (SemaCall){.name = strtab_cstr(S->names, "dopri5"), .loc = tc->dir->loc};
+}
+
+static void train_gradient(Sema *S, TrainCheck *tc)
+{
+    const Ast *e = value_of(tc, K_GRADIENT);
+    tc->out->gradient = strtab_cstr(S->names, "adjoint");
+    tc->out->gradient_loc = tc->dir->loc;
+    if (!e)
+        return;
+    if (e->kind != AST_NAME) {
+        diag_error(S->diag, e->loc, "gradient needs a method name: adjoint, backprop or checkpoint");
+        return;
+    }
+    if (sema_find_name(e->name, 3, gradient_names) < 0) {
+        diag_error(S->diag, e->loc, "unknown gradient method '%s' (expected adjoint, backprop or checkpoint)",
+                   e->name);
+        sema_suggest_among(S, e->name, e->loc, 3, gradient_names);
+        return;
+    }
+    tc->out->gradient = e->name;
+    tc->out->gradient_loc = e->loc;
+}
+
+/* lr > 0; momentum, beta1, beta2, alpha in [0, 1); eps > 0; weight_decay >= 0. */
+static const char *optim_range(const char *key, double v)
+{
+    if (strcmp(key, "lr") == 0 || strcmp(key, "eps") == 0)
+        return v > 0 ? NULL : "a positive number";
+    if (strcmp(key, "weight_decay") == 0)
+        return v >= 0 ? NULL : "a number >= 0";
+    return v >= 0 && v < 1 ? NULL : "a number in [0, 1)";
+}
+
+static void optim_arg(Sema *S, const OptimSpec *spec, const Ast *arg, SemaCall *call)
+{
+    if (arg->kind != AST_ARG) {
+        diag_error(S->diag, arg->loc, "optimizer arguments must be named, like %s(lr = 0.001)", spec->name);
+        return;
+    }
+    if (sema_find_name(arg->name, spec->nkeys, spec->keys) < 0) {
+        diag_error(S->diag, name_loc_of(arg), "unknown argument '%s' for optimizer '%s' (expected %s)",
+                   arg->name, spec->name, spec->list);
+        sema_suggest_among(S, arg->name, name_loc_of(arg), spec->nkeys, spec->keys);
+        return;
+    }
+    for (int j = 0; j < call->nargs; j++)
+        if (strcmp(call->args[j].key, arg->name) == 0) {
+            diag_error(S->diag, name_loc_of(arg), "duplicate argument '%s'", arg->name);
+            return;
+        }
+    IrNode *c = sema_const(S, S->global, arg->a, "an optimizer argument");
+    if (!c)
+        return;
+    const char *want = c->shape.rank == 0 ? optim_range(arg->name, c->value[0]) : "a scalar";
+    if (want) {
+        diag_error(S->diag, arg->a->loc, "optimizer argument '%s' must be %s", arg->name, want);
+        return;
+    }
+    call->args[call->nargs++] = (SemaArg){.key = arg->name, .loc = arg->a->loc, .value = c->value[0]};
+}
+
+static void train_optimizer(Sema *S, TrainCheck *tc)
+{
+    const Ast *e = value_of(tc, K_OPTIMIZER);
+    if (!e) {
+        if (tc->mi && !tc->excused[K_OPTIMIZER])
+            diag_error(S->diag, tc->dir->loc, "train needs 'optimizer', like optimizer = adam(lr = 1e-3)");
+        return;
+    }
+    if (e->kind != AST_NAME && e->kind != AST_CALL) {
+        diag_error(S->diag, e->loc, "optimizer needs a call like adam(lr = 1e-3)");
+        return;
+    }
+    SrcLoc at = name_loc_of(e);
+    int k = sema_find_name(e->name, N_OPTIMIZERS, optimizer_names);
+    if (k < 0) {
+        diag_error(S->diag, at, "unknown optimizer '%s' (expected sgd, momentum, adam or rmsprop)", e->name);
+        sema_suggest_among(S, e->name, at, N_OPTIMIZERS, optimizer_names);
+        return;
+    }
+    SemaCall *call = &tc->out->optimizer;
+    *call = (SemaCall){.name = e->name, .loc = at};
+    int n = e->kind == AST_CALL ? e->list.n : 0;
+    call->args = arena_alloc(S->arena, sizeof(SemaArg) * (size_t)(n + 1));
+    int before = S->diag->errors;
+    for (int i = 0; i < n; i++)
+        optim_arg(S, &optimizers[k], e->list.items[i], call);
+    for (int j = 0; j < call->nargs; j++)
+        if (strcmp(call->args[j].key, "lr") == 0)
+            return;
+    if (S->diag->errors == before)
+        diag_error(S->diag, e->loc, "optimizer '%s' needs a learning rate, like %s(lr = 1e-3)", e->name,
+                   e->name);
+}
+
+/* ---- steps, log_every, files ---- */
+
+static void train_counts(Sema *S, TrainCheck *tc)
+{
+    SemaTrain *out = tc->out;
+    const Ast *steps = value_of(tc, K_STEPS), *log = value_of(tc, K_LOG);
+    if (!steps && tc->mi && !tc->excused[K_STEPS])
+        diag_error(S->diag, tc->dir->loc,
+                   "train needs 'steps', the number of optimizer steps, like steps = 1000");
+    else if (steps)
+        const_count(S, steps, "steps", 1, 0, &out->steps);
+    out->log_every = out->steps >= 10 ? out->steps / 10 : 1;
+    if (log)
+        const_count(S, log, "log_every", 1, 0, &out->log_every);
+}
+
+static const char *train_file(Sema *S, const Ast *entry, SrcLoc *loc)
+{
+    if (!entry)
+        return NULL;
+    *loc = entry->a->loc;
+    if (entry->a->kind != AST_STR) {
+        diag_error(S->diag, entry->a->loc, "%s needs a file name in quotes, like %s = \"%s\"", entry->name,
+                   entry->name, strcmp(entry->name, "history") == 0 ? "history.csv" : "model.params");
+        return NULL;
+    }
+    return entry->a->str;
+}
+
+/* ---- the augmented model: a running cost as one more state ---- */
+
+static IrModel *train_augmented(Sema *S, const IrModel *m, IrNode *cost)
+{
+    IrModel *a = arena_alloc(S->arena, sizeof *a);
+    *a = *m; /* name, params (shared: same offsets), np */
+    int n = m->n_states;
+    a->states = arena_alloc(S->arena, sizeof(IrVar) * (size_t)(n + 1));
+    a->rhs = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(n + 1));
+    memcpy(a->states, m->states, sizeof(IrVar) * (size_t)n);
+    memcpy(a->rhs, m->rhs, sizeof(IrNode *) * (size_t)n);
+    a->states[n] = (IrVar){.name = strtab_cstr(S->names, "__cost"), .loc = m->loc,
+                           .shape = ir_scalar_shape(), .offset = m->ny,
+                           .init_kind = IR_INIT_EXPR, .init = ir_scalar(S->ir, 0)};
+    a->rhs[n] = cost;
+    a->n_states = n + 1;
+    a->ny = m->ny + 1;
+    a->adj_state = a->adj_param = NULL;
+    a->jac = NULL;
+    return a;
+}
+
+/* ---- the directive ---- */
+
+static void train_model_parts(Sema *S, TrainCheck *tc)
+{
+    SemaTrain *out = tc->out;
+    train_data(S, tc);
+    train_times(S, tc);
+    if (!tc->mi)
+        return;
+    out->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(tc->mi->model->n_states + 1));
+    /* a `data =` that failed stands for every data set, so uses of it stay quiet */
+    static const SemaData broken = {.t_col = -1, .id_col = -1};
+    S->train_model = tc->mi->model;
+    S->train_data = tc->data_broken ? (out->data ? out->data : &broken) : out->data;
+    int before = S->diag->errors;
+    train_exprs(S, tc);
+    S->train_model = NULL;
+    S->train_data = NULL;
+    /* What is missing, once the model, the data and the expressions are good:
+     * `loss = (x - obs.x)^2` without `data = obs` is one mistake, not four. */
+    if (!tc->data_broken && S->diag->errors == before)
+        train_rules(S, tc);
+    out->augmented = out->regularize ? train_augmented(S, out->model, out->regularize) : out->model;
+}
+
+void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
+{
+    TrainCheck tc = {.dir = d, .out = &d->train};
+    tc.mi = sema_directive_model(S, ast->name, name_loc_of(ast));
+    d->train.model = tc.mi ? tc.mi->model : NULL;
+    collect_keys(S, ast, &tc);
+    train_model_parts(S, &tc);
+    train_batch(S, &tc);
+    train_solver(S, &tc);
+    train_gradient(S, &tc);
+    train_optimizer(S, &tc);
+    train_counts(S, &tc);
+    d->train.history = train_file(S, tc.seen[K_HISTORY], &d->train.history_loc);
+    d->train.save = train_file(S, tc.seen[K_SAVE], &d->train.save_loc);
+    d->train.load = train_file(S, tc.seen[K_LOAD], &d->train.load_loc);
+}

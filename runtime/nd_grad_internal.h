@@ -1,0 +1,99 @@
+/* Internal to the runtime: the gradient object shared by nd_gradient.c (create,
+ * the forward pass every path shares, the loss, the dispatch), nd_adjoint.c (the
+ * augmented backward solve) and nd_backprop.c (the tape, its reverse sweep and
+ * the checkpointed variant). Callers see only nd_gradient.h. */
+#ifndef ND_GRAD_INTERNAL_H
+#define ND_GRAD_INTERNAL_H
+
+#include "nd_adaptive.h"
+#include "nd_gradient.h"
+
+/* Where the forward solve stands between two accepted steps: enough to resume
+ * it bit for bit (a checkpoint is one of these plus the state vector). */
+typedef struct NdCursor {
+    long step;     /* accepted steps taken so far */
+    int j;         /* fixed step: the interval [ts[j], ts[j+1]] being stepped */
+    long k, nk;    /* fixed step: steps done in it, of nk */
+    NdRun run;     /* adaptive: the controller */
+} NdCursor;
+
+struct NdGradient {
+    NdKernels k;
+    NdGradMethod gm;
+    int64_t B;
+    int max_nt, np;
+    size_t n;            /* B * ny */
+    int adaptive;
+    NdSolver *fwd;       /* the model's solver, with the template's settings */
+    NdSolver *aug;       /* adjoint: the solver of [y; a; g] (2n + np doubles) */
+    int seminorm;
+
+    /* during a compute */
+    const double *p;
+    const NdLoss *loss;
+    double *grad_p;
+    int next_obs;        /* recording: the observation the next step may land on */
+    int recording;       /* the step hook appends to the tape */
+    int tape_failed;     /* the tape could not grow */
+
+    /* workspace, one block allocated at create */
+    double *obs_y;       /* max_nt rows of n: the forward state at each observation */
+    double *obs_gy;      /* max_nt rows of n: dL_j/dy */
+    double *ycur;        /* fixed step: the forward state */
+    double *ybar;        /* the cotangent of the state in the reverse sweep */
+    double *kbar;        /* the cotangent of one stage derivative */
+    double *Ybar[ND_RK_MAX_STAGES]; /* the cotangents of the live stage arguments */
+    double *pbar;        /* one vjp's parameter part, np */
+    double *z;           /* adjoint: two rows of 2n + np */
+    double *work;        /* kernel scratch */
+    double *block;
+    size_t block_doubles;
+
+    /* stages whose derivative reaches y_{n+1} (FSAL's last one does not) */
+    int nlive, live[ND_RK_MAX_STAGES];
+
+    /* the tape: records of ND_REC_HEAD doubles then nlive stage arguments; kept
+     * across computes so that after the first a compute allocates nothing */
+    double *tape;
+    size_t tape_cap, tape_len, rec_size;
+
+    /* checkpoints: cursors and their states, every ck_every-th step */
+    NdCursor *ck;
+    double *ck_y;
+    size_t ck_cap, ck_count;
+    long ck_every;
+
+    long num_steps;      /* accepted forward steps, last compute */
+    long rhs_evals, vjp_evals;
+    size_t peak_extra;   /* the most tape + checkpoint doubles in use this compute */
+    char message[ND_MESSAGE_SIZE];
+};
+
+/* A tape record: t, h, t_new, the observation the step lands on (or -1), then
+ * the live stage arguments Y_i = y + h sum_j a_ij k_j. */
+enum { ND_REC_HEAD = 4 };
+
+int nd_grad_fail(NdGradient *g, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The forward pass (nd_gradient.c): start at y0, take one accepted step. */
+int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0);
+int nd_grad_cursor_step(NdGradient *g, NdCursor *c);
+int nd_grad_cursor_done(const NdGradient *g, const NdCursor *c);
+double *nd_grad_cursor_state(NdGradient *g);
+void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved, const double *y);
+
+/* The backward passes: from obs_y / obs_gy (the loss already called), they add
+ * into g->grad_p and leave dL/dy0 in grad_y0 (when not NULL). */
+int nd_adjoint_backward(NdGradient *g, double *grad_y0);
+int nd_backprop_backward(NdGradient *g, double *grad_y0);
+int nd_checkpoint_backward(NdGradient *g, double *grad_y0);
+
+/* The step hook that records the tape; the tape and checkpoint growth. */
+void nd_backprop_record(void *ctx, NdSolver *s, double t, double h, double t_new,
+                        const double *y);
+int nd_checkpoint_push(NdGradient *g, const NdCursor *c);
+int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl);
+void nd_backprop_free(NdGradient *g);
+
+#endif

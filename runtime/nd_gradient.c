@@ -1,0 +1,380 @@
+/* Gradients of a loss through an ODE solve (nd_gradient.h): the object, the
+ * forward pass all three paths share, the loss calls and the dispatch to the
+ * backward passes of nd_adjoint.c and nd_backprop.c.
+ *
+ * The forward pass steps exactly onto every observation time, with either
+ * engine: fixed-step methods as nd_solve does (steps of h, the last of each
+ * interval shortened), adaptive ones with nd_solve's controller told to land
+ * on each observation instead of interpolating it. So the loss sees step ends
+ * only, backprop needs no gradient of a dense interpolant, and the three paths
+ * see the very same forward values (adaptive values differ from nd_solve's
+ * interpolated ones by the solve's own error). */
+#include "nd_gradient.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nd_grad_internal.h"
+
+/* As nd_solver.c: an interval needing more steps than this is a mistake. */
+#define ND_MAX_STEPS_PER_INTERVAL 1e15
+
+int nd_grad_fail(NdGradient *g, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->message, sizeof g->message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* ---- create / free ---- */
+
+/* Stages whose derivative reaches y_{n+1}, through b or through a later live
+ * stage's argument: the reverse sweep visits only these (an FSAL method's last
+ * stage, f(t + h, y_new), only feeds the error estimate and the next step). */
+static void find_live_stages(NdGradient *g)
+{
+    const NdTableau *tab = g->fwd->tab;
+    int live[ND_RK_MAX_STAGES] = {0};
+    for (int i = tab->stages - 1; i >= 0; i--) {
+        live[i] = tab->b[i] != 0.0;
+        for (int j = i + 1; j < tab->stages; j++)
+            if (live[j] && tab->a[j][i] != 0.0)
+                live[i] = 1;
+    }
+    g->nlive = 0;
+    for (int i = 0; i < tab->stages; i++)
+        if (live[i])
+            g->live[g->nlive++] = i;
+}
+
+/* One block for every vector whose size does not depend on the step count. */
+static int carve_workspace(NdGradient *g)
+{
+    size_t n = g->n, rows = (size_t)g->max_nt * n, np = (size_t)g->np;
+    size_t total = 2 * rows + (3 + (size_t)g->nlive) * n + np + 2 * (2 * n + np) +
+                   nd_kernels_work_size(&g->k, g->B);
+    g->block = calloc(total, sizeof(double));
+    if (!g->block)
+        return ND_ERR_MEMORY;
+    g->block_doubles = total;
+    double *q = g->block;
+    g->obs_y = q, q += rows;
+    g->obs_gy = q, q += rows;
+    g->ycur = q, q += n;
+    g->ybar = q, q += n;
+    g->kbar = q, q += n;
+    for (int i = 0; i < g->nlive; i++)
+        g->Ybar[i] = q, q += n;
+    g->pbar = q, q += np;
+    g->z = q, q += 2 * (2 * n + np);
+    g->work = q;
+    return ND_OK;
+}
+
+static void copy_settings(NdSolver *s, const NdSolver *tmpl)
+{
+    s->h = tmpl->h;
+    s->rtol = tmpl->rtol;
+    s->atol = tmpl->atol;
+    s->h0 = tmpl->h0;
+    s->max_steps = tmpl->max_steps;
+}
+
+static int gradient_init(NdGradient *g, const NdSolver *tmpl)
+{
+    g->fwd = nd_solver_create(&g->k, tmpl->method, g->B);
+    if (!g->fwd)
+        return ND_ERR_MEMORY;
+    copy_settings(g->fwd, tmpl);
+    g->fwd->on_step = nd_backprop_record;
+    g->fwd->hook_ctx = g;
+    g->n = g->fwd->n;
+    g->adaptive = nd_method_is_adaptive(tmpl->method);
+    find_live_stages(g);
+    g->rec_size = ND_REC_HEAD + (size_t)g->nlive * g->n;
+    int st = carve_workspace(g);
+    if (!st && g->gm == ND_GRAD_ADJOINT)
+        st = nd_adjoint_setup(g, tmpl);
+    return st;
+}
+
+NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
+                               NdGradMethod gm, int64_t B, int max_nt)
+{
+    if (!k || !k->rhs || !k->vjp || !solver_template || B < 1 || max_nt < 2)
+        return NULL;
+    if (gm != ND_GRAD_ADJOINT && gm != ND_GRAD_BACKPROP && gm != ND_GRAD_CHECKPOINT)
+        return NULL;
+    NdGradient *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->k = *k;
+    g->gm = gm;
+    g->B = B;
+    g->max_nt = max_nt;
+    g->np = k->np;
+    if (gradient_init(g, solver_template)) {
+        nd_gradient_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void nd_gradient_free(NdGradient *g)
+{
+    if (!g)
+        return;
+    nd_solver_free(g->fwd);
+    nd_solver_free(g->aug);
+    nd_backprop_free(g);
+    free(g->block);
+    free(g);
+}
+
+/* ---- the forward pass, one accepted step at a time ---- */
+
+/* The step count of interval j, after checking h can cover it. */
+static int interval_begin(NdGradient *g, NdCursor *c)
+{
+    const double *ts = g->loss->ts;
+    double span = fabs(ts[c->j + 1] - ts[c->j]), h = g->fwd->h;
+    if (span / h > ND_MAX_STEPS_PER_INTERVAL)
+        return nd_grad_fail(g, ND_ERR_ARG, "forward solve: step h = %g is too small for the "
+                            "interval [%g, %g]", h, ts[c->j], ts[c->j + 1]);
+    c->k = 0;
+    c->nk = nd_fixed_steps(span, h);
+    return ND_OK;
+}
+
+int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0)
+{
+    const NdLoss *loss = g->loss;
+    *c = (NdCursor){0};
+    if (g->adaptive) {
+        int st = nd_adaptive_begin(&c->run, g->fwd, g->p, y0, loss->ts, loss->nt, g->obs_y, 1);
+        return st ? nd_grad_fail(g, st, "forward solve: %s", g->fwd->message) : ND_OK;
+    }
+    memcpy(g->ycur, y0, g->n * sizeof *y0);
+    memcpy(g->obs_y, y0, g->n * sizeof *y0);
+    return interval_begin(g, c);
+}
+
+static int check_finite(NdGradient *g, const double *y, double t, double t_prev)
+{
+    long i = nd_first_nonfinite(y, g->n);
+    if (i < 0)
+        return ND_OK;
+    int ny = g->k.ny;
+    return nd_grad_fail(g, ND_ERR_NONFINITE,
+                        "forward solve: state element %ld of sample %ld became %s at t = %.10g "
+                        "(last finite at t = %.10g)",
+                        i % ny, i / ny, nd_nonfinite_word(y[i]), t, t_prev);
+}
+
+/* Step k + 1 of interval j ends at t0 + (k + 1) h, the last one at t1 exactly
+ * (the grid of nd_solve's fixed-step engine). */
+static int fixed_step(NdGradient *g, NdCursor *c)
+{
+    const double *ts = g->loss->ts;
+    double t0 = ts[c->j], t1 = ts[c->j + 1], hd = t1 > t0 ? g->fwd->h : -g->fwd->h;
+    double t = t0 + (double)c->k * hd;
+    double t_new = c->k + 1 == c->nk ? t1 : t0 + (double)(c->k + 1) * hd;
+    nd_rk_step(g->fwd, g->p, t, t_new, g->ycur);
+    int st = check_finite(g, g->ycur, t_new, t);
+    if (st)
+        return st;
+    if (++c->k < c->nk)
+        return ND_OK;
+    memcpy(g->obs_y + (size_t)(c->j + 1) * g->n, g->ycur, g->n * sizeof *g->ycur);
+    c->j++;
+    return c->j + 1 < g->loss->nt ? interval_begin(g, c) : ND_OK;
+}
+
+static int adaptive_step(NdGradient *g, NdCursor *c)
+{
+    long before = g->fwd->num_steps;
+    int st = ND_OK;
+    while (!st && g->fwd->num_steps == before)
+        st = nd_adaptive_attempt(&c->run);
+    return st ? nd_grad_fail(g, st, "forward solve: %s", g->fwd->message) : ND_OK;
+}
+
+int nd_grad_cursor_step(NdGradient *g, NdCursor *c)
+{
+    int st = g->adaptive ? adaptive_step(g, c) : fixed_step(g, c);
+    if (!st && g->tape_failed)
+        st = nd_grad_fail(g, ND_ERR_MEMORY, "out of memory growing the tape at step %ld",
+                          c->step);
+    c->step++;
+    return st;
+}
+
+int nd_grad_cursor_done(const NdGradient *g, const NdCursor *c)
+{
+    return g->adaptive ? c->run.j >= g->loss->nt : c->j + 1 >= g->loss->nt;
+}
+
+double *nd_grad_cursor_state(NdGradient *g)
+{
+    return g->adaptive ? g->fwd->y : g->ycur;
+}
+
+void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved, const double *y)
+{
+    *c = *saved;
+    if (g->adaptive)
+        nd_adaptive_resume(&c->run, &saved->run, y);
+    else
+        memcpy(g->ycur, y, g->n * sizeof *y);
+}
+
+/* The whole forward solve: backprop records every step (the hook), checkpoint
+ * keeps cursors (nd_checkpoint_push thins them as the count grows). */
+static int forward(NdGradient *g, const double *y0)
+{
+    NdCursor c;
+    g->tape_len = 0;
+    g->ck_count = 0;
+    g->ck_every = 1;
+    g->next_obs = 1;
+    g->recording = g->gm == ND_GRAD_BACKPROP;
+    int st = nd_grad_cursor_begin(g, &c, y0);
+    if (!st && g->gm == ND_GRAD_CHECKPOINT)
+        st = nd_checkpoint_push(g, &c);
+    while (!st && !nd_grad_cursor_done(g, &c)) {
+        st = nd_grad_cursor_step(g, &c);
+        if (!st && g->gm == ND_GRAD_CHECKPOINT && c.step % g->ck_every == 0)
+            st = nd_checkpoint_push(g, &c);
+    }
+    g->recording = 0;
+    g->num_steps = c.step;
+    return st;
+}
+
+/* ---- the loss and the compute ---- */
+
+static int call_losses(NdGradient *g, double *L)
+{
+    const NdLoss *loss = g->loss;
+    *L = 0.0;
+    memset(g->obs_gy, 0, (size_t)loss->nt * g->n * sizeof *g->obs_gy);
+    for (int j = 0; j < loss->nt; j++) {
+        size_t row = (size_t)j * g->n;
+        int st = loss->fn(loss->ctx, j, loss->ts[j], g->obs_y + row, g->p, L, g->obs_gy + row,
+                          g->grad_p);
+        if (st < 0)
+            return nd_grad_fail(g, st, "the loss returned status %d at observation %d (t = %g)",
+                                st, j, loss->ts[j]);
+    }
+    return ND_OK;
+}
+
+static int check_times(NdGradient *g, const NdLoss *loss)
+{
+    if (!loss->ts || !loss->fn || loss->nt < 2 || loss->nt > g->max_nt)
+        return nd_grad_fail(g, ND_ERR_ARG, "the loss needs times, a callback and 2 to %d "
+                            "observations, got %d", g->max_nt, loss->nt);
+    const double *ts = loss->ts;
+    double dir = ts[1] > ts[0] ? 1.0 : -1.0;
+    for (int j = 0; j < loss->nt; j++)
+        if (!isfinite(ts[j]) || (j > 0 && !((ts[j] - ts[j - 1]) * dir > 0)))
+            return nd_grad_fail(g, ND_ERR_ARG, "observation times must be finite and strictly "
+                                "monotone: t[%d] = %g", j, ts[j]);
+    return ND_OK;
+}
+
+static int check_args(NdGradient *g, const double *p, const double *y0, const NdLoss *loss,
+                      const double *L, const double *grad_p)
+{
+    if (!y0 || !loss || !L || (!grad_p && g->np > 0) || (!p && g->np > 0))
+        return nd_grad_fail(g, ND_ERR_ARG, "p, y0, loss, L and grad_p must not be NULL");
+    if (!g->adaptive && !(g->fwd->h > 0))
+        return nd_grad_fail(g, ND_ERR_ARG, "fixed-step solver needs h (nd_solver_set_step)");
+    int st = check_times(g, loss);
+    if (st)
+        return st;
+    long i = nd_first_nonfinite(y0, g->n);
+    if (i >= 0)
+        return nd_grad_fail(g, ND_ERR_NONFINITE, "initial state element %ld of sample %ld is %s",
+                            i % g->k.ny, i / g->k.ny, nd_nonfinite_word(y0[i]));
+    return ND_OK;
+}
+
+static int backward(NdGradient *g, double *grad_y0)
+{
+    switch (g->gm) {
+    case ND_GRAD_ADJOINT: return nd_adjoint_backward(g, grad_y0);
+    case ND_GRAD_BACKPROP: return nd_backprop_backward(g, grad_y0);
+    case ND_GRAD_CHECKPOINT: return nd_checkpoint_backward(g, grad_y0);
+    }
+    return ND_ERR_ARG;
+}
+
+int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const NdLoss *loss,
+                        double *L, double *grad_p, double *grad_y0)
+{
+    if (!g)
+        return ND_ERR_ARG;
+    g->message[0] = '\0';
+    g->rhs_evals = g->vjp_evals = 0;
+    g->peak_extra = 0;
+    g->tape_failed = 0;
+    g->fwd->num_rhs_evals = g->fwd->num_steps = g->fwd->num_rejected = 0;
+    int st = check_args(g, p, y0, loss, L, grad_p);
+    if (st)
+        return st;
+    g->p = p;
+    g->loss = loss;
+    g->grad_p = grad_p;
+    if (g->np > 0)
+        memset(grad_p, 0, (size_t)g->np * sizeof *grad_p);
+    st = forward(g, y0);
+    if (!st)
+        st = call_losses(g, L);
+    if (!st)
+        st = backward(g, grad_y0);
+    g->rhs_evals += g->fwd->num_rhs_evals;
+    return st;
+}
+
+/* ---- settings and counters ---- */
+
+int nd_gradient_set_seminorm(NdGradient *g, int on)
+{
+    if (!g)
+        return ND_ERR_ARG;
+    if (g->gm != ND_GRAD_ADJOINT)
+        return nd_grad_fail(g, ND_ERR_ARG, "the seminorm applies to the adjoint only");
+    g->seminorm = on != 0;
+    return ND_OK;
+}
+
+const char *nd_gradient_get_message(const NdGradient *g)
+{
+    return g ? g->message : "no gradient";
+}
+
+long nd_gradient_get_num_rhs_evals(const NdGradient *g)
+{
+    return g ? g->rhs_evals : 0;
+}
+
+long nd_gradient_get_num_vjp_evals(const NdGradient *g)
+{
+    return g ? g->vjp_evals : 0;
+}
+
+size_t nd_gradient_get_peak_doubles(const NdGradient *g)
+{
+    if (!g)
+        return 0;
+    size_t fixed = g->block_doubles + g->fwd->block_doubles;
+    if (g->aug)
+        fixed += g->aug->block_doubles;
+    return fixed + g->peak_extra;
+}

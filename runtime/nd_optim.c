@@ -1,0 +1,89 @@
+/* First-order optimizers (see nd_optim.h). The update rules are PyTorch's
+ * (torch.optim.SGD, Adam, RMSprop), so the learning rates of torchdiffeq's demos
+ * mean the same here:
+ *   sgd       p -= lr g
+ *   momentum  v = mu v + g;  p -= lr v
+ *   adam      m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *             p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+ *   rmsprop   v = alpha v + (1-alpha) g^2;  p -= lr g / (sqrt(v) + eps)
+ * weight_decay adds wd p to g first (L2, as PyTorch). */
+#include "nd_optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct NdOptim {
+    NdOptimConfig cfg;
+    int n;
+    long t;    /* steps taken (adam's bias correction) */
+    double *m; /* momentum / adam first moment */
+    double *v; /* adam / rmsprop second moment */
+};
+
+static const char *const optim_names[] = {"sgd", "momentum", "adam", "rmsprop"};
+
+int nd_optim_kind_from_name(const char *name)
+{
+    for (int i = 0; i < (int)(sizeof optim_names / sizeof optim_names[0]); i++)
+        if (name && strcmp(name, optim_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+NdOptimConfig nd_optim_defaults(NdOptimKind kind, double lr)
+{
+    NdOptimConfig c = {.kind = kind, .lr = lr, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999,
+                       .alpha = 0.99, .eps = 1e-8, .weight_decay = 0};
+    return c;
+}
+
+NdOptim *nd_optim_create(const NdOptimConfig *cfg, int n)
+{
+    NdOptim *o = calloc(1, sizeof *o);
+    size_t len = (size_t)(n > 0 ? n : 1);
+    if (!o || !(o->m = calloc(len, sizeof(double))) || !(o->v = calloc(len, sizeof(double)))) {
+        nd_optim_free(o);
+        return NULL;
+    }
+    o->cfg = *cfg;
+    o->n = n;
+    return o;
+}
+
+void nd_optim_free(NdOptim *o)
+{
+    if (!o)
+        return;
+    free(o->m);
+    free(o->v);
+    free(o);
+}
+
+void nd_optim_step(NdOptim *o, double *p, const double *grad)
+{
+    const NdOptimConfig *c = &o->cfg;
+    o->t++;
+    double bc1 = 1 - pow(c->beta1, (double)o->t), bc2 = 1 - pow(c->beta2, (double)o->t);
+    for (int i = 0; i < o->n; i++) {
+        double g = grad[i] + c->weight_decay * p[i];
+        switch (c->kind) {
+        case ND_OPT_SGD:
+            p[i] -= c->lr * g;
+            break;
+        case ND_OPT_MOMENTUM:
+            o->m[i] = c->momentum * o->m[i] + g;
+            p[i] -= c->lr * o->m[i];
+            break;
+        case ND_OPT_ADAM:
+            o->m[i] = c->beta1 * o->m[i] + (1 - c->beta1) * g;
+            o->v[i] = c->beta2 * o->v[i] + (1 - c->beta2) * g * g;
+            p[i] -= c->lr * (o->m[i] / bc1) / (sqrt(o->v[i] / bc2) + c->eps);
+            break;
+        case ND_OPT_RMSPROP:
+            o->v[i] = c->alpha * o->v[i] + (1 - c->alpha) * g * g;
+            p[i] -= c->lr * g / (sqrt(o->v[i]) + c->eps);
+            break;
+        }
+    }
+}

@@ -1,0 +1,43 @@
+/* Shared by the directive runner (run.c) and the training loop (train.c): a
+ * model's run-time state, and the helpers both need. */
+#ifndef NODEC_RUN_INTERNAL_H
+#define NODEC_RUN_INTERNAL_H
+
+#include "codegen.h"
+#include "nd_random.h"
+#include "nd_solver.h"
+#include "run.h"
+
+/* A model's run-time state: its parameter values and, once compiled, its kernels. */
+typedef struct ModelRun {
+    IrModel *model;
+    double *p;
+    JitModel *jit;
+    NdKernels kernels;
+} ModelRun;
+
+typedef struct Runner {
+    Compilation *c;
+    const RunOptions *opts;
+    ModelRun *runs;
+    int n_runs;
+    NdRandom rng;
+    double **owned; /* tables filled at run time (simulate), freed at the end */
+    int n_owned;
+} Runner;
+
+ModelRun *run_model(Runner *r, const IrModel *m);
+int run_ensure_compiled(Runner *r, ModelRun *mr);
+/* Configures a solver from a directive's `solver = ...`; reports and returns NULL
+ * when it cannot run. `where` locates errors when no solver was given. */
+NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const NdKernels *k,
+                          int64_t B);
+/* Evaluates an initial-value expression (constants and parameters) into out[size];
+ * a scalar fills a tensor. */
+void run_eval_init(IrNode *init, double t, const double *p, double *out, int size);
+double run_now_ms(void);
+
+/* Runs one train directive: 0, or -1 after reporting. */
+int train_run(Runner *r, const SemaDirective *d);
+
+#endif

@@ -1,0 +1,629 @@
+/* The training loop behind `train`: batches of initial states and observations,
+ * a gradient through the ODE solve (nd_gradient: adjoint, backprop or
+ * checkpoint), an optimizer step, logs and a history file.
+ *
+ * The compiler's part is IR: the loss at an observation, the final loss and the
+ * initial states (which may read the data row and the parameters) are lowered by
+ * sema; here they are differentiated (compiler/diff) and compiled next to the
+ * model's rhs and vjp, so the runtime only ever calls kernels. Everything a
+ * training iteration touches is allocated before the first one. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff.h"
+#include "nd_data.h"
+#include "nd_gradient.h"
+#include "nd_optim.h"
+#include "run_internal.h"
+
+/* Kernels of the augmented model beyond rhs and vjp. NULL when not needed. */
+enum { K_LOSS, K_LOSS_GRAD, K_FINAL, K_FINAL_GRAD, K_INIT, K_INIT_VJP, K_COUNT };
+
+/* A group of samples solved together over the same observation times. */
+typedef struct Group {
+    int B;
+    int *rows;        /* per sample: data row of the first observation (or -1) */
+    const double *ts; /* observation times */
+    int nt;
+} Group;
+
+typedef struct Trainer {
+    Runner *r;
+    const SemaDirective *dir;
+    const SemaTrain *tr;
+    IrModel *m;        /* augmented */
+    double *p;         /* the model's parameters, trained in place */
+    JitModel *jit;
+    NdKernels k;
+    NdKernelFn fn[K_COUNT];
+    int ny, np, ncols, cost_offset; /* cost_offset: of __cost, or -1 */
+    int row_step;     /* 1 for time series (observation j is row + j), 0 for samples */
+    /* the batch */
+    int n_groups, group_B, group_nt;
+    Group *groups;
+    int *all_rows;    /* n_groups * group_B */
+    double *ts_buf;   /* n_groups * group_nt when groups have their own times */
+    double *tcol;     /* the data's t column */
+    int *candidates;  /* window starts or sample rows to draw from */
+    int n_candidates;
+    double scale_obs, scale_final;
+    /* workspace */
+    Group *cur;
+    double *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_p, *grad_y0, *sum_grad;
+    NdGradient *g;
+    NdOptim *opt;
+} Trainer;
+
+/* ---- kernels ---- */
+
+static IrNode *state_leaf(IrBuilder *b, const IrModel *m, int i)
+{
+    return ir_state(b, i, m->states[i].offset, m->states[i].shape);
+}
+
+static IrNode *param_leaf(IrBuilder *b, const IrModel *m, int j)
+{
+    return ir_param(b, j, m->params[j].offset, m->params[j].shape);
+}
+
+/* Spec writing a scalar per sample into out0. */
+static CgKernelSpec value_spec(Arena *a, const char *name, IrNode *value, int nd)
+{
+    CgOutput *o = arena_alloc(a, sizeof *o);
+    *o = (CgOutput){.node = value, .dst = 0, .offset = 0, .stride = 1, .batch_sum = 0};
+    return (CgKernelSpec){.name = name, .n_outputs = 1, .outputs = o, .nd = nd};
+}
+
+/* Spec of the gradient of the scalar `value` (per sample): d/dy into out0 with the
+ * model's layout, d/dp summed over the batch into out1. */
+static CgKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
+                              IrNode *value, int nd)
+{
+    int n = m->n_states + m->n_params;
+    IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(n ? n : 1));
+    IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(n ? n : 1));
+    for (int i = 0; i < m->n_states; i++)
+        wrt[i] = state_leaf(b, m, i);
+    for (int j = 0; j < m->n_params; j++)
+        wrt[m->n_states + j] = param_leaf(b, m, j);
+    IrNode *one = ir_scalar(b, 1);
+    diff_vjp(b, 1, &value, &one, n, wrt, grads);
+    CgOutput *o = arena_alloc(a, sizeof *o * (size_t)(n ? n : 1));
+    for (int i = 0; i < m->n_states; i++)
+        o[i] = (CgOutput){grads[i], 0, m->states[i].offset, m->ny, 0};
+    for (int j = 0; j < m->n_params; j++)
+        o[m->n_states + j] = (CgOutput){grads[m->n_states + j], 1, m->params[j].offset, 0, 1};
+    return (CgKernelSpec){.name = name, .n_outputs = n, .outputs = o, .nd = nd};
+}
+
+/* The initial state of every state of the augmented model: the train block's
+ * init, else the model's default; __cost starts at 0. NULL roots are reported. */
+static int init_roots(Trainer *t, IrNode **roots)
+{
+    IrBuilder *b = t->r->c->ir;
+    const SemaTrain *tr = t->tr;
+    for (int i = 0; i < t->m->n_states; i++) {
+        const IrVar *v = &t->m->states[i];
+        IrNode *init = i < tr->model->n_states && tr->init ? tr->init[i] : NULL;
+        if (!init && v->init_kind == IR_INIT_EXPR)
+            init = v->init;
+        if (!init && v->offset == t->cost_offset)
+            init = ir_scalar(b, 0);
+        if (!init) {
+            diag_error(&t->r->c->diag, t->dir->loc,
+                       "state '%s' of model '%s' has no initial value for training: give one "
+                       "with init = { %s = ... }",
+                       v->name, t->m->name, v->name);
+            return -1;
+        }
+        if (ir_shape_size(init->shape) != ir_shape_size(v->shape))
+            init = ir_mul(b, init, ir_fill(b, v->shape, 1));
+        roots[i] = init;
+    }
+    return 0;
+}
+
+static int init_specs(Trainer *t, CgKernelSpec *specs, int *n)
+{
+    Arena *a = t->r->c->arena;
+    IrBuilder *b = t->r->c->ir;
+    IrModel *m = t->m;
+    IrNode **roots = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
+    if (init_roots(t, roots))
+        return -1;
+    CgOutput *o = arena_alloc(a, sizeof *o * (size_t)m->n_states);
+    IrNode **cot = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
+    for (int i = 0; i < m->n_states; i++) {
+        o[i] = (CgOutput){roots[i], 0, m->states[i].offset, m->ny, 0};
+        cot[i] = ir_adjoint(b, i, m->states[i].offset, m->states[i].shape);
+    }
+    specs[(*n)++] = (CgKernelSpec){.name = "init", .n_outputs = m->n_states, .outputs = o,
+                                   .nd = t->ncols};
+    /* d(init)/dp^T a: how the initial states' gradients reach the parameters */
+    int np = m->n_params;
+    IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
+    IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
+    for (int j = 0; j < np; j++)
+        wrt[j] = param_leaf(b, m, j);
+    diff_vjp(b, m->n_states, roots, cot, np, wrt, grads);
+    CgOutput *og = arena_alloc(a, sizeof *og * (size_t)(np ? np : 1));
+    for (int j = 0; j < np; j++)
+        og[j] = (CgOutput){grads[j], 1, m->params[j].offset, 0, 1};
+    specs[(*n)++] = (CgKernelSpec){.name = "init_vjp", .n_outputs = np, .outputs = og,
+                                   .nd = t->ncols};
+    return 0;
+}
+
+static int compile_kernels(Trainer *t)
+{
+    IrBuilder *b = t->r->c->ir;
+    Arena *a = t->r->c->arena;
+    CgKernelSpec specs[K_COUNT];
+    int slot[K_COUNT], n = 0;
+    for (int i = 0; i < K_COUNT; i++)
+        slot[i] = -1;
+    if (t->tr->loss) {
+        slot[K_LOSS] = n;
+        specs[n++] = value_spec(a, "loss", t->tr->loss, t->ncols);
+        slot[K_LOSS_GRAD] = n;
+        specs[n++] = grad_spec(a, b, t->m, "loss_grad", t->tr->loss, t->ncols);
+    }
+    if (t->tr->final_loss) {
+        slot[K_FINAL] = n;
+        specs[n++] = value_spec(a, "final", t->tr->final_loss, t->ncols);
+        slot[K_FINAL_GRAD] = n;
+        specs[n++] = grad_spec(a, b, t->m, "final_grad", t->tr->final_loss, t->ncols);
+    }
+    slot[K_INIT] = n;
+    slot[K_INIT_VJP] = n + 1;
+    if (init_specs(t, specs, &n))
+        return -1;
+    diff_model_adjoint(b, t->m);
+    NdKernelFn fns[K_COUNT] = {0};
+    JitRequest req = {.vjp = 1, .n_extra = n, .extra = specs, .extra_fns = fns};
+    t->jit = jit_compile_request(t->m, &req, &t->k, &t->r->c->diag);
+    if (!t->jit)
+        return -1;
+    for (int i = 0; i < K_COUNT; i++)
+        t->fn[i] = slot[i] >= 0 ? fns[slot[i]] : NULL;
+    return 0;
+}
+
+/* ---- the loss at each observation ---- */
+
+/* Copies each sample's data row for observation j into dbuf. */
+static void gather_rows(Trainer *t, const Group *g, int j)
+{
+    const SemaData *data = t->tr->data;
+    if (!data)
+        return;
+    for (int b = 0; b < g->B; b++) {
+        int row = g->rows[b] + t->row_step * j;
+        memcpy(t->dbuf + (size_t)b * t->ncols, data->values + (size_t)row * t->ncols,
+               sizeof(double) * (size_t)t->ncols);
+    }
+}
+
+/* Adds scale * (sum of the value kernel) to *L and scale * its gradient to gy, gp. */
+static void add_term(Trainer *t, const Group *g, NdKernelFn value, NdKernelFn grad,
+                     double scale, double tj, const double *y, const double *p, double *L,
+                     double *gy, double *gp)
+{
+    value(tj, y, p, NULL, t->dbuf, t->vals, NULL, g->B, t->work);
+    for (int b = 0; b < g->B; b++)
+        *L += scale * t->vals[b];
+    grad(tj, y, p, NULL, t->dbuf, t->gy_tmp, t->gp_tmp, g->B, t->work);
+    for (size_t i = 0; i < (size_t)g->B * (size_t)t->ny; i++)
+        gy[i] += scale * t->gy_tmp[i];
+    for (int i = 0; i < t->np; i++)
+        gp[i] += scale * t->gp_tmp[i];
+}
+
+static int observe(void *ctx, int j, double tj, const double *y, const double *p, double *L,
+                   double *gy, double *gp)
+{
+    Trainer *t = ctx;
+    const Group *g = t->cur;
+    memset(gy, 0, sizeof(double) * (size_t)g->B * (size_t)t->ny);
+    gather_rows(t, g, j);
+    if (t->fn[K_LOSS])
+        add_term(t, g, t->fn[K_LOSS], t->fn[K_LOSS_GRAD], t->scale_obs, tj, y, p, L, gy, gp);
+    if (j == g->nt - 1) {
+        if (t->fn[K_FINAL])
+            add_term(t, g, t->fn[K_FINAL], t->fn[K_FINAL_GRAD], t->scale_final, tj, y, p, L, gy,
+                     gp);
+        for (int b = 0; t->cost_offset >= 0 && b < g->B; b++) {
+            *L += t->scale_final * y[(size_t)b * t->ny + t->cost_offset];
+            gy[(size_t)b * t->ny + t->cost_offset] += t->scale_final;
+        }
+    }
+    return 0;
+}
+
+/* ---- batches ---- */
+
+static bool depends_on_time(const Trainer *t)
+{
+    for (int i = 0; i < t->m->n_states; i++)
+        if (t->m->rhs[i]->flags & IR_TIMED)
+            return true;
+    const IrNode *exprs[] = {t->tr->loss, t->tr->final_loss};
+    for (int i = 0; i < 2; i++)
+        if (exprs[i] && (exprs[i]->flags & IR_TIMED))
+            return true;
+    return false;
+}
+
+/* Observation times of the data set, contiguous (the t column). */
+static double *time_column(Trainer *t)
+{
+    const SemaData *d = t->tr->data;
+    double *tc = arena_alloc(t->r->c->arena, sizeof(double) * (size_t)d->nrows);
+    for (int i = 0; i < d->nrows; i++)
+        tc[i] = d->values[(size_t)i * d->ncols + d->t_col];
+    return tc;
+}
+
+static bool uniform_grid(const double *tc, int n)
+{
+    double dt = tc[1] - tc[0], span = fabs(tc[n - 1] - tc[0]);
+    for (int i = 1; i + 1 < n; i++)
+        if (fabs((tc[i + 1] - tc[i]) - dt) > 1e-9 * span)
+            return false;
+    return true;
+}
+
+/* Rows where a new trajectory starts (by the id column), ending with nrows. */
+static int segments(Trainer *t, int **starts)
+{
+    const SemaData *d = t->tr->data;
+    int *s = arena_alloc(t->r->c->arena, sizeof(int) * (size_t)(d->nrows + 1));
+    int n = 0;
+    for (int i = 0; i < d->nrows; i++) {
+        const double *row = d->values + (size_t)i * d->ncols;
+        if (i == 0 || (d->id_col >= 0 && row[d->id_col] != row[d->id_col - d->ncols]))
+            s[n++] = i;
+    }
+    s[n] = d->nrows;
+    *starts = s;
+    return n;
+}
+
+static void alloc_groups(Trainer *t, int n_groups, int B, int nt)
+{
+    Arena *a = t->r->c->arena;
+    t->n_groups = n_groups;
+    t->group_B = B;
+    t->group_nt = nt;
+    t->groups = arena_alloc(a, sizeof(Group) * (size_t)n_groups);
+    t->all_rows = arena_alloc(a, sizeof(int) * (size_t)n_groups * (size_t)B);
+    for (int g = 0; g < n_groups; g++)
+        t->groups[g] = (Group){B, t->all_rows + (size_t)g * B, NULL, nt};
+}
+
+/* Time series: whole trajectories, or random windows of consecutive observations. */
+static int plan_time_series(Trainer *t)
+{
+    const SemaTrain *tr = t->tr;
+    double *tc = t->tcol = time_column(t);
+    int *starts, nseg = segments(t, &starts);
+    t->row_step = 1;
+    if (tr->batch != SEMA_BATCH_WINDOWS) {
+        int longest = 0, total = 0;
+        for (int s = 0; s < nseg; s++) {
+            int len = starts[s + 1] - starts[s];
+            longest = len > longest ? len : longest;
+            total += len;
+        }
+        alloc_groups(t, nseg, 1, longest);
+        for (int s = 0; s < nseg; s++) {
+            t->groups[s].rows[0] = starts[s];
+            t->groups[s].ts = tc + starts[s];
+            t->groups[s].nt = starts[s + 1] - starts[s];
+        }
+        t->scale_obs = 1.0 / total;
+        t->scale_final = 1.0 / nseg;
+        return 0;
+    }
+    int L = tr->batch_length, C = tr->batch_count;
+    t->candidates = arena_alloc(t->r->c->arena, sizeof(int) * (size_t)tr->data->nrows);
+    for (int s = 0; s < nseg; s++)
+        for (int i = starts[s]; i + L <= starts[s + 1]; i++)
+            t->candidates[t->n_candidates++] = i;
+    if (t->n_candidates == 0) {
+        diag_error(&t->r->c->diag, t->dir->loc,
+                   "no trajectory in the data has %d observations for windows of length %d", L,
+                   L);
+        return -1;
+    }
+    /* An autonomous model on a uniform grid sees the same times in every window, so
+     * the windows form one batch (torchdiffeq's demo); otherwise each window is
+     * solved on its own times. */
+    bool shared = !depends_on_time(t) && uniform_grid(tc, tr->data->nrows);
+    alloc_groups(t, shared ? 1 : C, shared ? C : 1, L);
+    for (int g = 0; g < t->n_groups; g++)
+        t->groups[g].ts = tc;
+    t->scale_obs = 1.0 / ((double)C * L);
+    t->scale_final = 1.0 / C;
+    return 0;
+}
+
+/* Samples (no t column) or no data: one group over the train block's `t`. */
+static int plan_samples(Trainer *t)
+{
+    const SemaTrain *tr = t->tr;
+    int n = tr->data ? tr->data->nrows : 1;
+    int B = tr->batch == SEMA_BATCH_MINIBATCH ? tr->batch_count : n;
+    alloc_groups(t, 1, B, tr->nt);
+    t->groups[0].ts = tr->t;
+    t->candidates = arena_alloc(t->r->c->arena, sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        t->candidates[i] = tr->data ? i : -1;
+    t->n_candidates = n;
+    for (int b = 0; b < B; b++)
+        t->groups[0].rows[b] = t->candidates[b];
+    t->scale_obs = 1.0 / ((double)B * tr->nt);
+    t->scale_final = 1.0 / B;
+    return 0;
+}
+
+/* Draws the rows of this step's batch: distinct candidates while there are enough
+ * (a partial Fisher-Yates shuffle), so windows do not repeat within a batch. */
+static void draw_batch(Trainer *t)
+{
+    const SemaTrain *tr = t->tr;
+    if (tr->batch == SEMA_BATCH_ALL)
+        return;
+    int need = t->n_groups * t->group_B, n = t->n_candidates;
+    for (int i = 0; i < need; i++) {
+        int pick;
+        if (need <= n) {
+            int j = i + (int)(nd_random_u64(&t->r->rng) % (uint64_t)(n - i));
+            int tmp = t->candidates[i];
+            t->candidates[i] = t->candidates[j];
+            t->candidates[j] = tmp;
+            pick = t->candidates[i];
+        } else {
+            pick = t->candidates[nd_random_u64(&t->r->rng) % (uint64_t)n];
+        }
+        t->all_rows[i] = pick;
+    }
+    /* windows solved one by one run on their own times */
+    for (int g = 0; tr->batch == SEMA_BATCH_WINDOWS && t->group_B == 1 && g < t->n_groups; g++)
+        t->groups[g].ts = t->tcol + t->groups[g].rows[0];
+}
+
+/* ---- setup ---- */
+
+static double *alloc_doubles(size_t n)
+{
+    return calloc(n ? n : 1, sizeof(double));
+}
+
+static NdGradMethod grad_method(const char *name)
+{
+    if (name && strcmp(name, "backprop") == 0)
+        return ND_GRAD_BACKPROP;
+    if (name && strcmp(name, "checkpoint") == 0)
+        return ND_GRAD_CHECKPOINT;
+    return ND_GRAD_ADJOINT;
+}
+
+static const SemaArg *call_arg(const SemaCall *call, const char *key)
+{
+    for (int i = 0; i < call->nargs; i++)
+        if (strcmp(call->args[i].key, key) == 0)
+            return &call->args[i];
+    return NULL;
+}
+
+static NdOptim *make_optimizer(Trainer *t)
+{
+    const SemaCall *call = &t->tr->optimizer;
+    int kind = nd_optim_kind_from_name(call->name ? call->name : "adam");
+    const SemaArg *lr = call_arg(call, "lr");
+    NdOptimConfig cfg = nd_optim_defaults((NdOptimKind)(kind < 0 ? ND_OPT_ADAM : kind),
+                                          lr ? lr->value : 1e-3);
+    const struct {
+        const char *key;
+        double *field;
+    } extra[] = {{"momentum", &cfg.momentum}, {"beta1", &cfg.beta1}, {"beta2", &cfg.beta2},
+                 {"eps", &cfg.eps}, {"alpha", &cfg.alpha}, {"weight_decay", &cfg.weight_decay}};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        const SemaArg *a = call_arg(call, extra[i].key);
+        if (a)
+            *extra[i].field = a->value;
+    }
+    return nd_optim_create(&cfg, t->np);
+}
+
+static int alloc_workspace(Trainer *t)
+{
+    size_t B = (size_t)t->group_B, ny = (size_t)t->ny, np = (size_t)t->np;
+    t->work = alloc_doubles(nd_kernels_work_size(&t->k, t->group_B));
+    t->dbuf = alloc_doubles(B * (size_t)(t->ncols ? t->ncols : 1));
+    t->vals = alloc_doubles(B);
+    t->gy_tmp = alloc_doubles(B * ny);
+    t->gp_tmp = alloc_doubles(np);
+    t->y0 = alloc_doubles(B * ny);
+    t->grad_y0 = alloc_doubles(B * ny);
+    t->grad_p = alloc_doubles(np);
+    t->sum_grad = alloc_doubles(np);
+    NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
+    if (!tmpl)
+        return -1;
+    t->g = nd_gradient_create(&t->k, tmpl, grad_method(t->tr->gradient), t->group_B,
+                              t->group_nt);
+    nd_solver_free(tmpl);
+    t->opt = make_optimizer(t);
+    if (!t->work || !t->dbuf || !t->vals || !t->gy_tmp || !t->gp_tmp || !t->y0 ||
+        !t->grad_y0 || !t->grad_p || !t->sum_grad || !t->g || !t->opt) {
+        diag_error(&t->r->c->diag, t->dir->loc, "out of memory for training");
+        return -1;
+    }
+    return 0;
+}
+
+static void trainer_free(Trainer *t)
+{
+    double *bufs[] = {t->work, t->dbuf, t->vals, t->gy_tmp, t->gp_tmp,
+                      t->y0, t->grad_y0, t->grad_p, t->sum_grad};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    nd_gradient_free(t->g);
+    nd_optim_free(t->opt);
+    jit_free(t->jit);
+}
+
+/* ---- one step ---- */
+
+/* Loss and gradient of one group, added into *L and t->sum_grad. */
+static int group_gradient(Trainer *t, Group *g, double *L, long *nfe)
+{
+    t->cur = g;
+    gather_rows(t, g, 0);
+    t->fn[K_INIT](g->ts[0], NULL, t->p, NULL, t->dbuf, t->y0, NULL, g->B, t->work);
+    NdLoss loss = {g->nt, g->ts, observe, t};
+    double Lg = 0;
+    int status = nd_gradient_compute(t->g, t->p, t->y0, &loss, &Lg, t->grad_p, t->grad_y0);
+    if (status != ND_OK)
+        return status;
+    gather_rows(t, g, 0);
+    t->fn[K_INIT_VJP](g->ts[0], NULL, t->p, t->grad_y0, t->dbuf, NULL, t->gp_tmp, g->B, t->work);
+    for (int i = 0; i < t->np; i++)
+        t->sum_grad[i] += t->grad_p[i] + t->gp_tmp[i];
+    *L += Lg;
+    *nfe += nd_gradient_get_num_rhs_evals(t->g);
+    return ND_OK;
+}
+
+static int train_step(Trainer *t, long step, double *L, long *nfe)
+{
+    draw_batch(t);
+    memset(t->sum_grad, 0, sizeof(double) * (size_t)t->np);
+    *L = 0;
+    *nfe = 0;
+    for (int g = 0; g < t->n_groups; g++) {
+        int status = group_gradient(t, &t->groups[g], L, nfe);
+        if (status != ND_OK) {
+            diag_error(&t->r->c->diag, t->dir->loc, "train %s failed at step %ld (%s): %s",
+                       t->tr->model->name, step, nd_status_name(status),
+                       nd_gradient_get_message(t->g));
+            return -1;
+        }
+    }
+    if (!isfinite(*L)) {
+        diag_error(&t->r->c->diag, t->dir->loc, "train %s: the loss became %g at step %ld",
+                   t->tr->model->name, *L, step);
+        return -1;
+    }
+    nd_optim_step(t->opt, t->p, t->sum_grad);
+    return 0;
+}
+
+/* ---- parameters on disk ---- */
+
+static void param_table(Trainer *t, const char **names, int *offsets, int *sizes)
+{
+    const IrModel *m = t->tr->model;
+    for (int j = 0; j < m->n_params; j++) {
+        names[j] = m->params[j].name;
+        offsets[j] = m->params[j].offset;
+        sizes[j] = ir_shape_size(m->params[j].shape);
+    }
+}
+
+static int save_or_load(Trainer *t, bool save)
+{
+    const SemaTrain *tr = t->tr;
+    const char *path = save ? tr->save : tr->load;
+    if (!path)
+        return 0;
+    int n = tr->model->n_params;
+    const char **names = arena_alloc(t->r->c->arena, sizeof(char *) * (size_t)(n ? n : 1));
+    int *offsets = arena_alloc(t->r->c->arena, sizeof(int) * (size_t)(n ? n : 1));
+    int *sizes = arena_alloc(t->r->c->arena, sizeof(int) * (size_t)(n ? n : 1));
+    param_table(t, names, offsets, sizes);
+    char err[512];
+    if (save && nd_params_save(path, n, names, offsets, sizes, t->p) != 0) {
+        diag_error(&t->r->c->diag, tr->save_loc, "cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (!save && nd_params_load(path, n, names, offsets, sizes, t->p, err, sizeof err) != 0) {
+        diag_error(&t->r->c->diag, tr->load_loc, "cannot load parameters: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+static FILE *open_history(Trainer *t)
+{
+    if (!t->tr->history)
+        return NULL;
+    FILE *f = fopen(t->tr->history, "w");
+    if (!f)
+        diag_error(&t->r->c->diag, t->tr->history_loc, "cannot write '%s': %s", t->tr->history,
+                   strerror(errno));
+    else
+        fputs("step,loss,nfe,seconds\n", f);
+    return f;
+}
+
+static int train_loop(Trainer *t)
+{
+    const SemaTrain *tr = t->tr;
+    FILE *hist = open_history(t);
+    if (tr->history && !hist)
+        return -1;
+    long log_every = tr->log_every > 0 ? tr->log_every : (tr->steps >= 10 ? tr->steps / 10 : 1);
+    double start = run_now_ms();
+    int rc = 0;
+    for (long step = 1; step <= tr->steps && rc == 0; step++) {
+        double L;
+        long nfe;
+        rc = train_step(t, step, &L, &nfe);
+        if (rc || (step % log_every && step != tr->steps))
+            continue;
+        double secs = (run_now_ms() - start) / 1e3;
+        if (!t->r->opts->quiet)
+            fprintf(stderr, "train %s: step %ld/%ld  loss %.6g  nfe %ld  %.2f s\n",
+                    tr->model->name, step, tr->steps, L, nfe, secs);
+        if (hist && step % log_every == 0)
+            fprintf(hist, "%ld,%.17g,%ld,%.6f\n", step, L, nfe, secs);
+    }
+    if (hist && fclose(hist) != 0 && rc == 0) {
+        diag_error(&t->r->c->diag, tr->history_loc, "cannot write '%s': %s", tr->history,
+                   strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+int train_run(Runner *r, const SemaDirective *d)
+{
+    const SemaTrain *tr = &d->train;
+    Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->augmented, .cost_offset = -1};
+    t.p = run_model(r, tr->model)->p;
+    t.ny = t.m->ny;
+    t.np = t.m->np;
+    t.ncols = tr->data ? tr->data->ncols : 0;
+    if (t.m != tr->model)
+        t.cost_offset = tr->model->ny;
+    int rc = compile_kernels(&t);
+    if (rc == 0)
+        rc = tr->data && tr->data->t_col >= 0 ? plan_time_series(&t) : plan_samples(&t);
+    if (rc == 0)
+        rc = alloc_workspace(&t);
+    if (rc == 0)
+        rc = save_or_load(&t, false);
+    if (rc == 0)
+        rc = train_loop(&t);
+    if (rc == 0)
+        rc = save_or_load(&t, true);
+    trainer_free(&t);
+    return rc;
+}
