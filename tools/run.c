@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "diff.h"
 #include "nd_io.h"
 #include "nd_solver.h"
 #include "run_internal.h"
@@ -95,12 +96,27 @@ ModelRun *run_model(Runner *r, const IrModel *m)
     return NULL;
 }
 
-/* JIT-compiles a model the first time a directive needs it. */
-int run_ensure_compiled(Runner *r, ModelRun *mr)
+/* Implicit solvers need the model's Jacobian kernel. */
+bool run_solver_needs_jacobian(const SemaCall *solver)
 {
-    if (mr->jit)
+    static const char *const implicit[] = {"bdf", "rodas4", "kvaerno5"};
+    for (size_t i = 0; solver->name && i < sizeof implicit / sizeof implicit[0]; i++)
+        if (strcmp(solver->name, implicit[i]) == 0)
+            return true;
+    return false;
+}
+
+/* JIT-compiles a model the first time a directive needs it, and again with the
+ * Jacobian kernel the first time an implicit solver needs that. */
+int run_ensure_compiled(Runner *r, ModelRun *mr, bool need_jac)
+{
+    if (mr->jit && (!need_jac || mr->kernels.jac))
         return 0;
-    mr->jit = jit_compile(mr->model, &mr->kernels, &r->c->diag);
+    jit_free(mr->jit);
+    if (need_jac)
+        diff_model_jacobian(r->c->ir, mr->model);
+    JitRequest req = {.jac = need_jac};
+    mr->jit = jit_compile_request(mr->model, &req, &mr->kernels, &r->c->diag);
     return mr->jit ? 0 : -1;
 }
 
@@ -227,7 +243,7 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
                       double *yout)
 {
     ModelRun *mr = run_model(r, s->model);
-    if (run_ensure_compiled(r, mr))
+    if (run_ensure_compiled(r, mr, run_solver_needs_jacobian(&s->solver)))
         return -1;
     NdSolver *solver = run_make_solver(r, &s->solver, where, &mr->kernels, 1);
     if (!solver)

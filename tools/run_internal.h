@@ -27,7 +27,8 @@ typedef struct Runner {
 } Runner;
 
 ModelRun *run_model(Runner *r, const IrModel *m);
-int run_ensure_compiled(Runner *r, ModelRun *mr);
+int run_ensure_compiled(Runner *r, ModelRun *mr, bool need_jac);
+bool run_solver_needs_jacobian(const SemaCall *solver);
 /* Configures a solver from a directive's `solver = ...`; reports and returns NULL
  * when it cannot run. `where` locates errors when no solver was given. */
 NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const NdKernels *k,

@@ -181,8 +181,11 @@ static int compile_kernels(Trainer *t)
     if (init_specs(t, specs, &n))
         return -1;
     diff_model_adjoint(b, t->m);
+    bool need_jac = run_solver_needs_jacobian(&t->tr->solver);
+    if (need_jac)
+        diff_model_jacobian(b, t->m);
     NdKernelFn fns[K_COUNT] = {0};
-    JitRequest req = {.vjp = 1, .n_extra = n, .extra = specs, .extra_fns = fns};
+    JitRequest req = {.vjp = 1, .jac = need_jac, .n_extra = n, .extra = specs, .extra_fns = fns};
     t->jit = jit_compile_request(t->m, &req, &t->k, &t->r->c->diag);
     if (!t->jit)
         return -1;
