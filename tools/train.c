@@ -616,6 +616,11 @@ int train_run(Runner *r, const SemaDirective *d)
     t.ncols = tr->data ? tr->data->ncols : 0;
     if (t.m != tr->model)
         t.cost_offset = tr->model->ny;
+    if (t.np == 0) {
+        diag_error(&r->c->diag, d->loc, "model '%s' has no parameters to train",
+                   tr->model->name);
+        return -1;
+    }
     int rc = compile_kernels(&t);
     if (rc == 0)
         rc = tr->data && tr->data->t_col >= 0 ? plan_time_series(&t) : plan_samples(&t);
