@@ -1,9 +1,11 @@
 /* Diagnostics with a caret line (see diag.h); formats follow cproc and jq. */
 #include "diag.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void diag_init(Diag *d, FILE *out)
 {
@@ -110,6 +112,11 @@ SrcFile *srcfile_from_string(const char *path, const char *text)
 
 SrcFile *srcfile_read(const char *path)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return NULL;
+    }
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return NULL;

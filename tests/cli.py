@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Command-line behaviour of nodec: help, version, usage errors (exit 2), files that
+cannot be read (exit 1 with one clear message), check's silence on a good file,
+dumps and emit-llvm. Usage: cli.py NODEC EXAMPLES_DIR"""
+import os, subprocess, sys, tempfile
+
+nodec, examples = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+seed = os.path.join(examples, "seed.node")
+failures = []
+checks = 0
+
+def run(*args, cwd=None):
+    return subprocess.run([nodec, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+def expect(name, p, code, out=None, err=None, empty_out=False, empty_err=False):
+    global checks
+    checks += 1
+    msgs = []
+    if p.returncode != code:
+        msgs.append(f"exit {p.returncode}, want {code}")
+    if out and out not in p.stdout:
+        msgs.append(f"stdout lacks {out!r}")
+    if err and err not in p.stderr:
+        msgs.append(f"stderr lacks {err!r}: {p.stderr[:300]!r}")
+    if empty_out and p.stdout:
+        msgs.append(f"stdout not empty: {p.stdout[:200]!r}")
+    if empty_err and p.stderr:
+        msgs.append(f"stderr not empty: {p.stderr[:200]!r}")
+    print(("FAIL " if msgs else "ok   ") + name + (": " + "; ".join(msgs) if msgs else ""))
+    if msgs:
+        failures.append(name)
+
+expect("help", run("--help"), 0, out="usage: nodec COMMAND")
+expect("no arguments", run(), 2, err="usage: nodec COMMAND")
+expect("version", run("--version"), 0, out="nodec ")
+for cmd in ("run", "check", "adjoint", "emit-llvm"):
+    expect(f"{cmd} --help", run(cmd, "--help"), 0, out=f"usage: nodec {cmd}")
+expect("unknown command", run("fly", seed), 2, err="unknown command 'fly'")
+expect("unknown option", run("run", seed, "--fast"), 2, err="unknown option '--fast'")
+expect("bad dump stage", run("run", seed, "--dump=bytes"), 2, err="unknown stage 'bytes'")
+expect("missing file argument", run("check"), 2, err="check needs a .node file")
+expect("missing file", run("check", "/no/such/file.node"), 1,
+       err="cannot read '/no/such/file.node': No such file or directory")
+expect("a directory", run("check", examples), 1, err="Is a directory")
+expect("check is silent", run("check", seed), 0, empty_out=True, empty_err=True)
+expect("unknown model", run("emit-llvm", seed, "--model", "Nope"), 1, err="no model named 'Nope'")
+expect("dump tokens", run("check", seed, "--dump=tokens"), 0, out="model")
+expect("dump ast", run("check", seed, "--dump=ast"), 0, out="MODEL Linear")
+expect("dump ir", run("check", seed, "--dump=ir", "--model", "Growth"), 0, out="dx/dt")
+expect("emit-llvm", run("emit-llvm", seed, "--model", "Growth"), 0, out="define")
+expect("adjoint", run("adjoint", seed, "--model", "Growth"), 0, out="da_x/dt")
+with tempfile.TemporaryDirectory() as wd:
+    out = os.path.join(wd, "g.ll")
+    expect("emit-llvm -o", run("emit-llvm", seed, "-o", out), 0, empty_out=True)
+    if not os.path.exists(out) or "define" not in open(out).read():
+        print("FAIL emit-llvm -o wrote nothing"); failures.append("emit-llvm -o wrote")
+    p = run("run", seed, "--stats", cwd=wd)
+    expect("run --stats", p, 0, out="2.75", err="right-hand-side evaluations")
+    expect("run --quiet", run("run", seed, "--quiet", cwd=wd), 0, empty_err=True)
+    bad = os.path.join(wd, "bad.bin")
+    with open(bad, "wb") as f:
+        f.write(bytes(range(256)) * 4)
+    p = run("check", bad)
+    expect("binary garbage", p, 1, err="error")
+print(f"{checks - len(failures)} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
