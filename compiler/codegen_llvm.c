@@ -526,6 +526,13 @@ static LLVMValueRef cg_select(Cg *cg, LLVMRealPredicate pred, LLVMValueRef x, LL
     return LLVMBuildSelect(cg->bld, LLVMBuildFCmp(cg->bld, pred, x, y, ""), then, otherwise, "");
 }
 
+/* exp inline (codegen_math.c), not llvm.exp: that lowers to a libm call,
+ * which would keep every loop holding it scalar. */
+static LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x)
+{
+    return cg_math_call(cg->mod, cg->bld, CG_MATH_EXP, x);
+}
+
 /* The forms of ir_eval.c, so the two agree to rounding: sigmoid splits on the
  * sign (exp(-|x|) is exp(-x) for x >= 0 and exp(x) below), softplus is
  * max(x,0) + log1p(exp(-|x|)). */
@@ -533,7 +540,7 @@ static LLVMValueRef cg_sigmoid(Cg *cg, LLVMValueRef x)
 {
     LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", 1, &x);
     LLVMValueRef nax = LLVMBuildFNeg(cg->bld, ax, "");
-    LLVMValueRef e = cg_intrinsic(cg, "llvm.exp", 1, &nax);
+    LLVMValueRef e = cg_exp(cg, nax);
     LLVMValueRef d = LLVMBuildFAdd(cg->bld, cg_f64(cg, 1), e, "");
     LLVMValueRef pos = LLVMBuildFDiv(cg->bld, cg_f64(cg, 1), d, "");
     LLVMValueRef neg = LLVMBuildFDiv(cg->bld, e, d, "");
@@ -544,7 +551,7 @@ static LLVMValueRef cg_softplus(Cg *cg, LLVMValueRef x)
 {
     LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", 1, &x);
     LLVMValueRef nax = LLVMBuildFNeg(cg->bld, ax, "");
-    LLVMValueRef e = cg_intrinsic(cg, "llvm.exp", 1, &nax);
+    LLVMValueRef e = cg_exp(cg, nax);
     LLVMValueRef mx[2] = {x, cg_f64(cg, 0)};
     LLVMValueRef hi = cg_intrinsic(cg, "llvm.maxnum", 2, mx);
     return LLVMBuildFAdd(cg->bld, hi, cg_libm(cg, "log1p", e), "");
@@ -555,14 +562,14 @@ static LLVMValueRef cg_unary(Cg *cg, IrOp op, LLVMValueRef x)
     LLVMValueRef zero = cg_f64(cg, 0), one = cg_f64(cg, 1);
     switch (op) {
     case IR_NEG: return LLVMBuildFNeg(cg->bld, x, "");
-    case IR_EXP: return cg_intrinsic(cg, "llvm.exp", 1, &x);
+    case IR_EXP: return cg_exp(cg, x);
     case IR_LOG: return cg_intrinsic(cg, "llvm.log", 1, &x);
     case IR_SQRT: return cg_intrinsic(cg, "llvm.sqrt", 1, &x);
     case IR_ABS: return cg_intrinsic(cg, "llvm.fabs", 1, &x);
     case IR_SIN: return cg_intrinsic(cg, "llvm.sin", 1, &x);
     case IR_COS: return cg_intrinsic(cg, "llvm.cos", 1, &x);
     case IR_TAN: return cg_libm(cg, "tan", x);
-    case IR_TANH: return cg_libm(cg, "tanh", x);
+    case IR_TANH: return cg_math_call(cg->mod, cg->bld, CG_MATH_TANH, x);
     case IR_SIGMOID: return cg_sigmoid(cg, x);
     case IR_RELU: return cg_select(cg, LLVMRealOGT, x, zero, x, zero);
     case IR_SOFTPLUS: return cg_softplus(cg, x);

@@ -114,6 +114,7 @@ typedef enum IrInitKind {
     IR_INIT_NORMAL,  /* ~ normal(a, b): mean a, standard deviation b */
     IR_INIT_UNIFORM, /* ~ uniform(a, b) */
     IR_INIT_GLOROT,  /* ~ glorot: uniform(+-sqrt(6 / (fan_in + fan_out))) */
+    IR_INIT_RADEMACHER, /* +-1 with probability 1/2 each (div_est's noise states) */
 } IrInitKind;
 
 typedef struct IrVar {
@@ -121,8 +122,8 @@ typedef struct IrVar {
     SrcLoc loc;
     IrShape shape;
     int offset;         /* into one sample's y (states) or into p (params) */
-    IrInitKind init_kind;
-    IrNode *init;       /* IR_INIT_EXPR */
+    IrInitKind init_kind; /* a state with NORMAL or RADEMACHER is drawn at every solve */
+    IrNode *init;       /* IR_INIT_EXPR (a drawn state also holds zeros here) */
     double dist_a, dist_b;
 } IrVar;
 

@@ -358,6 +358,7 @@ static void dump_init(FILE *out, const IrVar *v, const IrModel *m)
     case IR_INIT_NORMAL: fprintf(out, " ~ normal(%g, %g)", v->dist_a, v->dist_b); break;
     case IR_INIT_UNIFORM: fprintf(out, " ~ uniform(%g, %g)", v->dist_a, v->dist_b); break;
     case IR_INIT_GLOROT: fputs(" ~ glorot", out); break;
+    case IR_INIT_RADEMACHER: fputs(" ~ rademacher", out); break;
     }
 }
 

@@ -277,6 +277,11 @@ static void param_dist(Sema *S, Scope *sc, const Ast *dist, IrVar *v)
         diag_error(S->diag, dist->loc, "uniform(a, b) needs a <= b, got %g > %g", v->dist_a, v->dist_b);
 }
 
+void sema_dist(Sema *S, Scope *sc, const Ast *dist, IrVar *v)
+{
+    param_dist(S, sc, dist, v);
+}
+
 static void declare_param(Sema *S, Scope *sc, const Ast *decl, const char *prefix)
 {
     IrVar v = {.name = dotted(S, prefix, decl->name), .loc = decl->name_loc};
@@ -589,6 +594,7 @@ static void model_build(Sema *S, ModelInfo *mi)
     model_lets(S, mi->scope, ast);
     model_inits(S, mi->scope, &mb);
     model_equations(S, mi->scope, ast, &mb);
+    sema_hidden_states(S);
     S->model = NULL;
 }
 

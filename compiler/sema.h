@@ -27,6 +27,14 @@ typedef struct SemaCall {
     SemaArg *args;
 } SemaCall;
 
+/* `init = { z ~ normal(0, 1) }` in a solve: a state drawn per sample. */
+typedef struct SemaDraw {
+    IrInitKind kind;  /* IR_INIT_NONE (not drawn), IR_INIT_NORMAL (mean a, sd b), IR_INIT_UNIFORM */
+    double a, b;
+} SemaDraw;
+
+typedef struct SemaData SemaData;
+
 typedef struct SemaSolve {
     IrModel *model;
     int nt;
@@ -36,6 +44,12 @@ typedef struct SemaSolve {
     SemaCall solver;
     const char *output; /* CSV path, or NULL for a table on stdout */
     SrcLoc output_loc;
+    /* Batches (solve only; zero/NULL for simulate). A batched solve writes a
+     * leading `sample` column. */
+    SemaDraw *draw;   /* per state of model: drawn initial value, or kind NONE; NULL: none */
+    int samples;      /* `samples = N`: N samples; 0 when not given */
+    SrcLoc samples_loc;
+    const SemaData *rows; /* init reads this data set: one sample per row (init's DATA leaves) */
 } SemaSolve;
 
 /* A field of a data set: `obs.y` gathers the columns y[0], y[1] of each row. */
@@ -51,7 +65,7 @@ typedef enum SemaDataKind { SEMA_DATA_CSV, SEMA_DATA_SIMULATE } SemaDataKind;
  * A csv file is read when the program is checked (its columns give the fields'
  * shapes); a simulation runs when the directive runs and fills the same table
  * shape: columns t, then the model's state columns. */
-typedef struct SemaData {
+struct SemaData {
     const char *name;
     SrcLoc loc;
     SemaDataKind kind;
@@ -64,7 +78,7 @@ typedef struct SemaData {
     SemaField *fields;  /* every named column group except t and id */
     /* simulate */
     SemaSolve sim;
-} SemaData;
+};
 
 typedef enum SemaBatchKind { SEMA_BATCH_ALL, SEMA_BATCH_WINDOWS, SEMA_BATCH_MINIBATCH } SemaBatchKind;
 

@@ -103,21 +103,48 @@ static void unknown_state(Sema *S, const IrModel *m, const Ast *entry)
     sema_suggest_among(S, entry->name, name_loc_of(entry), m->n_states, names);
 }
 
+/* `x ~ normal(m, s)` or `x ~ uniform(a, b)` in a solve: drawn per sample. */
+static void init_draw(Sema *S, ModelInfo *mi, const Ast *entry, int slot, SemaDraw *draw)
+{
+    const Ast *dist = entry->a;
+    if (!dist || (dist->kind != AST_CALL && dist->kind != AST_NAME)) {
+        diag_error(S->diag, entry->loc, "expected a distribution after '~', like %s ~ normal(0, 1)",
+                   entry->name);
+        return;
+    }
+    if (strcmp(dist->name, "glorot") == 0) {
+        diag_error(S->diag, dist->loc,
+                   "glorot initialises weights; draw a state with normal(mean, sd) or uniform(a, b)");
+        return;
+    }
+    IrVar v = {.shape = mi->model->states[slot].shape};
+    sema_dist(S, mi->scope, dist, &v);
+    draw[slot] = (SemaDraw){v.init_kind, v.dist_a, v.dist_b};
+}
+
+/* Refuses `x ~ ...` where only values belong: in train and simulate. */
+static int refuse_draw(Sema *S, const Ast *entry, int in_train)
+{
+    if (in_train)
+        diag_error(S->diag, entry->loc,
+                   "sampling an initial state (`%s ~ ...`) belongs in solve; train starts from "
+                   "values or data, like `%s = obs.%s`",
+                   entry->name, entry->name, entry->name);
+    else
+        diag_error(S->diag, entry->loc,
+                   "sampling an initial state (`%s ~ ...`) belongs in solve, with samples = N; "
+                   "simulate starts from a value, like `%s = ...`",
+                   entry->name, entry->name);
+    return 0;
+}
+
+/* draw: where `x ~ dist` goes (a solve), or NULL when sampling is refused. */
 static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **seen, IrNode **init,
-                       int in_train)
+                       SemaDraw *draw, int in_train)
 {
     IrModel *m = mi->model;
-    if (entry->op == '~') {
-        if (in_train)
-            diag_error(S->diag, entry->loc,
-                       "sampling an initial state (`%s ~ ...`) belongs in solve; train starts from "
-                       "values or data, like `%s = obs.%s`",
-                       entry->name, entry->name, entry->name);
-        else
-            diag_error(S->diag, entry->loc,
-                       "sampling an initial state (`%s ~ ...`) is not supported yet; "
-                       "give a value with `%s = ...`",
-                       entry->name, entry->name);
+    if (entry->op == '~' && !draw) {
+        refuse_draw(S, entry, in_train);
         return;
     }
     int slot = state_slot(m, entry->name);
@@ -131,7 +158,12 @@ static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **see
         return;
     }
     seen[slot] = entry;
-    unsigned allow = in_train ? ALLOW_PARAM | ALLOW_DATA : ALLOW_PARAM;
+    if (entry->op == '~') {
+        init_draw(S, mi, entry, slot, draw);
+        return;
+    }
+    /* a solve may read one data set's fields (sema_solve_rows chose it) */
+    unsigned allow = in_train || S->train_data ? ALLOW_PARAM | ALLOW_DATA : ALLOW_PARAM;
     Val v = sema_expr_in(S, mi->scope, entry->a, allow, "an initial value");
     if (v.kind == V_ERR)
         return;
@@ -151,7 +183,8 @@ static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **see
     init[slot] = sema_fold(S, sema_fill(S, v.node, want));
 }
 
-void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int in_train)
+static void init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, SemaDraw *draw,
+                        int in_train)
 {
     if (e->kind != AST_RECORD) {
         diag_error(S->diag, e->loc, "init needs a record of initial states, like init = { x = 1 }");
@@ -161,7 +194,12 @@ void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int i
         return;
     const Ast **seen = arena_alloc(S->arena, sizeof(Ast *) * (size_t)(mi->model->n_states + 1));
     for (int i = 0; i < e->list.n; i++)
-        init_entry(S, mi, e->list.items[i], seen, init, in_train);
+        init_entry(S, mi, e->list.items[i], seen, init, draw, in_train);
+}
+
+void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int in_train)
+{
+    init_record(S, mi, e, init, NULL, in_train);
 }
 
 /* ---- solver ---- */
@@ -226,46 +264,133 @@ void sema_solver_call(Sema *S, const Ast *e, SemaCall *call)
 
 /* ---- solve ---- */
 
-static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, SemaSolve *out)
+enum { KEY_T, KEY_INIT, KEY_SOLVER, KEY_OUTPUT, KEY_SAMPLES, N_SOLVE_KEYS };
+
+/* The data set whose fields init reads (`z = moons.x`: NAME is a data set, not a
+ * name of the model) into *found; reading two is an error (0). */
+static int find_rows(Sema *S, ModelInfo *mi, const Ast *e, SemaData **found)
 {
-    const char *key = entry->name;
+    if (!e)
+        return 1;
+    if (e->kind == AST_FIELD && e->a->kind == AST_NAME && !scope_lookup(mi->scope, e->a->name)) {
+        SemaData *d = sema_find_data(S, e->a->name);
+        if (d && *found && d != *found) {
+            diag_error(S->diag, e->a->loc,
+                       "a solve takes its initial states from one data set, but init reads '%s' "
+                       "and '%s'",
+                       (*found)->name, d->name);
+            return 0;
+        }
+        *found = d ? d : *found;
+        return 1;
+    }
+    if (!find_rows(S, mi, e->a, found) || !find_rows(S, mi, e->b, found))
+        return 0;
+    for (int i = 0; i < e->list.n; i++)
+        if (!find_rows(S, mi, e->list.items[i], found))
+            return 0;
+    return 1;
+}
+
+/* `init = {...}` of a solve: values, draws (`z ~ normal(0, 1)`) and data fields
+ * (`z = moons.x`, one sample per row of moons). */
+static void solve_init(Sema *S, ModelInfo *mi, const Ast *v, SemaSolve *out)
+{
+    SemaData *rows = NULL;
+    if (mi && !find_rows(S, mi, v, &rows))
+        return;
+    out->rows = rows;
+    /* the train block's route for `NAME.field` (sema_data_field) serves a solve too */
+    S->train_model = mi ? mi->model : NULL;
+    S->train_data = rows;
+    init_record(S, mi, v, out->init, out->draw, 0);
+    S->train_model = NULL;
+    S->train_data = NULL;
+}
+
+static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, int key, SemaSolve *out)
+{
     const Ast *v = entry->a;
-    if (strcmp(key, "t") == 0) {
-        sema_solve_times(S, mi ? mi->scope : S->global, v, out);
-    } else if (strcmp(key, "init") == 0) {
-        sema_init_record(S, mi, v, out->init, 0);
-    } else if (strcmp(key, "solver") == 0) {
-        sema_solver_call(S, v, &out->solver);
-    } else if (strcmp(key, "output") == 0) {
+    switch (key) {
+    case KEY_T: sema_solve_times(S, mi ? mi->scope : S->global, v, out); break;
+    case KEY_INIT: solve_init(S, mi, v, out); break;
+    case KEY_SOLVER: sema_solver_call(S, v, &out->solver); break;
+    case KEY_OUTPUT:
         if (v->kind != AST_STR)
             diag_error(S->diag, v->loc, "output needs a file name in quotes, like output = \"out.csv\"");
         out->output = v->kind == AST_STR ? v->str : NULL;
         out->output_loc = v->loc;
-    } else if (strcmp(key, "samples") == 0) {
-        diag_error(S->diag, name_loc_of(entry), "'samples' in solve is not supported yet");
+        break;
+    case KEY_SAMPLES:
+        out->samples_loc = v->loc;
+        if (!sema_const_int(S, S->global, v, "the number of samples", 1, 10000000, &out->samples))
+            out->samples = 0;
+        break;
     }
 }
 
 static int check_key(Sema *S, const Ast *entry, const Ast **seen)
 {
-    int k = sema_find_name(entry->name, 5, solve_keys);
+    int k = sema_find_name(entry->name, N_SOLVE_KEYS, solve_keys);
     if (k < 0) {
         diag_error(S->diag, name_loc_of(entry),
                    "unknown key '%s' in solve (valid keys: t, init, solver, output, samples)", entry->name);
-        sema_suggest_among(S, entry->name, name_loc_of(entry), 5, solve_keys);
-        return 0;
+        sema_suggest_among(S, entry->name, name_loc_of(entry), N_SOLVE_KEYS, solve_keys);
+        return -1;
     }
     if (seen[k]) {
         diag_error(S->diag, name_loc_of(entry), "duplicate key '%s' in solve", entry->name);
         diag_note(S->diag, name_loc_of(seen[k]), "the first '%s' is here", entry->name);
-        return 0;
+        return -1;
     }
     if (entry->op == '~' || !entry->a) {
         diag_error(S->diag, entry->loc, "expected '%s = value'", entry->name);
-        return 0;
+        return -1;
     }
     seen[k] = entry;
-    return 1;
+    return k;
+}
+
+/* A state drawn at each solve: by init (`x ~ ...`) or by the model (div_est's noise). */
+static int any_drawn(const SemaSolve *out, int *first)
+{
+    const IrModel *m = out->model;
+    int by_model = 0;
+    *first = -1;
+    for (int i = 0; i < m->n_states; i++) {
+        if (out->draw[i].kind != IR_INIT_NONE && *first < 0)
+            *first = i;
+        by_model |= m->states[i].init_kind == IR_INIT_NORMAL ||
+                    m->states[i].init_kind == IR_INIT_RADEMACHER;
+    }
+    return *first >= 0 || by_model;
+}
+
+/* samples, draws and data rows: which combinations make a batch. */
+static void solve_batch_rules(Sema *S, const Ast *init, const Ast **seen, SemaSolve *out)
+{
+    int first;
+    int drawn = any_drawn(out, &first);
+    const Ast *samples = seen[KEY_SAMPLES];
+    if (out->rows && samples) {
+        diag_error(S->diag, name_loc_of(samples),
+                   "'samples' sets the batch size, but init already gives one sample per row of "
+                   "'%s' (%d rows): remove samples",
+                   out->rows->name, out->rows->nrows);
+    } else if (first >= 0 && !samples && !out->rows) {
+        const char *x = out->model->states[first].name;
+        for (int i = 0; i < init->list.n; i++)
+            if (strcmp(init->list.items[i]->name, x) == 0)
+                diag_error(S->diag, init->list.items[i]->loc,
+                           "drawing an initial state (`%s ~ ...`) needs the number of samples, "
+                           "like samples = 100",
+                           x);
+    } else if (samples && !drawn && out->samples > 0) {
+        diag_error(S->diag, name_loc_of(samples),
+                   "samples = %d would solve the same initial state %d times: draw one in init, "
+                   "like init = { %s ~ normal(0, 1) }",
+                   out->samples, out->samples, out->model->n_states ? out->model->states[0].name : "x");
+    }
 }
 
 static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
@@ -273,16 +398,22 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
     ModelInfo *mi = find_model(S, ast);
     SemaSolve *out = &d->solve;
     out->model = mi ? mi->model : NULL;
-    if (mi)
+    if (mi) {
         out->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(mi->model->n_states + 1));
-    const Ast *seen[5] = {0};
+        out->draw = arena_alloc(S->arena, sizeof(SemaDraw) * (size_t)(mi->model->n_states + 1));
+    }
+    const Ast *seen[N_SOLVE_KEYS] = {0};
+    int before = S->diag->errors;
     for (int i = 0; i < ast->list.n; i++) {
         const Ast *entry = ast->list.items[i];
-        if (check_key(S, entry, seen))
-            solve_entry(S, mi, entry, out);
+        int k = check_key(S, entry, seen);
+        if (k >= 0)
+            solve_entry(S, mi, entry, k, out);
     }
-    if (!seen[0])
+    if (!seen[KEY_T])
         diag_error(S->diag, d->loc, "solve needs 't', the output times (like t = [0, 1])");
+    if (mi && S->diag->errors == before)
+        solve_batch_rules(S, seen[KEY_INIT] ? seen[KEY_INIT]->a : NULL, seen, out);
 }
 
 /* ---- option ---- */

@@ -464,7 +464,7 @@ static Val lower_index(Sema *S, Scope *sc, const Ast *e)
 
 typedef enum BuiltinKind {
     BK_UNARY, BK_SUM, BK_MEAN, BK_NORM, BK_DOT, BK_OUTER, BK_TRANSPOSE, BK_CONCAT,
-    BK_FILL, BK_EYE, BK_LINSPACE, BK_WHERE, BK_DIV,
+    BK_FILL, BK_EYE, BK_LINSPACE, BK_WHERE, BK_DIV, BK_DIV_EST,
 } BuiltinKind;
 
 typedef struct Builtin {
@@ -501,13 +501,14 @@ static const Builtin builtins[] = {
     {"linspace", 3, 3, "linspace(a, b, n)", BK_LINSPACE, IR_CONST, 0},
     {"where", 3, 3, "where(c, a, b)", BK_WHERE, IR_WHERE, 0},
     {"div", 1, 1, "div(x)", BK_DIV, IR_CONST, 0},
+    {"div_est", 1, 2, "div_est(x) or div_est(x, rademacher)", BK_DIV_EST, IR_CONST, 0},
 };
 enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
 
 const char *const sema_builtin_names[] = {
     "exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "softplus", "sum",
     "mean", "norm", "dot", "outer", "transpose", "concat", "zeros", "ones", "eye", "linspace",
-    "where", "div", "t", "pi",
+    "where", "div", "div_est", "t", "pi",
 };
 const int sema_n_builtins = sizeof sema_builtin_names / sizeof sema_builtin_names[0];
 
@@ -831,6 +832,126 @@ static Val builtin_div(Sema *S, Args *a)
     return rhs ? val_node(diff_divergence(S->ir, rhs, a->v[0].node)) : val_err();
 }
 
+/* ---- div_est(x): Hutchinson's unbiased estimate of div(x) ----
+ * eps^T (d f / d x) eps, with eps drawn at the start of every solve and fixed
+ * during it (FFJORD's trace estimator). eps is a hidden state of the model,
+ * `__eps_x` (Gaussian) or `__rad_x` (Rademacher), shaped like x, with d/dt = 0
+ * and an initial value the runner draws; so the estimate is ordinary IR
+ * (eps . vjp(f, eps)) and its derivatives for the adjoint come for free. The
+ * hidden states are collected while the model's equations are lowered and
+ * appended when they are done (sema_hidden_states), after the declared ones. */
+
+typedef struct Hidden {
+    int of;          /* the slot of x */
+    IrInitKind kind; /* IR_INIT_NORMAL or IR_INIT_RADEMACHER */
+    IrVar var;
+} Hidden;
+
+/* One per (state, noise kind) of the model being built; the bound is the number
+ * of states a model could reasonably estimate divergences of. */
+static Hidden hidden[SEMA_MAX_DEPTH];
+static int n_hidden;
+
+/* The noise leaf for div_est of state `slot`, registered on first use. */
+static IrNode *hidden_noise(Sema *S, int slot, IrInitKind kind, SrcLoc at)
+{
+    IrModel *m = S->model;
+    int offset = m->ny;
+    for (int i = 0; i < n_hidden; i++) {
+        if (hidden[i].of == slot && hidden[i].kind == kind)
+            return ir_state(S->ir, m->n_states + i, hidden[i].var.offset, hidden[i].var.shape);
+        offset += ir_shape_size(hidden[i].var.shape);
+    }
+    if (n_hidden == SEMA_MAX_DEPTH) {
+        diag_error(S->diag, at, "too many div_est() noise vectors in one model (at most %d)",
+                   SEMA_MAX_DEPTH);
+        return NULL;
+    }
+    const IrVar *x = &m->states[slot];
+    char name[256];
+    snprintf(name, sizeof name, "__%s_%s", kind == IR_INIT_NORMAL ? "eps" : "rad", x->name);
+    IrVar v = {.name = strtab_cstr(S->names, name), .loc = x->loc, .shape = x->shape,
+               .offset = offset, .init_kind = kind, .init = ir_fill(S->ir, x->shape, 0),
+               .dist_a = 0, .dist_b = 1};
+    hidden[n_hidden++] = (Hidden){slot, kind, v};
+    return ir_state(S->ir, m->n_states + n_hidden - 1, offset, x->shape);
+}
+
+void sema_hidden_states(Sema *S)
+{
+    IrModel *m = S->model;
+    int n = m->n_states + n_hidden;
+    if (n_hidden > 0) {
+        IrVar *states = arena_alloc(S->arena, sizeof(IrVar) * (size_t)(n + 1));
+        IrNode **rhs = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(n + 1));
+        memcpy(states, m->states, sizeof(IrVar) * (size_t)m->n_states);
+        memcpy(rhs, m->rhs, sizeof(IrNode *) * (size_t)m->n_states);
+        for (int i = 0; i < n_hidden; i++) {
+            states[m->n_states + i] = hidden[i].var;
+            rhs[m->n_states + i] = ir_fill(S->ir, hidden[i].var.shape, 0);
+            m->ny += ir_shape_size(hidden[i].var.shape);
+        }
+        m->states = states;
+        m->rhs = rhs;
+        m->n_states = n;
+    }
+    n_hidden = 0;
+}
+
+/* The noise named by div_est's optional second argument. */
+static int noise_kind(Sema *S, const Ast *e, IrInitKind *kind)
+{
+    *kind = IR_INIT_NORMAL;
+    if (e->list.n < 2)
+        return 1;
+    const Ast *k = e->list.items[1];
+    if (k->kind == AST_NAME && strcmp(k->name, "gaussian") == 0)
+        return 1;
+    if (k->kind == AST_NAME && strcmp(k->name, "rademacher") == 0) {
+        *kind = IR_INIT_RADEMACHER;
+        return 1;
+    }
+    diag_error(S->diag, k->loc,
+               "the noise of div_est is gaussian (the default) or rademacher, as in "
+               "div_est(z, rademacher)");
+    return 0;
+}
+
+static Val lower_div_est(Sema *S, Scope *sc, const Ast *e)
+{
+    IrInitKind kind;
+    if (e->list.n < 1 || e->list.n > 2) {
+        diag_error(S->diag, e->loc,
+                   "wrong number of arguments to 'div_est': expected div_est(x) or "
+                   "div_est(x, rademacher), got %d",
+                   e->list.n);
+        return val_err();
+    }
+    if (!noise_kind(S, e, &kind))
+        return val_err();
+    if (!S->model) {
+        diag_error(S->diag, e->loc, "div_est() can only be used inside a model (it estimates the "
+                   "divergence of a state's equation)");
+        return val_err();
+    }
+    Val x = sema_tensor(S, sc, e->list.items[0]);
+    if (x.kind == V_ERR)
+        return x;
+    int slot = state_slot(S, x.node);
+    if (slot < 0) {
+        diag_error(S->diag, e->list.items[0]->loc, "div_est() needs a state of this model, as in "
+                   "div_est(z)");
+        return val_err();
+    }
+    IrNode *rhs = div_rhs(S, slot, e->loc);
+    IrNode *eps = rhs ? hidden_noise(S, slot, kind, e->loc) : NULL;
+    if (!eps)
+        return val_err();
+    IrNode *vjp;
+    diff_vjp(S->ir, 1, &rhs, &eps, 1, &x.node, &vjp);
+    return val_node(ir_sum(S->ir, ir_mul(S->ir, vjp, eps)));
+}
+
 static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
 {
     switch (b->kind) {
@@ -844,6 +965,9 @@ static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
     case BK_LINSPACE: return builtin_linspace(S, a);
     case BK_WHERE: return builtin_where(S, a);
     case BK_DIV: return builtin_div(S, a);
+    case BK_DIV_EST: /* lower_call lowers calls of div_est itself; this is a use as a value */
+        diag_error(S->diag, a->whole, "div_est must be called directly, as in div_est(z)");
+        return val_err();
     }
     return val_err();
 }
@@ -1034,6 +1158,8 @@ static Val lower_call(Sema *S, Scope *sc, const Ast *e)
     }
     if (f.kind == V_ERR)
         return f;
+    if (f.kind == V_BUILTIN && strcmp(e->name, "div_est") == 0)
+        return lower_div_est(S, sc, e); /* its second argument names a noise, not a value */
     Args a;
     if (!lower_args(S, sc, e, &a))
         return val_err();

@@ -108,6 +108,8 @@ int sema_closest(const char *name, int n, const char *const *cands);
 NetInst *sema_instantiate(Sema *S, Scope *sc, const Ast *netuse, const char *prefix);
 /* The model's scope in the list S->models, or NULL. */
 ModelInfo *sema_find_model_info(Sema *S, const char *name);
+/* `~ normal(m, s)`, `~ uniform(a, b)`, `~ glorot` into v's init_kind and dist_a/b. */
+void sema_dist(Sema *S, Scope *sc, const Ast *dist, IrVar *v);
 
 /* ---- sema_expr.c ---- */
 Val val_err(void);
@@ -129,6 +131,9 @@ int sema_const_int(Sema *S, Scope *sc, const Ast *e, const char *what, int lo, i
 unsigned sema_deps(Sema *S, IrNode *n);
 /* node with a scalar broadcast to shape (shapes already checked) */
 IrNode *sema_fill(Sema *S, IrNode *node, IrShape shape);
+/* Appends to the model being built the hidden states its div_est() calls asked
+ * for (their noise, drawn at each solve); called once its equations are lowered. */
+void sema_hidden_states(Sema *S);
 /* Shape string in an arena-free buffer (at least 32 bytes). */
 const char *sema_shape(IrShape s, char *buf);
 int sema_is_builtin(const char *name);

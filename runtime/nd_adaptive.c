@@ -86,6 +86,11 @@ static double weighted_rms(const NdSolver *s, const double *v, const double *y)
     return norm;
 }
 
+double nd_weighted_rms(const NdSolver *s, const double *v, const double *y)
+{
+    return weighted_rms(s, v, y);
+}
+
 /* Hairer's starting step ([HNW] II.4, p. 169; dopri5.f HINIT): an Euler step
  * small against y, then h with h^q * max(|f|, |f'|) = 0.01. One evaluation of f,
  * into K[1] (free until the first step), from ytmp. */
@@ -360,10 +365,12 @@ static int start(NdRun *r)
 int nd_adaptive_begin(NdRun *r, NdSolver *s, const double *p, const double *y0,
                       const double *ts, int nt, double *yout, int land)
 {
-    *r = (NdRun){.s = s, .p = p, .ts = ts, .nt = nt, .yout = yout, .t = ts[0], .j = 1,
-                 .dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0, .t_end = ts[nt - 1],
-                 .hmax = fabs(ts[nt - 1] - ts[0]), .facold = ND_FACOLD_MIN, .land = land,
-                 .bad = -1};
+    /* designators in declaration order, no compound literal: emit-c compiles this as C++ */
+    NdRun start_run = {.s = s, .p = p, .ts = ts, .nt = nt, .yout = yout, .t = ts[0],
+                       .dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0, .t_end = ts[nt - 1],
+                       .hmax = fabs(ts[nt - 1] - ts[0]), .facold = ND_FACOLD_MIN, .land = land,
+                       .j = 1, .bad = -1};
+    *r = start_run;
     memcpy(s->y, y0, s->n * sizeof *s->y);
     memmove(yout, y0, s->n * sizeof *yout);
     return start(r);

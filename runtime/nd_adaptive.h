@@ -56,6 +56,7 @@ struct NdSolver {
     NdNormPart norm[ND_NORM_MAX_PARTS];
     NdStepHook on_step;            /* NULL, or called at every accepted step */
     void *hook_ctx;
+    struct NdBdf *bdf;             /* ND_BDF only: the implicit engine's workspace (nd_bdf.h) */
     long num_steps;
     long num_rejected;
     long num_rhs_evals;
@@ -68,6 +69,10 @@ int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
 
 /* out = y + h * sum_{j<i} a[i][j] k_j: the argument of stage i. */
 void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out);
+
+/* The error norm of the state's parts (above) of v with weights
+ * atol + rtol |y_i|; NaN when v holds a NaN. Shared with nd_bdf.c. */
+double nd_weighted_rms(const NdSolver *s, const double *v, const double *y);
 
 /* Index of the first element of y that is not finite, or -1. */
 long nd_first_nonfinite(const double *y, size_t n);

@@ -10,7 +10,20 @@
  * observation y restarts from the forward value (as torchdiffeq does), so the
  * backward solve's own drift in y does not carry over. The error norm is the
  * largest RMS norm of y, a and g, or of y and a only: the seminorm of Kidger,
- * Chen and Lyons, "Hey, that's not an ODE", ICML 2021. */
+ * Chen and Lyons, "Hey, that's not an ODE", ICML 2021.
+ *
+ * With bdf the backward system is solved by bdf too (it is as stiff as the
+ * forward one), but without y: backwards in time y's fast modes grow as fast
+ * as they decayed forwards, and the Newton matrix I - c J of a backward step
+ * turns singular where h lambda = alpha_k, a wall the step size cannot cross
+ * (seen on Robertson: y overflows within 0.01 of the last observation). So, as
+ * CVODES does, y(t) comes from the forward solve: its steps are recorded (the
+ * backprop tape) and y is interpolated through the step ends by the
+ * polynomial of the step's own order. Memory then grows with the number of
+ * forward steps (n doubles per step), unlike the explicit adjoint. The
+ * backward system [a; g] has the Jacobian blocks -J^T per sample (a) and 0
+ * (g), derived from the same symbolic Jacobian; it is exact, and the error
+ * control measures a and g (a alone with the seminorm). */
 #include <string.h>
 
 #include "nd_grad_internal.h"
@@ -28,11 +41,104 @@ static void adjoint_rhs(void *ctx, double t, const double *z, double *dzdt)
     g->vjp_evals++;
 }
 
+/* ---- bdf: y(t) from the recorded forward steps ---- */
+
+/* Step end r of the tape (r = -1: the start), its time and state. */
+static const double *tape_point(const NdGradient *g, long r, double *t)
+{
+    if (r < 0) {
+        *t = g->loss->ts[0];
+        return g->obs_y;
+    }
+    const double *rec = g->tape + (size_t)r * g->rec_size;
+    *t = rec[2];
+    return rec + ND_BDF_REC_HEAD;
+}
+
+/* g->ycur = y(t): the Lagrange polynomial through the end of the step that
+ * holds t and the k step ends before it (k its order). The backward solve
+ * moves monotonically, so the search starts where the last one ended. */
+static void forward_state(NdGradient *g, double t)
+{
+    long nrec = (long)(g->tape_len / g->rec_size), r = g->interp_at;
+    double dir = g->loss->ts[g->loss->nt - 1] > g->loss->ts[0] ? 1.0 : -1.0, tr, tl;
+    while (r > 0 && (tape_point(g, r - 1, &tl), (t - tl) * dir < 0))
+        r--;
+    while (r < nrec - 1 && (tape_point(g, r, &tr), (t - tr) * dir > 0))
+        r++;
+    g->interp_at = r;
+    int k = (int)g->tape[(size_t)r * g->rec_size + 5];
+    if (r - k < -1)
+        k = (int)r + 1;
+    double ti[ND_BDF_MAX_ORDER + 1] = {0}, w[ND_BDF_MAX_ORDER + 1];
+    for (int i = 0; i <= k; i++)
+        tape_point(g, r - i, &ti[i]);
+    for (int i = 0; i <= k; i++) {
+        w[i] = 1.0;
+        for (int j = 0; j <= k; j++)
+            if (j != i)
+                w[i] *= (t - ti[j]) / (ti[i] - ti[j]);
+    }
+    memset(g->ycur, 0, g->n * sizeof *g->ycur);
+    for (int i = 0; i <= k; i++) {
+        const double *y = tape_point(g, r - i, &tl);
+        for (size_t e = 0; e < g->n; e++)
+            g->ycur[e] += w[i] * y[e];
+    }
+}
+
+/* d[a; g]/dt = -[a^T df/dy; a^T df/dp] at the forward y(t): one vjp. */
+static void adjoint_rhs_bdf(void *ctx, double t, const double *z, double *dzdt)
+{
+    NdGradient *g = (NdGradient *)ctx;
+    size_t n = g->n;
+    forward_state(g, t);
+    g->k.vjp(t, g->ycur, g->p, z, NULL, dzdt, dzdt + n, g->B, g->work);
+    for (size_t e = 0; e < n + (size_t)g->np; e++)
+        dzdt[e] = -dzdt[e];
+    g->vjp_evals++;
+    g->rhs_evals++; /* one evaluation of the augmented system, as adjoint_rhs counts */
+}
+
+/* d(da/dt)/da = -J^T per sample, transposed in place block by block. */
+static void adjoint_jac_bdf(void *ctx, double t, const double *z, double *blocks)
+{
+    NdGradient *g = (NdGradient *)ctx;
+    size_t ny = (size_t)g->k.ny, mm = ny * ny;
+    (void)z;
+    forward_state(g, t);
+    g->k.jac(t, g->ycur, g->p, NULL, NULL, blocks, NULL, g->B, g->work);
+    for (size_t b = 0; b < (size_t)g->B; b++) {
+        double *J = blocks + b * mm;
+        for (size_t i = 0; i < ny; i++) {
+            J[i * ny + i] = -J[i * ny + i];
+            for (size_t j = i + 1; j < ny; j++) {
+                double v = J[i * ny + j];
+                J[i * ny + j] = -J[j * ny + i];
+                J[j * ny + i] = -v;
+            }
+        }
+    }
+}
+
+static int setup_bdf(NdGradient *g, const NdSolver *tmpl)
+{
+    g->aug = nd_solver_create_system(tmpl->method, g->n + (size_t)g->np, adjoint_rhs_bdf, g);
+    if (!g->aug)
+        return ND_ERR_MEMORY;
+    return g->k.jac ? nd_bdf_set_system_jac(g->aug, adjoint_jac_bdf, g, (size_t)g->B, g->k.ny)
+                    : ND_OK;
+}
+
 int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl)
 {
     size_t N = 2 * g->n + (size_t)g->np;
-    g->aug = nd_solver_create_system(tmpl->method, N, adjoint_rhs, g);
-    if (!g->aug)
+    int st = ND_OK;
+    if (nd_method_is_implicit(tmpl->method))
+        st = setup_bdf(g, tmpl);
+    else
+        g->aug = nd_solver_create_system(tmpl->method, N, adjoint_rhs, g);
+    if (!g->aug || st)
         return ND_ERR_MEMORY;
     g->aug->h = tmpl->h;
     g->aug->rtol = tmpl->rtol;
@@ -51,6 +157,11 @@ static void set_norm(NdGradient *g)
     s->norm[0] = (NdNormPart){.off = 0, .len = n, .group = ny};
     s->norm[1] = (NdNormPart){.off = n, .len = n, .group = ny};
     s->norm[2] = (NdNormPart){.off = 2 * n, .len = np, .group = np ? np : 1};
+    if (g->implicit) { /* [a; g]: no y */
+        s->norm[0].len = 0;
+        s->norm[1].off = 0;
+        s->norm[2].off = n;
+    }
 }
 
 /* Row 0 of g->z is z at ts[j]; row 1 receives z at ts[j - 1]. */
@@ -69,18 +180,19 @@ static int solve_interval(NdGradient *g, int j)
 
 int nd_adjoint_backward(NdGradient *g, double *grad_y0)
 {
-    size_t n = g->n, np = (size_t)g->np;
+    size_t n = g->n, np = (size_t)g->np, ny = g->implicit ? 0 : n;
     int nt = g->loss->nt;
-    double *y = g->z, *a = g->z + n, *gp = g->z + 2 * n;
+    double *y = g->z, *a = g->z + ny, *gp = g->z + ny + n;
     set_norm(g);
-    memcpy(y, g->obs_y + (size_t)(nt - 1) * n, n * sizeof *y);
+    g->interp_at = (long)(g->tape_len / g->rec_size) - 1;
+    memcpy(y, g->obs_y + (size_t)(nt - 1) * n, ny * sizeof *y);
     memcpy(a, g->obs_gy + (size_t)(nt - 1) * n, n * sizeof *a);
     memset(gp, 0, np * sizeof *gp);
     for (int j = nt - 1; j > 0; j--) {
         int st = solve_interval(g, j);
         if (st)
             return st;
-        memcpy(y, g->obs_y + (size_t)(j - 1) * n, n * sizeof *y);
+        memcpy(y, g->obs_y + (size_t)(j - 1) * n, ny * sizeof *y);
         for (size_t e = 0; e < n; e++)
             a[e] += g->obs_gy[(size_t)(j - 1) * n + e];
     }

@@ -8,7 +8,15 @@
  * (the vjp kernel, whose other output adds kbar_i^T df/dp to dL/dp), and
  * ybar_n = ybar + sum_i Ybar_i. Backprop records every step's stage arguments
  * on a tape; checkpoint keeps only cursors (and states) every ck_every steps and
- * recomputes each segment onto the tape in the reverse sweep. */
+ * recomputes each segment onto the tape in the reverse sweep.
+ *
+ * For bdf the sweep is the discrete adjoint of nd_bdf.c's steps with the
+ * Newton solution treated as exact (the step sizes and orders constant): the
+ * cotangent Dbar of the difference array goes back through the difference
+ * update, the corrector d - c f(y_pred + d) + psi = 0 by one transposed solve
+ * with the LU of I - c J at the converged point (w = (I - c J)^-T dbar, then
+ * c J^T w and c (df/dp)^T w from the vjp), the predictor and the rescale
+ * between steps (nd_bdf.h). A record holds the step and y_new. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +29,7 @@
 /* Doubles a checkpoint holds: its state and its cursor. */
 static size_t ckpt_doubles(const NdGradient *g)
 {
-    return g->n + (sizeof(NdCursor) + sizeof(double) - 1) / sizeof(double);
+    return g->ck_row + (sizeof(NdCursor) + sizeof(double) - 1) / sizeof(double);
 }
 
 static void note_peak(NdGradient *g)
@@ -126,15 +134,88 @@ static void sweep_record(NdGradient *g, const double *rec)
         add_into(g->ybar, g->Ybar[li], g->n);
 }
 
-static void sweep_tape(NdGradient *g)
+/* ---- bdf ---- */
+
+void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const double *y_new)
 {
-    for (size_t off = g->tape_len; off > 0; off -= g->rec_size)
-        sweep_record(g, g->tape + off - g->rec_size);
+    NdGradient *g = (NdGradient *)ctx;
+    (void)s;
+    if (!g->recording)
+        return;
+    int obs = -1;
+    if (g->next_obs < g->loss->nt && st->t_new == g->loss->ts[g->next_obs])
+        obs = g->next_obs++;
+    double *rec = tape_push(g);
+    if (!rec) {
+        g->tape_failed = 1;
+        return;
+    }
+    rec[0] = st->t, rec[1] = st->h, rec[2] = st->t_new, rec[3] = obs;
+    rec[4] = st->h_from, rec[5] = st->order;
+    memcpy(rec + ND_BDF_REC_HEAD, y_new, g->n * sizeof *y_new);
+}
+
+/* One step back: kbar holds w, ybar the cotangent through the predictor. */
+static int sweep_record_bdf(NdGradient *g, const double *rec)
+{
+    NdBdfStep st = {.t = rec[0], .h = rec[1], .t_new = rec[2], .h_from = rec[4],
+                    .order = (int)rec[5]};
+    const double *y_new = rec + ND_BDF_REC_HEAD;
+    int obs = (int)rec[3];
+    if (obs >= 0)
+        add_into(g->Dbar, g->obs_gy + (size_t)obs * g->n, g->n);
+    double c;
+    if (nd_bdf_adjoint_solve(g->fwd, g->p, &st, y_new, g->Dbar, g->kbar, &c))
+        return nd_grad_fail(g, ND_ERR_NONFINITE, "backward sweep: I - h J is singular at "
+                            "t = %.10g", st.t_new);
+    for (size_t e = 0; e < g->n; e++)
+        g->kbar[e] *= c;
+    g->k.vjp(st.t_new, y_new, g->p, g->kbar, NULL, g->ybar, g->pbar, g->B, g->work);
+    g->vjp_evals++;
+    add_into(g->grad_p, g->pbar, (size_t)g->np);
+    for (size_t e = 0; e < g->n; e++)
+        g->kbar[e] /= c; /* w again: psi's cotangent is -w */
+    nd_bdf_adjoint_predict(g->fwd, &st, g->ybar, g->kbar, g->Dbar);
+    return ND_OK;
+}
+
+/* The start: D[0] = y0 and D[1] = h0 f(t0, y0). */
+static void finish_bdf(NdGradient *g)
+{
+    double h0 = nd_bdf_initial_step(g->fwd);
+    const double *Dbar1 = g->Dbar + g->n;
+    for (size_t e = 0; e < g->n; e++)
+        g->kbar[e] = h0 * Dbar1[e];
+    g->k.vjp(g->loss->ts[0], g->obs_y, g->p, g->kbar, NULL, g->ybar, g->pbar, g->B, g->work);
+    g->vjp_evals++;
+    add_into(g->grad_p, g->pbar, (size_t)g->np);
+    add_into(g->ybar, g->Dbar, g->n);
+}
+
+static int sweep_tape(NdGradient *g)
+{
+    for (size_t off = g->tape_len; off > 0; off -= g->rec_size) {
+        const double *rec = g->tape + off - g->rec_size;
+        if (!g->implicit)
+            sweep_record(g, rec);
+        else if (sweep_record_bdf(g, rec))
+            return ND_ERR_NONFINITE;
+    }
+    return ND_OK;
+}
+
+static void start_sweep(NdGradient *g)
+{
+    memset(g->ybar, 0, g->n * sizeof *g->ybar);
+    if (g->implicit)
+        memset(g->Dbar, 0, ND_BDF_ROWS * g->n * sizeof *g->Dbar);
 }
 
 /* ybar at t0 takes the loss at ts[0] too; it is dL/dy0. */
 static void finish(NdGradient *g, double *grad_y0)
 {
+    if (g->implicit)
+        finish_bdf(g);
     add_into(g->ybar, g->obs_gy, g->n);
     if (grad_y0)
         memcpy(grad_y0, g->ybar, g->n * sizeof *grad_y0);
@@ -142,10 +223,11 @@ static void finish(NdGradient *g, double *grad_y0)
 
 int nd_backprop_backward(NdGradient *g, double *grad_y0)
 {
-    memset(g->ybar, 0, g->n * sizeof *g->ybar);
-    sweep_tape(g);
-    finish(g, grad_y0);
-    return ND_OK;
+    start_sweep(g);
+    int st = sweep_tape(g);
+    if (!st)
+        finish(g, grad_y0);
+    return st;
 }
 
 /* ---- checkpoints ---- */
@@ -157,7 +239,7 @@ static int ckpt_grow(NdGradient *g)
     if (!ck)
         return ND_ERR_MEMORY;
     g->ck = ck;
-    double *ck_y = realloc(g->ck_y, cap * g->n * sizeof *ck_y);
+    double *ck_y = realloc(g->ck_y, cap * g->ck_row * sizeof *ck_y);
     if (!ck_y)
         return ND_ERR_MEMORY;
     g->ck_y = ck_y;
@@ -179,7 +261,8 @@ static void ckpt_thin(NdGradient *g)
             continue;
         if (kept != i) {
             g->ck[kept] = g->ck[i];
-            memcpy(g->ck_y + kept * g->n, g->ck_y + i * g->n, g->n * sizeof *g->ck_y);
+            memcpy(g->ck_y + kept * g->ck_row, g->ck_y + i * g->ck_row,
+                   g->ck_row * sizeof *g->ck_y);
         }
         kept++;
     }
@@ -193,7 +276,7 @@ int nd_checkpoint_push(NdGradient *g, const NdCursor *c)
         return nd_grad_fail(g, ND_ERR_MEMORY, "out of memory keeping checkpoint %zu",
                             g->ck_count);
     g->ck[g->ck_count] = *c;
-    memcpy(g->ck_y + g->ck_count * g->n, nd_grad_cursor_state(g), g->n * sizeof *g->ck_y);
+    nd_grad_cursor_save(g, g->ck_y + g->ck_count * g->ck_row);
     g->ck_count++;
     note_peak(g);
     if (g->ck_count > 2 * (size_t)g->ck_every)
@@ -204,6 +287,8 @@ int nd_checkpoint_push(NdGradient *g, const NdCursor *c)
 /* The observation the first step after cursor c may land on. */
 static int cursor_next_obs(const NdGradient *g, const NdCursor *c)
 {
+    if (g->implicit)
+        return nd_bdf_next_output(g->fwd);
     return g->adaptive ? c->run.j : c->j + 1;
 }
 
@@ -211,7 +296,7 @@ static int cursor_next_obs(const NdGradient *g, const NdCursor *c)
 static int replay_segment(NdGradient *g, size_t i, long end)
 {
     NdCursor c;
-    nd_grad_cursor_resume(g, &c, &g->ck[i], g->ck_y + i * g->n);
+    nd_grad_cursor_resume(g, &c, &g->ck[i], g->ck_y + i * g->ck_row);
     g->tape_len = 0;
     g->next_obs = cursor_next_obs(g, &c);
     g->recording = 1;
@@ -224,13 +309,14 @@ static int replay_segment(NdGradient *g, size_t i, long end)
 
 int nd_checkpoint_backward(NdGradient *g, double *grad_y0)
 {
-    memset(g->ybar, 0, g->n * sizeof *g->ybar);
+    start_sweep(g);
     for (size_t i = g->ck_count; i-- > 0;) {
         long end = i + 1 < g->ck_count ? g->ck[i + 1].step : g->num_steps;
         int st = replay_segment(g, i, end);
+        if (!st)
+            st = sweep_tape(g);
         if (st)
             return st;
-        sweep_tape(g);
     }
     finish(g, grad_y0);
     return ND_OK;

@@ -18,12 +18,14 @@ NdTable *nd_table_read_csv(const char *path, char *err, size_t errlen, int *err_
 void nd_table_free(NdTable *t);
 int nd_table_column(const NdTable *t, const char *name); /* -1 when absent */
 
-/* Parameters by name, one per line: `name v0 v1 ...` (the dotted names of nets),
- * so saved files are readable and survive re-ordering of declarations. */
+/* Parameters by name (the dotted names of nets) in a safetensors file (see
+ * nd_safetensors.h, which also takes shapes and metadata): each parameter is
+ * written as a vector of sizes[i] F64 values, atomically. 0, or -1 with errno. */
 int nd_params_save(const char *path, int n, const char *const *names, const int *offsets,
                    const int *sizes, const double *p);
-/* Reads what nd_params_save wrote; every name must be known and sized right,
- * else -1 with a message in err. */
+/* Reads a safetensors file: every name must be there with sizes[i] elements (any
+ * shape), F64 or F32, and every tensor of the file must be a name; else -1 with a
+ * message naming the file and the tensor in err, and p untouched. */
 int nd_params_load(const char *path, int n, const char *const *names, const int *offsets,
                    const int *sizes, double *p, char *err, size_t errlen);
 

@@ -6,10 +6,12 @@
 #define ND_GRAD_INTERNAL_H
 
 #include "nd_adaptive.h"
+#include "nd_bdf.h"
 #include "nd_gradient.h"
 
 /* Where the forward solve stands between two accepted steps: enough to resume
- * it bit for bit (a checkpoint is one of these plus the state vector). */
+ * it bit for bit (a checkpoint is one of these plus the state vector, or for
+ * bdf, whose controller lives in the solver, plus the engine's snapshot). */
 typedef struct NdCursor {
     long step;     /* accepted steps taken so far */
     int j;         /* fixed step: the interval [ts[j], ts[j+1]] being stepped */
@@ -23,7 +25,8 @@ struct NdGradient {
     int64_t B;
     int max_nt, np;
     size_t n;            /* B * ny */
-    int adaptive;
+    int adaptive;        /* explicit and error-controlled */
+    int implicit;        /* bdf: the forward steps are nd_bdf.c's */
     NdSolver *fwd;       /* the model's solver, with the template's settings */
     NdSolver *aug;       /* adjoint: the solver of [y; a; g] (2n + np doubles) */
     int seminorm;
@@ -45,6 +48,8 @@ struct NdGradient {
     double *Ybar[ND_RK_MAX_STAGES]; /* the cotangents of the live stage arguments */
     double *pbar;        /* one vjp's parameter part, np */
     double *z;           /* adjoint: two rows of 2n + np */
+    double *Dbar;        /* bdf backprop: the cotangent of the difference array */
+    long interp_at;      /* bdf adjoint: the tape record the last y(t) came from */
     double *work;        /* kernel scratch */
     double *block;
     size_t block_doubles;
@@ -59,19 +64,22 @@ struct NdGradient {
 
     /* checkpoints: cursors and their states, every ck_every-th step */
     NdCursor *ck;
-    double *ck_y;
+    double *ck_y;        /* rows of ck_row doubles: the state, or bdf's snapshot */
+    size_t ck_row;
     size_t ck_cap, ck_count;
     long ck_every;
 
     long num_steps;      /* accepted forward steps, last compute */
     long rhs_evals, vjp_evals;
+    long fwd_evals;      /* rhs evaluations of the forward solve alone, last compute */
     size_t peak_extra;   /* the most tape + checkpoint doubles in use this compute */
     char message[ND_MESSAGE_SIZE];
 };
 
 /* A tape record: t, h, t_new, the observation the step lands on (or -1), then
- * the live stage arguments Y_i = y + h sum_j a_ij k_j. */
-enum { ND_REC_HEAD = 4 };
+ * the live stage arguments Y_i = y + h sum_j a_ij k_j. A bdf record adds
+ * h_from and the order, then holds y_new (nd_bdf.h, NdBdfStep). */
+enum { ND_REC_HEAD = 4, ND_BDF_REC_HEAD = 6 };
 
 int nd_grad_fail(NdGradient *g, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -80,8 +88,10 @@ int nd_grad_fail(NdGradient *g, int status, const char *fmt, ...)
 int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0);
 int nd_grad_cursor_step(NdGradient *g, NdCursor *c);
 int nd_grad_cursor_done(const NdGradient *g, const NdCursor *c);
-double *nd_grad_cursor_state(NdGradient *g);
-void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved, const double *y);
+/* A checkpoint's state (ck_row doubles), and resuming from it. */
+void nd_grad_cursor_save(NdGradient *g, double *state);
+void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved,
+                           const double *state);
 
 /* The backward passes: from obs_y / obs_gy (the loss already called), they add
  * into g->grad_p and leave dL/dy0 in grad_y0 (when not NULL). */
@@ -92,6 +102,7 @@ int nd_checkpoint_backward(NdGradient *g, double *grad_y0);
 /* The step hook that records the tape; the tape and checkpoint growth. */
 void nd_backprop_record(void *ctx, NdSolver *s, double t, double h, double t_new,
                         const double *y);
+void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const double *y_new);
 int nd_checkpoint_push(NdGradient *g, const NdCursor *c);
 int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl);
 void nd_backprop_free(NdGradient *g);

@@ -8,7 +8,8 @@
  * on each observation instead of interpolating it. So the loss sees step ends
  * only, backprop needs no gradient of a dense interpolant, and the three paths
  * see the very same forward values (adaptive values differ from nd_solve's
- * interpolated ones by the solve's own error). */
+ * interpolated ones by the solve's own error). bdf (nd_bdf.c) lands the same
+ * way; its controller lives in the solver, so its checkpoints are snapshots. */
 #include "nd_gradient.h"
 
 #include <math.h>
@@ -56,7 +57,8 @@ static void find_live_stages(NdGradient *g)
 static int carve_workspace(NdGradient *g)
 {
     size_t n = g->n, rows = (size_t)g->max_nt * n, np = (size_t)g->np;
-    size_t total = 2 * rows + (3 + (size_t)g->nlive) * n + np + 2 * (2 * n + np) +
+    size_t dbar = g->implicit ? ND_BDF_ROWS * n : 0;
+    size_t total = 2 * rows + (3 + (size_t)g->nlive) * n + np + 2 * (2 * n + np) + dbar +
                    nd_kernels_work_size(&g->k, g->B);
     g->block = calloc(total, sizeof(double));
     if (!g->block)
@@ -72,6 +74,7 @@ static int carve_workspace(NdGradient *g)
         g->Ybar[i] = q, q += n;
     g->pbar = q, q += np;
     g->z = q, q += 2 * (2 * n + np);
+    g->Dbar = q, q += dbar;
     g->work = q;
     return ND_OK;
 }
@@ -94,9 +97,17 @@ static int gradient_init(NdGradient *g, const NdSolver *tmpl)
     g->fwd->on_step = nd_backprop_record;
     g->fwd->hook_ctx = g;
     g->n = g->fwd->n;
-    g->adaptive = nd_method_is_adaptive(tmpl->method);
-    find_live_stages(g);
-    g->rec_size = ND_REC_HEAD + (size_t)g->nlive * g->n;
+    g->implicit = nd_method_is_implicit(tmpl->method);
+    g->adaptive = nd_method_is_adaptive(tmpl->method) && !g->implicit;
+    g->ck_row = g->n;
+    if (g->implicit) { /* no stages: a record holds y_new */
+        nd_bdf_set_hook(g->fwd, nd_backprop_record_bdf, g);
+        g->rec_size = ND_BDF_REC_HEAD + g->n;
+        g->ck_row = nd_bdf_snapshot_doubles(g->fwd);
+    } else {
+        find_live_stages(g);
+        g->rec_size = ND_REC_HEAD + (size_t)g->nlive * g->n;
+    }
     int st = carve_workspace(g);
     if (!st && g->gm == ND_GRAD_ADJOINT)
         st = nd_adjoint_setup(g, tmpl);
@@ -155,6 +166,10 @@ int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0)
 {
     const NdLoss *loss = g->loss;
     *c = (NdCursor){0};
+    if (g->implicit) {
+        int st = nd_bdf_begin(g->fwd, g->p, y0, loss->ts, loss->nt, g->obs_y, 1);
+        return st ? nd_grad_fail(g, st, "forward solve: %s", g->fwd->message) : ND_OK;
+    }
     if (g->adaptive) {
         int st = nd_adaptive_begin(&c->run, g->fwd, g->p, y0, loss->ts, loss->nt, g->obs_y, 1);
         return st ? nd_grad_fail(g, st, "forward solve: %s", g->fwd->message) : ND_OK;
@@ -200,13 +215,13 @@ static int adaptive_step(NdGradient *g, NdCursor *c)
     long before = g->fwd->num_steps;
     int st = ND_OK;
     while (!st && g->fwd->num_steps == before)
-        st = nd_adaptive_attempt(&c->run);
+        st = g->implicit ? nd_bdf_attempt(g->fwd) : nd_adaptive_attempt(&c->run);
     return st ? nd_grad_fail(g, st, "forward solve: %s", g->fwd->message) : ND_OK;
 }
 
 int nd_grad_cursor_step(NdGradient *g, NdCursor *c)
 {
-    int st = g->adaptive ? adaptive_step(g, c) : fixed_step(g, c);
+    int st = g->adaptive || g->implicit ? adaptive_step(g, c) : fixed_step(g, c);
     if (!st && g->tape_failed)
         st = nd_grad_fail(g, ND_ERR_MEMORY, "out of memory growing the tape at step %ld",
                           c->step);
@@ -216,21 +231,29 @@ int nd_grad_cursor_step(NdGradient *g, NdCursor *c)
 
 int nd_grad_cursor_done(const NdGradient *g, const NdCursor *c)
 {
+    if (g->implicit)
+        return nd_bdf_next_output(g->fwd) >= g->loss->nt;
     return g->adaptive ? c->run.j >= g->loss->nt : c->j + 1 >= g->loss->nt;
 }
 
-double *nd_grad_cursor_state(NdGradient *g)
+void nd_grad_cursor_save(NdGradient *g, double *state)
 {
-    return g->adaptive ? g->fwd->y : g->ycur;
+    if (g->implicit)
+        nd_bdf_save(g->fwd, state);
+    else
+        memcpy(state, g->adaptive ? g->fwd->y : g->ycur, g->n * sizeof *state);
 }
 
-void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved, const double *y)
+void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved,
+                           const double *state)
 {
     *c = *saved;
-    if (g->adaptive)
-        nd_adaptive_resume(&c->run, &saved->run, y);
+    if (g->implicit)
+        nd_bdf_restore(g->fwd, state);
+    else if (g->adaptive)
+        nd_adaptive_resume(&c->run, &saved->run, state);
     else
-        memcpy(g->ycur, y, g->n * sizeof *y);
+        memcpy(g->ycur, state, g->n * sizeof *state);
 }
 
 /* The whole forward solve: backprop records every step (the hook), checkpoint
@@ -242,7 +265,8 @@ static int forward(NdGradient *g, const double *y0)
     g->ck_count = 0;
     g->ck_every = 1;
     g->next_obs = 1;
-    g->recording = g->gm == ND_GRAD_BACKPROP;
+    /* the bdf adjoint reads y(t) from the recorded steps (nd_adjoint.c) */
+    g->recording = g->gm == ND_GRAD_BACKPROP || (g->gm == ND_GRAD_ADJOINT && g->implicit);
     int st = nd_grad_cursor_begin(g, &c, y0);
     if (!st && g->gm == ND_GRAD_CHECKPOINT)
         st = nd_checkpoint_push(g, &c);
@@ -293,7 +317,7 @@ static int check_args(NdGradient *g, const double *p, const double *y0, const Nd
 {
     if (!y0 || !loss || !L || (!grad_p && g->np > 0) || (!p && g->np > 0))
         return nd_grad_fail(g, ND_ERR_ARG, "p, y0, loss, L and grad_p must not be NULL");
-    if (!g->adaptive && !(g->fwd->h > 0))
+    if (!g->adaptive && !g->implicit && !(g->fwd->h > 0))
         return nd_grad_fail(g, ND_ERR_ARG, "fixed-step solver needs h (nd_solver_set_step)");
     int st = check_times(g, loss);
     if (st)
@@ -321,7 +345,7 @@ int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const 
     if (!g)
         return ND_ERR_ARG;
     g->message[0] = '\0';
-    g->rhs_evals = g->vjp_evals = 0;
+    g->rhs_evals = g->vjp_evals = g->fwd_evals = 0;
     g->peak_extra = 0;
     g->tape_failed = 0;
     g->fwd->num_rhs_evals = g->fwd->num_steps = g->fwd->num_rejected = 0;
@@ -334,6 +358,7 @@ int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const 
     if (g->np > 0)
         memset(grad_p, 0, (size_t)g->np * sizeof *grad_p);
     st = forward(g, y0);
+    g->fwd_evals = g->fwd->num_rhs_evals;
     if (!st)
         st = call_losses(g, L);
     if (!st)
@@ -367,6 +392,19 @@ long nd_gradient_get_num_rhs_evals(const NdGradient *g)
 long nd_gradient_get_num_vjp_evals(const NdGradient *g)
 {
     return g ? g->vjp_evals : 0;
+}
+
+long nd_gradient_get_num_forward_evals(const NdGradient *g)
+{
+    return g ? g->fwd_evals : 0;
+}
+
+long nd_gradient_get_num_backward_evals(const NdGradient *g)
+{
+    if (!g)
+        return 0;
+    long recomputed = g->rhs_evals - g->fwd_evals; /* adjoint: the augmented evaluations */
+    return g->gm == ND_GRAD_ADJOINT ? recomputed : recomputed + g->vjp_evals;
 }
 
 size_t nd_gradient_get_peak_doubles(const NdGradient *g)

@@ -58,6 +58,13 @@ int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const 
 const char *nd_gradient_get_message(const NdGradient *g);
 long nd_gradient_get_num_rhs_evals(const NdGradient *g); /* forward + backward, last compute */
 long nd_gradient_get_num_vjp_evals(const NdGradient *g);
+/* The same work split by direction, as torchdiffeq's demo counts it (last compute):
+ * forward = rhs evaluations of the forward solve; backward = evaluations of the
+ * backward dynamics: for the adjoint, of the augmented system (one rhs and one
+ * vjp each); for backprop, vjp calls; for checkpoint, vjp calls plus the rhs
+ * evaluations that recompute the segments. */
+long nd_gradient_get_num_forward_evals(const NdGradient *g);
+long nd_gradient_get_num_backward_evals(const NdGradient *g);
 size_t nd_gradient_get_peak_doubles(const NdGradient *g); /* workspace + tape, for memory tests */
 
 #endif

@@ -17,6 +17,10 @@
 
 #include "nd_adaptive.h"
 #include "nd_tableaus.h"
+/* The implicit engine (and LAPACK) is compiled in wherever its header is
+ * read: emit-c's programs embed this file without nd_bdf.h (and without its
+ * #include lines), so ND_BDF_H is undefined there and bdf is left out. */
+#include "nd_bdf.h"
 
 /* An interval needing more steps than this is a mistake (h far too small for
  * the times given), and the count must stay well inside a long. */
@@ -33,22 +37,25 @@ int nd_method_from_name(const char *name)
 {
     if (!name)
         return -1;
-    for (int m = 0; m < ND_METHOD_COUNT; m++) {
-        const NdTableau *tab = nd_tableau_get((NdMethod)m);
-        if (tab && strcmp(tab->name, name) == 0)
+    for (int m = 0; m < ND_METHOD_COUNT; m++)
+        if (strcmp(nd_method_name((NdMethod)m), name) == 0)
             return m;
-    }
     return -1;
 }
 
+/* The implicit methods have no tableau: their names and orders are here. */
 const char *nd_method_name(NdMethod m)
 {
+    if (m == ND_BDF)
+        return "bdf";
     const NdTableau *tab = nd_tableau_get(m);
     return tab ? tab->name : "unknown";
 }
 
 int nd_method_order(NdMethod m)
 {
+    if (m == ND_BDF)
+        return 5; /* the highest order it uses */
     const NdTableau *tab = nd_tableau_get(m);
     return tab ? tab->order : 0;
 }
@@ -56,7 +63,12 @@ int nd_method_order(NdMethod m)
 int nd_method_is_adaptive(NdMethod m)
 {
     const NdTableau *tab = nd_tableau_get(m);
-    return tab && tab->embedded_order > 0;
+    return m == ND_BDF || (tab && tab->embedded_order > 0);
+}
+
+int nd_method_is_implicit(NdMethod m)
+{
+    return m == ND_BDF;
 }
 
 const char *nd_status_name(int status)
@@ -69,6 +81,7 @@ const char *nd_status_name(int status)
     case ND_ERR_UNSUPPORTED: return "unsupported method";
     case ND_ERR_STEP_UNDERFLOW: return "step size underflow";
     case ND_ERR_MAX_STEPS: return "too many steps";
+    case ND_ERR_CONVERGENCE: return "newton iteration failed";
     default: return "unknown status";
     }
 }
@@ -85,9 +98,12 @@ int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
 /* ---- create / set / get / free ---- */
 
 /* State-sized vectors a method needs: its stages and ytmp; adaptive methods
- * add the dense output stages, y and y_new. */
+ * add the dense output stages, y and y_new. The implicit engine keeps its
+ * own (nd_bdf_attach). */
 static size_t solver_vectors(const NdTableau *tab)
 {
+    if (!tab)
+        return 1; /* unused; keeps the block non-empty */
     if (tab->embedded_order > 0)
         return (size_t)tab->dense_stages + 3;
     return (size_t)tab->stages + 1;
@@ -110,6 +126,10 @@ static size_t solver_block_size(const NdKernels *k, size_t vectors, int64_t B, s
 static void solver_carve(NdSolver *s)
 {
     const NdTableau *tab = s->tab;
+    if (!tab) { /* implicit: only the kernel scratch lives here */
+        s->work = s->block;
+        return;
+    }
     int adaptive = tab->embedded_order > 0;
     int vectors = adaptive ? tab->dense_stages : tab->stages;
     double *p = s->block;
@@ -130,7 +150,7 @@ static void solver_defaults(NdSolver *s)
     s->rtol = ND_DEFAULT_RTOL;
     s->atol = ND_DEFAULT_ATOL;
     s->max_steps = ND_DEFAULT_MAX_STEPS;
-    for (int i = 0; i < ND_RK_MAX_STAGES; i++)
+    for (int i = 0; s->tab && i < ND_RK_MAX_STAGES; i++)
         if (s->tab->e3[i] != 0.0)
             s->use_e3 = 1;
 }
@@ -140,10 +160,10 @@ static void solver_defaults(NdSolver *s)
 static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, size_t n,
                               size_t total)
 {
-    NdSolver *s = calloc(1, sizeof *s);
+    NdSolver *s = (NdSolver *)calloc(1, sizeof *s); /* casts: emit-c compiles this as C++ too */
     if (!s)
         return NULL;
-    s->block = calloc(total, sizeof(double));
+    s->block = (double *)calloc(total, sizeof(double));
     if (!s->block) {
         free(s);
         return NULL;
@@ -155,42 +175,79 @@ static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, si
     s->B = B;
     s->n = n;
     s->norm_parts = 1;
-    s->norm[0] = (NdNormPart){.off = 0, .len = n, .group = (size_t)k->ny};
+    s->norm[0].off = 0; /* field by field: C++ has no compound literals */
+    s->norm[0].len = n;
+    s->norm[0].group = (size_t)k->ny;
     solver_carve(s);
     solver_defaults(s);
+    return s;
+}
+
+/* A method the solver can run: a tableau, or the implicit engine when built. */
+static int method_known(NdMethod method)
+{
+#ifdef ND_BDF_H
+    if (method == ND_BDF)
+        return 1;
+#endif
+    return nd_tableau_get(method) != NULL;
+}
+
+/* The implicit engine's workspace: nblocks Newton blocks of m (nd_bdf.h).
+ * A model without its Jacobian kernel gets a solver that says so. */
+static NdSolver *attach_implicit(NdSolver *s, size_t nblocks, int m)
+{
+#ifdef ND_BDF_H
+    if (!s || s->method != ND_BDF)
+        return s;
+    if (nd_bdf_attach(s, nblocks, m)) {
+        nd_solver_free(s);
+        return NULL;
+    }
+    if (nblocks && !s->k.jac)
+        nd_solver_fail(s, ND_ERR_UNSUPPORTED, "bdf needs the model's Jacobian: compile the "
+                       "model with its jac kernel");
+#else
+    (void)nblocks, (void)m;
+#endif
     return s;
 }
 
 NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
 {
     const NdTableau *tab = nd_tableau_get(method);
-    if (!k || !k->rhs || k->ny < 1 || k->np < 0 || B < 1 || !tab)
+    if (!k || !k->rhs || k->ny < 1 || k->np < 0 || B < 1 || !method_known(method))
         return NULL;
     size_t n = 0, total = solver_block_size(k, solver_vectors(tab), B, &n);
     if (total == 0)
         return NULL;
-    return solver_alloc(k, method, B, n, total);
+    return attach_implicit(solver_alloc(k, method, B, n, total), (size_t)B, k->ny);
 }
 
 NdSolver *nd_solver_create_system(NdMethod method, size_t n, NdSystemFn F, void *ctx)
 {
     const NdTableau *tab = nd_tableau_get(method);
-    if (!tab || !F || n < 1 || n > (size_t)INT32_MAX)
+    if (!method_known(method) || !F || n < 1 || n > (size_t)INT32_MAX)
         return NULL;
-    NdKernels k = {.ny = (int)n};
+    NdKernels k;
+    memset(&k, 0, sizeof k);
+    k.ny = (int)n;
     size_t nn = 0, total = solver_block_size(&k, solver_vectors(tab), 1, &nn);
     NdSolver *s = total ? solver_alloc(&k, method, 1, n, total) : NULL;
     if (s) {
         s->sys = F;
         s->sys_ctx = ctx;
     }
-    return s;
+    return attach_implicit(s, 0, 1);
 }
 
 void nd_solver_free(NdSolver *s)
 {
     if (!s)
         return;
+#ifdef ND_BDF_H
+    nd_bdf_detach(s);
+#endif
     free(s->block);
     free(s);
 }
@@ -202,7 +259,7 @@ int nd_solver_set_step(NdSolver *s, double h)
     if (nd_method_is_adaptive(s->method))
         return nd_solver_fail(s, ND_ERR_ARG,
                               "%s is adaptive: it takes rtol, atol and h0, not a fixed step h",
-                              s->tab->name);
+                              nd_method_name(s->method));
     if (!(h > 0) || !isfinite(h))
         return nd_solver_fail(s, ND_ERR_ARG, "step h must be positive and finite, got %g", h);
     s->h = h;
@@ -442,6 +499,10 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     int st = check_args(s, p, y0, ts, nt, yout);
     if (st)
         return st;
+#ifdef ND_BDF_H
+    if (s->method == ND_BDF)
+        return nd_bdf_solve(s, p, y0, ts, nt, yout);
+#endif
     if (nd_method_is_adaptive(s->method))
         return nd_adaptive_solve(s, p, y0, ts, nt, yout);
     size_t n = s->n;

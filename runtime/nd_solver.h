@@ -21,6 +21,7 @@ typedef enum NdMethod {
     ND_DOPRI5, /* adaptive 5(4), Dormand–Prince */
     ND_TSIT5,  /* adaptive 5(4), Tsitouras */
     ND_DOP853, /* adaptive 8(5,3), Dormand–Prince */
+    ND_BDF,    /* implicit, variable order 1-5 (stiff problems): needs the jac kernel */
     ND_METHOD_COUNT
 } NdMethod;
 
@@ -32,6 +33,7 @@ enum {
     ND_ERR_UNSUPPORTED = -4, /* method not available */
     ND_ERR_STEP_UNDERFLOW = -5, /* adaptive step size fell below roundoff of t */
     ND_ERR_MAX_STEPS = -6,   /* adaptive: more than max_steps steps between outputs */
+    ND_ERR_CONVERGENCE = -7, /* implicit: Newton's iteration failed repeatedly in one step */
 };
 
 /* Adaptive defaults: tolerances tight enough for plotting and fitting (one step
@@ -46,9 +48,12 @@ typedef struct NdSolver NdSolver;
 int nd_method_from_name(const char *name);
 const char *nd_method_name(NdMethod m);
 int nd_method_order(NdMethod m);
-int nd_method_is_adaptive(NdMethod m); /* 1 for bosh3, dopri5, tsit5, dop853 */
+int nd_method_is_adaptive(NdMethod m); /* 1 for bosh3, dopri5, tsit5, dop853, bdf */
+int nd_method_is_implicit(NdMethod m); /* 1 for bdf: it needs k->jac */
 
-/* NULL on out-of-memory. B = number of samples in the batch. */
+/* NULL on out-of-memory. B = number of samples in the batch. An implicit
+ * method without k->jac gives a solver whose message (nd_solver_get_message)
+ * says so at once and whose solves fail with ND_ERR_UNSUPPORTED. */
 NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B);
 void nd_solver_free(NdSolver *s);
 int nd_solver_set_step(NdSolver *s, double h); /* fixed-step methods: h > 0 */

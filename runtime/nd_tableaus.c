@@ -310,15 +310,17 @@ static const NdTableau dop853 = {
 #undef DOP853_B
 #undef DOP853_ER
 
+/* In NdMethod order, without array designators (emit-c compiles this file as
+ * C++ too, which has none). */
 static const NdTableau *const tableaus[ND_METHOD_COUNT] = {
-    [ND_EULER] = &euler,
-    [ND_MIDPOINT] = &midpoint,
-    [ND_HEUN] = &heun,
-    [ND_RK4] = &rk4,
-    [ND_BOSH3] = &bosh3,
-    [ND_DOPRI5] = &dopri5,
-    [ND_TSIT5] = &tsit5,
-    [ND_DOP853] = &dop853,
+    &euler,  /* ND_EULER */
+    &midpoint, /* ND_MIDPOINT */
+    &heun,   /* ND_HEUN */
+    &rk4,    /* ND_RK4 */
+    &bosh3,  /* ND_BOSH3 */
+    &dopri5, /* ND_DOPRI5 */
+    &tsit5,  /* ND_TSIT5 */
+    &dop853, /* ND_DOP853 */
 };
 
 const NdTableau *nd_tableau_get(NdMethod m)

@@ -9,6 +9,7 @@
 
 #include "adjoint_print.h"
 #include "codegen.h"
+#include "codegen_c.h"
 #include "driver.h"
 #include "run.h"
 
@@ -33,17 +34,16 @@ static const char usage_text[] =
     "  check FILE      parse and check; report every error with file:line:col\n"
     "  adjoint FILE    print the adjoint system the compiler derives, as mathematics\n"
     "  emit-llvm FILE  print the optimised LLVM IR the JIT compiles\n"
+    "  emit-c FILE -o OUT.c  write standalone C99 (and OUT.h): models, solvers, main\n"
     "\n"
     "options:\n"
     "  --dump=STAGE    print a pipeline stage to stdout: tokens, ast, ir, llvm\n"
     "  --model M       with adjoint, --dump=ir|llvm and emit-llvm: only model M\n"
     "  --stats         (run) steps and right-hand-side evaluations of each solve\n"
     "  --quiet, -q     (run) no progress lines on stderr\n"
-    "  -o FILE         (emit-llvm) write to FILE instead of stdout\n"
+    "  -o FILE         (emit-llvm) write to FILE instead of stdout; (emit-c) the .c to write\n"
     "  -h, --help      this help; `nodec COMMAND --help` for one command\n"
-    "  --version       print the version\n"
-    "\n"
-    "`nodec emit-c` comes with a later version.\n";
+    "  --version       print the version\n";
 
 static const char *command_help(const char *cmd)
 {
@@ -65,6 +65,14 @@ static const char *command_help(const char *cmd)
                "Prints, for each model (or model M), the adjoint system the compiler derives\n"
                "symbolically: each state's adjoint equation da/dt = -a^T df/dx and, for each\n"
                "parameter, the integrand of its gradient dL/dtheta = -integral a^T df/dtheta dt.\n";
+    if (strcmp(cmd, "emit-c") == 0)
+        return "usage: nodec emit-c FILE.node -o OUT.c\n"
+               "\n"
+               "Writes OUT.c, one C99 file needing only libc and libm, and OUT.h, its API: each\n"
+               "model's rhs, vjp and jac kernels and parameters (as `nodec run` initialises\n"
+               "them), the runtime's solvers, each train loss and its gradient, and a main that\n"
+               "runs the solve directives as `nodec run` does (-DNODEC_NO_MAIN: a library).\n"
+               "See docs/emit-c.md.\n";
     if (strcmp(cmd, "emit-llvm") == 0)
         return "usage: nodec emit-llvm FILE.node [--model M] [-o OUT.ll]\n"
                "\n"
@@ -84,6 +92,7 @@ static int usage_error(const char *fmt, const char *arg)
 static bool is_command(const char *s)
 {
     return strcmp(s, "run") == 0 || strcmp(s, "check") == 0 || strcmp(s, "emit-llvm") == 0 ||
+           strcmp(s, "emit-c") == 0 ||
            strcmp(s, "adjoint") == 0;
 }
 
@@ -116,10 +125,8 @@ static int parse_args(int argc, char **argv, Options *o)
         } else if (a[0] == '-' && a[1]) {
             return usage_error("unknown option '%s'", a);
         } else if (!o->command) {
-            if (strcmp(a, "emit-c") == 0)
-                return usage_error("'%s' is not available yet in this version of nodec", a);
             if (!is_command(a))
-                return usage_error("unknown command '%s' (run, check, adjoint, emit-llvm)", a);
+                return usage_error("unknown command '%s' (run, check, adjoint, emit-llvm, emit-c)", a);
             o->command = a;
         } else if (!o->file) {
             o->file = a;
@@ -225,6 +232,10 @@ int main(int argc, char **argv)
         rc = dump_stage(&o, c);
     else if (strcmp(o.command, "emit-llvm") == 0)
         rc = emit_llvm(&o, c);
+    else if (strcmp(o.command, "emit-c") == 0 && !o.output)
+        rc = usage_error("%s needs -o OUT.c", o.command);
+    else if (strcmp(o.command, "emit-c") == 0)
+        rc = emit_c_program(c, o.output);
     else if (strcmp(o.command, "adjoint") == 0)
         rc = print_adjoints(&o, c);
     else if (strcmp(o.command, "run") == 0)

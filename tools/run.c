@@ -29,6 +29,16 @@ void run_eval_init(IrNode *init, double t, const double *p, double *out, int siz
     free(tmp);
 }
 
+double run_draw(NdRandom *rng, IrInitKind kind, double a, double b)
+{
+    switch (kind) {
+    case IR_INIT_NORMAL: return nd_random_normal(rng, a, b);
+    case IR_INIT_UNIFORM: return nd_random_uniform(rng, a, b);
+    case IR_INIT_RADEMACHER: return nd_random_u64(rng) >> 63 ? 1.0 : -1.0;
+    default: return 0;
+    }
+}
+
 /* Glorot/Xavier uniform: fan-in is a matrix's columns, fan-out its rows (a vector
  * counts as one column). */
 static double glorot_limit(IrShape s)
@@ -45,8 +55,9 @@ static void init_param(Runner *r, const IrVar *v, double *p)
         switch (v->init_kind) {
         case IR_INIT_NONE: x[i] = 0; break;
         case IR_INIT_EXPR: break;
-        case IR_INIT_NORMAL: x[i] = nd_random_normal(&r->rng, v->dist_a, v->dist_b); break;
-        case IR_INIT_UNIFORM: x[i] = nd_random_uniform(&r->rng, v->dist_a, v->dist_b); break;
+        case IR_INIT_NORMAL:
+        case IR_INIT_UNIFORM:
+        case IR_INIT_RADEMACHER: x[i] = run_draw(&r->rng, v->init_kind, v->dist_a, v->dist_b); break;
         case IR_INIT_GLOROT: {
             double lim = glorot_limit(v->shape);
             x[i] = nd_random_uniform(&r->rng, -lim, lim);
@@ -181,14 +192,75 @@ NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const N
     return s;
 }
 
-/* The initial state of one sample: init overrides, else the model's defaults. */
-static int initial_state(Runner *r, const SemaSolve *s, SrcLoc where, const ModelRun *mr,
-                         double *y0)
+static bool is_drawn(IrInitKind kind)
+{
+    return kind == IR_INIT_NORMAL || kind == IR_INIT_UNIFORM || kind == IR_INIT_RADEMACHER;
+}
+
+/* How state i starts when drawn: init's `x ~ dist`, else the model's own draw
+ * (div_est's noise); kind NONE when it is not drawn. */
+static SemaDraw state_draw(const IrModel *m, const SemaDraw *draw, int i)
+{
+    if (draw && draw[i].kind != IR_INIT_NONE)
+        return draw[i];
+    const IrVar *v = &m->states[i];
+    return (SemaDraw){is_drawn(v->init_kind) ? v->init_kind : IR_INIT_NONE, v->dist_a, v->dist_b};
+}
+
+/* Fills the drawn states of B samples, sample by sample (so the first samples of a
+ * larger batch are the same draws). */
+static void draw_states(Runner *r, const IrModel *m, const SemaDraw *draw, double *y, int64_t B)
+{
+    for (int64_t b = 0; b < B; b++)
+        for (int i = 0; i < m->n_states; i++) {
+            SemaDraw d = state_draw(m, draw, i);
+            double *x = y + b * m->ny + m->states[i].offset;
+            for (int k = 0; d.kind != IR_INIT_NONE && k < ir_shape_size(m->states[i].shape); k++)
+                x[k] = run_draw(&r->rng, d.kind, d.a, d.b);
+        }
+}
+
+void run_draw_states(Runner *r, const IrModel *m, double *y, int64_t B)
+{
+    draw_states(r, m, NULL, y, B);
+}
+
+/* Samples a solve integrates together: `samples = N`, one per data row, or 1. */
+static int solve_batch(const SemaSolve *s)
+{
+    return s->samples > 0 ? s->samples : s->rows ? s->rows->nrows : 1;
+}
+
+/* init evaluated for each sample b of y0 (stride ny): once when it reads no data,
+ * else on each row of the solve's data set. */
+static void eval_init_batch(const SemaSolve *s, IrNode *init, const double *p, int B, int ny,
+                            double *y0)
+{
+    int n = ir_shape_size(init->shape);
+    bool per_row = s->rows && (init->flags & IR_BATCHED);
+    double *tmp = malloc(sizeof(double) * (size_t)n);
+    for (int b = 0; b < B; b++) {
+        if (b == 0 || per_row) {
+            IrEnv env = {.t = s->t[0], .p = p,
+                         .d = per_row ? s->rows->values + (size_t)b * s->rows->ncols : NULL};
+            ir_eval_env(1, &init, &env, &tmp);
+        }
+        memcpy(y0 + (size_t)b * ny, tmp, sizeof(double) * (size_t)n);
+    }
+    free(tmp);
+}
+
+/* The initial states of B samples: draws, init overrides (which may read a data
+ * row), else the model's defaults. */
+static int initial_states(Runner *r, const SemaSolve *s, SrcLoc where, const ModelRun *mr,
+                          double *y0, int B)
 {
     const IrModel *m = mr->model;
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
         IrNode *init = s->init && s->init[i] ? s->init[i] : v->init;
+        if (state_draw(m, s->draw, i).kind != IR_INIT_NONE)
+            continue;
         if (!init) {
             diag_error(&r->c->diag, where,
                        "state '%s' of model '%s' has no initial value: give one with "
@@ -197,25 +269,137 @@ static int initial_state(Runner *r, const SemaSolve *s, SrcLoc where, const Mode
             diag_note(&r->c->diag, v->loc, "'%s' is declared here without '= value'", v->name);
             return -1;
         }
-        run_eval_init(init, s->t[0], mr->p, y0 + v->offset, ir_shape_size(v->shape));
+        if (ir_shape_size(init->shape) != ir_shape_size(v->shape))
+            init = ir_mul(r->c->ir, init, ir_fill(r->c->ir, v->shape, 1));
+        eval_init_batch(s, init, mr->p, B, m->ny, y0 + v->offset);
     }
+    draw_states(r, m, s->draw, y0, B);
     return 0;
 }
 
-static int write_results(Runner *r, const SemaDirective *d, const IrModel *m, const double *yout)
+/* ---- solve output ---- */
+
+/* The state elements a user sees: all but hidden states (`__eps_z`, named by
+ * the compiler). Fills idx with their positions in y; returns how many. */
+static int visible_columns(const IrModel *m, int *idx)
 {
-    const SemaSolve *s = &d->solve;
-    const char **names = sema_state_columns(r->c->arena, m);
+    int n = 0;
+    for (int i = 0; i < m->n_states; i++) {
+        const IrVar *v = &m->states[i];
+        for (int k = 0; strncmp(v->name, "__", 2) != 0 && k < ir_shape_size(v->shape); k++)
+            idx[n++] = v->offset + k;
+    }
+    return n;
+}
+
+/* The terminal table's column width and digits, as nd_print_table's. */
+static int table_width(const char *name)
+{
+    int len = (int)strlen(name);
+    return len > 17 ? len : 17;
+}
+
+/* A cell after the sample column: a CSV field with every digit (%.17g), or a
+ * right-aligned table column. */
+static void batch_cell(FILE *f, bool csv, const char *name, const double *v)
+{
+    if (csv && v) {
+        fprintf(f, ",%.17g", *v);
+    } else if (csv) {
+        fputc(',', f);
+        nd_csv_field(f, name);
+    } else if (v)
+        fprintf(f, "  %*.*g", table_width(name), 10, *v);
+    else
+        fprintf(f, "  %*s", table_width(name), name);
+}
+
+/* One row per (sample, time), samples in order: `sample, t, states` as CSV, or
+ * as an aligned table when csv is false. */
+static void write_batch(FILE *f, bool csv, const SemaSolve *s, int B, int nv, const int *idx,
+                        const char *const *names, const double *yout)
+{
+    int ny = s->model->ny, w = csv ? 0 : 6;
+    fprintf(f, "%*s", w, "sample");
+    batch_cell(f, csv, "t", NULL);
+    for (int c = 0; c < nv; c++)
+        batch_cell(f, csv, names[idx[c]], NULL);
+    fputc('\n', f);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < s->nt; j++) {
+            const double *y = yout + ((size_t)j * B + b) * ny;
+            fprintf(f, "%*d", w, b);
+            batch_cell(f, csv, "t", &s->t[j]);
+            for (int c = 0; c < nv; c++)
+                batch_cell(f, csv, names[idx[c]], &y[idx[c]]);
+            fputc('\n', f);
+        }
+}
+
+/* A batched solve's output (with the sample column), to the file or stdout. */
+static int write_batch_output(const SemaSolve *s, int B, int nv, const int *idx,
+                              const char *const *names, const double *yout)
+{
     if (!s->output) {
-        nd_print_table(stdout, m->ny, names, s->nt, s->t, yout);
+        write_batch(stdout, false, s, B, nv, idx, names, yout);
         return 0;
     }
-    if (nd_write_csv(s->output, m->ny, names, s->nt, s->t, yout) != 0) {
-        diag_error(&r->c->diag, s->output_loc, "cannot write '%s': %s", s->output,
-                   strerror(errno));
+    FILE *f = fopen(s->output, "w");
+    if (!f)
+        return -1;
+    errno = 0;
+    write_batch(f, true, s, B, nv, idx, names, yout);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno ? errno : EIO;
+    errno = err;
+    return err ? -1 : 0;
+}
+
+/* The visible columns of a single solve, packed row by row into packed. */
+static void pack_columns(int nt, int ny, int nv, const int *idx, const double *yout,
+                         double *packed)
+{
+    for (int j = 0; j < nt; j++)
+        for (int c = 0; c < nv; c++)
+            packed[(size_t)j * nv + c] = yout[(size_t)j * ny + idx[c]];
+}
+
+/* A single solve's output: t and the visible state columns, through nd_io. */
+static int write_single(Runner *r, const SemaSolve *s, int nv, const int *idx,
+                        const char *const *names, const double *yout)
+{
+    const char **vnames = arena_alloc(r->c->arena, sizeof(char *) * (size_t)(nv + 1));
+    double *packed = malloc(sizeof(double) * (size_t)s->nt * (size_t)(nv ? nv : 1));
+    if (!packed) {
+        errno = ENOMEM;
         return -1;
     }
-    return 0;
+    for (int c = 0; c < nv; c++)
+        vnames[c] = names[idx[c]];
+    pack_columns(s->nt, s->model->ny, nv, idx, yout, packed);
+    int rc = 0;
+    if (!s->output)
+        nd_print_table(stdout, nv, vnames, s->nt, s->t, packed);
+    else
+        rc = nd_write_csv(s->output, nv, vnames, s->nt, s->t, packed);
+    free(packed);
+    return rc;
+}
+
+static int write_results(Runner *r, const SemaDirective *d, int B, const double *yout)
+{
+    const SemaSolve *s = &d->solve;
+    const char **names = sema_state_columns(r->c->arena, s->model);
+    int *idx = arena_alloc(r->c->arena, sizeof(int) * (size_t)(s->model->ny + 1));
+    int nv = visible_columns(s->model, idx);
+    int rc = s->samples > 0 || s->rows ? write_batch_output(s, B, nv, idx, names, yout)
+                                       : write_single(r, s, nv, idx, names, yout);
+    if (rc != 0 && s->output)
+        diag_error(&r->c->diag, s->output_loc, "cannot write '%s': %s", s->output, strerror(errno));
+    else if (rc != 0)
+        diag_error(&r->c->diag, d->loc, "cannot write the results: %s", strerror(errno));
+    return rc;
 }
 
 double run_now_ms(void)
@@ -225,12 +409,15 @@ double run_now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void report_solve(Runner *r, const SemaSolve *s, const char *dest, NdSolver *solver,
-                         double ms)
+static void report_solve(Runner *r, const SemaSolve *s, const char *dest, int B,
+                         NdSolver *solver, double ms)
 {
+    char batch[48] = "";
+    if (B > 1)
+        snprintf(batch, sizeof batch, ", %d samples", B);
     if (!r->opts->quiet)
-        fprintf(stderr, "solve %s: %s over [%g, %g], %d output times -> %s\n", s->model->name,
-                s->solver.name, s->t[0], s->t[s->nt - 1], s->nt, dest);
+        fprintf(stderr, "solve %s: %s over [%g, %g], %d output times%s -> %s\n", s->model->name,
+                s->solver.name, s->t[0], s->t[s->nt - 1], s->nt, batch, dest);
     if (r->opts->stats)
         fprintf(stderr,
                 "  stats: %ld steps (%ld rejected), %ld right-hand-side evaluations, %.3f ms\n",
@@ -238,28 +425,29 @@ static void report_solve(Runner *r, const SemaSolve *s, const char *dest, NdSolv
                 nd_solver_get_num_rhs_evals(solver), ms);
 }
 
-/* Integrates one sample of s into yout [nt * ny]; reports failures at where. */
-static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *dest,
+/* Integrates the B samples of s together into yout [nt * B * ny] (nd_solve's
+ * layout); reports failures at where. */
+static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *dest, int B,
                       double *yout)
 {
     ModelRun *mr = run_model(r, s->model);
     if (run_ensure_compiled(r, mr, run_solver_needs_jacobian(&s->solver)))
         return -1;
-    NdSolver *solver = run_make_solver(r, &s->solver, where, &mr->kernels, 1);
+    NdSolver *solver = run_make_solver(r, &s->solver, where, &mr->kernels, B);
     if (!solver)
         return -1;
     int ny = s->model->ny, rc = -1;
-    double *y0 = calloc((size_t)(ny ? ny : 1), sizeof(double));
+    double *y0 = calloc((size_t)B * (size_t)(ny ? ny : 1), sizeof(double));
     if (!y0) {
         diag_error(&r->c->diag, where, "out of memory for this solve");
-    } else if (initial_state(r, s, where, mr, y0) == 0) {
+    } else if (initial_states(r, s, where, mr, y0, B) == 0) {
         double t0 = run_now_ms();
         int status = nd_solve(solver, mr->p, y0, s->t, s->nt, yout);
         if (status != ND_OK)
             diag_error(&r->c->diag, where, "solve %s failed (%s): %s", s->model->name,
                        nd_status_name(status), nd_solver_get_message(solver));
         else
-            report_solve(r, s, dest, solver, run_now_ms() - t0);
+            report_solve(r, s, dest, B, solver, run_now_ms() - t0);
         rc = status == ND_OK ? 0 : -1;
     }
     nd_solver_free(solver);
@@ -270,15 +458,15 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
 static int run_solve(Runner *r, const SemaDirective *d)
 {
     const SemaSolve *s = &d->solve;
-    int ny = s->model->ny;
-    double *yout = calloc((size_t)s->nt * (size_t)(ny ? ny : 1), sizeof(double));
+    int ny = s->model->ny, B = solve_batch(s);
+    double *yout = calloc((size_t)s->nt * (size_t)B * (size_t)(ny ? ny : 1), sizeof(double));
     if (!yout) {
         diag_error(&r->c->diag, d->loc, "out of memory for this solve");
         return -1;
     }
-    int rc = solve_into(r, s, d->loc, s->output ? s->output : "stdout", yout);
+    int rc = solve_into(r, s, d->loc, s->output ? s->output : "stdout", B, yout);
     if (rc == 0)
-        rc = write_results(r, d, s->model, yout);
+        rc = write_results(r, d, B, yout);
     free(yout);
     return rc;
 }
@@ -304,7 +492,7 @@ static int run_data(Runner *r, const SemaDirective *d)
         return -1;
     }
     r->owned[r->n_owned++] = table;
-    int rc = solve_into(r, s, d->loc, data->name, yout);
+    int rc = solve_into(r, s, d->loc, data->name, 1, yout);
     for (int j = 0; rc == 0 && j < s->nt; j++) {
         table[(size_t)j * (ny + 1)] = s->t[j];
         memcpy(table + (size_t)j * (ny + 1) + 1, yout + (size_t)j * ny, sizeof(double) * (size_t)ny);
@@ -335,5 +523,5 @@ int run_program(Compilation *c, const RunOptions *opts)
         }
     }
     runner_free(&r);
-    return rc ? 1 : 0;
+    return rc == 130 ? 130 : rc ? 1 : 0;
 }

@@ -9,14 +9,25 @@
  * training iteration touches is allocated before the first one. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "diff.h"
 #include "nd_data.h"
 #include "nd_gradient.h"
 #include "nd_optim.h"
+#include "nd_safetensors.h"
 #include "run_internal.h"
+
+/* train_run's status after a Ctrl-C: the shell's code for a SIGINT (128 + 2). */
+enum { TRAIN_INTERRUPTED = 130 };
 
 /* Kernels of the augmented model beyond rhs and vjp. NULL when not needed. */
 enum { K_LOSS, K_LOSS_GRAD, K_FINAL, K_FINAL_GRAD, K_INIT, K_INIT_VJP, K_COUNT };
@@ -54,6 +65,9 @@ typedef struct Trainer {
     double *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_p, *grad_y0, *sum_grad;
     NdGradient *g;
     NdOptim *opt;
+    /* the last step */
+    long nfe_fwd, nfe_bwd; /* function evaluations, summed over the groups */
+    long steps_done;
 } Trainer;
 
 /* ---- kernels ---- */
@@ -107,7 +121,7 @@ static int init_roots(Trainer *t, IrNode **roots)
     for (int i = 0; i < t->m->n_states; i++) {
         const IrVar *v = &t->m->states[i];
         IrNode *init = i < tr->model->n_states && tr->init ? tr->init[i] : NULL;
-        if (!init && v->init_kind == IR_INIT_EXPR)
+        if (!init && v->init) /* a drawn state's zeros are replaced by run_draw_states */
             init = v->init;
         if (!init && v->offset == t->cost_offset)
             init = ir_scalar(b, 0);
@@ -439,7 +453,24 @@ static NdOptim *make_optimizer(Trainer *t)
         if (a)
             *extra[i].field = a->value;
     }
+    /* PyTorch's SGD with momentum is the momentum optimizer */
+    const SemaArg *mom = call_arg(call, "momentum");
+    if (cfg.kind == ND_OPT_SGD && mom && mom->value > 0)
+        cfg.kind = ND_OPT_MOMENTUM;
     return nd_optim_create(&cfg, t->np);
+}
+
+/* What sema accepts but the runtime cannot do yet is refused, not ignored. */
+static int check_optimizer(Trainer *t)
+{
+    const SemaCall *call = &t->tr->optimizer;
+    const SemaArg *mom = call_arg(call, "momentum");
+    if (call->name && strcmp(call->name, "rmsprop") == 0 && mom && mom->value > 0) {
+        diag_error(&t->r->c->diag, mom->loc,
+                   "rmsprop with momentum is not supported yet; remove momentum, or use adam");
+        return -1;
+    }
+    return 0;
 }
 
 static int alloc_workspace(Trainer *t)
@@ -483,11 +514,12 @@ static void trainer_free(Trainer *t)
 /* ---- one step ---- */
 
 /* Loss and gradient of one group, added into *L and t->sum_grad. */
-static int group_gradient(Trainer *t, Group *g, double *L, long *nfe)
+static int group_gradient(Trainer *t, Group *g, double *L)
 {
     t->cur = g;
     gather_rows(t, g, 0);
     t->fn[K_INIT](g->ts[0], NULL, t->p, NULL, t->dbuf, t->y0, NULL, g->B, t->work);
+    run_draw_states(t->r, t->m, t->y0, g->B); /* div_est's noise: fresh at each step */
     NdLoss loss = {g->nt, g->ts, observe, t};
     double Lg = 0;
     int status = nd_gradient_compute(t->g, t->p, t->y0, &loss, &Lg, t->grad_p, t->grad_y0);
@@ -498,18 +530,19 @@ static int group_gradient(Trainer *t, Group *g, double *L, long *nfe)
     for (int i = 0; i < t->np; i++)
         t->sum_grad[i] += t->grad_p[i] + t->gp_tmp[i];
     *L += Lg;
-    *nfe += nd_gradient_get_num_rhs_evals(t->g);
+    t->nfe_fwd += nd_gradient_get_num_forward_evals(t->g);
+    t->nfe_bwd += nd_gradient_get_num_backward_evals(t->g);
     return ND_OK;
 }
 
-static int train_step(Trainer *t, long step, double *L, long *nfe)
+static int train_step(Trainer *t, long step, double *L)
 {
     draw_batch(t);
     memset(t->sum_grad, 0, sizeof(double) * (size_t)t->np);
     *L = 0;
-    *nfe = 0;
+    t->nfe_fwd = t->nfe_bwd = 0;
     for (int g = 0; g < t->n_groups; g++) {
-        int status = group_gradient(t, &t->groups[g], L, nfe);
+        int status = group_gradient(t, &t->groups[g], L);
         if (status != ND_OK) {
             diag_error(&t->r->c->diag, t->dir->loc, "train %s failed at step %ld (%s): %s",
                        t->tr->model->name, step, nd_status_name(status),
@@ -526,86 +559,263 @@ static int train_step(Trainer *t, long step, double *L, long *nfe)
     return 0;
 }
 
-/* ---- parameters on disk ---- */
+/* ---- parameters on disk: safetensors with the IR's names and shapes ---- */
 
-static void param_table(Trainer *t, const char **names, int *offsets, int *sizes)
+static NdTensorSpec *param_specs(Trainer *t)
 {
     const IrModel *m = t->tr->model;
+    size_t n = (size_t)(m->n_params ? m->n_params : 1);
+    NdTensorSpec *s = arena_alloc(t->r->c->arena, sizeof *s * n);
     for (int j = 0; j < m->n_params; j++) {
-        names[j] = m->params[j].name;
-        offsets[j] = m->params[j].offset;
-        sizes[j] = ir_shape_size(m->params[j].shape);
+        IrShape sh = m->params[j].shape;
+        s[j] = (NdTensorSpec){.name = m->params[j].name, .offset = m->params[j].offset,
+                              .size = ir_shape_size(sh), .rank = sh.rank,
+                              .dims = {sh.rows, sh.cols}};
     }
+    return s;
 }
 
-static int save_or_load(Trainer *t, bool save)
+static int save_params(Trainer *t)
 {
     const SemaTrain *tr = t->tr;
-    const char *path = save ? tr->save : tr->load;
-    if (!path)
-        return 0;
-    int n = tr->model->n_params;
-    const char **names = arena_alloc(t->r->c->arena, sizeof(char *) * (size_t)(n ? n : 1));
-    int *offsets = arena_alloc(t->r->c->arena, sizeof(int) * (size_t)(n ? n : 1));
-    int *sizes = arena_alloc(t->r->c->arena, sizeof(int) * (size_t)(n ? n : 1));
-    param_table(t, names, offsets, sizes);
-    char err[512];
-    if (save && nd_params_save(path, n, names, offsets, sizes, t->p) != 0) {
-        diag_error(&t->r->c->diag, tr->save_loc, "cannot write '%s': %s", path, strerror(errno));
+    char step[32], err[512];
+    snprintf(step, sizeof step, "%ld", t->steps_done);
+    const char *meta[] = {"format", "nodec", "model", tr->model->name, "step", step};
+    if (nd_safetensors_save(tr->save, tr->model->n_params, param_specs(t), t->p, 3, meta, err,
+                            sizeof err) != 0) {
+        diag_error(&t->r->c->diag, tr->save_loc, "%s", err);
         return -1;
     }
-    if (!save && nd_params_load(path, n, names, offsets, sizes, t->p, err, sizeof err) != 0) {
+    return 0;
+}
+
+static int load_params(Trainer *t)
+{
+    const SemaTrain *tr = t->tr;
+    char err[512];
+    if (nd_safetensors_load(tr->load, tr->model->n_params, param_specs(t), t->p, err,
+                            sizeof err) != 0) {
         diag_error(&t->r->c->diag, tr->load_loc, "cannot load parameters: %s", err);
         return -1;
     }
     return 0;
 }
 
-/* ---- the loop ---- */
+/* ---- Ctrl-C: finish the iteration, then save and stop ---- */
 
-static FILE *open_history(Trainer *t)
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
 {
-    if (!t->tr->history)
-        return NULL;
-    FILE *f = fopen(t->tr->history, "w");
-    if (!f)
-        diag_error(&t->r->c->diag, t->tr->history_loc, "cannot write '%s': %s", t->tr->history,
-                   strerror(errno));
-    else
-        fputs("step,loss,nfe,seconds\n", f);
-    return f;
+    (void)sig;
+    interrupted = 1;
 }
+
+/* SA_RESETHAND: a second Ctrl-C stops at once (the save is atomic, so even one
+ * during the save leaves no broken file). A SIGINT the parent ignores (nohup, a
+ * background job) stays ignored. */
+static void catch_sigint(struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, NULL, old);
+    if (old->sa_handler != SIG_IGN)
+        sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- progress on stderr, and the history file ---- */
+
+typedef struct Progress {
+    const Trainer *t;
+    bool quiet;
+    bool live;         /* stderr is a terminal: a progress line redrawn in place */
+    int width;         /* the terminal's columns: a longer line would not redraw */
+    double start, last_draw; /* ms */
+    FILE *hist;
+} Progress;
+
+enum { PROGRESS_REDRAW_MS = 100 };
+
+static int progress_open(Trainer *t, Progress *pg)
+{
+    const SemaTrain *tr = t->tr;
+    struct winsize ws;
+    *pg = (Progress){.t = t, .quiet = t->r->opts->quiet, .start = run_now_ms(), .width = 80};
+    pg->live = !pg->quiet && isatty(fileno(stderr));
+    if (pg->live && ioctl(fileno(stderr), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        pg->width = ws.ws_col;
+    if (!tr->history)
+        return 0;
+    pg->hist = fopen(tr->history, "w");
+    if (!pg->hist) {
+        diag_error(&t->r->c->diag, tr->history_loc, "cannot write '%s': %s", tr->history,
+                   strerror(errno));
+        return -1;
+    }
+    fputs("step,loss,nfe_forward,nfe_backward,seconds\n", pg->hist);
+    return 0;
+}
+
+static void format_eta(char *out, size_t len, double secs)
+{
+    long s = (long)(secs + 0.5);
+    if (s < 60)
+        snprintf(out, len, "%ld s", s);
+    else if (s < 3600)
+        snprintf(out, len, "%ld:%02ld", s / 60, s % 60);
+    else
+        snprintf(out, len, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+}
+
+/* The live line: step, loss, speed, nfe forward/backward, time left. */
+static void progress_draw(Progress *pg, long step, double L)
+{
+    double now = run_now_ms();
+    if (!pg->live || now - pg->last_draw < PROGRESS_REDRAW_MS)
+        return;
+    pg->last_draw = now;
+    const Trainer *t = pg->t;
+    double rate = step / ((now - pg->start) / 1e3);
+    char eta[32], speed[32], line[256];
+    format_eta(eta, sizeof eta, (t->tr->steps - step) / rate);
+    snprintf(speed, sizeof speed, rate >= 100 ? "%.0f" : "%.3g", rate);
+    snprintf(line, sizeof line,
+             "train %s: step %ld/%ld  loss %.4g  %s steps/s  nfe %ld/%ld  ETA %s",
+             t->tr->model->name, step, t->tr->steps, L, speed, t->nfe_fwd, t->nfe_bwd, eta);
+    if (pg->width > 1 && (size_t)pg->width <= sizeof line)
+        line[pg->width - 1] = '\0'; /* one column short of the edge, so no wrap */
+    fprintf(stderr, "\r\033[K%s", line);
+}
+
+static void progress_clear(Progress *pg)
+{
+    if (pg->live && pg->last_draw > 0)
+        fputs("\r\033[K", stderr);
+    pg->last_draw = 0;
+}
+
+/* A permanent log line on stderr, and a history row when asked. */
+static void progress_log(Progress *pg, long step, double L, bool history)
+{
+    const Trainer *t = pg->t;
+    double secs = (run_now_ms() - pg->start) / 1e3;
+    if (!pg->quiet) {
+        progress_clear(pg);
+        fprintf(stderr, "train %s: step %ld/%ld  loss %.6g  nfe %ld/%ld  %.2f s\n",
+                t->tr->model->name, step, t->tr->steps, L, t->nfe_fwd, t->nfe_bwd, secs);
+    }
+    if (pg->hist && history) {
+        fprintf(pg->hist, "%ld,%.17g,%ld,%ld,%.6f\n", step, L, t->nfe_fwd, t->nfe_bwd, secs);
+        fflush(pg->hist); /* readable while training runs */
+    }
+}
+
+static int progress_close(Progress *pg)
+{
+    progress_clear(pg);
+    if (pg->hist && fclose(pg->hist) != 0) {
+        diag_error(&pg->t->r->c->diag, pg->t->tr->history_loc, "cannot write '%s': %s",
+                   pg->t->tr->history, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the allocation check (NODEC_ALLOC_CHECK=1, for the tests) ---- */
+
+/* Training iterations must not allocate: with the variable set, the heap in use
+ * is compared before and after every iteration but the first (which may size
+ * the backprop tape), and the count of iterations that changed it is reported. */
+typedef struct AllocCheck {
+    bool on;
+    size_t before;
+    long changed, checked;
+} AllocCheck;
+
+static size_t heap_in_use(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#else
+    return 0;
+#endif
+}
+
+static void alloc_check_before(AllocCheck *ac, long step)
+{
+    if (ac->on && step > 1)
+        ac->before = heap_in_use();
+}
+
+static void alloc_check_after(AllocCheck *ac, long step)
+{
+    if (!ac->on || step == 1)
+        return;
+    ac->checked++;
+    ac->changed += heap_in_use() != ac->before;
+}
+
+static void alloc_check_report(const AllocCheck *ac, const Trainer *t)
+{
+    if (ac->on)
+        fprintf(stderr, "train %s: allocation check: the heap changed in %ld of %ld iterations\n",
+                t->tr->model->name, ac->changed, ac->checked);
+}
+
+/* ---- the loop ---- */
 
 static int train_loop(Trainer *t)
 {
     const SemaTrain *tr = t->tr;
-    FILE *hist = open_history(t);
-    if (tr->history && !hist)
+    Progress pg;
+    if (progress_open(t, &pg))
         return -1;
+    const char *check = getenv("NODEC_ALLOC_CHECK");
+    AllocCheck ac = {.on = check && *check && strcmp(check, "0") != 0};
     long log_every = tr->log_every > 0 ? tr->log_every : (tr->steps >= 10 ? tr->steps / 10 : 1);
-    double start = run_now_ms();
+    struct sigaction old;
+    catch_sigint(&old);
     int rc = 0;
-    for (long step = 1; step <= tr->steps && rc == 0; step++) {
+    for (long step = 1; step <= tr->steps && !interrupted; step++) {
         double L;
-        long nfe;
-        rc = train_step(t, step, &L, &nfe);
-        if (rc || (step % log_every && step != tr->steps))
-            continue;
-        double secs = (run_now_ms() - start) / 1e3;
-        if (!t->r->opts->quiet)
-            fprintf(stderr, "train %s: step %ld/%ld  loss %.6g  nfe %ld  %.2f s\n",
-                    tr->model->name, step, tr->steps, L, nfe, secs);
-        if (hist && step % log_every == 0)
-            fprintf(hist, "%ld,%.17g,%ld,%.6f\n", step, L, nfe, secs);
+        alloc_check_before(&ac, step);
+        rc = train_step(t, step, &L);
+        alloc_check_after(&ac, step);
+        if (rc)
+            break;
+        t->steps_done = step;
+        if (step % log_every == 0 || step == tr->steps || interrupted)
+            progress_log(&pg, step, L, step % log_every == 0);
+        else
+            progress_draw(&pg, step, L);
     }
-    if (hist && fclose(hist) != 0 && rc == 0) {
-        diag_error(&t->r->c->diag, tr->history_loc, "cannot write '%s': %s", tr->history,
-                   strerror(errno));
+    bool stopped = interrupted && t->steps_done < tr->steps;
+    sigaction(SIGINT, &old, NULL);
+    if (progress_close(&pg))
         rc = -1;
-    }
-    return rc;
+    alloc_check_report(&ac, t);
+    return rc ? -1 : stopped ? TRAIN_INTERRUPTED : 0;
 }
 
+/* After a Ctrl-C: what was kept, said even under --quiet. */
+static void note_interrupt(const Trainer *t, int saved)
+{
+    const SemaTrain *tr = t->tr;
+    fprintf(stderr, "train %s: interrupted at step %ld", tr->model->name, t->steps_done);
+    if (tr->save)
+        fprintf(stderr, "; parameters %s to '%s'", saved == 0 ? "saved" : "NOT saved", tr->save);
+    if (tr->history)
+        fprintf(stderr, "; history in '%s'", tr->history);
+    fputc('\n', stderr);
+}
+
+/* Runs one train directive: 0, -1 after reporting, or TRAIN_INTERRUPTED after a
+ * Ctrl-C (the parameters saved when `save` is given). */
 int train_run(Runner *r, const SemaDirective *d)
 {
     const SemaTrain *tr = &d->train;
@@ -625,13 +835,20 @@ int train_run(Runner *r, const SemaDirective *d)
     if (rc == 0)
         rc = tr->data && tr->data->t_col >= 0 ? plan_time_series(&t) : plan_samples(&t);
     if (rc == 0)
-        rc = alloc_workspace(&t);
+        rc = check_optimizer(&t);
     if (rc == 0)
-        rc = save_or_load(&t, false);
+        rc = alloc_workspace(&t);
+    if (rc == 0 && tr->load)
+        rc = load_params(&t);
     if (rc == 0)
         rc = train_loop(&t);
-    if (rc == 0)
-        rc = save_or_load(&t, true);
+    int saved = 0;
+    if ((rc == 0 || rc == TRAIN_INTERRUPTED) && tr->save)
+        saved = save_params(&t);
+    if (rc == TRAIN_INTERRUPTED)
+        note_interrupt(&t, saved);
+    else if (saved)
+        rc = -1;
     trainer_free(&t);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* Optimizers against their update rules computed by hand (PyTorch's
- * definitions), and parameter files: exact round trip and every load error. */
+ * definitions), and safetensors parameter files: exact round trip, a byte-exact
+ * golden, other writers' files, atomic replacement and every load error. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "nd_data.h"
 #include "nd_optim.h"
+#include "nd_safetensors.h"
 
 /* Two steps of each optimizer on p = [1, -2] with gradients g1 then g2. */
 static void two_steps(NdOptimKind kind, double lr, double out[2])
@@ -83,7 +85,7 @@ START_TEST(test_names)
 }
 END_TEST
 
-/* ---- parameter files ---- */
+/* ---- parameter files (safetensors) ---- */
 
 static const char *names[] = {"k", "f.l1.W"};
 static const int offsets[] = {0, 1}, sizes[] = {1, 4};
@@ -98,6 +100,24 @@ static char *temp_path(void)
     return path;
 }
 
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static unsigned char buf[4096];
+    *len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return buf;
+}
+
+/* The folder of path holds no leftover temporary file of it. */
+static void assert_no_temp(const char *path)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "ls %s.tmp-* >/dev/null 2>&1", path);
+    ck_assert_int_ne(system(cmd), 0);
+}
+
 START_TEST(test_params_round_trip)
 {
     const double p[5] = {0.1, 1.0 / 3, -2e-300, 4.5, M_PI};
@@ -107,35 +127,186 @@ START_TEST(test_params_round_trip)
     char err[256];
     ck_assert_int_eq(nd_params_load(path, 2, names, offsets, sizes, q, err, sizeof err), 0);
     ck_assert_mem_eq(p, q, sizeof p);
+    assert_no_temp(path);
     unlink(path);
 }
 END_TEST
 
-static void expect_load_error(const char *text, const char *want)
+/* The exact bytes of a tiny file, worked out by hand: the header length 144 (143
+ * bytes of JSON and one space of padding), the JSON, then 0.5, 1, -2 as
+ * little-endian IEEE doubles. */
+START_TEST(test_safetensors_golden)
+{
+    static const char json[] =
+        "{\"__metadata__\":{\"format\":\"nodec\"},"
+        "\"k\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8]},"
+        "\"W\":{\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":[8,24]}} ";
+    static const unsigned char len[8] = {144, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char data[24] = {0, 0, 0, 0, 0, 0, 0xe0, 0x3f, 0, 0, 0, 0, 0, 0, 0xf0,
+                                           0x3f, 0, 0, 0, 0, 0, 0, 0, 0xc0};
+    const NdTensorSpec specs[2] = {{"k", 0, 1, 0, {0}}, {"W", 1, 2, 2, {1, 2}}};
+    const double p[3] = {0.5, 1, -2};
+    static const char *const meta[] = {"format", "nodec"};
+    char *path = temp_path(), err[256];
+    ck_assert_int_eq(nd_safetensors_save(path, 2, specs, p, 1, meta, err, sizeof err), 0);
+    size_t n;
+    unsigned char *got = slurp(path, &n);
+    ck_assert_uint_eq(sizeof json - 1, 144);
+    ck_assert_uint_eq(n, 8 + 144 + 24);
+    ck_assert_mem_eq(got, len, 8);
+    ck_assert_mem_eq(got + 8, json, 144);
+    ck_assert_mem_eq(got + 152, data, 24);
+    double q[3] = {0};
+    ck_assert_int_eq(nd_safetensors_load(path, 2, specs, q, err, sizeof err), 0);
+    ck_assert_mem_eq(p, q, sizeof p);
+    unlink(path);
+}
+END_TEST
+
+/* Writes a safetensors file from a JSON header (padded here) and raw data. */
+static char *write_raw(const char *json, const void *data, size_t dlen)
 {
     char *path = temp_path();
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
+    size_t h = strlen(json), pad = (8 - h % 8) % 8;
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((h + pad) >> (8 * i));
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, 8, f);
+    fputs(json, f);
+    for (size_t i = 0; i < pad; i++)
+        fputc(' ', f);
+    fwrite(data, 1, dlen, f);
     fclose(f);
-    double q[5];
+    return path;
+}
+
+#define TENSOR(name, dtype, shape, b, e) \
+    "\"" name "\":{\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":[" #b "," #e "]}"
+
+static void expect_load_error(const char *json, size_t dlen, const char *want)
+{
+    static const double data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    char *path = write_raw(json, data, dlen);
+    double q[5] = {-1, -1, -1, -1, -1};
     char err[256];
     ck_assert_int_eq(nd_params_load(path, 2, names, offsets, sizes, q, err, sizeof err), -1);
     ck_assert_msg(strstr(err, want), "got '%s', want '%s'", err, want);
+    ck_assert_msg(strstr(err, path), "'%s' does not name the file", err);
+    for (int i = 0; i < 5; i++)
+        ck_assert_double_eq(q[i], -1); /* untouched */
     unlink(path);
 }
 
 START_TEST(test_params_errors)
 {
-    expect_load_error("k 1\nf.l1.W 1 2 3\n", "parameter 'f.l1.W' needs 4 values, found 3");
-    expect_load_error("k 1\nf.l1.W 1 2 3 4 5\n", "too many values");
-    expect_load_error("k 1\nf.l1.W 1 2 x 4\n", "not a number");
-    expect_load_error("k 1\ng 1\n", ":2: unknown parameter 'g'");
-    expect_load_error("k 1\n", "parameter 'f.l1.W' is missing");
-    char err[256];
+    expect_load_error("{" TENSOR("k", "F64", "[]", 0, 8) "}", 8, "tensor 'f.l1.W' is missing");
+    expect_load_error("{" TENSOR("k", "F64", "[]", 0, 8) "," TENSOR("f.l1.W", "F64", "[3]", 8, 32)
+                      "}", 32, "tensor 'f.l1.W' has shape [3], the model's parameter has shape [4]");
+    expect_load_error("{" TENSOR("k", "I64", "[]", 0, 8) "," TENSOR("f.l1.W", "F64", "[4]", 8, 40)
+                      "}", 40, "tensor 'k' has dtype I64; nodec reads F64 and F32");
+    expect_load_error("{" TENSOR("k", "F64", "[]", 0, 8) "," TENSOR("g", "F64", "[4]", 8, 40) "}",
+                      40, "tensor 'g' is not a parameter of this model");
+    expect_load_error("{" TENSOR("k", "F64", "[]", 0, 8) "," TENSOR("k", "F64", "[]", 0, 8) "}",
+                      8, "tensor 'k' appears twice");
+    expect_load_error("{" TENSOR("k", "F64", "[]", 0, 8) "," TENSOR("f.l1.W", "F64", "[2,2]", 8,
+                      40) "}", 32, "tensor 'f.l1.W' has data_offsets [8, 40]");
+    expect_load_error("{" TENSOR("k", "F64", "[]", 0, 4) "}", 8, "tensor 'k' has data_offsets");
+    expect_load_error("{\"k\":{\"dtype\":\"F64\",\"shape\":[]}}", 8,
+                      "a tensor needs dtype, shape and data_offsets");
+    expect_load_error("{\"k\" {}}", 8, "bad safetensors header at byte 13: expected ':'");
+    expect_load_error("{\"k\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8]}", 8,
+                      "expected ','");
+    /* the old text format, and a missing file */
+    char *path = temp_path();
+    FILE *f = fopen(path, "w");
+    fputs("k 1\nf.l1.W 1 2 3 4\n", f);
+    fclose(f);
     double q[5];
+    char err[256];
+    ck_assert_int_eq(nd_params_load(path, 2, names, offsets, sizes, q, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "not a safetensors file"), "%s", err);
+    unlink(path);
     ck_assert_int_eq(nd_params_load("/nonexistent/p", 2, names, offsets, sizes, q, err, sizeof err),
                      -1);
     ck_assert_ptr_nonnull(strstr(err, "cannot open"));
+}
+END_TEST
+
+/* What other writers produce: F32 data, metadata anywhere, any tensor order,
+ * escapes in strings, unknown keys, a shape of any rank with the right count. */
+START_TEST(test_params_foreign_files)
+{
+    const float data[5] = {4, 0.25f, -1.5f, 3, 1e-3f};
+    char *path = write_raw("{ \"f.l1.W\" : {\"shape\":[2,2],\"dtype\":\"F32\",\"data_offsets\":[4,20],"
+                           "\"extra\":[1,{\"a\":null}]},\n \"__metadata__\":{\"format\":\"np\"},"
+                           "\"\\u006b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+                           data, sizeof data);
+    double q[5] = {0};
+    char err[256];
+    ck_assert_msg(nd_params_load(path, 2, names, offsets, sizes, q, err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < 5; i++)
+        ck_assert_double_eq(q[i], (double)data[i]);
+    unlink(path);
+}
+END_TEST
+
+/* Every truncation of a good file is an error with a message, and corrupting any
+ * header byte never crashes the reader (ASan runs this) nor half-loads. */
+START_TEST(test_params_corrupt)
+{
+    const double p[5] = {1, 2, 3, 4, 5};
+    char *path = temp_path(), err[256];
+    ck_assert_int_eq(nd_params_save(path, 2, names, offsets, sizes, p), 0);
+    size_t n;
+    unsigned char good[4096];
+    memcpy(good, slurp(path, &n), sizeof good);
+    for (size_t len = 0; len < n; len++) {
+        FILE *f = fopen(path, "wb");
+        fwrite(good, 1, len, f);
+        fclose(f);
+        double q[5] = {0};
+        err[0] = '\0';
+        ck_assert_int_eq(nd_params_load(path, 2, names, offsets, sizes, q, err, sizeof err), -1);
+        ck_assert_msg(err[0] != '\0', "no message at length %zu", len);
+    }
+    static const char bytes[] = {'"', '{', '}', '[', ']', ',', ':', '9', ' ', '\\', 'x', 0, -1};
+    size_t hlen = good[0];
+    for (size_t i = 8; i < 8 + hlen; i++)
+        for (size_t b = 0; b < sizeof bytes; b++) {
+            unsigned char bad[4096];
+            memcpy(bad, good, n);
+            bad[i] = (unsigned char)bytes[b];
+            FILE *f = fopen(path, "wb");
+            fwrite(bad, 1, n, f);
+            fclose(f);
+            double q[5] = {0};
+            if (nd_params_load(path, 2, names, offsets, sizes, q, err, sizeof err) == 0)
+                ck_assert_mem_eq(q, p, sizeof q); /* a harmless change (in padding, say) */
+            else
+                ck_assert_mem_eq(q, (double[5]){0}, sizeof q);
+        }
+    unlink(path);
+}
+END_TEST
+
+/* Saving replaces a file in one step, and a failed save leaves nothing behind. */
+START_TEST(test_params_atomic)
+{
+    char *path = temp_path();
+    const double p[5] = {1, 2, 3, 4, 5}, p2[5] = {6, 7, 8, 9, 10};
+    ck_assert_int_eq(nd_params_save(path, 2, names, offsets, sizes, p), 0);
+    ck_assert_int_eq(nd_params_save(path, 2, names, offsets, sizes, p2), 0);
+    double q[5];
+    char err[256];
+    ck_assert_int_eq(nd_params_load(path, 2, names, offsets, sizes, q, err, sizeof err), 0);
+    ck_assert_mem_eq(q, p2, sizeof q);
+    assert_no_temp(path);
+    unlink(path);
+    const NdTensorSpec s[1] = {{"k", 0, 1, 0, {0}}};
+    ck_assert_int_eq(nd_safetensors_save("/nonexistent/dir/p.safetensors", 1, s, p, 0, NULL, err,
+                                         sizeof err), -1);
+    ck_assert_msg(strstr(err, "cannot write '/nonexistent/dir/p.safetensors'"), "%s", err);
 }
 END_TEST
 
@@ -151,6 +322,10 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_params_round_trip);
     tcase_add_test(tc, test_params_errors);
+    tcase_add_test(tc, test_safetensors_golden);
+    tcase_add_test(tc, test_params_foreign_files);
+    tcase_add_test(tc, test_params_atomic);
+    tcase_add_test(tc, test_params_corrupt);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,629 @@
+/* Safetensors parameter files (see nd_safetensors.h): a strict writer (what the
+ * reference implementation writes: __metadata__ first, contiguous offsets from 0,
+ * space padding to 8 bytes) and a reader that checks every number of the header
+ * before it trusts it. The JSON parser knows only what the format needs: objects,
+ * strings, unsigned integers, and skipping any other value. */
+#include "nd_safetensors.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+enum { ST_ALIGN = 8, ST_MAX_DEPTH = 64 };
+#define ST_MAX_HEADER (100u << 20) /* the reference implementation's limit */
+
+/* ---- bytes, little-endian whatever the host ---- */
+
+static void put_u64(unsigned char *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_uint(const unsigned char *b, int nbytes)
+{
+    uint64_t v = 0;
+    for (int i = nbytes - 1; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+static double get_f64(const unsigned char *b)
+{
+    uint64_t u = get_uint(b, 8);
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static double get_f32(const unsigned char *b)
+{
+    uint32_t u = (uint32_t)get_uint(b, 4);
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* ---- writing ---- */
+
+static void json_string(FILE *h, const char *s)
+{
+    fputc('"', h);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(h, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(h, "\\u%04x", c);
+        else
+            fputc(c, h);
+    }
+    fputc('"', h);
+}
+
+static void json_tensor(FILE *h, const NdTensorSpec *t, long begin)
+{
+    json_string(h, t->name);
+    fputs(":{\"dtype\":\"F64\",\"shape\":[", h);
+    if (t->rank < 0)
+        fprintf(h, "%ld", t->size);
+    for (int d = 0; d < t->rank; d++)
+        fprintf(h, d ? ",%ld" : "%ld", t->dims[d]);
+    fprintf(h, "],\"data_offsets\":[%ld,%ld]}", begin, begin + 8 * t->size);
+}
+
+/* The JSON header, padded with spaces to a multiple of 8 bytes; malloc'ed. */
+static char *build_header(int n, const NdTensorSpec *specs, int n_meta, const char *const *meta,
+                          size_t *len)
+{
+    char *buf = NULL;
+    FILE *h = open_memstream(&buf, len);
+    if (!h)
+        return NULL;
+    fputc('{', h);
+    if (n_meta > 0) {
+        fputs("\"__metadata__\":{", h);
+        for (int i = 0; i < n_meta; i++) {
+            if (i)
+                fputc(',', h);
+            json_string(h, meta[2 * i]);
+            fputc(':', h);
+            json_string(h, meta[2 * i + 1]);
+        }
+        fputs(n ? "}," : "}", h);
+    }
+    long begin = 0;
+    for (int i = 0; i < n; i++) {
+        if (i)
+            fputc(',', h);
+        json_tensor(h, &specs[i], begin);
+        begin += 8 * specs[i].size;
+    }
+    fputc('}', h);
+    fflush(h);
+    while (*len % ST_ALIGN)
+        fputc(' ', h), fflush(h);
+    if (fclose(h) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Writes the whole file through fd, then fsync: the data is on disk before the
+ * rename makes it visible. Keeps errno on failure. */
+static int write_file(int fd, const char *header, size_t hlen, int n, const NdTensorSpec *specs,
+                      const double *p)
+{
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask); /* mkstemp made it 0600; give the user's usual mode */
+    FILE *f = fdopen(fd, "wb");
+    if (!f)
+        return close(fd), -1;
+    unsigned char b[8];
+    put_u64(b, hlen);
+    fwrite(b, 1, 8, f);
+    fwrite(header, 1, hlen, f);
+    for (int i = 0; i < n; i++)
+        for (long k = 0; k < specs[i].size; k++) {
+            uint64_t u;
+            memcpy(&u, &p[specs[i].offset + k], sizeof u);
+            put_u64(b, u);
+            fwrite(b, 1, 8, f);
+        }
+    int rc = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0 ? -1 : 0;
+    int saved = errno;
+    if (fclose(f) != 0 && rc == 0)
+        return -1;
+    errno = saved;
+    return rc;
+}
+
+/* fsync of the folder makes the rename itself durable; best effort. */
+static void sync_folder(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        strcpy(dir, ".");
+    else if ((size_t)(slash - path) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    else
+        return;
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, const double *p,
+                        int n_meta, const char *const *meta, char *err, size_t errlen)
+{
+    size_t hlen = 0;
+    char *header = build_header(n, specs, n_meta, meta, &hlen);
+    char *tmp = malloc(strlen(path) + sizeof ".tmp-XXXXXX");
+    if (!header || !tmp) {
+        free(header);
+        free(tmp);
+        snprintf(err, errlen, "cannot write '%s': out of memory", path);
+        return -1;
+    }
+    sprintf(tmp, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(tmp);
+    int rc = fd < 0 ? -1 : write_file(fd, header, hlen, n, specs, p);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        if (fd >= 0)
+            unlink(tmp);
+    } else {
+        sync_folder(path);
+    }
+    free(header);
+    free(tmp);
+    return rc;
+}
+
+/* ---- the header's JSON ---- */
+
+typedef struct StEntry {
+    char *name;
+    char dtype[16];
+    int rank;
+    uint64_t dims[ND_TENSOR_MAX_RANK];
+    uint64_t begin, end;
+} StEntry;
+
+typedef struct Json {
+    const char *s, *start, *end;
+    const char *path;
+    char *err;
+    size_t errlen;
+    int failed;
+} Json;
+
+static int json_fail(Json *j, const char *what)
+{
+    if (!j->failed)
+        snprintf(j->err, j->errlen, "%s: bad safetensors header at byte %ld: %s", j->path,
+                 (long)(j->s - j->start) + 8, what);
+    j->failed = 1;
+    return -1;
+}
+
+static void skip_ws(Json *j)
+{
+    while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r'))
+        j->s++;
+}
+
+static int expect(Json *j, char c)
+{
+    skip_ws(j);
+    if (j->s >= j->end || *j->s != c) {
+        char what[32];
+        snprintf(what, sizeof what, "expected '%c'", c);
+        return json_fail(j, what);
+    }
+    j->s++;
+    return 0;
+}
+
+/* Next non-space character without taking it; 0 at the end. */
+static char peek(Json *j)
+{
+    skip_ws(j);
+    return j->s < j->end ? *j->s : 0;
+}
+
+static void put_utf8(char **o, unsigned cp)
+{
+    if (cp < 0x80) {
+        *(*o)++ = (char)cp;
+    } else if (cp < 0x800) {
+        *(*o)++ = (char)(0xC0 | cp >> 6);
+        *(*o)++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+        *(*o)++ = (char)(0xE0 | cp >> 12);
+        *(*o)++ = (char)(0x80 | (cp >> 6 & 0x3F));
+        *(*o)++ = (char)(0x80 | (cp & 0x3F));
+    }
+}
+
+/* One escape after the backslash at *s; the decoded bytes go to *o when o. */
+static int unescape(Json *j, const char **s, char **o)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *hit = **s ? strchr(from, **s) : NULL;
+    if (hit) {
+        if (o)
+            *(*o)++ = to[hit - from];
+        (*s)++;
+        return 0;
+    }
+    unsigned cp = 0;
+    if (**s != 'u' || j->end - *s < 5)
+        return json_fail(j, "bad escape in a string");
+    for (int i = 1; i <= 4; i++) {
+        char c = (*s)[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (v < 0)
+            return json_fail(j, "bad \\u escape in a string");
+        cp = cp * 16 + (unsigned)v;
+    }
+    if (o)
+        put_utf8(o, cp);
+    *s += 5;
+    return 0;
+}
+
+/* A string; *out (malloc'ed) receives it when out is not NULL. Two passes: find
+ * the closing quote, then decode into a buffer no longer than the raw text. */
+static int parse_string(Json *j, char **out)
+{
+    if (expect(j, '"'))
+        return -1;
+    const char *s = j->s;
+    while (s < j->end && *s != '"') {
+        if ((unsigned char)*s < 0x20)
+            return json_fail(j, "control character in a string");
+        s += *s == '\\' && s + 1 < j->end ? 2 : 1;
+    }
+    if (s >= j->end)
+        return json_fail(j, "unterminated string");
+    const char *close = s;
+    char *buf = out ? malloc((size_t)(close - j->s) + 1) : NULL, *o = buf;
+    if (out && !buf)
+        return json_fail(j, "out of memory");
+    for (s = j->s; s < close;) {
+        if (*s != '\\') {
+            if (o)
+                *o++ = *s;
+            s++;
+        } else if (s++, unescape(j, &s, o ? &o : NULL)) {
+            free(buf);
+            return -1;
+        }
+    }
+    if (out)
+        *o = '\0', *out = buf;
+    j->s = close + 1;
+    return 0;
+}
+
+static int parse_uint(Json *j, uint64_t *v)
+{
+    skip_ws(j);
+    if (j->s >= j->end || *j->s < '0' || *j->s > '9')
+        return json_fail(j, "expected an unsigned integer");
+    *v = 0;
+    while (j->s < j->end && *j->s >= '0' && *j->s <= '9') {
+        if (*v > (UINT64_MAX - 9) / 10)
+            return json_fail(j, "integer too large");
+        *v = *v * 10 + (uint64_t)(*j->s++ - '0');
+    }
+    return 0;
+}
+
+static int skip_value(Json *j, int depth);
+
+/* The members of an object or the elements of an array, after its opening. */
+static int skip_items(Json *j, char close, int depth)
+{
+    if (peek(j) == close)
+        return j->s++, 0;
+    for (;;) {
+        if (close == '}' && (parse_string(j, NULL) || expect(j, ':')))
+            return -1;
+        if (skip_value(j, depth + 1))
+            return -1;
+        char c = peek(j);
+        if (c == close)
+            return j->s++, 0;
+        if (expect(j, ','))
+            return -1;
+    }
+}
+
+static int skip_value(Json *j, int depth)
+{
+    if (depth > ST_MAX_DEPTH)
+        return json_fail(j, "nested too deeply");
+    char c = peek(j);
+    if (c == '"')
+        return parse_string(j, NULL);
+    if (c == '{' || c == '[')
+        return j->s++, skip_items(j, c == '{' ? '}' : ']', depth);
+    const char *s = j->s;
+    while (j->s < j->end && strchr("+-.0123456789eEtruflsan", *j->s))
+        j->s++;
+    return j->s > s ? 0 : json_fail(j, "expected a value");
+}
+
+/* [u, u, ...] into v (at most max); *count receives the length. */
+static int parse_uints(Json *j, uint64_t *v, int max, int *count)
+{
+    *count = 0;
+    if (expect(j, '['))
+        return -1;
+    if (peek(j) == ']')
+        return j->s++, 0;
+    for (;;) {
+        if (*count == max)
+            return json_fail(j, "too many dimensions");
+        if (parse_uint(j, &v[(*count)++]))
+            return -1;
+        if (peek(j) == ']')
+            return j->s++, 0;
+        if (expect(j, ','))
+            return -1;
+    }
+}
+
+/* {"dtype": ..., "shape": [...], "data_offsets": [b, e]}, other keys ignored. */
+static int parse_tensor(Json *j, StEntry *e)
+{
+    int seen = 0, n;
+    uint64_t off[2];
+    if (expect(j, '{'))
+        return -1;
+    for (int first = 1; peek(j) != '}'; first = 0) {
+        char *key = NULL;
+        if ((!first && expect(j, ',')) || parse_string(j, &key) || expect(j, ':'))
+            return free(key), -1;
+        int rc;
+        if (strcmp(key, "dtype") == 0) {
+            char *dt = NULL;
+            rc = parse_string(j, &dt);
+            if (!rc)
+                snprintf(e->dtype, sizeof e->dtype, "%s", dt);
+            free(dt);
+            seen |= 1;
+        } else if (strcmp(key, "shape") == 0) {
+            rc = parse_uints(j, e->dims, ND_TENSOR_MAX_RANK, &e->rank);
+            seen |= 2;
+        } else if (strcmp(key, "data_offsets") == 0) {
+            rc = parse_uints(j, off, 2, &n) ||
+                 (n != 2 && json_fail(j, "data_offsets needs 2 numbers"));
+            e->begin = off[0];
+            e->end = off[1];
+            seen |= 4;
+        } else {
+            rc = skip_value(j, 1);
+        }
+        free(key);
+        if (rc)
+            return -1;
+    }
+    j->s++;
+    if ((seen & 7) != 7)
+        return json_fail(j, "a tensor needs dtype, shape and data_offsets");
+    return 0;
+}
+
+/* The whole header: tensors into *entries (malloc'ed), __metadata__ skipped. */
+static int parse_header(Json *j, StEntry **entries, int *count)
+{
+    if (expect(j, '{'))
+        return -1;
+    for (int first = 1; !j->failed && peek(j) != '}'; first = 0) {
+        char *key = NULL;
+        if ((!first && expect(j, ',')) || parse_string(j, &key) || expect(j, ':'))
+            return free(key), -1;
+        if (strcmp(key, "__metadata__") == 0) {
+            free(key);
+            skip_value(j, 1);
+            continue;
+        }
+        StEntry *grown = realloc(*entries, sizeof(StEntry) * (size_t)(*count + 1));
+        if (!grown)
+            return free(key), json_fail(j, "out of memory");
+        *entries = grown;
+        grown[*count] = (StEntry){.name = key};
+        parse_tensor(j, &grown[(*count)++]);
+    }
+    if (j->failed || expect(j, '}'))
+        return -1;
+    skip_ws(j);
+    return j->s == j->end ? 0 : json_fail(j, "text after the header's object");
+}
+
+/* ---- reading ---- */
+
+/* The whole file, malloc'ed; NULL with a message. */
+static unsigned char *read_file(const char *path, size_t *size, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    unsigned char *buf = NULL;
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)len + 1)) &&
+        fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        free(buf);
+        buf = NULL;
+    }
+    if (!buf)
+        snprintf(err, errlen, "cannot read '%s': %s", path, errno ? strerror(errno) : "short read");
+    fclose(f);
+    *size = len > 0 ? (size_t)len : 0;
+    return buf;
+}
+
+static void shape_text(char *out, size_t len, int rank, const long *ldims, const uint64_t *udims)
+{
+    size_t k = (size_t)snprintf(out, len, "[");
+    for (int d = 0; d < rank && k < len; d++)
+        k += (size_t)snprintf(out + k, len - k, "%s%llu", d ? ", " : "",
+                              ldims ? (unsigned long long)ldims[d] : (unsigned long long)udims[d]);
+    if (k < len)
+        snprintf(out + k, len - k, "]");
+}
+
+static int same_shape(const NdTensorSpec *t, const StEntry *e)
+{
+    if (t->rank < 0) {
+        uint64_t n = 1;
+        for (int d = 0; d < e->rank; d++)
+            n *= e->dims[d];
+        return n == (uint64_t)t->size;
+    }
+    if (t->rank != e->rank)
+        return 0;
+    for (int d = 0; d < t->rank; d++)
+        if ((uint64_t)t->dims[d] != e->dims[d])
+            return 0;
+    return 1;
+}
+
+/* One tensor of the file against the parameter it names; data_len is the size
+ * of the data part. */
+static int check_entry(const char *path, const NdTensorSpec *t, const StEntry *e, size_t data_len,
+                       char *err, size_t errlen)
+{
+    int f32 = strcmp(e->dtype, "F32") == 0;
+    if (!f32 && strcmp(e->dtype, "F64") != 0) {
+        snprintf(err, errlen, "%s: tensor '%s' has dtype %s; nodec reads F64 and F32", path,
+                 e->name, e->dtype);
+        return -1;
+    }
+    if (!same_shape(t, e)) {
+        char have[128], want[128];
+        shape_text(have, sizeof have, e->rank, NULL, e->dims);
+        shape_text(want, sizeof want, t->rank < 0 ? 1 : t->rank, t->rank < 0 ? &t->size : t->dims,
+                   NULL);
+        snprintf(err, errlen, "%s: tensor '%s' has shape %s, the model's parameter has shape %s",
+                 path, e->name, have, want);
+        return -1;
+    }
+    uint64_t bytes = (uint64_t)t->size * (f32 ? 4 : 8);
+    if (e->end < e->begin || e->end - e->begin != bytes || e->end > data_len) {
+        snprintf(err, errlen,
+                 "%s: tensor '%s' has data_offsets [%llu, %llu], which do not hold %ld %s "
+                 "elements inside the file",
+                 path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end, t->size,
+                 e->dtype);
+        return -1;
+    }
+    return 0;
+}
+
+static int find_spec(int n, const NdTensorSpec *specs, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(specs[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Pairs every spec with its entry (which[i]); -1 with a message naming the tensor. */
+static int match_entries(const char *path, int n, const NdTensorSpec *specs, const StEntry *e,
+                         int count, size_t data_len, int *which, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++)
+        which[i] = -1;
+    for (int k = 0; k < count; k++) {
+        int i = find_spec(n, specs, e[k].name);
+        if (i < 0 || which[i] >= 0) {
+            snprintf(err, errlen, i < 0 ? "%s: tensor '%s' is not a parameter of this model"
+                                        : "%s: tensor '%s' appears twice",
+                     path, e[k].name);
+            return -1;
+        }
+        if (check_entry(path, &specs[i], &e[k], data_len, err, errlen))
+            return -1;
+        which[i] = k;
+    }
+    for (int i = 0; i < n; i++)
+        if (which[i] < 0) {
+            snprintf(err, errlen, "%s: tensor '%s' is missing", path, specs[i].name);
+            return -1;
+        }
+    return 0;
+}
+
+static void copy_values(int n, const NdTensorSpec *specs, const StEntry *e, const int *which,
+                        const unsigned char *data, double *p)
+{
+    for (int i = 0; i < n; i++) {
+        const StEntry *t = &e[which[i]];
+        int f32 = strcmp(t->dtype, "F32") == 0;
+        for (long k = 0; k < specs[i].size; k++) {
+            const unsigned char *b = data + t->begin + (size_t)k * (f32 ? 4 : 8);
+            p[specs[i].offset + k] = f32 ? get_f32(b) : get_f64(b);
+        }
+    }
+}
+
+/* The header's length and JSON; the data part follows them. */
+static int parse_file(const char *path, const unsigned char *bytes, size_t size,
+                      StEntry **entries, int *count, size_t *data_start, char *err,
+                      size_t errlen)
+{
+    uint64_t hlen = size >= 8 ? get_uint(bytes, 8) : 0;
+    if (size < 8 || hlen > ST_MAX_HEADER || hlen > size - 8 || hlen < 2 || bytes[8] != '{') {
+        snprintf(err, errlen, "%s: not a safetensors file (no header of a plausible length)",
+                 path);
+        return -1;
+    }
+    Json j = {(const char *)bytes + 8, (const char *)bytes + 8, (const char *)bytes + 8 + hlen,
+              path, err, errlen, 0};
+    *data_start = 8 + (size_t)hlen;
+    return parse_header(&j, entries, count);
+}
+
+int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, double *p, char *err,
+                        size_t errlen)
+{
+    size_t size, data_start = 0;
+    unsigned char *bytes = read_file(path, &size, err, errlen);
+    if (!bytes)
+        return -1;
+    StEntry *entries = NULL;
+    int count = 0;
+    int *which = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    int rc = which ? parse_file(path, bytes, size, &entries, &count, &data_start, err, errlen) : -1;
+    if (!which)
+        snprintf(err, errlen, "%s: out of memory", path);
+    if (rc == 0)
+        rc = match_entries(path, n, specs, entries, count, size - data_start, which, err, errlen);
+    if (rc == 0)
+        copy_values(n, specs, entries, which, bytes + data_start, p);
+    for (int k = 0; k < count; k++)
+        free(entries[k].name);
+    free(entries);
+    free(which);
+    free(bytes);
+    return rc;
+}

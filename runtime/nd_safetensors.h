@@ -1,0 +1,42 @@
+/* Parameter files in the safetensors format (Hugging Face), so that trained
+ * parameters open in Python with `safetensors.numpy.load_file`:
+ *
+ *   8 bytes   N, the header length, unsigned little-endian
+ *   N bytes   JSON: {"__metadata__": {"k": "v", ...},
+ *                    "f.l1.W": {"dtype": "F64", "shape": [50, 2], "data_offsets": [b, e]}, ...}
+ *             padded with spaces so that the data starts 8-byte aligned
+ *   the data  each tensor's elements, row-major, little-endian, at [b, e) of this part
+ *
+ * Writing is atomic (a temporary file in the same folder, fsync, rename), so an
+ * interrupted run leaves either the old file or the new one, never half of one. */
+#ifndef ND_SAFETENSORS_H
+#define ND_SAFETENSORS_H
+
+#include <stddef.h>
+
+/* The rank of nodec's values is at most 2; the format allows any, and so does
+ * the reader up to this bound. */
+#define ND_TENSOR_MAX_RANK 8
+
+/* One named tensor inside a flat parameter vector p: p[offset .. offset + size). */
+typedef struct NdTensorSpec {
+    const char *name;
+    long offset;
+    long size;                      /* the number of elements */
+    int rank;                       /* 0 for a scalar (shape []); -1 on load: any shape of `size` elements */
+    long dims[ND_TENSOR_MAX_RANK];
+} NdTensorSpec;
+
+/* Writes the n tensors (dtype F64) and string metadata (n_meta key, value pairs in
+ * meta[2 * i], meta[2 * i + 1]; may be 0) to path, atomically. 0, or -1 with a
+ * message in err. */
+int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, const double *p,
+                        int n_meta, const char *const *meta, char *err, size_t errlen);
+
+/* Reads path into p: every spec's name must be in the file with its shape and
+ * dtype F64 or F32 (converted), and every tensor of the file must be a spec. On
+ * any error p is left untouched and err names the file and the tensor. */
+int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, double *p, char *err,
+                        size_t errlen);
+
+#endif

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""The training loop as a user meets it, end to end through `nodec run`:
+
+  safetensors   files nodec saves pass the checks of the reference reader (written
+                here with json and struct only, as `safetensors.numpy` is not
+                installed): offsets contiguous from 0 and covering the data, data
+                8-byte aligned, shapes from the model; files written here load.
+  ctrl-c        a SIGINT during training stops after the iteration, saves the
+                parameters and the history, says so and exits with status 130,
+                leaving no temporary file.
+  allocation    NODEC_ALLOC_CHECK=1: no training iteration after the first
+                changes the heap (adjoint, backprop, checkpoint; compiled model).
+
+Usage: train_ux.py NODEC
+"""
+import json, math, os, signal, struct, subprocess, sys, tempfile, time
+
+DTYPES = {"F64": ("d", 8), "F32": ("f", 4)}
+
+
+def read_safetensors(path):
+    """(metadata, {name: (dtype, shape, values)}), checked as the reference reader does."""
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    assert 8 + n <= len(data), "header runs past the end"
+    raw = data[8:8 + n]
+    assert raw[:1] == b"{", "header must start with '{'"
+    assert n % 8 == 0, "the data must start 8-byte aligned (header padded with spaces)"
+    assert raw.rstrip(b" ").endswith(b"}"), "only spaces may follow the JSON"
+    header = json.loads(raw.decode("utf-8"))
+    meta = header.pop("__metadata__", {})
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
+    body = data[8 + n:]
+    tensors, end = {}, 0
+    for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]):
+        b, e = info["data_offsets"]
+        assert b == end, f"{name}: offsets not contiguous"
+        code, size = DTYPES[info["dtype"]]
+        count = math.prod(info["shape"])
+        assert e - b == count * size, f"{name}: {e - b} bytes for {count} elements"
+        tensors[name] = (info["dtype"], info["shape"],
+                         list(struct.unpack(f"<{count}{code}", body[b:e])))
+        end = e
+    assert end == len(body), "data not covered exactly"
+    return meta, tensors
+
+
+def write_safetensors(path, tensors, meta=None, dtype="F64"):
+    code, size = DTYPES[dtype]
+    header, blob = {}, b""
+    if meta:
+        header["__metadata__"] = meta
+    for name, (shape, values) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [len(blob), len(blob) + size * len(values)]}
+        blob += struct.pack(f"<{len(values)}{code}", *values)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + blob)
+
+
+def run(nodec, workdir, source, env=None, name="model.node"):
+    with open(os.path.join(workdir, name), "w") as f:
+        f.write(source)
+    return subprocess.run([nodec, "run", name], cwd=workdir, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def last_row(path):
+    lines = open(path).read().splitlines()
+    head = lines[0].split(",")
+    return dict(zip(head, (float(x) for x in lines[-1].split(","))))
+
+
+# k, a scalar, and W, a matrix whose element [0, 1] is the one used: a file read
+# in the wrong order would give another rate.
+DECAY = """
+model Decay {
+  state x = 1
+  param k = 0.1
+  param W[2, 3] = 0
+  dx/dt = -(k + W[0, 1]) * x
+}
+train Decay {
+  t = [0, 1]
+  final_loss = x^2
+  solver = rk4(h = 0.1)
+  optimizer = sgd(lr = 1e-300)  # moves nothing: 1e-300 * O(1) is below half an ulp
+  steps = %(steps)s
+  log_every = 1
+  history = "history.csv"
+  %(load)s
+  save = "out.safetensors"
+}
+solve Decay { t = [0, 1]; solver = dopri5(rtol = 1e-10, atol = 1e-12); output = "decay.csv" }
+"""
+
+
+def test_safetensors(nodec, tmp):
+    write_safetensors(os.path.join(tmp, "in.safetensors"),
+                      {"W": ([2, 3], [5, 0.3, 5, 5, 5, 5]), "k": ([], [0.7])}, {"from": "python"})
+    p = run(nodec, tmp, DECAY % {"steps": 1, "load": 'load = "in.safetensors"'})
+    assert p.returncode == 0, p.stderr
+    assert abs(last_row(os.path.join(tmp, "decay.csv"))["x"] - math.exp(-1.0)) < 1e-9
+    meta, t = read_safetensors(os.path.join(tmp, "out.safetensors"))
+    assert meta == {"format": "nodec", "model": "Decay", "step": "1"}, meta
+    assert t["k"] == ("F64", [], [0.7]), t["k"]
+    assert t["W"] == ("F64", [2, 3], [5, 0.3, 5, 5, 5, 5]), t["W"]
+    # F32 files load too (converted exactly)
+    write_safetensors(os.path.join(tmp, "in.safetensors"),
+                      {"k": ([], [0.5]), "W": ([2, 3], [1, 0.25, 1, 1, 1, 1])}, dtype="F32")
+    p = run(nodec, tmp, DECAY % {"steps": 1, "load": 'load = "in.safetensors"'})
+    assert p.returncode == 0, p.stderr
+    assert abs(last_row(os.path.join(tmp, "decay.csv"))["x"] - math.exp(-0.75)) < 1e-9
+    # a wrong shape is a located error naming the tensor
+    write_safetensors(os.path.join(tmp, "in.safetensors"),
+                      {"k": ([], [0.5]), "W": ([3, 2], [1] * 6)})
+    p = run(nodec, tmp, DECAY % {"steps": 1, "load": 'load = "in.safetensors"'})
+    assert p.returncode == 1, p.stderr
+    want = ("model.node:16:10: error: cannot load parameters: in.safetensors: tensor 'W' has "
+            "shape [3, 2], the model's parameter has shape [2, 3]")
+    assert p.stderr.startswith(want), p.stderr
+
+
+def test_ctrl_c(nodec, tmp):
+    with open(os.path.join(tmp, "model.node"), "w") as f:
+        f.write(DECAY % {"steps": 100000000, "load": ""})
+    proc = subprocess.Popen([nodec, "run", "model.node"], cwd=tmp, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    hist = os.path.join(tmp, "history.csv")
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(hist) and open(hist).read().count("\n") >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err[-500:])
+    note = [l for l in err.splitlines() if "interrupted at step" in l]
+    assert len(note) == 1, err[-500:]
+    step = int(note[0].split("interrupted at step ")[1].split(";")[0])
+    assert "parameters saved to 'out.safetensors'" in note[0], note
+    meta, t = read_safetensors(os.path.join(tmp, "out.safetensors"))
+    assert meta["step"] == str(step) and t["k"] == ("F64", [], [0.1]), (meta, t["k"])
+    rows = open(hist).read().splitlines()
+    assert rows[0] == "step,loss,nfe_forward,nfe_backward,seconds", rows[0]
+    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, step + 1))
+    assert all(len(r.split(",")) == 5 for r in rows[1:])
+    assert not [f for f in os.listdir(tmp) if ".tmp-" in f], os.listdir(tmp)
+    assert not os.path.exists(os.path.join(tmp, "decay.csv")), "the program went on"
+
+
+SPIRAL = """
+option seed = 0
+model TrueSpiral {
+  state y[2] = [2, 0]
+  const A[2, 2] = [[-0.1, 2.0], [-2.0, -0.1]]
+  dy/dt = transpose(A) @ y^3
+}
+data obs = simulate(TrueSpiral, t = linspace(0, 25, 1000), solver = dopri5(rtol = 1e-7, atol = 1e-9))
+model Spiral {
+  state y[2]
+  net f = MLP(2, 50, 2, tanh)
+  dy/dt = f(y^3)
+}
+train Spiral {
+  data = obs
+  loss = mean(abs(y - obs.y))
+  batch = windows(length = 10, count = 20)
+  solver = %s
+  gradient = %s
+  optimizer = rmsprop(lr = 1e-3)
+  steps = 30
+}
+"""
+
+
+def test_allocation(nodec, tmp):
+    env = dict(os.environ, NODEC_ALLOC_CHECK="1")
+    for solver, grad in [("dopri5(rtol = 1e-7, atol = 1e-9)", "adjoint"),
+                         ("rk4(h = 0.05)", "backprop"), ("rk4(h = 0.05)", "checkpoint"),
+                         ("dopri5(rtol = 1e-7, atol = 1e-9)", "backprop")]:
+        p = run(nodec, tmp, SPIRAL % (solver, grad), env=env)
+        assert p.returncode == 0, p.stderr
+        want = "train Spiral: allocation check: the heap changed in 0 of 29 iterations"
+        assert want in p.stderr, (grad, solver, p.stderr[-400:])
+
+
+def main():
+    nodec = os.path.abspath(sys.argv[1])
+    failed = 0
+    for test in (test_safetensors, test_ctrl_c, test_allocation):
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                test(nodec, tmp)
+                print(f"ok    {test.__name__}")
+            except Exception as e:  # report every test, then fail
+                failed += 1
+                print(f"FAIL  {test.__name__}: {e!r}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
