@@ -787,6 +787,11 @@ int emit_c_program(Compilation *c, const char *c_path)
     }
     if (close_file(e.out, c_path, &c->diag) || close_file(e.hdr, h_path, &c->diag))
         rc = -1;
+    if (rc) { /* no half-written program is left to compile */
+        remove(c_path);
+        if (h_path)
+            remove(h_path);
+    }
     free(h_path);
     return rc ? 1 : 0;
 }
