@@ -1,5 +1,6 @@
 /* Arena and interned names for one compilation (see arena.h). */
 #include "arena.h"
+#include "diag.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -21,10 +22,8 @@ struct Arena {
 static void *checked_calloc(size_t n, size_t size)
 {
     void *p = calloc(n, size);
-    if (!p) {
-        fprintf(stderr, "nodec: internal error at %s:%d: out of memory\n", __FILE__, __LINE__);
-        abort();
-    }
+    if (!p)
+        INTERNAL_ERROR("out of memory");
     return p;
 }
 

@@ -91,6 +91,26 @@ void diag_finish(Diag *d)
     fflush(d->out);
 }
 
+/* __FILE__ is the path the build used; the message names it from the
+ * project's top folder (compiler/ir.c). */
+static const char *project_path(const char *file)
+{
+    const char *top = strstr(file, "compiler/");
+    return top ? top : file;
+}
+
+_Noreturn void diag_internal_error(const char *file, int line, const char *fmt, ...)
+{
+    fflush(stdout);
+    fprintf(stderr, "nodec: internal error at %s:%d: ", project_path(file), line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
 SrcLoc loc_span(SrcLoc a, SrcLoc b)
 {
     SrcLoc r = a;

@@ -48,6 +48,12 @@ void diag_plain(Diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* Prints "N errors; stopping after the first 20" when errors were dropped. */
 void diag_finish(Diag *d);
 
+/* A broken invariant inside the compiler (not the user's fault): prints
+ * "nodec: internal error at compiler/ir.c:123: ..." and aborts. */
+_Noreturn void diag_internal_error(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define INTERNAL_ERROR(...) diag_internal_error(__FILE__, __LINE__, __VA_ARGS__)
+
 /* Loc covering from a to b (a before b). */
 SrcLoc loc_span(SrcLoc a, SrcLoc b);
 

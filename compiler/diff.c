@@ -5,6 +5,7 @@
  * (tanh' = 1 - tanh^2 reads the forward tanh) and zeros vanish as they appear.
  * The divergence, the model's adjoint system and its Jacobian are built on it. */
 #include "diff.h"
+#include "diag.h"
 
 #include <stdlib.h>
 
@@ -215,10 +216,8 @@ static IrNode *unit(IrBuilder *b, IrShape s, int i)
 {
     int size = ir_shape_size(s);
     double *v = calloc((size_t)size, sizeof *v);
-    if (!v) {
-        fprintf(stderr, "nodec: internal error at compiler/diff.c:%d: out of memory\n", __LINE__);
-        abort();
-    }
+    if (!v)
+        INTERNAL_ERROR("out of memory");
     v[i] = 1;
     IrNode *n = ir_const(b, s, v);
     free(v);
@@ -230,11 +229,8 @@ static IrNode *unit(IrBuilder *b, IrShape s, int i)
  * are small; constant cotangents let the builder fold much of each sweep. */
 IrNode *diff_divergence(IrBuilder *b, IrNode *f, IrNode *x)
 {
-    if (!ir_shape_eq(f->shape, x->shape)) {
-        fprintf(stderr, "nodec: internal error at compiler/diff.c:%d: divergence of a mis-shaped field\n",
-                __LINE__);
-        abort();
-    }
+    if (!ir_shape_eq(f->shape, x->shape))
+        INTERNAL_ERROR("divergence of a mis-shaped field");
     IrNode *tr = scalar(b, 0);
     int size = ir_shape_size(x->shape), cols = x->shape.cols;
     for (int i = 0; i < size; i++) {
@@ -276,10 +272,8 @@ static IrNode *flatten(IrBuilder *b, IrNode *g)
     if (g->shape.rank < 2)
         return g;
     IrNode **rows = malloc(sizeof *rows * (size_t)g->shape.rows);
-    if (!rows) {
-        fprintf(stderr, "nodec: internal error at compiler/diff.c:%d: out of memory\n", __LINE__);
-        abort();
-    }
+    if (!rows)
+        INTERNAL_ERROR("out of memory");
     for (int r = 0; r < g->shape.rows; r++)
         rows[r] = matrix_row(b, g, r);
     IrNode *v = ir_concat(b, g->shape.rows, rows);

@@ -19,17 +19,7 @@ struct IrBuilder {
 
 enum { IR_FIRST_BUCKETS = 256 };
 
-_Noreturn static void ir_fail(int line, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "nodec: internal error at compiler/ir.c:%d: ", line);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    abort();
-}
-#define IR_FAIL(...) ir_fail(__LINE__, __VA_ARGS__)
+#define IR_FAIL(...) INTERNAL_ERROR(__VA_ARGS__)
 
 /* ---- op tables (from ir_ops.def) ---- */
 

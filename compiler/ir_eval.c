@@ -10,17 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Noreturn static void eval_fail(int line, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "nodec: internal error at compiler/ir_eval.c:%d: ", line);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    abort();
-}
-#define EVAL_FAIL(...) eval_fail(__LINE__, __VA_ARGS__)
+#define EVAL_FAIL(...) INTERNAL_ERROR(__VA_ARGS__)
 
 /* 1/(1+exp(-x)) without overflow: for x < 0, exp(x) is at most 1. */
 static double sigmoid(double x)

@@ -3,6 +3,7 @@
  * appear), the numbered SSA listing of --dump=ir (ir_dump_model), and the
  * operands-first node order that codegen, eval and the dump walk in. */
 #include "ir.h"
+#include "diag.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,10 +25,8 @@ int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order)
     bool *seen = calloc((size_t)(cap > 0 ? cap : 1), sizeof *seen);
     IrNode **stack = malloc(sizeof *stack * (size_t)(cap > 0 ? cap : 1));
     int *next = malloc(sizeof *next * (size_t)(cap > 0 ? cap : 1));
-    if (!seen || !stack || !next) {
-        fprintf(stderr, "nodec: internal error at compiler/ir_print.c:%d: out of memory\n", __LINE__);
-        abort();
-    }
+    if (!seen || !stack || !next)
+        INTERNAL_ERROR("out of memory");
     for (int r = 0; r < n; r++) {
         if (!roots[r] || seen[roots[r]->id])
             continue;

@@ -23,13 +23,7 @@ Val val_node(IrNode *n)
 
 const char *sema_shape(IrShape s, char *buf)
 {
-    if (s.rank == 0)
-        snprintf(buf, 32, "scalar");
-    else if (s.rank == 1)
-        snprintf(buf, 32, "[%d]", s.rows);
-    else
-        snprintf(buf, 32, "[%d, %d]", s.rows, s.cols);
-    return buf;
+    return ir_shape_str(s, buf);
 }
 
 /* ---- dependencies and constants ---- */
