@@ -81,10 +81,10 @@ static double time_rhs(const NdKernels *k, const double *p, int rounds)
     return med * 1e9;
 }
 
-static void *load(const char *dir, const char *flags)
+static void *load(const char *dir, const char *flags, int index)
 {
     char cmd[1024], so[256];
-    snprintf(so, sizeof so, "%s/spiral%zu.so", dir, strlen(flags));
+    snprintf(so, sizeof so, "%s/spiral%d.so", dir, index);
     snprintf(cmd, sizeof cmd, "cc -std=c99 %s -fPIC -shared -Wl,-Bsymbolic -DNODEC_NO_MAIN "
                               "%s/spiral.c -o %s -lm", flags, dir, so);
     if (system(cmd) != 0)
@@ -118,12 +118,12 @@ int main(int argc, char **argv)
     JitModel *jit = jit_compile(sema_find_model(c->program, "Spiral"), &kj, &c->diag);
     Api japi = {NULL, NULL, nd_solver_create, nd_solver_set_tolerances, nd_solve,
                 nd_solver_free};
-    const char *flags[2] = {"-O2", "-O3 -march=native"};
+    const char *flags[3] = {"-O2", "-O2 -march=native", "-O3 -march=native"};
     double *yj = malloc(sizeof(double) * 2 * NT), *yc = malloc(sizeof(double) * 2 * NT);
     printf("spiral forward solve, dopri5 rtol 1e-7 atol 1e-9, %d outputs, median of %d rounds\n",
            NT, rounds);
-    for (int f = 0; f < 2; f++) {
-        void *so = load(dir, flags[f]);
+    for (int f = 0; f < 3; f++) {
+        void *so = load(dir, flags[f], f);
         if (!so || !jit) {
             fprintf(stderr, "cannot build or load the emitted C\n");
             return 1;

@@ -2,8 +2,9 @@
  * test): L = sum(y(25)^2) for the 2-50-2 tanh MLP spiral model dy/dt = f(y^3)
  * (torchdiffeq's demo network: weights ~ normal(0, 0.1), biases 0, fixed seed),
  * y0 = [2, 0] (batch 1) or 20 points on the circle of radius 2 starting there
- * (batch 20), rtol 1e-7, atol 1e-9. nodec's adjoint (full norm and seminorm) and
- * backprop (dopri5) next to SUNDIALS CVODES's adjoint: CVodeF forward with
+ * (batch 20), rtol 1e-7, atol 1e-9. nodec's adjoint (full norm and seminorm;
+ * each with the fused rhs_vjp kernel and, as before it, with separate rhs and
+ * vjp calls) and backprop (dopri5) next to SUNDIALS CVODES's adjoint: CVodeF forward with
  * checkpoints, CVodeB backward with quadratures for dL/dp (Adams, fixed-point
  * iteration: the problem is not stiff). CVODES calls the same JIT kernels
  * (rhs, a^T df/dy, a^T df/dp), so the ratio measures the gradient machinery.
@@ -40,8 +41,9 @@ static const char *const spiral_src =
 typedef struct Problem {
     Compilation *c;
     IrModel *m;
-    JitModel *jit;
-    NdKernels k;
+    JitModel *jit, *jit_fused;
+    NdKernels k;  /* rhs and vjp: CVODES, backprop, checkpoint, the adjoint before rhs_vjp */
+    NdKernels kf; /* rhs and rhs_vjp (its vjp a call of rhs_vjp): the adjoint */
     NdKernelFn vjp_y, vjp_p; /* a^T df/dy alone, a^T df/dp alone (for CVODES's fB, fQB) */
     int B, n, np;
     double *p, *y0, *work;
@@ -99,7 +101,9 @@ static Problem *problem_new(int B)
     split_vjp_specs(P->c->arena, P->m, specs);
     JitRequest req = {.vjp = 1, .n_extra = 2, .extra = specs, .extra_fns = fns};
     P->jit = jit_compile_request(P->m, &req, &P->k, &P->c->diag);
-    if (!P->jit)
+    JitRequest fused = {.vjp = 1, .rhs_vjp = 1}; /* as train.c asks for the adjoint */
+    P->jit_fused = jit_compile_request(P->m, &fused, &P->kf, &P->c->diag);
+    if (!P->jit || !P->jit_fused)
         exit(1);
     P->vjp_y = fns[0];
     P->vjp_p = fns[1];
@@ -108,7 +112,7 @@ static Problem *problem_new(int B)
     P->np = P->k.np;
     P->p = xcalloc((size_t)P->np, sizeof(double));
     P->y0 = xcalloc((size_t)P->n, sizeof(double));
-    P->work = xcalloc(nd_kernels_work_size(&P->k, B), sizeof(double));
+    P->work = xcalloc(nd_kernels_work_size(&P->k, B), sizeof(double)); /* CVODES's */
     init_params(P->m, P->p);
     for (int b = 0; b < B; b++) {
         double phi = 2.0 * M_PI * b / B;
@@ -124,6 +128,7 @@ static void problem_free(Problem *P)
     free(P->y0);
     free(P->work);
     jit_free(P->jit);
+    jit_free(P->jit_fused);
     compilation_free(P->c);
     free(P);
 }
@@ -162,12 +167,14 @@ static int final_loss(void *ctx, int j, double t, const double *y, const double 
     return 0;
 }
 
-static NdGradient *nodec_gradient(const Problem *P, NdGradMethod gm, int seminorm, double rtol,
-                                  double atol)
+/* fused: the table with rhs_vjp; else rhs and vjp (the adjoint calls both). */
+static NdGradient *nodec_gradient(const Problem *P, NdGradMethod gm, int seminorm, int fused,
+                                  double rtol, double atol)
 {
-    NdSolver *s = nd_solver_create(&P->k, ND_DOPRI5, P->B);
+    const NdKernels *k = fused ? &P->kf : &P->k;
+    NdSolver *s = nd_solver_create(k, ND_DOPRI5, P->B);
     nd_solver_set_tolerances(s, rtol, atol);
-    NdGradient *g = nd_gradient_create(&P->k, s, gm, P->B, 2);
+    NdGradient *g = nd_gradient_create(k, s, gm, P->B, 2);
     nd_solver_free(s);
     if (!g || (seminorm && nd_gradient_set_seminorm(g, 1) != ND_OK))
         exit(1);
@@ -331,14 +338,17 @@ static int cvodes_run(Cvodes *cv, Result *r)
 /* ---- timing and comparison ---- */
 
 typedef enum Kind {
-    K_ADJOINT, K_SEMINORM, K_BACKPROP, K_CHECKPOINT, K_CVODES, K_CVODES_NOQ, K_COUNT
+    K_ADJOINT, K_SEMINORM, K_ADJOINT_SPLIT, K_SEMINORM_SPLIT, K_BACKPROP, K_CHECKPOINT, K_CVODES,
+    K_CVODES_NOQ, K_COUNT
 } Kind;
 
 static const char *const kind_names[K_COUNT] = {
-    "nodec adjoint", "nodec adjoint (seminorm)", "nodec backprop", "nodec checkpoint",
+    "nodec adjoint", "nodec adjoint (seminorm)", "nodec adjoint, rhs + vjp",
+    "nodec adjoint (seminorm), rhs + vjp", "nodec backprop", "nodec checkpoint",
     "CVODES adjoint", "CVODES adjoint (no quad. errcon)"};
 
 static const NdGradMethod kind_method[K_COUNT] = {ND_GRAD_ADJOINT, ND_GRAD_ADJOINT,
+                                                  ND_GRAD_ADJOINT, ND_GRAD_ADJOINT,
                                                   ND_GRAD_BACKPROP, ND_GRAD_CHECKPOINT};
 
 typedef struct Runner {
@@ -353,7 +363,8 @@ static Runner runner_new(const Problem *P, Kind kind)
     if (kind == K_CVODES || kind == K_CVODES_NOQ)
         r.cv = cvodes_new(P, kind == K_CVODES, RTOL, ATOL);
     else
-        r.g = nodec_gradient(P, kind_method[kind], kind == K_SEMINORM, RTOL, ATOL);
+        r.g = nodec_gradient(P, kind_method[kind], kind == K_SEMINORM || kind == K_SEMINORM_SPLIT,
+                             kind == K_ADJOINT || kind == K_SEMINORM, RTOL, ATOL);
     return r;
 }
 
@@ -398,7 +409,7 @@ static double rel_diff(const double *a, const double *b, int n)
 /* The reference: nodec backprop through dopri5 at rtol 1e-12, atol 1e-14. */
 static void reference(const Problem *P, Result *ref)
 {
-    NdGradient *g = nodec_gradient(P, ND_GRAD_BACKPROP, 0, 1e-12, 1e-14);
+    NdGradient *g = nodec_gradient(P, ND_GRAD_BACKPROP, 0, 0, 1e-12, 1e-14);
     if (nodec_run(P, g, ref) != 0)
         exit(1);
     nd_gradient_free(g);
@@ -439,6 +450,11 @@ static void bench_batch(int B, int rounds, double o3_ms)
     printf("  speed-up over the -O3 CVODES figure: adjoint %.2fx, seminorm %.2fx, backprop "
            "%.2fx (target >= 2x)\n",
            o3_ms / res[K_ADJOINT].ms, o3_ms / res[K_SEMINORM].ms, o3_ms / res[K_BACKPROP].ms);
+    printf("  fused rhs_vjp kernel: adjoint %.2fx, seminorm %.2fx faster than rhs + vjp; "
+           "gradients differ by %.1e\n",
+           res[K_ADJOINT_SPLIT].ms / res[K_ADJOINT].ms,
+           res[K_SEMINORM_SPLIT].ms / res[K_SEMINORM].ms,
+           rel_diff(res[K_ADJOINT].gp, res[K_ADJOINT_SPLIT].gp, P->np));
     for (int k = 0; k < K_COUNT; k++)
         result_free(&res[k]);
     result_free(&ref);

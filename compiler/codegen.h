@@ -15,10 +15,11 @@ typedef struct JitModel JitModel;
 /* A kernel beyond the rhs (signature NdKernelFn): each output writes a node's
  * values into out0 or out1 at `offset` within each sample's `stride` doubles
  * (out[b * stride + offset + k]), or, with batch_sum, the sum over the batch
- * into out[offset + k]. */
+ * into out[offset + k]. dst 2 is out0 + B*ny (ny the model's): a second block
+ * laid out like y after a first one, as the fused rhs_vjp kernel writes. */
 typedef struct CgOutput {
     IrNode *node;
-    int dst;        /* 0: out0, 1: out1 */
+    int dst;        /* 0: out0, 1: out1, 2: out0 + B*ny */
     int offset;
     int stride;
     int batch_sum;
@@ -38,6 +39,11 @@ typedef struct JitRequest {
     int n_extra;          /* further kernels, e.g. a train directive's loss and its gradient */
     const CgKernelSpec *extra;
     NdKernelFn *extra_fns; /* out: n_extra function pointers */
+    int rhs_vjp;          /* fill kernels->rhs_vjp: the rhs and the vjp in one kernel that
+                             computes the forward values they share once (the adjoint's
+                             backward stage); needs diff_model_adjoint too. With vjp also
+                             asked, the vjp is a call of rhs_vjp (one derivative kernel to
+                             compile): the same numbers, dydt's cost on top */
 } JitRequest;
 
 /* Like jit_compile, with the kernels req asks for (req may be NULL: rhs only). */

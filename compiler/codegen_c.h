@@ -1,8 +1,9 @@
 /* The C back end (`nodec emit-c`): the same IR the JIT compiles, printed as
  * C99 functions with the kernel table's signatures (nd_kernels.h), and the
- * whole-file writer that puts a program's models, parameters, solvers (the
- * runtime's own sources, embedded into nodec at build time) and solve
- * directives into one standalone .c file plus its .h. The calling convention
+ * whole-file writer that puts a program's models, parameters, solvers and
+ * gradient drivers (the runtime's own sources, embedded into nodec at build
+ * time), train gradients and solve directives into one standalone .c file
+ * plus its .h. The calling convention
  * of the generated code is documented in docs/emit-c.md. */
 #ifndef NODEC_CODEGEN_C_H
 #define NODEC_CODEGEN_C_H
@@ -42,20 +43,30 @@ bool cc_model_has_jacobian(const IrModel *m); /* ny <= 64: see codegen_c.c */
 int cc_emit_model_kernels(FILE *out, IrBuilder *b, IrModel *m, const char *prefix, CcWork *work,
                           Diag *diag);
 
-/* The kernels emit-c writes for a train directive, in this order, those its
- * keys ask for: "loss" (a scalar per sample into out0[b]), "loss_grad" (its
- * gradient: d/dy into out0 laid out like the augmented model's y, d/dp summed
- * over the batch into out1), then "final" and "final_grad" likewise. The
- * specs live in arena a; returns how many (at most 4). */
-int emit_c_train_specs(Arena *a, IrBuilder *b, const SemaTrain *tr, CgKernelSpec *specs);
-
 /* Writes a double as a C literal that reads back to the same value. */
 void cc_print_double(FILE *out, double v);
 
 /* `nodec emit-c`: writes c_path and its header (c_path with .c replaced by .h,
- * or .h appended). The program must have been checked without errors. Returns
- * 0, or 1 after reporting through c->diag. */
+ * or .h appended). The program must have been checked without errors. The
+ * parameters written are as `nodec run` initialises them. Returns 0, or 1
+ * after reporting through c->diag. */
 int emit_c_program(Compilation *c, const char *c_path);
+
+/* Parameter values for emit_c_program_with, usually from running the file's
+ * trains (tools/run.c's run_trains): final[i] for models[i] is what
+ * <model>_params writes; at_solve[k] is what the k-th solve directive solves
+ * with (differing from final only for a solve before a train). */
+typedef struct EmitCParams {
+    double *const *final;
+    double *const *at_solve;
+    bool trained; /* said in the generated files' banners */
+} EmitCParams;
+int emit_c_program_with(Compilation *c, const char *c_path, const EmitCParams *params);
+
+/* What emit-c cannot write (a solver it lacks, drawn initial states, ...),
+ * reported before anything runs: 0, or 1 after reporting. emit_c_program
+ * checks too. */
+int emit_c_check(Compilation *c);
 
 /* The runtime's sources, embedded at build time (cmake/embed_runtime.cmake
  * writes the generated nd_embedded.c): name is the file name in runtime/. */

@@ -17,8 +17,8 @@ struct LLVMOpaqueValue;
 enum { CG_NAME_MAX = 256 };
 
 /* The kernels of one module, in this order: the rhs ("<model>_rhs", NdRhsFn),
- * then "<model>_vjp" and "<model>_jac" when the request asks for them, then the
- * request's extra kernels ("<model>_<name>"), all NdKernelFn. */
+ * then "<model>_vjp", "<model>_jac" and "<model>_rhs_vjp" when the request asks
+ * for them, then the request's extra kernels ("<model>_<name>"), all NdKernelFn. */
 typedef struct CgLayout {
     int n_kernels;
     char (*names)[CG_NAME_MAX]; /* malloc'd symbol names; released by cg_layout_free */

@@ -219,6 +219,8 @@ static void jit_fill(const IrModel *m, const JitRequest *req, const CgLayout *la
         kernels->vjp = fns[at++];
     if (req && req->jac)
         kernels->jac = fns[at++];
+    if (req && req->rhs_vjp)
+        kernels->rhs_vjp = fns[at++];
     for (int e = 0; req && e < req->n_extra; e++)
         req->extra_fns[e] = fns[at++];
 }
@@ -234,7 +236,7 @@ JitModel *jit_compile_request(const IrModel *m, const JitRequest *req, NdKernels
         return NULL;
     }
     JitModel *jm = calloc(1, sizeof *jm);
-    NdKernelFn *fns = calloc((size_t)(2 + n_extra), sizeof *fns); /* vjp, jac, extras */
+    NdKernelFn *fns = calloc((size_t)(3 + n_extra), sizeof *fns); /* vjp, jac, rhs_vjp, extras */
     if (!jm || !fns) {
         diag_plain(diag, "out of memory compiling model '%s'", m->name);
         free(fns);

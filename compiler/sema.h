@@ -103,6 +103,7 @@ typedef struct SemaTrain {
     SemaCall solver;
     const char *gradient; /* "adjoint" (default), "backprop", "checkpoint" */
     SrcLoc gradient_loc;
+    int seminorm;         /* adjoint(seminorm = 1): backward error control on y and a only */
     SemaCall optimizer;   /* sgd(lr = ...), momentum, adam, rmsprop */
     long steps, log_every;
     const char *history, *save, *load;

@@ -346,6 +346,41 @@ static void train_solver(Sema *S, TrainCheck *tc)
     tc->out->solver = (SemaCall){.name = strtab_cstr(S->names, "dopri5"), .loc = tc->dir->loc};
 }
 
+/* `adjoint(seminorm = 0 | 1)`: the adjoint's one option. */
+static void gradient_args(Sema *S, TrainCheck *tc, const Ast *e)
+{
+    for (int i = 0; i < e->list.n; i++) {
+        const Ast *arg = e->list.items[i];
+        if (strcmp(e->name, "adjoint") != 0) {
+            diag_error(S->diag, arg->loc, "gradient method '%s' takes no arguments", e->name);
+            return;
+        }
+        if (arg->kind != AST_ARG) {
+            diag_error(S->diag, arg->loc, "adjoint's argument must be named, like adjoint(seminorm = 1)");
+            return;
+        }
+        if (strcmp(arg->name, "seminorm") != 0) {
+            static const char *const keys[] = {"seminorm"};
+            diag_error(S->diag, name_loc_of(arg), "unknown argument '%s' for adjoint (expected seminorm)",
+                       arg->name);
+            sema_suggest_among(S, arg->name, name_loc_of(arg), 1, keys);
+            return;
+        }
+        if (i > 0) {
+            diag_error(S->diag, name_loc_of(arg), "duplicate argument 'seminorm'");
+            return;
+        }
+        IrNode *c = sema_const(S, S->global, arg->a, "seminorm");
+        if (!c)
+            return;
+        if (c->shape.rank != 0 || (c->value[0] != 0 && c->value[0] != 1)) {
+            diag_error(S->diag, arg->a->loc, "seminorm must be 0 or 1");
+            return;
+        }
+        tc->out->seminorm = c->value[0] == 1;
+    }
+}
+
 static void train_gradient(Sema *S, TrainCheck *tc)
 {
     const Ast *e = value_of(tc, K_GRADIENT);
@@ -353,18 +388,21 @@ static void train_gradient(Sema *S, TrainCheck *tc)
     tc->out->gradient_loc = tc->dir->loc;
     if (!e)
         return;
-    if (e->kind != AST_NAME) {
+    if (e->kind != AST_NAME && e->kind != AST_CALL) {
         diag_error(S->diag, e->loc, "gradient needs a method name: adjoint, backprop or checkpoint");
         return;
     }
+    SrcLoc at = name_loc_of(e);
     if (sema_find_name(e->name, 3, gradient_names) < 0) {
-        diag_error(S->diag, e->loc, "unknown gradient method '%s' (expected adjoint, backprop or checkpoint)",
+        diag_error(S->diag, at, "unknown gradient method '%s' (expected adjoint, backprop or checkpoint)",
                    e->name);
-        sema_suggest_among(S, e->name, e->loc, 3, gradient_names);
+        sema_suggest_among(S, e->name, at, 3, gradient_names);
         return;
     }
     tc->out->gradient = e->name;
-    tc->out->gradient_loc = e->loc;
+    tc->out->gradient_loc = at;
+    if (e->kind == AST_CALL)
+        gradient_args(S, tc, e);
 }
 
 /* lr > 0; momentum, beta1, beta2, alpha in [0, 1); eps > 0; weight_decay >= 0. */

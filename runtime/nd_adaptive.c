@@ -69,6 +69,18 @@ static double part_rms(const NdSolver *s, const NdNormPart *part, const double *
     return sqrt(batch_mean(&mean));
 }
 
+/* fmax and fmin for numbers known not to be NaN: the same values, without a
+ * libm call (the error weights call it per element, the controller per step). */
+static inline double larger(double a, double b)
+{
+    return a >= b ? a : b;
+}
+
+static inline double smaller(double a, double b)
+{
+    return a <= b ? a : b;
+}
+
 /* The larger of two norms, NaN if either is (unlike fmax, which would hide a
  * NaN estimate that must reject the step). */
 static double max_nan(double a, double b)
@@ -94,7 +106,7 @@ double nd_weighted_rms(const NdSolver *s, const double *v, const double *y)
 /* Hairer's starting step ([HNW] II.4, p. 169; dopri5.f HINIT): an Euler step
  * small against y, then h with h^q * max(|f|, |f'|) = 0.01. One evaluation of f,
  * into K[1] (free until the first step), from ytmp. */
-static double initial_step(NdRun *r)
+static double run_initial_step(NdRun *r)
 {
     NdSolver *s = r->s;
     const double *y = s->y, *f0 = s->K[0];
@@ -121,30 +133,25 @@ static void step_stages(NdRun *r, double h, double t_new)
     const NdTableau *tab = s->tab;
     for (int i = 1; i < tab->stages; i++) {
         double *arg = (tab->fsal && i == tab->stages - 1) ? s->ynew : s->ytmp;
-        nd_rk_stage_arg(s, i, h, s->y, arg);
+        nd_combo_axpy(&s->row[i], s->K, s->y, h, arg, s->n);
         rhs(r, nd_stage_time(tab, i, r->t, h, t_new), arg, s->K[i]);
     }
     if (!tab->fsal) /* row fnew_stage of a is b */
-        nd_rk_stage_arg(s, tab->fnew_stage, h, s->y, s->ynew);
+        nd_combo_axpy(&s->row[tab->fnew_stage], s->K, s->y, h, s->ynew, s->n);
 }
 
-/* One group's mean squares of the scaled estimates over its elements
- * [e0, e0 + group): ms[0] for e, ms[1] for e3. */
-static void group_error(const NdSolver *s, size_t e0, size_t group, double ms[2])
+/* One group's mean squares of the scaled estimates est (and est3, for
+ * dop853) over its elements [e0, e0 + group): ms[0] and ms[1]. */
+static void group_error(const NdSolver *s, const double *est, const double *est3, size_t e0,
+                        size_t group, double ms[2])
 {
-    const NdTableau *tab = s->tab;
+    const double *y = s->y, *ynew = s->ynew;
     double sum5 = 0.0, sum3 = 0.0;
     for (size_t e = e0; e < e0 + group; e++) {
-        double sk = s->atol + s->rtol * fmax(fabs(s->y[e]), fabs(s->ynew[e]));
-        double est = 0.0, est3 = 0.0;
-        for (int i = 0; i < tab->stages; i++)
-            est += tab->e[i] * s->K[i][e];
-        sum5 += (est / sk) * (est / sk);
-        if (s->use_e3) {
-            for (int i = 0; i < tab->stages; i++)
-                est3 += tab->e3[i] * s->K[i][e];
-            sum3 += (est3 / sk) * (est3 / sk);
-        }
+        double sk = s->atol + s->rtol * larger(fabs(y[e]), fabs(ynew[e]));
+        sum5 += (est[e] / sk) * (est[e] / sk);
+        if (est3)
+            sum3 += (est3[e] / sk) * (est3[e] / sk);
     }
     ms[0] = sum5 / (double)group;
     ms[1] = sum3 / (double)group;
@@ -152,13 +159,15 @@ static void group_error(const NdSolver *s, size_t e0, size_t group, double ms[2]
 
 /* The error of one part of the state, a mean over its groups. dop853 divides
  * its 5th-order estimate by a blend with the 3rd-order one,
- * err5^2 / sqrt(err5^2 + 0.01 err3^2), which behaves as O(h^8) (dop853.f). */
+ * err5^2 / sqrt(err5^2 + 0.01 err3^2), which behaves as O(h^8) (dop853.f).
+ * The estimates sum_i e_i k_i are in s->ytmp and (e3) s->dense[0]. */
 static double part_error(const NdSolver *s, const NdNormPart *part, double h)
 {
     BatchMean mean5 = {0}, mean3 = {0};
+    const double *est3 = s->use_e3 ? s->dense[0] : NULL;
     for (size_t e0 = part->off; e0 < part->off + part->len; e0 += part->group) {
         double ms[2];
-        group_error(s, e0, part->group, ms);
+        group_error(s, s->ytmp, est3, e0, part->group, ms);
         batch_mean_add(&mean5, ms[0]);
         batch_mean_add(&mean3, ms[1]);
     }
@@ -181,6 +190,10 @@ static double error_norm(NdRun *r, double h)
         r->bad_value = s->ynew[r->bad];
         return INFINITY;
     }
+    /* the stage arguments are spent: ytmp and the dense vectors are free */
+    nd_combo_scale(&s->e, s->K, 1.0, s->ytmp, s->n);
+    if (s->use_e3)
+        nd_combo_scale(&s->e3, s->K, 1.0, s->dense[0], s->n);
     double err = 0.0;
     for (int i = 0; i < s->norm_parts; i++)
         if (s->norm[i].len > 0)
@@ -204,40 +217,27 @@ static void dense_stages(NdRun *r, double h)
     }
 }
 
-/* out = y(t + theta h) = y + h sum_i w_i(theta) k_i. */
-static void interpolate(NdRun *r, double theta, double h, double *out)
-{
-    NdSolver *s = r->s;
-    int m = s->tab->dense_stages;
-    double w[ND_RK_MAX_STAGES];
-    nd_dense_weights(s->tab, theta, w);
-    for (size_t e = 0; e < s->n; e++) {
-        double acc = 0.0;
-        for (int i = 0; i < m; i++)
-            acc += w[i] * s->K[i][e];
-        out[e] = s->y[e] + h * acc;
-    }
-}
-
 /* Fills every output row whose time lies in (t, t_new]: the last step lands on
- * t_end exactly, so its row is y_new itself; the others are interpolated. */
-static void write_outputs(NdRun *r, double t_new, double h)
+ * t_end exactly, so its row is y_new itself; the others are interpolated, from
+ * coefficient vectors computed once for the step (nd_dense.c). */
+static void run_write_outputs(NdRun *r, double t_new, double h)
 {
     NdSolver *s = r->s;
-    int ready = 0;
-    while (r->j < r->nt && (r->ts[r->j] - t_new) * r->dir <= 0) {
-        double *row = r->yout + (size_t)r->j * s->n;
-        if (r->ts[r->j] == t_new) {
-            memcpy(row, s->ynew, s->n * sizeof *row);
-        } else {
-            if (!ready && s->tab->dense_stages > s->tab->fnew_stage + 1)
-                dense_stages(r, h);
-            ready = 1;
-            interpolate(r, (r->ts[r->j] - r->t) / h, h, row);
-        }
-        r->j++;
-        r->attempts = 0;
+    const double *ts = r->ts;
+    int j = r->j;
+    while (j < r->nt && (ts[j] - t_new) * r->dir < 0)
+        j++;
+    if (j > r->j) {
+        if (s->tab->dense_stages > s->tab->fnew_stage + 1)
+            dense_stages(r, h);
+        nd_dense_prepare(s, h);
+        nd_dense_eval(s, r->t, h, ts + r->j, j - r->j, r->yout + (size_t)r->j * s->n);
     }
+    if (j < r->nt && ts[j] == t_new)
+        memcpy(r->yout + (size_t)j++ * s->n, s->ynew, s->n * sizeof *r->yout);
+    if (j > r->j)
+        r->attempts = 0;
+    r->j = j;
 }
 
 static void swap_vectors(double **a, double **b)
@@ -248,16 +248,17 @@ static void swap_vectors(double **a, double **b)
 }
 
 /* Takes the step: f(t + h, y_new) becomes the next k_0 (free for FSAL methods),
- * outputs inside the step are written, and (t, y) advance. */
+ * outputs inside the step are written, the hook sees the step (with every
+ * stage the outputs read), and (t, y) advance. */
 static void accept_step(NdRun *r, double h, double t_new)
 {
     NdSolver *s = r->s;
     const NdTableau *tab = s->tab;
     if (!tab->fsal)
         rhs(r, t_new, s->ynew, s->K[tab->fnew_stage]);
+    run_write_outputs(r, t_new, h);
     if (s->on_step)
         s->on_step(s->hook_ctx, s, r->t, h, t_new, s->y);
-    write_outputs(r, t_new, h);
     swap_vectors(&s->K[0], &s->K[tab->fnew_stage]);
     swap_vectors(&s->y, &s->ynew);
     r->t = t_new;
@@ -274,12 +275,12 @@ static double next_step(NdRun *r, double h, double err)
         return h * ND_SHRINK;
     double fac11 = pow(err, 1.0 / tab->error_order - 0.75 * tab->beta);
     if (err > 1.0)
-        return h / fmin(1.0 / ND_SHRINK, fac11 / ND_SAFETY);
+        return h / smaller(1.0 / ND_SHRINK, fac11 / ND_SAFETY);
     double fac = fac11 / pow(r->facold, tab->beta);
-    fac = fmax(1.0 / ND_GROW, fmin(1.0 / ND_SHRINK, fac / ND_SAFETY));
+    fac = larger(1.0 / ND_GROW, smaller(1.0 / ND_SHRINK, fac / ND_SAFETY));
     double hnew = h / fac;
     if (r->rejected)
-        hnew = r->dir * fmin(fabs(hnew), fabs(h));
+        hnew = r->dir * smaller(fabs(hnew), fabs(h));
     if (fabs(hnew) > r->hmax)
         hnew = r->dir * r->hmax;
     return hnew;
@@ -287,7 +288,7 @@ static double next_step(NdRun *r, double h, double err)
 
 /* ---- failures: a status, a message naming the time, the state reached ---- */
 
-static int fail_nonfinite(NdRun *r)
+static int run_fail_nonfinite(NdRun *r)
 {
     NdSolver *s = r->s;
     int ny = s->k.ny;
@@ -298,7 +299,7 @@ static int fail_nonfinite(NdRun *r)
                           i % ny, i / ny, nd_nonfinite_word(r->bad_value), r->t, fabs(r->h));
 }
 
-static int check_progress(NdRun *r)
+static int run_check_progress(NdRun *r)
 {
     NdSolver *s = r->s;
     if (r->attempts >= s->max_steps)
@@ -311,7 +312,7 @@ static int check_progress(NdRun *r)
     if (h > ND_UNDERFLOW_ULPS * DBL_EPSILON * fabs(r->t) && h >= DBL_MIN)
         return ND_OK;
     if (r->bad >= 0)
-        return fail_nonfinite(r);
+        return run_fail_nonfinite(r);
     return nd_solver_fail(s, ND_ERR_STEP_UNDERFLOW,
                           "step size underflow at t = %.10g: h = %.3g is below the roundoff of t "
                           "(the solution may blow up there, or the problem is stiff)",
@@ -321,7 +322,7 @@ static int check_progress(NdRun *r)
 /* One attempted step; ND_OK whether accepted or rejected. */
 int nd_adaptive_attempt(NdRun *r)
 {
-    int st = check_progress(r);
+    int st = run_check_progress(r);
     if (st)
         return st;
     double h = r->h, t_new = r->t + h;
@@ -335,7 +336,7 @@ int nd_adaptive_attempt(NdRun *r)
     double err = error_norm(r, h);
     r->h = next_step(r, h, err);
     if (err <= 1.0) {
-        r->facold = fmax(err, ND_FACOLD_MIN);
+        r->facold = larger(err, ND_FACOLD_MIN);
         r->rejected = 0;
         accept_step(r, h, t_new);
     } else {
@@ -345,7 +346,7 @@ int nd_adaptive_attempt(NdRun *r)
     return ND_OK;
 }
 
-static int start(NdRun *r)
+static int run_start(NdRun *r)
 {
     NdSolver *s = r->s;
     rhs(r, r->t, s->y, s->K[0]);
@@ -357,7 +358,7 @@ static int start(NdRun *r)
                               "at the initial state)",
                               nd_nonfinite_word(s->K[0][i]), r->t, i % ny, i / ny);
     }
-    double h = s->h0 > 0 ? fmin(s->h0, r->hmax) : initial_step(r);
+    double h = s->h0 > 0 ? fmin(s->h0, r->hmax) : run_initial_step(r);
     r->h = r->dir * h;
     return ND_OK;
 }
@@ -373,7 +374,7 @@ int nd_adaptive_begin(NdRun *r, NdSolver *s, const double *p, const double *y0,
     *r = start_run;
     memcpy(s->y, y0, s->n * sizeof *s->y);
     memmove(yout, y0, s->n * sizeof *yout);
-    return start(r);
+    return run_start(r);
 }
 
 void nd_adaptive_resume(NdRun *r, const NdRun *saved, const double *y)

@@ -15,12 +15,27 @@
 
 enum { ND_MESSAGE_SIZE = 256 };
 
+/* C's restrict, in its common spelling for C++ (emit-c compiles the runtime as
+ * both): on an output the stepping loops write, it spares them the run-time
+ * overlap checks that cost more than the loop at small n. */
+#ifdef __cplusplus
+#define ND_RESTRICT __restrict
+#else
+#define ND_RESTRICT restrict
+#endif
+
+/* The most coefficient vectors a dense output keeps per step: dop853's
+ * D, B, C and the four of P (nd_dense.c). */
+enum { ND_DENSE_MAX = 7 };
+
 /* A right-hand side other than the model's kernel: dzdt = F(t, z), z of n
  * doubles (the adjoint's [y; a; g]). */
 typedef void (*NdSystemFn)(void *ctx, double t, const double *z, double *dzdt);
 
 /* Called at each accepted step from (t, y) to t_new = t + h (both engines),
- * before y moves: s->K[0..stages) hold the step's stage derivatives. */
+ * before y moves: s->K[0..stages) hold the step's stage derivatives. The
+ * adaptive engine calls it after writing the step's outputs, so dop853's dense
+ * stages are in K too when an output time fell inside the step. */
 typedef void (*NdStepHook)(void *ctx, NdSolver *s, double t, double h, double t_new,
                            const double *y);
 
@@ -57,6 +72,13 @@ struct NdSolver {
     NdStepHook on_step;            /* NULL, or called at every accepted step */
     void *hook_ctx;
     struct NdBdf *bdf;             /* ND_BDF only: the implicit engine's workspace (nd_bdf.h) */
+    /* the tableau's rows as their nonzero terms, built at create: row[i] the
+     * argument of stage i, then b, the error weights e and e3, and the stage
+     * parts of the dense output's coefficient vectors (nd_dense.c) */
+    NdCombo row[ND_RK_MAX_STAGES], b, e, e3, dense_row[ND_DENSE_MAX];
+    int ndense;                    /* adaptive: dense coefficient vectors per step */
+    double *dense[ND_DENSE_MAX];   /* the accepted step's (nd_dense_prepare); free
+                                    * scratch while a step is tried */
     long num_steps;
     long num_rejected;
     long num_rhs_evals;
@@ -69,6 +91,26 @@ int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
 
 /* out = y + h * sum_{j<i} a[i][j] k_j: the argument of stage i. */
 void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out);
+
+/* The stepping loops over the n elements of a state (nd_solver.c), one loop
+ * per term count so that the sum stays in registers: out = y + h sum_t c_t k_t
+ * (out may be y) and out = h sum_t c_t k_t (h = 1 is exact). */
+void nd_combo_axpy(const NdCombo *c, double *const *K, const double *y, double h, double *out,
+                   size_t n);
+void nd_combo_scale(const NdCombo *c, double *const *K, double h, double *out, size_t n);
+
+/* Dense output in Hairer's form (nd_dense.c): per accepted step with an output
+ * time inside it, the coefficient vectors once (dopri5.f's CONT), then per
+ * output time a polynomial in theta, a few operations per element. */
+int nd_dense_count(const NdTableau *tab);  /* vectors a method keeps; 0 if none */
+void nd_dense_setup(NdSolver *s);          /* s->dense_row and s->ndense, at create */
+/* From s->y, s->ynew and the stages of the accepted step of h (dop853's extra
+ * dense stages already evaluated). */
+void nd_dense_prepare(NdSolver *s, double h);
+/* Row q < count of out (n doubles each) = y(ts[q]), from the prepared vectors
+ * and s->y = y(t), for times ts[q] inside the step from t of h. */
+void nd_dense_eval(const NdSolver *s, double t, double h, const double *ts, int count,
+                   double *ND_RESTRICT out);
 
 /* The error norm of the state's parts (above) of v with weights
  * atol + rtol |y_i|; NaN when v holds a NaN. Shared with nd_bdf.c. */
@@ -91,8 +133,17 @@ static inline double nd_stage_time(const NdTableau *tab, int i, double t, double
     return tab->c[i] == 1.0 ? t_new : t + tab->c[i] * h;
 }
 
-/* dzdt = f(t, z) through s->sys or the kernel, counted in num_rhs_evals. */
-void nd_solver_rhs(NdSolver *s, const double *p, double t, const double *z, double *dzdt);
+/* dzdt = f(t, z) through s->sys or the kernel, counted in num_rhs_evals
+ * (inline: the engines call it for every stage). */
+static inline void nd_solver_rhs(NdSolver *s, const double *p, double t, const double *z,
+                                 double *dzdt)
+{
+    if (s->sys)
+        s->sys(s->sys_ctx, t, z, dzdt);
+    else
+        s->k.rhs(t, z, p, dzdt, s->B, s->work);
+    s->num_rhs_evals++;
+}
 
 /* Fixed-step engine: steps of at most h covering |span| (the last one shortens
  * to land); one step from (t, y) to t_new in place, calling s->on_step. Step k

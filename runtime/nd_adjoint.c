@@ -28,13 +28,19 @@
 
 #include "nd_grad_internal.h"
 
-/* dz/dt: one rhs and one vjp evaluation over the batch. */
+/* dz/dt: one rhs and one vjp evaluation over the batch, in one call when the
+ * table has the fused kernel (its out0 is dz/dt's [y; a] part, laid out as z
+ * is), so the forward values both need are computed once. */
 static void adjoint_rhs(void *ctx, double t, const double *z, double *dzdt)
 {
-    NdGradient *g = ctx;
+    NdGradient *g = (NdGradient *)ctx;
     size_t n = g->n, tail = n + (size_t)g->np;
-    g->k.rhs(t, z, g->p, dzdt, g->B, g->work);
-    g->k.vjp(t, z, g->p, z + n, NULL, dzdt + n, dzdt + 2 * n, g->B, g->work);
+    if (g->k.rhs_vjp) {
+        g->k.rhs_vjp(t, z, g->p, z + n, NULL, dzdt, dzdt + 2 * n, g->B, g->work);
+    } else {
+        g->k.rhs(t, z, g->p, dzdt, g->B, g->work);
+        g->k.vjp(t, z, g->p, z + n, NULL, dzdt + n, dzdt + 2 * n, g->B, g->work);
+    }
     for (size_t e = n; e < n + tail; e++)
         dzdt[e] = -dzdt[e];
     g->rhs_evals++;

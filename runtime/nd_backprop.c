@@ -3,12 +3,18 @@
  * sizes held constant (as torchdiffeq does). For a step from (t, y_n),
  *   Y_i = y_n + h sum_{j<i} a_ij k_j,  k_i = f(t + c_i h, Y_i),
  *   y_{n+1} = y_n + h sum_i b_i k_i,
+ * and the observations inside it, interpolated by the dense output
+ *   y_o = y_n + h sum_i w_i(theta_o) k_i  (nd_dense_weights; linear in y_n, k),
  * the sweep takes the cotangent ybar of y_{n+1} back through the stages, last
- * first: kbar_i = h (b_i ybar + sum_{j>i} a_ji Ybar_j), Ybar_i = kbar_i^T df/dy
- * (the vjp kernel, whose other output adds kbar_i^T df/dp to dL/dp), and
- * ybar_n = ybar + sum_i Ybar_i. Backprop records every step's stage arguments
- * on a tape; checkpoint keeps only cursors (and states) every ck_every steps and
- * recomputes each segment onto the tape in the reverse sweep.
+ * first: kbar_i = h (b_i ybar + sum_{j>i} a_ji Ybar_j + sum_o w_i(theta_o) gy_o),
+ * Ybar_i = kbar_i^T df/dy (the vjp kernel, whose other output adds
+ * kbar_i^T df/dp to dL/dp), and ybar_n = ybar + sum_i Ybar_i + sum_o gy_o.
+ * For dopri5, tsit5 and bosh3 the dense output also reads f(t + h, y_{n+1}),
+ * which is the next step's k_0 (FSAL): its cotangent joins that k_0's, so one
+ * vjp serves both (only the last step does its own). Backprop records every
+ * step's stage arguments on a tape; checkpoint keeps only cursors (and
+ * states) every ck_every steps and recomputes each segment onto the tape in
+ * the reverse sweep.
  *
  * For bdf the sweep is the discrete adjoint of nd_bdf.c's steps with the
  * Newton solution treated as exact (the step sizes and orders constant): the
@@ -52,7 +58,7 @@ static double *tape_push(NdGradient *g)
             cap = ND_TAPE_MIN_RECORDS * g->rec_size;
         if (cap < need)
             cap = need;
-        double *tape = realloc(g->tape, cap * sizeof *tape);
+        double *tape = (double *)realloc(g->tape, cap * sizeof *tape);
         if (!tape)
             return NULL;
         g->tape = tape;
@@ -64,31 +70,58 @@ static double *tape_push(NdGradient *g)
     return rec;
 }
 
-/* The step hook: while recording, one record per accepted step with the
- * argument of every live stage (recomputed from y and the stage derivatives,
- * bit for bit what the step evaluated f at). */
+/* The step's observations: those strictly inside (t, t_new), then the one at
+ * t_new itself; next_obs moves past them. */
+static NdStepObs step_observations(NdGradient *g, double t, double h, double t_new, int *land)
+{
+    const double *ts = g->loss->ts;
+    int nt = g->loss->nt;
+    NdStepObs o;
+    o.t = t, o.h = h, o.lo = o.hi = g->next_obs;
+    while (o.hi < nt && (ts[o.hi] - t_new) * g->dir < 0)
+        o.hi++;
+    *land = o.hi < nt && ts[o.hi] == t_new ? o.hi : -1;
+    g->next_obs = *land >= 0 ? o.hi + 1 : o.hi;
+    return o;
+}
+
+/* Fills a record: the step, its observations and the previous step's, then
+ * the argument of every slot the step needs (recomputed from y and the stage
+ * derivatives, bit for bit what the step evaluated f at). */
+static void write_record(NdGradient *g, NdSolver *s, double *rec, const NdStepObs *o, int land,
+                         double t_new, const double *y)
+{
+    rec[ND_REC_T] = o->t, rec[ND_REC_H] = o->h, rec[ND_REC_TNEW] = t_new;
+    rec[ND_REC_LO] = o->lo, rec[ND_REC_HI] = o->hi, rec[ND_REC_LAND] = land;
+    rec[ND_REC_PREV_T] = g->prev.t, rec[ND_REC_PREV_H] = g->prev.h;
+    rec[ND_REC_PREV_LO] = g->prev.lo, rec[ND_REC_PREV_HI] = g->prev.hi;
+    for (int q = 0; q < g->nslot; q++) {
+        double *Y = rec + ND_REC_HEAD + (size_t)q * g->n;
+        if (!g->always[q] && o->hi == o->lo)
+            continue; /* read only by the dense output, unused here */
+        if (g->slot[q] == 0)
+            memcpy(Y, y, g->n * sizeof *y);
+        else
+            nd_rk_stage_arg(s, g->slot[q], o->h, y, Y);
+    }
+}
+
+/* The step hook (after the step's outputs are written, before y moves):
+ * notes the step's observations and, while recording, appends its record. */
 void nd_backprop_record(void *ctx, NdSolver *s, double t, double h, double t_new,
                         const double *y)
 {
-    NdGradient *g = ctx;
-    if (!g->recording)
-        return;
-    int obs = -1;
-    if (g->next_obs < g->loss->nt && t_new == g->loss->ts[g->next_obs])
-        obs = g->next_obs++;
-    double *rec = tape_push(g);
-    if (!rec) {
-        g->tape_failed = 1;
-        return;
-    }
-    rec[0] = t, rec[1] = h, rec[2] = t_new, rec[3] = obs;
-    for (int li = 0; li < g->nlive; li++) {
-        double *Y = rec + ND_REC_HEAD + (size_t)li * g->n;
-        if (g->live[li] == 0)
-            memcpy(Y, y, g->n * sizeof *y);
+    NdGradient *g = (NdGradient *)ctx;
+    int land;
+    NdStepObs o = step_observations(g, t, h, t_new, &land);
+    if (g->recording) {
+        double *rec = tape_push(g);
+        if (rec)
+            write_record(g, s, rec, &o, land, t_new, y);
         else
-            nd_rk_stage_arg(s, g->live[li], h, y, Y);
+            g->tape_failed = 1;
     }
+    g->prev = o;
 }
 
 /* ---- the reverse sweep ---- */
@@ -99,39 +132,123 @@ static void add_into(double *acc, const double *v, size_t n)
         acc[e] += v[e];
 }
 
-/* kbar = h (b_i ybar + sum over later live stages j of a_ji Ybar_j). */
-static void stage_cotangent(NdGradient *g, int li, double h)
+static void add_scaled(double *acc, double c, const double *v, size_t n)
 {
-    const NdTableau *tab = g->fwd->tab;
-    int i = g->live[li];
-    for (size_t e = 0; e < g->n; e++) {
-        double acc = tab->b[i] * g->ybar[e];
-        for (int lj = li + 1; lj < g->nlive; lj++)
-            acc += tab->a[g->live[lj]][i] * g->Ybar[lj][e];
-        g->kbar[e] = h * acc;
+    for (size_t e = 0; e < n; e++)
+        acc[e] += c * v[e];
+}
+
+/* Rows of g->wobs: the dense weights of the observations o.lo..o.hi - 1, at the
+ * theta the forward solve interpolated them at (nd_dense_eval). */
+static void observation_weights(NdGradient *g, const NdStepObs *o, double *w)
+{
+    const double *ts = g->loss->ts;
+    for (int j = o->lo; j < o->hi; j++)
+        nd_dense_weights(g->fwd->tab, (ts[j] - o->t) / o->h, w + (size_t)(j - o->lo) *
+                                                               ND_RK_MAX_STAGES);
+}
+
+/* out = h sum_o w_i(theta_o) gy_o over the step's interpolated observations. */
+static void observed_cotangent(NdGradient *g, const NdStepObs *o, const double *w, int i,
+                               double *out)
+{
+    memset(out, 0, g->n * sizeof *out);
+    for (int j = o->lo; j < o->hi; j++) {
+        double c = o->h * w[(size_t)(j - o->lo) * ND_RK_MAX_STAGES + i];
+        if (c != 0.0)
+            add_scaled(out, c, g->obs_gy + (size_t)j * g->n, g->n);
     }
 }
 
-/* Takes ybar from y_{n+1} (plus the loss's dL/dy if the step lands on an
- * observation) back to y_n, adding the parameter terms into grad_p. */
+/* Slot q takes part in a step: always, or when an observation is inside it. */
+static int slot_used(const NdGradient *g, int q, int inside)
+{
+    return g->always[q] || inside;
+}
+
+/* kbar_i = h (b_i ybar + sum over later slots j of a_ji Ybar_j) + h sum_o w_i gy_o,
+ * and for k_0 the cotangent the step before handed on (g->kin). */
+static void stage_cotangent(NdGradient *g, int q, const NdStepObs *o, double h, int handoff)
+{
+    const NdTableau *tab = g->fwd->tab;
+    int i = g->slot[q], inside = o->hi > o->lo;
+    size_t n = g->n;
+    if (inside)
+        observed_cotangent(g, o, g->wobs, i, g->kbar);
+    else
+        memset(g->kbar, 0, n * sizeof *g->kbar);
+    if (i < tab->stages && tab->b[i] != 0.0)
+        add_scaled(g->kbar, h * tab->b[i], g->ybar, n);
+    for (int qj = q + 1; qj < g->nslot; qj++)
+        if (slot_used(g, qj, inside) && tab->a[g->slot[qj]][i] != 0.0)
+            add_scaled(g->kbar, h * tab->a[g->slot[qj]][i], g->Ybar[qj], n);
+    if (i == 0 && handoff)
+        add_into(g->kbar, g->kin, n);
+}
+
+static void stage_vjp(NdGradient *g, double t, const double *Y, double *Ybar)
+{
+    g->k.vjp(t, Y, g->p, g->kbar, NULL, Ybar, g->pbar, g->B, g->work);
+    g->vjp_evals++;
+    add_into(g->grad_p, g->pbar, (size_t)g->np);
+}
+
+/* The last step's f(t_end, y_end), read by its dense output, has no next step
+ * to hand its cotangent to: its own vjp, into ybar (y_end's cotangent). The
+ * step's observation weights are in g->wobs; g->kin is scratch here. */
+static void last_fsal_stage(NdGradient *g, const NdStepObs *o)
+{
+    int f = g->fwd->tab->fnew_stage, nt = g->loss->nt;
+    observed_cotangent(g, o, g->wobs, f, g->kbar);
+    stage_vjp(g, g->loss->ts[nt - 1], g->obs_y + (size_t)(nt - 1) * g->n, g->kin);
+    add_into(g->ybar, g->kin, g->n);
+}
+
+/* g->kin = the cotangent of f(t_{n+1}, y_{n+1}) through the previous step's
+ * dense output (record rec is step n + 1); 0 when nothing was interpolated
+ * there, or the method hands nothing on. Uses g->wobs. */
+static int handed_on(NdGradient *g, const double *rec)
+{
+    NdStepObs o;
+    o.t = rec[ND_REC_PREV_T], o.h = rec[ND_REC_PREV_H];
+    o.lo = (int)rec[ND_REC_PREV_LO], o.hi = (int)rec[ND_REC_PREV_HI];
+    if (!g->fsal_handoff || o.h == 0.0 || o.hi == o.lo)
+        return 0;
+    observation_weights(g, &o, g->wobs);
+    observed_cotangent(g, &o, g->wobs, g->fwd->tab->fnew_stage, g->kin);
+    return 1;
+}
+
+/* Takes ybar from y_{n+1} (plus the loss's dL/dy at observations the step
+ * lands on or interpolates) back to y_n, adding the parameter terms into grad_p. */
 static void sweep_record(NdGradient *g, const double *rec)
 {
     const NdTableau *tab = g->fwd->tab;
-    double t = rec[0], h = rec[1], t_new = rec[2];
-    int obs = (int)rec[3];
-    if (obs >= 0)
-        add_into(g->ybar, g->obs_gy + (size_t)obs * g->n, g->n);
-    for (int li = g->nlive - 1; li >= 0; li--) {
-        int i = g->live[li];
-        const double *Y = rec + ND_REC_HEAD + (size_t)li * g->n;
-        stage_cotangent(g, li, h);
-        g->k.vjp(nd_stage_time(tab, i, t, h, t_new), Y, g->p, g->kbar, NULL, g->Ybar[li],
-                 g->pbar, g->B, g->work);
-        g->vjp_evals++;
-        add_into(g->grad_p, g->pbar, (size_t)g->np);
+    double t = rec[ND_REC_T], h = rec[ND_REC_H], t_new = rec[ND_REC_TNEW];
+    NdStepObs o;
+    o.t = t, o.h = h, o.lo = (int)rec[ND_REC_LO], o.hi = (int)rec[ND_REC_HI];
+    int land = (int)rec[ND_REC_LAND], inside = o.hi > o.lo;
+    if (land >= 0)
+        add_into(g->ybar, g->obs_gy + (size_t)land * g->n, g->n);
+    if (inside && g->fsal_handoff && land == g->loss->nt - 1) {
+        observation_weights(g, &o, g->wobs);
+        last_fsal_stage(g, &o);
     }
-    for (int li = 0; li < g->nlive; li++)
-        add_into(g->ybar, g->Ybar[li], g->n);
+    int handoff = handed_on(g, rec);
+    if (inside)
+        observation_weights(g, &o, g->wobs);
+    for (int q = g->nslot - 1; q >= 0; q--) {
+        if (!slot_used(g, q, inside))
+            continue;
+        stage_cotangent(g, q, &o, h, handoff);
+        stage_vjp(g, nd_stage_time(tab, g->slot[q], t, h, t_new),
+                  rec + ND_REC_HEAD + (size_t)q * g->n, g->Ybar[q]);
+    }
+    for (int q = 0; q < g->nslot; q++)
+        if (slot_used(g, q, inside))
+            add_into(g->ybar, g->Ybar[q], g->n);
+    for (int j = o.lo; j < o.hi; j++)
+        add_into(g->ybar, g->obs_gy + (size_t)j * g->n, g->n);
 }
 
 /* ---- bdf ---- */
@@ -140,11 +257,11 @@ void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const d
 {
     NdGradient *g = (NdGradient *)ctx;
     (void)s;
-    if (!g->recording)
-        return;
     int obs = -1;
     if (g->next_obs < g->loss->nt && st->t_new == g->loss->ts[g->next_obs])
         obs = g->next_obs++;
+    if (!g->recording)
+        return;
     double *rec = tape_push(g);
     if (!rec) {
         g->tape_failed = 1;
@@ -235,11 +352,11 @@ int nd_backprop_backward(NdGradient *g, double *grad_y0)
 static int ckpt_grow(NdGradient *g)
 {
     size_t cap = g->ck_cap ? 2 * g->ck_cap : ND_CKPT_MIN;
-    NdCursor *ck = realloc(g->ck, cap * sizeof *ck);
+    NdCursor *ck = (NdCursor *)realloc(g->ck, cap * sizeof *ck);
     if (!ck)
         return ND_ERR_MEMORY;
     g->ck = ck;
-    double *ck_y = realloc(g->ck_y, cap * g->ck_row * sizeof *ck_y);
+    double *ck_y = (double *)realloc(g->ck_y, cap * g->ck_row * sizeof *ck_y);
     if (!ck_y)
         return ND_ERR_MEMORY;
     g->ck_y = ck_y;

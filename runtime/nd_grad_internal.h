@@ -9,6 +9,14 @@
 #include "nd_bdf.h"
 #include "nd_gradient.h"
 
+/* The observations of one explicit step from t to t + h: those strictly
+ * inside it (lo <= j < hi) were interpolated by the method's dense output; one
+ * at t + h itself, if any, is the step's end. h = 0: no step. */
+typedef struct NdStepObs {
+    double t, h;
+    int lo, hi;
+} NdStepObs;
+
 /* Where the forward solve stands between two accepted steps: enough to resume
  * it bit for bit (a checkpoint is one of these plus the state vector, or for
  * bdf, whose controller lives in the solver, plus the engine's snapshot). */
@@ -17,6 +25,7 @@ typedef struct NdCursor {
     int j;         /* fixed step: the interval [ts[j], ts[j+1]] being stepped */
     long k, nk;    /* fixed step: steps done in it, of nk */
     NdRun run;     /* adaptive: the controller */
+    NdStepObs prev; /* the last step's observations (the sweep hands its f(t + h, y_new) on) */
 } NdCursor;
 
 struct NdGradient {
@@ -30,12 +39,16 @@ struct NdGradient {
     NdSolver *fwd;       /* the model's solver, with the template's settings */
     NdSolver *aug;       /* adjoint: the solver of [y; a; g] (2n + np doubles) */
     int seminorm;
+    int land;            /* adaptive: step onto every observation instead of
+                          * interpolating (0 unless a test sets it) */
 
     /* during a compute */
     const double *p;
     const NdLoss *loss;
     double *grad_p;
-    int next_obs;        /* recording: the observation the next step may land on */
+    int next_obs;        /* the first observation after the current time */
+    double dir;          /* +1 or -1: the direction of the observation times */
+    NdStepObs prev;      /* the last step's observations, as the hook saw them */
     int recording;       /* the step hook appends to the tape */
     int tape_failed;     /* the tape could not grow */
 
@@ -45,7 +58,9 @@ struct NdGradient {
     double *ycur;        /* fixed step: the forward state */
     double *ybar;        /* the cotangent of the state in the reverse sweep */
     double *kbar;        /* the cotangent of one stage derivative */
-    double *Ybar[ND_RK_MAX_STAGES]; /* the cotangents of the live stage arguments */
+    double *kin;         /* the cotangent handed to a step's k_0 by the step before */
+    double *Ybar[ND_RK_MAX_STAGES]; /* the cotangents of the recorded stage arguments */
+    double *wobs;        /* max_nt rows of ND_RK_MAX_STAGES: one step's dense weights */
     double *pbar;        /* one vjp's parameter part, np */
     double *z;           /* adjoint: two rows of 2n + np */
     double *Dbar;        /* bdf backprop: the cotangent of the difference array */
@@ -54,10 +69,17 @@ struct NdGradient {
     double *block;
     size_t block_doubles;
 
-    /* stages whose derivative reaches y_{n+1} (FSAL's last one does not) */
-    int nlive, live[ND_RK_MAX_STAGES];
+    /* The stages a record keeps the arguments of, in stage order: always those
+     * whose derivative reaches y_{n+1} (an FSAL method's last one does not),
+     * and when an observation is interpolated inside the step those the
+     * dense output reads (dop853's last four). An FSAL method whose dense
+     * output reads no stage past f(t + h, y_new) (dopri5, tsit5, bosh3) has
+     * that stage's cotangent added to the next step's k_0, the same number
+     * f(t_{n+1}, y_{n+1}): fsal_handoff, one vjp for both. */
+    int nslot, slot[ND_RK_MAX_STAGES], always[ND_RK_MAX_STAGES];
+    int fsal_handoff;
 
-    /* the tape: records of ND_REC_HEAD doubles then nlive stage arguments; kept
+    /* the tape: records of ND_REC_HEAD doubles then nslot stage arguments; kept
      * across computes so that after the first a compute allocates nothing */
     double *tape;
     size_t tape_cap, tape_len, rec_size;
@@ -76,10 +98,14 @@ struct NdGradient {
     char message[ND_MESSAGE_SIZE];
 };
 
-/* A tape record: t, h, t_new, the observation the step lands on (or -1), then
- * the live stage arguments Y_i = y + h sum_j a_ij k_j. A bdf record adds
- * h_from and the order, then holds y_new (nd_bdf.h, NdBdfStep). */
-enum { ND_REC_HEAD = 4, ND_BDF_REC_HEAD = 6 };
+/* A tape record of an explicit step: t, h, t_new, its observations (NdStepObs
+ * lo, hi; the one it lands on or -1), the previous step's (t, h, lo, hi), then
+ * the stage arguments Y_i = y + h sum_j a_ij k_j of the slots. A bdf record is
+ * t, h, t_new, the observation it lands on (or -1), h_from and the order, then
+ * y_new (nd_bdf.h, NdBdfStep). */
+enum { ND_REC_T, ND_REC_H, ND_REC_TNEW, ND_REC_LO, ND_REC_HI, ND_REC_LAND, ND_REC_PREV_T,
+       ND_REC_PREV_H, ND_REC_PREV_LO, ND_REC_PREV_HI, ND_REC_HEAD };
+enum { ND_BDF_REC_HEAD = 6 };
 
 int nd_grad_fail(NdGradient *g, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -2,14 +2,14 @@
  * forward pass all three paths share, the loss calls and the dispatch to the
  * backward passes of nd_adjoint.c and nd_backprop.c.
  *
- * The forward pass steps exactly onto every observation time, with either
- * engine: fixed-step methods as nd_solve does (steps of h, the last of each
- * interval shortened), adaptive ones with nd_solve's controller told to land
- * on each observation instead of interpolating it. So the loss sees step ends
- * only, backprop needs no gradient of a dense interpolant, and the three paths
- * see the very same forward values (adaptive values differ from nd_solve's
- * interpolated ones by the solve's own error). bdf (nd_bdf.c) lands the same
- * way; its controller lives in the solver, so its checkpoints are snapshots. */
+ * The forward pass is nd_solve's: fixed-step methods step onto every
+ * observation time (steps of h, the last of each interval shortened), adaptive
+ * ones step freely and interpolate the observations with their dense output,
+ * so observations cost no steps (torchdiffeq's behaviour). The interpolant is
+ * linear in the step's y and stages, so backprop differentiates through it
+ * (nd_backprop.c); the three paths see the very same forward values. bdf
+ * (nd_bdf.c) lands on each observation; its controller lives in the solver,
+ * so its checkpoints are snapshots. */
 #include "nd_gradient.h"
 
 #include <math.h>
@@ -34,23 +34,47 @@ int nd_grad_fail(NdGradient *g, int status, const char *fmt, ...)
 
 /* ---- create / free ---- */
 
-/* Stages whose derivative reaches y_{n+1}, through b or through a later live
- * stage's argument: the reverse sweep visits only these (an FSAL method's last
- * stage, f(t + h, y_new), only feeds the error estimate and the next step). */
-static void find_live_stages(NdGradient *g)
+/* reached[i] for the first m stages: stage i's derivative enters the weights
+ * `direct` (b, or the dense output's), or a later reached stage's argument. */
+static void reach_stages(const NdTableau *tab, int m, const int *direct, int *reached)
+{
+    for (int i = m - 1; i >= 0; i--) {
+        reached[i] = direct[i];
+        for (int j = i + 1; j < m; j++)
+            if (reached[j] && tab->a[j][i] != 0.0)
+                reached[i] = 1;
+    }
+}
+
+/* The record's slots (nd_grad_internal.h): the stages reaching y_{n+1}, and
+ * for adaptive methods those the dense output reaches (its weights at two
+ * generic theta tell which it reads). */
+static void find_slots(NdGradient *g)
 {
     const NdTableau *tab = g->fwd->tab;
-    int live[ND_RK_MAX_STAGES] = {0};
-    for (int i = tab->stages - 1; i >= 0; i--) {
-        live[i] = tab->b[i] != 0.0;
-        for (int j = i + 1; j < tab->stages; j++)
-            if (live[j] && tab->a[j][i] != 0.0)
-                live[i] = 1;
+    int m = tab->stages, inb[ND_RK_MAX_STAGES] = {0}, indense[ND_RK_MAX_STAGES] = {0};
+    int live[ND_RK_MAX_STAGES] = {0}, dense[ND_RK_MAX_STAGES] = {0};
+    for (int i = 0; i < m; i++)
+        inb[i] = tab->b[i] != 0.0;
+    reach_stages(tab, m, inb, live);
+    if (g->adaptive) {
+        double w1[ND_RK_MAX_STAGES], w2[ND_RK_MAX_STAGES];
+        nd_dense_weights(tab, 0.3, w1);
+        nd_dense_weights(tab, 0.7, w2);
+        m = tab->dense_stages;
+        for (int i = 0; i < m; i++)
+            indense[i] = w1[i] != 0.0 || w2[i] != 0.0;
+        reach_stages(tab, m, indense, dense);
+        g->fsal_handoff = tab->fsal && tab->dense_stages == tab->stages;
+        if (g->fsal_handoff) /* its argument is y_{n+1}: the next step's k_0 takes it */
+            dense[tab->fnew_stage] = 0;
     }
-    g->nlive = 0;
-    for (int i = 0; i < tab->stages; i++)
-        if (live[i])
-            g->live[g->nlive++] = i;
+    g->nslot = 0;
+    for (int i = 0; i < m; i++)
+        if (live[i] || dense[i]) {
+            g->slot[g->nslot] = i;
+            g->always[g->nslot++] = live[i];
+        }
 }
 
 /* One block for every vector whose size does not depend on the step count. */
@@ -58,9 +82,10 @@ static int carve_workspace(NdGradient *g)
 {
     size_t n = g->n, rows = (size_t)g->max_nt * n, np = (size_t)g->np;
     size_t dbar = g->implicit ? ND_BDF_ROWS * n : 0;
-    size_t total = 2 * rows + (3 + (size_t)g->nlive) * n + np + 2 * (2 * n + np) + dbar +
+    size_t wobs = (size_t)g->max_nt * ND_RK_MAX_STAGES;
+    size_t total = 2 * rows + (4 + (size_t)g->nslot) * n + np + 2 * (2 * n + np) + dbar + wobs +
                    nd_kernels_work_size(&g->k, g->B);
-    g->block = calloc(total, sizeof(double));
+    g->block = (double *)calloc(total, sizeof(double)); /* casts: emit-c compiles as C++ */
     if (!g->block)
         return ND_ERR_MEMORY;
     g->block_doubles = total;
@@ -70,8 +95,10 @@ static int carve_workspace(NdGradient *g)
     g->ycur = q, q += n;
     g->ybar = q, q += n;
     g->kbar = q, q += n;
-    for (int i = 0; i < g->nlive; i++)
+    g->kin = q, q += n;
+    for (int i = 0; i < g->nslot; i++)
         g->Ybar[i] = q, q += n;
+    g->wobs = q, q += wobs;
     g->pbar = q, q += np;
     g->z = q, q += 2 * (2 * n + np);
     g->Dbar = q, q += dbar;
@@ -105,8 +132,8 @@ static int gradient_init(NdGradient *g, const NdSolver *tmpl)
         g->rec_size = ND_BDF_REC_HEAD + g->n;
         g->ck_row = nd_bdf_snapshot_doubles(g->fwd);
     } else {
-        find_live_stages(g);
-        g->rec_size = ND_REC_HEAD + (size_t)g->nlive * g->n;
+        find_slots(g);
+        g->rec_size = ND_REC_HEAD + (size_t)g->nslot * g->n;
     }
     int st = carve_workspace(g);
     if (!st && g->gm == ND_GRAD_ADJOINT)
@@ -121,7 +148,7 @@ NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_templa
         return NULL;
     if (gm != ND_GRAD_ADJOINT && gm != ND_GRAD_BACKPROP && gm != ND_GRAD_CHECKPOINT)
         return NULL;
-    NdGradient *g = calloc(1, sizeof *g);
+    NdGradient *g = (NdGradient *)calloc(1, sizeof *g);
     if (!g)
         return NULL;
     g->k = *k;
@@ -165,13 +192,16 @@ static int interval_begin(NdGradient *g, NdCursor *c)
 int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0)
 {
     const NdLoss *loss = g->loss;
-    *c = (NdCursor){0};
+    memset(c, 0, sizeof *c);
+    memset(&g->prev, 0, sizeof g->prev);
+    g->next_obs = 1;
     if (g->implicit) {
         int st = nd_bdf_begin(g->fwd, g->p, y0, loss->ts, loss->nt, g->obs_y, 1);
         return st ? nd_grad_fail(g, st, "forward solve: %s", g->fwd->message) : ND_OK;
     }
     if (g->adaptive) {
-        int st = nd_adaptive_begin(&c->run, g->fwd, g->p, y0, loss->ts, loss->nt, g->obs_y, 1);
+        int st = nd_adaptive_begin(&c->run, g->fwd, g->p, y0, loss->ts, loss->nt, g->obs_y,
+                                   g->land);
         return st ? nd_grad_fail(g, st, "forward solve: %s", g->fwd->message) : ND_OK;
     }
     memcpy(g->ycur, y0, g->n * sizeof *y0);
@@ -226,6 +256,7 @@ int nd_grad_cursor_step(NdGradient *g, NdCursor *c)
         st = nd_grad_fail(g, ND_ERR_MEMORY, "out of memory growing the tape at step %ld",
                           c->step);
     c->step++;
+    c->prev = g->prev;
     return st;
 }
 
@@ -248,6 +279,7 @@ void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved,
                            const double *state)
 {
     *c = *saved;
+    g->prev = saved->prev;
     if (g->implicit)
         nd_bdf_restore(g->fwd, state);
     else if (g->adaptive)
@@ -264,7 +296,6 @@ static int forward(NdGradient *g, const double *y0)
     g->tape_len = 0;
     g->ck_count = 0;
     g->ck_every = 1;
-    g->next_obs = 1;
     /* the bdf adjoint reads y(t) from the recorded steps (nd_adjoint.c) */
     g->recording = g->gm == ND_GRAD_BACKPROP || (g->gm == ND_GRAD_ADJOINT && g->implicit);
     int st = nd_grad_cursor_begin(g, &c, y0);
@@ -298,7 +329,7 @@ static int call_losses(NdGradient *g, double *L)
     return ND_OK;
 }
 
-static int check_times(NdGradient *g, const NdLoss *loss)
+static int grad_check_times(NdGradient *g, const NdLoss *loss)
 {
     if (!loss->ts || !loss->fn || loss->nt < 2 || loss->nt > g->max_nt)
         return nd_grad_fail(g, ND_ERR_ARG, "the loss needs times, a callback and 2 to %d "
@@ -312,14 +343,14 @@ static int check_times(NdGradient *g, const NdLoss *loss)
     return ND_OK;
 }
 
-static int check_args(NdGradient *g, const double *p, const double *y0, const NdLoss *loss,
+static int grad_check_args(NdGradient *g, const double *p, const double *y0, const NdLoss *loss,
                       const double *L, const double *grad_p)
 {
     if (!y0 || !loss || !L || (!grad_p && g->np > 0) || (!p && g->np > 0))
         return nd_grad_fail(g, ND_ERR_ARG, "p, y0, loss, L and grad_p must not be NULL");
     if (!g->adaptive && !g->implicit && !(g->fwd->h > 0))
         return nd_grad_fail(g, ND_ERR_ARG, "fixed-step solver needs h (nd_solver_set_step)");
-    int st = check_times(g, loss);
+    int st = grad_check_times(g, loss);
     if (st)
         return st;
     long i = nd_first_nonfinite(y0, g->n);
@@ -349,12 +380,13 @@ int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const 
     g->peak_extra = 0;
     g->tape_failed = 0;
     g->fwd->num_rhs_evals = g->fwd->num_steps = g->fwd->num_rejected = 0;
-    int st = check_args(g, p, y0, loss, L, grad_p);
+    int st = grad_check_args(g, p, y0, loss, L, grad_p);
     if (st)
         return st;
     g->p = p;
     g->loss = loss;
     g->grad_p = grad_p;
+    g->dir = loss->ts[1] > loss->ts[0] ? 1.0 : -1.0;
     if (g->np > 0)
         memset(grad_p, 0, (size_t)g->np * sizeof *grad_p);
     st = forward(g, y0);

@@ -35,6 +35,13 @@ typedef struct NdKernels {
     NdKernelFn vjp;
     /* df/dy: out0 [B*ny*ny], per sample row-major (row i = d f_i / dy). NULL unless asked. */
     NdKernelFn jac;
+    /* The rhs and the vjp fused (the adjoint's backward stage, which needs both
+     * at the same y: the forward values they share are computed once):
+     * out0 [2*B*ny] holds dydt [B*ny] then a^T df/dy [B*ny], out1 [np] a^T df/dp
+     * summed over the batch, the same numbers as rhs and vjp. With z = [y; a; g]
+     * that is dz/dt up to the sign of its last two parts, in place. NULL unless
+     * asked; the runtime then calls rhs and vjp. */
+    NdKernelFn rhs_vjp;
     void *user;             /* owner's handle (e.g. the JIT module); unused by the runtime */
 } NdKernels;
 

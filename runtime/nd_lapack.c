@@ -1,10 +1,14 @@
 /* The LAPACK calls of the runtime (nd_lapack.h). OpenBLAS exports LAPACK's
  * Fortran symbols; they are declared here rather than through lapacke, which
  * Debian's libopenblas-dev does not require. Fortran passes every argument by
- * reference and appends the lengths of character arguments (gfortran: size_t). */
+ * reference and appends the lengths of character arguments (gfortran: size_t).
+ * With NODEC_NO_LAPACK defined (emit-c's standalone programs, which may need
+ * only libc and libm) a plain C LU takes their place. */
 #include "nd_lapack.h"
 
 #include <stddef.h>
+
+#ifndef NODEC_NO_LAPACK
 
 void dgetrf_(const int *m, const int *n, double *a, const int *lda, int *ipiv, int *info);
 void dgetrs_(const char *trans, const int *n, const int *nrhs, const double *a, const int *lda,
@@ -23,3 +27,95 @@ void nd_lu_solve(int m, const double *lu, const int *ipiv, double *b, int transp
     /* info < 0 only flags a bad argument, which the sizes above rule out */
     dgetrs_(transpose ? "T" : "N", &m, &one, lu, &m, ipiv, b, &m, &info, 1);
 }
+
+#else /* NODEC_NO_LAPACK */
+
+#include <math.h>
+
+/* Reference LAPACK's unblocked dgetf2 (right-looking, partial pivoting on the
+ * first largest |a_ij| as idamax, the column scaled by the pivot's reciprocal):
+ * the same factors as dgetrf to rounding, the same pivots and the same info.
+ * The blocks here are one sample's Jacobian, small enough that blocking would
+ * not pay. Pivots are 1-based, as LAPACK's. */
+static void lu_swap_rows(int m, double *a, int r1, int r2)
+{
+    for (int c = 0; c < m; c++) {
+        double tmp = a[(size_t)c * m + r1];
+        a[(size_t)c * m + r1] = a[(size_t)c * m + r2];
+        a[(size_t)c * m + r2] = tmp;
+    }
+}
+
+static int lu_pivot(int m, const double *col, int j)
+{
+    int p = j;
+    for (int i = j + 1; i < m; i++)
+        if (fabs(col[i]) > fabs(col[p]))
+            p = i;
+    return p;
+}
+
+int nd_lu_factor(int m, double *a, int *ipiv)
+{
+    int info = 0;
+    for (int j = 0; j < m; j++) {
+        double *col = a + (size_t)j * m;
+        int p = lu_pivot(m, col, j);
+        ipiv[j] = p + 1;
+        if (col[p] == 0.0) {
+            info = info ? info : j + 1; /* singular: the column is left as is */
+            continue;
+        }
+        if (p != j)
+            lu_swap_rows(m, a, j, p);
+        double r = 1.0 / col[j];
+        for (int i = j + 1; i < m; i++)
+            col[i] *= r;
+        for (int c = j + 1; c < m; c++) {
+            double *dst = a + (size_t)c * m, f = dst[j];
+            for (int i = j + 1; f != 0.0 && i < m; i++)
+                dst[i] -= col[i] * f;
+        }
+    }
+    return info;
+}
+
+/* dgetrs with one right-hand side: P L U x = b, or U^T L^T P^T x = b. */
+void nd_lu_solve(int m, const double *lu, const int *ipiv, double *b, int transpose)
+{
+    if (!transpose) {
+        for (int i = 0; i < m; i++) { /* the row swaps, in order */
+            double tmp = b[i];
+            b[i] = b[ipiv[i] - 1];
+            b[ipiv[i] - 1] = tmp;
+        }
+        for (int c = 0; c < m; c++) /* L (unit diagonal), column by column */
+            for (int i = c + 1; i < m; i++)
+                b[i] -= lu[(size_t)c * m + i] * b[c];
+        for (int c = m - 1; c >= 0; c--) { /* U */
+            b[c] /= lu[(size_t)c * m + c];
+            for (int i = 0; i < c; i++)
+                b[i] -= lu[(size_t)c * m + i] * b[c];
+        }
+        return;
+    }
+    for (int c = 0; c < m; c++) { /* U^T: row c of U^T is column c of U */
+        double s = b[c];
+        for (int i = 0; i < c; i++)
+            s -= lu[(size_t)c * m + i] * b[i];
+        b[c] = s / lu[(size_t)c * m + c];
+    }
+    for (int c = m - 1; c >= 0; c--) { /* L^T */
+        double s = b[c];
+        for (int i = c + 1; i < m; i++)
+            s -= lu[(size_t)c * m + i] * b[i];
+        b[c] = s;
+    }
+    for (int i = m - 1; i >= 0; i--) { /* the row swaps, undone in reverse */
+        double tmp = b[i];
+        b[i] = b[ipiv[i] - 1];
+        b[ipiv[i] - 1] = tmp;
+    }
+}
+
+#endif /* NODEC_NO_LAPACK */

@@ -98,14 +98,14 @@ int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
 /* ---- create / set / get / free ---- */
 
 /* State-sized vectors a method needs: its stages and ytmp; adaptive methods
- * add the dense output stages, y and y_new. The implicit engine keeps its
- * own (nd_bdf_attach). */
+ * add the dense output stages, y, y_new and the dense output's coefficient
+ * vectors. The implicit engine keeps its own (nd_bdf_attach). */
 static size_t solver_vectors(const NdTableau *tab)
 {
     if (!tab)
         return 1; /* unused; keeps the block non-empty */
     if (tab->embedded_order > 0)
-        return (size_t)tab->dense_stages + 3;
+        return (size_t)tab->dense_stages + 3 + (size_t)nd_dense_count(tab);
     return (size_t)tab->stages + 1;
 }
 
@@ -141,8 +141,25 @@ static void solver_carve(NdSolver *s)
         s->y = p;
         s->ynew = p + s->n;
         p += 2 * s->n;
+        for (int i = 0; i < nd_dense_count(tab); i++, p += s->n)
+            s->dense[i] = p;
     }
     s->work = p;
+}
+
+/* The rows the engines combine stages with, as their nonzero terms. */
+static void solver_combos(NdSolver *s)
+{
+    const NdTableau *tab = s->tab;
+    if (!tab)
+        return;
+    int rows = tab->embedded_order > 0 ? tab->dense_stages : tab->stages;
+    for (int i = 0; i < rows; i++)
+        nd_combo_build(&s->row[i], tab->a[i], i);
+    nd_combo_build(&s->b, tab->b, tab->stages);
+    nd_combo_build(&s->e, tab->e, tab->stages);
+    nd_combo_build(&s->e3, tab->e3, tab->stages);
+    nd_dense_setup(s);
 }
 
 static void solver_defaults(NdSolver *s)
@@ -179,6 +196,7 @@ static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, si
     s->norm[0].len = n;
     s->norm[0].group = (size_t)k->ny;
     solver_carve(s);
+    solver_combos(s);
     solver_defaults(s);
     return s;
 }
@@ -398,24 +416,95 @@ static int check_args(NdSolver *s, const double *p, const double *y0, const doub
 
 /* ---- the explicit Runge–Kutta engine ---- */
 
-void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out)
+/* Rows of up to this many terms run an unrolled loop (every row of the
+ * 5th-order pairs); longer ones (dop853's late stages) the plain one. */
+enum { ND_COMBO_UNROLL = 8 };
+
+/* The terms' vectors and coefficients as locals the compiler keeps in
+ * registers, padded to the unrolled count (the padding is never read). */
+static void combo_load(const NdCombo *c, double *const *K, const double **k, double *a)
 {
-    const double *a = s->tab->a[i];
-    for (size_t e = 0; e < s->n; e++) {
-        double acc = 0.0;
-        for (int j = 0; j < i; j++)
-            acc += a[j] * s->K[j][e];
-        out[e] = y[e] + h * acc;
+    for (int q = 0; q < ND_COMBO_UNROLL; q++) {
+        int used = q < c->m;
+        k[q] = K[used ? c->idx[q] : 0];
+        a[q] = used ? c->coef[q] : 0.0;
     }
 }
 
-void nd_solver_rhs(NdSolver *s, const double *p, double t, const double *z, double *dzdt)
+static double combo_sum_at(const NdCombo *c, double *const *K, size_t e)
 {
-    if (s->sys)
-        s->sys(s->sys_ctx, t, z, dzdt);
-    else
-        s->k.rhs(t, z, p, dzdt, s->B, s->work);
-    s->num_rhs_evals++;
+    double acc = c->coef[0] * K[c->idx[0]][e];
+    for (int q = 1; q < c->m; q++)
+        acc += c->coef[q] * K[c->idx[q]][e];
+    return acc;
+}
+
+/* The sum of the first m terms at element e, added left to right. */
+#define ND_T(q) (a[q] * k[q][e])
+#define ND_S1 ND_T(0)
+#define ND_S2 (ND_S1 + ND_T(1))
+#define ND_S3 (ND_S2 + ND_T(2))
+#define ND_S4 (ND_S3 + ND_T(3))
+#define ND_S5 (ND_S4 + ND_T(4))
+#define ND_S6 (ND_S5 + ND_T(5))
+#define ND_S7 (ND_S6 + ND_T(6))
+#define ND_S8 (ND_S7 + ND_T(7))
+#define ND_COMBO_LOOPS(STORE)                                          \
+    switch (c->m) {                                                    \
+    case 1: for (size_t e = 0; e < n; e++) STORE(ND_S1); break;        \
+    case 2: for (size_t e = 0; e < n; e++) STORE(ND_S2); break;        \
+    case 3: for (size_t e = 0; e < n; e++) STORE(ND_S3); break;        \
+    case 4: for (size_t e = 0; e < n; e++) STORE(ND_S4); break;        \
+    case 5: for (size_t e = 0; e < n; e++) STORE(ND_S5); break;        \
+    case 6: for (size_t e = 0; e < n; e++) STORE(ND_S6); break;        \
+    case 7: for (size_t e = 0; e < n; e++) STORE(ND_S7); break;        \
+    case 8: for (size_t e = 0; e < n; e++) STORE(ND_S8); break;        \
+    default: for (size_t e = 0; e < n; e++) STORE(combo_sum_at(c, K, e)); \
+    }
+#define ND_STORE_AXPY(S) out[e] = y[e] + h * (S)
+#define ND_STORE_SCALE(S) out[e] = h * (S)
+
+void nd_combo_axpy(const NdCombo *c, double *const *K, const double *y, double h, double *out,
+                   size_t n)
+{
+    const double *k[ND_COMBO_UNROLL];
+    double a[ND_COMBO_UNROLL];
+    if (c->m == 0) { /* y + h * 0 */
+        if (out != y)
+            memcpy(out, y, n * sizeof *out);
+        return;
+    }
+    combo_load(c, K, k, a);
+    ND_COMBO_LOOPS(ND_STORE_AXPY)
+}
+
+void nd_combo_scale(const NdCombo *c, double *const *K, double h, double *out, size_t n)
+{
+    const double *k[ND_COMBO_UNROLL];
+    double a[ND_COMBO_UNROLL];
+    if (c->m == 0) {
+        memset(out, 0, n * sizeof *out);
+        return;
+    }
+    combo_load(c, K, k, a);
+    ND_COMBO_LOOPS(ND_STORE_SCALE)
+}
+#undef ND_T
+#undef ND_S1
+#undef ND_S2
+#undef ND_S3
+#undef ND_S4
+#undef ND_S5
+#undef ND_S6
+#undef ND_S7
+#undef ND_S8
+#undef ND_COMBO_LOOPS
+#undef ND_STORE_AXPY
+#undef ND_STORE_SCALE
+
+void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out)
+{
+    nd_combo_axpy(&s->row[i], s->K, y, h, out, s->n);
 }
 
 /* One step from (t, y) to t_new = t + h, in place: every stage evaluates the
@@ -434,12 +523,7 @@ void nd_rk_step(NdSolver *s, const double *p, double t, double t_new, double *y)
     }
     if (s->on_step)
         s->on_step(s->hook_ctx, s, t, h, t_new, y);
-    for (size_t e = 0; e < s->n; e++) {
-        double acc = 0.0;
-        for (int i = 0; i < tab->stages; i++)
-            acc += tab->b[i] * s->K[i][e];
-        y[e] += h * acc;
-    }
+    nd_combo_axpy(&s->b, s->K, y, h, y, s->n);
     s->num_steps++;
 }
 
@@ -466,7 +550,7 @@ long nd_fixed_steps(double span, double h)
 /* Integrates y in place from t0 to t1 with fixed steps of h, the last one
  * shortened to land exactly on t1. Step times are t0 + k h (times the
  * direction), never accumulated, so rounding cannot drift or add a step. */
-static int solve_interval(NdSolver *s, const double *p, double t0, double t1, double *y)
+static int fixed_solve_interval(NdSolver *s, const double *p, double t0, double t1, double *y)
 {
     double span = fabs(t1 - t0), hd = t1 > t0 ? s->h : -s->h;
     if (span / s->h > ND_MAX_STEPS_PER_INTERVAL)
@@ -510,7 +594,7 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     for (int j = 0; j + 1 < nt; j++) {
         double *y = yout + (size_t)(j + 1) * n;
         memcpy(y, y - n, n * sizeof *y);
-        st = solve_interval(s, p, ts[j], ts[j + 1], y);
+        st = fixed_solve_interval(s, p, ts[j], ts[j + 1], y);
         if (st)
             return st;
     }

@@ -329,3 +329,13 @@ const NdTableau *nd_tableau_get(NdMethod m)
         return NULL;
     return tableaus[m];
 }
+
+void nd_combo_build(NdCombo *c, const double *coef, int len)
+{
+    c->m = 0;
+    for (int i = 0; i < len; i++)
+        if (coef[i] != 0.0) {
+            c->idx[c->m] = i;
+            c->coef[c->m++] = coef[i];
+        }
+}

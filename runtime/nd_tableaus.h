@@ -56,6 +56,18 @@ typedef struct NdTableau {
     double r[ND_RK_MAX_STAGES][4];  /* ND_DENSE_POLY: w_i = sum_m r[i][m] theta^(m+1) */
 } NdTableau;
 
+/* One row of coefficients as its nonzero terms, sum_t coef[t] k_{idx[t]} in
+ * the row's order: the stepping loops read only these, so a zero costs nothing
+ * and the sums round exactly as the full row's would (adding +0 is exact). */
+typedef struct NdCombo {
+    int m;                          /* terms */
+    int idx[ND_RK_MAX_STAGES];
+    double coef[ND_RK_MAX_STAGES];
+} NdCombo;
+
+/* c = the nonzero entries of coef[0..len). */
+void nd_combo_build(NdCombo *c, const double *coef, int len);
+
 /* The tableau of m, or NULL when m is not an explicit Runge–Kutta method. */
 const NdTableau *nd_tableau_get(NdMethod m);
 

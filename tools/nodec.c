@@ -69,9 +69,11 @@ static const char *command_help(const char *cmd)
         return "usage: nodec emit-c FILE.node -o OUT.c\n"
                "\n"
                "Writes OUT.c, one C99 file needing only libc and libm, and OUT.h, its API: each\n"
-               "model's rhs, vjp and jac kernels and parameters (as `nodec run` initialises\n"
-               "them), the runtime's solvers, each train loss and its gradient, and a main that\n"
-               "runs the solve directives as `nodec run` does (-DNODEC_NO_MAIN: a library).\n"
+               "model's rhs, vjp and jac kernels and parameters, the runtime's solvers and\n"
+               "gradient drivers, for each train its loss and gradient through the solve, and\n"
+               "a main that runs the solve directives as `nodec run` does (-DNODEC_NO_MAIN: a\n"
+               "library). The file's trains run first (through the JIT, as `nodec run` runs\n"
+               "them, --quiet applies), so the parameters written are the trained ones.\n"
                "See docs/emit-c.md.\n";
     if (strcmp(cmd, "emit-llvm") == 0)
         return "usage: nodec emit-llvm FILE.node [--model M] [-o OUT.ll]\n"
@@ -198,6 +200,34 @@ static int dump_stage(const Options *o, Compilation *c)
     return 0;
 }
 
+/* emit-c: the file's trains run first (as `nodec run` runs them), so the
+ * emitted parameters are the trained ones; what emit-c cannot write is
+ * reported before any training. */
+static int emit_c(const Options *o, Compilation *c)
+{
+    const SemaProgram *prog = c->program;
+    int n_solves = 0, n_trains = 0;
+    for (int i = 0; i < prog->n_dirs; i++) {
+        n_solves += prog->dirs[i].kind == SEMA_SOLVE;
+        n_trains += prog->dirs[i].kind == SEMA_TRAIN;
+    }
+    if (emit_c_check(c))
+        return 1;
+    if (n_trains == 0)
+        return emit_c_program(c, o->output);
+    double **final = arena_alloc(c->arena, sizeof(double *) * (size_t)(prog->n_models + 1));
+    double **at_solve = arena_alloc(c->arena, sizeof(double *) * (size_t)(n_solves + 1));
+    for (int i = 0; i < prog->n_models; i++)
+        final[i] = arena_alloc(c->arena, sizeof(double) * (size_t)(prog->models[i]->np + 1));
+    for (int i = 0, k = 0; i < prog->n_dirs; i++)
+        if (prog->dirs[i].kind == SEMA_SOLVE)
+            at_solve[k++] = arena_alloc(c->arena, sizeof(double) *
+                                                      (size_t)(prog->dirs[i].solve.model->np + 1));
+    int rc = run_trains(c, &o->run, final, at_solve);
+    EmitCParams params = {final, at_solve, true};
+    return rc ? rc : emit_c_program_with(c, o->output, &params);
+}
+
 static int dump_tokens(const char *path)
 {
     SrcFile *f = srcfile_read(path);
@@ -235,7 +265,7 @@ int main(int argc, char **argv)
     else if (strcmp(o.command, "emit-c") == 0 && !o.output)
         rc = usage_error("%s needs -o OUT.c", o.command);
     else if (strcmp(o.command, "emit-c") == 0)
-        rc = emit_c_program(c, o.output);
+        rc = emit_c(&o, c);
     else if (strcmp(o.command, "adjoint") == 0)
         rc = print_adjoints(&o, c);
     else if (strcmp(o.command, "run") == 0)

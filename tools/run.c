@@ -15,59 +15,8 @@
 #include "diff.h"
 #include "nd_io.h"
 #include "nd_solver.h"
+#include "params_init.h"
 #include "run_internal.h"
-
-/* Evaluates a (constant or parameter-dependent) initial-value expression into
- * out[size]; a scalar fills a tensor-shaped variable. */
-void run_eval_init(IrNode *init, double t, const double *p, double *out, int size)
-{
-    int n = ir_shape_size(init->shape);
-    double *tmp = malloc(sizeof(double) * (size_t)(n > size ? n : size));
-    ir_eval(1, &init, t, NULL, p, &tmp);
-    for (int i = 0; i < size; i++)
-        out[i] = tmp[n == 1 ? 0 : i];
-    free(tmp);
-}
-
-double run_draw(NdRandom *rng, IrInitKind kind, double a, double b)
-{
-    switch (kind) {
-    case IR_INIT_NORMAL: return nd_random_normal(rng, a, b);
-    case IR_INIT_UNIFORM: return nd_random_uniform(rng, a, b);
-    case IR_INIT_RADEMACHER: return nd_random_u64(rng) >> 63 ? 1.0 : -1.0;
-    default: return 0;
-    }
-}
-
-/* Glorot/Xavier uniform: fan-in is a matrix's columns, fan-out its rows (a vector
- * counts as one column). */
-static double glorot_limit(IrShape s)
-{
-    double fan_out = s.rows, fan_in = s.rank == 2 ? s.cols : 1;
-    return sqrt(6.0 / (fan_in + fan_out));
-}
-
-static void init_param(Runner *r, const IrVar *v, double *p)
-{
-    int size = ir_shape_size(v->shape);
-    double *x = p + v->offset;
-    for (int i = 0; i < size; i++) {
-        switch (v->init_kind) {
-        case IR_INIT_NONE: x[i] = 0; break;
-        case IR_INIT_EXPR: break;
-        case IR_INIT_NORMAL:
-        case IR_INIT_UNIFORM:
-        case IR_INIT_RADEMACHER: x[i] = run_draw(&r->rng, v->init_kind, v->dist_a, v->dist_b); break;
-        case IR_INIT_GLOROT: {
-            double lim = glorot_limit(v->shape);
-            x[i] = nd_random_uniform(&r->rng, -lim, lim);
-            break;
-        }
-        }
-    }
-    if (v->init_kind == IR_INIT_EXPR)
-        run_eval_init(v->init, 0, p, x, size);
-}
 
 static void runner_init(Runner *r, Compilation *c, const RunOptions *opts)
 {
@@ -75,16 +24,16 @@ static void runner_init(Runner *r, Compilation *c, const RunOptions *opts)
     r->c = c;
     r->opts = opts;
     SemaProgram *prog = c->program;
-    nd_random_seed(&r->rng, prog->has_seed ? prog->seed : 0);
     r->n_runs = prog->n_models;
     r->runs = calloc((size_t)(r->n_runs ? r->n_runs : 1), sizeof *r->runs);
+    double **params = calloc((size_t)(r->n_runs ? r->n_runs : 1), sizeof *params);
     for (int i = 0; i < r->n_runs; i++) {
         ModelRun *mr = &r->runs[i];
         mr->model = prog->models[i];
-        mr->p = calloc((size_t)(mr->model->np ? mr->model->np : 1), sizeof(double));
-        for (int j = 0; j < mr->model->n_params; j++)
-            init_param(r, &mr->model->params[j], mr->p);
+        mr->p = params[i] = calloc((size_t)(mr->model->np ? mr->model->np : 1), sizeof(double));
     }
+    params_init(prog, &r->rng, params);
+    free(params);
 }
 
 static void runner_free(Runner *r)
@@ -216,7 +165,7 @@ static void draw_states(Runner *r, const IrModel *m, const SemaDraw *draw, doubl
             SemaDraw d = state_draw(m, draw, i);
             double *x = y + b * m->ny + m->states[i].offset;
             for (int k = 0; d.kind != IR_INIT_NONE && k < ir_shape_size(m->states[i].shape); k++)
-                x[k] = run_draw(&r->rng, d.kind, d.a, d.b);
+                x[k] = params_draw(&r->rng, d.kind, d.a, d.b);
         }
 }
 
@@ -503,16 +452,27 @@ static int run_data(Runner *r, const SemaDirective *d)
     return rc;
 }
 
-int run_program(Compilation *c, const RunOptions *opts)
+/* The directives in order; with emit set (run_trains), a solve only records
+ * the parameters it would use into emit->at_solve. */
+typedef struct EmitRecord {
+    double *const *final, *const *at_solve;
+} EmitRecord;
+
+static int run_directives(Compilation *c, const RunOptions *opts, const EmitRecord *emit)
 {
     Runner r;
     runner_init(&r, c, opts);
-    int rc = 0;
+    int rc = 0, solves = 0;
     for (int i = 0; i < c->program->n_dirs && rc == 0; i++) {
         const SemaDirective *d = &c->program->dirs[i];
         switch (d->kind) {
         case SEMA_SOLVE:
-            rc = run_solve(&r, d);
+            if (!emit) {
+                rc = run_solve(&r, d);
+                break;
+            }
+            memcpy(emit->at_solve[solves++], run_model(&r, d->solve.model)->p,
+                   sizeof(double) * (size_t)d->solve.model->np);
             break;
         case SEMA_TRAIN:
             rc = train_run(&r, d);
@@ -522,6 +482,20 @@ int run_program(Compilation *c, const RunOptions *opts)
             break;
         }
     }
+    for (int i = 0; emit && rc == 0 && i < r.n_runs; i++)
+        memcpy(emit->final[i], r.runs[i].p, sizeof(double) * (size_t)r.runs[i].model->np);
     runner_free(&r);
     return rc == 130 ? 130 : rc ? 1 : 0;
+}
+
+int run_program(Compilation *c, const RunOptions *opts)
+{
+    return run_directives(c, opts, NULL);
+}
+
+int run_trains(Compilation *c, const RunOptions *opts, double *const *final,
+               double *const *at_solve)
+{
+    EmitRecord emit = {final, at_solve};
+    return run_directives(c, opts, &emit);
 }

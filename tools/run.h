@@ -15,4 +15,13 @@ typedef struct RunOptions {
 /* 0 when every directive ran, 1 after reporting the first failure. */
 int run_program(Compilation *c, const RunOptions *opts);
 
+/* For `nodec emit-c`: executes the data and train directives as run_program
+ * does (through the JIT; a train writes its save and history files), but no
+ * solve. Records the parameters each solve directive would use (at_solve[k]
+ * for the k-th solve: its model's np doubles) and every model's parameters
+ * after the last directive (final[i] for models[i]); the buffers are the
+ * caller's. Status as run_program's. */
+int run_trains(Compilation *c, const RunOptions *opts, double *const *final,
+               double *const *at_solve);
+
 #endif

@@ -33,12 +33,7 @@ bool run_solver_needs_jacobian(const SemaCall *solver);
  * when it cannot run. `where` locates errors when no solver was given. */
 NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const NdKernels *k,
                           int64_t B);
-/* Evaluates an initial-value expression (constants and parameters) into out[size];
- * a scalar fills a tensor. */
-void run_eval_init(IrNode *init, double t, const double *p, double *out, int size);
 double run_now_ms(void);
-/* One draw of kind: NORMAL (mean a, sd b), UNIFORM [a, b), RADEMACHER (+-1); else 0. */
-double run_draw(NdRandom *rng, IrInitKind kind, double a, double b);
 /* Draws, for B samples of y (m's layout), the states m draws at every solve:
  * div_est's noise, fixed during one solve and fresh at the next (train.c calls
  * it after its init kernel, once per group and step). */

@@ -25,12 +25,10 @@
 #include "nd_optim.h"
 #include "nd_safetensors.h"
 #include "run_internal.h"
+#include "train_kernels.h"
 
 /* train_run's status after a Ctrl-C: the shell's code for a SIGINT (128 + 2). */
 enum { TRAIN_INTERRUPTED = 130 };
-
-/* Kernels of the augmented model beyond rhs and vjp. NULL when not needed. */
-enum { K_LOSS, K_LOSS_GRAD, K_FINAL, K_FINAL_GRAD, K_INIT, K_INIT_VJP, K_COUNT };
 
 /* A group of samples solved together over the same observation times. */
 typedef struct Group {
@@ -48,7 +46,7 @@ typedef struct Trainer {
     double *p;         /* the model's parameters, trained in place */
     JitModel *jit;
     NdKernels k;
-    NdKernelFn fn[K_COUNT];
+    NdKernelFn fn[TRAIN_K_COUNT];
     int ny, np, ncols, cost_offset; /* cost_offset: of __cost, or -1 */
     int row_step;     /* 1 for time series (observation j is row + j), 0 for samples */
     /* the batch */
@@ -72,139 +70,26 @@ typedef struct Trainer {
 
 /* ---- kernels ---- */
 
-static IrNode *state_leaf(IrBuilder *b, const IrModel *m, int i)
-{
-    return ir_state(b, i, m->states[i].offset, m->states[i].shape);
-}
-
-static IrNode *param_leaf(IrBuilder *b, const IrModel *m, int j)
-{
-    return ir_param(b, j, m->params[j].offset, m->params[j].shape);
-}
-
-/* Spec writing a scalar per sample into out0. */
-static CgKernelSpec value_spec(Arena *a, const char *name, IrNode *value, int nd)
-{
-    CgOutput *o = arena_alloc(a, sizeof *o);
-    *o = (CgOutput){.node = value, .dst = 0, .offset = 0, .stride = 1, .batch_sum = 0};
-    return (CgKernelSpec){.name = name, .n_outputs = 1, .outputs = o, .nd = nd};
-}
-
-/* Spec of the gradient of the scalar `value` (per sample): d/dy into out0 with the
- * model's layout, d/dp summed over the batch into out1. */
-static CgKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
-                              IrNode *value, int nd)
-{
-    int n = m->n_states + m->n_params;
-    IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(n ? n : 1));
-    IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(n ? n : 1));
-    for (int i = 0; i < m->n_states; i++)
-        wrt[i] = state_leaf(b, m, i);
-    for (int j = 0; j < m->n_params; j++)
-        wrt[m->n_states + j] = param_leaf(b, m, j);
-    IrNode *one = ir_scalar(b, 1);
-    diff_vjp(b, 1, &value, &one, n, wrt, grads);
-    CgOutput *o = arena_alloc(a, sizeof *o * (size_t)(n ? n : 1));
-    for (int i = 0; i < m->n_states; i++)
-        o[i] = (CgOutput){grads[i], 0, m->states[i].offset, m->ny, 0};
-    for (int j = 0; j < m->n_params; j++)
-        o[m->n_states + j] = (CgOutput){grads[m->n_states + j], 1, m->params[j].offset, 0, 1};
-    return (CgKernelSpec){.name = name, .n_outputs = n, .outputs = o, .nd = nd};
-}
-
-/* The initial state of every state of the augmented model: the train block's
- * init, else the model's default; __cost starts at 0. NULL roots are reported. */
-static int init_roots(Trainer *t, IrNode **roots)
-{
-    IrBuilder *b = t->r->c->ir;
-    const SemaTrain *tr = t->tr;
-    for (int i = 0; i < t->m->n_states; i++) {
-        const IrVar *v = &t->m->states[i];
-        IrNode *init = i < tr->model->n_states && tr->init ? tr->init[i] : NULL;
-        if (!init && v->init) /* a drawn state's zeros are replaced by run_draw_states */
-            init = v->init;
-        if (!init && v->offset == t->cost_offset)
-            init = ir_scalar(b, 0);
-        if (!init) {
-            diag_error(&t->r->c->diag, t->dir->loc,
-                       "state '%s' of model '%s' has no initial value for training: give one "
-                       "with init = { %s = ... }",
-                       v->name, t->m->name, v->name);
-            return -1;
-        }
-        if (ir_shape_size(init->shape) != ir_shape_size(v->shape))
-            init = ir_mul(b, init, ir_fill(b, v->shape, 1));
-        roots[i] = init;
-    }
-    return 0;
-}
-
-static int init_specs(Trainer *t, CgKernelSpec *specs, int *n)
-{
-    Arena *a = t->r->c->arena;
-    IrBuilder *b = t->r->c->ir;
-    IrModel *m = t->m;
-    IrNode **roots = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
-    if (init_roots(t, roots))
-        return -1;
-    CgOutput *o = arena_alloc(a, sizeof *o * (size_t)m->n_states);
-    IrNode **cot = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
-    for (int i = 0; i < m->n_states; i++) {
-        o[i] = (CgOutput){roots[i], 0, m->states[i].offset, m->ny, 0};
-        cot[i] = ir_adjoint(b, i, m->states[i].offset, m->states[i].shape);
-    }
-    specs[(*n)++] = (CgKernelSpec){.name = "init", .n_outputs = m->n_states, .outputs = o,
-                                   .nd = t->ncols};
-    /* d(init)/dp^T a: how the initial states' gradients reach the parameters */
-    int np = m->n_params;
-    IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
-    IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
-    for (int j = 0; j < np; j++)
-        wrt[j] = param_leaf(b, m, j);
-    diff_vjp(b, m->n_states, roots, cot, np, wrt, grads);
-    CgOutput *og = arena_alloc(a, sizeof *og * (size_t)(np ? np : 1));
-    for (int j = 0; j < np; j++)
-        og[j] = (CgOutput){grads[j], 1, m->params[j].offset, 0, 1};
-    specs[(*n)++] = (CgKernelSpec){.name = "init_vjp", .n_outputs = np, .outputs = og,
-                                   .nd = t->ncols};
-    return 0;
-}
-
+/* The model's rhs and vjp (and jac for an implicit solver), and the directive's
+ * loss and init kernels (compiler/train_kernels.c), in one JIT module. */
 static int compile_kernels(Trainer *t)
 {
     IrBuilder *b = t->r->c->ir;
-    Arena *a = t->r->c->arena;
-    CgKernelSpec specs[K_COUNT];
-    int slot[K_COUNT], n = 0;
-    for (int i = 0; i < K_COUNT; i++)
-        slot[i] = -1;
-    if (t->tr->loss) {
-        slot[K_LOSS] = n;
-        specs[n++] = value_spec(a, "loss", t->tr->loss, t->ncols);
-        slot[K_LOSS_GRAD] = n;
-        specs[n++] = grad_spec(a, b, t->m, "loss_grad", t->tr->loss, t->ncols);
-    }
-    if (t->tr->final_loss) {
-        slot[K_FINAL] = n;
-        specs[n++] = value_spec(a, "final", t->tr->final_loss, t->ncols);
-        slot[K_FINAL_GRAD] = n;
-        specs[n++] = grad_spec(a, b, t->m, "final_grad", t->tr->final_loss, t->ncols);
-    }
-    slot[K_INIT] = n;
-    slot[K_INIT_VJP] = n + 1;
-    if (init_specs(t, specs, &n))
+    TrainKernels tk;
+    if (train_kernels_build(t->r->c, t->dir, &tk))
         return -1;
     diff_model_adjoint(b, t->m);
     bool need_jac = run_solver_needs_jacobian(&t->tr->solver);
     if (need_jac)
         diff_model_jacobian(b, t->m);
-    NdKernelFn fns[K_COUNT] = {0};
-    JitRequest req = {.vjp = 1, .jac = need_jac, .n_extra = n, .extra = specs, .extra_fns = fns};
+    NdKernelFn fns[TRAIN_K_COUNT] = {0};
+    JitRequest req = {.vjp = 1, .jac = need_jac, .n_extra = tk.n, .extra = tk.specs,
+                      .extra_fns = fns,
+                      .rhs_vjp = !need_jac && strcmp(t->tr->gradient, "adjoint") == 0};
     t->jit = jit_compile_request(t->m, &req, &t->k, &t->r->c->diag);
     if (!t->jit)
         return -1;
-    for (int i = 0; i < K_COUNT; i++)
-        t->fn[i] = slot[i] >= 0 ? fns[slot[i]] : NULL;
+    train_kernels_assign(&tk, fns, t->fn);
     return 0;
 }
 
@@ -245,12 +130,13 @@ static int observe(void *ctx, int j, double tj, const double *y, const double *p
     const Group *g = t->cur;
     memset(gy, 0, sizeof(double) * (size_t)g->B * (size_t)t->ny);
     gather_rows(t, g, j);
-    if (t->fn[K_LOSS])
-        add_term(t, g, t->fn[K_LOSS], t->fn[K_LOSS_GRAD], t->scale_obs, tj, y, p, L, gy, gp);
+    if (t->fn[TRAIN_K_LOSS])
+        add_term(t, g, t->fn[TRAIN_K_LOSS], t->fn[TRAIN_K_LOSS_GRAD], t->scale_obs, tj, y, p, L,
+                 gy, gp);
     if (j == g->nt - 1) {
-        if (t->fn[K_FINAL])
-            add_term(t, g, t->fn[K_FINAL], t->fn[K_FINAL_GRAD], t->scale_final, tj, y, p, L, gy,
-                     gp);
+        if (t->fn[TRAIN_K_FINAL])
+            add_term(t, g, t->fn[TRAIN_K_FINAL], t->fn[TRAIN_K_FINAL_GRAD], t->scale_final, tj, y,
+                     p, L, gy, gp);
         for (int b = 0; t->cost_offset >= 0 && b < g->B; b++) {
             *L += t->scale_final * y[(size_t)b * t->ny + t->cost_offset];
             gy[(size_t)b * t->ny + t->cost_offset] += t->scale_final;
@@ -491,6 +377,8 @@ static int alloc_workspace(Trainer *t)
     t->g = nd_gradient_create(&t->k, tmpl, grad_method(t->tr->gradient), t->group_B,
                               t->group_nt);
     nd_solver_free(tmpl);
+    if (t->g && t->tr->seminorm)
+        nd_gradient_set_seminorm(t->g, 1);
     t->opt = make_optimizer(t);
     if (!t->work || !t->dbuf || !t->vals || !t->gy_tmp || !t->gp_tmp || !t->y0 ||
         !t->grad_y0 || !t->grad_p || !t->sum_grad || !t->g || !t->opt) {
@@ -518,7 +406,7 @@ static int group_gradient(Trainer *t, Group *g, double *L)
 {
     t->cur = g;
     gather_rows(t, g, 0);
-    t->fn[K_INIT](g->ts[0], NULL, t->p, NULL, t->dbuf, t->y0, NULL, g->B, t->work);
+    t->fn[TRAIN_K_INIT](g->ts[0], NULL, t->p, NULL, t->dbuf, t->y0, NULL, g->B, t->work);
     run_draw_states(t->r, t->m, t->y0, g->B); /* div_est's noise: fresh at each step */
     NdLoss loss = {g->nt, g->ts, observe, t};
     double Lg = 0;
@@ -526,7 +414,8 @@ static int group_gradient(Trainer *t, Group *g, double *L)
     if (status != ND_OK)
         return status;
     gather_rows(t, g, 0);
-    t->fn[K_INIT_VJP](g->ts[0], NULL, t->p, t->grad_y0, t->dbuf, NULL, t->gp_tmp, g->B, t->work);
+    t->fn[TRAIN_K_INIT_VJP](g->ts[0], NULL, t->p, t->grad_y0, t->dbuf, NULL, t->gp_tmp, g->B,
+                            t->work);
     for (int i = 0; i < t->np; i++)
         t->sum_grad[i] += t->grad_p[i] + t->gp_tmp[i];
     *L += Lg;

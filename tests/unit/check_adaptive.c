@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nd_adaptive.h" /* the solver's vectors, for the dense output's two forms */
 #include "nd_solver.h"
 #include "nd_tableaus.h"
 
@@ -185,6 +186,94 @@ START_TEST(test_dense_order_conditions)
         ck_assert_double_eq_tol(w0[i], 0.0, 1e-15);
         ck_assert_double_eq_tol(w1[i], i < tab->stages ? tab->b[i] : 0.0, 1e-13);
     }
+}
+END_TEST
+
+/* ---- the engines' loops against the tableaus written out ---- */
+
+enum { LOOP_N = 5 };
+
+static void unused_system(void *ctx, double t, const double *z, double *dzdt)
+{
+    (void)ctx, (void)t, (void)z, (void)dzdt;
+}
+
+/* A solver of LOOP_N elements whose y and stage vectors hold made-up values. */
+static NdSolver *solver_with_stages(NdMethod m)
+{
+    NdSolver *s = nd_solver_create_system(m, LOOP_N, unused_system, NULL);
+    ck_assert_ptr_nonnull(s);
+    const NdTableau *tab = s->tab;
+    int stages = tab->embedded_order > 0 ? tab->dense_stages : tab->stages;
+    for (int i = 0; i < stages; i++)
+        for (int e = 0; e < LOOP_N; e++)
+            s->K[i][e] = sin(1.0 + 3.7 * i + 1.3 * e) * (1.0 + i);
+    if (s->y)
+        for (int e = 0; e < LOOP_N; e++)
+            s->y[e] = 0.5 + cos(2.1 * e);
+    return s;
+}
+
+/* y + h sum_j coef[j] k_j, summed as the tableau reads, row by row. */
+static double written_out(const NdSolver *s, const double *coef, int len, const double *y,
+                          double h, int e)
+{
+    double acc = 0.0;
+    for (int j = 0; j < len; j++)
+        acc += coef[j] * s->K[j][e];
+    return (y ? y[e] : 0.0) + h * acc;
+}
+
+/* The stage arguments, the update and the error weights as the engines form
+ * them (nonzero terms only, loops unrolled by count, up to dop853's rows of 9)
+ * against the full rows of the tableau. */
+START_TEST(test_stage_loops)
+{
+    NdSolver *s = solver_with_stages((NdMethod)_i);
+    const NdTableau *tab = s->tab;
+    double y[LOOP_N], out[LOOP_N], h = 0.37;
+    for (int e = 0; e < LOOP_N; e++)
+        y[e] = 1.0 - 0.3 * e;
+    int rows = tab->embedded_order > 0 ? tab->dense_stages : tab->stages;
+    for (int i = 0; i < rows; i++) {
+        nd_rk_stage_arg(s, i, h, y, out);
+        for (int e = 0; e < LOOP_N; e++)
+            ck_assert_double_eq_tol(out[e], written_out(s, tab->a[i], i, y, h, e), 1e-14);
+    }
+    nd_combo_scale(&s->e, s->K, 1.0, out, LOOP_N);
+    for (int e = 0; e < LOOP_N; e++)
+        ck_assert_double_eq_tol(out[e], written_out(s, tab->e, tab->stages, NULL, 1.0, e),
+                                1e-14);
+    nd_combo_axpy(&s->b, s->K, y, h, out, LOOP_N);
+    for (int e = 0; e < LOOP_N; e++)
+        ck_assert_double_eq_tol(out[e], written_out(s, tab->b, tab->stages, y, h, e), 1e-14);
+    nd_combo_axpy(&s->b, s->K, y, h, y, LOOP_N); /* in place, as the fixed-step update */
+    ck_assert(memcmp(y, out, sizeof y) == 0);
+    nd_solver_free(s);
+}
+END_TEST
+
+/* The solver's dense output (coefficient vectors per step, then Horner in
+ * theta: dopri5.f's form) equals y + h sum_i w_i(theta) k_i of the weights. */
+START_TEST(test_dense_forms_agree)
+{
+    NdSolver *s = solver_with_stages(methods[_i]);
+    const NdTableau *tab = s->tab;
+    double t = 2.0, h = -0.25, ts[5], out[5 * LOOP_N];
+    nd_rk_stage_arg(s, tab->fnew_stage, h, s->y, s->ynew);
+    for (int q = 0; q < 5; q++)
+        ts[q] = t + h * (0.05 + 0.2 * q);
+    nd_dense_prepare(s, h);
+    nd_dense_eval(s, t, h, ts, 5, out);
+    for (int q = 0; q < 5; q++) {
+        double w[ND_RK_MAX_STAGES];
+        nd_dense_weights(tab, (ts[q] - t) / h, w);
+        for (int e = 0; e < LOOP_N; e++) {
+            double ref = written_out(s, w, tab->dense_stages, s->y, h, e);
+            ck_assert_double_eq_tol(out[q * LOOP_N + e], ref, 1e-13 * (1.0 + fabs(ref)));
+        }
+    }
+    nd_solver_free(s);
 }
 END_TEST
 
@@ -949,6 +1038,8 @@ Suite *adaptive_suite(void)
     tcase_add_loop_test(tc, test_order_conditions, 0, N_METHODS);
     tcase_add_test(tc, test_dop853_third_order_estimate);
     tcase_add_loop_test(tc, test_dense_order_conditions, 0, N_METHODS);
+    tcase_add_loop_test(tc, test_stage_loops, 0, ND_METHOD_COUNT - 1); /* bdf has no tableau */
+    tcase_add_loop_test(tc, test_dense_forms_agree, 0, N_METHODS);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("catalogue");

@@ -733,18 +733,23 @@ static void mdl_check_derived(Mdl *d)
     mdl_free(d);
 }
 
-START_TEST(test_derived_scalar_time)
+/* dx/dt = -a x t + c sin(t x) + x^2 / (1 + c^2) */
+static void scalar_time_model(Mdl *d)
 {
-    Mdl *d = mdl_new("decay");
     IrBuilder *b = d->b;
     IrNode *x = mdl_state(d, ir_scalar_shape()), *t = ir_time(b);
     IrNode *a = mdl_param(d, ir_scalar_shape()), *c = mdl_param(d, ir_scalar_shape());
-    /* dx/dt = -a x t + c sin(t x) + x^2 / (1 + c^2) */
     IrNode *r = ir_neg(b, ir_mul(b, ir_mul(b, a, x), t));
     r = ir_add(b, r, ir_mul(b, c, ir_unary(b, IR_SIN, ir_mul(b, t, x))));
     r = ir_add(b, r, ir_div(b, ir_binary(b, IR_POW, x, num(d, 2)),
                             ir_add(b, num(d, 1), ir_mul(b, c, c))));
     mdl_set(d, x, r);
+}
+
+START_TEST(test_derived_scalar_time)
+{
+    Mdl *d = mdl_new("decay");
+    scalar_time_model(d);
     mdl_check_derived(d);
 }
 END_TEST
@@ -763,10 +768,8 @@ END_TEST
 
 /* Matrix and vector states with products both ways, transposes, slices (whose
  * gradients are pads), outer, sum, where, and time. */
-START_TEST(test_derived_matrix)
+static void matrix_model(Mdl *d)
 {
-    cg_set_blas_min_flops(_i ? 0 : -1);
-    Mdl *d = mdl_new("mat");
     IrBuilder *b = d->b;
     IrNode *X = mdl_state(d, ir_matrix_shape(3, 3)), *v = mdl_state(d, ir_vector_shape(3));
     IrNode *W = mdl_param(d, ir_matrix_shape(3, 3)), *c = mdl_param(d, ir_vector_shape(3));
@@ -781,7 +784,97 @@ START_TEST(test_derived_matrix)
     rv = ir_add(b, rv, ir_unary(b, IR_COS, ir_concat(b, 2, parts)));
     mdl_set(d, X, rX);
     mdl_set(d, v, rv);
+}
+
+START_TEST(test_derived_matrix)
+{
+    cg_set_blas_min_flops(_i ? 0 : -1);
+    Mdl *d = mdl_new("mat");
+    matrix_model(d);
     mdl_check_derived(d);
+    cg_set_blas_min_flops(-1);
+}
+END_TEST
+
+/* ---- the fused rhs_vjp kernel ---- */
+
+static JitModel *compile_req(const IrModel *m, JitRequest req, NdKernels *k)
+{
+    Diag diag;
+    diag_init(&diag, stderr);
+    JitModel *jit = jit_compile_request(m, &req, k, &diag);
+    ck_assert_ptr_nonnull(jit);
+    ck_assert_int_eq(diag.errors, 0);
+    return jit;
+}
+
+static void assert_same(const double *got, const double *want, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof got[i]) != 0)
+            ck_abort_msg("%s: element %zu: got %.17g, want %.17g", what, i, got[i], want[i]);
+}
+
+/* One batch: rhs_vjp (alone in its module, with the vjp calling it) against
+ * rhs and vjp compiled without it, bit for bit: the same IR nodes, emitted by
+ * the same code, in the same order. Exact-size buffers for ASan. */
+static void check_fused_batch(const IrModel *m, const NdKernels *sep, const NdKernels *fused,
+                              const NdKernels *both, int64_t B)
+{
+    size_t n = (size_t)m->ny * (size_t)B, np = (size_t)m->np;
+    double *y = random_doubles(n), *a = random_doubles(n), *p = random_doubles(np);
+    double *dzdt = alloc_doubles(2 * n), *g = alloc_doubles(np), *want = alloc_doubles(2 * n);
+    double *want_g = alloc_doubles(np), *got = alloc_doubles(n), *got_g = alloc_doubles(np);
+    const NdKernels *tables[3] = {sep, fused, both};
+    double *work[3];
+    for (int i = 0; i < 3; i++)
+        work[i] = alloc_doubles(nd_kernels_work_size(tables[i], B));
+    double t = 0.45;
+    sep->rhs(t, y, p, want, B, work[0]);
+    sep->vjp(t, y, p, a, NULL, want + n, want_g, B, work[0]);
+    for (int i = 1; i < 3; i++) {
+        tables[i]->rhs_vjp(t, y, p, a, NULL, dzdt, g, B, work[i]);
+        assert_same(dzdt, want, n, "rhs_vjp: dydt vs rhs");
+        assert_same(dzdt + n, want + n, n, "rhs_vjp: a^T df/dy vs vjp");
+        assert_same(g, want_g, np, "rhs_vjp: a^T df/dp vs vjp");
+    }
+    both->vjp(t, y, p, a, NULL, got, got_g, B, work[2]); /* the vjp that calls rhs_vjp */
+    assert_same(got, want + n, n, "vjp through rhs_vjp: a^T df/dy");
+    assert_same(got_g, want_g, np, "vjp through rhs_vjp: a^T df/dp");
+    for (int i = 0; i < 3; i++)
+        free(work[i]);
+    free(y), free(a), free(p), free(dzdt), free(g), free(want), free(want_g), free(got), free(got_g);
+}
+
+/* The fused kernel of the MLP (each matmul path), the scalar model with time
+ * and the matrix model (the BLAS paths forced there too). */
+START_TEST(test_fused_rhs_vjp)
+{
+    static const double modes[3] = {-1, 1e30, 0};
+    cg_set_blas_min_flops(modes[_i % 3]);
+    Mdl *d = mdl_new(_i < 3 ? "spiral" : _i < 6 ? "mat" : "decay");
+    if (_i < 3)
+        mlp(d, 50);
+    else if (_i < 6)
+        matrix_model(d);
+    else
+        scalar_time_model(d);
+    diff_model_adjoint(d->b, &d->m);
+    NdKernels sep, fused, both;
+    JitModel *j1 = compile_req(&d->m, (JitRequest){.vjp = 1}, &sep);
+    JitModel *j2 = compile_req(&d->m, (JitRequest){.rhs_vjp = 1}, &fused);
+    JitModel *j3 = compile_req(&d->m, (JitRequest){.vjp = 1, .jac = 0, .rhs_vjp = 1}, &both);
+    ck_assert_ptr_null(sep.rhs_vjp);
+    ck_assert_ptr_null(fused.vjp);
+    ck_assert_ptr_nonnull(fused.rhs_vjp);
+    ck_assert_ptr_nonnull(both.vjp);
+    const int64_t batches[3] = {1, 3, 37};
+    for (int i = 0; i < 3; i++)
+        check_fused_batch(&d->m, &sep, &fused, &both, batches[i]);
+    for (int i = 0; i < 3; i++) /* the rhs of a module with rhs_vjp is still the rhs */
+        check_batch(&d->m, &both, batches[i]);
+    jit_free(j1), jit_free(j2), jit_free(j3);
+    mdl_free(d);
     cg_set_blas_min_flops(-1);
 }
 END_TEST
@@ -878,7 +971,9 @@ START_TEST(test_extra_loss)
 END_TEST
 
 /* A module with several kernels needs, for each, at least what that kernel
- * needs alone: the table's work sizes are the maximum. */
+ * needs alone: the table's work sizes are the maximum. The vjp beside the
+ * fused kernel is a call of it (one derivative kernel to compile, not two):
+ * its scratch is rhs_vjp's plus dydt and a^T df/dy. */
 START_TEST(test_work_max)
 {
     Mdl *d = mdl_new("spiral");
@@ -896,8 +991,12 @@ START_TEST(test_work_max)
     ck_assert_uint_ge(k2.work_fixed, k1.work_fixed);
     ck_assert_uint_gt(k2.work_per_sample + k2.work_fixed, k1.work_per_sample + k1.work_fixed);
     ck_assert_ptr_null(k1.vjp);
-    jit_free(j1);
-    jit_free(j2);
+    NdKernels fused, both;
+    JitModel *j3 = compile_req(&d->m, (JitRequest){.rhs_vjp = 1}, &fused);
+    JitModel *j4 = compile_req(&d->m, (JitRequest){.vjp = 1, .rhs_vjp = 1}, &both);
+    ck_assert_uint_eq(both.work_per_sample, fused.work_per_sample + 2 * (size_t)d->m.ny);
+    ck_assert_uint_eq(both.work_fixed, fused.work_fixed);
+    jit_free(j1), jit_free(j2), jit_free(j3), jit_free(j4);
     mdl_free(d);
 }
 END_TEST
@@ -915,6 +1014,8 @@ START_TEST(test_request_errors)
     JitRequest vjp = {.vjp = 1}, jac = {.jac = 1};
     ck_assert_ptr_null(jit_compile_request(&d->m, &vjp, &k, &diag)); /* no diff_model_adjoint */
     ck_assert_ptr_null(jit_compile_request(&d->m, &jac, &k, &diag));
+    JitRequest fused = {.rhs_vjp = 1};
+    ck_assert_ptr_null(jit_compile_request(&d->m, &fused, &k, &diag)); /* the same */
     CgOutput wide = {x, 0, 1, 2, 0}; /* offset + size beyond the stride */
     CgKernelSpec spec = {"wide", 1, &wide, 0};
     NdKernelFn fn;
@@ -925,7 +1026,7 @@ START_TEST(test_request_errors)
     ck_assert_ptr_null(jit_compile_request(&d->m, &ext, &k, &diag));
     d->rhs[0] = ir_adjoint(d->b, 0, 0, ir_vector_shape(2)); /* the rhs cannot read a */
     ck_assert_ptr_null(jit_compile(&d->m, &k, &diag));
-    ck_assert_int_eq(diag.errors, 5);
+    ck_assert_int_eq(diag.errors, 6);
     fclose(sink);
     mdl_free(d);
 }
@@ -995,6 +1096,7 @@ Suite *codegen_suite(void)
     tcase_add_test(td, test_work_max);
     tcase_add_test(td, test_request_errors);
     tcase_add_test(td, test_print_llvm_derived);
+    tcase_add_loop_test(td, test_fused_rhs_vjp, 0, 7);
     suite_add_tcase(s, td);
     return s;
 }

@@ -1,11 +1,14 @@
 /* The C back end against the JIT: a program with a model (an MLP, a
- * parameter, slices, where) and a train directive is written by
+ * parameter, slices, where) and three train directives is written by
  * emit_c_program, compiled by the system's C compiler into a shared object
  * (-DNODEC_NO_MAIN) and loaded with dlopen; its rhs, vjp, jac and the train
  * loss's value and gradient kernels are compared on random batches with the
- * same kernels JIT-compiled from the same IR, and the generated gradient with
- * central differences of the generated loss (an independent check). Also:
- * literals read back exactly, and the embedded runtime is the runtime. */
+ * same kernels JIT-compiled from the same IR, the generated gradient with
+ * central differences of the generated loss (an independent check), and each
+ * train's generated gradient through the solve (adjoint with a running cost,
+ * backprop through bdf, ...) with nd_gradient_compute driving JIT kernels.
+ * Also: literals read back exactly, the embedded runtime is the runtime, and
+ * the plain C LU (runtime/nd_lapack.c under NODEC_NO_LAPACK) against LAPACK. */
 #include <check.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -19,8 +22,22 @@
 #include "codegen_c.h"
 #include "diff.h"
 #include "driver.h"
+#include "nd_gradient.h"
+#include "nd_lapack.h"
+#include "train_kernels.h"
 
-static const char program[] =
+/* The fallback LU, compiled here under other names next to the LAPACK one. */
+#define NODEC_NO_LAPACK 1
+#define nd_lu_factor fallback_lu_factor
+#define nd_lu_solve fallback_lu_solve
+int fallback_lu_factor(int m, double *a, int *ipiv);
+void fallback_lu_solve(int m, const double *lu, const int *ipiv, double *b, int transpose);
+#include "../../runtime/nd_lapack.c"
+#undef nd_lu_factor
+#undef nd_lu_solve
+
+/* %s: the folder of obs.csv (t, y[0], y[1], s: a time series of 6 rows). */
+static const char program_fmt[] =
     "option seed = 7\n"
     "model M {\n"
     "  state y[2] = [1, 0.5]\n"
@@ -31,13 +48,51 @@ static const char program[] =
     "  dy/dt = f(y^3) - k * y + where(y > 0, sigmoid(w), softplus(w))\n"
     "  ds/dt = dot(w, y) * y[0] + relu(s)\n"
     "}\n"
+    "data obs = csv(\"%s/obs.csv\")\n"
     "train M {\n"
     "  t = [0, 1]\n"
     "  final_loss = sum(y^2) + k * sum(y) + s^2\n"
     "  solver = rk4(h = 0.1)\n"
     "  optimizer = adam(lr = 1e-2)\n"
     "  steps = 1\n"
+    "}\n"
+    "train M {\n"
+    "  data = obs\n"
+    "  loss = sum((y - obs.y)^2) + k * (s - obs.s)^2\n"
+    "  regularize = 0.01 * sum(y^2)\n"
+    "  batch = windows(length = 4, count = 2)\n"
+    "  solver = dopri5(rtol = 1e-8, atol = 1e-10)\n"
+    "  optimizer = sgd(lr = 0.1)\n"
+    "  steps = 1\n"
+    "}\n"
+    "train M {\n"
+    "  data = obs\n"
+    "  init = { y = obs.y + w, s = k }\n"
+    "  loss = mean(abs(y - obs.y))\n"
+    "  final_loss = s^2\n"
+    "  batch = windows(length = 4, count = 2)\n"
+    "  solver = bdf(rtol = 1e-6, atol = 1e-9)\n"
+    "  gradient = backprop\n"
+    "  optimizer = sgd(lr = 0.1)\n"
+    "  steps = 1\n"
+    "}\n"
+    "train M {\n"
+    "  data = obs\n"
+    "  loss = sum((y - obs.y)^2)\n"
+    "  batch = windows(length = 4, count = 2)\n"
+    "  solver = tsit5(rtol = 1e-7, atol = 1e-9)\n"
+    "  gradient = checkpoint\n"
+    "  optimizer = sgd(lr = 0.1)\n"
+    "  steps = 1\n"
     "}\n";
+
+static const char obs_csv[] = "t,y[0],y[1],s\n"
+                              "0,1,0.5,0\n"
+                              "0.2,0.9,0.6,0.1\n"
+                              "0.4,0.7,0.8,0.15\n"
+                              "0.6,0.5,0.9,0.3\n"
+                              "0.8,0.2,1.1,0.4\n"
+                              "1,0.1,1.0,0.6\n";
 
 typedef struct Emitted {
     Compilation *c;
@@ -67,23 +122,42 @@ static double *random_doubles(size_t n)
 static void emitted_open(Emitted *e)
 {
     memset(e, 0, sizeof *e);
-    e->c = compile_file("emit_test.node", program, stderr, 0);
+    snprintf(e->dir, sizeof e->dir, "/tmp/nodec_emit_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(e->dir));
+    char path[128], cmd[512], text[sizeof program_fmt + 64];
+    snprintf(path, sizeof path, "%s/obs.csv", e->dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(obs_csv, f);
+    fclose(f);
+    snprintf(text, sizeof text, program_fmt, e->dir);
+    e->c = compile_file("emit_test.node", text, stderr, 0);
     ck_assert_int_eq(e->c->diag.errors, 0);
     e->m = sema_find_model(e->c->program, "M");
     ck_assert_ptr_nonnull(e->m);
-    snprintf(e->dir, sizeof e->dir, "/tmp/nodec_emit_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(e->dir));
-    char path[128], cmd[512];
     snprintf(path, sizeof path, "%s/out.c", e->dir);
     ck_assert_int_eq(emit_c_program(e->c, path), 0);
     if (system("cc --version > /dev/null 2>&1") != 0)
         return;
-    snprintf(cmd, sizeof cmd, "cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -fPIC -shared "
-                              "-DNODEC_NO_MAIN %s/out.c -o %s/out.so -lm", e->dir, e->dir);
+    /* -march=native: the JIT fuses its polynomials' multiply-adds where the host
+     * has FMA, the C where FP_FAST_FMA says so; so both take the same steps */
+    snprintf(cmd, sizeof cmd, "cc -std=c99 -O2 -march=native -Wall -Wextra -Werror -pedantic "
+                              "-fPIC -shared -DNODEC_NO_MAIN %s/out.c -o %s/out.so -lm",
+             e->dir, e->dir);
     ck_assert_int_eq(system(cmd), 0);
     snprintf(path, sizeof path, "%s/out.so", e->dir);
     e->so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     ck_assert_msg(e->so != NULL, "dlopen: %s", dlerror());
+}
+
+/* The index-th train directive. */
+static const SemaDirective *train_dir(const Emitted *e, int index)
+{
+    for (int i = 0, t = 0; i < e->c->program->n_dirs; i++)
+        if (e->c->program->dirs[i].kind == SEMA_TRAIN && t++ == index)
+            return &e->c->program->dirs[i];
+    ck_abort_msg("no train %d", index);
+    return NULL;
 }
 
 static void emitted_close(Emitted *e)
@@ -135,12 +209,12 @@ START_TEST(test_kernels_match_jit)
         return;
     }
     IrModel *m = e.m;
-    CgKernelSpec specs[4];
-    int n = emit_c_train_specs(e.c->arena, e.c->ir, &e.c->program->dirs[0].train, specs);
-    ck_assert_int_eq(n, 2); /* final, final_grad */
-    NdKernelFn fns[4];
+    TrainKernels tk;
+    ck_assert_int_eq(train_kernels_build(e.c, train_dir(&e, 0), &tk), 0);
+    ck_assert_int_eq(tk.n, 4); /* final, final_grad, init, init_vjp */
+    NdKernelFn fns[TRAIN_K_COUNT];
     NdKernels k;
-    JitRequest req = {.vjp = 1, .jac = 1, .n_extra = n, .extra = specs, .extra_fns = fns};
+    JitRequest req = {.vjp = 1, .jac = 1, .n_extra = tk.n, .extra = tk.specs, .extra_fns = fns};
     JitModel *jit = jit_compile_request(m, &req, &k, &e.c->diag);
     ck_assert_ptr_nonnull(jit);
     int64_t B = 3 + _i * 4;
@@ -194,6 +268,203 @@ START_TEST(test_gradient_finite_differences)
         }
     free(y), free(p), free(gy), free(gp);
     emitted_close(&e);
+}
+END_TEST
+
+/* ---- the gradient through the solve: generated vs JIT ---- */
+
+/* The reference: one batch's loss and gradient as tools/train.c computes it
+ * (its observe and add_term, written again here on purpose), JIT kernels
+ * driven by nd_gradient_compute. */
+typedef struct RefLoss {
+    NdKernelFn fn[TRAIN_K_COUNT];
+    int64_t B;
+    int ny, np, nd, nt, cost;
+    const double *d;
+    double scale_obs, scale_final;
+    double *vals, *gy, *gp, *work;
+} RefLoss;
+
+static void ref_term(RefLoss *r, int slot, double scale, double tj, const double *y,
+                     const double *p, const double *d, double *L, double *gy, double *gp)
+{
+    r->fn[slot](tj, y, p, NULL, d, r->vals, NULL, r->B, r->work);
+    for (int64_t b = 0; b < r->B; b++)
+        *L += scale * r->vals[b];
+    r->fn[slot + 1](tj, y, p, NULL, d, r->gy, r->gp, r->B, r->work);
+    for (int64_t i = 0; i < r->B * r->ny; i++)
+        gy[i] += scale * r->gy[i];
+    for (int i = 0; i < r->np; i++)
+        gp[i] += scale * r->gp[i];
+}
+
+static int ref_observe(void *ctx, int j, double tj, const double *y, const double *p, double *L,
+                       double *gy, double *gp)
+{
+    RefLoss *r = ctx;
+    const double *d = r->nd ? r->d + (size_t)j * (size_t)r->B * (size_t)r->nd : NULL;
+    memset(gy, 0, sizeof(double) * (size_t)(r->B * r->ny));
+    if (r->fn[TRAIN_K_LOSS])
+        ref_term(r, TRAIN_K_LOSS, r->scale_obs, tj, y, p, d, L, gy, gp);
+    if (j == r->nt - 1 && r->fn[TRAIN_K_FINAL])
+        ref_term(r, TRAIN_K_FINAL, r->scale_final, tj, y, p, d, L, gy, gp);
+    for (int64_t b = 0; j == r->nt - 1 && r->cost >= 0 && b < r->B; b++) {
+        *L += r->scale_final * y[b * r->ny + r->cost];
+        gy[b * r->ny + r->cost] += r->scale_final;
+    }
+    return 0;
+}
+
+/* How each train of the program solves (its solver and gradient keys). */
+typedef struct TrainCase {
+    NdMethod method;
+    double h, rtol, atol;
+    NdGradMethod gm;
+    int64_t B;
+    int nt;
+} TrainCase;
+
+static const TrainCase train_cases[] = {
+    {ND_RK4, 0.1, 0, 0, ND_GRAD_ADJOINT, 3, 2},
+    {ND_DOPRI5, 0, 1e-8, 1e-10, ND_GRAD_ADJOINT, 2, 4},
+    {ND_BDF, 0, 1e-6, 1e-9, ND_GRAD_BACKPROP, 2, 4},
+    {ND_TSIT5, 0, 1e-7, 1e-9, ND_GRAD_CHECKPOINT, 2, 4},
+};
+
+/* The reference loss and gradient of train `index` at p. */
+static void jit_gradient(Emitted *e, int index, const double *p, const double *ts,
+                         const double *d, double *L, double *grad_p)
+{
+    const TrainCase *tc = &train_cases[index];
+    const SemaDirective *dir = train_dir(e, index);
+    IrModel *m = dir->train.augmented;
+    TrainKernels tk;
+    ck_assert_int_eq(train_kernels_build(e->c, dir, &tk), 0);
+    diff_model_adjoint(e->c->ir, m);
+    diff_model_jacobian(e->c->ir, m);
+    NdKernelFn fns[TRAIN_K_COUNT];
+    NdKernels k;
+    JitRequest req = {.vjp = 1, .jac = 1, .n_extra = tk.n, .extra = tk.specs, .extra_fns = fns};
+    JitModel *jit = jit_compile_request(m, &req, &k, &e->c->diag);
+    ck_assert_ptr_nonnull(jit);
+    RefLoss r = {.B = tc->B, .ny = m->ny, .np = m->np, .nt = tc->nt, .d = d,
+                 .nd = dir->train.data ? dir->train.data->ncols : 0,
+                 .cost = m != dir->train.model ? dir->train.model->ny : -1,
+                 .scale_obs = 1.0 / ((double)tc->B * tc->nt), .scale_final = 1.0 / tc->B};
+    train_kernels_assign(&tk, fns, r.fn);
+    size_t n = (size_t)(tc->B * m->ny);
+    r.vals = calloc((size_t)tc->B, sizeof(double));
+    r.gy = calloc(n, sizeof(double));
+    r.gp = calloc((size_t)m->np, sizeof(double));
+    r.work = calloc(nd_kernels_work_size(&k, tc->B) + 1, sizeof(double));
+    double *y0 = calloc(n, sizeof(double)), *gy0 = calloc(n, sizeof(double));
+    double *gp_init = calloc((size_t)m->np, sizeof(double));
+    NdSolver *tmpl = nd_solver_create(&k, tc->method, tc->B);
+    ck_assert_int_eq(tc->h > 0 ? nd_solver_set_step(tmpl, tc->h)
+                               : nd_solver_set_tolerances(tmpl, tc->rtol, tc->atol), 0);
+    NdGradient *g = nd_gradient_create(&k, tmpl, tc->gm, tc->B, tc->nt);
+    r.fn[TRAIN_K_INIT](ts[0], NULL, p, NULL, d, y0, NULL, tc->B, r.work);
+    NdLoss loss = {tc->nt, ts, ref_observe, &r};
+    *L = 0;
+    ck_assert_int_eq(nd_gradient_compute(g, p, y0, &loss, L, grad_p, gy0), ND_OK);
+    r.fn[TRAIN_K_INIT_VJP](ts[0], NULL, p, gy0, d, NULL, gp_init, tc->B, r.work);
+    for (int i = 0; i < m->np; i++)
+        grad_p[i] += gp_init[i];
+    nd_gradient_free(g);
+    nd_solver_free(tmpl);
+    jit_free(jit);
+    free(r.vals), free(r.gy), free(r.gp), free(r.work), free(y0), free(gy0), free(gp_init);
+}
+
+typedef void *(*CreateFn)(int64_t B, int max_nt);
+typedef int (*GradientFn)(void *g, const double *p, int nt, const double *ts, const double *d,
+                          double *L, double *grad_p);
+
+/* Train _i's generated M_train<i>_gradient against the JIT path, to 1e-12. */
+START_TEST(test_train_gradient_matches_jit)
+{
+    Emitted e;
+    emitted_open(&e);
+    if (!e.so) {
+        emitted_close(&e);
+        return;
+    }
+    const TrainCase *tc = &train_cases[_i];
+    char name[64];
+    size_t np = (size_t)e.m->np;
+    double *p = calloc(np, sizeof(double)), *gc = calloc(np, sizeof(double));
+    double *gj = calloc(np, sizeof(double)), Lc, Lj;
+    ((void (*)(double *))sym(&e, "M_params"))(p);
+    /* time series rows: sample b's observation j is row 2 b + j of obs.csv */
+    const SemaData *data = train_dir(&e, _i)->train.data;
+    double ts_rows[4] = {0, 0.2, 0.4, 0.6}, ts_span[2] = {0, 1};
+    const double *ts = data ? ts_rows : ts_span;
+    double *d = data ? calloc((size_t)(tc->nt * tc->B * data->ncols), sizeof(double)) : NULL;
+    for (int j = 0; data && j < tc->nt; j++)
+        for (int64_t b = 0; b < tc->B; b++)
+            memcpy(d + (j * tc->B + b) * data->ncols, data->values + (2 * b + j) * data->ncols,
+                   sizeof(double) * (size_t)data->ncols);
+    snprintf(name, sizeof name, "M_train%d_create", _i);
+    void *g = ((CreateFn)sym(&e, name))(tc->B, tc->nt);
+    ck_assert_ptr_nonnull(g);
+    snprintf(name, sizeof name, "M_train%d_gradient", _i);
+    ck_assert_int_eq(((GradientFn)sym(&e, name))(g, p, tc->nt, ts, d, &Lc, gc), 0);
+    ((void (*)(void *))sym(&e, "nd_train_loss_free"))(g);
+    jit_gradient(&e, _i, p, ts, d, &Lj, gj);
+    ck_assert(Lj > 0);
+    assert_close(&Lc, &Lj, 1, "L");
+    assert_close(gc, gj, np, "grad_p");
+    double norm = 0;
+    for (size_t i = 0; i < np; i++)
+        norm += gj[i] * gj[i];
+    ck_assert(norm > 1e-12); /* a gradient that is there to compare */
+    free(p), free(gc), free(gj), free(d);
+    emitted_close(&e);
+}
+END_TEST
+
+/* The plain C LU (NODEC_NO_LAPACK) against LAPACK's dgetrf/dgetrs: the same
+ * pivots and, to rounding, the same solutions of A x = b and A^T x = b; a
+ * singular matrix reported at the same column. */
+START_TEST(test_lu_fallback_matches_lapack)
+{
+    enum { M = 7 };
+    double a[M * M], lu1[M * M], lu2[M * M], b[M], x1[M], x2[M];
+    int ip1[M], ip2[M];
+    for (int trial = 0; trial < 20; trial++) {
+        for (int i = 0; i < M * M; i++)
+            a[i] = rnd() + (i % (M + 1) == 0 ? 0.1 * trial : 0.0);
+        for (int i = 0; i < M; i++)
+            b[i] = rnd();
+        memcpy(lu1, a, sizeof a);
+        memcpy(lu2, a, sizeof a);
+        ck_assert_int_eq(fallback_lu_factor(M, lu1, ip1), nd_lu_factor(M, lu2, ip2));
+        ck_assert_int_eq(memcmp(ip1, ip2, sizeof ip1), 0);
+        for (int tr = 0; tr < 2; tr++) {
+            memcpy(x1, b, sizeof b);
+            memcpy(x2, b, sizeof b);
+            fallback_lu_solve(M, lu1, ip1, x1, tr);
+            nd_lu_solve(M, lu2, ip2, x2, tr);
+            for (int i = 0; i < M; i++)
+                ck_assert_double_eq_tol(x1[i], x2[i], 1e-10 * fmax(1.0, fabs(x2[i])));
+            double r = 0; /* and the residual of A x = b itself */
+            for (int i = 0; i < M; i++) {
+                double s = -b[i];
+                for (int j = 0; j < M; j++)
+                    s += (tr ? a[i * M + j] : a[j * M + i]) * x1[j];
+                r = fmax(r, fabs(s));
+            }
+            ck_assert_double_lt(r, 1e-10);
+        }
+    }
+    memset(a, 0, sizeof a); /* column 3 zero below and on the diagonal */
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < M; j++)
+            a[j * M + i] = j == 2 ? 0.0 : (i == j) + 0.01 * (i + j);
+    memcpy(lu1, a, sizeof a);
+    memcpy(lu2, a, sizeof a);
+    ck_assert_int_eq(fallback_lu_factor(M, lu1, ip1), nd_lu_factor(M, lu2, ip2));
+    ck_assert_int_eq(nd_lu_factor(M, a, ip2), 3);
 }
 END_TEST
 
@@ -277,6 +548,8 @@ Suite *emit_c_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_kernels_match_jit, 0, 2);
     tcase_add_test(tc, test_gradient_finite_differences);
+    tcase_add_loop_test(tc, test_train_gradient_matches_jit, 0, 4);
+    tcase_add_test(tc, test_lu_fallback_matches_lapack);
     tcase_add_test(tc, test_params_and_names);
     tcase_add_test(tc, test_literals_read_back);
     tcase_add_test(tc, test_embedded_runtime_is_the_runtime);

@@ -72,8 +72,9 @@ typedef struct Compiled {
     double p[MAX_P], y0[MAX_N];
 } Compiled;
 
-/* Compiles src's model M with its vjp, and fills p and y0 for the case. */
-static Compiled *compiled_new(const Case *cs)
+/* Compiles src's model M with its vjp (and, with fused, the rhs_vjp kernel the
+ * adjoint then uses, as train.c asks for it), and fills p and y0 for the case. */
+static Compiled *compiled_new_fused(const Case *cs, int fused)
 {
     Compiled *x = calloc(1, sizeof *x);
     ck_assert_ptr_nonnull(x);
@@ -82,10 +83,11 @@ static Compiled *compiled_new(const Case *cs)
     x->m = sema_find_model(x->c->program, "M");
     ck_assert_ptr_nonnull(x->m);
     diff_model_adjoint(x->c->ir, x->m);
-    JitRequest req = {.vjp = 1};
+    JitRequest req = {.vjp = 1, .rhs_vjp = fused};
     x->jit = jit_compile_request(x->m, &req, &x->k, &x->c->diag);
     ck_assert_ptr_nonnull(x->jit);
     ck_assert_ptr_nonnull(x->k.vjp);
+    ck_assert(!x->k.rhs_vjp == !fused);
     x->B = cs->B;
     x->n = x->k.ny * cs->B;
     ck_assert_int_le(x->k.np, MAX_P);
@@ -99,6 +101,11 @@ static Compiled *compiled_new(const Case *cs)
             x->y0[b * x->k.ny + i] = 0.9 * cos(0.7 * e + 0.2);
         }
     return x;
+}
+
+static Compiled *compiled_new(const Case *cs)
+{
+    return compiled_new_fused(cs, 0);
 }
 
 static void compiled_free(Compiled *x)
@@ -279,6 +286,47 @@ START_TEST(test_paths_vs_fd)
 }
 END_TEST
 
+/* The adjoint through the fused rhs_vjp kernel (one call per backward stage),
+ * with the full norm and the seminorm, for dopri5 and rk4: against the same
+ * differences, and, with the full norm, the same numbers as through rhs and
+ * vjp (the kernels agree bit for bit). Loop index as test_paths_vs_fd. */
+START_TEST(test_fused_adjoint_vs_fd)
+{
+    const Case *cs = &cases[_i / 2];
+    const LossSpec *spec = &losses[_i % 2];
+    Compiled *x = compiled_new_fused(cs, 1), *plain = compiled_new(cs);
+    LossCtx lc = {spec, x->n};
+    NdLoss loss = {spec->nt, spec->ts, loss_cb, &lc};
+    double fd_p[MAX_P], fd_y0[MAX_N];
+    finite_differences(x, &lc, fd_p, fd_y0);
+    for (int c = 0; c < 4; c++) {
+        Config cfg = {ND_GRAD_ADJOINT, c % 2 ? ND_RK4 : ND_DOPRI5};
+        NdGradient *g = gradient_new(x, cfg, 0.01, MAX_T);
+        ck_assert_int_eq(nd_gradient_set_seminorm(g, c >= 2), ND_OK);
+        double L, gp[MAX_P], gy[MAX_N];
+        gradient_ok(g, x, &loss, &L, gp, gy);
+        double ep = worst_rel(gp, fd_p, x->k.np), ey = worst_rel(gy, fd_y0, x->n);
+        VERBOSE("%-8s %-5s fused adjoint %-6s%s: dL/dp rel %.1e, dL/dy0 rel %.1e (%ld evals)\n",
+                cs->name, spec->final_only ? "final" : "obs", nd_method_name(cfg.method),
+                c >= 2 ? " seminorm" : "", ep, ey, nd_gradient_get_num_backward_evals(g));
+        ck_assert_msg(ep <= 1e-6 && ey <= 1e-6, "%s fused adjoint %s: dL/dp rel %g, dL/dy0 rel %g",
+                      cs->name, nd_method_name(cfg.method), ep, ey);
+        nd_gradient_free(g);
+        if (c >= 2)
+            continue;
+        NdGradient *g2 = gradient_new(plain, cfg, 0.01, MAX_T);
+        double L2, gp2[MAX_P], gy2[MAX_N];
+        gradient_ok(g2, plain, &loss, &L2, gp2, gy2);
+        ck_assert(L2 == L);
+        ck_assert(memcmp(gp2, gp, sizeof(double) * (size_t)x->k.np) == 0);
+        ck_assert(memcmp(gy2, gy, sizeof(double) * (size_t)x->n) == 0);
+        nd_gradient_free(g2);
+    }
+    compiled_free(x);
+    compiled_free(plain);
+}
+END_TEST
+
 /* The shared state of the coupled model: its copies in the samples stay equal
  * along the solve, and dL/dW0 (an initial state given by a parameter) is the
  * sum over the batch of the copies' adjoints at t0, which differences of L
@@ -359,6 +407,7 @@ Suite *grad_compiled_suite(void)
     TCase *tc = tcase_create("finite_differences");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_paths_vs_fd, 0, 2 * N_CASES);
+    tcase_add_loop_test(tc, test_fused_adjoint_vs_fd, 0, 2 * N_CASES);
     tcase_add_test(tc, test_shared_state);
     suite_add_tcase(s, tc);
     tc = tcase_create("memory");

@@ -158,9 +158,11 @@ static Model model_tdep(void)
 /* L = weight * sum_j sum_e (y_e - target_je)^2 + reg * sum p^2 (the direct
  * parameter term, at j = 0); last_only counts the last observation alone,
  * against target 0: L = |y(t_end)|^2. */
+enum { MAX_OBS = 32 };
+
 typedef struct LossData {
     int n, np, nt;
-    double target[8][MAX_N];
+    double target[MAX_OBS][MAX_N];
     double weight, reg;
     int last_only;
 } LossData;
@@ -370,35 +372,78 @@ END_TEST
 
 /* ---- adaptive backprop: exact for the steps taken ---- */
 
-/* One adaptive step of h from (t, y) as nd_adaptive.c takes it: the stages,
- * then y_new as the argument of row fnew_stage (whose a is b). */
-static void replay_step(NdSolver *s, const double *p, double t, double h, double t_new, double *y)
+/* One adaptive step of h from (t, y) as nd_adaptive.c takes it: the stages
+ * (with every stage the dense output reads when `dense`), then y_new as the
+ * argument of row fnew_stage (whose a is b). */
+static void replay_step(NdSolver *s, const double *p, double t, double h, double t_new,
+                        const double *y, double *ynew, int dense)
 {
     const NdTableau *tab = s->tab;
     double arg[MAX_N];
-    for (int i = 0; i < tab->stages; i++) {
+    for (int i = 0; i < (dense ? tab->dense_stages : tab->stages); i++) {
         nd_rk_stage_arg(s, i, h, y, arg);
         nd_solver_rhs(s, p, nd_stage_time(tab, i, t, h, t_new), arg, s->K[i]);
     }
-    nd_rk_stage_arg(s, tab->fnew_stage, h, y, arg);
-    memcpy(y, arg, s->n * sizeof *y);
+    nd_rk_stage_arg(s, tab->fnew_stage, h, y, ynew);
+}
+
+/* y(t + theta h) = y + h sum_i w_i(theta) k_i: the weights form of the dense
+ * output, not the solver's (nd_dense_eval), so it checks that one too. */
+static void replay_interpolate(const NdSolver *s, double theta, double h, const double *y,
+                               double *out)
+{
+    double w[ND_RK_MAX_STAGES];
+    nd_dense_weights(s->tab, theta, w);
+    for (size_t e = 0; e < s->n; e++) {
+        double acc = 0.0;
+        for (int i = 0; i < s->tab->dense_stages; i++)
+            acc += w[i] * s->K[i][e];
+        out[e] = y[e] + h * acc;
+    }
 }
 
 /* L of the forward computation g recorded, with p and y0 changed but every
- * step (t, h, t_new) kept: the function backprop differentiates. */
+ * step (t, h, t_new) kept: the function backprop differentiates. Observations
+ * inside a step are interpolated, one at its end is its end. */
 static double replay_loss(NdGradient *g, const NdLoss *loss, const double *p, const double *y0)
 {
-    double y[MAX_N], gy[MAX_N], gp[MAX_NP], L = 0.0;
+    double y[MAX_N], ynew[MAX_N], yo[MAX_N], gy[MAX_N], gp[MAX_NP], L = 0.0;
     memcpy(y, y0, g->n * sizeof *y);
     loss->fn(loss->ctx, 0, loss->ts[0], y, p, &L, gy, gp);
     for (size_t off = 0; off < g->tape_len; off += g->rec_size) {
         const double *rec = g->tape + off;
-        replay_step(g->fwd, p, rec[0], rec[1], rec[2], y);
-        int j = (int)rec[3];
-        if (j >= 0)
-            loss->fn(loss->ctx, j, loss->ts[j], y, p, &L, gy, gp);
+        double t = rec[ND_REC_T], h = rec[ND_REC_H];
+        int lo = (int)rec[ND_REC_LO], hi = (int)rec[ND_REC_HI], land = (int)rec[ND_REC_LAND];
+        replay_step(g->fwd, p, t, h, rec[ND_REC_TNEW], y, ynew, hi > lo);
+        for (int j = lo; j < hi; j++) {
+            replay_interpolate(g->fwd, (loss->ts[j] - t) / h, h, y, yo);
+            loss->fn(loss->ctx, j, loss->ts[j], yo, p, &L, gy, gp);
+        }
+        memcpy(y, ynew, g->n * sizeof *y);
+        if (land >= 0)
+            loss->fn(loss->ctx, land, loss->ts[land], y, p, &L, gy, gp);
     }
     return L;
+}
+
+/* Central differences of the replay over p and y0 (the steps frozen). */
+static void replay_differences(NdGradient *g, const Model *m, const NdLoss *loss, double *fd_p,
+                               double *fd_y0)
+{
+    int n = m->k.ny * m->B;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < (pass == 0 ? m->k.np : n); i++) {
+            double p[MAX_NP], y0[MAX_N], Lp, Lm;
+            memcpy(p, m->p, sizeof p);
+            memcpy(y0, m->y0, sizeof y0);
+            double *x = pass == 0 ? &p[i] : &y0[i], x0 = *x;
+            double eps = 1e-5 * fmax(1.0, fabs(x0));
+            *x = x0 + eps;
+            Lp = replay_loss(g, loss, p, y0);
+            *x = x0 - eps;
+            Lm = replay_loss(g, loss, p, y0);
+            (pass == 0 ? fd_p : fd_y0)[i] = (Lp - Lm) / (2.0 * eps);
+        }
 }
 
 static const NdMethod adaptive_methods[] = {ND_BOSH3, ND_DOPRI5, ND_TSIT5, ND_DOP853};
@@ -410,23 +455,137 @@ START_TEST(test_frozen_steps)
     NdGradient *g = make_gradient(&m, c);
     LossData d = loss_data_for(&m, 4);
     NdLoss loss = {4, obs_times, loss_fn, &d};
-    double L, gp[MAX_NP], gy0[MAX_N], fd[MAX_NP], p[MAX_NP];
+    double L, gp[MAX_NP], gy0[MAX_N], fd[MAX_NP], fd_y0[MAX_N];
     compute_ok(g, m.p, m.y0, &loss, &L, gp, gy0);
-    ck_assert(replay_loss(g, &loss, m.p, m.y0) == L); /* the replay is the computation */
-    for (int i = 0; i < m.k.np; i++) {
-        double eps = 1e-6, Lp, Lm;
-        memcpy(p, m.p, sizeof p);
-        p[i] = m.p[i] + eps;
-        Lp = replay_loss(g, &loss, p, m.y0);
-        p[i] = m.p[i] - eps;
-        Lm = replay_loss(g, &loss, p, m.y0);
-        fd[i] = (Lp - Lm) / (2.0 * eps);
-    }
-    double ep = worst_rel(gp, fd, m.k.np, 1e-3);
-    VERBOSE("frozen steps %s rtol %g (%ld steps): dL/dp rel %.2e\n", nd_method_name(c.method),
-            c.rtol, g->num_steps, ep);
+    /* the replay is the computation, to the rounding of the two dense forms */
+    ck_assert_double_eq_tol(replay_loss(g, &loss, m.p, m.y0), L, 1e-13 * L);
+    replay_differences(g, &m, &loss, fd, fd_y0);
+    double ep = worst_rel(gp, fd, m.k.np, 1e-3), ey = worst_rel(gy0, fd_y0, 9, 1e-3);
+    VERBOSE("frozen steps %s rtol %g (%ld steps): dL/dp rel %.2e, dL/dy0 rel %.2e\n",
+            nd_method_name(c.method), c.rtol, g->num_steps, ep, ey);
     ck_assert_double_le(ep, 1e-7);
+    ck_assert_double_le(ey, 1e-7);
     nd_gradient_free(g);
+}
+END_TEST
+
+/* ---- many observations inside each step ---- */
+
+enum { N_DENSE_OBS = 25 };
+
+static NdGradient *make_gradient_nt(const Model *m, Config c, int max_nt)
+{
+    NdSolver *s = nd_solver_create(&m->k, c.method, m->B);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(nd_solver_set_tolerances(s, c.rtol, c.rtol / 100), ND_OK);
+    NdGradient *g = nd_gradient_create(&m->k, s, c.gm, m->B, max_nt);
+    ck_assert_ptr_nonnull(g);
+    nd_solver_free(s);
+    return g;
+}
+
+/* N_DENSE_OBS observation times on [0, 1.5] and the loss over them. */
+static NdLoss dense_loss(const Model *m, double *ts, LossData *d)
+{
+    for (int j = 0; j < N_DENSE_OBS; j++)
+        ts[j] = 1.5 * j / (N_DENSE_OBS - 1);
+    *d = loss_data_for(m, N_DENSE_OBS);
+    NdLoss loss = {N_DENSE_OBS, ts, loss_fn, d};
+    return loss;
+}
+
+/* 25 observations on [0, 1.5] at a loose tolerance: several fall inside each
+ * step, so the gradient flows through the dense output (and, for the FSAL
+ * methods, through the stage handed to the next step, across checkpoint
+ * segments too). Checked: the forward values are nd_solve's, bit for bit, with
+ * the steps of a solve that has no outputs between its ends; backprop is the
+ * exact derivative of the frozen-step replay; checkpoint equals backprop. */
+START_TEST(test_dense_observations)
+{
+    Model m = model_tanh(2, 2);
+    NdMethod method = adaptive_methods[_i];
+    double ts[N_DENSE_OBS], ends[2] = {0.0, 1.5}, yout[N_DENSE_OBS * MAX_N], yend[2 * MAX_N];
+    LossData d;
+    NdLoss loss = dense_loss(&m, ts, &d);
+    /* bosh3, of order 3, needs the looser tolerance to take fewer steps than that */
+    Config c = {ND_GRAD_BACKPROP, method, 0, method == ND_BOSH3 ? 1e-2 : 1e-4};
+    NdGradient *bp = make_gradient_nt(&m, c, N_DENSE_OBS);
+    c.gm = ND_GRAD_CHECKPOINT;
+    NdGradient *ck = make_gradient_nt(&m, c, N_DENSE_OBS);
+    double L, L2, gp[MAX_NP], gy0[MAX_N], gp2[MAX_NP], gy2[MAX_N], fd[MAX_NP], fd_y0[MAX_N];
+    compute_ok(bp, m.p, m.y0, &loss, &L, gp, gy0);
+    int n = m.k.ny * m.B;
+
+    NdSolver *s = nd_solver_create(&m.k, method, m.B);
+    nd_solver_set_tolerances(s, c.rtol, c.rtol / 100);
+    ck_assert_int_eq(nd_solve(s, m.p, m.y0, ts, N_DENSE_OBS, yout), ND_OK);
+    ck_assert(memcmp(yout, bp->obs_y, (size_t)(N_DENSE_OBS * n) * sizeof *yout) == 0);
+    ck_assert_int_eq(nd_solve(s, m.p, m.y0, ends, 2, yend), ND_OK);
+    ck_assert_int_eq(bp->num_steps, nd_solver_get_num_steps(s));
+    ck_assert_int_lt(bp->num_steps, N_DENSE_OBS / 2); /* most observations are inside */
+    nd_solver_free(s);
+
+    ck_assert_double_eq_tol(replay_loss(bp, &loss, m.p, m.y0), L, 1e-13 * L);
+    replay_differences(bp, &m, &loss, fd, fd_y0);
+    double ep = worst_rel(gp, fd, m.k.np, 1e-3), ey = worst_rel(gy0, fd_y0, n, 1e-3);
+    compute_ok(ck, m.p, m.y0, &loss, &L2, gp2, gy2);
+    double cp = worst_rel(gp2, gp, m.k.np, 1e-3), cy = worst_rel(gy2, gy0, n, 1e-3);
+    VERBOSE("dense observations %s (%ld steps, %ld vjp): vs replay fd %.2e %.2e, checkpoint "
+            "%.2e %.2e (%zu checkpoints)\n", nd_method_name(method), bp->num_steps,
+            nd_gradient_get_num_vjp_evals(bp), ep, ey, cp, cy, ck->ck_count);
+    ck_assert_double_le(ep, 1e-7);
+    ck_assert_double_le(ey, 1e-7);
+    ck_assert(L == L2);
+    ck_assert_double_le(cp, 1e-12);
+    ck_assert_double_le(cy, 1e-12);
+    ck_assert_uint_gt(ck->ck_count, 1); /* segments, so handoffs cross their ends */
+    nd_gradient_free(bp);
+    nd_gradient_free(ck);
+}
+END_TEST
+
+/* The FSAL methods hand f(t + h, y_new) on to the next step's k_0: the sweep
+ * evaluates one vjp per recorded stage per step, plus one for the last step,
+ * never one per observation. */
+START_TEST(test_dense_vjp_count)
+{
+    Model m = model_tanh(2, 1);
+    double ts[N_DENSE_OBS];
+    LossData d;
+    NdLoss loss = dense_loss(&m, ts, &d);
+    NdGradient *g = make_gradient_nt(&m, (Config){ND_GRAD_BACKPROP, ND_DOPRI5, 0, 1e-4},
+                                     N_DENSE_OBS);
+    double L, gp[MAX_NP];
+    compute_ok(g, m.p, m.y0, &loss, &L, gp, NULL);
+    ck_assert_int_eq(g->nslot, 6); /* k_0..k_5; k_6 = the next k_0 */
+    ck_assert_int_eq(nd_gradient_get_num_vjp_evals(g), 6 * g->num_steps + 1);
+    nd_gradient_free(g);
+}
+END_TEST
+
+/* Landing on every observation (the internal option) takes more steps for the
+ * same observations; its gradient is the derivative of its own computation. */
+START_TEST(test_landing_option)
+{
+    Model m = model_tanh(2, 1);
+    double ts[N_DENSE_OBS];
+    LossData d;
+    NdLoss loss = dense_loss(&m, ts, &d);
+    Config c = {ND_GRAD_BACKPROP, ND_DOPRI5, 0, 1e-4};
+    NdGradient *free_steps = make_gradient_nt(&m, c, N_DENSE_OBS);
+    NdGradient *landing = make_gradient_nt(&m, c, N_DENSE_OBS);
+    landing->land = 1;
+    double L1, L2, gp[MAX_NP], gy0[MAX_N], fd[MAX_NP], fd_y0[MAX_N];
+    compute_ok(free_steps, m.p, m.y0, &loss, &L1, gp, NULL);
+    compute_ok(landing, m.p, m.y0, &loss, &L2, gp, gy0);
+    ck_assert_int_ge(landing->num_steps, N_DENSE_OBS - 1);
+    ck_assert_int_lt(2 * free_steps->num_steps, landing->num_steps);
+    ck_assert_double_eq_tol(L1, L2, 1e-4 * L2); /* the same loss to the tolerance */
+    replay_differences(landing, &m, &loss, fd, fd_y0);
+    ck_assert_double_le(worst_rel(gp, fd, m.k.np, 1e-3), 1e-7);
+    ck_assert_double_le(worst_rel(gy0, fd_y0, 2, 1e-3), 1e-7);
+    nd_gradient_free(free_steps);
+    nd_gradient_free(landing);
 }
 END_TEST
 
@@ -789,6 +948,9 @@ Suite *gradient_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_discrete_vs_fd, 0, N_DISCRETE * N_MODELS);
     tcase_add_loop_test(tc, test_frozen_steps, 0, 8);
+    tcase_add_loop_test(tc, test_dense_observations, 0, 4);
+    tcase_add_test(tc, test_dense_vjp_count);
+    tcase_add_test(tc, test_landing_option);
     tcase_add_loop_test(tc, test_adjoint_vs_fd, 0, N_ADJOINT * N_MODELS);
     tcase_add_loop_test(tc, test_checkpoint_equals_backprop, 0, N_PAIR * N_MODELS);
     tcase_add_test(tc, test_seminorm);

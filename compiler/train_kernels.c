@@ -1,0 +1,143 @@
+/* Train directives' kernel specs (train_kernels.h): the IR sema lowered
+ * (loss, final_loss, init) and its derivatives from compiler/diff, described
+ * as CgKernelSpec outputs that either back end compiles. */
+#include "train_kernels.h"
+
+#include "diff.h"
+
+static IrNode *state_leaf(IrBuilder *b, const IrModel *m, int i)
+{
+    return ir_state(b, i, m->states[i].offset, m->states[i].shape);
+}
+
+static IrNode *param_leaf(IrBuilder *b, const IrModel *m, int j)
+{
+    return ir_param(b, j, m->params[j].offset, m->params[j].shape);
+}
+
+/* Spec writing a scalar per sample into out0. */
+static CgKernelSpec value_spec(const char *name, IrNode *value, int nd, Arena *a)
+{
+    CgOutput *o = arena_alloc(a, sizeof *o);
+    *o = (CgOutput){.node = value, .dst = 0, .offset = 0, .stride = 1, .batch_sum = 0};
+    return (CgKernelSpec){.name = name, .n_outputs = 1, .outputs = o, .nd = nd};
+}
+
+/* Spec of the gradient of the scalar `value` (per sample): d/dy into out0 with the
+ * model's layout, d/dp summed over the batch into out1. */
+static CgKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
+                              IrNode *value, int nd)
+{
+    int n = m->n_states + m->n_params;
+    IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(n ? n : 1));
+    IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(n ? n : 1));
+    for (int i = 0; i < m->n_states; i++)
+        wrt[i] = state_leaf(b, m, i);
+    for (int j = 0; j < m->n_params; j++)
+        wrt[m->n_states + j] = param_leaf(b, m, j);
+    IrNode *one = ir_scalar(b, 1);
+    diff_vjp(b, 1, &value, &one, n, wrt, grads);
+    CgOutput *o = arena_alloc(a, sizeof *o * (size_t)(n ? n : 1));
+    for (int i = 0; i < m->n_states; i++)
+        o[i] = (CgOutput){grads[i], 0, m->states[i].offset, m->ny, 0};
+    for (int j = 0; j < m->n_params; j++)
+        o[m->n_states + j] = (CgOutput){grads[m->n_states + j], 1, m->params[j].offset, 0, 1};
+    return (CgKernelSpec){.name = name, .n_outputs = n, .outputs = o, .nd = nd};
+}
+
+/* The initial state of every state of the augmented model: the train block's
+ * init, else the model's default; __cost starts at 0. NULL roots are reported. */
+static int init_roots(Compilation *c, const SemaDirective *d, IrNode **roots)
+{
+    IrBuilder *b = c->ir;
+    const SemaTrain *tr = &d->train;
+    const IrModel *m = tr->augmented;
+    int cost_offset = m != tr->model ? tr->model->ny : -1;
+    for (int i = 0; i < m->n_states; i++) {
+        const IrVar *v = &m->states[i];
+        IrNode *init = i < tr->model->n_states && tr->init ? tr->init[i] : NULL;
+        if (!init && v->init) /* a drawn state's zeros are replaced by run_draw_states */
+            init = v->init;
+        if (!init && v->offset == cost_offset)
+            init = ir_scalar(b, 0);
+        if (!init) {
+            diag_error(&c->diag, d->loc,
+                       "state '%s' of model '%s' has no initial value for training: give one "
+                       "with init = { %s = ... }",
+                       v->name, m->name, v->name);
+            return -1;
+        }
+        if (ir_shape_size(init->shape) != ir_shape_size(v->shape))
+            init = ir_mul(b, init, ir_fill(b, v->shape, 1));
+        roots[i] = init;
+    }
+    return 0;
+}
+
+static int init_specs(Compilation *c, const SemaDirective *d, int nd, CgKernelSpec *specs,
+                      int *n)
+{
+    Arena *a = c->arena;
+    IrBuilder *b = c->ir;
+    const IrModel *m = d->train.augmented;
+    IrNode **roots = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
+    if (init_roots(c, d, roots))
+        return -1;
+    CgOutput *o = arena_alloc(a, sizeof *o * (size_t)m->n_states);
+    IrNode **cot = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
+    for (int i = 0; i < m->n_states; i++) {
+        o[i] = (CgOutput){roots[i], 0, m->states[i].offset, m->ny, 0};
+        cot[i] = ir_adjoint(b, i, m->states[i].offset, m->states[i].shape);
+    }
+    specs[(*n)++] = (CgKernelSpec){.name = "init", .n_outputs = m->n_states, .outputs = o,
+                                   .nd = nd};
+    /* d(init)/dp^T a: how the initial states' gradients reach the parameters */
+    int np = m->n_params;
+    IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
+    IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
+    for (int j = 0; j < np; j++)
+        wrt[j] = param_leaf(b, m, j);
+    diff_vjp(b, m->n_states, roots, cot, np, wrt, grads);
+    CgOutput *og = arena_alloc(a, sizeof *og * (size_t)(np ? np : 1));
+    for (int j = 0; j < np; j++)
+        og[j] = (CgOutput){grads[j], 1, m->params[j].offset, 0, 1};
+    specs[(*n)++] = (CgKernelSpec){.name = "init_vjp", .n_outputs = np, .outputs = og,
+                                   .nd = nd};
+    return 0;
+}
+
+int train_kernels_build(Compilation *c, const SemaDirective *d, TrainKernels *out)
+{
+    const SemaTrain *tr = &d->train;
+    Arena *a = c->arena;
+    IrModel *m = tr->augmented;
+    int nd = tr->data ? tr->data->ncols : 0, n = 0;
+    for (int i = 0; i < TRAIN_K_COUNT; i++)
+        out->slot[i] = -1;
+    CgKernelSpec *specs = out->specs;
+    if (tr->loss) {
+        out->slot[TRAIN_K_LOSS] = n;
+        specs[n++] = value_spec("loss", tr->loss, nd, a);
+        out->slot[TRAIN_K_LOSS_GRAD] = n;
+        specs[n++] = grad_spec(a, c->ir, m, "loss_grad", tr->loss, nd);
+    }
+    if (tr->final_loss) {
+        out->slot[TRAIN_K_FINAL] = n;
+        specs[n++] = value_spec("final", tr->final_loss, nd, a);
+        out->slot[TRAIN_K_FINAL_GRAD] = n;
+        specs[n++] = grad_spec(a, c->ir, m, "final_grad", tr->final_loss, nd);
+    }
+    out->slot[TRAIN_K_INIT] = n;
+    out->slot[TRAIN_K_INIT_VJP] = n + 1;
+    if (init_specs(c, d, nd, specs, &n))
+        return -1;
+    out->n = n;
+    return 0;
+}
+
+void train_kernels_assign(const TrainKernels *tk, NdKernelFn *const compiled,
+                          NdKernelFn out[TRAIN_K_COUNT])
+{
+    for (int i = 0; i < TRAIN_K_COUNT; i++)
+        out[i] = tk->slot[i] >= 0 ? compiled[tk->slot[i]] : NULL;
+}

@@ -1,0 +1,152 @@
+/* A batch's loss and gradient through the solve (nd_train_loss.h): the loss
+ * callback nd_gradient calls at each observation, fed by the loss kernels,
+ * then the initial states' share of the gradient through init_vjp. The
+ * arithmetic is tools/train.c's, in its order (a term's values summed sample
+ * by sample, then scaled gradients added), so a program that drives this
+ * object gets the training loop's numbers. */
+#include "nd_train_loss.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct NdTrainLoss {
+    NdKernels k;
+    NdLossKernels lk;
+    NdGradient *g;
+    int64_t B;
+    int max_nt;
+    const char *msg; /* an argument refused by the last compute, or NULL */
+    /* the current compute */
+    const double *d;
+    int nt;
+    double scale_obs, scale_final;
+    double *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_y0;
+};
+
+static const double *row_block(const NdTrainLoss *t, int j)
+{
+    return t->lk.nd ? t->d + (size_t)j * (size_t)t->B * (size_t)t->lk.nd : NULL;
+}
+
+/* Adds scale * (sum of the value kernel) to *L and scale * its gradient to gy, gp. */
+static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, double scale, double tj,
+                     const double *y, const double *p, const double *d, double *L, double *gy,
+                     double *gp)
+{
+    size_t n = (size_t)t->B * (size_t)t->k.ny;
+    value(tj, y, p, NULL, d, t->vals, NULL, t->B, t->work);
+    for (int64_t b = 0; b < t->B; b++)
+        *L += scale * t->vals[b];
+    grad(tj, y, p, NULL, d, t->gy_tmp, t->gp_tmp, t->B, t->work);
+    for (size_t i = 0; i < n; i++)
+        gy[i] += scale * t->gy_tmp[i];
+    for (int i = 0; i < t->k.np; i++)
+        gp[i] += scale * t->gp_tmp[i];
+}
+
+static int observe(void *ctx, int j, double tj, const double *y, const double *p, double *L,
+                   double *gy, double *gp)
+{
+    NdTrainLoss *t = (NdTrainLoss *)ctx;
+    const double *d = row_block(t, j);
+    memset(gy, 0, sizeof(double) * (size_t)t->B * (size_t)t->k.ny);
+    if (t->lk.loss)
+        add_term(t, t->lk.loss, t->lk.loss_grad, t->scale_obs, tj, y, p, d, L, gy, gp);
+    if (j < t->nt - 1)
+        return 0;
+    if (t->lk.final)
+        add_term(t, t->lk.final, t->lk.final_grad, t->scale_final, tj, y, p, d, L, gy, gp);
+    for (int64_t b = 0; t->lk.cost_offset >= 0 && b < t->B; b++) {
+        *L += t->scale_final * y[(size_t)b * (size_t)t->k.ny + (size_t)t->lk.cost_offset];
+        gy[(size_t)b * (size_t)t->k.ny + (size_t)t->lk.cost_offset] += t->scale_final;
+    }
+    return 0;
+}
+
+static double *alloc_doubles(size_t n)
+{
+    return (double *)calloc(n ? n : 1, sizeof(double));
+}
+
+NdTrainLoss *nd_train_loss_create(const NdKernels *k, const NdLossKernels *lk,
+                                  const NdSolver *solver_template, NdGradMethod gm, int64_t B,
+                                  int max_nt)
+{
+    if (!k || !lk || !lk->init || (lk->loss && !lk->loss_grad) || (lk->final && !lk->final_grad) ||
+        B < 1 || max_nt < 2)
+        return NULL;
+    NdTrainLoss *t = (NdTrainLoss *)calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    size_t n = (size_t)B * (size_t)k->ny, np = (size_t)k->np;
+    t->k = *k;
+    t->lk = *lk;
+    t->B = B;
+    t->max_nt = max_nt;
+    t->work = alloc_doubles(nd_kernels_work_size(k, B));
+    t->vals = alloc_doubles((size_t)B);
+    t->gy_tmp = alloc_doubles(n);
+    t->gp_tmp = alloc_doubles(np);
+    t->y0 = alloc_doubles(n);
+    t->grad_y0 = alloc_doubles(n);
+    t->g = nd_gradient_create(k, solver_template, gm, B, max_nt);
+    if (!t->work || !t->vals || !t->gy_tmp || !t->gp_tmp || !t->y0 || !t->grad_y0 || !t->g) {
+        nd_train_loss_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void nd_train_loss_free(NdTrainLoss *t)
+{
+    if (!t)
+        return;
+    double *bufs[] = {t->work, t->vals, t->gy_tmp, t->gp_tmp, t->y0, t->grad_y0};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    nd_gradient_free(t->g);
+    free(t);
+}
+
+NdGradient *nd_train_loss_get_gradient(NdTrainLoss *t)
+{
+    return t->g;
+}
+
+int64_t nd_train_loss_get_batch(const NdTrainLoss *t)
+{
+    return t->B;
+}
+
+const char *nd_train_loss_get_message(const NdTrainLoss *t)
+{
+    return t->msg ? t->msg : nd_gradient_get_message(t->g);
+}
+
+int nd_train_loss_compute(NdTrainLoss *t, const double *p, int nt, const double *ts,
+                          const double *d, double scale_obs, double scale_final, double *L,
+                          double *grad_p)
+{
+    t->msg = nt > t->max_nt ? "more observation times than the object was created for"
+             : !p || !ts || !L || !grad_p || (t->lk.nd && !d) ? "a NULL argument"
+                                                               : NULL;
+    if (t->msg)
+        return ND_ERR_ARG;
+    t->nt = nt;
+    t->d = d;
+    t->scale_obs = scale_obs;
+    t->scale_final = scale_final;
+    t->lk.init(ts[0], NULL, p, NULL, row_block(t, 0), t->y0, NULL, t->B, t->work);
+    NdLoss loss = {nt, ts, observe, t};
+    *L = 0;
+    int status = nd_gradient_compute(t->g, p, t->y0, &loss, L, grad_p, t->grad_y0);
+    if (status != ND_OK)
+        return status;
+    if (t->lk.init_vjp) {
+        t->lk.init_vjp(ts[0], NULL, p, t->grad_y0, row_block(t, 0), NULL, t->gp_tmp, t->B,
+                       t->work);
+        for (int i = 0; i < t->k.np; i++)
+            grad_p[i] += t->gp_tmp[i];
+    }
+    return ND_OK;
+}
