@@ -17,9 +17,9 @@
 
 #include "nd_adaptive.h"
 #include "nd_tableaus.h"
-/* The implicit engine (and LAPACK) is compiled in wherever its header is
- * read: emit-c's programs embed this file without nd_bdf.h (and without its
- * #include lines), so ND_BDF_H is undefined there and bdf is left out. */
+/* The implicit engine is compiled in wherever its header is read (ND_BDF_H):
+ * nodec and the programs `nodec emit-c` writes both embed it; the latter with
+ * NODEC_NO_LAPACK, so nd_lapack.c's plain C LU stands in for LAPACK. */
 #include "nd_bdf.h"
 
 /* An interval needing more steps than this is a mistake (h far too small for
