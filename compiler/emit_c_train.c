@@ -67,7 +67,8 @@ static void write_loss_table(Emit *e, const char *prefix, const SemaTrain *tr,
     for (int i = 0; i < TRAIN_K_COUNT; i++)
         fprintf(f, "    lk->%s = %s%s%s;\n", fields[i], tk->slot[i] >= 0 ? prefix : "NULL",
                 tk->slot[i] >= 0 ? "_" : "", tk->slot[i] >= 0 ? slot_names[i] : "");
-    fprintf(f, "    lk->nd = %d;\n    lk->cost_offset = %d;\n}\n\n",
+    fprintf(f, "    lk->nd = %d;\n    lk->cost_offset = %d;\n"
+               "    lk->prepare = NULL;\n    lk->prepare_ctx = NULL;\n}\n\n",
             tr->data ? tr->data->ncols : 0,
             tr->augmented != tr->model ? tr->model->ny : -1);
     fprintf(e->hdr, "void %s_loss_kernels(NdLossKernels *lk);\n", prefix);

@@ -137,6 +137,8 @@ int nd_train_loss_compute(NdTrainLoss *t, const double *p, int nt, const double 
     t->scale_obs = scale_obs;
     t->scale_final = scale_final;
     t->lk.init(ts[0], NULL, p, NULL, row_block(t, 0), t->y0, NULL, t->B, t->work);
+    if (t->lk.prepare)
+        t->lk.prepare(t->lk.prepare_ctx, t->y0, t->B);
     NdLoss loss = {nt, ts, observe, t};
     *L = 0;
     int status = nd_gradient_compute(t->g, p, t->y0, &loss, L, grad_p, t->grad_y0);

@@ -20,6 +20,10 @@ typedef struct NdLossKernels {
     NdKernelFn init, init_vjp;    /* y0 from p and the first row; a^T d(y0)/dp into out1 */
     int nd;                       /* doubles per data row (0: no data) */
     int cost_offset;              /* the running cost's state in y (regularize), or -1 */
+    /* Called with the batch's initial states after init, before the solve, or
+     * NULL: nodec draws div_est's noise states there, fresh at every compute. */
+    void (*prepare)(void *ctx, double *y0, int64_t B);
+    void *prepare_ctx;
 } NdLossKernels;
 
 typedef struct NdTrainLoss NdTrainLoss;

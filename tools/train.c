@@ -24,6 +24,7 @@
 #include "nd_gradient.h"
 #include "nd_optim.h"
 #include "nd_safetensors.h"
+#include "nd_train_loss.h"
 #include "run_internal.h"
 #include "train_kernels.h"
 
@@ -59,9 +60,9 @@ typedef struct Trainer {
     int n_candidates;
     double scale_obs, scale_final;
     /* workspace */
-    Group *cur;
-    double *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_p, *grad_y0, *sum_grad;
-    NdGradient *g;
+    double *drows;    /* a group's data rows: observation j of sample b at (j * B + b) * ncols */
+    double *grad_p, *sum_grad;
+    NdTrainLoss *tl;  /* one group's loss and gradient through the solve */
     NdOptim *opt;
     /* the last step */
     long nfe_fwd, nfe_bwd; /* function evaluations, summed over the groups */
@@ -95,54 +96,26 @@ static int compile_kernels(Trainer *t)
 
 /* ---- the loss at each observation ---- */
 
-/* Copies each sample's data row for observation j into dbuf. */
-static void gather_rows(Trainer *t, const Group *g, int j)
+/* Copies the group's data rows for every observation into drows. */
+static void gather_rows(Trainer *t, const Group *g)
 {
     const SemaData *data = t->tr->data;
     if (!data)
         return;
-    for (int b = 0; b < g->B; b++) {
-        int row = g->rows[b] + t->row_step * j;
-        memcpy(t->dbuf + (size_t)b * t->ncols, data->values + (size_t)row * t->ncols,
-               sizeof(double) * (size_t)t->ncols);
-    }
+    size_t width = (size_t)t->ncols;
+    for (int j = 0; j < g->nt; j++)
+        for (int b = 0; b < g->B; b++) {
+            int row = g->rows[b] + t->row_step * j;
+            memcpy(t->drows + ((size_t)j * g->B + b) * width, data->values + (size_t)row * width,
+                   sizeof(double) * width);
+        }
 }
 
-/* Adds scale * (sum of the value kernel) to *L and scale * its gradient to gy, gp. */
-static void add_term(Trainer *t, const Group *g, NdKernelFn value, NdKernelFn grad,
-                     double scale, double tj, const double *y, const double *p, double *L,
-                     double *gy, double *gp)
-{
-    value(tj, y, p, NULL, t->dbuf, t->vals, NULL, g->B, t->work);
-    for (int b = 0; b < g->B; b++)
-        *L += scale * t->vals[b];
-    grad(tj, y, p, NULL, t->dbuf, t->gy_tmp, t->gp_tmp, g->B, t->work);
-    for (size_t i = 0; i < (size_t)g->B * (size_t)t->ny; i++)
-        gy[i] += scale * t->gy_tmp[i];
-    for (int i = 0; i < t->np; i++)
-        gp[i] += scale * t->gp_tmp[i];
-}
-
-static int observe(void *ctx, int j, double tj, const double *y, const double *p, double *L,
-                   double *gy, double *gp)
+/* div_est's noise states: fresh at every step (nd_train_loss calls this after init). */
+static void draw_noise(void *ctx, double *y0, int64_t B)
 {
     Trainer *t = ctx;
-    const Group *g = t->cur;
-    memset(gy, 0, sizeof(double) * (size_t)g->B * (size_t)t->ny);
-    gather_rows(t, g, j);
-    if (t->fn[TRAIN_K_LOSS])
-        add_term(t, g, t->fn[TRAIN_K_LOSS], t->fn[TRAIN_K_LOSS_GRAD], t->scale_obs, tj, y, p, L,
-                 gy, gp);
-    if (j == g->nt - 1) {
-        if (t->fn[TRAIN_K_FINAL])
-            add_term(t, g, t->fn[TRAIN_K_FINAL], t->fn[TRAIN_K_FINAL_GRAD], t->scale_final, tj, y,
-                     p, L, gy, gp);
-        for (int b = 0; t->cost_offset >= 0 && b < g->B; b++) {
-            *L += t->scale_final * y[(size_t)b * t->ny + t->cost_offset];
-            gy[(size_t)b * t->ny + t->cost_offset] += t->scale_final;
-        }
-    }
-    return 0;
+    run_draw_states(t->r, t->m, y0, B);
 }
 
 /* ---- batches ---- */
@@ -361,27 +334,23 @@ static int check_optimizer(Trainer *t)
 
 static int alloc_workspace(Trainer *t)
 {
-    size_t B = (size_t)t->group_B, ny = (size_t)t->ny, np = (size_t)t->np;
-    t->work = alloc_doubles(nd_kernels_work_size(&t->k, t->group_B));
-    t->dbuf = alloc_doubles(B * (size_t)(t->ncols ? t->ncols : 1));
-    t->vals = alloc_doubles(B);
-    t->gy_tmp = alloc_doubles(B * ny);
-    t->gp_tmp = alloc_doubles(np);
-    t->y0 = alloc_doubles(B * ny);
-    t->grad_y0 = alloc_doubles(B * ny);
+    size_t B = (size_t)t->group_B, np = (size_t)t->np;
+    t->drows = alloc_doubles((size_t)t->group_nt * B * (size_t)t->ncols);
     t->grad_p = alloc_doubles(np);
     t->sum_grad = alloc_doubles(np);
     NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
     if (!tmpl)
         return -1;
-    t->g = nd_gradient_create(&t->k, tmpl, grad_method(t->tr->gradient), t->group_B,
-                              t->group_nt);
+    NdLossKernels lk = {t->fn[TRAIN_K_LOSS], t->fn[TRAIN_K_LOSS_GRAD], t->fn[TRAIN_K_FINAL],
+                        t->fn[TRAIN_K_FINAL_GRAD], t->fn[TRAIN_K_INIT], t->fn[TRAIN_K_INIT_VJP],
+                        t->ncols, t->cost_offset, draw_noise, t};
+    t->tl = nd_train_loss_create(&t->k, &lk, tmpl, grad_method(t->tr->gradient), t->group_B,
+                                 t->group_nt);
     nd_solver_free(tmpl);
-    if (t->g && t->tr->seminorm)
-        nd_gradient_set_seminorm(t->g, 1);
+    if (t->tl && t->tr->seminorm)
+        nd_gradient_set_seminorm(nd_train_loss_get_gradient(t->tl), 1);
     t->opt = make_optimizer(t);
-    if (!t->work || !t->dbuf || !t->vals || !t->gy_tmp || !t->gp_tmp || !t->y0 ||
-        !t->grad_y0 || !t->grad_p || !t->sum_grad || !t->g || !t->opt) {
+    if (!t->drows || !t->grad_p || !t->sum_grad || !t->tl || !t->opt) {
         diag_error(&t->r->c->diag, t->dir->loc, "out of memory for training");
         return -1;
     }
@@ -390,11 +359,10 @@ static int alloc_workspace(Trainer *t)
 
 static void trainer_free(Trainer *t)
 {
-    double *bufs[] = {t->work, t->dbuf, t->vals, t->gy_tmp, t->gp_tmp,
-                      t->y0, t->grad_y0, t->grad_p, t->sum_grad};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        free(bufs[i]);
-    nd_gradient_free(t->g);
+    free(t->drows);
+    free(t->grad_p);
+    free(t->sum_grad);
+    nd_train_loss_free(t->tl);
     nd_optim_free(t->opt);
     jit_free(t->jit);
 }
@@ -404,23 +372,18 @@ static void trainer_free(Trainer *t)
 /* Loss and gradient of one group, added into *L and t->sum_grad. */
 static int group_gradient(Trainer *t, Group *g, double *L)
 {
-    t->cur = g;
-    gather_rows(t, g, 0);
-    t->fn[TRAIN_K_INIT](g->ts[0], NULL, t->p, NULL, t->dbuf, t->y0, NULL, g->B, t->work);
-    run_draw_states(t->r, t->m, t->y0, g->B); /* div_est's noise: fresh at each step */
-    NdLoss loss = {g->nt, g->ts, observe, t};
-    double Lg = 0;
-    int status = nd_gradient_compute(t->g, t->p, t->y0, &loss, &Lg, t->grad_p, t->grad_y0);
+    gather_rows(t, g);
+    double Lg;
+    int status = nd_train_loss_compute(t->tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
+                                       t->scale_obs, t->scale_final, &Lg, t->grad_p);
     if (status != ND_OK)
         return status;
-    gather_rows(t, g, 0);
-    t->fn[TRAIN_K_INIT_VJP](g->ts[0], NULL, t->p, t->grad_y0, t->dbuf, NULL, t->gp_tmp, g->B,
-                            t->work);
     for (int i = 0; i < t->np; i++)
-        t->sum_grad[i] += t->grad_p[i] + t->gp_tmp[i];
+        t->sum_grad[i] += t->grad_p[i];
     *L += Lg;
-    t->nfe_fwd += nd_gradient_get_num_forward_evals(t->g);
-    t->nfe_bwd += nd_gradient_get_num_backward_evals(t->g);
+    const NdGradient *grad = nd_train_loss_get_gradient(t->tl);
+    t->nfe_fwd += nd_gradient_get_num_forward_evals(grad);
+    t->nfe_bwd += nd_gradient_get_num_backward_evals(grad);
     return ND_OK;
 }
 
@@ -435,7 +398,7 @@ static int train_step(Trainer *t, long step, double *L)
         if (status != ND_OK) {
             diag_error(&t->r->c->diag, t->dir->loc, "train %s failed at step %ld (%s): %s",
                        t->tr->model->name, step, nd_status_name(status),
-                       nd_gradient_get_message(t->g));
+                       nd_train_loss_get_message(t->tl));
             return -1;
         }
     }
