@@ -4,7 +4,7 @@
  * (compiled -O3 -march=native here), side by side in one run, medians of
  * repeated rounds because the machine is shared. A second table measures the
  * inline-loop / OpenBLAS crossover for matrix products that
- * compiler/codegen_llvm.c's threshold comes from (docs/codegen.md).
+ * compiler/codegen_matmul.c's threshold comes from (docs/codegen.md).
  * Usage: bench_rhs [--no-crossover] */
 #include "codegen.h"
 #include "codegen_internal.h"
@@ -254,7 +254,7 @@ static void bench_vjp(const IrModel *m, Diag *diag)
     jit_free(jit);
 }
 
-/* The three ways a product meets the batch (codegen_llvm.c's emit_matmul):
+/* The three ways a product meets the batch (codegen_matmul.c's cg_emit_matmul):
  * STACKED  dx/dt = W @ x: W [m,n] shared, x [n] a state -> one dgemm per batch
  * SINGLE   dx/dt = W @ v: everything shared -> one dgemv per call
  * SAMPLE   dx/dt = A @ z: A [m,n] and z [n] both states -> one dgemv per sample
@@ -339,7 +339,7 @@ static void bench_crossover(Diag *diag)
         crossover_row(diag, MC_SINGLE, sizes[i], sizes[i], 1);
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         crossover_row(diag, MC_SAMPLE, sizes[i], sizes[i], 64);
-    printf("rule in codegen_llvm.c: BLAS when the reduction is >= 16 long and a call has >= %.0f "
+    printf("rule in codegen_matmul.c: BLAS when the reduction is >= 16 long and a call has >= %.0f "
            "multiply-adds\n", cg_blas_min_flops());
 }
 

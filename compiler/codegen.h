@@ -1,6 +1,7 @@
 /* Code generation: IR -> LLVM IR through the LLVM C API -> O2 -> ORC LLJIT, giving
- * the runtime its kernel table. <llvm-c/...> is included only in codegen_llvm.c and
- * jit.c. */
+ * the runtime its kernel table. <llvm-c/...> is included only by the code
+ * generator's own files (codegen_llvm*.c, codegen_emit.c, codegen_matmul.c,
+ * codegen_math.c) and jit.c. */
 #ifndef NODEC_CODEGEN_H
 #define NODEC_CODEGEN_H
 

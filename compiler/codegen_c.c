@@ -16,7 +16,7 @@
 
 #include "diff.h"
 
-/* The JIT's measured rule (codegen_llvm.c, docs/codegen.md): a product pays
+/* The JIT's measured rule (codegen_matmul.c, docs/codegen.md): a product pays
  * for a BLAS call from a reduction of 16 and 512 multiply-adds on. Under
  * -DNODEC_USE_CBLAS the generated code follows it per sample. */
 #define CC_BLAS_MIN_FLOPS 512L

@@ -1,7 +1,7 @@
 /* What codegen_llvm.c (IR -> LLVM module) hands jit.c (O2, LLJIT, kernel table).
  * LLVM's types appear only as the opaque structs behind LLVMContextRef and
  * LLVMModuleRef, so this header needs no <llvm-c/...> include (STYLE.md: those stay
- * in the two .c files). */
+ * in the codegen and jit .c files and codegen's private codegen_llvm_internal.h). */
 #ifndef NODEC_CODEGEN_INTERNAL_H
 #define NODEC_CODEGEN_INTERNAL_H
 

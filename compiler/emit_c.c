@@ -75,7 +75,7 @@ int emit_model_index(const Emit *e, const IrModel *m)
  * NODEC_MULADD (fused only where the C compiler has a fast fma, as the JIT
  * fuses where the target has one). */
 static const char helpers_head[] =
-    "/* ---- elementwise helpers: the forms of nodec's JIT (compiler/codegen_llvm.c,\n"
+    "/* ---- elementwise helpers: the forms of nodec's JIT (compiler/codegen_emit.c,\n"
     " * codegen_math.c) and interpreter (ir_eval.c) ---- */\n"
     "#ifdef FP_FAST_FMA\n#define NODEC_MULADD(a, b, c) fma(a, b, c)\n#else\n"
     "#define NODEC_MULADD(a, b, c) ((a) * (b) + (c))\n#endif\n"

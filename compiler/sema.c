@@ -72,7 +72,8 @@ Binding *scope_declare(Sema *S, Scope *sc, const char *name, BindKind kind, SrcL
         sc->cap = cap;
     }
     Binding *b = &sc->items[sc->n++];
-    *b = (Binding){.name = name, .kind = kind, .loc = loc, .ast = ast, .val = {.kind = V_ERR}};
+    *b = (Binding){.name = name, .kind = kind, .home = sc, .loc = loc, .ast = ast,
+                   .val = {.kind = V_ERR}};
     return b;
 }
 
@@ -370,19 +371,20 @@ static void net_items(Sema *S, NetInst *inst)
     }
 }
 
-static const Ast *find_template(Sema *S, Scope *sc, const Ast *call)
+/* The template a `net f = T(...)` names, looked up from where it is written
+ * (a model, or the template that nests it, whose file's names it sees). */
+static Binding *find_template(Sema *S, Scope *sc, const Ast *call)
 {
-    Binding *b = scope_lookup(S->global, call->name);
+    Binding *b = scope_lookup(sc, call->name);
     if (b && b->kind == B_TEMPLATE)
-        return b->ast;
+        return b;
     SrcLoc at = call->name_loc.line > 0 ? call->name_loc : call->loc;
     if (b)
         diag_error(S->diag, at, "'%s' is a %s, not a net template", call->name, bind_kind_text(b->kind));
     else {
         diag_error(S->diag, at, "unknown net template '%s'", call->name);
-        sema_suggest(S, S->global, call->name, at, 0);
+        sema_suggest(S, sc, call->name, at, 0);
     }
-    (void)sc;
     return NULL;
 }
 
@@ -393,9 +395,10 @@ NetInst *sema_instantiate(Sema *S, Scope *sc, const Ast *netuse, const char *pre
         diag_error(S->diag, netuse->loc, "expected a net template call, like net f = MLP(2, 50, 2, tanh)");
         return NULL;
     }
-    const Ast *tmpl = find_template(S, sc, call);
-    if (!tmpl)
+    Binding *tb = find_template(S, sc, call);
+    if (!tb)
         return NULL;
+    const Ast *tmpl = tb->ast;
     for (int i = 0; i < S->depth; i++)
         if (S->stack[i] == tmpl) {
             diag_error(S->diag, netuse->loc, "net '%s' contains itself: nets cannot be recursive",
@@ -408,7 +411,7 @@ NetInst *sema_instantiate(Sema *S, Scope *sc, const Ast *netuse, const char *pre
     }
     NetInst *inst = arena_alloc(S->arena, sizeof *inst);
     inst->tmpl = tmpl;
-    inst->scope = scope_new(S, S->global);
+    inst->scope = scope_new(S, tb->home);
     inst->prefix = dotted(S, dotted(S, prefix, netuse->name), ".");
     AstList noargs = {0};
     Ast bare = *call; /* `net f = T` without parentheses: no arguments */
@@ -660,12 +663,21 @@ SemaProgram *sema_check(const SemaInput *in)
 {
     Sema S = {.arena = in->arena, .names = in->names, .ir = in->ir, .diag = in->diag,
               .allow = ALLOW_ALL, .context = "this expression"};
-    S.global = scope_new(&S, NULL);
+    /* One scope per file, each inside the previous: a file sees its own names
+     * and those of the files read before it (the prelude, its imports), and a
+     * name it declares again shadows theirs for its own code only. */
+    Scope **file_scopes = arena_alloc(S.arena, sizeof(Scope *) * (size_t)(in->n_programs + 1));
     PtrVec models = {0};
-    for (int i = 0; i < in->n_programs; i++)
+    for (int i = 0; i < in->n_programs; i++) {
+        S.global = file_scopes[i] = scope_new(&S, i ? file_scopes[i - 1] : NULL);
         register_decls(&S, in->programs[i], &models);
-    for (int i = 0; i < in->n_programs; i++)
+    }
+    for (int i = 0; i < in->n_programs; i++) {
+        S.global = file_scopes[i];
         global_consts(&S, in->programs[i]);
+    }
+    if (in->n_programs == 0)
+        S.global = scope_new(&S, NULL);
     S.models = arena_alloc(S.arena, sizeof(ModelInfo) * (size_t)(models.n + 1));
     SemaProgram *out = arena_alloc(S.arena, sizeof *out);
     out->models = arena_alloc(S.arena, sizeof(IrModel *) * (size_t)(models.n + 1));

@@ -494,6 +494,8 @@ static int data_simulate(Sema *S, const Ast *call, SemaData *d)
     if (!seen[0])
         diag_error(S->diag, call->loc,
                    "simulate needs 't', the observation times, like t = linspace(0, 10, 101)");
+    if (!seen[2])
+        sema_default_solver(S, call->loc, &sim->solver);
     if (S->diag->errors > before || !simulate_inits(S, call, sim))
         return 0;
     simulate_table(S, d);

@@ -231,6 +231,16 @@ static void solver_arg(Sema *S, const Ast *arg, int family, SemaCall *call)
     call->args[call->nargs++] = (SemaArg){.key = arg->name, .loc = arg->a->loc, .value = c->value[0]};
 }
 
+/* Without `solver =`, dopri5 with its default tolerances (rtol 1e-6, atol 1e-9), as
+ * torchdiffeq and scipy default to an adaptive 5(4) pair; LANGUAGE.md §5.6's
+ * sampling solve is written without one. */
+void sema_default_solver(Sema *S, SrcLoc where, SemaCall *call)
+{
+    memset(call, 0, sizeof *call);
+    call->name = strtab_cstr(S->names, "dopri5");
+    call->loc = where;
+}
+
 void sema_solver_call(Sema *S, const Ast *e, SemaCall *call)
 {
     if (e->kind != AST_NAME && e->kind != AST_CALL) {
@@ -412,6 +422,8 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
     }
     if (!seen[KEY_T])
         diag_error(S->diag, d->loc, "solve needs 't', the output times (like t = [0, 1])");
+    if (!seen[KEY_SOLVER])
+        sema_default_solver(S, d->loc, &out->solver);
     if (mi && S->diag->errors == before)
         solve_batch_rules(S, seen[KEY_INIT] ? seen[KEY_INIT]->a : NULL, seen, out);
 }

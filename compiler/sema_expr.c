@@ -212,7 +212,7 @@ static Val name_binding(Sema *S, const Ast *e, Binding *b)
     case B_CONST: case B_ARG: case B_NET:
         return b->val;
     case B_FN:
-        return (Val){.kind = V_FN, .fn = b->ast};
+        return (Val){.kind = V_FN, .fn = b->ast, .home = b->home};
     case B_TEMPLATE:
         diag_error(S->diag, e->loc,
                    "'%s' is a net template: declare an instance with `net f = %s(...)` in a model",
@@ -1044,7 +1044,7 @@ static Val inline_guarded(Sema *S, const Ast *decl, Scope *parent, const Ast *bo
     return v;
 }
 
-static Val call_fn(Sema *S, const Ast *fn, Args *a)
+static Val call_fn(Sema *S, const Ast *fn, Scope *home, Args *a)
 {
     if (is_broken(S, fn))
         return val_err();
@@ -1064,7 +1064,7 @@ static Val call_fn(Sema *S, const Ast *fn, Args *a)
     }
     if (!check_arity(S, fn, &fn->params, a, "fn"))
         return val_err();
-    return inline_guarded(S, fn, S->global, fn, a);
+    return inline_guarded(S, fn, home ? home : S->global, fn, a);
 }
 
 static const Ast *net_forward(const Ast *tmpl)
@@ -1095,7 +1095,7 @@ static Val call_value(Sema *S, Val f, Args *a, const char *name)
         if (a->v[i].kind == V_ERR)
             return val_err();
     switch (f.kind) {
-    case V_FN: return call_fn(S, f.fn, a);
+    case V_FN: return call_fn(S, f.fn, f.home, a);
     case V_BUILTIN: return call_builtin(S, f.builtin, a);
     case V_NET: return call_net(S, f.net, a);
     case V_NODE:
@@ -1136,7 +1136,7 @@ static Val lower_call(Sema *S, Scope *sc, const Ast *e)
     Binding *b = scope_lookup(sc, e->name);
     Val f;
     if (b && b->kind != B_TEMPLATE && b->kind != B_MODEL && b->kind != B_LET_PENDING) {
-        f = b->kind == B_FN ? (Val){.kind = V_FN, .fn = b->ast} : b->val;
+        f = b->kind == B_FN ? (Val){.kind = V_FN, .fn = b->ast, .home = b->home} : b->val;
     } else if (b) {
         Ast name = *e;
         name.kind = AST_NAME;

@@ -21,6 +21,7 @@ typedef struct Val {
     ValKind kind;
     IrNode *node;
     const Ast *fn;
+    struct Scope *home; /* V_FN: the scope the fn was declared in (its file's names) */
     const char *builtin;
     NetInst *net;
 } Val;
@@ -33,6 +34,7 @@ typedef enum BindKind {
 typedef struct Binding {
     const char *name;
     BindKind kind;
+    struct Scope *home; /* the scope it was declared in */
     SrcLoc loc;     /* of the declaring name */
     Val val;
     const Ast *ast; /* the declaration */
@@ -147,6 +149,7 @@ void sema_solve_times(Sema *S, Scope *sc, const Ast *e, SemaSolve *out);
 /* `init = { x = ... }` into init (one per state of mi's model). in_train: values
  * may read data fields, and `x ~ dist` is refused as a solve-only form. */
 void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int in_train);
+void sema_default_solver(Sema *S, SrcLoc where, SemaCall *call);
 void sema_solver_call(Sema *S, const Ast *e, SemaCall *call);
 /* The model a directive names (did-you-mean when unknown). */
 ModelInfo *sema_directive_model(Sema *S, const char *name, SrcLoc at);

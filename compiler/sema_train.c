@@ -343,7 +343,7 @@ static void train_solver(Sema *S, TrainCheck *tc)
         return;
     }
     /* the default: dopri5 with the runner's default tolerances (rtol 1e-6, atol 1e-9) */
-    tc->out->solver = (SemaCall){.name = strtab_cstr(S->names, "dopri5"), .loc = tc->dir->loc};
+    sema_default_solver(S, tc->dir->loc, &tc->out->solver);
 }
 
 /* `adjoint(seminorm = 0 | 1)`: the adjoint's one option. */
