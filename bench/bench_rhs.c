@@ -16,26 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_timing.h"
+
 enum { H = 50, NY = 2, NP = H * 2 + H + 2 * H + 2, ROUNDS = 15 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* p = [W1 (50x2), b1 (50), W2 (2x50), b2 (2)], row-major. */
 static IrModel *mlp_model(IrBuilder *b, Arena *arena)

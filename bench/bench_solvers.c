@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_timing.h"
+
 enum { NT = 1000, H = 50, MAX_B = 20, MAX_N = 2 * MAX_B, MAX_ROUNDS = 101 };
 
 #define T_END 25.0
@@ -76,24 +78,8 @@ typedef struct Result {
 enum { T_NODEC, T_RUNTIME_C, T_HAND, T_HAND_VEC, T_CVODE, N_INPROC, T_SCIPY_RK45 = N_INPROC,
        T_SCIPY_DOP853, N_ROWS };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void *xcalloc(size_t n, size_t size)
 {

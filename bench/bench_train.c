@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_timing.h"
+
 enum { WARMUP = 20, MAX_STEPS = 100000 };
 
 static const double TORCHDIFFEQ_MS[2] = {59.0, 15.0}; /* adjoint, backprop */
@@ -50,18 +52,6 @@ typedef struct Result {
     double nfe_fwd, nfe_bwd; /* medians */
     long n;
 } Result;
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Reads history.csv: per-iteration seconds (differences) and nfe after the warm-up. */
 static int read_history(const char *path, Result *r)
