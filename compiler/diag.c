@@ -95,8 +95,13 @@ void diag_finish(Diag *d)
  * project's top folder (compiler/ir.c). */
 static const char *project_path(const char *file)
 {
-    const char *top = strstr(file, "compiler/");
-    return top ? top : file;
+    static const char *const tops[] = {"compiler/", "runtime/", "tools/"};
+    for (size_t i = 0; i < sizeof tops / sizeof tops[0]; i++) {
+        const char *top = strstr(file, tops[i]);
+        if (top)
+            return top;
+    }
+    return file;
 }
 
 _Noreturn void diag_internal_error(const char *file, int line, const char *fmt, ...)

@@ -97,16 +97,14 @@ NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const N
                           int64_t B)
 {
     Diag *diag = &r->c->diag;
-    if (!call->name) {
-        diag_error(diag, where, "a solver is needed here, e.g. solver = dopri5(rtol = 1e-6)");
-        return NULL;
-    }
+    if (!call->name) /* sema gives every solve, simulate and train a solver (dopri5 by default) */
+        INTERNAL_ERROR("a directive reached the runner without a solver");
     int m = nd_method_from_name(call->name);
     if (m < 0) {
         diag_error(diag, call->loc,
                    "solver '%s' is not available yet in this version of nodec", call->name);
-        diag_note(diag, call->loc, "available: euler, midpoint, heun, rk4 (fixed step h) and "
-                                   "bosh3, dopri5, tsit5, dop853 (adaptive)");
+        diag_note(diag, call->loc, "available: euler, midpoint, heun, rk4 (fixed step h); "
+                                   "bosh3, dopri5, tsit5, dop853 (adaptive); bdf (stiff)");
         return NULL;
     }
     const SemaArg *ha = find_arg(call, "h");
