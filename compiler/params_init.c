@@ -63,3 +63,16 @@ void params_init(const SemaProgram *prog, NdRandom *rng, double *const *params)
         for (int j = 0; j < prog->models[i]->n_params; j++)
             init_param(rng, &prog->models[i]->params[j], params[i]);
 }
+
+bool params_is_drawn(IrInitKind kind)
+{
+    return kind == IR_INIT_NORMAL || kind == IR_INIT_UNIFORM || kind == IR_INIT_RADEMACHER;
+}
+
+SemaDraw params_state_draw(const IrModel *m, const SemaDraw *draw, int i)
+{
+    if (draw && draw[i].kind != IR_INIT_NONE)
+        return draw[i];
+    const IrVar *v = &m->states[i];
+    return (SemaDraw){params_is_drawn(v->init_kind) ? v->init_kind : IR_INIT_NONE, v->dist_a, v->dist_b};
+}

@@ -4,6 +4,8 @@ compile the C with the strict flags of issue 7 (C99 and C++), run the program,
 and compare every CSV and the table on stdout with what `nodec run` writes, to
 1e-12 (relative to the value's size, for values larger than 1).
 
+Input data sets live in FOLDER/data/ (copied next to each file as data/).
+
 A file may set its own tolerance with a line `# emit-tol: 1e-7`: bdf's emitted
 LU (runtime/nd_lapack.c's plain C one) rounds differently from OpenBLAS's, so
 an adaptive bdf solve may take other steps and agree only to its tolerance.
@@ -82,8 +84,11 @@ def check_file(nodec, src, sanitize):
         ref, gen = os.path.join(tmp, "ref"), os.path.join(tmp, "gen")
         os.mkdir(ref)
         os.mkdir(gen)
+        data = os.path.join(os.path.dirname(src), "data")
         for d in (ref, gen):
             shutil.copy(src, d)
+            if os.path.isdir(data):  # input data sets, out of the compared *.csv
+                shutil.copytree(data, os.path.join(d, "data"))
         p = run([nodec, "run", name], ref)
         if p.returncode != 0:
             return [f"nodec run failed: {p.stderr[:500]}"]

@@ -139,20 +139,6 @@ NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const N
     return s;
 }
 
-static bool is_drawn(IrInitKind kind)
-{
-    return kind == IR_INIT_NORMAL || kind == IR_INIT_UNIFORM || kind == IR_INIT_RADEMACHER;
-}
-
-/* How state i starts when drawn: init's `x ~ dist`, else the model's own draw
- * (div_est's noise); kind NONE when it is not drawn. */
-static SemaDraw state_draw(const IrModel *m, const SemaDraw *draw, int i)
-{
-    if (draw && draw[i].kind != IR_INIT_NONE)
-        return draw[i];
-    const IrVar *v = &m->states[i];
-    return (SemaDraw){is_drawn(v->init_kind) ? v->init_kind : IR_INIT_NONE, v->dist_a, v->dist_b};
-}
 
 /* Fills the drawn states of B samples, sample by sample (so the first samples of a
  * larger batch are the same draws). */
@@ -160,7 +146,7 @@ static void draw_states(Runner *r, const IrModel *m, const SemaDraw *draw, doubl
 {
     for (int64_t b = 0; b < B; b++)
         for (int i = 0; i < m->n_states; i++) {
-            SemaDraw d = state_draw(m, draw, i);
+            SemaDraw d = params_state_draw(m, draw, i);
             double *x = y + b * m->ny + m->states[i].offset;
             for (int k = 0; d.kind != IR_INIT_NONE && k < ir_shape_size(m->states[i].shape); k++)
                 x[k] = params_draw(&r->rng, d.kind, d.a, d.b);
@@ -206,7 +192,7 @@ static int initial_states(Runner *r, const SemaSolve *s, SrcLoc where, const Mod
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
         IrNode *init = s->init && s->init[i] ? s->init[i] : v->init;
-        if (state_draw(m, s->draw, i).kind != IR_INIT_NONE)
+        if (params_state_draw(m, s->draw, i).kind != IR_INIT_NONE)
             continue;
         if (!init) {
             diag_error(&r->c->diag, where,
