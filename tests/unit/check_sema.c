@@ -8,60 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sema.h"
+#include "sema_harness.h"
 
 /* ---- a compilation of one source text (with the prelude, and nn on request) ---- */
 
-typedef struct Compiled {
-    Arena *arena;
-    Strtab *names;
-    IrBuilder *ir;
-    Diag diag;
-    FILE *out;
-    char *text;
-    size_t len;
-    SrcFile *files[3];
-    int nfiles;
-    SemaProgram *prog;
-} Compiled;
-
 static Compiled *C; /* the test's compilation, freed by teardown */
-
-static Ast *parse_one(Compiled *c, SrcFile *f)
-{
-    c->files[c->nfiles++] = f;
-    AstBuilder ab = {c->arena, c->names};
-    return parse_file(&ab, f, &c->diag);
-}
-
-static SrcFile *stdlib_file(const char *name)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.node", NODEC_STDLIB_DIR, name);
-    SrcFile *f = srcfile_read(path);
-    ck_assert_msg(f != NULL, "cannot read %s", path);
-    return f;
-}
 
 static SemaProgram *compile_nn(const char *src, int with_nn)
 {
-    C = calloc(1, sizeof *C);
-    C->arena = arena_new();
-    C->names = strtab_new(C->arena);
-    C->ir = ir_builder_new(C->arena);
-    C->out = open_memstream(&C->text, &C->len);
-    diag_init(&C->diag, C->out);
-    Ast *progs[3];
-    int n = 0;
-    progs[n++] = parse_one(C, stdlib_file("prelude"));
-    if (with_nn)
-        progs[n++] = parse_one(C, stdlib_file("nn"));
-    progs[n++] = parse_one(C, srcfile_from_string("test.node", src));
-    for (int i = 0; i < n; i++)
-        ck_assert_ptr_nonnull(progs[i]);
-    SemaInput in = {C->arena, C->names, C->ir, &C->diag, progs, n};
-    C->prog = sema_check(&in);
-    fflush(C->out);
+    C = harness_compile("test.node", src, with_nn);
     return C->prog;
 }
 
@@ -79,14 +34,7 @@ static SemaProgram *compile_ok(const char *src)
 
 static void teardown(void)
 {
-    if (!C)
-        return;
-    fclose(C->out);
-    free(C->text);
-    for (int i = 0; i < C->nfiles; i++)
-        srcfile_free(C->files[i]);
-    arena_free(C->arena);
-    free(C);
+    harness_free(C);
     C = NULL;
 }
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sema.h"
+#include "sema_harness.h"
 
 /* ---- data files in a temporary folder, written once per test case ---- */
 
@@ -57,47 +57,13 @@ static void files_teardown(void)
 
 /* ---- a compilation of one source text in that folder (with the prelude) ---- */
 
-typedef struct Compiled {
-    Arena *arena;
-    Strtab *names;
-    IrBuilder *ir;
-    Diag diag;
-    FILE *out;
-    char *text;
-    size_t len;
-    SrcFile *files[2];
-    int nfiles;
-    SemaProgram *prog;
-} Compiled;
-
 static Compiled *C;
-
-static Ast *parse_one(SrcFile *f)
-{
-    C->files[C->nfiles++] = f;
-    AstBuilder ab = {C->arena, C->names};
-    Ast *a = parse_file(&ab, f, &C->diag);
-    ck_assert_ptr_nonnull(a);
-    return a;
-}
 
 static SemaProgram *compile(const char *src)
 {
-    C = calloc(1, sizeof *C);
-    C->arena = arena_new();
-    C->names = strtab_new(C->arena);
-    C->ir = ir_builder_new(C->arena);
-    C->out = open_memstream(&C->text, &C->len);
-    diag_init(&C->diag, C->out);
     char path[256];
-    snprintf(path, sizeof path, "%s/%s.node", NODEC_STDLIB_DIR, "prelude");
-    SrcFile *prelude = srcfile_read(path);
-    ck_assert_ptr_nonnull(prelude);
     snprintf(path, sizeof path, "%s/test.node", dir);
-    Ast *progs[2] = {parse_one(prelude), parse_one(srcfile_from_string(path, src))};
-    SemaInput in = {C->arena, C->names, C->ir, &C->diag, progs, 2};
-    C->prog = sema_check(&in);
-    fflush(C->out);
+    C = harness_compile(path, src, 0);
     return C->prog;
 }
 
@@ -110,14 +76,7 @@ static SemaProgram *compile_ok(const char *src)
 
 static void teardown(void)
 {
-    if (!C)
-        return;
-    fclose(C->out);
-    free(C->text);
-    for (int i = 0; i < C->nfiles; i++)
-        srcfile_free(C->files[i]);
-    arena_free(C->arena);
-    free(C);
+    harness_free(C);
     C = NULL;
 }
 
