@@ -405,8 +405,7 @@ static void set_params(Emit *e, const EmitCParams *given)
     for (int i = 0; i < n; i++)
         e->params[i] =
             arena_alloc(e->c->arena, sizeof(double) * (size_t)(prog->models[i]->np + 1));
-    NdRandom rng;
-    params_init(prog, &rng, e->params);
+    params_init(prog, e->params);
     for (int i = 0, k = 0; i < prog->n_dirs; i++)
         if (prog->dirs[i].kind == SEMA_SOLVE)
             e->at_solve[k++] = e->params[emit_model_index(e, prog->dirs[i].solve.model)];

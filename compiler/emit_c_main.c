@@ -258,37 +258,9 @@ void emit_solver_spec(FILE *f, const SemaCall *call)
 /* ---- the solves' data, computed at emit time ---- */
 
 
-static bool model_draws(const IrModel *m, const SemaDraw *draw)
-{
-    for (int i = 0; i < m->n_states; i++)
-        if (params_state_draw(m, draw, i).kind != IR_INIT_NONE)
-            return true;
-    return false;
-}
-
-/* The generator reaches a solve's draws through the parameters' draws only
- * when no earlier directive drew: a train's batches and a simulation's drawn
- * states happen at emit time, not in the program. */
-static const SemaDirective *earlier_draw(const SemaProgram *prog, const SemaDirective *d)
-{
-    for (const SemaDirective *x = prog->dirs; x < d; x++)
-        if ((x->kind == SEMA_TRAIN && x->train.batch != SEMA_BATCH_ALL) ||
-            (x->kind == SEMA_DATA && x->data->kind == SEMA_DATA_SIMULATE &&
-             model_draws(x->data->sim.model, NULL)))
-            return x;
-    return NULL;
-}
-
 static int check_batch(Compilation *c, const SemaDirective *d)
 {
     const SemaSolve *s = &d->solve;
-    const SemaDirective *x = model_draws(s->model, s->draw) ? earlier_draw(c->program, d) : NULL;
-    if (x) {
-        diag_error(&c->diag, d->loc, "emit-c cannot draw this solve's initial states: an earlier "
-                                     "directive draws from the generator at emit time");
-        diag_note(&c->diag, x->loc, "this one (batches or drawn states)");
-        return -1;
-    }
     if (s->rows && s->rows->kind != SEMA_DATA_CSV) {
         diag_error(&c->diag, d->loc, "emit-c reads the rows of a csv data set only, not of "
                                      "'%s' (a simulation)", s->rows->name);
@@ -399,37 +371,6 @@ static int write_draws(Emit *e, const SemaSolve *s, int k)
     return n;
 }
 
-/* The parameters' draws (params_init.c's order), replayed by main so that a
- * solve's draws continue the generator where `nodec run`'s do. Checked here
- * against params_init itself: the replay must leave the generator as it does. */
-static void write_param_draws(Emit *e)
-{
-    const SemaProgram *prog = e->c->program;
-    NdRandom want, got;
-    double **scratch = arena_alloc(e->c->arena, sizeof(double *) * (size_t)(prog->n_models + 1));
-    for (int i = 0; i < prog->n_models; i++)
-        scratch[i] = arena_alloc(e->c->arena, sizeof(double) * (size_t)(prog->models[i]->np + 1));
-    params_init(prog, &want, scratch);
-    nd_random_seed(&got, prog->has_seed ? prog->seed : 0);
-    fputs("static const NodecDraw nodec_param_draws[] = { /* values discarded */\n", e->out);
-    for (int i = 0; i < prog->n_models; i++)
-        for (int j = 0; j < prog->models[i]->n_params; j++) {
-            const IrVar *v = &prog->models[i]->params[j];
-            bool glorot = v->init_kind == IR_INIT_GLOROT;
-            int size = ir_shape_size(v->shape);
-            if (!glorot && !params_is_drawn(v->init_kind))
-                continue;
-            IrInitKind kind = glorot ? IR_INIT_UNIFORM : v->init_kind;
-            put_draw(e->out, 0, size, draw_code(kind), glorot ? -1 : v->dist_a, glorot ? 1 : v->dist_b);
-            for (int k = 0; k < size; k++)
-                params_draw(&got, kind, 0, 1);
-        }
-    put_draw(e->out, 0, 0, 0, 0, 0);
-    fputs("};\n", e->out);
-    if (memcmp(got.s, want.s, sizeof got.s) != 0 || got.has_spare != want.has_spare)
-        INTERNAL_ERROR("emit-c's replay of the parameters' draws differs from params_init");
-}
-
 /* Visible state columns: all but the compiler's hidden states ("__..."). */
 static int visible_count(const IrModel *m)
 {
@@ -529,7 +470,6 @@ int emit_main(Emit *e)
 {
     const SemaProgram *prog = e->c->program;
     fputs(runner, e->out);
-    write_param_draws(e);
     int n = 0;
     SolveData *sd = arena_alloc(e->c->arena, sizeof *sd * (size_t)(prog->n_dirs + 1));
     for (int i = 0; i < prog->n_dirs; i++)
@@ -546,15 +486,19 @@ int emit_main(Emit *e)
     if (n == 0)
         fputs("    {NULL, NULL, NULL, NULL, NULL, NULL, {NULL, ND_EULER, 0, 0, 0, 0, 0.0, 0.0, "
               "0.0, 0.0, 0.0}, 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, NULL},\n", e->out);
-    fprintf(e->out, "};\n\n/* The generator as `nodec run` seeds it, past the parameters' draws; then\n"
-                    " * the solves' draws in directive order. */\nint main(void)\n{\n"
-                    "    NdRandom rng;\n    nd_random_seed(&rng, %lluULL);\n"
-                    "    for (const NodecDraw *d = nodec_param_draws; d->size; d++)\n"
-                    "        for (int k = 0; k < d->size; k++)\n"
-                    "            (void)nodec_draw(&rng, d);\n"
-                    "    for (int i = 0; i < %d; i++)\n"
+    /* each solve draws from its directive's stream, as in `nodec run` */
+    fputs("};\n\nstatic const unsigned long long nodec_solve_streams[] = {", e->out);
+    for (int i = 0, k = 0; i < prog->n_dirs; i++)
+        if (prog->dirs[i].kind == SEMA_SOLVE)
+            fprintf(e->out, "%s%lluULL", k++ ? ", " : "",
+                    (unsigned long long)params_directive_stream(i));
+    fprintf(e->out, "%s};\n\n/* Each solve draws from its directive's own stream of the seed, as\n"
+                    " * `nodec run` does (compiler/params_init.h). */\nint main(void)\n{\n"
+                    "    for (int i = 0; i < %d; i++) {\n"
+                    "        NdRandom rng;\n"
+                    "        nd_random_seed_stream(&rng, %lluULL, nodec_solve_streams[i]);\n"
                     "        if (nodec_run_solve(&nodec_solves[i], &rng))\n            return 1;\n"
-                    "    return 0;\n}\n#endif /* NODEC_NO_MAIN */\n",
-            (unsigned long long)(prog->has_seed ? prog->seed : 0), n);
+                    "    }\n    return 0;\n}\n#endif /* NODEC_NO_MAIN */\n",
+            n ? "" : "0", n, (unsigned long long)params_seed(prog));
     return 0;
 }

@@ -56,12 +56,28 @@ static void init_param(NdRandom *rng, const IrVar *v, double *p)
         params_eval_init(v->init, 0, p, x, size);
 }
 
-void params_init(const SemaProgram *prog, NdRandom *rng, double *const *params)
+uint64_t params_seed(const SemaProgram *prog)
 {
-    nd_random_seed(rng, prog->has_seed ? prog->seed : 0);
+    return prog->has_seed ? prog->seed : 0;
+}
+
+void params_init(const SemaProgram *prog, double *const *params)
+{
+    NdRandom rng;
+    nd_random_seed_stream(&rng, params_seed(prog), 0);
     for (int i = 0; i < prog->n_models; i++)
         for (int j = 0; j < prog->models[i]->n_params; j++)
-            init_param(rng, &prog->models[i]->params[j], params[i]);
+            init_param(&rng, &prog->models[i]->params[j], params[i]);
+}
+
+uint64_t params_directive_stream(int dir_index)
+{
+    return 1 + (uint64_t)dir_index;
+}
+
+void params_directive_rng(const SemaProgram *prog, int dir_index, NdRandom *rng)
+{
+    nd_random_seed_stream(rng, params_seed(prog), params_directive_stream(dir_index));
 }
 
 bool params_is_drawn(IrInitKind kind)

@@ -10,12 +10,22 @@
 #include "nd_random.h"
 #include "sema.h"
 
-/* Seeds rng with the program's seed (0 without `option seed`) and fills
- * params[i] (models[i]->np doubles, caller allocated) for every model in
- * declaration order: draws (`~ normal`, `~ uniform`, `~ glorot`), expressions
- * (`= expr`, which may read the parameters before it) and zeros. The caller
- * goes on drawing from rng (batches, drawn states). */
-void params_init(const SemaProgram *prog, NdRandom *rng, double *const *params);
+/* The program's seed: `option seed`, else 0. */
+uint64_t params_seed(const SemaProgram *prog);
+
+/* Fills params[i] (models[i]->np doubles, caller allocated) for every model in
+ * declaration order, drawing from stream 0 of the program's seed: draws
+ * (`~ normal`, `~ uniform`, `~ glorot`), expressions (`= expr`, which may read
+ * the parameters before it) and zeros. */
+void params_init(const SemaProgram *prog, double *const *params);
+
+/* The random stream of directive dir_index (prog->dirs[dir_index]): its
+ * batches, drawn states and div_est noise come from stream dir_index + 1 of
+ * the seed, so they depend neither on the parameters' draws nor on how much
+ * earlier directives drew (a longer train does not change a later solve's
+ * samples, and emitted C can replay any solve's draws on their own). */
+uint64_t params_directive_stream(int dir_index);
+void params_directive_rng(const SemaProgram *prog, int dir_index, NdRandom *rng);
 
 /* Evaluates an initial-value expression (constants and parameters) at time t
  * into out[size]; a scalar fills a tensor. */

@@ -31,6 +31,15 @@ void nd_random_seed(NdRandom *r, uint64_t seed)
     r->has_spare = 0;
 }
 
+void nd_random_seed_stream(NdRandom *r, uint64_t seed, uint64_t stream)
+{
+    /* seed ^ mix(stream), not seed + stream: splitmix64 walks its state by a
+     * fixed increment, so nearby starting states would give shifted copies of
+     * one another's words. */
+    uint64_t mixed = stream;
+    nd_random_seed(r, stream == 0 ? seed : seed ^ splitmix64_next(&mixed));
+}
+
 uint64_t nd_random_u64(NdRandom *r)
 {
     uint64_t *s = r->s;

@@ -62,5 +62,32 @@ with tempfile.TemporaryDirectory() as wd:
         f.write(bytes(range(256)) * 4)
     p = run("check", bad)
     expect("binary garbage", p, 1, err="error")
+
+# Each directive draws from its own stream of the seed: how long a train runs (how
+# many batches it draws) changes its parameters, not what a later solve samples.
+STREAMS = """option seed = 5
+model Truth { state x = 1; dx/dt = -0.5 * x }
+data obs = simulate(Truth, t = linspace(0, 2, 21), solver = rk4(h = 0.05))
+model Fit { state x; param k ~ normal(0, 1); dx/dt = -k * x }
+train Fit { data = obs; loss = (x - obs.x)^2; batch = windows(length = 3, count = 2)
+            solver = rk4(h = 0.05); optimizer = sgd(lr = 0.1); steps = STEPS; log_every = STEPS
+            history = "history.csv" }
+model Cloud { state z[2]; dz/dt = -z }
+solve Cloud { t = [0, 1]; init = { z ~ normal(0, 1) }; samples = 4; solver = rk4(h = 0.1); output = "cloud.csv" }
+"""
+with tempfile.TemporaryDirectory() as wd:
+    outputs = []
+    for steps in (2, 7):
+        path = os.path.join(wd, f"streams{steps}.node")
+        with open(path, "w") as f:
+            f.write(STREAMS.replace("STEPS", str(steps)))
+        expect(f"streams: run with {steps} train steps", run("run", path, "--quiet", cwd=wd), 0)
+        outputs.append([open(os.path.join(wd, n)).read() for n in ("cloud.csv", "history.csv")])
+    checks += 1
+    if outputs[0][0] != outputs[1][0] or outputs[0][1] == outputs[1][1]:
+        print("FAIL streams: a solve's samples depend on how long an earlier train ran")
+        failures.append("streams")
+    else:
+        print("ok   streams: a solve's samples do not depend on how long an earlier train ran")
 print(f"{checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -1,6 +1,7 @@
 /* Runs the directives of a checked program (see run.h). Parameters are
  * initialised once, for every model in declaration order, from the program's
- * seed, so a model's parameters do not depend on which directives run first.
+ * seed, so a model's parameters do not depend on which directives run first;
+ * each directive then draws from its own stream of the seed (params_init.h).
  * Everything that can fail at run time (a solver this version lacks, a missing
  * initial value, a non-finite state, an unwritable output) is reported through
  * diag with the directive's location. */
@@ -32,7 +33,7 @@ static void runner_init(Runner *r, Compilation *c, const RunOptions *opts)
         mr->model = prog->models[i];
         mr->p = params[i] = calloc((size_t)(mr->model->np ? mr->model->np : 1), sizeof(double));
     }
-    params_init(prog, &r->rng, params);
+    params_init(prog, params);
     free(params);
 }
 
@@ -449,6 +450,7 @@ static int run_directives(Compilation *c, const RunOptions *opts, const EmitReco
     int rc = 0, solves = 0;
     for (int i = 0; i < c->program->n_dirs && rc == 0; i++) {
         const SemaDirective *d = &c->program->dirs[i];
+        params_directive_rng(c->program, i, &r.rng);
         switch (d->kind) {
         case SEMA_SOLVE:
             if (!emit) {

@@ -21,7 +21,7 @@ typedef struct Runner {
     const RunOptions *opts;
     ModelRun *runs;
     int n_runs;
-    NdRandom rng;
+    NdRandom rng;   /* the running directive's stream (params_directive_rng) */
     double **owned; /* tables filled at run time (simulate), freed at the end */
     int n_owned;
 } Runner;

@@ -191,6 +191,36 @@ START_TEST(test_random_same_seed_same_stream)
 }
 END_TEST
 
+/* Streams of one seed: stream 0 is the plain seed; other streams share no
+ * words with it or with each other (not shifted copies), and a stream's
+ * words depend on the seed too. */
+START_TEST(test_random_streams)
+{
+    enum { N = 256, STREAMS = 4 };
+    static uint64_t words[STREAMS + 1][N];
+    NdRandom r, plain;
+    nd_random_seed(&plain, 99);
+    nd_random_seed_stream(&r, 99, 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_uint_eq(nd_random_u64(&r), nd_random_u64(&plain));
+    for (int s = 0; s < STREAMS; s++) {
+        nd_random_seed_stream(&r, 99, (uint64_t)s);
+        for (int i = 0; i < N; i++)
+            words[s][i] = nd_random_u64(&r);
+    }
+    nd_random_seed_stream(&r, 100, 1);
+    for (int i = 0; i < N; i++)
+        words[STREAMS][i] = nd_random_u64(&r);
+    for (int s = 0; s <= STREAMS; s++)
+        for (int t = s + 1; t <= STREAMS; t++)
+            for (int i = 0; i < N; i++)
+                for (int j = 0; j < N; j++)
+                    ck_assert_msg(words[s][i] != words[t][j], "streams %d and %d share a word", s, t);
+    nd_random_seed_stream(&r, 99, 3); /* reproducible */
+    ck_assert_uint_eq(nd_random_u64(&r), words[3][0]);
+}
+END_TEST
+
 enum { N_DRAWS = 100000 };
 
 static void mean_var(const double *x, int n, double *mean, double *var)
@@ -257,6 +287,7 @@ Suite *runtime_io_suite(void)
     tc = tcase_create("random");
     tcase_add_test(tc, test_random_reference_values);
     tcase_add_test(tc, test_random_same_seed_same_stream);
+    tcase_add_test(tc, test_random_streams);
     tcase_add_test(tc, test_random_uniform_moments);
     tcase_add_test(tc, test_random_normal_moments);
     suite_add_tcase(s, tc);
