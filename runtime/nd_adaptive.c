@@ -327,7 +327,9 @@ int nd_adaptive_attempt(NdRun *r)
         return st;
     double h = r->h, t_new = r->t + h;
     double t_end = r->land ? r->ts[r->j] : r->t_end;
-    if ((r->t + ND_LAST_STRETCH * h - t_end) * r->dir > 0) {
+    int landing = (r->t + ND_LAST_STRETCH * h - t_end) * r->dir > 0;
+    double wanted = fabs(h);
+    if (landing) {
         h = t_end - r->t;
         t_new = t_end;
     }
@@ -336,6 +338,9 @@ int nd_adaptive_attempt(NdRun *r)
     double err = error_norm(r, h);
     r->h = next_step(r, h, err);
     if (err <= 1.0) {
+        /* a step shortened to land was accepted: the step it replaced is what the
+         * error allows next, not the controller's guess from the short step */
+        r->h_wanted = landing ? larger(wanted, fabs(r->h)) : fabs(r->h);
         r->facold = larger(err, ND_FACOLD_MIN);
         r->rejected = 0;
         accept_step(r, h, t_new);
@@ -391,6 +396,7 @@ int nd_adaptive_solve(NdSolver *s, const double *p, const double *y0, const doub
     int st = nd_adaptive_begin(&r, s, p, y0, ts, nt, yout, 0);
     while (!st && r.j < nt)
         st = nd_adaptive_attempt(&r);
+    s->h_next = st ? 0 : r.h_wanted;
     if (st && r.j < nt) /* the row after the last good one: where the solve stopped */
         memcpy(yout + (size_t)r.j * s->n, s->y, s->n * sizeof *yout);
     return st;

@@ -57,6 +57,8 @@ struct NdSolver {
     double h;                      /* fixed step, > 0; 0 until nd_solver_set_step */
     double rtol, atol;             /* adaptive tolerances */
     double h0;                     /* adaptive first step; 0 = automatic */
+    double h_next;                 /* adaptive: the step the controller wanted after
+                                    * the last solve (before landing shortened it) */
     long max_steps;                /* adaptive: attempts allowed between outputs */
     int use_e3;                    /* the tableau has a second error estimate (dop853) */
     double *K[ND_RK_MAX_STAGES];   /* stage derivatives k_0..k_{s-1}, n doubles each */
@@ -159,6 +161,8 @@ typedef struct NdRun {
     int nt;
     double *yout;
     double t, h;        /* current time; step to try next (signed) */
+    double h_wanted;    /* |step| the controller wants after the last accepted step,
+                         * before landing on an output time shortens it */
     double dir, t_end;  /* +1 or -1; ts[nt - 1] */
     double hmax;        /* |t_end - ts[0]|, as dopri5.f's default HMAX */
     double facold;      /* the last accepted error, for the PI term */

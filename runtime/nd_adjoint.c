@@ -8,7 +8,8 @@
  * g = dL/dp minus the loss's direct terms. The same engine and settings as the
  * forward solve integrate it; nothing depends on the number of steps. At each
  * observation y restarts from the forward value (as torchdiffeq does), so the
- * backward solve's own drift in y does not carry over. The error norm is the
+ * backward solve's own drift in y does not carry over; the step size does
+ * carry over (torchdiffeq restarts it with its initial-step heuristic). The error norm is the
  * largest RMS norm of y, a and g, or of y and a only: the seminorm of Kidger,
  * Chen and Lyons, "Hey, that's not an ODE", ICML 2021.
  *
@@ -194,14 +195,23 @@ int nd_adjoint_backward(NdGradient *g, double *grad_y0)
     memcpy(y, g->obs_y + (size_t)(nt - 1) * n, ny * sizeof *y);
     memcpy(a, g->obs_gy + (size_t)(nt - 1) * n, n * sizeof *a);
     memset(gp, 0, np * sizeof *gp);
-    for (int j = nt - 1; j > 0; j--) {
-        int st = solve_interval(g, j);
-        if (st)
-            return st;
+    /* Each interval starts where the last one's step control left off (unless the
+     * user fixed h0): the initial-step heuristic would cost an evaluation per
+     * observation and start with a guess. bdf restarts at order 1 regardless. */
+    double user_h0 = g->aug->h0;
+    int carry = !g->implicit && user_h0 == 0;
+    int st = ND_OK;
+    for (int j = nt - 1; j > 0 && !st; j--) {
+        st = solve_interval(g, j);
+        if (carry)
+            g->aug->h0 = nd_solver_get_next_step(g->aug);
         memcpy(y, g->obs_y + (size_t)(j - 1) * n, ny * sizeof *y);
         for (size_t e = 0; e < n; e++)
             a[e] += g->obs_gy[(size_t)(j - 1) * n + e];
     }
+    g->aug->h0 = user_h0;
+    if (st)
+        return st;
     for (size_t e = 0; e < np; e++)
         g->grad_p[e] += gp[e];
     if (grad_y0)

@@ -353,6 +353,11 @@ long nd_solver_get_num_rejected(const NdSolver *s)
     return s ? s->num_rejected : 0;
 }
 
+double nd_solver_get_next_step(const NdSolver *s)
+{
+    return s ? s->h_next : 0;
+}
+
 long nd_solver_get_num_rhs_evals(const NdSolver *s)
 {
     return s ? s->num_rhs_evals : 0;
@@ -580,6 +585,7 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     s->num_steps = 0;
     s->num_rejected = 0;
     s->num_rhs_evals = 0;
+    s->h_next = 0;
     int st = check_args(s, p, y0, ts, nt, yout);
     if (st)
         return st;

@@ -89,6 +89,10 @@ const char *nd_status_name(int status);
 const char *nd_solver_get_message(const NdSolver *s); /* "" when the last solve succeeded */
 long nd_solver_get_num_steps(const NdSolver *s);      /* accepted steps */
 long nd_solver_get_num_rejected(const NdSolver *s);   /* rejected steps (adaptive) */
+/* Adaptive: the step size the controller wanted to take next when the last solve
+ * ended (a step shortened to land on the end does not count), 0 after a failed
+ * solve or for other methods; as h0 it continues a solve where it stopped. */
+double nd_solver_get_next_step(const NdSolver *s);
 /* Right-hand side calls over the batch; adaptive methods count f(t0, y0), the
  * initial step's trial and dop853's dense output stages too. */
 long nd_solver_get_num_rhs_evals(const NdSolver *s);

@@ -861,6 +861,40 @@ START_TEST(test_max_steps)
 }
 END_TEST
 
+/* nd_solver_get_next_step: A1 (y' = -y) solved on [0, 10] in two halves, the
+ * second starting from the first's next step, costs fewer evaluations than the
+ * second half from scratch (no initial-step trial, no small first step) and
+ * agrees with the exact solution as well. 0 after a failed solve and for a
+ * fixed-step method. */
+START_TEST(test_next_step_continues)
+{
+    const Problem *a1 = find_problem("A1");
+    NdSolver *s = nd_solver_create(&a1->k, ND_DOPRI5, 1);
+    ck_assert_int_eq(nd_solver_set_tolerances(s, 1e-8, 1e-10), ND_OK);
+    double first[2] = {0.0, 5.0}, second[2] = {5.0, 10.0}, y0 = 1.0, mid[2], end[2];
+    ck_assert_int_eq(nd_solve(s, NULL, &y0, first, 2, mid), ND_OK);
+    double h = nd_solver_get_next_step(s);
+    ck_assert_double_gt(h, 0.0);
+    ck_assert_double_lt(h, 5.0);
+    ck_assert_int_eq(nd_solve(s, NULL, &mid[1], second, 2, end), ND_OK);
+    long fresh = nd_solver_get_num_rhs_evals(s);
+    ck_assert_int_eq(nd_solver_set_initial_step(s, h), ND_OK);
+    ck_assert_int_eq(nd_solve(s, NULL, &mid[1], second, 2, end), ND_OK);
+    long carried = nd_solver_get_num_rhs_evals(s);
+    ck_assert_int_lt(carried, fresh);
+    ck_assert_double_eq_tol(end[1], exp(-10.0), 1e-9);
+    ck_assert_int_eq(nd_solver_set_max_steps(s, 1), ND_OK);
+    ck_assert_int_eq(nd_solve(s, NULL, &y0, first, 2, mid), ND_ERR_MAX_STEPS);
+    ck_assert(nd_solver_get_next_step(s) == 0.0);
+    nd_solver_free(s);
+    s = nd_solver_create(&a1->k, ND_RK4, 1);
+    ck_assert_int_eq(nd_solver_set_step(s, 0.1), ND_OK);
+    ck_assert_int_eq(nd_solve(s, NULL, &y0, first, 2, mid), ND_OK);
+    ck_assert(nd_solver_get_next_step(s) == 0.0);
+    nd_solver_free(s);
+}
+END_TEST
+
 /* f is finite up to t = 0.5 and NaN after: the solver retreats towards 0.5
  * with ever shorter steps and reports the NaN once h reaches roundoff. */
 static void rhs_nan_after_half(double t, const double *y, const double *p, double *dydt,
@@ -1058,6 +1092,7 @@ Suite *adaptive_suite(void)
     tc = tcase_create("failures");
     tcase_add_loop_test(tc, test_blowup_stops_near_singularity, 0, N_METHODS);
     tcase_add_test(tc, test_max_steps);
+    tcase_add_test(tc, test_next_step_continues);
     tcase_add_loop_test(tc, test_nonfinite_rhs, 0, N_METHODS);
     tcase_add_test(tc, test_nonfinite_at_start);
     tcase_add_test(tc, test_methods_and_settings);

@@ -544,6 +544,36 @@ START_TEST(test_dense_observations)
 }
 END_TEST
 
+/* The adjoint's backward solve carries its step size from one observation
+ * interval to the next. With 25 observations at a loose tolerance, one step
+ * covers an interval: 7 evaluations of dopri5 (f at the jump, 6 stages), where
+ * a restart would add the initial-step heuristic's trial (8 or more). The
+ * gradient stays within the tolerance of a tight reference. */
+START_TEST(test_adjoint_step_carry)
+{
+    Model m = model_tanh(2, 2);
+    double ts[N_DENSE_OBS];
+    LossData d;
+    NdLoss loss = dense_loss(&m, ts, &d);
+    NdGradient *g = make_gradient_nt(&m, (Config){ND_GRAD_ADJOINT, ND_DOPRI5, 0, 1e-4},
+                                     N_DENSE_OBS);
+    NdGradient *ref = make_gradient_nt(&m, (Config){ND_GRAD_ADJOINT, ND_DOPRI5, 0, 1e-12},
+                                       N_DENSE_OBS);
+    double L, gp[MAX_NP], gy0[MAX_N], rp[MAX_NP], ry0[MAX_N];
+    compute_ok(g, m.p, m.y0, &loss, &L, gp, gy0);
+    compute_ok(ref, m.p, m.y0, &loss, &L, rp, ry0);
+    long vjp = nd_gradient_get_num_vjp_evals(g);
+    double ep = worst_rel(gp, rp, m.k.np, 1e-3), ey = worst_rel(gy0, ry0, m.k.ny * m.B, 1e-3);
+    VERBOSE("step carry: %ld backward evaluations over %d intervals, rel err %.2e %.2e\n", vjp,
+            N_DENSE_OBS - 1, ep, ey);
+    ck_assert_int_lt(vjp, 8 * (N_DENSE_OBS - 1));
+    ck_assert_double_le(ep, 1e-3);
+    ck_assert_double_le(ey, 1e-3);
+    nd_gradient_free(g);
+    nd_gradient_free(ref);
+}
+END_TEST
+
 /* The FSAL methods hand f(t + h, y_new) on to the next step's k_0: the sweep
  * evaluates one vjp per recorded stage per step, plus one for the last step,
  * never one per observation. */
@@ -950,6 +980,7 @@ Suite *gradient_suite(void)
     tcase_add_loop_test(tc, test_frozen_steps, 0, 8);
     tcase_add_loop_test(tc, test_dense_observations, 0, 4);
     tcase_add_test(tc, test_dense_vjp_count);
+    tcase_add_test(tc, test_adjoint_step_carry);
     tcase_add_test(tc, test_landing_option);
     tcase_add_loop_test(tc, test_adjoint_vs_fd, 0, N_ADJOINT * N_MODELS);
     tcase_add_loop_test(tc, test_checkpoint_equals_backprop, 0, N_PAIR * N_MODELS);
