@@ -20,9 +20,9 @@
  * nd_lapack.c is compiled with NODEC_NO_LAPACK: its plain C LU. */
 static const char *const runtime_files[] = {
     "nd_kernels.h",   "nd_solver.h",    "nd_tableaus.h",   "nd_adaptive.h",
-    "nd_lapack.h",    "nd_bdf.h",       "nd_gradient.h",   "nd_grad_internal.h",
+    "nd_lapack.h",    "nd_bdf.h",       "nd_rosenbrock.h", "nd_gradient.h",   "nd_grad_internal.h",
     "nd_train_loss.h", "nd_io.h",       "nd_random.h",     "nd_tableaus.c",   "nd_dense.c",
-    "nd_solver.c",    "nd_adaptive.c",  "nd_lapack.c",     "nd_bdf.c",
+    "nd_solver.c",    "nd_adaptive.c",  "nd_lapack.c",     "nd_bdf.c",        "nd_rosenbrock.c",
     "nd_gradient.c",  "nd_adjoint.c",   "nd_backprop.c",   "nd_train_loss.c",
     "nd_io.c",        "nd_random.c",
 };
@@ -297,9 +297,10 @@ static void write_kernel_table(Emit *e, const IrModel *m, const CcWork *w)
             "void %s_kernels(NdKernels *k)\n{\n    memset(k, 0, sizeof *k);\n"
             "    k->ny = %d;\n    k->np = %d;\n    k->work_fixed = %zu;\n"
             "    k->work_per_sample = %zu;\n    k->rhs = %s_rhs;\n    k->vjp = %s_vjp;\n"
-            "    k->jac = %s%s;\n}\n\n",
+            "    k->jac = %s%s;\n    k->autonomous = %d;\n}\n\n",
             m->name, m->ny, m->np, w->work_fixed, w->work_per_sample, m->name, m->name,
-            cc_model_has_jacobian(m) ? m->name : "NULL", cc_model_has_jacobian(m) ? "_jac" : "");
+            cc_model_has_jacobian(m) ? m->name : "NULL", cc_model_has_jacobian(m) ? "_jac" : "",
+            ir_model_autonomous(m));
     fprintf(e->hdr, "void %s_kernels(NdKernels *k); /* the table nd_solver_create takes */\n",
             m->name);
 }

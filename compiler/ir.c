@@ -285,6 +285,14 @@ IrNode *ir_data(IrBuilder *b, int slot, int offset, IrShape shape)
     return variable(b, IR_DATA, slot, offset, shape);
 }
 
+bool ir_model_autonomous(const IrModel *m)
+{
+    for (int i = 0; i < m->n_states; i++)
+        if (m->rhs[i]->flags & IR_TIMED)
+            return false;
+    return true;
+}
+
 bool ir_is_const(const IrNode *n)
 {
     return n && n->op == IR_CONST;

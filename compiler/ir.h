@@ -141,6 +141,9 @@ typedef struct IrModel {
     IrNode *jac;        /* df/dy: [ny, ny], row i = d(rhs element i)/dy */
 } IrModel;
 
+/* Whether no right-hand side of m reads t (rodas4 then skips df/dt). */
+bool ir_model_autonomous(const IrModel *m);
+
 /* Evaluation by interpretation, for one sample: t, that sample's y, and p.
  * Used for constants, initial values, and as the independent reference the JIT
  * is tested against. outs[i] receives roots[i]'s shape-size values. */

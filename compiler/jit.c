@@ -213,7 +213,8 @@ static void jit_fill(const IrModel *m, const JitRequest *req, const CgLayout *la
                      NdKernelFn *fns, JitModel *jm, NdKernels *kernels)
 {
     *kernels = (NdKernels){.ny = m->ny, .np = m->np, .work_fixed = layout->work_fixed,
-                           .work_per_sample = layout->work_per_sample, .rhs = rhs, .user = jm};
+                           .work_per_sample = layout->work_per_sample, .rhs = rhs,
+                           .autonomous = ir_model_autonomous(m), .user = jm};
     int at = 0;
     if (req && req->vjp)
         kernels->vjp = fns[at++];

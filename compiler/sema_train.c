@@ -340,6 +340,13 @@ static void train_solver(Sema *S, TrainCheck *tc)
     const Ast *e = value_of(tc, K_SOLVER);
     if (e) {
         sema_solver_call(S, e, &tc->out->solver);
+        /* the implicit gradients (adjoint, backprop, checkpoint) follow bdf's steps */
+        const SemaCall *call = &tc->out->solver;
+        if (call->name && strcmp(call->name, "rodas4") == 0) {
+            diag_error(S->diag, call->loc, "train cannot differentiate through rodas4");
+            diag_note(S->diag, call->loc, "train a stiff model with bdf (every gradient "
+                                          "works with it); rodas4 serves solve and simulate");
+        }
         return;
     }
     /* the default: dopri5 with the runner's default tolerances (rtol 1e-6, atol 1e-9) */

@@ -148,6 +148,9 @@ NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_templa
         return NULL;
     if (gm != ND_GRAD_ADJOINT && gm != ND_GRAD_BACKPROP && gm != ND_GRAD_CHECKPOINT)
         return NULL;
+    /* the implicit gradients follow bdf's steps (its tape and its adjoint) */
+    if (nd_method_is_implicit(solver_template->method) && solver_template->method != ND_BDF)
+        return NULL;
     NdGradient *g = (NdGradient *)calloc(1, sizeof *g);
     if (!g)
         return NULL;

@@ -42,6 +42,9 @@ typedef struct NdKernels {
      * that is dz/dt up to the sign of its last two parts, in place. NULL unless
      * asked; the runtime then calls rhs and vjp. */
     NdKernelFn rhs_vjp;
+    /* 1 when f does not read t (the compiler knows): rodas4 then needs no
+     * df/dt. 0 is always safe (df/dt by a difference, exactly 0 for such f). */
+    int autonomous;
     void *user;             /* owner's handle (e.g. the JIT module); unused by the runtime */
 } NdKernels;
 

@@ -21,6 +21,7 @@
  * nodec and the programs `nodec emit-c` writes both embed it; the latter with
  * NODEC_NO_LAPACK, so nd_lapack.c's plain C LU stands in for LAPACK. */
 #include "nd_bdf.h"
+#include "nd_rosenbrock.h"
 
 /* An interval needing more steps than this is a mistake (h far too small for
  * the times given), and the count must stay well inside a long. */
@@ -48,6 +49,8 @@ const char *nd_method_name(NdMethod m)
 {
     if (m == ND_BDF)
         return "bdf";
+    if (m == ND_RODAS4)
+        return "rodas4";
     const NdTableau *tab = nd_tableau_get(m);
     return tab ? tab->name : "unknown";
 }
@@ -56,6 +59,8 @@ int nd_method_order(NdMethod m)
 {
     if (m == ND_BDF)
         return 5; /* the highest order it uses */
+    if (m == ND_RODAS4)
+        return 4;
     const NdTableau *tab = nd_tableau_get(m);
     return tab ? tab->order : 0;
 }
@@ -63,12 +68,12 @@ int nd_method_order(NdMethod m)
 int nd_method_is_adaptive(NdMethod m)
 {
     const NdTableau *tab = nd_tableau_get(m);
-    return m == ND_BDF || (tab && tab->embedded_order > 0);
+    return nd_method_is_implicit(m) || (tab && tab->embedded_order > 0);
 }
 
 int nd_method_is_implicit(NdMethod m)
 {
-    return m == ND_BDF;
+    return m == ND_BDF || m == ND_RODAS4;
 }
 
 const char *nd_status_name(int status)
@@ -201,40 +206,52 @@ static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, si
     return s;
 }
 
-/* A method the solver can run: a tableau, or the implicit engine when built. */
-static int method_known(NdMethod method)
+/* A method the solver can run: a tableau, or an implicit engine when built.
+ * rodas4 solves models only: a system (no kernel table) has no Jacobian for it. */
+static int method_known(NdMethod method, int system)
 {
 #ifdef ND_BDF_H
     if (method == ND_BDF)
         return 1;
 #endif
+#ifdef ND_ROSENBROCK_H
+    if (method == ND_RODAS4)
+        return !system;
+#endif
+    (void)system;
     return nd_tableau_get(method) != NULL;
 }
 
-/* The implicit engine's workspace: nblocks Newton blocks of m (nd_bdf.h).
- * A model without its Jacobian kernel gets a solver that says so. */
+/* An implicit engine's workspace: nblocks Jacobian blocks of m (nd_bdf.h,
+ * nd_rosenbrock.h). A model without its Jacobian kernel gets a solver that
+ * says so. */
 static NdSolver *attach_implicit(NdSolver *s, size_t nblocks, int m)
 {
-#ifdef ND_BDF_H
-    if (!s || s->method != ND_BDF)
+    if (!s || !nd_method_is_implicit(s->method))
         return s;
-    if (nd_bdf_attach(s, nblocks, m)) {
+    int st = ND_OK;
+#ifdef ND_BDF_H
+    if (s->method == ND_BDF)
+        st = nd_bdf_attach(s, nblocks, m);
+#endif
+#ifdef ND_ROSENBROCK_H
+    if (s->method == ND_RODAS4)
+        st = nd_ros_attach(s, nblocks, m);
+#endif
+    if (st) {
         nd_solver_free(s);
         return NULL;
     }
     if (nblocks && !s->k.jac)
-        nd_solver_fail(s, ND_ERR_UNSUPPORTED, "bdf needs the model's Jacobian: compile the "
-                       "model with its jac kernel");
-#else
-    (void)nblocks, (void)m;
-#endif
+        nd_solver_fail(s, ND_ERR_UNSUPPORTED, "%s needs the model's Jacobian: compile the "
+                       "model with its jac kernel", nd_method_name(s->method));
     return s;
 }
 
 NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
 {
     const NdTableau *tab = nd_tableau_get(method);
-    if (!k || !k->rhs || k->ny < 1 || k->np < 0 || B < 1 || !method_known(method))
+    if (!k || !k->rhs || k->ny < 1 || k->np < 0 || B < 1 || !method_known(method, 0))
         return NULL;
     size_t n = 0, total = solver_block_size(k, solver_vectors(tab), B, &n);
     if (total == 0)
@@ -245,7 +262,7 @@ NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
 NdSolver *nd_solver_create_system(NdMethod method, size_t n, NdSystemFn F, void *ctx)
 {
     const NdTableau *tab = nd_tableau_get(method);
-    if (!method_known(method) || !F || n < 1 || n > (size_t)INT32_MAX)
+    if (!method_known(method, 1) || !F || n < 1 || n > (size_t)INT32_MAX)
         return NULL;
     NdKernels k;
     memset(&k, 0, sizeof k);
@@ -265,6 +282,9 @@ void nd_solver_free(NdSolver *s)
         return;
 #ifdef ND_BDF_H
     nd_bdf_detach(s);
+#endif
+#ifdef ND_ROSENBROCK_H
+    nd_ros_detach(s);
 #endif
     free(s->block);
     free(s);
@@ -592,6 +612,10 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
 #ifdef ND_BDF_H
     if (s->method == ND_BDF)
         return nd_bdf_solve(s, p, y0, ts, nt, yout);
+#endif
+#ifdef ND_ROSENBROCK_H
+    if (s->method == ND_RODAS4)
+        return nd_ros_solve(s, p, y0, ts, nt, yout);
 #endif
     if (nd_method_is_adaptive(s->method))
         return nd_adaptive_solve(s, p, y0, ts, nt, yout);

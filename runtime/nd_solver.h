@@ -22,6 +22,7 @@ typedef enum NdMethod {
     ND_TSIT5,  /* adaptive 5(4), Tsitouras */
     ND_DOP853, /* adaptive 8(5,3), Dormand–Prince */
     ND_BDF,    /* implicit, variable order 1-5 (stiff problems): needs the jac kernel */
+    ND_RODAS4, /* linearly implicit Rosenbrock 4(3) (stiff problems): needs the jac kernel */
     ND_METHOD_COUNT
 } NdMethod;
 
@@ -48,8 +49,8 @@ typedef struct NdSolver NdSolver;
 int nd_method_from_name(const char *name);
 const char *nd_method_name(NdMethod m);
 int nd_method_order(NdMethod m);
-int nd_method_is_adaptive(NdMethod m); /* 1 for bosh3, dopri5, tsit5, dop853, bdf */
-int nd_method_is_implicit(NdMethod m); /* 1 for bdf: it needs k->jac */
+int nd_method_is_adaptive(NdMethod m); /* 1 for bosh3, dopri5, tsit5, dop853, bdf, rodas4 */
+int nd_method_is_implicit(NdMethod m); /* 1 for bdf and rodas4: they need k->jac */
 
 /* NULL on out-of-memory. B = number of samples in the batch. An implicit
  * method without k->jac gives a solver whose message (nd_solver_get_message)

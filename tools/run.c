@@ -105,7 +105,7 @@ NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const N
         diag_error(diag, call->loc,
                    "solver '%s' is not available yet in this version of nodec", call->name);
         diag_note(diag, call->loc, "available: euler, midpoint, heun, rk4 (fixed step h); "
-                                   "bosh3, dopri5, tsit5, dop853 (adaptive); bdf (stiff)");
+                                   "bosh3, dopri5, tsit5, dop853 (adaptive); bdf, rodas4 (stiff)");
         return NULL;
     }
     const SemaArg *ha = find_arg(call, "h");
