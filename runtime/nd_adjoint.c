@@ -18,13 +18,18 @@
  * as they decayed forwards, and the Newton matrix I - c J of a backward step
  * turns singular where h lambda = alpha_k, a wall the step size cannot cross
  * (seen on Robertson: y overflows within 0.01 of the last observation). So, as
- * CVODES does, y(t) comes from the forward solve: its steps are recorded (the
- * backprop tape) and y is interpolated through the step ends by the
- * polynomial of the step's own order. Memory then grows with the number of
- * forward steps (n doubles per step), unlike the explicit adjoint. The
- * backward system [a; g] has the Jacobian blocks -J^T per sample (a) and 0
- * (g), derived from the same symbolic Jacobian; it is exact, and the error
- * control measures a and g (a alone with the seminorm). */
+ * CVODES does, y(t) comes from the forward solve: the forward pass keeps
+ * checkpoints (the checkpoint gradient's, about sqrt(steps) of them, each the
+ * engine's snapshot), and the backward solve goes through the segments between
+ * them last to first, stopping at each segment's start: a segment's steps are
+ * recomputed onto the tape (with at least ND_BDF_MAX_ORDER steps before it, so
+ * that the interpolation keeps its order at the segment's start) and y is
+ * interpolated through the step ends by the polynomial of the step's own
+ * order. Memory grows as sqrt(steps), not as the steps (CVODES's grows with
+ * its checkpoints too); the price is a second forward pass. The backward
+ * system [a; g] has the Jacobian blocks -J^T per sample (a) and 0 (g), derived
+ * from the same symbolic Jacobian; it is exact, and the error control measures
+ * a and g (a alone with the seminorm). */
 #include <string.h>
 
 #include "nd_grad_internal.h"
@@ -171,18 +176,56 @@ static void set_norm(NdGradient *g)
     }
 }
 
-/* Row 0 of g->z is z at ts[j]; row 1 receives z at ts[j - 1]. */
-static int solve_interval(NdGradient *g, int j)
+/* Row 0 of g->z is z at t_from; it becomes z at t_to (row 1 is scratch). */
+static int solve_span(NdGradient *g, double t_from, double t_to)
 {
-    const double *ts = g->loss->ts;
-    double span[2] = {ts[j], ts[j - 1]};
+    double span[2] = {t_from, t_to};
     size_t N = g->aug->n;
     int st = nd_solve(g->aug, NULL, g->z, span, 2, g->z);
     if (st)
         return nd_grad_fail(g, st, "backward solve (adjoint) from t = %.10g to t = %.10g: %s",
-                            ts[j], ts[j - 1], nd_solver_get_message(g->aug));
+                            t_from, t_to, nd_solver_get_message(g->aug));
     memcpy(g->z, g->z + N, N * sizeof *g->z);
     return ND_OK;
+}
+
+/* bdf: recomputes checkpoint segment seg onto the tape, from ND_BDF_MAX_ORDER
+ * steps before it (or the start), and returns the time it starts at. */
+static int load_segment(NdGradient *g, size_t seg, double *t_start)
+{
+    size_t from = seg;
+    while (from > 0 && g->ck[seg].step - g->ck[from].step < ND_BDF_MAX_ORDER)
+        from--;
+    long end = seg + 1 < g->ck_count ? g->ck[seg + 1].step : g->num_steps;
+    int st = nd_replay_segment(g, from, end);
+    if (st)
+        return st;
+    if (g->tape_failed)
+        return nd_grad_fail(g, ND_ERR_MEMORY, "out of memory replaying the forward steps");
+    long before = g->ck[seg].step - g->ck[from].step; /* steps on the tape before seg */
+    *t_start = before == 0 ? g->loss->ts[0] : g->tape[(size_t)(before - 1) * g->rec_size + 2];
+    g->interp_at = (long)(g->tape_len / g->rec_size) - 1;
+    return ND_OK;
+}
+
+/* bdf: the backward solve from ts[j] to ts[j - 1], stopping at the start of
+ * every checkpoint segment on the way (where the tape moves one segment back). */
+static int solve_interval_bdf(NdGradient *g, int j, size_t *seg, double *seg_t0)
+{
+    const double *ts = g->loss->ts;
+    double dir = ts[g->loss->nt - 1] > ts[0] ? 1.0 : -1.0, t_hi = ts[j];
+    for (;;) {
+        while (*seg > 0 && (t_hi - *seg_t0) * dir <= 0) {
+            int st = load_segment(g, --*seg, seg_t0);
+            if (st)
+                return st;
+        }
+        double t_stop = (*seg_t0 - ts[j - 1]) * dir > 0 ? *seg_t0 : ts[j - 1];
+        int st = solve_span(g, t_hi, t_stop);
+        if (st || t_stop == ts[j - 1])
+            return st;
+        t_hi = t_stop;
+    }
 }
 
 int nd_adjoint_backward(NdGradient *g, double *grad_y0)
@@ -191,7 +234,13 @@ int nd_adjoint_backward(NdGradient *g, double *grad_y0)
     int nt = g->loss->nt;
     double *y = g->z, *a = g->z + ny, *gp = g->z + ny + n;
     set_norm(g);
-    g->interp_at = (long)(g->tape_len / g->rec_size) - 1;
+    size_t seg = g->ck_count ? g->ck_count - 1 : 0;
+    double seg_t0 = g->loss->ts[0];
+    if (g->implicit) {
+        int st = load_segment(g, seg, &seg_t0);
+        if (st)
+            return st;
+    }
     memcpy(y, g->obs_y + (size_t)(nt - 1) * n, ny * sizeof *y);
     memcpy(a, g->obs_gy + (size_t)(nt - 1) * n, n * sizeof *a);
     memset(gp, 0, np * sizeof *gp);
@@ -202,7 +251,8 @@ int nd_adjoint_backward(NdGradient *g, double *grad_y0)
     int carry = !g->implicit && user_h0 == 0;
     int st = ND_OK;
     for (int j = nt - 1; j > 0 && !st; j--) {
-        st = solve_interval(g, j);
+        st = g->implicit ? solve_interval_bdf(g, j, &seg, &seg_t0)
+                         : solve_span(g, g->loss->ts[j], g->loss->ts[j - 1]);
         if (carry)
             g->aug->h0 = nd_solver_get_next_step(g->aug);
         memcpy(y, g->obs_y + (size_t)(j - 1) * n, ny * sizeof *y);

@@ -410,7 +410,7 @@ static int cursor_next_obs(const NdGradient *g, const NdCursor *c)
 }
 
 /* Recomputes the steps from checkpoint i up to step `end` onto the tape. */
-static int replay_segment(NdGradient *g, size_t i, long end)
+int nd_replay_segment(NdGradient *g, size_t i, long end)
 {
     NdCursor c;
     nd_grad_cursor_resume(g, &c, &g->ck[i], g->ck_y + i * g->ck_row);
@@ -429,7 +429,7 @@ int nd_checkpoint_backward(NdGradient *g, double *grad_y0)
     start_sweep(g);
     for (size_t i = g->ck_count; i-- > 0;) {
         long end = i + 1 < g->ck_count ? g->ck[i + 1].step : g->num_steps;
-        int st = replay_segment(g, i, end);
+        int st = nd_replay_segment(g, i, end);
         if (!st)
             st = sweep_tape(g);
         if (st)

@@ -130,6 +130,9 @@ void nd_backprop_record(void *ctx, NdSolver *s, double t, double h, double t_new
                         const double *y);
 void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const double *y_new);
 int nd_checkpoint_push(NdGradient *g, const NdCursor *c);
+/* Recomputes the steps from checkpoint i up to step `end` onto the tape (its
+ * records replace what it held). */
+int nd_replay_segment(NdGradient *g, size_t i, long end);
 int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl);
 void nd_backprop_free(NdGradient *g);
 

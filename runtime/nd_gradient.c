@@ -292,21 +292,24 @@ void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved,
 }
 
 /* The whole forward solve: backprop records every step (the hook), checkpoint
- * keeps cursors (nd_checkpoint_push thins them as the count grows). */
+ * and the bdf adjoint keep cursors (nd_checkpoint_push thins them as the count
+ * grows). */
 static int forward(NdGradient *g, const double *y0)
 {
     NdCursor c;
     g->tape_len = 0;
     g->ck_count = 0;
     g->ck_every = 1;
-    /* the bdf adjoint reads y(t) from the recorded steps (nd_adjoint.c) */
-    g->recording = g->gm == ND_GRAD_BACKPROP || (g->gm == ND_GRAD_ADJOINT && g->implicit);
+    /* the bdf adjoint reads y(t) from forward steps replayed between
+     * checkpoints (nd_adjoint.c), as the checkpoint gradient does */
+    int keep = g->gm == ND_GRAD_CHECKPOINT || (g->gm == ND_GRAD_ADJOINT && g->implicit);
+    g->recording = g->gm == ND_GRAD_BACKPROP;
     int st = nd_grad_cursor_begin(g, &c, y0);
-    if (!st && g->gm == ND_GRAD_CHECKPOINT)
+    if (!st && keep)
         st = nd_checkpoint_push(g, &c);
     while (!st && !nd_grad_cursor_done(g, &c)) {
         st = nd_grad_cursor_step(g, &c);
-        if (!st && g->gm == ND_GRAD_CHECKPOINT && c.step % g->ck_every == 0)
+        if (!st && keep && c.step % g->ck_every == 0)
             st = nd_checkpoint_push(g, &c);
     }
     g->recording = 0;

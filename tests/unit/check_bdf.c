@@ -20,6 +20,7 @@
 #include "diff.h"
 #include "driver.h"
 #include "nd_bdf.h"
+#include "nd_grad_internal.h" /* steps and peak memory of a compute */
 #include "nd_gradient.h"
 #include "nd_rosenbrock.h"
 
@@ -700,6 +701,41 @@ START_TEST(test_compiled_jacobian)
 }
 END_TEST
 
+/* The bdf adjoint's memory: it replays the forward steps between checkpoints,
+ * so what it keeps grows as sqrt(steps), not as the steps. Robertson's loss at
+ * rtol 1e-3 and at rtol 1e-10 (71 and 759 steps): the peak tape and checkpoint
+ * doubles grow 3.1x (a tape of every step would grow 10.7x), and the two
+ * gradients agree to the looser one's accuracy. */
+START_TEST(test_adjoint_memory)
+{
+    stiff_method = ND_BDF;
+    Compiled *x = compiled_new(problems[0].src);
+    double p[3] = {0.04, 3e7, 1e4}, y0[3] = {1, 0, 0};
+    NdLoss loss = {.nt = 4, .ts = grad_ts, .fn = rob_loss};
+    const double rtol[2] = {1e-3, 1e-10};
+    long steps[2];
+    size_t peak[2];
+    double L, gp[2][3], gy[3];
+    for (int r = 0; r < 2; r++) {
+        NdSolver *tmpl = bdf_new(&x->k, 1, rtol[r], rtol[r] * 1e-6);
+        NdGradient *g = nd_gradient_create(&x->k, tmpl, ND_GRAD_ADJOINT, 1, 4);
+        nd_solver_free(tmpl);
+        ck_assert_int_eq(nd_gradient_compute(g, p, y0, &loss, &L, gp[r], gy), ND_OK);
+        steps[r] = g->num_steps;
+        peak[r] = g->peak_extra;
+        nd_gradient_free(g);
+    }
+    double step_ratio = (double)steps[1] / steps[0], peak_ratio = (double)peak[1] / peak[0];
+    VERBOSE("bdf adjoint memory: %ld -> %ld steps (%.1fx), peak %zu -> %zu doubles (%.1fx)\n",
+            steps[0], steps[1], step_ratio, peak[0], peak[1], peak_ratio);
+    ck_assert_double_gt(step_ratio, 8.0);
+    ck_assert_double_lt(peak_ratio, 5.0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(gp[1][i], gp[0][i], 1e-2 * fabs(gp[1][i]) + 1e-12);
+    compiled_free(x);
+}
+END_TEST
+
 Suite *bdf_suite(void)
 {
     Suite *s = suite_create("bdf");
@@ -724,6 +760,7 @@ Suite *bdf_suite(void)
     TCase *tg = tcase_create("gradients");
     tcase_set_timeout(tg, 120);
     tcase_add_test(tg, test_gradients_vs_fd);
+    tcase_add_test(tg, test_adjoint_memory);
     suite_add_tcase(s, tg);
     return s;
 }
