@@ -4,10 +4,11 @@ suite's 12-spiral-train.node) trained for 2000 RMSprop steps under N seeds, each
 as the mean absolute error of the trained model's trajectory from y(0) = [2, 0] against the
 truth over [0, 25] (what the conformance file bounds by 0.5).
 
-  nodec:  spiral_seeds.py nodec NODEC [--seeds A:B] [--jobs J]
+  nodec:  spiral_seeds.py nodec NODEC [--seeds A:B] [--jobs J] [--file F.node]
   torch:  /usr/bin/python3 spiral_seeds.py torch [--seeds A:B] [--float64]
 
-The torch mode is torchdiffeq's examples/ode_demo.py as it runs by default (float32,
+--file runs another file that writes truth.csv and fit.csv (the conformance suite's
+12-spiral-train.node, say) under `nodec run --seed S`. The torch mode is torchdiffeq's examples/ode_demo.py as it runs by default (float32,
 weights ~ normal(0, 0.1), biases 0, numpy's window choice, RMSprop(lr = 1e-3), backprop
 through dopri5 at rtol 1e-7, atol 1e-9) with torch_spiral.py's dopri5 loop in place of
 torchdiffeq (not packaged in Debian). Prints each seed's error, the median and how many
@@ -19,8 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-SPIRAL = """option seed = SEED
-model TrueSpiral {
+SPIRAL = """model TrueSpiral {
   state y[2] = [2, 0]
   const A[2, 2] = [[-0.1, 2.0], [-2.0, -0.1]]
   dy/dt = transpose(A) @ y^3
@@ -49,12 +49,13 @@ def rows(path):
     return [(float(r["y[0]"]), float(r["y[1]"])) for r in csv.DictReader(open(path))]
 
 
-def nodec_fit(nodec, seed):
+def nodec_fit(nodec, seed, file):
     with tempfile.TemporaryDirectory() as wd:
-        path = os.path.join(wd, "spiral.node")
-        with open(path, "w") as f:
-            f.write(SPIRAL.replace("SEED", str(seed)))
-        subprocess.run([nodec, "run", "--quiet", path], cwd=wd, check=True)
+        path = file or os.path.join(wd, "spiral.node")
+        if not file:
+            with open(path, "w") as f:
+                f.write(SPIRAL)
+        subprocess.run([nodec, "run", "--quiet", "--seed", str(seed), path], cwd=wd, check=True)
         fit, truth = rows(os.path.join(wd, "fit.csv")), rows(os.path.join(wd, "truth.csv"))
     return sum(abs(a - b) for p, q in zip(fit, truth) for a, b in zip(p, q)) / (2 * len(fit))
 
@@ -93,6 +94,7 @@ def main():
     ap.add_argument("--seeds", default="0:16", help="A:B, seeds A .. B-1")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--float64", action="store_true")
+    ap.add_argument("--file", help="(nodec) a .node file writing truth.csv and fit.csv")
     args = ap.parse_args()
     a, b = (int(x) for x in args.seeds.split(":"))
     seeds = list(range(a, b))
@@ -100,7 +102,8 @@ def main():
         if not args.nodec:
             ap.error("nodec mode needs the path of the nodec binary")
         with ThreadPoolExecutor(args.jobs) as pool:
-            errs = list(pool.map(lambda s: nodec_fit(os.path.abspath(args.nodec), s), seeds))
+            file = os.path.abspath(args.file) if args.file else None
+            errs = list(pool.map(lambda s: nodec_fit(os.path.abspath(args.nodec), s, file), seeds))
     else:
         errs = [torch_fit(s, args.float64) for s in seeds]
     for s, e in zip(seeds, errs):

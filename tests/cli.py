@@ -89,5 +89,26 @@ with tempfile.TemporaryDirectory() as wd:
         failures.append("streams")
     else:
         print("ok   streams: a solve's samples do not depend on how long an earlier train ran")
+# --seed N stands in for the file's `option seed`.
+SEEDED = """option seed = SEED
+model Cloud { state z[2]; param w ~ normal(0, 1); dz/dt = -w * z }
+solve Cloud { t = [0, 1]; init = { z ~ normal(0, 1) }; samples = 3; solver = rk4(h = 0.1); output = "cloud.csv" }
+"""
+with tempfile.TemporaryDirectory() as wd:
+    def cloud(seed, *flags):
+        path = os.path.join(wd, "seeded.node")
+        with open(path, "w") as f:
+            f.write(SEEDED.replace("SEED", str(seed)))
+        expect(f"--seed: file seed {seed} {' '.join(flags)}", run("run", path, "--quiet", *flags, cwd=wd), 0)
+        return open(os.path.join(wd, "cloud.csv")).read()
+    three, eight, three_as_eight = cloud(3), cloud(8), cloud(3, "--seed", "8")
+    checks += 1
+    if three_as_eight != eight or three == eight:
+        print("FAIL --seed 8 does not give what option seed = 8 gives"); failures.append("--seed")
+    else:
+        print("ok   --seed 8 gives what option seed = 8 gives")
+    for bad in ("x", "-1", "1e3", "99999999999999999999999"):
+        expect(f"--seed {bad}", run("run", seed, "--seed", bad), 2, err="--seed needs a whole number")
+    expect("--seed without a value", run("run", seed, "--seed"), 2, err="--seed needs a value")
 print(f"{checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -2,7 +2,9 @@
  * bring). Each command is the pipeline recipe of compiler/driver.c followed by
  * what the command does with the checked program. Exit status: 0 success,
  * 1 a reported error in the input or the run, 2 a usage error. */
+#include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,8 @@ typedef struct Options {
     const char *model;  /* --model M: restrict dumps and emit-llvm to one model */
     const char *output; /* -o FILE */
     const char *dump;   /* --dump=tokens|ast|ir|llvm */
+    bool has_seed;      /* --seed N: in place of the file's `option seed` */
+    uint64_t seed;
     RunOptions run;
 } Options;
 
@@ -41,6 +45,7 @@ static const char usage_text[] =
     "  --model M       with adjoint, --dump=ir|llvm and emit-llvm: only model M\n"
     "  --stats         (run) steps and right-hand-side evaluations of each solve\n"
     "  --quiet, -q     (run) no progress lines on stderr\n"
+    "  --seed N        (run, emit-c) use seed N in place of the file's `option seed`\n"
     "  -o FILE         (emit-llvm) write to FILE instead of stdout; (emit-c) the .c to write\n"
     "  -h, --help      this help; `nodec COMMAND --help` for one command\n"
     "  --version       print the version\n";
@@ -48,11 +53,12 @@ static const char usage_text[] =
 static const char *command_help(const char *cmd)
 {
     if (strcmp(cmd, "run") == 0)
-        return "usage: nodec run FILE.node [--stats] [--quiet] [--dump=tokens|ast|ir|llvm]\n"
+        return "usage: nodec run FILE.node [--stats] [--quiet] [--seed N] [--dump=tokens|ast|ir|llvm]\n"
                "\n"
                "Checks FILE, JIT-compiles each model it uses and executes the directives in\n"
                "order. A solve writes CSV to its `output` file, or prints a table on stdout.\n"
-               "Progress goes to stderr; errors name file:line:col and exit with status 1.\n";
+               "Progress goes to stderr; errors name file:line:col and exit with status 1.\n"
+               "--seed N replaces the file's `option seed` (initial parameters, batches, draws).\n";
     if (strcmp(cmd, "check") == 0)
         return "usage: nodec check FILE.node [--dump=tokens|ast|ir]\n"
                "\n"
@@ -66,7 +72,7 @@ static const char *command_help(const char *cmd)
                "symbolically: each state's adjoint equation da/dt = -a^T df/dx and, for each\n"
                "parameter, the integrand of its gradient dL/dtheta = -integral a^T df/dtheta dt.\n";
     if (strcmp(cmd, "emit-c") == 0)
-        return "usage: nodec emit-c FILE.node -o OUT.c\n"
+        return "usage: nodec emit-c FILE.node -o OUT.c [--seed N]\n"
                "\n"
                "Writes OUT.c, one C99 file needing only libc and libm, and OUT.h, its API: each\n"
                "model's rhs, vjp and jac kernels and parameters, the runtime's solvers and\n"
@@ -120,6 +126,17 @@ static int parse_args(int argc, char **argv, Options *o)
             if (i + 1 == argc)
                 return usage_error("%s needs a value", a);
             *(a[1] == 'o' ? &o->output : &o->model) = argv[++i];
+        } else if (strcmp(a, "--seed") == 0) {
+            if (i + 1 == argc)
+                return usage_error("%s needs a value", a);
+            const char *v = argv[++i];
+            char *end;
+            errno = 0;
+            unsigned long long seed = strtoull(v, &end, 10);
+            if (v[0] < '0' || v[0] > '9' || *end || errno == ERANGE)
+                return usage_error("--seed needs a whole number from 0 to 2^64 - 1, not '%s'", v);
+            o->has_seed = true;
+            o->seed = seed;
         } else if (strcmp(a, "--stats") == 0) {
             o->run.stats = true;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
@@ -252,6 +269,10 @@ int main(int argc, char **argv)
         return dump_tokens(o.file);
 
     Compilation *c = compile_file(o.file, NULL, stderr, o.dump && strcmp(o.dump, "ast") == 0);
+    if (c->program && o.has_seed) {
+        c->program->has_seed = true;
+        c->program->seed = o.seed;
+    }
     if (c->program && check_model_option(&o, c->program))
         rc = 1;
     else if (!c->program)
