@@ -1,5 +1,5 @@
-/* The stiff solvers bdf (runtime/nd_bdf.c) and rodas4 (runtime/nd_rosenbrock.c,
- * one line each, at rtol) next to SUNDIALS CVODE's BDF and scipy's BDF and LSODA: Robertson to t = 1e5 and Van der Pol (mu = 1000) to
+/* The stiff solvers bdf (runtime/nd_bdf.c), rodas4 and kvaerno5
+ * (runtime/nd_onestep.c, one line each, at rtol) next to SUNDIALS CVODE's BDF and scipy's BDF and LSODA: Robertson to t = 1e5 and Van der Pol (mu = 1000) to
  * t = 3000, rtol 1e-6, atol 1e-10, each with its analytic Jacobian and a dense
  * LU. nodec runs the kernels compiled from .node source (rhs and symbolic
  * Jacobian JIT-compiled) and, to separate the solver from the code generator,
@@ -28,7 +28,7 @@
 #include "diff.h"
 #include "driver.h"
 #include "nd_bdf.h"
-#include "nd_rosenbrock.h"
+#include "nd_onestep.h"
 
 #define RTOL 1e-6
 #define ATOL 1e-10
@@ -151,8 +151,8 @@ static double report_nodec(const char *label, const Problem *P, const NdKernels 
     *ms = time_ms(nodec_run, &x);
     printf("  %-26s %8.3f ms  steps %5ld  f %5ld  jac %4ld  lu %4ld  err/tol %6.2f %s\n", label,
            *ms, nd_solver_get_num_steps(x.s), nd_solver_get_num_rhs_evals(x.s),
-           nd_bdf_get_num_jac_evals(x.s) + nd_ros_get_num_jac_evals(x.s),
-           nd_bdf_get_num_lu(x.s) + nd_ros_get_num_lu(x.s), end_error(P, x.yout + P->ny),
+           nd_bdf_get_num_jac_evals(x.s) + nd_onestep_get_num_jac_evals(x.s),
+           nd_bdf_get_num_lu(x.s) + nd_onestep_get_num_lu(x.s), end_error(P, x.yout + P->ny),
            x.status ? nd_solver_get_message(x.s) : "");
     double err = end_error(P, x.yout + P->ny);
     nd_solver_free(x.s);
@@ -300,10 +300,11 @@ int main(void)
         NdKernels kj, kh = {.ny = P->ny, .rhs = P->rhs, .jac = P->jac};
         JitRequest req = {.jac = 1};
         JitModel *jit = jit_compile_request(m, &req, &kj, &c->diag);
-        double ms_jit, ms_hand, ms_cv, ms, ms_ros;
+        double ms_jit, ms_hand, ms_cv, ms, ms_ros, ms_esd;
         report_nodec("nodec bdf (JIT)", P, &kj, ND_BDF, 1.0, &ms_jit);
         report_nodec("nodec bdf (C kernels)", P, &kh, ND_BDF, 1.0, &ms_hand);
         report_nodec("nodec rodas4 (JIT)", P, &kj, ND_RODAS4, 1.0, &ms_ros);
+        report_nodec("nodec kvaerno5 (JIT)", P, &kj, ND_KVAERNO5, 1.0, &ms_esd);
         double cv_err = report_cvode(P, &ms_cv);
         double scale = matched_scale(P, &kj, cv_err);
         char label[64];
@@ -312,7 +313,8 @@ int main(void)
         printf("  ratios at matched accuracy: nodec/CVODE(Debian) %.2f; nodec/CVODE(-O3, %.2f ms, "
                "issue) %.2f (target <= 1.5)\n",
                ms / ms_cv, P->ref_ms, ms / P->ref_ms);
-        printf("  rodas4 / bdf at rtol %g: %.2f\n", RTOL, ms_ros / ms_jit);
+        printf("  at rtol %g, time / bdf's: rodas4 %.2f, kvaerno5 %.2f\n", RTOL, ms_ros / ms_jit,
+               ms_esd / ms_jit);
         if (scipy) {
             double bdf = scipy_ms(scipy, P, "BDF"), lsoda = scipy_ms(scipy, P, "LSODA");
             printf("  scipy (rtol 1e-6) BDF %.2f ms (nodec at rtol 1e-6 %.0fx faster), LSODA %.2f ms "

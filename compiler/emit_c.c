@@ -20,9 +20,9 @@
  * nd_lapack.c is compiled with NODEC_NO_LAPACK: its plain C LU. */
 static const char *const runtime_files[] = {
     "nd_kernels.h",   "nd_solver.h",    "nd_tableaus.h",   "nd_adaptive.h",
-    "nd_lapack.h",    "nd_bdf.h",       "nd_rosenbrock.h", "nd_gradient.h",   "nd_grad_internal.h",
+    "nd_lapack.h",    "nd_bdf.h",       "nd_onestep.h", "nd_gradient.h",   "nd_grad_internal.h",
     "nd_train_loss.h", "nd_io.h",       "nd_random.h",     "nd_tableaus.c",   "nd_dense.c",
-    "nd_solver.c",    "nd_adaptive.c",  "nd_lapack.c",     "nd_bdf.c",        "nd_rosenbrock.c",
+    "nd_solver.c",    "nd_adaptive.c",  "nd_lapack.c",     "nd_bdf.c",        "nd_onestep.c",
     "nd_gradient.c",  "nd_adjoint.c",   "nd_backprop.c",   "nd_train_loss.c",
     "nd_io.c",        "nd_random.c",
 };

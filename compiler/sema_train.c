@@ -342,10 +342,11 @@ static void train_solver(Sema *S, TrainCheck *tc)
         sema_solver_call(S, e, &tc->out->solver);
         /* the implicit gradients (adjoint, backprop, checkpoint) follow bdf's steps */
         const SemaCall *call = &tc->out->solver;
-        if (call->name && strcmp(call->name, "rodas4") == 0) {
-            diag_error(S->diag, call->loc, "train cannot differentiate through rodas4");
+        if (call->name && (strcmp(call->name, "rodas4") == 0 || strcmp(call->name, "kvaerno5") == 0)) {
+            diag_error(S->diag, call->loc, "train cannot differentiate through %s", call->name);
             diag_note(S->diag, call->loc, "train a stiff model with bdf (every gradient "
-                                          "works with it); rodas4 serves solve and simulate");
+                                          "works with it); %s serves solve and simulate",
+                      call->name);
         }
         return;
     }

@@ -21,7 +21,7 @@
  * nodec and the programs `nodec emit-c` writes both embed it; the latter with
  * NODEC_NO_LAPACK, so nd_lapack.c's plain C LU stands in for LAPACK. */
 #include "nd_bdf.h"
-#include "nd_rosenbrock.h"
+#include "nd_onestep.h"
 
 /* An interval needing more steps than this is a mistake (h far too small for
  * the times given), and the count must stay well inside a long. */
@@ -51,6 +51,8 @@ const char *nd_method_name(NdMethod m)
         return "bdf";
     if (m == ND_RODAS4)
         return "rodas4";
+    if (m == ND_KVAERNO5)
+        return "kvaerno5";
     const NdTableau *tab = nd_tableau_get(m);
     return tab ? tab->name : "unknown";
 }
@@ -61,6 +63,8 @@ int nd_method_order(NdMethod m)
         return 5; /* the highest order it uses */
     if (m == ND_RODAS4)
         return 4;
+    if (m == ND_KVAERNO5)
+        return 5;
     const NdTableau *tab = nd_tableau_get(m);
     return tab ? tab->order : 0;
 }
@@ -73,7 +77,7 @@ int nd_method_is_adaptive(NdMethod m)
 
 int nd_method_is_implicit(NdMethod m)
 {
-    return m == ND_BDF || m == ND_RODAS4;
+    return m == ND_BDF || m == ND_RODAS4 || m == ND_KVAERNO5;
 }
 
 const char *nd_status_name(int status)
@@ -207,15 +211,16 @@ static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, si
 }
 
 /* A method the solver can run: a tableau, or an implicit engine when built.
- * rodas4 solves models only: a system (no kernel table) has no Jacobian for it. */
+ * rodas4 and kvaerno5 solve models only: a system (no kernel table) has no
+ * Jacobian for them. */
 static int method_known(NdMethod method, int system)
 {
 #ifdef ND_BDF_H
     if (method == ND_BDF)
         return 1;
 #endif
-#ifdef ND_ROSENBROCK_H
-    if (method == ND_RODAS4)
+#ifdef ND_ONESTEP_H
+    if (method == ND_RODAS4 || method == ND_KVAERNO5)
         return !system;
 #endif
     (void)system;
@@ -223,7 +228,7 @@ static int method_known(NdMethod method, int system)
 }
 
 /* An implicit engine's workspace: nblocks Jacobian blocks of m (nd_bdf.h,
- * nd_rosenbrock.h). A model without its Jacobian kernel gets a solver that
+ * nd_onestep.h). A model without its Jacobian kernel gets a solver that
  * says so. */
 static NdSolver *attach_implicit(NdSolver *s, size_t nblocks, int m)
 {
@@ -234,9 +239,9 @@ static NdSolver *attach_implicit(NdSolver *s, size_t nblocks, int m)
     if (s->method == ND_BDF)
         st = nd_bdf_attach(s, nblocks, m);
 #endif
-#ifdef ND_ROSENBROCK_H
-    if (s->method == ND_RODAS4)
-        st = nd_ros_attach(s, nblocks, m);
+#ifdef ND_ONESTEP_H
+    if (s->method == ND_RODAS4 || s->method == ND_KVAERNO5)
+        st = nd_onestep_attach(s, nblocks, m);
 #endif
     if (st) {
         nd_solver_free(s);
@@ -283,8 +288,8 @@ void nd_solver_free(NdSolver *s)
 #ifdef ND_BDF_H
     nd_bdf_detach(s);
 #endif
-#ifdef ND_ROSENBROCK_H
-    nd_ros_detach(s);
+#ifdef ND_ONESTEP_H
+    nd_onestep_detach(s);
 #endif
     free(s->block);
     free(s);
@@ -613,9 +618,9 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     if (s->method == ND_BDF)
         return nd_bdf_solve(s, p, y0, ts, nt, yout);
 #endif
-#ifdef ND_ROSENBROCK_H
-    if (s->method == ND_RODAS4)
-        return nd_ros_solve(s, p, y0, ts, nt, yout);
+#ifdef ND_ONESTEP_H
+    if (s->method == ND_RODAS4 || s->method == ND_KVAERNO5)
+        return nd_onestep_solve(s, p, y0, ts, nt, yout);
 #endif
     if (nd_method_is_adaptive(s->method))
         return nd_adaptive_solve(s, p, y0, ts, nt, yout);

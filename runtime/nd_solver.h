@@ -23,6 +23,7 @@ typedef enum NdMethod {
     ND_DOP853, /* adaptive 8(5,3), Dormand–Prince */
     ND_BDF,    /* implicit, variable order 1-5 (stiff problems): needs the jac kernel */
     ND_RODAS4, /* linearly implicit Rosenbrock 4(3) (stiff problems): needs the jac kernel */
+    ND_KVAERNO5, /* ESDIRK 5(4) (stiff problems): needs the jac kernel */
     ND_METHOD_COUNT
 } NdMethod;
 
@@ -49,8 +50,8 @@ typedef struct NdSolver NdSolver;
 int nd_method_from_name(const char *name);
 const char *nd_method_name(NdMethod m);
 int nd_method_order(NdMethod m);
-int nd_method_is_adaptive(NdMethod m); /* 1 for bosh3, dopri5, tsit5, dop853, bdf, rodas4 */
-int nd_method_is_implicit(NdMethod m); /* 1 for bdf and rodas4: they need k->jac */
+int nd_method_is_adaptive(NdMethod m); /* 1 for bosh3, dopri5, tsit5, dop853 and the implicit */
+int nd_method_is_implicit(NdMethod m); /* 1 for bdf, rodas4, kvaerno5: they need k->jac */
 
 /* NULL on out-of-memory. B = number of samples in the batch. An implicit
  * method without k->jac gives a solver whose message (nd_solver_get_message)

@@ -60,11 +60,8 @@ ModelRun *run_model(Runner *r, const IrModel *m)
 /* Implicit solvers need the model's Jacobian kernel. */
 bool run_solver_needs_jacobian(const SemaCall *solver)
 {
-    static const char *const implicit[] = {"bdf", "rodas4", "kvaerno5"};
-    for (size_t i = 0; solver->name && i < sizeof implicit / sizeof implicit[0]; i++)
-        if (strcmp(solver->name, implicit[i]) == 0)
-            return true;
-    return false;
+    int m = solver->name ? nd_method_from_name(solver->name) : -1;
+    return m >= 0 && nd_method_is_implicit((NdMethod)m);
 }
 
 /* JIT-compiles a model the first time a directive needs it, and again with the
@@ -101,13 +98,8 @@ NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const N
     if (!call->name) /* sema gives every solve, simulate and train a solver (dopri5 by default) */
         INTERNAL_ERROR("a directive reached the runner without a solver");
     int m = nd_method_from_name(call->name);
-    if (m < 0) {
-        diag_error(diag, call->loc,
-                   "solver '%s' is not available yet in this version of nodec", call->name);
-        diag_note(diag, call->loc, "available: euler, midpoint, heun, rk4 (fixed step h); "
-                                   "bosh3, dopri5, tsit5, dop853 (adaptive); bdf, rodas4 (stiff)");
-        return NULL;
-    }
+    if (m < 0) /* sema knows the runtime's names */
+        INTERNAL_ERROR("sema accepted solver '%s', which the runtime does not have", call->name);
     const SemaArg *ha = find_arg(call, "h");
     if (!nd_method_is_adaptive((NdMethod)m) && !ha) {
         diag_error(diag, call->loc, "%s needs a step size: %s(h = 0.01)", call->name, call->name);

@@ -1,5 +1,5 @@
 /* Tests of the stiff solvers bdf (runtime/nd_bdf.c) and rodas4
- * (runtime/nd_rosenbrock.c) with kernels compiled from .node source
+ * (runtime/nd_onestep.c) with kernels compiled from .node source
  * (compile_file, the symbolic Jacobian of diff_model_jacobian,
  * jit_compile_request with jac = 1) and hand-written ones: Robertson to
  * t = 4e10, Van der Pol with mu = 1000, HIRES and OREGO against references of
@@ -8,8 +8,8 @@
  * 1e-4 ... 1e-10; a non-stiff problem with an exact solution (tolerance
  * proportionality), dense output, batches, backwards integration, failures,
  * the three gradient paths of a stiff model's loss against central finite
- * differences (bdf), and rodas4's order of one step and of its continuous
- * extension. Define CHECK_BDF_VERBOSE to print the numbers seen. */
+ * differences (bdf) and its memory, rodas4's and kvaerno5's order of one
+ * step. Define CHECK_BDF_VERBOSE to print the numbers seen. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,7 +22,7 @@
 #include "nd_bdf.h"
 #include "nd_grad_internal.h" /* steps and peak memory of a compute */
 #include "nd_gradient.h"
-#include "nd_rosenbrock.h"
+#include "nd_onestep.h"
 
 Suite *bdf_suite(void);
 
@@ -152,7 +152,7 @@ static void compiled_free(Compiled *x)
 
 /* The method the engine tests run: loop tests set it from _i (tests run one at
  * a time). */
-static const NdMethod stiff_methods[] = {ND_BDF, ND_RODAS4};
+static const NdMethod stiff_methods[] = {ND_BDF, ND_RODAS4, ND_KVAERNO5};
 enum { N_STIFF = sizeof stiff_methods / sizeof stiff_methods[0] };
 static NdMethod stiff_method = ND_BDF;
 
@@ -200,8 +200,8 @@ START_TEST(test_stiff_references)
                 "lu %5ld\n", nd_method_name(stiff_method), pr->name, rtol, err,
                 nd_solver_get_num_steps(s), nd_solver_get_num_rejected(s),
                 nd_solver_get_num_rhs_evals(s),
-                nd_bdf_get_num_jac_evals(s) + nd_ros_get_num_jac_evals(s),
-                nd_bdf_get_num_lu(s) + nd_ros_get_num_lu(s));
+                nd_bdf_get_num_jac_evals(s) + nd_onestep_get_num_jac_evals(s),
+                nd_bdf_get_num_lu(s) + nd_onestep_get_num_lu(s));
         ck_assert_msg(err < pr->factor, "%s at rtol %g: error %g x tolerance", pr->name, rtol,
                       err);
         /* a tighter tolerance takes more steps, and the work stays sane */
@@ -266,7 +266,7 @@ START_TEST(test_tolerance_proportionality)
     ck_assert_double_lt(slope, 1.25);
     ck_assert_double_lt(e4, 50 * 1e-4);
     ck_assert_double_lt(e8, 50 * 1e-8);
-    static const int growth[N_STIFF][2] = {{3, 8}, {6, 16}};
+    static const int growth[N_STIFF][2] = {{3, 8}, {6, 16}, {3, 12}};
     ck_assert_int_gt(steps[1], growth[_i][0] * steps[0]);
     ck_assert_int_lt(steps[1], growth[_i][1] * steps[0]);
 }
@@ -465,7 +465,12 @@ START_TEST(test_method_name)
     ck_assert_int_eq(nd_method_is_adaptive(ND_RODAS4), 1);
     ck_assert_int_eq(nd_method_is_implicit(ND_RODAS4), 1);
     ck_assert_int_eq(nd_method_order(ND_RODAS4), 4);
-    ck_assert_int_eq(nd_method_from_name("kvaerno5"), -1);
+    ck_assert_int_eq(nd_method_from_name("kvaerno5"), ND_KVAERNO5);
+    ck_assert_str_eq(nd_method_name(ND_KVAERNO5), "kvaerno5");
+    ck_assert_int_eq(nd_method_is_adaptive(ND_KVAERNO5), 1);
+    ck_assert_int_eq(nd_method_is_implicit(ND_KVAERNO5), 1);
+    ck_assert_int_eq(nd_method_order(ND_KVAERNO5), 5);
+    ck_assert_int_eq(nd_method_from_name("radau5"), -1);
 }
 END_TEST
 
@@ -498,6 +503,53 @@ START_TEST(test_rodas4_order)
 }
 END_TEST
 
+/* y' = [[-1, 2], [-2, -1]] y: linear with a constant Jacobian, so kvaerno5's
+ * Newton iterations are exact after one correction and a step's error is the
+ * method's alone. y(t) = e^-t [cos 2t, -sin 2t] from [1, 0]. */
+static void rot_rhs(double t, const double *y, const double *p, double *dydt, int64_t B,
+                    double *w)
+{
+    (void)t, (void)p, (void)w;
+    for (int64_t b = 0; b < B; b++) {
+        dydt[2 * b] = -y[2 * b] + 2 * y[2 * b + 1];
+        dydt[2 * b + 1] = -2 * y[2 * b] - y[2 * b + 1];
+    }
+}
+
+static void rot_jac(double t, const double *y, const double *p, const double *a,
+                    const double *d, double *J, double *out1, int64_t B, double *w)
+{
+    (void)t, (void)y, (void)p, (void)a, (void)d, (void)out1, (void)w;
+    for (int64_t b = 0; b < B; b++) {
+        J[4 * b] = -1, J[4 * b + 1] = 2;
+        J[4 * b + 2] = -2, J[4 * b + 3] = -1;
+    }
+}
+
+static double kvaerno5_one_step(double h)
+{
+    NdKernels k = {.ny = 2, .rhs = rot_rhs, .jac = rot_jac, .autonomous = 1};
+    NdSolver *s = nd_solver_create(&k, ND_KVAERNO5, 1);
+    ck_assert_int_eq(nd_solver_set_tolerances(s, 1.0, 1.0), ND_OK);
+    ck_assert_int_eq(nd_solver_set_initial_step(s, h), ND_OK);
+    double ts[2] = {0, h}, y0[2] = {1, 0}, yout[4];
+    ck_assert_int_eq(nd_solve(s, NULL, y0, ts, 2, yout), ND_OK);
+    ck_assert_int_eq(nd_solver_get_num_steps(s), 1);
+    nd_solver_free(s);
+    return fabs(yout[2] - exp(-h) * cos(2 * h)) + fabs(yout[3] + exp(-h) * sin(2 * h));
+}
+
+/* Order 5: halving h divides a step's error by ~64 (seen from h = 0.8 down:
+ * 24, 53, 62, 53, 59); order 4 would give ~32. */
+START_TEST(test_kvaerno5_order)
+{
+    double e1 = kvaerno5_one_step(0.2), e2 = kvaerno5_one_step(0.1);
+    VERBOSE("kvaerno5 one step: %.3e -> %.3e (ratio %.1f)\n", e1, e2, e1 / e2);
+    ck_assert_double_gt(e1 / e2, 45.0);
+    ck_assert_double_lt(e1 / e2, 80.0);
+}
+END_TEST
+
 /* Every output time is a step end: 60 outputs on [0, 10] take at least 59
  * steps, and each is as accurate as a step (where an interpolant would be
  * much worse on a stiff problem: Prothero-Robinson, y = cos t exactly). */
@@ -517,10 +569,10 @@ static void pr_jac(double t, const double *y, const double *p, const double *a,
         J[b] = -1e4;
 }
 
-START_TEST(test_rodas4_outputs_are_steps)
+START_TEST(test_onestep_outputs_are_steps)
 {
     NdKernels k = {.ny = 1, .rhs = pr_rhs, .jac = pr_jac};
-    stiff_method = ND_RODAS4;
+    stiff_method = _i ? ND_KVAERNO5 : ND_RODAS4;
     NdSolver *s = bdf_new(&k, 1, 1e-6, 1e-9);
     double ts[60], yout[60], y0 = 1.0, worst = 0.0;
     for (int j = 0; j < 60; j++)
@@ -528,8 +580,8 @@ START_TEST(test_rodas4_outputs_are_steps)
     ck_assert_int_eq(nd_solve(s, NULL, &y0, ts, 60, yout), ND_OK);
     for (int j = 0; j < 60; j++)
         worst = fmax(worst, fabs(yout[j] - cos(ts[j])));
-    VERBOSE("rodas4 Prothero-Robinson: worst %.3e over 60 outputs, %ld steps\n", worst,
-            nd_solver_get_num_steps(s));
+    VERBOSE("%s Prothero-Robinson: worst %.3e over 60 outputs, %ld steps\n",
+            nd_method_name(stiff_method), worst, nd_solver_get_num_steps(s));
     ck_assert_int_ge(nd_solver_get_num_steps(s), 59);
     ck_assert_double_lt(worst, 1e-6);
     nd_solver_free(s);
@@ -558,14 +610,17 @@ START_TEST(test_rodas4_autonomous)
 }
 END_TEST
 
-START_TEST(test_rodas4_failures)
+START_TEST(test_onestep_failures)
 {
     double ts[2] = {0, 2}, y0 = 1.0, yout[2];
-    stiff_method = ND_RODAS4;
+    stiff_method = _i ? ND_KVAERNO5 : ND_RODAS4;
+    const char *name = nd_method_name(stiff_method);
+    char want[80];
     NdKernels k = {.ny = 1, .rhs = blow_rhs};
-    NdSolver *s = nd_solver_create(&k, ND_RODAS4, 1);
+    NdSolver *s = nd_solver_create(&k, stiff_method, 1);
     ck_assert_ptr_nonnull(s);
-    ck_assert_ptr_nonnull(strstr(nd_solver_get_message(s), "rodas4 needs the model's Jacobian"));
+    snprintf(want, sizeof want, "%s needs the model's Jacobian", name);
+    ck_assert_ptr_nonnull(strstr(nd_solver_get_message(s), want));
     ck_assert_int_eq(nd_solve(s, NULL, &y0, ts, 2, yout), ND_ERR_UNSUPPORTED);
     ck_assert_int_eq(nd_solver_set_step(s, 0.1), ND_ERR_ARG);
     /* gradients follow bdf's steps; systems (the adjoint's) have no Jacobian kernel */
@@ -573,13 +628,13 @@ START_TEST(test_rodas4_failures)
     ck_assert_ptr_null(nd_gradient_create(&k, s, ND_GRAD_ADJOINT, 1, 2));
     ck_assert_ptr_null(nd_gradient_create(&k, s, ND_GRAD_BACKPROP, 1, 2));
     nd_solver_free(s);
-    ck_assert_ptr_null(nd_solver_create_system(ND_RODAS4, 2, NULL, NULL));
-    /* the blow-up stops at t = 1 (the linearly implicit steps stay finite
-     * into the singularity, so it stops on the step size there) */
+    ck_assert_ptr_null(nd_solver_create_system(stiff_method, 2, NULL, NULL));
+    /* the blow-up stops at t = 1 (the implicit steps stay finite into the
+     * singularity, so it stops on the step size there) */
     k.jac = blow_jac;
     s = bdf_new(&k, 1, 1e-6, 1e-9);
     int st = nd_solve(s, NULL, &y0, ts, 2, yout);
-    VERBOSE("rodas4 blow-up: %s\n", nd_solver_get_message(s));
+    VERBOSE("%s blow-up: %s\n", name, nd_solver_get_message(s));
     ck_assert(st == ND_ERR_STEP_UNDERFLOW || st == ND_ERR_NONFINITE);
     const char *at = strstr(nd_solver_get_message(s), "at t = ");
     ck_assert_ptr_nonnull(at);
@@ -587,7 +642,8 @@ START_TEST(test_rodas4_failures)
     ck_assert_int_eq(nd_solver_set_max_steps(s, 5), ND_OK);
     ts[1] = 0.9;
     ck_assert_int_eq(nd_solve(s, NULL, &y0, ts, 2, yout), ND_ERR_MAX_STEPS);
-    ck_assert_ptr_nonnull(strstr(nd_solver_get_message(s), "rodas4 took max_steps = 5"));
+    snprintf(want, sizeof want, "%s took max_steps = 5", name);
+    ck_assert_ptr_nonnull(strstr(nd_solver_get_message(s), want));
     nd_solver_free(s);
     /* a Jacobian of NaN: no step size helps, so it fails at once */
     k.jac = nan_jac;
@@ -753,9 +809,10 @@ Suite *bdf_suite(void)
     tcase_add_test(te, test_failures);
     tcase_add_test(te, test_method_name);
     tcase_add_test(te, test_rodas4_order);
-    tcase_add_test(te, test_rodas4_outputs_are_steps);
+    tcase_add_loop_test(te, test_onestep_outputs_are_steps, 0, 2);
+    tcase_add_test(te, test_kvaerno5_order);
     tcase_add_test(te, test_rodas4_autonomous);
-    tcase_add_test(te, test_rodas4_failures);
+    tcase_add_loop_test(te, test_onestep_failures, 0, 2);
     suite_add_tcase(s, te);
     TCase *tg = tcase_create("gradients");
     tcase_set_timeout(tg, 120);

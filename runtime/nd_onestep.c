@@ -1,22 +1,38 @@
-/* The Rosenbrock engine behind nd_solve for `rodas4`, for stiff problems:
- * RODAS of E. Hairer and G. Wanner, Solving Ordinary Differential Equations II
- * (2nd ed., Springer 1996), section VI.4 and its code rodas.f (method 1), a
- * stiffly accurate, L-stable 6-stage method of order 4 with an embedded
- * order-3 solution.
+/* The one-step implicit engines behind nd_solve for stiff problems: `rodas4`,
+ * a Rosenbrock method, and `kvaerno5`, an ESDIRK method. Both factor, once per
+ * step, E = I / (h gamma) - J with J = df/dy(t, y) from the compiler's
+ * symbolic Jacobian kernel (block diagonal: one m x m block per sample,
+ * factored block by block with nd_lapack.c), and share the step-size control,
+ * the landing on output times and the failures; one step size serves the
+ * batch.
  *
- * In the transformed form of rodas.f a step of h from (t, y) factors
- * E = I / (h gamma) - J, J = df/dy(t, y), and solves for k_1 .. k_6
+ * rodas4 is RODAS of E. Hairer and G. Wanner, Solving Ordinary Differential
+ * Equations II (2nd ed., Springer 1996), section VI.4 and its code rodas.f
+ * (method 1): stiffly accurate, L-stable, 6 stages, order 4 with an embedded
+ * order-3 solution. In rodas.f's transformed form a step solves for k_1 .. k_6
  *   E k_i = f(t + c_i h, y + sum_{j<i} a_ij k_j) + sum_{j<i} (C_ij / h) k_j
  *           + h d_i df/dt(t, y)
  * (d_5 = d_6 = 0); stage 6's argument is stage 5's plus k_5 (the embedded
  * solution) and y_new is stage 6's argument plus k_6, so k_6 is the error
- * estimate. J comes from the compiler's symbolic Jacobian kernel; df/dt from
- * a forward difference (as rodas.f does without an analytic one), skipped when
- * the kernel table says the model does not read t. The step size follows
- * rodas.f: h_new = h / clamp(err^(1/4) / 0.9, 1/6, 5) with Gustafsson's
- * predictive controller after an accepted step, no growth right after a
- * rejection. E is block diagonal (one m x m block per sample), factored block
- * by block with nd_lapack.c. One step size serves the batch.
+ * estimate. No Newton iteration: one solve per stage. df/dt is a forward
+ * difference (as rodas.f without an analytic one), skipped when the kernel
+ * table says the model does not read t.
+ *
+ * kvaerno5 is the 7-stage ESDIRK method of order 5 with an embedded order-4
+ * solution of A. Kvaerno, "Singly diagonally implicit Runge-Kutta methods with
+ * an explicit first stage", BIT 44 (2004) 489-502: stiffly accurate, L-stable,
+ * gamma = 0.26. Stage 1 is f(t, y); stage i > 1 solves
+ *   z_i = y + h sum_{j<i} a_ij k_j + h gamma f(t + c_i h, z_i)
+ * by Newton's iteration with the matrix I - h gamma J = h gamma E, and
+ * k_i = (z_i - y - h sum_{j<i} a_ij k_j) / (h gamma). y_new = z_7 and the
+ * embedded solution is z_6, so z_7 - z_6 is the error estimate, filtered by
+ * E / (h gamma)'s inverse as Shampine does, which keeps the estimate of a
+ * stiff component near its true size. A Newton iteration that diverges or
+ * has not converged after NEWTON_MAXITER iterations shrinks the step.
+ *
+ * Step size: h_new = h / clamp(err^(1/(q+1)) / 0.9, 1/6, 5) (q the embedded
+ * order) with Gustafsson's predictive controller after an accepted step, no
+ * growth right after a rejection (rodas.f's controller).
  *
  * Every output time is a step end (the step before it shortens to land), not
  * interpolated: rodas.f's continuous extension is of order 3, and on stiff
@@ -24,8 +40,8 @@
  * accurate than the steps (Prothero-Robinson y' = -1e4 (y - cos t) - sin t at
  * rtol 1e-6: 4e-3 between steps, 2e-8 at them; a cubic Hermite does no
  * better). Dense output times cost steps, never accuracy. No allocation here
- * after nd_ros_attach. */
-#include "nd_rosenbrock.h"
+ * after nd_onestep_attach. */
+#include "nd_onestep.h"
 
 #include <float.h>
 #include <math.h>
@@ -71,35 +87,66 @@ static const double ros_cc[ROS_STAGES][ROS_STAGES] = {
     {8.083246795921522, -7.981132988064893, -31.52159432874371, 16.31930543123136,
      -6.058818238834054},
 };
-struct NdRos {
+/* Kvaerno's 5(4) ESDIRK (as printed to 17 digits by its users; the diagonal is
+ * gamma, stage 1 explicit). Row 7 is y_new (stiffly accurate), row 6 the
+ * embedded solution. */
+enum { ESD_STAGES = 7 };
+static const double esd_gamma = 0.26;
+static const double esd_c[ESD_STAGES] = {0.0, 0.52, 1.230333209967908, 0.8957659843500759,
+                                         0.43639360985864756, 1.0, 1.0};
+static const double esd_a[ESD_STAGES][ESD_STAGES] = {
+    {0},
+    {0.26},
+    {0.13, 0.84033320996790809},
+    {0.22371961478320505, 0.47675532319799699, -0.06470895363112615},
+    {0.16648564323248321, 0.10450018841591720, 0.03631482272098715, -0.13090704451073998},
+    {0.13855640231268224, 0, -0.04245337201752043, 0.02446657898003141, 0.61943039072480676},
+    {0.13659751177640291, 0, -0.05496908796538376, -0.04118626728321046, 0.62993304899016403,
+     0.06962479448202728},
+};
+
+/* Newton's iteration in a kvaerno5 stage: it stops when the next correction
+ * is predicted below NEWTON_KAPPA of what the error test allows (Hairer and
+ * Wanner's eta ||dz|| <= kappa), and fails on divergence or after
+ * NEWTON_MAXITER iterations; the step then shrinks by NEWTON_SHRINK. */
+#define NEWTON_KAPPA 0.01
+#define NEWTON_MAXITER 10
+#define NEWTON_SHRINK 0.25
+
+enum { MAX_STAGES = ESD_STAGES };
+
+struct NdOneStep {
     const double *p, *ts;
     double *yout;
     size_t n, nblocks;
     int m;
     double t, dir, hmax;
+    double gamma;           /* the method's diagonal: E = I / (h gamma) - J */
+    int esdirk;             /* kvaerno5, else rodas4 */
+    int q;                  /* the embedded solution's order */
     long attempts, bad;     /* attempts since the last output; element gone non-finite */
     double bad_value;
     int j, nt;              /* next row of yout */
     double *J, *LU;
     int *ipiv;
-    double *y, *f0, *ft, *k[ROS_STAGES], *arg, *f, *ynew, *scale;
+    double *y, *f0, *ft, *k[MAX_STAGES], *arg, *f, *ynew, *scale, *z, *err;
     double *block;
     size_t block_doubles;
     long num_jac, num_lu;
 };
 
-enum { ROS_VECTORS = 7 + ROS_STAGES };
+enum { ONESTEP_VECTORS = 9 + MAX_STAGES };
 
 /* ---- workspace ---- */
 
-int nd_ros_attach(NdSolver *s, size_t nblocks, int m)
+int nd_onestep_attach(NdSolver *s, size_t nblocks, int m)
 {
-    struct NdRos *r = (struct NdRos *)calloc(1, sizeof *r); /* casts: emit-c compiles as C++ */
+    struct NdOneStep *r = (struct NdOneStep *)calloc(1, sizeof *r); /* casts: emit-c compiles as C++ */
     if (!r)
         return ND_ERR_MEMORY;
-    s->ros = r;
+    s->onestep = r;
     size_t n = s->n, mm = (size_t)m * (size_t)m;
-    size_t total = ROS_VECTORS * n + 2 * nblocks * mm;
+    size_t total = ONESTEP_VECTORS * n + 2 * nblocks * mm;
     r->block = (double *)calloc(total, sizeof(double));
     r->ipiv = (int *)calloc(nblocks * (size_t)m + 1, sizeof(int));
     if (!r->block || !r->ipiv)
@@ -110,33 +157,34 @@ int nd_ros_attach(NdSolver *s, size_t nblocks, int m)
     double *q = r->block;
     r->J = q, q += nblocks * mm;
     r->LU = q, q += nblocks * mm;
-    double **vec[ROS_VECTORS] = {&r->y,    &r->f0,   &r->ft,   &r->arg,  &r->f,
-                                 &r->ynew, &r->scale, &r->k[0], &r->k[1], &r->k[2],
-                                 &r->k[3], &r->k[4], &r->k[5]};
-    for (int i = 0; i < ROS_VECTORS; i++)
+    double **vec[ONESTEP_VECTORS] = {&r->y,    &r->f0,   &r->ft,   &r->arg,  &r->f,
+                                     &r->ynew, &r->scale, &r->z,    &r->err,  &r->k[0],
+                                     &r->k[1], &r->k[2], &r->k[3], &r->k[4], &r->k[5],
+                                     &r->k[6]};
+    for (int i = 0; i < ONESTEP_VECTORS; i++)
         *vec[i] = q, q += n;
     return ND_OK;
 }
 
-void nd_ros_detach(NdSolver *s)
+void nd_onestep_detach(NdSolver *s)
 {
-    if (!s->ros)
+    if (!s->onestep)
         return;
-    free(s->ros->block);
-    free(s->ros->ipiv);
-    free(s->ros);
-    s->ros = NULL;
+    free(s->onestep->block);
+    free(s->onestep->ipiv);
+    free(s->onestep);
+    s->onestep = NULL;
 }
 
 /* ---- the matrix E = I / (h gamma) - J, block by block ---- */
 
 /* LU of E per block, column-major for LAPACK (J is row-major). Returns nonzero
  * when a block is singular. */
-static int factor_blocks(struct NdRos *r, double h)
+static int factor_blocks(struct NdOneStep *r, double h)
 {
     int m = r->m, singular = 0;
     size_t mm = (size_t)m * (size_t)m;
-    double diag = 1.0 / (h * ros_gamma);
+    double diag = 1.0 / (h * r->gamma);
     for (size_t blk = 0; blk < r->nblocks; blk++) {
         const double *J = r->J + blk * mm;
         double *A = r->LU + blk * mm;
@@ -149,7 +197,7 @@ static int factor_blocks(struct NdRos *r, double h)
     return singular;
 }
 
-static void solve_blocks(struct NdRos *r, double *x)
+static void solve_blocks(struct NdOneStep *r, double *x)
 {
     size_t m = (size_t)r->m, mm = m * m;
     for (size_t blk = 0; blk < r->nblocks; blk++)
@@ -164,7 +212,7 @@ static void solve_blocks(struct NdRos *r, double *x)
  * here: no step size can make the stages finite. */
 static int step_start(NdSolver *s, int have_f0)
 {
-    struct NdRos *r = s->ros;
+    struct NdOneStep *r = s->onestep;
     int ny = s->k.ny;
     if (!have_f0)
         nd_solver_rhs(s, r->p, r->t, r->y, r->f0);
@@ -182,6 +230,8 @@ static int step_start(NdSolver *s, int have_f0)
                               "the Jacobian is %s at t = %.10g (d f[%ld] / d y[%ld] of sample %ld)",
                               nd_nonfinite_word(r->J[i]), r->t, i % mm / r->m, i % r->m, i / mm);
     }
+    if (r->esdirk) /* no df/dt term */
+        return ND_OK;
     if (s->k.autonomous) {
         memset(r->ft, 0, r->n * sizeof *r->ft);
         return ND_OK;
@@ -193,11 +243,11 @@ static int step_start(NdSolver *s, int have_f0)
     return ND_OK;
 }
 
-/* The six stages of a step of h (signed) to t_new, E already factored;
- * leaves y_new in r->ynew and k_6 (the error estimate) in r->k[5]. */
-static void stages(NdSolver *s, double h, double t_new)
+/* rodas4's six stages of a step of h (signed) to t_new, E already factored;
+ * leaves y_new in r->ynew and k_6 (the error estimate) in r->err. */
+static int rodas4_stages(NdSolver *s, double h, double t_new)
 {
-    struct NdRos *r = s->ros;
+    struct NdOneStep *r = s->onestep;
     size_t n = r->n;
     for (int i = 0; i < ROS_STAGES; i++) {
         double *rhs = r->k[i];
@@ -226,13 +276,83 @@ static void stages(NdSolver *s, double h, double t_new)
     }
     for (size_t e = 0; e < n; e++)
         r->ynew[e] = r->arg[e] + r->k[5][e];
+    memcpy(r->err, r->k[5], n * sizeof *r->err);
+    return ND_OK;
 }
 
-/* The error norm of k_6 with weights atol + rtol max(|y|, |y_new|) (rodas.f);
- * records the first non-finite element of y_new. */
+/* Newton's iteration for stage z = base + h gamma f(ti, z), from the z given;
+ * base is r->arg. Returns ND_OK, or 1 when it diverged or did not converge
+ * (the caller shrinks the step). */
+static int newton_stage(NdSolver *s, double h, double ti)
+{
+    struct NdOneStep *r = s->onestep;
+    size_t n = r->n;
+    double hg = h * r->gamma, prev = 0.0;
+    for (int it = 0; it < NEWTON_MAXITER; it++) {
+        nd_solver_rhs(s, r->p, ti, r->z, r->f);
+        /* -R = base + h gamma f - z, then dz = (I - h gamma J)^-1 (-R) = E^-1 (-R) / (h gamma) */
+        for (size_t e = 0; e < n; e++)
+            r->f[e] = (r->arg[e] + hg * r->f[e] - r->z[e]) / hg;
+        solve_blocks(r, r->f);
+        for (size_t e = 0; e < n; e++)
+            r->z[e] += r->f[e];
+        double norm = nd_weighted_rms(s, r->f, r->y);
+        if (!(norm < INFINITY))
+            return 1;
+        if (norm == 0.0)
+            return ND_OK;
+        if (it > 0) {
+            double rate = norm / prev;
+            if (rate >= 1.0)
+                return 1;
+            if (rate / (1.0 - rate) * norm <= NEWTON_KAPPA)
+                return ND_OK;
+        } else if (norm <= 1e-3 * NEWTON_KAPPA) {
+            return ND_OK;
+        }
+        prev = norm;
+    }
+    return 1;
+}
+
+/* kvaerno5's seven stages of a step of h to t_new, E already factored; leaves
+ * y_new = z_7 in r->ynew and the filtered z_7 - z_6 in r->err. Returns 1 when
+ * a stage's Newton iteration failed. */
+static int kvaerno5_stages(NdSolver *s, double h, double t_new)
+{
+    struct NdOneStep *r = s->onestep;
+    size_t n = r->n;
+    double hg = h * r->gamma;
+    memcpy(r->k[0], r->f0, n * sizeof *r->k[0]);
+    for (int i = 1; i < ESD_STAGES; i++) {
+        for (size_t e = 0; e < n; e++) {
+            double acc = 0.0;
+            for (int j = 0; j < i; j++)
+                acc += esd_a[i][j] * r->k[j][e];
+            r->arg[e] = r->y[e] + h * acc;
+            r->z[e] = r->arg[e] + hg * r->k[i - 1][e]; /* predictor: k_i near k_{i-1} */
+        }
+        double ti = esd_c[i] == 1.0 ? t_new : r->t + esd_c[i] * h;
+        if (newton_stage(s, h, ti))
+            return 1;
+        for (size_t e = 0; e < n; e++)
+            r->k[i][e] = (r->z[e] - r->arg[e]) / hg;
+        if (i == ESD_STAGES - 2)
+            memcpy(r->err, r->z, n * sizeof *r->err); /* z_6, the embedded solution */
+    }
+    for (size_t e = 0; e < n; e++) {
+        r->ynew[e] = r->z[e];
+        r->err[e] = (r->z[e] - r->err[e]) / hg; /* E^-1 (z_7 - z_6) / (h gamma) */
+    }
+    solve_blocks(r, r->err);
+    return ND_OK;
+}
+
+/* The error norm of r->err with weights atol + rtol max(|y|, |y_new|)
+ * (rodas.f); records the first non-finite element of y_new. */
 static double step_error(NdSolver *s)
 {
-    struct NdRos *r = s->ros;
+    struct NdOneStep *r = s->onestep;
     long i = nd_first_nonfinite(r->ynew, r->n);
     if (i >= 0) {
         r->bad = i;
@@ -241,29 +361,29 @@ static double step_error(NdSolver *s)
     }
     for (size_t e = 0; e < r->n; e++)
         r->scale[e] = fmax(fabs(r->y[e]), fabs(r->ynew[e]));
-    double err = nd_weighted_rms(s, r->k[5], r->scale);
+    double err = nd_weighted_rms(s, r->err, r->scale);
     return isnan(err) ? INFINITY : err;
 }
 
 static int fail_progress(NdSolver *s, double h_abs)
 {
-    struct NdRos *r = s->ros;
+    struct NdOneStep *r = s->onestep;
     if (r->attempts >= s->max_steps)
         return nd_solver_fail(s, ND_ERR_MAX_STEPS,
-                              "rodas4 took max_steps = %ld steps without reaching t = %.10g: "
+                              "%s took max_steps = %ld steps without reaching t = %.10g: "
                               "stopped at t = %.10g with step h = %.3g (raise max_steps or loosen "
                               "rtol, atol)",
-                              s->max_steps, r->ts[r->j], r->t, h_abs);
+                              nd_method_name(s->method), s->max_steps, r->ts[r->j], r->t, h_abs);
     if (h_abs > ROS_UNDERFLOW_ULPS * DBL_EPSILON * fabs(r->t) && h_abs >= DBL_MIN)
         return ND_OK;
     if (r->bad >= 0) {
         int ny = s->k.ny;
         return nd_solver_fail(s, ND_ERR_NONFINITE,
-                              "the solution became %s (element %ld of sample %ld) in a rodas4 "
+                              "the solution became %s (element %ld of sample %ld) in a %s "
                               "step from t = %.10g; the step size shrank to h = %.3g without a "
                               "finite step",
-                              nd_nonfinite_word(r->bad_value), r->bad % ny, r->bad / ny, r->t,
-                              h_abs);
+                              nd_nonfinite_word(r->bad_value), r->bad % ny, r->bad / ny,
+                              nd_method_name(s->method), r->t, h_abs);
     }
     return nd_solver_fail(s, ND_ERR_STEP_UNDERFLOW,
                           "step size underflow at t = %.10g: h = %.3g is below the roundoff of t "
@@ -271,10 +391,10 @@ static int fail_progress(NdSolver *s, double h_abs)
                           r->t, h_abs);
 }
 
-/* Hairer's starting step ([HNW I] II.4) for the embedded order 3. */
+/* Hairer's starting step ([HNW I] II.4) for the embedded order q. */
 static double initial_step(NdSolver *s)
 {
-    struct NdRos *r = s->ros;
+    struct NdOneStep *r = s->onestep;
     double d0 = nd_weighted_rms(s, r->y, r->y), d1 = nd_weighted_rms(s, r->f0, r->y);
     double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
     h0 = fmin(h0, r->hmax);
@@ -284,7 +404,7 @@ static double initial_step(NdSolver *s)
     for (size_t e = 0; e < r->n; e++)
         r->f[e] -= r->f0[e];
     double d2 = nd_weighted_rms(s, r->f, r->y) / h0, der = fmax(d1, d2);
-    double h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / 4.0);
+    double h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / (r->q + 1));
     double h = fmin(fmin(100.0 * h0, h1), r->hmax);
     return (h > 0 && isfinite(h)) ? h : fmin(1e-6, r->hmax);
 }
@@ -292,10 +412,13 @@ static double initial_step(NdSolver *s)
 static int solve_start(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
                        double *yout)
 {
-    struct NdRos *r = s->ros;
+    struct NdOneStep *r = s->onestep;
     if (!s->k.jac)
-        return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "rodas4 needs the model's Jacobian: "
-                                                     "compile the model with its jac kernel");
+        return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "%s needs the model's Jacobian: compile "
+                              "the model with its jac kernel", nd_method_name(s->method));
+    r->esdirk = s->method == ND_KVAERNO5;
+    r->gamma = r->esdirk ? esd_gamma : ros_gamma;
+    r->q = r->esdirk ? 4 : 3;
     r->p = p, r->ts = ts, r->yout = yout, r->nt = nt, r->j = 1;
     r->t = ts[0], r->dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0;
     r->hmax = fabs(ts[nt - 1] - ts[0]);
@@ -307,10 +430,10 @@ static int solve_start(NdSolver *s, const double *p, const double *y0, const dou
     return ND_OK;
 }
 
-int nd_ros_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
+int nd_onestep_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
                  double *yout)
 {
-    struct NdRos *r = s->ros;
+    struct NdOneStep *r = s->onestep;
     int st = solve_start(s, p, y0, ts, nt, yout);
     if (st)
         return st;
@@ -336,9 +459,14 @@ int nd_ros_solve(NdSolver *s, const double *p, const double *y0, const double *t
                 s->num_rejected++;
                 continue;
             }
-            stages(s, h, t_new);
-            double err = step_error(s);
-            double fac = fmin(ROS_MAX_SHRINK, fmax(1.0 / ROS_MAX_GROW, pow(err, 0.25) / ROS_SAFE));
+            if ((r->esdirk ? kvaerno5_stages : rodas4_stages)(s, h, t_new)) {
+                h_abs = fabs(h) * NEWTON_SHRINK;
+                rejected = 1;
+                s->num_rejected++;
+                continue;
+            }
+            double err = step_error(s), expo = 1.0 / (r->q + 1);
+            double fac = fmin(ROS_MAX_SHRINK, fmax(1.0 / ROS_MAX_GROW, pow(err, expo) / ROS_SAFE));
             double h_new = fabs(h) / fac;
             if (!(err <= 1.0)) {
                 h_abs = h_new;
@@ -347,7 +475,7 @@ int nd_ros_solve(NdSolver *s, const double *p, const double *y0, const double *t
                 continue;
             }
             if (accepted++ > 0) { /* Gustafsson: the last two errors predict the next */
-                double gus = h_acc / fabs(h) * pow(err * err / err_acc, 0.25) / ROS_SAFE;
+                double gus = h_acc / fabs(h) * pow(err * err / err_acc, expo) / ROS_SAFE;
                 gus = fmin(ROS_MAX_SHRINK, fmax(1.0 / ROS_MAX_GROW, gus));
                 h_new = fabs(h) / fmax(fac, gus);
             }
@@ -376,12 +504,12 @@ int nd_ros_solve(NdSolver *s, const double *p, const double *y0, const double *t
     return st;
 }
 
-long nd_ros_get_num_jac_evals(const NdSolver *s)
+long nd_onestep_get_num_jac_evals(const NdSolver *s)
 {
-    return s && s->ros ? s->ros->num_jac : 0;
+    return s && s->onestep ? s->onestep->num_jac : 0;
 }
 
-long nd_ros_get_num_lu(const NdSolver *s)
+long nd_onestep_get_num_lu(const NdSolver *s)
 {
-    return s && s->ros ? s->ros->num_lu : 0;
+    return s && s->onestep ? s->onestep->num_lu : 0;
 }
