@@ -74,7 +74,7 @@ struct NdSolver {
     NdStepHook on_step;            /* NULL, or called at every accepted step */
     void *hook_ctx;
     struct NdBdf *bdf;             /* ND_BDF only: the implicit engine's workspace (nd_bdf.h) */
-    struct NdOneStep *onestep;     /* ND_RODAS4, ND_KVAERNO5: their engine's workspace (nd_onestep.h) */
+    struct NdOneStep *onestep;     /* ND_RODAS4, ND_KVAERNO5: their engine (nd_onestep.h) */
     /* the tableau's rows as their nonzero terms, built at create: row[i] the
      * argument of stage i, then b, the error weights e and e3, and the stage
      * parts of the dense output's coefficient vectors (nd_dense.c) */

@@ -9,9 +9,9 @@
  * forward solve integrate it; nothing depends on the number of steps. At each
  * observation y restarts from the forward value (as torchdiffeq does), so the
  * backward solve's own drift in y does not carry over; the step size does
- * carry over (torchdiffeq restarts it with its initial-step heuristic). The error norm is the
- * largest RMS norm of y, a and g, or of y and a only: the seminorm of Kidger,
- * Chen and Lyons, "Hey, that's not an ODE", ICML 2021.
+ * carry over (torchdiffeq restarts it with its initial-step heuristic). The
+ * error norm is the largest RMS norm of y, a and g, or of y and a only: the
+ * seminorm of Kidger, Chen and Lyons, "Hey, that's not an ODE", ICML 2021.
  *
  * With bdf the backward system is solved by bdf too (it is as stiff as the
  * forward one), but without y: backwards in time y's fast modes grow as fast

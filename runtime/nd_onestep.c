@@ -141,7 +141,8 @@ enum { ONESTEP_VECTORS = 9 + MAX_STAGES };
 
 int nd_onestep_attach(NdSolver *s, size_t nblocks, int m)
 {
-    struct NdOneStep *r = (struct NdOneStep *)calloc(1, sizeof *r); /* casts: emit-c compiles as C++ */
+    /* casts: emit-c compiles this as C++ too */
+    struct NdOneStep *r = (struct NdOneStep *)calloc(1, sizeof *r);
     if (!r)
         return ND_ERR_MEMORY;
     s->onestep = r;

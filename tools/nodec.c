@@ -53,7 +53,8 @@ static const char usage_text[] =
 static const char *command_help(const char *cmd)
 {
     if (strcmp(cmd, "run") == 0)
-        return "usage: nodec run FILE.node [--stats] [--quiet] [--seed N] [--dump=tokens|ast|ir|llvm]\n"
+        return "usage: nodec run FILE.node [--stats] [--quiet] [--seed N]\n"
+               "                 [--dump=tokens|ast|ir|llvm]\n"
                "\n"
                "Checks FILE, JIT-compiles each model it uses and executes the directives in\n"
                "order. A solve writes CSV to its `output` file, or prints a table on stdout.\n"
