@@ -326,7 +326,8 @@ static void bench_crossover(Diag *diag)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         crossover_row(diag, MC_SAMPLE, sizes[i], sizes[i], 64);
     printf("rule in codegen_matmul.c: BLAS when the reduction is >= 16 long and a call has >= %.0f "
-           "multiply-adds\n", cg_blas_min_flops());
+           "multiply-adds,\n  or, for one dgemm over the batch (stacked), >= 8 long and >= 4096\n",
+           cg_blas_min_flops());
 }
 
 int main(int argc, char **argv)

@@ -333,14 +333,16 @@ static void build_matmul_case(Mdl *d, int c, int m, int n, int k)
 
 START_TEST(test_matmul)
 {
-    int c = _i % MM_CASES, size = (_i / MM_CASES) % 2, mode = _i / (2 * MM_CASES);
+    int c = _i % MM_CASES, size = (_i / MM_CASES) % 3, mode = _i / (3 * MM_CASES);
     static const double modes[3] = {1e30, 0, -1}; /* inline, BLAS, the measured rule */
     cg_set_blas_min_flops(modes[mode]);
     Mdl *d = mdl_new("mm");
     if (size == 0)
         build_matmul_case(d, c, 3, 4, 2);
-    else /* reduction 20: the rule takes BLAS for 37 samples, loops for 1 */
+    else if (size == 1) /* reduction 20: the rule takes BLAS for 37 samples, loops for 1 */
         build_matmul_case(d, c, 17, 20, 3);
+    else /* reduction 8: the rule takes one dgemm for 37 stacked samples, loops otherwise */
+        build_matmul_case(d, c, 17, 8, 3);
     mdl_check(d);
     cg_set_blas_min_flops(-1);
 }
@@ -572,10 +574,9 @@ START_TEST(test_math_accuracy)
 }
 END_TEST
 
-START_TEST(test_print_llvm)
+/* The optimised LLVM IR of d's rhs kernel, as `nodec emit-llvm` prints it (free it). */
+static char *llvm_text(Mdl *d)
 {
-    Mdl *d = mdl_new("spiral");
-    mlp(d, 50);
     char *text = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
@@ -583,6 +584,14 @@ START_TEST(test_print_llvm)
     diag_init(&diag, stderr);
     ck_assert_int_eq(cg_print_llvm(out, &d->m, &diag), 0);
     fclose(out);
+    return text;
+}
+
+START_TEST(test_print_llvm)
+{
+    Mdl *d = mdl_new("spiral");
+    mlp(d, 50);
+    char *text = llvm_text(d);
     ck_assert_ptr_nonnull(strstr(text, "define void @spiral_rhs("));
     ck_assert_ptr_nonnull(strstr(text, "@cblas_dgemm")); /* W2 @ h: reduction 50 */
     ck_assert_ptr_null(strstr(text, "@tanh")); /* inline (codegen_math.c), no libm call */
@@ -592,6 +601,29 @@ START_TEST(test_print_llvm)
               strstr(text, "@llvm.fmuladd.v8f64"));
     free(text);
     mdl_free(d);
+}
+END_TEST
+
+/* The measured rule's short stacked products: W[8,8] @ x (a reduction of 8) is
+ * one dgemm over the batch when B * 64 >= 4096, behind the run-time branch;
+ * W[4,4] @ x (a reduction of 4) stays inline loops. */
+static bool llvm_has_dgemm(int n)
+{
+    Mdl *d = mdl_new("short");
+    IrNode *x = mdl_state(d, ir_vector_shape(n));
+    mdl_set(d, x, ir_matmul(d->b, mdl_param(d, ir_matrix_shape(n, n)), x));
+    char *text = llvm_text(d);
+    bool has = strstr(text, "@cblas_dgemm") != NULL;
+    free(text);
+    mdl_free(d);
+    return has;
+}
+
+START_TEST(test_short_stacked_rule)
+{
+    cg_set_blas_min_flops(-1);
+    ck_assert(llvm_has_dgemm(8));
+    ck_assert(!llvm_has_dgemm(4));
 }
 END_TEST
 
@@ -1077,7 +1109,8 @@ Suite *codegen_suite(void)
     tcase_add_loop_test(tc, test_binary_ops, 0, (int)(sizeof binary_ops / sizeof binary_ops[0]));
     tcase_add_test(tc, test_pow);
     tcase_add_test(tc, test_where);
-    tcase_add_loop_test(tc, test_matmul, 0, MM_CASES * 2 * 3);
+    tcase_add_loop_test(tc, test_matmul, 0, MM_CASES * 3 * 3);
+    tcase_add_test(tc, test_short_stacked_rule);
     tcase_add_loop_test(tc, test_unit_shapes, 0, 2);
     tcase_add_test(tc, test_shape_ops);
     tcase_add_test(tc, test_roots);
