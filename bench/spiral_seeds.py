@@ -7,8 +7,8 @@ truth over [0, 25] (what the conformance file bounds by 0.5).
   nodec:  spiral_seeds.py nodec NODEC [--seeds A:B] [--jobs J] [--file F.node]
   torch:  /usr/bin/python3 spiral_seeds.py torch [--seeds A:B] [--float64]
 
---file runs another file that writes truth.csv and fit.csv (the conformance suite's
-12-spiral-train.node, say) under `nodec run --seed S`. The torch mode is torchdiffeq's examples/ode_demo.py as it runs by default (float32,
+nodec mode runs examples/spiral.node under `nodec run --seed S`; --file runs another file
+that writes truth.csv and fit.csv (the conformance suite's 12-spiral-train.node, say). The torch mode is torchdiffeq's examples/ode_demo.py as it runs by default (float32,
 weights ~ normal(0, 0.1), biases 0, numpy's window choice, RMSprop(lr = 1e-3), backprop
 through dopri5 at rtol 1e-7, atol 1e-9) with torch_spiral.py's dopri5 loop in place of
 torchdiffeq (not packaged in Debian). Prints each seed's error, the median and how many
@@ -20,29 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-SPIRAL = """model TrueSpiral {
-  state y[2] = [2, 0]
-  const A[2, 2] = [[-0.1, 2.0], [-2.0, -0.1]]
-  dy/dt = transpose(A) @ y^3
-}
-data obs = simulate(TrueSpiral, t = linspace(0, 25, 1000), solver = dopri5(rtol = 1e-7, atol = 1e-9))
-model Spiral {
-  state y[2]
-  net f = MLP(2, 50, 2, tanh)
-  dy/dt = f(y^3)
-}
-train Spiral {
-  data      = obs
-  loss      = mean(abs(y - obs.y))
-  batch     = windows(length = 10, count = 20)
-  solver    = dopri5(rtol = 1e-7, atol = 1e-9)
-  gradient  = adjoint
-  optimizer = rmsprop(lr = 1e-3)
-  steps     = 2000
-}
-solve TrueSpiral { t = linspace(0, 25, 1000); solver = dopri5(rtol = 1e-7, atol = 1e-9); output = "truth.csv" }
-solve Spiral { t = linspace(0, 25, 1000); init = { y = [2, 0] }; solver = dopri5(rtol = 1e-7, atol = 1e-9); output = "fit.csv" }
-"""
+# LANGUAGE.md 5.3 as the example writes it (its `option seed` is replaced by --seed)
+SPIRAL = os.path.join(HERE, "..", "examples", "spiral.node")
 
 
 def rows(path):
@@ -51,11 +30,7 @@ def rows(path):
 
 def nodec_fit(nodec, seed, file):
     with tempfile.TemporaryDirectory() as wd:
-        path = file or os.path.join(wd, "spiral.node")
-        if not file:
-            with open(path, "w") as f:
-                f.write(SPIRAL)
-        subprocess.run([nodec, "run", "--quiet", "--seed", str(seed), path], cwd=wd, check=True)
+        subprocess.run([nodec, "run", "--quiet", "--seed", str(seed), file], cwd=wd, check=True)
         fit, truth = rows(os.path.join(wd, "fit.csv")), rows(os.path.join(wd, "truth.csv"))
     return sum(abs(a - b) for p, q in zip(fit, truth) for a, b in zip(p, q)) / (2 * len(fit))
 
@@ -102,7 +77,7 @@ def main():
         if not args.nodec:
             ap.error("nodec mode needs the path of the nodec binary")
         with ThreadPoolExecutor(args.jobs) as pool:
-            file = os.path.abspath(args.file) if args.file else None
+            file = os.path.abspath(args.file or SPIRAL)
             errs = list(pool.map(lambda s: nodec_fit(os.path.abspath(args.nodec), s, file), seeds))
     else:
         errs = [torch_fit(s, args.float64) for s in seeds]
