@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "nd_solver.h"
 #include "sema_internal.h"
 
 typedef enum TrainKey {
@@ -342,7 +343,8 @@ static void train_solver(Sema *S, TrainCheck *tc)
         sema_solver_call(S, e, &tc->out->solver);
         /* the implicit gradients (adjoint, backprop, checkpoint) follow bdf's steps */
         const SemaCall *call = &tc->out->solver;
-        if (call->name && (strcmp(call->name, "rodas4") == 0 || strcmp(call->name, "kvaerno5") == 0)) {
+        int method = call->name ? nd_method_from_name(call->name) : -1;
+        if (method >= 0 && nd_method_is_implicit((NdMethod)method) && method != ND_BDF) {
             diag_error(S->diag, call->loc, "train cannot differentiate through %s", call->name);
             diag_note(S->diag, call->loc, "train a stiff model with bdf (every gradient "
                                           "works with it); %s serves solve and simulate",
