@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "bench_timing.h"
-#include "codegen.h"
-#include "codegen_c.h"
+#include "llvm_jit.h"
+#include "c_codegen.h"
 #include "driver.h"
 #include "nd_solver.h"
 

@@ -11,7 +11,7 @@
  * Gradients are checked against each other and against a tight reference.
  * Times are medians of repeated rounds because the machine is shared.
  * Usage: bench_gradient [rounds] */
-#include "codegen.h"
+#include "llvm_jit.h"
 #include "diff.h"
 #include "driver.h"
 #include "nd_gradient.h"

@@ -4,10 +4,10 @@
  * (compiled -O3 -march=native here), side by side in one run, medians of
  * repeated rounds because the machine is shared. A second table measures the
  * inline-loop / OpenBLAS crossover for matrix products that
- * compiler/codegen_matmul.c's threshold comes from (docs/codegen.md).
+ * compiler/llvm/llvm_matmul.c's threshold comes from (docs/codegen.md).
  * Usage: bench_rhs [--no-crossover] */
-#include "codegen.h"
-#include "codegen_internal.h"
+#include "llvm_jit.h"
+#include "llvm_jit_internal.h"
 #include "diff.h"
 
 #include <math.h>
@@ -240,7 +240,7 @@ static void bench_vjp(const IrModel *m, Diag *diag)
     jit_free(jit);
 }
 
-/* The three ways a product meets the batch (codegen_matmul.c's cg_emit_matmul):
+/* The three ways a product meets the batch (llvm_matmul.c's cg_emit_matmul):
  * STACKED  dx/dt = W @ x: W [m,n] shared, x [n] a state -> one dgemm per batch
  * SINGLE   dx/dt = W @ v: everything shared -> one dgemv per call
  * SAMPLE   dx/dt = A @ z: A [m,n] and z [n] both states -> one dgemv per sample
@@ -325,7 +325,7 @@ static void bench_crossover(Diag *diag)
         crossover_row(diag, MC_SINGLE, sizes[i], sizes[i], 1);
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         crossover_row(diag, MC_SAMPLE, sizes[i], sizes[i], 64);
-    printf("rule in codegen_matmul.c: BLAS when the reduction is >= 16 long and a call has >= %.0f "
+    printf("rule in llvm_matmul.c: BLAS when the reduction is >= 16 long and a call has >= %.0f "
            "multiply-adds,\n  or, for one dgemm over the batch (stacked), >= 8 long and >= 4096\n",
            cg_blas_min_flops());
 }

@@ -9,7 +9,7 @@
  * right-hand sides, and scipy's solve_ivp (scipy_solvers.py, a subprocess).
  * Times are medians over interleaved rounds (the machine is shared).
  * Usage: bench_solvers [rounds]   (docs/benchmarks.md) */
-#include "codegen.h"
+#include "llvm_jit.h"
 #include "driver.h"
 #include "hand_dopri5.h"
 #include "nd_random.h"
@@ -94,7 +94,7 @@ static void *xcalloc(size_t n, size_t size)
 /* ---- the hand-written right-hand sides (what a C user would write) ---- */
 
 /* tanh inline and vectorisable, the same algorithm as the JIT's
- * (compiler/codegen_math.c, docs/codegen.md), for the "hand, vec tanh" row:
+ * (compiler/llvm/llvm_math.c, docs/codegen.md), for the "hand, vec tanh" row:
  * u = expm1(2|x|) as a double-double from exp's reduction 2|x| = k ln2 + r,
  * then tanh = u / (u + 2) refined once with the exact residual. */
 static inline double vec_tanh(double x)

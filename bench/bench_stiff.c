@@ -1,5 +1,5 @@
-/* The stiff solvers bdf (runtime/nd_bdf.c), rodas4 and kvaerno5
- * (runtime/nd_onestep.c, one line each, at rtol) next to SUNDIALS CVODE's BDF and scipy's BDF and LSODA: Robertson to t = 1e5 and Van der Pol (mu = 1000) to
+/* The stiff solvers bdf (runtime/solve/nd_bdf.c), rodas4 and kvaerno5
+ * (runtime/solve/nd_onestep.c, one line each, at rtol) next to SUNDIALS CVODE's BDF and scipy's BDF and LSODA: Robertson to t = 1e5 and Van der Pol (mu = 1000) to
  * t = 3000, rtol 1e-6, atol 1e-10, each with its analytic Jacobian and a dense
  * LU. nodec runs the kernels compiled from .node source (rhs and symbolic
  * Jacobian JIT-compiled) and, to separate the solver from the code generator,
@@ -24,7 +24,7 @@
 #include <sunmatrix/sunmatrix_dense.h>
 
 #include "bench_timing.h"
-#include "codegen.h"
+#include "llvm_jit.h"
 #include "diff.h"
 #include "driver.h"
 #include "nd_bdf.h"

@@ -1,6 +1,6 @@
 /* A plain hand-written C dopri5 for bench_solvers: the reference that nodec's
  * runtime (a tableau-driven engine calling a JIT'd kernel) is measured against.
- * Same algorithm as runtime/nd_adaptive.c and Hairer's dopri5.f (error norm,
+ * Same algorithm as runtime/solve/nd_adaptive.c and Hairer's dopri5.f (error norm,
  * PI controller, initial step, 4th-order dense output), so on the same problem
  * both take the same steps and the time ratio is the cost of generality. */
 #ifndef HAND_DOPRI5_H

@@ -7,7 +7,7 @@ and compare every CSV and the table on stdout with what `nodec run` writes, to
 Input data sets live in FOLDER/data/ (copied next to each file as data/).
 
 A file may set its own tolerance with a line `# emit-tol: 1e-7`: bdf's emitted
-LU (runtime/nd_lapack.c's plain C one) rounds differently from OpenBLAS's, so
+LU (runtime/solve/nd_lapack.c's plain C one) rounds differently from OpenBLAS's, so
 an adaptive bdf solve may take other steps and agree only to its tolerance.
 
   Usage: emit_c.py NODEC FOLDER [--sanitize]

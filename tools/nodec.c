@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "adjoint_print.h"
-#include "codegen.h"
-#include "codegen_c.h"
+#include "llvm_jit.h"
+#include "c_codegen.h"
 #include "driver.h"
 #include "run.h"
 

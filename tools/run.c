@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "diff.h"
-#include "nd_io.h"
+#include "nd_csv_write.h"
 #include "nd_solver.h"
 #include "params_init.h"
 #include "run_internal.h"

@@ -3,7 +3,7 @@
 #ifndef NODEC_RUN_INTERNAL_H
 #define NODEC_RUN_INTERNAL_H
 
-#include "codegen.h"
+#include "llvm_jit.h"
 #include "nd_random.h"
 #include "nd_solver.h"
 #include "run.h"

@@ -20,7 +20,6 @@
 #endif
 
 #include "diff.h"
-#include "nd_data.h"
 #include "nd_gradient.h"
 #include "nd_optim.h"
 #include "nd_safetensors.h"
@@ -72,7 +71,7 @@ typedef struct Trainer {
 /* ---- kernels ---- */
 
 /* The model's rhs and vjp (and jac for an implicit solver), and the directive's
- * loss and init kernels (compiler/train_kernels.c), in one JIT module. */
+ * loss and init kernels (compiler/plan/train_kernels.c), in one JIT module. */
 static int compile_kernels(Trainer *t)
 {
     IrBuilder *b = t->r->c->ir;

@@ -1,5 +1,5 @@
-/* Tests of the adaptive Runge–Kutta solvers (runtime/nd_adaptive.c, the tables
- * of runtime/nd_tableaus.c, the dense output of runtime/nd_dense.c): tableaus
+/* Tests of the adaptive Runge–Kutta solvers (runtime/solve/nd_adaptive.c, the tables
+ * of runtime/solve/nd_tableaus.c, the dense output of runtime/solve/nd_dense.c): tableaus
  * against the order conditions, a catalogue of problems with exact solutions
  * (DETEST, Hull, Enright, Fellen, Sedgwick, SIAM J. Numer. Anal. 9 (1972)
  * 603–637) across tolerances, dense output order, step-count regressions,

@@ -1,5 +1,5 @@
-/* Tests of the stiff solvers bdf (runtime/nd_bdf.c) and rodas4
- * (runtime/nd_onestep.c) with kernels compiled from .node source
+/* Tests of the stiff solvers bdf (runtime/solve/nd_bdf.c) and rodas4
+ * (runtime/solve/nd_onestep.c) with kernels compiled from .node source
  * (compile_file, the symbolic Jacobian of diff_model_jacobian,
  * jit_compile_request with jac = 1) and hand-written ones: Robertson to
  * t = 4e10, Van der Pol with mu = 1000, HIRES and OREGO against references of
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen.h"
+#include "llvm_jit.h"
 #include "diff.h"
 #include "driver.h"
 #include "nd_bdf.h"

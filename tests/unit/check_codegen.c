@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen.h"
-#include "codegen_internal.h"
+#include "llvm_jit.h"
+#include "llvm_jit_internal.h"
 #include "diff.h"
 
 enum { MAXV = 16 };
@@ -474,7 +474,7 @@ START_TEST(test_work_reuse)
 }
 END_TEST
 
-/* ---- the inline exp and tanh (codegen_math.c) against libm ---- */
+/* ---- the inline exp and tanh (llvm_math.c) against libm ---- */
 
 /* The libm forms the JIT replaces (ir_eval.c's sigmoid). */
 static double ref_sigmoid(double x)
@@ -594,7 +594,7 @@ START_TEST(test_print_llvm)
     char *text = llvm_text(d);
     ck_assert_ptr_nonnull(strstr(text, "define void @spiral_rhs("));
     ck_assert_ptr_nonnull(strstr(text, "@cblas_dgemm")); /* W2 @ h: reduction 50 */
-    ck_assert_ptr_null(strstr(text, "@tanh")); /* inline (codegen_math.c), no libm call */
+    ck_assert_ptr_null(strstr(text, "@tanh")); /* inline (llvm_math.c), no libm call */
     ck_assert_ptr_nonnull(strstr(text, "%v_B"));
     /* the tanh loop vectorised for the host: its polynomial as vector fmuladds */
     ck_assert(strstr(text, "@llvm.fmuladd.v4f64") || strstr(text, "@llvm.fmuladd.v2f64") ||

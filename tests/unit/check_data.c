@@ -1,4 +1,4 @@
-/* Unit tests of the CSV reader (runtime/nd_data.c): RFC 4180 quoting, CRLF and
+/* Unit tests of the CSV reader (runtime/io/nd_csv_read.c): RFC 4180 quoting, CRLF and
  * LF line ends, a trailing blank line, numbers with spaces around them, and
  * every error with its exact message and line. Files are written to mkstemp
  * temporaries so the tests run in any folder. */
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nd_data.h"
+#include "nd_csv_read.h"
 
 static char tmp_path[64];
 

@@ -1,4 +1,4 @@
-/* Unit tests of symbolic differentiation (compiler/diff.c): every derivative
+/* Unit tests of symbolic differentiation (compiler/diff/diff.c): every derivative
  * the compiler builds, evaluated by the interpreter, against central finite
  * differences of the forward expression (two independent computations, as in
  * micrograd's tests), at random points with random cotangents. Also the

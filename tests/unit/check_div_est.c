@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen.h"
+#include "llvm_jit.h"
 #include "driver.h"
 #include "nd_random.h"
 

@@ -8,7 +8,7 @@
  * train's generated gradient through the solve (adjoint with a running cost,
  * backprop through bdf, ...) with nd_gradient_compute driving JIT kernels.
  * Also: literals read back exactly, the embedded runtime is the runtime, and
- * the plain C LU (runtime/nd_lapack.c under NODEC_NO_LAPACK) against LAPACK. */
+ * the plain C LU (runtime/solve/nd_lapack.c under NODEC_NO_LAPACK) against LAPACK. */
 #include <check.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -18,8 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codegen.h"
-#include "codegen_c.h"
+#include "llvm_jit.h"
+#include "c_codegen.h"
 #include "diff.h"
 #include "driver.h"
 #include "nd_gradient.h"
@@ -32,7 +32,7 @@
 #define nd_lu_solve fallback_lu_solve
 int fallback_lu_factor(int m, double *a, int *ipiv);
 void fallback_lu_solve(int m, const double *lu, const int *ipiv, double *b, int transpose);
-#include "../../runtime/nd_lapack.c"
+#include "../../runtime/solve/nd_lapack.c"
 #undef nd_lu_factor
 #undef nd_lu_solve
 

@@ -1,6 +1,6 @@
 /* Gradients of compiled models end to end: .node source through compile_file,
  * the adjoint system derived by compiler/diff, the rhs and vjp JIT-compiled,
- * and each gradient path of runtime/nd_gradient (adjoint, backprop,
+ * and each gradient path of runtime/grad/nd_gradient (adjoint, backprop,
  * checkpoint; dopri5 at rtol 1e-10 and rk4) checked against central finite
  * differences of an accurate forward solve (nd_solve, the loss computed here):
  * two independent computations that share only the rhs kernel. The models
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen.h"
+#include "llvm_jit.h"
 #include "diff.h"
 #include "driver.h"
 #include "nd_gradient.h"

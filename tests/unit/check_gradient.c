@@ -1,4 +1,4 @@
-/* Tests of the gradients through an ODE solve (runtime/nd_gradient.c,
+/* Tests of the gradients through an ODE solve (runtime/grad/nd_gradient.c,
  * nd_adjoint.c, nd_backprop.c) with hand-written kernels: exact gradients of
  * scalar decay, central finite differences of the same forward computation
  * (backprop, checkpoint) or of an accurate one (the adjoint, a continuous

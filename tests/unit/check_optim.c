@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nd_data.h"
+#include "nd_params_file.h"
 #include "nd_optim.h"
 #include "nd_safetensors.h"
 

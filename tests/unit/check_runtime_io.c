@@ -1,5 +1,5 @@
-/* Tests of the runtime's output and random numbers (runtime/nd_io.c,
- * runtime/nd_random.c): CSV quoting and exact read-back, write failures,
+/* Tests of the runtime's output and random numbers (runtime/io/nd_csv_write.c,
+ * runtime/train/nd_random.c): CSV quoting and exact read-back, write failures,
  * the terminal table, and the seeded generator against reference values. */
 #include <check.h>
 #include <errno.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nd_io.h"
+#include "nd_csv_write.h"
 #include "nd_random.h"
 
 Suite *runtime_io_suite(void);

@@ -1,4 +1,4 @@
-/* Tests of the fixed-step Runge–Kutta solvers (runtime/nd_solver.c) on
+/* Tests of the fixed-step Runge–Kutta solvers (runtime/solve/nd_solver.c) on
  * hand-written C kernels: a catalogue of problems with exact solutions, run
  * steppers x problems with tcase_add_loop_test (GSL ode-initval2/test.c), for
  * convergence order, the seed's numbers, backward integration, landing on
@@ -571,7 +571,7 @@ END_TEST
 /* (h) No allocation inside nd_solve: checked by review rather than a malloc hook
  * (glibc 2.34 removed __malloc_hook). nd_solver.c calls calloc only in
  * nd_solver_create and free only in nd_solver_free; nd_solve, solve_interval and
- * rk_step use the carved workspace. `grep -n alloc runtime/nd_solver.c` shows it. */
+ * rk_step use the carved workspace. `grep -n alloc runtime/solve/nd_solver.c` shows it. */
 
 Suite *solvers_suite(void)
 {

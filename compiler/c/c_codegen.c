@@ -1,0 +1,776 @@
+/* IR -> C99: each kernel of a model (rhs, vjp, jac, a loss and its gradient)
+ * printed as one C function with the kernel table's signature (nd_kernels.h),
+ * for `nodec emit-c`. A plan pass, modelled on llvm_codegen.c's, decides where
+ * every node's values live (a literal, a scalar local, straight in an input or
+ * an output, a static constant table, a view into another node, a buffer in
+ * work, or computed inside its single elementwise reader's loop); the emit
+ * pass then prints the unbatched nodes once, and a loop over the samples that
+ * computes the batched ones with plain counted loops. Sums run in the order of
+ * ir_eval.c and of the JIT's inline loops, so results agree to rounding. */
+#include "c_codegen.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff.h"
+
+/* The JIT's measured rule (llvm_matmul.c, docs/codegen.md): a product pays
+ * for a BLAS call from a reduction of 16 and 512 multiply-adds on. Under
+ * -DNODEC_USE_CBLAS the generated code follows it per sample. */
+#define CC_BLAS_MIN_FLOPS 512L
+#define CC_BLAS_MIN_INNER 16
+
+/* The Jacobian kernel is a dense [ny, ny] matrix of expressions: past this
+ * many states its IR alone is too big to build for a file that uses no
+ * implicit solver (div_est's 2000 x 2 state would be 16 million entries). */
+#define CC_JACOBIAN_MAX_NY 64
+
+/* Where a node's values live. */
+typedef enum CcKind {
+    CK_PENDING, /* computed, storage not chosen yet */
+    CK_LIT,     /* a literal: a scalar or splat constant (text) */
+    CK_VAR,     /* a scalar local double named text ("v12"), or t */
+    CK_PTR,     /* element k is text[off + k] */
+    CK_VIEW,    /* a contiguous slice: element k is element off + k of its operand */
+    CK_INLINE,  /* elementwise with one elementwise reader: computed in that reader's loop */
+    CK_FUSED,   /* an OUTER only summed over the batch: accumulated in place, never stored */
+} CcKind;
+
+typedef struct CcNode {
+    CcKind kind;
+    const char *text;
+    long off;
+    int out; /* index of the output written in place, or -1 */
+} CcNode;
+
+typedef struct Cc {
+    FILE *out;
+    const IrModel *m;
+    const CgKernelSpec *spec;
+    bool rhs;
+    const char *out_name[2]; /* "dydt" for the rhs, else "out0", "out1" */
+    Arena *arena;
+    int count;
+    IrNode **order;
+    int *index; /* topo index by node id */
+    int *uses;  /* readers: operand slots and outputs */
+    int *user;  /* the last reader, -1 for none */
+    CcNode *node;
+    long fixed, sample; /* doubles of unbatched buffers, of one sample's buffers */
+    int nd;             /* d's stride */
+} Cc;
+
+/* ---- small helpers ---- */
+
+static const char *fmt(Cc *cc, const char *f, ...) __attribute__((format(printf, 2, 3)));
+
+/* printf into the kernel's arena. */
+static const char *fmt(Cc *cc, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int len = vsnprintf(NULL, 0, f, ap);
+    va_end(ap);
+    char *s = arena_alloc(cc->arena, (size_t)len + 1);
+    va_start(ap, f);
+    vsnprintf(s, (size_t)len + 1, f, ap);
+    va_end(ap);
+    return s;
+}
+
+void cc_print_double(FILE *out, double v)
+{
+    if (isnan(v)) {
+        fputs("NAN", out);
+        return;
+    }
+    if (isinf(v)) {
+        fputs(v > 0 ? "HUGE_VAL" : "(-HUGE_VAL)", out);
+        return;
+    }
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    bool real = strpbrk(buf, ".e") != NULL; /* "2" would be an int */
+    fprintf(out, v < 0 || signbit(v) ? "(%s%s)" : "%s%s", buf, real ? "" : ".0");
+}
+
+static const char *lit(Cc *cc, double v)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cc_print_double(f, v);
+    fclose(f);
+    const char *s = fmt(cc, "%s", buf);
+    free(buf);
+    return s;
+}
+
+static bool is_elementwise(IrOp op)
+{
+    IrOpClass c = ir_op_class(op);
+    return c == IR_UNARY || c == IR_BINARY || op == IR_WHERE;
+}
+
+static bool is_batched(const IrNode *n)
+{
+    return (n->flags & IR_BATCHED) != 0;
+}
+
+static int topo(const Cc *cc, const IrNode *n)
+{
+    return cc->index[n->id];
+}
+
+static CcNode *info(Cc *cc, const IrNode *n)
+{
+    return &cc->node[topo(cc, n)];
+}
+
+static int size_of(const IrNode *n)
+{
+    return ir_shape_size(n->shape);
+}
+
+/* "row * stride + col" with the trivial parts left out. */
+static const char *idx2(Cc *cc, const char *row, long stride, const char *col)
+{
+    if (strcmp(row, "0") == 0 || stride == 0)
+        return col;
+    if (strcmp(col, "0") == 0)
+        return stride == 1 ? row : fmt(cc, "%s * %ld", row, stride);
+    return stride == 1 ? fmt(cc, "%s + %s", row, col) : fmt(cc, "%s * %ld + %s", row, stride, col);
+}
+
+static void line(Cc *cc, int depth, const char *f, ...) __attribute__((format(printf, 3, 4)));
+
+static void line(Cc *cc, int depth, const char *f, ...)
+{
+    fprintf(cc->out, "%*s", 4 * depth, "");
+    va_list ap;
+    va_start(ap, f);
+    vfprintf(cc->out, f, ap);
+    va_end(ap);
+    fputc('\n', cc->out);
+}
+
+/* ---- planning ---- */
+
+static bool const_is_splat(const IrNode *n)
+{
+    for (int k = 1; k < size_of(n); k++)
+        if (memcmp(&n->value[k], &n->value[0], sizeof(double)) != 0)
+            return false;
+    return true;
+}
+
+/* A slice is a view when its extent is contiguous in the source: whole rows,
+ * or part of one row (as in llvm_codegen.c). */
+static bool slice_is_view(const IrNode *n)
+{
+    return n->shape.rows == 1 || n->shape.cols == n->args[0]->shape.cols;
+}
+
+static void plan_leaf(Cc *cc, int i)
+{
+    IrNode *n = cc->order[i];
+    CcNode *c = &cc->node[i];
+    c->out = -1;
+    switch (n->op) {
+    case IR_CONST:
+        if (const_is_splat(n)) {
+            c->kind = CK_LIT;
+            c->text = lit(cc, n->value[0]);
+        } else {
+            c->kind = CK_PTR;
+            c->text = fmt(cc, "c%d", n->id);
+        }
+        return;
+    case IR_TIME: c->kind = CK_VAR; c->text = "t"; return;
+    case IR_STATE: c->kind = CK_PTR; c->text = "y_b"; c->off = n->offset; return;
+    case IR_ADJOINT: c->kind = CK_PTR; c->text = "a_b"; c->off = n->offset; return;
+    case IR_DATA: c->kind = CK_PTR; c->text = "d_b"; c->off = n->offset; return;
+    case IR_PARAM: c->kind = CK_PTR; c->text = "p"; c->off = n->offset; return;
+    case IR_SLICE:
+        if (slice_is_view(n)) {
+            c->kind = CK_VIEW;
+            c->off = (long)n->attr[0] * n->args[0]->shape.cols + n->attr[1];
+            return;
+        }
+        break;
+    default: break;
+    }
+    c->kind = size_of(n) == 1 ? CK_VAR : CK_PENDING;
+    if (c->kind == CK_VAR)
+        c->text = fmt(cc, "v%d", n->id);
+}
+
+/* An outer product of two batched vectors read only by a batch sum (a
+ * parameter gradient) is accumulated straight into the sum. */
+static bool plan_is_fused(const Cc *cc, const CgOutput *o)
+{
+    const IrNode *n = o->node;
+    return o->batch_sum && n->op == IR_OUTER && is_batched(n->args[0]) &&
+           is_batched(n->args[1]) && cc->uses[topo(cc, n)] == 1;
+}
+
+/* Batched per-sample outputs are computed in place in the output. */
+static void plan_outputs(Cc *cc)
+{
+    for (int o = 0; o < cc->spec->n_outputs; o++) {
+        const CgOutput *out = &cc->spec->outputs[o];
+        CcNode *c = info(cc, out->node);
+        if (c->kind == CK_PENDING && plan_is_fused(cc, out)) {
+            c->kind = CK_FUSED;
+            c->out = o;
+        } else if (c->kind == CK_PENDING && is_batched(out->node) && !out->batch_sum) {
+            c->kind = CK_PTR;
+            c->out = o;
+            c->text = fmt(cc, "%s_b%d", cc->out_name[out->dst], o);
+            c->off = out->offset;
+        }
+    }
+}
+
+/* Elementwise chains fuse: a node whose one reader is elementwise, of the
+ * same size and batching, is computed inside that reader's expression. */
+static void plan_inline(Cc *cc)
+{
+    for (int i = 0; i < cc->count; i++) {
+        IrNode *n = cc->order[i];
+        int u = cc->user[i];
+        CcKind k = cc->node[i].kind;
+        if ((k != CK_PENDING && k != CK_VAR) || n->op == IR_TIME || !is_elementwise(n->op) ||
+            cc->uses[i] != 1 || u < 0)
+            continue;
+        IrNode *r = cc->order[u];
+        if (is_elementwise(r->op) && size_of(r) == size_of(n) && is_batched(r) == is_batched(n))
+            cc->node[i].kind = CK_INLINE;
+    }
+}
+
+static void plan_buffers(Cc *cc)
+{
+    for (int i = 0; i < cc->count; i++) {
+        IrNode *n = cc->order[i];
+        CcNode *c = &cc->node[i];
+        if (c->kind != CK_PENDING)
+            continue;
+        c->kind = CK_PTR;
+        c->text = is_batched(n) ? "ws" : "w";
+        long *top = is_batched(n) ? &cc->sample : &cc->fixed;
+        c->off = *top;
+        *top += size_of(n);
+    }
+}
+
+static void cc_plan(Cc *cc)
+{
+    int max_id = 0;
+    for (int i = 0; i < cc->count; i++)
+        max_id = cc->order[i]->id > max_id ? cc->order[i]->id : max_id;
+    cc->index = arena_alloc(cc->arena, sizeof *cc->index * (size_t)(max_id + 1));
+    cc->node = arena_alloc(cc->arena, sizeof *cc->node * (size_t)cc->count);
+    cc->uses = arena_alloc(cc->arena, sizeof *cc->uses * (size_t)cc->count);
+    cc->user = arena_alloc(cc->arena, sizeof *cc->user * (size_t)cc->count);
+    for (int i = 0; i < cc->count; i++) {
+        cc->index[cc->order[i]->id] = i;
+        cc->user[i] = -1;
+    }
+    for (int i = 0; i < cc->count; i++)
+        for (int a = 0; a < cc->order[i]->nargs; a++) {
+            cc->uses[topo(cc, cc->order[i]->args[a])]++;
+            cc->user[topo(cc, cc->order[i]->args[a])] = i;
+        }
+    for (int o = 0; o < cc->spec->n_outputs; o++)
+        cc->uses[topo(cc, cc->spec->outputs[o].node)]++;
+    for (int i = 0; i < cc->count; i++)
+        plan_leaf(cc, i);
+    plan_outputs(cc);
+    plan_inline(cc);
+    plan_buffers(cc);
+}
+
+/* ---- expressions ---- */
+
+static const char *elem(Cc *cc, const IrNode *n, const char *k);
+
+/* Element k of operand a of n: a scalar operand broadcasts. */
+static const char *operand(Cc *cc, const IrNode *n, int a, const char *k)
+{
+    const IrNode *x = n->args[a];
+    return elem(cc, x, size_of(x) == 1 ? "0" : k);
+}
+
+static const char *unary_expr(Cc *cc, IrOp op, const char *x)
+{
+    static const struct {
+        IrOp op;
+        const char *fn;
+    } fns[] = {{IR_EXP, "nodec_exp"},   {IR_LOG, "log"},         {IR_SQRT, "sqrt"},
+               {IR_ABS, "fabs"},  {IR_SIN, "sin"},         {IR_COS, "cos"},
+               {IR_TAN, "tan"},   {IR_TANH, "nodec_tanh"},       {IR_SIGMOID, "nodec_sigmoid"},
+               {IR_RELU, "nodec_relu"}, {IR_SOFTPLUS, "nodec_softplus"},
+               {IR_SIGN, "nodec_sign"}, {IR_STEP, "nodec_step"}};
+    if (op == IR_NEG)
+        return fmt(cc, "(-%s)", x);
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+        if (fns[i].op == op)
+            return fmt(cc, "%s(%s)", fns[i].fn, x);
+    return NULL;
+}
+
+/* x^2 and x^3 by multiplication, as the JIT does (the MLP's y^3). */
+static const char *pow_expr(Cc *cc, const IrNode *n, const char *x, const char *y)
+{
+    const IrNode *e = n->args[1];
+    if (size_of(e) == 1 && ir_is_const_value(e, 2))
+        return fmt(cc, "nodec_square(%s)", x);
+    if (size_of(e) == 1 && ir_is_const_value(e, 3))
+        return fmt(cc, "nodec_cube(%s)", x);
+    return fmt(cc, "pow(%s, %s)", x, y);
+}
+
+static const char *binary_expr(Cc *cc, const IrNode *n, const char *x, const char *y)
+{
+    static const struct {
+        IrOp op;
+        const char *sym;
+        bool cmp;
+    } ops[] = {{IR_ADD, "+", 0}, {IR_SUB, "-", 0}, {IR_MUL, "*", 0}, {IR_DIV, "/", 0},
+               {IR_LT, "<", 1},  {IR_LE, "<=", 1}, {IR_GT, ">", 1},  {IR_GE, ">=", 1},
+               {IR_EQ, "==", 1}, {IR_NE, "!=", 1}};
+    if (n->op == IR_POW)
+        return pow_expr(cc, n, x, y);
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (ops[i].op == n->op)
+            return ops[i].cmp ? fmt(cc, "(%s %s %s ? 1.0 : 0.0)", x, ops[i].sym, y)
+                              : fmt(cc, "(%s %s %s)", x, ops[i].sym, y);
+    return NULL;
+}
+
+/* Element k of the elementwise node n from its operands' elements. */
+static const char *op_expr(Cc *cc, const IrNode *n, const char *k)
+{
+    const char *x[3];
+    for (int a = 0; a < n->nargs && a < 3; a++)
+        x[a] = operand(cc, n, a, k);
+    if (n->op == IR_WHERE)
+        return fmt(cc, "(%s != 0 ? %s : %s)", x[0], x[1], x[2]);
+    if (n->nargs == 1)
+        return unary_expr(cc, n->op, x[0]);
+    return binary_expr(cc, n, x[0], x[1]);
+}
+
+/* Element k (a C expression) of n, read where its plan keeps it. */
+static const char *elem(Cc *cc, const IrNode *n, const char *k)
+{
+    const CcNode *c = info(cc, n);
+    switch (c->kind) {
+    case CK_LIT: case CK_VAR: return c->text;
+    case CK_PTR:
+        if (strcmp(k, "0") == 0)
+            return fmt(cc, "%s[%ld]", c->text, c->off);
+        return c->off ? fmt(cc, "%s[%ld + %s]", c->text, c->off, k) : fmt(cc, "%s[%s]", c->text, k);
+    case CK_VIEW:
+        if (strcmp(k, "0") == 0)
+            return elem(cc, n->args[0], fmt(cc, "%ld", c->off));
+        return elem(cc, n->args[0], c->off ? fmt(cc, "%ld + %s", c->off, k) : k);
+    case CK_INLINE: return op_expr(cc, n, k);
+    default: return "0.0"; /* CK_FUSED: never read */
+    }
+}
+
+/* The address of n's first element, or NULL when it has none (for cblas). */
+static const char *address(Cc *cc, const IrNode *n)
+{
+    const CcNode *c = info(cc, n);
+    if (c->kind == CK_PTR)
+        return c->off ? fmt(cc, "(%s + %ld)", c->text, c->off) : c->text;
+    if (c->kind == CK_VIEW) {
+        const char *base = address(cc, n->args[0]);
+        return base ? fmt(cc, "(%s + %ld)", base, c->off) : NULL;
+    }
+    return NULL;
+}
+
+/* ---- nodes ---- */
+
+/* for (int k = 0; k < size; k++) n[k] = element k of n's operation. */
+static void emit_map(Cc *cc, int depth, const IrNode *n)
+{
+    if (size_of(n) == 1) {
+        line(cc, depth, "%s = %s;", elem(cc, n, "0"), op_expr(cc, n, "0"));
+        return;
+    }
+    line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
+    line(cc, depth + 1, "%s = %s;", elem(cc, n, "k"), op_expr(cc, n, "k"));
+}
+
+/* A matmul as C[m,k] = A[m,inner] B[inner,k]: a vector on the left is [1,n],
+ * on the right [n,1] (ir_eval.c's reading), summed in ir_eval's order. */
+static void emit_matmul_loops(Cc *cc, int depth, const IrNode *n, int m, int inner, int kk)
+{
+    const IrNode *x = n->args[0], *y = n->args[1];
+    line(cc, depth, "for (int i = 0; i < %d; i++)", m);
+    line(cc, depth + 1, "for (int j = 0; j < %d; j++) {", kk);
+    line(cc, depth + 2, "double acc = 0.0;");
+    line(cc, depth + 2, "for (int l = 0; l < %d; l++)", inner);
+    line(cc, depth + 3, "acc += %s * %s;", elem(cc, x, idx2(cc, m == 1 ? "0" : "i", inner, "l")),
+         elem(cc, y, idx2(cc, "l", kk, kk == 1 ? "0" : "j")));
+    line(cc, depth + 2, "%s = acc;", elem(cc, n, idx2(cc, m == 1 ? "0" : "i", kk, kk == 1 ? "0" : "j")));
+    line(cc, depth + 1, "}");
+}
+
+/* Under -DNODEC_USE_CBLAS, a product big enough for the JIT's rule is one
+ * BLAS call: dgemv for matrix-vector and vector-matrix, dgemm otherwise. */
+static bool emit_matmul_blas(Cc *cc, int depth, const IrNode *n, int m, int inner, int kk)
+{
+    const char *A = address(cc, n->args[0]), *Bm = address(cc, n->args[1]), *C = address(cc, n);
+    if (!A || !Bm || !C || inner < CC_BLAS_MIN_INNER || (long)m * inner * kk < CC_BLAS_MIN_FLOPS ||
+        (m == 1 && kk == 1))
+        return false;
+    fputs("#ifdef NODEC_USE_CBLAS\n", cc->out);
+    if (kk == 1)
+        line(cc, depth, "cblas_dgemv(CblasRowMajor, CblasNoTrans, %d, %d, 1.0, %s, %d, %s, 1, 0.0, "
+                        "%s, 1);", m, inner, A, inner, Bm, C);
+    else if (m == 1)
+        line(cc, depth, "cblas_dgemv(CblasRowMajor, CblasTrans, %d, %d, 1.0, %s, %d, %s, 1, 0.0, "
+                        "%s, 1);", inner, kk, Bm, kk, A, C);
+    else
+        line(cc, depth, "cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, %d, %d, %d, 1.0, "
+                        "%s, %d, %s, %d, 0.0, %s, %d);", m, kk, inner, A, inner, Bm, kk, C, kk);
+    fputs("#else\n", cc->out);
+    return true;
+}
+
+static void emit_matmul(Cc *cc, int depth, const IrNode *n)
+{
+    IrShape xs = n->args[0]->shape, ys = n->args[1]->shape;
+    int m = xs.rank == 2 ? xs.rows : 1, inner = xs.rank == 2 ? xs.cols : xs.rows;
+    int kk = ys.rank == 2 ? ys.cols : 1;
+    bool blas = emit_matmul_blas(cc, depth, n, m, inner, kk);
+    emit_matmul_loops(cc, depth, n, m, inner, kk);
+    if (blas)
+        fputs("#endif\n", cc->out);
+}
+
+/* TRANSPOSE, OUTER and a SLICE that is not a view: out[i, j] = f(i, j). */
+static void emit_grid(Cc *cc, int depth, const IrNode *n)
+{
+    const IrNode *x = n->args[0];
+    int rows = n->shape.rows, cols = n->shape.cols;
+    const char *v;
+    if (n->op == IR_TRANSPOSE)
+        v = elem(cc, x, idx2(cc, "j", rows, "i"));
+    else if (n->op == IR_OUTER)
+        v = fmt(cc, "%s * %s", elem(cc, x, "i"), elem(cc, n->args[1], "j"));
+    else /* IR_SLICE */
+        v = elem(cc, x, fmt(cc, "(i + %d) * %d + j + %d", n->attr[0], x->shape.cols, n->attr[1]));
+    line(cc, depth, "for (int i = 0; i < %d; i++)", rows);
+    line(cc, depth + 1, "for (int j = 0; j < %d; j++)", cols);
+    line(cc, depth + 2, "%s = %s;", elem(cc, n, idx2(cc, "i", cols, "j")), v);
+}
+
+static void emit_pad(Cc *cc, int depth, const IrNode *n)
+{
+    const IrNode *x = n->args[0];
+    line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
+    line(cc, depth + 1, "%s = 0.0;", elem(cc, n, "k"));
+    line(cc, depth, "for (int i = 0; i < %d; i++)", x->shape.rows);
+    line(cc, depth + 1, "for (int j = 0; j < %d; j++)", x->shape.cols);
+    line(cc, depth + 2, "%s = %s;",
+         elem(cc, n, fmt(cc, "(i + %d) * %d + j + %d", n->attr[0], n->shape.cols, n->attr[1])),
+         elem(cc, x, idx2(cc, "i", x->shape.cols, "j")));
+}
+
+static void emit_sum(Cc *cc, int depth, const IrNode *n)
+{
+    line(cc, depth, "{");
+    line(cc, depth + 1, "double acc = 0.0;");
+    line(cc, depth + 1, "for (int k = 0; k < %d; k++)", size_of(n->args[0]));
+    line(cc, depth + 2, "acc += %s;", elem(cc, n->args[0], "k"));
+    line(cc, depth + 1, "%s = acc;", elem(cc, n, "0"));
+    line(cc, depth, "}");
+}
+
+/* CONCAT and STACK: each operand copied after the previous (row-major). */
+static void emit_join(Cc *cc, int depth, const IrNode *n)
+{
+    int at = 0;
+    for (int a = 0; a < n->nargs; a++) {
+        const IrNode *x = n->args[a];
+        int size = size_of(x);
+        if (size == 1) {
+            line(cc, depth, "%s = %s;", elem(cc, n, fmt(cc, "%d", at)), elem(cc, x, "0"));
+        } else {
+            line(cc, depth, "for (int k = 0; k < %d; k++)", size);
+            line(cc, depth + 1, "%s = %s;", elem(cc, n, at ? fmt(cc, "%d + k", at) : "k"),
+                 elem(cc, x, "k"));
+        }
+        at += size;
+    }
+}
+
+static void emit_node(Cc *cc, int depth, int i)
+{
+    IrNode *n = cc->order[i];
+    CcNode *c = &cc->node[i];
+    bool leaf = ir_op_class(n->op) == IR_LEAF;
+    if (leaf || c->kind == CK_LIT || c->kind == CK_VIEW || c->kind == CK_INLINE ||
+        c->kind == CK_FUSED)
+        return;
+    if (c->kind == CK_VAR && is_elementwise(n->op)) {
+        line(cc, depth, "const double %s = %s;", c->text, op_expr(cc, n, "0"));
+        return;
+    }
+    if (c->kind == CK_VAR)
+        line(cc, depth, "double %s;", c->text);
+    switch (n->op) {
+    case IR_MATMUL: emit_matmul(cc, depth, n); return;
+    case IR_TRANSPOSE: case IR_OUTER: case IR_SLICE: emit_grid(cc, depth, n); return;
+    case IR_SUM: emit_sum(cc, depth, n); return;
+    case IR_PAD: emit_pad(cc, depth, n); return;
+    case IR_CONCAT: case IR_STACK: emit_join(cc, depth, n); return;
+    default: emit_map(cc, depth, n); return;
+    }
+}
+
+/* ---- outputs ---- */
+
+static const char *out_ptr(Cc *cc, const CgOutput *o)
+{
+    return o->offset ? fmt(cc, "(%s + %d)", cc->out_name[o->dst], o->offset)
+                     : cc->out_name[o->dst];
+}
+
+/* Before the sample loop: zeros in the batch sums that samples add to. */
+static void emit_sum_zeros(Cc *cc, int depth)
+{
+    for (int o = 0; o < cc->spec->n_outputs; o++) {
+        const CgOutput *out = &cc->spec->outputs[o];
+        if (out->batch_sum && is_batched(out->node)) {
+            line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(out->node));
+            line(cc, depth + 1, "%s[k] = 0.0;", out_ptr(cc, out));
+        }
+    }
+}
+
+/* Inside the sample loop: copies of outputs not computed in place, and each
+ * sample's share of the batch sums (in sample order, as the JIT sums). */
+static void emit_sample_outputs(Cc *cc, int depth)
+{
+    for (int o = 0; o < cc->spec->n_outputs; o++) {
+        const CgOutput *out = &cc->spec->outputs[o];
+        const IrNode *n = out->node;
+        const CcNode *c = info(cc, n);
+        if (c->kind == CK_FUSED) {
+            const IrNode *u = n->args[0], *v = n->args[1];
+            int cols = size_of(v);
+            line(cc, depth, "for (int i = 0; i < %d; i++)", size_of(u));
+            line(cc, depth + 1, "for (int j = 0; j < %d; j++)", cols);
+            line(cc, depth + 2, "%s[i * %d + j] += %s * %s;", out_ptr(cc, out), cols,
+                 elem(cc, u, "i"), elem(cc, v, "j"));
+        } else if (out->batch_sum && is_batched(n)) {
+            line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
+            line(cc, depth + 1, "%s[k] += %s;", out_ptr(cc, out), elem(cc, n, "k"));
+        } else if (!out->batch_sum && c->out != o) {
+            line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
+            line(cc, depth + 1, "%s[b * %d + %d + k] = %s;", cc->out_name[out->dst], out->stride,
+                 out->offset, elem(cc, n, "k"));
+        }
+    }
+}
+
+/* After the loop: the batch sum of an unbatched node is B times its value. */
+static void emit_unbatched_sums(Cc *cc, int depth)
+{
+    for (int o = 0; o < cc->spec->n_outputs; o++) {
+        const CgOutput *out = &cc->spec->outputs[o];
+        if (!out->batch_sum || is_batched(out->node))
+            continue;
+        line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(out->node));
+        line(cc, depth + 1, "%s[k] = %s * (double)B;", out_ptr(cc, out), elem(cc, out->node, "k"));
+    }
+}
+
+/* ---- the function ---- */
+
+static void emit_signature(Cc *cc, const char *name)
+{
+    if (cc->rhs) {
+        fprintf(cc->out, "void %s(double t, const double *y, const double *p, double *dydt, "
+                         "int64_t B, double *work)\n{\n", name);
+        line(cc, 1, "(void)t; (void)y; (void)p; (void)work;");
+    } else {
+        fprintf(cc->out, "void %s(double t, const double *y, const double *p, const double *a,\n"
+                         "    const double *d, double *out0, double *out1, int64_t B, "
+                         "double *work)\n{\n", name);
+        line(cc, 1, "(void)t; (void)y; (void)p; (void)a; (void)d; (void)out0; (void)out1; "
+                    "(void)work;");
+    }
+}
+
+static void emit_constants(Cc *cc)
+{
+    for (int i = 0; i < cc->count; i++) {
+        const IrNode *n = cc->order[i];
+        if (n->op != IR_CONST || cc->node[i].kind != CK_PTR)
+            continue;
+        fprintf(cc->out, "    static const double c%d[%d] = {", n->id, size_of(n));
+        for (int k = 0; k < size_of(n); k++) {
+            fputs(k ? (k % 4 ? ", " : ",\n        ") : "", cc->out);
+            cc_print_double(cc->out, n->value[k]);
+        }
+        fputs("};\n", cc->out);
+    }
+}
+
+/* Pointers to the sample's rows of the inputs it reads and of the outputs
+ * its nodes are computed into. */
+static void emit_sample_pointers(Cc *cc, int depth)
+{
+    bool need[3] = {false, false, false};
+    for (int i = 0; i < cc->count; i++) {
+        IrOp op = cc->order[i]->op;
+        need[0] |= op == IR_STATE;
+        need[1] |= op == IR_ADJOINT;
+        need[2] |= op == IR_DATA;
+    }
+    if (need[0])
+        line(cc, depth, "const double *y_b = y + b * %d;", cc->m->ny);
+    if (need[1])
+        line(cc, depth, "const double *a_b = a + b * %d;", cc->m->ny);
+    if (need[2])
+        line(cc, depth, "const double *d_b = d + b * %d;", cc->nd);
+    for (int o = 0; o < cc->spec->n_outputs; o++) {
+        const CgOutput *out = &cc->spec->outputs[o];
+        if (info(cc, out->node)->out == o && info(cc, out->node)->kind == CK_PTR)
+            line(cc, depth, "double *%s_b%d = %s + b * %d;", cc->out_name[out->dst], o,
+                 cc->out_name[out->dst], out->stride);
+    }
+}
+
+static void emit_body(Cc *cc)
+{
+    emit_constants(cc);
+    if (cc->fixed)
+        line(cc, 1, "double *w = work;");
+    if (cc->sample)
+        line(cc, 1, "double *ws = work + %ld;", cc->fixed);
+    for (int i = 0; i < cc->count; i++)
+        if (!is_batched(cc->order[i]))
+            emit_node(cc, 1, i);
+    emit_sum_zeros(cc, 1);
+    line(cc, 1, "for (int64_t b = 0; b < B; b++) {");
+    emit_sample_pointers(cc, 2);
+    for (int i = 0; i < cc->count; i++)
+        if (is_batched(cc->order[i]))
+            emit_node(cc, 2, i);
+    emit_sample_outputs(cc, 2);
+    line(cc, 1, "}");
+    emit_unbatched_sums(cc, 1);
+    fputs("}\n\n", cc->out);
+}
+
+static int cc_internal(Cc *cc, Diag *diag, int line_no, const char *name, const char *what)
+{
+    diag_plain(diag, "internal error at compiler/c/c_codegen.c:%d: kernel '%s' of model '%s': %s",
+               line_no, name, cc->m->name, what);
+    return -1;
+}
+
+/* What the plan relies on (as llvm_codegen.c checks): outputs inside their
+ * destination, leaves the signature can read; d's stride. */
+static int cc_check(Cc *cc, const char *name, Diag *diag)
+{
+    for (int o = 0; o < cc->spec->n_outputs; o++) {
+        const CgOutput *out = &cc->spec->outputs[o];
+        if (!out->node || out->dst < 0 || out->dst > (cc->rhs ? 0 : 1) || out->offset < 0 ||
+            (!out->batch_sum && out->offset + size_of(out->node) > out->stride))
+            return cc_internal(cc, diag, __LINE__, name, "an output outside its destination");
+    }
+    int need = 0;
+    for (int i = 0; i < cc->count; i++) {
+        const IrNode *n = cc->order[i];
+        if (cc->rhs && (n->op == IR_ADJOINT || n->op == IR_DATA))
+            return cc_internal(cc, diag, __LINE__, name, "the rhs reads a cotangent or data leaf");
+        if (n->op == IR_DATA && n->offset + size_of(n) > need)
+            need = n->offset + size_of(n);
+    }
+    if (cc->spec->nd && need > cc->spec->nd)
+        return cc_internal(cc, diag, __LINE__, name, "a data leaf beyond the spec's nd");
+    cc->nd = cc->spec->nd ? cc->spec->nd : need;
+    return 0;
+}
+
+int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs,
+                   const CgKernelSpec *spec, CcWork *work, Diag *diag)
+{
+    Cc cc = {.out = out, .m = m, .spec = spec, .rhs = rhs};
+    cc.out_name[0] = rhs ? "dydt" : "out0";
+    cc.out_name[1] = "out1";
+    cc.arena = arena_new();
+    IrNode **roots = arena_alloc(cc.arena, sizeof *roots * (size_t)(spec->n_outputs + 1));
+    for (int o = 0; o < spec->n_outputs; o++)
+        roots[o] = spec->outputs[o].node;
+    int rc = 0;
+    for (int o = 0; o < spec->n_outputs && rc == 0; o++)
+        if (!roots[o])
+            rc = cc_internal(&cc, diag, __LINE__, name, "an output without a node");
+    if (rc == 0) {
+        cc.count = spec->n_outputs > 0 ? ir_topo_order(cc.arena, spec->n_outputs, roots, &cc.order)
+                                       : 0;
+        rc = cc_check(&cc, name, diag);
+    }
+    if (rc == 0) {
+        cc_plan(&cc);
+        emit_signature(&cc, name);
+        emit_body(&cc);
+        size_t need = (size_t)(cc.fixed + cc.sample);
+        if (need > work->work_fixed)
+            work->work_fixed = need;
+    }
+    arena_free(cc.arena);
+    return rc;
+}
+
+/* ---- a model's kernels ---- */
+
+bool cc_model_has_jacobian(const IrModel *m)
+{
+    return m->ny <= CC_JACOBIAN_MAX_NY;
+}
+
+int cc_emit_model_kernels(FILE *out, IrBuilder *b, IrModel *m, const char *prefix, CcWork *work,
+                          Diag *diag)
+{
+    Arena *a = ir_builder_arena(b);
+    int n_kernels = cc_model_has_jacobian(m) ? 3 : 2;
+    if (!m->adj_state)
+        diff_model_adjoint(b, m);
+    if (!m->jac && n_kernels == 3)
+        diff_model_jacobian(b, m);
+    CgOutput *rhs = arena_alloc(a, sizeof *rhs * (size_t)(m->n_states + 1));
+    CgOutput *vjp = arena_alloc(a, sizeof *vjp * (size_t)(m->n_states + m->n_params + 1));
+    CgOutput *jac = arena_alloc(a, sizeof *jac);
+    for (int s = 0; s < m->n_states; s++) {
+        rhs[s] = (CgOutput){m->rhs[s], 0, m->states[s].offset, m->ny, 0};
+        vjp[s] = (CgOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0};
+    }
+    for (int j = 0; j < m->n_params; j++) /* a^T df/dp summed over the batch */
+        vjp[m->n_states + j] = (CgOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1};
+    *jac = (CgOutput){m->jac, 0, 0, m->ny * m->ny, 0};
+    CgKernelSpec specs[3] = {{"rhs", m->n_states, rhs, 0},
+                             {"vjp", m->n_states + m->n_params, vjp, 0},
+                             {"jac", 1, jac, 0}};
+    for (int k = 0; k < n_kernels; k++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s_%s", prefix, specs[k].name);
+        if (cc_emit_kernel(out, m, name, k == 0, &specs[k], work, diag))
+            return -1;
+    }
+    return 0;
+}

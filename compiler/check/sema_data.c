@@ -1,0 +1,537 @@
+/* `data` directives: `data obs = csv("obs.csv")` reads the file while the program
+ * is checked (so its columns give the fields' shapes and every mistake in it is
+ * reported before anything runs), and `data obs = simulate(M, t = ..., ...)` is
+ * checked like a solve whose table the runner fills later. Either way the
+ * columns are grouped into fields (`y[0]`, `y[1]` -> obs.y) that train blocks
+ * read as DATA leaves of the IR. */
+#include "sema.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nd_csv_read.h"
+#include "sema_internal.h"
+
+static SrcLoc name_loc_of(const Ast *a)
+{
+    return a->name_loc.line > 0 ? a->name_loc : a->loc;
+}
+
+SemaData *sema_find_data(Sema *S, const char *name)
+{
+    for (int i = S->datasets.n - 1; i >= 0; i--) {
+        SemaData *d = S->datasets.items[i];
+        if (d->name == name)
+            return d;
+    }
+    return NULL;
+}
+
+const SemaField *sema_data_find_field(const SemaData *d, const char *name)
+{
+    for (int i = 0; i < d->n_fields; i++)
+        if (strcmp(d->fields[i].name, name) == 0)
+            return &d->fields[i];
+    return NULL;
+}
+
+/* ---- column names: x, y[0], W[0,1] ---- */
+
+typedef struct ColName {
+    const char *base; /* interned */
+    int rank;         /* 0: x, 1: y[i], 2: W[i,j] */
+    int i, j;
+} ColName;
+
+static const char *skip_spaces(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+static const char *read_index(const char *p, int *out)
+{
+    p = skip_spaces(p);
+    if (!isdigit((unsigned char)*p))
+        return NULL;
+    long v = 0;
+    while (isdigit((unsigned char)*p) && v < 100000000)
+        v = 10 * v + (*p++ - '0');
+    *out = (int)v;
+    return skip_spaces(p);
+}
+
+/* 1 when name is an identifier, optionally followed by [i] or [i,j]. */
+static int parse_colname(Sema *S, const char *name, ColName *out)
+{
+    const char *p = name;
+    if (!isalpha((unsigned char)*p) && *p != '_')
+        return 0;
+    while (isalnum((unsigned char)*p) || *p == '_')
+        p++;
+    out->base = strtab_intern(S->names, name, (size_t)(p - name));
+    out->rank = 0;
+    out->i = out->j = 0;
+    if (*p == '\0')
+        return 1;
+    if (*p++ != '[' || !(p = read_index(p, &out->i)))
+        return 0;
+    out->rank = 1;
+    if (*p == ',') {
+        if (!(p = read_index(p + 1, &out->j)))
+            return 0;
+        out->rank = 2;
+    }
+    return p[0] == ']' && p[1] == '\0';
+}
+
+/* ---- grouping columns into fields ---- */
+
+/* Where the data came from, for errors about its contents: "obs.csv:1: ..." at
+ * the file name in the source. */
+typedef struct DataSrc {
+    SrcLoc at;
+    const char *path;
+} DataSrc;
+
+typedef struct Group {
+    const char *base;
+    int rank, rows, cols;
+    int first;  /* column that started the group */
+    int *col;   /* rows*cols column indices, -1 where missing */
+} Group;
+
+static Group *find_group(Group *groups, int n, const char *base)
+{
+    for (int i = 0; i < n; i++)
+        if (groups[i].base == base)
+            return &groups[i];
+    return NULL;
+}
+
+static void extent(const ColName *cn, int *rows, int *cols)
+{
+    if (cn->rank >= 1 && cn->i + 1 > *rows)
+        *rows = cn->i + 1;
+    if (cn->rank == 2 && cn->j + 1 > *cols)
+        *cols = cn->j + 1;
+}
+
+/* First pass: every column's group, rank and extent (mixing ranks is an error). */
+static int group_extents(Sema *S, const SemaData *d, const DataSrc *src, ColName *cn, Group *groups,
+                         int *ngroups)
+{
+    for (int c = 0; c < d->ncols; c++) {
+        if (c == d->t_col || c == d->id_col)
+            continue;
+        if (!parse_colname(S, d->colnames[c], &cn[c])) {
+            diag_error(S->diag, src->at,
+                       "%s:1: column '%s' is not a usable name (expected a name like x, y[0] or W[0,1])",
+                       src->path, d->colnames[c]);
+            return 0;
+        }
+        if (cn[c].i >= d->ncols || cn[c].j >= d->ncols) { /* more elements than columns */
+            diag_error(S->diag, src->at, "%s:1: column '%s': the columns of '%s' must be numbered "
+                       "from 0 without gaps", src->path, d->colnames[c], cn[c].base);
+            return 0;
+        }
+        Group *g = find_group(groups, *ngroups, cn[c].base);
+        if (!g) {
+            g = &groups[(*ngroups)++];
+            *g = (Group){.base = cn[c].base, .rank = cn[c].rank, .rows = 1, .cols = 1, .first = c};
+        } else if (g->rank != cn[c].rank) {
+            diag_error(S->diag, src->at, "%s:1: column '%s' does not fit with column '%s' (a field is "
+                       "one scalar column, or vector columns %s[i], or matrix columns %s[i,j])",
+                       src->path, d->colnames[c], d->colnames[g->first], g->base, g->base);
+            return 0;
+        }
+        extent(&cn[c], &g->rows, &g->cols);
+    }
+    return 1;
+}
+
+static const char *element_name(const Group *g, int r, int c, char *buf, size_t len)
+{
+    if (g->rank == 1)
+        snprintf(buf, len, "%s[%d]", g->base, r);
+    else
+        snprintf(buf, len, "%s[%d,%d]", g->base, r, c);
+    return buf;
+}
+
+/* Second pass: each element of each group names exactly one column. */
+static int group_fill(Sema *S, const SemaData *d, const DataSrc *src, const ColName *cn, Group *groups,
+                      int ngroups)
+{
+    for (int k = 0; k < ngroups; k++) {
+        Group *g = &groups[k];
+        g->col = arena_alloc(S->arena, sizeof(int) * (size_t)(g->rows * g->cols));
+        for (int e = 0; e < g->rows * g->cols; e++)
+            g->col[e] = -1;
+    }
+    for (int c = 0; c < d->ncols; c++) {
+        if (c == d->t_col || c == d->id_col)
+            continue;
+        Group *g = find_group(groups, ngroups, cn[c].base);
+        int *slot = &g->col[cn[c].i * g->cols + cn[c].j];
+        if (*slot >= 0) {
+            diag_error(S->diag, src->at, "%s:1: columns '%s' and '%s' name the same element", src->path,
+                       d->colnames[*slot], d->colnames[c]);
+            return 0;
+        }
+        *slot = c;
+    }
+    for (int k = 0; k < ngroups; k++) {
+        const Group *g = &groups[k];
+        for (int e = 0; e < g->rows * g->cols; e++) {
+            if (g->col[e] >= 0)
+                continue;
+            char miss[96], last[96];
+            diag_error(S->diag, src->at,
+                       "%s:1: column '%s' is missing: the columns of '%s' must be numbered from 0 "
+                       "without gaps, up to %s",
+                       src->path, element_name(g, e / g->cols, e % g->cols, miss, sizeof miss), g->base,
+                       element_name(g, g->rows - 1, g->cols - 1, last, sizeof last));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static IrShape group_shape(const Group *g)
+{
+    if (g->rank == 0)
+        return ir_scalar_shape();
+    if (g->rank == 1)
+        return ir_vector_shape(g->rows);
+    return ir_matrix_shape(g->rows, g->cols);
+}
+
+static int data_fields(Sema *S, SemaData *d, const DataSrc *src)
+{
+    ColName *cn = arena_alloc(S->arena, sizeof(ColName) * (size_t)(d->ncols + 1));
+    Group *groups = arena_alloc(S->arena, sizeof(Group) * (size_t)(d->ncols + 1));
+    int ngroups = 0;
+    if (!group_extents(S, d, src, cn, groups, &ngroups) || !group_fill(S, d, src, cn, groups, ngroups))
+        return 0;
+    d->n_fields = ngroups;
+    d->fields = arena_alloc(S->arena, sizeof(SemaField) * (size_t)(ngroups + 1));
+    for (int k = 0; k < ngroups; k++)
+        d->fields[k] = (SemaField){.name = groups[k].base, .shape = group_shape(&groups[k]),
+                                   .cols = groups[k].col};
+    return 1;
+}
+
+/* ---- the field's IR ---- */
+
+IrNode *sema_data_field_ir(Sema *S, const SemaField *f)
+{
+    int n = ir_shape_size(f->shape);
+    int contiguous = 1;
+    for (int e = 1; e < n; e++)
+        contiguous &= f->cols[e] == f->cols[0] + e;
+    if (contiguous)
+        return ir_data(S->ir, 0, f->cols[0], f->shape);
+    /* columns out of order in the file: gather scalar leaves */
+    IrShape one = ir_scalar_shape();
+    int rows = f->shape.rank == 2 ? f->shape.rows : 1, cols = f->shape.rank == 2 ? f->shape.cols : n;
+    IrNode **row = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)cols);
+    IrNode **stack = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)rows);
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++)
+            row[c] = ir_data(S->ir, 0, f->cols[r * cols + c], one);
+        stack[r] = ir_concat(S->ir, cols, row);
+    }
+    return f->shape.rank == 2 ? ir_stack(S->ir, rows, stack) : stack[0];
+}
+
+static const char *fields_list(Sema *S, const SemaData *d)
+{
+    size_t cap = 16;
+    for (int i = 0; i < d->n_fields; i++)
+        cap += strlen(d->fields[i].name) + 2;
+    char *buf = arena_alloc(S->arena, cap);
+    size_t n = 0;
+    if (d->t_col >= 0)
+        n += (size_t)snprintf(buf + n, cap - n, "t");
+    for (int i = 0; i < d->n_fields; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", d->fields[i].name);
+    return buf;
+}
+
+static Val unknown_field(Sema *S, const SemaData *d, const Ast *e)
+{
+    SrcLoc at = name_loc_of(e);
+    diag_error(S->diag, at, "data set '%s' has no field '%s' (its fields: %s)", d->name, e->name,
+               fields_list(S, d));
+    const char **names = arena_alloc(S->arena, sizeof(char *) * (size_t)(d->n_fields + 1));
+    for (int i = 0; i < d->n_fields; i++)
+        names[i] = d->fields[i].name;
+    sema_suggest_among(S, e->name, at, d->n_fields, names);
+    return val_err();
+}
+
+/* The base of e is not in scope: it should be this train's data set. */
+static const SemaData *field_base(Sema *S, const Ast *e)
+{
+    const char *base = e->a->name;
+    const SemaData *d = S->train_data;
+    if (d && (d->name == base || d->ncols == 0)) /* ncols 0: it failed, already reported */
+        return d;
+    if (sema_find_data(S, base)) {
+        if (d)
+            diag_error(S->diag, e->a->loc, "'%s' is not the data of this train, which uses '%s'", base,
+                       d->name);
+        else
+            diag_error(S->diag, e->a->loc, "'%s' is a data set, but this train has no `data = %s`", base,
+                       base);
+    } else {
+        diag_error(S->diag, e->a->loc, "unknown name '%s'", base);
+    }
+    return NULL;
+}
+
+Val sema_data_field(Sema *S, const Ast *e)
+{
+    const SemaData *d = field_base(S, e);
+    if (!d)
+        return val_err();
+    if (d->ncols == 0) /* the data directive already reported its error */
+        return val_err();
+    if (!(S->allow & ALLOW_DATA)) {
+        diag_error(S->diag, e->loc, "%s cannot use data ('%s.%s')", S->context, d->name, e->name);
+        return val_err();
+    }
+    if (strcmp(e->name, "t") == 0 && d->t_col >= 0)
+        return val_node(ir_data(S->ir, 0, d->t_col, ir_scalar_shape()));
+    if (strcmp(e->name, "id") == 0 && d->id_col >= 0)
+        return val_node(ir_data(S->ir, 0, d->id_col, ir_scalar_shape()));
+    const SemaField *f = sema_data_find_field(d, e->name);
+    if (!f)
+        return unknown_field(S, d, e);
+    return val_node(sema_data_field_ir(S, f));
+}
+
+/* ---- csv("file.csv") ---- */
+
+/* The file named relative to the folder of the .node file that names it. */
+static const char *data_path(Sema *S, const Ast *str)
+{
+    const char *file = str->loc.file ? str->loc.file->path : NULL;
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    if (str->str[0] == '/' || !slash)
+        return str->str;
+    size_t dir = (size_t)(slash - file) + 1, len = strlen(str->str);
+    char *path = arena_alloc(S->arena, dir + len + 1);
+    memcpy(path, file, dir);
+    memcpy(path + dir, str->str, len + 1);
+    return path;
+}
+
+/* Times strictly increase along each trajectory (rows of one id are contiguous). */
+static int check_times(Sema *S, const SemaData *d, const DataSrc *src)
+{
+    for (int r = 1; r < d->nrows; r++) {
+        const double *prev = d->values + (size_t)(r - 1) * (size_t)d->ncols;
+        const double *row = prev + d->ncols;
+        if (d->id_col >= 0 && row[d->id_col] != prev[d->id_col]) {
+            for (int q = 0; q < r - 1; q++)
+                if (d->values[(size_t)q * (size_t)d->ncols + (size_t)d->id_col] == row[d->id_col]) {
+                    diag_error(S->diag, src->at,
+                               "%s:%d: the rows of trajectory id %g must be together, but it appeared "
+                               "before another trajectory",
+                               src->path, r + 2, row[d->id_col]);
+                    return 0;
+                }
+            continue;
+        }
+        if (!(row[d->t_col] > prev[d->t_col])) {
+            diag_error(S->diag, src->at,
+                       "%s:%d: the times must be strictly increasing, but t = %g follows t = %g",
+                       src->path, r + 2, row[d->t_col], prev[d->t_col]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Copies the reader's table into the arena (the compilation owns it from here). */
+static void data_copy(Sema *S, SemaData *d, const NdTable *t)
+{
+    d->ncols = t->ncols;
+    d->nrows = t->nrows;
+    d->colnames = arena_alloc(S->arena, sizeof(char *) * (size_t)(t->ncols + 1));
+    for (int c = 0; c < t->ncols; c++)
+        d->colnames[c] = arena_strndup(S->arena, t->names[c], strlen(t->names[c]));
+    size_t n = (size_t)t->nrows * (size_t)t->ncols;
+    d->values = arena_alloc(S->arena, sizeof(double) * (n ? n : 1));
+    memcpy(d->values, t->values, sizeof(double) * n);
+    d->t_col = nd_table_column(t, "t");
+    d->id_col = nd_table_column(t, "id");
+}
+
+static int data_csv(Sema *S, const Ast *call, SemaData *d)
+{
+    if (call->list.n != 1 || call->list.items[0]->kind != AST_STR) {
+        diag_error(S->diag, call->loc, "csv needs one file name in quotes, like csv(\"obs.csv\")");
+        return 0;
+    }
+    const Ast *str = call->list.items[0];
+    DataSrc src = {.at = str->loc, .path = data_path(S, str)};
+    char err[512];
+    int line = 0;
+    NdTable *t = nd_table_read_csv(src.path, err, sizeof err, &line);
+    if (!t) {
+        diag_error(S->diag, str->loc, "%s", err);
+        return 0;
+    }
+    data_copy(S, d, t);
+    nd_table_free(t);
+    if (d->id_col >= 0 && d->t_col < 0) {
+        diag_error(S->diag, str->loc, "%s:1: an 'id' column numbers the trajectories of a time series, "
+                   "but there is no 't' column", src.path);
+        return 0;
+    }
+    if (d->t_col >= 0 && !check_times(S, d, &src))
+        return 0;
+    return data_fields(S, d, &src);
+}
+
+/* ---- simulate(Model, t = ..., init = {...}, solver = ...) ---- */
+
+static const char *const simulate_keys[] = {"t", "init", "solver"};
+
+static int simulate_arg(Sema *S, ModelInfo *mi, const Ast *arg, const Ast **seen, SemaSolve *sim)
+{
+    if (arg->kind != AST_ARG) {
+        diag_error(S->diag, arg->loc, "simulate takes the model, then named arguments t, init and solver");
+        return 0;
+    }
+    int k = sema_find_name(arg->name, 3, simulate_keys);
+    if (k < 0) {
+        diag_error(S->diag, name_loc_of(arg),
+                   "unknown argument '%s' for simulate (expected t, init or solver)", arg->name);
+        sema_suggest_among(S, arg->name, name_loc_of(arg), 3, simulate_keys);
+        return 0;
+    }
+    if (seen[k]) {
+        diag_error(S->diag, name_loc_of(arg), "duplicate argument '%s'", arg->name);
+        return 0;
+    }
+    seen[k] = arg;
+    if (k == 0)
+        sema_solve_times(S, mi->scope, arg->a, sim);
+    else if (k == 1)
+        sema_init_record(S, mi, arg->a, sim->init, 0);
+    else
+        sema_solver_call(S, arg->a, &sim->solver);
+    return 1;
+}
+
+/* Every state needs a starting value: the model's default or init's. */
+static int simulate_inits(Sema *S, const Ast *call, const SemaSolve *sim)
+{
+    const IrModel *m = sim->model;
+    for (int i = 0; i < m->n_states; i++) {
+        if (sim->init[i] || m->states[i].init)
+            continue;
+        diag_error(S->diag, call->loc,
+                   "state '%s' of model '%s' has no initial value: give one with init = { %s = ... }",
+                   m->states[i].name, m->name, m->states[i].name);
+        diag_note(S->diag, m->states[i].loc, "'%s' is declared here without '= value'", m->states[i].name);
+        return 0;
+    }
+    return 1;
+}
+
+/* The table the runner fills: t, then the model's state columns. */
+static void simulate_table(Sema *S, SemaData *d)
+{
+    const IrModel *m = d->sim.model;
+    d->ncols = 1 + m->ny;
+    d->colnames = arena_alloc(S->arena, sizeof(char *) * (size_t)(d->ncols + 1));
+    d->colnames[0] = strtab_cstr(S->names, "t");
+    const char **cols = sema_state_columns(S->arena, m);
+    for (int c = 0; c < m->ny; c++)
+        d->colnames[1 + c] = cols[c];
+    d->nrows = d->sim.nt;
+    d->t_col = 0;
+    d->id_col = -1;
+    d->n_fields = m->n_states;
+    d->fields = arena_alloc(S->arena, sizeof(SemaField) * (size_t)(m->n_states + 1));
+    for (int i = 0; i < m->n_states; i++) {
+        const IrVar *v = &m->states[i];
+        int n = ir_shape_size(v->shape);
+        int *c = arena_alloc(S->arena, sizeof(int) * (size_t)n);
+        for (int e = 0; e < n; e++)
+            c[e] = 1 + v->offset + e;
+        d->fields[i] = (SemaField){.name = v->name, .shape = v->shape, .cols = c};
+    }
+}
+
+static int data_simulate(Sema *S, const Ast *call, SemaData *d)
+{
+    const Ast *first = call->list.n ? call->list.items[0] : NULL;
+    if (!first || first->kind != AST_NAME) {
+        diag_error(S->diag, first ? first->loc : call->loc,
+                   "simulate needs a model first, like "
+                   "simulate(M, t = linspace(0, 1, 11), solver = rk4(h = 0.01))");
+        return 0;
+    }
+    ModelInfo *mi = sema_directive_model(S, first->name, first->loc);
+    if (!mi)
+        return 0;
+    SemaSolve *sim = &d->sim;
+    sim->model = mi->model;
+    sim->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(mi->model->n_states + 1));
+    const Ast *seen[3] = {0};
+    int before = S->diag->errors;
+    for (int i = 1; i < call->list.n; i++)
+        simulate_arg(S, mi, call->list.items[i], seen, sim);
+    if (!seen[0])
+        diag_error(S->diag, call->loc,
+                   "simulate needs 't', the observation times, like t = linspace(0, 10, 101)");
+    if (!seen[2])
+        sema_default_solver(S, call->loc, &sim->solver);
+    if (S->diag->errors > before || !simulate_inits(S, call, sim))
+        return 0;
+    simulate_table(S, d);
+    return 1;
+}
+
+/* ---- the directive ---- */
+
+void sema_data_directive(Sema *S, const Ast *ast, SemaDirective *d)
+{
+    SemaData *data = arena_alloc(S->arena, sizeof *data);
+    data->name = ast->name;
+    data->loc = name_loc_of(ast);
+    data->t_col = data->id_col = -1;
+    d->data = data;
+    SemaData *old = sema_find_data(S, ast->name);
+    if (old) {
+        diag_error(S->diag, data->loc, "data set '%s' is already declared", ast->name);
+        diag_note(S->diag, old->loc, "the first '%s' is here", ast->name);
+        return;
+    }
+    const Ast *call = ast->a;
+    int ok = 0;
+    if (call && call->kind == AST_CALL && strcmp(call->name, "csv") == 0) {
+        data->kind = SEMA_DATA_CSV;
+        ok = data_csv(S, call, data);
+    } else if (call && call->kind == AST_CALL && strcmp(call->name, "simulate") == 0) {
+        data->kind = SEMA_DATA_SIMULATE;
+        ok = data_simulate(S, call, data);
+    } else {
+        diag_error(S->diag, call ? call->loc : ast->loc,
+                   "data needs csv(\"file.csv\") or simulate(Model, t = ..., solver = ...)");
+    }
+    if (!ok) { /* registered empty, so a train that uses it reports nothing more */
+        data->ncols = 0;
+        data->n_fields = 0;
+    }
+    ptrvec_push(S->arena, &S->datasets, data);
+}

@@ -1,0 +1,170 @@
+/* Codegen-private: what llvm_codegen.c (plan, nodes, kernels), llvm_emit.c
+ * (loops, elementwise and shape ops) and llvm_matmul.c (products, BLAS) share
+ * while emitting one module: the plan of each node, the emitter's view of its
+ * values, the builder state, and the emit helpers. It includes <llvm-c/Core.h>,
+ * so only those three files include it (llvm_jit.c sees llvm_jit_internal.h). */
+#ifndef NODEC_CODEGEN_LLVM_INTERNAL_H
+#define NODEC_CODEGEN_LLVM_INTERNAL_H
+
+#include "llvm_jit.h"
+#include "llvm_jit_internal.h"
+
+#include <llvm-c/Core.h>
+
+#include <stdbool.h>
+
+/* Where a node's values live. */
+typedef enum PlanKind {
+    PK_PENDING, /* a computed node not yet given storage */
+    PK_REG,     /* an unbatched scalar in an SSA register */
+    PK_INPUT,   /* STATE: y + offset, ADJOINT: a + offset (stride ny); DATA: d + offset (stride nd) */
+    PK_PARAM,   /* p + offset */
+    PK_CONST,   /* a private constant global */
+    PK_VIEW,    /* a contiguous slice: elements of its owner's storage */
+    PK_FIXED,   /* work + off: computed once per call */
+    PK_SAMPLE,  /* work + work_fixed + B*off: sample-major, stride = size */
+    PK_OUT,     /* an output's node written straight into out<dst> + off, the output's stride */
+    PK_FUSED,   /* an OUTER only summed over the batch: never stored, its sum is one product */
+    PK_INLINE,  /* an elementwise node with one elementwise reader: computed in that reader's loop */
+} PlanKind;
+
+typedef struct Plan {
+    PlanKind kind;
+    long off;     /* FIXED/SAMPLE: buffer offset; VIEW: element offset; OUT: output offset */
+    int out;      /* OUT: index of the output written in place */
+    int owner;    /* topo index of the node whose storage holds this one */
+    int last_use; /* topo index of the last reader of the owner's storage */
+    int block;    /* FIXED/SAMPLE: pool block index */
+} Plan;
+
+/* A node's values as the emitter reads them: element k of sample b is
+ * ptr[b*bstride + k], or reg when every element equals it. */
+typedef struct CgVal {
+    LLVMValueRef ptr;
+    LLVMValueRef reg;
+    long bstride; /* 0: unbatched (the same for every sample) */
+    int size;     /* elements per sample */
+    int inl;      /* PK_INLINE: 1 + the node's topo index (its elements are computed on load) */
+    int scope;    /* 1 + the work block holding it (fixed blocks, then per-sample ones), or 0 */
+} CgVal;
+
+/* A first-fit pool of work buffers (fixed or per-sample region). */
+typedef struct PoolBlock {
+    long off, size;
+    bool busy;
+} PoolBlock;
+
+typedef struct Pool {
+    PoolBlock *blk;
+    int n;
+    long total;
+} Pool;
+
+/* One function to emit: the rhs (NdRhsFn, its outputs the states' rhs into
+ * dydt) or a general kernel (NdKernelFn). */
+typedef struct CgKernel {
+    const char *name; /* the symbol */
+    bool rhs;         /* NdRhsFn signature: reads y, p only; out0 is dydt */
+    int nd;           /* doubles per sample in d */
+    int n_outputs;
+    const CgOutput *outputs;
+    const struct CgKernel *wraps; /* the vjp as a call of the fused rhs_vjp (no outputs) */
+    long work_fixed, work_sample; /* set once emitted: the work the kernel itself needs */
+} CgKernel;
+
+typedef struct Cg {
+    const IrModel *m;
+    const CgKernel *k;
+    Arena *arena;
+    int count;
+    IrNode **order;
+    int *index; /* topo index by node id */
+    int *uses;  /* readers of each node: operand slots and outputs */
+    int *user;  /* the last node reading each node, -1 for none */
+    Plan *plan;
+    CgVal *val;
+    Pool fixed, sample;
+    /* per work block: !alias.scope {its scope} and !noalias {every other block's}.
+     * Blocks never overlap, so a loop that reads one buffer of work and writes
+     * another needs no run-time overlap check to vectorise */
+    LLVMValueRef *md_scope, *md_noalias;
+    unsigned kind_scope, kind_noalias;
+
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef bld;
+    LLVMValueRef fn;
+    LLVMTypeRef t_f64, t_i64, t_i32, t_ptr, t_dgemm, t_dgemv, t_kernel; /* t_kernel: NdKernelFn */
+    LLVMValueRef v_t, v_y, v_p, v_a, v_d, v_out[3], v_B, v_work, v_sample; /* v_out[2]: out0 + B*ny */
+    int nd; /* the kernel's d stride */
+    bool wide; /* the host has AVX-512: let the vectoriser use it (cg_host_is_wide) */
+} Cg;
+
+/* A counted loop i = 0 .. n-1, optionally carrying one double accumulator. */
+typedef struct CgLoop {
+    LLVMBasicBlockRef head, exit;
+    LLVMValueRef i, acc, n;
+    bool scalar; /* set after cg_loop_begin: tell the loop vectoriser to leave it */
+} CgLoop;
+
+/* ---- llvm_codegen.c ---- */
+
+/* n's index in the kernel's topological order (cg->order, cg->plan, cg->val). */
+int cg_topo(const Cg *cg, const IrNode *n);
+
+/* ---- llvm_emit.c: small builders ---- */
+
+LLVMValueRef cg_i64(Cg *cg, long v);
+LLVMValueRef cg_i32(Cg *cg, long v);
+LLVMValueRef cg_f64(Cg *cg, double v);
+LLVMValueRef cg_gep(Cg *cg, LLVMValueRef ptr, LLVMValueRef idx, const char *name);
+LLVMValueRef cg_mul(Cg *cg, LLVMValueRef a, long c); /* a * c (i64), a itself when c is 1 */
+LLVMValueRef cg_add(Cg *cg, LLVMValueRef a, LLVMValueRef b);
+/* Element k of sample b (NULL: sample 0) of v: its register, its inlined
+ * computation, or a load tagged with its work block's alias scope. */
+LLVMValueRef cg_load(Cg *cg, const CgVal *v, LLVMValueRef b, LLVMValueRef k);
+void cg_store(Cg *cg, const CgVal *v, LLVMValueRef b, LLVMValueRef k, LLVMValueRef x);
+LLVMBasicBlockRef cg_block(Cg *cg, const char *name);
+/* Opens `for (i = 0; i < n; i++)` (blocks b_<tag>_*), with a double accumulator
+ * phi when acc_init is non-NULL; returns i. cg_loop_end closes it, feeding
+ * acc_next to the accumulator (l->acc is then its final value). */
+LLVMValueRef cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef n, const char *tag,
+                           LLVMValueRef acc_init);
+void cg_loop_end(Cg *cg, CgLoop *l, LLVMValueRef acc_next);
+LLVMValueRef cg_samples(Cg *cg, long bstride); /* B, or 1 for an unbatched value */
+/* One alias scope per work block of the planned kernel (cg->md_scope, md_noalias). */
+void cg_alias_scopes(Cg *cg);
+
+/* The loop nest b < samples (B, or 1 when bstride is 0), i < rows, j < cols
+ * (blocks b_<tag>_b, _i, _j) of the grid ops, PAD and inline products;
+ * cg_grid_end closes it. */
+typedef struct CgGrid {
+    CgLoop lb, li, lj;
+    LLVMValueRef b, i, j;
+} CgGrid;
+void cg_grid_begin(Cg *cg, CgGrid *g, long bstride, long rows, long cols, const char *tag);
+void cg_grid_end(Cg *cg, CgGrid *g);
+
+/* ---- llvm_emit.c: ops ---- */
+
+/* One element of n from its operands' elements x; n == NULL is a copy of x[0]. */
+LLVMValueRef cg_element_op(Cg *cg, const IrNode *n, LLVMValueRef *x);
+/* out[b, k] = n(args[.][b, k]) over every sample and element (n == NULL: a copy),
+ * scalars broadcasting; one flat loop over B*size when the layouts allow. */
+void cg_emit_map(Cg *cg, const IrNode *n, const CgVal *out, int nargs, const CgVal *const *args,
+                 const char *tag);
+/* The shape-changing ops into out: TRANSPOSE, OUTER and SLICE copies (grid), PAD,
+ * SUM, CONCAT and STACK (join). */
+void cg_emit_grid(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
+void cg_emit_pad(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
+void cg_emit_sum(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
+void cg_emit_join(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
+
+/* ---- llvm_matmul.c ---- */
+
+/* C = A @ B into c: inline loops or BLAS by the crossover rule. */
+void cg_emit_matmul(Cg *cg, const IrNode *n, const CgVal *c, const char *tag);
+/* Output o, a fused OUTER (PK_FUSED) summed over the batch: U^T V. */
+void cg_emit_outer_sum(Cg *cg, const CgOutput *o, const char *tag);
+
+#endif

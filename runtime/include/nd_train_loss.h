@@ -1,0 +1,55 @@
+/* One batch's loss and its gradient through the ODE solve, from a train
+ * directive's kernels: what nodec's training loop (tools/train.c) computes
+ * for one group of samples, as a runtime object for programs that bring their
+ * own loop (emit-c's per-train gradient functions, docs/emit-c.md). The
+ * kernels come from the compiler (compiler/plan/train_kernels.h); the gradient
+ * path (adjoint, backprop, checkpoint) is nd_gradient's. */
+#ifndef ND_TRAIN_LOSS_H
+#define ND_TRAIN_LOSS_H
+
+#include <stdint.h>
+
+#include "nd_gradient.h"
+#include "nd_kernels.h"
+#include "nd_solver.h"
+
+/* Each kernel reads the sample's data row from d (nd doubles per sample). */
+typedef struct NdLossKernels {
+    NdKernelFn loss, loss_grad;   /* at each observation (out0[b]; d/dy, d/dp), or NULL */
+    NdKernelFn final, final_grad; /* at the last observation, or NULL */
+    NdKernelFn init, init_vjp;    /* y0 from p and the first row; a^T d(y0)/dp into out1 */
+    int nd;                       /* doubles per data row (0: no data) */
+    int cost_offset;              /* the running cost's state in y (regularize), or -1 */
+    /* Called with the batch's initial states after init, before the solve, or
+     * NULL: nodec draws div_est's noise states there, fresh at every compute. */
+    void (*prepare)(void *ctx, double *y0, int64_t B);
+    void *prepare_ctx;
+} NdLossKernels;
+
+typedef struct NdTrainLoss NdTrainLoss;
+
+/* For batches of B samples and at most max_nt observation times; the solver
+ * template supplies the method and its settings (only read here). All memory
+ * is allocated here (the backprop tape may grow at the first compute). */
+NdTrainLoss *nd_train_loss_create(const NdKernels *k, const NdLossKernels *lk,
+                                  const NdSolver *solver_template, NdGradMethod gm, int64_t B,
+                                  int max_nt);
+void nd_train_loss_free(NdTrainLoss *t);
+/* The gradient object, for its settings (nd_gradient_set_seminorm) and counters. */
+NdGradient *nd_train_loss_get_gradient(NdTrainLoss *t);
+int64_t nd_train_loss_get_batch(const NdTrainLoss *t); /* B */
+
+/* From parameters p [np]: y0 = init(p, first rows), the solve through ts[nt]
+ * (nt >= 2, strictly monotone, ts[0] = t0), and
+ *   L = scale_obs * sum_{j,b} loss(ts[j], y_b, d_jb)
+ *     + scale_final * sum_b (final(ts[nt-1], y_b, d_{nt-1,b}) + cost_b),
+ * into *L, and grad_p [np] = dL/dp, through the solve and through y0. d holds
+ * the rows sample-major per observation: row of sample b at observation j at
+ * d + (j * B + b) * nd (NULL when nd = 0). Returns ND_OK or a negative status
+ * (nd_train_loss_get_message explains it). Allocates nothing. */
+int nd_train_loss_compute(NdTrainLoss *t, const double *p, int nt, const double *ts,
+                          const double *d, double scale_obs, double scale_final, double *L,
+                          double *grad_p);
+const char *nd_train_loss_get_message(const NdTrainLoss *t);
+
+#endif
