@@ -110,7 +110,9 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/nodec_bench_emit_XXXXXX", path[128];
     if (rounds < 1 || !mkdtemp(dir))
         return 1;
-    Compilation *c = compile_file("spiral.node", program, stderr, 0);
+    CompileOptions opts = {.path = "spiral.node", .text = program, .diag_out = stderr,
+                           .until = COMPILE_DERIVE, .targets = TARGET_C};
+    Compilation *c = compile(&opts);
     snprintf(path, sizeof path, "%s/spiral.c", dir);
     if (c->diag.errors || emit_c_program(c, path) != 0)
         return 1;

@@ -1,6 +1,8 @@
-/* The compiler pipeline as one recipe: read the prelude, the user's file and
- * every module it imports, parse them all, then check them together. What the
- * run does with the result lives in tools/. */
+/* The compiler pipeline as one recipe (compile() at the bottom): read the
+ * prelude, the user's file and every module it imports, parse them all, check
+ * them together (lowering to IR), decide the kernels each directive needs,
+ * differentiate, and hand the IR to the JIT. What the run does with the
+ * compiled program lives in tools/. */
 #include "driver.h"
 
 #include <errno.h>
@@ -145,39 +147,99 @@ static void load_prelude(Compilation *c, AstBuilder *ab)
         c->programs[c->n_programs++] = prog;
 }
 
-Compilation *compile_file(const char *path, const char *text, FILE *diag_out, int dump_ast)
+/* Reading and parsing: the prelude, the user's file, then its imports. */
+static bool parse_program(Compilation *c, const CompileOptions *o)
+{
+    AstBuilder ab = {c->arena, c->names};
+    SrcFile *file = o->text ? srcfile_from_string(o->path, o->text) : srcfile_read(o->path);
+    if (!file) {
+        diag_plain(&c->diag, "cannot read '%s': %s", o->path, strerror(errno));
+        return false;
+    }
+    load_prelude(c, &ab);
+    Ast *user = parse_one(c, &ab, file);
+    if (user && o->dump_ast)
+        ast_dump(stdout, user);
+    load_imports(c, &ab, user, file->path);
+    if (user)
+        c->programs[c->n_programs++] = user;
+    return c->diag.errors == 0;
+}
+
+/* The back end of `nodec run`: every set the JIT translates, one LLVM module
+ * each. */
+static bool jit_sets(Compilation *c)
+{
+    c->compiled = calloc((size_t)c->sets.n + 1, sizeof *c->compiled);
+    for (int i = 0; c->compiled && i < c->sets.n; i++) {
+        const KernelSet *s = &c->sets.sets[i];
+        if (!(s->targets & TARGET_JIT))
+            continue;
+        CompiledSet *cs = &c->compiled[i];
+        NdKernelFn fns[TRAIN_K_COUNT] = {0};
+        JitRequest req = {.vjp = s->vjp, .jac = s->jac, .rhs_vjp = s->rhs_vjp,
+                          .n_extra = s->loss.n, .extra = s->loss.specs, .extra_fns = fns};
+        cs->jit = jit_compile_request(s->model, &req, &cs->kernels, &c->diag);
+        if (!cs->jit)
+            return false;
+        train_kernels_assign(&s->loss, fns, cs->loss);
+    }
+    return c->compiled != NULL;
+}
+
+Compilation *compile(const CompileOptions *o)
 {
     Compilation *c = calloc(1, sizeof *c);
     c->arena = arena_new();
     c->names = strtab_new(c->arena);
     c->ir = ir_builder_new(c->arena);
-    diag_init(&c->diag, diag_out);
-    AstBuilder ab = {c->arena, c->names};
-
-    SrcFile *file = text ? srcfile_from_string(path, text) : srcfile_read(path);
-    if (!file) {
-        diag_plain(&c->diag, "cannot read '%s': %s", path, strerror(errno));
+    diag_init(&c->diag, o->diag_out);
+    if (!parse_program(c, o))
         return c;
-    }
-    load_prelude(c, &ab);
-    Ast *user = parse_one(c, &ab, file);
-    if (user && dump_ast)
-        ast_dump(stdout, user);
-    load_imports(c, &ab, user, file->path);
-    if (user)
-        c->programs[c->n_programs++] = user;
-    if (c->diag.errors)
-        return c;
-
     SemaInput in = {c->arena, c->names, c->ir, &c->diag, c->programs, c->n_programs};
     c->program = sema_check(&in);
+    if (!c->program || o->until == COMPILE_CHECK)
+        return c;
+    c->sets = kernel_sets_plan(c->arena, c->program, o->targets);
+    bool ok = kernel_sets_derive(&c->sets, c->arena, c->ir, &c->diag) == 0;
+    if (ok && o->dump_grad)
+        kernel_sets_dump(stdout, &c->sets);
+    if (ok && o->until == COMPILE_BACKEND)
+        ok = jit_sets(c);
+    if (!ok)
+        c->program = NULL;
     return c;
+}
+
+Compilation *compile_file(const char *path, const char *text, FILE *diag_out, int dump_ast)
+{
+    CompileOptions o = {.path = path, .text = text, .diag_out = diag_out,
+                        .until = COMPILE_CHECK, .dump_ast = dump_ast};
+    return compile(&o);
+}
+
+static const CompiledSet *compiled_of(const Compilation *c, const KernelSet *s)
+{
+    return s && c->compiled ? &c->compiled[s - c->sets.sets] : NULL;
+}
+
+const CompiledSet *compilation_model_kernels(const Compilation *c, const IrModel *m)
+{
+    return compiled_of(c, kernel_sets_model(&c->sets, m));
+}
+
+const CompiledSet *compilation_train_kernels(const Compilation *c, const SemaDirective *d)
+{
+    return compiled_of(c, kernel_sets_train(&c->sets, d));
 }
 
 void compilation_free(Compilation *c)
 {
     if (!c)
         return;
+    for (int i = 0; c->compiled && i < c->sets.n; i++)
+        jit_free(c->compiled[i].jit);
+    free(c->compiled);
     for (int i = 0; i < c->n_files; i++)
         srcfile_free(c->files[i]);
     arena_free(c->arena);

@@ -1,6 +1,8 @@
 /* The compiler pipeline as one recipe (QBE main.c): read -> parse (prelude,
- * imports, the file) -> sema -> IR. The command line, the tests and the
- * benchmarks all compile through here. */
+ * imports, the file) -> check (sema, lowering to IR) -> kernel requests ->
+ * differentiation -> the JIT back end. The command line, the tests and the
+ * benchmarks all compile through here; the C back end (emit-c) translates the
+ * kernel sets this pipeline derived. */
 #ifndef NODEC_DRIVER_H
 #define NODEC_DRIVER_H
 
@@ -10,9 +12,35 @@
 #include "ast.h"
 #include "diag.h"
 #include "ir.h"
+#include "kernel_sets.h"
+#include "llvm_jit.h"
 #include "sema.h"
 
 enum { DRIVER_MAX_FILES = 64 };
+
+/* How far compile() takes a file. */
+typedef enum CompileStage {
+    COMPILE_CHECK,   /* parse and check: `nodec check`, --dump=ast|ir, emit-llvm */
+    COMPILE_DERIVE,  /* + kernel requests and their derivatives as IR: adjoint, emit-c */
+    COMPILE_BACKEND, /* + the JIT for every TARGET_JIT kernel set: run, emit-c's trains */
+} CompileStage;
+
+typedef struct CompileOptions {
+    const char *path;
+    const char *text;   /* non-NULL: compile this text under the name path */
+    FILE *diag_out;     /* where diagnostics go */
+    CompileStage until;
+    int targets;        /* TARGET_JIT | TARGET_C | TARGET_SYSTEM (kernel_sets.h) */
+    bool dump_ast;      /* print the user's AST to stdout after parsing */
+    bool dump_grad;     /* print every kernel set's derived IR to stdout (--dump=grad) */
+} CompileOptions;
+
+/* The JIT's translation of one kernel set (sets[i] <-> compiled[i]). */
+typedef struct CompiledSet {
+    JitModel *jit;                  /* owned; NULL for a set the JIT does not translate */
+    NdKernels kernels;
+    NdKernelFn loss[TRAIN_K_COUNT]; /* a train set's loss kernels by slot */
+} CompiledSet;
 
 typedef struct Compilation {
     Arena *arena;
@@ -24,13 +52,22 @@ typedef struct Compilation {
     Ast *programs[DRIVER_MAX_FILES];  /* prelude, imports, then the user's file */
     int n_programs;
     SemaProgram *program;             /* NULL when errors were reported */
+    KernelSets sets;                  /* from COMPILE_DERIVE on */
+    CompiledSet *compiled;            /* from COMPILE_BACKEND on: one per set */
 } Compilation;
 
-/* Compiles path (or, when text is non-NULL, that text under the name path).
- * Diagnostics go to diag_out. Always returns a Compilation (free it); check
- * c->diag.errors. When dump_ast is set, the user's AST is printed to stdout. */
+/* Runs the pipeline up to o->until. Always returns a Compilation (free it);
+ * c->program is NULL when any stage reported an error. */
+Compilation *compile(const CompileOptions *o);
+/* compile() up to COMPILE_CHECK: path, or text under the name path when text
+ * is non-NULL; dump_ast prints the user's AST to stdout. */
 Compilation *compile_file(const char *path, const char *text, FILE *diag_out, int dump_ast);
 void compilation_free(Compilation *c);
+
+/* The JIT's kernels for the solves of model m, or for train directive d;
+ * NULL when the plan made no set for it. */
+const CompiledSet *compilation_model_kernels(const Compilation *c, const IrModel *m);
+const CompiledSet *compilation_train_kernels(const Compilation *c, const SemaDirective *d);
 
 /* Finds a stdlib module ("prelude", "nn") as NAME.node: next to the importing
  * file, in $NODEC_PATH (colon-separated), then in the built-in stdlib folders.

@@ -47,6 +47,21 @@ expect("unknown model", run("emit-llvm", seed, "--model", "Nope"), 1, err="no mo
 expect("dump tokens", run("check", seed, "--dump=tokens"), 0, out="model")
 expect("dump ast", run("check", seed, "--dump=ast"), 0, out="MODEL Linear")
 expect("dump ir", run("check", seed, "--dump=ir", "--model", "Growth"), 0, out="dx/dt")
+expect("dump grad", run("check", seed, "--dump=grad"), 0, out="kernels of model Growth: rhs (for jit)")
+lv = os.path.join(examples, "lotka_volterra.node")
+with tempfile.TemporaryDirectory() as wd:
+    p = run("run", lv, "--dump=grad", cwd=wd)
+    # the train's derived kernels, each output named by the slot it fills, and no run
+    for want in ("kernels of train at", "vjp x = %", "vjp alpha = %", "loss_grad x = %",
+                 "init_vjp alpha = %", "dx/dt = %"):
+        expect(f"dump grad: {want}", p, 0, out=want)
+    expect("dump grad runs nothing", p, 0, empty_err=True)
+    if os.listdir(wd):
+        print("FAIL dump grad wrote files"); failures.append("dump grad wrote files")
+expect("dump grad: jac for bdf", run("check", os.path.join(examples, "robertson.node"), "--dump=grad"),
+       0, out=", jac")
+expect("dump grad: adjoint's initial-value terms",
+       run("adjoint", os.path.join(examples, "anodev2.node"), "--dump=grad"), 0, out="init W0 via W = %")
 expect("emit-llvm", run("emit-llvm", seed, "--model", "Growth"), 0, out="define")
 expect("adjoint", run("adjoint", seed, "--model", "Growth"), 0, out="da_x/dt")
 with tempfile.TemporaryDirectory() as wd:

@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "adjoint_print.h"
-#include "llvm_jit.h"
 #include "c_codegen.h"
 #include "driver.h"
+#include "llvm_jit.h"
 #include "run.h"
 
 #define NODEC_VERSION "0.1.0"
@@ -22,7 +22,7 @@ typedef struct Options {
     const char *file;
     const char *model;  /* --model M: restrict dumps and emit-llvm to one model */
     const char *output; /* -o FILE */
-    const char *dump;   /* --dump=tokens|ast|ir|llvm */
+    const char *dump;   /* --dump=tokens|ast|ir|grad|llvm */
     bool has_seed;      /* --seed N: in place of the file's `option seed` */
     uint64_t seed;
     RunOptions run;
@@ -41,7 +41,7 @@ static const char usage_text[] =
     "  emit-c FILE -o OUT.c  write standalone C99 (and OUT.h): models, solvers, main\n"
     "\n"
     "options:\n"
-    "  --dump=STAGE    print a pipeline stage to stdout: tokens, ast, ir, llvm\n"
+    "  --dump=STAGE    print a pipeline stage to stdout: tokens, ast, ir, grad, llvm\n"
     "  --model M       with adjoint, --dump=ir|llvm and emit-llvm: only model M\n"
     "  --stats         (run) steps and right-hand-side evaluations of each solve\n"
     "  --quiet, -q     (run) no progress lines on stderr\n"
@@ -54,14 +54,14 @@ static const char *command_help(const char *cmd)
 {
     if (strcmp(cmd, "run") == 0)
         return "usage: nodec run FILE.node [--stats] [--quiet] [--seed N]\n"
-               "                 [--dump=tokens|ast|ir|llvm]\n"
+               "                 [--dump=tokens|ast|ir|grad|llvm]\n"
                "\n"
                "Checks FILE, JIT-compiles each model it uses and executes the directives in\n"
                "order. A solve writes CSV to its `output` file, or prints a table on stdout.\n"
                "Progress goes to stderr; errors name file:line:col and exit with status 1.\n"
                "--seed N replaces the file's `option seed` (initial parameters, batches, draws).\n";
     if (strcmp(cmd, "check") == 0)
-        return "usage: nodec check FILE.node [--dump=tokens|ast|ir]\n"
+        return "usage: nodec check FILE.node [--dump=tokens|ast|ir|grad]\n"
                "\n"
                "Parses and checks FILE (names, shapes, equations, directives). Silent with\n"
                "exit status 0 on a good file; otherwise every error (up to 20) with its\n"
@@ -121,8 +121,9 @@ static int parse_args(int argc, char **argv, Options *o)
         } else if (strncmp(a, "--dump=", 7) == 0) {
             o->dump = a + 7;
             if (strcmp(o->dump, "tokens") && strcmp(o->dump, "ast") && strcmp(o->dump, "ir") &&
-                strcmp(o->dump, "llvm"))
-                return usage_error("unknown stage '%s' for --dump (tokens, ast, ir, llvm)", o->dump);
+                strcmp(o->dump, "grad") && strcmp(o->dump, "llvm"))
+                return usage_error("unknown stage '%s' for --dump (tokens, ast, ir, grad, llvm)",
+                                   o->dump);
         } else if (strcmp(a, "--model") == 0 || strcmp(a, "-o") == 0) {
             if (i + 1 == argc)
                 return usage_error("%s needs a value", a);
@@ -260,6 +261,31 @@ static int dump_tokens(const char *path)
     return d.errors ? 1 : 0;
 }
 
+/* How far the command takes the pipeline, and for which back ends. A dump
+ * replaces the command: it stops at its stage. */
+static CompileOptions compile_options(const Options *o)
+{
+    CompileOptions c = {.path = o->file, .diag_out = stderr, .until = COMPILE_CHECK,
+                        .dump_ast = o->dump && strcmp(o->dump, "ast") == 0};
+    if (o->dump) {
+        c.dump_grad = strcmp(o->dump, "grad") == 0;
+        c.until = c.dump_grad ? COMPILE_DERIVE : COMPILE_CHECK;
+        c.targets = strcmp(o->command, "emit-c") == 0 ? TARGET_C | TARGET_JIT
+                    : strcmp(o->command, "adjoint") == 0 ? TARGET_SYSTEM
+                                                         : TARGET_JIT;
+    } else if (strcmp(o->command, "run") == 0) {
+        c.until = COMPILE_BACKEND;
+        c.targets = TARGET_JIT;
+    } else if (strcmp(o->command, "emit-c") == 0 && o->output) {
+        c.until = COMPILE_BACKEND; /* the JIT runs the file's trains first */
+        c.targets = TARGET_C | TARGET_JIT;
+    } else if (strcmp(o->command, "adjoint") == 0) {
+        c.until = COMPILE_DERIVE;
+        c.targets = TARGET_SYSTEM;
+    }
+    return c;
+}
+
 int main(int argc, char **argv)
 {
     Options o;
@@ -269,7 +295,8 @@ int main(int argc, char **argv)
     if (o.dump && strcmp(o.dump, "tokens") == 0)
         return dump_tokens(o.file);
 
-    Compilation *c = compile_file(o.file, NULL, stderr, o.dump && strcmp(o.dump, "ast") == 0);
+    CompileOptions copts = compile_options(&o);
+    Compilation *c = compile(&copts);
     if (c->program && o.has_seed) {
         c->program->has_seed = true;
         c->program->seed = o.seed;
@@ -278,8 +305,8 @@ int main(int argc, char **argv)
         rc = 1;
     else if (!c->program)
         rc = 1;
-    else if (o.dump && strcmp(o.dump, "ast") == 0)
-        rc = 0; /* printed by compile_file; a dump replaces the command */
+    else if (o.dump && (strcmp(o.dump, "ast") == 0 || strcmp(o.dump, "grad") == 0))
+        rc = 0; /* printed by compile; a dump replaces the command */
     else if (o.dump)
         rc = dump_stage(&o, c);
     else if (strcmp(o.command, "emit-llvm") == 0)

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "diff.h"
 #include "nd_csv_write.h"
 #include "nd_solver.h"
 #include "params_init.h"
@@ -39,10 +38,8 @@ static void runner_init(Runner *r, Compilation *c, const RunOptions *opts)
 
 static void runner_free(Runner *r)
 {
-    for (int i = 0; i < r->n_runs; i++) {
-        jit_free(r->runs[i].jit);
+    for (int i = 0; i < r->n_runs; i++)
         free(r->runs[i].p);
-    }
     free(r->runs);
     for (int i = 0; i < r->n_owned; i++)
         free(r->owned[i]);
@@ -55,27 +52,6 @@ ModelRun *run_model(Runner *r, const IrModel *m)
         if (r->runs[i].model == m)
             return &r->runs[i];
     return NULL;
-}
-
-/* Implicit solvers need the model's Jacobian kernel. */
-bool run_solver_needs_jacobian(const SemaCall *solver)
-{
-    int m = solver->name ? nd_method_from_name(solver->name) : -1;
-    return m >= 0 && nd_method_is_implicit((NdMethod)m);
-}
-
-/* JIT-compiles a model the first time a directive needs it, and again with the
- * Jacobian kernel the first time an implicit solver needs that. */
-int run_ensure_compiled(Runner *r, ModelRun *mr, bool need_jac)
-{
-    if (mr->jit && (!need_jac || mr->kernels.jac))
-        return 0;
-    jit_free(mr->jit);
-    if (need_jac)
-        diff_model_jacobian(r->c->ir, mr->model);
-    JitRequest req = {.jac = need_jac};
-    mr->jit = jit_compile_request(mr->model, &req, &mr->kernels, &r->c->diag);
-    return mr->jit ? 0 : -1;
 }
 
 /* ---- solve ---- */
@@ -357,9 +333,10 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
                       double *yout)
 {
     ModelRun *mr = run_model(r, s->model);
-    if (run_ensure_compiled(r, mr, run_solver_needs_jacobian(&s->solver)))
-        return -1;
-    NdSolver *solver = run_make_solver(r, &s->solver, where, &mr->kernels, B);
+    const CompiledSet *cs = compilation_model_kernels(r->c, s->model);
+    if (!cs || !cs->jit) /* the pipeline plans a set for every model a solve integrates */
+        INTERNAL_ERROR("model '%s' reached a solve uncompiled", s->model->name);
+    NdSolver *solver = run_make_solver(r, &s->solver, where, &cs->kernels, B);
     if (!solver)
         return -1;
     int ny = s->model->ny, rc = -1;

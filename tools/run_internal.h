@@ -3,17 +3,15 @@
 #ifndef NODEC_RUN_INTERNAL_H
 #define NODEC_RUN_INTERNAL_H
 
-#include "llvm_jit.h"
 #include "nd_random.h"
 #include "nd_solver.h"
 #include "run.h"
 
-/* A model's run-time state: its parameter values and, once compiled, its kernels. */
+/* A model's run-time state: its parameter values (its kernels are the
+ * compilation's: compilation_model_kernels). */
 typedef struct ModelRun {
     IrModel *model;
     double *p;
-    JitModel *jit;
-    NdKernels kernels;
 } ModelRun;
 
 typedef struct Runner {
@@ -27,8 +25,6 @@ typedef struct Runner {
 } Runner;
 
 ModelRun *run_model(Runner *r, const IrModel *m);
-int run_ensure_compiled(Runner *r, ModelRun *mr, bool need_jac);
-bool run_solver_needs_jacobian(const SemaCall *solver);
 /* Configures a solver from a directive's `solver = ...`; reports and returns NULL
  * when it cannot run. `where` locates errors when no solver was given. */
 NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const NdKernels *k,

@@ -4,8 +4,9 @@
  *
  * The compiler's part is IR: the loss at an observation, the final loss and the
  * initial states (which may read the data row and the parameters) are lowered by
- * sema; here they are differentiated (compiler/diff) and compiled next to the
- * model's rhs and vjp, so the runtime only ever calls kernels. Everything a
+ * sema, differentiated by the pipeline's kernel requests (compiler/plan) and
+ * compiled next to the model's rhs and vjp (compilation_train_kernels), so the
+ * runtime only ever calls kernels. Everything a
  * training iteration touches is allocated before the first one. */
 #include <errno.h>
 #include <math.h>
@@ -19,13 +20,11 @@
 #include <malloc.h>
 #endif
 
-#include "diff.h"
 #include "nd_gradient.h"
 #include "nd_optim.h"
 #include "nd_safetensors.h"
 #include "nd_train_loss.h"
 #include "run_internal.h"
-#include "train_kernels.h"
 
 /* train_run's status after a Ctrl-C: the shell's code for a SIGINT (128 + 2). */
 enum { TRAIN_INTERRUPTED = 130 };
@@ -44,7 +43,6 @@ typedef struct Trainer {
     const SemaTrain *tr;
     IrModel *m;        /* augmented */
     double *p;         /* the model's parameters, trained in place */
-    JitModel *jit;
     NdKernels k;
     NdKernelFn fn[TRAIN_K_COUNT];
     int ny, np, ncols, cost_offset; /* cost_offset: of __cost, or -1 */
@@ -71,26 +69,15 @@ typedef struct Trainer {
 /* ---- kernels ---- */
 
 /* The model's rhs and vjp (and jac for an implicit solver), and the directive's
- * loss and init kernels (compiler/plan/train_kernels.c), in one JIT module. */
-static int compile_kernels(Trainer *t)
+ * loss and init kernels (compiler/plan/train_kernels.c), from one JIT module
+ * the pipeline compiled. */
+static void take_kernels(Trainer *t)
 {
-    IrBuilder *b = t->r->c->ir;
-    TrainKernels tk;
-    if (train_kernels_build(t->r->c, t->dir, &tk))
-        return -1;
-    diff_model_adjoint(b, t->m);
-    bool need_jac = run_solver_needs_jacobian(&t->tr->solver);
-    if (need_jac)
-        diff_model_jacobian(b, t->m);
-    NdKernelFn fns[TRAIN_K_COUNT] = {0};
-    JitRequest req = {.vjp = 1, .jac = need_jac, .n_extra = tk.n, .extra = tk.specs,
-                      .extra_fns = fns,
-                      .rhs_vjp = !need_jac && strcmp(t->tr->gradient, "adjoint") == 0};
-    t->jit = jit_compile_request(t->m, &req, &t->k, &t->r->c->diag);
-    if (!t->jit)
-        return -1;
-    train_kernels_assign(&tk, fns, t->fn);
-    return 0;
+    const CompiledSet *cs = compilation_train_kernels(t->r->c, t->dir);
+    if (!cs || !cs->jit)
+        INTERNAL_ERROR("train of model '%s' reached the runner uncompiled", t->tr->model->name);
+    t->k = cs->kernels;
+    memcpy(t->fn, cs->loss, sizeof t->fn);
 }
 
 /* ---- the loss at each observation ---- */
@@ -363,7 +350,6 @@ static void trainer_free(Trainer *t)
     free(t->sum_grad);
     nd_train_loss_free(t->tl);
     nd_optim_free(t->opt);
-    jit_free(t->jit);
 }
 
 /* ---- one step ---- */
@@ -682,9 +668,8 @@ int train_run(Runner *r, const SemaDirective *d)
                    tr->model->name);
         return -1;
     }
-    int rc = compile_kernels(&t);
-    if (rc == 0)
-        rc = tr->data && tr->data->t_col >= 0 ? plan_time_series(&t) : plan_samples(&t);
+    take_kernels(&t);
+    int rc = tr->data && tr->data->t_col >= 0 ? plan_time_series(&t) : plan_samples(&t);
     if (rc == 0)
         rc = check_optimizer(&t);
     if (rc == 0)

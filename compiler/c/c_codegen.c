@@ -14,18 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "diff.h"
+#include "kernel_sets.h"
 
 /* The JIT's measured rule (llvm_matmul.c, docs/codegen.md): a product pays
  * for a BLAS call from a reduction of 16 and 512 multiply-adds on. Under
  * -DNODEC_USE_CBLAS the generated code follows it per sample. */
 #define CC_BLAS_MIN_FLOPS 512L
 #define CC_BLAS_MIN_INNER 16
-
-/* The Jacobian kernel is a dense [ny, ny] matrix of expressions: past this
- * many states its IR alone is too big to build for a file that uses no
- * implicit solver (div_est's 2000 x 2 state would be 16 million entries). */
-#define CC_JACOBIAN_MAX_NY 64
 
 /* Where a node's values live. */
 typedef enum CcKind {
@@ -741,18 +736,18 @@ int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs,
 
 bool cc_model_has_jacobian(const IrModel *m)
 {
-    return m->ny <= CC_JACOBIAN_MAX_NY;
+    return kernel_sets_c_has_jacobian(m);
 }
 
-int cc_emit_model_kernels(FILE *out, IrBuilder *b, IrModel *m, const char *prefix, CcWork *work,
+int cc_emit_model_kernels(FILE *out, Arena *a, const IrModel *m, const char *prefix, CcWork *work,
                           Diag *diag)
 {
-    Arena *a = ir_builder_arena(b);
     int n_kernels = cc_model_has_jacobian(m) ? 3 : 2;
-    if (!m->adj_state)
-        diff_model_adjoint(b, m);
-    if (!m->jac && n_kernels == 3)
-        diff_model_jacobian(b, m);
+    if (!m->adj_state || (n_kernels == 3 && !m->jac)) {
+        diag_plain(diag, "internal error at compiler/c/c_codegen.c:%d: model '%s' reached the C "
+                         "back end underived", __LINE__, m->name);
+        return -1;
+    }
     CgOutput *rhs = arena_alloc(a, sizeof *rhs * (size_t)(m->n_states + 1));
     CgOutput *vjp = arena_alloc(a, sizeof *vjp * (size_t)(m->n_states + m->n_params + 1));
     CgOutput *jac = arena_alloc(a, sizeof *jac);

@@ -37,10 +37,11 @@ int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs,
                    const CgKernelSpec *spec, CcWork *work, Diag *diag);
 
 /* <prefix>_rhs, <prefix>_vjp and, when cc_model_has_jacobian, <prefix>_jac of m
- * (building the model's adjoint and Jacobian IR through compiler/diff when not
- * built yet), with the kernel table's layouts (nd_kernels.h); raises *work. */
-bool cc_model_has_jacobian(const IrModel *m); /* ny <= 64: see c_codegen.c */
-int cc_emit_model_kernels(FILE *out, IrBuilder *b, IrModel *m, const char *prefix, CcWork *work,
+ * (whose adjoint and Jacobian IR the pipeline derived: kernel_sets_derive),
+ * with the kernel table's layouts (nd_kernels.h); raises *work. a holds the
+ * output descriptions. */
+bool cc_model_has_jacobian(const IrModel *m); /* kernel_sets.h's size limit */
+int cc_emit_model_kernels(FILE *out, Arena *a, const IrModel *m, const char *prefix, CcWork *work,
                           Diag *diag);
 
 /* Writes a double as a C literal that reads back to the same value. */

@@ -251,7 +251,7 @@ void emit_work_size(Emit *e, const char *name, const CcWork *w)
 
 int emit_model_kernels(Emit *e, IrModel *m, const char *prefix, CcWork *work)
 {
-    if (cc_emit_model_kernels(e->out, e->c->ir, m, prefix, work, &e->c->diag))
+    if (cc_emit_model_kernels(e->out, e->c->arena, m, prefix, work, &e->c->diag))
         return -1;
     const char *kinds[3] = {"rhs", "vjp", "jac"};
     for (int k = 0; k < (cc_model_has_jacobian(m) ? 3 : 2); k++) {

@@ -137,9 +137,13 @@ int emit_train(Emit *e, const SemaDirective *d, int index)
         return -1;
     if (m == tr->model) /* the loss kernels share the model's scratch */
         work = e->work[emit_model_index(e, m)];
-    TrainKernels tk;
-    if (train_kernels_build(e->c, d, &tk))
+    const KernelSet *set = kernel_sets_train(&e->c->sets, d);
+    if (!set) { /* kernel_sets_plan makes one for every train emit-c writes */
+        diag_plain(&e->c->diag, "internal error at compiler/c/c_emit_train.c:%d: train of model "
+                                "'%s' reached the C back end unplanned", __LINE__, tr->model->name);
         return -1;
+    }
+    const TrainKernels tk = set->loss;
     for (int k = 0; k < tk.n; k++) {
         snprintf(name, sizeof name, "%s_%s", prefix, tk.specs[k].name);
         if (cc_emit_kernel(e->out, m, name, false, &tk.specs[k], &work, &e->c->diag))

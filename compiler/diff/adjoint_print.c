@@ -8,7 +8,6 @@
  * compiled. */
 #include "adjoint_print.h"
 
-#include "diff.h"
 
 static void print_shape_suffix(FILE *out, IrShape s)
 {
@@ -39,23 +38,11 @@ static void print_wrapped(FILE *out, IrNode *e, const IrModel *m, const char *pr
     fputs(suffix, out);
 }
 
-/* A parameter in a state's initial value (state W = W0) also receives that
- * state's adjoint at t0, through the initial value's own derivative. */
-static IrNode *init_term(IrBuilder *b, const IrModel *m, int i, IrNode *param)
-{
-    const IrVar *v = &m->states[i];
-    if (v->init_kind != IR_INIT_EXPR || !v->init)
-        return NULL;
-    IrNode *a = ir_adjoint(b, i, v->offset, v->shape), *g;
-    diff_vjp(b, 1, &v->init, &a, 1, &param, &g);
-    return ir_is_const_value(g, 0) ? NULL : g;
-}
-
 /* dL/dθ = -∫ (integrand) dt [+ (term)(t0) per initial value using θ]. */
-static void print_param_gradient(FILE *out, IrBuilder *b, const IrModel *m, int j)
+static void print_param_gradient(FILE *out, const IrModel *m, int j)
 {
     const IrVar *p = &m->params[j];
-    IrNode *leaf = ir_param(b, j, p->offset, p->shape), *integrand = m->adj_param[j];
+    IrNode *integrand = m->adj_param[j];
     int terms = 0;
     fprintf(out, "  dL/d%s = ", p->name);
     if (!ir_is_const_value(integrand, 0)) {
@@ -63,19 +50,20 @@ static void print_param_gradient(FILE *out, IrBuilder *b, const IrModel *m, int 
         terms++;
     }
     for (int i = 0; i < m->n_states; i++) {
-        IrNode *t0 = init_term(b, m, i, leaf);
+        IrNode *t0 = m->adj_init[j * m->n_states + i];
         if (t0)
             print_wrapped(out, t0, m, terms++ ? " + " : "", "(t0)");
     }
     fputs(terms ? "\n" : "0\n", out);
 }
 
-int adjoint_print(FILE *out, IrBuilder *b, IrModel *m)
+int adjoint_print(FILE *out, IrBuilder *b, const IrModel *m)
 {
     for (int i = 0; i < m->n_states; i++)
         if (!m->rhs || !m->rhs[i])
             return -1;
-    diff_model_adjoint(b, m);
+    if (!m->adj_state || !m->adj_init)
+        INTERNAL_ERROR("model '%s' reached the adjoint printer underived", m->name);
     fprintf(out, "model %s\n", m->name);
     for (int i = 0; i < m->n_states; i++) {
         fprintf(out, "  state %s", m->states[i].name);
@@ -93,6 +81,6 @@ int adjoint_print(FILE *out, IrBuilder *b, IrModel *m)
         fputc('\n', out);
     }
     for (int j = 0; j < m->n_params; j++)
-        print_param_gradient(out, b, m, j);
+        print_param_gradient(out, m, j);
     return 0;
 }

@@ -8,9 +8,10 @@
 
 #include "ir.h"
 
-/* Derives m's adjoint system (diff_model_adjoint) when not built yet, and
- * prints the model's states, its equations, their adjoints' equations and one
- * line per parameter. Returns 0, or -1 when m has a missing right-hand side. */
-int adjoint_print(FILE *out, IrBuilder *b, IrModel *m);
+/* Prints the model's states, its equations, their adjoints' equations and one
+ * line per parameter, from the adjoint system the pipeline derived
+ * (m->adj_state, adj_param, adj_init: kernel_sets_derive). b builds only the
+ * printed negations. Returns 0, or -1 when m has a missing right-hand side. */
+int adjoint_print(FILE *out, IrBuilder *b, const IrModel *m);
 
 #endif

@@ -266,6 +266,30 @@ void diff_model_adjoint(IrBuilder *b, IrModel *m)
     m->adj_param = grads + ns; /* one allocation: params follow the states */
 }
 
+static IrNode *init_adjoint_term(IrBuilder *b, const IrModel *m, int i, IrNode *param)
+{
+    const IrVar *v = &m->states[i];
+    if (v->init_kind != IR_INIT_EXPR || !v->init)
+        return NULL;
+    IrNode *a = ir_adjoint(b, i, v->offset, v->shape), *g;
+    diff_vjp(b, 1, &v->init, &a, 1, &param, &g);
+    return ir_is_const_value(g, 0) ? NULL : g;
+}
+
+void diff_model_init_adjoint(IrBuilder *b, IrModel *m)
+{
+    if (m->adj_init)
+        return;
+    int ns = m->n_states;
+    IrNode **terms = arena_alloc(ir_builder_arena(b), sizeof *terms * (size_t)(ns * m->n_params + 1));
+    for (int j = 0; j < m->n_params; j++) {
+        IrNode *leaf = ir_param(b, j, m->params[j].offset, m->params[j].shape);
+        for (int i = 0; i < ns; i++)
+            terms[j * ns + i] = init_adjoint_term(b, m, i, leaf);
+    }
+    m->adj_init = terms;
+}
+
 /* A gradient shaped like a state, as a vector of its row-major elements. */
 static IrNode *flatten(IrBuilder *b, IrNode *g)
 {

@@ -28,5 +28,8 @@ IrNode *diff_divergence(IrBuilder *b, IrNode *f, IrNode *x);
  * IR_ADJOINT leaves of every state, and jac = df/dy as an [ny, ny] matrix. */
 void diff_model_adjoint(IrBuilder *b, IrModel *m);
 void diff_model_jacobian(IrBuilder *b, IrModel *m);
+/* adj_init: how a parameter in a state's initial value (state W = W0) receives
+ * that state's adjoint at t0, through the initial value's own derivative. */
+void diff_model_init_adjoint(IrBuilder *b, IrModel *m);
 
 #endif

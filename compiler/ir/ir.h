@@ -139,6 +139,8 @@ typedef struct IrModel {
     IrNode **adj_state; /* adj_state[i] = a^T df/d(states[i]), shaped like states[i] */
     IrNode **adj_param; /* adj_param[j] = a^T df/d(params[j]) for one sample */
     IrNode *jac;        /* df/dy: [ny, ny], row i = d(rhs element i)/dy */
+    IrNode **adj_init;  /* adj_init[j * n_states + i] = a_i^T d(init of states[i])/d(params[j])
+                           at t0, NULL where the initial value does not read params[j] */
 } IrModel;
 
 /* Whether no right-hand side of m reads t (rodas4 then skips df/dt). */
@@ -169,6 +171,10 @@ void ir_eval_op(const IrNode *n, const double *const *args, double *out);
  * listing of --dump=ir: one numbered line per node reachable from the rhs. */
 void ir_print_expr(FILE *out, const IrNode *n, const IrModel *m);
 void ir_dump_model(FILE *out, const IrModel *m);
+/* The same listing for any roots (m names the leaves; may be NULL): the nodes
+ * reachable from each root that were not listed yet, then "labels[i] = %id". */
+void ir_dump_roots(FILE *out, const IrModel *m, int n, const char *const *labels,
+                   IrNode *const *roots);
 
 /* All nodes reachable from roots, operands before users (the order codegen
  * emits them in). Returns the count; *order is arena-allocated. */

@@ -415,18 +415,17 @@ static void dump_node(FILE *out, const IrNode *n, const IrModel *m)
     fprintf(out, "  : %s\n", ir_shape_str(n->shape, buf));
 }
 
-void ir_dump_model(FILE *out, const IrModel *m)
+void ir_dump_roots(FILE *out, const IrModel *m, int n, const char *const *labels,
+                   IrNode *const *roots)
 {
-    dump_header(out, m);
     int max_id = -1;
-    for (int i = 0; i < m->n_states; i++)
-        if (m->rhs && m->rhs[i] && m->rhs[i]->id > max_id)
-            max_id = m->rhs[i]->id;
+    for (int i = 0; i < n; i++)
+        if (roots[i] && roots[i]->id > max_id)
+            max_id = roots[i]->id;
     bool *printed = calloc((size_t)max_id + 2, sizeof *printed);
     Arena *scratch = arena_new();
-    for (int i = 0; i < m->n_states; i++) {
-        IrNode *root = m->rhs ? m->rhs[i] : NULL;
-        IrNode **order;
+    for (int i = 0; i < n; i++) {
+        IrNode *root = roots[i], **order;
         int count = root ? ir_topo_order(scratch, 1, &root, &order) : 0;
         for (int j = 0; j < count; j++) {
             if (!printed[order[j]->id])
@@ -434,10 +433,28 @@ void ir_dump_model(FILE *out, const IrModel *m)
             printed[order[j]->id] = true;
         }
         if (root)
-            fprintf(out, "  d%s/dt = %%%d\n", m->states[i].name, root->id);
+            fprintf(out, "  %s = %%%d\n", labels[i], root->id);
         else
-            fprintf(out, "  d%s/dt = <missing>\n", m->states[i].name);
+            fprintf(out, "  %s = <missing>\n", labels[i]);
     }
     arena_free(scratch);
     free(printed);
+}
+
+void ir_dump_model(FILE *out, const IrModel *m)
+{
+    dump_header(out, m);
+    Arena *scratch = arena_new();
+    int n = m->n_states;
+    const char **labels = arena_alloc(scratch, sizeof *labels * (size_t)(n + 1));
+    IrNode **roots = arena_alloc(scratch, sizeof *roots * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(m->states[i].name) + 8;
+        char *label = arena_alloc(scratch, len);
+        snprintf(label, len, "d%s/dt", m->states[i].name);
+        labels[i] = label;
+        roots[i] = m->rhs ? m->rhs[i] : NULL;
+    }
+    ir_dump_roots(out, m, n, labels, roots);
+    arena_free(scratch);
 }

@@ -47,9 +47,8 @@ static CgKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const ch
 
 /* The initial state of every state of the augmented model: the train block's
  * init, else the model's default; __cost starts at 0. NULL roots are reported. */
-static int init_roots(Compilation *c, const SemaDirective *d, IrNode **roots)
+static int init_roots(IrBuilder *b, Diag *diag, const SemaDirective *d, IrNode **roots)
 {
-    IrBuilder *b = c->ir;
     const SemaTrain *tr = &d->train;
     const IrModel *m = tr->augmented;
     int cost_offset = m != tr->model ? tr->model->ny : -1;
@@ -61,7 +60,7 @@ static int init_roots(Compilation *c, const SemaDirective *d, IrNode **roots)
         if (!init && v->offset == cost_offset)
             init = ir_scalar(b, 0);
         if (!init) {
-            diag_error(&c->diag, d->loc,
+            diag_error(diag, d->loc,
                        "state '%s' of model '%s' has no initial value for training: give one "
                        "with init = { %s = ... }",
                        v->name, m->name, v->name);
@@ -74,14 +73,12 @@ static int init_roots(Compilation *c, const SemaDirective *d, IrNode **roots)
     return 0;
 }
 
-static int init_specs(Compilation *c, const SemaDirective *d, int nd, CgKernelSpec *specs,
-                      int *n)
+static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d, int nd,
+                      CgKernelSpec *specs, int *n)
 {
-    Arena *a = c->arena;
-    IrBuilder *b = c->ir;
     const IrModel *m = d->train.augmented;
     IrNode **roots = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
-    if (init_roots(c, d, roots))
+    if (init_roots(b, diag, d, roots))
         return -1;
     CgOutput *o = arena_alloc(a, sizeof *o * (size_t)m->n_states);
     IrNode **cot = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
@@ -106,10 +103,10 @@ static int init_specs(Compilation *c, const SemaDirective *d, int nd, CgKernelSp
     return 0;
 }
 
-int train_kernels_build(Compilation *c, const SemaDirective *d, TrainKernels *out)
+int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d,
+                        TrainKernels *out)
 {
     const SemaTrain *tr = &d->train;
-    Arena *a = c->arena;
     IrModel *m = tr->augmented;
     int nd = tr->data ? tr->data->ncols : 0, n = 0;
     for (int i = 0; i < TRAIN_K_COUNT; i++)
@@ -119,17 +116,17 @@ int train_kernels_build(Compilation *c, const SemaDirective *d, TrainKernels *ou
         out->slot[TRAIN_K_LOSS] = n;
         specs[n++] = value_spec("loss", tr->loss, nd, a);
         out->slot[TRAIN_K_LOSS_GRAD] = n;
-        specs[n++] = grad_spec(a, c->ir, m, "loss_grad", tr->loss, nd);
+        specs[n++] = grad_spec(a, b, m, "loss_grad", tr->loss, nd);
     }
     if (tr->final_loss) {
         out->slot[TRAIN_K_FINAL] = n;
         specs[n++] = value_spec("final", tr->final_loss, nd, a);
         out->slot[TRAIN_K_FINAL_GRAD] = n;
-        specs[n++] = grad_spec(a, c->ir, m, "final_grad", tr->final_loss, nd);
+        specs[n++] = grad_spec(a, b, m, "final_grad", tr->final_loss, nd);
     }
     out->slot[TRAIN_K_INIT] = n;
     out->slot[TRAIN_K_INIT_VJP] = n + 1;
-    if (init_specs(c, d, nd, specs, &n))
+    if (init_specs(a, b, diag, d, nd, specs, &n))
         return -1;
     out->n = n;
     return 0;

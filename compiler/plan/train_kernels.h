@@ -8,7 +8,7 @@
 #define NODEC_TRAIN_KERNELS_H
 
 #include "llvm_jit.h"
-#include "driver.h"
+#include "sema.h"
 
 /* The slots, in the order the specs are built (those a directive lacks are
  * skipped): "loss" (a scalar per sample into out0[b]) and "loss_grad" (d/dy
@@ -34,10 +34,11 @@ typedef struct TrainKernels {
     int slot[TRAIN_K_COUNT];  /* its index in specs, or -1 */
 } TrainKernels;
 
-/* Builds the specs of train directive d in c's arena and IR builder (which
- * also gets the IR of every gradient). Returns 0, or -1 after reporting a
- * state that has no initial value. */
-int train_kernels_build(Compilation *c, const SemaDirective *d, TrainKernels *out);
+/* Builds the specs of train directive d in the arena and IR builder (which
+ * also gets the IR of every gradient). Returns 0, or -1 after reporting
+ * through diag a state that has no initial value. */
+int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d,
+                        TrainKernels *out);
 
 /* The function each slot's kernel holds, from the n functions compiled for
  * the specs (in spec order): fns[slot], or NULL for a slot not built. */

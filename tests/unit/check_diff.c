@@ -608,6 +608,8 @@ static char *adjoint_text(IrModel *m)
     char *buf = NULL;
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
+    diff_model_adjoint(b, m); /* the pipeline's derive stage for `nodec adjoint` */
+    diff_model_init_adjoint(b, m);
     ck_assert_int_eq(adjoint_print(out, b, m), 0);
     fclose(out);
     return buf;

@@ -131,7 +131,9 @@ static void emitted_open(Emitted *e)
     fputs(obs_csv, f);
     fclose(f);
     snprintf(text, sizeof text, program_fmt, e->dir);
-    e->c = compile_file("emit_test.node", text, stderr, 0);
+    CompileOptions opts = {.path = "emit_test.node", .text = text, .diag_out = stderr,
+                           .until = COMPILE_DERIVE, .targets = TARGET_C};
+    e->c = compile(&opts);
     ck_assert_int_eq(e->c->diag.errors, 0);
     e->m = sema_find_model(e->c->program, "M");
     ck_assert_ptr_nonnull(e->m);
@@ -210,7 +212,7 @@ START_TEST(test_kernels_match_jit)
     }
     IrModel *m = e.m;
     TrainKernels tk;
-    ck_assert_int_eq(train_kernels_build(e.c, train_dir(&e, 0), &tk), 0);
+    ck_assert_int_eq(train_kernels_build(e.c->arena, e.c->ir, &e.c->diag, train_dir(&e, 0), &tk), 0);
     ck_assert_int_eq(tk.n, 4); /* final, final_grad, init, init_vjp */
     NdKernelFn fns[TRAIN_K_COUNT];
     NdKernels k;
@@ -339,7 +341,7 @@ static void jit_gradient(Emitted *e, int index, const double *p, const double *t
     const SemaDirective *dir = train_dir(e, index);
     IrModel *m = dir->train.augmented;
     TrainKernels tk;
-    ck_assert_int_eq(train_kernels_build(e->c, dir, &tk), 0);
+    ck_assert_int_eq(train_kernels_build(e->c->arena, e->c->ir, &e->c->diag, dir, &tk), 0);
     diff_model_adjoint(e->c->ir, m);
     diff_model_jacobian(e->c->ir, m);
     NdKernelFn fns[TRAIN_K_COUNT];

@@ -1,0 +1,254 @@
+/* Kernel requests and their derivation (kernel_sets.h): the stage between
+ * checking and the back ends. Which kernels a directive needs is decided here
+ * from the checked program alone, so `nodec run` and `nodec emit-c` translate
+ * IR that already exists and neither back end calls compiler/diff. */
+#include "kernel_sets.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "diff.h"
+#include "nd_solver.h"
+
+bool kernel_sets_c_has_jacobian(const IrModel *m)
+{
+    return m->ny <= KERNEL_SETS_C_JACOBIAN_MAX_NY;
+}
+
+/* Implicit solvers step with the model's Jacobian. */
+static bool needs_jacobian(const SemaCall *solver)
+{
+    int m = solver->name ? nd_method_from_name(solver->name) : -1;
+    return m >= 0 && nd_method_is_implicit((NdMethod)m);
+}
+
+static KernelSet *model_set(KernelSets *ks, IrModel *m)
+{
+    for (int i = 0; i < ks->n; i++)
+        if (ks->sets[i].model == m && !ks->sets[i].train)
+            return &ks->sets[i];
+    KernelSet *s = &ks->sets[ks->n++];
+    *s = (KernelSet){.model = m};
+    return s;
+}
+
+/* A solve or a simulate: the JIT compiles its model's rhs, and jac for an
+ * implicit solver. */
+static void plan_integration(KernelSets *ks, const SemaSolve *s)
+{
+    KernelSet *set = model_set(ks, s->model);
+    set->targets |= TARGET_JIT;
+    set->jac |= needs_jacobian(&s->solver);
+}
+
+/* A train: its augmented model's rhs and vjp, jac for an implicit solver (the
+ * JIT otherwise fuses rhs and vjp for the adjoint's backward stages), and the
+ * directive's loss kernels. A model without parameters gets none: the train
+ * is refused when it runs. */
+static void plan_train(KernelSets *ks, const SemaDirective *d, int targets)
+{
+    const SemaTrain *tr = &d->train;
+    if (tr->augmented->np == 0 && !(targets & TARGET_C))
+        return;
+    KernelSet *set = &ks->sets[ks->n++];
+    bool jac = needs_jacobian(&tr->solver);
+    *set = (KernelSet){.model = tr->augmented, .train = d, .targets = targets, .vjp = true,
+                       .jac = jac,
+                       .rhs_vjp = !jac && (!tr->gradient || strcmp(tr->gradient, "adjoint") == 0)};
+}
+
+/* emit-c writes every model, and `nodec adjoint` prints every model. */
+static void plan_every_model(KernelSets *ks, const SemaProgram *prog, int targets)
+{
+    for (int i = 0; i < prog->n_models; i++) {
+        KernelSet *set = model_set(ks, prog->models[i]);
+        set->targets |= targets;
+        if (targets & TARGET_SYSTEM)
+            set->vjp = set->init_adjoint = true;
+    }
+}
+
+static bool has_train(const SemaProgram *prog)
+{
+    for (int i = 0; i < prog->n_dirs; i++)
+        if (prog->dirs[i].kind == SEMA_TRAIN)
+            return true;
+    return false;
+}
+
+KernelSets kernel_sets_plan(Arena *arena, const SemaProgram *prog, int targets)
+{
+    KernelSets ks = {0};
+    /* emit-c runs through the JIT only a training file's data and trains (so
+     * that it writes trained parameters); it never runs a solve. */
+    bool jit_solves = (targets & TARGET_JIT) && !(targets & TARGET_C);
+    if ((targets & TARGET_C) && !has_train(prog))
+        targets &= ~TARGET_JIT;
+    size_t cap = (size_t)prog->n_models + (size_t)prog->n_dirs + 1;
+    ks.sets = arena_alloc(arena, sizeof *ks.sets * cap);
+    if (targets & (TARGET_C | TARGET_SYSTEM))
+        plan_every_model(&ks, prog, targets & (TARGET_C | TARGET_SYSTEM));
+    for (int i = 0; i < prog->n_dirs; i++) {
+        const SemaDirective *d = &prog->dirs[i];
+        if (jit_solves && d->kind == SEMA_SOLVE)
+            plan_integration(&ks, &d->solve);
+        else if ((targets & TARGET_JIT) && d->kind == SEMA_DATA &&
+                 d->data->kind == SEMA_DATA_SIMULATE)
+            plan_integration(&ks, &d->data->sim);
+        else if (d->kind == SEMA_TRAIN && (targets & (TARGET_JIT | TARGET_C)))
+            plan_train(&ks, d, targets & (TARGET_JIT | TARGET_C));
+    }
+    return ks;
+}
+
+/* The derived systems a set's kernels read, whichever back end translates it. */
+static bool wants_adjoint(const KernelSet *s)
+{
+    return s->vjp || s->rhs_vjp || (s->targets & TARGET_C);
+}
+
+static bool wants_jacobian(const KernelSet *s)
+{
+    return s->jac || ((s->targets & TARGET_C) && kernel_sets_c_has_jacobian(s->model));
+}
+
+int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
+{
+    for (int i = 0; i < ks->n; i++) {
+        KernelSet *s = &ks->sets[i];
+        if (wants_adjoint(s))
+            diff_model_adjoint(b, s->model);
+        if (wants_jacobian(s))
+            diff_model_jacobian(b, s->model);
+        if (s->init_adjoint)
+            diff_model_init_adjoint(b, s->model);
+        if (s->train && train_kernels_build(arena, b, diag, s->train, &s->loss))
+            return -1;
+    }
+    return 0;
+}
+
+const KernelSet *kernel_sets_model(const KernelSets *ks, const IrModel *m)
+{
+    for (int i = 0; i < ks->n; i++)
+        if (ks->sets[i].model == m && !ks->sets[i].train)
+            return &ks->sets[i];
+    return NULL;
+}
+
+const KernelSet *kernel_sets_train(const KernelSets *ks, const SemaDirective *d)
+{
+    for (int i = 0; i < ks->n; i++)
+        if (ks->sets[i].train == d)
+            return &ks->sets[i];
+    return NULL;
+}
+
+/* ---- --dump=grad ---- */
+
+/* A name for a kernel output: the state or parameter whose slot it fills. */
+static const char *output_label(Arena *a, const IrModel *m, const char *kernel,
+                                const CgOutput *o, int k)
+{
+    const char *var = NULL;
+    for (int i = 0; !var && o->dst != 1 && i < m->n_states; i++)
+        if (m->states[i].offset == o->offset && o->stride == m->ny)
+            var = m->states[i].name;
+    for (int j = 0; !var && o->dst == 1 && o->batch_sum && j < m->n_params; j++)
+        if (m->params[j].offset == o->offset)
+            var = m->params[j].name;
+    size_t len = strlen(kernel) + (var ? strlen(var) : 12) + 4;
+    char *label = arena_alloc(a, len);
+    if (var)
+        snprintf(label, len, "%s %s", kernel, var);
+    else if (o->dst == 0 && o->stride == 1 && k == 0)
+        snprintf(label, len, "%s", kernel);
+    else
+        snprintf(label, len, "%s out%d", kernel, k);
+    return label;
+}
+
+/* The roots of every kernel the set names, with labels, into arena arrays. */
+static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrNode ***roots)
+{
+    const IrModel *m = s->model;
+    int n = m->n_states * 2 + m->n_params * (1 + m->n_states) + 1;
+    for (int k = 0; k < s->loss.n; k++)
+        n += s->loss.specs[k].n_outputs;
+    *labels = arena_alloc(a, sizeof **labels * (size_t)n);
+    *roots = arena_alloc(a, sizeof **roots * (size_t)n);
+    int c = 0;
+    for (int i = 0; i < m->n_states; i++) {
+        size_t len = strlen(m->states[i].name) + 8;
+        char *label = arena_alloc(a, len);
+        snprintf(label, len, "d%s/dt", m->states[i].name);
+        (*labels)[c] = label;
+        (*roots)[c++] = m->rhs[i];
+    }
+    for (int i = 0; wants_adjoint(s) && i < m->n_states; i++) {
+        CgOutput o = {m->adj_state[i], 0, m->states[i].offset, m->ny, 0};
+        (*labels)[c] = output_label(a, m, "vjp", &o, i);
+        (*roots)[c++] = m->adj_state[i];
+    }
+    for (int j = 0; wants_adjoint(s) && j < m->n_params; j++) {
+        CgOutput o = {m->adj_param[j], 1, m->params[j].offset, m->np, 1};
+        (*labels)[c] = output_label(a, m, "vjp", &o, j);
+        (*roots)[c++] = m->adj_param[j];
+    }
+    if (wants_jacobian(s)) {
+        (*labels)[c] = "jac";
+        (*roots)[c++] = m->jac;
+    }
+    for (int j = 0; s->init_adjoint && j < m->n_params; j++)
+        for (int i = 0; i < m->n_states; i++)
+            if (m->adj_init[j * m->n_states + i]) {
+                size_t len = strlen(m->params[j].name) + strlen(m->states[i].name) + 16;
+                char *label = arena_alloc(a, len);
+                snprintf(label, len, "init %s via %s", m->params[j].name, m->states[i].name);
+                (*labels)[c] = label;
+                (*roots)[c++] = m->adj_init[j * m->n_states + i];
+            }
+    for (int k = 0; k < s->loss.n; k++)
+        for (int o = 0; o < s->loss.specs[k].n_outputs; o++) {
+            const CgOutput *out = &s->loss.specs[k].outputs[o];
+            (*labels)[c] = output_label(a, m, s->loss.specs[k].name, out, o);
+            (*roots)[c++] = out->node;
+        }
+    return c;
+}
+
+static void dump_title(FILE *out, const KernelSet *s)
+{
+    static const char *const target_names[] = {"jit", "c", "adjoint"};
+    fprintf(out, "kernels of %s", s->train ? "train" : "model");
+    if (s->train && s->train->loc.file)
+        fprintf(out, " at %s:%d", s->train->loc.file->path, s->train->loc.line);
+    fprintf(out, " %s:", s->model->name);
+    fputs(" rhs", out);
+    if (wants_adjoint(s))
+        fputs(", vjp", out);
+    if (s->rhs_vjp)
+        fputs(", rhs_vjp", out);
+    if (wants_jacobian(s))
+        fputs(", jac", out);
+    for (int k = 0; k < s->loss.n; k++)
+        fprintf(out, ", %s", s->loss.specs[k].name);
+    fputs(" (for", out);
+    for (int t = 0; t < 3; t++)
+        if (s->targets & (1 << t))
+            fprintf(out, " %s", target_names[t]);
+    fputs(")\n", out);
+}
+
+void kernel_sets_dump(FILE *out, const KernelSets *ks)
+{
+    for (int i = 0; i < ks->n; i++) {
+        Arena *scratch = arena_new();
+        const char **labels;
+        IrNode **roots;
+        int n = collect_roots(scratch, &ks->sets[i], &labels, &roots);
+        dump_title(out, &ks->sets[i]);
+        ir_dump_roots(out, ks->sets[i].model, n, labels, roots);
+        arena_free(scratch);
+    }
+}
