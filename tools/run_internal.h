@@ -28,10 +28,10 @@ typedef struct Runner {
 
 ModelRun *run_model(Runner *r, const IrModel *m);
 int run_ensure_compiled(Runner *r, ModelRun *mr, bool need_jac);
-bool run_solver_needs_jacobian(const SemaCall *solver);
+bool run_solver_needs_jacobian(const SemaSolver *solver);
 /* Configures a solver from a directive's `solver = ...`; reports and returns NULL
  * when it cannot run. `where` locates errors when no solver was given. */
-NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const NdKernels *k,
+NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const NdKernels *k,
                           int64_t B);
 double run_now_ms(void);
 /* Draws, for B samples of y (m's layout), the states m draws at every solve:
