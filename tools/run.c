@@ -56,52 +56,44 @@ ModelRun *run_model(Runner *r, const IrModel *m)
 
 /* ---- solve ---- */
 
-static const SemaArg *find_arg(const SemaCall *call, const char *key)
+/* The first setting of sv that s refuses (in nd_methods.def's order, with rtol
+ * and atol set together), or -1 when s takes them all. */
+static int configure(NdSolver *s, const SemaSolver *sv)
 {
-    for (int i = 0; i < call->nargs; i++)
-        if (strcmp(call->args[i].key, key) == 0)
-            return &call->args[i];
-    return NULL;
+    unsigned given = sv->given;
+    if ((given & ND_SBIT_H) && nd_solver_set_step(s, sv->h))
+        return ND_SKEY_H;
+    if ((given & (ND_SBIT_RTOL | ND_SBIT_ATOL)) && nd_solver_set_tolerances(s, sv->rtol, sv->atol))
+        return given & ND_SBIT_RTOL ? ND_SKEY_RTOL : ND_SKEY_ATOL;
+    if ((given & ND_SBIT_H0) && nd_solver_set_initial_step(s, sv->h0))
+        return ND_SKEY_H0;
+    if ((given & ND_SBIT_MAX_STEPS) && nd_solver_set_max_steps(s, sv->max_steps))
+        return ND_SKEY_MAX_STEPS;
+    return -1;
 }
 
 /* Checks the solver spec against what this runtime has and configures a solver
  * for it; reports and returns NULL when it cannot run. Sema has already checked
- * the argument names of each solver family. */
-NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const NdKernels *k,
+ * the setting names of each method (nd_methods.def's keys). */
+NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const NdKernels *k,
                           int64_t B)
 {
     Diag *diag = &r->c->diag;
-    if (!call->name) /* sema gives every solve, simulate and train a solver (dopri5 by default) */
+    if (!sv->name) /* sema gives every solve, simulate and train a solver (dopri5 by default) */
         INTERNAL_ERROR("a directive reached the runner without a solver");
-    int m = nd_method_from_name(call->name);
-    if (m < 0) /* sema knows the runtime's names */
-        INTERNAL_ERROR("sema accepted solver '%s', which the runtime does not have", call->name);
-    const SemaArg *ha = find_arg(call, "h");
-    if (!nd_method_is_adaptive((NdMethod)m) && !ha) {
-        diag_error(diag, call->loc, "%s needs a step size: %s(h = 0.01)", call->name, call->name);
+    if (!nd_method_is_adaptive(sv->method) && !(sv->given & ND_SBIT_H)) {
+        diag_error(diag, sv->loc, "%s needs a step size: %s(h = 0.01)", sv->name, sv->name);
         return NULL;
     }
-    NdSolver *s = nd_solver_create(k, (NdMethod)m, B);
+    NdSolver *s = nd_solver_create(k, sv->method, B);
     if (!s) {
         diag_error(diag, where, "out of memory for this solver");
         return NULL;
     }
-    const SemaArg *rtol = find_arg(call, "rtol"), *atol = find_arg(call, "atol");
-    const SemaArg *h0 = find_arg(call, "h0"), *max_steps = find_arg(call, "max_steps");
-    const SemaArg *bad = NULL;
-    if (ha && nd_solver_set_step(s, ha->value))
-        bad = ha;
-    else if ((rtol || atol) &&
-             nd_solver_set_tolerances(s, rtol ? rtol->value : ND_DEFAULT_RTOL,
-                                      atol ? atol->value : ND_DEFAULT_ATOL))
-        bad = rtol ? rtol : atol;
-    else if (h0 && nd_solver_set_initial_step(s, h0->value))
-        bad = h0;
-    else if (max_steps && nd_solver_set_max_steps(s, (long)max_steps->value))
-        bad = max_steps;
-    if (bad) {
-        diag_error(diag, bad->loc, "invalid %s for %s: %s", bad->key, call->name,
-                   nd_solver_get_message(s));
+    int bad = configure(s, sv);
+    if (bad >= 0) {
+        diag_error(diag, sv->arg_loc[bad], "invalid %s for %s: %s",
+                   nd_solver_key_name((NdSolverKey)bad), sv->name, nd_solver_get_message(s));
         nd_solver_free(s);
         return NULL;
     }

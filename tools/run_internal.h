@@ -27,7 +27,7 @@ typedef struct Runner {
 ModelRun *run_model(Runner *r, const IrModel *m);
 /* Configures a solver from a directive's `solver = ...`; reports and returns NULL
  * when it cannot run. `where` locates errors when no solver was given. */
-NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const NdKernels *k,
+NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const NdKernels *k,
                           int64_t B);
 double run_now_ms(void);
 /* Draws, for B samples of y (m's layout), the states m draws at every solve:

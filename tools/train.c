@@ -273,34 +273,12 @@ static NdGradMethod grad_method(const char *name)
     return ND_GRAD_ADJOINT;
 }
 
-static const SemaArg *call_arg(const SemaCall *call, const char *key)
-{
-    for (int i = 0; i < call->nargs; i++)
-        if (strcmp(call->args[i].key, key) == 0)
-            return &call->args[i];
-    return NULL;
-}
-
 static NdOptim *make_optimizer(Trainer *t)
 {
-    const SemaCall *call = &t->tr->optimizer;
-    int kind = nd_optim_kind_from_name(call->name ? call->name : "adam");
-    const SemaArg *lr = call_arg(call, "lr");
-    NdOptimConfig cfg = nd_optim_defaults((NdOptimKind)(kind < 0 ? ND_OPT_ADAM : kind),
-                                          lr ? lr->value : 1e-3);
-    const struct {
-        const char *key;
-        double *field;
-    } extra[] = {{"momentum", &cfg.momentum}, {"beta1", &cfg.beta1}, {"beta2", &cfg.beta2},
-                 {"eps", &cfg.eps}, {"alpha", &cfg.alpha}, {"weight_decay", &cfg.weight_decay}};
-    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
-        const SemaArg *a = call_arg(call, extra[i].key);
-        if (a)
-            *extra[i].field = a->value;
-    }
+    const SemaOptimizer *o = &t->tr->optimizer;
+    NdOptimConfig cfg = o->cfg;
     /* PyTorch's SGD with momentum is the momentum optimizer */
-    const SemaArg *mom = call_arg(call, "momentum");
-    if (cfg.kind == ND_OPT_SGD && mom && mom->value > 0)
+    if (cfg.kind == ND_OPT_SGD && (o->given & ND_OBIT_MOMENTUM) && cfg.momentum > 0)
         cfg.kind = ND_OPT_MOMENTUM;
     return nd_optim_create(&cfg, t->np);
 }
@@ -308,10 +286,9 @@ static NdOptim *make_optimizer(Trainer *t)
 /* What sema accepts but the runtime cannot do yet is refused, not ignored. */
 static int check_optimizer(Trainer *t)
 {
-    const SemaCall *call = &t->tr->optimizer;
-    const SemaArg *mom = call_arg(call, "momentum");
-    if (call->name && strcmp(call->name, "rmsprop") == 0 && mom && mom->value > 0) {
-        diag_error(&t->r->c->diag, mom->loc,
+    const SemaOptimizer *o = &t->tr->optimizer;
+    if (o->cfg.kind == ND_OPT_RMSPROP && (o->given & ND_OBIT_MOMENTUM) && o->cfg.momentum > 0) {
+        diag_error(&t->r->c->diag, o->arg_loc[ND_OKEY_MOMENTUM],
                    "rmsprop with momentum is not supported yet; remove momentum, or use adam");
         return -1;
     }

@@ -32,8 +32,8 @@ int emit_c_put_runtime(FILE *f, const char *const *files, int n_files, int index
 
 /* A directive's `solver = ...`: checked as tools/run.c checks it (the method's
  * index, or -1 after reporting), and written as a NodecSolverSpec initialiser. */
-int emit_check_solver(Compilation *c, const SemaCall *call, SrcLoc where, const IrModel *m);
-void emit_solver_spec(FILE *f, const SemaCall *call);
+int emit_check_solver(Compilation *c, const SemaSolver *sv, SrcLoc where, const IrModel *m);
+void emit_solver_spec(FILE *f, const SemaSolver *sv);
 /* The NodecSolverSpec type and nodec_solver_make (into the program, once). */
 void emit_solver_support(FILE *f);
 

@@ -198,60 +198,47 @@ void emit_solver_support(FILE *f)
     fputs(solver_support, f);
 }
 
-static const SemaArg *find_arg(const SemaCall *call, const char *key)
-{
-    for (int i = 0; i < call->nargs; i++)
-        if (strcmp(call->args[i].key, key) == 0)
-            return &call->args[i];
-    return NULL;
-}
-
-int emit_check_solver(Compilation *c, const SemaCall *call, SrcLoc where, const IrModel *model)
+int emit_check_solver(Compilation *c, const SemaSolver *sv, SrcLoc where, const IrModel *model)
 {
     Diag *diag = &c->diag;
-    if (!call->name) {
+    if (!sv->name) {
         diag_error(diag, where, "a solver is needed here, e.g. solver = dopri5(rtol = 1e-6)");
         return -1;
     }
-    int m = nd_method_from_name(call->name);
-    if (m < 0) {
-        diag_error(diag, call->loc, "solver '%s' is not available to emit-c in this version",
-                   call->name);
+    if (!nd_method_is_adaptive(sv->method) && !(sv->given & ND_SBIT_H)) {
+        diag_error(diag, sv->loc, "%s needs a step size: %s(h = 0.01)", sv->name, sv->name);
         return -1;
     }
-    if (!nd_method_is_adaptive((NdMethod)m) && !find_arg(call, "h")) {
-        diag_error(diag, call->loc, "%s needs a step size: %s(h = 0.01)", call->name, call->name);
-        return -1;
-    }
-    if (nd_method_is_implicit((NdMethod)m) && !cc_model_has_jacobian(model)) {
-        diag_error(diag, call->loc, "%s needs the Jacobian, which emit-c writes for models of at "
-                                    "most 64 state elements ('%s' has %d)", call->name,
+    if (nd_method_is_implicit(sv->method) && !cc_model_has_jacobian(model)) {
+        diag_error(diag, sv->loc, "%s needs the Jacobian, which emit-c writes for models of at "
+                                  "most 64 state elements ('%s' has %d)", sv->name,
                    model->name, model->ny);
         return -1;
     }
-    return m;
+    return (int)sv->method;
 }
 
-static void put_arg(FILE *f, const SemaCall *call, const char *key, double def)
+static void put_value(FILE *f, double v)
 {
-    const SemaArg *a = find_arg(call, key);
     fputs(", ", f);
-    cc_print_double(f, a ? a->value : def);
+    cc_print_double(f, v);
 }
 
-void emit_solver_spec(FILE *f, const SemaCall *call)
+/* A NodecSolverSpec initialiser: which settings were given, and every value
+ * (a default where not given, which nodec_solver_configure then leaves). */
+void emit_solver_spec(FILE *f, const SemaSolver *sv)
 {
     fputc('{', f);
-    emit_put_cstring(f, call->name);
-    bool tol = find_arg(call, "rtol") || find_arg(call, "atol");
-    fprintf(f, ", (NdMethod)%d, %d, %d, %d, %d", nd_method_from_name(call->name),
-            find_arg(call, "h") != NULL, tol, find_arg(call, "h0") != NULL,
-            find_arg(call, "max_steps") != NULL);
-    put_arg(f, call, "h", 0);
-    put_arg(f, call, "rtol", ND_DEFAULT_RTOL);
-    put_arg(f, call, "atol", ND_DEFAULT_ATOL);
-    put_arg(f, call, "h0", 0);
-    put_arg(f, call, "max_steps", 0);
+    emit_put_cstring(f, sv->name);
+    unsigned given = sv->given;
+    fprintf(f, ", (NdMethod)%d, %d, %d, %d, %d", (int)sv->method, (given & ND_SBIT_H) != 0,
+            (given & (ND_SBIT_RTOL | ND_SBIT_ATOL)) != 0, (given & ND_SBIT_H0) != 0,
+            (given & ND_SBIT_MAX_STEPS) != 0);
+    put_value(f, sv->h);
+    put_value(f, sv->rtol);
+    put_value(f, sv->atol);
+    put_value(f, sv->h0);
+    put_value(f, (double)sv->max_steps);
     fputc('}', f);
 }
 

@@ -1,9 +1,10 @@
 /* emit-c's copy of the runtime: the sources embedded into nodec at build time
  * (cmake/embed_runtime.cmake), written into one translation unit. Each file is
- * verbatim but for its `#include "nd_..."` lines; a static function that two
- * runtime files both define (each file is its own translation unit in the
- * runtime library) is renamed for the file that holds it by a function-like
- * macro around it, so the runtime needs no unique static names. */
+ * verbatim but for its `#include "nd_..."` lines (X-macro tables are pasted
+ * where they are included); a static function that two runtime files both
+ * define (each file is its own translation unit in the runtime library) is
+ * renamed for the file that holds it by a function-like macro around it, so
+ * the runtime needs no unique static names. */
 #include "c_emit_internal.h"
 
 #include <ctype.h>
@@ -111,15 +112,37 @@ static int clashes(const char *const *files, int n_files, const char *name, char
     return n;
 }
 
+/* The X-macro table file that an `#include "name.def"` line names into name
+ * (64 bytes), and whether it is one; false for any other include. */
+static bool included_table(const char *line, char *name)
+{
+    const char *start = line + 10, *quote = strchr(start, '"');
+    size_t n = quote ? (size_t)(quote - start) : 0;
+    if (n < 5 || n >= 64 || strncmp(quote - 4, ".def", 4) != 0)
+        return false;
+    memcpy(name, start, n);
+    name[n] = '\0';
+    return embedded_text(name) != NULL;
+}
+
 /* The text without its `#include "nd_..."` lines (the files it includes come
- * before it in the same translation unit). */
+ * before it in the same translation unit), but with each X-macro table pasted
+ * where it is included: a table is read several times, under other macros.
+ * A pasted table leaves out its opening comment, which the reader of the
+ * program finds in the runtime's copy. */
 static void put_text(FILE *f, const char *s)
 {
     while (*s) {
         const char *end = strchr(s, '\n');
         size_t len = end ? (size_t)(end - s) + 1 : strlen(s);
-        if (strncmp(s, "#include \"", 10) != 0)
+        char name[64];
+        if (strncmp(s, "#include \"", 10) != 0) {
             fwrite(s, 1, len, f);
+        } else if (included_table(s, name)) {
+            const char *table = embedded_text(name), *rows = strstr(table, "*/\n");
+            fprintf(f, "/* runtime/include/%s: */\n", name);
+            put_text(f, strncmp(table, "/*", 2) == 0 && rows ? rows + 3 : table);
+        }
         s += len;
     }
 }

@@ -11,21 +11,31 @@
 
 #include "ast.h"
 #include "ir.h"
+#include "nd_optim.h"
+#include "nd_solver.h"
 
-/* `key = number` inside a named-argument call such as rk4(h = 0.25). */
-typedef struct SemaArg {
-    const char *key;
-    SrcLoc loc;       /* of the value */
-    double value;
-} SemaArg;
+/* `solver = rk4(h = 0.25)`, checked against nd_methods.def: the method and
+ * each of its settings, as given or else the solver's own default (so every
+ * consumer reads the values the solver runs with from one place). */
+typedef struct SemaSolver {
+    const char *name; /* interned .node name; NULL when the directive did not give one */
+    NdMethod method;
+    SrcLoc loc;       /* of the name */
+    unsigned given;   /* ND_SBIT_ set of the settings the call wrote */
+    SrcLoc arg_loc[ND_SOLVER_KEY_COUNT]; /* of each given setting's value */
+#define ND_SOLVER_KEY(name, ID, type, def) type name;
+#include "nd_methods.def"
+} SemaSolver;
 
-/* A solver, optimizer ... given as `name` or `name(key = value, ...)`. */
-typedef struct SemaCall {
+/* `optimizer = adam(lr = 1e-3)`, checked against nd_optimizers.def: the
+ * runtime's configuration with each argument as given or its default. */
+typedef struct SemaOptimizer {
     const char *name; /* interned; NULL when the directive did not give one */
     SrcLoc loc;       /* of the name */
-    int nargs;
-    SemaArg *args;
-} SemaCall;
+    unsigned given;   /* ND_OBIT_ set of the arguments the call wrote */
+    SrcLoc arg_loc[ND_OPTIM_KEY_COUNT]; /* of each given argument's value */
+    NdOptimConfig cfg;
+} SemaOptimizer;
 
 /* `init = { z ~ normal(0, 1) }` in a solve: a state drawn per sample. */
 typedef struct SemaDraw {
@@ -41,7 +51,7 @@ typedef struct SemaSolve {
     double *t;        /* output times; t[0] is t0; strictly monotone, at least 2 */
     SrcLoc t_loc;
     IrNode **init;    /* per state of model: override from `init = {...}`, or NULL */
-    SemaCall solver;
+    SemaSolver solver;
     const char *output; /* CSV path, or NULL for a table on stdout */
     SrcLoc output_loc;
     /* Batches (solve only; zero/NULL for simulate). A batched solve writes a
@@ -100,11 +110,11 @@ typedef struct SemaTrain {
     IrNode *regularize; /* scalar running cost integrand, or NULL */
     SemaBatchKind batch;
     int batch_length, batch_count; /* windows(length, count); minibatch: count = N */
-    SemaCall solver;
+    SemaSolver solver;
     const char *gradient; /* "adjoint" (default), "backprop", "checkpoint" */
     SrcLoc gradient_loc;
     int seminorm;         /* adjoint(seminorm = 1): backward error control on y and a only */
-    SemaCall optimizer;   /* sgd(lr = ...), momentum, adam, rmsprop */
+    SemaOptimizer optimizer; /* sgd(lr = ...), momentum, adam, rmsprop */
     long steps, log_every;
     const char *history, *save, *load;
     SrcLoc history_loc, save_loc, load_loc;

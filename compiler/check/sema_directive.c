@@ -6,16 +6,11 @@
 #include "sema.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sema_internal.h"
 
-static const char *const solver_names[] = {
-    "euler", "midpoint", "heun", "rk4", "bosh3", "dopri5", "tsit5", "dop853", "bdf", "rodas4", "kvaerno5",
-};
-enum { N_SOLVERS = sizeof solver_names / sizeof solver_names[0], N_FIXED = 4 };
-static const char *const fixed_keys[] = {"h"};
-static const char *const adaptive_keys[] = {"rtol", "atol", "h0", "max_steps"};
 static const char *const solve_keys[] = {"t", "init", "solver", "output", "samples"};
 
 int sema_find_name(const char *name, int n, const char *const *names)
@@ -24,6 +19,18 @@ int sema_find_name(const char *name, int n, const char *const *names)
         if (strcmp(name, names[i]) == 0)
             return i;
     return -1;
+}
+
+const char *sema_join(Sema *S, int n, const char *const *names, const char *last)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(names[i]) + strlen(last) + 2;
+    char *out = arena_alloc(S->arena, len), *at = out;
+    *out = '\0';
+    for (int i = 0; i < n; i++)
+        at += sprintf(at, "%s%s", i == 0 ? "" : i == n - 1 ? last : ", ", names[i]);
+    return out;
 }
 
 static SrcLoc name_loc_of(const Ast *a)
@@ -204,23 +211,64 @@ void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int i
 
 /* ---- solver ---- */
 
-static void solver_arg(Sema *S, const Ast *arg, int family, SemaCall *call)
+/* How the note after an unknown solver names each class of nd_methods.def. */
+static const char *const class_labels[] = {
+    [ND_CLASS_FIXED] = "fixed step, h",
+    [ND_CLASS_ADAPTIVE] = "adaptive",
+    [ND_CLASS_IMPLICIT] = "implicit",
+};
+
+/* Every setting's name, in nd_methods.def's order (bit k is key k). */
+static const char *const solver_keys[ND_SOLVER_KEY_COUNT] = {
+#define ND_SOLVER_KEY(name, ID, type, def) #name,
+#include "nd_methods.def"
+};
+
+int sema_names_in(unsigned set, int n, const char *const *all, const char **out)
 {
-    const char *name = call->name;
-    int fixed = family < N_FIXED;
-    const char *const *keys = fixed ? fixed_keys : adaptive_keys;
-    int nkeys = fixed ? 1 : 4;
-    if (sema_find_name(arg->name, nkeys, keys) < 0) {
+    int m = 0;
+    for (int k = 0; k < n; k++)
+        if (set & (1u << k))
+            out[m++] = all[k];
+    return m;
+}
+
+static void set_value(SemaSolver *out, NdSolverKey k, double v)
+{
+    switch (k) {
+#define ND_SOLVER_KEY(name, ID, type, def) case ND_SKEY_##ID: out->name = (type)v; break;
+#include "nd_methods.def"
+    case ND_SOLVER_KEY_COUNT: break;
+    }
+}
+
+/* The method's settings at the solver's defaults, none given. */
+static void solver_start(SemaSolver *out, const char *name, NdMethod method, SrcLoc at)
+{
+    memset(out, 0, sizeof *out);
+    out->name = name;
+    out->method = method;
+    out->loc = at;
+#define ND_SOLVER_KEY(name, ID, type, def) out->name = def;
+#include "nd_methods.def"
+}
+
+static void solver_arg(Sema *S, const Ast *arg, SemaSolver *out)
+{
+    const char *keys[ND_SOLVER_KEY_COUNT];
+    unsigned allowed = nd_method_keys(out->method);
+    int nkeys = sema_names_in(allowed, ND_SOLVER_KEY_COUNT, solver_keys, keys);
+    int k = sema_find_name(arg->name, ND_SOLVER_KEY_COUNT, solver_keys);
+    if (k < 0 || !(allowed & (1u << k))) {
         diag_error(S->diag, arg->loc, "unknown argument '%s' for solver '%s' (expected %s)", arg->name,
-                   name, fixed ? "h" : "rtol, atol, h0 or max_steps");
+                   out->name, sema_join(S, nkeys, keys, " or "));
         sema_suggest_among(S, arg->name, arg->loc, nkeys, keys);
         return;
     }
-    for (int j = 0; j < call->nargs; j++)
-        if (call->args[j].key == arg->name) {
-            diag_error(S->diag, arg->loc, "duplicate argument '%s'", arg->name);
-            return;
-        }
+    if (out->given & (1u << k)) {
+        diag_error(S->diag, arg->loc, "duplicate argument '%s'", arg->name);
+        return;
+    }
     IrNode *c = sema_const(S, S->global, arg->a, "a solver argument");
     if (!c)
         return;
@@ -228,47 +276,68 @@ static void solver_arg(Sema *S, const Ast *arg, int family, SemaCall *call)
         diag_error(S->diag, arg->a->loc, "solver argument '%s' must be a positive number", arg->name);
         return;
     }
-    call->args[call->nargs++] = (SemaArg){.key = arg->name, .loc = arg->a->loc, .value = c->value[0]};
+    set_value(out, (NdSolverKey)k, c->value[0]);
+    out->given |= 1u << k;
+    out->arg_loc[k] = arg->a->loc;
 }
 
 /* Without `solver =`, dopri5 with its default tolerances (rtol 1e-6, atol 1e-9), as
  * torchdiffeq and scipy default to an adaptive 5(4) pair; LANGUAGE.md §5.6's
  * sampling solve is written without one. */
-void sema_default_solver(Sema *S, SrcLoc where, SemaCall *call)
+void sema_default_solver(Sema *S, SrcLoc where, SemaSolver *out)
 {
-    memset(call, 0, sizeof *call);
-    call->name = strtab_cstr(S->names, "dopri5");
-    call->loc = where;
+    solver_start(out, strtab_cstr(S->names, nd_method_name(ND_DOPRI5)), ND_DOPRI5, where);
 }
 
-void sema_solver_call(Sema *S, const Ast *e, SemaCall *call)
+/* "known solvers: euler, ... (fixed step, h); bosh3, ... (adaptive); ...", class
+ * by class. */
+static void note_known(Sema *S, SrcLoc at)
+{
+    const char *groups[ND_CLASS_IMPLICIT + 1], *names[ND_METHOD_COUNT];
+    for (int c = 0; c <= ND_CLASS_IMPLICIT; c++) {
+        int n = 0;
+        for (int m = 0; m < ND_METHOD_COUNT; m++)
+            if (nd_method_class((NdMethod)m) == (NdMethodClass)c)
+                names[n++] = nd_method_name((NdMethod)m);
+        const char *list = sema_join(S, n, names, ", ");
+        char *g = arena_alloc(S->arena, strlen(list) + strlen(class_labels[c]) + 4);
+        sprintf(g, "%s (%s)", list, class_labels[c]);
+        groups[c] = g;
+    }
+    diag_note(S->diag, at, "known solvers: %s; %s; %s", groups[ND_CLASS_FIXED],
+              groups[ND_CLASS_ADAPTIVE], groups[ND_CLASS_IMPLICIT]);
+}
+
+void sema_solver_call(Sema *S, const Ast *e, SemaSolver *out)
 {
     if (e->kind != AST_NAME && e->kind != AST_CALL) {
         diag_error(S->diag, e->loc, "solver needs a name like rk4, or a call like rk4(h = 0.25)");
         return;
     }
     SrcLoc at = name_loc_of(e);
-    int family = sema_find_name(e->name, N_SOLVERS, solver_names);
-    if (family < 0) {
+    int method = nd_method_from_name(e->name);
+    if (method < 0) {
+        const char *names[ND_METHOD_COUNT];
+        for (int m = 0; m < ND_METHOD_COUNT; m++)
+            names[m] = nd_method_name((NdMethod)m);
         diag_error(S->diag, at, "unknown solver '%s'", e->name);
-        sema_suggest_among(S, e->name, at, N_SOLVERS, solver_names);
-        diag_note(S->diag, at, "known solvers: euler, midpoint, heun, rk4 (fixed step, h); bosh3, dopri5, "
-                  "tsit5, dop853 (adaptive); bdf, rodas4, kvaerno5 (implicit)");
+        sema_suggest_among(S, e->name, at, ND_METHOD_COUNT, names);
+        note_known(S, at);
         return;
     }
-    call->name = e->name;
-    call->loc = at;
+    solver_start(out, e->name, (NdMethod)method, at);
     if (e->kind == AST_NAME)
         return;
-    call->args = arena_alloc(S->arena, sizeof(SemaArg) * (size_t)(e->list.n + 1));
     for (int i = 0; i < e->list.n; i++) {
         const Ast *arg = e->list.items[i];
         if (arg->kind != AST_ARG) {
+            const char *keys[ND_SOLVER_KEY_COUNT];
+            sema_names_in(nd_method_keys(out->method), ND_SOLVER_KEY_COUNT, solver_keys, keys);
             diag_error(S->diag, arg->loc, "solver arguments must be named, like %s(%s = ...)", e->name,
-                       family < N_FIXED ? "h" : "rtol");
+                       keys[0]);
             continue;
         }
-        solver_arg(S, arg, family, call);
+        solver_arg(S, arg, out);
     }
 }
 

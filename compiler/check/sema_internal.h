@@ -149,12 +149,20 @@ void sema_solve_times(Sema *S, Scope *sc, const Ast *e, SemaSolve *out);
 /* `init = { x = ... }` into init (one per state of mi's model). in_train: values
  * may read data fields, and `x ~ dist` is refused as a solve-only form. */
 void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int in_train);
-void sema_default_solver(Sema *S, SrcLoc where, SemaCall *call);
-void sema_solver_call(Sema *S, const Ast *e, SemaCall *call);
+/* dopri5 with its default settings, located at where. */
+void sema_default_solver(Sema *S, SrcLoc where, SemaSolver *out);
+/* `name` or `name(key = value, ...)` into out, every setting checked. */
+void sema_solver_call(Sema *S, const Ast *e, SemaSolver *out);
 /* The model a directive names (did-you-mean when unknown). */
 ModelInfo *sema_directive_model(Sema *S, const char *name, SrcLoc at);
 /* Index of name among names, or -1. */
 int sema_find_name(const char *name, int n, const char *const *names);
+/* names[0..n) as "a, b, c" with `last` before the last one (", " or " or "),
+ * arena-allocated: the lists of names in messages. */
+const char *sema_join(Sema *S, int n, const char *const *names, const char *last);
+/* The names all[k] whose bit 1 << k is in set (k < n), in order, into out;
+ * returns how many: a method's or an optimizer's allowed keys. */
+int sema_names_in(unsigned set, int n, const char *const *all, const char **out);
 
 /* ---- sema_data.c ---- */
 void sema_data_directive(Sema *S, const Ast *ast, SemaDirective *d);

@@ -8,7 +8,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "nd_solver.h"
 #include "sema_internal.h"
 
 typedef enum TrainKey {
@@ -22,24 +21,6 @@ static const char *const train_keys[N_KEYS] = {
 };
 
 static const char *const gradient_names[] = {"adjoint", "backprop", "checkpoint"};
-
-/* Optimizers and the arguments each takes (PyTorch's names); lr comes first. */
-typedef struct OptimSpec {
-    const char *name;
-    const char *const keys[6];
-    int nkeys;
-    const char *list;
-} OptimSpec;
-
-static const OptimSpec optimizers[] = {
-    {"sgd", {"lr", "momentum", "weight_decay"}, 3, "lr, momentum, weight_decay"},
-    {"momentum", {"lr", "momentum", "weight_decay"}, 3, "lr, momentum, weight_decay"},
-    {"adam", {"lr", "beta1", "beta2", "eps", "weight_decay"}, 5, "lr, beta1, beta2, eps, weight_decay"},
-    {"rmsprop", {"lr", "alpha", "eps", "momentum", "weight_decay"}, 5,
-     "lr, alpha, eps, momentum, weight_decay"},
-};
-enum { N_OPTIMIZERS = sizeof optimizers / sizeof optimizers[0] };
-static const char *const optimizer_names[] = {"sgd", "momentum", "adam", "rmsprop"};
 
 /* The state of checking one train directive. */
 typedef struct TrainCheck {
@@ -342,13 +323,12 @@ static void train_solver(Sema *S, TrainCheck *tc)
     if (e) {
         sema_solver_call(S, e, &tc->out->solver);
         /* the implicit gradients (adjoint, backprop, checkpoint) follow bdf's steps */
-        const SemaCall *call = &tc->out->solver;
-        int method = call->name ? nd_method_from_name(call->name) : -1;
-        if (method >= 0 && nd_method_is_implicit((NdMethod)method) && method != ND_BDF) {
-            diag_error(S->diag, call->loc, "train cannot differentiate through %s", call->name);
-            diag_note(S->diag, call->loc, "train a stiff model with bdf (every gradient "
-                                          "works with it); %s serves solve and simulate",
-                      call->name);
+        const SemaSolver *sv = &tc->out->solver;
+        if (sv->name && !nd_method_has_gradient(sv->method)) {
+            diag_error(S->diag, sv->loc, "train cannot differentiate through %s", sv->name);
+            diag_note(S->diag, sv->loc, "train a stiff model with bdf (every gradient "
+                                        "works with it); %s serves solve and simulate",
+                      sv->name);
         }
         return;
     }
@@ -415,42 +395,63 @@ static void train_gradient(Sema *S, TrainCheck *tc)
         gradient_args(S, tc, e);
 }
 
-/* lr > 0; momentum, beta1, beta2, alpha in [0, 1); eps > 0; weight_decay >= 0. */
-static const char *optim_range(const char *key, double v)
+/* The ranges of nd_optimizers.def's range column. */
+typedef enum OptimRange { RANGE_POSITIVE, RANGE_NONNEG, RANGE_UNIT } OptimRange;
+
+static const OptimRange optim_ranges[ND_OPTIM_KEY_COUNT] = {
+#define ND_OPTIM_KEY(name, ID, def, range) [ND_OKEY_##ID] = RANGE_##range,
+#include "nd_optimizers.def"
+};
+
+/* NULL when v is in key's range, else what the range is. */
+static const char *optim_range(NdOptimKey key, double v)
 {
-    if (strcmp(key, "lr") == 0 || strcmp(key, "eps") == 0)
-        return v > 0 ? NULL : "a positive number";
-    if (strcmp(key, "weight_decay") == 0)
-        return v >= 0 ? NULL : "a number >= 0";
-    return v >= 0 && v < 1 ? NULL : "a number in [0, 1)";
+    switch (optim_ranges[key]) {
+    case RANGE_POSITIVE: return v > 0 ? NULL : "a positive number";
+    case RANGE_NONNEG: return v >= 0 ? NULL : "a number >= 0";
+    case RANGE_UNIT: return v >= 0 && v < 1 ? NULL : "a number in [0, 1)";
+    }
+    return NULL;
 }
 
-static void optim_arg(Sema *S, const OptimSpec *spec, const Ast *arg, SemaCall *call)
+/* Every argument's name, in nd_optimizers.def's order (bit k is key k). */
+static const char *const optim_keys[ND_OPTIM_KEY_COUNT] = {
+#define ND_OPTIM_KEY(name, ID, def, range) #name,
+#include "nd_optimizers.def"
+};
+
+static void optim_arg(Sema *S, const Ast *arg, SemaOptimizer *out)
 {
     if (arg->kind != AST_ARG) {
-        diag_error(S->diag, arg->loc, "optimizer arguments must be named, like %s(lr = 0.001)", spec->name);
+        diag_error(S->diag, arg->loc, "optimizer arguments must be named, like %s(lr = 0.001)",
+                   out->name);
         return;
     }
-    if (sema_find_name(arg->name, spec->nkeys, spec->keys) < 0) {
+    const char *keys[ND_OPTIM_KEY_COUNT];
+    unsigned allowed = nd_optim_keys(out->cfg.kind);
+    int nkeys = sema_names_in(allowed, ND_OPTIM_KEY_COUNT, optim_keys, keys);
+    int k = sema_find_name(arg->name, ND_OPTIM_KEY_COUNT, optim_keys);
+    if (k < 0 || !(allowed & (1u << k))) {
         diag_error(S->diag, name_loc_of(arg), "unknown argument '%s' for optimizer '%s' (expected %s)",
-                   arg->name, spec->name, spec->list);
-        sema_suggest_among(S, arg->name, name_loc_of(arg), spec->nkeys, spec->keys);
+                   arg->name, out->name, sema_join(S, nkeys, keys, ", "));
+        sema_suggest_among(S, arg->name, name_loc_of(arg), nkeys, keys);
         return;
     }
-    for (int j = 0; j < call->nargs; j++)
-        if (strcmp(call->args[j].key, arg->name) == 0) {
-            diag_error(S->diag, name_loc_of(arg), "duplicate argument '%s'", arg->name);
-            return;
-        }
+    if (out->given & (1u << k)) {
+        diag_error(S->diag, name_loc_of(arg), "duplicate argument '%s'", arg->name);
+        return;
+    }
     IrNode *c = sema_const(S, S->global, arg->a, "an optimizer argument");
     if (!c)
         return;
-    const char *want = c->shape.rank == 0 ? optim_range(arg->name, c->value[0]) : "a scalar";
+    const char *want = c->shape.rank == 0 ? optim_range((NdOptimKey)k, c->value[0]) : "a scalar";
     if (want) {
         diag_error(S->diag, arg->a->loc, "optimizer argument '%s' must be %s", arg->name, want);
         return;
     }
-    call->args[call->nargs++] = (SemaArg){.key = arg->name, .loc = arg->a->loc, .value = c->value[0]};
+    *nd_optim_config_field(&out->cfg, (NdOptimKey)k) = c->value[0];
+    out->given |= 1u << k;
+    out->arg_loc[k] = arg->a->loc;
 }
 
 static void train_optimizer(Sema *S, TrainCheck *tc)
@@ -466,23 +467,25 @@ static void train_optimizer(Sema *S, TrainCheck *tc)
         return;
     }
     SrcLoc at = name_loc_of(e);
-    int k = sema_find_name(e->name, N_OPTIMIZERS, optimizer_names);
-    if (k < 0) {
-        diag_error(S->diag, at, "unknown optimizer '%s' (expected sgd, momentum, adam or rmsprop)", e->name);
-        sema_suggest_among(S, e->name, at, N_OPTIMIZERS, optimizer_names);
+    int kind = nd_optim_kind_from_name(e->name);
+    if (kind < 0) {
+        const char *names[ND_OPTIM_COUNT];
+        for (int i = 0; i < ND_OPTIM_COUNT; i++)
+            names[i] = nd_optim_name((NdOptimKind)i);
+        diag_error(S->diag, at, "unknown optimizer '%s' (expected %s)", e->name,
+                   sema_join(S, ND_OPTIM_COUNT, names, " or "));
+        sema_suggest_among(S, e->name, at, ND_OPTIM_COUNT, names);
         return;
     }
-    SemaCall *call = &tc->out->optimizer;
-    *call = (SemaCall){.name = e->name, .loc = at};
+    SemaOptimizer *out = &tc->out->optimizer;
+    /* lr 0 until given: it has no default, and its absence is an error below */
+    *out = (SemaOptimizer){.name = e->name, .loc = at,
+                           .cfg = nd_optim_defaults((NdOptimKind)kind, 0)};
     int n = e->kind == AST_CALL ? e->list.n : 0;
-    call->args = arena_alloc(S->arena, sizeof(SemaArg) * (size_t)(n + 1));
     int before = S->diag->errors;
     for (int i = 0; i < n; i++)
-        optim_arg(S, &optimizers[k], e->list.items[i], call);
-    for (int j = 0; j < call->nargs; j++)
-        if (strcmp(call->args[j].key, "lr") == 0)
-            return;
-    if (S->diag->errors == before)
+        optim_arg(S, e->list.items[i], out);
+    if (!(out->given & ND_OBIT_LR) && S->diag->errors == before)
         diag_error(S->diag, e->loc, "optimizer '%s' needs a learning rate, like %s(lr = 1e-3)", e->name,
                    e->name);
 }

@@ -16,10 +16,9 @@ bool kernel_sets_c_has_jacobian(const IrModel *m)
 }
 
 /* Implicit solvers step with the model's Jacobian. */
-static bool needs_jacobian(const SemaCall *solver)
+static bool needs_jacobian(const SemaSolver *solver)
 {
-    int m = solver->name ? nd_method_from_name(solver->name) : -1;
-    return m >= 0 && nd_method_is_implicit((NdMethod)m);
+    return solver->name && nd_method_is_implicit(solver->method);
 }
 
 static KernelSet *model_set(KernelSets *ks, IrModel *m)

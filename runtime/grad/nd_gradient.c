@@ -149,7 +149,7 @@ NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_templa
     if (gm != ND_GRAD_ADJOINT && gm != ND_GRAD_BACKPROP && gm != ND_GRAD_CHECKPOINT)
         return NULL;
     /* the implicit gradients follow bdf's steps (its tape and its adjoint) */
-    if (nd_method_is_implicit(solver_template->method) && solver_template->method != ND_BDF)
+    if (!nd_method_has_gradient(solver_template->method))
         return NULL;
     NdGradient *g = (NdGradient *)calloc(1, sizeof *g);
     if (!g)

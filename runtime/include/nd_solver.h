@@ -12,20 +12,32 @@
 
 #include "nd_kernels.h"
 
+/* The methods, in nd_methods.def's order (its comments say what each is). */
 typedef enum NdMethod {
-    ND_EULER,
-    ND_MIDPOINT,
-    ND_HEUN,
-    ND_RK4,
-    ND_BOSH3,  /* adaptive 3(2), Bogacki–Shampine */
-    ND_DOPRI5, /* adaptive 5(4), Dormand–Prince */
-    ND_TSIT5,  /* adaptive 5(4), Tsitouras */
-    ND_DOP853, /* adaptive 8(5,3), Dormand–Prince */
-    ND_BDF,    /* implicit, variable order 1-5 (stiff problems): needs the jac kernel */
-    ND_RODAS4, /* linearly implicit Rosenbrock 4(3) (stiff problems): needs the jac kernel */
-    ND_KVAERNO5, /* ESDIRK 5(4) (stiff problems): needs the jac kernel */
+#define ND_METHOD(name, ID, order, cls, keys, grad, engine) ND_##ID,
+#include "nd_methods.def"
     ND_METHOD_COUNT
 } NdMethod;
+
+/* How a method steps, and so which settings it takes: h for FIXED, tolerances
+ * for the others. IMPLICIT methods are adaptive too and need k->jac. */
+typedef enum NdMethodClass { ND_CLASS_FIXED, ND_CLASS_ADAPTIVE, ND_CLASS_IMPLICIT } NdMethodClass;
+
+/* The settings a `solver = name(key = value)` call may give (nd_methods.def),
+ * and each one's bit in a set of them. */
+typedef enum NdSolverKey {
+#define ND_SOLVER_KEY(name, ID, type, def) ND_SKEY_##ID,
+#include "nd_methods.def"
+    ND_SOLVER_KEY_COUNT
+} NdSolverKey;
+
+enum {
+#define ND_SOLVER_KEY(name, ID, type, def) ND_SBIT_##ID = 1u << ND_SKEY_##ID,
+#include "nd_methods.def"
+    /* the two sets methods take (nd_methods.def's keys column) */
+    ND_KEYS_STEP = ND_SBIT_H,
+    ND_KEYS_TOL = ND_SBIT_RTOL | ND_SBIT_ATOL | ND_SBIT_H0 | ND_SBIT_MAX_STEPS
+};
 
 enum {
     ND_OK = 0,
@@ -52,6 +64,12 @@ const char *nd_method_name(NdMethod m);
 int nd_method_order(NdMethod m);
 int nd_method_is_adaptive(NdMethod m); /* 1 for bosh3, dopri5, tsit5, dop853 and the implicit */
 int nd_method_is_implicit(NdMethod m); /* 1 for bdf, rodas4, kvaerno5: they need k->jac */
+NdMethodClass nd_method_class(NdMethod m);
+/* The ND_SBIT_ set of the settings m takes; 0 for no method. */
+unsigned nd_method_keys(NdMethod m);
+/* 1 when nd_gradient can differentiate a solve by m (not rodas4, kvaerno5). */
+int nd_method_has_gradient(NdMethod m);
+const char *nd_solver_key_name(NdSolverKey key); /* "h", "rtol", ... */
 
 /* NULL on out-of-memory. B = number of samples in the batch. An implicit
  * method without k->jac gives a solver whose message (nd_solver_get_message)

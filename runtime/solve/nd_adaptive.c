@@ -307,7 +307,8 @@ static int run_check_progress(NdRun *r)
                               "%s took max_steps = %ld steps without reaching t = %.10g: stopped "
                               "at t = %.10g with step h = %.3g (raise max_steps or loosen rtol, "
                               "atol)",
-                              s->tab->name, s->max_steps, r->ts[r->j], r->t, fabs(r->h));
+                              nd_method_name(s->method), s->max_steps, r->ts[r->j], r->t,
+                              fabs(r->h));
     double h = fabs(r->h);
     if (h > ND_UNDERFLOW_ULPS * DBL_EPSILON * fabs(r->t) && h >= DBL_MIN)
         return ND_OK;

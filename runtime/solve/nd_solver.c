@@ -1,5 +1,6 @@
 /* The initial value problem solver behind `solve`, `simulate` and training:
  * explicit Runge–Kutta engines driven by the Butcher tableaus of nd_tableaus.c,
+ * the methods' facts (name, order, class, engine) read from nd_methods.def,
  * stepping a whole batch of B samples through the kernel table. This file holds
  * the object (create / set / get / free), the argument checks and the
  * fixed-step engine; nd_adaptive.c holds the error-controlled one. All
@@ -34,50 +35,91 @@
 
 /* ---- methods and status codes ---- */
 
+/* What steps a method (nd_methods.def's engine column). */
+typedef enum NdEngine { ND_ENGINE_RK, ND_ENGINE_BDF, ND_ENGINE_ONESTEP } NdEngine;
+
+typedef struct NdMethodInfo {
+    const char *name;
+    int order;
+    NdMethodClass cls;
+    unsigned keys;
+    int grad;
+    NdEngine engine;
+} NdMethodInfo;
+
+/* In NdMethod order, without array designators (emit-c compiles this file as
+ * C++ too, which has none). */
+static const NdMethodInfo method_info[ND_METHOD_COUNT] = {
+#define ND_METHOD(name, ID, order, cls, keys, grad, engine)                           \
+    {#name, order, ND_CLASS_##cls, ND_KEYS_##keys, grad, ND_ENGINE_##engine},
+#include "nd_methods.def"
+};
+
+static const char *const solver_key_names[ND_SOLVER_KEY_COUNT] = {
+#define ND_SOLVER_KEY(name, ID, type, def) #name,
+#include "nd_methods.def"
+};
+
+/* The row of m, or NULL for a value outside NdMethod. */
+static const NdMethodInfo *method_row(NdMethod m)
+{
+    return (int)m >= 0 && m < ND_METHOD_COUNT ? &method_info[m] : NULL;
+}
+
 int nd_method_from_name(const char *name)
 {
     if (!name)
         return -1;
     for (int m = 0; m < ND_METHOD_COUNT; m++)
-        if (strcmp(nd_method_name((NdMethod)m), name) == 0)
+        if (strcmp(method_info[m].name, name) == 0)
             return m;
     return -1;
 }
 
-/* The implicit methods have no tableau: their names and orders are here. */
 const char *nd_method_name(NdMethod m)
 {
-    if (m == ND_BDF)
-        return "bdf";
-    if (m == ND_RODAS4)
-        return "rodas4";
-    if (m == ND_KVAERNO5)
-        return "kvaerno5";
-    const NdTableau *tab = nd_tableau_get(m);
-    return tab ? tab->name : "unknown";
+    return method_row(m) ? method_row(m)->name : "unknown";
 }
 
 int nd_method_order(NdMethod m)
 {
-    if (m == ND_BDF)
-        return 5; /* the highest order it uses */
-    if (m == ND_RODAS4)
-        return 4;
-    if (m == ND_KVAERNO5)
-        return 5;
-    const NdTableau *tab = nd_tableau_get(m);
-    return tab ? tab->order : 0;
+    return method_row(m) ? method_row(m)->order : 0;
+}
+
+NdMethodClass nd_method_class(NdMethod m)
+{
+    return method_row(m) ? method_row(m)->cls : ND_CLASS_FIXED;
 }
 
 int nd_method_is_adaptive(NdMethod m)
 {
-    const NdTableau *tab = nd_tableau_get(m);
-    return nd_method_is_implicit(m) || (tab && tab->embedded_order > 0);
+    return method_row(m) && method_row(m)->cls != ND_CLASS_FIXED;
 }
 
 int nd_method_is_implicit(NdMethod m)
 {
-    return m == ND_BDF || m == ND_RODAS4 || m == ND_KVAERNO5;
+    return method_row(m) && method_row(m)->cls == ND_CLASS_IMPLICIT;
+}
+
+unsigned nd_method_keys(NdMethod m)
+{
+    return method_row(m) ? method_row(m)->keys : 0;
+}
+
+int nd_method_has_gradient(NdMethod m)
+{
+    return method_row(m) && method_row(m)->grad;
+}
+
+const char *nd_solver_key_name(NdSolverKey key)
+{
+    return (int)key >= 0 && key < ND_SOLVER_KEY_COUNT ? solver_key_names[key] : "unknown";
+}
+
+/* m's engine; ND_ENGINE_RK for no method (it then has no tableau either). */
+static NdEngine method_engine(NdMethod m)
+{
+    return method_row(m) ? method_row(m)->engine : ND_ENGINE_RK;
 }
 
 const char *nd_status_name(int status)
@@ -216,11 +258,11 @@ static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, si
 static int method_known(NdMethod method, int system)
 {
 #ifdef ND_BDF_H
-    if (method == ND_BDF)
+    if (method_engine(method) == ND_ENGINE_BDF)
         return 1;
 #endif
 #ifdef ND_ONESTEP_H
-    if (method == ND_RODAS4 || method == ND_KVAERNO5)
+    if (method_engine(method) == ND_ENGINE_ONESTEP)
         return !system;
 #endif
     (void)system;
@@ -236,11 +278,11 @@ static NdSolver *attach_implicit(NdSolver *s, size_t nblocks, int m)
         return s;
     int st = ND_OK;
 #ifdef ND_BDF_H
-    if (s->method == ND_BDF)
+    if (method_engine(s->method) == ND_ENGINE_BDF)
         st = nd_bdf_attach(s, nblocks, m);
 #endif
 #ifdef ND_ONESTEP_H
-    if (s->method == ND_RODAS4 || s->method == ND_KVAERNO5)
+    if (method_engine(s->method) == ND_ENGINE_ONESTEP)
         st = nd_onestep_attach(s, nblocks, m);
 #endif
     if (st) {
@@ -315,7 +357,7 @@ static int need_adaptive(NdSolver *s, const char *what)
     if (nd_method_is_adaptive(s->method))
         return ND_OK;
     return nd_solver_fail(s, ND_ERR_ARG, "%s is a fixed-step method: it takes h, not %s",
-                          s->tab->name, what);
+                          nd_method_name(s->method), what);
 }
 
 int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol)
@@ -615,11 +657,11 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     if (st)
         return st;
 #ifdef ND_BDF_H
-    if (s->method == ND_BDF)
+    if (method_engine(s->method) == ND_ENGINE_BDF)
         return nd_bdf_solve(s, p, y0, ts, nt, yout);
 #endif
 #ifdef ND_ONESTEP_H
-    if (s->method == ND_RODAS4 || s->method == ND_KVAERNO5)
+    if (method_engine(s->method) == ND_ENGINE_ONESTEP)
         return nd_onestep_solve(s, p, y0, ts, nt, yout);
 #endif
     if (nd_method_is_adaptive(s->method))

@@ -1,5 +1,6 @@
 /* The Butcher tableaus of the explicit Runge–Kutta methods, one constant table
- * each, indexed by NdMethod. Sources:
+ * each, indexed by NdMethod (their names, orders and classes are in
+ * nd_methods.def). Sources:
  *   [HNW] E. Hairer, S. P. Nørsett, G. Wanner, Solving Ordinary Differential
  *         Equations I, 2nd ed., Springer 1993, section II.1 (the first
  *         Runge–Kutta methods: Runge 1895, Heun 1900, Kutta 1901), II.4
@@ -26,8 +27,6 @@
 
 /* Forward Euler: y_new = y + h f(t, y). Order 1. [HNW] I.7, [B08] 20. */
 static const NdTableau euler = {
-    .name = "euler",
-    .order = 1,
     .stages = 1,
     .c = {0.0},
     .b = {1.0},
@@ -36,8 +35,6 @@ static const NdTableau euler = {
 /* Explicit midpoint (Runge 1895): k1 = f(t, y), k2 = f(t + h/2, y + h/2 k1),
  * y_new = y + h k2. Order 2. [HNW] II.1; [B08] 23. */
 static const NdTableau midpoint = {
-    .name = "midpoint",
-    .order = 2,
     .stages = 2,
     .c = {0.0, 0.5},
     .a = {{0.0}, {0.5}},
@@ -48,8 +45,6 @@ static const NdTableau midpoint = {
  * Euler, correct with the trapezoidal rule, y_new = y + h (k1 + k2) / 2.
  * Order 2. [HNW] II.1 (Heun 1900); [B08] 23. */
 static const NdTableau heun = {
-    .name = "heun",
-    .order = 2,
     .stages = 2,
     .c = {0.0, 1.0},
     .a = {{0.0}, {1.0}},
@@ -59,8 +54,6 @@ static const NdTableau heun = {
 /* The classic fourth-order method of Kutta (1901):
  * y_new = y + h (k1 + 2 k2 + 2 k3 + k4) / 6. [HNW] II.1; [B08] 23. */
 static const NdTableau rk4 = {
-    .name = "rk4",
-    .order = 4,
     .stages = 4,
     .c = {0.0, 0.5, 0.5, 1.0},
     .a = {{0.0}, {0.5}, {0.0, 0.5}, {0.0, 0.0, 1.0}},
@@ -74,8 +67,6 @@ static const NdTableau rk4 = {
  * its own: the cubic Hermite interpolant through y, y_new, f(t, y) and
  * f(t + h, y_new) matches the method's order 3. */
 static const NdTableau bosh3 = {
-    .name = "bosh3",
-    .order = 3,
     .stages = 4,
     .fsal = 1,
     .embedded_order = 2,
@@ -98,8 +89,6 @@ static const NdTableau bosh3 = {
  * extension has order 4 ([HNW] II.6, (6.12)). Controller beta 0.04 is
  * dopri5.f's default. */
 static const NdTableau dopri5 = {
-    .name = "dopri5",
-    .order = 5,
     .stages = 7,
     .fsal = 1,
     .embedded_order = 4,
@@ -133,8 +122,6 @@ static const NdTableau dopri5 = {
  * b_i(theta) (order 4), expanded into powers of theta as in tsit_tableaus.jl
  * (Tsit5Interp). Controller beta as for dopri5 (same orders, same use). */
 static const NdTableau tsit5 = {
-    .name = "tsit5",
-    .order = 5,
     .stages = 7,
     .fsal = 1,
     .embedded_order = 4,
@@ -201,8 +188,6 @@ static const NdTableau tsit5 = {
      -0.3503288487499736816886487290e+00, 0.3341791187130174790297318841e+00,                   \
      0.8192320648511571246570742613e-01, -0.2235530786388629525884427845e-01}
 static const NdTableau dop853 = {
-    .name = "dop853",
-    .order = 8,
     .stages = 12,
     .fsal = 0,
     .embedded_order = 5,
@@ -311,17 +296,18 @@ static const NdTableau dop853 = {
 #undef DOP853_ER
 
 /* In NdMethod order, without array designators (emit-c compiles this file as
- * C++ too, which has none). */
+ * C++ too, which has none): each RK row of nd_methods.def names its tableau
+ * above; the implicit methods have none. */
+#define ND_TABLEAU_RK(name) &name
+#define ND_TABLEAU_BDF(name) NULL
+#define ND_TABLEAU_ONESTEP(name) NULL
 static const NdTableau *const tableaus[ND_METHOD_COUNT] = {
-    &euler,  /* ND_EULER */
-    &midpoint, /* ND_MIDPOINT */
-    &heun,   /* ND_HEUN */
-    &rk4,    /* ND_RK4 */
-    &bosh3,  /* ND_BOSH3 */
-    &dopri5, /* ND_DOPRI5 */
-    &tsit5,  /* ND_TSIT5 */
-    &dop853, /* ND_DOP853 */
+#define ND_METHOD(name, ID, order, cls, keys, grad, engine) ND_TABLEAU_##engine(name),
+#include "nd_methods.def"
 };
+#undef ND_TABLEAU_RK
+#undef ND_TABLEAU_BDF
+#undef ND_TABLEAU_ONESTEP
 
 const NdTableau *nd_tableau_get(NdMethod m)
 {

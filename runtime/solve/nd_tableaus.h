@@ -1,9 +1,9 @@
 /* Explicit Runge–Kutta methods as data: one Butcher tableau per method, read by
  * the stepping engines in nd_solver.c (fixed step) and nd_adaptive.c (error
- * control). Adding an explicit method is adding a table in nd_tableaus.c (and
- * its NdMethod constant); the engines do not change. The adaptive methods add
- * error weights, controller constants and a dense output (continuous
- * extension) so that output times never shorten a step. */
+ * control). Adding an explicit method is adding a table in nd_tableaus.c and
+ * its row in nd_methods.def (name, order, class); the engines do not change.
+ * The adaptive methods add error weights, controller constants and a dense
+ * output (continuous extension) so that output times never shorten a step. */
 #ifndef ND_TABLEAUS_H
 #define ND_TABLEAUS_H
 
@@ -32,8 +32,6 @@ typedef enum NdDenseKind {
  * c, a and b are read by a step; a is strictly lower triangular. Rows past
  * `stages` (dop853 only) hold f(t + h, y_new) and the dense output stages. */
 typedef struct NdTableau {
-    const char *name;    /* the .node name: "rk4" */
-    int order;           /* p: the global error is O(h^p) */
     int stages;          /* s: right-hand side evaluations per step (before FSAL reuse) */
     int fsal;            /* first same as last: the last stage is f(t + h, y_new) and
                           * serves as the next step's k_0 */

@@ -21,20 +21,48 @@ struct NdOptim {
     double *v; /* adam / rmsprop second moment */
 };
 
-static const char *const optim_names[] = {"sgd", "momentum", "adam", "rmsprop"};
+static const struct {
+    const char *name;
+    unsigned keys;
+} optimizers[ND_OPTIM_COUNT] = {
+#define ND_OPTIMIZER(name, ID, keys) {#name, keys},
+#include "nd_optimizers.def"
+};
 
 int nd_optim_kind_from_name(const char *name)
 {
-    for (int i = 0; i < (int)(sizeof optim_names / sizeof optim_names[0]); i++)
-        if (name && strcmp(name, optim_names[i]) == 0)
+    for (int i = 0; i < ND_OPTIM_COUNT; i++)
+        if (name && strcmp(name, optimizers[i].name) == 0)
             return i;
     return -1;
 }
 
+const char *nd_optim_name(NdOptimKind kind)
+{
+    return (unsigned)kind < ND_OPTIM_COUNT ? optimizers[kind].name : "unknown";
+}
+
+unsigned nd_optim_keys(NdOptimKind kind)
+{
+    return (unsigned)kind < ND_OPTIM_COUNT ? optimizers[kind].keys : 0;
+}
+
+double *nd_optim_config_field(NdOptimConfig *cfg, NdOptimKey key)
+{
+    switch (key) {
+#define ND_OPTIM_KEY(name, ID, def, range) case ND_OKEY_##ID: return &cfg->name;
+#include "nd_optimizers.def"
+    default: return NULL;
+    }
+}
+
 NdOptimConfig nd_optim_defaults(NdOptimKind kind, double lr)
 {
-    NdOptimConfig c = {.kind = kind, .lr = lr, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999,
-                       .alpha = 0.99, .eps = 1e-8, .weight_decay = 0};
+    NdOptimConfig c;
+    c.kind = kind;
+#define ND_OPTIM_KEY(name, ID, def, range) c.name = def;
+#include "nd_optimizers.def"
+    c.lr = lr;
     return c;
 }
 

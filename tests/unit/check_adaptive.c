@@ -120,14 +120,15 @@ START_TEST(test_order_conditions)
     const NdTableau *tab = nd_tableau_get(methods[_i]);
     trees_build();
     trees_phi(tab, tab->dense_stages);
-    int p = tab->order, q = tab->embedded_order, s = tab->stages;
+    const char *name = nd_method_name(methods[_i]);
+    int p = nd_method_order(methods[_i]), q = tab->embedded_order, s = tab->stages;
     for (int order = 1; order <= p; order++)
         ck_assert_msg(trees_residual(tab->b, s, order, 1.0) < 1e-13, "%s: b fails order %d: %g",
-                      tab->name, order, trees_residual(tab->b, s, order, 1.0));
+                      name, order, trees_residual(tab->b, s, order, 1.0));
     ck_assert_double_gt(trees_residual(tab->b, s, p + 1, 1.0), 1e-6);
     for (int order = 1; order <= q; order++)
         ck_assert_msg(trees_residual(tab->b_hat, s, order, 1.0) < 1e-13,
-                      "%s: b_hat fails order %d", tab->name, order);
+                      "%s: b_hat fails order %d", name, order);
     ck_assert_double_gt(trees_residual(tab->b_hat, s, q + 1, 1.0), 1e-6);
     for (int i = 0; i < s; i++)
         ck_assert_double_eq_tol(tab->e[i], tab->b[i] - tab->b_hat[i], 1e-15);
@@ -174,8 +175,9 @@ START_TEST(test_dense_order_conditions)
         nd_dense_weights(tab, thetas[k], w);
         for (int order = 1; order <= pd; order++)
             ck_assert_msg(trees_residual(w, m, order, thetas[k]) < 1e-12,
-                          "%s: dense output fails order %d at theta %g (residual %g)", tab->name,
-                          order, thetas[k], trees_residual(w, m, order, thetas[k]));
+                          "%s: dense output fails order %d at theta %g (residual %g)",
+                          nd_method_name(methods[_i]), order, thetas[k],
+                          trees_residual(w, m, order, thetas[k]));
         if (k == 1) /* order pd + 1 fails somewhere: the claimed order is the true one */
             ck_assert_double_gt(trees_residual(w, m, pd + 1, thetas[k]), 1e-6);
     }

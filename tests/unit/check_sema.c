@@ -330,9 +330,8 @@ START_TEST(test_solve_directives)
     ck_assert_int_eq(s->nt, 2);
     ck_assert_double_eq_tol(s->t[1], 2 * M_PI, 1e-15);
     ck_assert_str_eq(s->solver.name, "euler");
-    ck_assert_int_eq(s->solver.nargs, 1);
-    ck_assert_str_eq(s->solver.args[0].key, "h");
-    ck_assert_double_eq(s->solver.args[0].value, 0.25);
+    ck_assert_uint_eq(s->solver.given, ND_SBIT_H);
+    ck_assert_double_eq(s->solver.h, 0.25);
     ck_assert_ptr_null(s->output);
     ck_assert_ptr_null(s->init[0]);
     s = &p->dirs[1].solve;
@@ -340,15 +339,15 @@ START_TEST(test_solve_directives)
     ck_assert_double_eq_tol(s->t[3], 0.7, 1e-15);
     ck_assert_double_eq(s->t[10], 0);
     ck_assert_str_eq(s->output, "growth.csv");
-    ck_assert_int_eq(s->solver.nargs, 2);
-    ck_assert_double_eq(s->solver.args[1].value, 1e-12);
+    ck_assert_uint_eq(s->solver.given, ND_SBIT_RTOL | ND_SBIT_ATOL);
+    ck_assert_double_eq(s->solver.atol, 1e-12);
     double kpar = 1.5, x0, v0[2];
     double *outs[2] = {&x0, v0};
     ir_eval(2, s->init, 0, NULL, &kpar, outs);
     ck_assert_double_eq_tol(x0, 3, 1e-15);
     ck_assert_double_eq_tol(v0[1], 1, 1e-15);
     ck_assert_str_eq(p->dirs[2].solve.solver.name, "rk4");
-    ck_assert_int_eq(p->dirs[2].solve.solver.nargs, 0);
+    ck_assert_uint_eq(p->dirs[2].solve.solver.given, 0);
     ck_assert_int_eq(p->dirs[3].kind, SEMA_TRAIN);
     ck_assert_ptr_eq(p->dirs[2].solve.model, sema_find_model(p, "G"));
 }

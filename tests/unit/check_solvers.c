@@ -558,7 +558,7 @@ START_TEST(test_tableau_conditions)
         sum_bhat_c += tab->b_hat[i] * tab->c[i];
     }
     ck_assert_double_eq_tol(sum_b, 1.0, 1e-14);
-    if (tab->order >= 2)
+    if (nd_method_order((NdMethod)_i) >= 2)
         ck_assert_double_eq_tol(sum_bc, 0.5, 1e-14);
     ck_assert_int_eq(nd_method_is_adaptive((NdMethod)_i), tab->embedded_order > 0);
     if (tab->embedded_order > 0) {

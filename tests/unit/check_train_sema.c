@@ -107,15 +107,6 @@ static void evalv(IrNode *n, const double *y, const double *p, const double *d, 
     ir_eval_env(1, &n, &env, outs);
 }
 
-static double arg_value(const SemaCall *c, const char *key)
-{
-    for (int i = 0; i < c->nargs; i++)
-        if (strcmp(c->args[i].key, key) == 0)
-            return c->args[i].value;
-    ck_abort_msg("no argument %s in %s", key, c->name);
-    return 0;
-}
-
 static const IrVar *param_named(const IrModel *m, const char *name)
 {
     for (int i = 0; i < m->n_params; i++)
@@ -153,16 +144,16 @@ START_TEST(test_final_loss_no_data)
     ck_assert_ptr_null(a->regularize);
     ck_assert_ptr_null(a->init[0]); /* the model's default */
     ck_assert_str_eq(a->solver.name, "dopri5");
-    ck_assert_double_eq_tol(arg_value(&a->solver, "rtol"), 1e-10, 1e-25);
-    ck_assert_double_eq_tol(arg_value(&a->solver, "atol"), 1e-12, 1e-27);
+    ck_assert_double_eq_tol(a->solver.rtol, 1e-10, 1e-25);
+    ck_assert_double_eq_tol(a->solver.atol, 1e-12, 1e-27);
     ck_assert_str_eq(a->gradient, "adjoint");
     ck_assert_str_eq(b->gradient, "checkpoint");
     ck_assert_str_eq(c->gradient, "backprop");
     ck_assert_str_eq(c->solver.name, "rk4");
-    ck_assert_double_eq_tol(arg_value(&c->solver, "h"), 0.001, 1e-18);
+    ck_assert_double_eq_tol(c->solver.h, 0.001, 1e-18);
     ck_assert_str_eq(a->optimizer.name, "sgd");
-    ck_assert_int_eq(a->optimizer.nargs, 1);
-    ck_assert_double_eq_tol(arg_value(&a->optimizer, "lr"), 0.1, 1e-16);
+    ck_assert_uint_eq(a->optimizer.given, ND_OBIT_LR);
+    ck_assert_double_eq_tol(a->optimizer.cfg.lr, 0.1, 1e-16);
     ck_assert_int_eq(a->steps, 1);
     ck_assert_int_eq(a->log_every, 1);
     ck_assert_int_eq(a->batch, SEMA_BATCH_ALL);
@@ -262,7 +253,7 @@ START_TEST(test_spiral_simulate)
     ck_assert_int_eq(tr->batch_length, 10);
     ck_assert_int_eq(tr->batch_count, 20);
     ck_assert_str_eq(tr->optimizer.name, "rmsprop");
-    ck_assert_double_eq_tol(arg_value(&tr->optimizer, "lr"), 1e-3, 1e-18);
+    ck_assert_double_eq_tol(tr->optimizer.cfg.lr, 1e-3, 1e-18);
     ck_assert_int_eq(tr->steps, 2000);
     ck_assert_int_eq(tr->log_every, 100);
     ck_assert_str_eq(tr->history, "history.csv");
@@ -322,7 +313,7 @@ START_TEST(test_anode_rings)
     ck_assert_int_eq(tr->batch, SEMA_BATCH_ALL);
     ck_assert_str_eq(tr->solver.name, "rk4");
     ck_assert_str_eq(tr->optimizer.name, "adam");
-    ck_assert_double_eq_tol(arg_value(&tr->optimizer, "lr"), 1e-2, 1e-17);
+    ck_assert_double_eq_tol(tr->optimizer.cfg.lr, 1e-2, 1e-17);
     ck_assert_int_eq(tr->steps, 300);
     ck_assert_int_eq(tr->log_every, 10);
     ck_assert_str_eq(tr->gradient, "adjoint");
@@ -360,9 +351,9 @@ START_TEST(test_regularize_uses_rhs)
     ck_assert_double_eq_tol(eval1(a->states[1].init, NULL, NULL, NULL, 0), 0, 1e-15);
     ck_assert_int_eq(tr->log_every, 2);
     ck_assert_str_eq(tr->optimizer.name, "momentum");
-    ck_assert_double_eq_tol(arg_value(&tr->optimizer, "momentum"), 0.9, 1e-15);
+    ck_assert_double_eq_tol(tr->optimizer.cfg.momentum, 0.9, 1e-15);
     ck_assert_str_eq(tr->solver.name, "dopri5"); /* the default */
-    ck_assert_int_eq(tr->solver.nargs, 0);
+    ck_assert_uint_eq(tr->solver.given, 0);
 }
 END_TEST
 
@@ -415,9 +406,10 @@ START_TEST(test_minibatch_and_defaults)
     ck_assert_int_eq(tr->init[0]->op, IR_DATA); /* x from rings.x */
     ck_assert_ptr_null(tr->init[1]);           /* logp from its default */
     ck_assert_double_eq_tol(tr->t[0], 1, 1e-15);
-    ck_assert_int_eq(tr->optimizer.nargs, 5);
-    ck_assert_double_eq_tol(arg_value(&tr->optimizer, "beta1"), 0.8, 1e-15);
-    ck_assert_double_eq_tol(arg_value(&tr->optimizer, "eps"), 1e-7, 1e-20);
+    ck_assert_uint_eq(tr->optimizer.given, ND_OBIT_LR | ND_OBIT_BETA1 | ND_OBIT_BETA2 |
+                                               ND_OBIT_EPS | ND_OBIT_WEIGHT_DECAY);
+    ck_assert_double_eq_tol(tr->optimizer.cfg.beta1, 0.8, 1e-15);
+    ck_assert_double_eq_tol(tr->optimizer.cfg.eps, 1e-7, 1e-20);
     ck_assert_int_eq(tr->log_every, 1);
 }
 END_TEST
