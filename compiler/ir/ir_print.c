@@ -301,16 +301,11 @@ static void print_body(FILE *out, const IrNode *n, const IrModel *m, int prec)
         print_slice_index(out, n);
         break;
     case IR_CONCAT:
-        if (prints_bracketed(n))
+    case IR_STACK: /* [a, b] / [[...], [...]] when the parts print as lists, else a call */
+        if (n->op == IR_CONCAT ? prints_bracketed(n) : all_rows_bracketed(n))
             print_list(out, n, m);
         else
-            print_call(out, "concat", n, m);
-        break;
-    case IR_STACK:
-        if (all_rows_bracketed(n))
-            print_list(out, n, m);
-        else
-            print_call(out, "stack", n, m);
+            print_call(out, n->op == IR_CONCAT ? "concat" : "stack", n, m);
         break;
     case IR_MATMUL:
         print_infix(out, n, m, prec);
