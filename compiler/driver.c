@@ -180,6 +180,7 @@ void compilation_free(Compilation *c)
         return;
     for (int i = 0; i < c->n_files; i++)
         srcfile_free(c->files[i]);
+    diag_free(&c->diag);
     arena_free(c->arena);
     free(c);
 }

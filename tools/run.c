@@ -95,11 +95,15 @@ NdSolver *run_make_solver(Runner *r, const SemaCall *call, SrcLoc where, const N
                           int64_t B)
 {
     Diag *diag = &r->c->diag;
-    if (!call->name) /* sema gives every solve, simulate and train a solver (dopri5 by default) */
-        INTERNAL_ERROR("a directive reached the runner without a solver");
+    if (!call->name) { /* sema gives every solve, simulate and train a solver (dopri5 by default) */
+        DIAG_INTERNAL(diag, "a directive reached the runner without a solver");
+        return NULL;
+    }
     int m = nd_method_from_name(call->name);
-    if (m < 0) /* sema knows the runtime's names */
-        INTERNAL_ERROR("sema accepted solver '%s', which the runtime does not have", call->name);
+    if (m < 0) { /* sema knows the runtime's names */
+        DIAG_INTERNAL(diag, "sema accepted solver '%s', which the runtime does not have", call->name);
+        return NULL;
+    }
     const SemaArg *ha = find_arg(call, "h");
     if (!nd_method_is_adaptive((NdMethod)m) && !ha) {
         diag_error(diag, call->loc, "%s needs a step size: %s(h = 0.01)", call->name, call->name);

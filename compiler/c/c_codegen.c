@@ -677,8 +677,8 @@ static void emit_body(Cc *cc)
 
 static int cc_internal(Cc *cc, Diag *diag, int line_no, const char *name, const char *what)
 {
-    diag_plain(diag, "internal error at compiler/c/c_codegen.c:%d: kernel '%s' of model '%s': %s",
-               line_no, name, cc->m->name, what);
+    diag_internal(diag, __FILE__, line_no, "kernel '%s' of model '%s': %s", name, cc->m->name,
+                  what);
     return -1;
 }
 
