@@ -242,6 +242,7 @@ void compilation_free(Compilation *c)
     free(c->compiled);
     for (int i = 0; i < c->n_files; i++)
         srcfile_free(c->files[i]);
+    diag_free(&c->diag);
     arena_free(c->arena);
     free(c);
 }

@@ -79,8 +79,10 @@ NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const N
                           int64_t B)
 {
     Diag *diag = &r->c->diag;
-    if (!sv->name) /* sema gives every solve, simulate and train a solver (dopri5 by default) */
-        INTERNAL_ERROR("a directive reached the runner without a solver");
+    if (!sv->name) { /* sema gives every solve, simulate and train a solver (dopri5 by default) */
+        DIAG_INTERNAL(diag, "a directive reached the runner without a solver");
+        return NULL;
+    }
     if (!nd_method_is_adaptive(sv->method) && !(sv->given & ND_SBIT_H)) {
         diag_error(diag, sv->loc, "%s needs a step size: %s(h = 0.01)", sv->name, sv->name);
         return NULL;

@@ -30,13 +30,41 @@ typedef struct SrcLoc {
     int end_line, end_col;
 } SrcLoc;
 
+typedef enum DiagKind {
+    DK_ERROR,    /* at a source location, with its caret line */
+    DK_NOTE,     /* belongs to the error before it */
+    DK_PLAIN,    /* an error with no source location */
+    DK_INTERNAL, /* a broken invariant the caller recovers from */
+} DiagKind;
+
+/* One diagnostic as reported. msg is the text after "error: " / "note: "
+ * (owned by the Diag; an internal error's starts "internal error at ..."). */
+typedef struct DiagRecord {
+    DiagKind kind;
+    SrcLoc loc; /* DK_ERROR and DK_NOTE */
+    char *msg;
+} DiagRecord;
+
 typedef struct Diag {
     FILE *out;    /* stderr in the tool, a memstream in tests */
     int errors;   /* errors reported (including dropped ones) */
     int dropped;  /* beyond DIAG_MAX_ERRORS */
+    /* Diagnostics reported while a mark is open wait here, unprinted, until
+     * the outermost mark is committed (printed then) or rolled back (gone);
+     * with no mark open each one is printed at once and nothing is kept. */
+    DiagRecord *recs;
+    int n_recs, cap_recs;
+    int open_marks;
 } Diag;
 
+/* The state of a Diag at diag_mark, for diag_commit or diag_rollback. */
+typedef struct DiagMark {
+    int n_recs, errors, dropped;
+} DiagMark;
+
 void diag_init(Diag *d, FILE *out);
+/* Releases what an unbalanced mark left recorded (nothing otherwise). */
+void diag_free(Diag *d);
 /* "error:" with the source line and an underline of loc. */
 void diag_error(Diag *d, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -45,10 +73,34 @@ void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* An error with no source location (missing file on the command line, ...). */
 void diag_plain(Diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prints "N errors; stopping after the first 20" when errors were dropped. */
+/* Prints "nodec: N errors; stopped reporting after the first 20" when errors
+ * were dropped. */
 void diag_finish(Diag *d);
 
-/* A broken invariant inside the compiler (not the user's fault): prints
+/* Opens a region whose diagnostics can be taken back: a trial lowering
+ * (sema's div() of a state whose equation comes later) must not report its
+ * errors, which are reported again where that equation is checked. Marks
+ * nest and close in reverse order, each by one commit or one rollback. */
+DiagMark diag_mark(Diag *d);
+/* Keeps what was reported since m (printed once no mark is open). */
+void diag_commit(Diag *d, DiagMark m);
+/* Discards what was reported since m, and its error and drop counts. */
+void diag_rollback(Diag *d, DiagMark m);
+/* Errors reported since m, dropped ones included. */
+int diag_errors_since(const Diag *d, DiagMark m);
+/* The message of the first error recorded since m (NULL when none was, or all
+ * were dropped); valid until that region is committed or rolled back. */
+const char *diag_first_error(const Diag *d, DiagMark m);
+
+/* A broken invariant the caller can recover from (it returns failure and no
+ * code is generated): an error "internal error at compiler/x/y.c:N: ...".
+ * file and line are the C source's, as DIAG_INTERNAL passes them. */
+void diag_internal(Diag *d, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define DIAG_INTERNAL(d, ...) diag_internal((d), __FILE__, __LINE__, __VA_ARGS__)
+
+/* A broken invariant inside the compiler (not the user's fault) where going on
+ * is impossible (no Diag at hand, or out of memory): prints
  * "nodec: internal error at compiler/ir/ir.c:123: ..." and aborts. */
 _Noreturn void diag_internal_error(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -672,8 +672,8 @@ static void emit_body(Cc *cc)
 
 static int cc_internal(Cc *cc, Diag *diag, int line_no, const char *name, const char *what)
 {
-    diag_plain(diag, "internal error at compiler/c/c_codegen.c:%d: kernel '%s' of model '%s': %s",
-               line_no, name, cc->m->name, what);
+    diag_internal(diag, __FILE__, line_no, "kernel '%s' of model '%s': %s", name, cc->m->name,
+                  what);
     return -1;
 }
 
@@ -744,8 +744,7 @@ int cc_emit_model_kernels(FILE *out, Arena *a, const IrModel *m, const char *pre
 {
     int n_kernels = cc_model_has_jacobian(m) ? 3 : 2;
     if (!m->adj_state || (n_kernels == 3 && !m->jac)) {
-        diag_plain(diag, "internal error at compiler/c/c_codegen.c:%d: model '%s' reached the C "
-                         "back end underived", __LINE__, m->name);
+        DIAG_INTERNAL(diag, "model '%s' reached the C back end underived", m->name);
         return -1;
     }
     CgOutput *rhs = arena_alloc(a, sizeof *rhs * (size_t)(m->n_states + 1));

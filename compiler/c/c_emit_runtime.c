@@ -152,7 +152,7 @@ int emit_c_put_runtime(FILE *f, const char *const *files, int n_files, int index
     const char *name = files[index], *text = embedded_text(name);
     char clash[32][64], base[64];
     if (!text) {
-        diag_plain(diag, "internal error: runtime file '%s' is not embedded in this nodec", name);
+        DIAG_INTERNAL(diag, "runtime file '%s' is not embedded in this nodec", name);
         return -1;
     }
     int n = name[strlen(name) - 1] == 'c' ? clashes(files, n_files, name, clash, 32) : 0;
@@ -160,9 +160,9 @@ int emit_c_put_runtime(FILE *f, const char *const *files, int n_files, int index
     fprintf(f, "/* ---- runtime/%s ---- */\n", name);
     for (int i = 0; i < n; i++) {
         if (!only_called(text, clash[i])) {
-            diag_plain(diag, "internal error: the static function '%s' of runtime/%s shares its "
-                             "name with another runtime file and is not only called: give it "
-                             "a unique name", clash[i], name);
+            DIAG_INTERNAL(diag, "the static function '%s' of runtime/%s shares its name with "
+                                "another runtime file and is not only called: give it a "
+                                "unique name", clash[i], name);
             return -1;
         }
         fprintf(f, "#define %s(...) ndx_%s_%s(__VA_ARGS__) /* also in another file */\n",

@@ -139,8 +139,8 @@ int emit_train(Emit *e, const SemaDirective *d, int index)
         work = e->work[emit_model_index(e, m)];
     const KernelSet *set = kernel_sets_train(&e->c->sets, d);
     if (!set) { /* kernel_sets_plan makes one for every train emit-c writes */
-        diag_plain(&e->c->diag, "internal error at compiler/c/c_emit_train.c:%d: train of model "
-                                "'%s' reached the C back end unplanned", __LINE__, tr->model->name);
+        DIAG_INTERNAL(&e->c->diag, "train of model '%s' reached the C back end unplanned",
+                      tr->model->name);
         return -1;
     }
     const TrainKernels tk = set->loss;

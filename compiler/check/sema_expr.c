@@ -667,35 +667,23 @@ static Val builtin_reduce(Sema *S, const Builtin *b, IrNode *x)
 /* ---- div(x): the exact divergence of a state's equation ----
  * div(x) needs the right-hand side of x, which may be written after the
  * equation that uses it (dlogp/dt = -div(z) before dz/dt = ...). So when x's
- * equation is not built yet it is lowered here on demand, with diagnostics
- * muted (its own errors are reported once, where sema.c lowers it), and the
- * result is the same hash-consed IR sema.c will build. The states whose
- * equations are being lowered on demand are kept on a stack to find cycles
- * (dx/dt = div(x), or through other states' div()); the checker is not
- * reentrant, so a file-level stack is enough. */
+ * equation is not built yet it is lowered here on demand, inside a diagnostic
+ * mark that is rolled back (its own errors are reported once, where sema.c
+ * lowers it), and the result is the same hash-consed IR sema.c will build. The
+ * states whose equations are being lowered on demand are kept on a stack in
+ * S->div to find cycles (dx/dt = div(x), or through other states' div()). */
 
-typedef struct DivFrame {
-    const IrModel *model;
-    int slot;
-} DivFrame;
-
-static DivFrame div_stack[SEMA_MAX_DEPTH];
-static int div_depth;
-static int div_cycle; /* set when a cycle was found under the outermost div() */
-static char div_reason[200]; /* the first muted error, for the outermost div()'s note */
-
-/* "file:1:2: error: unknown name 'q'\n..." -> "unknown name 'q'" */
-static void div_keep_reason(const char *text)
+/* Keeps the first failed equation's first error for the outermost div()'s note. */
+static void div_keep_reason(Sema *S, const char *msg)
 {
-    const char *m = text ? strstr(text, "error: ") : NULL;
-    if (!m || div_reason[0])
+    char *reason = S->div.reason;
+    if (!msg || reason[0])
         return;
-    m += strlen("error: ");
-    size_t n = strcspn(m, "\n");
-    if (n >= sizeof div_reason)
-        n = sizeof div_reason - 1;
-    memcpy(div_reason, m, n);
-    div_reason[n] = 0;
+    size_t n = strcspn(msg, "\n");
+    if (n >= sizeof S->div.reason)
+        n = sizeof S->div.reason - 1;
+    memcpy(reason, msg, n);
+    reason[n] = 0;
 }
 
 static ModelInfo *current_model_info(Sema *S)
@@ -716,43 +704,32 @@ static const Ast *state_equation(const Ast *model, const char *name)
     return NULL;
 }
 
-static int div_busy(const IrModel *m, int slot)
+static int div_busy(Sema *S, const IrModel *m, int slot)
 {
-    for (int i = 0; i < div_depth; i++)
-        if (div_stack[i].model == m && div_stack[i].slot == slot)
+    for (int i = 0; i < S->div.depth; i++)
+        if (S->div.stack[i].model == m && S->div.stack[i].slot == slot)
             return 1;
     return 0;
 }
 
-/* Lowers x's equation with the diagnostics sent to a scratch stream and their
- * count restored: NULL when it has an error or the wrong shape. */
+/* Lowers x's equation with what it reports rolled back: NULL when it has an
+ * error or the wrong shape. */
 static IrNode *div_lower_equation(Sema *S, ModelInfo *mi, const Ast *eq, int slot)
 {
-    Diag *d = S->diag;
-    FILE *saved_out = d->out;
-    int errors = d->errors, dropped = d->dropped;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mute = open_memstream(&buf, &len);
-    d->out = mute ? mute : saved_out;
+    DiagMark mark = diag_mark(S->diag);
     unsigned allow = S->allow;
     const char *context = S->context;
     S->allow = ALLOW_ALL;
     S->context = "this expression";
-    div_stack[div_depth++] = (DivFrame){S->model, slot};
+    S->div.stack[S->div.depth++] = (DivFrame){S->model, slot};
     Val v = sema_tensor(S, mi->scope, eq->a);
-    div_depth--;
+    S->div.depth--;
     S->allow = allow;
     S->context = context;
-    int failed = d->errors > errors;
-    d->out = saved_out;
-    d->errors = errors;
-    d->dropped = dropped;
-    if (mute)
-        fclose(mute);
+    int failed = diag_errors_since(S->diag, mark) > 0;
     if (failed)
-        div_keep_reason(buf);
-    free(buf);
+        div_keep_reason(S, diag_first_error(S->diag, mark));
+    diag_rollback(S->diag, mark);
     if (failed || v.kind != V_NODE)
         return NULL;
     IrShape want = S->model->states[slot].shape;
@@ -768,26 +745,26 @@ static IrNode *div_rhs(Sema *S, int slot, SrcLoc at)
     const char *name = m->states[slot].name;
     if (m->rhs[slot])
         return m->rhs[slot];
-    if (div_busy(m, slot)) {
-        div_cycle = 1;
+    if (div_busy(S, m, slot)) {
+        S->div.cycle = 1;
         return NULL;
     }
     ModelInfo *mi = current_model_info(S);
     const Ast *eq = mi ? state_equation(mi->ast, name) : NULL;
     if (!eq) /* sema.c reports the missing equation */
         return NULL;
-    if (div_depth >= SEMA_MAX_DEPTH) {
+    if (S->div.depth >= SEMA_MAX_DEPTH) {
         diag_error(S->diag, at, "div() nested too deeply (more than %d)", SEMA_MAX_DEPTH);
         return NULL;
     }
-    if (div_depth == 0) {
-        div_cycle = 0;
-        div_reason[0] = 0;
+    if (S->div.depth == 0) {
+        S->div.cycle = 0;
+        S->div.reason[0] = 0;
     }
     IrNode *rhs = div_lower_equation(S, mi, eq, slot);
-    if (rhs || div_depth > 0) /* inner levels: the outermost div() reports */
+    if (rhs || S->div.depth > 0) /* inner levels: the outermost div() reports */
         return rhs;
-    if (div_cycle) {
+    if (S->div.cycle) {
         diag_error(S->diag, at, "div(%s) is circular: the equation of '%s' depends on div(%s)", name,
                    name, name);
         diag_note(S->diag, eq->loc, "the equation of '%s' is here", name);
@@ -795,7 +772,7 @@ static IrNode *div_rhs(Sema *S, int slot, SrcLoc at)
         diag_error(S->diag, at, "div(%s) needs the equation of '%s', which cannot be checked here",
                    name, name);
         diag_note(S->diag, eq->loc, "in the equation of '%s': %s", name,
-                  div_reason[0] ? div_reason : "it has an error");
+                  S->div.reason[0] ? S->div.reason : "it has an error");
     }
     return NULL;
 }
@@ -832,31 +809,22 @@ static Val builtin_div(Sema *S, Args *a)
  * `__eps_x` (Gaussian) or `__rad_x` (Rademacher), shaped like x, with d/dt = 0
  * and an initial value the runner draws; so the estimate is ordinary IR
  * (eps . vjp(f, eps)) and its derivatives for the adjoint come for free. The
- * hidden states are collected while the model's equations are lowered and
- * appended when they are done (sema_hidden_states), after the declared ones. */
-
-typedef struct Hidden {
-    int of;          /* the slot of x */
-    IrInitKind kind; /* IR_INIT_NORMAL or IR_INIT_RADEMACHER */
-    IrVar var;
-} Hidden;
-
-/* One per (state, noise kind) of the model being built; the bound is the number
- * of states a model could reasonably estimate divergences of. */
-static Hidden hidden[SEMA_MAX_DEPTH];
-static int n_hidden;
+ * hidden states are collected in S->hidden while the model's equations are
+ * lowered and appended when they are done (sema_hidden_states), after the
+ * declared ones. */
 
 /* The noise leaf for div_est of state `slot`, registered on first use. */
 static IrNode *hidden_noise(Sema *S, int slot, IrInitKind kind, SrcLoc at)
 {
     IrModel *m = S->model;
     int offset = m->ny;
-    for (int i = 0; i < n_hidden; i++) {
-        if (hidden[i].of == slot && hidden[i].kind == kind)
-            return ir_state(S->ir, m->n_states + i, hidden[i].var.offset, hidden[i].var.shape);
-        offset += ir_shape_size(hidden[i].var.shape);
+    for (int i = 0; i < S->n_hidden; i++) {
+        const IrVar *v = &S->hidden[i].var;
+        if (S->hidden[i].of == slot && S->hidden[i].kind == kind)
+            return ir_state(S->ir, m->n_states + i, v->offset, v->shape);
+        offset += ir_shape_size(v->shape);
     }
-    if (n_hidden == SEMA_MAX_DEPTH) {
+    if (S->n_hidden == SEMA_MAX_DEPTH) {
         diag_error(S->diag, at, "too many div_est() noise vectors in one model (at most %d)",
                    SEMA_MAX_DEPTH);
         return NULL;
@@ -867,29 +835,30 @@ static IrNode *hidden_noise(Sema *S, int slot, IrInitKind kind, SrcLoc at)
     IrVar v = {.name = strtab_cstr(S->names, name), .loc = x->loc, .shape = x->shape,
                .offset = offset, .init_kind = kind, .init = ir_fill(S->ir, x->shape, 0),
                .dist_a = 0, .dist_b = 1};
-    hidden[n_hidden++] = (Hidden){slot, kind, v};
-    return ir_state(S->ir, m->n_states + n_hidden - 1, offset, x->shape);
+    S->hidden[S->n_hidden++] = (Hidden){slot, kind, v};
+    return ir_state(S->ir, m->n_states + S->n_hidden - 1, offset, x->shape);
 }
 
 void sema_hidden_states(Sema *S)
 {
     IrModel *m = S->model;
-    int n = m->n_states + n_hidden;
-    if (n_hidden > 0) {
+    int n = m->n_states + S->n_hidden;
+    if (S->n_hidden > 0) {
         IrVar *states = arena_alloc(S->arena, sizeof(IrVar) * (size_t)(n + 1));
         IrNode **rhs = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(n + 1));
         memcpy(states, m->states, sizeof(IrVar) * (size_t)m->n_states);
         memcpy(rhs, m->rhs, sizeof(IrNode *) * (size_t)m->n_states);
-        for (int i = 0; i < n_hidden; i++) {
-            states[m->n_states + i] = hidden[i].var;
-            rhs[m->n_states + i] = ir_fill(S->ir, hidden[i].var.shape, 0);
-            m->ny += ir_shape_size(hidden[i].var.shape);
+        for (int i = 0; i < S->n_hidden; i++) {
+            const IrVar *v = &S->hidden[i].var;
+            states[m->n_states + i] = *v;
+            rhs[m->n_states + i] = ir_fill(S->ir, v->shape, 0);
+            m->ny += ir_shape_size(v->shape);
         }
         m->states = states;
         m->rhs = rhs;
         m->n_states = n;
     }
-    n_hidden = 0;
+    S->n_hidden = 0;
 }
 
 /* The noise named by div_est's optional second argument. */

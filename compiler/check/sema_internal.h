@@ -66,6 +66,19 @@ typedef struct ModelInfo {
 
 enum { SEMA_MAX_DEPTH = 64 };
 
+/* A state whose equation div() is lowering on demand (sema_expr.c). */
+typedef struct DivFrame {
+    const IrModel *model;
+    int slot;
+} DivFrame;
+
+/* The noise of a div_est() of the model being built, a hidden state (sema_expr.c). */
+typedef struct Hidden {
+    int of;          /* the slot of x */
+    IrInitKind kind; /* IR_INIT_NORMAL or IR_INIT_RADEMACHER */
+    IrVar var;
+} Hidden;
+
 typedef struct Sema {
     Arena *arena;
     Strtab *names;
@@ -90,6 +103,18 @@ typedef struct Sema {
     const SemaData *train_data;
     /* data sets declared so far, in order (SemaData *), for `data = obs` */
     PtrVec datasets;
+    /* div(x) of states whose equations are being lowered on demand, innermost
+     * last, to find cycles; what the outermost div() reports when one fails */
+    struct {
+        DivFrame stack[SEMA_MAX_DEPTH];
+        int depth;
+        int cycle;        /* a cycle was found under the outermost div() */
+        char reason[200]; /* the first error of the failed equation, for the note */
+    } div;
+    /* One per (state, noise kind) of the model being built; the bound is the
+     * number of states a model could reasonably estimate divergences of. */
+    Hidden hidden[SEMA_MAX_DEPTH];
+    int n_hidden;
 } Sema;
 
 /* ---- sema.c ---- */

@@ -526,8 +526,8 @@ static void cg_function(Cg *cg)
 
 static bool cg_internal(Cg *cg, Diag *diag, int line, const char *what)
 {
-    diag_plain(diag, "internal error at compiler/llvm/llvm_codegen.c:%d: kernel '%s' of model '%s': %s",
-               line, cg->k->name, cg->m->name, what);
+    diag_internal(diag, __FILE__, line, "kernel '%s' of model '%s': %s", cg->k->name,
+                  cg->m->name, what);
     return false;
 }
 
@@ -628,8 +628,8 @@ static bool cg_verify(Cg *cg, Diag *diag)
     char *msg = NULL;
     bool bad = LLVMVerifyModule(cg->mod, LLVMReturnStatusAction, &msg);
     if (bad)
-        diag_plain(diag, "internal error at compiler/llvm/llvm_codegen.c:%d: invalid LLVM module for "
-                         "model '%s': %s", __LINE__, cg->m->name, msg ? msg : "");
+        DIAG_INTERNAL(diag, "invalid LLVM module for model '%s': %s", cg->m->name,
+                      msg ? msg : "");
     LLVMDisposeMessage(msg);
     return !bad;
 }
@@ -711,8 +711,7 @@ static bool cg_kernel_list(Arena *arena, const IrModel *m, const JitRequest *req
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)
             if (strcmp(layout->names[i], layout->names[j]) == 0) {
-                diag_plain(diag, "internal error at compiler/llvm/llvm_codegen.c:%d: two kernels "
-                                 "named '%s'", __LINE__, layout->names[i]);
+                DIAG_INTERNAL(diag, "two kernels named '%s'", layout->names[i]);
                 return false;
             }
     return true;
@@ -729,8 +728,7 @@ static bool cg_check_request(const IrModel *m, const JitRequest *req, Diag *diag
     else if (req && req->n_extra > 0 && !req->extra)
         missing = "extra kernels without their specs";
     if (missing)
-        diag_plain(diag, "internal error at compiler/llvm/llvm_codegen.c:%d: model '%s': asked for %s",
-                   __LINE__, m->name, missing);
+        DIAG_INTERNAL(diag, "model '%s': asked for %s", m->name, missing);
     return !missing;
 }
 

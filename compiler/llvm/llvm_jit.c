@@ -73,8 +73,7 @@ static double jit_now_ms(void)
 static bool jit_fail(Diag *diag, LLVMErrorRef err, int line, const char *what)
 {
     char *msg = err ? LLVMGetErrorMessage(err) : NULL;
-    diag_plain(diag, "internal error at compiler/llvm/llvm_jit.c:%d: %s%s%s", line, what, msg ? ": " : "",
-               msg ? msg : "");
+    diag_internal(diag, __FILE__, line, "%s%s%s", what, msg ? ": " : "", msg ? msg : "");
     if (msg)
         LLVMDisposeErrorMessage(msg);
     return false;
@@ -88,8 +87,7 @@ static LLVMTargetMachineRef jit_host_machine(const char *triple, Diag *diag)
     LLVMTargetRef target;
     char *err = NULL;
     if (LLVMGetTargetFromTriple(triple, &target, &err)) {
-        diag_plain(diag, "internal error at compiler/llvm/llvm_jit.c:%d: no LLVM target for %s: %s",
-                   __LINE__, triple, err ? err : "");
+        DIAG_INTERNAL(diag, "no LLVM target for %s: %s", triple, err ? err : "");
         LLVMDisposeMessage(err);
         return NULL;
     }
