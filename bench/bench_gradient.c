@@ -63,16 +63,16 @@ static void *xcalloc(size_t n, size_t size)
 
 /* The vjp split in two kernels, so that CVODES's fB and fQB each pay only
  * for their part (nodec's own backward solve wants both at once). */
-static void split_vjp_specs(Arena *a, const IrModel *m, CgKernelSpec *specs)
+static void split_vjp_specs(Arena *a, const IrModel *m, PlanKernelSpec *specs)
 {
-    CgOutput *oy = arena_alloc(a, sizeof *oy * (size_t)m->n_states);
-    CgOutput *op = arena_alloc(a, sizeof *op * (size_t)m->n_params);
+    PlanOutput *oy = arena_alloc(a, sizeof *oy * (size_t)m->n_states);
+    PlanOutput *op = arena_alloc(a, sizeof *op * (size_t)m->n_params);
     for (int i = 0; i < m->n_states; i++)
-        oy[i] = (CgOutput){m->adj_state[i], 0, m->states[i].offset, m->ny, 0};
+        oy[i] = (PlanOutput){m->adj_state[i], 0, m->states[i].offset, m->ny, 0};
     for (int j = 0; j < m->n_params; j++)
-        op[j] = (CgOutput){m->adj_param[j], 1, m->params[j].offset, 0, 1};
-    specs[0] = (CgKernelSpec){.name = "vjp_y", .n_outputs = m->n_states, .outputs = oy};
-    specs[1] = (CgKernelSpec){.name = "vjp_p", .n_outputs = m->n_params, .outputs = op};
+        op[j] = (PlanOutput){m->adj_param[j], 1, m->params[j].offset, 0, 1};
+    specs[0] = (PlanKernelSpec){.name = "vjp_y", .n_outputs = m->n_states, .outputs = oy};
+    specs[1] = (PlanKernelSpec){.name = "vjp_p", .n_outputs = m->n_params, .outputs = op};
 }
 
 /* Weights ~ normal(0, 0.1) and biases 0, as torchdiffeq's demo initialises them. */
@@ -96,7 +96,7 @@ static Problem *problem_new(int B)
     if (!P->m)
         exit(1);
     diff_model_adjoint(P->c->ir, P->m);
-    CgKernelSpec specs[2];
+    PlanKernelSpec specs[2];
     NdKernelFn fns[2];
     split_vjp_specs(P->c->arena, P->m, specs);
     JitRequest req = {.vjp = 1, .n_extra = 2, .extra = specs, .extra_fns = fns};

@@ -1,10 +1,11 @@
 /* IR -> C99: each kernel of a model (rhs, vjp, jac, a loss and its gradient)
  * printed as one C function with the kernel table's signature (nd_kernels.h),
- * for `nodec emit-c`. A plan pass, modelled on llvm_codegen.c's, decides where
- * every node's values live (a literal, a scalar local, straight in an input or
- * an output, a static constant table, a view into another node, a buffer in
- * work, or computed inside its single elementwise reader's loop); the emit
- * pass then prints the unbatched nodes once, and a loop over the samples that
+ * for `nodec emit-c`. The planner the JIT uses too (compiler/plan/plan.c, with
+ * this back end's PlanOptions) decides where every node's values live (a
+ * literal, a scalar local, straight in an input or an output, a static
+ * constant table, a view into another node, a buffer in work, or computed
+ * inside its single elementwise reader's loop); this file names those homes as
+ * C text, prints the unbatched nodes once, and a loop over the samples that
  * computes the batched ones with plain counted loops. Sums run in the order of
  * ir_eval.c and of the JIT's inline loops, so results agree to rounding. */
 #include "c_codegen.h"
@@ -16,15 +17,8 @@
 
 #include "kernel_sets.h"
 
-/* The JIT's measured rule (llvm_matmul.c, docs/codegen.md): a product pays
- * for a BLAS call from a reduction of 16 and 512 multiply-adds on. Under
- * -DNODEC_USE_CBLAS the generated code follows it per sample. */
-#define CC_BLAS_MIN_FLOPS 512L
-#define CC_BLAS_MIN_INNER 16
-
-/* Where a node's values live. */
+/* How a node's values are read, from its plan (cc_bind). */
 typedef enum CcKind {
-    CK_PENDING, /* computed, storage not chosen yet */
     CK_LIT,     /* a literal: a scalar or splat constant (text) */
     CK_VAR,     /* a scalar local double named text ("v12"), or t */
     CK_PTR,     /* element k is text[off + k] */
@@ -43,18 +37,13 @@ typedef struct CcNode {
 typedef struct Cc {
     FILE *out;
     const IrModel *m;
-    const CgKernelSpec *spec;
+    const PlanKernelSpec *spec;
     bool rhs;
     const char *out_name[2]; /* "dydt" for the rhs, else "out0", "out1" */
     Arena *arena;
-    int count;
-    IrNode **order;
-    int *index; /* topo index by node id */
-    int *uses;  /* readers: operand slots and outputs */
-    int *user;  /* the last reader, -1 for none */
-    CcNode *node;
-    long fixed, sample; /* doubles of unbatched buffers, of one sample's buffers */
-    int nd;             /* d's stride */
+    Plan plan;    /* the nodes in order and their homes (compiler/plan) */
+    CcNode *node; /* by topo index */
+    int nd;       /* d's stride */
 } Cc;
 
 /* ---- small helpers ---- */
@@ -103,25 +92,9 @@ static const char *lit(Cc *cc, double v)
     return s;
 }
 
-static bool is_elementwise(IrOp op)
-{
-    IrOpClass c = ir_op_class(op);
-    return c == IR_UNARY || c == IR_BINARY || op == IR_WHERE;
-}
-
-static bool is_batched(const IrNode *n)
-{
-    return (n->flags & IR_BATCHED) != 0;
-}
-
-static int topo(const Cc *cc, const IrNode *n)
-{
-    return cc->index[n->id];
-}
-
 static CcNode *info(Cc *cc, const IrNode *n)
 {
-    return &cc->node[topo(cc, n)];
+    return &cc->node[plan_index(&cc->plan, n)];
 }
 
 static int size_of(const IrNode *n)
@@ -151,7 +124,15 @@ static void line(Cc *cc, int depth, const char *f, ...)
     fputc('\n', cc->out);
 }
 
-/* ---- planning ---- */
+/* ---- planning (compiler/plan) ---- */
+
+/* One loop over the samples, each node's elements a C expression: a batched
+ * scalar is one local, a local reads by name anywhere, and every buffer keeps
+ * its own range of work (PlanOptions). Products follow the JIT's measured rule
+ * per sample (under -DNODEC_USE_CBLAS). */
+static const PlanOptions cc_plan_options = {
+    .sample_locals = true, .expr_locals = true, .flat_costly = false, .reuse_work = false,
+    .blas = {PLAN_BLAS_MIN_FLOPS, PLAN_BLAS_MIN_INNER}};
 
 static bool const_is_splat(const IrNode *n)
 {
@@ -161,131 +142,53 @@ static bool const_is_splat(const IrNode *n)
     return true;
 }
 
-/* A slice is a view when its extent is contiguous in the source: whole rows,
- * or part of one row (as in llvm_codegen.c). */
-static bool slice_is_view(const IrNode *n)
+/* Node i's home as C: a constant all of whose elements are equal is a literal,
+ * a register a local ("v12", or t), the other homes an array and an offset
+ * (the per-sample rows y_b, a_b, d_b and out<k>_b<o> are set up in the sample
+ * loop, emit_sample_pointers). */
+static void cc_bind(Cc *cc, int i)
 {
-    return n->shape.rows == 1 || n->shape.cols == n->args[0]->shape.cols;
-}
-
-static void plan_leaf(Cc *cc, int i)
-{
-    IrNode *n = cc->order[i];
+    const IrNode *n = cc->plan.order[i];
+    const PlanNode *pl = &cc->plan.node[i];
     CcNode *c = &cc->node[i];
-    c->out = -1;
-    switch (n->op) {
-    case IR_CONST:
-        if (const_is_splat(n)) {
+    c->out = pl->out;
+    c->off = pl->off;
+    c->kind = CK_PTR;
+    switch (pl->kind) {
+    case PLAN_REG: case PLAN_CONST:
+        if (n->op == IR_CONST && const_is_splat(n)) {
             c->kind = CK_LIT;
             c->text = lit(cc, n->value[0]);
-        } else {
-            c->kind = CK_PTR;
+        } else if (n->op == IR_CONST) {
             c->text = fmt(cc, "c%d", n->id);
+        } else {
+            c->kind = CK_VAR;
+            c->text = n->op == IR_TIME ? "t" : fmt(cc, "v%d", n->id);
         }
         return;
-    case IR_TIME: c->kind = CK_VAR; c->text = "t"; return;
-    case IR_STATE: c->kind = CK_PTR; c->text = "y_b"; c->off = n->offset; return;
-    case IR_ADJOINT: c->kind = CK_PTR; c->text = "a_b"; c->off = n->offset; return;
-    case IR_DATA: c->kind = CK_PTR; c->text = "d_b"; c->off = n->offset; return;
-    case IR_PARAM: c->kind = CK_PTR; c->text = "p"; c->off = n->offset; return;
-    case IR_SLICE:
-        if (slice_is_view(n)) {
-            c->kind = CK_VIEW;
-            c->off = (long)n->attr[0] * n->args[0]->shape.cols + n->attr[1];
-            return;
-        }
-        break;
-    default: break;
-    }
-    c->kind = size_of(n) == 1 ? CK_VAR : CK_PENDING;
-    if (c->kind == CK_VAR)
-        c->text = fmt(cc, "v%d", n->id);
-}
-
-/* An outer product of two batched vectors read only by a batch sum (a
- * parameter gradient) is accumulated straight into the sum. */
-static bool plan_is_fused(const Cc *cc, const CgOutput *o)
-{
-    const IrNode *n = o->node;
-    return o->batch_sum && n->op == IR_OUTER && is_batched(n->args[0]) &&
-           is_batched(n->args[1]) && cc->uses[topo(cc, n)] == 1;
-}
-
-/* Batched per-sample outputs are computed in place in the output. */
-static void plan_outputs(Cc *cc)
-{
-    for (int o = 0; o < cc->spec->n_outputs; o++) {
-        const CgOutput *out = &cc->spec->outputs[o];
-        CcNode *c = info(cc, out->node);
-        if (c->kind == CK_PENDING && plan_is_fused(cc, out)) {
-            c->kind = CK_FUSED;
-            c->out = o;
-        } else if (c->kind == CK_PENDING && is_batched(out->node) && !out->batch_sum) {
-            c->kind = CK_PTR;
-            c->out = o;
-            c->text = fmt(cc, "%s_b%d", cc->out_name[out->dst], o);
-            c->off = out->offset;
-        }
-    }
-}
-
-/* Elementwise chains fuse: a node whose one reader is elementwise, of the
- * same size and batching, is computed inside that reader's expression. */
-static void plan_inline(Cc *cc)
-{
-    for (int i = 0; i < cc->count; i++) {
-        IrNode *n = cc->order[i];
-        int u = cc->user[i];
-        CcKind k = cc->node[i].kind;
-        if ((k != CK_PENDING && k != CK_VAR) || n->op == IR_TIME || !is_elementwise(n->op) ||
-            cc->uses[i] != 1 || u < 0)
-            continue;
-        IrNode *r = cc->order[u];
-        if (is_elementwise(r->op) && size_of(r) == size_of(n) && is_batched(r) == is_batched(n))
-            cc->node[i].kind = CK_INLINE;
-    }
-}
-
-static void plan_buffers(Cc *cc)
-{
-    for (int i = 0; i < cc->count; i++) {
-        IrNode *n = cc->order[i];
-        CcNode *c = &cc->node[i];
-        if (c->kind != CK_PENDING)
-            continue;
-        c->kind = CK_PTR;
-        c->text = is_batched(n) ? "ws" : "w";
-        long *top = is_batched(n) ? &cc->sample : &cc->fixed;
-        c->off = *top;
-        *top += size_of(n);
+    case PLAN_INPUT:
+        c->text = n->op == IR_STATE ? "y_b" : n->op == IR_ADJOINT ? "a_b" : "d_b";
+        c->off = n->offset;
+        return;
+    case PLAN_PARAM: c->text = "p"; c->off = n->offset; return;
+    case PLAN_VIEW: c->kind = CK_VIEW; return;
+    case PLAN_FIXED: c->text = "w"; return;
+    case PLAN_SAMPLE: c->text = "ws"; return;
+    case PLAN_OUT:
+        c->text = fmt(cc, "%s_b%d", cc->out_name[cc->plan.outputs[pl->out].dst], pl->out);
+        return;
+    case PLAN_INLINE: c->kind = CK_INLINE; return;
+    case PLAN_FUSED: c->kind = CK_FUSED; return;
+    default: return;
     }
 }
 
 static void cc_plan(Cc *cc)
 {
-    int max_id = 0;
-    for (int i = 0; i < cc->count; i++)
-        max_id = cc->order[i]->id > max_id ? cc->order[i]->id : max_id;
-    cc->index = arena_alloc(cc->arena, sizeof *cc->index * (size_t)(max_id + 1));
-    cc->node = arena_alloc(cc->arena, sizeof *cc->node * (size_t)cc->count);
-    cc->uses = arena_alloc(cc->arena, sizeof *cc->uses * (size_t)cc->count);
-    cc->user = arena_alloc(cc->arena, sizeof *cc->user * (size_t)cc->count);
-    for (int i = 0; i < cc->count; i++) {
-        cc->index[cc->order[i]->id] = i;
-        cc->user[i] = -1;
-    }
-    for (int i = 0; i < cc->count; i++)
-        for (int a = 0; a < cc->order[i]->nargs; a++) {
-            cc->uses[topo(cc, cc->order[i]->args[a])]++;
-            cc->user[topo(cc, cc->order[i]->args[a])] = i;
-        }
-    for (int o = 0; o < cc->spec->n_outputs; o++)
-        cc->uses[topo(cc, cc->spec->outputs[o].node)]++;
-    for (int i = 0; i < cc->count; i++)
-        plan_leaf(cc, i);
-    plan_outputs(cc);
-    plan_inline(cc);
-    plan_buffers(cc);
+    plan_nodes(&cc->plan, cc->arena, &cc_plan_options);
+    cc->node = arena_alloc(cc->arena, sizeof *cc->node * (size_t)(cc->plan.count + 1));
+    for (int i = 0; i < cc->plan.count; i++)
+        cc_bind(cc, i);
 }
 
 /* ---- expressions ---- */
@@ -424,7 +327,7 @@ static void emit_matmul_loops(Cc *cc, int depth, const IrNode *n, int m, int inn
 static bool emit_matmul_blas(Cc *cc, int depth, const IrNode *n, int m, int inner, int kk)
 {
     const char *A = address(cc, n->args[0]), *Bm = address(cc, n->args[1]), *C = address(cc, n);
-    if (!A || !Bm || !C || inner < CC_BLAS_MIN_INNER || (long)m * inner * kk < CC_BLAS_MIN_FLOPS ||
+    if (!A || !Bm || !C || !plan_blas_pays(&cc->plan.opt.blas, (PlanMatDims){m, inner, kk}) ||
         (m == 1 && kk == 1))
         return false;
     fputs("#ifdef NODEC_USE_CBLAS\n", cc->out);
@@ -443,11 +346,9 @@ static bool emit_matmul_blas(Cc *cc, int depth, const IrNode *n, int m, int inne
 
 static void emit_matmul(Cc *cc, int depth, const IrNode *n)
 {
-    IrShape xs = n->args[0]->shape, ys = n->args[1]->shape;
-    int m = xs.rank == 2 ? xs.rows : 1, inner = xs.rank == 2 ? xs.cols : xs.rows;
-    int kk = ys.rank == 2 ? ys.cols : 1;
-    bool blas = emit_matmul_blas(cc, depth, n, m, inner, kk);
-    emit_matmul_loops(cc, depth, n, m, inner, kk);
+    PlanMatDims d = plan_mat_dims(n);
+    bool blas = emit_matmul_blas(cc, depth, n, d.m, d.inner, d.k);
+    emit_matmul_loops(cc, depth, n, d.m, d.inner, d.k);
     if (blas)
         fputs("#endif\n", cc->out);
 }
@@ -511,13 +412,13 @@ static void emit_join(Cc *cc, int depth, const IrNode *n)
 
 static void emit_node(Cc *cc, int depth, int i)
 {
-    IrNode *n = cc->order[i];
+    IrNode *n = cc->plan.order[i];
     CcNode *c = &cc->node[i];
     bool leaf = ir_op_class(n->op) == IR_LEAF;
     if (leaf || c->kind == CK_LIT || c->kind == CK_VIEW || c->kind == CK_INLINE ||
         c->kind == CK_FUSED)
         return;
-    if (c->kind == CK_VAR && is_elementwise(n->op)) {
+    if (c->kind == CK_VAR && plan_is_elementwise(n->op)) {
         line(cc, depth, "const double %s = %s;", c->text, op_expr(cc, n, "0"));
         return;
     }
@@ -535,7 +436,7 @@ static void emit_node(Cc *cc, int depth, int i)
 
 /* ---- outputs ---- */
 
-static const char *out_ptr(Cc *cc, const CgOutput *o)
+static const char *out_ptr(Cc *cc, const PlanOutput *o)
 {
     return o->offset ? fmt(cc, "(%s + %d)", cc->out_name[o->dst], o->offset)
                      : cc->out_name[o->dst];
@@ -545,8 +446,8 @@ static const char *out_ptr(Cc *cc, const CgOutput *o)
 static void emit_sum_zeros(Cc *cc, int depth)
 {
     for (int o = 0; o < cc->spec->n_outputs; o++) {
-        const CgOutput *out = &cc->spec->outputs[o];
-        if (out->batch_sum && is_batched(out->node)) {
+        const PlanOutput *out = &cc->spec->outputs[o];
+        if (out->batch_sum && plan_is_batched(out->node)) {
             line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(out->node));
             line(cc, depth + 1, "%s[k] = 0.0;", out_ptr(cc, out));
         }
@@ -558,7 +459,7 @@ static void emit_sum_zeros(Cc *cc, int depth)
 static void emit_sample_outputs(Cc *cc, int depth)
 {
     for (int o = 0; o < cc->spec->n_outputs; o++) {
-        const CgOutput *out = &cc->spec->outputs[o];
+        const PlanOutput *out = &cc->spec->outputs[o];
         const IrNode *n = out->node;
         const CcNode *c = info(cc, n);
         if (c->kind == CK_FUSED) {
@@ -568,7 +469,7 @@ static void emit_sample_outputs(Cc *cc, int depth)
             line(cc, depth + 1, "for (int j = 0; j < %d; j++)", cols);
             line(cc, depth + 2, "%s[i * %d + j] += %s * %s;", out_ptr(cc, out), cols,
                  elem(cc, u, "i"), elem(cc, v, "j"));
-        } else if (out->batch_sum && is_batched(n)) {
+        } else if (out->batch_sum && plan_is_batched(n)) {
             line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
             line(cc, depth + 1, "%s[k] += %s;", out_ptr(cc, out), elem(cc, n, "k"));
         } else if (!out->batch_sum && c->out != o) {
@@ -583,8 +484,8 @@ static void emit_sample_outputs(Cc *cc, int depth)
 static void emit_unbatched_sums(Cc *cc, int depth)
 {
     for (int o = 0; o < cc->spec->n_outputs; o++) {
-        const CgOutput *out = &cc->spec->outputs[o];
-        if (!out->batch_sum || is_batched(out->node))
+        const PlanOutput *out = &cc->spec->outputs[o];
+        if (!out->batch_sum || plan_is_batched(out->node))
             continue;
         line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(out->node));
         line(cc, depth + 1, "%s[k] = %s * (double)B;", out_ptr(cc, out), elem(cc, out->node, "k"));
@@ -610,8 +511,8 @@ static void emit_signature(Cc *cc, const char *name)
 
 static void emit_constants(Cc *cc)
 {
-    for (int i = 0; i < cc->count; i++) {
-        const IrNode *n = cc->order[i];
+    for (int i = 0; i < cc->plan.count; i++) {
+        const IrNode *n = cc->plan.order[i];
         if (n->op != IR_CONST || cc->node[i].kind != CK_PTR)
             continue;
         fprintf(cc->out, "    static const double c%d[%d] = {", n->id, size_of(n));
@@ -628,8 +529,8 @@ static void emit_constants(Cc *cc)
 static void emit_sample_pointers(Cc *cc, int depth)
 {
     bool need[3] = {false, false, false};
-    for (int i = 0; i < cc->count; i++) {
-        IrOp op = cc->order[i]->op;
+    for (int i = 0; i < cc->plan.count; i++) {
+        IrOp op = cc->plan.order[i]->op;
         need[0] |= op == IR_STATE;
         need[1] |= op == IR_ADJOINT;
         need[2] |= op == IR_DATA;
@@ -641,7 +542,7 @@ static void emit_sample_pointers(Cc *cc, int depth)
     if (need[2])
         line(cc, depth, "const double *d_b = d + b * %d;", cc->nd);
     for (int o = 0; o < cc->spec->n_outputs; o++) {
-        const CgOutput *out = &cc->spec->outputs[o];
+        const PlanOutput *out = &cc->spec->outputs[o];
         if (info(cc, out->node)->out == o && info(cc, out->node)->kind == CK_PTR)
             line(cc, depth, "double *%s_b%d = %s + b * %d;", cc->out_name[out->dst], o,
                  cc->out_name[out->dst], out->stride);
@@ -651,18 +552,18 @@ static void emit_sample_pointers(Cc *cc, int depth)
 static void emit_body(Cc *cc)
 {
     emit_constants(cc);
-    if (cc->fixed)
+    if (cc->plan.fixed.total)
         line(cc, 1, "double *w = work;");
-    if (cc->sample)
-        line(cc, 1, "double *ws = work + %ld;", cc->fixed);
-    for (int i = 0; i < cc->count; i++)
-        if (!is_batched(cc->order[i]))
+    if (cc->plan.sample.total)
+        line(cc, 1, "double *ws = work + %ld;", cc->plan.fixed.total);
+    for (int i = 0; i < cc->plan.count; i++)
+        if (!plan_is_batched(cc->plan.order[i]))
             emit_node(cc, 1, i);
     emit_sum_zeros(cc, 1);
     line(cc, 1, "for (int64_t b = 0; b < B; b++) {");
     emit_sample_pointers(cc, 2);
-    for (int i = 0; i < cc->count; i++)
-        if (is_batched(cc->order[i]))
+    for (int i = 0; i < cc->plan.count; i++)
+        if (plan_is_batched(cc->plan.order[i]))
             emit_node(cc, 2, i);
     emit_sample_outputs(cc, 2);
     line(cc, 1, "}");
@@ -677,54 +578,21 @@ static int cc_internal(Cc *cc, Diag *diag, int line_no, const char *name, const 
     return -1;
 }
 
-/* What the plan relies on (as llvm_codegen.c checks): outputs inside their
- * destination, leaves the signature can read; d's stride. */
-static int cc_check(Cc *cc, const char *name, Diag *diag)
-{
-    for (int o = 0; o < cc->spec->n_outputs; o++) {
-        const CgOutput *out = &cc->spec->outputs[o];
-        if (!out->node || out->dst < 0 || out->dst > (cc->rhs ? 0 : 1) || out->offset < 0 ||
-            (!out->batch_sum && out->offset + size_of(out->node) > out->stride))
-            return cc_internal(cc, diag, __LINE__, name, "an output outside its destination");
-    }
-    int need = 0;
-    for (int i = 0; i < cc->count; i++) {
-        const IrNode *n = cc->order[i];
-        if (cc->rhs && (n->op == IR_ADJOINT || n->op == IR_DATA))
-            return cc_internal(cc, diag, __LINE__, name, "the rhs reads a cotangent or data leaf");
-        if (n->op == IR_DATA && n->offset + size_of(n) > need)
-            need = n->offset + size_of(n);
-    }
-    if (cc->spec->nd && need > cc->spec->nd)
-        return cc_internal(cc, diag, __LINE__, name, "a data leaf beyond the spec's nd");
-    cc->nd = cc->spec->nd ? cc->spec->nd : need;
-    return 0;
-}
-
 int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs,
-                   const CgKernelSpec *spec, CcWork *work, Diag *diag)
+                   const PlanKernelSpec *spec, CcWork *work, Diag *diag)
 {
     Cc cc = {.out = out, .m = m, .spec = spec, .rhs = rhs};
     cc.out_name[0] = rhs ? "dydt" : "out0";
     cc.out_name[1] = "out1";
     cc.arena = arena_new();
-    IrNode **roots = arena_alloc(cc.arena, sizeof *roots * (size_t)(spec->n_outputs + 1));
-    for (int o = 0; o < spec->n_outputs; o++)
-        roots[o] = spec->outputs[o].node;
-    int rc = 0;
-    for (int o = 0; o < spec->n_outputs && rc == 0; o++)
-        if (!roots[o])
-            rc = cc_internal(&cc, diag, __LINE__, name, "an output without a node");
-    if (rc == 0) {
-        cc.count = spec->n_outputs > 0 ? ir_topo_order(cc.arena, spec->n_outputs, roots, &cc.order)
-                                       : 0;
-        rc = cc_check(&cc, name, diag);
-    }
+    plan_order(&cc.plan, cc.arena, spec->n_outputs, spec->outputs);
+    const char *why = plan_check(&cc.plan, rhs, 1, spec->nd, &cc.nd);
+    int rc = why ? cc_internal(&cc, diag, __LINE__, name, why) : 0;
     if (rc == 0) {
         cc_plan(&cc);
         emit_signature(&cc, name);
         emit_body(&cc);
-        size_t need = (size_t)(cc.fixed + cc.sample);
+        size_t need = (size_t)(cc.plan.fixed.total + cc.plan.sample.total);
         if (need > work->work_fixed)
             work->work_fixed = need;
     }
@@ -747,19 +615,7 @@ int cc_emit_model_kernels(FILE *out, Arena *a, const IrModel *m, const char *pre
         DIAG_INTERNAL(diag, "model '%s' reached the C back end underived", m->name);
         return -1;
     }
-    CgOutput *rhs = arena_alloc(a, sizeof *rhs * (size_t)(m->n_states + 1));
-    CgOutput *vjp = arena_alloc(a, sizeof *vjp * (size_t)(m->n_states + m->n_params + 1));
-    CgOutput *jac = arena_alloc(a, sizeof *jac);
-    for (int s = 0; s < m->n_states; s++) {
-        rhs[s] = (CgOutput){m->rhs[s], 0, m->states[s].offset, m->ny, 0};
-        vjp[s] = (CgOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0};
-    }
-    for (int j = 0; j < m->n_params; j++) /* a^T df/dp summed over the batch */
-        vjp[m->n_states + j] = (CgOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1};
-    *jac = (CgOutput){m->jac, 0, 0, m->ny * m->ny, 0};
-    CgKernelSpec specs[3] = {{"rhs", m->n_states, rhs, 0},
-                             {"vjp", m->n_states + m->n_params, vjp, 0},
-                             {"jac", 1, jac, 0}};
+    PlanKernelSpec specs[3] = {plan_spec_rhs(a, m), plan_spec_vjp(a, m), plan_spec_jac(a, m)};
     for (int k = 0; k < n_kernels; k++) {
         char name[256];
         snprintf(name, sizeof name, "%s_%s", prefix, specs[k].name);

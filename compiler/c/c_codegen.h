@@ -12,10 +12,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "llvm_jit.h"
 #include "diag.h"
 #include "driver.h"
 #include "ir.h"
+#include "plan.h"
 
 /* Scratch one generated kernel needs: work_fixed doubles whatever the batch
  * (the generated kernels loop over samples outermost, so one sample's
@@ -28,13 +28,13 @@ typedef struct CcWork {
 
 /* Writes one kernel as an external C function named `name`: with rhs set, the
  * NdRhsFn signature and spec's outputs written into dydt (dst 0); otherwise
- * the NdKernelFn signature, outputs as CgOutput describes. One temporary per
+ * the NdKernelFn signature, outputs as PlanOutput describes. One temporary per
  * DAG node (hash-consing shares subexpressions), elementwise chains fused into
  * one loop, matrix products as plain loops (cblas under -DNODEC_USE_CBLAS).
  * Raises *work to what this kernel needs. Returns 0, or -1 after reporting an
  * internal error through diag. */
 int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs,
-                   const CgKernelSpec *spec, CcWork *work, Diag *diag);
+                   const PlanKernelSpec *spec, CcWork *work, Diag *diag);
 
 /* <prefix>_rhs, <prefix>_vjp and, when cc_model_has_jacobian, <prefix>_jac of m
  * (whose adjoint and Jacobian IR the pipeline derived: kernel_sets_derive),

@@ -7,7 +7,7 @@
  * Cotangents are ordinary IR nodes, normally IR_ADJOINT leaves (the adjoint
  * state a, laid out like y). Gradients with respect to a batched quantity are
  * per sample; gradients with respect to parameters are per sample too, and the
- * kernel that computes them sums over the batch (CgOutput.batch_sum). */
+ * kernel that computes them sums over the batch (PlanOutput.batch_sum). */
 #ifndef NODEC_DIFF_H
 #define NODEC_DIFF_H
 

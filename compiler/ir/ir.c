@@ -3,7 +3,9 @@
  * checks shapes (a violation is an internal error: sema has already reported the
  * user's), folds all-constant operands through the interpreter's own kernel
  * (ir_eval_op) so that folding and evaluation cannot disagree, applies the
- * algebraic identities, and only then looks the node up in the hash table. */
+ * algebraic identities, and only then looks the node up in the hash table.
+ * Also the operands-first node order (ir_topo_order) that the planner, eval,
+ * diff and the dump walk in. */
 #include "ir.h"
 
 #include <stdarg.h>
@@ -981,4 +983,50 @@ IrNode *ir_stack(IrBuilder *b, int n, IrNode **args)
         return ir_concat(b, n, args);
     IrNode k = node_template(IR_STACK, ir_matrix_shape(n, args[0]->shape.rows), n, args);
     return finish(b, &k);
+}
+
+/* ---- topological order ---- */
+
+/* Iterative depth-first search: derived expressions (adjoints of long chains)
+ * can be deeper than a comfortable C stack. Each node's operands have smaller
+ * ids, so the largest root id bounds every id reached. */
+int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order)
+{
+    int max_id = -1;
+    for (int i = 0; i < n; i++)
+        if (roots[i] && roots[i]->id > max_id)
+            max_id = roots[i]->id;
+    int cap = max_id + 1, count = 0, depth = 0;
+    IrNode **out = arena_alloc(arena, sizeof *out * (size_t)(cap > 0 ? cap : 1));
+    bool *seen = calloc((size_t)(cap > 0 ? cap : 1), sizeof *seen);
+    IrNode **stack = malloc(sizeof *stack * (size_t)(cap > 0 ? cap : 1));
+    int *next = malloc(sizeof *next * (size_t)(cap > 0 ? cap : 1));
+    if (!seen || !stack || !next)
+        INTERNAL_ERROR("out of memory");
+    for (int r = 0; r < n; r++) {
+        if (!roots[r] || seen[roots[r]->id])
+            continue;
+        seen[roots[r]->id] = true;
+        stack[depth] = roots[r];
+        next[depth++] = 0;
+        while (depth > 0) {
+            IrNode *top = stack[depth - 1];
+            if (next[depth - 1] < top->nargs) {
+                IrNode *arg = top->args[next[depth - 1]++];
+                if (!seen[arg->id]) {
+                    seen[arg->id] = true;
+                    stack[depth] = arg;
+                    next[depth++] = 0;
+                }
+            } else {
+                out[count++] = top;
+                depth--;
+            }
+        }
+    }
+    free(seen);
+    free(stack);
+    free(next);
+    *order = out;
+    return count;
 }

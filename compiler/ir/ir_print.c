@@ -1,59 +1,12 @@
 /* Printing the IR: infix math for `nodec adjoint` and messages (ir_print_expr,
  * with the precedence of LANGUAGE.md §3 so that only needed parentheses
- * appear), the numbered SSA listing of --dump=ir (ir_dump_model), and the
- * operands-first node order that codegen, eval and the dump walk in. */
+ * appear) and the numbered SSA listing of --dump=ir (ir_dump_model). */
 #include "ir.h"
 #include "diag.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- topological order ---- */
-
-/* Iterative depth-first search: derived expressions (adjoints of long chains)
- * can be deeper than a comfortable C stack. Each node's operands have smaller
- * ids, so the largest root id bounds every id reached. */
-int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order)
-{
-    int max_id = -1;
-    for (int i = 0; i < n; i++)
-        if (roots[i] && roots[i]->id > max_id)
-            max_id = roots[i]->id;
-    int cap = max_id + 1, count = 0, depth = 0;
-    IrNode **out = arena_alloc(arena, sizeof *out * (size_t)(cap > 0 ? cap : 1));
-    bool *seen = calloc((size_t)(cap > 0 ? cap : 1), sizeof *seen);
-    IrNode **stack = malloc(sizeof *stack * (size_t)(cap > 0 ? cap : 1));
-    int *next = malloc(sizeof *next * (size_t)(cap > 0 ? cap : 1));
-    if (!seen || !stack || !next)
-        INTERNAL_ERROR("out of memory");
-    for (int r = 0; r < n; r++) {
-        if (!roots[r] || seen[roots[r]->id])
-            continue;
-        seen[roots[r]->id] = true;
-        stack[depth] = roots[r];
-        next[depth++] = 0;
-        while (depth > 0) {
-            IrNode *top = stack[depth - 1];
-            if (next[depth - 1] < top->nargs) {
-                IrNode *arg = top->args[next[depth - 1]++];
-                if (!seen[arg->id]) {
-                    seen[arg->id] = true;
-                    stack[depth] = arg;
-                    next[depth++] = 0;
-                }
-            } else {
-                out[count++] = top;
-                depth--;
-            }
-        }
-    }
-    free(seen);
-    free(stack);
-    free(next);
-    *order = out;
-    return count;
-}
 
 /* ---- numbers and constants ---- */
 

@@ -1,9 +1,10 @@
 /* IR -> LLVM IR, the driver: one module per model holding its kernels, the rhs
  * (NdRhsFn) and the derived ones (NdKernelFn: vjp, jac, rhs_vjp, a loss ...),
- * each a list of outputs (CgOutput) emitted in IR topological order. A plan pass
- * first decides where each node's values live (a register, an input or output in
- * place, a constant global, a view, a work buffer reused after its last reader);
- * the loops are then written by llvm_emit.c and llvm_matmul.c. */
+ * each a list of outputs (PlanOutput) emitted in IR topological order. The
+ * planner (compiler/plan/plan.c) first decides where each node's values live (a
+ * register, an input or output in place, a constant global, a view, a work
+ * buffer reused after its last reader); this file binds those homes to LLVM
+ * values, and the loops are written by llvm_emit.c and llvm_matmul.c. */
 #include "llvm_jit.h"
 #include "llvm_jit_internal.h"
 #include "llvm_codegen_internal.h"
@@ -17,249 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- planning ---- */
+/* ---- planning (compiler/plan) ---- */
 
-static bool is_elementwise(IrOp op)
+/* The JIT's loops run over the whole batch, its scalar registers are SSA
+ * values computed once before them, and its work blocks are pooled (plan.h). */
+static PlanOptions cg_plan_options(void)
 {
-    IrOpClass c = ir_op_class(op);
-    return c == IR_UNARY || c == IR_BINARY || op == IR_WHERE;
-}
-
-static bool is_batched(const IrNode *n)
-{
-    return (n->flags & IR_BATCHED) != 0;
+    return (PlanOptions){.sample_locals = false, .expr_locals = false, .flat_costly = true,
+                         .reuse_work = true, .blas = cg_blas_rule()};
 }
 
 int cg_topo(const Cg *cg, const IrNode *n)
 {
-    return cg->index[n->id];
-}
-
-/* A slice is a view when its extent is contiguous in the source: whole rows,
- * or part of a single row (eval_slice's indexing in ir_eval.c). */
-static bool slice_is_view(const IrNode *n)
-{
-    return n->shape.rows == 1 || n->shape.cols == n->args[0]->shape.cols;
-}
-
-static void plan_leaf_or_view(Cg *cg, int i)
-{
-    IrNode *n = cg->order[i];
-    Plan *pl = &cg->plan[i];
-    pl->owner = i;
-    switch (n->op) {
-    case IR_CONST: pl->kind = ir_shape_size(n->shape) == 1 ? PK_REG : PK_CONST; return;
-    case IR_TIME: pl->kind = PK_REG; return;
-    case IR_STATE: case IR_ADJOINT: case IR_DATA: pl->kind = PK_INPUT; return;
-    case IR_PARAM: pl->kind = PK_PARAM; return;
-    case IR_SLICE: {
-        const Plan *src = &cg->plan[cg_topo(cg, n->args[0])];
-        if (src->kind != PK_REG && slice_is_view(n)) {
-            pl->kind = PK_VIEW;
-            pl->owner = src->owner;
-            pl->off = (long)n->attr[0] * n->args[0]->shape.cols + n->attr[1];
-            return;
-        }
-        break;
-    }
-    default: break;
-    }
-    bool scalar = n->shape.rank == 0 && !is_batched(n);
-    pl->kind = scalar && is_elementwise(n->op) ? PK_REG : PK_PENDING;
-}
-
-/* An outer product of two batched vectors whose only reader is a batch sum
- * (a parameter gradient such as outer(dh, x) for W in W @ x) is that sum,
- * U^T V: one product over the batch instead of B outer products stored and
- * then summed. */
-static bool plan_is_fused(const Cg *cg, const CgOutput *out)
-{
-    const IrNode *n = out->node;
-    return out->batch_sum && n->op == IR_OUTER && is_batched(n->args[0]) &&
-           is_batched(n->args[1]) && cg->uses[cg_topo(cg, n)] == 1;
-}
-
-/* Batched nodes of per-sample outputs are computed straight into the output
- * (no copy), once each: a node two outputs share is copied for the second. */
-static void plan_outputs(Cg *cg)
-{
-    for (int o = 0; o < cg->k->n_outputs; o++) {
-        const CgOutput *out = &cg->k->outputs[o];
-        Plan *pl = &cg->plan[cg_topo(cg, out->node)];
-        if (pl->kind == PK_PENDING && plan_is_fused(cg, out)) {
-            pl->kind = PK_FUSED;
-            pl->out = o;
-        } else if (pl->kind == PK_PENDING && is_batched(out->node) && !out->batch_sum) {
-            pl->kind = PK_OUT;
-            pl->out = o;
-            pl->off = out->offset;
-        }
-    }
-}
-
-/* An op whose elements cost tens of instructions (llvm_math.c's tanh and
- * exp, libm calls). */
-static bool is_costly(IrOp op)
-{
-    return ir_op_class(op) == IR_UNARY && op != IR_NEG && op != IR_ABS && op != IR_SQRT &&
-           op != IR_RELU && op != IR_SIGN && op != IR_STEP;
-}
-
-/* A batched node reading an unbatched vector (the bias in W @ x + b) loops
- * sample by sample (map_is_flat in llvm_emit.c), leaving each sample's
- * size % width elements to scalar code. Inlined into a costly reader, that is
- * where the reader's elements are computed too; kept apart, the costly loop is one flat
- * loop over the batch: tanh(W1 @ x + b1) at B = 20, H = 50 went from 2 scalar
- * tanh in every 50 to none (docs/gradients.md). */
-static bool inline_breaks_flat(const IrNode *n, const IrNode *r)
-{
-    if (!is_batched(r) || !is_costly(r->op))
-        return false;
-    for (int a = 0; a < n->nargs; a++)
-        if (!is_batched(n->args[a]) && ir_shape_size(n->args[a]->shape) > 1)
-            return true;
-    return false;
-}
-
-/* Elementwise chains are fused: a node whose single reader is an elementwise
- * op of the same size and batching is computed inside that reader's loop, so
- * the chain is one loop with no buffers between its links (fewer loops also
- * mean less for O2 and the code generator: compile time tracks loop count).
- * Not into a costly reader whose loop it would make per-sample (above). */
-static void plan_inline(Cg *cg)
-{
-    for (int i = 0; i < cg->count; i++) {
-        IrNode *n = cg->order[i];
-        int u = cg->user[i];
-        if (cg->plan[i].kind != PK_PENDING || !is_elementwise(n->op) || cg->uses[i] != 1 || u < 0)
-            continue;
-        IrNode *r = cg->order[u];
-        if (is_elementwise(r->op) && cg->plan[u].kind != PK_REG &&
-            ir_shape_size(r->shape) == ir_shape_size(n->shape) && is_batched(r) == is_batched(n) &&
-            !inline_breaks_flat(n, r))
-            cg->plan[i].kind = PK_INLINE;
-    }
-}
-
-/* Node j is read at time i: an inlined node is computed there, so its own
- * operands are what is read. */
-static void plan_read(Cg *cg, int j, int i)
-{
-    if (cg->plan[j].kind == PK_INLINE) {
-        for (int a = 0; a < cg->order[j]->nargs; a++)
-            plan_read(cg, cg_topo(cg, cg->order[j]->args[a]), i);
-    } else if (cg->plan[j].last_use < i) {
-        cg->plan[j].last_use = i;
-    }
-}
-
-/* last_use of every owner: its readers' and its views' readers' last. */
-static void plan_liveness(Cg *cg)
-{
-    for (int i = 0; i < cg->count; i++)
-        cg->plan[i].last_use = i;
-    for (int i = 0; i < cg->count; i++)
-        for (int a = 0; cg->plan[i].kind != PK_INLINE && a < cg->order[i]->nargs; a++)
-            plan_read(cg, cg_topo(cg, cg->order[i]->args[a]), i);
-    for (int o = 0; o < cg->k->n_outputs; o++) /* read by the final copies and sums */
-        cg->plan[cg_topo(cg, cg->k->outputs[o].node)].last_use = cg->count;
-    for (int i = 0; i < cg->count; i++) /* a fused node's operands: by its final sum */
-        for (int a = 0; cg->plan[i].kind == PK_FUSED && a < cg->order[i]->nargs; a++)
-            cg->plan[cg_topo(cg, cg->order[i]->args[a])].last_use = cg->count;
-    for (int i = cg->count - 1; i >= 0; i--) {
-        Plan *pl = &cg->plan[i];
-        Plan *owner = &cg->plan[pl->owner];
-        if (owner->last_use < pl->last_use)
-            owner->last_use = pl->last_use;
-    }
-}
-
-static int pool_alloc(Pool *pool, long size)
-{
-    int best = -1;
-    for (int b = 0; b < pool->n; b++) {
-        PoolBlock *k = &pool->blk[b];
-        if (!k->busy && k->size >= size && (best < 0 || k->size < pool->blk[best].size))
-            best = b;
-    }
-    if (best < 0 && pool->n > 0 && !pool->blk[pool->n - 1].busy) {
-        best = pool->n - 1; /* grow the free block at the end */
-        pool->total += size - pool->blk[best].size;
-        pool->blk[best].size = size;
-    }
-    if (best < 0) {
-        best = pool->n++;
-        pool->blk[best] = (PoolBlock){pool->total, size, false};
-        pool->total += size;
-    }
-    pool->blk[best].busy = true;
-    return best;
-}
-
-/* Frees the storage node j's reading at time i was the last use of
- * (through inlined nodes, their operands'). */
-static void plan_release(Cg *cg, int j, int i)
-{
-    if (cg->plan[j].kind == PK_INLINE) {
-        for (int a = 0; a < cg->order[j]->nargs; a++)
-            plan_release(cg, cg_topo(cg, cg->order[j]->args[a]), i);
-        return;
-    }
-    Plan *owner = &cg->plan[cg->plan[j].owner];
-    if (owner->last_use != i)
-        return;
-    if (owner->kind == PK_FIXED)
-        cg->fixed.blk[owner->block].busy = false;
-    else if (owner->kind == PK_SAMPLE)
-        cg->sample.blk[owner->block].busy = false;
-}
-
-static void plan_buffers(Cg *cg)
-{
-    for (int i = 0; i < cg->count; i++) {
-        IrNode *n = cg->order[i];
-        Plan *pl = &cg->plan[i];
-        if (pl->kind == PK_PENDING) {
-            Pool *pool = is_batched(n) ? &cg->sample : &cg->fixed;
-            pl->kind = is_batched(n) ? PK_SAMPLE : PK_FIXED;
-            pl->block = pool_alloc(pool, ir_shape_size(n->shape));
-            pl->off = pool->blk[pl->block].off;
-        }
-        for (int a = 0; pl->kind != PK_INLINE && a < n->nargs; a++)
-            plan_release(cg, cg_topo(cg, n->args[a]), i);
-    }
-}
-
-static void cg_plan(Cg *cg)
-{
-    int max_id = 0;
-    for (int i = 0; i < cg->count; i++)
-        max_id = cg->order[i]->id > max_id ? cg->order[i]->id : max_id;
-    cg->index = arena_alloc(cg->arena, sizeof *cg->index * (size_t)(max_id + 1));
-    cg->plan = arena_alloc(cg->arena, sizeof *cg->plan * (size_t)cg->count);
-    cg->val = arena_alloc(cg->arena, sizeof *cg->val * (size_t)cg->count);
-    cg->fixed.blk = arena_alloc(cg->arena, sizeof(PoolBlock) * (size_t)cg->count);
-    cg->sample.blk = arena_alloc(cg->arena, sizeof(PoolBlock) * (size_t)cg->count);
-    cg->uses = arena_alloc(cg->arena, sizeof *cg->uses * (size_t)cg->count);
-    cg->user = arena_alloc(cg->arena, sizeof *cg->user * (size_t)cg->count);
-    for (int i = 0; i < cg->count; i++) {
-        cg->index[cg->order[i]->id] = i;
-        cg->uses[i] = 0;
-        cg->user[i] = -1;
-    }
-    for (int i = 0; i < cg->count; i++)
-        for (int a = 0; a < cg->order[i]->nargs; a++) {
-            cg->uses[cg_topo(cg, cg->order[i]->args[a])]++;
-            cg->user[cg_topo(cg, cg->order[i]->args[a])] = i;
-        }
-    for (int o = 0; o < cg->k->n_outputs; o++)
-        cg->uses[cg_topo(cg, cg->k->outputs[o].node)]++;
-    for (int i = 0; i < cg->count; i++)
-        plan_leaf_or_view(cg, i);
-    plan_outputs(cg);
-    plan_inline(cg);
-    plan_liveness(cg);
-    plan_buffers(cg);
+    return plan_index(&cg->plan, n);
 }
 
 /* ---- nodes ---- */
@@ -301,23 +72,23 @@ static LLVMValueRef cg_const_splat(Cg *cg, const IrNode *n)
 /* Storage of node i per its plan (at the top level, so it dominates readers). */
 static void cg_bind(Cg *cg, int i, const char *name)
 {
-    IrNode *n = cg->order[i];
-    const Plan *pl = &cg->plan[i];
+    IrNode *n = cg->plan.order[i];
+    const PlanNode *pl = &cg->plan.node[i];
     CgVal *v = &cg->val[i];
     v->size = ir_shape_size(n->shape);
     switch (pl->kind) {
-    case PK_INPUT: {
+    case PLAN_INPUT: {
         LLVMValueRef base = n->op == IR_STATE ? cg->v_y : n->op == IR_ADJOINT ? cg->v_a : cg->v_d;
         v->ptr = cg_gep(cg, base, cg_i64(cg, n->offset), name);
         v->bstride = n->op == IR_DATA ? cg->nd : cg->m->ny;
         break;
     }
-    case PK_PARAM: v->ptr = cg_gep(cg, cg->v_p, cg_i64(cg, n->offset), name); break;
-    case PK_CONST:
+    case PLAN_PARAM: v->ptr = cg_gep(cg, cg->v_p, cg_i64(cg, n->offset), name); break;
+    case PLAN_CONST:
         v->ptr = cg_const_global(cg, n);
         v->reg = cg_const_splat(cg, n);
         break;
-    case PK_VIEW: {
+    case PLAN_VIEW: {
         const CgVal *src = &cg->val[cg_topo(cg, n->args[0])];
         v->ptr = cg_gep(cg, src->ptr, cg_i64(cg, pl->off), name);
         v->bstride = src->bstride;
@@ -325,17 +96,17 @@ static void cg_bind(Cg *cg, int i, const char *name)
         v->scope = src->scope;
         break;
     }
-    case PK_FIXED:
+    case PLAN_FIXED:
         v->ptr = cg_gep(cg, cg->v_work, cg_i64(cg, pl->off), name);
         v->scope = 1 + pl->block;
         break;
-    case PK_SAMPLE:
+    case PLAN_SAMPLE:
         v->ptr = cg_gep(cg, cg->v_sample, cg_mul(cg, cg->v_B, pl->off), name);
         v->bstride = v->size;
-        v->scope = 1 + cg->fixed.n + pl->block;
+        v->scope = 1 + cg->plan.fixed.n + pl->block;
         break;
-    case PK_OUT: {
-        const CgOutput *o = &cg->k->outputs[pl->out];
+    case PLAN_OUT: {
+        const PlanOutput *o = &cg->k->outputs[pl->out];
         v->ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, pl->off), name);
         v->bstride = o->stride;
         break;
@@ -347,7 +118,7 @@ static void cg_bind(Cg *cg, int i, const char *name)
 /* An unbatched scalar computed in registers (no loop). */
 static void emit_reg(Cg *cg, int i, const char *name)
 {
-    IrNode *n = cg->order[i];
+    IrNode *n = cg->plan.order[i];
     CgVal *v = &cg->val[i];
     if (n->op == IR_CONST) {
         v->reg = cg_f64(cg, n->value[0]);
@@ -369,7 +140,7 @@ static void emit_reg(Cg *cg, int i, const char *name)
 
 static void emit_node(Cg *cg, int i)
 {
-    IrNode *n = cg->order[i];
+    IrNode *n = cg->plan.order[i];
     char name[64], tag[40];
     snprintf(tag, sizeof tag, "n%d_%s", n->id, ir_op_name(n->op));
     for (char *s = tag; *s; s++) /* "@", "+": keep names identifier-like */
@@ -377,14 +148,14 @@ static void emit_node(Cg *cg, int i)
             *s = 'x';
     snprintf(name, sizeof name, "v_%s", tag);
     cg->val[i].size = ir_shape_size(n->shape);
-    if (cg->plan[i].kind == PK_FUSED) /* emitted as its output's sum */
+    if (cg->plan.node[i].kind == PLAN_FUSED) /* emitted as its output's sum */
         return;
-    if (cg->plan[i].kind == PK_INLINE) { /* emitted in its reader's loop */
+    if (cg->plan.node[i].kind == PLAN_INLINE) { /* emitted in its reader's loop */
         cg->val[i].inl = i + 1;
-        cg->val[i].bstride = is_batched(n) ? cg->val[i].size : 0;
+        cg->val[i].bstride = plan_is_batched(n) ? cg->val[i].size : 0;
         return;
     }
-    if (cg->plan[i].kind == PK_REG) {
+    if (cg->plan.node[i].kind == PLAN_REG) {
         emit_reg(cg, i, name);
         return;
     }
@@ -397,7 +168,7 @@ static void emit_node(Cg *cg, int i)
     case IR_MATMUL: cg_emit_matmul(cg, n, out, tag); return;
     case IR_TRANSPOSE: case IR_OUTER: cg_emit_grid(cg, n, out, tag); return;
     case IR_SLICE:
-        if (cg->plan[i].kind != PK_VIEW)
+        if (cg->plan.node[i].kind != PLAN_VIEW)
             cg_emit_grid(cg, n, out, tag);
         return;
     case IR_SUM: cg_emit_sum(cg, n, out, tag); return;
@@ -414,7 +185,7 @@ static void emit_node(Cg *cg, int i)
 /* out[offset + k] = sum over the batch of src's element k: zeros, then one
  * pass per sample in sample order (the loop over k vectorises); an unbatched
  * node is the same in every sample, so its sum is B times its value. */
-static void emit_batch_sum(Cg *cg, const CgOutput *o, const CgVal *src, const char *tag)
+static void emit_batch_sum(Cg *cg, const PlanOutput *o, const CgVal *src, const char *tag)
 {
     CgVal dst = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_sum"),
                  .size = src->size};
@@ -446,16 +217,16 @@ static void emit_batch_sum(Cg *cg, const CgOutput *o, const CgVal *src, const ch
 static void emit_outputs(Cg *cg)
 {
     for (int i = 0; i < cg->k->n_outputs; i++) {
-        const CgOutput *o = &cg->k->outputs[i];
+        const PlanOutput *o = &cg->k->outputs[i];
         int r = cg_topo(cg, o->node);
         const CgVal *src = &cg->val[r];
         char tag[32];
         snprintf(tag, sizeof tag, "out%d", i);
-        if (cg->plan[r].kind == PK_FUSED)
+        if (cg->plan.node[r].kind == PLAN_FUSED)
             cg_emit_outer_sum(cg, o, tag);
         else if (o->batch_sum)
             emit_batch_sum(cg, o, src, tag);
-        if (o->batch_sum || (cg->plan[r].kind == PK_OUT && cg->plan[r].out == i))
+        if (o->batch_sum || (cg->plan.node[r].kind == PLAN_OUT && cg->plan.node[r].out == i))
             continue;
         CgVal out = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_out"),
                      .bstride = o->stride, .size = src->size};
@@ -519,7 +290,7 @@ static void cg_function(Cg *cg)
     }
     LLVMBasicBlockRef entry = cg_block(cg, "b_entry");
     LLVMPositionBuilderAtEnd(cg->bld, entry);
-    cg->v_sample = cg_gep(cg, cg->v_work, cg_i64(cg, cg->fixed.total), "v_work_sample");
+    cg->v_sample = cg_gep(cg, cg->v_work, cg_i64(cg, cg->plan.fixed.total), "v_work_sample");
     if (!r)
         cg->v_out[2] = cg_gep(cg, cg->v_out[0], cg_mul(cg, cg->v_B, cg->m->ny), "v_out0_block2");
 }
@@ -531,33 +302,11 @@ static bool cg_internal(Cg *cg, Diag *diag, int line, const char *what)
     return false;
 }
 
-/* What the plan relies on: outputs inside their destination, leaves the
- * signature can read, and d's stride (taken from the DATA leaves when the
- * spec leaves it 0). */
+/* What the plan relies on (plan_check), and d's stride. */
 static bool cg_check_kernel(Cg *cg, Diag *diag)
 {
-    const CgKernel *k = cg->k;
-    for (int o = 0; o < k->n_outputs; o++) {
-        const CgOutput *out = &k->outputs[o];
-        if (!out->node)
-            return cg_internal(cg, diag, __LINE__, "an output without a node");
-        int size = ir_shape_size(out->node->shape);
-        if (out->dst < 0 || out->dst > (k->rhs ? 0 : 2) || out->offset < 0 ||
-            (!out->batch_sum && out->offset + size > out->stride))
-            return cg_internal(cg, diag, __LINE__, "an output outside its destination");
-    }
-    int need = 0;
-    for (int i = 0; i < cg->count; i++) {
-        const IrNode *n = cg->order[i];
-        if (k->rhs && (n->op == IR_ADJOINT || n->op == IR_DATA))
-            return cg_internal(cg, diag, __LINE__, "the rhs reads a cotangent or data leaf");
-        if (n->op == IR_DATA && n->offset + ir_shape_size(n->shape) > need)
-            need = n->offset + ir_shape_size(n->shape);
-    }
-    if (k->nd && need > k->nd)
-        return cg_internal(cg, diag, __LINE__, "a data leaf beyond the spec's nd");
-    cg->nd = k->nd ? k->nd : need;
-    return true;
+    const char *why = plan_check(&cg->plan, cg->k->rhs, 2, cg->k->nd, &cg->nd);
+    return !why || cg_internal(cg, diag, __LINE__, why);
 }
 
 /* The vjp when the fused rhs_vjp is compiled too: a call of it, with dydt
@@ -595,28 +344,26 @@ static void cg_emit_wrapper(Cg *cg, CgKernel *k, CgLayout *layout)
 static bool cg_emit_kernel(Cg *cg, CgKernel *k, CgLayout *layout, Diag *diag)
 {
     cg->k = k;
-    cg->fixed = (Pool){0};
-    cg->sample = (Pool){0};
+    cg->plan = (Plan){0};
     if (k->wraps) {
         cg_emit_wrapper(cg, k, layout);
         return true;
     }
-    IrNode **roots = arena_alloc(cg->arena, sizeof *roots * (size_t)(k->n_outputs + 1));
-    for (int o = 0; o < k->n_outputs; o++)
-        roots[o] = k->outputs[o].node;
-    cg->count = k->n_outputs > 0 ? ir_topo_order(cg->arena, k->n_outputs, roots, &cg->order) : 0;
+    plan_order(&cg->plan, cg->arena, k->n_outputs, k->outputs);
     if (!cg_check_kernel(cg, diag))
         return false;
-    cg_plan(cg);
-    if ((size_t)cg->fixed.total > layout->work_fixed)
-        layout->work_fixed = (size_t)cg->fixed.total;
-    if ((size_t)cg->sample.total > layout->work_per_sample)
-        layout->work_per_sample = (size_t)cg->sample.total;
-    k->work_fixed = cg->fixed.total;
-    k->work_sample = cg->sample.total;
+    PlanOptions opt = cg_plan_options();
+    plan_nodes(&cg->plan, cg->arena, &opt);
+    cg->val = arena_alloc(cg->arena, sizeof *cg->val * (size_t)(cg->plan.count + 1));
+    if ((size_t)cg->plan.fixed.total > layout->work_fixed)
+        layout->work_fixed = (size_t)cg->plan.fixed.total;
+    if ((size_t)cg->plan.sample.total > layout->work_per_sample)
+        layout->work_per_sample = (size_t)cg->plan.sample.total;
+    k->work_fixed = cg->plan.fixed.total;
+    k->work_sample = cg->plan.sample.total;
     cg_alias_scopes(cg);
     cg_function(cg);
-    for (int i = 0; i < cg->count; i++)
+    for (int i = 0; i < cg->plan.count; i++)
         emit_node(cg, i);
     emit_outputs(cg);
     LLVMBuildRetVoid(cg->bld);
@@ -636,43 +383,25 @@ static bool cg_verify(Cg *cg, Diag *diag)
 
 /* ---- the kernels of a request ---- */
 
-static CgOutput *outputs_rhs(Arena *arena, const IrModel *m)
-{
-    CgOutput *o = arena_alloc(arena, sizeof *o * (size_t)(m->n_states + 1));
-    for (int s = 0; s < m->n_states; s++)
-        o[s] = (CgOutput){m->rhs[s], 0, m->states[s].offset, m->ny, 0};
-    return o;
-}
-
-/* a^T df/dy per sample into out0 (laid out like y); a^T df/dp summed over
- * the batch into out1 (laid out like p). */
-static CgOutput *outputs_vjp(Arena *arena, const IrModel *m)
-{
-    CgOutput *o = arena_alloc(arena, sizeof *o * (size_t)(m->n_states + m->n_params + 1));
-    for (int s = 0; s < m->n_states; s++)
-        o[s] = (CgOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0};
-    for (int j = 0; j < m->n_params; j++)
-        o[m->n_states + j] = (CgOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1};
-    return o;
-}
-
 /* The rhs and the vjp in one kernel: dydt into out0, a^T df/dy into the block
  * after it (dst 2), a^T df/dp into out1. Their IR shares the forward values
  * (hash-consing), so one topological order computes each once. */
-static CgOutput *outputs_rhs_vjp(Arena *arena, const IrModel *m)
+static PlanKernelSpec spec_rhs_vjp(Arena *arena, const IrModel *m)
 {
-    int ns = m->n_states, n = 2 * ns + m->n_params;
-    CgOutput *o = arena_alloc(arena, sizeof *o * (size_t)(n + 1));
-    memcpy(o, outputs_rhs(arena, m), sizeof *o * (size_t)ns);
-    memcpy(o + ns, outputs_vjp(arena, m), sizeof *o * (size_t)(ns + m->n_params));
-    for (int s = 0; s < ns; s++)
-        o[ns + s].dst = 2;
-    return o;
+    PlanKernelSpec rhs = plan_spec_rhs(arena, m), vjp = plan_spec_vjp(arena, m);
+    int n = rhs.n_outputs + vjp.n_outputs;
+    PlanOutput *o = arena_alloc(arena, sizeof *o * (size_t)(n + 1));
+    memcpy(o, rhs.outputs, sizeof *o * (size_t)rhs.n_outputs);
+    memcpy(o + rhs.n_outputs, vjp.outputs, sizeof *o * (size_t)vjp.n_outputs);
+    for (int s = 0; s < m->n_states; s++)
+        o[rhs.n_outputs + s].dst = 2;
+    return (PlanKernelSpec){.name = "rhs_vjp", .n_outputs = n, .outputs = o};
 }
 
-static CgKernel kernel_of(const char *name, bool rhs, int nd, int n_outputs, const CgOutput *outputs)
+static CgKernel kernel_of(const char *name, bool rhs, PlanKernelSpec spec)
 {
-    return (CgKernel){.name = name, .rhs = rhs, .nd = nd, .n_outputs = n_outputs, .outputs = outputs};
+    return (CgKernel){.name = name, .rhs = rhs, .nd = spec.nd, .n_outputs = spec.n_outputs,
+                      .outputs = spec.outputs};
 }
 
 /* Fills names and kernels (n_kernels entries) for req; false after a report. */
@@ -681,32 +410,28 @@ static bool cg_kernel_list(Arena *arena, const IrModel *m, const JitRequest *req
 {
     int n = 0;
     snprintf(layout->names[n], CG_NAME_MAX, "%s_rhs", m->name);
-    k[n++] = kernel_of(layout->names[0], true, 0, m->n_states, outputs_rhs(arena, m));
+    k[n++] = kernel_of(layout->names[0], true, plan_spec_rhs(arena, m));
     if (req && req->vjp) {
         snprintf(layout->names[n], CG_NAME_MAX, "%s_vjp", m->name);
-        k[n] = kernel_of(layout->names[n], false, 0, m->n_states + m->n_params,
-                         outputs_vjp(arena, m));
+        k[n] = kernel_of(layout->names[n], false, plan_spec_vjp(arena, m));
         n++;
     }
     if (req && req->jac) {
-        CgOutput *o = arena_alloc(arena, sizeof *o);
-        *o = (CgOutput){m->jac, 0, 0, m->ny * m->ny, 0};
         snprintf(layout->names[n], CG_NAME_MAX, "%s_jac", m->name);
-        k[n] = kernel_of(layout->names[n], false, 0, 1, o);
+        k[n] = kernel_of(layout->names[n], false, plan_spec_jac(arena, m));
         n++;
     }
     if (req && req->rhs_vjp) {
         snprintf(layout->names[n], CG_NAME_MAX, "%s_rhs_vjp", m->name);
-        k[n] = kernel_of(layout->names[n], false, 0, 2 * m->n_states + m->n_params,
-                         outputs_rhs_vjp(arena, m));
+        k[n] = kernel_of(layout->names[n], false, spec_rhs_vjp(arena, m));
         if (req->vjp) /* the vjp calls it (cg_emit_wrapper) */
             k[1] = (CgKernel){.name = layout->names[1], .wraps = &k[n]};
         n++;
     }
     for (int e = 0; req && e < req->n_extra; e++, n++) { /* n_extra <= 0: none */
-        const CgKernelSpec *spec = &req->extra[e];
+        const PlanKernelSpec *spec = &req->extra[e];
         snprintf(layout->names[n], CG_NAME_MAX, "%s_%s", m->name, spec->name ? spec->name : "");
-        k[n] = kernel_of(layout->names[n], false, spec->nd, spec->n_outputs, spec->outputs);
+        k[n] = kernel_of(layout->names[n], false, *spec);
     }
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)

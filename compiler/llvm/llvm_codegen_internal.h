@@ -1,41 +1,19 @@
-/* Codegen-private: what llvm_codegen.c (plan, nodes, kernels), llvm_emit.c
- * (loops, elementwise and shape ops) and llvm_matmul.c (products, BLAS) share
- * while emitting one module: the plan of each node, the emitter's view of its
- * values, the builder state, and the emit helpers. It includes <llvm-c/Core.h>,
- * so only those three files include it (llvm_jit.c sees llvm_jit_internal.h). */
+/* Codegen-private: what llvm_codegen.c (nodes, kernels), llvm_emit.c (loops,
+ * elementwise and shape ops) and llvm_matmul.c (products, BLAS) share while
+ * emitting one module: the kernel's plan (compiler/plan), the emitter's view of
+ * each node's values, the builder state, and the emit helpers. It includes
+ * <llvm-c/Core.h>, so only those three files include it (llvm_jit.c sees
+ * llvm_jit_internal.h). */
 #ifndef NODEC_CODEGEN_LLVM_INTERNAL_H
 #define NODEC_CODEGEN_LLVM_INTERNAL_H
 
 #include "llvm_jit.h"
 #include "llvm_jit_internal.h"
+#include "plan.h"
 
 #include <llvm-c/Core.h>
 
 #include <stdbool.h>
-
-/* Where a node's values live. */
-typedef enum PlanKind {
-    PK_PENDING, /* a computed node not yet given storage */
-    PK_REG,     /* an unbatched scalar in an SSA register */
-    PK_INPUT,   /* STATE: y + offset, ADJOINT: a + offset (stride ny); DATA: d + offset (stride nd) */
-    PK_PARAM,   /* p + offset */
-    PK_CONST,   /* a private constant global */
-    PK_VIEW,    /* a contiguous slice: elements of its owner's storage */
-    PK_FIXED,   /* work + off: computed once per call */
-    PK_SAMPLE,  /* work + work_fixed + B*off: sample-major, stride = size */
-    PK_OUT,     /* an output's node written straight into out<dst> + off, the output's stride */
-    PK_FUSED,   /* an OUTER only summed over the batch: never stored, its sum is one product */
-    PK_INLINE,  /* an elementwise node with one elementwise reader: computed in that reader's loop */
-} PlanKind;
-
-typedef struct Plan {
-    PlanKind kind;
-    long off;     /* FIXED/SAMPLE: buffer offset; VIEW: element offset; OUT: output offset */
-    int out;      /* OUT: index of the output written in place */
-    int owner;    /* topo index of the node whose storage holds this one */
-    int last_use; /* topo index of the last reader of the owner's storage */
-    int block;    /* FIXED/SAMPLE: pool block index */
-} Plan;
 
 /* A node's values as the emitter reads them: element k of sample b is
  * ptr[b*bstride + k], or reg when every element equals it. */
@@ -44,21 +22,9 @@ typedef struct CgVal {
     LLVMValueRef reg;
     long bstride; /* 0: unbatched (the same for every sample) */
     int size;     /* elements per sample */
-    int inl;      /* PK_INLINE: 1 + the node's topo index (its elements are computed on load) */
+    int inl;      /* PLAN_INLINE: 1 + the node's topo index (its elements are computed on load) */
     int scope;    /* 1 + the work block holding it (fixed blocks, then per-sample ones), or 0 */
 } CgVal;
-
-/* A first-fit pool of work buffers (fixed or per-sample region). */
-typedef struct PoolBlock {
-    long off, size;
-    bool busy;
-} PoolBlock;
-
-typedef struct Pool {
-    PoolBlock *blk;
-    int n;
-    long total;
-} Pool;
 
 /* One function to emit: the rhs (NdRhsFn, its outputs the states' rhs into
  * dydt) or a general kernel (NdKernelFn). */
@@ -67,7 +33,7 @@ typedef struct CgKernel {
     bool rhs;         /* NdRhsFn signature: reads y, p only; out0 is dydt */
     int nd;           /* doubles per sample in d */
     int n_outputs;
-    const CgOutput *outputs;
+    const PlanOutput *outputs;
     const struct CgKernel *wraps; /* the vjp as a call of the fused rhs_vjp (no outputs) */
     long work_fixed, work_sample; /* set once emitted: the work the kernel itself needs */
 } CgKernel;
@@ -76,14 +42,8 @@ typedef struct Cg {
     const IrModel *m;
     const CgKernel *k;
     Arena *arena;
-    int count;
-    IrNode **order;
-    int *index; /* topo index by node id */
-    int *uses;  /* readers of each node: operand slots and outputs */
-    int *user;  /* the last node reading each node, -1 for none */
-    Plan *plan;
-    CgVal *val;
-    Pool fixed, sample;
+    Plan plan;  /* the kernel's: its nodes in order and their homes (compiler/plan) */
+    CgVal *val; /* by topo index */
     /* per work block: !alias.scope {its scope} and !noalias {every other block's}.
      * Blocks never overlap, so a loop that reads one buffer of work and writes
      * another needs no run-time overlap check to vectorise */
@@ -109,7 +69,7 @@ typedef struct CgLoop {
 
 /* ---- llvm_codegen.c ---- */
 
-/* n's index in the kernel's topological order (cg->order, cg->plan, cg->val). */
+/* n's index in the kernel's topological order (cg->plan.order, .node, cg->val). */
 int cg_topo(const Cg *cg, const IrNode *n);
 
 /* ---- llvm_emit.c: small builders ---- */
@@ -165,6 +125,6 @@ void cg_emit_join(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 /* C = A @ B into c: inline loops or BLAS by the crossover rule. */
 void cg_emit_matmul(Cg *cg, const IrNode *n, const CgVal *c, const char *tag);
 /* Output o, a fused OUTER (PK_FUSED) summed over the batch: U^T V. */
-void cg_emit_outer_sum(Cg *cg, const CgOutput *o, const char *tag);
+void cg_emit_outer_sum(Cg *cg, const PlanOutput *o, const char *tag);
 
 #endif

@@ -154,7 +154,7 @@ static LLVMMetadataRef cg_md_self(Cg *cg, LLVMMetadataRef op)
 /* One alias scope per work block of the kernel (its plan is made). */
 void cg_alias_scopes(Cg *cg)
 {
-    int n = cg->fixed.n + cg->sample.n;
+    int n = cg->plan.fixed.n + cg->plan.sample.n;
     LLVMMetadataRef domain = cg_md_self(cg, NULL);
     LLVMMetadataRef *scopes = arena_alloc(cg->arena, sizeof *scopes * (size_t)(n + 1));
     LLVMMetadataRef *others = arena_alloc(cg->arena, sizeof *others * (size_t)(n + 1));
@@ -330,7 +330,7 @@ LLVMValueRef cg_element_op(Cg *cg, const IrNode *n, LLVMValueRef *x)
  * (which may be inlined too). */
 static LLVMValueRef cg_load_inline(Cg *cg, int i, LLVMValueRef b, LLVMValueRef k)
 {
-    const IrNode *n = cg->order[i];
+    const IrNode *n = cg->plan.order[i];
     LLVMValueRef x[3];
     for (int a = 0; a < n->nargs && a < 3; a++) {
         const CgVal *v = &cg->val[cg_topo(cg, n->args[a])];
@@ -355,7 +355,7 @@ static bool map_is_flat(const Cg *cg, const CgVal *out, int nargs, const CgVal *
         if (v->reg)
             continue;
         if (v->inl) {
-            const IrNode *n = cg->order[v->inl - 1];
+            const IrNode *n = cg->plan.order[v->inl - 1];
             const CgVal *sub[3];
             for (int s = 0; s < n->nargs && s < 3; s++)
                 sub[s] = &cg->val[cg_topo(cg, n->args[s])];

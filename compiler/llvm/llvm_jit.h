@@ -1,7 +1,8 @@
 /* Code generation: IR -> LLVM IR through the LLVM C API -> O2 -> ORC LLJIT, giving
  * the runtime its kernel table. <llvm-c/...> is included only by the code
- * generator's own files (codegen_llvm*.c, llvm_emit.c, llvm_matmul.c,
- * llvm_math.c) and llvm_jit.c. */
+ * generator's own files (llvm_codegen.c, llvm_emit.c, llvm_matmul.c,
+ * llvm_math.c) and llvm_jit.c. The kernels themselves are described
+ * back-end-neutrally in compiler/plan/plan.h (PlanOutput, PlanKernelSpec). */
 #ifndef NODEC_CODEGEN_H
 #define NODEC_CODEGEN_H
 
@@ -10,35 +11,16 @@
 #include "diag.h"
 #include "ir.h"
 #include "nd_kernels.h"
+#include "plan.h" /* PlanKernelSpec: the kernels JitRequest.extra asks for */
 
 typedef struct JitModel JitModel;
-
-/* A kernel beyond the rhs (signature NdKernelFn): each output writes a node's
- * values into out0 or out1 at `offset` within each sample's `stride` doubles
- * (out[b * stride + offset + k]), or, with batch_sum, the sum over the batch
- * into out[offset + k]. dst 2 is out0 + B*ny (ny the model's): a second block
- * laid out like y after a first one, as the fused rhs_vjp kernel writes. */
-typedef struct CgOutput {
-    IrNode *node;
-    int dst;        /* 0: out0, 1: out1, 2: out0 + B*ny */
-    int offset;
-    int stride;
-    int batch_sum;
-} CgOutput;
-
-typedef struct CgKernelSpec {
-    const char *name; /* symbol suffix: "<model>_<name>" */
-    int n_outputs;
-    CgOutput *outputs;
-    int nd; /* doubles per sample in d; 0: the largest offset + size of the DATA leaves read */
-} CgKernelSpec;
 
 /* What to compile besides the rhs. */
 typedef struct JitRequest {
     int vjp;              /* fill kernels->vjp from m->adj_state / adj_param (diff_model_adjoint first) */
     int jac;              /* fill kernels->jac from m->jac */
     int n_extra;          /* further kernels, e.g. a train directive's loss and its gradient */
-    const CgKernelSpec *extra;
+    const PlanKernelSpec *extra;
     NdKernelFn *extra_fns; /* out: n_extra function pointers */
     int rhs_vjp;          /* fill kernels->rhs_vjp: the rhs and the vjp in one kernel that
                              computes the forward values they share once (the adjoint's

@@ -34,7 +34,7 @@ struct LLVMOpaqueModule *cg_build_module(struct LLVMOpaqueContext *ctx, const Ir
                                          const JitRequest *req, CgLayout *layout, Diag *diag);
 void cg_layout_free(CgLayout *layout);
 
-/* The measured rule (docs/codegen.md): a matrix product whose reduction is at
+/* The measured rule (docs/codegen.md, plan.h): a matrix product whose reduction is at
  * least 16 long and that has at least 512 multiply-adds per call (m*n*k, times
  * B when one dgemm covers the whole batch) goes to OpenBLAS; the rest are
  * inline loops. Tests and benchmarks force a path: flops >= 0 makes the rule
@@ -42,6 +42,7 @@ void cg_layout_free(CgLayout *layout);
  * never); a negative value restores the measured rule. Read at codegen time. */
 void cg_set_blas_min_flops(double flops);
 double cg_blas_min_flops(void);
+PlanBlasRule cg_blas_rule(void); /* what cg_build_module plans with (PlanOptions.blas) */
 
 /* The inline transcendental functions (llvm_math.c): straight-line IR that
  * the loop vectoriser can widen, where a libm call would keep the loop scalar.

@@ -1,57 +1,37 @@
 /* Matrix products for llvm_codegen.c, read as C[m,k] = A[m,n] B[n,k]: inline
  * loops summing in ir_eval's order, or OpenBLAS (dgemv/dgemm: one call for the
  * whole batch when the operands stack, else one per sample) by the measured
- * crossover rule below; and a fused outer product's batch sum, U^T V, as one
- * dgemm whose reduction is the batch. */
+ * crossover rule (plan.h; the kernel's PlanOptions.blas); and a fused outer
+ * product's batch sum, U^T V, as one dgemm whose reduction is the batch. */
 #include "llvm_codegen_internal.h"
 
 #include <stdio.h>
 
-/* Measured crossover (bench_rhs, docs/codegen.md): a cblas call costs
- * 35-70 ns, and inline loops whose reduction is shorter than 16 are fully
- * unrolled and vectorised across rows; from a reduction of 16 on, BLAS wins
- * once a call has ~512 multiply-adds. One dgemm over a whole batch (the
- * stacked form) also wins with a reduction of 8 to 15 once it has 4096
- * multiply-adds (0.6-0.8x the inline time at B >= 64 for W[8,8]); per-sample
- * calls with so short a reduction never do. */
-#define CG_BLAS_MIN_FLOPS 512.0
-#define CG_BLAS_MIN_INNER 16
-#define CG_BLAS_STACKED_SHORT_INNER 8
-#define CG_BLAS_STACKED_SHORT_FLOPS 4096.0
-
 /* CBLAS enum values (cblas.h), passed as i32. */
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
 
-static double blas_min_flops = CG_BLAS_MIN_FLOPS;
-static int blas_min_inner = CG_BLAS_MIN_INNER;
+/* The measured rule (plan.h), or the path a test or benchmark forces. */
+static PlanBlasRule blas_rule = {PLAN_BLAS_MIN_FLOPS, PLAN_BLAS_MIN_INNER};
 
 void cg_set_blas_min_flops(double flops)
 {
-    blas_min_flops = flops < 0 ? CG_BLAS_MIN_FLOPS : flops;
-    blas_min_inner = flops < 0 ? CG_BLAS_MIN_INNER : 0;
+    blas_rule.min_flops = flops < 0 ? PLAN_BLAS_MIN_FLOPS : flops;
+    blas_rule.min_inner = flops < 0 ? PLAN_BLAS_MIN_INNER : 0;
 }
 
 double cg_blas_min_flops(void)
 {
-    return blas_min_flops;
+    return blas_rule.min_flops;
 }
 
-/* A matmul as C[m,k] = A[m,inner] B[inner,k]: a vector on the left is [1,n],
- * on the right [n,1] (ir_eval.c's reading). */
-typedef struct MatDims {
-    int m, inner, k;
-} MatDims;
-
-static MatDims mat_dims(const IrNode *n)
+PlanBlasRule cg_blas_rule(void)
 {
-    IrShape xs = n->args[0]->shape, ys = n->args[1]->shape;
-    return (MatDims){xs.rank == 2 ? xs.rows : 1, xs.rank == 2 ? xs.cols : xs.rows,
-                     ys.rank == 2 ? ys.cols : 1};
+    return blas_rule;
 }
 
 /* Loop nest over nb samples, summing in ir_eval's order (so the inline path
  * matches the interpreter bit for bit). */
-static void emit_matmul_inline(Cg *cg, MatDims d, const CgVal *a, const CgVal *bm, const CgVal *c,
+static void emit_matmul_inline(Cg *cg, PlanMatDims d, const CgVal *a, const CgVal *bm, const CgVal *c,
                                const char *tag)
 {
     char name[64];
@@ -96,7 +76,7 @@ static void cg_dgemv(Cg *cg, int trans, long M, long N, LLVMValueRef A, long lda
 
 /* One product C = A B on contiguous operands: dgemv for matrix-vector and
  * vector-matrix, dgemm otherwise. */
-static void cg_blas_single(Cg *cg, MatDims d, LLVMValueRef A, LLVMValueRef Bp, LLVMValueRef C)
+static void cg_blas_single(Cg *cg, PlanMatDims d, LLVMValueRef A, LLVMValueRef Bp, LLVMValueRef C)
 {
     if (d.k == 1 && d.m > 1)
         cg_dgemv(cg, CBLAS_NO_TRANS, d.m, d.inner, A, d.inner, Bp, C);
@@ -109,7 +89,7 @@ static void cg_blas_single(Cg *cg, MatDims d, LLVMValueRef A, LLVMValueRef Bp, L
 /* Whether one dgemm covers the whole batch: a shared matrix times batched
  * vectors is Out(B x m) = X(B x n) W^T; batched rows times a shared matrix
  * stack into one (B*m x n) operand. */
-static bool mat_stackable(MatDims d, const CgVal *a, const CgVal *bm, const CgVal *c)
+static bool mat_stackable(PlanMatDims d, const CgVal *a, const CgVal *bm, const CgVal *c)
 {
     if (!a->bstride && bm->bstride)
         return d.k == 1;
@@ -146,7 +126,7 @@ static void mat_branch_next(Cg *cg, LLVMBasicBlockRef join, LLVMBasicBlockRef ne
     LLVMPositionBuilderAtEnd(cg->bld, next);
 }
 
-static void cg_blas_stacked(Cg *cg, MatDims d, const CgVal *a, const CgVal *bm, const CgVal *c)
+static void cg_blas_stacked(Cg *cg, PlanMatDims d, const CgVal *a, const CgVal *bm, const CgVal *c)
 {
     if (!a->bstride) /* X(B x inner) A^T, ldx = the operand's sample stride */
         cg_dgemm(cg, CBLAS_TRANS, cg->v_B, d.m, d.inner, bm->ptr, bm->bstride, a->ptr, d.inner,
@@ -161,7 +141,7 @@ static void cg_blas_stacked(Cg *cg, MatDims d, const CgVal *a, const CgVal *bm, 
 
 /* if (B * flops >= min_flops) blas else inline: the batch size is known only
  * at run time. */
-static void emit_matmul_stacked(Cg *cg, MatDims d, const CgVal *a, const CgVal *bm, const CgVal *c,
+static void emit_matmul_stacked(Cg *cg, PlanMatDims d, const CgVal *a, const CgVal *bm, const CgVal *c,
                                 const char *tag, double min_flops)
 {
     long flops = (long)d.m * d.inner * d.k;
@@ -178,7 +158,7 @@ static void emit_matmul_stacked(Cg *cg, MatDims d, const CgVal *a, const CgVal *
 
 /* Both operands batched (or a shared matrix times batched matrices): one
  * BLAS call per sample. */
-static void emit_matmul_per_sample(Cg *cg, MatDims d, const CgVal *a, const CgVal *bm,
+static void emit_matmul_per_sample(Cg *cg, PlanMatDims d, const CgVal *a, const CgVal *bm,
                                    const CgVal *c, const char *tag)
 {
     char name[64];
@@ -195,23 +175,23 @@ void cg_emit_matmul(Cg *cg, const IrNode *n, const CgVal *c, const char *tag)
 {
     const CgVal *a = &cg->val[cg_topo(cg, n->args[0])];
     const CgVal *bm = &cg->val[cg_topo(cg, n->args[1])];
-    MatDims d = mat_dims(n);
-    double flops = (double)d.m * d.inner * d.k;
+    const PlanBlasRule *r = &cg->plan.opt.blas;
+    PlanMatDims d = plan_mat_dims(n);
     /* the measured rule (not a test's forced path) lets short stacked products use BLAS */
-    bool short_stacked = blas_min_inner == CG_BLAS_MIN_INNER &&
-                         d.inner >= CG_BLAS_STACKED_SHORT_INNER && d.inner < blas_min_inner &&
+    bool short_stacked = r->min_inner == PLAN_BLAS_MIN_INNER &&
+                         d.inner >= PLAN_BLAS_STACKED_SHORT_INNER && d.inner < r->min_inner &&
                          c->bstride && a->ptr && bm->ptr && mat_stackable(d, a, bm, c);
     if (short_stacked)
-        emit_matmul_stacked(cg, d, a, bm, c, tag, CG_BLAS_STACKED_SHORT_FLOPS);
-    else if (d.inner < blas_min_inner || !a->ptr || !bm->ptr) /* BLAS needs memory */
+        emit_matmul_stacked(cg, d, a, bm, c, tag, PLAN_BLAS_STACKED_SHORT_FLOPS);
+    else if (d.inner < r->min_inner || !a->ptr || !bm->ptr) /* BLAS needs memory */
         emit_matmul_inline(cg, d, a, bm, c, tag);
-    else if (!c->bstride && flops >= blas_min_flops)
+    else if (!c->bstride && plan_blas_pays(r, d))
         cg_blas_single(cg, d, a->ptr, bm->ptr, c->ptr);
     else if (!c->bstride)
         emit_matmul_inline(cg, d, a, bm, c, tag);
     else if (mat_stackable(d, a, bm, c))
-        emit_matmul_stacked(cg, d, a, bm, c, tag, blas_min_flops);
-    else if (flops >= blas_min_flops)
+        emit_matmul_stacked(cg, d, a, bm, c, tag, r->min_flops);
+    else if (plan_blas_pays(r, d))
         emit_matmul_per_sample(cg, d, a, bm, c, tag);
     else
         emit_matmul_inline(cg, d, a, bm, c, tag);
@@ -220,17 +200,18 @@ void cg_emit_matmul(Cg *cg, const IrNode *n, const CgVal *c, const char *tag)
 /* out[i, j] = sum_b u[b, i] v[b, j] for a fused OUTER: C = U^T V, one dgemm
  * whose reduction is the batch when the measured rule allows (B known only at
  * run time), else loops in sample order (as emit_batch_sum sums). */
-void cg_emit_outer_sum(Cg *cg, const CgOutput *o, const char *tag)
+void cg_emit_outer_sum(Cg *cg, const PlanOutput *o, const char *tag)
 {
     const IrNode *n = o->node;
     const CgVal *u = &cg->val[cg_topo(cg, n->args[0])], *v = &cg->val[cg_topo(cg, n->args[1])];
     long m = u->size, k = v->size;
     CgVal dst = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_sum"),
                  .size = (int)(m * k)};
-    double limit = blas_min_flops < 1e18 ? blas_min_flops : 1e18;
+    const PlanBlasRule *r = &cg->plan.opt.blas;
+    double limit = r->min_flops < 1e18 ? r->min_flops : 1e18;
     LLVMValueRef big = LLVMBuildAnd(
         cg->bld, LLVMBuildICmp(cg->bld, LLVMIntSGE, cg_mul(cg, cg->v_B, m * k), cg_i64(cg, (long)limit), ""),
-        LLVMBuildICmp(cg->bld, LLVMIntSGE, cg->v_B, cg_i64(cg, blas_min_inner), ""), "v_use_blas");
+        LLVMBuildICmp(cg->bld, LLVMIntSGE, cg->v_B, cg_i64(cg, r->min_inner), ""), "v_use_blas");
     char name[64];
     MatBranch br = mat_branch(cg, big, tag);
     LLVMValueRef args[14] = {

@@ -145,9 +145,21 @@ const KernelSet *kernel_sets_train(const KernelSets *ks, const SemaDirective *d)
 
 /* ---- --dump=grad ---- */
 
+/* "dx/dt" for a state's rhs; "init W0 via W" for an initial value's term. */
+static const char *derivative_label(Arena *a, const char *name, const char *via)
+{
+    size_t len = strlen(name) + strlen(via) + 16;
+    char *label = arena_alloc(a, len);
+    if (*via)
+        snprintf(label, len, "init %s via %s", name, via);
+    else
+        snprintf(label, len, "d%s/dt", name);
+    return label;
+}
+
 /* A name for a kernel output: the state or parameter whose slot it fills. */
 static const char *output_label(Arena *a, const IrModel *m, const char *kernel,
-                                const CgOutput *o, int k)
+                                const PlanOutput *o, int k)
 {
     const char *var = NULL;
     for (int i = 0; !var && o->dst != 1 && i < m->n_states; i++)
@@ -171,48 +183,33 @@ static const char *output_label(Arena *a, const IrModel *m, const char *kernel,
 static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrNode ***roots)
 {
     const IrModel *m = s->model;
-    int n = m->n_states * 2 + m->n_params * (1 + m->n_states) + 1;
+    PlanKernelSpec specs[3 + TRAIN_K_COUNT];
+    int n_specs = 0, n = m->n_states * m->n_params + 1;
+    specs[n_specs++] = plan_spec_rhs(a, m);
+    if (wants_adjoint(s))
+        specs[n_specs++] = plan_spec_vjp(a, m);
+    if (wants_jacobian(s))
+        specs[n_specs++] = plan_spec_jac(a, m);
     for (int k = 0; k < s->loss.n; k++)
-        n += s->loss.specs[k].n_outputs;
+        specs[n_specs++] = s->loss.specs[k];
+    for (int k = 0; k < n_specs; k++)
+        n += specs[k].n_outputs;
     *labels = arena_alloc(a, sizeof **labels * (size_t)n);
     *roots = arena_alloc(a, sizeof **roots * (size_t)n);
     int c = 0;
-    for (int i = 0; i < m->n_states; i++) {
-        size_t len = strlen(m->states[i].name) + 8;
-        char *label = arena_alloc(a, len);
-        snprintf(label, len, "d%s/dt", m->states[i].name);
-        (*labels)[c] = label;
-        (*roots)[c++] = m->rhs[i];
-    }
-    for (int i = 0; wants_adjoint(s) && i < m->n_states; i++) {
-        CgOutput o = {m->adj_state[i], 0, m->states[i].offset, m->ny, 0};
-        (*labels)[c] = output_label(a, m, "vjp", &o, i);
-        (*roots)[c++] = m->adj_state[i];
-    }
-    for (int j = 0; wants_adjoint(s) && j < m->n_params; j++) {
-        CgOutput o = {m->adj_param[j], 1, m->params[j].offset, m->np, 1};
-        (*labels)[c] = output_label(a, m, "vjp", &o, j);
-        (*roots)[c++] = m->adj_param[j];
-    }
-    if (wants_jacobian(s)) {
-        (*labels)[c] = "jac";
-        (*roots)[c++] = m->jac;
-    }
+    for (int k = 0; k < n_specs; k++)
+        for (int o = 0; o < specs[k].n_outputs; o++) {
+            const PlanOutput *out = &specs[k].outputs[o];
+            (*labels)[c] = k == 0 ? derivative_label(a, m->states[o].name, "")
+                                  : output_label(a, m, specs[k].name, out, o);
+            (*roots)[c++] = out->node;
+        }
     for (int j = 0; s->init_adjoint && j < m->n_params; j++)
         for (int i = 0; i < m->n_states; i++)
             if (m->adj_init[j * m->n_states + i]) {
-                size_t len = strlen(m->params[j].name) + strlen(m->states[i].name) + 16;
-                char *label = arena_alloc(a, len);
-                snprintf(label, len, "init %s via %s", m->params[j].name, m->states[i].name);
-                (*labels)[c] = label;
+                (*labels)[c] = derivative_label(a, m->params[j].name, m->states[i].name);
                 (*roots)[c++] = m->adj_init[j * m->n_states + i];
             }
-    for (int k = 0; k < s->loss.n; k++)
-        for (int o = 0; o < s->loss.specs[k].n_outputs; o++) {
-            const CgOutput *out = &s->loss.specs[k].outputs[o];
-            (*labels)[c] = output_label(a, m, s->loss.specs[k].name, out, o);
-            (*roots)[c++] = out->node;
-        }
     return c;
 }
 

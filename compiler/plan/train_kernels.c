@@ -1,6 +1,6 @@
 /* Train directives' kernel specs (train_kernels.h): the IR sema lowered
  * (loss, final_loss, init) and its derivatives from compiler/diff, described
- * as CgKernelSpec outputs that either back end compiles. */
+ * as PlanKernelSpec outputs that either back end compiles. */
 #include "train_kernels.h"
 
 #include "diff.h"
@@ -16,16 +16,16 @@ static IrNode *param_leaf(IrBuilder *b, const IrModel *m, int j)
 }
 
 /* Spec writing a scalar per sample into out0. */
-static CgKernelSpec value_spec(const char *name, IrNode *value, int nd, Arena *a)
+static PlanKernelSpec value_spec(const char *name, IrNode *value, int nd, Arena *a)
 {
-    CgOutput *o = arena_alloc(a, sizeof *o);
-    *o = (CgOutput){.node = value, .dst = 0, .offset = 0, .stride = 1, .batch_sum = 0};
-    return (CgKernelSpec){.name = name, .n_outputs = 1, .outputs = o, .nd = nd};
+    PlanOutput *o = arena_alloc(a, sizeof *o);
+    *o = (PlanOutput){.node = value, .dst = 0, .offset = 0, .stride = 1, .batch_sum = 0};
+    return (PlanKernelSpec){.name = name, .n_outputs = 1, .outputs = o, .nd = nd};
 }
 
 /* Spec of the gradient of the scalar `value` (per sample): d/dy into out0 with the
  * model's layout, d/dp summed over the batch into out1. */
-static CgKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
+static PlanKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
                               IrNode *value, int nd)
 {
     int n = m->n_states + m->n_params;
@@ -37,12 +37,12 @@ static CgKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const ch
         wrt[m->n_states + j] = param_leaf(b, m, j);
     IrNode *one = ir_scalar(b, 1);
     diff_vjp(b, 1, &value, &one, n, wrt, grads);
-    CgOutput *o = arena_alloc(a, sizeof *o * (size_t)(n ? n : 1));
+    PlanOutput *o = arena_alloc(a, sizeof *o * (size_t)(n ? n : 1));
     for (int i = 0; i < m->n_states; i++)
-        o[i] = (CgOutput){grads[i], 0, m->states[i].offset, m->ny, 0};
+        o[i] = (PlanOutput){grads[i], 0, m->states[i].offset, m->ny, 0};
     for (int j = 0; j < m->n_params; j++)
-        o[m->n_states + j] = (CgOutput){grads[m->n_states + j], 1, m->params[j].offset, 0, 1};
-    return (CgKernelSpec){.name = name, .n_outputs = n, .outputs = o, .nd = nd};
+        o[m->n_states + j] = (PlanOutput){grads[m->n_states + j], 1, m->params[j].offset, 0, 1};
+    return (PlanKernelSpec){.name = name, .n_outputs = n, .outputs = o, .nd = nd};
 }
 
 /* The initial state of every state of the augmented model: the train block's
@@ -74,19 +74,19 @@ static int init_roots(IrBuilder *b, Diag *diag, const SemaDirective *d, IrNode *
 }
 
 static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d, int nd,
-                      CgKernelSpec *specs, int *n)
+                      PlanKernelSpec *specs, int *n)
 {
     const IrModel *m = d->train.augmented;
     IrNode **roots = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
     if (init_roots(b, diag, d, roots))
         return -1;
-    CgOutput *o = arena_alloc(a, sizeof *o * (size_t)m->n_states);
+    PlanOutput *o = arena_alloc(a, sizeof *o * (size_t)m->n_states);
     IrNode **cot = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
     for (int i = 0; i < m->n_states; i++) {
-        o[i] = (CgOutput){roots[i], 0, m->states[i].offset, m->ny, 0};
+        o[i] = (PlanOutput){roots[i], 0, m->states[i].offset, m->ny, 0};
         cot[i] = ir_adjoint(b, i, m->states[i].offset, m->states[i].shape);
     }
-    specs[(*n)++] = (CgKernelSpec){.name = "init", .n_outputs = m->n_states, .outputs = o,
+    specs[(*n)++] = (PlanKernelSpec){.name = "init", .n_outputs = m->n_states, .outputs = o,
                                    .nd = nd};
     /* d(init)/dp^T a: how the initial states' gradients reach the parameters */
     int np = m->n_params;
@@ -95,10 +95,10 @@ static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d
     for (int j = 0; j < np; j++)
         wrt[j] = param_leaf(b, m, j);
     diff_vjp(b, m->n_states, roots, cot, np, wrt, grads);
-    CgOutput *og = arena_alloc(a, sizeof *og * (size_t)(np ? np : 1));
+    PlanOutput *og = arena_alloc(a, sizeof *og * (size_t)(np ? np : 1));
     for (int j = 0; j < np; j++)
-        og[j] = (CgOutput){grads[j], 1, m->params[j].offset, 0, 1};
-    specs[(*n)++] = (CgKernelSpec){.name = "init_vjp", .n_outputs = np, .outputs = og,
+        og[j] = (PlanOutput){grads[j], 1, m->params[j].offset, 0, 1};
+    specs[(*n)++] = (PlanKernelSpec){.name = "init_vjp", .n_outputs = np, .outputs = og,
                                    .nd = nd};
     return 0;
 }
@@ -111,7 +111,7 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
     int nd = tr->data ? tr->data->ncols : 0, n = 0;
     for (int i = 0; i < TRAIN_K_COUNT; i++)
         out->slot[i] = -1;
-    CgKernelSpec *specs = out->specs;
+    PlanKernelSpec *specs = out->specs;
     if (tr->loss) {
         out->slot[TRAIN_K_LOSS] = n;
         specs[n++] = value_spec("loss", tr->loss, nd, a);

@@ -7,7 +7,8 @@
 #ifndef NODEC_TRAIN_KERNELS_H
 #define NODEC_TRAIN_KERNELS_H
 
-#include "llvm_jit.h"
+#include "nd_kernels.h"
+#include "plan.h"
 #include "sema.h"
 
 /* The slots, in the order the specs are built (those a directive lacks are
@@ -29,7 +30,7 @@ enum {
 };
 
 typedef struct TrainKernels {
-    CgKernelSpec specs[TRAIN_K_COUNT];
+    PlanKernelSpec specs[TRAIN_K_COUNT];
     int n;                    /* specs built */
     int slot[TRAIN_K_COUNT];  /* its index in specs, or -1 */
 } TrainKernels;

@@ -630,7 +630,7 @@ END_TEST
 /* ---- derived kernels: NdKernelFn against ir_eval_env ---- */
 
 /* Doubles an output array needs in destination dst for a batch of B. */
-static size_t outs_size(int n, const CgOutput *outs, int dst, int64_t B)
+static size_t outs_size(int n, const PlanOutput *outs, int dst, int64_t B)
 {
     size_t need = 0;
     for (int o = 0; o < n; o++) {
@@ -653,7 +653,7 @@ static double *random_doubles(size_t n)
 }
 
 /* The values of every output for sample b, by the interpreter. */
-static void eval_sample(const IrModel *m, int n, const CgOutput *outs, double t, const double *y,
+static void eval_sample(const IrModel *m, int n, const PlanOutput *outs, double t, const double *y,
                         const double *p, const double *a, const double *d, int nd, int64_t b,
                         double **ref)
 {
@@ -670,7 +670,7 @@ static void eval_sample(const IrModel *m, int n, const CgOutput *outs, double t,
  * interpreter: per-sample outputs element by element, batch sums against the
  * sum of the per-sample values (tolerance scaled by the sum of magnitudes). */
 static void check_kernel(const IrModel *m, const NdKernels *k, NdKernelFn fn, int n,
-                         const CgOutput *outs, int nd, int64_t B)
+                         const PlanOutput *outs, int nd, int64_t B)
 {
     size_t ny = (size_t)m->ny, n0 = outs_size(n, outs, 0, B), n1 = outs_size(n, outs, 1, B);
     double *y = random_doubles(ny * (size_t)B), *a = random_doubles(ny * (size_t)B);
@@ -694,7 +694,7 @@ static void check_kernel(const IrModel *m, const NdKernels *k, NdKernelFn fn, in
     for (int64_t b = 0; b < B; b++) {
         eval_sample(m, n, outs, t, y, p, a, d, nd, b, ref);
         for (int o = 0; o < n; o++) {
-            const CgOutput *out = &outs[o];
+            const PlanOutput *out = &outs[o];
             const double *got = (out->dst ? out1 : out0) + out->offset;
             for (int i = 0; i < ir_shape_size(out->node->shape); i++) {
                 sum[o][i] += ref[o][i];
@@ -718,7 +718,7 @@ static void check_kernel(const IrModel *m, const NdKernels *k, NdKernelFn fn, in
 }
 
 static void check_kernel_batches(const IrModel *m, const NdKernels *k, NdKernelFn fn, int n,
-                                 const CgOutput *outs, int nd)
+                                 const PlanOutput *outs, int nd)
 {
     ck_assert_ptr_nonnull(fn);
     const int64_t batches[3] = {1, 3, 37};
@@ -728,14 +728,14 @@ static void check_kernel_batches(const IrModel *m, const NdKernels *k, NdKernelF
 
 /* The vjp's outputs as nd_kernels.h states them, written out independently of
  * codegen's own list. */
-static CgOutput *vjp_outputs(const IrModel *m, int *n)
+static PlanOutput *vjp_outputs(const IrModel *m, int *n)
 {
     *n = m->n_states + m->n_params;
-    CgOutput *o = calloc((size_t)*n, sizeof *o);
+    PlanOutput *o = calloc((size_t)*n, sizeof *o);
     for (int s = 0; s < m->n_states; s++)
-        o[s] = (CgOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0};
+        o[s] = (PlanOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0};
     for (int j = 0; j < m->n_params; j++)
-        o[m->n_states + j] = (CgOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1};
+        o[m->n_states + j] = (PlanOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1};
     return o;
 }
 
@@ -753,9 +753,9 @@ static void mdl_check_derived(Mdl *d)
     ck_assert_ptr_nonnull(jit);
     ck_assert_int_eq(diag.errors, 0);
     int n;
-    CgOutput *vjp = vjp_outputs(&d->m, &n);
+    PlanOutput *vjp = vjp_outputs(&d->m, &n);
     check_kernel_batches(&d->m, &k, k.vjp, n, vjp, 0);
-    CgOutput jac = {d->m.jac, 0, 0, d->m.ny * d->m.ny, 0};
+    PlanOutput jac = {d->m.jac, 0, 0, d->m.ny * d->m.ny, 0};
     check_kernel_batches(&d->m, &k, k.jac, 1, &jac, 0);
     const int64_t batches[3] = {1, 3, 37};
     for (int i = 0; i < 3; i++)
@@ -928,7 +928,7 @@ START_TEST(test_extra_leaves)
     IrNode *padM = ir_pad(b, ir_mul(b, P, ir_time(b)), 1, 2, ir_matrix_shape(4, 5));
     IrNode *mix = ir_add(b, ir_mul(b, ir_unary(b, IR_TANH, M), aM), ir_pad(b, w, 1, 1, ir_matrix_shape(2, 3)));
     IrNode *res = ir_mul(b, ir_sub(b, x, obs), w);
-    CgOutput outs[] = {
+    PlanOutput outs[] = {
         {padded, 0, 0, 40, 0},
         {padded, 0, 5, 40, 0},                   /* shared: the second is a copy */
         {padM, 0, 10, 40, 0},                    /* unbatched: broadcast */
@@ -940,7 +940,7 @@ START_TEST(test_extra_leaves)
         {ir_pad(b, q, 1, 0, ir_vector_shape(5)), 1, 13, 0, 1},
     };
     int n = (int)(sizeof outs / sizeof outs[0]);
-    CgKernelSpec specs[2] = {{"probe", n, outs, 8}, {"probe_nd0", n, outs, 0}};
+    PlanKernelSpec specs[2] = {{"probe", n, outs, 8}, {"probe_nd0", n, outs, 0}};
     NdKernelFn fns[2];
     JitRequest req = {.n_extra = 2, .extra = specs, .extra_fns = fns};
     Diag diag;
@@ -973,8 +973,8 @@ START_TEST(test_extra_loss)
     IrNode *one = num(d, 1), *grad;
     diff_vjp(b, 1, &loss, &one, 1, &y, &grad);
     diff_model_adjoint(b, &d->m);
-    CgOutput lo = {loss, 1, 0, 0, 1}, go = {grad, 0, 0, 2, 0};
-    CgKernelSpec specs[2] = {{"loss", 1, &lo, 3}, {"loss_grad", 1, &go, 3}};
+    PlanOutput lo = {loss, 1, 0, 0, 1}, go = {grad, 0, 0, 2, 0};
+    PlanKernelSpec specs[2] = {{"loss", 1, &lo, 3}, {"loss_grad", 1, &go, 3}};
     NdKernelFn fns[2];
     JitRequest req = {.vjp = 1, .n_extra = 2, .extra = specs, .extra_fns = fns};
     Diag diag;
@@ -985,7 +985,7 @@ START_TEST(test_extra_loss)
     check_kernel_batches(&d->m, &k, fns[0], 1, &lo, 3);
     check_kernel_batches(&d->m, &k, fns[1], 1, &go, 3);
     int n;
-    CgOutput *vjp = vjp_outputs(&d->m, &n);
+    PlanOutput *vjp = vjp_outputs(&d->m, &n);
     check_kernel_batches(&d->m, &k, k.vjp, n, vjp, 0);
     free(vjp);
     /* the gradient is sign(y - obs) / 2: check one value independently */
@@ -1048,12 +1048,12 @@ START_TEST(test_request_errors)
     ck_assert_ptr_null(jit_compile_request(&d->m, &jac, &k, &diag));
     JitRequest fused = {.rhs_vjp = 1};
     ck_assert_ptr_null(jit_compile_request(&d->m, &fused, &k, &diag)); /* the same */
-    CgOutput wide = {x, 0, 1, 2, 0}; /* offset + size beyond the stride */
-    CgKernelSpec spec = {"wide", 1, &wide, 0};
+    PlanOutput wide = {x, 0, 1, 2, 0}; /* offset + size beyond the stride */
+    PlanKernelSpec spec = {"wide", 1, &wide, 0};
     NdKernelFn fn;
     JitRequest ext = {.n_extra = 1, .extra = &spec, .extra_fns = &fn};
     ck_assert_ptr_null(jit_compile_request(&d->m, &ext, &k, &diag));
-    CgKernelSpec twin = {"rhs", 0, NULL, 0}; /* "<model>_rhs" twice */
+    PlanKernelSpec twin = {"rhs", 0, NULL, 0}; /* "<model>_rhs" twice */
     ext.extra = &twin;
     ck_assert_ptr_null(jit_compile_request(&d->m, &ext, &k, &diag));
     d->rhs[0] = ir_adjoint(d->b, 0, 0, ir_vector_shape(2)); /* the rhs cannot read a */
