@@ -127,15 +127,20 @@ const char *strtab_cstr(Strtab *tab, const char *s)
     return strtab_intern(tab, s, strlen(s));
 }
 
+void *arena_grow(Arena *arena, void *items, int n, int *cap, size_t size)
+{
+    if (n < *cap)
+        return items;
+    int grown = *cap ? 2 * *cap : 8;
+    void *bigger = arena_alloc(arena, (size_t)grown * size);
+    if (n)
+        memcpy(bigger, items, (size_t)n * size);
+    *cap = grown;
+    return bigger;
+}
+
 void ptrvec_push(Arena *arena, PtrVec *v, void *item)
 {
-    if (v->n == v->cap) {
-        int cap = v->cap ? 2 * v->cap : 8;
-        void **items = arena_alloc(arena, (size_t)cap * sizeof(void *));
-        if (v->n)
-            memcpy(items, v->items, (size_t)v->n * sizeof(void *));
-        v->items = items;
-        v->cap = cap;
-    }
+    v->items = arena_grow(arena, v->items, v->n, &v->cap, sizeof(void *));
     v->items[v->n++] = item;
 }

@@ -13,6 +13,10 @@ void arena_free(Arena *arena);
 /* Zeroed, 16-byte aligned; aborts with an internal error on out-of-memory. */
 void *arena_alloc(Arena *arena, size_t size);
 char *arena_strndup(Arena *arena, const char *s, size_t n);
+/* Room for one more of n items of the given size: items itself while n < *cap,
+ * else a copy in twice the room (8 at first), *cap updated. The old storage is
+ * abandoned to the arena. */
+void *arena_grow(Arena *arena, void *items, int n, int *cap, size_t size);
 
 /* Interned strings: equal names are the same pointer, so compare with ==. */
 typedef struct Strtab Strtab;

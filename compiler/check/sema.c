@@ -63,14 +63,7 @@ Binding *scope_declare(Sema *S, Scope *sc, const char *name, BindKind kind, SrcL
                   bind_kind_text(old->kind));
         return NULL;
     }
-    if (sc->n == sc->cap) {
-        int cap = sc->cap ? 2 * sc->cap : 8;
-        Binding *items = arena_alloc(S->arena, sizeof(Binding) * (size_t)cap);
-        if (sc->n)
-            memcpy(items, sc->items, sizeof(Binding) * (size_t)sc->n);
-        sc->items = items;
-        sc->cap = cap;
-    }
+    sc->items = arena_grow(S->arena, sc->items, sc->n, &sc->cap, sizeof(Binding));
     Binding *b = &sc->items[sc->n++];
     *b = (Binding){.name = name, .kind = kind, .home = sc, .loc = loc, .ast = ast,
                    .val = {.kind = V_ERR}};
@@ -217,17 +210,27 @@ static const char *dotted(Sema *S, const char *prefix, const char *name)
 static int model_add_param(Sema *S, IrVar v)
 {
     IrModel *m = S->model;
-    if (m->n_params == S->params_cap) {
-        int cap = S->params_cap ? 2 * S->params_cap : 8;
-        IrVar *p = arena_alloc(S->arena, sizeof(IrVar) * (size_t)cap);
-        if (m->n_params)
-            memcpy(p, m->params, sizeof(IrVar) * (size_t)m->n_params);
-        m->params = p;
-        S->params_cap = cap;
-    }
+    m->params = arena_grow(S->arena, m->params, m->n_params, &S->params_cap, sizeof(IrVar));
     m->params[m->n_params] = v;
     m->np += ir_shape_size(v.shape);
     return m->n_params++;
+}
+
+bool sema_initial_value(Sema *S, Val v, SrcLoc loc, const char *state)
+{
+    if (v.kind == V_NODE)
+        return true;
+    if (v.kind != V_ERR)
+        diag_error(S->diag, loc, "the initial value of '%s' must be a value, not a function", state);
+    return false;
+}
+
+bool sema_is_call(Sema *S, const Ast *e, const char *expected)
+{
+    if (e->kind == AST_NAME || e->kind == AST_CALL)
+        return true;
+    diag_error(S->diag, e->loc, "%s", expected);
+    return false;
 }
 
 static double dist_arg(Sema *S, Scope *sc, const Ast *dist, int i, int *ok)
@@ -493,13 +496,8 @@ static void model_inits(Sema *S, Scope *sc, ModelBuild *mb)
         if (!decl->a)
             continue;
         Val v = sema_expr_in(S, sc, decl->a, ALLOW_PARAM, "an initial value");
-        if (v.kind == V_ERR)
+        if (!sema_initial_value(S, v, decl->a->loc, decl->name))
             continue;
-        if (v.kind != V_NODE) {
-            diag_error(S->diag, decl->a->loc, "the initial value of '%s' must be a value, not a function",
-                       decl->name);
-            continue;
-        }
         IrNode *n = shape_to_decl(S, decl, v.node, m->states[i].shape, decl->a->loc, "the initial value");
         if (n) {
             m->states[i].init_kind = IR_INIT_EXPR;

@@ -172,13 +172,8 @@ static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **see
     /* a solve may read one data set's fields (sema_solve_rows chose it) */
     unsigned allow = in_train || S->train_data ? ALLOW_PARAM | ALLOW_DATA : ALLOW_PARAM;
     Val v = sema_expr_in(S, mi->scope, entry->a, allow, "an initial value");
-    if (v.kind == V_ERR)
+    if (!sema_initial_value(S, v, entry->a->loc, entry->name))
         return;
-    if (v.kind != V_NODE) {
-        diag_error(S->diag, entry->a->loc, "the initial value of '%s' must be a value, not a function",
-                   entry->name);
-        return;
-    }
     IrShape want = m->states[slot].shape;
     if (!ir_shape_eq(v.node->shape, want) && v.node->shape.rank != 0) {
         char bw[32], bg[32];
@@ -310,10 +305,8 @@ static void note_known(Sema *S, SrcLoc at)
 
 void sema_solver_call(Sema *S, const Ast *e, SemaSolver *out)
 {
-    if (e->kind != AST_NAME && e->kind != AST_CALL) {
-        diag_error(S->diag, e->loc, "solver needs a name like rk4, or a call like rk4(h = 0.25)");
+    if (!sema_is_call(S, e, "solver needs a name like rk4, or a call like rk4(h = 0.25)"))
         return;
-    }
     SrcLoc at = name_loc_of(e);
     int method = nd_method_from_name(e->name);
     if (method < 0) {

@@ -185,6 +185,12 @@ int sema_find_name(const char *name, int n, const char *const *names);
 /* names[0..n) as "a, b, c" with `last` before the last one (", " or " or "),
  * arena-allocated: the lists of names in messages. */
 const char *sema_join(Sema *S, int n, const char *const *names, const char *last);
+/* Whether v is a value for the initial value of `state` (reported at loc
+ * when it is a function; an error value was reported where it arose). */
+bool sema_initial_value(Sema *S, Val v, SrcLoc loc, const char *state);
+/* Whether e is `name` or `name(...)`, as solvers, optimizers and gradient
+ * methods are written; else reports `expected` at e. */
+bool sema_is_call(Sema *S, const Ast *e, const char *expected);
 /* The names all[k] whose bit 1 << k is in set (k < n), in order, into out;
  * returns how many: a method's or an optimizer's allowed keys. */
 int sema_names_in(unsigned set, int n, const char *const *all, const char **out);

@@ -378,10 +378,8 @@ static void train_gradient(Sema *S, TrainCheck *tc)
     tc->out->gradient_loc = tc->dir->loc;
     if (!e)
         return;
-    if (e->kind != AST_NAME && e->kind != AST_CALL) {
-        diag_error(S->diag, e->loc, "gradient needs a method name: adjoint, backprop or checkpoint");
+    if (!sema_is_call(S, e, "gradient needs a method name: adjoint, backprop or checkpoint"))
         return;
-    }
     SrcLoc at = name_loc_of(e);
     if (sema_find_name(e->name, 3, gradient_names) < 0) {
         diag_error(S->diag, at, "unknown gradient method '%s' (expected adjoint, backprop or checkpoint)",
@@ -462,10 +460,8 @@ static void train_optimizer(Sema *S, TrainCheck *tc)
             diag_error(S->diag, tc->dir->loc, "train needs 'optimizer', like optimizer = adam(lr = 1e-3)");
         return;
     }
-    if (e->kind != AST_NAME && e->kind != AST_CALL) {
-        diag_error(S->diag, e->loc, "optimizer needs a call like adam(lr = 1e-3)");
+    if (!sema_is_call(S, e, "optimizer needs a call like adam(lr = 1e-3)"))
         return;
-    }
     SrcLoc at = name_loc_of(e);
     int kind = nd_optim_kind_from_name(e->name);
     if (kind < 0) {
