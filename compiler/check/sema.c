@@ -225,6 +225,17 @@ bool sema_initial_value(Sema *S, Val v, SrcLoc loc, const char *state)
     return false;
 }
 
+bool sema_fits_state(Sema *S, IrShape want, const IrNode *n, SrcLoc loc, const char *where,
+                     const char *state, const char *what)
+{
+    if (ir_shape_eq(n->shape, want) || n->shape.rank == 0)
+        return true;
+    char bw[32], bg[32];
+    diag_error(S->diag, loc, "shape mismatch in %s '%s': the state is %s but %s is %s", where,
+               state, sema_shape(want, bw), what, sema_shape(n->shape, bg));
+    return false;
+}
+
 bool sema_is_call(Sema *S, const Ast *e, const char *expected)
 {
     if (e->kind == AST_NAME || e->kind == AST_CALL)
@@ -547,13 +558,9 @@ static void model_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb)
     if (v.kind == V_ERR || b->val.kind == V_ERR)
         return;
     IrShape want = S->model->states[slot].shape;
-    if (!ir_shape_eq(v.node->shape, want) && v.node->shape.rank != 0) {
-        char bw[32], bg[32];
-        diag_error(S->diag, eq->a->loc,
-                   "shape mismatch in the equation for '%s': the state is %s but the right-hand side is %s",
-                   eq->name, sema_shape(want, bw), sema_shape(v.node->shape, bg));
+    if (!sema_fits_state(S, want, v.node, eq->a->loc, "the equation for", eq->name,
+                         "the right-hand side"))
         return;
-    }
     S->model->rhs[slot] = sema_fill(S, v.node, want);
 }
 

@@ -175,13 +175,9 @@ static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **see
     if (!sema_initial_value(S, v, entry->a->loc, entry->name))
         return;
     IrShape want = m->states[slot].shape;
-    if (!ir_shape_eq(v.node->shape, want) && v.node->shape.rank != 0) {
-        char bw[32], bg[32];
-        diag_error(S->diag, entry->a->loc,
-                   "shape mismatch in the initial value of '%s': the state is %s but the value is %s",
-                   entry->name, sema_shape(want, bw), sema_shape(v.node->shape, bg));
+    if (!sema_fits_state(S, want, v.node, entry->a->loc, "the initial value of", entry->name,
+                         "the value"))
         return;
-    }
     init[slot] = sema_fold(S, sema_fill(S, v.node, want));
 }
 
@@ -211,6 +207,12 @@ static const char *const class_labels[] = {
     [ND_CLASS_FIXED] = "fixed step, h",
     [ND_CLASS_ADAPTIVE] = "adaptive",
     [ND_CLASS_IMPLICIT] = "implicit",
+};
+
+/* Every method's name, in NdMethod's order (for suggestions). */
+static const char *const method_names[ND_METHOD_COUNT] = {
+#define ND_METHOD(name, ID, order, cls, keys, grad, engine) #name,
+#include "nd_methods.def"
 };
 
 /* Every setting's name, in nd_methods.def's order (bit k is key k). */
@@ -310,11 +312,8 @@ void sema_solver_call(Sema *S, const Ast *e, SemaSolver *out)
     SrcLoc at = name_loc_of(e);
     int method = nd_method_from_name(e->name);
     if (method < 0) {
-        const char *names[ND_METHOD_COUNT];
-        for (int m = 0; m < ND_METHOD_COUNT; m++)
-            names[m] = nd_method_name((NdMethod)m);
         diag_error(S->diag, at, "unknown solver '%s'", e->name);
-        sema_suggest_among(S, e->name, at, ND_METHOD_COUNT, names);
+        sema_suggest_among(S, e->name, at, ND_METHOD_COUNT, method_names);
         note_known(S, at);
         return;
     }

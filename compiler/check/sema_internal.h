@@ -191,6 +191,10 @@ bool sema_initial_value(Sema *S, Val v, SrcLoc loc, const char *state);
 /* Whether e is `name` or `name(...)`, as solvers, optimizers and gradient
  * methods are written; else reports `expected` at e. */
 bool sema_is_call(Sema *S, const Ast *e, const char *expected);
+/* Whether n (a scalar broadcasts) fits a state of shape want; else reports
+ * "shape mismatch in <where> '<state>': the state is .. but <what> is ..". */
+bool sema_fits_state(Sema *S, IrShape want, const IrNode *n, SrcLoc loc, const char *where,
+                     const char *state, const char *what);
 /* The names all[k] whose bit 1 << k is in set (k < n), in order, into out;
  * returns how many: a method's or an optimizer's allowed keys. */
 int sema_names_in(unsigned set, int n, const char *const *all, const char **out);

@@ -412,6 +412,12 @@ static const char *optim_range(NdOptimKey key, double v)
     return NULL;
 }
 
+/* Every optimizer's name, in NdOptimKind's order (for messages). */
+static const char *const optim_names[ND_OPTIM_COUNT] = {
+#define ND_OPTIMIZER(name, ID, keys) #name,
+#include "nd_optimizers.def"
+};
+
 /* Every argument's name, in nd_optimizers.def's order (bit k is key k). */
 static const char *const optim_keys[ND_OPTIM_KEY_COUNT] = {
 #define ND_OPTIM_KEY(name, ID, def, range) #name,
@@ -465,12 +471,9 @@ static void train_optimizer(Sema *S, TrainCheck *tc)
     SrcLoc at = name_loc_of(e);
     int kind = nd_optim_kind_from_name(e->name);
     if (kind < 0) {
-        const char *names[ND_OPTIM_COUNT];
-        for (int i = 0; i < ND_OPTIM_COUNT; i++)
-            names[i] = nd_optim_name((NdOptimKind)i);
         diag_error(S->diag, at, "unknown optimizer '%s' (expected %s)", e->name,
-                   sema_join(S, ND_OPTIM_COUNT, names, " or "));
-        sema_suggest_among(S, e->name, at, ND_OPTIM_COUNT, names);
+                   sema_join(S, ND_OPTIM_COUNT, optim_names, " or "));
+        sema_suggest_among(S, e->name, at, ND_OPTIM_COUNT, optim_names);
         return;
     }
     SemaOptimizer *out = &tc->out->optimizer;
