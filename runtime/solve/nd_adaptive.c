@@ -299,25 +299,35 @@ static int run_fail_nonfinite(NdRun *r)
                           i % ny, i / ny, nd_nonfinite_word(r->bad_value), r->t, fabs(r->h));
 }
 
-static int run_check_progress(NdRun *r)
+int nd_check_progress(NdSolver *s, long attempts, double t_end, double t, double h)
 {
-    NdSolver *s = r->s;
-    if (r->attempts >= s->max_steps)
+    if (attempts >= s->max_steps)
         return nd_solver_fail(s, ND_ERR_MAX_STEPS,
                               "%s took max_steps = %ld steps without reaching t = %.10g: stopped "
                               "at t = %.10g with step h = %.3g (raise max_steps or loosen rtol, "
                               "atol)",
-                              nd_method_name(s->method), s->max_steps, r->ts[r->j], r->t,
-                              fabs(r->h));
-    double h = fabs(r->h);
-    if (h > ND_UNDERFLOW_ULPS * DBL_EPSILON * fabs(r->t) && h >= DBL_MIN)
+                              nd_method_name(s->method), s->max_steps, t_end, t, h);
+    if (h > ND_UNDERFLOW_ULPS * DBL_EPSILON * fabs(t) && h >= DBL_MIN)
         return ND_OK;
-    if (r->bad >= 0)
-        return run_fail_nonfinite(r);
+    return ND_ERR_STEP_UNDERFLOW;
+}
+
+int nd_fail_step_underflow(NdSolver *s, double t, double h, const char *cause)
+{
     return nd_solver_fail(s, ND_ERR_STEP_UNDERFLOW,
                           "step size underflow at t = %.10g: h = %.3g is below the roundoff of t "
-                          "(the solution may blow up there, or the problem is stiff)",
-                          r->t, h);
+                          "(the solution may blow up there%s)",
+                          t, h, cause);
+}
+
+static int run_check_progress(NdRun *r)
+{
+    double h = fabs(r->h);
+    int st = nd_check_progress(r->s, r->attempts, r->ts[r->j], r->t, h);
+    if (st != ND_ERR_STEP_UNDERFLOW)
+        return st;
+    return r->bad >= 0 ? run_fail_nonfinite(r)
+                       : nd_fail_step_underflow(r->s, r->t, h, ", or the problem is stiff");
 }
 
 /* One attempted step; ND_OK whether accepted or rejected. */

@@ -91,6 +91,13 @@ struct NdSolver {
 /* Keeps a printf-style message in s and returns status. */
 int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The checks every adaptive engine makes before a step: ND_ERR_MAX_STEPS
+ * (reported) after max_steps attempts short of t_end, ND_ERR_STEP_UNDERFLOW
+ * (not reported: the caller tells a non-finite state from a true underflow,
+ * then calls nd_fail_step_underflow) when |h| is within 16 ulps of t, where
+ * a step cannot move t; else ND_OK. */
+int nd_check_progress(NdSolver *s, long attempts, double t_end, double t, double h);
+int nd_fail_step_underflow(NdSolver *s, double t, double h, const char *cause);
 
 /* out = y + h * sum_{j<i} a[i][j] k_j: the argument of stage i. */
 void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out);

@@ -51,10 +51,8 @@
  * drifts from finite differences by 2e-5; scipy's min(0.03, sqrt(rtol)) is
  * 1e-3 at rtol 1e-6 and costs a quarter more evaluations than 0.01. */
 #define ND_BDF_NLSCOEF 0.01
-/* As nd_adaptive.c: a step within 1 % of the next landing time lands on it,
- * and a step below 16 ulps of t cannot move t. */
+/* As nd_adaptive.c: a step within 1 % of the next landing time lands on it. */
 #define ND_BDF_LAST_STRETCH 1.01
-#define ND_BDF_UNDERFLOW_ULPS 16.0
 
 /* The NDF coefficients of [SR] table 1 (kappa = 0 is the classical BDF):
  * orders 1-4 take about 20 % larger steps than BDFs for the same accuracy. */
@@ -412,20 +410,10 @@ static int fail_nonfinite(NdSolver *s)
 static int check_progress(NdSolver *s)
 {
     const NdBdfState *st = &s->bdf->st;
-    if (st->attempts >= s->max_steps)
-        return nd_solver_fail(s, ND_ERR_MAX_STEPS,
-                              "bdf took max_steps = %ld steps without reaching t = %.10g: stopped "
-                              "at t = %.10g with step h = %.3g (raise max_steps or loosen rtol, "
-                              "atol)",
-                              s->max_steps, s->bdf->ts[st->j], st->t, st->h_abs);
-    if (st->h_abs > ND_BDF_UNDERFLOW_ULPS * DBL_EPSILON * fabs(st->t) && st->h_abs >= DBL_MIN)
-        return ND_OK;
-    if (st->bad >= 0)
-        return fail_nonfinite(s);
-    return nd_solver_fail(s, ND_ERR_STEP_UNDERFLOW,
-                          "step size underflow at t = %.10g: h = %.3g is below the roundoff of t "
-                          "(the solution may blow up there)",
-                          st->t, st->h_abs);
+    int status = nd_check_progress(s, st->attempts, s->bdf->ts[st->j], st->t, st->h_abs);
+    if (status != ND_ERR_STEP_UNDERFLOW)
+        return status;
+    return st->bad >= 0 ? fail_nonfinite(s) : nd_fail_step_underflow(s, st->t, st->h_abs, "");
 }
 
 /* A failed Newton iteration: a smaller step, or the end after MXNCF of them. */

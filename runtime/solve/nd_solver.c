@@ -354,6 +354,8 @@ int nd_solver_set_step(NdSolver *s, double h)
 /* The adaptive settings refuse a fixed-step method rather than ignore it. */
 static int need_adaptive(NdSolver *s, const char *what)
 {
+    if (!s)
+        return ND_ERR_ARG;
     if (nd_method_is_adaptive(s->method))
         return ND_OK;
     return nd_solver_fail(s, ND_ERR_ARG, "%s is a fixed-step method: it takes h, not %s",
@@ -362,8 +364,6 @@ static int need_adaptive(NdSolver *s, const char *what)
 
 int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol)
 {
-    if (!s)
-        return ND_ERR_ARG;
     int st = need_adaptive(s, "rtol and atol");
     if (st)
         return st;
@@ -380,8 +380,6 @@ int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol)
 
 int nd_solver_set_initial_step(NdSolver *s, double h0)
 {
-    if (!s)
-        return ND_ERR_ARG;
     int st = need_adaptive(s, "h0");
     if (st)
         return st;
@@ -394,8 +392,6 @@ int nd_solver_set_initial_step(NdSolver *s, double h0)
 
 int nd_solver_set_max_steps(NdSolver *s, long max_steps)
 {
-    if (!s)
-        return ND_ERR_ARG;
     int st = need_adaptive(s, "max_steps");
     if (st)
         return st;
