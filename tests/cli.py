@@ -37,6 +37,13 @@ for cmd in ("run", "check", "adjoint", "emit-llvm"):
     expect(f"{cmd} --help", run(cmd, "--help"), 0, out=f"usage: nodec {cmd}")
 expect("unknown command", run("fly", seed), 2, err="unknown command 'fly'")
 expect("unknown option", run("run", seed, "--fast"), 2, err="unknown option '--fast'")
+expect("unknown short option", run("run", seed, "-x"), 2, err="unknown option '-x'")
+expect("a value an option does not take", run("run", seed, "--stats=1"), 2, err="'--stats=1'")
+expect("version names LLVM", run("--version"), 0, out="(LLVM ")
+expect("options before the command", run("--quiet", "run", seed), 0, out="2.75", empty_err=True)
+p1, p2 = run("run", seed, "--seed=3", "-q"), run("run", seed, "--seed", "3", "-q")
+expect("--seed=3 works like --seed 3", p1, 0, out=p2.stdout or "(no output)")
+expect("--output= for emit-llvm", run("emit-llvm", seed, "--output=/dev/null"), 0, empty_out=True)
 expect("bad dump stage", run("run", seed, "--dump=bytes"), 2, err="unknown stage 'bytes'")
 expect("missing file argument", run("check"), 2, err="check needs a .node file")
 expect("missing file", run("check", "/no/such/file.node"), 1,

@@ -3,6 +3,7 @@
  * what the command does with the checked program. Exit status: 0 success,
  * 1 a reported error in the input or the run, 2 a usage error. */
 #include <errno.h>
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +17,9 @@
 #include "run.h"
 
 #define NODEC_VERSION "0.1.0"
+#ifndef NODEC_LLVM_VERSION
+#define NODEC_LLVM_VERSION "unknown"
+#endif
 
 typedef struct Options {
     const char *command;
@@ -46,9 +50,11 @@ static const char usage_text[] =
     "  --stats         (run) steps and right-hand-side evaluations of each solve\n"
     "  --quiet, -q     (run) no progress lines on stderr\n"
     "  --seed N        (run, emit-c) use seed N in place of the file's `option seed`\n"
-    "  -o FILE         (emit-llvm) write to FILE instead of stdout; (emit-c) the .c to write\n"
+    "  -o, --output FILE  (emit-llvm) write to FILE instead of stdout; (emit-c) the .c to write\n"
     "  -h, --help      this help; `nodec COMMAND --help` for one command\n"
-    "  --version       print the version\n";
+    "  --version       print the version (and the LLVM it was built with)\n"
+    "\n"
+    "Options may come anywhere; a value follows as `--seed 3` or `--seed=3`.\n";
 
 static const char *command_help(const char *cmd)
 {
@@ -105,47 +111,77 @@ static bool is_command(const char *s)
            strcmp(s, "adjoint") == 0;
 }
 
-/* Returns -1 to go on, or an exit status (help printed, usage error). */
-static int parse_args(int argc, char **argv, Options *o)
+enum { OPT_DUMP = 256, OPT_MODEL, OPT_SEED, OPT_STATS, OPT_VERSION };
+
+/* getopt_long's table: `--seed 3` and `--seed=3` alike, options anywhere. */
+static const struct option long_options[] = {
+    {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, OPT_VERSION},
+    {"dump", required_argument, NULL, OPT_DUMP}, {"model", required_argument, NULL, OPT_MODEL},
+    {"seed", required_argument, NULL, OPT_SEED}, {"stats", no_argument, NULL, OPT_STATS},
+    {"quiet", no_argument, NULL, 'q'},         {"output", required_argument, NULL, 'o'},
+    {NULL, 0, NULL, 0},
+};
+
+static int set_dump(Options *o, const char *stage)
 {
-    memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
+    static const char *const stages[] = {"tokens", "ast", "ir", "grad", "llvm"};
+    for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++)
+        if (strcmp(stage, stages[i]) == 0) {
+            o->dump = stages[i];
+            return -1;
+        }
+    return usage_error("unknown stage '%s' for --dump (tokens, ast, ir, grad, llvm)", stage);
+}
+
+static int set_seed(Options *o, const char *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long seed = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end || errno == ERANGE)
+        return usage_error("--seed needs a whole number from 0 to 2^64 - 1, not '%s'", v);
+    o->has_seed = true;
+    o->seed = seed;
+    return -1;
+}
+
+static int unknown_option(const char *arg, int letter)
+{
+    const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+    for (const struct option *lo = long_options; eq && lo->name; lo++)
+        if (strlen(lo->name) == (size_t)(eq - arg - 2) && strncmp(lo->name, arg + 2, eq - arg - 2) == 0)
+            return usage_error("'%s': that option takes no value", arg);
+    if (arg[0] == '-' && arg[1] != '-' && letter > 0 && letter < 128) {
+        char text[3] = {'-', (char)letter, 0};
+        return usage_error("unknown option '%s'", text);
+    }
+    return usage_error("unknown option '%s'", arg);
+}
+
+/* One option getopt_long returned: -1 to go on, or an exit status. */
+static int take_option(Options *o, int opt, char **argv, bool *help, bool *version)
+{
+    switch (opt) {
+    case 'h': *help = true; return -1;
+    case OPT_VERSION: *version = true; return -1;
+    case OPT_DUMP: return set_dump(o, optarg);
+    case OPT_MODEL: o->model = optarg; return -1;
+    case 'o': o->output = optarg; return -1;
+    case OPT_SEED: return set_seed(o, optarg);
+    case OPT_STATS: o->run.stats = true; return -1;
+    case 'q': o->run.quiet = true; return -1;
+    case ':': return usage_error("%s needs a value", argv[optind - 1]);
+    default: /* '?': an option getopt_long does not know, or a value it does not take */
+        return unknown_option(argv[optind - 1], optopt);
+    }
+}
+
+/* The command and its file, after the options (getopt_long moved them last). */
+static int take_operands(Options *o, int argc, char **argv)
+{
+    for (int i = optind; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            const char *h = o->command ? command_help(o->command) : NULL;
-            fputs(h ? h : usage_text, stdout);
-            return 0;
-        } else if (strcmp(a, "--version") == 0) {
-            printf("nodec %s\n", NODEC_VERSION);
-            return 0;
-        } else if (strncmp(a, "--dump=", 7) == 0) {
-            o->dump = a + 7;
-            if (strcmp(o->dump, "tokens") && strcmp(o->dump, "ast") && strcmp(o->dump, "ir") &&
-                strcmp(o->dump, "grad") && strcmp(o->dump, "llvm"))
-                return usage_error("unknown stage '%s' for --dump (tokens, ast, ir, grad, llvm)",
-                                   o->dump);
-        } else if (strcmp(a, "--model") == 0 || strcmp(a, "-o") == 0) {
-            if (i + 1 == argc)
-                return usage_error("%s needs a value", a);
-            *(a[1] == 'o' ? &o->output : &o->model) = argv[++i];
-        } else if (strcmp(a, "--seed") == 0) {
-            if (i + 1 == argc)
-                return usage_error("%s needs a value", a);
-            const char *v = argv[++i];
-            char *end;
-            errno = 0;
-            unsigned long long seed = strtoull(v, &end, 10);
-            if (v[0] < '0' || v[0] > '9' || *end || errno == ERANGE)
-                return usage_error("--seed needs a whole number from 0 to 2^64 - 1, not '%s'", v);
-            o->has_seed = true;
-            o->seed = seed;
-        } else if (strcmp(a, "--stats") == 0) {
-            o->run.stats = true;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            o->run.quiet = true;
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error("unknown option '%s'", a);
-        } else if (!o->command) {
+        if (!o->command) {
             if (!is_command(a))
                 return usage_error("unknown command '%s' (run, check, adjoint, emit-llvm, emit-c)", a);
             o->command = a;
@@ -154,6 +190,31 @@ static int parse_args(int argc, char **argv, Options *o)
         } else {
             return usage_error("unexpected argument '%s' (one file at a time)", a);
         }
+    }
+    return -1;
+}
+
+/* Returns -1 to go on, or an exit status (help printed, usage error). */
+static int parse_args(int argc, char **argv, Options *o)
+{
+    memset(o, 0, sizeof *o);
+    bool help = false, version = false;
+    opterr = 0; /* our messages, in our format */
+    int opt, rc;
+    while ((opt = getopt_long(argc, argv, ":hqo:", long_options, NULL)) != -1)
+        if ((rc = take_option(o, opt, argv, &help, &version)) >= 0)
+            return rc;
+    if (version) {
+        printf("nodec %s (LLVM %s)\n", NODEC_VERSION, NODEC_LLVM_VERSION);
+        return 0;
+    }
+    if (!help && (rc = take_operands(o, argc, argv)) >= 0)
+        return rc;
+    if (help) {
+        const char *cmd = optind < argc && is_command(argv[optind]) ? argv[optind] : NULL;
+        const char *h = cmd ? command_help(cmd) : NULL;
+        fputs(h ? h : usage_text, stdout);
+        return 0;
     }
     if (!o->command) {
         fputs(usage_text, stderr);
