@@ -85,6 +85,38 @@ with tempfile.TemporaryDirectory() as wd:
     p = run("check", bad)
     expect("binary garbage", p, 1, err="error")
 
+# --check-gradient: the chosen gradient against central differences at step 1, per
+# parameter. A tight solve agrees to ~1e-8; a loose adjoint's error shows (2.9e-3 measured).
+CHECK_GRADIENT = """model Truth { state x = 1; dx/dt = -0.5 * x * (1 + sin(3 * t)) }
+model Decay { state x = 1; param k = 0.2; dx/dt = -k * x * (1 + sin(3 * t)) }
+data obs = simulate(Truth, t = linspace(0, 4, 21), solver = rk4(h = 0.01))
+train Decay {
+  data = obs
+  loss = (x - obs.x)^2
+  solver = dopri5(rtol = RTOL, atol = RTOL)
+  gradient = adjoint
+  optimizer = adam(lr = 1e-2)
+  steps = 2
+}
+"""
+import re
+with tempfile.TemporaryDirectory() as wd:
+    errors = {}
+    for rtol in ("1e-3", "1e-10"):
+        path = os.path.join(wd, f"gc_{rtol}.node")
+        with open(path, "w") as f:
+            f.write(CHECK_GRADIENT.replace("RTOL", rtol))
+        p = run("run", path, "--check-gradient", "-q", cwd=wd)
+        expect(f"--check-gradient at rtol {rtol}", p, 0, err="adjoint gradient against central differences")
+        m = re.search(r"^  k +relative error (\S+)", p.stderr, re.M)
+        errors[rtol] = float(m.group(1)) if m else None
+    ok = errors["1e-10"] is not None and errors["1e-10"] < 1e-6 and errors["1e-3"] is not None \
+        and errors["1e-3"] > 1e-4
+    checks += 1
+    print(("ok   " if ok else "FAIL ") + f"--check-gradient tells a tight gradient from a loose one: {errors}")
+    if not ok:
+        failures.append("check-gradient errors")
+
 # Each directive draws from its own stream of the seed: how long a train runs (how
 # many batches it draws) changes its parameters, not what a later solve samples.
 STREAMS = """option seed = 5

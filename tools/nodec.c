@@ -49,6 +49,8 @@ static const char usage_text[] =
     "  --model M       with adjoint, --dump=ir|llvm and emit-llvm: only model M\n"
     "  --stats         (run) steps and right-hand-side evaluations of each solve\n"
     "  --quiet, -q     (run) no progress lines on stderr\n"
+    "  --check-gradient  (run) each train's first gradient against central differences,\n"
+    "                  per parameter\n"
     "  --seed N        (run, emit-c) use seed N in place of the file's `option seed`\n"
     "  -o, --output FILE  (emit-llvm) write to FILE instead of stdout; (emit-c) the .c to write\n"
     "  -h, --help      this help; `nodec COMMAND --help` for one command\n"
@@ -59,7 +61,7 @@ static const char usage_text[] =
 static const char *command_help(const char *cmd)
 {
     if (strcmp(cmd, "run") == 0)
-        return "usage: nodec run FILE.node [--stats] [--quiet] [--seed N]\n"
+        return "usage: nodec run FILE.node [--stats] [--quiet] [--seed N] [--check-gradient]\n"
                "                 [--dump=tokens|ast|ir|grad|llvm]\n"
                "\n"
                "Checks FILE, JIT-compiles each model it uses and executes the directives in\n"
@@ -111,7 +113,7 @@ static bool is_command(const char *s)
            strcmp(s, "adjoint") == 0;
 }
 
-enum { OPT_DUMP = 256, OPT_MODEL, OPT_SEED, OPT_STATS, OPT_VERSION };
+enum { OPT_DUMP = 256, OPT_MODEL, OPT_SEED, OPT_STATS, OPT_VERSION, OPT_CHECK_GRADIENT };
 
 /* getopt_long's table: `--seed 3` and `--seed=3` alike, options anywhere. */
 static const struct option long_options[] = {
@@ -119,6 +121,7 @@ static const struct option long_options[] = {
     {"dump", required_argument, NULL, OPT_DUMP}, {"model", required_argument, NULL, OPT_MODEL},
     {"seed", required_argument, NULL, OPT_SEED}, {"stats", no_argument, NULL, OPT_STATS},
     {"quiet", no_argument, NULL, 'q'},         {"output", required_argument, NULL, 'o'},
+    {"check-gradient", no_argument, NULL, OPT_CHECK_GRADIENT},
     {NULL, 0, NULL, 0},
 };
 
@@ -170,6 +173,7 @@ static int take_option(Options *o, int opt, char **argv, bool *help, bool *versi
     case OPT_SEED: return set_seed(o, optarg);
     case OPT_STATS: o->run.stats = true; return -1;
     case 'q': o->run.quiet = true; return -1;
+    case OPT_CHECK_GRADIENT: o->run.check_gradient = true; return -1;
     case ':': return usage_error("%s needs a value", argv[optind - 1]);
     default: /* '?': an option getopt_long does not know, or a value it does not take */
         return unknown_option(argv[optind - 1], optopt);

@@ -10,6 +10,7 @@
 typedef struct RunOptions {
     bool stats; /* steps and right-hand-side evaluations after each solve */
     bool quiet; /* no progress lines on stderr */
+    bool check_gradient; /* each train's first gradient against central differences */
 } RunOptions;
 
 /* 0 when every directive ran, 1 after reporting the first failure. */

@@ -9,6 +9,7 @@
  * runtime only ever calls kernels. Everything a
  * training iteration touches is allocated before the first one. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -349,6 +350,82 @@ static int group_gradient(Trainer *t, Group *g, double *L)
     return ND_OK;
 }
 
+/* ---- --check-gradient ---- */
+
+/* The batch's loss at parameters p (every group), the gradient discarded. */
+static int batch_loss(Trainer *t, const double *p, double *grad_scratch, double *L)
+{
+    *L = 0;
+    for (int i = 0; i < t->n_groups; i++) {
+        Group *g = &t->groups[i];
+        gather_rows(t, g);
+        double Lg;
+        int status = nd_train_loss_compute(t->tl, p, g->nt, g->ts, t->ncols ? t->drows : NULL,
+                                           t->scale_obs, t->scale_final, &Lg, grad_scratch);
+        if (status != ND_OK)
+            return status;
+        *L += Lg;
+    }
+    return ND_OK;
+}
+
+/* Central differences of the batch loss, element by element: h = eps^(1/3)
+ * max(1, |p_i|), the step that balances truncation (h^2) against rounding
+ * (eps / h) for a smooth loss. */
+static int central_differences(Trainer *t, double *fd)
+{
+    double *p = alloc_doubles((size_t)t->np), *scratch = alloc_doubles((size_t)t->np);
+    int status = p && scratch ? ND_OK : ND_ERR_MEMORY;
+    if (p)
+        memcpy(p, t->p, sizeof(double) * (size_t)t->np);
+    for (int i = 0; status == ND_OK && i < t->np; i++) {
+        double h = cbrt(DBL_EPSILON) * fmax(1.0, fabs(t->p[i])), Lp = 0, Lm = 0;
+        p[i] = t->p[i] + h;
+        status = batch_loss(t, p, scratch, &Lp);
+        p[i] = t->p[i] - h;
+        if (status == ND_OK)
+            status = batch_loss(t, p, scratch, &Lm);
+        p[i] = t->p[i];
+        fd[i] = (Lp - Lm) / (2 * h);
+    }
+    free(p);
+    free(scratch);
+    return status;
+}
+
+/* `nodec run --check-gradient`: at the first step, the chosen gradient of the
+ * step's batch against central differences, one line per parameter: the
+ * relative error |g - fd| / max(|g|, |fd|) over its elements (2-norms). */
+static int check_gradient(Trainer *t)
+{
+    const IrModel *m = t->tr->model;
+    double *fd = alloc_doubles((size_t)t->np);
+    int status = fd ? central_differences(t, fd) : ND_ERR_MEMORY;
+    if (status != ND_OK) {
+        diag_error(&t->r->c->diag, t->dir->loc, "train %s: --check-gradient failed (%s): %s",
+                   m->name, nd_status_name(status), nd_train_loss_get_message(t->tl));
+        free(fd);
+        return -1;
+    }
+    fprintf(stderr, "check-gradient %s: %s gradient against central differences at step 1\n",
+            m->name, t->tr->gradient);
+    for (int j = 0; j < m->n_params; j++) {
+        const IrVar *v = &m->params[j];
+        double diff = 0, norm_g = 0, norm_fd = 0;
+        for (int k = 0; k < ir_shape_size(v->shape); k++) {
+            double g = t->sum_grad[v->offset + k], f = fd[v->offset + k];
+            diff += (g - f) * (g - f);
+            norm_g += g * g;
+            norm_fd += f * f;
+        }
+        double scale = sqrt(fmax(norm_g, norm_fd));
+        fprintf(stderr, "  %-16s relative error %.2e  (|gradient| %.3e, |differences| %.3e)\n",
+                v->name, scale > 0 ? sqrt(diff) / scale : 0.0, sqrt(norm_g), sqrt(norm_fd));
+    }
+    free(fd);
+    return 0;
+}
+
 static int train_step(Trainer *t, long step, double *L)
 {
     draw_batch(t);
@@ -369,6 +446,8 @@ static int train_step(Trainer *t, long step, double *L)
                    t->tr->model->name, *L, step);
         return -1;
     }
+    if (step == 1 && t->r->opts->check_gradient && check_gradient(t))
+        return -1;
     nd_optim_step(t->opt, t->p, t->sum_grad);
     return 0;
 }
