@@ -1,8 +1,9 @@
 /* Safetensors parameter files (see nd_safetensors.h): a strict writer (what the
  * reference implementation writes: __metadata__ first, contiguous offsets from 0,
  * space padding to 8 bytes) and a reader that checks every number of the header
- * before it trusts it. The JSON parser knows only what the format needs: objects,
- * strings, unsigned integers, and skipping any other value. */
+ * before it trusts it. The header's JSON is read by cJSON (Debian's
+ * libcjson-dev): the format's attack surface is a parser someone else keeps
+ * fuzzed; this file checks what the values mean. */
 #include "nd_safetensors.h"
 
 #include <errno.h>
@@ -14,7 +15,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-enum { ST_ALIGN = 8, ST_MAX_DEPTH = 64 };
+#include <cJSON.h>
+
+enum { ST_ALIGN = 8 };
 #define ST_MAX_HEADER (100u << 20) /* the reference implementation's limit */
 
 /* ---- bytes, little-endian whatever the host ---- */
@@ -192,7 +195,7 @@ int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, cons
     return rc;
 }
 
-/* ---- the header's JSON ---- */
+/* ---- the header's JSON (cJSON: a well-kept parser, not ours) ---- */
 
 typedef struct StEntry {
     char *name;
@@ -202,259 +205,118 @@ typedef struct StEntry {
     uint64_t begin, end;
 } StEntry;
 
-typedef struct Json {
-    const char *s, *start, *end;
+/* Where the header is being read, for messages: "file: bad safetensors header: ...". */
+typedef struct StHeader {
     const char *path;
     char *err;
     size_t errlen;
-    int failed;
-} Json;
+} StHeader;
 
-static int json_fail(Json *j, const char *what)
+static int header_fail(const StHeader *h, const char *tensor, const char *what)
 {
-    if (!j->failed)
-        snprintf(j->err, j->errlen, "%s: bad safetensors header at byte %ld: %s", j->path,
-                 (long)(j->s - j->start) + 8, what);
-    j->failed = 1;
+    if (tensor)
+        snprintf(h->err, h->errlen, "%s: bad safetensors header: tensor '%s': %s", h->path, tensor,
+                 what);
+    else
+        snprintf(h->err, h->errlen, "%s: bad safetensors header: %s", h->path, what);
     return -1;
 }
 
-static void skip_ws(Json *j)
+/* A JSON number that is a whole number a double holds exactly (offsets and
+ * dimensions; past 2^53 a double no longer counts bytes one by one). */
+static int json_uint(const cJSON *v, uint64_t *out)
 {
-    while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r'))
-        j->s++;
-}
-
-static int expect(Json *j, char c)
-{
-    skip_ws(j);
-    if (j->s >= j->end || *j->s != c) {
-        char what[32];
-        snprintf(what, sizeof what, "expected '%c'", c);
-        return json_fail(j, what);
-    }
-    j->s++;
-    return 0;
-}
-
-/* Next non-space character without taking it; 0 at the end. */
-static char peek(Json *j)
-{
-    skip_ws(j);
-    return j->s < j->end ? *j->s : 0;
-}
-
-static void put_utf8(char **o, unsigned cp)
-{
-    if (cp < 0x80) {
-        *(*o)++ = (char)cp;
-    } else if (cp < 0x800) {
-        *(*o)++ = (char)(0xC0 | cp >> 6);
-        *(*o)++ = (char)(0x80 | (cp & 0x3F));
-    } else {
-        *(*o)++ = (char)(0xE0 | cp >> 12);
-        *(*o)++ = (char)(0x80 | (cp >> 6 & 0x3F));
-        *(*o)++ = (char)(0x80 | (cp & 0x3F));
-    }
-}
-
-/* One escape after the backslash at *s; the decoded bytes go to *o when o. */
-static int unescape(Json *j, const char **s, char **o)
-{
-    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-    const char *hit = **s ? strchr(from, **s) : NULL;
-    if (hit) {
-        if (o)
-            *(*o)++ = to[hit - from];
-        (*s)++;
-        return 0;
-    }
-    unsigned cp = 0;
-    if (**s != 'u' || j->end - *s < 5)
-        return json_fail(j, "bad escape in a string");
-    for (int i = 1; i <= 4; i++) {
-        char c = (*s)[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (v < 0)
-            return json_fail(j, "bad \\u escape in a string");
-        cp = cp * 16 + (unsigned)v;
-    }
-    if (o)
-        put_utf8(o, cp);
-    *s += 5;
-    return 0;
-}
-
-/* A string; *out (malloc'ed) receives it when out is not NULL. Two passes: find
- * the closing quote, then decode into a buffer no longer than the raw text. */
-static int parse_string(Json *j, char **out)
-{
-    if (expect(j, '"'))
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+    if (!(d >= 0 && d <= 9007199254740992.0 && d == (double)(uint64_t)d))
         return -1;
-    const char *s = j->s;
-    while (s < j->end && *s != '"') {
-        if ((unsigned char)*s < 0x20)
-            return json_fail(j, "control character in a string");
-        s += *s == '\\' && s + 1 < j->end ? 2 : 1;
-    }
-    if (s >= j->end)
-        return json_fail(j, "unterminated string");
-    const char *close = s;
-    char *buf = out ? malloc((size_t)(close - j->s) + 1) : NULL, *o = buf;
-    if (out && !buf)
-        return json_fail(j, "out of memory");
-    for (s = j->s; s < close;) {
-        if (*s != '\\') {
-            if (o)
-                *o++ = *s;
-            s++;
-        } else if (s++, unescape(j, &s, o ? &o : NULL)) {
-            free(buf);
-            return -1;
-        }
-    }
-    if (out)
-        *o = '\0', *out = buf;
-    j->s = close + 1;
+    *out = (uint64_t)d;
     return 0;
-}
-
-static int parse_uint(Json *j, uint64_t *v)
-{
-    skip_ws(j);
-    if (j->s >= j->end || *j->s < '0' || *j->s > '9')
-        return json_fail(j, "expected an unsigned integer");
-    *v = 0;
-    while (j->s < j->end && *j->s >= '0' && *j->s <= '9') {
-        if (*v > (UINT64_MAX - 9) / 10)
-            return json_fail(j, "integer too large");
-        *v = *v * 10 + (uint64_t)(*j->s++ - '0');
-    }
-    return 0;
-}
-
-static int skip_value(Json *j, int depth);
-
-/* The members of an object or the elements of an array, after its opening. */
-static int skip_items(Json *j, char close, int depth)
-{
-    if (peek(j) == close)
-        return j->s++, 0;
-    for (;;) {
-        if (close == '}' && (parse_string(j, NULL) || expect(j, ':')))
-            return -1;
-        if (skip_value(j, depth + 1))
-            return -1;
-        char c = peek(j);
-        if (c == close)
-            return j->s++, 0;
-        if (expect(j, ','))
-            return -1;
-    }
-}
-
-static int skip_value(Json *j, int depth)
-{
-    if (depth > ST_MAX_DEPTH)
-        return json_fail(j, "nested too deeply");
-    char c = peek(j);
-    if (c == '"')
-        return parse_string(j, NULL);
-    if (c == '{' || c == '[')
-        return j->s++, skip_items(j, c == '{' ? '}' : ']', depth);
-    const char *s = j->s;
-    while (j->s < j->end && strchr("+-.0123456789eEtruflsan", *j->s))
-        j->s++;
-    return j->s > s ? 0 : json_fail(j, "expected a value");
 }
 
 /* [u, u, ...] into v (at most max); *count receives the length. */
-static int parse_uints(Json *j, uint64_t *v, int max, int *count)
+static int json_uints(const cJSON *array, uint64_t *v, int max, int *count)
 {
     *count = 0;
-    if (expect(j, '['))
+    if (!cJSON_IsArray(array))
         return -1;
-    if (peek(j) == ']')
-        return j->s++, 0;
-    for (;;) {
-        if (*count == max)
-            return json_fail(j, "too many dimensions");
-        if (parse_uint(j, &v[(*count)++]))
+    const cJSON *item;
+    cJSON_ArrayForEach(item, array)
+    {
+        if (*count == max || json_uint(item, &v[*count]))
             return -1;
-        if (peek(j) == ']')
-            return j->s++, 0;
-        if (expect(j, ','))
-            return -1;
+        ++*count;
     }
-}
-
-/* {"dtype": ..., "shape": [...], "data_offsets": [b, e]}, other keys ignored. */
-static int parse_tensor(Json *j, StEntry *e)
-{
-    int seen = 0, n;
-    uint64_t off[2];
-    if (expect(j, '{'))
-        return -1;
-    for (int first = 1; peek(j) != '}'; first = 0) {
-        char *key = NULL;
-        if ((!first && expect(j, ',')) || parse_string(j, &key) || expect(j, ':'))
-            return free(key), -1;
-        int rc;
-        if (strcmp(key, "dtype") == 0) {
-            char *dt = NULL;
-            rc = parse_string(j, &dt);
-            if (!rc)
-                snprintf(e->dtype, sizeof e->dtype, "%s", dt);
-            free(dt);
-            seen |= 1;
-        } else if (strcmp(key, "shape") == 0) {
-            rc = parse_uints(j, e->dims, ND_TENSOR_MAX_RANK, &e->rank);
-            seen |= 2;
-        } else if (strcmp(key, "data_offsets") == 0) {
-            rc = parse_uints(j, off, 2, &n) ||
-                 (n != 2 && json_fail(j, "data_offsets needs 2 numbers"));
-            e->begin = off[0];
-            e->end = off[1];
-            seen |= 4;
-        } else {
-            rc = skip_value(j, 1);
-        }
-        free(key);
-        if (rc)
-            return -1;
-    }
-    j->s++;
-    if ((seen & 7) != 7)
-        return json_fail(j, "a tensor needs dtype, shape and data_offsets");
     return 0;
 }
 
-/* The whole header: tensors into *entries (malloc'ed), __metadata__ skipped. */
-static int parse_header(Json *j, StEntry **entries, int *count)
+/* {"dtype": ..., "shape": [...], "data_offsets": [b, e]}, other keys ignored. */
+static int read_tensor(const StHeader *h, const cJSON *t, StEntry *e)
 {
-    if (expect(j, '{'))
-        return -1;
-    for (int first = 1; !j->failed && peek(j) != '}'; first = 0) {
-        char *key = NULL;
-        if ((!first && expect(j, ',')) || parse_string(j, &key) || expect(j, ':'))
-            return free(key), -1;
-        if (strcmp(key, "__metadata__") == 0) {
-            free(key);
-            skip_value(j, 1);
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
+    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+    if (!cJSON_IsObject(t) || !dtype || !shape || !offsets)
+        return header_fail(h, e->name, "a tensor needs dtype, shape and data_offsets");
+    if (!cJSON_IsString(dtype) || strlen(dtype->valuestring) >= sizeof e->dtype)
+        return header_fail(h, e->name, "dtype must be a short string such as \"F64\"");
+    snprintf(e->dtype, sizeof e->dtype, "%s", dtype->valuestring);
+    if (json_uints(shape, e->dims, ND_TENSOR_MAX_RANK, &e->rank))
+        return header_fail(h, e->name, "shape must be a list of at most 8 whole numbers");
+    uint64_t off[2];
+    int n;
+    if (json_uints(offsets, off, 2, &n) || n != 2)
+        return header_fail(h, e->name, "data_offsets needs 2 numbers");
+    e->begin = off[0];
+    e->end = off[1];
+    return 0;
+}
+
+/* The header's tensors into *entries (malloc'ed, names malloc'ed),
+ * __metadata__ skipped. */
+static int read_tensors(const StHeader *h, const cJSON *root, StEntry **entries, int *count)
+{
+    if (!cJSON_IsObject(root))
+        return header_fail(h, NULL, "the header is not a JSON object");
+    const cJSON *item;
+    cJSON_ArrayForEach(item, root)
+    {
+        if (strcmp(item->string, "__metadata__") == 0)
             continue;
-        }
         StEntry *grown = realloc(*entries, sizeof(StEntry) * (size_t)(*count + 1));
-        if (!grown)
-            return free(key), json_fail(j, "out of memory");
+        char *name = strdup(item->string);
+        if (!grown || !name) {
+            free(name);
+            if (grown)
+                *entries = grown;
+            return header_fail(h, NULL, "out of memory");
+        }
         *entries = grown;
-        grown[*count] = (StEntry){.name = key};
-        parse_tensor(j, &grown[(*count)++]);
+        grown[*count] = (StEntry){.name = name};
+        if (read_tensor(h, item, &grown[(*count)++]))
+            return -1;
     }
-    if (j->failed || expect(j, '}'))
-        return -1;
-    skip_ws(j);
-    return j->s == j->end ? 0 : json_fail(j, "text after the header's object");
+    return 0;
+}
+
+/* The JSON text of the header (hlen bytes, space padded) parsed by cJSON. */
+static int parse_header(const StHeader *h, const char *json, size_t hlen, StEntry **entries,
+                        int *count)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, hlen, &end, 0);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        char what[96];
+        snprintf(what, sizeof what, "not valid JSON at byte %ld",
+                 at && at >= json && at <= json + hlen ? (long)(at - json) + 8 : 8L);
+        return header_fail(h, NULL, what);
+    }
+    while (end && end < json + hlen && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    int rc = end && end != json + hlen ? header_fail(h, NULL, "text after the header's object")
+                                       : read_tensors(h, root, entries, count);
+    cJSON_Delete(root);
+    return rc;
 }
 
 /* ---- reading ---- */
@@ -597,10 +459,9 @@ static int parse_file(const char *path, const unsigned char *bytes, size_t size,
                  path);
         return -1;
     }
-    Json j = {(const char *)bytes + 8, (const char *)bytes + 8, (const char *)bytes + 8 + hlen,
-              path, err, errlen, 0};
+    StHeader h = {path, err, errlen};
     *data_start = 8 + (size_t)hlen;
-    return parse_header(&j, entries, count);
+    return parse_header(&h, (const char *)bytes + 8, (size_t)hlen, entries, count);
 }
 
 int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, double *p, char *err,

@@ -214,9 +214,16 @@ START_TEST(test_params_errors)
     expect_load_error("{" TENSOR("k", "F64", "[]", 0, 4) "}", 8, "tensor 'k' has data_offsets");
     expect_load_error("{\"k\":{\"dtype\":\"F64\",\"shape\":[]}}", 8,
                       "a tensor needs dtype, shape and data_offsets");
-    expect_load_error("{\"k\" {}}", 8, "bad safetensors header at byte 13: expected ':'");
+    expect_load_error("{\"k\" {}}", 8, "bad safetensors header: not valid JSON at byte 13");
     expect_load_error("{\"k\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8]}", 8,
-                      "expected ','");
+                      "bad safetensors header: not valid JSON");
+    expect_load_error("{\"k\":{\"dtype\":\"F64\",\"shape\":[-1],\"data_offsets\":[0,8]}}", 8,
+                      "tensor 'k': shape must be a list of at most 8 whole numbers");
+    expect_load_error("{\"k\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[0,8.5]}}", 8,
+                      "tensor 'k': data_offsets needs 2 numbers");
+    expect_load_error("{\"k\":{\"dtype\":7,\"shape\":[],\"data_offsets\":[0,8]}}", 8,
+                      "tensor 'k': dtype must be a short string");
+    expect_load_error("[1, 2]", 8, "not a safetensors file");
     /* the old text format, and a missing file */
     char *path = temp_path();
     FILE *f = fopen(path, "w");
