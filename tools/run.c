@@ -54,6 +54,44 @@ ModelRun *run_model(Runner *r, const IrModel *m)
     return NULL;
 }
 
+/* "x", "y[1]", "W[0,1]": element i of one sample of model ctx's y. */
+void run_name_element(void *ctx, long i, char *buf, size_t len)
+{
+    const IrModel *m = ctx;
+    for (int k = 0; k < m->n_states; k++) {
+        const IrVar *v = &m->states[k];
+        long size = ir_shape_size(v->shape), e = i - v->offset;
+        if (e < 0 || e >= size)
+            continue;
+        if (v->shape.rank == 0)
+            snprintf(buf, len, "%s", v->name);
+        else if (v->shape.rank == 1)
+            snprintf(buf, len, "%s[%ld]", v->name, e);
+        else
+            snprintf(buf, len, "%s[%ld,%ld]", v->name, e / v->shape.cols, e % v->shape.cols);
+        return;
+    }
+    snprintf(buf, len, "state element %ld", i);
+}
+
+/* What to try after a solve (or a train's solve) of model m stopped with
+ * status: a note at the solver, or at the model when no solver was written. */
+void run_note_fault(Runner *r, int status, const SemaSolver *sv, const IrModel *m)
+{
+    SrcLoc at = sv->loc.file ? sv->loc : m->loc;
+    if (status == ND_ERR_NONFINITE)
+        diag_note(&r->c->diag, m->loc,
+                  "a state of '%s' that becomes inf or nan means the solution blows up there, or "
+                  "the right-hand side is undefined (a division by zero, log or sqrt of a "
+                  "negative number): check the equations and the parameters, or end the solve "
+                  "earlier",
+                  m->name);
+    else if (status == ND_ERR_STEP_UNDERFLOW)
+        diag_note(&r->c->diag, at,
+                  "a stiff problem steps better with solver = bdf (or rodas4, kvaerno5); a "
+                  "solution that blows up cannot be integrated past that time");
+}
+
 /* ---- solve ---- */
 
 /* The first setting of sv that s refuses (in nd_methods.def's order, with rtol
@@ -333,6 +371,7 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     NdSolver *solver = run_make_solver(r, &s->solver, where, &cs->kernels, B);
     if (!solver)
         return -1;
+    nd_solver_set_element_namer(solver, run_name_element, s->model);
     int ny = s->model->ny, rc = -1;
     double *y0 = calloc((size_t)B * (size_t)(ny ? ny : 1), sizeof(double));
     if (!y0) {
@@ -340,10 +379,11 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     } else if (initial_states(r, s, where, mr, y0, B) == 0) {
         double t0 = run_now_ms();
         int status = nd_solve(solver, mr->p, y0, s->t, s->nt, yout);
-        if (status != ND_OK)
+        if (status != ND_OK) {
             diag_error(&r->c->diag, where, "solve %s failed (%s): %s", s->model->name,
                        nd_status_name(status), nd_solver_get_message(solver));
-        else
+            run_note_fault(r, status, &s->solver, s->model);
+        } else
             report_solve(r, s, dest, B, solver, run_now_ms() - t0);
         rc = status == ND_OK ? 0 : -1;
     }

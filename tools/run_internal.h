@@ -25,6 +25,10 @@ typedef struct Runner {
 } Runner;
 
 ModelRun *run_model(Runner *r, const IrModel *m);
+/* A note on what to try after a solve of m stopped with status (run.c). */
+void run_note_fault(Runner *r, int status, const SemaSolver *sv, const IrModel *m);
+/* NdElementNamer for a model's states (ctx: the IrModel): "y[1]" in messages. */
+void run_name_element(void *ctx, long i, char *buf, size_t len);
 /* Configures a solver from a directive's `solver = ...`; reports and returns NULL
  * when it cannot run. `where` locates errors when no solver was given. */
 NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const NdKernels *k,

@@ -305,6 +305,7 @@ static int alloc_workspace(Trainer *t)
     NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
     if (!tmpl)
         return -1;
+    nd_solver_set_element_namer(tmpl, run_name_element, t->m);
     NdLossKernels lk = {t->fn[TRAIN_K_LOSS], t->fn[TRAIN_K_LOSS_GRAD], t->fn[TRAIN_K_FINAL],
                         t->fn[TRAIN_K_FINAL_GRAD], t->fn[TRAIN_K_INIT], t->fn[TRAIN_K_INIT_VJP],
                         t->ncols, t->cost_offset, draw_noise, t};
@@ -438,6 +439,7 @@ static int train_step(Trainer *t, long step, double *L)
             diag_error(&t->r->c->diag, t->dir->loc, "train %s failed at step %ld (%s): %s",
                        t->tr->model->name, step, nd_status_name(status),
                        nd_train_loss_get_message(t->tl));
+            run_note_fault(t->r, status, &t->tr->solver, t->tr->model);
             return -1;
         }
     }

@@ -113,6 +113,8 @@ static void copy_settings(NdSolver *s, const NdSolver *tmpl)
     s->atol = tmpl->atol;
     s->h0 = tmpl->h0;
     s->max_steps = tmpl->max_steps;
+    s->namer = tmpl->namer;
+    s->namer_ctx = tmpl->namer_ctx;
 }
 
 static int gradient_init(NdGradient *g, const NdSolver *tmpl)
@@ -217,11 +219,11 @@ static int check_finite(NdGradient *g, const double *y, double t, double t_prev)
     long i = nd_first_nonfinite(y, g->n);
     if (i < 0)
         return ND_OK;
-    int ny = g->k.ny;
+    char at[ND_ELEMENT_TEXT];
     return nd_grad_fail(g, ND_ERR_NONFINITE,
-                        "forward solve: state element %ld of sample %ld became %s at t = %.10g "
-                        "(last finite at t = %.10g)",
-                        i % ny, i / ny, nd_nonfinite_word(y[i]), t, t_prev);
+                        "forward solve: %s became %s at t = %.10g (last finite at t = %.10g)",
+                        nd_solver_element(g->fwd, i, at, sizeof at), nd_nonfinite_word(y[i]), t,
+                        t_prev);
 }
 
 /* Step k + 1 of interval j ends at t0 + (k + 1) h, the last one at t1 exactly
@@ -360,9 +362,10 @@ static int grad_check_args(NdGradient *g, const double *p, const double *y0, con
     if (st)
         return st;
     long i = nd_first_nonfinite(y0, g->n);
+    char at[ND_ELEMENT_TEXT];
     if (i >= 0)
-        return nd_grad_fail(g, ND_ERR_NONFINITE, "initial state element %ld of sample %ld is %s",
-                            i % g->k.ny, i / g->k.ny, nd_nonfinite_word(y0[i]));
+        return nd_grad_fail(g, ND_ERR_NONFINITE, "the initial value of %s is %s",
+                            nd_solver_element(g->fwd, i, at, sizeof at), nd_nonfinite_word(y0[i]));
     return ND_OK;
 }
 

@@ -92,6 +92,12 @@ int nd_solver_set_initial_step(NdSolver *s, double h0);
  * output times before the solve stops with ND_ERR_MAX_STEPS; default
  * ND_DEFAULT_MAX_STEPS. */
 int nd_solver_set_max_steps(NdSolver *s, long max_steps);
+/* Names for the state elements in messages ("y[1]" where the default says
+ * "state element 1"): name(ctx, i, buf, len) writes the name of element i of
+ * one sample (0 <= i < ny). The compiler knows the states' names; the runtime
+ * does not. NULL restores the default. */
+typedef void (*NdElementNamer)(void *ctx, long element, char *buf, size_t len);
+int nd_solver_set_element_namer(NdSolver *s, NdElementNamer name, void *ctx);
 
 /* Integrates from y0 at ts[0] through ts[1..nt-1] (strictly increasing or strictly
  * decreasing; decreasing integrates backwards). yout receives nt * B * ny values:

@@ -291,12 +291,12 @@ static double next_step(NdRun *r, double h, double err)
 static int run_fail_nonfinite(NdRun *r)
 {
     NdSolver *s = r->s;
-    int ny = s->k.ny;
-    long i = r->bad < 0 ? 0 : r->bad;
+    char at[ND_ELEMENT_TEXT];
     return nd_solver_fail(s, ND_ERR_NONFINITE,
-                          "state element %ld of sample %ld became %s in a step from t = %.10g; "
-                          "the step size shrank to h = %.3g without a finite step",
-                          i % ny, i / ny, nd_nonfinite_word(r->bad_value), r->t, fabs(r->h));
+                          "%s became %s in a step from t = %.10g; the step size shrank to h = "
+                          "%.3g without a finite step",
+                          nd_solver_element(s, r->bad < 0 ? 0 : r->bad, at, sizeof at),
+                          nd_nonfinite_word(r->bad_value), r->t, fabs(r->h));
 }
 
 int nd_check_progress(NdSolver *s, long attempts, double t_end, double t, double h)
@@ -367,13 +367,13 @@ static int run_start(NdRun *r)
     NdSolver *s = r->s;
     rhs(r, r->t, s->y, s->K[0]);
     long i = nd_first_nonfinite(s->K[0], s->n);
-    if (i >= 0) {
-        int ny = s->k.ny;
+    char at[ND_ELEMENT_TEXT];
+    if (i >= 0)
         return nd_solver_fail(s, ND_ERR_NONFINITE,
-                              "the right-hand side is %s at t = %.10g (element %ld of sample %ld "
-                              "at the initial state)",
-                              nd_nonfinite_word(s->K[0][i]), r->t, i % ny, i / ny);
-    }
+                              "the right-hand side is %s at t = %.10g (for %s at the initial "
+                              "state)",
+                              nd_nonfinite_word(s->K[0][i]), r->t,
+                              nd_solver_element(s, i, at, sizeof at));
     double h = s->h0 > 0 ? fmin(s->h0, r->hmax) : run_initial_step(r);
     r->h = r->dir * h;
     return ND_OK;

@@ -86,7 +86,13 @@ struct NdSolver {
     long num_rejected;
     long num_rhs_evals;
     char message[ND_MESSAGE_SIZE]; /* "" after a successful solve */
+    NdElementNamer namer;          /* names state elements in messages, or NULL */
+    void *namer_ctx;
 };
+
+/* "y[1] of sample 3" (or "state element 1 of sample 3" without a namer) for
+ * element `flat` of a B * ny vector, into buf; returns buf. */
+const char *nd_solver_element(const NdSolver *s, long flat, char *buf, size_t len);
 
 /* Keeps a printf-style message in s and returns status. */
 int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
@@ -128,6 +134,7 @@ double nd_weighted_rms(const NdSolver *s, const double *v, const double *y);
 
 /* Index of the first element of y that is not finite, or -1. */
 long nd_first_nonfinite(const double *y, size_t n);
+enum { ND_ELEMENT_TEXT = 96 }; /* room for nd_solver_element's text */
 const char *nd_nonfinite_word(double v); /* "nan", "inf" or "-inf" */
 
 /* A solver for the system F on n doubles (p = NULL in its solves), with

@@ -398,13 +398,13 @@ static void predict(struct NdBdf *b)
 static int fail_nonfinite(NdSolver *s)
 {
     const NdBdfState *st = &s->bdf->st;
-    int ny = s->k.ny;
-    long i = st->bad < 0 ? 0 : st->bad;
+    char at[ND_ELEMENT_TEXT];
     return nd_solver_fail(s, ND_ERR_NONFINITE,
-                          "the right-hand side became %s (element %ld of sample %ld) in a bdf "
-                          "step from t = %.10g; the step size shrank to h = %.3g without a "
-                          "finite step",
-                          nd_nonfinite_word(st->bad_value), i % ny, i / ny, st->t, st->h_abs);
+                          "the right-hand side became %s (for %s) in a bdf step from t = %.10g; "
+                          "the step size shrank to h = %.3g without a finite step",
+                          nd_nonfinite_word(st->bad_value),
+                          nd_solver_element(s, st->bad < 0 ? 0 : st->bad, at, sizeof at), st->t,
+                          st->h_abs);
 }
 
 static int check_progress(NdSolver *s)
@@ -619,13 +619,12 @@ static int start(NdSolver *s)
     double *f0 = b->D + s->n;
     nd_solver_rhs(s, b->p, st->t, b->D, f0);
     long i = nd_first_nonfinite(f0, s->n);
-    if (i >= 0) {
-        int ny = s->k.ny;
+    char at[ND_ELEMENT_TEXT];
+    if (i >= 0)
         return nd_solver_fail(s, ND_ERR_NONFINITE,
-                              "the right-hand side is %s at t = %.10g (element %ld of sample %ld "
-                              "at the initial state)",
-                              nd_nonfinite_word(f0[i]), st->t, i % ny, i / ny);
-    }
+                              "the right-hand side is %s at t = %.10g (for %s at the initial "
+                              "state)",
+                              nd_nonfinite_word(f0[i]), st->t, nd_solver_element(s, i, at, sizeof at));
     st->h_abs = s->h0 > 0 ? fmin(s->h0, st->hmax) : initial_step(s);
     st->h_init = st->dir * st->h_abs;
     st->h_acc = st->h_abs;

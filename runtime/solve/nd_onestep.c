@@ -214,14 +214,14 @@ static void solve_blocks(struct NdOneStep *r, double *x)
 static int step_start(NdSolver *s, int have_f0)
 {
     struct NdOneStep *r = s->onestep;
-    int ny = s->k.ny;
     if (!have_f0)
         nd_solver_rhs(s, r->p, r->t, r->y, r->f0);
     long i = nd_first_nonfinite(r->f0, r->n);
+    char at[ND_ELEMENT_TEXT];
     if (i >= 0)
-        return nd_solver_fail(s, ND_ERR_NONFINITE,
-                              "the right-hand side is %s at t = %.10g (element %ld of sample %ld)",
-                              nd_nonfinite_word(r->f0[i]), r->t, i % ny, i / ny);
+        return nd_solver_fail(s, ND_ERR_NONFINITE, "the right-hand side is %s at t = %.10g (for %s)",
+                              nd_nonfinite_word(r->f0[i]), r->t,
+                              nd_solver_element(s, i, at, sizeof at));
     s->k.jac(r->t, r->y, r->p, NULL, NULL, r->J, NULL, s->B, s->work);
     r->num_jac++;
     i = nd_first_nonfinite(r->J, r->nblocks * (size_t)r->m * (size_t)r->m);
@@ -377,15 +377,14 @@ static int fail_progress(NdSolver *s, double h_abs)
                               nd_method_name(s->method), s->max_steps, r->ts[r->j], r->t, h_abs);
     if (h_abs > ROS_UNDERFLOW_ULPS * DBL_EPSILON * fabs(r->t) && h_abs >= DBL_MIN)
         return ND_OK;
-    if (r->bad >= 0) {
-        int ny = s->k.ny;
+    char at[ND_ELEMENT_TEXT];
+    if (r->bad >= 0)
         return nd_solver_fail(s, ND_ERR_NONFINITE,
-                              "the solution became %s (element %ld of sample %ld) in a %s "
-                              "step from t = %.10g; the step size shrank to h = %.3g without a "
-                              "finite step",
-                              nd_nonfinite_word(r->bad_value), r->bad % ny, r->bad / ny,
+                              "the solution became %s (%s) in a %s step from t = %.10g; the step "
+                              "size shrank to h = %.3g without a finite step",
+                              nd_nonfinite_word(r->bad_value),
+                              nd_solver_element(s, r->bad, at, sizeof at),
                               nd_method_name(s->method), r->t, h_abs);
-    }
     return nd_solver_fail(s, ND_ERR_STEP_UNDERFLOW,
                           "step size underflow at t = %.10g: h = %.3g is below the roundoff of t "
                           "(the solution may blow up there)",

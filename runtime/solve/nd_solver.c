@@ -458,14 +458,35 @@ const char *nd_nonfinite_word(double v)
     return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
 }
 
+int nd_solver_set_element_namer(NdSolver *s, NdElementNamer name, void *ctx)
+{
+    if (!s)
+        return ND_ERR_ARG;
+    s->namer = name;
+    s->namer_ctx = ctx;
+    return ND_OK;
+}
+
+const char *nd_solver_element(const NdSolver *s, long flat, char *buf, size_t len)
+{
+    long ny = s->k.ny > 0 ? s->k.ny : 1, i = flat % ny, b = flat / ny;
+    char name[64];
+    if (s->namer && flat < (long)s->n)
+        s->namer(s->namer_ctx, i, name, sizeof name);
+    else
+        snprintf(name, sizeof name, "state element %ld", i);
+    snprintf(buf, len, "%s of sample %ld", name, b);
+    return buf;
+}
+
 static int check_initial(NdSolver *s, const double *y0)
 {
     long i = nd_first_nonfinite(y0, s->n);
     if (i < 0)
         return ND_OK;
-    int ny = s->k.ny;
-    return nd_solver_fail(s, ND_ERR_NONFINITE, "initial state element %ld of sample %ld is %s",
-                          i % ny, i / ny, nd_nonfinite_word(y0[i]));
+    char at[ND_ELEMENT_TEXT];
+    return nd_solver_fail(s, ND_ERR_NONFINITE, "the initial value of %s is %s",
+                          nd_solver_element(s, i, at, sizeof at), nd_nonfinite_word(y0[i]));
 }
 
 static int check_args(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
@@ -600,11 +621,10 @@ static int check_step(NdSolver *s, const double *y, double t, double t_prev)
     long i = nd_first_nonfinite(y, s->n);
     if (i < 0)
         return ND_OK;
-    int ny = s->k.ny;
-    return nd_solver_fail(s, ND_ERR_NONFINITE,
-                          "state element %ld of sample %ld became %s at t = %.10g "
-                          "(last finite at t = %.10g)",
-                          i % ny, i / ny, nd_nonfinite_word(y[i]), t, t_prev);
+    char at[ND_ELEMENT_TEXT];
+    return nd_solver_fail(s, ND_ERR_NONFINITE, "%s became %s at t = %.10g (last finite at t = %.10g)",
+                          nd_solver_element(s, i, at, sizeof at), nd_nonfinite_word(y[i]), t,
+                          t_prev);
 }
 
 /* Steps to cover |t1 - t0| with steps of at most h (up to the slack). */

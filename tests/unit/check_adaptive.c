@@ -942,11 +942,11 @@ START_TEST(test_nonfinite_at_start)
     NdSolver *s = nd_solver_create(&k, ND_TSIT5, 2);
     ck_assert_int_eq(nd_solve(s, NULL, y0, ts, 2, yout), ND_ERR_NONFINITE);
     ck_assert_str_eq(nd_solver_get_message(s),
-                     "the right-hand side is -inf at t = 0 (element 1 of sample 1 at the initial "
-                     "state)");
+                     "the right-hand side is -inf at t = 0 (for state element 1 of sample 1 at "
+                     "the initial state)");
     y0[2] = NAN;
     ck_assert_int_eq(nd_solve(s, NULL, y0, ts, 2, yout), ND_ERR_NONFINITE);
-    ck_assert_str_eq(nd_solver_get_message(s), "initial state element 2 of sample 0 is nan");
+    ck_assert_str_eq(nd_solver_get_message(s), "the initial value of state element 2 of sample 0 is nan");
     nd_solver_free(s);
 }
 END_TEST

@@ -423,6 +423,12 @@ START_TEST(test_blowup_is_reported)
 }
 END_TEST
 
+static void name_oscillator(void *ctx, long i, char *buf, size_t len)
+{
+    (void)ctx;
+    snprintf(buf, len, "v[%ld]", i);
+}
+
 START_TEST(test_blowup_names_sample_and_element)
 {
     /* oscillator samples are fine; a NaN start in sample 2 is refused up front */
@@ -431,7 +437,12 @@ START_TEST(test_blowup_names_sample_and_element)
     NdSolver *s = nd_solver_create(&osc->k, ND_RK4, 3);
     ck_assert_int_eq(nd_solver_set_step(s, 0.1), ND_OK);
     ck_assert_int_eq(nd_solve(s, NULL, y0, ts, 2, yout), ND_ERR_NONFINITE);
-    ck_assert_str_eq(nd_solver_get_message(s), "initial state element 1 of sample 2 is nan");
+    ck_assert_str_eq(nd_solver_get_message(s),
+                     "the initial value of state element 1 of sample 2 is nan");
+    /* with the compiler's names for the elements */
+    ck_assert_int_eq(nd_solver_set_element_namer(s, name_oscillator, NULL), ND_OK);
+    ck_assert_int_eq(nd_solve(s, NULL, y0, ts, 2, yout), ND_ERR_NONFINITE);
+    ck_assert_str_eq(nd_solver_get_message(s), "the initial value of v[1] of sample 2 is nan");
     nd_solver_free(s);
 }
 END_TEST
