@@ -363,8 +363,8 @@ START_TEST(test_fields_shuffled_and_matrix)
     SemaProgram *p = compile_ok(
         "data s = csv(\"shuffled.csv\")\n"
         "data o = csv(\"obs.csv\")\n"
-        "model M { state y[2]; state W[2, 2]; dy/dt = -y; dW/dt = -W }\n"
-        "model N { state x; state y[2]; dx/dt = -x; dy/dt = -y }\n"
+        "model M { state y[2]; state W[2, 2]; param k = 1; dy/dt = -k * y; dW/dt = -W }\n"
+        "model N { state x; state y[2]; param k = 1; dx/dt = -k * x; dy/dt = -y }\n"
         "train M { data = s; loss = sum(y * s.y) + sum(W * s.W) + s.t; optimizer = adam(lr = 0.1); steps = 3 }\n"
         "train N { data = o; final_loss = x + obs_t(o.t); batch = windows(length = 4, count = 1); "
         "optimizer = sgd(lr = 1); steps = 5 }\n"
@@ -397,7 +397,7 @@ START_TEST(test_minibatch_and_defaults)
 {
     SemaProgram *p = compile_ok(
         "data rings = csv(\"rings.csv\")\n"
-        "model F { state x[2]; state logp = 0; dx/dt = -x; dlogp/dt = 1 }\n"
+        "model F { state x[2]; state logp = 0; param k = 1; dx/dt = -k * x; dlogp/dt = 1 }\n"
         "train F { data = rings; t = [1, 0]; final_loss = logp + sum(x^2); batch = 2; "
         "optimizer = adam(lr = 1e-3, beta1 = 0.8, beta2 = 0.99, eps = 1e-7, weight_decay = 0); steps = 5 }\n");
     const SemaTrain *tr = train_at(p, 1);
@@ -595,7 +595,7 @@ START_TEST(test_no_cascade_after_bad_key)
         DECAY OBS "train D { data = ob; loss = (x - obs.x)^2; " OPT " }\n",
         DECAY OBS "train D { data = obs; loss = (x - obs.x)^2; optimiser = sgd(lr = 0.1); steps = 1 }\n",
         DECAY OBS "train D { data = obs; los = (x - obs.x)^2; " OPT " }\n",
-        "model D { state x = 1; dx/dt = -x }\ntrain D { t = [0, 1]; final_loss = x; " OPT "; step = 3 }\n",
+        "model D { state x = 1; param k = 1; dx/dt = -k * x }\ntrain D { t = [0, 1]; final_loss = x; " OPT "; step = 3 }\n",
     };
     for (int i = 0; i < 4; i++) {
         SemaProgram *p = compile(srcs[i]);
