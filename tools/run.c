@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "nd_csv_write.h"
+#include "nd_output.h"
 #include "nd_solver.h"
 #include "params_init.h"
 #include "run_internal.h"
@@ -398,8 +399,39 @@ typedef struct EmitRecord {
     double *const *final, *const *at_solve;
 } EmitRecord;
 
+/* One output file, checked; reported at the value of its key. */
+static int check_output(Compilation *c, const char *path, SrcLoc at, int replace)
+{
+    char err[1024];
+    if (!path || nd_output_check(path, replace, err, sizeof err) == 0)
+        return 0;
+    diag_error(&c->diag, at, "%s", err);
+    return -1;
+}
+
+/* Every file the directives will write, before the first one runs: a `save`
+ * that cannot be written would otherwise be found after the training it was
+ * meant to keep. With emit set, solves write nothing (the emitted program
+ * writes their output). */
+static int check_outputs(Compilation *c, const EmitRecord *emit)
+{
+    int rc = 0;
+    for (int i = 0; i < c->program->n_dirs; i++) {
+        const SemaDirective *d = &c->program->dirs[i];
+        if (d->kind == SEMA_SOLVE && !emit)
+            rc |= check_output(c, d->solve.output, d->solve.output_loc, 0);
+        if (d->kind == SEMA_TRAIN) {
+            rc |= check_output(c, d->train.history, d->train.history_loc, 0);
+            rc |= check_output(c, d->train.save, d->train.save_loc, 1);
+        }
+    }
+    return rc;
+}
+
 static int run_directives(Compilation *c, const RunOptions *opts, const EmitRecord *emit)
 {
+    if (check_outputs(c, emit) != 0)
+        return 1;
     Runner r;
     runner_init(&r, c, opts);
     int rc = 0, solves = 0;
