@@ -28,6 +28,8 @@ static const char *const data_files[][2] = {
     {"nonmono.csv", "t,x\n0,1\n1,2\n0.5,3\n"},
     {"mixed.csv", "t,y,y[0]\n0,1,2\n"},
     {"badname.csv", "t,my x\n0,1\n"},
+    {"ids.csv", "id,t,x\n0,0,1\n0,1,2\n1,0,3\n1,1,4\n1,2,5\n"},
+    {"singles.csv", "id,t,x\n0,0,1\n1,0,2\n"},
 };
 enum { N_FILES = sizeof data_files / sizeof data_files[0] };
 
@@ -502,6 +504,13 @@ static const ErrCase errors[] = {
      "3:41: error: a time series is batched with windows(length = L, count = C)", NULL},
     {DECAY OBS "train D { data = obs; loss = x; batch = windows(length = 5, count = 2); " OPT " }\n",
      "3:58: error: the window length must be an integer from 2 to 4", NULL},
+    {DECAY "data obs = csv(\"ids.csv\")\n"
+     "train D { data = obs; loss = x; batch = windows(length = 4, count = 2); " OPT " }\n",
+     "3:58: error: the window length must be an integer from 2 to 3", NULL},
+    {DECAY "data obs = csv(\"singles.csv\")\n"
+     "train D { data = obs; loss = x; batch = windows(length = 2, count = 2); " OPT " }\n",
+     "3:41: error: windows need trajectories of at least 2 observations, but every trajectory "
+     "of 'obs' has 1", NULL},
     {DECAY OBS "train D { data = obs; loss = x; batch = windows(length = 2); " OPT " }\n",
      "3:41: error: windows needs both arguments: windows(length = L, count = C)", NULL},
     {DECAY OBS "train D { data = obs; loss = x; batch = windows(length = 2, size = 3); " OPT " }\n",
