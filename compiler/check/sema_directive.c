@@ -384,8 +384,11 @@ void sema_check_steps(Sema *S, const SemaSolver *sv, SemaSpan widest)
     diag_error(S->diag, at,
                "%s would take %.3g steps of h = %g from t = %g to t = %g, more than max_steps = %ld",
                sv->name, n, sv->h, widest.a, widest.b, sv->max_steps);
-    diag_note(S->diag, at, "use a larger h, or allow them with %s(h = %g, max_steps = %.0f)",
-              sv->name, sv->h, n > SEMA_MAX_STEPS_LIMIT ? SEMA_MAX_STEPS_LIMIT : n);
+    if (n > SEMA_MAX_STEPS_LIMIT)
+        diag_note(S->diag, at, "use a larger h (max_steps allows at most 1e15)");
+    else
+        diag_note(S->diag, at, "use a larger h, or allow them with %s(h = %g, max_steps = %.0f)",
+                  sv->name, sv->h, n);
 }
 
 /* ---- solve ---- */
