@@ -5,6 +5,9 @@
                 here with json and struct only, as `safetensors.numpy` is not
                 installed): offsets contiguous from 0 and covering the data, data
                 8-byte aligned, shapes from the model; files written here load.
+  save paths    save writes through a symlink to its target, refuses a fifo or a
+                device node before training starts, and removes a killed save's
+                temporary file.
   ctrl-c        a SIGINT during training stops after the iteration, saves the
                 parameters and the history, says so and exits with status 130,
                 leaving no temporary file.
@@ -13,7 +16,7 @@
 
 Usage: train_ux.py NODEC
 """
-import json, math, os, signal, struct, subprocess, sys, tempfile, time
+import json, math, os, signal, stat, struct, subprocess, sys, tempfile, time
 
 DTYPES = {"F64": ("d", 8), "F32": ("f", 4)}
 
@@ -123,6 +126,56 @@ def test_safetensors(nodec, tmp):
     assert p.stderr.startswith(want), p.stderr
 
 
+def test_save_paths(nodec, tmp):
+    """save writes through a symlink, refuses what is not a regular file before
+    training starts, and removes the temporary file a killed save left."""
+    src = DECAY % {"steps": 1, "load": ""}
+    store, out = os.path.join(tmp, "store"), os.path.join(tmp, "out.safetensors")
+    real = os.path.join(store, "real.safetensors")
+    os.mkdir(store)
+    os.symlink("store/real.safetensors", out)  # dangling until the first save
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"{real}.tmp-{dead.pid}-abcdef"
+    live = f"{real}.tmp-{os.getpid()}-ghijkl"  # a save in progress elsewhere: kept
+    for path in (stale, live):
+        open(path, "wb").close()
+    for _ in range(2):  # creating the target, then replacing it
+        p = run(nodec, tmp, src)
+        assert p.returncode == 0, p.stderr
+        assert os.path.islink(out) and os.readlink(out) == "store/real.safetensors"
+        assert os.path.isfile(real) and not os.path.islink(real)
+        assert read_safetensors(out)[0]["model"] == "Decay"
+    assert sorted(os.listdir(store)) == sorted(["real.safetensors", os.path.basename(live)]), \
+        os.listdir(store)
+    assert not [f for f in os.listdir(tmp) if ".tmp-" in f], os.listdir(tmp)
+    os.unlink(live)
+    # not a regular file: refused at the value of save, before any directive runs
+    specials = [("fifo", lambda path: os.mkfifo(path), stat.S_ISFIFO)]
+    if os.geteuid() == 0:  # a copy of /dev/full's node, as root found it replaced
+        specials.append(("device", lambda path: os.mknod(path, stat.S_IFCHR | 0o666,
+                                                        os.makedev(1, 7)), stat.S_ISCHR))
+    for what, make, is_kind in specials:
+        for path in (out, os.path.join(tmp, "history.csv"), os.path.join(tmp, "decay.csv")):
+            if os.path.lexists(path):
+                os.unlink(path)
+        make(out)
+        p = run(nodec, tmp, src)
+        assert p.returncode == 1, (what, p.stderr)
+        want = ("model.node:17:10: error: cannot write 'out.safetensors': it is not a regular "
+                "file (a save replaces the file at its path)")
+        assert p.stderr.startswith(want), (what, p.stderr)
+        assert is_kind(os.lstat(out).st_mode), what
+        assert not os.path.exists(os.path.join(tmp, "history.csv")), "training started"
+        assert not os.path.exists(os.path.join(tmp, "decay.csv")), "the solve ran"
+        assert not [f for f in os.listdir(tmp) if ".tmp-" in f], os.listdir(tmp)
+    os.unlink(out)
+    os.symlink("store", out)  # a link to a folder
+    p = run(nodec, tmp, src)
+    assert p.returncode == 1 and "cannot write 'out.safetensors': it is a folder" in p.stderr, \
+        p.stderr
+
+
 def test_ctrl_c(nodec, tmp):
     with open(os.path.join(tmp, "model.node"), "w") as f:
         f.write(DECAY % {"steps": 100000000, "load": ""})
@@ -190,7 +243,7 @@ def test_allocation(nodec, tmp):
 def main():
     nodec = os.path.abspath(sys.argv[1])
     failed = 0
-    for test in (test_safetensors, test_ctrl_c, test_allocation):
+    for test in (test_safetensors, test_save_paths, test_ctrl_c, test_allocation):
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 test(nodec, tmp)

@@ -2,9 +2,9 @@
  * initialised once, for every model in declaration order, from the program's
  * seed, so a model's parameters do not depend on which directives run first;
  * each directive then draws from its own stream of the seed (params_init.h).
- * Everything that can fail at run time (a solver this version lacks, a missing
- * initial value, a non-finite state, an unwritable output) is reported through
- * diag with the directive's location. */
+ * Everything that can fail at run time (a non-finite state, a step size that
+ * collapses, an unwritable output) is reported through diag with the
+ * directive's location; what fails for a fixed reason sema has refused. */
 #include "run.h"
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "nd_csv_write.h"
+#include "nd_output.h"
 #include "nd_solver.h"
 #include "params_init.h"
 #include "run_internal.h"
@@ -110,19 +111,16 @@ static int configure(NdSolver *s, const SemaSolver *sv)
     return -1;
 }
 
-/* Checks the solver spec against what this runtime has and configures a solver
- * for it; reports and returns NULL when it cannot run. Sema has already checked
- * the setting names of each method (nd_methods.def's keys). */
+/* Configures a solver for the spec; reports and returns NULL when it cannot
+ * run. Sema has already checked each method's setting names (nd_methods.def's
+ * keys), their ranges and a fixed step's h, so configure refuses nothing a
+ * checked program gives. */
 NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const NdKernels *k,
                           int64_t B)
 {
     Diag *diag = &r->c->diag;
     if (!sv->name) { /* sema gives every solve, simulate and train a solver (dopri5 by default) */
         DIAG_INTERNAL(diag, "a directive reached the runner without a solver");
-        return NULL;
-    }
-    if (!nd_method_is_adaptive(sv->method) && !(sv->given & ND_SBIT_H)) {
-        diag_error(diag, sv->loc, "%s needs a step size: %s(h = 0.01)", sv->name, sv->name);
         return NULL;
     }
     NdSolver *s = nd_solver_create(k, sv->method, B);
@@ -186,8 +184,8 @@ static void eval_init_batch(const SemaSolve *s, IrNode *init, const double *p, i
 
 /* The initial states of B samples: draws, init overrides (which may read a data
  * row), else the model's defaults. */
-static int initial_states(Runner *r, const SemaSolve *s, SrcLoc where, const ModelRun *mr,
-                          double *y0, int B)
+static int initial_states(Runner *r, const SemaSolve *s, const ModelRun *mr, double *y0,
+                          int B)
 {
     const IrModel *m = mr->model;
     for (int i = 0; i < m->n_states; i++) {
@@ -195,14 +193,9 @@ static int initial_states(Runner *r, const SemaSolve *s, SrcLoc where, const Mod
         IrNode *init = s->init && s->init[i] ? s->init[i] : v->init;
         if (params_state_draw(m, s->draw, i).kind != IR_INIT_NONE)
             continue;
-        if (!init) {
-            diag_error(&r->c->diag, where,
-                       "state '%s' of model '%s' has no initial value: give one with "
-                       "init = { %s = ... }",
-                       v->name, m->name, v->name);
-            diag_note(&r->c->diag, v->loc, "'%s' is declared here without '= value'", v->name);
-            return -1;
-        }
+        if (!init) /* sema_solve_starts refuses a solve that leaves a state without one */
+            INTERNAL_ERROR("state '%s' of model '%s' reached a solve without an initial value",
+                           v->name, m->name);
         if (ir_shape_size(init->shape) != ir_shape_size(v->shape))
             init = ir_mul(r->c->ir, init, ir_fill(r->c->ir, v->shape, 1));
         eval_init_batch(s, init, mr->p, B, m->ny, y0 + v->offset);
@@ -376,7 +369,7 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     double *y0 = calloc((size_t)B * (size_t)(ny ? ny : 1), sizeof(double));
     if (!y0) {
         diag_error(&r->c->diag, where, "out of memory for this solve");
-    } else if (initial_states(r, s, where, mr, y0, B) == 0) {
+    } else if (initial_states(r, s, mr, y0, B) == 0) {
         double t0 = run_now_ms();
         int status = nd_solve(solver, mr->p, y0, s->t, s->nt, yout);
         if (status != ND_OK) {
@@ -446,8 +439,39 @@ typedef struct EmitRecord {
     double *const *final, *const *at_solve;
 } EmitRecord;
 
+/* One output file, checked; reported at the value of its key. */
+static int check_output(Compilation *c, const char *path, SrcLoc at, int replace)
+{
+    char err[1024];
+    if (!path || nd_output_check(path, replace, err, sizeof err) == 0)
+        return 0;
+    diag_error(&c->diag, at, "%s", err);
+    return -1;
+}
+
+/* Every file the directives will write, before the first one runs: a `save`
+ * that cannot be written would otherwise be found after the training it was
+ * meant to keep. With emit set, solves write nothing (the emitted program
+ * writes their output). */
+static int check_outputs(Compilation *c, const EmitRecord *emit)
+{
+    int rc = 0;
+    for (int i = 0; i < c->program->n_dirs; i++) {
+        const SemaDirective *d = &c->program->dirs[i];
+        if (d->kind == SEMA_SOLVE && !emit)
+            rc |= check_output(c, d->solve.output, d->solve.output_loc, 0);
+        if (d->kind == SEMA_TRAIN) {
+            rc |= check_output(c, d->train.history, d->train.history_loc, 0);
+            rc |= check_output(c, d->train.save, d->train.save_loc, 1);
+        }
+    }
+    return rc;
+}
+
 static int run_directives(Compilation *c, const RunOptions *opts, const EmitRecord *emit)
 {
+    if (check_outputs(c, emit) != 0)
+        return 1;
     Runner r;
     runner_init(&r, c, opts);
     int rc = 0, solves = 0;

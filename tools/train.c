@@ -284,18 +284,6 @@ static NdOptim *make_optimizer(Trainer *t)
     return nd_optim_create(&cfg, t->np);
 }
 
-/* What sema accepts but the runtime cannot do yet is refused, not ignored. */
-static int check_optimizer(Trainer *t)
-{
-    const SemaOptimizer *o = &t->tr->optimizer;
-    if (o->cfg.kind == ND_OPT_RMSPROP && (o->given & ND_OBIT_MOMENTUM) && o->cfg.momentum > 0) {
-        diag_error(&t->r->c->diag, o->arg_loc[ND_OKEY_MOMENTUM],
-                   "rmsprop with momentum is not supported yet; remove momentum, or use adam");
-        return -1;
-    }
-    return 0;
-}
-
 static int alloc_workspace(Trainer *t)
 {
     size_t B = (size_t)t->group_B, np = (size_t)t->np;
@@ -721,15 +709,11 @@ int train_run(Runner *r, const SemaDirective *d)
     t.ncols = tr->data ? tr->data->ncols : 0;
     if (t.m != tr->model)
         t.cost_offset = tr->model->ny;
-    if (t.np == 0) {
-        diag_error(&r->c->diag, d->loc, "model '%s' has no parameters to train",
-                   tr->model->name);
-        return -1;
-    }
+    if (t.np == 0) /* sema refuses a train of a model without parameters */
+        INTERNAL_ERROR("train of model '%s' reached the runner without parameters",
+                       tr->model->name);
     take_kernels(&t);
     int rc = tr->data && tr->data->t_col >= 0 ? plan_time_series(&t) : plan_samples(&t);
-    if (rc == 0)
-        rc = check_optimizer(&t);
     if (rc == 0)
         rc = alloc_workspace(&t);
     if (rc == 0 && tr->load)

@@ -498,6 +498,9 @@ static int data_simulate(Sema *S, const Ast *call, SemaData *d)
         sema_default_solver(S, call->loc, &sim->solver);
     if (S->diag->errors > before || !simulate_inits(S, call, sim))
         return 0;
+    sema_check_steps(S, &sim->solver, sema_widest_interval(sim->t, sim->nt));
+    if (S->diag->errors > before)
+        return 0;
     simulate_table(S, d);
     return 1;
 }

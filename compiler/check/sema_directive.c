@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "params_init.h"
 #include "sema_internal.h"
 
 static const char *const solve_keys[] = {"t", "init", "solver", "output", "samples"};
@@ -250,6 +251,29 @@ static void solver_start(SemaSolver *out, const char *name, NdMethod method, Src
 #include "nd_methods.def"
 }
 
+/* The most steps max_steps may allow: far more than any solve can take, and
+ * every integer up to it is exact in a double and fits a long. */
+#define SEMA_MAX_STEPS_LIMIT 1e15
+
+/* NULL when v is a value the solver runs with for key, else what it must be:
+ * the runtime's setters refuse the same values (and rtol >= 1 would accept
+ * any error), so a checked program never fails to configure its solver. */
+static const char *solver_range(NdSolverKey key, double v)
+{
+    switch (key) {
+    case ND_SKEY_H: return v > 0 && isfinite(v) ? NULL : "a positive finite number";
+    case ND_SKEY_RTOL: return v > 0 && v < 1 ? NULL : "a number in (0, 1)";
+    case ND_SKEY_ATOL: return v > 0 && isfinite(v) ? NULL : "a positive finite number";
+    case ND_SKEY_H0:
+        return v >= 0 && isfinite(v) ? NULL : "a finite number >= 0 (0 chooses the first step)";
+    case ND_SKEY_MAX_STEPS:
+        return v >= 1 && v <= SEMA_MAX_STEPS_LIMIT && v == floor(v)
+                   ? NULL : "an integer from 1 to 1e15";
+    case ND_SOLVER_KEY_COUNT: break;
+    }
+    return NULL;
+}
+
 static void solver_arg(Sema *S, const Ast *arg, SemaSolver *out)
 {
     const char *keys[ND_SOLVER_KEY_COUNT];
@@ -269,8 +293,9 @@ static void solver_arg(Sema *S, const Ast *arg, SemaSolver *out)
     IrNode *c = sema_const(S, S->global, arg->a, "a solver argument");
     if (!c)
         return;
-    if (c->shape.rank != 0 || !(c->value[0] > 0)) {
-        diag_error(S->diag, arg->a->loc, "solver argument '%s' must be a positive number", arg->name);
+    const char *want = c->shape.rank == 0 ? solver_range((NdSolverKey)k, c->value[0]) : "a number";
+    if (want) {
+        diag_error(S->diag, arg->a->loc, "solver argument '%s' must be %s", arg->name, want);
         return;
     }
     set_value(out, (NdSolverKey)k, c->value[0]);
@@ -318,9 +343,8 @@ void sema_solver_call(Sema *S, const Ast *e, SemaSolver *out)
         return;
     }
     solver_start(out, e->name, (NdMethod)method, at);
-    if (e->kind == AST_NAME)
-        return;
-    for (int i = 0; i < e->list.n; i++) {
+    int before = S->diag->errors;
+    for (int i = 0; e->kind == AST_CALL && i < e->list.n; i++) {
         const Ast *arg = e->list.items[i];
         if (arg->kind != AST_ARG) {
             const char *keys[ND_SOLVER_KEY_COUNT];
@@ -331,9 +355,58 @@ void sema_solver_call(Sema *S, const Ast *e, SemaSolver *out)
         }
         solver_arg(S, arg, out);
     }
+    /* fixed-step methods have no default step: any would be wrong for some model */
+    if (nd_method_class(out->method) == ND_CLASS_FIXED && !(out->given & ND_SBIT_H) &&
+        S->diag->errors == before)
+        diag_error(S->diag, at, "%s needs a step size, like %s(h = 0.01)", e->name, e->name);
+}
+
+SemaSpan sema_widest_interval(const double *t, int nt)
+{
+    SemaSpan w = {0, 0};
+    for (int j = 0; j + 1 < nt; j++)
+        if (fabs(t[j + 1] - t[j]) > fabs(w.b - w.a))
+            w = (SemaSpan){t[j], t[j + 1]};
+    return w;
+}
+
+/* A fixed-step method takes about |b - a| / h steps from one output time to
+ * the next (nd_fixed_steps' count); more than max_steps is refused here, as
+ * nd_solve refuses it, rather than left to run for hours. */
+void sema_check_steps(Sema *S, const SemaSolver *sv, SemaSpan widest)
+{
+    if (!sv->name || nd_method_class(sv->method) != ND_CLASS_FIXED || !(sv->given & ND_SBIT_H))
+        return;
+    double r = fabs(widest.b - widest.a) / sv->h, n = ceil(r - 1e-9 * r);
+    if (n <= (double)sv->max_steps)
+        return;
+    SrcLoc at = sv->arg_loc[ND_SKEY_H];
+    diag_error(S->diag, at,
+               "%s would take %.3g steps of h = %g from t = %g to t = %g, more than max_steps = %ld",
+               sv->name, n, sv->h, widest.a, widest.b, sv->max_steps);
+    if (n > SEMA_MAX_STEPS_LIMIT)
+        diag_note(S->diag, at, "use a larger h (max_steps allows at most 1e15)");
+    else
+        diag_note(S->diag, at, "use a larger h, or allow them with %s(h = %g, max_steps = %.0f)",
+                  sv->name, sv->h, n);
 }
 
 /* ---- solve ---- */
+
+void sema_solve_starts(Sema *S, const SemaSolve *s, SrcLoc where)
+{
+    const IrModel *m = s->model;
+    for (int i = 0; i < m->n_states; i++) {
+        const IrVar *v = &m->states[i];
+        if (v->init || (s->init && s->init[i]) ||
+            params_state_draw(m, s->draw, i).kind != IR_INIT_NONE)
+            continue;
+        diag_error(S->diag, where,
+                   "state '%s' of model '%s' has no initial value: give one with init = { %s = ... }",
+                   v->name, m->name, v->name);
+        diag_note(S->diag, v->loc, "'%s' is declared here without '= value'", v->name);
+    }
+}
 
 enum { KEY_T, KEY_INIT, KEY_SOLVER, KEY_OUTPUT, KEY_SAMPLES, N_SOLVE_KEYS };
 
@@ -487,6 +560,10 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
         sema_default_solver(S, d->loc, &out->solver);
     if (mi && S->diag->errors == before)
         solve_batch_rules(S, seen[KEY_INIT] ? seen[KEY_INIT]->a : NULL, seen, out);
+    if (mi && S->diag->errors == before)
+        sema_solve_starts(S, out, d->loc);
+    if (S->diag->errors == before)
+        sema_check_steps(S, &out->solver, sema_widest_interval(out->t, out->nt));
 }
 
 /* ---- option ---- */

@@ -178,6 +178,17 @@ void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int i
 void sema_default_solver(Sema *S, SrcLoc where, SemaSolver *out);
 /* `name` or `name(key = value, ...)` into out, every setting checked. */
 void sema_solver_call(Sema *S, const Ast *e, SemaSolver *out);
+/* Every state of s's model has a starting value (init, a draw or the model's
+ * default); reports each one that has none at where. */
+void sema_solve_starts(Sema *S, const SemaSolve *s, SrcLoc where);
+/* Two consecutive output times; the widest pair of t (nt >= 2) or {0, 0}. */
+typedef struct SemaSpan {
+    double a, b;
+} SemaSpan;
+SemaSpan sema_widest_interval(const double *t, int nt);
+/* Refuses a fixed-step solver that would take more than max_steps steps over
+ * the interval widest (reported at h). */
+void sema_check_steps(Sema *S, const SemaSolver *sv, SemaSpan widest);
 /* The model a directive names (did-you-mean when unknown). */
 ModelInfo *sema_directive_model(Sema *S, const char *name, SrcLoc at);
 /* Index of name among names, or -1. */

@@ -255,6 +255,36 @@ static int const_count(Sema *S, const Ast *e, const char *what, long lo, long hi
     return 1;
 }
 
+/* Rows of the longest trajectory of a time series: runs of one `id` (a csv
+ * was read when checked; a simulation is one trajectory). */
+static int longest_trajectory(const SemaData *d)
+{
+    if (d->id_col < 0 || !d->values)
+        return d->nrows;
+    int longest = 0, run = 0;
+    for (int i = 0; i < d->nrows; i++) {
+        const double *row = d->values + (size_t)i * d->ncols;
+        run = i > 0 && row[d->id_col] == row[d->id_col - d->ncols] ? run + 1 : 1;
+        longest = run > longest ? run : longest;
+    }
+    return longest;
+}
+
+/* The widest gap between consecutive observations of one trajectory: what a
+ * fixed-step solver must cover between two output times. */
+static SemaSpan widest_observation_gap(const SemaData *d)
+{
+    SemaSpan w = {0, 0};
+    for (int i = 1; d->values && i < d->nrows; i++) {
+        const double *row = d->values + (size_t)i * d->ncols, *prev = row - d->ncols;
+        if (d->id_col >= 0 && row[d->id_col] != prev[d->id_col])
+            continue;
+        if (fabs(row[d->t_col] - prev[d->t_col]) > fabs(w.b - w.a))
+            w = (SemaSpan){prev[d->t_col], row[d->t_col]};
+    }
+    return w;
+}
+
 static void batch_windows(Sema *S, TrainCheck *tc, const Ast *e)
 {
     const SemaData *d = tc->out->data;
@@ -281,7 +311,13 @@ static void batch_windows(Sema *S, TrainCheck *tc, const Ast *e)
         return;
     }
     long L = 0, C = 0;
-    if (const_count(S, length, "the window length", 2, d->nrows, &L) &&
+    int longest = longest_trajectory(d);
+    if (longest < 2) {
+        diag_error(S->diag, e->loc, "windows need trajectories of at least 2 observations, but "
+                   "every trajectory of '%s' has 1", d->name);
+        return;
+    }
+    if (const_count(S, length, "the window length", 2, longest, &L) &&
         const_count(S, count, "the window count", 1, 0, &C)) {
         tc->out->batch = SEMA_BATCH_WINDOWS;
         tc->out->batch_length = (int)L;
@@ -317,6 +353,20 @@ static void train_batch(Sema *S, TrainCheck *tc)
 
 /* ---- solver, gradient, optimizer ---- */
 
+/* A fixed-step solver's steps between two output times: over `t`, or between
+ * observations (a simulation's times are its t). */
+static void train_steps(Sema *S, TrainCheck *tc)
+{
+    const SemaTrain *out = tc->out;
+    const SemaData *d = out->data;
+    if (d && d->t_col >= 0 && !tc->data_broken)
+        sema_check_steps(S, &out->solver, d->kind == SEMA_DATA_SIMULATE
+                                              ? sema_widest_interval(d->sim.t, d->sim.nt)
+                                              : widest_observation_gap(d));
+    else if (out->t)
+        sema_check_steps(S, &out->solver, sema_widest_interval(out->t, out->nt));
+}
+
 static void train_solver(Sema *S, TrainCheck *tc)
 {
     const Ast *e = value_of(tc, K_SOLVER);
@@ -330,6 +380,7 @@ static void train_solver(Sema *S, TrainCheck *tc)
                                         "works with it); %s serves solve and simulate",
                       sv->name);
         }
+        train_steps(S, tc);
         return;
     }
     /* the default: dopri5 with the runner's default tolerances (rtol 1e-6, atol 1e-9) */
@@ -487,6 +538,9 @@ static void train_optimizer(Sema *S, TrainCheck *tc)
     if (!(out->given & ND_OBIT_LR) && S->diag->errors == before)
         diag_error(S->diag, e->loc, "optimizer '%s' needs a learning rate, like %s(lr = 1e-3)", e->name,
                    e->name);
+    if (out->cfg.kind == ND_OPT_RMSPROP && (out->given & ND_OBIT_MOMENTUM) && out->cfg.momentum > 0)
+        diag_error(S->diag, out->arg_loc[ND_OKEY_MOMENTUM],
+                   "rmsprop with momentum is not supported yet; remove momentum, or use adam");
 }
 
 /* ---- steps, log_every, files ---- */
@@ -570,6 +624,7 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     TrainCheck tc = {.dir = d, .out = &d->train};
     tc.mi = sema_directive_model(S, ast->name, name_loc_of(ast));
     d->train.model = tc.mi ? tc.mi->model : NULL;
+    int before = S->diag->errors;
     collect_keys(S, ast, &tc);
     train_model_parts(S, &tc);
     train_batch(S, &tc);
@@ -580,4 +635,7 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     d->train.history = train_file(S, tc.seen[K_HISTORY], &d->train.history_loc);
     d->train.save = train_file(S, tc.seen[K_SAVE], &d->train.save_loc);
     d->train.load = train_file(S, tc.seen[K_LOAD], &d->train.load_loc);
+    /* last, so a directive with other mistakes reports those */
+    if (tc.mi && tc.mi->model->np == 0 && S->diag->errors == before)
+        diag_error(S->diag, d->loc, "model '%s' has no parameters to train", tc.mi->model->name);
 }

@@ -209,6 +209,9 @@ int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0)
                                    g->land);
         return st ? nd_grad_fail(g, st, "forward solve: %s", g->fwd->message) : ND_OK;
     }
+    int st = nd_fixed_check_steps(g->fwd, loss->ts, loss->nt);
+    if (st)
+        return nd_grad_fail(g, st, "forward solve: %s", g->fwd->message);
     memcpy(g->ycur, y0, g->n * sizeof *y0);
     memcpy(g->obs_y, y0, g->n * sizeof *y0);
     return interval_begin(g, c);

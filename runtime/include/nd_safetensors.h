@@ -8,7 +8,11 @@
  *   the data  each tensor's elements, row-major, little-endian, at [b, e) of this part
  *
  * Writing is atomic (a temporary file in the same folder, fsync, rename), so an
- * interrupted run leaves either the old file or the new one, never half of one. */
+ * interrupted run leaves either the old file or the new one, never half of one.
+ * A symlink is written through (the file it points to is replaced, the link
+ * stays); anything but a regular file at the path is refused, not replaced. The
+ * temporary file is "PATH.tmp-PID-XXXXXX"; one left by a killed save is removed
+ * by the next save of that path. */
 #ifndef ND_SAFETENSORS_H
 #define ND_SAFETENSORS_H
 

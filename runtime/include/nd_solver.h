@@ -35,7 +35,7 @@ enum {
 #define ND_SOLVER_KEY(name, ID, type, def) ND_SBIT_##ID = 1u << ND_SKEY_##ID,
 #include "nd_methods.def"
     /* the two sets methods take (nd_methods.def's keys column) */
-    ND_KEYS_STEP = ND_SBIT_H,
+    ND_KEYS_STEP = ND_SBIT_H | ND_SBIT_MAX_STEPS,
     ND_KEYS_TOL = ND_SBIT_RTOL | ND_SBIT_ATOL | ND_SBIT_H0 | ND_SBIT_MAX_STEPS
 };
 
@@ -46,7 +46,7 @@ enum {
     ND_ERR_MEMORY = -3,
     ND_ERR_UNSUPPORTED = -4, /* method not available */
     ND_ERR_STEP_UNDERFLOW = -5, /* adaptive step size fell below roundoff of t */
-    ND_ERR_MAX_STEPS = -6,   /* adaptive: more than max_steps steps between outputs */
+    ND_ERR_MAX_STEPS = -6,   /* more than max_steps steps between outputs */
     ND_ERR_CONVERGENCE = -7, /* implicit: Newton's iteration failed repeatedly in one step */
 };
 
@@ -90,7 +90,9 @@ int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol);
 int nd_solver_set_initial_step(NdSolver *s, double h0);
 /* Attempted steps (accepted or rejected) allowed between two consecutive
  * output times before the solve stops with ND_ERR_MAX_STEPS; default
- * ND_DEFAULT_MAX_STEPS. */
+ * ND_DEFAULT_MAX_STEPS. A fixed-step method knows its count in advance, so
+ * nd_solve refuses (ND_ERR_MAX_STEPS) before its first step when an interval
+ * would need more than max_steps steps of h. */
 int nd_solver_set_max_steps(NdSolver *s, long max_steps);
 /* Names for the state elements in messages ("y[1]" where the default says
  * "state element 1"): name(ctx, i, buf, len) writes the name of element i of

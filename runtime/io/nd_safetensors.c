@@ -6,7 +6,10 @@
  * fuzzed; this file checks what the values mean. */
 #include "nd_safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,8 @@
 #include <unistd.h>
 
 #include <cJSON.h>
+
+#include "nd_output.h"
 
 enum { ST_ALIGN = 8 };
 #define ST_MAX_HEADER (100u << 20) /* the reference implementation's limit */
@@ -151,13 +156,8 @@ static int write_file(int fd, const char *header, size_t hlen, int n, const NdTe
 /* fsync of the folder makes the rename itself durable; best effort. */
 static void sync_folder(const char *path)
 {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash)
-        strcpy(dir, ".");
-    else if ((size_t)(slash - path) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    else
+    char dir[PATH_MAX];
+    if (nd_output_folder(path, dir, sizeof dir) != 0)
         return;
     int fd = open(dir, O_RDONLY);
     if (fd >= 0) {
@@ -166,32 +166,80 @@ static void sync_folder(const char *path)
     }
 }
 
+/* The pid in a temporary file's name "NAME.tmp-PID-XXXXXX" after prefix, or 0. */
+static long tmp_owner(const char *entry, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(entry, prefix, n) != 0)
+        return 0;
+    char *end;
+    long pid = strtol(entry + n, &end, 10);
+    return pid > 0 && *end == '-' && strlen(end + 1) == 6 ? pid : 0;
+}
+
+/* Removes what a killed save of target left: "target.tmp-PID-XXXXXX" files
+ * whose process is gone (or is this one, which saves one file at a time). A
+ * save running in another live process keeps its file. */
+static void remove_stale(const char *target)
+{
+    char dir[PATH_MAX], prefix[PATH_MAX], stale[2 * PATH_MAX];
+    const char *slash = strrchr(target, '/');
+    if (nd_output_folder(target, dir, sizeof dir) != 0 ||
+        snprintf(prefix, sizeof prefix, "%s.tmp-", slash ? slash + 1 : target) >= (int)sizeof prefix)
+        return;
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        long pid = tmp_owner(e->d_name, prefix);
+        if (pid && (pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) &&
+            snprintf(stale, sizeof stale, "%s/%s", dir, e->d_name) < (int)sizeof stale)
+            unlink(stale);
+    }
+    closedir(d);
+}
+
+/* The file to write for path (through symlinks), refused unless it is a
+ * regular file or not there yet: renaming over a device node or a link would
+ * replace it rather than write where it leads. */
+static int save_target(const char *path, char *target, size_t len, char *err, size_t errlen)
+{
+    if (nd_output_target(path, target, len) != 0) {
+        snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (stat(target, &st) == 0 && !S_ISREG(st.st_mode))
+        return nd_output_check(path, 1, err, errlen);
+    return 0;
+}
+
 int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, const double *p,
                         int n_meta, const char *const *meta, char *err, size_t errlen)
 {
+    char target[PATH_MAX], tmp[PATH_MAX + 32];
+    if (save_target(path, target, sizeof target, err, errlen) != 0)
+        return -1;
+    remove_stale(target);
     size_t hlen = 0;
     char *header = build_header(n, specs, n_meta, meta, &hlen);
-    char *tmp = malloc(strlen(path) + sizeof ".tmp-XXXXXX");
-    if (!header || !tmp) {
-        free(header);
-        free(tmp);
+    if (!header) {
         snprintf(err, errlen, "cannot write '%s': out of memory", path);
         return -1;
     }
-    sprintf(tmp, "%s.tmp-XXXXXX", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld-XXXXXX", target, (long)getpid());
     int fd = mkstemp(tmp);
     int rc = fd < 0 ? -1 : write_file(fd, header, hlen, n, specs, p);
-    if (rc == 0 && rename(tmp, path) != 0)
+    if (rc == 0 && rename(tmp, target) != 0)
         rc = -1;
     if (rc != 0) {
         snprintf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
         if (fd >= 0)
             unlink(tmp);
     } else {
-        sync_folder(path);
+        sync_folder(target);
     }
     free(header);
-    free(tmp);
     return rc;
 }
 

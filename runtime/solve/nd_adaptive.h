@@ -167,6 +167,9 @@ static inline void nd_solver_rhs(NdSolver *s, const double *p, double t, const d
  * of an interval [t0, t1] ends at t0 + k h (times the direction), the last at t1. */
 long nd_fixed_steps(double span, double h);
 void nd_rk_step(NdSolver *s, const double *p, double t, double t_new, double *y);
+/* ND_ERR_MAX_STEPS, with the message, when an interval of ts needs more than
+ * s->max_steps fixed steps of s->h; nd_solve's and nd_gradient's check. */
+int nd_fixed_check_steps(NdSolver *s, const double *ts, int nt);
 
 /* One adaptive solve in progress: the controller's whole state, so a copy of it
  * (with the state vector s->y) is a checkpoint the solve can resume from. */

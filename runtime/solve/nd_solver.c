@@ -392,9 +392,8 @@ int nd_solver_set_initial_step(NdSolver *s, double h0)
 
 int nd_solver_set_max_steps(NdSolver *s, long max_steps)
 {
-    int st = need_adaptive(s, "max_steps");
-    if (st)
-        return st;
+    if (!s)
+        return ND_ERR_ARG;
     if (max_steps < 1)
         return nd_solver_fail(s, ND_ERR_ARG, "max_steps must be at least 1, got %ld", max_steps);
     s->max_steps = max_steps;
@@ -500,6 +499,8 @@ static int check_args(NdSolver *s, const double *p, const double *y0, const doub
     if (!nd_method_is_adaptive(s->method) && !(s->h > 0))
         return nd_solver_fail(s, ND_ERR_ARG, "fixed-step solver needs h (nd_solver_set_step)");
     int st = check_times(s, ts, nt);
+    if (!st && !nd_method_is_adaptive(s->method))
+        st = nd_fixed_check_steps(s, ts, nt);
     return st ? st : check_initial(s, y0);
 }
 
@@ -633,6 +634,22 @@ long nd_fixed_steps(double span, double h)
     double r = span / h;
     double n = ceil(r - ND_STEP_COUNT_SLACK * r);
     return n < 1 ? 1 : (long)n;
+}
+
+/* Every interval of ts within max_steps steps of h, before the first step:
+ * h = 1e-12 over [0, 1] would otherwise run for hours. */
+int nd_fixed_check_steps(NdSolver *s, const double *ts, int nt)
+{
+    for (int j = 0; j + 1 < nt; j++) {
+        double r = fabs(ts[j + 1] - ts[j]) / s->h, n = ceil(r - ND_STEP_COUNT_SLACK * r);
+        if (n > (double)s->max_steps)
+            return nd_solver_fail(s, ND_ERR_MAX_STEPS,
+                                  "%s would take %.3g steps of h = %g from t = %.10g to t = "
+                                  "%.10g, more than max_steps = %ld (raise h or max_steps)",
+                                  nd_method_name(s->method), n, s->h, ts[j], ts[j + 1],
+                                  s->max_steps);
+    }
+    return ND_OK;
 }
 
 /* Integrates y in place from t0 to t1 with fixed steps of h, the last one

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nd_csv_write.h"
+#include "nd_output.h"
 #include "nd_random.h"
 
 Suite *runtime_io_suite(void);
@@ -130,6 +132,44 @@ START_TEST(test_csv_write_failures)
         ck_assert_int_eq(nd_write_csv("/dev/full", 1, names, 1, t, data), -1);
         ck_assert_int_eq(errno, ENOSPC);
     }
+}
+END_TEST
+
+/* nd_output: symlinks followed to where a write lands; what cannot be written
+ * is named before anything is. */
+START_TEST(test_output_paths)
+{
+    char dir[] = "/tmp/nd_output_XXXXXX", path[256], link[256], target[512], err[1024];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a.csv", dir);
+    snprintf(link, sizeof link, "%s/l.csv", dir);
+    ck_assert_int_eq(symlink("sub/x.csv", link), 0); /* relative, dangling */
+    ck_assert_int_eq(nd_output_target(link, target, sizeof target), 0);
+    char want[512];
+    snprintf(want, sizeof want, "%s/sub/x.csv", dir);
+    ck_assert_str_eq(target, want);
+    ck_assert_int_eq(nd_output_check(path, 0, err, sizeof err), 0); /* not there yet */
+    ck_assert_int_eq(nd_output_check(link, 0, err, sizeof err), -1);
+    snprintf(want, sizeof want, "cannot write '%s': folder '%s/sub' does not exist", link, dir);
+    ck_assert_str_eq(err, want);
+    snprintf(want, sizeof want, "%s/sub", dir);
+    ck_assert_int_eq(mkdir(want, 0777), 0);
+    ck_assert_int_eq(nd_output_check(link, 1, err, sizeof err), 0);
+    ck_assert_int_eq(nd_output_check(want, 0, err, sizeof err), -1); /* a folder */
+    ck_assert_ptr_nonnull(strstr(err, "it is a folder"));
+    ck_assert_int_eq(nd_output_check("/dev/null", 0, err, sizeof err), 0); /* in place: fine */
+    ck_assert_int_eq(nd_output_check("/dev/null", 1, err, sizeof err), -1); /* replaced: no */
+    ck_assert_str_eq(err, "cannot write '/dev/null': it is not a regular file (a save replaces "
+                          "the file at its path)");
+    snprintf(path, sizeof path, "%s/loop", dir);
+    ck_assert_int_eq(symlink("loop", path), 0);
+    ck_assert_int_eq(nd_output_target(path, target, sizeof target), -1);
+    ck_assert_int_eq(errno, ELOOP);
+    ck_assert_int_eq(nd_output_check("", 0, err, sizeof err), -1);
+    unlink(path);
+    unlink(link);
+    rmdir(want);
+    rmdir(dir);
 }
 END_TEST
 
@@ -283,6 +323,7 @@ Suite *runtime_io_suite(void)
     tcase_add_test(tc, test_csv_round_trip);
     tcase_add_test(tc, test_csv_write_failures);
     tcase_add_test(tc, test_print_table);
+    tcase_add_test(tc, test_output_paths);
     suite_add_tcase(s, tc);
     tc = tcase_create("random");
     tcase_add_test(tc, test_random_reference_values);

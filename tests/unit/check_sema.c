@@ -313,14 +313,14 @@ START_TEST(test_solve_directives)
 {
     SemaProgram *p = compile_ok("option seed = 42\n"
                                 "model G { state x = 3; state v[2]; param k = 1; dx/dt = 2 * x * t; dv/dt = v }\n"
-                                "solve G { t = [0, 2 * pi]; solver = euler(h = 0.25) }\n"
+                                "solve G { t = [0, 2 * pi]; init = { v = 1 }; solver = euler(h = 0.25) }\n"
                                 "solve G {\n"
                                 "  t = linspace(1, 0, 11)\n"
                                 "  init = { x = 2 * k, v = 1 }\n"
                                 "  solver = dopri5(rtol = 1e-10, atol = 1e-12)\n"
                                 "  output = \"growth.csv\"\n"
                                 "}\n"
-                                "solve G { t = [0, 1]; solver = rk4 }\n"
+                                "solve G { t = [0, 1]; init = { v = 1 }; solver = rk4(max_steps = 8, h = 0.125) }\n"
                                 "train G { t = [0, 1]; final_loss = x; init = { v = 1 }; optimizer = sgd(lr = 0.1); steps = 1 }\n");
     ck_assert(p->has_seed);
     ck_assert_uint_eq(p->seed, 42);
@@ -347,7 +347,8 @@ START_TEST(test_solve_directives)
     ck_assert_double_eq_tol(x0, 3, 1e-15);
     ck_assert_double_eq_tol(v0[1], 1, 1e-15);
     ck_assert_str_eq(p->dirs[2].solve.solver.name, "rk4");
-    ck_assert_uint_eq(p->dirs[2].solve.solver.given, 0);
+    ck_assert_uint_eq(p->dirs[2].solve.solver.given, ND_SBIT_H | ND_SBIT_MAX_STEPS);
+    ck_assert_int_eq(p->dirs[2].solve.solver.max_steps, 8);
     ck_assert_int_eq(p->dirs[3].kind, SEMA_TRAIN);
     ck_assert_ptr_eq(p->dirs[2].solve.model, sema_find_model(p, "G"));
 }
@@ -445,7 +446,27 @@ static const ErrCase errors[] = {
     {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; solver = rk4(0.1) }\n",
      "2:36: error: solver arguments must be named, like rk4(h = ...)", NULL},
     {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; solver = rk4(rtol = 0.1) }\n",
-     "2:36: error: unknown argument 'rtol' for solver 'rk4' (expected h)", NULL},
+     "2:36: error: unknown argument 'rtol' for solver 'rk4' (expected h or max_steps)", NULL},
+    {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; solver = rk4 }\n",
+     "2:32: error: rk4 needs a step size, like rk4(h = 0.01)", NULL},
+    {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; solver = rk4(h = 1 / 0) }\n",
+     "2:40: error: solver argument 'h' must be a positive finite number", NULL},
+    {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; solver = dopri5(rtol = 1) }\n",
+     "2:46: error: solver argument 'rtol' must be a number in (0, 1)", NULL},
+    {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; solver = dopri5(atol = 0) }\n",
+     "2:46: error: solver argument 'atol' must be a positive finite number", NULL},
+    {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; solver = dopri5(h0 = -1) }\n",
+     "2:44: error: solver argument 'h0' must be a finite number >= 0 (0 chooses the first step)", NULL},
+    {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; solver = dopri5(max_steps = 3.5) }\n",
+     "2:51: error: solver argument 'max_steps' must be an integer from 1 to 1e15", NULL},
+    {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; solver = dopri5(max_steps = 1e30) }\n",
+     "2:51: error: solver argument 'max_steps' must be an integer from 1 to 1e15", NULL},
+    {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1, 3]; solver = euler(h = 0.01, max_steps = 150) }\n",
+     "2:45: error: euler would take 200 steps of h = 0.01 from t = 1 to t = 3, more than max_steps = 150",
+     "note: use a larger h, or allow them with euler(h = 0.01, max_steps = 200)"},
+    {"model D { state x; dx/dt = -x }\nsolve D { t = [0, 1] }\n",
+     "2:1: error: state 'x' of model 'D' has no initial value: give one with init = { x = ... }",
+     "1:17: note: 'x' is declared here without '= value'"},
     {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; slover = rk4 }\n",
      "2:23: error: unknown key 'slover' in solve (valid keys: t, init, solver, output, samples)",
      "note: did you mean 'solver'?"},

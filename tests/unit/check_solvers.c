@@ -480,7 +480,29 @@ START_TEST(test_invalid_arguments)
     ck_assert_int_eq(solve_args(-0.1, up, 3), ND_ERR_ARG);
     ck_assert_int_eq(solve_args(INFINITY, up, 3), ND_ERR_ARG);
     ck_assert_int_eq(solve_args(NAN, up, 3), ND_ERR_ARG);
-    ck_assert_int_eq(solve_args(1e-300, up, 3), ND_ERR_ARG); /* absurdly many steps */
+    ck_assert_int_eq(solve_args(1e-300, up, 3), ND_ERR_MAX_STEPS); /* absurdly many steps */
+}
+END_TEST
+
+/* A fixed step knows its count: too many is refused before the first step. */
+START_TEST(test_fixed_step_cap)
+{
+    const Problem *decay = &problems[0];
+    double ts[3] = {0, 0.5, 1}, yout[8];
+    NdSolver *s = nd_solver_create(&decay->k, ND_RK4, 1);
+    ck_assert_int_eq(nd_solver_set_step(s, 1e-12), ND_OK);
+    ck_assert_int_eq(nd_solve(s, decay->p, decay->y0, ts, 3, yout), ND_ERR_MAX_STEPS);
+    ck_assert_str_eq(nd_solver_get_message(s),
+                     "rk4 would take 5e+11 steps of h = 1e-12 from t = 0 to t = 0.5, more than "
+                     "max_steps = 100000 (raise h or max_steps)");
+    ck_assert_int_eq(nd_solver_get_num_rhs_evals(s), 0);
+    ck_assert_int_eq(nd_solver_set_step(s, 0.05), ND_OK);
+    ck_assert_int_eq(nd_solver_set_max_steps(s, 9), ND_OK);
+    ck_assert_int_eq(nd_solve(s, decay->p, decay->y0, ts, 3, yout), ND_ERR_MAX_STEPS);
+    ck_assert_int_eq(nd_solver_set_max_steps(s, 10), ND_OK); /* 10 steps per interval */
+    ck_assert_int_eq(nd_solve(s, decay->p, decay->y0, ts, 3, yout), ND_OK);
+    ck_assert_int_eq(nd_solver_get_num_steps(s), 20);
+    nd_solver_free(s);
 }
 END_TEST
 
@@ -603,6 +625,7 @@ Suite *solvers_suite(void)
     tcase_add_test(tc, test_blowup_is_reported);
     tcase_add_test(tc, test_blowup_names_sample_and_element);
     tcase_add_test(tc, test_invalid_arguments);
+    tcase_add_test(tc, test_fixed_step_cap);
     tcase_add_test(tc, test_argument_messages);
     tcase_add_test(tc, test_create_rejects);
     tcase_add_test(tc, test_method_names);

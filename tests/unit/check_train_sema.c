@@ -28,6 +28,8 @@ static const char *const data_files[][2] = {
     {"nonmono.csv", "t,x\n0,1\n1,2\n0.5,3\n"},
     {"mixed.csv", "t,y,y[0]\n0,1,2\n"},
     {"badname.csv", "t,my x\n0,1\n"},
+    {"ids.csv", "id,t,x\n0,0,1\n0,1,2\n1,0,3\n1,1,4\n1,2,5\n"},
+    {"singles.csv", "id,t,x\n0,0,1\n1,0,2\n"},
 };
 enum { N_FILES = sizeof data_files / sizeof data_files[0] };
 
@@ -363,8 +365,8 @@ START_TEST(test_fields_shuffled_and_matrix)
     SemaProgram *p = compile_ok(
         "data s = csv(\"shuffled.csv\")\n"
         "data o = csv(\"obs.csv\")\n"
-        "model M { state y[2]; state W[2, 2]; dy/dt = -y; dW/dt = -W }\n"
-        "model N { state x; state y[2]; dx/dt = -x; dy/dt = -y }\n"
+        "model M { state y[2]; state W[2, 2]; param k = 1; dy/dt = -k * y; dW/dt = -W }\n"
+        "model N { state x; state y[2]; param k = 1; dx/dt = -k * x; dy/dt = -y }\n"
         "train M { data = s; loss = sum(y * s.y) + sum(W * s.W) + s.t; optimizer = adam(lr = 0.1); steps = 3 }\n"
         "train N { data = o; final_loss = x + obs_t(o.t); batch = windows(length = 4, count = 1); "
         "optimizer = sgd(lr = 1); steps = 5 }\n"
@@ -397,7 +399,7 @@ START_TEST(test_minibatch_and_defaults)
 {
     SemaProgram *p = compile_ok(
         "data rings = csv(\"rings.csv\")\n"
-        "model F { state x[2]; state logp = 0; dx/dt = -x; dlogp/dt = 1 }\n"
+        "model F { state x[2]; state logp = 0; param k = 1; dx/dt = -k * x; dlogp/dt = 1 }\n"
         "train F { data = rings; t = [1, 0]; final_loss = logp + sum(x^2); batch = 2; "
         "optimizer = adam(lr = 1e-3, beta1 = 0.8, beta2 = 0.99, eps = 1e-7, weight_decay = 0); steps = 5 }\n");
     const SemaTrain *tr = train_at(p, 1);
@@ -502,6 +504,13 @@ static const ErrCase errors[] = {
      "3:41: error: a time series is batched with windows(length = L, count = C)", NULL},
     {DECAY OBS "train D { data = obs; loss = x; batch = windows(length = 5, count = 2); " OPT " }\n",
      "3:58: error: the window length must be an integer from 2 to 4", NULL},
+    {DECAY "data obs = csv(\"ids.csv\")\n"
+     "train D { data = obs; loss = x; batch = windows(length = 4, count = 2); " OPT " }\n",
+     "3:58: error: the window length must be an integer from 2 to 3", NULL},
+    {DECAY "data obs = csv(\"singles.csv\")\n"
+     "train D { data = obs; loss = x; batch = windows(length = 2, count = 2); " OPT " }\n",
+     "3:41: error: windows need trajectories of at least 2 observations, but every trajectory "
+     "of 'obs' has 1", NULL},
     {DECAY OBS "train D { data = obs; loss = x; batch = windows(length = 2); " OPT " }\n",
      "3:41: error: windows needs both arguments: windows(length = L, count = C)", NULL},
     {DECAY OBS "train D { data = obs; loss = x; batch = windows(length = 2, size = 3); " OPT " }\n",
@@ -595,7 +604,7 @@ START_TEST(test_no_cascade_after_bad_key)
         DECAY OBS "train D { data = ob; loss = (x - obs.x)^2; " OPT " }\n",
         DECAY OBS "train D { data = obs; loss = (x - obs.x)^2; optimiser = sgd(lr = 0.1); steps = 1 }\n",
         DECAY OBS "train D { data = obs; los = (x - obs.x)^2; " OPT " }\n",
-        "model D { state x = 1; dx/dt = -x }\ntrain D { t = [0, 1]; final_loss = x; " OPT "; step = 3 }\n",
+        "model D { state x = 1; param k = 1; dx/dt = -k * x }\ntrain D { t = [0, 1]; final_loss = x; " OPT "; step = 3 }\n",
     };
     for (int i = 0; i < 4; i++) {
         SemaProgram *p = compile(srcs[i]);
