@@ -44,6 +44,11 @@ typedef struct Scope {
     struct Scope *parent;
     Binding *items;
     int n, cap;
+    /* Past a few names, an open-addressed table of item index + 1 by the
+     * interned name's address, so a model of 100 000 states checks in linear
+     * time (sema.c); NULL while the scope is small. */
+    int *index;
+    int index_cap; /* a power of two, at least twice n */
 } Scope;
 
 /* A net instance: its template and the scope holding its arguments, params,
