@@ -164,5 +164,20 @@ with tempfile.TemporaryDirectory() as wd:
     for bad in ("x", "-1", "1e3", "99999999999999999999999"):
         expect(f"--seed {bad}", run("run", seed, "--seed", bad), 2, err="--seed needs a whole number")
     expect("--seed without a value", run("run", seed, "--seed"), 2, err="--seed needs a value")
+# fn inlining (issue 20): sixteen levels, each calling the one below twice, are a DAG
+# of a few dozen nodes (a repeated call reuses its IR); adjoint names what is shared.
+DEEP = ["fn f0(x) = sin(x)"] + [f"fn f{i}(x) = f{i-1}(x) + f{i-1}(x) * 0.5" for i in range(1, 17)] + [
+    "model Deep { state y = 0.1; param w = 0.3; dy/dt = f16(w * y) }",
+    'solve Deep { t = [0, 1]; output = "deep.csv" }']
+with tempfile.TemporaryDirectory() as wd:
+    path = os.path.join(wd, "deep.node")
+    with open(path, "w") as f:
+        f.write("\n".join(DEEP) + "\n")
+    for cmd in ("adjoint", "run", "emit-llvm"):
+        p = subprocess.run([nodec, cmd, "--quiet", path] if cmd == "run" else [nodec, cmd, path],
+                           capture_output=True, text=True, timeout=20, cwd=wd)
+        expect(f"16 fn levels: {cmd}", p, 0, out="where s1 = " if cmd == "adjoint" else None)
+        if cmd == "adjoint" and len(p.stdout) > 4000:
+            print(f"FAIL 16 fn levels: adjoint printed {len(p.stdout)} bytes"); failures.append("deep size")
 print(f"{checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

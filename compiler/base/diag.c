@@ -31,6 +31,24 @@ void diag_free(Diag *d)
     d->open_marks = 0;
 }
 
+/* The underline, built in a buffer flushed a chunk at a time: stderr is
+ * unbuffered, and a character per write made a 1 MB line cost thousands of
+ * writes. A fixed buffer keeps diagnostics off the heap. */
+typedef struct LineBuf {
+    FILE *out;
+    int n;
+    char text[4096];
+} LineBuf;
+
+static void line_put(LineBuf *lb, char c)
+{
+    if (lb->n == (int)sizeof lb->text) {
+        fwrite(lb->text, 1, (size_t)lb->n, lb->out);
+        lb->n = 0;
+    }
+    lb->text[lb->n++] = c;
+}
+
 /* Prints the source line of loc and an underline from its first column to its
  * last (the first line only, for a range spanning lines). */
 static void print_caret(FILE *out, SrcLoc loc)
@@ -43,14 +61,18 @@ static void print_caret(FILE *out, SrcLoc loc)
             line++;
     const char *end = strchr(p, '\n');
     int len = end ? (int)(end - p) : (int)strlen(p);
-    fprintf(out, "%5d | %.*s\n      | ", loc.line, len, p);
+    fprintf(out, "%5d | ", loc.line);
+    fwrite(p, 1, (size_t)len, out);
+    fputs("\n      | ", out);
     int last = loc.end_line == loc.line && loc.end_col >= loc.col ? loc.end_col : loc.col;
+    LineBuf lb = {.out = out};
     for (int c = 1; c < loc.col; c++)
-        fputc(c - 1 < len && p[c - 1] == '\t' ? '\t' : ' ', out);
-    fputc('^', out);
+        line_put(&lb, c - 1 < len && p[c - 1] == '\t' ? '\t' : ' ');
+    line_put(&lb, '^');
     for (int c = loc.col + 1; c <= last; c++)
-        fputc('~', out);
-    fputc('\n', out);
+        line_put(&lb, '~');
+    line_put(&lb, '\n');
+    fwrite(lb.text, 1, (size_t)lb.n, out);
 }
 
 static void print_where(FILE *out, SrcLoc loc)

@@ -19,8 +19,54 @@ Scope *scope_new(Sema *S, Scope *parent)
     return sc;
 }
 
+enum { SCOPE_LINEAR = 16 }; /* names searched one by one before a scope gets an index */
+
+static size_t scope_slot(const char *name, int cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)name;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (size_t)(h & (uint64_t)(cap - 1));
+}
+
+static void scope_index_add(Scope *sc, int i)
+{
+    size_t k = scope_slot(sc->items[i].name, sc->index_cap);
+    while (sc->index[k])
+        k = (k + 1) & (size_t)(sc->index_cap - 1);
+    sc->index[k] = i + 1;
+}
+
+/* Indexes the scope's names once it outgrows a linear search, rebuilding the
+ * table at twice the size whenever it is half full. */
+static void scope_index(Sema *S, Scope *sc)
+{
+    if (sc->n <= SCOPE_LINEAR)
+        return;
+    if (sc->index && 2 * sc->n <= sc->index_cap) {
+        scope_index_add(sc, sc->n - 1);
+        return;
+    }
+    int cap = 64;
+    while (cap < 4 * sc->n)
+        cap *= 2;
+    sc->index = arena_alloc(S->arena, sizeof *sc->index * (size_t)cap);
+    memset(sc->index, 0, sizeof *sc->index * (size_t)cap);
+    sc->index_cap = cap;
+    for (int i = 0; i < sc->n; i++)
+        scope_index_add(sc, i);
+}
+
 Binding *scope_find_local(Scope *sc, const char *name)
 {
+    if (sc->index) {
+        for (size_t k = scope_slot(name, sc->index_cap); sc->index[k];
+             k = (k + 1) & (size_t)(sc->index_cap - 1))
+            if (sc->items[sc->index[k] - 1].name == name)
+                return &sc->items[sc->index[k] - 1];
+        return NULL;
+    }
     for (int i = 0; i < sc->n; i++)
         if (sc->items[i].name == name)
             return &sc->items[i];
@@ -67,6 +113,7 @@ Binding *scope_declare(Sema *S, Scope *sc, const char *name, BindKind kind, SrcL
     Binding *b = &sc->items[sc->n++];
     *b = (Binding){.name = name, .kind = kind, .home = sc, .loc = loc, .ast = ast,
                    .val = {.kind = V_ERR}};
+    scope_index(S, sc);
     return b;
 }
 
@@ -544,8 +591,13 @@ static void model_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb)
         equation_target_error(S, sc, eq, mb);
         return;
     }
+    /* the state's leaf knows its slot; a state whose declaration failed is searched */
     int slot = -1;
-    for (int i = 0; i < S->model->n_states; i++)
+    const IrNode *leaf = b->val.kind == V_NODE ? b->val.node : NULL;
+    if (leaf && leaf->op == IR_STATE && leaf->slot < S->model->n_states &&
+        mb->state_decl[leaf->slot] == b->ast)
+        slot = leaf->slot;
+    for (int i = 0; slot < 0 && i < S->model->n_states; i++)
         if (mb->state_decl[i] == b->ast)
             slot = i;
     if (mb->equation[slot]) {

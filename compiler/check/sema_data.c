@@ -331,23 +331,56 @@ static const char *data_path(Sema *S, const Ast *str)
     return path;
 }
 
+/* A trajectory's id and the row its run of rows starts at. */
+typedef struct IdRun {
+    double id;
+    int row;
+} IdRun;
+
+static int idrun_cmp(const void *pa, const void *pb)
+{
+    const IdRun *a = pa, *b = pb;
+    if (a->id != b->id)
+        return a->id < b->id ? -1 : 1;
+    return (a->row > b->row) - (a->row < b->row);
+}
+
+/* The first row (0-based) that starts a run of an id seen in an earlier run,
+ * or -1: the runs sorted by (id, row), so the check costs runs log runs, not
+ * rows times ids. Ids are the reader's finite numbers. */
+static int repeated_run(Sema *S, const SemaData *d)
+{
+    IdRun *runs = arena_alloc(S->arena, sizeof *runs * (size_t)(d->nrows + 1));
+    int n = 0;
+    for (int r = 0; r < d->nrows; r++) {
+        double id = d->values[(size_t)r * (size_t)d->ncols + (size_t)d->id_col];
+        if (r == 0 || id != runs[n - 1].id)
+            runs[n++] = (IdRun){id, r};
+    }
+    qsort(runs, (size_t)n, sizeof *runs, idrun_cmp);
+    int first = -1;
+    for (int i = 1; i < n; i++)
+        if (runs[i].id == runs[i - 1].id && (first < 0 || runs[i].row < first))
+            first = runs[i].row;
+    return first;
+}
+
 /* Times strictly increase along each trajectory (rows of one id are contiguous). */
 static int check_times(Sema *S, const SemaData *d, const DataSrc *src)
 {
+    int again = d->id_col >= 0 ? repeated_run(S, d) : -1;
     for (int r = 1; r < d->nrows; r++) {
         const double *prev = d->values + (size_t)(r - 1) * (size_t)d->ncols;
         const double *row = prev + d->ncols;
-        if (d->id_col >= 0 && row[d->id_col] != prev[d->id_col]) {
-            for (int q = 0; q < r - 1; q++)
-                if (d->values[(size_t)q * (size_t)d->ncols + (size_t)d->id_col] == row[d->id_col]) {
-                    diag_error(S->diag, src->at,
-                               "%s:%d: the rows of trajectory id %g must be together, but it appeared "
-                               "before another trajectory",
-                               src->path, r + 2, row[d->id_col]);
-                    return 0;
-                }
-            continue;
+        if (r == again) {
+            diag_error(S->diag, src->at,
+                       "%s:%d: the rows of trajectory id %g must be together, but it appeared "
+                       "before another trajectory",
+                       src->path, r + 2, row[d->id_col]);
+            return 0;
         }
+        if (d->id_col >= 0 && row[d->id_col] != prev[d->id_col])
+            continue;
         if (!(row[d->t_col] > prev[d->t_col])) {
             diag_error(S->diag, src->at,
                        "%s:%d: the times must be strictly increasing, but t = %g follows t = %g",

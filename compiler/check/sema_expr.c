@@ -1013,6 +1013,113 @@ static Val inline_guarded(Sema *S, const Ast *decl, Scope *parent, const Ast *bo
     return v;
 }
 
+/* One inlined call: a fn is pure, so the same fn on the same argument nodes,
+ * in the same model and context, lowers to the same node. */
+typedef struct FnMemo {
+    const Ast *fn;
+    const Scope *home;
+    const IrModel *model, *train_model;
+    unsigned allow;
+    int n;
+    IrNode **args;
+    Val result;
+    uint64_t hash;
+    struct FnMemo *next;
+} FnMemo;
+
+static uint64_t memo_mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15u + (h << 6) + (h >> 2);
+    return h;
+}
+
+/* The key's hash, or 0 when an argument is not a tensor (fns passed by name
+ * are not memoised). */
+static uint64_t memo_hash(Sema *S, const Ast *fn, const Scope *home, const Args *a)
+{
+    uint64_t h = memo_mix(memo_mix((uintptr_t)fn, (uintptr_t)home), (uintptr_t)S->model);
+    h = memo_mix(memo_mix(h, (uintptr_t)S->train_model), S->allow);
+    for (int i = 0; i < a->n; i++) {
+        if (a->v[i].kind != V_NODE)
+            return 0;
+        h = memo_mix(h, (uint64_t)a->v[i].node->id);
+    }
+    return h | 1;
+}
+
+static FnMemo *memo_find(Sema *S, uint64_t h, const Ast *fn, const Scope *home, const Args *a)
+{
+    if (!S->memo_cap)
+        return NULL;
+    for (FnMemo *e = S->memo[h & (uint64_t)(S->memo_cap - 1)]; e; e = e->next) {
+        if (e->hash != h || e->fn != fn || e->home != home || e->model != S->model ||
+            e->train_model != S->train_model || e->allow != S->allow || e->n != a->n)
+            continue;
+        int same = 1;
+        for (int i = 0; i < a->n && same; i++)
+            same = e->args[i] == a->v[i].node;
+        if (same)
+            return e;
+    }
+    return NULL;
+}
+
+static void memo_rehash(Sema *S)
+{
+    int cap = S->memo_cap ? S->memo_cap * 2 : 256;
+    FnMemo **buckets = arena_alloc(S->arena, sizeof *buckets * (size_t)cap);
+    memset(buckets, 0, sizeof *buckets * (size_t)cap);
+    for (int i = 0; i < S->memo_cap; i++) {
+        for (FnMemo *e = S->memo[i], *next; e; e = next) {
+            next = e->next;
+            e->next = buckets[e->hash & (uint64_t)(cap - 1)];
+            buckets[e->hash & (uint64_t)(cap - 1)] = e;
+        }
+    }
+    S->memo = buckets;
+    S->memo_cap = cap;
+}
+
+static void memo_add(Sema *S, uint64_t h, const Ast *fn, const Scope *home, const Args *a, Val v)
+{
+    if (S->memo_n >= S->memo_cap / 2)
+        memo_rehash(S);
+    FnMemo *e = arena_alloc(S->arena, sizeof *e);
+    *e = (FnMemo){fn, home, S->model, S->train_model, S->allow, a->n, NULL, v, h, NULL};
+    e->args = arena_alloc(S->arena, sizeof *e->args * (size_t)(a->n ? a->n : 1));
+    for (int i = 0; i < a->n; i++)
+        e->args[i] = a->v[i].node;
+    e->next = S->memo[h & (uint64_t)(S->memo_cap - 1)];
+    S->memo[h & (uint64_t)(S->memo_cap - 1)] = e;
+    S->memo_n++;
+}
+
+/* Inlines fn, or reuses an identical call's node; counts the bodies inlined
+ * under the outermost call and stops at SEMA_MAX_INLINED with an error there. */
+static Val call_fn_memo(Sema *S, const Ast *fn, Scope *home, Args *a)
+{
+    uint64_t h = memo_hash(S, fn, home, a);
+    FnMemo *e = h ? memo_find(S, h, fn, home, a) : NULL;
+    if (e)
+        return e->result;
+    int outermost = S->depth == 0;
+    if (outermost)
+        S->inlined = 0;
+    if (++S->inlined > SEMA_MAX_INLINED)
+        return val_err(); /* the outermost call reports */
+    Val v = inline_guarded(S, fn, home ? home : S->global, fn, a);
+    if (outermost && S->inlined > SEMA_MAX_INLINED) {
+        diag_error(S->diag, a->whole,
+                   "this call inlines more than %d fn bodies: fns are inlined, so each call "
+                   "inside a fn multiplies the calls of the fns it calls",
+                   SEMA_MAX_INLINED);
+        return val_err();
+    }
+    if (h && v.kind != V_ERR)
+        memo_add(S, h, fn, home, a, v);
+    return v;
+}
+
 static Val call_fn(Sema *S, const Ast *fn, Scope *home, Args *a)
 {
     if (is_broken(S, fn))
@@ -1033,7 +1140,7 @@ static Val call_fn(Sema *S, const Ast *fn, Scope *home, Args *a)
     }
     if (!check_arity(S, fn, &fn->params, a, "fn"))
         return val_err();
-    return inline_guarded(S, fn, home ? home : S->global, fn, a);
+    return call_fn_memo(S, fn, home, a);
 }
 
 static const Ast *net_forward(const Ast *tmpl)

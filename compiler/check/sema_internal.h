@@ -44,6 +44,11 @@ typedef struct Scope {
     struct Scope *parent;
     Binding *items;
     int n, cap;
+    /* Past a few names, an open-addressed table of item index + 1 by the
+     * interned name's address, so a model of 100 000 states checks in linear
+     * time (sema.c); NULL while the scope is small. */
+    int *index;
+    int index_cap; /* a power of two, at least twice n */
 } Scope;
 
 /* A net instance: its template and the scope holding its arguments, params,
@@ -65,6 +70,10 @@ typedef struct ModelInfo {
 } ModelInfo;
 
 enum { SEMA_MAX_DEPTH = 64 };
+/* Bodies one outermost fn call may inline: f(f(x)) nested 16 deep is 65536
+ * bodies and as many IR nodes for the back ends, from a few lines of source
+ * (minutes of LLVM); an outermost call of a real model inlines a few dozen. */
+enum { SEMA_MAX_INLINED = 10000 };
 
 /* A state whose equation div() is lowering on demand (sema_expr.c). */
 typedef struct DivFrame {
@@ -95,6 +104,12 @@ typedef struct Sema {
     const Ast *stack[SEMA_MAX_DEPTH];
     int depth;
     PtrVec broken; /* fns whose body already reported an error */
+    /* Inlined fn calls by (fn, arguments): a call seen before reuses its IR,
+     * so `f(x) + f(x)` nested n deep costs n inlinings, not 2^n (sema_expr.c);
+     * inlined counts the bodies under the outermost call, which is bounded. */
+    struct FnMemo **memo;
+    int memo_n, memo_cap;
+    int inlined;
     ModelInfo *models;
     int n_models;
     /* inside a train block (else NULL): its model, for `dx/dt`, and its data set,

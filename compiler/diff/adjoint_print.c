@@ -4,8 +4,9 @@
  *     da/dt = -a^T df/dx          dL/dθ = -∫_{t1}^{t0} a^T df/dθ dt
  * plus, for a parameter in a state's initial value, that state's adjoint at t0
  * times the initial value's derivative.
- * Every expression is IR printed by ir_print_expr, so what is shown is what is
- * compiled. */
+ * Every expression is IR printed through IrNames (a subexpression shared by
+ * several is named once, in "where s1 = ..." lines), so what is shown is what
+ * is compiled. */
 #include "adjoint_print.h"
 
 
@@ -17,44 +18,60 @@ static void print_shape_suffix(FILE *out, IrShape s)
         fprintf(out, "[%d, %d]", s.rows, s.cols);
 }
 
-/* -e, written -(e) unless e is a single name or number; zero stays 0. */
-static void print_negated(FILE *out, IrBuilder *b, IrNode *e, const IrModel *m)
+/* da_x/dt's printed expression: -e, or 0; ir_neg folds --e. */
+static IrNode *negated(IrBuilder *b, IrNode *e)
 {
-    if (ir_is_const_value(e, 0))
-        fputs("0", out);
-    else
-        ir_print_expr(out, ir_neg(b, e), m);
+    return ir_is_const_value(e, 0) ? e : ir_neg(b, e);
 }
 
 /* e, parenthesised unless it is a single name or number, then suffix. */
-static void print_wrapped(FILE *out, IrNode *e, const IrModel *m, const char *prefix,
+static void print_wrapped(FILE *out, IrNames *nm, IrNode *e, const char *prefix,
                           const char *suffix)
 {
-    bool atom = e->nargs == 0;
+    bool atom = ir_names_atom(nm, e);
     fputs(prefix, out);
     fputs(atom ? "" : "(", out);
-    ir_print_expr(out, e, m);
+    ir_names_print(out, nm, e);
     fputs(atom ? "" : ")", out);
     fputs(suffix, out);
 }
 
 /* dL/dθ = -∫ (integrand) dt [+ (term)(t0) per initial value using θ]. */
-static void print_param_gradient(FILE *out, const IrModel *m, int j)
+static void print_param_gradient(FILE *out, IrNames *nm, const IrModel *m, int j)
 {
     const IrVar *p = &m->params[j];
     IrNode *integrand = m->adj_param[j];
     int terms = 0;
     fprintf(out, "  dL/d%s = ", p->name);
     if (!ir_is_const_value(integrand, 0)) {
-        print_wrapped(out, integrand, m, "-∫ ", " dt");
+        print_wrapped(out, nm, integrand, "-∫ ", " dt");
         terms++;
     }
     for (int i = 0; i < m->n_states; i++) {
         IrNode *t0 = m->adj_init[j * m->n_states + i];
         if (t0)
-            print_wrapped(out, t0, m, terms++ ? " + " : "", "(t0)");
+            print_wrapped(out, nm, t0, terms++ ? " + " : "", "(t0)");
     }
     fputs(terms ? "\n" : "0\n", out);
+}
+
+/* Everything printed, so that a subexpression shared anywhere is named once:
+ * the rhs, the negated adjoints, the parameter integrands and t0 terms. */
+static IrNames *names_of(Arena *arena, IrBuilder *b, const IrModel *m, IrNode ***neg)
+{
+    int ns = m->n_states, np = m->n_params, n = 0;
+    IrNode **roots = arena_alloc(arena, sizeof *roots * (size_t)(2 * ns + np + np * ns + 1));
+    *neg = arena_alloc(arena, sizeof **neg * (size_t)(ns + 1));
+    for (int i = 0; i < ns; i++)
+        roots[n++] = m->rhs[i];
+    for (int i = 0; i < ns; i++)
+        roots[n++] = (*neg)[i] = negated(b, m->adj_state[i]);
+    for (int j = 0; j < np; j++)
+        roots[n++] = m->adj_param[j];
+    for (int k = 0; k < np * ns; k++)
+        if (m->adj_init[k])
+            roots[n++] = m->adj_init[k];
+    return ir_names_new(arena, m, n, roots);
 }
 
 int adjoint_print(FILE *out, IrBuilder *b, const IrModel *m)
@@ -64,23 +81,28 @@ int adjoint_print(FILE *out, IrBuilder *b, const IrModel *m)
             return -1;
     if (!m->adj_state || !m->adj_init)
         INTERNAL_ERROR("model '%s' reached the adjoint printer underived", m->name);
+    Arena *scratch = arena_new();
+    IrNode **neg;
+    IrNames *nm = names_of(scratch, b, m, &neg);
     fprintf(out, "model %s\n", m->name);
     for (int i = 0; i < m->n_states; i++) {
         fprintf(out, "  state %s", m->states[i].name);
         print_shape_suffix(out, m->states[i].shape);
         fprintf(out, ", adjoint a_%s\n", m->states[i].name);
     }
+    ir_names_print_defs(out, nm, "  ");
     for (int i = 0; i < m->n_states; i++) {
         fprintf(out, "  d%s/dt = ", m->states[i].name);
-        ir_print_expr(out, m->rhs[i], m);
+        ir_names_print(out, nm, m->rhs[i]);
         fputc('\n', out);
     }
     for (int i = 0; i < m->n_states; i++) {
         fprintf(out, "  da_%s/dt = ", m->states[i].name);
-        print_negated(out, b, m->adj_state[i], m);
+        ir_names_print(out, nm, neg[i]);
         fputc('\n', out);
     }
     for (int j = 0; j < m->n_params; j++)
-        print_param_gradient(out, m, j);
+        print_param_gradient(out, nm, m, j);
+    arena_free(scratch);
     return 0;
 }

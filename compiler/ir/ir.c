@@ -130,6 +130,20 @@ static uint64_t mix(uint64_t h, uint64_t v)
     return h * 0x100000001b3ull;
 }
 
+/* mix's multiply moves bits only upwards, so inputs that differ in their high
+ * bits alone (round doubles: 1.0, 2.0, 3.0 differ in exponent and leading
+ * mantissa bits) would share the low bits that pick a bucket. MurmurHash3's
+ * 64-bit finaliser brings every bit down. */
+static uint64_t finalise(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
 /* Operands hash by id, not address, so tables behave the same on every run. */
 static uint64_t node_hash(const IrNode *k)
 {
@@ -147,7 +161,7 @@ static uint64_t node_hash(const IrNode *k)
             h = mix(h, bits);
         }
     }
-    return h;
+    return finalise(h);
 }
 
 /* Constants compare by bit pattern: -0 and 0 stay distinct (1/x differs), and

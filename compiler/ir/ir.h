@@ -176,6 +176,18 @@ void ir_dump_model(FILE *out, const IrModel *m);
 void ir_dump_roots(FILE *out, const IrModel *m, int n, const char *const *labels,
                    IrNode *const *roots);
 
+/* Printing several expressions that share subexpressions (nodec adjoint):
+ * ir_names_new picks the nodes to name once (used twice and more than an op
+ * on leaves, or nested too deeply to print), ir_names_print_defs writes one
+ * "where s1 = ..." line per name, operands first, and ir_names_print writes an
+ * expression using the names. The names live in arena; every printed node
+ * must be reachable from roots. */
+typedef struct IrNames IrNames;
+IrNames *ir_names_new(Arena *arena, const IrModel *m, int n, IrNode *const *roots);
+void ir_names_print_defs(FILE *out, IrNames *nm, const char *indent);
+void ir_names_print(FILE *out, IrNames *nm, const IrNode *n);
+bool ir_names_atom(const IrNames *nm, const IrNode *n); /* a leaf or a name */
+
 /* All nodes reachable from roots, operands before users (the order codegen
  * emits them in). Returns the count; *order is arena-allocated. */
 int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order);

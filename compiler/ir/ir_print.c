@@ -104,6 +104,22 @@ static int node_prec(const IrNode *n)
     }
 }
 
+/* How an expression prints: the model that names leaves; with names (by node
+ * id, 0 for none) a named node prints as prefix + number, except the one being
+ * defined; depth bounds an unnamed printing's recursion. */
+typedef struct Pr {
+    const IrModel *m;
+    const int *name;
+    const char *prefix;
+    const IrNode *defining;
+    int depth;
+} Pr;
+
+/* Nesting a line may show: deeper nodes are named (IrNames), or printed as
+ * "..." by ir_print_expr, whose single line has no room for names. A shared
+ * node is named when it prints at least PRINT_NAME_WEIGHT operations. */
+enum { PRINT_NAME_DEPTH = 24, PRINT_MAX_DEPTH = 200, PRINT_NAME_WEIGHT = 2 };
+
 /* An adjoint leaf names its state's cotangent: a_x for the whole state,
  * a_y[0] or a_y[0:2] for a part of it (offsets count from the state's). */
 static bool print_adjoint_name(FILE *out, const IrNode *n, const IrModel *m)
@@ -151,13 +167,15 @@ static void print_leaf(FILE *out, const IrNode *n, const IrModel *m)
         fprintf(out, "%s@%d", n->op == IR_STATE ? "y" : "p", n->offset);
 }
 
+static void print_prec(FILE *out, const IrNode *n, const Pr *p, int min_prec);
+
 /* pad(g, 1, [5]) and pad(g, 1, 2, [5, 3]): the operand, where it starts, and
  * the shape of zeros it sits in. */
-static void print_pad(FILE *out, const IrNode *n, const IrModel *m)
+static void print_pad(FILE *out, const IrNode *n, const Pr *p)
 {
     char buf[32];
     fputs("pad(", out);
-    ir_print_expr(out, n->args[0], m);
+    print_prec(out, n->args[0], p, PREC_CMP);
     if (n->shape.rank == 2)
         fprintf(out, ", %d, %d, %s)", n->attr[0], n->attr[1], ir_shape_str(n->shape, buf));
     else
@@ -180,14 +198,13 @@ static void print_slice_index(FILE *out, const IrNode *n)
     fputc(']', out);
 }
 
-static void print_prec(FILE *out, const IrNode *n, const IrModel *m, int min_prec);
 
-static void print_call(FILE *out, const char *name, const IrNode *n, const IrModel *m)
+static void print_call(FILE *out, const char *name, const IrNode *n, const Pr *p)
 {
     fprintf(out, "%s(", name);
     for (int i = 0; i < n->nargs; i++) {
         fputs(i ? ", " : "", out);
-        print_prec(out, n->args[i], m, PREC_CMP);
+        print_prec(out, n->args[i], p, PREC_CMP);
     }
     fputc(')', out);
 }
@@ -206,12 +223,12 @@ static bool prints_bracketed(const IrNode *n)
     return true;
 }
 
-static void print_list(FILE *out, const IrNode *n, const IrModel *m)
+static void print_list(FILE *out, const IrNode *n, const Pr *p)
 {
     fputc('[', out);
     for (int i = 0; i < n->nargs; i++) {
         fputs(i ? ", " : "", out);
-        print_prec(out, n->args[i], m, PREC_CMP);
+        print_prec(out, n->args[i], p, PREC_CMP);
     }
     fputc(']', out);
 }
@@ -226,61 +243,71 @@ static bool all_rows_bracketed(const IrNode *n)
 
 /* Operands of a left-associative binary operator: the right one binds one
  * level tighter (a - (b - c)); ^ is right-associative ((a ^ b) ^ c). */
-static void print_infix(FILE *out, const IrNode *n, const IrModel *m, int prec)
+static void print_infix(FILE *out, const IrNode *n, const Pr *p, int prec)
 {
     const char *sym = op_syms[n->op];
     int left = prec == PREC_POW ? PREC_ATOM : prec == PREC_CMP ? PREC_ADD : prec;
     int right = prec == PREC_POW ? PREC_POW : prec == PREC_CMP ? PREC_ADD : prec + 1;
-    print_prec(out, n->args[0], m, left);
+    print_prec(out, n->args[0], p, left);
     fprintf(out, " %s ", sym);
-    print_prec(out, n->args[1], m, right);
+    print_prec(out, n->args[1], p, right);
 }
 
-static void print_body(FILE *out, const IrNode *n, const IrModel *m, int prec)
+static void print_body(FILE *out, const IrNode *n, const Pr *p, int prec)
 {
     switch (n->op) {
     case IR_CONST: case IR_TIME: case IR_STATE: case IR_PARAM: case IR_ADJOINT: case IR_DATA:
-        print_leaf(out, n, m);
+        print_leaf(out, n, p->m);
         break;
     case IR_PAD:
-        print_pad(out, n, m);
+        print_pad(out, n, p);
         break;
     case IR_NEG: /* -(x ^ 2): parenthesised although ^ binds tighter, for the reader */
         fputc('-', out);
-        print_prec(out, n->args[0], m, PREC_ATOM);
+        print_prec(out, n->args[0], p, PREC_ATOM);
         break;
     case IR_SLICE:
-        print_prec(out, n->args[0], m, PREC_ATOM);
+        print_prec(out, n->args[0], p, PREC_ATOM);
         print_slice_index(out, n);
         break;
     case IR_CONCAT:
     case IR_STACK: /* [a, b] / [[...], [...]] when the parts print as lists, else a call */
         if (n->op == IR_CONCAT ? prints_bracketed(n) : all_rows_bracketed(n))
-            print_list(out, n, m);
+            print_list(out, n, p);
         else
-            print_call(out, n->op == IR_CONCAT ? "concat" : "stack", n, m);
+            print_call(out, n->op == IR_CONCAT ? "concat" : "stack", n, p);
         break;
     case IR_MATMUL:
-        print_infix(out, n, m, prec);
+        print_infix(out, n, p, prec);
         break;
     default:
         if (ir_op_class(n->op) == IR_BINARY)
-            print_infix(out, n, m, prec);
+            print_infix(out, n, p, prec);
         else
-            print_call(out, ir_op_name(n->op), n, m);
+            print_call(out, ir_op_name(n->op), n, p);
         break;
     }
 }
 
-static void print_prec(FILE *out, const IrNode *n, const IrModel *m, int min_prec)
+static void print_prec(FILE *out, const IrNode *n, const Pr *p, int min_prec)
 {
+    if (p->name && p->name[n->id] && n != p->defining) {
+        fprintf(out, "%s%d", p->prefix, p->name[n->id]);
+        return;
+    }
+    if (n->nargs && p->depth >= PRINT_MAX_DEPTH) { /* only an unnamed printing gets here */
+        fputs("...", out);
+        return;
+    }
+    ((Pr *)p)->depth++;
     int prec = node_prec(n);
     bool paren = prec < min_prec;
     if (paren)
         fputc('(', out);
-    print_body(out, n, m, prec);
+    print_body(out, n, p, prec);
     if (paren)
         fputc(')', out);
+    ((Pr *)p)->depth--;
 }
 
 void ir_print_expr(FILE *out, const IrNode *n, const IrModel *m)
@@ -289,7 +316,106 @@ void ir_print_expr(FILE *out, const IrNode *n, const IrModel *m)
         fputs("<null>", out);
         return;
     }
-    print_prec(out, n, m, PREC_CMP);
+    Pr p = {.m = m};
+    print_prec(out, n, &p, PREC_CMP);
+}
+
+/* ---- printing several roots with shared subexpressions named ---- */
+
+struct IrNames {
+    Pr pr;
+    int *name;    /* by node id: 0, or the number in "s3" */
+    IrNode **defs; /* the named nodes, operands first */
+    int n_defs;
+};
+
+/* A prefix that no state or parameter of m spells with digits after it. */
+static const char *names_prefix(const IrModel *m)
+{
+    static const char *const prefixes[] = {"s", "s_", "sub_", "_s"};
+    for (int k = 0; k < 4; k++) {
+        size_t len = strlen(prefixes[k]);
+        bool clash = false;
+        for (int i = 0; m && i < m->n_states + m->n_params && !clash; i++) {
+            const char *v = i < m->n_states ? m->states[i].name : m->params[i - m->n_states].name;
+            clash = v && strncmp(v, prefixes[k], len) == 0 && v[len] &&
+                    strspn(v + len, "0123456789") == strlen(v + len);
+        }
+        if (!clash)
+            return prefixes[k];
+    }
+    return "_s";
+}
+
+/* Operands first, each node's printed size and depth count its unnamed
+ * operands only; a node is named when it is used twice and is more than an
+ * operation on leaves and one more, or when it would nest deeper than a
+ * reader (or the stack) can follow. */
+IrNames *ir_names_new(Arena *arena, const IrModel *m, int n, IrNode *const *roots)
+{
+    IrNames *nm = arena_alloc(arena, sizeof *nm);
+    IrNode **order;
+    int count = ir_topo_order(arena, n, roots, &order), max_id = 0;
+    for (int i = 0; i < count; i++)
+        max_id = order[i]->id > max_id ? order[i]->id : max_id;
+    size_t ids = (size_t)max_id + 1;
+    int *uses = calloc(ids, sizeof *uses), *weight = calloc(ids, sizeof *weight);
+    int *depth = calloc(ids, sizeof *depth);
+    nm->name = arena_alloc(arena, sizeof *nm->name * ids);
+    nm->defs = arena_alloc(arena, sizeof *nm->defs * (size_t)(count ? count : 1));
+    if (!uses || !weight || !depth)
+        INTERNAL_ERROR("out of memory");
+    memset(nm->name, 0, sizeof *nm->name * ids);
+    nm->n_defs = 0;
+    for (int i = 0; i < n; i++)
+        if (roots[i])
+            uses[roots[i]->id]++;
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < order[i]->nargs; k++)
+            uses[order[i]->args[k]->id]++;
+    for (int i = 0; i < count; i++) {
+        IrNode *x = order[i];
+        if (x->nargs == 0)
+            continue;
+        int w = 1, d = 1;
+        for (int k = 0; k < x->nargs; k++) {
+            w += weight[x->args[k]->id];
+            d = depth[x->args[k]->id] + 1 > d ? depth[x->args[k]->id] + 1 : d;
+        }
+        if ((uses[x->id] > 1 && w >= PRINT_NAME_WEIGHT) || d >= PRINT_NAME_DEPTH) {
+            nm->defs[nm->n_defs++] = x;
+            nm->name[x->id] = nm->n_defs;
+            w = d = 0;
+        }
+        weight[x->id] = w;
+        depth[x->id] = d;
+    }
+    free(uses);
+    free(weight);
+    free(depth);
+    nm->pr = (Pr){.m = m, .name = nm->name, .prefix = names_prefix(m)};
+    return nm;
+}
+
+void ir_names_print_defs(FILE *out, IrNames *nm, const char *indent)
+{
+    for (int i = 0; i < nm->n_defs; i++) {
+        fprintf(out, "%swhere %s%d = ", indent, nm->pr.prefix, i + 1);
+        nm->pr.defining = nm->defs[i];
+        print_prec(out, nm->defs[i], &nm->pr, PREC_CMP);
+        nm->pr.defining = NULL;
+        fputc('\n', out);
+    }
+}
+
+void ir_names_print(FILE *out, IrNames *nm, const IrNode *n)
+{
+    print_prec(out, n, &nm->pr, PREC_CMP);
+}
+
+bool ir_names_atom(const IrNames *nm, const IrNode *n)
+{
+    return n->nargs == 0 || nm->name[n->id] != 0;
 }
 
 /* ---- the SSA listing of --dump=ir ---- */
