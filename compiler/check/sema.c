@@ -283,6 +283,25 @@ bool sema_fits_state(Sema *S, IrShape want, const IrNode *n, SrcLoc loc, const c
     return false;
 }
 
+bool sema_call_setting(Sema *S, const Ast *arg, SrcLoc at, unsigned given, int k,
+                       const SemaSetting *setting, double *value)
+{
+    if (given & (1u << k)) {
+        diag_error(S->diag, at, "duplicate argument '%s'", arg->name);
+        return false;
+    }
+    IrNode *c = sema_const(S, S->global, arg->a, setting->what);
+    if (!c)
+        return false;
+    const char *want = c->shape.rank == 0 ? setting->range(k, c->value[0]) : setting->not_scalar;
+    if (want) {
+        diag_error(S->diag, arg->a->loc, "%s '%s' must be %s", setting->kind, arg->name, want);
+        return false;
+    }
+    *value = c->value[0];
+    return true;
+}
+
 bool sema_is_call(Sema *S, const Ast *e, const char *expected)
 {
     if (e->kind == AST_NAME || e->kind == AST_CALL)

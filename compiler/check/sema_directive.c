@@ -258,9 +258,9 @@ static void solver_start(SemaSolver *out, const char *name, NdMethod method, Src
 /* NULL when v is a value the solver runs with for key, else what it must be:
  * the runtime's setters refuse the same values (and rtol >= 1 would accept
  * any error), so a checked program never fails to configure its solver. */
-static const char *solver_range(NdSolverKey key, double v)
+static const char *solver_range(int key, double v)
 {
-    switch (key) {
+    switch ((NdSolverKey)key) {
     case ND_SKEY_H: return v > 0 && isfinite(v) ? NULL : "a positive finite number";
     case ND_SKEY_RTOL: return v > 0 && v < 1 ? NULL : "a number in (0, 1)";
     case ND_SKEY_ATOL: return v > 0 && isfinite(v) ? NULL : "a positive finite number";
@@ -286,19 +286,11 @@ static void solver_arg(Sema *S, const Ast *arg, SemaSolver *out)
         sema_suggest_among(S, arg->name, arg->loc, nkeys, keys);
         return;
     }
-    if (out->given & (1u << k)) {
-        diag_error(S->diag, arg->loc, "duplicate argument '%s'", arg->name);
+    SemaSetting setting = {"a solver argument", "solver argument", "a number", solver_range};
+    double v;
+    if (!sema_call_setting(S, arg, arg->loc, out->given, k, &setting, &v))
         return;
-    }
-    IrNode *c = sema_const(S, S->global, arg->a, "a solver argument");
-    if (!c)
-        return;
-    const char *want = c->shape.rank == 0 ? solver_range((NdSolverKey)k, c->value[0]) : "a number";
-    if (want) {
-        diag_error(S->diag, arg->a->loc, "solver argument '%s' must be %s", arg->name, want);
-        return;
-    }
-    set_value(out, (NdSolverKey)k, c->value[0]);
+    set_value(out, (NdSolverKey)k, v);
     out->given |= 1u << k;
     out->arg_loc[k] = arg->a->loc;
 }

@@ -217,6 +217,18 @@ bool sema_initial_value(Sema *S, Val v, SrcLoc loc, const char *state);
 /* Whether e is `name` or `name(...)`, as solvers, optimizers and gradient
  * methods are written; else reports `expected` at e. */
 bool sema_is_call(Sema *S, const Ast *e, const char *expected);
+/* How a family of settings (a solver's, an optimizer's) is checked. */
+typedef struct SemaSetting {
+    const char *what;       /* "a solver argument", for sema_const's messages */
+    const char *kind;       /* "solver argument": "... 'rtol' must be ..." */
+    const char *not_scalar; /* what a non-scalar value is told to be */
+    const char *(*range)(int key, double v); /* NULL in range, else what it must be */
+} SemaSetting;
+/* The value of setting k of a call (a bit of given per setting already seen):
+ * false after reporting a duplicate at `at`, a value that is not a constant,
+ * or one out of its range. */
+bool sema_call_setting(Sema *S, const Ast *arg, SrcLoc at, unsigned given, int k,
+                       const SemaSetting *setting, double *value);
 /* Whether n (a scalar broadcasts) fits a state of shape want; else reports
  * "shape mismatch in <where> '<state>': the state is .. but <what> is ..". */
 bool sema_fits_state(Sema *S, IrShape want, const IrNode *n, SrcLoc loc, const char *where,

@@ -453,7 +453,7 @@ static const OptimRange optim_ranges[ND_OPTIM_KEY_COUNT] = {
 };
 
 /* NULL when v is in key's range, else what the range is. */
-static const char *optim_range(NdOptimKey key, double v)
+static const char *optim_range(int key, double v)
 {
     switch (optim_ranges[key]) {
     case RANGE_POSITIVE: return v > 0 ? NULL : "a positive number";
@@ -492,19 +492,11 @@ static void optim_arg(Sema *S, const Ast *arg, SemaOptimizer *out)
         sema_suggest_among(S, arg->name, name_loc_of(arg), nkeys, keys);
         return;
     }
-    if (out->given & (1u << k)) {
-        diag_error(S->diag, name_loc_of(arg), "duplicate argument '%s'", arg->name);
+    SemaSetting setting = {"an optimizer argument", "optimizer argument", "a scalar", optim_range};
+    double v;
+    if (!sema_call_setting(S, arg, name_loc_of(arg), out->given, k, &setting, &v))
         return;
-    }
-    IrNode *c = sema_const(S, S->global, arg->a, "an optimizer argument");
-    if (!c)
-        return;
-    const char *want = c->shape.rank == 0 ? optim_range((NdOptimKey)k, c->value[0]) : "a scalar";
-    if (want) {
-        diag_error(S->diag, arg->a->loc, "optimizer argument '%s' must be %s", arg->name, want);
-        return;
-    }
-    *nd_optim_config_field(&out->cfg, (NdOptimKey)k) = c->value[0];
+    *nd_optim_config_field(&out->cfg, (NdOptimKey)k) = v;
     out->given |= 1u << k;
     out->arg_loc[k] = arg->a->loc;
 }
