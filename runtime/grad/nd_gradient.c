@@ -423,25 +423,11 @@ int nd_gradient_set_seminorm(NdGradient *g, int on)
     return ND_OK;
 }
 
-const char *nd_gradient_get_message(const NdGradient *g)
-{
-    return g ? g->message : "no gradient";
-}
-
-long nd_gradient_get_num_rhs_evals(const NdGradient *g)
-{
-    return g ? g->rhs_evals : 0;
-}
-
-long nd_gradient_get_num_vjp_evals(const NdGradient *g)
-{
-    return g ? g->vjp_evals : 0;
-}
-
-long nd_gradient_get_num_forward_evals(const NdGradient *g)
-{
-    return g ? g->fwd_evals : 0;
-}
+/* The counters and the last message, one line each (as nd_solver.c's). */
+const char *nd_gradient_get_message(const NdGradient *g) { return g ? g->message : "no gradient"; }
+long nd_gradient_get_num_rhs_evals(const NdGradient *g) { return g ? g->rhs_evals : 0; }
+long nd_gradient_get_num_vjp_evals(const NdGradient *g) { return g ? g->vjp_evals : 0; }
+long nd_gradient_get_num_forward_evals(const NdGradient *g) { return g ? g->fwd_evals : 0; }
 
 long nd_gradient_get_num_backward_evals(const NdGradient *g)
 {

@@ -400,30 +400,13 @@ int nd_solver_set_max_steps(NdSolver *s, long max_steps)
     return ND_OK;
 }
 
-const char *nd_solver_get_message(const NdSolver *s)
-{
-    return s ? s->message : "no solver";
-}
-
-long nd_solver_get_num_steps(const NdSolver *s)
-{
-    return s ? s->num_steps : 0;
-}
-
-long nd_solver_get_num_rejected(const NdSolver *s)
-{
-    return s ? s->num_rejected : 0;
-}
-
-double nd_solver_get_next_step(const NdSolver *s)
-{
-    return s ? s->h_next : 0;
-}
-
-long nd_solver_get_num_rhs_evals(const NdSolver *s)
-{
-    return s ? s->num_rhs_evals : 0;
-}
+/* The counters and the last message (SUNDIALS' Get functions): 0 or a fixed
+ * text for a NULL solver, one line each. */
+const char *nd_solver_get_message(const NdSolver *s) { return s ? s->message : "no solver"; }
+long nd_solver_get_num_steps(const NdSolver *s) { return s ? s->num_steps : 0; }
+long nd_solver_get_num_rejected(const NdSolver *s) { return s ? s->num_rejected : 0; }
+double nd_solver_get_next_step(const NdSolver *s) { return s ? s->h_next : 0; }
+long nd_solver_get_num_rhs_evals(const NdSolver *s) { return s ? s->num_rhs_evals : 0; }
 
 /* ---- argument checks ---- */
 
