@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,26 +32,85 @@ void diag_free(Diag *d)
     d->open_marks = 0;
 }
 
+/* Control bytes and broken UTF-8 (a binary file's, NUL among them) reach the
+ * terminal as \xNN, never raw. raw_run: how many bytes from s (n left) print as
+ * they are: 1 for printable ASCII or a tab, a whole valid UTF-8 sequence, or 0
+ * for a byte printed escaped. */
+static int raw_run(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return s[0] == '\t' || (s[0] >= 0x20 && s[0] != 0x7f);
+    int k = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+            : s[0] >= 0xf0 && s[0] <= 0xf4                                ? 4
+                                                                           : 0;
+    if (k == 0 || (size_t)k > n || (s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    for (int i = 1; i < k; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return k;
+}
+
+static void put_escaped(FILE *out, const char *s, size_t n, bool keep_newlines)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int k = keep_newlines && u[i] == '\n' ? 1 : raw_run(u + i, n - i);
+        if (k)
+            fwrite(u + i, 1, (size_t)k, out);
+        else
+            fprintf(out, "\\x%02x", u[i]);
+        i += k ? (size_t)k : 1;
+    }
+}
+
 /* Prints the source line of loc and an underline from its first column to its
- * last (the first line only, for a range spanning lines). */
+ * last (the first line only, for a range spanning lines); the underline stays
+ * under its bytes when some are printed escaped. */
 static void print_caret(FILE *out, SrcLoc loc)
 {
     if (!loc.file || !loc.file->text || loc.line <= 0)
         return;
-    const char *p = loc.file->text;
-    for (int line = 1; line < loc.line && *p; p++)
+    const char *p = loc.file->text, *text_end = p + loc.file->len;
+    for (int line = 1; line < loc.line && p < text_end; p++)
         if (*p == '\n')
             line++;
-    const char *end = strchr(p, '\n');
-    int len = end ? (int)(end - p) : (int)strlen(p);
-    fprintf(out, "%5d | %.*s\n      | ", loc.line, len, p);
+    const char *end = memchr(p, '\n', (size_t)(text_end - p));
+    int len = (int)((end ? end : text_end) - p);
+    fprintf(out, "%5d | ", loc.line);
+    put_escaped(out, p, (size_t)len, false);
+    fputs("\n      | ", out);
     int last = loc.end_line == loc.line && loc.end_col >= loc.col ? loc.end_col : loc.col;
-    for (int c = 1; c < loc.col; c++)
-        fputc(c - 1 < len && p[c - 1] == '\t' ? '\t' : ' ', out);
-    fputc('^', out);
-    for (int c = loc.col + 1; c <= last; c++)
-        fputc('~', out);
+    const unsigned char *u = (const unsigned char *)p;
+    for (int c = 1, run = 0; c <= last; c++) { /* run: raw bytes left of a UTF-8 sequence */
+        int width = 1;
+        if (c - 1 < len && run > 0)
+            run--;
+        else if (c - 1 < len && (run = raw_run(u + c - 1, (size_t)(len - c + 1))) > 0)
+            run--;
+        else if (c - 1 < len)
+            width = 4; /* \xNN */
+        bool tab = c - 1 < len && p[c - 1] == '\t';
+        for (int k = 0; k < width; k++)
+            fputc(c < loc.col ? (tab ? '\t' : ' ') : c == loc.col && k == 0 ? '^' : '~', out);
+    }
     fputc('\n', out);
+}
+
+/* A message, escaped as the source lines are (into a stack buffer: printing
+ * allocates nothing; a longer message is printed as it is). */
+static void print_message(FILE *out, const char *fmt, va_list ap)
+{
+    char buf[4096];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (n >= 0 && (size_t)n < sizeof buf)
+        put_escaped(out, buf, (size_t)n, true);
+    else
+        vfprintf(out, fmt, again);
+    va_end(again);
 }
 
 static void print_where(FILE *out, SrcLoc loc)
@@ -83,7 +143,7 @@ static void flush_records(Diag *d)
     for (int i = 0; i < d->n_recs; i++) {
         const DiagRecord *r = &d->recs[i];
         print_head(d->out, r->kind, r->loc);
-        fputs(r->msg, d->out);
+        put_escaped(d->out, r->msg, strlen(r->msg), true);
         print_tail(d->out, r->kind, r->loc);
     }
     free_records(d, 0);
@@ -110,7 +170,7 @@ static void report(Diag *d, DiagKind kind, SrcLoc loc, const char *fmt, va_list 
 {
     if (d->open_marks == 0) {
         print_head(d->out, kind, loc);
-        vfprintf(d->out, fmt, ap);
+        print_message(d->out, fmt, ap);
         print_tail(d->out, kind, loc);
         return;
     }
