@@ -99,7 +99,19 @@ IrNode *sema_const_val(Sema *S, Val v, SrcLoc loc, const char *what)
         diag_error(S->diag, loc, "%s must be constant, but this depends on %s", what, deps_text(d));
         return NULL;
     }
-    return fold(S, v.node);
+    IrNode *c = fold(S, v.node);
+    for (int i = 0, n = ir_shape_size(c->shape); i < n; i++) { /* 1/0, log(0), sqrt(-1) */
+        if (isfinite(c->value[i]))
+            continue;
+        if (n == 1)
+            diag_error(S->diag, loc, "%s must be a finite number, but this evaluates to %g", what,
+                       c->value[i]);
+        else
+            diag_error(S->diag, loc, "%s must be finite, but its element %d evaluates to %g", what,
+                       i, c->value[i]);
+        return NULL;
+    }
+    return c;
 }
 
 /* A constant integer (any range a double holds exactly; callers check theirs). An
