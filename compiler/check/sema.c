@@ -168,7 +168,8 @@ static const char *decl_kind(const Ast *decl)
     return decl->kind == AST_STATE ? "state" : decl->kind == AST_PARAM ? "parameter" : "constant";
 }
 
-static int sema_dims(Sema *S, Scope *sc, const Ast *decl, IrShape *shape)
+/* decl's dimensions into shape; name is how errors call it (dotted inside a net). */
+static int sema_dims(Sema *S, Scope *sc, const Ast *decl, const char *name, IrShape *shape)
 {
     const AstList *dims = &decl->list;
     *shape = ir_scalar_shape();
@@ -183,7 +184,7 @@ static int sema_dims(Sema *S, Scope *sc, const Ast *decl, IrShape *shape)
         if (!sema_const_int(S, sc, dims->items[i], "a dimension", 1, IR_MAX_ELEMENTS, &d[i]))
             return 0;
     char what[300];
-    snprintf(what, sizeof what, "%s '%s'", decl_kind(decl), decl->name);
+    snprintf(what, sizeof what, "%s '%s'", decl_kind(decl), name);
     if (!sema_size_ok(S, decl->name_loc, what, (IrShape){dims->n, d[0], d[1]}))
         return 0;
     if (dims->n == 1)
@@ -218,14 +219,15 @@ static const char *dotted(Sema *S, const char *prefix, const char *name)
 
 /* A model's states (and its parameters) are one array each in the runtime: they
  * share the limit of one value. */
-static int model_total_ok(Sema *S, const Ast *decl, int before, IrShape s, const char *what)
+static int model_total_ok(Sema *S, const Ast *decl, const char *name, int before, IrShape s,
+                          const char *what)
 {
     int64_t n = (int64_t)before + ir_shape_size(s);
     if (n <= IR_MAX_ELEMENTS)
         return 1;
     diag_error(S->diag, decl->name_loc,
                "the %s of model '%s' have %lld elements with '%s', more than the limit of %d", what,
-               S->model->name, (long long)n, decl->name, IR_MAX_ELEMENTS);
+               S->model->name, (long long)n, name, IR_MAX_ELEMENTS);
     return 0;
 }
 
@@ -322,8 +324,8 @@ void sema_dist(Sema *S, Scope *sc, const Ast *dist, IrVar *v)
 static void declare_param(Sema *S, Scope *sc, const Ast *decl, const char *prefix)
 {
     IrVar v = {.name = dotted(S, prefix, decl->name), .loc = decl->name_loc};
-    if (!sema_dims(S, sc, decl, &v.shape) ||
-        !model_total_ok(S, decl, S->model->np, v.shape, "parameters")) {
+    if (!sema_dims(S, sc, decl, v.name, &v.shape) ||
+        !model_total_ok(S, decl, v.name, S->model->np, v.shape, "parameters")) {
         bind(S, sc, decl, B_PARAM, val_err());
         return;
     }
@@ -349,7 +351,7 @@ static void declare_const(Sema *S, Scope *sc, const Ast *decl)
     IrNode *c = sema_const(S, sc, decl->a, "a constant");
     IrShape shape;
     if (c && decl->list.n) {
-        if (!sema_dims(S, sc, decl, &shape))
+        if (!sema_dims(S, sc, decl, decl->name, &shape))
             c = NULL;
         else
             c = shape_to_decl(S, decl, c, shape, decl->a->loc, "the value");
@@ -477,7 +479,8 @@ static void declare_state(Sema *S, Scope *sc, const Ast *decl, ModelBuild *mb)
 {
     IrModel *m = S->model;
     IrVar v = {.name = decl->name, .loc = decl->name_loc};
-    int ok = sema_dims(S, sc, decl, &v.shape) && model_total_ok(S, decl, m->ny, v.shape, "states");
+    int ok = sema_dims(S, sc, decl, decl->name, &v.shape) &&
+             model_total_ok(S, decl, decl->name, m->ny, v.shape, "states");
     if (!ok)
         v.shape = ir_scalar_shape();
     v.offset = m->ny;
