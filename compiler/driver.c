@@ -80,8 +80,8 @@ char *driver_find_module(const char *name, const char *importer_path)
 /* Reads and parses one file; NULL after reporting when it cannot. */
 static Ast *parse_one(Compilation *c, AstBuilder *ab, SrcFile *file)
 {
-    if (c->n_files == DRIVER_MAX_FILES) {
-        diag_plain(&c->diag, "too many files (more than %d imports)", DRIVER_MAX_FILES);
+    if (c->n_files == DRIVER_MAX_FILES) { /* load_imports stops before this */
+        diag_plain(&c->diag, "too many files (more than %d)", DRIVER_MAX_FILES);
         srcfile_free(file);
         return NULL;
     }
@@ -116,6 +116,16 @@ static void load_imports(Compilation *c, AstBuilder *ab, const Ast *prog, const 
         if (already_loaded(c, path)) {
             free(path);
             continue;
+        }
+        if (c->n_files == DRIVER_MAX_FILES) { /* reported once, at the first import refused */
+            if (!c->files_full)
+                diag_error(&c->diag, item->loc,
+                           "too many files: importing '%s' would read more than %d files "
+                           "(the prelude, the file and its imports)",
+                           item->str, DRIVER_MAX_FILES);
+            c->files_full = true;
+            free(path);
+            return;
         }
         SrcFile *file = srcfile_read(path);
         if (!file) {

@@ -16,6 +16,8 @@
 #include "llvm_jit.h"
 #include "sema.h"
 
+/* Files one compilation reads (the prelude, the user's file, its imports): a
+ * fixed table, so an import cycle through many files cannot grow without bound. */
 enum { DRIVER_MAX_FILES = 64 };
 
 /* How far compile() takes a file. */
@@ -49,6 +51,7 @@ typedef struct Compilation {
     Diag diag;
     SrcFile *files[DRIVER_MAX_FILES]; /* owned: every file read, for caret lines */
     int n_files;
+    bool files_full;                  /* "too many files" was reported (once) */
     Ast *programs[DRIVER_MAX_FILES];  /* prelude, imports, then the user's file */
     int n_programs;
     SemaProgram *program;             /* NULL when errors were reported */

@@ -84,6 +84,28 @@ with tempfile.TemporaryDirectory() as wd:
         f.write(bytes(range(256)) * 4)
     p = run("check", bad)
     expect("binary garbage", p, 1, err="error")
+    checks += 1
+    if any(ch < " " and ch not in "\n\t" or ch == "\x7f" for ch in p.stderr):
+        print("FAIL binary garbage: raw control bytes reach the terminal"); failures.append("raw bytes")
+    else:
+        print("ok   binary garbage: control bytes are escaped")
+    expect("binary garbage escaped", p, 1, err="| \\x00\\x01\\x02")
+    # 70 imports: one located error at the first import past the file table
+    for i in range(70):
+        with open(os.path.join(wd, f"m{i}.node"), "w") as f:
+            f.write(f"const c{i} = {i}\n")
+    many = os.path.join(wd, "many.node")
+    with open(many, "w") as f:
+        f.write("".join(f'import "m{i}"\n' for i in range(70)))
+    p = run("check", many)
+    expect("too many files", p, 1, err='many.node:63:1: error: too many files: importing \'m62\'')
+    checks += 1
+    if p.stderr.count("error") != 1:
+        print("FAIL too many files: reported more than once"); failures.append("too many files once")
+    else:
+        print("ok   too many files: reported once")
+    expect("emit-c -o into a missing folder", run("emit-c", seed, "-o", "/no/such/dir/out.c"), 1,
+           err="nodec: error: emit-c -o /no/such/dir/out.c: cannot write into '/no/such/dir': No such file or directory")
 
 # --check-gradient: the chosen gradient against central differences at step 1, per
 # parameter. A tight solve agrees to ~1e-8; a loose adjoint's error shows (2.9e-3 measured).

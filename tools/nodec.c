@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adjoint_print.h"
 #include "c_codegen.h"
@@ -287,6 +288,23 @@ static int dump_stage(const Options *o, Compilation *c)
 /* emit-c: the file's trains run first (as `nodec run` runs them), so the
  * emitted parameters are the trained ones; what emit-c cannot write is
  * reported before any training. */
+/* The folder of emit-c's -o must be writable: known before the trains run
+ * (which can take long), and named by the option that gave it. */
+static int emit_c_output_ok(const Options *o, Compilation *c)
+{
+    const char *slash = strrchr(o->output, '/');
+    char dir[4096] = ".";
+    if (slash && (size_t)(slash - o->output) < sizeof dir) {
+        size_t n = slash == o->output ? 1 : (size_t)(slash - o->output);
+        memcpy(dir, o->output, n);
+        dir[n] = 0;
+    }
+    if (access(dir, W_OK) == 0)
+        return 1;
+    diag_plain(&c->diag, "emit-c -o %s: cannot write into '%s': %s", o->output, dir, strerror(errno));
+    return 0;
+}
+
 static int emit_c(const Options *o, Compilation *c)
 {
     const SemaProgram *prog = c->program;
@@ -295,7 +313,7 @@ static int emit_c(const Options *o, Compilation *c)
         n_solves += prog->dirs[i].kind == SEMA_SOLVE;
         n_trains += prog->dirs[i].kind == SEMA_TRAIN;
     }
-    if (emit_c_check(c))
+    if (emit_c_check(c) || !emit_c_output_ok(o, c))
         return 1;
     if (n_trains == 0)
         return emit_c_program(c, o->output);

@@ -385,13 +385,53 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     return rc;
 }
 
+/* The most elements of a solve's batch of states (B x ny) and of its output
+ * (nt x B x ny): 2^31 doubles, 16 GiB. The runtime's workspaces are several
+ * times the batch, and a request past this is a mistake (a data set or a
+ * `samples` one way too large) better refused with its size than left to the
+ * allocator. */
+#define RUN_MAX_BATCH_ELEMENTS (1ull << 31)
+
+/* "16 GiB" for the bytes of n doubles. */
+static const char *gib(double n, char *buf)
+{
+    snprintf(buf, 32, "%.3g GiB", n * sizeof(double) / (1024.0 * 1024 * 1024));
+    return buf;
+}
+
+/* 0 when B samples of s fit the limits, else -1 after reporting at where what
+ * they would need (counted in doubles, which hold any of these products). */
+static int batch_fits(Runner *r, const SemaSolve *s, SrcLoc where, const char *what, int B)
+{
+    double states = (double)B * s->model->ny, out = states * s->nt;
+    char b[32];
+    if (states > RUN_MAX_BATCH_ELEMENTS) {
+        diag_error(&r->c->diag, where, "%s's batch is too large: %d samples x %d state elements "
+                   "= %.0f elements, more than the limit of %llu (the states alone would need %s)",
+                   what, B, s->model->ny, states, RUN_MAX_BATCH_ELEMENTS, gib(states, b));
+        return -1;
+    }
+    if (out > RUN_MAX_BATCH_ELEMENTS) {
+        diag_error(&r->c->diag, where, "%s's output is too large: %d output times x %d samples x "
+                   "%d state elements = %.0f elements, more than the limit of %llu (it would need "
+                   "%s)", what, s->nt, B, s->model->ny, out, RUN_MAX_BATCH_ELEMENTS, gib(out, b));
+        return -1;
+    }
+    return 0;
+}
+
 static int run_solve(Runner *r, const SemaDirective *d)
 {
     const SemaSolve *s = &d->solve;
     int ny = s->model->ny, B = solve_batch(s);
-    double *yout = calloc((size_t)s->nt * (size_t)B * (size_t)(ny ? ny : 1), sizeof(double));
+    if (batch_fits(r, s, d->loc, "this solve", B) != 0)
+        return -1;
+    size_t n = (size_t)s->nt * (size_t)B * (size_t)(ny ? ny : 1);
+    double *yout = calloc(n, sizeof(double));
     if (!yout) {
-        diag_error(&r->c->diag, d->loc, "out of memory for this solve");
+        char b[32];
+        diag_error(&r->c->diag, d->loc, "out of memory for this solve: its output needs %s",
+                   gib((double)n, b));
         return -1;
     }
     int rc = solve_into(r, s, d->loc, s->output ? s->output : "stdout", B, yout);
@@ -410,6 +450,8 @@ static int run_data(Runner *r, const SemaDirective *d)
         return 0;
     const SemaSolve *s = &data->sim;
     int ny = s->model->ny;
+    if (batch_fits(r, s, d->loc, "this simulation", 1) != 0)
+        return -1;
     double *yout = calloc((size_t)s->nt * (size_t)(ny ? ny : 1), sizeof(double));
     double *table = calloc((size_t)s->nt * (size_t)(ny + 1), sizeof(double));
     double **owned = realloc(r->owned, sizeof(double *) * (size_t)(r->n_owned + 1));

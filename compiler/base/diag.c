@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,48 +32,115 @@ void diag_free(Diag *d)
     d->open_marks = 0;
 }
 
-/* The underline, built in a buffer flushed a chunk at a time: stderr is
- * unbuffered, and a character per write made a 1 MB line cost thousands of
- * writes. A fixed buffer keeps diagnostics off the heap. */
+/* Output built in a buffer flushed a chunk at a time: stderr is unbuffered,
+ * and a character per write made a 1 MB line cost thousands of writes. A fixed
+ * buffer keeps diagnostics off the heap. */
 typedef struct LineBuf {
     FILE *out;
     int n;
     char text[4096];
 } LineBuf;
 
+static void line_flush(LineBuf *lb)
+{
+    fwrite(lb->text, 1, (size_t)lb->n, lb->out);
+    lb->n = 0;
+}
+
 static void line_put(LineBuf *lb, char c)
 {
-    if (lb->n == (int)sizeof lb->text) {
-        fwrite(lb->text, 1, (size_t)lb->n, lb->out);
-        lb->n = 0;
-    }
+    if (lb->n == (int)sizeof lb->text)
+        line_flush(lb);
     lb->text[lb->n++] = c;
 }
 
+/* Control bytes and broken UTF-8 (a binary file's, NUL among them) reach the
+ * terminal as \xNN, never raw. raw_run: how many bytes from s (n left) print as
+ * they are: 1 for printable ASCII or a tab, a whole valid UTF-8 sequence, or 0
+ * for a byte printed escaped. */
+static int raw_run(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return s[0] == '\t' || (s[0] >= 0x20 && s[0] != 0x7f);
+    int k = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+            : s[0] >= 0xf0 && s[0] <= 0xf4                                ? 4
+                                                                           : 0;
+    if (k == 0 || (size_t)k > n || (s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    for (int i = 1; i < k; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return k;
+}
+
+static void put_escaped(FILE *out, const char *s, size_t n, bool keep_newlines)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    LineBuf lb = {.out = out};
+    for (size_t i = 0; i < n;) {
+        int k = keep_newlines && u[i] == '\n' ? 1 : raw_run(u + i, n - i);
+        for (int j = 0; j < k; j++)
+            line_put(&lb, (char)u[i + j]);
+        if (!k) {
+            const char esc[4] = {'\\', 'x', hex[u[i] >> 4], hex[u[i] & 15]};
+            for (int j = 0; j < 4; j++)
+                line_put(&lb, esc[j]);
+        }
+        i += k ? (size_t)k : 1;
+    }
+    line_flush(&lb);
+}
+
 /* Prints the source line of loc and an underline from its first column to its
- * last (the first line only, for a range spanning lines). */
+ * last (the first line only, for a range spanning lines); the underline stays
+ * under its bytes when some are printed escaped. */
 static void print_caret(FILE *out, SrcLoc loc)
 {
     if (!loc.file || !loc.file->text || loc.line <= 0)
         return;
-    const char *p = loc.file->text;
-    for (int line = 1; line < loc.line && *p; p++)
+    const char *p = loc.file->text, *text_end = p + loc.file->len;
+    for (int line = 1; line < loc.line && p < text_end; p++)
         if (*p == '\n')
             line++;
-    const char *end = strchr(p, '\n');
-    int len = end ? (int)(end - p) : (int)strlen(p);
+    const char *end = memchr(p, '\n', (size_t)(text_end - p));
+    int len = (int)((end ? end : text_end) - p);
     fprintf(out, "%5d | ", loc.line);
-    fwrite(p, 1, (size_t)len, out);
+    put_escaped(out, p, (size_t)len, false);
     fputs("\n      | ", out);
     int last = loc.end_line == loc.line && loc.end_col >= loc.col ? loc.end_col : loc.col;
+    const unsigned char *u = (const unsigned char *)p;
     LineBuf lb = {.out = out};
-    for (int c = 1; c < loc.col; c++)
-        line_put(&lb, c - 1 < len && p[c - 1] == '\t' ? '\t' : ' ');
-    line_put(&lb, '^');
-    for (int c = loc.col + 1; c <= last; c++)
-        line_put(&lb, '~');
+    for (int c = 1, run = 0; c <= last; c++) { /* run: raw bytes left of a UTF-8 sequence */
+        int width = 1;
+        if (c - 1 < len && run > 0)
+            run--;
+        else if (c - 1 < len && (run = raw_run(u + c - 1, (size_t)(len - c + 1))) > 0)
+            run--;
+        else if (c - 1 < len)
+            width = 4; /* \xNN */
+        bool tab = c - 1 < len && p[c - 1] == '\t';
+        for (int k = 0; k < width; k++)
+            line_put(&lb, c < loc.col ? (tab ? '\t' : ' ') : c == loc.col && k == 0 ? '^' : '~');
+    }
     line_put(&lb, '\n');
-    fwrite(lb.text, 1, (size_t)lb.n, out);
+    line_flush(&lb);
+}
+
+/* A message, escaped as the source lines are (into a stack buffer: printing
+ * allocates nothing; a longer message is printed as it is). */
+static void print_message(FILE *out, const char *fmt, va_list ap)
+{
+    char buf[4096];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (n >= 0 && (size_t)n < sizeof buf)
+        put_escaped(out, buf, (size_t)n, true);
+    else
+        vfprintf(out, fmt, again);
+    va_end(again);
 }
 
 static void print_where(FILE *out, SrcLoc loc)
@@ -105,7 +173,7 @@ static void flush_records(Diag *d)
     for (int i = 0; i < d->n_recs; i++) {
         const DiagRecord *r = &d->recs[i];
         print_head(d->out, r->kind, r->loc);
-        fputs(r->msg, d->out);
+        put_escaped(d->out, r->msg, strlen(r->msg), true);
         print_tail(d->out, r->kind, r->loc);
     }
     free_records(d, 0);
@@ -132,7 +200,7 @@ static void report(Diag *d, DiagKind kind, SrcLoc loc, const char *fmt, va_list 
 {
     if (d->open_marks == 0) {
         print_head(d->out, kind, loc);
-        vfprintf(d->out, fmt, ap);
+        print_message(d->out, fmt, ap);
         print_tail(d->out, kind, loc);
         return;
     }

@@ -210,7 +210,13 @@ void sema_suggest_among(Sema *S, const char *name, SrcLoc use, int n, const char
 
 /* ---- declarations shared by models and nets ---- */
 
-static int sema_dims(Sema *S, Scope *sc, const Ast *decl, IrShape *shape)
+static const char *decl_kind(const Ast *decl)
+{
+    return decl->kind == AST_STATE ? "state" : decl->kind == AST_PARAM ? "parameter" : "constant";
+}
+
+/* decl's dimensions into shape; name is how errors call it (dotted inside a net). */
+static int sema_dims(Sema *S, Scope *sc, const Ast *decl, const char *name, IrShape *shape)
 {
     const AstList *dims = &decl->list;
     *shape = ir_scalar_shape();
@@ -222,8 +228,12 @@ static int sema_dims(Sema *S, Scope *sc, const Ast *decl, IrShape *shape)
     }
     int d[2] = {1, 1};
     for (int i = 0; i < dims->n; i++)
-        if (!sema_const_int(S, sc, dims->items[i], "a dimension", 1, 100000000, &d[i]))
+        if (!sema_const_int(S, sc, dims->items[i], "a dimension", 1, IR_MAX_ELEMENTS, &d[i]))
             return 0;
+    char what[300];
+    snprintf(what, sizeof what, "%s '%s'", decl_kind(decl), name);
+    if (!sema_size_ok(S, decl->name_loc, what, (IrShape){dims->n, d[0], d[1]}))
+        return 0;
     if (dims->n == 1)
         *shape = ir_vector_shape(d[0]);
     else if (dims->n == 2)
@@ -252,6 +262,20 @@ static const char *dotted(Sema *S, const char *prefix, const char *name)
     char buf[512];
     snprintf(buf, sizeof buf, "%s%s", prefix, name);
     return strtab_cstr(S->names, buf);
+}
+
+/* A model's states (and its parameters) are one array each in the runtime: they
+ * share the limit of one value. */
+static int model_total_ok(Sema *S, const Ast *decl, const char *name, int before, IrShape s,
+                          const char *what)
+{
+    int64_t n = (int64_t)before + ir_shape_size(s);
+    if (n <= IR_MAX_ELEMENTS)
+        return 1;
+    diag_error(S->diag, decl->name_loc,
+               "the %s of model '%s' have %lld elements with '%s', more than the limit of %d", what,
+               S->model->name, (long long)n, name, IR_MAX_ELEMENTS);
+    return 0;
 }
 
 static int model_add_param(Sema *S, IrVar v)
@@ -366,7 +390,8 @@ void sema_dist(Sema *S, Scope *sc, const Ast *dist, IrVar *v)
 static void declare_param(Sema *S, Scope *sc, const Ast *decl, const char *prefix)
 {
     IrVar v = {.name = dotted(S, prefix, decl->name), .loc = decl->name_loc};
-    if (!sema_dims(S, sc, decl, &v.shape)) {
+    if (!sema_dims(S, sc, decl, v.name, &v.shape) ||
+        !model_total_ok(S, decl, v.name, S->model->np, v.shape, "parameters")) {
         bind(S, sc, decl, B_PARAM, val_err());
         return;
     }
@@ -392,7 +417,7 @@ static void declare_const(Sema *S, Scope *sc, const Ast *decl)
     IrNode *c = sema_const(S, sc, decl->a, "a constant");
     IrShape shape;
     if (c && decl->list.n) {
-        if (!sema_dims(S, sc, decl, &shape))
+        if (!sema_dims(S, sc, decl, decl->name, &shape))
             c = NULL;
         else
             c = shape_to_decl(S, decl, c, shape, decl->a->loc, "the value");
@@ -520,7 +545,10 @@ static void declare_state(Sema *S, Scope *sc, const Ast *decl, ModelBuild *mb)
 {
     IrModel *m = S->model;
     IrVar v = {.name = decl->name, .loc = decl->name_loc};
-    int ok = sema_dims(S, sc, decl, &v.shape);
+    int ok = sema_dims(S, sc, decl, decl->name, &v.shape) &&
+             model_total_ok(S, decl, decl->name, m->ny, v.shape, "states");
+    if (!ok)
+        v.shape = ir_scalar_shape();
     v.offset = m->ny;
     int slot = m->n_states++;
     m->states[slot] = v;

@@ -120,6 +120,29 @@ static void extent(const ColName *cn, int *rows, int *cols)
         *cols = cn->j + 1;
 }
 
+/* A field with more elements than the file has columns must have gaps (and is
+ * refused before its table of columns is allocated); one past the limit of a
+ * value is refused by name. */
+static int group_sizes(Sema *S, const SemaData *d, const DataSrc *src, const Group *groups, int n)
+{
+    for (int k = 0; k < n; k++) {
+        const Group *g = &groups[k];
+        int64_t size = (int64_t)g->rows * g->cols;
+        char what[300];
+        snprintf(what, sizeof what, "%s:1: field '%s'", src->path, g->base);
+        if (!sema_size_ok(S, src->at, what, (IrShape){g->rank, g->rows, g->cols}))
+            return 0;
+        if (size > d->ncols) {
+            diag_error(S->diag, src->at,
+                       "%s:1: field '%s' is %d x %d, but the file has %d columns: the columns "
+                       "of '%s' must be numbered from 0 without gaps",
+                       src->path, g->base, g->rows, g->cols, d->ncols, g->base);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* First pass: every column's group, rank and extent (mixing ranks is an error). */
 static int group_extents(Sema *S, const SemaData *d, const DataSrc *src, ColName *cn, Group *groups,
                          int *ngroups)
@@ -150,7 +173,7 @@ static int group_extents(Sema *S, const SemaData *d, const DataSrc *src, ColName
         }
         extent(&cn[c], &g->rows, &g->cols);
     }
-    return 1;
+    return group_sizes(S, d, src, groups, *ngroups);
 }
 
 static const char *element_name(const Group *g, int r, int c, char *buf, size_t len)

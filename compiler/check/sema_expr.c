@@ -99,11 +99,24 @@ IrNode *sema_const_val(Sema *S, Val v, SrcLoc loc, const char *what)
         diag_error(S->diag, loc, "%s must be constant, but this depends on %s", what, deps_text(d));
         return NULL;
     }
-    return fold(S, v.node);
+    IrNode *c = fold(S, v.node);
+    for (int i = 0, n = ir_shape_size(c->shape); i < n; i++) { /* 1/0, log(0), sqrt(-1) */
+        if (isfinite(c->value[i]))
+            continue;
+        if (n == 1)
+            diag_error(S->diag, loc, "%s must be a finite number, but this evaluates to %g", what,
+                       c->value[i]);
+        else
+            diag_error(S->diag, loc, "%s must be finite, but its element %d evaluates to %g", what,
+                       i, c->value[i]);
+        return NULL;
+    }
+    return c;
 }
 
-/* A constant integer (any range; callers check theirs). */
-static int val_int(Sema *S, Val v, SrcLoc loc, const char *what, int *out)
+/* A constant integer (any range a double holds exactly; callers check theirs). An
+ * integer past their range is "too large", never "not an integer". */
+static int val_int64(Sema *S, Val v, SrcLoc loc, const char *what, int64_t *out)
 {
     IrNode *c = sema_const_val(S, v, loc, what);
     if (!c)
@@ -114,12 +127,48 @@ static int val_int(Sema *S, Val v, SrcLoc loc, const char *what, int *out)
         return 0;
     }
     double x = c->value[0];
-    if (!(x == floor(x)) || fabs(x) > 1e9) {
+    if (!(x == floor(x)) || !isfinite(x)) {
         diag_error(S->diag, loc, "%s must be an integer, got %g", what, x);
+        return 0;
+    }
+    if (fabs(x) > 0x1p62) {
+        diag_error(S->diag, loc, "%s is too large: %g", what, x);
+        return 0;
+    }
+    *out = (int64_t)x;
+    return 1;
+}
+
+/* A constant integer in [lo, hi], reported as too small or too large. */
+static int val_int_in(Sema *S, Val v, SrcLoc loc, const char *what, int lo, int hi, int *out)
+{
+    int64_t x = 0;
+    if (!val_int64(S, v, loc, what, &x))
+        return 0;
+    if (x > hi) {
+        diag_error(S->diag, loc, "%s is too large: %lld (the limit is %d)", what, (long long)x, hi);
+        return 0;
+    }
+    if (x < lo) {
+        diag_error(S->diag, loc, "%s must be at least %d, got %lld", what, lo, (long long)x);
         return 0;
     }
     *out = (int)x;
     return 1;
+}
+
+int sema_size_ok(Sema *S, SrcLoc loc, const char *what, IrShape s)
+{
+    int64_t n = (int64_t)s.rows * s.cols;
+    if (n <= IR_MAX_ELEMENTS)
+        return 1;
+    if (s.rank == 2)
+        diag_error(S->diag, loc, "%s has %lld elements (%d x %d), more than the limit of %d", what,
+                   (long long)n, s.rows, s.cols, IR_MAX_ELEMENTS);
+    else
+        diag_error(S->diag, loc, "%s has %lld elements, more than the limit of %d", what,
+                   (long long)n, IR_MAX_ELEMENTS);
+    return 0;
 }
 
 Val sema_expr_in(Sema *S, Scope *sc, const Ast *e, unsigned allow, const char *context)
@@ -142,14 +191,7 @@ IrNode *sema_const(Sema *S, Scope *sc, const Ast *e, const char *what)
 
 int sema_const_int(Sema *S, Scope *sc, const Ast *e, const char *what, int lo, int hi, int *out)
 {
-    Val v = sema_expr_in(S, sc, e, 0, what);
-    if (!val_int(S, v, e->loc, what, out))
-        return 0;
-    if (*out < lo || *out > hi) {
-        diag_error(S->diag, e->loc, "%s must be between %d and %d, got %d", what, lo, hi, *out);
-        return 0;
-    }
-    return 1;
+    return val_int_in(S, sema_expr_in(S, sc, e, 0, what), e->loc, what, lo, hi, out);
 }
 
 IrNode *sema_fill(Sema *S, IrNode *node, IrShape shape)
@@ -277,6 +319,9 @@ static Val lower_matmul(Sema *S, const Ast *e, IrNode *x, IrNode *y)
                    sema_shape(a, bx), sema_shape(b, by), inner_a, b.rows);
         return val_err();
     }
+    IrShape out = {2, a.rows, b.cols};
+    if (a.rank == 2 && b.rank == 2 && !sema_size_ok(S, e->loc, "the result of '@'", out))
+        return val_err();
     if (a.rank == 1 && b.rank == 2) /* v @ M = transpose(M) @ v */
         return val_node(ir_matmul(S->ir, ir_transpose(S->ir, y), x));
     return val_node(ir_matmul(S->ir, x, y));
@@ -373,13 +418,15 @@ static int index_bound(Sema *S, Scope *sc, const Ast *e, int lo, int hi, const c
                        const char *base, int *out)
 {
     Val v = sema_tensor(S, sc, e);
-    if (!val_int(S, v, e->loc, what, out))
+    int64_t x = 0;
+    if (!val_int64(S, v, e->loc, what, &x))
         return 0;
-    if (*out < lo || *out > hi) {
-        diag_error(S->diag, e->loc, "%s %d is out of range for %s (valid: %d to %d)", what, *out,
-                   base, lo, hi);
+    if (x < lo || x > hi) {
+        diag_error(S->diag, e->loc, "%s %lld is out of range for %s (valid: %d to %d)", what,
+                   (long long)x, base, lo, hi);
         return 0;
     }
+    *out = (int)x;
     return 1;
 }
 
@@ -545,7 +592,10 @@ static Val builtin_dot_outer(Sema *S, const Builtin *b, Args *a)
         return val_err();
     IrNode *x = a->v[0].node, *y = a->v[1].node;
     if (b->kind == BK_OUTER)
-        return val_node(ir_outer(S->ir, x, y));
+        return sema_size_ok(S, a->whole, "the result of 'outer'",
+                            (IrShape){2, x->shape.rows, y->shape.rows})
+                   ? val_node(ir_outer(S->ir, x, y))
+                   : val_err();
     if (x->shape.rows != y->shape.rows) {
         char bx[32], by[32];
         diag_error(S->diag, a->whole, "shape mismatch in 'dot': %s and %s (lengths differ)",
@@ -572,8 +622,10 @@ static Val builtin_transpose(Sema *S, Args *a)
 static Val builtin_concat(Sema *S, Args *a)
 {
     IrNode **xs = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)a->n);
+    int64_t len = 0;
     for (int i = 0; i < a->n; i++) {
         xs[i] = a->v[i].node;
+        len += xs[i]->shape.rows;
         if (xs[i]->shape.rank == 2) {
             char bs[32];
             diag_error(S->diag, a->loc[i],
@@ -582,18 +634,18 @@ static Val builtin_concat(Sema *S, Args *a)
             return val_err();
         }
     }
+    if (len > IR_MAX_ELEMENTS) {
+        diag_error(S->diag, a->whole,
+                   "the result of 'concat' has %lld elements, more than the limit of %d",
+                   (long long)len, IR_MAX_ELEMENTS);
+        return val_err();
+    }
     return val_node(ir_concat(S->ir, a->n, xs));
 }
 
 static int arg_count(Sema *S, Args *a, int i, const char *what, int *out)
 {
-    if (!val_int(S, a->v[i], a->loc[i], what, out))
-        return 0;
-    if (*out < 1) {
-        diag_error(S->diag, a->loc[i], "%s must be at least 1, got %d", what, *out);
-        return 0;
-    }
-    return 1;
+    return val_int_in(S, a->v[i], a->loc[i], what, 1, IR_MAX_ELEMENTS, out);
 }
 
 static Val builtin_fill(Sema *S, const Builtin *b, Args *a)
@@ -601,14 +653,18 @@ static Val builtin_fill(Sema *S, const Builtin *b, Args *a)
     int m = 0, n = 0;
     if (!arg_count(S, a, 0, "a size", &m) || (a->n == 2 && !arg_count(S, a, 1, "a size", &n)))
         return val_err();
-    IrShape s = a->n == 2 ? ir_matrix_shape(m, n) : ir_vector_shape(m);
+    IrShape s = {a->n, m, a->n == 2 ? n : 1};
+    if (!sema_size_ok(S, a->whole, b->fill ? "the result of 'ones'" : "the result of 'zeros'",
+                      s))
+        return val_err();
     return val_node(ir_fill(S->ir, s, b->fill));
 }
 
 static Val builtin_eye(Sema *S, Args *a)
 {
     int n = 0;
-    if (!arg_count(S, a, 0, "a size", &n))
+    if (!arg_count(S, a, 0, "a size", &n) ||
+        !sema_size_ok(S, a->whole, "the result of 'eye'", (IrShape){2, n, n}))
         return val_err();
     double *v = arena_alloc(S->arena, sizeof(double) * (size_t)n * (size_t)n);
     for (int i = 0; i < n; i++)

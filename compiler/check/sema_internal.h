@@ -169,6 +169,9 @@ IrNode *sema_const_val(Sema *S, Val v, SrcLoc loc, const char *what);
 IrNode *sema_fold(Sema *S, IrNode *n);
 /* A constant integer in [lo, hi]; what names it in errors ("an index"). */
 int sema_const_int(Sema *S, Scope *sc, const Ast *e, const char *what, int lo, int hi, int *out);
+/* 1 when a value of shape s (dimensions at most IR_MAX_ELEMENTS each) has at most
+ * IR_MAX_ELEMENTS elements; else reports "WHAT has N elements (R x C), more than the limit". */
+int sema_size_ok(Sema *S, SrcLoc loc, const char *what, IrShape s);
 /* Dependencies of n as ALLOW_* bits. */
 unsigned sema_deps(Sema *S, IrNode *n);
 /* node with a scalar broadcast to shape (shapes already checked) */

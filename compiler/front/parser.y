@@ -112,6 +112,29 @@ static AstList list_add(Parser *p, AstList l, Ast *item)
     return l;
 }
 
+/* The operators of a flat chain like `a + b - c + ...` (left-associative, so the
+ * tree is as deep as the chain is long, which is what the depth limit protects),
+ * or NULL when n's depth comes from nesting. */
+static const char *op_family(const Ast *n)
+{
+    if (n->kind != AST_BINARY)
+        return NULL;
+    switch (n->op) {
+    case OP_ADD: case OP_SUB: return "'+' and '-'";
+    case OP_MUL: case OP_DIV: case OP_MATMUL: return "'*', '/' and '@'";
+    default: return NULL;
+    }
+}
+
+static const char *flat_chain(const Ast *n)
+{
+    const char *family = op_family(n);
+    int len = 0;
+    for (const Ast *k = n; k && op_family(k) == family && family; k = k->a)
+        len++;
+    return len > AST_MAX_DEPTH / 2 ? family : NULL;
+}
+
 /* Height of a new expression node from its children; deeper than
  * AST_MAX_DEPTH is an error (a long `1 + 1 + ...` chain grows the tree, not
  * the parser's stack, and later passes recurse over the tree). */
@@ -128,7 +151,13 @@ static bool too_deep(Parser *p, Ast *n)
     n->depth = d + 1;
     if (n->depth <= AST_MAX_DEPTH)
         return false;
-    diag_error(p->diag, n->loc, "expression nested too deeply (more than %d levels)", AST_MAX_DEPTH);
+    const char *chain = flat_chain(n);
+    if (chain)
+        diag_error(p->diag, n->loc, "expression too long: more than %d terms joined by %s (split it "
+                   "into lets)", AST_MAX_DEPTH + 1, chain); /* n operators join n + 1 terms */
+    else
+        diag_error(p->diag, n->loc, "expression nested too deeply (more than %d levels)",
+                   AST_MAX_DEPTH);
     return true;
 }
 

@@ -70,14 +70,14 @@ IrShape ir_scalar_shape(void)
 
 IrShape ir_vector_shape(int n)
 {
-    if (n < 1)
+    if (n < 1 || n > IR_MAX_ELEMENTS)
         IR_FAIL("vector of length %d", n);
     return (IrShape){1, n, 1};
 }
 
 IrShape ir_matrix_shape(int m, int n)
 {
-    if (m < 1 || n < 1)
+    if (m < 1 || n < 1 || (int64_t)m * n > IR_MAX_ELEMENTS)
         IR_FAIL("matrix of shape [%d, %d]", m, n);
     return (IrShape){2, m, n};
 }

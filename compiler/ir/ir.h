@@ -59,6 +59,12 @@ int ir_node_count(const IrBuilder *b);
  * long as the IR there (IrModel's adj_state, adj_param). */
 Arena *ir_builder_arena(const IrBuilder *b);
 
+/* The most elements one value (and one model's states, or its parameters, together) may
+ * have: 2^28 doubles, 2 GiB. Sizes and offsets in the IR are int; this bound keeps every
+ * sum and product of them far from overflow. The checker refuses anything larger with a
+ * located message before a shape is built; the constructors treat it as an internal error. */
+enum { IR_MAX_ELEMENTS = 1 << 28 };
+
 /* Shapes */
 IrShape ir_scalar_shape(void);
 IrShape ir_vector_shape(int n);

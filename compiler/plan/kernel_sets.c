@@ -111,10 +111,26 @@ static bool wants_jacobian(const KernelSet *s)
     return s->jac || ((s->targets & TARGET_C) && kernel_sets_c_has_jacobian(s->model));
 }
 
+/* An implicit solver's Jacobian is one [ny, ny] value: past the limit of a
+ * value it is refused before its ny rows are derived. */
+static bool jacobian_fits(const KernelSet *s, Diag *diag)
+{
+    int64_t ny = s->model->ny, n = ny * ny;
+    if (!s->jac || n <= IR_MAX_ELEMENTS)
+        return true;
+    diag_error(diag, s->train ? s->train->loc : s->model->loc,
+               "an implicit solver needs the Jacobian of model '%s', which has %lld elements "
+               "(%lld x %lld), more than the limit of %d (use an explicit solver)",
+               s->model->name, (long long)n, (long long)ny, (long long)ny, IR_MAX_ELEMENTS);
+    return false;
+}
+
 int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
 {
     for (int i = 0; i < ks->n; i++) {
         KernelSet *s = &ks->sets[i];
+        if (!jacobian_fits(s, diag))
+            return -1;
         if (wants_adjoint(s))
             diff_model_adjoint(b, s->model);
         if (wants_jacobian(s))

@@ -220,6 +220,10 @@ static int read_header(CsvCursor *c, NdTable *t, FieldBuf *b)
         FieldEnd end = csv_field(c, b);
         if (end == FIELD_ERROR)
             return -1;
+        if (memchr(b->s, '\0', b->n)) {
+            csv_error(c, 1, "column %d: the name holds a NUL byte", t->ncols + 1);
+            return -1;
+        }
         int r = add_name(c, t, &cap, b->s);
         if (r == -1)
             csv_error(c, 1, "out of memory");
@@ -282,6 +286,11 @@ static int read_row(CsvCursor *c, NdTable *t, FieldBuf *b, int *cap)
         FieldEnd end = csv_field(c, b);
         if (end == FIELD_ERROR)
             return -1;
+        if (n < t->ncols && memchr(b->s, '\0', b->n)) { /* strtod would stop there */
+            csv_error(c, line, "column '%s': the field holds a NUL byte, so it is not a number",
+                      t->names[n]);
+            return -1;
+        }
         if (n < t->ncols && parse_number(c, t, n, line, b->s, &row[n]) < 0)
             return -1;
         n++;

@@ -127,6 +127,26 @@ START_TEST(test_not_a_number)
 }
 END_TEST
 
+START_TEST(test_nul_byte)
+{
+    /* "1\0" + "5": strtod would read 1 and stop at the NUL */
+    static const char text[] = "t,x\n0,1\0" "5\n";
+    char err[256], want[256];
+    int line = -1;
+    snprintf(tmp_path, sizeof tmp_path, "/tmp/nd_data_XXXXXX");
+    int fd = mkstemp(tmp_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq((long)write(fd, text, sizeof text - 1), (long)(sizeof text - 1));
+    close(fd);
+    NdTable *t = nd_table_read_csv(tmp_path, err, sizeof err, &line);
+    unlink(tmp_path);
+    ck_assert_ptr_null(t);
+    snprintf(want, sizeof want, "%s:2: column 'x': the field holds a NUL byte, so it is not a number",
+             tmp_path);
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
 START_TEST(test_cannot_open)
 {
     char err[256];
@@ -185,6 +205,7 @@ Suite *data_suite(void)
     tcase_add_test(tc, test_many_rows);
     tcase_add_test(tc, test_field_count);
     tcase_add_test(tc, test_not_a_number);
+    tcase_add_test(tc, test_nul_byte);
     tcase_add_test(tc, test_cannot_open);
     tcase_add_test(tc, test_empty_and_header_only);
     tcase_add_test(tc, test_header_errors);

@@ -682,9 +682,23 @@ START_TEST(test_long_chain)
     Ast *prog = parse(src);
     free(src);
     ck_assert_int_eq(diag.errors, 1);
-    ck_assert_ptr_nonnull(strstr(diags(), "t.node:1:11: error: expression nested too deeply"));
+    ck_assert_ptr_nonnull(strstr(diags(), "t.node:1:11: error: expression too long: more than 1001 "
+                                          "terms joined by '+' and '-' (split it into lets)"));
     ck_assert_int_eq(prog->list.n, 1); /* the next statement is kept */
     ck_assert_str_eq(prog->list.items[0]->name, "d");
+}
+END_TEST
+
+/* Depth from nesting (not a flat chain) is called nesting. */
+START_TEST(test_nested_too_deeply)
+{
+    char src[4096] = "const c = ";
+    for (int i = 0; i < 1100; i++)
+        strcat(src, "-");
+    strcat(src, "x\n");
+    parse(src);
+    ck_assert_int_eq(diag.errors, 1);
+    ck_assert_ptr_nonnull(strstr(diags(), "error: expression nested too deeply (more than 1000 levels)"));
 }
 END_TEST
 
@@ -777,6 +791,7 @@ Suite *parser_suite(void)
     tcase_add_test(garbage, test_deep_nesting);
     tcase_add_test(garbage, test_moderate_nesting_parses);
     tcase_add_test(garbage, test_long_chain);
+    tcase_add_test(garbage, test_nested_too_deeply);
     tcase_add_test(garbage, test_chain_at_limit);
     tcase_add_loop_test(garbage, test_random_bytes, 0, 50);
     tcase_add_test(garbage, test_truncated_files);

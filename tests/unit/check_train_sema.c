@@ -30,8 +30,24 @@ static const char *const data_files[][2] = {
     {"badname.csv", "t,my x\n0,1\n"},
     {"ids.csv", "id,t,x\n0,0,1\n0,1,2\n1,0,3\n1,1,4\n1,2,5\n"},
     {"singles.csv", "id,t,x\n0,0,1\n1,0,2\n"},
+    {"holes.csv", "t,\"W[0,2]\",\"W[2,0]\"\n0,1,2\n"},
+    {"wide.csv", NULL}, /* written by wide_csv */
 };
 enum { N_FILES = sizeof data_files / sizeof data_files[0] };
+
+/* A header naming the diagonal of a 16385 x 16385 matrix: a field one past the
+ * limit of 2^28 elements (too large to spell out in the table above). */
+static void wide_csv(FILE *f)
+{
+    enum { N = 16385 };
+    fputs("t", f);
+    for (int k = 0; k < N; k++)
+        fprintf(f, ",\"W[%d,%d]\"", k, k);
+    fputs("\n0", f);
+    for (int k = 0; k < N; k++)
+        fputs(",0", f);
+    fputs("\n", f);
+}
 
 static void files_setup(void)
 {
@@ -42,7 +58,10 @@ static void files_setup(void)
         snprintf(path, sizeof path, "%s/%s", dir, data_files[i][0]);
         FILE *f = fopen(path, "w");
         ck_assert_ptr_nonnull(f);
-        fputs(data_files[i][1], f);
+        if (data_files[i][1])
+            fputs(data_files[i][1], f);
+        else
+            wide_csv(f);
         fclose(f);
     }
 }
@@ -440,6 +459,10 @@ static const ErrCase errors[] = {
      "mixed.csv:1: column 'y[0]' does not fit with column 'y'"},
     {"data obs = csv(\"badname.csv\")\n", "1:16: error: ",
      "badname.csv:1: column 'my x' is not a usable name (expected a name like x, y[0] or W[0,1])"},
+    {"data obs = csv(\"holes.csv\")\n", "1:16: error: ",
+     "holes.csv:1: field 'W' is 3 x 3, but the file has 3 columns: the columns of 'W' must be numbered from 0 without gaps"},
+    {"data obs = csv(\"wide.csv\")\n", "1:16: error: ",
+     "wide.csv:1: field 'W' has 268468225 elements (16385 x 16385), more than the limit of 268435456"},
     {"data obs = csv(3)\n", "1:12: error: csv needs one file name in quotes, like csv(\"obs.csv\")", NULL},
     {"data obs = load(\"obs.csv\")\n", "1:12: error: data needs csv(\"file.csv\") or simulate(Model, t = ..., solver = ...)", NULL},
     {OBS OBS, "2:6: error: data set 'obs' is already declared", "1:6: note: the first 'obs' is here"},
