@@ -21,12 +21,13 @@ static bool needs_jacobian(const SemaSolver *solver)
     return solver->name && nd_method_is_implicit(solver->method);
 }
 
+/* The set of model m's solves, made on first use. */
 static KernelSet *model_set(KernelSets *ks, IrModel *m)
 {
-    for (int i = 0; i < ks->n; i++)
-        if (ks->sets[i].model == m && !ks->sets[i].train)
-            return &ks->sets[i];
-    KernelSet *s = &ks->sets[ks->n++];
+    KernelSet *s = (KernelSet *)kernel_sets_model(ks, m);
+    if (s)
+        return s;
+    s = &ks->sets[ks->n++];
     *s = (KernelSet){.model = m};
     return s;
 }
@@ -42,13 +43,10 @@ static void plan_integration(KernelSets *ks, const SemaSolve *s)
 
 /* A train: its augmented model's rhs and vjp, jac for an implicit solver (the
  * JIT otherwise fuses rhs and vjp for the adjoint's backward stages), and the
- * directive's loss kernels. A model without parameters gets none: the train
- * is refused when it runs. */
+ * directive's loss kernels. (The checker refuses a model without parameters.) */
 static void plan_train(KernelSets *ks, const SemaDirective *d, int targets)
 {
     const SemaTrain *tr = &d->train;
-    if (tr->augmented->np == 0 && !(targets & TARGET_C))
-        return;
     KernelSet *set = &ks->sets[ks->n++];
     bool jac = needs_jacobian(&tr->solver);
     *set = (KernelSet){.model = tr->augmented, .train = d, .targets = targets, .vjp = true,

@@ -47,8 +47,8 @@ typedef struct KernelSets {
 
 /* Decides the sets for the given targets: for the JIT, one set per model that a
  * solve or simulate integrates (jac when one of them uses an implicit solver)
- * and one per train of a model with parameters; for C, every model and every
- * train; for the printed system, every model's vjp and initial-value terms.
+ * and one per train; for C, every model and every train; for the printed
+ * system, every model's vjp and initial-value terms.
  * With TARGET_C, the JIT gets only what emit-c runs before it writes: in a
  * file that trains, its simulations and trains. */
 KernelSets kernel_sets_plan(Arena *arena, const SemaProgram *prog, int targets);
