@@ -8,6 +8,8 @@ Linear growth shows as a constant last column. Usage: bench_check.py NODEC [--qu
   literal    a 200 x 200 constant of round / non-round  (the IR's hash of doubles)
   ids        a CSV time series with N trajectory ids    (the id grouping check)
   long line  a line of N bytes holding an error         (the caret line's writes)
+  run        `nodec run` of N scalar states, one rk4 step  (the JIT's code for many scalars;
+             target: 10 000 states compiled and solved in 5 s)
 """
 import os, subprocess, sys, tempfile, time
 
@@ -36,7 +38,11 @@ def ids(n):
 def long_line(n):
     return "model M {\n  state x = 1\n  dx/dt = -x" + " + 0" * (n // 4) + " + nope\n}\n", {}
 
-def time_check(text, files):
+def run_states(n):
+    text, files = states(n)
+    return text + 'solve M { t = [0, 0.1]; solver = rk4(h = 0.1); output = "out.csv" }\n', files
+
+def time_check(text, files, command="check"):
     with tempfile.TemporaryDirectory() as wd:
         for name, body in files.items():
             with open(os.path.join(wd, name), "w") as f:
@@ -48,16 +54,16 @@ def time_check(text, files):
         best = None
         for _ in range(1 if quick else 3):
             t0 = time.perf_counter()
-            p = subprocess.run([nodec, "check", path], capture_output=True, timeout=600)
+            p = subprocess.run([nodec, command, path], capture_output=True, timeout=600, cwd=wd)
             dt = time.perf_counter() - t0
             best = dt if best is None or dt < best else best
         return size, best, p.returncode
 
-def table(title, unit, gen, sizes):
+def table(title, unit, gen, sizes, command="check"):
     print(f"\n{title}")
-    print(f"  {unit:>10} {'bytes':>10} {'check s':>9} {'us/' + unit:>10}  exit")
+    print(f"  {unit:>10} {'bytes':>10} {command + ' s':>9} {'us/' + unit:>10}  exit")
     for n in sizes:
-        size, dt, rc = time_check(*gen(n))
+        size, dt, rc = time_check(*gen(n), command=command)
         per = dt / n * 1e6 if isinstance(n, int) else float("nan")
         print(f"  {n:>10} {size:>10} {dt:>9.3f} {per:>10.2f}  {rc}")
 
@@ -70,3 +76,5 @@ for kind in ("round", "non-round"):
     print(f"  {kind:>10} {size:>10} {dt:>9.3f}  exit {rc}")
 table("ids: a time series with N trajectory ids", "ids", ids, [10000 * k for k in scale])
 table("long line: an error on a line of N bytes", "bytes", long_line, [250000 * k for k in scale])
+table("run: N scalar states, JIT-compiled and solved", "states", run_states,
+      [1000, 2500] if quick else [1000, 2500, 5000, 10000], command="run")

@@ -182,6 +182,110 @@ static void emit_node(Cg *cg, int i)
     }
 }
 
+/* ---- many scalars: one loop over the samples ---- */
+
+/* A kernel with this many batched one-element nodes in a row (a model of many
+ * scalar states) computes them in one loop over the samples, each node one
+ * load-op-store in its body, instead of one loop per node: 10 000 loops of one
+ * element each (each vectorised, with its remainder) cost LLVM minutes and
+ * gigabytes, one loop of 10 000 statements a second or two (bench_check.py's
+ * run table). Below it every node keeps its own vectorised loop. */
+enum { CG_SAMPLE_LOOP_MIN = 64, CG_SAMPLE_LOOP_MAX = 128 };
+
+/* A batched one-element elementwise node with its own storage: per sample one
+ * value that reads its operands' values of the same sample only. */
+static bool cg_is_sample_scalar(const Cg *cg, int i)
+{
+    const IrNode *n = cg->plan.order[i];
+    PlanKind kind = cg->plan.node[i].kind;
+    return (kind == PLAN_OUT || kind == PLAN_SAMPLE) && plan_is_batched(n) &&
+           plan_is_elementwise(n->op) && ir_shape_size(n->shape) == 1;
+}
+
+/* A node that emits no loop at the top level: a leaf, a register, a view, one
+ * computed in its reader's loop or as its output's sum. */
+static bool cg_is_loop_free(const Cg *cg, int i)
+{
+    switch (cg->plan.node[i].kind) {
+    case PLAN_REG: case PLAN_INLINE: case PLAN_FUSED: case PLAN_INPUT: case PLAN_PARAM:
+    case PLAN_CONST: case PLAN_VIEW:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The end of the run of sample scalars (and loop-free nodes between them) from
+ * node `from`, or `from` itself when the run is too short to share a loop. */
+static int cg_sample_run_end(const Cg *cg, int from)
+{
+    int end = from, scalars = 0;
+    while (end < cg->plan.count && (cg_is_sample_scalar(cg, end) || cg_is_loop_free(cg, end)))
+        scalars += cg_is_sample_scalar(cg, end++);
+    return scalars >= CG_SAMPLE_LOOP_MIN ? end : from;
+}
+
+/* The end of the chunk of a run that starts at `from`: at most
+ * CG_SAMPLE_LOOP_MAX scalars, as LLVM's loop passes compare every pair of
+ * memory accesses in a loop body. */
+static int cg_sample_chunk_end(const Cg *cg, int from, int run_end)
+{
+    int end = from, scalars = 0;
+    while (end < run_end && (scalars < CG_SAMPLE_LOOP_MAX || !cg_is_sample_scalar(cg, end)))
+        scalars += cg_is_sample_scalar(cg, end++);
+    return end;
+}
+
+/* Nodes from..end-1 in one loop over the samples: first every node's storage
+ * bound, registers computed and inlined nodes marked (at the top level, so
+ * they dominate later readers), then per sample each scalar from its operands'
+ * values of that sample, in topological order. A work block reused by a later
+ * scalar of the run is reused per sample, after the readers of that sample's
+ * value, so the values equal the node-by-node loops' exactly. The loop is not
+ * vectorised: the samples of one node are ny apart. */
+static void emit_sample_run(Cg *cg, int from, int end)
+{
+    char name[64];
+    for (int i = from; i < end; i++) {
+        if (!cg_is_sample_scalar(cg, i)) {
+            emit_node(cg, i);
+            continue;
+        }
+        const IrNode *n = cg->plan.order[i];
+        snprintf(name, sizeof name, "v_n%d", n->id);
+        cg_bind(cg, i, name);
+    }
+    CgLoop lb;
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg->v_B, "samples", NULL);
+    LLVMValueRef zero = cg_i64(cg, 0), x[3];
+    for (int i = from; i < end; i++) {
+        if (!cg_is_sample_scalar(cg, i))
+            continue;
+        const IrNode *n = cg->plan.order[i];
+        for (int a = 0; a < n->nargs && a < 3; a++)
+            x[a] = cg_load(cg, &cg->val[cg_topo(cg, n->args[a])], b, zero);
+        cg_store(cg, &cg->val[i], b, zero, cg_element_op(cg, n, x));
+    }
+    lb.scalar = true;
+    cg_loop_end(cg, &lb, NULL);
+}
+
+static void emit_nodes(Cg *cg)
+{
+    for (int i = 0; i < cg->plan.count;) {
+        int end = cg_sample_run_end(cg, i);
+        if (end > i) {
+            while (i < end) {
+                int chunk = cg_sample_chunk_end(cg, i, end);
+                emit_sample_run(cg, i, chunk);
+                i = chunk;
+            }
+        } else {
+            emit_node(cg, i++);
+        }
+    }
+}
+
 /* out[offset + k] = sum over the batch of src's element k: zeros, then one
  * pass per sample in sample order (the loop over k vectorises); an unbatched
  * node is the same in every sample, so its sum is B times its value. */
@@ -212,10 +316,46 @@ static void emit_batch_sum(Cg *cg, const PlanOutput *o, const CgVal *src, const 
     cg_loop_end(cg, &lb, NULL);
 }
 
+/* Whether output i is a copy of a batched one-element node (not in place). */
+static bool cg_is_scalar_copy(const Cg *cg, int i)
+{
+    const PlanOutput *o = &cg->k->outputs[i];
+    int r = cg_topo(cg, o->node);
+    const PlanNode *pl = &cg->plan.node[r];
+    return !o->batch_sum && pl->kind != PLAN_FUSED && !(pl->kind == PLAN_OUT && pl->out == i) &&
+           cg->val[r].size == 1 && cg->val[r].bstride != 0;
+}
+
+/* Copies of scalar outputs from output `from` on, CG_SAMPLE_LOOP_MAX in one
+ * loop over the samples; returns the output after the last one copied. */
+static int emit_scalar_copies(Cg *cg, int from)
+{
+    CgLoop lb;
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg->v_B, "copies", NULL), zero = cg_i64(cg, 0);
+    int i = from;
+    for (int copied = 0; i < cg->k->n_outputs && copied < CG_SAMPLE_LOOP_MAX; i++) {
+        if (!cg_is_scalar_copy(cg, i))
+            continue;
+        const PlanOutput *o = &cg->k->outputs[i];
+        CgVal out = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_out"),
+                     .bstride = o->stride, .size = 1};
+        cg_store(cg, &out, b, zero, cg_load(cg, &cg->val[cg_topo(cg, o->node)], b, zero));
+        copied++;
+    }
+    lb.scalar = true;
+    cg_loop_end(cg, &lb, NULL);
+    return i;
+}
+
 /* Outputs not computed in place are copied (broadcast when unbatched) or
- * summed over the batch. */
+ * summed over the batch; many one-element copies share one loop over the
+ * samples, as many scalar nodes do (emit_sample_run). */
 static void emit_outputs(Cg *cg)
 {
+    int copies = 0;
+    for (int i = 0; i < cg->k->n_outputs; i++)
+        copies += cg_is_scalar_copy(cg, i);
+    bool shared = copies >= CG_SAMPLE_LOOP_MIN;
     for (int i = 0; i < cg->k->n_outputs; i++) {
         const PlanOutput *o = &cg->k->outputs[i];
         int r = cg_topo(cg, o->node);
@@ -226,12 +366,15 @@ static void emit_outputs(Cg *cg)
             cg_emit_outer_sum(cg, o, tag);
         else if (o->batch_sum)
             emit_batch_sum(cg, o, src, tag);
-        if (o->batch_sum || (cg->plan.node[r].kind == PLAN_OUT && cg->plan.node[r].out == i))
+        if (o->batch_sum || (cg->plan.node[r].kind == PLAN_OUT && cg->plan.node[r].out == i) ||
+            (shared && cg_is_scalar_copy(cg, i)))
             continue;
         CgVal out = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_out"),
                      .bstride = o->stride, .size = src->size};
         cg_emit_map(cg, NULL, &out, 1, &src, tag);
     }
+    for (int i = 0; shared && i < cg->k->n_outputs;)
+        i = emit_scalar_copies(cg, i);
 }
 
 /* ---- the function ---- */
@@ -363,8 +506,7 @@ static bool cg_emit_kernel(Cg *cg, CgKernel *k, CgLayout *layout, Diag *diag)
     k->work_sample = cg->plan.sample.total;
     cg_alias_scopes(cg);
     cg_function(cg);
-    for (int i = 0; i < cg->plan.count; i++)
-        emit_node(cg, i);
+    emit_nodes(cg);
     emit_outputs(cg);
     LLVMBuildRetVoid(cg->bld);
     return true;
