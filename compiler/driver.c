@@ -5,7 +5,6 @@
  * compiled program lives in tools/. */
 #include "driver.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,9 +126,10 @@ static void load_imports(Compilation *c, AstBuilder *ab, const Ast *prog, const 
             free(path);
             return;
         }
-        SrcFile *file = srcfile_read(path);
+        char why[128];
+        SrcFile *file = srcfile_read(path, why, sizeof why);
         if (!file) {
-            diag_error(&c->diag, item->loc, "cannot read module '%s': %s", path, strerror(errno));
+            diag_error(&c->diag, item->loc, "cannot read module '%s': %s", path, why);
             free(path);
             continue;
         }
@@ -144,7 +144,8 @@ static void load_imports(Compilation *c, AstBuilder *ab, const Ast *prog, const 
 static void load_prelude(Compilation *c, AstBuilder *ab)
 {
     char *path = driver_find_module("prelude", NULL);
-    SrcFile *file = path ? srcfile_read(path) : NULL;
+    char why[128];
+    SrcFile *file = path ? srcfile_read(path, why, sizeof why) : NULL;
     if (!file) {
         diag_plain(&c->diag, "cannot find the stdlib prelude (prelude.node); set NODEC_PATH to "
                              "nodec's stdlib folder");
@@ -161,9 +162,11 @@ static void load_prelude(Compilation *c, AstBuilder *ab)
 static bool parse_program(Compilation *c, const CompileOptions *o)
 {
     AstBuilder ab = {c->arena, c->names};
-    SrcFile *file = o->text ? srcfile_from_string(o->path, o->text) : srcfile_read(o->path);
+    char why[128] = "out of memory";
+    SrcFile *file = o->text ? srcfile_from_string(o->path, o->text)
+                            : srcfile_read(o->path, why, sizeof why);
     if (!file) {
-        diag_plain(&c->diag, "cannot read '%s': %s", o->path, strerror(errno));
+        diag_plain(&c->diag, "cannot read '%s': %s", o->path, why);
         return false;
     }
     load_prelude(c, &ab);

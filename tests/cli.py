@@ -49,6 +49,13 @@ expect("missing file argument", run("check"), 2, err="check needs a .node file")
 expect("missing file", run("check", "/no/such/file.node"), 1,
        err="cannot read '/no/such/file.node': No such file or directory")
 expect("a directory", run("check", examples), 1, err="Is a directory")
+expect("-o with run", run("run", seed, "-o", "x.csv"), 2, err="-o is for emit-llvm and emit-c")
+with tempfile.TemporaryDirectory() as wd:
+    big = os.path.join(wd, "big.node")
+    with open(big, "wb") as f: # sparse: the size is refused before anything is read
+        f.truncate((32 << 20) + 1)
+    expect("a file past the size limit", run("check", big), 1,
+           err="it has 33554433 bytes, more than the limit of 33554432 (32 MiB)")
 expect("check is silent", run("check", seed), 0, empty_out=True, empty_err=True)
 expect("unknown model", run("emit-llvm", seed, "--model", "Nope"), 1, err="no model named 'Nope'")
 expect("dump tokens", run("check", seed, "--dump=tokens"), 0, out="model")

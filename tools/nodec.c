@@ -227,6 +227,9 @@ static int parse_args(int argc, char **argv, Options *o)
     }
     if (!o->file)
         return usage_error("%s needs a .node file", o->command);
+    if (o->output && strcmp(o->command, "emit-llvm") != 0 && strcmp(o->command, "emit-c") != 0)
+        return usage_error("-o is for emit-llvm and emit-c; %s writes each directive's `output` "
+                           "(or stdout)", o->command);
     return -1;
 }
 
@@ -332,9 +335,10 @@ static int emit_c(const Options *o, Compilation *c)
 
 static int dump_tokens(const char *path)
 {
-    SrcFile *f = srcfile_read(path);
+    char why[128];
+    SrcFile *f = srcfile_read(path, why, sizeof why);
     if (!f) {
-        perror(path);
+        fprintf(stderr, "nodec: cannot read '%s': %s\n", path, why);
         return 1;
     }
     Diag d;

@@ -93,6 +93,11 @@ static void put_escaped(FILE *out, const char *s, size_t n, bool keep_newlines)
     line_flush(&lb);
 }
 
+/* A long source line is shown as a window around the error, so an error on
+ * a megabyte line prints a line, not the megabyte: CARET_WINDOW bytes, from
+ * CARET_LEAD before the column, with "..." where bytes are left out. */
+enum { CARET_WINDOW = 160, CARET_LEAD = 60 };
+
 /* Prints the source line of loc and an underline from its first column to its
  * last (the first line only, for a range spanning lines); the underline stays
  * under its bytes when some are printed escaped. */
@@ -105,17 +110,34 @@ static void print_caret(FILE *out, SrcLoc loc)
         if (*p == '\n')
             line++;
     const char *end = memchr(p, '\n', (size_t)(text_end - p));
-    int len = (int)((end ? end : text_end) - p);
-    fprintf(out, "%5d | ", loc.line);
-    put_escaped(out, p, (size_t)len, false);
-    fputs("\n      | ", out);
-    int last = loc.end_line == loc.line && loc.end_col >= loc.col ? loc.end_col : loc.col;
+    long len = (long)((end ? end : text_end) - p);
+    long from = 0, to = len; /* the window shown: bytes from..to-1 of the line */
+    if (len > CARET_WINDOW) {
+        from = loc.col - 1 > CARET_LEAD ? loc.col - 1 - CARET_LEAD : 0;
+        if (from + CARET_WINDOW > len)
+            from = len - CARET_WINDOW;
+        while (from > 0 && ((unsigned char)p[from] & 0xc0) == 0x80) /* not inside a UTF-8 sequence */
+            from--;
+        to = from + CARET_WINDOW;
+        while (to < len && ((unsigned char)p[to] & 0xc0) == 0x80)
+            to++;
+    }
+    const char *gap = "...";
+    int digits = fprintf(out, "%5d", loc.line);
+    fprintf(out, " | %s", from > 0 ? gap : "");
+    put_escaped(out, p + from, (size_t)(to - from), false);
+    fprintf(out, "%s\n%*s | ", to < len ? gap : "", digits, "");
+    long last = loc.end_line == loc.line && loc.end_col >= loc.col ? loc.end_col : loc.col;
+    if (last > to)
+        last = to > loc.col ? to : loc.col;
     const unsigned char *u = (const unsigned char *)p;
     LineBuf lb = {.out = out};
-    for (int c = 1, run = 0; c <= last; c++) { /* run: raw bytes left of a UTF-8 sequence */
-        int width = 1;
+    for (int k = 0; from > 0 && gap[k]; k++)
+        line_put(&lb, ' ');
+    for (long c = from + 1, run = 0; c <= last; c++) { /* run: raw bytes left of a UTF-8 sequence */
+        int width = 1; /* terminal columns of byte c: a UTF-8 sequence is one */
         if (c - 1 < len && run > 0)
-            run--;
+            run--, width = 0;
         else if (c - 1 < len && (run = raw_run(u + c - 1, (size_t)(len - c + 1))) > 0)
             run--;
         else if (c - 1 < len)
@@ -358,21 +380,29 @@ SrcFile *srcfile_from_string(const char *path, const char *text)
     return f;
 }
 
-SrcFile *srcfile_read(const char *path)
+SrcFile *srcfile_read(const char *path, char *why, size_t why_len)
 {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        errno = EISDIR;
+        snprintf(why, why_len, "%s", strerror(EISDIR));
         return NULL;
     }
     FILE *fp = fopen(path, "rb");
-    if (!fp)
+    if (!fp) {
+        snprintf(why, why_len, "%s", strerror(errno));
         return NULL;
+    }
     char *buf = NULL;
     long len = 0;
+    snprintf(why, why_len, "%s", "cannot tell its size");
     if (fseek(fp, 0, SEEK_END) == 0 && (len = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)len + 1);
-        if (buf && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
+        if (len > SRC_MAX_BYTES)
+            snprintf(why, why_len, "it has %ld bytes, more than the limit of %ld (%ld MiB)", len,
+                     SRC_MAX_BYTES, SRC_MAX_BYTES >> 20);
+        else if (!(buf = malloc((size_t)len + 1)))
+            snprintf(why, why_len, "out of memory for its %ld bytes", len);
+        else if (fread(buf, 1, (size_t)len, fp) != (size_t)len) {
+            snprintf(why, why_len, "%s", ferror(fp) ? strerror(errno) : "it changed while read");
             free(buf);
             buf = NULL;
         }
@@ -382,7 +412,12 @@ SrcFile *srcfile_read(const char *path)
         return NULL;
     buf[len] = 0;
     SrcFile *f = calloc(1, sizeof *f);
-    f->path = strdup(path);
+    if (!f || !(f->path = strdup(path))) {
+        snprintf(why, why_len, "out of memory");
+        free(f);
+        free(buf);
+        return NULL;
+    }
     f->text = buf;
     f->len = len;
     return f;

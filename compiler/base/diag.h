@@ -109,8 +109,13 @@ _Noreturn void diag_internal_error(const char *file, int line, const char *fmt, 
 /* Loc covering from a to b (a before b). */
 SrcLoc loc_span(SrcLoc a, SrcLoc b);
 
-/* Reads a whole file; NULL (errno set) when it cannot. The caller frees text. */
-SrcFile *srcfile_read(const char *path);
+/* The largest source file read (docs/language.md, "Limits"): the front end
+ * holds about 40 bytes per source byte, so 32 MiB is about 1.3 GB of memory. */
+#define SRC_MAX_BYTES (32L << 20)
+
+/* Reads a whole file; NULL when it cannot, with why it cannot in why[why_len]
+ * (strerror's text, or the size past SRC_MAX_BYTES). The caller frees it. */
+SrcFile *srcfile_read(const char *path, char *why, size_t why_len);
 SrcFile *srcfile_from_string(const char *path, const char *text);
 void srcfile_free(SrcFile *f);
 

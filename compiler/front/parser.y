@@ -7,6 +7,8 @@
 %code requires {
 #include "ast.h"
 
+#include <stdbool.h>
+
 /* One open bracket, remembered so an unclosed one can be named (Lua's check_match). */
 typedef struct LexBracket {
     char c;
@@ -34,7 +36,15 @@ typedef struct Parser {
     int depth, cap;
     LexBracket last_popped; /* by the last closing bracket */
     LexBracket unclosed;    /* a ( or [ that a '}' closed implicitly */
+    long n_tokens;          /* returned so far, against LEX_MAX_TOKENS */
+    bool stopped;           /* past a limit of the lexer (reported): the rest is end of file */
 } Parser;
+
+/* A file's bounds (docs/language.md, "Limits"), each refused with its own
+ * message: the bytes of one line (a caret line, the columns of a location)
+ * and the tokens of one file (what the parser's values and the AST hold). */
+#define LEX_MAX_LINE (1L << 20)
+#define LEX_MAX_TOKENS (1L << 23)
 }
 
 %code provides {
@@ -52,6 +62,10 @@ const char *parse_token_name(int token);
 #include <string.h>
 
 static void yyerror(SrcLoc *loc, void *scanner, Parser *p, const char *msg);
+
+/* The parser's stack, in states (bison's default, said here so its message
+ * can name it). */
+#define YYMAXDEPTH 10000
 
 /* Spans first..last of the right-hand side and keeps the file; an empty rule
  * gets an empty location just after the previous symbol. */
@@ -592,6 +606,8 @@ static const LexBracket *open_bracket(const Parser *p, yysymbol_kind_t tok, cons
 
 static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, Parser *p)
 {
+    if (p->stopped) /* the lexer's limit said why the file ends here */
+        return 0;
     (void)scanner;
     yysymbol_kind_t list[YYNTOKENS];
     int n = yypcontext_expected_tokens(ctx, list, YYNTOKENS);
@@ -620,9 +636,14 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, Parser 
 }
 
 /* Only bison's own failures come here ("memory exhausted" from nesting that
- * outgrows YYMAXDEPTH); syntax errors go through yyreport_syntax_error. */
+ * outgrows YYMAXDEPTH, the parser's stack); syntax errors go through
+ * yyreport_syntax_error. */
 static void yyerror(SrcLoc *loc, void *scanner, Parser *p, const char *msg)
 {
     (void)scanner;
-    diag_error(p->diag, *loc, "%s: nesting too deep", msg);
+    (void)msg;
+    diag_error(p->diag, *loc,
+               "nesting too deep: more than %d brackets, blocks and operators open at once "
+               "(an expression may nest at most %d levels)",
+               YYMAXDEPTH, AST_MAX_DEPTH);
 }

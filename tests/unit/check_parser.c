@@ -444,7 +444,8 @@ END_TEST
 
 static char *read_text(const char *path)
 {
-    SrcFile *f = srcfile_read(path);
+    char why[128];
+    SrcFile *f = srcfile_read(path, why, sizeof why);
     if (!f)
         return NULL;
     char *text = strdup(f->text);
@@ -651,8 +652,44 @@ START_TEST(test_deep_nesting)
     parse(src);
     free(src);
     ck_assert_int_eq(diag.errors, 1);
-    ck_assert_ptr_nonnull(strstr(diags(), "error: memory exhausted"));
+    ck_assert_ptr_nonnull(strstr(diags(), "error: nesting too deep: more than 10000"));
     ck_assert_ptr_nonnull(strstr(diags(), "t.node:1:"));
+}
+END_TEST
+
+/* A line past LEX_MAX_LINE bytes (a comment here) is one error at the byte
+ * that crosses the limit, and the file ends there. */
+START_TEST(test_line_limit)
+{
+    size_t n = (1u << 20) + 100;
+    char *src = malloc(n + 64);
+    strcpy(src, "const c = 1 # ");
+    size_t at = strlen(src);
+    memset(src + at, 'x', n - at);
+    strcpy(src + n, "\nconst d = nope\n");
+    parse(src);
+    free(src);
+    ck_assert_int_eq(diag.errors, 1);
+    ck_assert_ptr_nonnull(strstr(diags(), "t.node:1:1048577: error: line 1 is longer than the "
+                                          "limit of 1048576 bytes"));
+    ck_assert_int_lt((int)strlen(diags()), 600); /* the caret line is a window, not the line */
+}
+END_TEST
+
+/* Past LEX_MAX_TOKENS tokens: one error at the token, none for the statement
+ * the limit cuts short. */
+START_TEST(test_token_limit)
+{
+    size_t pairs = (1u << 22) + 10; /* ";\n": two tokens each */
+    char *src = malloc(2 * pairs + 16);
+    for (size_t i = 0; i < pairs; i++)
+        memcpy(src + 2 * i, ";\n", 2);
+    strcpy(src + 2 * pairs - 8, "const ");
+    parse(src);
+    free(src);
+    ck_assert_int_eq(diag.errors, 1);
+    ck_assert_ptr_nonnull(strstr(diags(), "t.node:4194305:1: error: the file has more than "
+                                          "8388608 tokens"));
 }
 END_TEST
 
@@ -789,6 +826,8 @@ Suite *parser_suite(void)
     tcase_add_checked_fixture(garbage, setup, teardown);
     tcase_set_timeout(garbage, 60);
     tcase_add_test(garbage, test_deep_nesting);
+    tcase_add_test(garbage, test_line_limit);
+    tcase_add_test(garbage, test_token_limit);
     tcase_add_test(garbage, test_moderate_nesting_parses);
     tcase_add_test(garbage, test_long_chain);
     tcase_add_test(garbage, test_nested_too_deeply);

@@ -17,7 +17,8 @@ static SrcFile *stdlib_file(const char *name)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s.node", NODEC_STDLIB_DIR, name);
-    SrcFile *f = srcfile_read(path);
+    char why[128];
+    SrcFile *f = srcfile_read(path, why, sizeof why);
     ck_assert_msg(f != NULL, "cannot read %s", path);
     return f;
 }
