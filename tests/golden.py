@@ -11,6 +11,12 @@ comments expect (Wren's `// expect:`, jq's %%FAIL blocks).
   # expect-stderr: TEXT                     TEXT appears in standard error
   # expect-exit: N                          exit status (default 0, or 1 with #| lines)
   # timeout: SECONDS                        default 60
+  # setup: SHELL COMMAND                    run in the temporary folder first (a folder where
+                                            a file is expected, a symlink, a truncated copy)
+  # skip-if-root: REASON                    skipped when run as root (file permissions)
+
+A source that cannot hold comments (empty, binary garbage, NUL bytes, broken UTF-8)
+takes its directives from NAME.node.expect beside it.
 
 Each file runs in a fresh temporary folder holding a copy of the folder's files, so
 outputs never collide. Usage: golden.py NODEC FOLDER [-k SUBSTRING]
@@ -37,9 +43,19 @@ def check_value(workdir, out, row, col, value, tol):
         return f"{out} row {row} {col}: got {got!r}, want {value!r} ± {tol}"
     return None
 
+def directives(src):
+    sidecar = src + ".expect"
+    with open(sidecar if os.path.exists(sidecar) else src, "rb") as f:
+        return f.read().decode("utf-8", errors="replace")
+
 def run_one(nodec, src, workdir):
-    text = open(src, encoding="utf-8").read()
+    text = directives(src)
     name = os.path.basename(src)
+    skip = re.findall(r"^#\s*skip-if-root:\s*(.+)$", text, re.M)
+    if skip and os.geteuid() == 0:
+        return None
+    for cmd in re.findall(r"^#\s*setup:\s*(.+)$", text, re.M):
+        subprocess.run(cmd, shell=True, cwd=workdir, check=True)
     args = (re.findall(r"^#\s*args:\s*(.+)$", text, re.M) or ["run"])[0].split()
     timeout = float((re.findall(r"^#\s*timeout:\s*(\S+)", text, re.M) or ["60"])[0])
     want_err = [line[3:] if line.startswith("#| ") else line[2:]
@@ -47,10 +63,12 @@ def run_one(nodec, src, workdir):
     exits = re.findall(r"^#\s*expect-exit:\s*(\d+)", text, re.M)
     want_exit = int(exits[0]) if exits else (1 if want_err else 0)
     try:
-        p = subprocess.run([nodec, *args, name], cwd=workdir, capture_output=True, text=True,
+        p = subprocess.run([nodec, *args, name], cwd=workdir, capture_output=True,
                            timeout=timeout)
     except subprocess.TimeoutExpired:
         return [f"no answer in {timeout:.0f} s"]
+    p.stdout = p.stdout.decode("utf-8", errors="backslashreplace")
+    p.stderr = p.stderr.decode("utf-8", errors="backslashreplace")
     if p.returncode != want_exit:
         return [f"exit {p.returncode}, want {want_exit}; stderr: {p.stderr.strip()[-600:]}"]
     msgs = []
@@ -84,7 +102,7 @@ def main():
         print(__doc__); sys.exit(2)
     nodec, folder = os.path.abspath(argv[0]), os.path.abspath(argv[1])
     files = sorted(f for f in os.listdir(folder) if f.endswith(".node") and only in f)
-    passed = failed = 0
+    passed = failed = skipped = 0
     for f in files:
         with tempfile.TemporaryDirectory() as wd:
             for extra in os.listdir(folder):
@@ -92,13 +110,16 @@ def main():
                 if os.path.isfile(src):
                     shutil.copy(src, wd)
             msgs = run_one(nodec, os.path.join(folder, f), wd)
-        if msgs:
+        if msgs is None:
+            skipped += 1
+            print(f"skip {f} (as root)")
+        elif msgs:
             failed += 1
             print(f"FAIL {f}: " + "; ".join(msgs))
         else:
             passed += 1
             print(f"ok   {f}")
-    print(f"{passed} passed, {failed} failed")
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     sys.exit(1 if failed or not files else 0)
 
 if __name__ == "__main__":
