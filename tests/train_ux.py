@@ -8,6 +8,7 @@
   save paths    save writes through a symlink to its target, refuses a fifo or a
                 device node before training starts, and removes a killed save's
                 temporary file.
+  kill          a SIGKILL in the middle of a save leaves the previous file whole
   ctrl-c        a SIGINT during training stops after the iteration, saves the
                 parameters and the history, says so and exits with status 130,
                 leaving no temporary file.
@@ -204,6 +205,61 @@ def test_ctrl_c(nodec, tmp):
     assert not os.path.exists(os.path.join(tmp, "decay.csv")), "the program went on"
 
 
+# An 18 MB parameter file: its save (write, fsync, rename) takes long enough to be
+# killed in the middle.
+BIG = """
+model Big {
+  state x = 1
+  param k = 0.5
+  param W[1500, 1500] = 0.001
+  dx/dt = -(k + 0 * sum(W)) * x
+}
+train Big {
+  t = [0, 1]
+  final_loss = x^2
+  solver = rk4(h = 0.5)
+  optimizer = sgd(lr = %s)
+  steps = 1
+  save = "big.safetensors"
+}
+"""
+
+
+def test_kill_during_save(nodec, tmp):
+    """SIGKILL while the parameters are written leaves the previous file whole; the
+    next save removes the dead process's temporary file."""
+    target = os.path.join(tmp, "big.safetensors")
+    p = run(nodec, tmp, BIG % "0.1")
+    assert p.returncode == 0, p.stderr
+    before = open(target, "rb").read()
+    with open(os.path.join(tmp, "model.node"), "w") as f:
+        f.write(BIG % "0.2")
+    killed = False
+    for attempt in range(5):  # the save is a fraction of the run: catch it in the act
+        proc = subprocess.Popen([nodec, "run", "--quiet", "model.node"], cwd=tmp,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None:
+            if any(".tmp-" in f for f in os.listdir(tmp)):
+                proc.kill()
+                killed = True
+                break
+            time.sleep(0.0005)
+        proc.wait(timeout=60)
+        if killed:
+            break
+        with open(target, "wb") as f:  # it finished first: put the old file back, again
+            f.write(before)
+    assert killed, "never caught a save in progress"
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    assert open(target, "rb").read() == before, "the previous parameters were damaged"
+    meta, t = read_safetensors(target)
+    assert t["W"][1] == [1500, 1500], t["W"][1]
+    p = run(nodec, tmp, BIG % "0.2")
+    assert p.returncode == 0, p.stderr
+    assert open(target, "rb").read() != before, "the next save did not replace the file"
+    assert not [f for f in os.listdir(tmp) if ".tmp-" in f], os.listdir(tmp)
+
+
 SPIRAL = """
 option seed = 0
 model TrueSpiral {
@@ -243,7 +299,8 @@ def test_allocation(nodec, tmp):
 def main():
     nodec = os.path.abspath(sys.argv[1])
     failed = 0
-    for test in (test_safetensors, test_save_paths, test_ctrl_c, test_allocation):
+    for test in (test_safetensors, test_save_paths, test_ctrl_c, test_kill_during_save,
+                 test_allocation):
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 test(nodec, tmp)
