@@ -56,11 +56,13 @@ ModelRun *run_model(Runner *r, const IrModel *m)
 }
 
 /* "x", "y[1]", "W[0,1]": element i of one sample of model ctx's y. */
-void run_name_element(void *ctx, long i, char *buf, size_t len)
+/* The name of element i of the variables vars (states or parameters, laid
+ * out by offset): "x", "y[1]", "W[0,2]", or what else says. */
+void run_name_var_element(const IrVar *vars, int n, long i, const char *what, char *buf,
+                          size_t len)
 {
-    const IrModel *m = ctx;
-    for (int k = 0; k < m->n_states; k++) {
-        const IrVar *v = &m->states[k];
+    for (int k = 0; k < n; k++) {
+        const IrVar *v = &vars[k];
         long size = ir_shape_size(v->shape), e = i - v->offset;
         if (e < 0 || e >= size)
             continue;
@@ -72,7 +74,13 @@ void run_name_element(void *ctx, long i, char *buf, size_t len)
             snprintf(buf, len, "%s[%ld,%ld]", v->name, e / v->shape.cols, e % v->shape.cols);
         return;
     }
-    snprintf(buf, len, "state element %ld", i);
+    snprintf(buf, len, "%s %ld", what, i);
+}
+
+void run_name_element(void *ctx, long i, char *buf, size_t len)
+{
+    const IrModel *m = ctx;
+    run_name_var_element(m->states, m->n_states, i, "state element", buf, len);
 }
 
 /* What to try after a solve (or a train's solve) of model m stopped with

@@ -29,6 +29,9 @@ ModelRun *run_model(Runner *r, const IrModel *m);
 void run_note_fault(Runner *r, int status, const SemaSolver *sv, const IrModel *m);
 /* NdElementNamer for a model's states (ctx: the IrModel): "y[1]" in messages. */
 void run_name_element(void *ctx, long i, char *buf, size_t len);
+/* Element i of vars (n of them, laid out by offset) by name, or "WHAT i". */
+void run_name_var_element(const IrVar *vars, int n, long i, const char *what, char *buf,
+                          size_t len);
 /* Configures a solver from a directive's `solver = ...`; reports and returns NULL
  * when it cannot run. `where` locates errors when no solver was given. */
 NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const NdKernels *k,

@@ -415,6 +415,31 @@ static int check_gradient(Trainer *t)
     return 0;
 }
 
+/* A gradient element that is inf or nan under a finite loss (a derivative
+ * undefined where the solution is: sqrt or log at 0, a kink) would make the
+ * parameters nan at the update and the next step fail far from the cause:
+ * stop before it, naming the parameter. */
+static int nonfinite_gradient(Trainer *t, long step, double L)
+{
+    const IrModel *m = t->tr->model;
+    for (int i = 0; i < t->np; i++) {
+        if (isfinite(t->sum_grad[i]))
+            continue;
+        char name[96];
+        run_name_var_element(m->params, m->n_params, i, "parameter element", name, sizeof name);
+        diag_error(&t->r->c->diag, t->dir->loc,
+                   "train %s failed at step %ld: the gradient of %s is %s while the loss is %g; "
+                   "the parameters were not updated",
+                   m->name, step, name, isnan(t->sum_grad[i]) ? "nan" : "inf", L);
+        diag_note(&t->r->c->diag, m->loc,
+                  "a derivative in model '%s' is undefined where the solution goes (sqrt, log "
+                  "or a power below 1 at 0, abs or a step at a kink): check the equations there",
+                  m->name);
+        return -1;
+    }
+    return 0;
+}
+
 static int train_step(Trainer *t, long step, double *L)
 {
     draw_batch(t);
@@ -437,6 +462,8 @@ static int train_step(Trainer *t, long step, double *L)
         return -1;
     }
     if (step == 1 && t->r->opts->check_gradient && check_gradient(t))
+        return -1;
+    if (nonfinite_gradient(t, step, *L))
         return -1;
     nd_optim_step(t->opt, t->p, t->sum_grad);
     return 0;

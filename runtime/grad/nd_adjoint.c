@@ -30,6 +30,7 @@
  * system [a; g] has the Jacobian blocks -J^T per sample (a) and 0 (g), derived
  * from the same symbolic Jacobian; it is exact, and the error control measures
  * a and g (a alone with the seminorm). */
+#include <stdio.h>
 #include <string.h>
 
 #include "nd_grad_internal.h"
@@ -142,6 +143,23 @@ static int setup_bdf(NdGradient *g, const NdSolver *tmpl)
                     : ND_OK;
 }
 
+/* The augmented system's elements in messages, by the forward solve's names:
+ * [y; a; g] ([a; g] for bdf, which reads y from the tape). */
+static void adjoint_element(void *ctx, long i, char *buf, size_t len)
+{
+    const NdGradient *g = ctx;
+    long n = (long)g->n, y_len = g->implicit ? 0 : n;
+    char at[ND_ELEMENT_TEXT];
+    if (i < y_len)
+        snprintf(buf, len, "%s (recomputed backwards)",
+                 nd_solver_element(g->fwd, i, at, sizeof at));
+    else if (i < y_len + n)
+        snprintf(buf, len, "the adjoint of %s",
+                 nd_solver_element(g->fwd, i - y_len, at, sizeof at));
+    else
+        snprintf(buf, len, "the gradient integral of parameter element %ld", i - y_len - n);
+}
+
 int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl)
 {
     size_t N = 2 * g->n + (size_t)g->np;
@@ -157,6 +175,8 @@ int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl)
     g->aug->atol = tmpl->atol;
     g->aug->h0 = tmpl->h0;
     g->aug->max_steps = tmpl->max_steps;
+    g->aug->namer = adjoint_element;
+    g->aug->namer_ctx = g;
     return ND_OK;
 }
 

@@ -96,8 +96,9 @@ int nd_solver_set_initial_step(NdSolver *s, double h0);
 int nd_solver_set_max_steps(NdSolver *s, long max_steps);
 /* Names for the state elements in messages ("y[1]" where the default says
  * "state element 1"): name(ctx, i, buf, len) writes the name of element i of
- * one sample (0 <= i < ny). The compiler knows the states' names; the runtime
- * does not. NULL restores the default. */
+ * one sample (0 <= i < ny); for a solver of a system (nd_solver_create_system),
+ * of element i of the whole vector, as the full text. The compiler knows the
+ * states' names; the runtime does not. NULL restores the default. */
 typedef void (*NdElementNamer)(void *ctx, long element, char *buf, size_t len);
 int nd_solver_set_element_namer(NdSolver *s, NdElementNamer name, void *ctx);
 

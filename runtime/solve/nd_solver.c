@@ -451,6 +451,10 @@ int nd_solver_set_element_namer(NdSolver *s, NdElementNamer name, void *ctx)
 
 const char *nd_solver_element(const NdSolver *s, long flat, char *buf, size_t len)
 {
+    if (s->sys && s->namer) { /* a system's namer names its flat elements, samples and all */
+        s->namer(s->namer_ctx, flat, buf, len);
+        return buf;
+    }
     long ny = s->k.ny > 0 ? s->k.ny : 1, i = flat % ny, b = flat / ny;
     char name[64];
     if (s->namer && flat < (long)s->n)
