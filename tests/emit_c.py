@@ -6,6 +6,10 @@ and compare every CSV and the table on stdout with what `nodec run` writes, to
 
 Input data sets live in FOLDER/data/ (copied next to each file as data/).
 
+A file that must fail says so with `# emit-fails: TEXT`: `nodec run` and every build of
+the emitted program exit with status 1 and TEXT in their standard error (the runtime's
+messages name the states in both).
+
 A file may set its own tolerance with a line `# emit-tol: 1e-7`: bdf's emitted
 LU (runtime/solve/nd_lapack.c's plain C one) rounds differently from OpenBLAS's, so
 an adaptive bdf solve may take other steps and agree only to its tolerance.
@@ -36,6 +40,13 @@ def numbers(text):
     return rows
 
 
+def file_fails(path):
+    for line in open(path):
+        if line.startswith("# emit-fails:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def file_tolerance(src):
     for line in open(src):
         if line.startswith("# emit-tol:"):
@@ -62,11 +73,15 @@ def same(a, b, tol=TOL):
     return None
 
 
-def compile_and_run(cc, flags, out_c, exe, workdir):
+def compile_and_run(cc, flags, out_c, exe, workdir, fails=None):
     p = run([cc, *flags, out_c, "-o", exe, "-lm"], workdir)
     if p.returncode != 0:
         return None, f"{cc} failed:\n{p.stderr[:2000]}"
     p = run([exe], workdir)
+    if fails is not None:
+        if p.returncode != 1 or fails not in p.stderr:
+            return None, f"exited {p.returncode}, want 1 with {fails!r}:\n{p.stderr[:2000]}"
+        return p.stdout, None
     if p.returncode != 0:
         return None, f"{os.path.basename(exe)} exited {p.returncode}:\n{p.stderr[:2000]}"
     return p.stdout, None
@@ -89,8 +104,11 @@ def check_file(nodec, src, sanitize):
             shutil.copy(src, d)
             if os.path.isdir(data):  # input data sets, out of the compared *.csv
                 shutil.copytree(data, os.path.join(d, "data"))
+        fails = file_fails(src)
         p = run([nodec, "run", name], ref)
-        if p.returncode != 0:
+        if fails is not None and (p.returncode != 1 or fails not in p.stderr):
+            return [f"nodec run: exit {p.returncode}, want 1 with {fails!r}: {p.stderr[:500]}"]
+        if fails is None and p.returncode != 0:
             return [f"nodec run failed: {p.stderr[:500]}"]
         want_out, want = p.stdout, outputs(ref)
         p = run([nodec, "emit-c", name, "-o", "out.c"], gen)
@@ -101,7 +119,7 @@ def check_file(nodec, src, sanitize):
             for f in glob.glob(os.path.join(gen, "*.csv")):
                 os.remove(f)
             label = f"{cc} {' '.join(flags[:2])}"
-            stdout, err = compile_and_run(cc, flags, "out.c", os.path.join(gen, "prog"), gen)
+            stdout, err = compile_and_run(cc, flags, "out.c", os.path.join(gen, "prog"), gen, fails)
             if err:
                 msgs.append(f"{label}: {err}")
                 continue

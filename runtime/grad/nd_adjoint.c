@@ -147,7 +147,7 @@ static int setup_bdf(NdGradient *g, const NdSolver *tmpl)
  * [y; a; g] ([a; g] for bdf, which reads y from the tape). */
 static void adjoint_element(void *ctx, long i, char *buf, size_t len)
 {
-    const NdGradient *g = ctx;
+    const NdGradient *g = (const NdGradient *)ctx;
     long n = (long)g->n, y_len = g->implicit ? 0 : n;
     char at[ND_ELEMENT_TEXT];
     if (i < y_len)
