@@ -393,15 +393,8 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     return rc;
 }
 
-/* The most elements of a solve's batch of states (B x ny) and of its output
- * (nt x B x ny): 2^31 doubles, 16 GiB. The runtime's workspaces are several
- * times the batch, and a request past this is a mistake (a data set or a
- * `samples` one way too large) better refused with its size than left to the
- * allocator. */
-#define RUN_MAX_BATCH_ELEMENTS (1ull << 31)
-
 /* "16 GiB" for the bytes of n doubles. */
-static const char *gib(double n, char *buf)
+const char *run_gib(double n, char *buf)
 {
     snprintf(buf, 32, "%.3g GiB", n * sizeof(double) / (1024.0 * 1024 * 1024));
     return buf;
@@ -416,13 +409,13 @@ static int batch_fits(Runner *r, const SemaSolve *s, SrcLoc where, const char *w
     if (states > RUN_MAX_BATCH_ELEMENTS) {
         diag_error(&r->c->diag, where, "%s's batch is too large: %d samples x %d state elements "
                    "= %.0f elements, more than the limit of %llu (the states alone would need %s)",
-                   what, B, s->model->ny, states, RUN_MAX_BATCH_ELEMENTS, gib(states, b));
+                   what, B, s->model->ny, states, RUN_MAX_BATCH_ELEMENTS, run_gib(states, b));
         return -1;
     }
     if (out > RUN_MAX_BATCH_ELEMENTS) {
         diag_error(&r->c->diag, where, "%s's output is too large: %d output times x %d samples x "
                    "%d state elements = %.0f elements, more than the limit of %llu (it would need "
-                   "%s)", what, s->nt, B, s->model->ny, out, RUN_MAX_BATCH_ELEMENTS, gib(out, b));
+                   "%s)", what, s->nt, B, s->model->ny, out, RUN_MAX_BATCH_ELEMENTS, run_gib(out, b));
         return -1;
     }
     return 0;
@@ -439,7 +432,7 @@ static int run_solve(Runner *r, const SemaDirective *d)
     if (!yout) {
         char b[32];
         diag_error(&r->c->diag, d->loc, "out of memory for this solve: its output needs %s",
-                   gib((double)n, b));
+                   run_gib((double)n, b));
         return -1;
     }
     int rc = solve_into(r, s, d->loc, s->output ? s->output : "stdout", B, yout);

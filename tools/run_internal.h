@@ -29,6 +29,15 @@ ModelRun *run_model(Runner *r, const IrModel *m);
 void run_note_fault(Runner *r, int status, const SemaSolver *sv, const IrModel *m);
 /* NdElementNamer for a model's states (ctx: the IrModel): "y[1]" in messages. */
 void run_name_element(void *ctx, long i, char *buf, size_t len);
+/* The most elements of a solve's or a train's batch of states (B x ny), of a
+ * solve's output (nt x B x ny) and of a train's observations (nt x B x
+ * columns): 2^31 doubles, 16 GiB. The runtime's workspaces are several times
+ * the batch, and a request past this is a mistake (a data set, `samples` or
+ * `windows` one way too large) better refused with its size than left to the
+ * allocator. */
+#define RUN_MAX_BATCH_ELEMENTS (1ull << 31)
+/* "16 GiB" for the bytes of n doubles, in buf (32 bytes). */
+const char *run_gib(double n, char *buf);
 /* Element i of vars (n of them, laid out by offset) by name, or "WHAT i". */
 void run_name_var_element(const IrVar *vars, int n, long i, const char *what, char *buf,
                           size_t len);

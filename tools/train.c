@@ -284,8 +284,31 @@ static NdOptim *make_optimizer(Trainer *t)
     return nd_optim_create(&cfg, t->np);
 }
 
+/* 0 when one group's states and observations fit RUN_MAX_BATCH_ELEMENTS, else
+ * -1 after saying what they would need. */
+static int workspace_fits(Trainer *t)
+{
+    double B = t->group_B, states = B * t->m->ny, rows = (double)t->group_nt * B * t->ncols;
+    char b[32];
+    if (states > RUN_MAX_BATCH_ELEMENTS)
+        diag_error(&t->r->c->diag, t->dir->loc, "train %s's batch is too large: %d samples x %d "
+                   "state elements = %.0f elements, more than the limit of %llu (the states "
+                   "alone would need %s)", t->m->name, t->group_B, t->m->ny, states,
+                   RUN_MAX_BATCH_ELEMENTS, run_gib(states, b));
+    else if (rows > RUN_MAX_BATCH_ELEMENTS)
+        diag_error(&t->r->c->diag, t->dir->loc, "train %s's batch is too large: %d samples x %d "
+                   "times x %d data columns = %.0f observations, more than the limit of %llu "
+                   "(they would need %s)", t->m->name, t->group_B, t->group_nt, t->ncols, rows,
+                   RUN_MAX_BATCH_ELEMENTS, run_gib(rows, b));
+    else
+        return 0;
+    return -1;
+}
+
 static int alloc_workspace(Trainer *t)
 {
+    if (workspace_fits(t) != 0)
+        return -1;
     size_t B = (size_t)t->group_B, np = (size_t)t->np;
     t->drows = alloc_doubles((size_t)t->group_nt * B * (size_t)t->ncols);
     t->grad_p = alloc_doubles(np);

