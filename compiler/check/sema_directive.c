@@ -575,8 +575,12 @@ static void option_directive(Sema *S, const Ast *ast, SemaProgram *out)
     if (!c)
         return;
     double v = c->value[0];
-    if (c->shape.rank != 0 || v < 0 || v != floor(v) || v > 1.8e19) {
+    if (c->shape.rank != 0 || v < 0 || v != floor(v)) {
         diag_error(S->diag, ast->a->loc, "the seed must be a non-negative integer");
+        return;
+    }
+    if (v > 1.8e19) { /* past what a 64-bit seed holds */
+        diag_error(S->diag, ast->a->loc, "the seed must be at most 1.8e19, but this is %g", v);
         return;
     }
     out->has_seed = true;
