@@ -156,6 +156,14 @@ static int group_extents(Sema *S, const SemaData *d, const DataSrc *src, ColName
                        src->path, d->colnames[c]);
             return 0;
         }
+        /* t[0] beside a t column (or id[0] beside id) would be a field obs.t cannot reach */
+        int taken = strcmp(cn[c].base, "t") == 0 ? d->t_col : strcmp(cn[c].base, "id") == 0 ? d->id_col : -1;
+        if (taken >= 0) {
+            diag_error(S->diag, src->at, "%s:1: column '%s' would make a field '%s', but '%s' is the %s "
+                       "column; rename it", src->path, d->colnames[c], cn[c].base, cn[c].base,
+                       taken == d->t_col ? "time" : "trajectory id");
+            return 0;
+        }
         if (cn[c].i >= d->ncols || cn[c].j >= d->ncols) { /* more elements than columns */
             diag_error(S->diag, src->at, "%s:1: column '%s': the columns of '%s' must be numbered "
                        "from 0 without gaps", src->path, d->colnames[c], cn[c].base);
