@@ -156,6 +156,14 @@ static int group_extents(Sema *S, const SemaData *d, const DataSrc *src, ColName
                        src->path, d->colnames[c]);
             return 0;
         }
+        /* t[0] beside a t column (or id[0] beside id) would be a field obs.t cannot reach */
+        int taken = strcmp(cn[c].base, "t") == 0 ? d->t_col : strcmp(cn[c].base, "id") == 0 ? d->id_col : -1;
+        if (taken >= 0) {
+            diag_error(S->diag, src->at, "%s:1: column '%s' would make a field '%s', but '%s' is the %s "
+                       "column; rename it", src->path, d->colnames[c], cn[c].base, cn[c].base,
+                       taken == d->t_col ? "time" : "trajectory id");
+            return 0;
+        }
         if (cn[c].i >= d->ncols || cn[c].j >= d->ncols) { /* more elements than columns */
             diag_error(S->diag, src->at, "%s:1: column '%s': the columns of '%s' must be numbered "
                        "from 0 without gaps", src->path, d->colnames[c], cn[c].base);
@@ -460,10 +468,14 @@ static int data_csv(Sema *S, const Ast *call, SemaData *d)
 
 static const char *const simulate_keys[] = {"t", "init", "solver"};
 
-static int simulate_arg(Sema *S, ModelInfo *mi, const Ast *arg, const Ast **seen, SemaSolve *sim)
+/* excused[k]: a misspelled or unnamed argument may have meant k, so k is not
+ * also "missing" (an unnamed one is most likely the times). */
+static int simulate_arg(Sema *S, ModelInfo *mi, const Ast *arg, const Ast **seen, char *excused,
+                        SemaSolve *sim)
 {
     if (arg->kind != AST_ARG) {
         diag_error(S->diag, arg->loc, "simulate takes the model, then named arguments t, init and solver");
+        excused[0] = 1;
         return 0;
     }
     int k = sema_find_name(arg->name, 3, simulate_keys);
@@ -471,6 +483,9 @@ static int simulate_arg(Sema *S, ModelInfo *mi, const Ast *arg, const Ast **seen
         diag_error(S->diag, name_loc_of(arg),
                    "unknown argument '%s' for simulate (expected t, init or solver)", arg->name);
         sema_suggest_among(S, arg->name, name_loc_of(arg), 3, simulate_keys);
+        int meant = sema_closest(arg->name, 3, simulate_keys);
+        if (meant >= 0)
+            excused[meant] = 1;
         return 0;
     }
     if (seen[k]) {
@@ -544,10 +559,11 @@ static int data_simulate(Sema *S, const Ast *call, SemaData *d)
     sim->model = mi->model;
     sim->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(mi->model->n_states + 1));
     const Ast *seen[3] = {0};
+    char excused[3] = {0};
     int before = S->diag->errors;
     for (int i = 1; i < call->list.n; i++)
-        simulate_arg(S, mi, call->list.items[i], seen, sim);
-    if (!seen[0])
+        simulate_arg(S, mi, call->list.items[i], seen, excused, sim);
+    if (!seen[0] && !excused[0])
         diag_error(S->diag, call->loc,
                    "simulate needs 't', the observation times, like t = linspace(0, 10, 101)");
     if (!seen[2])

@@ -465,13 +465,17 @@ static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, int key, SemaS
     }
 }
 
-static int check_key(Sema *S, const Ast *entry, const Ast **seen)
+/* excused[k]: a misspelled key was meant for k, so k is not also "missing". */
+static int check_key(Sema *S, const Ast *entry, const Ast **seen, char *excused)
 {
     int k = sema_find_name(entry->name, N_SOLVE_KEYS, solve_keys);
     if (k < 0) {
         diag_error(S->diag, name_loc_of(entry),
                    "unknown key '%s' in solve (valid keys: t, init, solver, output, samples)", entry->name);
         sema_suggest_among(S, entry->name, name_loc_of(entry), N_SOLVE_KEYS, solve_keys);
+        int meant = sema_closest(entry->name, N_SOLVE_KEYS, solve_keys);
+        if (meant >= 0)
+            excused[meant] = 1;
         return -1;
     }
     if (seen[k]) {
@@ -539,14 +543,15 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
         out->draw = arena_alloc(S->arena, sizeof(SemaDraw) * (size_t)(mi->model->n_states + 1));
     }
     const Ast *seen[N_SOLVE_KEYS] = {0};
+    char excused[N_SOLVE_KEYS] = {0};
     int before = S->diag->errors;
     for (int i = 0; i < ast->list.n; i++) {
         const Ast *entry = ast->list.items[i];
-        int k = check_key(S, entry, seen);
+        int k = check_key(S, entry, seen, excused);
         if (k >= 0)
             solve_entry(S, mi, entry, k, out);
     }
-    if (!seen[KEY_T])
+    if (!seen[KEY_T] && !excused[KEY_T])
         diag_error(S->diag, d->loc, "solve needs 't', the output times (like t = [0, 1])");
     if (!seen[KEY_SOLVER])
         sema_default_solver(S, d->loc, &out->solver);
@@ -570,8 +575,12 @@ static void option_directive(Sema *S, const Ast *ast, SemaProgram *out)
     if (!c)
         return;
     double v = c->value[0];
-    if (c->shape.rank != 0 || v < 0 || v != floor(v) || v > 1.8e19) {
+    if (c->shape.rank != 0 || v < 0 || v != floor(v)) {
         diag_error(S->diag, ast->a->loc, "the seed must be a non-negative integer");
+        return;
+    }
+    if (v > 1.8e19) { /* past what a 64-bit seed holds */
+        diag_error(S->diag, ast->a->loc, "the seed must be at most 1.8e19, but this is %g", v);
         return;
     }
     out->has_seed = true;

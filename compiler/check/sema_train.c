@@ -247,6 +247,8 @@ static int const_count(Sema *S, const Ast *e, const char *what, long lo, long hi
     if (c->shape.rank != 0 || v != floor(v) || v < (double)lo || v > 1e15 || (hi > 0 && v > (double)hi)) {
         if (hi > 0)
             diag_error(S->diag, e->loc, "%s must be an integer from %ld to %ld", what, lo, hi);
+        else if (c->shape.rank == 0 && v == floor(v) && v > 1e15)
+            diag_error(S->diag, e->loc, "%s must be at most 1e15, but this is %g", what, v);
         else
             diag_error(S->diag, e->loc, "%s must be a positive integer", what);
         return 0;
