@@ -613,6 +613,47 @@ static void train_model_parts(Sema *S, TrainCheck *tc)
     out->augmented = out->regularize ? train_augmented(S, out->model, out->regularize) : out->model;
 }
 
+/* The windows trap (issue 14): a window starts at its first observation, so a
+ * state with no data field of its name and no `init` would restart from its
+ * model's initial value at every window (a SIR fit on I alone then fits
+ * beta and gamma to S and R reset to t = 0 over and over). One error naming
+ * every such state and the two ways out. */
+static void windows_unobserved(Sema *S, TrainCheck *tc)
+{
+    const IrModel *m = tc->mi->model;
+    char names[256] = "";
+    int n = 0, first = -1;
+    size_t used = 0, last_sep = 0;
+    for (int i = 0; i < m->n_states; i++) {
+        if (tc->out->init[i] || strncmp(m->states[i].name, "__", 2) == 0)
+            continue;
+        if (first < 0)
+            first = i;
+        if (used < sizeof names - 40) {
+            last_sep = used;
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s'%s'",
+                                     n ? ", " : "", m->states[i].name);
+        }
+        n++;
+    }
+    if (n == 0)
+        return;
+    if (n > 1) { /* 'S', 'E', 'R' -> 'S', 'E' and 'R' */
+        char tail[sizeof names];
+        snprintf(tail, sizeof tail, " and%s", names + last_sep + 1);
+        snprintf(names + last_sep, sizeof names - last_sep, "%s", tail);
+    }
+    const char *name = m->states[first].name;
+    diag_error(S->diag, tc->dir->loc,
+               "windows start at their first observation, but data set '%s' has no field for %s %s, "
+               "and init gives %s: %s would restart from the model's initial value at every window. "
+               "Observe %s (a column in the data), or say where each window starts: "
+               "init = { %s = ... }",
+               tc->out->data->name, n > 1 ? "states" : "state", names, n > 1 ? "none of them" : "none",
+               n > 1 ? "they" : "it", n > 1 ? "them" : "it", name);
+    diag_note(S->diag, m->states[first].loc, "'%s' is declared here", name);
+}
+
 void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
 {
     TrainCheck tc = {.dir = d, .out = &d->train};
@@ -622,6 +663,9 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     collect_keys(S, ast, &tc);
     train_model_parts(S, &tc);
     train_batch(S, &tc);
+    if (tc.mi && d->train.init && d->train.data && d->train.batch == SEMA_BATCH_WINDOWS &&
+        S->diag->errors == before)
+        windows_unobserved(S, &tc);
     train_solver(S, &tc);
     train_gradient(S, &tc);
     train_optimizer(S, &tc);
