@@ -432,8 +432,8 @@ static int train_step(Trainer *t, long step, double *L)
         }
     }
     if (!isfinite(*L)) {
-        diag_error(&t->r->c->diag, t->dir->loc, "train %s: the loss became %g at step %ld",
-                   t->tr->model->name, *L, step);
+        diag_error(&t->r->c->diag, t->dir->loc, "train %s: the loss became %s at step %ld",
+                   t->tr->model->name, isnan(*L) ? "nan" : *L > 0 ? "inf" : "-inf", step);
         return -1;
     }
     if (step == 1 && t->r->opts->check_gradient && check_gradient(t))
