@@ -415,6 +415,31 @@ static int check_gradient(Trainer *t)
     return 0;
 }
 
+/* A gradient that is not finite (the loss finite) would make the parameters nan
+ * and the next step fail far from the cause: reported at the step it happens. */
+static int nonfinite_gradient(Trainer *t, long step)
+{
+    const IrModel *m = t->tr->model;
+    for (int j = 0; j < m->n_params; j++) {
+        const IrVar *v = &m->params[j];
+        for (long k = 0; k < ir_shape_size(v->shape); k++) {
+            double g = t->sum_grad[v->offset + k];
+            if (isfinite(g))
+                continue;
+            char at[32] = "";
+            if (v->shape.rank == 1)
+                snprintf(at, sizeof at, "[%ld]", k);
+            else if (v->shape.rank == 2)
+                snprintf(at, sizeof at, "[%ld,%ld]", k / v->shape.cols, k % v->shape.cols);
+            diag_error(&t->r->c->diag, t->dir->loc,
+                       "train %s: the gradient of %s%s became %s at step %ld (the loss is finite)",
+                       m->name, v->name, at, isnan(g) ? "nan" : g > 0 ? "inf" : "-inf", step);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int train_step(Trainer *t, long step, double *L)
 {
     draw_batch(t);
@@ -436,6 +461,8 @@ static int train_step(Trainer *t, long step, double *L)
                    t->tr->model->name, isnan(*L) ? "nan" : *L > 0 ? "inf" : "-inf", step);
         return -1;
     }
+    if (nonfinite_gradient(t, step))
+        return -1;
     if (step == 1 && t->r->opts->check_gradient && check_gradient(t))
         return -1;
     nd_optim_step(t->opt, t->p, t->sum_grad);
