@@ -546,6 +546,7 @@ typedef struct Progress {
     int width;         /* the terminal's columns: a longer line would not redraw */
     double start, last_draw; /* ms */
     FILE *hist;
+    int hist_errno; /* the first failed write to hist, reported when it closes */
 } Progress;
 
 enum { PROGRESS_REDRAW_MS = 100 };
@@ -620,16 +621,22 @@ static void progress_log(Progress *pg, long step, double L, bool history)
     }
     if (pg->hist && history) {
         fprintf(pg->hist, "%ld,%.17g,%ld,%ld,%.6f\n", step, L, t->nfe_fwd, t->nfe_bwd, secs);
-        fflush(pg->hist); /* readable while training runs */
+        if (fflush(pg->hist) != 0 && !pg->hist_errno) /* readable while training runs */
+            pg->hist_errno = errno;
     }
 }
 
 static int progress_close(Progress *pg)
 {
     progress_clear(pg);
-    if (pg->hist && fclose(pg->hist) != 0) {
+    if (!pg->hist)
+        return 0;
+    int bad = ferror(pg->hist), err = pg->hist_errno;
+    if (fclose(pg->hist) != 0 && !err)
+        err = errno;
+    if (bad || err) { /* a failed fflush leaves nothing for fclose to fail on */
         diag_error(&pg->t->r->c->diag, pg->t->tr->history_loc, "cannot write '%s': %s",
-                   pg->t->tr->history, strerror(errno));
+                   pg->t->tr->history, strerror(err ? err : EIO));
         return -1;
     }
     return 0;
