@@ -95,6 +95,10 @@ void run_note_fault(Runner *r, int status, const SemaSolver *sv, const IrModel *
                   "negative number): check the equations and the parameters, or end the solve "
                   "earlier",
                   m->name);
+    else if (status == ND_ERR_STEP_UNDERFLOW && sv->name && nd_method_is_implicit(sv->method))
+        diag_note(&r->c->diag, at,
+                  "a solution that blows up cannot be integrated past that time: check the "
+                  "equations and the parameters, or end the solve earlier");
     else if (status == ND_ERR_STEP_UNDERFLOW)
         diag_note(&r->c->diag, at,
                   "a stiff problem steps better with solver = bdf (or rodas4, kvaerno5); a "

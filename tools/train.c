@@ -305,6 +305,13 @@ static int workspace_fits(Trainer *t)
     return -1;
 }
 
+/* NdElementNamer for a model's parameters (ctx: the IrModel). */
+static void name_param(void *ctx, long i, char *buf, size_t len)
+{
+    const IrModel *m = ctx;
+    run_name_var_element(m->params, m->n_params, i, "parameter element", buf, len);
+}
+
 static int alloc_workspace(Trainer *t)
 {
     if (workspace_fits(t) != 0)
@@ -323,6 +330,8 @@ static int alloc_workspace(Trainer *t)
     t->tl = nd_train_loss_create(&t->k, &lk, tmpl, grad_method(t->tr->gradient), t->group_B,
                                  t->group_nt);
     nd_solver_free(tmpl);
+    if (t->tl)
+        nd_gradient_set_param_namer(nd_train_loss_get_gradient(t->tl), name_param, t->m);
     if (t->tl && t->tr->seminorm)
         nd_gradient_set_seminorm(nd_train_loss_get_gradient(t->tl), 1);
     t->opt = make_optimizer(t);
@@ -453,7 +462,8 @@ static int nonfinite_gradient(Trainer *t, long step, double L)
         diag_error(&t->r->c->diag, t->dir->loc,
                    "train %s failed at step %ld: the gradient of %s is %s while the loss is %g; "
                    "the parameters were not updated",
-                   m->name, step, name, isnan(t->sum_grad[i]) ? "nan" : "inf", L);
+                   m->name, step, name,
+                   isnan(t->sum_grad[i]) ? "nan" : t->sum_grad[i] > 0 ? "inf" : "-inf", L);
         diag_note(&t->r->c->diag, m->loc,
                   "a derivative in model '%s' is undefined where the solution goes (sqrt, log "
                   "or a power below 1 at 0, abs or a step at a kink): check the equations there",
@@ -472,21 +482,28 @@ static int train_step(Trainer *t, long step, double *L)
     for (int g = 0; g < t->n_groups; g++) {
         int status = group_gradient(t, &t->groups[g], L);
         if (status != ND_OK) {
+            const char *why = nd_train_loss_get_message(t->tl);
             diag_error(&t->r->c->diag, t->dir->loc, "train %s failed at step %ld (%s): %s",
-                       t->tr->model->name, step, nd_status_name(status),
-                       nd_train_loss_get_message(t->tl));
-            run_note_fault(t->r, status, &t->tr->solver, t->tr->model);
+                       t->tr->model->name, step, nd_status_name(status), why);
+            if (status == ND_ERR_NONFINITE && strncmp(why, "backward", 8) == 0)
+                diag_note(&t->r->c->diag, t->tr->model->loc,
+                          "the forward solve of '%s' was finite, but a derivative is not finite "
+                          "where the solution goes (sqrt, log or a power below 1 at 0, a "
+                          "division by a state that reaches 0): check the equations there",
+                          t->tr->model->name);
+            else
+                run_note_fault(t->r, status, &t->tr->solver, t->tr->model);
             return -1;
         }
     }
     if (!isfinite(*L)) {
-        diag_error(&t->r->c->diag, t->dir->loc, "train %s: the loss became %g at step %ld",
-                   t->tr->model->name, *L, step);
+        diag_error(&t->r->c->diag, t->dir->loc, "train %s: the loss became %s at step %ld",
+                   t->tr->model->name, isnan(*L) ? "nan" : *L > 0 ? "inf" : "-inf", step);
         return -1;
     }
-    if (step == 1 && t->r->opts->check_gradient && check_gradient(t))
+    if (nonfinite_gradient(t, step, *L)) /* before --check-gradient compares it */
         return -1;
-    if (nonfinite_gradient(t, step, *L))
+    if (step == 1 && t->r->opts->check_gradient && check_gradient(t))
         return -1;
     nd_optim_step(t->opt, t->p, t->sum_grad);
     return 0;
@@ -569,6 +586,7 @@ typedef struct Progress {
     int width;         /* the terminal's columns: a longer line would not redraw */
     double start, last_draw; /* ms */
     FILE *hist;
+    int hist_errno; /* the first failed write to hist, reported when it closes */
 } Progress;
 
 enum { PROGRESS_REDRAW_MS = 100 };
@@ -643,16 +661,22 @@ static void progress_log(Progress *pg, long step, double L, bool history)
     }
     if (pg->hist && history) {
         fprintf(pg->hist, "%ld,%.17g,%ld,%ld,%.6f\n", step, L, t->nfe_fwd, t->nfe_bwd, secs);
-        fflush(pg->hist); /* readable while training runs */
+        if (fflush(pg->hist) != 0 && !pg->hist_errno) /* readable while training runs */
+            pg->hist_errno = errno;
     }
 }
 
 static int progress_close(Progress *pg)
 {
     progress_clear(pg);
-    if (pg->hist && fclose(pg->hist) != 0) {
+    if (!pg->hist)
+        return 0;
+    int bad = ferror(pg->hist), err = pg->hist_errno;
+    if (fclose(pg->hist) != 0 && !err)
+        err = errno;
+    if (bad || err) { /* a failed fflush leaves nothing for fclose to fail on */
         diag_error(&pg->t->r->c->diag, pg->t->tr->history_loc, "cannot write '%s': %s",
-                   pg->t->tr->history, strerror(errno));
+                   pg->t->tr->history, strerror(err ? err : EIO));
         return -1;
     }
     return 0;

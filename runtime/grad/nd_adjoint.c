@@ -156,8 +156,12 @@ static void adjoint_element(void *ctx, long i, char *buf, size_t len)
     else if (i < y_len + n)
         snprintf(buf, len, "the adjoint of %s",
                  nd_solver_element(g->fwd, i - y_len, at, sizeof at));
-    else
+    else if (g->param_namer) {
+        g->param_namer(g->param_namer_ctx, i - y_len - n, at, sizeof at);
+        snprintf(buf, len, "the gradient integral of %s", at);
+    } else {
         snprintf(buf, len, "the gradient integral of parameter element %ld", i - y_len - n);
+    }
 }
 
 int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl)

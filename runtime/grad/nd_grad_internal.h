@@ -39,6 +39,8 @@ struct NdGradient {
     NdSolver *fwd;       /* the model's solver, with the template's settings */
     NdSolver *aug;       /* adjoint: the solver of [y; a; g] (2n + np doubles) */
     int seminorm;
+    NdElementNamer param_namer; /* names dL/dp's elements in messages, or NULL */
+    void *param_namer_ctx;
     int land;            /* adaptive: step onto every observation instead of
                           * interpolating (0 unless a test sets it) */
 

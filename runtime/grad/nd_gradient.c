@@ -413,6 +413,15 @@ int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const 
 
 /* ---- settings and counters ---- */
 
+int nd_gradient_set_param_namer(NdGradient *g, NdElementNamer name, void *ctx)
+{
+    if (!g)
+        return ND_ERR_ARG;
+    g->param_namer = name;
+    g->param_namer_ctx = ctx;
+    return ND_OK;
+}
+
 int nd_gradient_set_seminorm(NdGradient *g, int on)
 {
     if (!g)

@@ -49,6 +49,10 @@ void nd_gradient_free(NdGradient *g);
 /* Adjoint only: 1 to control the backward solve's error on y and a only (the
  * seminorm), 0 (default) on all of [y; a; dL/dp]. */
 int nd_gradient_set_seminorm(NdGradient *g, int on);
+/* Names for the parameter elements in messages (the adjoint's backward solve
+ * integrates dL/dp as part of its state): name(ctx, i, ...) for 0 <= i < np.
+ * NULL (default): "parameter element i". */
+int nd_gradient_set_param_namer(NdGradient *g, NdElementNamer name, void *ctx);
 
 /* Forward solve from y0 [B*ny] through loss->ts, the loss, and its gradient:
  * *L = sum of the callback's losses; grad_p [np] = dL/dp; grad_y0 [B*ny] = dL/dy0

@@ -4,6 +4,7 @@
 #include "nd_output.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,5 +101,16 @@ int nd_output_check(const char *path, int replace, char *err, size_t errlen)
         return fail(err, errlen, path, "'%s' is not a folder", dir);
     if (access(dir, W_OK | X_OK) != 0)
         return fail(err, errlen, path, "folder '%s' is not writable", dir);
+    /* access() lets root through where no one may create a file (sysfs, procfs):
+     * creating the file, then removing it, is the only sure answer */
+    int fd = open(target, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (fd < 0 && errno == EEXIST)
+        return 0;
+    if (fd < 0)
+        return errno == EACCES || errno == EPERM || errno == EROFS
+                   ? fail(err, errlen, path, "folder '%s' is not writable", dir)
+                   : fail(err, errlen, path, "%s", strerror(errno));
+    close(fd);
+    unlink(target);
     return 0;
 }

@@ -377,7 +377,15 @@ static unsigned char *read_file(const char *path, size_t *size, char *err, size_
         snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* a folder opens, and its "size" is whatever the file system says */
+        snprintf(err, errlen, "cannot read '%s': %s", path, strerror(EISDIR));
+        fclose(f);
+        return NULL;
+    }
     unsigned char *buf = NULL;
+    errno = 0;
     long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
     if (len >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)len + 1)) &&
         fread(buf, 1, (size_t)len, f) != (size_t)len) {
