@@ -600,6 +600,9 @@ static void model_inits(Sema *S, Scope *sc, ModelBuild *mb)
         const Ast *decl = mb->state_decl[i];
         if (!decl->a)
             continue;
+        const Binding *b = scope_find_local(sc, decl->name);
+        if (b && b->ast == decl && b->val.kind == V_ERR)
+            continue; /* its dimensions were reported: its shape is unknown */
         Val v = sema_expr_in(S, sc, decl->a, ALLOW_PARAM, "an initial value");
         if (!sema_initial_value(S, v, decl->a->loc, decl->name))
             continue;
