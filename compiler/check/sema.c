@@ -557,6 +557,17 @@ static void declare_state(Sema *S, Scope *sc, const Ast *decl, ModelBuild *mb)
     bind(S, sc, decl, B_STATE, ok ? val_node(ir_state(S->ir, slot, v.offset, v.shape)) : val_err());
 }
 
+/* An item of a model or net body as its messages name it (ast_kind_name is the
+ * syntax tree's dump name, such as STATE). */
+static const char *item_text(AstKind kind)
+{
+    switch (kind) {
+    case AST_STATE: return "a state";
+    case AST_EQUATION: return "an equation";
+    default: return ast_kind_name(kind);
+    }
+}
+
 static void model_declarations(Sema *S, Scope *sc, const Ast *model, ModelBuild *mb)
 {
     for (int i = 0; i < model->list.n; i++) {
@@ -572,7 +583,7 @@ static void model_declarations(Sema *S, Scope *sc, const Ast *model, ModelBuild 
             diag_error(S->diag, it->loc, "forward(...) belongs in a net, not in a model");
             break;
         default:
-            diag_error(S->diag, it->loc, "a %s cannot appear inside a model", ast_kind_name(it->kind));
+            diag_error(S->diag, it->loc, "%s cannot appear inside a model", item_text(it->kind));
             break;
         }
     }
@@ -723,8 +734,8 @@ static void check_template(Sema *S, const Ast *net)
             fwd = it;
         } else if (it->kind != AST_PARAM && it->kind != AST_NETUSE && it->kind != AST_CONST &&
                    it->kind != AST_LET) {
-            diag_error(S->diag, it->loc, "a %s cannot appear inside a net (nets hold params, nets, "
-                       "consts, lets and forward)", ast_kind_name(it->kind));
+            diag_error(S->diag, it->loc, "%s cannot appear inside a net (nets hold params, nets, "
+                       "consts, lets and forward)", item_text(it->kind));
         }
     }
     if (!fwd)
