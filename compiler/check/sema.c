@@ -259,8 +259,10 @@ static const char *dotted(Sema *S, const char *prefix, const char *name)
 {
     if (!prefix || !*prefix)
         return name;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s%s", prefix, name);
+    size_t a = strlen(prefix), b = strlen(name); /* names are as long as a line */
+    char *buf = arena_alloc(S->arena, a + b + 1);
+    memcpy(buf, prefix, a);
+    memcpy(buf + a, name, b + 1);
     return strtab_cstr(S->names, buf);
 }
 
