@@ -259,8 +259,10 @@ static const char *dotted(Sema *S, const char *prefix, const char *name)
 {
     if (!prefix || !*prefix)
         return name;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s%s", prefix, name);
+    size_t a = strlen(prefix), b = strlen(name); /* names are as long as a line */
+    char *buf = arena_alloc(S->arena, a + b + 1);
+    memcpy(buf, prefix, a);
+    memcpy(buf + a, name, b + 1);
     return strtab_cstr(S->names, buf);
 }
 
@@ -557,6 +559,17 @@ static void declare_state(Sema *S, Scope *sc, const Ast *decl, ModelBuild *mb)
     bind(S, sc, decl, B_STATE, ok ? val_node(ir_state(S->ir, slot, v.offset, v.shape)) : val_err());
 }
 
+/* An item of a model or net body as its messages name it (ast_kind_name is the
+ * syntax tree's dump name, such as STATE). */
+static const char *item_text(AstKind kind)
+{
+    switch (kind) {
+    case AST_STATE: return "a state";
+    case AST_EQUATION: return "an equation";
+    default: return ast_kind_name(kind);
+    }
+}
+
 static void model_declarations(Sema *S, Scope *sc, const Ast *model, ModelBuild *mb)
 {
     for (int i = 0; i < model->list.n; i++) {
@@ -572,7 +585,7 @@ static void model_declarations(Sema *S, Scope *sc, const Ast *model, ModelBuild 
             diag_error(S->diag, it->loc, "forward(...) belongs in a net, not in a model");
             break;
         default:
-            diag_error(S->diag, it->loc, "a %s cannot appear inside a model", ast_kind_name(it->kind));
+            diag_error(S->diag, it->loc, "%s cannot appear inside a model", item_text(it->kind));
             break;
         }
     }
@@ -600,6 +613,9 @@ static void model_inits(Sema *S, Scope *sc, ModelBuild *mb)
         const Ast *decl = mb->state_decl[i];
         if (!decl->a)
             continue;
+        const Binding *b = scope_find_local(sc, decl->name);
+        if (b && b->ast == decl && b->val.kind == V_ERR)
+            continue; /* its dimensions were reported: its shape is unknown */
         Val v = sema_expr_in(S, sc, decl->a, ALLOW_PARAM, "an initial value");
         if (!sema_initial_value(S, v, decl->a->loc, decl->name))
             continue;
@@ -720,8 +736,8 @@ static void check_template(Sema *S, const Ast *net)
             fwd = it;
         } else if (it->kind != AST_PARAM && it->kind != AST_NETUSE && it->kind != AST_CONST &&
                    it->kind != AST_LET) {
-            diag_error(S->diag, it->loc, "a %s cannot appear inside a net (nets hold params, nets, "
-                       "consts, lets and forward)", ast_kind_name(it->kind));
+            diag_error(S->diag, it->loc, "%s cannot appear inside a net (nets hold params, nets, "
+                       "consts, lets and forward)", item_text(it->kind));
         }
     }
     if (!fwd)

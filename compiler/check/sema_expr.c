@@ -103,12 +103,12 @@ IrNode *sema_const_val(Sema *S, Val v, SrcLoc loc, const char *what)
     for (int i = 0, n = ir_shape_size(c->shape); i < n; i++) { /* 1/0, log(0), sqrt(-1) */
         if (isfinite(c->value[i]))
             continue;
+        double x = isnan(c->value[i]) ? fabs(c->value[i]) : c->value[i]; /* "nan", not "-nan" */
         if (n == 1)
-            diag_error(S->diag, loc, "%s must be a finite number, but this evaluates to %g", what,
-                       c->value[i]);
+            diag_error(S->diag, loc, "%s must be a finite number, but this evaluates to %g", what, x);
         else
             diag_error(S->diag, loc, "%s must be finite, but its element %d evaluates to %g", what,
-                       i, c->value[i]);
+                       i, x);
         return NULL;
     }
     return c;
