@@ -620,6 +620,15 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner, Parser 
     bool closable = open && exp_has(&e, closer_of(open->c));
     char found[96], want[320];
     describe_found(p, tok, found, sizeof found);
+    /* `a < b < c`: the second comparison is an operator where operators are
+     * expected, only not this one; "expected an operator" would mislead */
+    const char *t = p->file->text + p->tok_off;
+    if (!p->tok_virtual && (t[0] == '<' || t[0] == '>' || ((t[0] == '=' || t[0] == '!') && t[1] == '=')) &&
+        exp_has(&e, '*') && !exp_has(&e, '<')) {
+        diag_error(p->diag, *at, "unexpected %s: comparisons do not chain (write a < b < c as "
+                   "(a < b) * (b < c))", found);
+        return 0;
+    }
     if (closable && at_eof(p, tok))
         snprintf(want, sizeof want, "'%c'", closer_of(open->c));
     else
