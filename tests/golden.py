@@ -4,7 +4,8 @@ comments expect (Wren's `// expect:`, jq's %%FAIL blocks).
 
   #| TEXT                                  the exact standard error, line by line; nodec must
                                             exit with status 1 (error goldens)
-  # args: check                             the subcommand (default: run)
+  # args: check                             the subcommand and flags (default: run); the file
+                                            goes last, or where `{file}` stands
   # expect: OUT.csv rows = N                data rows in an output file
   # expect: OUT.csv ROW COLUMN = V ± TOL    ROW is a 0-based index or `last`
   # expect-stdout: TEXT                     TEXT appears in standard output
@@ -14,6 +15,8 @@ comments expect (Wren's `// expect:`, jq's %%FAIL blocks).
   # setup: SHELL COMMAND                    run in the temporary folder first (a folder where
                                             a file is expected, a symlink, a truncated copy)
   # skip-if-root: REASON                    skipped when run as root (file permissions)
+  # stdout-to: PATH                         standard output into PATH (/dev/full: a failed
+                                            write), not captured
 
 A source that cannot hold comments (empty, binary garbage, NUL bytes, broken UTF-8)
 takes its directives from NAME.node.expect beside it.
@@ -63,8 +66,14 @@ def run_one(nodec, src, workdir):
     exits = re.findall(r"^#\s*expect-exit:\s*(\d+)", text, re.M)
     want_exit = int(exits[0]) if exits else (1 if want_err else 0)
     try:
-        p = subprocess.run([nodec, *args, name], cwd=workdir, capture_output=True,
-                           timeout=timeout)
+        argv = [a.replace("{file}", name) for a in args]
+        if not any("{file}" in a for a in args):
+            argv.append(name)
+        to = re.findall(r"^#\s*stdout-to:\s*(\S+)", text, re.M)
+        with open(to[0], "wb") if to else open(os.devnull, "rb") as sink:
+            p = subprocess.run([nodec, *argv], cwd=workdir, timeout=timeout,
+                               stdout=sink if to else subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdout = p.stdout or b""
     except subprocess.TimeoutExpired:
         return [f"no answer in {timeout:.0f} s"]
     p.stdout = p.stdout.decode("utf-8", errors="backslashreplace")

@@ -275,13 +275,25 @@ static void write_batch(FILE *f, bool csv, const SemaSolve *s, int B, int nv, co
         }
 }
 
+/* 0 when what went to stdout reached it (a full device or a closed pipe
+ * fails at the flush), else -1 with errno set. */
+static int stdout_written(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    if (!errno)
+        errno = EIO;
+    return -1;
+}
+
 /* A batched solve's output (with the sample column), to the file or stdout. */
 static int write_batch_output(const SemaSolve *s, int B, int nv, const int *idx,
                               const char *const *names, const double *yout)
 {
     if (!s->output) {
         write_batch(stdout, false, s, B, nv, idx, names, yout);
-        return 0;
+        return stdout_written();
     }
     FILE *f = fopen(s->output, "w");
     if (!f)
@@ -318,9 +330,10 @@ static int write_single(Runner *r, const SemaSolve *s, int nv, const int *idx,
         vnames[c] = names[idx[c]];
     pack_columns(s->nt, s->model->ny, nv, idx, yout, packed);
     int rc = 0;
-    if (!s->output)
+    if (!s->output) {
         nd_print_table(stdout, nv, vnames, s->nt, s->t, packed);
-    else
+        rc = stdout_written();
+    } else
         rc = nd_write_csv(s->output, nv, vnames, s->nt, s->t, packed);
     free(packed);
     return rc;

@@ -216,7 +216,7 @@ START_TEST(test_error_utf8_and_control)
 {
     Lexed *l = lex("a θ\x01");
     ck_assert_int_eq(l->errors, 2);
-    ck_assert_ptr_nonnull(strstr(l->messages, "t.node:1:3: error: unexpected character 'θ'\n"));
+    ck_assert_ptr_nonnull(strstr(l->messages, "t.node:1:3: error: unexpected character 'θ' (U+03B8)\n"));
     ck_assert_ptr_nonnull(strstr(l->messages, "t.node:1:5: error: unexpected character '\\x01'\n"));
 }
 END_TEST

@@ -561,7 +561,8 @@ static const struct {
      "      |           ^~~~~\n"},
     {"x = 1\n", "t.node:1:1: error: unexpected name 'x', expected a declaration such as 'model' or 'solve'\n"},
     {"model A {} model B {}\n", "t.node:1:12: error: unexpected 'model', expected end of line\n"},
-    {"const c = a < b < c\n", "t.node:1:17: error: unexpected '<', expected an operator or end of line\n"},
+    {"const c = a < b < c\n", "t.node:1:17: error: unexpected '<': comparisons do not chain (write "
+                              "a < b < c as (a < b) * (b < c))\n"},
     {"const c = f(a b)\n", "t.node:1:15: error: unexpected name 'b', expected an operator, '=', ')' or ','\n"},
     {"solve M { t = [0, 1] solver = rk4 }\n",
      "t.node:1:22: error: unexpected name 'solver', expected an operator or end of line\n"},
