@@ -189,13 +189,13 @@ static bool jit_sets(Compilation *c)
         if (!(s->targets & TARGET_JIT))
             continue;
         CompiledSet *cs = &c->compiled[i];
-        NdKernelFn fns[TRAIN_K_COUNT] = {0};
+        NdKernelFn fns[TRAIN_K_MAX_SPECS] = {0};
         JitRequest req = {.vjp = s->vjp, .jac = s->jac, .rhs_vjp = s->rhs_vjp,
                           .n_extra = s->loss.n, .extra = s->loss.specs, .extra_fns = fns};
         cs->jit = jit_compile_request(s->model, &req, &cs->kernels, &c->diag);
         if (!cs->jit)
             return false;
-        train_kernels_assign(&s->loss, fns, cs->loss);
+        train_kernels_assign(&s->loss, fns, cs->loss, cs->metrics);
     }
     return c->compiled != NULL;
 }

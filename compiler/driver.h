@@ -42,6 +42,7 @@ typedef struct CompiledSet {
     JitModel *jit;                  /* owned; NULL for a set the JIT does not translate */
     NdKernels kernels;
     NdKernelFn loss[TRAIN_K_COUNT]; /* a train set's loss kernels by slot */
+    NdKernelFn metrics[SEMA_MAX_METRICS]; /* an evaluate's metric kernels */
 } CompiledSet;
 
 typedef struct Compilation {

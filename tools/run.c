@@ -524,6 +524,8 @@ static int check_outputs(Compilation *c, const EmitRecord *emit)
             rc |= check_output(c, d->train.history, d->train.history_loc, 0);
             rc |= check_output(c, d->train.save, d->train.save_loc, 1);
         }
+        if (d->kind == SEMA_EVALUATE)
+            rc |= check_output(c, d->train.output, d->train.output_loc, 0);
     }
     return rc;
 }
@@ -540,6 +542,12 @@ static int run_directives(Compilation *c, const RunOptions *opts, const EmitReco
         params_directive_rng(c->program, i, &r.rng);
         switch (d->kind) {
         case SEMA_SOLVE:
+            if (d->solve.load && run_load_params(&r, d->solve.model,
+                                                 run_model(&r, d->solve.model)->p, d->solve.load,
+                                                 d->solve.load_loc) != 0) {
+                rc = 1;
+                break;
+            }
             if (!emit) {
                 rc = run_solve(&r, d);
                 break;
@@ -549,6 +557,10 @@ static int run_directives(Compilation *c, const RunOptions *opts, const EmitReco
             break;
         case SEMA_TRAIN:
             rc = train_run(&r, d);
+            break;
+        case SEMA_EVALUATE: /* emit-c's program does not score; nodec run does */
+            if (!emit)
+                rc = evaluate_run(&r, d);
             break;
         case SEMA_DATA:
             rc = run_data(&r, d);

@@ -53,5 +53,9 @@ void run_draw_states(Runner *r, const IrModel *m, double *y, int64_t B);
 
 /* Runs one train directive: 0, or -1 after reporting. */
 int train_run(Runner *r, const SemaDirective *d);
+/* evaluate M { ... }: the loss and the metrics of the data, printed (train.c). */
+int evaluate_run(Runner *r, const SemaDirective *d);
+/* The parameters of m from a safetensors file into p; -1 after a report at `at`. */
+int run_load_params(Runner *r, const IrModel *m, double *p, const char *path, SrcLoc at);
 
 #endif

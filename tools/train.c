@@ -65,6 +65,11 @@ typedef struct Trainer {
     /* the last step */
     long nfe_fwd, nfe_bwd; /* function evaluations, summed over the groups */
     long steps_done;
+    /* evaluate: the metrics' kernels, and the loss of the last group when it
+     * has fewer samples than the others (a minibatch size that does not
+     * divide the data) */
+    NdKernelFn metric_fn[SEMA_MAX_METRICS];
+    NdTrainLoss *tl_rest;
 } Trainer;
 
 /* ---- kernels ---- */
@@ -79,6 +84,7 @@ static void take_kernels(Trainer *t)
         INTERNAL_ERROR("train of model '%s' reached the runner uncompiled", t->tr->model->name);
     t->k = cs->kernels;
     memcpy(t->fn, cs->loss, sizeof t->fn);
+    memcpy(t->metric_fn, cs->metrics, sizeof t->metric_fn);
 }
 
 /* ---- the loss at each observation ---- */
@@ -348,6 +354,7 @@ static void trainer_free(Trainer *t)
     free(t->grad_p);
     free(t->sum_grad);
     nd_train_loss_free(t->tl);
+    nd_train_loss_free(t->tl_rest);
     nd_optim_free(t->opt);
 }
 
@@ -511,11 +518,11 @@ static int train_step(Trainer *t, long step, double *L)
 
 /* ---- parameters on disk: safetensors with the IR's names and shapes ---- */
 
-static NdTensorSpec *param_specs(Trainer *t)
+/* The safetensors layout of m's parameters: names, offsets and shapes. */
+static NdTensorSpec *model_param_specs(Arena *a, const IrModel *m)
 {
-    const IrModel *m = t->tr->model;
     size_t n = (size_t)(m->n_params ? m->n_params : 1);
-    NdTensorSpec *s = arena_alloc(t->r->c->arena, sizeof *s * n);
+    NdTensorSpec *s = arena_alloc(a, sizeof *s * n);
     for (int j = 0; j < m->n_params; j++) {
         IrShape sh = m->params[j].shape;
         s[j] = (NdTensorSpec){.name = m->params[j].name, .offset = m->params[j].offset,
@@ -523,6 +530,22 @@ static NdTensorSpec *param_specs(Trainer *t)
                               .dims = {sh.rows, sh.cols}};
     }
     return s;
+}
+
+static NdTensorSpec *param_specs(Trainer *t)
+{
+    return model_param_specs(t->r->c->arena, t->tr->model);
+}
+
+int run_load_params(Runner *r, const IrModel *m, double *p, const char *path, SrcLoc at)
+{
+    char err[512];
+    if (nd_safetensors_load(path, m->n_params, model_param_specs(r->c->arena, m), p, err,
+                            sizeof err) != 0) {
+        diag_error(&r->c->diag, at, "cannot load parameters: %s", err);
+        return -1;
+    }
+    return 0;
 }
 
 static int save_params(Trainer *t)
@@ -801,6 +824,140 @@ int train_run(Runner *r, const SemaDirective *d)
         note_interrupt(&t, saved);
     else if (saved)
         rc = -1;
+    trainer_free(&t);
+    return rc;
+}
+
+/* ---- evaluate: the loss and the metrics, no gradient ---- */
+
+/* Sample data in chunks of the minibatch size (all rows, in order; the last
+ * chunk may be smaller), or one group of every row (or of the one sample
+ * without data); the scales average over every sample. */
+static void plan_evaluate_samples(Trainer *t)
+{
+    const SemaTrain *tr = t->tr;
+    int n = tr->data ? tr->data->nrows : 1;
+    int B = tr->batch == SEMA_BATCH_MINIBATCH && tr->batch_count < n ? tr->batch_count : n;
+    int groups = (n + B - 1) / B;
+    alloc_groups(t, groups, B, tr->nt);
+    for (int g = 0; g < groups; g++) {
+        t->groups[g].ts = tr->t;
+        t->groups[g].B = g == groups - 1 ? n - g * B : B;
+        for (int b = 0; b < t->groups[g].B; b++)
+            t->groups[g].rows[b] = tr->data ? g * B + b : -1;
+    }
+    t->scale_obs = 1.0 / ((double)n * tr->nt);
+    t->scale_final = 1.0 / n;
+}
+
+static int evaluate_workspace(Trainer *t)
+{
+    if (workspace_fits(t) != 0)
+        return -1;
+    t->drows = alloc_doubles((size_t)t->group_nt * (size_t)t->group_B * (size_t)t->ncols);
+    NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
+    if (!tmpl)
+        return -1;
+    nd_solver_set_element_namer(tmpl, run_name_element, t->m);
+    NdLossKernels lk = {t->fn[TRAIN_K_LOSS], NULL, t->fn[TRAIN_K_FINAL], NULL, t->fn[TRAIN_K_INIT],
+                        NULL, t->ncols, t->cost_offset, draw_noise, t};
+    t->tl = nd_train_loss_create_forward(&t->k, &lk, tmpl, t->group_B, t->group_nt);
+    int rest = t->groups[t->n_groups - 1].B;
+    if (rest != t->group_B)
+        t->tl_rest = nd_train_loss_create_forward(&t->k, &lk, tmpl, rest, t->group_nt);
+    nd_solver_free(tmpl);
+    if (!t->drows || !t->tl || (rest != t->group_B && !t->tl_rest)) {
+        diag_error(&t->r->c->diag, t->dir->loc, "out of memory for this evaluate");
+        return -1;
+    }
+    return 0;
+}
+
+/* One CSV row of the scores: a header line, then the values. */
+static int write_scores(const SemaTrain *tr, double L, const double *metrics)
+{
+    FILE *f = fopen(tr->output, "w");
+    if (!f)
+        return -1;
+    errno = 0;
+    fputs("loss", f);
+    for (int k = 0; k < tr->n_metrics; k++)
+        fprintf(f, ",%s", tr->metric_names[k]);
+    fprintf(f, "\n%.17g", L);
+    for (int k = 0; k < tr->n_metrics; k++)
+        fprintf(f, ",%.17g", metrics[k]);
+    fputc('\n', f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno ? errno : EIO;
+    errno = err;
+    return err ? -1 : 0;
+}
+
+/* Every group's loss and metrics, one forward solve each; then `loss = ...`
+ * and `NAME = ...` on stdout (and a progress line on stderr). */
+static int evaluate_groups(Trainer *t)
+{
+    const SemaTrain *tr = t->tr;
+    double L = 0, metrics[SEMA_MAX_METRICS] = {0};
+    long nfe = 0;
+    int at_each = tr->loss != NULL;
+    double t0 = run_now_ms();
+    for (int i = 0; i < t->n_groups; i++) {
+        Group *g = &t->groups[i];
+        NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
+        gather_rows(t, g);
+        double Lg = 0;
+        int status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
+                                            t->scale_obs, t->scale_final, tr->n_metrics,
+                                            t->metric_fn, at_each, &Lg, metrics);
+        if (status != ND_OK) {
+            diag_error(&t->r->c->diag, t->dir->loc, "evaluate %s failed (%s): %s",
+                       tr->model->name, nd_status_name(status), nd_train_loss_get_message(tl));
+            run_note_fault(t->r, status, &tr->solver, tr->model);
+            return -1;
+        }
+        L += Lg;
+        nfe += nd_train_loss_get_forward_evals(tl);
+    }
+    if (!t->r->opts->quiet)
+        fprintf(stderr, "evaluate %s: %d samples in %d groups, nfe %ld/0, %.2f s%s%s\n",
+                tr->model->name, t->n_groups > 1 ? (t->n_groups - 1) * t->group_B +
+                                                        t->groups[t->n_groups - 1].B
+                                                  : t->groups[0].B,
+                t->n_groups, nfe, (run_now_ms() - t0) / 1e3, tr->output ? " -> " : "",
+                tr->output ? tr->output : "");
+    printf("loss = %.10g\n", L);
+    for (int k = 0; k < tr->n_metrics; k++)
+        printf("%s = %.10g\n", tr->metric_names[k], metrics[k]);
+    if (tr->output && write_scores(tr, L, metrics) != 0) {
+        diag_error(&t->r->c->diag, tr->output_loc, "cannot write '%s': %s", tr->output,
+                   strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int evaluate_run(Runner *r, const SemaDirective *d)
+{
+    const SemaTrain *tr = &d->train;
+    Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->model, .cost_offset = -1};
+    t.p = run_model(r, tr->model)->p;
+    t.ny = t.m->ny;
+    t.np = t.m->np;
+    t.ncols = tr->data ? tr->data->ncols : 0;
+    take_kernels(&t);
+    int rc = 0;
+    if (tr->data && tr->data->t_col >= 0)
+        rc = plan_time_series(&t);
+    else
+        plan_evaluate_samples(&t);
+    if (rc == 0)
+        rc = evaluate_workspace(&t);
+    if (rc == 0 && tr->load)
+        rc = run_load_params(r, tr->model, t.p, tr->load, tr->load_loc);
+    if (rc == 0)
+        rc = evaluate_groups(&t);
     trainer_free(&t);
     return rc;
 }

@@ -60,6 +60,8 @@ typedef struct SemaSolve {
     int samples;      /* `samples = N`: N samples; 0 when not given */
     SrcLoc samples_loc;
     const SemaData *rows; /* init reads this data set: one sample per row (init's DATA leaves) */
+    const char *load;     /* `load = "file.params"`: the model's parameters from a file, or NULL */
+    SrcLoc load_loc;
 } SemaSolve;
 
 /* A field of a data set: `obs.y` gathers the columns y[0], y[1] of each row. */
@@ -90,6 +92,9 @@ struct SemaData {
     SemaSolve sim;
 };
 
+/* Metrics one evaluate may define (each its own kernel). */
+enum { SEMA_MAX_METRICS = 16 };
+
 typedef enum SemaBatchKind { SEMA_BATCH_ALL, SEMA_BATCH_WINDOWS, SEMA_BATCH_MINIBATCH } SemaBatchKind;
 
 /* `train M { ... }`, lowered. IR expressions read the model's states and params,
@@ -118,16 +123,25 @@ typedef struct SemaTrain {
     long steps, log_every;
     const char *history, *save, *load;
     SrcLoc history_loc, save_loc, load_loc;
+    /* evaluate M { ... } (SEMA_EVALUATE) shares this record: the loss keys, no
+     * gradient or optimizer; each `metric NAME = expr` is a scalar averaged like
+     * the loss (at each observation of a time series, else at the last time) */
+    bool evaluate;
+    int n_metrics;
+    const char **metric_names;
+    IrNode **metrics;
+    const char *output; /* one CSV row of the loss and the metrics, or NULL */
+    SrcLoc output_loc;
 } SemaTrain;
 
-typedef enum SemaDirKind { SEMA_SOLVE, SEMA_TRAIN, SEMA_DATA } SemaDirKind;
+typedef enum SemaDirKind { SEMA_SOLVE, SEMA_TRAIN, SEMA_DATA, SEMA_EVALUATE } SemaDirKind;
 
 typedef struct SemaDirective {
     SemaDirKind kind;
     SrcLoc loc;       /* of the keyword through the target name */
     const Ast *ast;   /* the directive as written */
     SemaSolve solve;  /* SEMA_SOLVE */
-    SemaTrain train;  /* SEMA_TRAIN */
+    SemaTrain train;  /* SEMA_TRAIN and SEMA_EVALUATE */
     SemaData *data;   /* SEMA_DATA */
 } SemaDirective;
 

@@ -12,7 +12,7 @@
 #include "params_init.h"
 #include "sema_internal.h"
 
-static const char *const solve_keys[] = {"t", "init", "solver", "output", "samples"};
+static const char *const solve_keys[] = {"t", "init", "solver", "output", "samples", "load"};
 
 int sema_find_name(const char *name, int n, const char *const *names)
 {
@@ -400,7 +400,7 @@ void sema_solve_starts(Sema *S, const SemaSolve *s, SrcLoc where)
     }
 }
 
-enum { KEY_T, KEY_INIT, KEY_SOLVER, KEY_OUTPUT, KEY_SAMPLES, N_SOLVE_KEYS };
+enum { KEY_T, KEY_INIT, KEY_SOLVER, KEY_OUTPUT, KEY_SAMPLES, KEY_LOAD, N_SOLVE_KEYS };
 
 /* The data set whose fields init reads (`z = moons.x`: NAME is a data set, not a
  * name of the model) into *found; reading two is an error (0). */
@@ -457,6 +457,9 @@ static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, int key, SemaS
         out->output = v->kind == AST_STR ? v->str : NULL;
         out->output_loc = v->loc;
         break;
+    case KEY_LOAD:
+        out->load = sema_file_value(S, entry, &out->load_loc);
+        break;
     case KEY_SAMPLES:
         out->samples_loc = v->loc;
         if (!sema_const_int(S, S->global, v, "the number of samples", 1, 10000000, &out->samples))
@@ -468,10 +471,13 @@ static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, int key, SemaS
 /* excused[k]: a misspelled key was meant for k, so k is not also "missing". */
 static int check_key(Sema *S, const Ast *entry, const Ast **seen, char *excused)
 {
+    if (sema_named_entry_misplaced(S, entry, "solve"))
+        return -1;
     int k = sema_find_name(entry->name, N_SOLVE_KEYS, solve_keys);
     if (k < 0) {
         diag_error(S->diag, name_loc_of(entry),
-                   "unknown key '%s' in solve (valid keys: t, init, solver, output, samples)", entry->name);
+                   "unknown key '%s' in solve (valid keys: t, init, solver, output, samples, load)",
+                   entry->name);
         sema_suggest_among(S, entry->name, name_loc_of(entry), N_SOLVE_KEYS, solve_keys);
         int meant = sema_closest(entry->name, N_SOLVE_KEYS, solve_keys);
         if (meant >= 0)
@@ -592,7 +598,7 @@ void sema_directives(Sema *S, const Ast *program, SemaProgram *out)
     int n = 0;
     for (int i = 0; i < program->list.n; i++) {
         AstKind k = program->list.items[i]->kind;
-        n += k == AST_SOLVE || k == AST_TRAIN || k == AST_DATA;
+        n += k == AST_SOLVE || k == AST_TRAIN || k == AST_DATA || k == AST_EVALUATE;
     }
     out->dirs = arena_alloc(S->arena, sizeof(SemaDirective) * (size_t)(n + 1));
     for (int i = 0; i < program->list.n; i++) {
@@ -601,15 +607,19 @@ void sema_directives(Sema *S, const Ast *program, SemaProgram *out)
             option_directive(S, it, out);
             continue;
         }
-        if (it->kind != AST_SOLVE && it->kind != AST_TRAIN && it->kind != AST_DATA)
+        if (it->kind != AST_SOLVE && it->kind != AST_TRAIN && it->kind != AST_DATA &&
+            it->kind != AST_EVALUATE)
             continue;
         SemaDirective *d = &out->dirs[out->n_dirs++];
         d->ast = it;
         d->loc = it->name_loc.line > 0 ? loc_span(it->loc, it->name_loc) : it->loc;
-        d->kind = it->kind == AST_SOLVE ? SEMA_SOLVE : it->kind == AST_TRAIN ? SEMA_TRAIN : SEMA_DATA;
+        d->kind = it->kind == AST_SOLVE      ? SEMA_SOLVE
+                  : it->kind == AST_TRAIN    ? SEMA_TRAIN
+                  : it->kind == AST_EVALUATE ? SEMA_EVALUATE
+                                             : SEMA_DATA;
         if (it->kind == AST_SOLVE)
             solve_directive(S, it, d);
-        else if (it->kind == AST_TRAIN)
+        else if (it->kind == AST_TRAIN || it->kind == AST_EVALUATE)
             sema_train_directive(S, it, d);
         else
             sema_data_directive(S, it, d);

@@ -251,7 +251,14 @@ IrNode *sema_data_field_ir(Sema *S, const SemaField *f);
 SemaData *sema_find_data(Sema *S, const char *name);
 
 /* ---- sema_train.c ---- */
+/* train M { ... } and evaluate M { ... } (d->kind says which). */
 void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d);
+/* A file key's value (`save = "x.params"`), its location in *loc; NULL after
+ * an error (not a string) or when entry is NULL. */
+const char *sema_file_value(Sema *S, const Ast *entry, SrcLoc *loc);
+/* A named entry (`metric acc = ...`) outside evaluate, or one whose kind is not
+ * `metric`: reported (true), else false. */
+bool sema_named_entry_misplaced(Sema *S, const Ast *entry, const char *directive);
 /* `dx/dt` inside a train block: the right-hand side of state x. */
 Val sema_train_deriv(Sema *S, const Ast *e);
 

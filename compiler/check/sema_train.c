@@ -12,13 +12,19 @@
 
 typedef enum TrainKey {
     K_DATA, K_INIT, K_T, K_LOSS, K_FINAL, K_REG, K_BATCH, K_SOLVER, K_GRADIENT, K_OPTIMIZER,
-    K_STEPS, K_LOG, K_HISTORY, K_SAVE, K_LOAD, N_KEYS
+    K_STEPS, K_LOG, K_HISTORY, K_SAVE, K_LOAD, K_OUTPUT, N_KEYS
 } TrainKey;
 
 static const char *const train_keys[N_KEYS] = {
     "data", "init", "t", "loss", "final_loss", "regularize", "batch", "solver", "gradient",
-    "optimizer", "steps", "log_every", "history", "save", "load",
+    "optimizer", "steps", "log_every", "history", "save", "load", "output",
 };
+
+/* The keys evaluate takes: train's that define a loss, and its output. */
+static const unsigned EVALUATE_KEYS = 1u << K_DATA | 1u << K_INIT | 1u << K_T | 1u << K_LOSS |
+                                      1u << K_FINAL | 1u << K_BATCH | 1u << K_SOLVER |
+                                      1u << K_LOAD | 1u << K_OUTPUT;
+
 
 static const char *const gradient_names[] = {"adjoint", "backprop", "checkpoint"};
 
@@ -28,6 +34,8 @@ typedef struct TrainCheck {
     SemaTrain *out;
     ModelInfo *mi;           /* NULL when the model is unknown (already reported) */
     const Ast *seen[N_KEYS]; /* the entry of each key, or NULL */
+    const Ast *metric[SEMA_MAX_METRICS]; /* evaluate's `metric NAME = expr` entries */
+    int n_metrics;
     char excused[N_KEYS];    /* a misspelled key was meant for it: not also "missing" */
     int data_broken;         /* `data = obs` names a data set that failed to load */
 } TrainCheck;
@@ -44,12 +52,69 @@ static const Ast *value_of(const TrainCheck *tc, TrainKey k)
 
 /* ---- keys ---- */
 
+bool sema_named_entry_misplaced(Sema *S, const Ast *entry, const char *directive)
+{
+    if (!entry->str)
+        return false;
+    if (strcmp(entry->str, "metric") != 0)
+        diag_error(S->diag, entry->loc, "'%s %s = ...' is not a key: a key is one name (key = "
+                   "value); evaluate also takes metric NAME = expr", entry->str, entry->name);
+    else if (strcmp(directive, "evaluate") != 0)
+        diag_error(S->diag, entry->loc, "metrics belong in evaluate, not in %s", directive);
+    else
+        return false;
+    return true;
+}
+
+/* evaluate's `metric NAME = expr`: distinct names, at most SEMA_MAX_METRICS. */
+static void collect_metric(Sema *S, TrainCheck *tc, const Ast *entry)
+{
+    for (int j = 0; j < tc->n_metrics; j++)
+        if (strcmp(tc->metric[j]->name, entry->name) == 0) {
+            diag_error(S->diag, name_loc_of(entry), "duplicate metric '%s'", entry->name);
+            diag_note(S->diag, name_loc_of(tc->metric[j]), "the first '%s' is here", entry->name);
+            return;
+        }
+    if (strcmp(entry->name, "loss") == 0)
+        diag_error(S->diag, name_loc_of(entry), "a metric cannot be named 'loss': evaluate "
+                   "reports the loss under that name");
+    else if (tc->n_metrics == SEMA_MAX_METRICS)
+        diag_error(S->diag, entry->loc, "more than %d metrics in one evaluate", SEMA_MAX_METRICS);
+    else
+        tc->metric[tc->n_metrics++] = entry;
+}
+
 static void collect_keys(Sema *S, const Ast *ast, TrainCheck *tc)
 {
+    bool eval = tc->out->evaluate;
     for (int i = 0; i < ast->list.n; i++) {
         const Ast *entry = ast->list.items[i];
         SrcLoc at = name_loc_of(entry);
+        if (sema_named_entry_misplaced(S, entry, eval ? "evaluate" : "train"))
+            continue;
+        if (entry->str) {
+            collect_metric(S, tc, entry);
+            continue;
+        }
         int k = sema_find_name(entry->name, N_KEYS, train_keys);
+        if (k >= 0 && (eval ? !(EVALUATE_KEYS >> k & 1) : k == K_OUTPUT)) {
+            diag_error(S->diag, at,
+                       eval ? "'%s' is a key of train, not of evaluate (evaluate takes data, "
+                              "init, t, loss, final_loss, batch, solver, load, output and "
+                              "metric NAME = expr)"
+                            : "'%s' is a key of evaluate, not of train (a train writes its "
+                              "losses to history = \"...\")",
+                       entry->name);
+            continue;
+        }
+        if (k < 0 && eval) {
+            diag_error(S->diag, at,
+                       "unknown key '%s' in evaluate (valid keys: data, init, t, loss, "
+                       "final_loss, batch, solver, load, output; and metric NAME = expr)",
+                       entry->name);
+            sema_suggest_among(S, entry->name, at, N_KEYS, train_keys);
+            continue;
+        }
         if (k < 0) {
             diag_error(S->diag, at,
                        "unknown key '%s' in train (valid keys: data, init, t, loss, final_loss, "
@@ -100,9 +165,8 @@ static void train_data(Sema *S, TrainCheck *tc)
 /* ---- expressions ---- */
 
 /* A scalar expression of the model's scope; NULL after an error. */
-static IrNode *train_scalar(Sema *S, TrainCheck *tc, TrainKey k, unsigned allow, const char *what)
+static IrNode *scalar_expr(Sema *S, TrainCheck *tc, const Ast *e, unsigned allow, const char *what)
 {
-    const Ast *e = value_of(tc, k);
     if (!e || !tc->mi)
         return NULL;
     Val v = sema_expr_in(S, tc->mi->scope, e, allow, what);
@@ -120,6 +184,28 @@ static IrNode *train_scalar(Sema *S, TrainCheck *tc, TrainKey k, unsigned allow,
         return NULL;
     }
     return v.node;
+}
+
+static IrNode *train_scalar(Sema *S, TrainCheck *tc, TrainKey k, unsigned allow, const char *what)
+{
+    return scalar_expr(S, tc, value_of(tc, k), allow, what);
+}
+
+/* evaluate's metrics, lowered like the loss they are averaged with. */
+static void evaluate_metrics(Sema *S, TrainCheck *tc)
+{
+    SemaTrain *out = tc->out;
+    out->metric_names = arena_alloc(S->arena, sizeof(char *) * (size_t)(tc->n_metrics + 1));
+    out->metrics = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(tc->n_metrics + 1));
+    for (int j = 0; j < tc->n_metrics; j++) {
+        char what[96];
+        snprintf(what, sizeof what, "the metric '%s'", tc->metric[j]->name);
+        IrNode *v = scalar_expr(S, tc, tc->metric[j]->a, ALLOW_ALL | ALLOW_DATA, what);
+        if (!v)
+            continue;
+        out->metric_names[out->n_metrics] = tc->metric[j]->name;
+        out->metrics[out->n_metrics++] = v;
+    }
 }
 
 Val sema_train_deriv(Sema *S, const Ast *e)
@@ -163,6 +249,8 @@ static void train_exprs(Sema *S, TrainCheck *tc)
     out->loss = train_scalar(S, tc, K_LOSS, ALLOW_ALL | ALLOW_DATA, "the loss");
     out->final_loss = train_scalar(S, tc, K_FINAL, ALLOW_ALL | ALLOW_DATA, "the final loss");
     out->regularize = train_scalar(S, tc, K_REG, ALLOW_ALL, "the running cost (regularize)");
+    if (out->evaluate)
+        evaluate_metrics(S, tc);
 }
 
 /* ---- what each kind of data needs ---- */
@@ -376,7 +464,7 @@ static void train_solver(Sema *S, TrainCheck *tc)
         sema_solver_call(S, e, &tc->out->solver);
         /* the implicit gradients (adjoint, backprop, checkpoint) follow bdf's steps */
         const SemaSolver *sv = &tc->out->solver;
-        if (sv->name && !nd_method_has_gradient(sv->method)) {
+        if (sv->name && !nd_method_has_gradient(sv->method) && !tc->out->evaluate) {
             diag_error(S->diag, sv->loc, "train cannot differentiate through %s", sv->name);
             diag_note(S->diag, sv->loc, "train a stiff model with bdf (every gradient "
                                         "works with it); %s serves solve and simulate",
@@ -553,14 +641,17 @@ static void train_counts(Sema *S, TrainCheck *tc)
         const_count(S, log, "log_every", 1, 0, &out->log_every);
 }
 
-static const char *train_file(Sema *S, const Ast *entry, SrcLoc *loc)
+const char *sema_file_value(Sema *S, const Ast *entry, SrcLoc *loc)
 {
     if (!entry)
         return NULL;
     *loc = entry->a->loc;
     if (entry->a->kind != AST_STR) {
         diag_error(S->diag, entry->a->loc, "%s needs a file name in quotes, like %s = \"%s\"", entry->name,
-                   entry->name, strcmp(entry->name, "history") == 0 ? "history.csv" : "model.params");
+                   entry->name,
+                   strcmp(entry->name, "history") == 0  ? "history.csv"
+                   : strcmp(entry->name, "output") == 0 ? "out.csv"
+                                                        : "model.params");
         return NULL;
     }
     return entry->a->str;
@@ -654,15 +745,37 @@ static void windows_unobserved(Sema *S, TrainCheck *tc)
     diag_note(S->diag, m->states[first].loc, "'%s' is declared here", name);
 }
 
+/* What evaluate checks beyond the loss it shares with train: a minibatch size
+ * only (every sample is scored; windows would score a random part), the
+ * solver, the files. */
+static void evaluate_rules(Sema *S, TrainCheck *tc)
+{
+    SemaTrain *out = tc->out;
+    if (out->batch == SEMA_BATCH_WINDOWS)
+        diag_error(S->diag, value_of(tc, K_BATCH)->loc,
+                   "evaluate scores every trajectory whole: windows(...) would score a random "
+                   "part; remove batch");
+    train_solver(S, tc);
+    out->gradient = strtab_cstr(S->names, "adjoint"); /* unused: no gradient */
+    out->load = sema_file_value(S, tc->seen[K_LOAD], &out->load_loc);
+    out->output = sema_file_value(S, tc->seen[K_OUTPUT], &out->output_loc);
+}
+
 void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
 {
     TrainCheck tc = {.dir = d, .out = &d->train};
+    bool eval = d->kind == SEMA_EVALUATE;
+    d->train.evaluate = eval;
     tc.mi = sema_directive_model(S, ast->name, name_loc_of(ast));
     d->train.model = tc.mi ? tc.mi->model : NULL;
     int before = S->diag->errors;
     collect_keys(S, ast, &tc);
     train_model_parts(S, &tc);
     train_batch(S, &tc);
+    if (eval) {
+        evaluate_rules(S, &tc);
+        return;
+    }
     if (tc.mi && d->train.init && d->train.data && d->train.batch == SEMA_BATCH_WINDOWS &&
         S->diag->errors == before)
         windows_unobserved(S, &tc);
@@ -670,9 +783,9 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     train_gradient(S, &tc);
     train_optimizer(S, &tc);
     train_counts(S, &tc);
-    d->train.history = train_file(S, tc.seen[K_HISTORY], &d->train.history_loc);
-    d->train.save = train_file(S, tc.seen[K_SAVE], &d->train.save_loc);
-    d->train.load = train_file(S, tc.seen[K_LOAD], &d->train.load_loc);
+    d->train.history = sema_file_value(S, tc.seen[K_HISTORY], &d->train.history_loc);
+    d->train.save = sema_file_value(S, tc.seen[K_SAVE], &d->train.save_loc);
+    d->train.load = sema_file_value(S, tc.seen[K_LOAD], &d->train.load_loc);
     /* last, so a directive with other mistakes reports those */
     if (tc.mi && tc.mi->model->np == 0 && S->diag->errors == before)
         diag_error(S->diag, d->loc, "model '%s' has no parameters to train", tc.mi->model->name);

@@ -44,7 +44,7 @@ const char *ast_kind_name(AstKind kind)
         [AST_NETUSE] = "NETUSE",   [AST_EQUATION] = "EQUATION", [AST_FORWARD] = "FORWARD",
         [AST_IMPORT] = "IMPORT",   [AST_OPTION] = "OPTION",   [AST_FN] = "FN",
         [AST_NET] = "NET",         [AST_MODEL] = "MODEL",     [AST_SOLVE] = "SOLVE",
-        [AST_TRAIN] = "TRAIN",     [AST_DATA] = "DATA",       [AST_PROGRAM] = "PROGRAM",
+        [AST_TRAIN] = "TRAIN",     [AST_EVALUATE] = "EVALUATE",     [AST_DATA] = "DATA",       [AST_PROGRAM] = "PROGRAM",
     };
     if ((unsigned)kind < sizeof names / sizeof names[0] && names[kind])
         return names[kind];

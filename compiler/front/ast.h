@@ -41,6 +41,7 @@ typedef enum AstKind {
     AST_MODEL,   /* name, list = items */
     AST_SOLVE,   /* name = model, list = AST_ENTRY lines */
     AST_TRAIN,   /* name = model, list = AST_ENTRY lines */
+    AST_EVALUATE,/* name = model, list = AST_ENTRY lines (str = "metric" on a metric's) */
     AST_DATA,    /* name, a = value (a call: csv("f.csv") or simulate(...)) */
     AST_PROGRAM, /* list = top-level items, in source order */
 } AstKind;

@@ -225,6 +225,7 @@ static Ast *bad_equation(Parser *p, SrcLoc loc)
 %token <name> TK_MODEL "'model'" TK_STATE "'state'" TK_PARAM "'param'" TK_CONST "'const'"
 %token <name> TK_LET "'let'" TK_NET "'net'" TK_FN "'fn'" TK_IMPORT "'import'"
 %token <name> TK_OPTION "'option'" TK_SOLVE "'solve'" TK_TRAIN "'train'" TK_DATA "'data'"
+%token <name> TK_EVALUATE "'evaluate'"
 %token <name> TK_FORWARD "'forward'"
 
 %nonassoc '<' '>' TK_LE TK_GE TK_EQ TK_NE
@@ -274,6 +275,8 @@ top_item
         { $$ = named(p, AST_SOLVE, @$, $2, @2); $$->list = $4; }
     | TK_TRAIN TK_IDENT '{' entries '}'
         { $$ = named(p, AST_TRAIN, @$, $2, @2); $$->list = $4; }
+    | TK_EVALUATE TK_IDENT '{' entries '}'
+        { $$ = named(p, AST_EVALUATE, @$, $2, @2); $$->list = $4; }
     | TK_DATA TK_IDENT '=' expr   { $$ = named(p, AST_DATA, @$, $2, @2); $$->a = $4; }
     ;
 
@@ -372,8 +375,11 @@ entry_elem
     | error term                  { if (!resync(p, 1)) YYERROR; yyerrok; $$ = NULL; }
     ;
 
+/* `metric acc = expr` (evaluate): a named entry, its kind (`metric`) in str */
 entry
     : key '=' expr   { $$ = named(p, AST_ENTRY, @$, $1, @1); $$->op = '='; $$->a = $3; }
+    | key TK_IDENT '=' expr
+        { $$ = named(p, AST_ENTRY, @$, $2, @2); $$->op = '='; $$->a = $4; $$->str = $1; }
     ;
 
 record
@@ -398,7 +404,7 @@ key: TK_IDENT | keyword ;
 
 keyword
     : TK_MODEL | TK_STATE | TK_PARAM | TK_CONST | TK_LET | TK_NET | TK_FN | TK_IMPORT
-    | TK_OPTION | TK_SOLVE | TK_TRAIN | TK_DATA | TK_FORWARD
+    | TK_OPTION | TK_SOLVE | TK_TRAIN | TK_DATA | TK_FORWARD | TK_EVALUATE
     ;
 
 /* ---- expressions ---- */
@@ -505,7 +511,8 @@ static const int EXPR_START[] = {TK_NUM, TK_STR, TK_IDENT, TK_DERIV, '(', '[', '
 static const int OPERATORS[] = {'+', '-', '*', '/', '@', '^', '<', '>', TK_LE, TK_GE,
                                 TK_EQ, TK_NE, '[', '.', '('};
 static const int KEYWORDS[] = {TK_MODEL, TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FN,
-                               TK_IMPORT, TK_OPTION, TK_SOLVE, TK_TRAIN, TK_DATA, TK_FORWARD};
+                               TK_IMPORT, TK_OPTION, TK_SOLVE, TK_TRAIN, TK_DATA, TK_FORWARD,
+                               TK_EVALUATE};
 static const int ITEM_START[] = {TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FORWARD,
                                  TK_DERIV, TK_IDENT};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))

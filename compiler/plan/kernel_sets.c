@@ -73,6 +73,16 @@ static bool has_train(const SemaProgram *prog)
     return false;
 }
 
+/* An evaluate: its model's rhs (jac for an implicit solver) and the values of
+ * its loss, initial states and metrics; no gradient. JIT only: the program
+ * emit-c writes does solves (docs/emit-c.md). */
+static void plan_evaluate(KernelSets *ks, const SemaDirective *d)
+{
+    KernelSet *set = &ks->sets[ks->n++];
+    *set = (KernelSet){.model = d->train.model, .train = d, .targets = TARGET_JIT,
+                       .jac = needs_jacobian(&d->train.solver)};
+}
+
 KernelSets kernel_sets_plan(Arena *arena, const SemaProgram *prog, int targets)
 {
     KernelSets ks = {0};
@@ -94,6 +104,8 @@ KernelSets kernel_sets_plan(Arena *arena, const SemaProgram *prog, int targets)
             plan_integration(&ks, &d->data->sim);
         else if (d->kind == SEMA_TRAIN && (targets & (TARGET_JIT | TARGET_C)))
             plan_train(&ks, d, targets & (TARGET_JIT | TARGET_C));
+        else if (d->kind == SEMA_EVALUATE && (targets & TARGET_JIT))
+            plan_evaluate(&ks, d);
     }
     return ks;
 }
@@ -197,7 +209,7 @@ static const char *output_label(Arena *a, const IrModel *m, const char *kernel,
 static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrNode ***roots)
 {
     const IrModel *m = s->model;
-    PlanKernelSpec specs[3 + TRAIN_K_COUNT];
+    PlanKernelSpec specs[3 + TRAIN_K_MAX_SPECS];
     int n_specs = 0, n = m->n_states * m->n_params + 1;
     specs[n_specs++] = plan_spec_rhs(a, m);
     if (wants_adjoint(s))
@@ -230,7 +242,10 @@ static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrN
 static void dump_title(FILE *out, const KernelSet *s)
 {
     static const char *const target_names[] = {"jit", "c", "adjoint"};
-    fprintf(out, "kernels of %s", s->train ? "train" : "model");
+    fprintf(out, "kernels of %s",
+            !s->train                            ? "model"
+            : s->train->kind == SEMA_EVALUATE    ? "evaluate"
+                                                 : "train");
     if (s->train && s->train->loc.file)
         fprintf(out, " at %s:%d", s->train->loc.file->path, s->train->loc.line);
     fprintf(out, " %s:", s->model->name);

@@ -3,6 +3,8 @@
  * as PlanKernelSpec outputs that either back end compiles. */
 #include "train_kernels.h"
 
+#include <stdio.h>
+
 #include "diff.h"
 
 static IrNode *state_leaf(IrBuilder *b, const IrModel *m, int i)
@@ -74,7 +76,7 @@ static int init_roots(IrBuilder *b, Diag *diag, const SemaDirective *d, IrNode *
 }
 
 static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d, int nd,
-                      PlanKernelSpec *specs, int *n)
+                      bool with_vjp, PlanKernelSpec *specs, int *n)
 {
     const IrModel *m = d->train.augmented;
     IrNode **roots = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
@@ -88,6 +90,8 @@ static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d
     }
     specs[(*n)++] = (PlanKernelSpec){.name = "init", .n_outputs = m->n_states, .outputs = o,
                                    .nd = nd};
+    if (!with_vjp)
+        return 0;
     /* d(init)/dp^T a: how the initial states' gradients reach the parameters */
     int np = m->n_params;
     IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
@@ -112,29 +116,44 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
     for (int i = 0; i < TRAIN_K_COUNT; i++)
         out->slot[i] = -1;
     PlanKernelSpec *specs = out->specs;
+    bool grads = !tr->evaluate;
     if (tr->loss) {
         out->slot[TRAIN_K_LOSS] = n;
         specs[n++] = value_spec("loss", tr->loss, nd, a);
-        out->slot[TRAIN_K_LOSS_GRAD] = n;
-        specs[n++] = grad_spec(a, b, m, "loss_grad", tr->loss, nd);
+        if (grads) {
+            out->slot[TRAIN_K_LOSS_GRAD] = n;
+            specs[n++] = grad_spec(a, b, m, "loss_grad", tr->loss, nd);
+        }
     }
     if (tr->final_loss) {
         out->slot[TRAIN_K_FINAL] = n;
         specs[n++] = value_spec("final", tr->final_loss, nd, a);
-        out->slot[TRAIN_K_FINAL_GRAD] = n;
-        specs[n++] = grad_spec(a, b, m, "final_grad", tr->final_loss, nd);
+        if (grads) {
+            out->slot[TRAIN_K_FINAL_GRAD] = n;
+            specs[n++] = grad_spec(a, b, m, "final_grad", tr->final_loss, nd);
+        }
     }
     out->slot[TRAIN_K_INIT] = n;
-    out->slot[TRAIN_K_INIT_VJP] = n + 1;
-    if (init_specs(a, b, diag, d, nd, specs, &n))
+    if (grads)
+        out->slot[TRAIN_K_INIT_VJP] = n + 1;
+    if (init_specs(a, b, diag, d, nd, grads, specs, &n))
         return -1;
+    out->n_metrics = tr->n_metrics;
+    for (int k = 0; k < tr->n_metrics; k++) {
+        char *name = arena_alloc(a, 24);
+        snprintf(name, 24, "metric%d", k);
+        out->metric_slot[k] = n;
+        specs[n++] = value_spec(name, tr->metrics[k], nd, a);
+    }
     out->n = n;
     return 0;
 }
 
 void train_kernels_assign(const TrainKernels *tk, NdKernelFn *const compiled,
-                          NdKernelFn out[TRAIN_K_COUNT])
+                          NdKernelFn out[TRAIN_K_COUNT], NdKernelFn metrics[SEMA_MAX_METRICS])
 {
     for (int i = 0; i < TRAIN_K_COUNT; i++)
         out[i] = tk->slot[i] >= 0 ? compiled[tk->slot[i]] : NULL;
+    for (int k = 0; k < SEMA_MAX_METRICS; k++)
+        metrics[k] = k < tk->n_metrics ? compiled[tk->metric_slot[k]] : NULL;
 }

@@ -29,10 +29,17 @@ enum {
     TRAIN_K_COUNT
 };
 
+/* An evaluate's kernels are the values only (loss, final, init: no
+ * gradients), and one "metric<k>" value kernel (a scalar per sample into
+ * out0[b]) per metric. */
+enum { TRAIN_K_MAX_SPECS = TRAIN_K_COUNT + SEMA_MAX_METRICS };
+
 typedef struct TrainKernels {
-    PlanKernelSpec specs[TRAIN_K_COUNT];
+    PlanKernelSpec specs[TRAIN_K_MAX_SPECS];
     int n;                    /* specs built */
     int slot[TRAIN_K_COUNT];  /* its index in specs, or -1 */
+    int n_metrics;
+    int metric_slot[SEMA_MAX_METRICS];
 } TrainKernels;
 
 /* Builds the specs of train directive d in the arena and IR builder (which
@@ -44,6 +51,6 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
 /* The function each slot's kernel holds, from the n functions compiled for
  * the specs (in spec order): fns[slot], or NULL for a slot not built. */
 void train_kernels_assign(const TrainKernels *tk, NdKernelFn *const compiled,
-                          NdKernelFn out[TRAIN_K_COUNT]);
+                          NdKernelFn out[TRAIN_K_COUNT], NdKernelFn metrics[SEMA_MAX_METRICS]);
 
 #endif

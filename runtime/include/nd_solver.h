@@ -75,6 +75,9 @@ const char *nd_solver_key_name(NdSolverKey key); /* "h", "rtol", ... */
  * method without k->jac gives a solver whose message (nd_solver_get_message)
  * says so at once and whose solves fail with ND_ERR_UNSUPPORTED. */
 NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B);
+/* A solver of k for B samples with tmpl's method and settings (step, tolerances,
+ * initial step, max_steps, element namer); NULL as nd_solver_create. */
+NdSolver *nd_solver_create_like(const NdSolver *tmpl, const NdKernels *k, int64_t B);
 void nd_solver_free(NdSolver *s);
 int nd_solver_set_step(NdSolver *s, double h); /* fixed-step methods: h > 0 */
 

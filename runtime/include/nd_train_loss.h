@@ -52,4 +52,22 @@ int nd_train_loss_compute(NdTrainLoss *t, const double *p, int nt, const double 
                           double *grad_p);
 const char *nd_train_loss_get_message(const NdTrainLoss *t);
 
+/* Scoring without a gradient (nodec's evaluate): an object with a forward
+ * solver only (its gradient is NULL; nd_train_loss_compute refuses it), and
+ * the loss of nd_train_loss_compute's formula into *L, from one forward solve
+ * through ts (no backward pass). Each of the n_metrics kernels (a scalar per
+ * sample into out0[b]) is summed like the loss: with metrics_at_each, over
+ * every observation and sample, scaled by scale_obs; else over the samples at
+ * the last time, scaled by scale_final; into metric_sums[k] (added to).
+ * Allocates nothing. */
+NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernels *lk,
+                                          const NdSolver *solver_template, int64_t B,
+                                          int max_nt);
+int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double *ts,
+                           const double *d, double scale_obs, double scale_final, int n_metrics,
+                           NdKernelFn const *metrics, int metrics_at_each, double *L,
+                           double *metric_sums);
+/* The forward solver's right-hand-side evaluations in the last evaluate. */
+long nd_train_loss_get_forward_evals(const NdTrainLoss *t);
+
 #endif

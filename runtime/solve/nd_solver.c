@@ -306,6 +306,21 @@ NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
     return attach_implicit(solver_alloc(k, method, B, n, total), (size_t)B, k->ny);
 }
 
+NdSolver *nd_solver_create_like(const NdSolver *tmpl, const NdKernels *k, int64_t B)
+{
+    NdSolver *s = tmpl ? nd_solver_create(k, tmpl->method, B) : NULL;
+    if (!s)
+        return NULL;
+    s->h = tmpl->h;
+    s->rtol = tmpl->rtol;
+    s->atol = tmpl->atol;
+    s->h0 = tmpl->h0;
+    s->max_steps = tmpl->max_steps;
+    s->namer = tmpl->namer;
+    s->namer_ctx = tmpl->namer_ctx;
+    return s;
+}
+
 NdSolver *nd_solver_create_system(NdMethod method, size_t n, NdSystemFn F, void *ctx)
 {
     const NdTableau *tab = nd_tableau_get(method);

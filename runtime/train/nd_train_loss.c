@@ -6,6 +6,7 @@
  * object gets the training loop's numbers. */
 #include "nd_train_loss.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,9 @@ struct NdTrainLoss {
     int nt;
     double scale_obs, scale_final;
     double *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_y0;
+    /* a forward object (nd_train_loss_create_forward) */
+    NdSolver *solver;
+    double *yout; /* max_nt * B * ny: the states at every observation */
 };
 
 static const double *row_block(const NdTrainLoss *t, int j)
@@ -97,10 +101,90 @@ NdTrainLoss *nd_train_loss_create(const NdKernels *k, const NdLossKernels *lk,
     return t;
 }
 
+NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernels *lk,
+                                          const NdSolver *solver_template, int64_t B,
+                                          int max_nt)
+{
+    if (!k || !lk || !lk->init || B < 1 || max_nt < 2)
+        return NULL;
+    NdTrainLoss *t = (NdTrainLoss *)calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    size_t n = (size_t)B * (size_t)k->ny;
+    t->k = *k;
+    t->lk = *lk;
+    t->B = B;
+    t->max_nt = max_nt;
+    t->work = alloc_doubles(nd_kernels_work_size(k, B));
+    t->vals = alloc_doubles((size_t)B);
+    t->y0 = alloc_doubles(n);
+    t->yout = alloc_doubles((size_t)max_nt * n);
+    t->solver = nd_solver_create_like(solver_template, k, B);
+    if (!t->work || !t->vals || !t->y0 || !t->yout || !t->solver) {
+        nd_train_loss_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* sum over the batch of kernel f's value at (tj, y), times scale, into *acc */
+static void add_value(NdTrainLoss *t, NdKernelFn f, double scale, double tj, const double *y,
+                      const double *p, const double *d, double *acc)
+{
+    f(tj, y, p, NULL, d, t->vals, NULL, t->B, t->work);
+    for (int64_t b = 0; b < t->B; b++)
+        *acc += scale * t->vals[b];
+}
+
+int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double *ts,
+                           const double *d, double scale_obs, double scale_final, int n_metrics,
+                           NdKernelFn const *metrics, int metrics_at_each, double *L,
+                           double *metric_sums)
+{
+    t->msg = !t->solver ? "not a forward object (nd_train_loss_create_forward)"
+             : nt > t->max_nt ? "more observation times than the object was created for"
+             : !p || !ts || !L || (n_metrics > 0 && (!metrics || !metric_sums)) ||
+                       (t->lk.nd && !d)
+                 ? "a NULL argument"
+                 : NULL;
+    if (t->msg)
+        return ND_ERR_ARG;
+    t->d = d;
+    t->lk.init(ts[0], NULL, p, NULL, row_block(t, 0), t->y0, NULL, t->B, t->work);
+    if (t->lk.prepare)
+        t->lk.prepare(t->lk.prepare_ctx, t->y0, t->B);
+    int status = nd_solve(t->solver, p, t->y0, ts, nt, t->yout);
+    if (status != ND_OK)
+        return status;
+    *L = 0;
+    size_t n = (size_t)t->B * (size_t)t->k.ny;
+    for (int j = 0; j < nt; j++) {
+        const double *y = t->yout + (size_t)j * n, *dj = row_block(t, j);
+        bool last = j == nt - 1;
+        if (t->lk.loss)
+            add_value(t, t->lk.loss, scale_obs, ts[j], y, p, dj, L);
+        if (last && t->lk.final)
+            add_value(t, t->lk.final, scale_final, ts[j], y, p, dj, L);
+        for (int64_t b = 0; last && t->lk.cost_offset >= 0 && b < t->B; b++)
+            *L += scale_final * y[(size_t)b * (size_t)t->k.ny + (size_t)t->lk.cost_offset];
+        for (int k = 0; k < n_metrics && (metrics_at_each || last); k++)
+            add_value(t, metrics[k], metrics_at_each ? scale_obs : scale_final, ts[j], y, p, dj,
+                      &metric_sums[k]);
+    }
+    return ND_OK;
+}
+
+long nd_train_loss_get_forward_evals(const NdTrainLoss *t)
+{
+    return t->solver ? nd_solver_get_num_rhs_evals(t->solver) : 0;
+}
+
 void nd_train_loss_free(NdTrainLoss *t)
 {
     if (!t)
         return;
+    nd_solver_free(t->solver);
+    free(t->yout);
     double *bufs[] = {t->work, t->vals, t->gy_tmp, t->gp_tmp, t->y0, t->grad_y0};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
@@ -120,14 +204,16 @@ int64_t nd_train_loss_get_batch(const NdTrainLoss *t)
 
 const char *nd_train_loss_get_message(const NdTrainLoss *t)
 {
-    return t->msg ? t->msg : nd_gradient_get_message(t->g);
+    return t->msg ? t->msg : t->solver ? nd_solver_get_message(t->solver)
+                                       : nd_gradient_get_message(t->g);
 }
 
 int nd_train_loss_compute(NdTrainLoss *t, const double *p, int nt, const double *ts,
                           const double *d, double scale_obs, double scale_final, double *L,
                           double *grad_p)
 {
-    t->msg = nt > t->max_nt ? "more observation times than the object was created for"
+    t->msg = !t->g ? "a forward object has no gradient (nd_train_loss_create)"
+             : nt > t->max_nt ? "more observation times than the object was created for"
              : !p || !ts || !L || !grad_p || (t->lk.nd && !d) ? "a NULL argument"
                                                                : NULL;
     if (t->msg)

@@ -214,7 +214,7 @@ START_TEST(test_kernels_match_jit)
     TrainKernels tk;
     ck_assert_int_eq(train_kernels_build(e.c->arena, e.c->ir, &e.c->diag, train_dir(&e, 0), &tk), 0);
     ck_assert_int_eq(tk.n, 4); /* final, final_grad, init, init_vjp */
-    NdKernelFn fns[TRAIN_K_COUNT];
+    NdKernelFn fns[TRAIN_K_MAX_SPECS];
     NdKernels k;
     JitRequest req = {.vjp = 1, .jac = 1, .n_extra = tk.n, .extra = tk.specs, .extra_fns = fns};
     JitModel *jit = jit_compile_request(m, &req, &k, &e.c->diag);
@@ -344,7 +344,7 @@ static void jit_gradient(Emitted *e, int index, const double *p, const double *t
     ck_assert_int_eq(train_kernels_build(e->c->arena, e->c->ir, &e->c->diag, dir, &tk), 0);
     diff_model_adjoint(e->c->ir, m);
     diff_model_jacobian(e->c->ir, m);
-    NdKernelFn fns[TRAIN_K_COUNT];
+    NdKernelFn fns[TRAIN_K_MAX_SPECS];
     NdKernels k;
     JitRequest req = {.vjp = 1, .jac = 1, .n_extra = tk.n, .extra = tk.specs, .extra_fns = fns};
     JitModel *jit = jit_compile_request(m, &req, &k, &e->c->diag);
@@ -353,7 +353,8 @@ static void jit_gradient(Emitted *e, int index, const double *p, const double *t
                  .nd = dir->train.data ? dir->train.data->ncols : 0,
                  .cost = m != dir->train.model ? dir->train.model->ny : -1,
                  .scale_obs = 1.0 / ((double)tc->B * tc->nt), .scale_final = 1.0 / tc->B};
-    train_kernels_assign(&tk, fns, r.fn);
+    NdKernelFn metrics[SEMA_MAX_METRICS];
+    train_kernels_assign(&tk, fns, r.fn, metrics);
     size_t n = (size_t)(tc->B * m->ny);
     r.vals = calloc((size_t)tc->B, sizeof(double));
     r.gy = calloc(n, sizeof(double));
