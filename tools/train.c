@@ -70,6 +70,12 @@ typedef struct Trainer {
      * divide the data) */
     NdKernelFn metric_fn[SEMA_MAX_METRICS];
     NdTrainLoss *tl_rest;
+    /* train with `validation = D`: an evaluator of D (its own groups and forward
+     * losses, the train's kernels and parameters), the last score and the best */
+    struct Trainer *val;
+    double val_loss, best_val;
+    long best_step, since_best;
+    double last_loss;
 } Trainer;
 
 /* ---- kernels ---- */
@@ -630,7 +636,9 @@ static int progress_open(Trainer *t, Progress *pg)
                    strerror(errno));
         return -1;
     }
-    fputs("step,loss,nfe_forward,nfe_backward,seconds\n", pg->hist);
+    fputs(tr->validation ? "step,loss,nfe_forward,nfe_backward,seconds,val_loss\n"
+                         : "step,loss,nfe_forward,nfe_backward,seconds\n",
+          pg->hist);
     return 0;
 }
 
@@ -677,13 +685,19 @@ static void progress_log(Progress *pg, long step, double L, bool history)
 {
     const Trainer *t = pg->t;
     double secs = (run_now_ms() - pg->start) / 1e3;
+    char val[48] = "";
+    if (t->val)
+        snprintf(val, sizeof val, "  val_loss %.6g", t->val_loss);
     if (!pg->quiet) {
         progress_clear(pg);
-        fprintf(stderr, "train %s: step %ld/%ld  loss %.6g  nfe %ld/%ld  %.2f s\n",
-                t->tr->model->name, step, t->tr->steps, L, t->nfe_fwd, t->nfe_bwd, secs);
+        fprintf(stderr, "train %s: step %ld/%ld  loss %.6g%s  nfe %ld/%ld  %.2f s\n",
+                t->tr->model->name, step, t->tr->steps, L, val, t->nfe_fwd, t->nfe_bwd, secs);
     }
     if (pg->hist && history) {
-        fprintf(pg->hist, "%ld,%.17g,%ld,%ld,%.6f\n", step, L, t->nfe_fwd, t->nfe_bwd, secs);
+        fprintf(pg->hist, "%ld,%.17g,%ld,%ld,%.6f", step, L, t->nfe_fwd, t->nfe_bwd, secs);
+        if (t->val)
+            fprintf(pg->hist, ",%.17g", t->val_loss);
+        fputc('\n', pg->hist);
         if (fflush(pg->hist) != 0 && !pg->hist_errno) /* readable while training runs */
             pg->hist_errno = errno;
     }
@@ -747,6 +761,82 @@ static void alloc_check_report(const AllocCheck *ac, const Trainer *t)
                 t->tr->model->name, ac->changed, ac->checked);
 }
 
+/* ---- validation ---- */
+
+static void plan_evaluate_samples(Trainer *t);
+static int evaluate_workspace(Trainer *t);
+
+/* The evaluator of `validation = D`: the train's kernels and parameters over
+ * D's rows, grouped as evaluate groups them (whole trajectories, or every
+ * sample), with forward losses made before the first step. */
+static int validation_setup(Trainer *t)
+{
+    Arena *a = t->r->c->arena;
+    SemaTrain *vtr = arena_alloc(a, sizeof *vtr);
+    *vtr = *t->tr;
+    vtr->data = (SemaData *)t->tr->validation;
+    vtr->batch = SEMA_BATCH_ALL;
+    Trainer *v = arena_alloc(a, sizeof *v);
+    *v = (Trainer){.r = t->r, .dir = t->dir, .tr = vtr, .m = t->m, .p = t->p, .k = t->k,
+                   .ny = t->ny, .np = t->np, .ncols = t->ncols, .cost_offset = t->cost_offset};
+    memcpy(v->fn, t->fn, sizeof v->fn);
+    if (vtr->data->t_col >= 0) {
+        if (plan_time_series(v) != 0)
+            return -1;
+    } else {
+        plan_evaluate_samples(v);
+    }
+    t->val = v;
+    t->best_val = INFINITY;
+    return evaluate_workspace(v);
+}
+
+/* The loss of the validation set at the current parameters (no gradient). */
+static int score_validation(Trainer *t, long step)
+{
+    Trainer *v = t->val;
+    double sum = 0;
+    for (int i = 0; i < v->n_groups; i++) {
+        Group *g = &v->groups[i];
+        NdTrainLoss *tl = g->B == v->group_B ? v->tl : v->tl_rest;
+        gather_rows(v, g);
+        double Lg = 0;
+        int status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, v->ncols ? v->drows : NULL,
+                                            v->scale_obs, v->scale_final, 0, NULL, 0, &Lg, NULL);
+        if (status != ND_OK) {
+            diag_error(&t->r->c->diag, t->dir->loc,
+                       "train %s: scoring the validation set '%s' at step %ld failed (%s): %s",
+                       t->tr->model->name, t->tr->validation->name, step, nd_status_name(status),
+                       nd_train_loss_get_message(tl));
+            run_note_fault(t->r, status, &t->tr->solver, t->tr->model);
+            return -1;
+        }
+        sum += Lg;
+    }
+    t->val_loss = sum;
+    if (sum < t->best_val) {
+        t->best_val = sum;
+        t->best_step = step;
+        t->since_best = 0;
+    } else {
+        t->since_best++;
+    }
+    return 0;
+}
+
+/* `patience = N`: N scores in a row without a lower validation loss. */
+static bool early_stop(Trainer *t, long step)
+{
+    long patience = t->tr->patience;
+    if (!t->val || patience <= 0 || t->since_best < patience || step == t->tr->steps)
+        return false;
+    if (!t->r->opts->quiet)
+        fprintf(stderr, "train %s: stopped early at step %ld: the validation loss has not gone "
+                        "below %.6g (step %ld) in %ld scores\n",
+                t->tr->model->name, step, t->best_val, t->best_step, patience);
+    return true;
+}
+
 /* ---- the loop ---- */
 
 static int train_loop(Trainer *t)
@@ -769,10 +859,16 @@ static int train_loop(Trainer *t)
         if (rc)
             break;
         t->steps_done = step;
-        if (step % log_every == 0 || step == tr->steps || interrupted)
+        bool log = step % log_every == 0 || step == tr->steps || interrupted;
+        if (log && t->val && (rc = score_validation(t, step)) != 0)
+            break;
+        if (log)
             progress_log(&pg, step, L, step % log_every == 0);
         else
             progress_draw(&pg, step, L);
+        t->last_loss = L;
+        if (log && early_stop(t, step))
+            break;
     }
     bool stopped = interrupted && t->steps_done < tr->steps;
     sigaction(SIGINT, &old, NULL);
@@ -796,6 +892,32 @@ static void note_interrupt(const Trainer *t, int saved)
 
 /* Runs one train directive: 0, -1 after reporting, or TRAIN_INTERRUPTED after a
  * Ctrl-C (the parameters saved when `save` is given). */
+/* At the end of a train: the last loss (and validation loss), the time, and
+ * the value of each parameter of at most 8 elements (the fitted rates of a
+ * mechanistic model; a network's weights are too many to read). */
+static void print_summary(const Trainer *t, double secs)
+{
+    const IrModel *m = t->tr->model;
+    fprintf(stderr, "train %s: done: %ld steps in %.2f s, loss %.6g", m->name, t->steps_done, secs,
+            t->last_loss);
+    if (t->val)
+        fprintf(stderr, ", val_loss %.6g (best %.6g at step %ld)", t->val_loss, t->best_val,
+                t->best_step);
+    fputc('\n', stderr);
+    for (int j = 0; j < m->n_params; j++) {
+        const IrVar *v = &m->params[j];
+        int n = ir_shape_size(v->shape);
+        if (n > 8)
+            continue;
+        fprintf(stderr, "  %s = ", v->name);
+        if (v->shape.rank > 0)
+            fputc('[', stderr);
+        for (int k = 0; k < n; k++)
+            fprintf(stderr, "%s%.8g", k ? ", " : "", t->p[v->offset + k]);
+        fputs(v->shape.rank > 0 ? "]\n" : "\n", stderr);
+    }
+}
+
 int train_run(Runner *r, const SemaDirective *d)
 {
     const SemaTrain *tr = &d->train;
@@ -813,10 +935,15 @@ int train_run(Runner *r, const SemaDirective *d)
     int rc = tr->data && tr->data->t_col >= 0 ? plan_time_series(&t) : plan_samples(&t);
     if (rc == 0)
         rc = alloc_workspace(&t);
+    if (rc == 0 && tr->validation)
+        rc = validation_setup(&t);
     if (rc == 0 && tr->load)
         rc = load_params(&t);
+    double t0 = run_now_ms();
     if (rc == 0)
         rc = train_loop(&t);
+    if (rc == 0 && !r->opts->quiet)
+        print_summary(&t, (run_now_ms() - t0) / 1e3);
     int saved = 0;
     if ((rc == 0 || rc == TRAIN_INTERRUPTED) && tr->save)
         saved = save_params(&t);
@@ -824,6 +951,8 @@ int train_run(Runner *r, const SemaDirective *d)
         note_interrupt(&t, saved);
     else if (saved)
         rc = -1;
+    if (t.val)
+        trainer_free(t.val);
     trainer_free(&t);
     return rc;
 }

@@ -132,6 +132,10 @@ typedef struct SemaTrain {
     IrNode **metrics;
     const char *output; /* one CSV row of the loss and the metrics, or NULL */
     SrcLoc output_loc;
+    /* `validation = D`: scored every log_every steps (laid out like data), or NULL;
+     * `patience = N`: stop after N scores without a lower one (0: never) */
+    const SemaData *validation;
+    long patience;
 } SemaTrain;
 
 typedef enum SemaDirKind { SEMA_SOLVE, SEMA_TRAIN, SEMA_DATA, SEMA_EVALUATE } SemaDirKind;

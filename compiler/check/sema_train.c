@@ -12,12 +12,13 @@
 
 typedef enum TrainKey {
     K_DATA, K_INIT, K_T, K_LOSS, K_FINAL, K_REG, K_BATCH, K_SOLVER, K_GRADIENT, K_OPTIMIZER,
-    K_STEPS, K_LOG, K_HISTORY, K_SAVE, K_LOAD, K_OUTPUT, N_KEYS
+    K_STEPS, K_LOG, K_HISTORY, K_SAVE, K_LOAD, K_OUTPUT, K_VALIDATION, K_PATIENCE, N_KEYS
 } TrainKey;
 
 static const char *const train_keys[N_KEYS] = {
     "data", "init", "t", "loss", "final_loss", "regularize", "batch", "solver", "gradient",
-    "optimizer", "steps", "log_every", "history", "save", "load", "output",
+    "optimizer", "steps", "log_every", "history", "save", "load", "output", "validation",
+    "patience",
 };
 
 /* The keys evaluate takes: train's that define a loss, and its output. */
@@ -160,6 +161,60 @@ static void train_data(Sema *S, TrainCheck *tc)
     }
     tc->out->data = d;
     tc->data_broken = d->ncols == 0;
+}
+
+/* Whether data sets a and b have the same columns in the same places: the
+ * loss kernels read a row by column offset. */
+static bool same_columns(const SemaData *a, const SemaData *b)
+{
+    if (a->ncols != b->ncols || a->t_col != b->t_col || a->id_col != b->id_col ||
+        a->n_fields != b->n_fields)
+        return false;
+    for (int i = 0; i < a->n_fields; i++) {
+        const SemaField *f = &a->fields[i], *g = &b->fields[i];
+        if (f->name != g->name || !ir_shape_eq(f->shape, g->shape) ||
+            memcmp(f->cols, g->cols, sizeof(int) * (size_t)ir_shape_size(f->shape)) != 0)
+            return false;
+    }
+    return true;
+}
+
+static int const_count(Sema *S, const Ast *e, const char *what, long lo, long hi, long *out);
+
+/* `validation = D`: a data set laid out like the train's, scored every
+ * log_every steps; `patience = N` stops after N scores without a better one. */
+static void train_validation(Sema *S, TrainCheck *tc)
+{
+    const Ast *v = value_of(tc, K_VALIDATION), *pat = value_of(tc, K_PATIENCE);
+    SemaTrain *out = tc->out;
+    if (pat && !v)
+        diag_error(S->diag, pat->loc, "patience counts validation scores: it needs validation = "
+                   "D (a data set laid out like the training data)");
+    else if (pat)
+        const_count(S, pat, "patience", 1, 0, &out->patience);
+    if (!v || tc->data_broken)
+        return;
+    if (v->kind != AST_NAME) {
+        diag_error(S->diag, v->loc, "validation needs the name of a data set, like validation = test");
+        return;
+    }
+    SemaData *d = sema_find_data(S, v->name);
+    if (!d) {
+        diag_error(S->diag, v->loc, "unknown data set '%s'", v->name);
+        return;
+    }
+    if (!out->data) {
+        diag_error(S->diag, v->loc, "validation scores the loss on another data set: it needs "
+                   "data = ... to train on");
+        return;
+    }
+    if (!same_columns(out->data, d)) {
+        diag_error(S->diag, v->loc, "the validation set '%s' must have the columns of '%s', in "
+                   "the same order: the loss reads %s's rows by column", d->name, out->data->name,
+                   out->data->name);
+        return;
+    }
+    out->validation = d;
 }
 
 /* ---- expressions ---- */
@@ -783,6 +838,7 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     train_gradient(S, &tc);
     train_optimizer(S, &tc);
     train_counts(S, &tc);
+    train_validation(S, &tc);
     d->train.history = sema_file_value(S, tc.seen[K_HISTORY], &d->train.history_loc);
     d->train.save = sema_file_value(S, tc.seen[K_SAVE], &d->train.save_loc);
     d->train.load = sema_file_value(S, tc.seen[K_LOAD], &d->train.load_loc);
