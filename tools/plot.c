@@ -282,7 +282,7 @@ static void draw_line(const Curve *c, bool logy, double *ys)
         if (end - start >= 2)
             plline(end - start, c->x + start, ys + start);
         else if (end - start == 1)
-            plstring(1, c->x + start, ys + start, "#(728)");
+            plstring(1, c->x + start, ys + start, "•");
         start = end;
     }
 }
@@ -296,7 +296,7 @@ static void draw_points(const Curve *c, bool logy, double *xs, double *ys)
             ys[n++] = axis_y(c->y[i], logy);
         }
     plssym(0, 0.6);
-    plstring(n, xs, ys, "#(728)");
+    plstring(n, xs, ys, "•");
 }
 
 static void draw_legend(const SemaPlot *p, const Picture *pic)
@@ -324,7 +324,7 @@ static void draw_legend(const SemaPlot *p, const Picture *pic)
             widths[k] = 2;
             scales[k] = 0.6;
             texts[k] = pic->curves[k].label;
-            symbols[k] = "#(728)";
+            symbols[k] = "•";
         }
         PLFLT w, h;
         plcol0(1);
