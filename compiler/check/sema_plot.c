@@ -287,6 +287,7 @@ static void plot_layer(Sema *S, const Ast *entry, SemaPlotLayer *l, const SemaPr
     const Ast *seen[N_LAYER_KEYS] = {0};
     const Ast *from = v;
     if (v->kind == AST_RECORD) {
+        int before = S->diag->errors;
         for (int i = 0; i < v->list.n; i++) {
             const Ast *e = v->list.items[i];
             if (e->op == '~') {
@@ -296,11 +297,11 @@ static void plot_layer(Sema *S, const Ast *entry, SemaPlotLayer *l, const SemaPr
             find_key(S, e, entry->name, N_LAYER_KEYS, layer_keys, seen, false);
         }
         from = seen[LK_FROM] ? seen[LK_FROM]->a : NULL;
-        if (!from) {
+        if (!from && S->diag->errors == before)
             diag_error(S->diag, v->loc, "%s needs 'from', the data set or file to draw, like "
                                         "{ from = obs, y = \"x\" }", entry->name);
+        if (!from)
             return;
-        }
     }
     Columns cols;
     if (!layer_source(S, from, l, earlier, program, plot, &cols))
