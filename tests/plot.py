@@ -243,7 +243,7 @@ def test_without_plplot(folder):
     r = run(folder, CIRCLE + 'plot "phase.png" { line = "circle.csv" }\n', "check")
     check("without PLplot: nodec check accepts a plot", r.returncode == 0, r.stderr)
     r = run(folder, CIRCLE + 'plot "phase.png" { line = "circle.csv" }\n', "run", "--quiet")
-    want = ("plot.node:8:1: error: this nodec was built without PLplot, so it cannot draw "
+    want = ("plot.node:9:1: error: this nodec was built without PLplot, so it cannot draw "
             "'phase.png': install libplplot-dev plplot-driver-cairo and rebuild")
     check("without PLplot: nodec run refuses the plot, located", r.returncode == 1 and
           r.stderr.startswith(want), r.stderr)
