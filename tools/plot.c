@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "nd_csv_read.h"
 
@@ -35,6 +36,26 @@ int plot_available(void)
 {
     return 1;
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+/* LeakSanitizer's hook for a program's own suppressions. PLplot loads its
+ * cairo driver with libltdl, and cairo finds fonts through fontconfig: both
+ * keep what they load (the module list, the font cache) until the process
+ * ends, by design, so a run that drew a plot would otherwise "leak" ~70 kB in
+ * libraries nodec does not own. nodec's own allocations stay checked. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libfontconfig.so\nleak:libltdl.so\n";
+}
+
+/* and without the table of them on stderr, which error goldens compare */
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void)
+{
+    return "print_suppressions=0";
+}
+#endif
 
 /* A layer's table: borrowed from a data set, or read from its file (owned). */
 typedef struct Source {
@@ -75,6 +96,14 @@ static int source_open(Diag *diag, const SemaPlotLayer *l, Source *s)
     if (l->data) {
         *s = (Source){l->data->nrows, l->data->ncols, l->data->colnames, l->data->values, NULL};
         return 0;
+    }
+    /* a solve may write to a device or a pipe (/dev/stdout): reading one back
+     * would wait for input or find nothing, so only a file is read */
+    struct stat st;
+    if (stat(l->file, &st) == 0 && !S_ISREG(st.st_mode)) {
+        diag_error(diag, l->from_loc, "cannot read '%s' for this plot: %s", l->file,
+                   "it is not a regular file (a device or a pipe cannot be read back)");
+        return -1;
     }
     char err[512];
     int line;
