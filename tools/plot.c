@@ -6,6 +6,7 @@
 #include "plot.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,8 +20,9 @@ int plot_available(void)
     return 0;
 }
 
-int plot_draw(Diag *diag, const SemaDirective *d)
+int plot_draw(Diag *diag, const SemaDirective *d, bool quiet)
 {
+    (void)quiet;
     diag_error(diag, d->loc,
                "this nodec was built without PLplot, so it cannot draw '%s': install "
                "libplplot-dev plplot-driver-cairo and rebuild",
@@ -367,13 +369,16 @@ static void draw_legend(const SemaPlot *p, const Picture *pic)
     free(texts);
 }
 
-static void default_ylabel(const Picture *pic, char *buf, size_t len)
+/* The y axis's label without ylabel: "loss" for histories (loss and val_loss
+ * are both losses), the column's name when every curve draws the same one. */
+static void default_ylabel(const SemaPlot *p, const Picture *pic, char *buf, size_t len)
 {
-    buf[0] = '\0';
+    bool history = true, same = pic->n > 0;
+    for (int k = 0; k < p->n_layers; k++)
+        history &= p->layers[k].history;
     for (int k = 0; k < pic->n; k++)
-        if (strcmp(pic->curves[k].column, pic->curves[0].column) != 0)
-            return;
-    snprintf(buf, len, "%s", pic->n ? pic->curves[0].column : "");
+        same &= strcmp(pic->curves[k].column, pic->curves[0].column) == 0;
+    snprintf(buf, len, "%s", history ? "loss" : same ? pic->curves[0].column : "");
 }
 
 static void draw(const SemaPlot *p, Picture *pic, double *xs, double *ys)
@@ -392,7 +397,7 @@ static void draw(const SemaPlot *p, Picture *pic, double *xs, double *ys)
     plcol0(1);
     plenv(pic->xmin, pic->xmax, pic->ymin, pic->ymax, 0, p->logy ? 20 : 0);
     char ylabel[160];
-    default_ylabel(pic, ylabel, sizeof ylabel);
+    default_ylabel(p, pic, ylabel, sizeof ylabel);
     pllab(p->xlabel ? p->xlabel : p->layers[0].x, p->ylabel ? p->ylabel : ylabel,
           p->title ? p->title : "");
     plwidth(2);
@@ -409,7 +414,16 @@ static void draw(const SemaPlot *p, Picture *pic, double *xs, double *ys)
     plend();
 }
 
-int plot_draw(Diag *diag, const SemaDirective *d)
+/* "plot: 3 curves (obs, truth.csv, fit.csv) -> spiral.png", as a solve reports. */
+static void report(const SemaPlot *p, const Picture *pic)
+{
+    fprintf(stderr, "plot: %d curve%s from ", pic->n, pic->n == 1 ? "" : "s");
+    for (int k = 0; k < p->n_layers; k++)
+        fprintf(stderr, "%s%s", k ? ", " : "", p->layers[k].source);
+    fprintf(stderr, "%s -> %s\n", p->logy ? " (log y)" : "", p->output);
+}
+
+int plot_draw(Diag *diag, const SemaDirective *d, bool quiet)
 {
     const SemaPlot *p = &d->plot;
     const char *device = p->svg ? "svgcairo" : "pngcairo";
@@ -440,6 +454,8 @@ int plot_draw(Diag *diag, const SemaDirective *d)
     }
     if (rc == 0)
         draw(p, &pic, xs, xs + most);
+    if (rc == 0 && !quiet)
+        report(p, &pic);
     free(xs);
     picture_free(&pic, p->n_layers);
     return rc;

@@ -5,11 +5,14 @@
 #ifndef NODEC_PLOT_H
 #define NODEC_PLOT_H
 
+#include <stdbool.h>
+
 #include "diag.h"
 #include "sema.h"
 
-/* 0 when the picture was written; -1 after reporting through diag. */
-int plot_draw(Diag *diag, const SemaDirective *d);
+/* 0 when the picture was written (with a line on stderr unless quiet); -1
+ * after reporting through diag. */
+int plot_draw(Diag *diag, const SemaDirective *d, bool quiet);
 
 /* Whether this nodec can draw plots (built with PLplot). */
 int plot_available(void);

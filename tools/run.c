@@ -557,7 +557,7 @@ static int run_directives(Compilation *c, const RunOptions *opts, const EmitReco
             rc = run_data(&r, d);
             break;
         case SEMA_PLOT: /* emit-c: its sources are the emitted program's to write */
-            rc = emit ? 0 : plot_draw(&c->diag, d);
+            rc = emit ? 0 : plot_draw(&c->diag, d, opts->quiet);
             break;
         }
     }
