@@ -15,6 +15,7 @@ comments expect (Wren's `// expect:`, jq's %%FAIL blocks).
   # setup: SHELL COMMAND                    run in the temporary folder first (a folder where
                                             a file is expected, a symlink, a truncated copy)
   # skip-if-root: REASON                    skipped when run as root (file permissions)
+  # needs-plots: REASON                     skipped when nodec was built without PLplot
   # stdout-to: PATH                         standard output into PATH (/dev/full: a failed
                                             write), not captured
 
@@ -56,6 +57,9 @@ def run_one(nodec, src, workdir):
     name = os.path.basename(src)
     skip = re.findall(r"^#\s*skip-if-root:\s*(.+)$", text, re.M)
     if skip and os.geteuid() == 0:
+        return None
+    if re.search(r"^#\s*needs-plots:", text, re.M) and "without PLplot" in subprocess.run(
+            [nodec, "--version"], capture_output=True, text=True).stdout:
         return None
     for cmd in re.findall(r"^#\s*setup:\s*(.+)$", text, re.M):
         subprocess.run(cmd, shell=True, cwd=workdir, check=True)
@@ -121,7 +125,7 @@ def main():
             msgs = run_one(nodec, os.path.join(folder, f), wd)
         if msgs is None:
             skipped += 1
-            print(f"skip {f} (as root)")
+            print(f"skip {f} (as root, or a plot without PLplot)")
         elif msgs:
             failed += 1
             print(f"FAIL {f}: " + "; ".join(msgs))

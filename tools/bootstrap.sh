@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config flex bison llvm-dev libopenblas-dev libcjson-dev check python3)
+packages=(build-essential cmake pkg-config flex bison llvm-dev libopenblas-dev libcjson-dev check python3
+          libplplot-dev plplot-driver-cairo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,6 +15,7 @@
 #include "c_codegen.h"
 #include "driver.h"
 #include "llvm_jit.h"
+#include "plot.h"
 #include "run.h"
 
 #define NODEC_VERSION "0.1.0"
@@ -55,7 +56,7 @@ static const char usage_text[] =
     "  --seed N        (run, emit-c) use seed N in place of the file's `option seed`\n"
     "  -o, --output FILE  (emit-llvm) write to FILE instead of stdout; (emit-c) the .c to write\n"
     "  -h, --help      this help; `nodec COMMAND --help` for one command\n"
-    "  --version       print the version (and the LLVM it was built with)\n"
+    "  --version       print the version (and the LLVM and PLplot it was built with)\n"
     "\n"
     "Options may come anywhere; a value follows as `--seed 3` or `--seed=3`.\n";
 
@@ -210,7 +211,8 @@ static int parse_args(int argc, char **argv, Options *o)
         if ((rc = take_option(o, opt, argv, &help, &version)) >= 0)
             return rc;
     if (version) {
-        printf("nodec %s (LLVM %s)\n", NODEC_VERSION, NODEC_LLVM_VERSION);
+        printf("nodec %s (LLVM %s, %s)\n", NODEC_VERSION, NODEC_LLVM_VERSION,
+               plot_available() ? "plots with PLplot" : "without PLplot: no plots");
         return 0;
     }
     if (!help && (rc = take_operands(o, argc, argv)) >= 0)

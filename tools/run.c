@@ -17,6 +17,7 @@
 #include "nd_output.h"
 #include "nd_solver.h"
 #include "params_init.h"
+#include "plot.h"
 #include "run_internal.h"
 
 static void runner_init(Runner *r, Compilation *c, const RunOptions *opts)
@@ -526,6 +527,8 @@ static int check_outputs(Compilation *c, const EmitRecord *emit)
         }
         if (d->kind == SEMA_EVALUATE)
             rc |= check_output(c, d->train.output, d->train.output_loc, 0);
+        if (d->kind == SEMA_PLOT && !emit && plot_available())
+            rc |= check_output(c, d->plot.output, d->plot.output_loc, 0);
     }
     return rc;
 }
@@ -564,6 +567,9 @@ static int run_directives(Compilation *c, const RunOptions *opts, const EmitReco
             break;
         case SEMA_DATA:
             rc = run_data(&r, d);
+            break;
+        case SEMA_PLOT: /* emit-c: its sources are the emitted program's to write */
+            rc = emit ? 0 : plot_draw(&c->diag, d, opts->quiet);
             break;
         }
     }

@@ -138,7 +138,47 @@ typedef struct SemaTrain {
     long patience;
 } SemaTrain;
 
-typedef enum SemaDirKind { SEMA_SOLVE, SEMA_TRAIN, SEMA_DATA, SEMA_EVALUATE } SemaDirKind;
+/* One layer of a plot (docs/plot.md): a line through, or points at, columns of
+ * one source, a data set or a CSV file that an earlier solve or train writes. */
+typedef enum SemaPlotMark { SEMA_MARK_LINE, SEMA_MARK_POINTS } SemaPlotMark;
+
+typedef struct SemaPlotLayer {
+    SemaPlotMark mark;
+    const SemaData *data; /* the source when it is a data set, else NULL */
+    const char *file;     /* the source when it is a file: a solve's output or a train's history */
+    bool history;         /* file is a train's history (step, loss, ...) */
+    const char *source;   /* how labels name the source: "obs", "fit.csv" */
+    SrcLoc loc;           /* of the layer's value */
+    SrcLoc from_loc;
+    const char *group;    /* a column that numbers trajectories ("sample", "id"), or NULL */
+    const char *x;        /* column names, as in the source's header */
+    SrcLoc x_loc;
+    int ny;
+    const char **y;
+    SrcLoc *y_loc;
+    bool val_loss;        /* y left to its default on a history: add val_loss when it is there */
+    const char *label;    /* NULL: the column's name (with the source's when several layers) */
+} SemaPlotLayer;
+
+typedef enum SemaPlotLegend {
+    SEMA_LEGEND_TOP_RIGHT, SEMA_LEGEND_TOP_LEFT, SEMA_LEGEND_BOTTOM_RIGHT,
+    SEMA_LEGEND_BOTTOM_LEFT, SEMA_LEGEND_NONE,
+} SemaPlotLegend;
+
+/* `plot "fit.png" { ... }`: a picture drawn when the directive is reached. */
+typedef struct SemaPlot {
+    const char *output;   /* .png or .svg: the format */
+    SrcLoc output_loc;
+    bool svg;
+    int n_layers;
+    SemaPlotLayer *layers;
+    const char *title, *xlabel, *ylabel; /* NULL: none, the x column's name, the y column's */
+    int width, height;    /* pixels (PNG) or points (SVG) */
+    bool logy;
+    SemaPlotLegend legend;
+} SemaPlot;
+
+typedef enum SemaDirKind { SEMA_SOLVE, SEMA_TRAIN, SEMA_DATA, SEMA_EVALUATE, SEMA_PLOT } SemaDirKind;
 
 typedef struct SemaDirective {
     SemaDirKind kind;
@@ -147,6 +187,7 @@ typedef struct SemaDirective {
     SemaSolve solve;  /* SEMA_SOLVE */
     SemaTrain train;  /* SEMA_TRAIN and SEMA_EVALUATE */
     SemaData *data;   /* SEMA_DATA */
+    SemaPlot plot;    /* SEMA_PLOT */
 } SemaDirective;
 
 typedef struct SemaProgram {

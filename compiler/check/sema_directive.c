@@ -598,7 +598,8 @@ void sema_directives(Sema *S, const Ast *program, SemaProgram *out)
     int n = 0;
     for (int i = 0; i < program->list.n; i++) {
         AstKind k = program->list.items[i]->kind;
-        n += k == AST_SOLVE || k == AST_TRAIN || k == AST_DATA || k == AST_EVALUATE;
+        n += k == AST_SOLVE || k == AST_TRAIN || k == AST_DATA || k == AST_EVALUATE ||
+             k == AST_PLOT;
     }
     out->dirs = arena_alloc(S->arena, sizeof(SemaDirective) * (size_t)(n + 1));
     for (int i = 0; i < program->list.n; i++) {
@@ -608,11 +609,16 @@ void sema_directives(Sema *S, const Ast *program, SemaProgram *out)
             continue;
         }
         if (it->kind != AST_SOLVE && it->kind != AST_TRAIN && it->kind != AST_DATA &&
-            it->kind != AST_EVALUATE)
+            it->kind != AST_EVALUATE && it->kind != AST_PLOT)
             continue;
         SemaDirective *d = &out->dirs[out->n_dirs++];
         d->ast = it;
         d->loc = it->name_loc.line > 0 ? loc_span(it->loc, it->name_loc) : it->loc;
+        if (it->kind == AST_PLOT) {
+            d->kind = SEMA_PLOT;
+            sema_plot_directive(S, it, d, out, program);
+            continue;
+        }
         d->kind = it->kind == AST_SOLVE      ? SEMA_SOLVE
                   : it->kind == AST_TRAIN    ? SEMA_TRAIN
                   : it->kind == AST_EVALUATE ? SEMA_EVALUATE

@@ -250,6 +250,12 @@ IrNode *sema_data_field_ir(Sema *S, const SemaField *f);
 /* The data set called name declared so far, or NULL. */
 SemaData *sema_find_data(Sema *S, const char *name);
 
+/* ---- sema_plot.c ---- */
+/* A plot of the user's file; earlier holds the directives checked before it
+ * (the sources it may read), program the whole file (for notes on later ones). */
+void sema_plot_directive(Sema *S, const Ast *ast, SemaDirective *d, const SemaProgram *earlier,
+                         const Ast *program);
+
 /* ---- sema_train.c ---- */
 /* train M { ... } and evaluate M { ... } (d->kind says which). */
 void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d);

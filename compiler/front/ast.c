@@ -44,7 +44,8 @@ const char *ast_kind_name(AstKind kind)
         [AST_NETUSE] = "NETUSE",   [AST_EQUATION] = "EQUATION", [AST_FORWARD] = "FORWARD",
         [AST_IMPORT] = "IMPORT",   [AST_OPTION] = "OPTION",   [AST_FN] = "FN",
         [AST_NET] = "NET",         [AST_MODEL] = "MODEL",     [AST_SOLVE] = "SOLVE",
-        [AST_TRAIN] = "TRAIN",     [AST_EVALUATE] = "EVALUATE",     [AST_DATA] = "DATA",       [AST_PROGRAM] = "PROGRAM",
+        [AST_TRAIN] = "TRAIN",     [AST_EVALUATE] = "EVALUATE", [AST_DATA] = "DATA",
+        [AST_PROGRAM] = "PROGRAM", [AST_PLOT] = "PLOT",
     };
     if ((unsigned)kind < sizeof names / sizeof names[0] && names[kind])
         return names[kind];
@@ -96,6 +97,7 @@ static void dump_head(FILE *out, const Ast *n)
     switch (n->kind) {
     case AST_NUM: dump_number(out, n->num); break;
     case AST_STR:
+    case AST_PLOT:
     case AST_IMPORT: fprintf(out, " \"%s\"", n->str ? n->str : ""); break;
     case AST_BINARY: fprintf(out, " %s", ast_op_text(n->op)); break;
     case AST_ENTRY: fprintf(out, " %s %s", n->name, ast_op_text(n->op)); break;

@@ -43,6 +43,7 @@ typedef enum AstKind {
     AST_TRAIN,   /* name = model, list = AST_ENTRY lines */
     AST_EVALUATE,/* name = model, list = AST_ENTRY lines (str = "metric" on a metric's) */
     AST_DATA,    /* name, a = value (a call: csv("f.csv") or simulate(...)) */
+    AST_PLOT,    /* str = the picture's file, name_loc = its string, list = AST_ENTRY lines */
     AST_PROGRAM, /* list = top-level items, in source order */
 } AstKind;
 

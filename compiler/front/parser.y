@@ -227,6 +227,7 @@ static Ast *bad_equation(Parser *p, SrcLoc loc)
 %token <name> TK_OPTION "'option'" TK_SOLVE "'solve'" TK_TRAIN "'train'" TK_DATA "'data'"
 %token <name> TK_EVALUATE "'evaluate'"
 %token <name> TK_FORWARD "'forward'"
+%token <name> TK_PLOT "'plot'"
 
 %nonassoc '<' '>' TK_LE TK_GE TK_EQ TK_NE
 %left '+' '-'
@@ -278,6 +279,8 @@ top_item
     | TK_EVALUATE TK_IDENT '{' entries '}'
         { $$ = named(p, AST_EVALUATE, @$, $2, @2); $$->list = $4; }
     | TK_DATA TK_IDENT '=' expr   { $$ = named(p, AST_DATA, @$, $2, @2); $$->a = $4; }
+    | TK_PLOT TK_STR '{' entries '}'
+        { $$ = named(p, AST_PLOT, @$, NULL, @2); $$->str = $2; $$->list = $4; }
     ;
 
 const_decl
@@ -404,7 +407,7 @@ key: TK_IDENT | keyword ;
 
 keyword
     : TK_MODEL | TK_STATE | TK_PARAM | TK_CONST | TK_LET | TK_NET | TK_FN | TK_IMPORT
-    | TK_OPTION | TK_SOLVE | TK_TRAIN | TK_DATA | TK_FORWARD | TK_EVALUATE
+    | TK_OPTION | TK_SOLVE | TK_TRAIN | TK_DATA | TK_FORWARD | TK_EVALUATE | TK_PLOT
     ;
 
 /* ---- expressions ---- */
@@ -512,7 +515,7 @@ static const int OPERATORS[] = {'+', '-', '*', '/', '@', '^', '<', '>', TK_LE, T
                                 TK_EQ, TK_NE, '[', '.', '('};
 static const int KEYWORDS[] = {TK_MODEL, TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FN,
                                TK_IMPORT, TK_OPTION, TK_SOLVE, TK_TRAIN, TK_DATA, TK_FORWARD,
-                               TK_EVALUATE};
+                               TK_EVALUATE, TK_PLOT};
 static const int ITEM_START[] = {TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FORWARD,
                                  TK_DERIV, TK_IDENT};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))

@@ -164,10 +164,10 @@ END_TEST
 START_TEST(test_keywords)
 {
     Lexed *l = lex("model state param const let net fn import option solve train data forward "
-                   "models dt d");
+                   "models dt d plot");
     assert_tokens(l, (const int[]){TK_MODEL, TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FN,
                                    TK_IMPORT, TK_OPTION, TK_SOLVE, TK_TRAIN, TK_DATA, TK_FORWARD,
-                                   TK_IDENT, TK_IDENT, TK_IDENT, TK_NEWLINE}, 17);
+                                   TK_IDENT, TK_IDENT, TK_IDENT, TK_PLOT, TK_NEWLINE}, 18);
     ck_assert_str_eq(l->val[11].name, "data"); /* keywords carry their name, for keys */
     ck_assert_str_eq(l->val[13].name, "models");
     ck_assert_ptr_eq(l->val[13].name, strtab_cstr(names, "models")); /* interned */
