@@ -33,7 +33,8 @@ def expect(name, p, code, out=None, err=None, empty_out=False, empty_err=False):
 expect("help", run("--help"), 0, out="usage: nodec COMMAND")
 expect("no arguments", run(), 2, err="usage: nodec COMMAND")
 expect("version", run("--version"), 0, out="nodec ")
-for cmd in ("run", "check", "adjoint", "emit-llvm"):
+expect("help lists params", run("--help"), 0, out="params FILE.params")
+for cmd in ("run", "check", "adjoint", "emit-llvm", "params"):
     expect(f"{cmd} --help", run(cmd, "--help"), 0, out=f"usage: nodec {cmd}")
 expect("unknown command", run("fly", seed), 2, err="unknown command 'fly'")
 expect("unknown option", run("run", seed, "--fast"), 2, err="unknown option '--fast'")
