@@ -714,6 +714,9 @@ static void model_build(Sema *S, ModelInfo *mi)
     mi->model = m;
     mi->scope = scope_new(S, S->global);
     model_declarations(S, mi->scope, ast, &mb);
+    if (m->n_states == 0) /* nothing to integrate: every solver would refuse it later, less clearly */
+        diag_error(S->diag, ast->name_loc, "model '%s' has no states (declare one: state y = 1, "
+                   "and its equation dy/dt = ...)", ast->name);
     model_lets(S, mi->scope, ast);
     model_inits(S, mi->scope, &mb);
     model_equations(S, mi->scope, ast, &mb);
