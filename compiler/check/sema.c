@@ -801,6 +801,7 @@ SemaProgram *sema_check(const SemaInput *in)
     }
     if (in->n_programs == 0)
         S.global = scope_new(&S, NULL);
+    S.program = in->n_programs ? in->programs[in->n_programs - 1] : NULL;
     S.models = arena_alloc(S.arena, sizeof(ModelInfo) * (size_t)(models.n + 1));
     SemaProgram *out = arena_alloc(S.arena, sizeof *out);
     out->models = arena_alloc(S.arena, sizeof(IrModel *) * (size_t)(models.n + 1));

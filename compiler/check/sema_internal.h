@@ -118,6 +118,9 @@ typedef struct Sema {
     const SemaData *train_data;
     /* data sets declared so far, in order (SemaData *), for `data = obs` */
     PtrVec datasets;
+    /* the user's file: its `data` directives name data sets before they are checked,
+     * so a model that reads one is told where data can be read */
+    const Ast *program;
     /* div(x) of states whose equations are being lowered on demand, innermost
      * last, to find cycles; what the outermost div() reports when one fails */
     struct {
