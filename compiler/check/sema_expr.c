@@ -217,6 +217,12 @@ IrNode *sema_fill(Sema *S, IrNode *node, IrShape shape)
 
 static Val name_error(Sema *S, Scope *sc, const Ast *e)
 {
+    const char *mod = sema_module_of(S, e->name);
+    if (mod) {
+        diag_error(S->diag, e->loc, "unknown name '%s': it is defined in module '%s': add "
+                   "`import \"%s\"`", e->name, mod, mod);
+        return val_err();
+    }
     diag_error(S->diag, e->loc, "unknown name '%s'", e->name);
     sema_suggest(S, sc, e->name, e->loc, 0);
     return val_err();
@@ -1278,6 +1284,12 @@ static Val lower_call(Sema *S, Scope *sc, const Ast *e)
         f = (Val){.kind = V_BUILTIN, .builtin = e->name};
     } else {
         SrcLoc at = e->name_loc.line > 0 ? e->name_loc : e->loc;
+        const char *mod = sema_module_of(S, e->name);
+        if (mod) {
+            diag_error(S->diag, at, "unknown function '%s': it is defined in module '%s': add "
+                       "`import \"%s\"`", e->name, mod, mod);
+            return val_err();
+        }
         diag_error(S->diag, at, "unknown function '%s'", e->name);
         sema_suggest(S, sc, e->name, at, 1);
         return val_err();
