@@ -5,6 +5,7 @@
  * compiled program lives in tools/. */
 #include "driver.h"
 
+#include <dirent.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,88 @@ static bool parse_program(Compilation *c, const CompileOptions *o)
     return c->diag.errors == 0;
 }
 
+/* ---- which stdlib module declares a name: "add `import ...`" ---- */
+
+static int is_module_file(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return n > 5 && strcmp(e->d_name + n - 5, ".node") == 0 && strcmp(e->d_name, "prelude.node");
+}
+
+static void stdlib_add(Compilation *c, const char *name, const char *module)
+{
+    int n = c->n_stdlib_names;
+    if ((n & (n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow to twice */
+        size_t cap = sizeof(char *) * (size_t)(n ? 2 * n : 1);
+        const char **names = arena_alloc(c->arena, cap), **mods = arena_alloc(c->arena, cap);
+        memcpy(names, c->stdlib_names, sizeof(char *) * (size_t)n);
+        memcpy(mods, c->stdlib_modules, sizeof(char *) * (size_t)n);
+        c->stdlib_names = names;
+        c->stdlib_modules = mods;
+    }
+    c->stdlib_names[n] = name;
+    c->stdlib_modules[c->n_stdlib_names++] = module;
+}
+
+/* The top-level fns, nets, models and constants of one module; its parse
+ * errors are not the user's and are taken back. */
+static void stdlib_module_names(Compilation *c, const char *dir, const char *file)
+{
+    size_t stem = strlen(file) - 5;
+    const char *module = strtab_intern(c->names, file, stem);
+    char *path = join_path(dir, strlen(dir), module), why[128];
+    SrcFile *f = path ? srcfile_read(path, why, sizeof why) : NULL;
+    free(path);
+    if (!f)
+        return;
+    AstBuilder ab = {c->arena, c->names};
+    DiagMark m = diag_mark(&c->diag);
+    Ast *prog = parse_file(&ab, f, &c->diag);
+    diag_rollback(&c->diag, m);
+    for (int i = 0; prog && i < prog->list.n; i++) {
+        const Ast *it = prog->list.items[i];
+        if (it->kind == AST_FN || it->kind == AST_NET || it->kind == AST_MODEL ||
+            it->kind == AST_CONST)
+            stdlib_add(c, it->name, module);
+    }
+    srcfile_free(f); /* the names are interned; the tree is not kept */
+}
+
+/* Read once, on the first unknown name: a good file never pays for it. The
+ * modules are those beside the prelude, in name order. */
+static void stdlib_read(Compilation *c)
+{
+    c->stdlib_read = true;
+    char *prelude = driver_find_module("prelude", NULL);
+    const char *slash = prelude ? strrchr(prelude, '/') : NULL;
+    char dir[PATH_MAX];
+    if (!prelude || snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - prelude) : 1,
+                             slash ? prelude : ".") >= (int)sizeof dir) {
+        free(prelude);
+        return;
+    }
+    free(prelude);
+    struct dirent **entries;
+    int n = scandir(dir, &entries, is_module_file, alphasort);
+    for (int i = 0; i < n; i++) {
+        stdlib_module_names(c, dir, entries[i]->d_name);
+        free(entries[i]);
+    }
+    if (n >= 0)
+        free(entries);
+}
+
+static const char *driver_module_of(void *ctx, const char *name)
+{
+    Compilation *c = ctx;
+    if (!c->stdlib_read)
+        stdlib_read(c);
+    for (int i = 0; i < c->n_stdlib_names; i++)
+        if (strcmp(c->stdlib_names[i], name) == 0)
+            return c->stdlib_modules[i];
+    return NULL;
+}
+
 /* The back end of `nodec run`: every set the JIT translates, one LLVM module
  * each. */
 static bool jit_sets(Compilation *c)
@@ -209,7 +292,8 @@ Compilation *compile(const CompileOptions *o)
     diag_init(&c->diag, o->diag_out);
     if (!parse_program(c, o))
         return c;
-    SemaInput in = {c->arena, c->names, c->ir, &c->diag, c->programs, c->n_programs};
+    SemaInput in = {c->arena, c->names, c->ir, &c->diag, c->programs, c->n_programs,
+                    driver_module_of, c};
     c->program = sema_check(&in);
     if (!c->program || o->until == COMPILE_CHECK)
         return c;

@@ -58,6 +58,11 @@ typedef struct Compilation {
     SemaProgram *program;             /* NULL when errors were reported */
     KernelSets sets;                  /* from COMPILE_DERIVE on */
     CompiledSet *compiled;            /* from COMPILE_BACKEND on: one per set */
+    /* the names the stdlib modules declare, read on the first unknown name
+     * (driver_module_of), for "add `import ...`" */
+    const char **stdlib_names, **stdlib_modules;
+    int n_stdlib_names;
+    bool stdlib_read;
 } Compilation;
 
 /* Runs the pipeline up to o->until. Always returns a Compilation (free it);

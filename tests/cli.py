@@ -33,13 +33,19 @@ def expect(name, p, code, out=None, err=None, empty_out=False, empty_err=False):
 expect("help", run("--help"), 0, out="usage: nodec COMMAND")
 expect("no arguments", run(), 2, err="usage: nodec COMMAND")
 expect("version", run("--version"), 0, out="nodec ")
-for cmd in ("run", "check", "adjoint", "emit-llvm"):
+expect("help lists params", run("--help"), 0, out="params FILE.params")
+for cmd in ("run", "check", "adjoint", "emit-llvm", "params"):
     expect(f"{cmd} --help", run(cmd, "--help"), 0, out=f"usage: nodec {cmd}")
 expect("unknown command", run("fly", seed), 2, err="unknown command 'fly'")
 expect("unknown option", run("run", seed, "--fast"), 2, err="unknown option '--fast'")
 expect("unknown short option", run("run", seed, "-x"), 2, err="unknown option '-x'")
 expect("a value an option does not take", run("run", seed, "--stats=1"), 2, err="'--stats=1'")
 expect("version names LLVM", run("--version"), 0, out="(LLVM ")
+checks += 1
+if __import__("re").search(r"\(LLVM \d+\.\d+", run("--version").stdout):
+    print("ok   version names LLVM's version number")
+else:
+    print("FAIL version names LLVM's version number"); failures.append("LLVM version number")
 expect("options before the command", run("--quiet", "run", seed), 0, out="2.75", empty_err=True)
 p1, p2 = run("run", seed, "--seed=3", "-q"), run("run", seed, "--seed", "3", "-q")
 expect("--seed=3 works like --seed 3", p1, 0, out=p2.stdout or "(no output)")

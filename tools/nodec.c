@@ -16,6 +16,7 @@
 #include "driver.h"
 #include "llvm_jit.h"
 #include "plot.h"
+#include "params.h"
 #include "run.h"
 
 #define NODEC_VERSION "0.1.0"
@@ -45,6 +46,7 @@ static const char usage_text[] =
     "  adjoint FILE    print the adjoint system the compiler derives, as mathematics\n"
     "  emit-llvm FILE  print the optimised LLVM IR the JIT compiles\n"
     "  emit-c FILE -o OUT.c  write standalone C99 (and OUT.h): models, solvers, main\n"
+    "  params FILE.params    print a parameter file `save` wrote: metadata, tensors\n"
     "\n"
     "options:\n"
     "  --dump=STAGE    print a pipeline stage to stdout: tokens, ast, ir, grad, llvm\n"
@@ -92,6 +94,15 @@ static const char *command_help(const char *cmd)
                "library). The file's trains run first (through the JIT, as `nodec run` runs\n"
                "them, --quiet applies), so the parameters written are the trained ones.\n"
                "See docs/emit-c.md.\n";
+    if (strcmp(cmd, "params") == 0)
+        return "usage: nodec params FILE.params\n"
+               "\n"
+               "Prints a parameter file that a train's `save` wrote (safetensors): its metadata\n"
+               "(the model, the step), then each tensor's name, shape and dtype, with its values\n"
+               "when it has at most 8 elements, otherwise min, max, mean, std (of the finite\n"
+               "values) and the count of non-finite ones. A file that `load` would refuse as\n"
+               "broken (missing, truncated, a bad header) is reported, with exit status 1.\n"
+               "See docs/training.md.\n";
     if (strcmp(cmd, "emit-llvm") == 0)
         return "usage: nodec emit-llvm FILE.node [--model M] [-o OUT.ll]\n"
                "\n"
@@ -111,7 +122,7 @@ static int usage_error(const char *fmt, const char *arg)
 static bool is_command(const char *s)
 {
     return strcmp(s, "run") == 0 || strcmp(s, "check") == 0 || strcmp(s, "emit-llvm") == 0 ||
-           strcmp(s, "emit-c") == 0 ||
+           strcmp(s, "emit-c") == 0 || strcmp(s, "params") == 0 ||
            strcmp(s, "adjoint") == 0;
 }
 
@@ -189,7 +200,7 @@ static int take_operands(Options *o, int argc, char **argv)
         const char *a = argv[i];
         if (!o->command) {
             if (!is_command(a))
-                return usage_error("unknown command '%s' (run, check, adjoint, emit-llvm, emit-c)", a);
+                return usage_error("unknown command '%s' (run, check, adjoint, emit-llvm, emit-c, params)", a);
             o->command = a;
         } else if (!o->file) {
             o->file = a;
@@ -227,11 +238,16 @@ static int parse_args(int argc, char **argv, Options *o)
         fputs(usage_text, stderr);
         return 2;
     }
+    if (!o->file && strcmp(o->command, "params") == 0)
+        return usage_error("%s needs a parameter file (what a train's `save` wrote)", o->command);
     if (!o->file)
         return usage_error("%s needs a .node file", o->command);
+    if (o->dump && strcmp(o->command, "params") == 0)
+        return usage_error("--dump=%s is for .node files; params reads a parameter file", o->dump);
     if (o->output && strcmp(o->command, "emit-llvm") != 0 && strcmp(o->command, "emit-c") != 0)
-        return usage_error("-o is for emit-llvm and emit-c; %s writes each directive's `output` "
-                           "(or stdout)", o->command);
+        return usage_error("-o is for emit-llvm and emit-c; %s", strcmp(o->command, "params") == 0
+                               ? "params prints on stdout (redirect it: > FILE)"
+                               : "a directive writes its own `output` (or stdout)");
     return -1;
 }
 
@@ -381,6 +397,8 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
+    if (strcmp(o.command, "params") == 0)
+        return params_print(stdout, stderr, o.file);
     if (o.dump && strcmp(o.dump, "tokens") == 0)
         return dump_tokens(o.file);
 

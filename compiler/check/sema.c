@@ -188,6 +188,11 @@ void sema_suggest(Sema *S, Scope *sc, const char *name, SrcLoc use, int with_bui
         diag_note(S->diag, at, "did you mean '%s'?", cand);
 }
 
+const char *sema_module_of(Sema *S, const char *name)
+{
+    return S->module_of ? S->module_of(S->module_ctx, name) : NULL;
+}
+
 int sema_closest(const char *name, int n, const char *const *cands)
 {
     int best = suggest_limit(name) + 1, found = -1;
@@ -488,7 +493,11 @@ static Binding *find_template(Sema *S, Scope *sc, const Ast *call)
     SrcLoc at = call->name_loc.line > 0 ? call->name_loc : call->loc;
     if (b)
         diag_error(S->diag, at, "'%s' is a %s, not a net template", call->name, bind_kind_text(b->kind));
-    else {
+    else if (sema_module_of(S, call->name)) {
+        const char *mod = sema_module_of(S, call->name);
+        diag_error(S->diag, at, "unknown net template '%s': it is defined in module '%s': add "
+                   "`import \"%s\"`", call->name, mod, mod);
+    } else {
         diag_error(S->diag, at, "unknown net template '%s'", call->name);
         sema_suggest(S, sc, call->name, at, 0);
     }
@@ -714,6 +723,9 @@ static void model_build(Sema *S, ModelInfo *mi)
     mi->model = m;
     mi->scope = scope_new(S, S->global);
     model_declarations(S, mi->scope, ast, &mb);
+    if (m->n_states == 0) /* nothing to integrate: every solver would refuse it later, less clearly */
+        diag_error(S->diag, ast->name_loc, "model '%s' has no states (declare one: state y = 1, "
+                   "and its equation dy/dt = ...)", ast->name);
     model_lets(S, mi->scope, ast);
     model_inits(S, mi->scope, &mb);
     model_equations(S, mi->scope, ast, &mb);
@@ -798,6 +810,9 @@ SemaProgram *sema_check(const SemaInput *in)
     }
     if (in->n_programs == 0)
         S.global = scope_new(&S, NULL);
+    S.program = in->n_programs ? in->programs[in->n_programs - 1] : NULL;
+    S.module_of = in->module_of;
+    S.module_ctx = in->module_ctx;
     S.models = arena_alloc(S.arena, sizeof(ModelInfo) * (size_t)(models.n + 1));
     SemaProgram *out = arena_alloc(S.arena, sizeof *out);
     out->models = arena_alloc(S.arena, sizeof(IrModel *) * (size_t)(models.n + 1));

@@ -209,6 +209,10 @@ typedef struct SemaInput {
      * run; declarations of all are visible. */
     Ast **programs;
     int n_programs;
+    /* The stdlib module that declares name (one not imported), or NULL; for an
+     * unknown name's "add `import ...`". May be NULL itself. */
+    const char *(*module_of)(void *ctx, const char *name);
+    void *module_ctx;
 } SemaInput;
 
 /* NULL only when an error was reported (diag->errors > 0). */

@@ -60,36 +60,85 @@ static ModelInfo *find_model(Sema *S, const Ast *dir)
 
 /* ---- t ---- */
 
+/* `t = obs.t`: a data set read before this directive, when e names one. */
+static const SemaData *times_data(Sema *S, Scope *sc, const Ast *e)
+{
+    if (e->kind != AST_FIELD || e->a->kind != AST_NAME || scope_lookup(sc, e->a->name))
+        return NULL;
+    return sema_find_data(S, e->a->name);
+}
+
+/* The t column of d as output times (*n of them), or NULL with a message: a csv
+ * file's values are read at check time, a simulate's t is its own output times. */
+static double *data_times(Sema *S, const SemaData *d, const Ast *e, int *n)
+{
+    if (d->ncols == 0) /* its directive failed, already reported */
+        return NULL;
+    if (d->t_col < 0) {
+        diag_error(S->diag, e->loc, "data set '%s' has no column 't' to take the output times from",
+                   d->name);
+        return NULL;
+    }
+    if (strcmp(e->name, "t") != 0) {
+        diag_error(S->diag, e->loc, "output times from a data set are its t column: write t = %s.t",
+                   d->name);
+        return NULL;
+    }
+    if (d->id_col >= 0) {
+        diag_error(S->diag, e->loc,
+                   "data set '%s' has an 'id' column, so its t column holds the times of several "
+                   "series: give one solve's times as a list, like t = linspace(0, 1, 11)",
+                   d->name);
+        return NULL;
+    }
+    if (d->kind == SEMA_DATA_SIMULATE)
+        return *n = d->sim.nt, d->sim.t;
+    double *t = arena_alloc(S->arena, sizeof(double) * (size_t)(d->nrows + 1));
+    for (int r = 0; r < d->nrows; r++)
+        t[r] = d->values[(size_t)r * (size_t)d->ncols + (size_t)d->t_col];
+    *n = d->nrows;
+    return t;
+}
+
 void sema_solve_times(Sema *S, Scope *sc, const Ast *e, SemaSolve *out)
 {
     out->t_loc = e->loc;
-    IrNode *c = sema_const(S, sc, e, "the output times");
-    if (!c)
-        return;
-    int n = ir_shape_size(c->shape);
-    if (c->shape.rank == 2 || n < 2) {
+    const SemaData *d = times_data(S, sc, e);
+    double *t = NULL;
+    int n = 0;
+    if (d) {
+        if (!(t = data_times(S, d, e, &n)))
+            return;
+    } else {
+        IrNode *c = sema_const(S, sc, e, "the output times");
+        if (!c)
+            return;
+        n = c->shape.rank == 2 ? 0 : ir_shape_size(c->shape);
+        t = c->value;
+    }
+    if (n < 2) {
         diag_error(S->diag, e->loc,
                    "the output times need a vector of at least 2 values (t0 and t1), like t = [0, 1]");
         return;
     }
     for (int i = 0; i < n; i++)
-        if (!isfinite(c->value[i])) {
-            diag_error(S->diag, e->loc, "the output times must be finite, but t[%d] is %g", i, c->value[i]);
+        if (!isfinite(t[i])) {
+            diag_error(S->diag, e->loc, "the output times must be finite, but t[%d] is %g", i, t[i]);
             return;
         }
-    double dir = c->value[1] - c->value[0];
+    double dir = t[1] - t[0];
     for (int i = 1; i < n; i++) {
-        double step = c->value[i] - c->value[i - 1];
+        double step = t[i] - t[i - 1];
         if (step == 0 || (step > 0) != (dir > 0)) {
             diag_error(S->diag, e->loc,
                        "the output times must be strictly increasing or strictly decreasing, but "
                        "t[%d] = %g follows t[%d] = %g",
-                       i, c->value[i], i - 1, c->value[i - 1]);
+                       i, t[i], i - 1, t[i - 1]);
             return;
         }
     }
     out->nt = n;
-    out->t = c->value;
+    out->t = t;
 }
 
 /* ---- init ---- */

@@ -217,6 +217,12 @@ IrNode *sema_fill(Sema *S, IrNode *node, IrShape shape)
 
 static Val name_error(Sema *S, Scope *sc, const Ast *e)
 {
+    const char *mod = sema_module_of(S, e->name);
+    if (mod) {
+        diag_error(S->diag, e->loc, "unknown name '%s': it is defined in module '%s': add "
+                   "`import \"%s\"`", e->name, mod, mod);
+        return val_err();
+    }
     diag_error(S->diag, e->loc, "unknown name '%s'", e->name);
     sema_suggest(S, sc, e->name, e->loc, 0);
     return val_err();
@@ -1278,6 +1284,12 @@ static Val lower_call(Sema *S, Scope *sc, const Ast *e)
         f = (Val){.kind = V_BUILTIN, .builtin = e->name};
     } else {
         SrcLoc at = e->name_loc.line > 0 ? e->name_loc : e->loc;
+        const char *mod = sema_module_of(S, e->name);
+        if (mod) {
+            diag_error(S->diag, at, "unknown function '%s': it is defined in module '%s': add "
+                       "`import \"%s\"`", e->name, mod, mod);
+            return val_err();
+        }
         diag_error(S->diag, at, "unknown function '%s'", e->name);
         sema_suggest(S, sc, e->name, at, 1);
         return val_err();
@@ -1294,10 +1306,26 @@ static Val lower_call(Sema *S, Scope *sc, const Ast *e)
 
 /* ---- the dispatcher ---- */
 
+/* name is a data set of the user's file (declared before or after this use). */
+static int names_data(Sema *S, const char *name)
+{
+    for (int i = 0; S->program && i < S->program->list.n; i++)
+        if (S->program->list.items[i]->kind == AST_DATA && S->program->list.items[i]->name == name)
+            return 1;
+    return sema_find_data(S, name) != NULL;
+}
+
 static Val lower_field(Sema *S, Scope *sc, const Ast *e)
 {
     if (S->train_model && e->a->kind == AST_NAME && !scope_lookup(sc, e->a->name))
         return sema_data_field(S, e); /* obs.y in a train block */
+    if (e->a->kind == AST_NAME && !scope_lookup(sc, e->a->name) && names_data(S, e->a->name)) {
+        diag_error(S->diag, e->a->loc,
+                   "data set '%s' can be read only in a train block, in a solve's init (x = %s.x) "
+                   "and as a solve's output times (t = %s.t)",
+                   e->a->name, e->a->name, e->a->name);
+        return val_err();
+    }
     Val base = sema_expr(S, sc, e->a);
     if (base.kind == V_ERR)
         return base;

@@ -118,6 +118,12 @@ typedef struct Sema {
     const SemaData *train_data;
     /* data sets declared so far, in order (SemaData *), for `data = obs` */
     PtrVec datasets;
+    /* the user's file: its `data` directives name data sets before they are checked,
+     * so a model that reads one is told where data can be read */
+    const Ast *program;
+    /* SemaInput's: which stdlib module declares a name (sema_module_of) */
+    const char *(*module_of)(void *ctx, const char *name);
+    void *module_ctx;
     /* div(x) of states whose equations are being lowered on demand, innermost
      * last, to find cycles; what the outermost div() reports when one fails */
     struct {
@@ -267,5 +273,8 @@ const char *sema_file_value(Sema *S, const Ast *entry, SrcLoc *loc);
 bool sema_named_entry_misplaced(Sema *S, const Ast *entry, const char *directive);
 /* `dx/dt` inside a train block: the right-hand side of state x. */
 Val sema_train_deriv(Sema *S, const Ast *e);
+
+/* The stdlib module (not imported) that declares name, or NULL. */
+const char *sema_module_of(Sema *S, const char *name);
 
 #endif

@@ -105,6 +105,36 @@ static Ast *binary(Parser *p, int op, Ast *a, Ast *b, SrcLoc loc)
     return n;
 }
 
+/* The source text of an operand, for a message that quotes the user's own
+ * expression: in parentheses when it is itself an operation; "x" when it spans
+ * lines or is long. */
+static const char *operand_text(Parser *p, const Ast *e)
+{
+    SrcLoc at = e->loc;
+    const char *s = at.file ? at.file->text : NULL;
+    for (int line = 1; s && line < at.line; line++)
+        if ((s = strchr(s, '\n')))
+            s++;
+    int n = at.end_col - at.col + 1;
+    if (!s || at.line != at.end_line || n <= 0 || n > 40)
+        return "x";
+    const char *text = strtab_intern(p->b->names, s + at.col - 1, (size_t)n);
+    if (e->kind != AST_BINARY && e->kind != AST_NEG)
+        return text;
+    char *wrapped = arena_alloc(p->b->arena, (size_t)n + 3);
+    snprintf(wrapped, (size_t)n + 3, "(%s)", text);
+    return wrapped;
+}
+
+/* `a ** b`: Python's power operator. Reported at the '**', then read as a ^ b
+ * so that the rest of the file is checked as meant. */
+static Ast *power_misspelled(Parser *p, Ast *a, Ast *b, SrcLoc op, SrcLoc loc)
+{
+    diag_error(p->diag, op, "'**' is not an operator in nodec: write %s^%s", operand_text(p, a),
+               operand_text(p, b));
+    return binary(p, OP_POW, a, b, loc);
+}
+
 static Ast *unary(Parser *p, AstKind kind, Ast *a, SrcLoc loc)
 {
     Ast *n = ast_new(p->b, kind, loc);
@@ -228,12 +258,13 @@ static Ast *bad_equation(Parser *p, SrcLoc loc)
 %token <name> TK_EVALUATE "'evaluate'"
 %token <name> TK_FORWARD "'forward'"
 %token <name> TK_PLOT "'plot'"
+%token TK_STARSTAR "'**'"   /* not an operator: parsed as '^' to say so (see power_misspelled) */
 
 %nonassoc '<' '>' TK_LE TK_GE TK_EQ TK_NE
 %left '+' '-'
 %left '*' '/' '@'
 %precedence UNARY
-%right '^'
+%right '^' TK_STARSTAR
 
 %type <node> top_item item const_decl entry rentry arg expr postfix primary call dist index_item
 %type <node> record fn_def forward_def top_elem block_elem entry_elem
@@ -425,6 +456,7 @@ expr
     | expr '/' expr               { $$ = binary(p, OP_DIV, $1, $3, @$); CHECK_DEPTH($$); }
     | expr '@' expr               { $$ = binary(p, OP_MATMUL, $1, $3, @$); CHECK_DEPTH($$); }
     | expr '^' expr               { $$ = binary(p, OP_POW, $1, $3, @$); CHECK_DEPTH($$); }
+    | expr TK_STARSTAR expr       { $$ = power_misspelled(p, $1, $3, @2, @$); CHECK_DEPTH($$); }
     | '-' expr %prec UNARY        { $$ = unary(p, AST_NEG, $2, @$); CHECK_DEPTH($$); }
     | '+' expr %prec UNARY        { $$ = $2; }
     | postfix
@@ -512,7 +544,7 @@ static void exp_drop(Expected *e, const int *tokens, int n)
 
 static const int EXPR_START[] = {TK_NUM, TK_STR, TK_IDENT, TK_DERIV, '(', '[', '{', '-', '+'};
 static const int OPERATORS[] = {'+', '-', '*', '/', '@', '^', '<', '>', TK_LE, TK_GE,
-                                TK_EQ, TK_NE, '[', '.', '('};
+                                TK_EQ, TK_NE, '[', '.', '(', TK_STARSTAR};
 static const int KEYWORDS[] = {TK_MODEL, TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FN,
                                TK_IMPORT, TK_OPTION, TK_SOLVE, TK_TRAIN, TK_DATA, TK_FORWARD,
                                TK_EVALUATE, TK_PLOT};

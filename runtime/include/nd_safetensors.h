@@ -43,4 +43,29 @@ int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, cons
 int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, double *p, char *err,
                         size_t errlen);
 
+/* One tensor as a file holds it (nd_safetensors_read). */
+typedef struct NdTensorData {
+    char *name;
+    char dtype[16];                 /* "F64" or "F32" */
+    int rank;
+    long dims[ND_TENSOR_MAX_RANK];
+    long size;                      /* the number of elements */
+    double *values;                 /* size of them, converted to double */
+} NdTensorData;
+
+/* A parameter file read without a model (`nodec params`). */
+typedef struct NdSafetensorsFile {
+    int n_meta;
+    char **meta;                    /* key, value pairs: meta[2 * i], meta[2 * i + 1] */
+    int n;
+    NdTensorData *tensors;          /* in the header's order */
+} NdSafetensorsFile;
+
+/* Reads every tensor of path with the checks of nd_safetensors_load that need
+ * no model (the header, dtype F64 or F32, data_offsets that hold the shape's
+ * elements inside the file, no name twice). NULL with a message in err naming
+ * the file and the tensor. Free with nd_safetensors_file_free. */
+NdSafetensorsFile *nd_safetensors_read(const char *path, char *err, size_t errlen);
+void nd_safetensors_file_free(NdSafetensorsFile *f);
+
 #endif

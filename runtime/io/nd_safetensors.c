@@ -319,17 +319,61 @@ static int read_tensor(const StHeader *h, const cJSON *t, StEntry *e)
     return 0;
 }
 
-/* The header's tensors into *entries (malloc'ed, names malloc'ed),
- * __metadata__ skipped. */
-static int read_tensors(const StHeader *h, const cJSON *root, StEntry **entries, int *count)
+/* The metadata's key, value pairs (malloc'ed) for a reader that shows them; a
+ * value that is not a string (the format says it is) is kept as its JSON text. */
+typedef struct StMeta {
+    int n;
+    char **pairs;
+} StMeta;
+
+/* Takes key and value (either may be NULL: out of memory, both freed). */
+static int add_meta(StMeta *meta, char *key, char *value)
+{
+    char **grown = key && value ? realloc(meta->pairs, sizeof(char *) * (size_t)(2 * meta->n + 2))
+                                : NULL;
+    if (!grown) {
+        free(key);
+        free(value);
+        return -1;
+    }
+    meta->pairs = grown;
+    grown[2 * meta->n] = key;
+    grown[2 * meta->n + 1] = value;
+    meta->n++;
+    return 0;
+}
+
+static int read_meta(const StHeader *h, const cJSON *object, StMeta *meta)
+{
+    if (!cJSON_IsObject(object)) /* the format says an object of strings: show what is there */
+        return add_meta(meta, strdup("__metadata__"), cJSON_PrintUnformatted(object))
+                   ? header_fail(h, NULL, "out of memory")
+                   : 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, object)
+    {
+        char *value = cJSON_IsString(item) ? strdup(item->valuestring) : cJSON_PrintUnformatted(item);
+        if (add_meta(meta, strdup(item->string), value))
+            return header_fail(h, NULL, "out of memory");
+    }
+    return 0;
+}
+
+/* The header's tensors into *entries (malloc'ed, names malloc'ed);
+ * __metadata__ into *meta when it is wanted, skipped otherwise. */
+static int read_tensors(const StHeader *h, const cJSON *root, StEntry **entries, int *count,
+                        StMeta *meta)
 {
     if (!cJSON_IsObject(root))
         return header_fail(h, NULL, "the header is not a JSON object");
     const cJSON *item;
     cJSON_ArrayForEach(item, root)
     {
-        if (strcmp(item->string, "__metadata__") == 0)
+        if (strcmp(item->string, "__metadata__") == 0) {
+            if (meta && read_meta(h, item, meta))
+                return -1;
             continue;
+        }
         StEntry *grown = realloc(*entries, sizeof(StEntry) * (size_t)(*count + 1));
         char *name = strdup(item->string);
         if (!grown || !name) {
@@ -348,7 +392,7 @@ static int read_tensors(const StHeader *h, const cJSON *root, StEntry **entries,
 
 /* The JSON text of the header (hlen bytes, space padded) parsed by cJSON. */
 static int parse_header(const StHeader *h, const char *json, size_t hlen, StEntry **entries,
-                        int *count)
+                        int *count, StMeta *meta)
 {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, hlen, &end, 0);
@@ -362,7 +406,7 @@ static int parse_header(const StHeader *h, const char *json, size_t hlen, StEntr
     while (end && end < json + hlen && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
         end++;
     int rc = end && end != json + hlen ? header_fail(h, NULL, "text after the header's object")
-                                       : read_tensors(h, root, entries, count);
+                                       : read_tensors(h, root, entries, count, meta);
     cJSON_Delete(root);
     return rc;
 }
@@ -425,17 +469,41 @@ static int same_shape(const NdTensorSpec *t, const StEntry *e)
     return 1;
 }
 
+/* The size of one element of e's dtype: 8 or 4, or -1 with a message. */
+static int element_size(const char *path, const StEntry *e, char *err, size_t errlen)
+{
+    if (strcmp(e->dtype, "F64") == 0 || strcmp(e->dtype, "F32") == 0)
+        return e->dtype[1] == '6' ? 8 : 4;
+    snprintf(err, errlen, "%s: tensor '%s' has dtype %s; nodec reads F64 and F32", path, e->name,
+             e->dtype);
+    return -1;
+}
+
+/* e's data_offsets hold count elements of its dtype inside the data part
+ * (data_len bytes). */
+static int check_data(const char *path, const StEntry *e, uint64_t count, int elsize,
+                      size_t data_len, char *err, size_t errlen)
+{
+    uint64_t bytes = count * (uint64_t)elsize;
+    if (e->end < e->begin || e->end - e->begin != bytes || e->end > data_len) {
+        snprintf(err, errlen,
+                 "%s: tensor '%s' has data_offsets [%llu, %llu], which do not hold %llu %s "
+                 "elements inside the file",
+                 path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                 (unsigned long long)count, e->dtype);
+        return -1;
+    }
+    return 0;
+}
+
 /* One tensor of the file against the parameter it names; data_len is the size
  * of the data part. */
 static int check_entry(const char *path, const NdTensorSpec *t, const StEntry *e, size_t data_len,
                        char *err, size_t errlen)
 {
-    int f32 = strcmp(e->dtype, "F32") == 0;
-    if (!f32 && strcmp(e->dtype, "F64") != 0) {
-        snprintf(err, errlen, "%s: tensor '%s' has dtype %s; nodec reads F64 and F32", path,
-                 e->name, e->dtype);
+    int elsize = element_size(path, e, err, errlen);
+    if (elsize < 0)
         return -1;
-    }
     if (!same_shape(t, e)) {
         char have[128], want[128];
         shape_text(have, sizeof have, e->rank, NULL, e->dims);
@@ -445,16 +513,7 @@ static int check_entry(const char *path, const NdTensorSpec *t, const StEntry *e
                  path, e->name, have, want);
         return -1;
     }
-    uint64_t bytes = (uint64_t)t->size * (f32 ? 4 : 8);
-    if (e->end < e->begin || e->end - e->begin != bytes || e->end > data_len) {
-        snprintf(err, errlen,
-                 "%s: tensor '%s' has data_offsets [%llu, %llu], which do not hold %ld %s "
-                 "elements inside the file",
-                 path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end, t->size,
-                 e->dtype);
-        return -1;
-    }
-    return 0;
+    return check_data(path, e, (uint64_t)t->size, elsize, data_len, err, errlen);
 }
 
 static int find_spec(int n, const NdTensorSpec *specs, const char *name)
@@ -506,7 +565,7 @@ static void copy_values(int n, const NdTensorSpec *specs, const StEntry *e, cons
 
 /* The header's length and JSON; the data part follows them. */
 static int parse_file(const char *path, const unsigned char *bytes, size_t size,
-                      StEntry **entries, int *count, size_t *data_start, char *err,
+                      StEntry **entries, int *count, StMeta *meta, size_t *data_start, char *err,
                       size_t errlen)
 {
     uint64_t hlen = size >= 8 ? get_uint(bytes, 8) : 0;
@@ -517,7 +576,7 @@ static int parse_file(const char *path, const unsigned char *bytes, size_t size,
     }
     StHeader h = {path, err, errlen};
     *data_start = 8 + (size_t)hlen;
-    return parse_header(&h, (const char *)bytes + 8, (size_t)hlen, entries, count);
+    return parse_header(&h, (const char *)bytes + 8, (size_t)hlen, entries, count, meta);
 }
 
 int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, double *p, char *err,
@@ -530,7 +589,8 @@ int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, doub
     StEntry *entries = NULL;
     int count = 0;
     int *which = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
-    int rc = which ? parse_file(path, bytes, size, &entries, &count, &data_start, err, errlen) : -1;
+    int rc = which ? parse_file(path, bytes, size, &entries, &count, NULL, &data_start, err, errlen)
+               : -1;
     if (!which)
         snprintf(err, errlen, "%s: out of memory", path);
     if (rc == 0)
@@ -543,4 +603,123 @@ int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, doub
     free(which);
     free(bytes);
     return rc;
+}
+
+/* ---- reading a file without a model (`nodec params`): the same checks ---- */
+
+/* The product of e's shape into *count; -1 when it is more than limit (the
+ * data part's bytes: such a tensor cannot be in the file, and the product may
+ * not fit 64 bits). */
+static int shape_count(const StEntry *e, uint64_t limit, uint64_t *count)
+{
+    *count = 1;
+    for (int d = 0; d < e->rank; d++)
+        if (e->dims[d] == 0)
+            return *count = 0, 0;
+    for (int d = 0; d < e->rank; d++) {
+        if (*count > limit / e->dims[d])
+            return -1;
+        *count *= e->dims[d];
+    }
+    return 0;
+}
+
+/* One tensor of the file into t (its name moves from e to t). */
+static int read_entry(const char *path, StEntry *e, const unsigned char *data, size_t data_len,
+                      NdTensorData *t, char *err, size_t errlen)
+{
+    int elsize = element_size(path, e, err, errlen);
+    uint64_t count;
+    if (elsize < 0)
+        return -1;
+    if (shape_count(e, data_len, &count)) {
+        char have[128];
+        shape_text(have, sizeof have, e->rank, NULL, e->dims);
+        snprintf(err, errlen, "%s: tensor '%s' has shape %s, more elements than the file holds",
+                 path, e->name, have);
+        return -1;
+    }
+    if (check_data(path, e, count, elsize, data_len, err, errlen))
+        return -1;
+    if (!(t->values = malloc(sizeof(double) * (size_t)(count ? count : 1)))) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    t->name = e->name;
+    e->name = NULL;
+    snprintf(t->dtype, sizeof t->dtype, "%s", e->dtype);
+    t->rank = e->rank;
+    for (int d = 0; d < e->rank; d++)
+        t->dims[d] = (long)e->dims[d];
+    t->size = (long)count;
+    for (uint64_t k = 0; k < count; k++) {
+        const unsigned char *b = data + e->begin + (size_t)k * (size_t)elsize;
+        t->values[k] = elsize == 4 ? get_f32(b) : get_f64(b);
+    }
+    return 0;
+}
+
+static int read_entries(const char *path, StEntry *e, int count, const unsigned char *data,
+                        size_t data_len, NdSafetensorsFile *f, char *err, size_t errlen)
+{
+    if (!(f->tensors = calloc((size_t)(count ? count : 1), sizeof *f->tensors))) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    for (int k = 0; k < count; k++) {
+        for (int j = 0; j < k; j++)
+            if (strcmp(f->tensors[j].name, e[k].name) == 0) {
+                snprintf(err, errlen, "%s: tensor '%s' appears twice", path, e[k].name);
+                return -1;
+            }
+        if (read_entry(path, &e[k], data, data_len, &f->tensors[k], err, errlen))
+            return -1;
+        f->n = k + 1;
+    }
+    return 0;
+}
+
+NdSafetensorsFile *nd_safetensors_read(const char *path, char *err, size_t errlen)
+{
+    size_t size, data_start = 0;
+    unsigned char *bytes = read_file(path, &size, err, errlen);
+    if (!bytes)
+        return NULL;
+    StEntry *entries = NULL;
+    int count = 0;
+    StMeta meta = {0, NULL};
+    NdSafetensorsFile *f = calloc(1, sizeof *f);
+    int rc = f ? parse_file(path, bytes, size, &entries, &count, &meta, &data_start, err, errlen)
+               : -1;
+    if (!f)
+        snprintf(err, errlen, "%s: out of memory", path);
+    else
+        f->n_meta = meta.n, f->meta = meta.pairs;
+    if (rc == 0)
+        rc = read_entries(path, entries, count, bytes + data_start, size - data_start, f, err,
+                          errlen);
+    for (int k = 0; k < count; k++)
+        free(entries[k].name);
+    free(entries);
+    free(bytes);
+    if (rc != 0) {
+        nd_safetensors_file_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void nd_safetensors_file_free(NdSafetensorsFile *f)
+{
+    if (!f)
+        return;
+    for (int i = 0; i < 2 * f->n_meta; i++)
+        free(f->meta[i]);
+    for (int k = 0; k < f->n; k++) {
+        free(f->tensors[k].name);
+        free(f->tensors[k].values);
+    }
+    free(f->meta);
+    free(f->tensors);
+    free(f);
 }

@@ -1,7 +1,8 @@
 /* libFuzzer target (c): the safetensors reader behind `load`
  * (runtime/io/nd_safetensors.c) on arbitrary bytes, asked for the tensors a
  * small model has (a matrix, a vector, a scalar): either every value loaded
- * or a message with p untouched; never a crash or a leak. */
+ * or a message with p untouched; never a crash or a leak. The same bytes go
+ * through nd_safetensors_read (`nodec params`). */
 #include <stdint.h>
 #include <string.h>
 
@@ -27,5 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (nd_safetensors_load(path, 3, specs, p, err, sizeof err) != 0 &&
         memcmp(p, before, sizeof p) != 0)
         __builtin_trap(); /* a refused file leaves the parameters untouched */
+    /* the model-free reader of `nodec params`, same bytes: a file or a message */
+    NdSafetensorsFile *f = nd_safetensors_read(path, err, sizeof err);
+    if (f && f->n > 0 && !f->tensors[0].values)
+        __builtin_trap();
+    nd_safetensors_file_free(f);
     return 0;
 }

@@ -37,7 +37,7 @@ Compiled *harness_compile(const char *path, const char *src, int with_nn)
     if (with_nn)
         progs[n++] = parse_one(c, stdlib_file("nn"));
     progs[n++] = parse_one(c, srcfile_from_string(path, src));
-    SemaInput in = {c->arena, c->names, c->ir, &c->diag, progs, n};
+    SemaInput in = {c->arena, c->names, c->ir, &c->diag, progs, n, NULL, NULL};
     c->prog = sema_check(&in);
     fflush(c->out);
     return c;
