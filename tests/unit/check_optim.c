@@ -67,6 +67,50 @@ START_TEST(test_adam)
 }
 END_TEST
 
+/* PyTorch's AdamW (default weight_decay 0.01): p *= 1 - lr wd, then Adam's step
+ * on the bare gradient. Step 1 by hand: p0 = 1 (1 - 1e-4) - 0.01 (0.05 / 0.1) /
+ * (sqrt(0.00025 / 0.001) + 1e-8) = 0.9999 - 0.01 * 0.5 / 0.50000001; both steps'
+ * values from the formula in /usr/bin/python3 (torch.optim.AdamW's float64
+ * run gives the same to 1e-16). */
+START_TEST(test_adamw)
+{
+    NdOptimConfig cfg = nd_optim_defaults(ND_OPT_ADAMW, 0.01);
+    ck_assert_double_eq(cfg.weight_decay, 0.01);
+    ck_assert_double_eq(nd_optim_defaults(ND_OPT_ADAM, 0.01).weight_decay, 0);
+    NdOptim *o = nd_optim_create(&cfg, 2);
+    double p[2] = {1, -2};
+    const double g1[2] = {0.5, -1}, g2[2] = {0.25, 2};
+    nd_optim_step(o, p, g1);
+    ck_assert_double_eq_tol(p[0], 0.9999 - 0.01 * 0.5 / 0.50000001, 1e-15);
+    nd_optim_step(o, p, g2);
+    ck_assert_double_eq_tol(p[0], 0.9804792140477262, 1e-15);
+    ck_assert_double_eq_tol(p[1], -1.9932620553471976, 1e-15);
+    nd_optim_free(o);
+    /* the decay is not in the moments: with a zero gradient only it moves p */
+    cfg.weight_decay = 0.5;
+    o = nd_optim_create(&cfg, 1);
+    double q = 2, zero = 0;
+    nd_optim_step(o, &q, &zero);
+    ck_assert_double_eq_tol(q, 2 * (1 - 0.01 * 0.5), 1e-15);
+    ck_assert_double_eq(nd_optim_get_moment(o, ND_MOMENT_M)[0], 0);
+    nd_optim_free(o);
+}
+END_TEST
+
+/* A learning rate set between steps is the one the next step uses. */
+START_TEST(test_set_lr)
+{
+    NdOptimConfig cfg = nd_optim_defaults(ND_OPT_SGD, 0.1);
+    NdOptim *o = nd_optim_create(&cfg, 1);
+    double p = 1, g = 2;
+    nd_optim_set_lr(o, 0.25);
+    ck_assert_double_eq(nd_optim_get_lr(o), 0.25);
+    nd_optim_step(o, &p, &g);
+    ck_assert_double_eq(p, 0.5);
+    nd_optim_free(o);
+}
+END_TEST
+
 START_TEST(test_rmsprop)
 {
     double p[2];
@@ -81,7 +125,8 @@ START_TEST(test_names)
 {
     ck_assert_int_eq(nd_optim_kind_from_name("sgd"), ND_OPT_SGD);
     ck_assert_int_eq(nd_optim_kind_from_name("rmsprop"), ND_OPT_RMSPROP);
-    ck_assert_int_eq(nd_optim_kind_from_name("adamw"), -1);
+    ck_assert_int_eq(nd_optim_kind_from_name("adamw"), ND_OPT_ADAMW);
+    ck_assert_int_eq(nd_optim_kind_from_name("adagrad"), -1);
 }
 END_TEST
 
@@ -326,6 +371,8 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_momentum);
     tcase_add_test(tc, test_adam);
     tcase_add_test(tc, test_rmsprop);
+    tcase_add_test(tc, test_adamw);
+    tcase_add_test(tc, test_set_lr);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_params_round_trip);
     tcase_add_test(tc, test_params_errors);
