@@ -751,6 +751,9 @@ static int train_loop(Trainer *t)
         else
             progress_draw(&pg, step, L);
     }
+    if (tr->steps == 0 && !pg.quiet)
+        fprintf(stderr, "train %s: steps = 0: no optimizer step, the parameters as %s\n",
+                tr->model->name, tr->load ? "loaded" : "initialized");
     bool stopped = interrupted && t->steps_done < tr->steps;
     sigaction(SIGINT, &old, NULL);
     if (progress_close(&pg))

@@ -539,6 +539,24 @@ static void train_optimizer(Sema *S, TrainCheck *tc)
 
 /* ---- steps, log_every, files ---- */
 
+/* `steps`: a whole number from 0 (a train that only loads and saves: issue 14) to
+ * 1e15, past which a long no longer counts every step exactly as a double. */
+static void train_step_count(Sema *S, const Ast *e, long *out)
+{
+    IrNode *c = sema_const(S, S->global, e, "steps");
+    if (!c)
+        return;
+    double v = c->value[0];
+    bool whole = c->shape.rank == 0 && v == floor(v);
+    if (whole && v >= 0 && v <= 1e15)
+        *out = (long)v;
+    else if (whole && v > 1e15)
+        diag_error(S->diag, e->loc, "steps must be at most 1e15, but this is %g", v);
+    else
+        diag_error(S->diag, e->loc, "steps must be a whole number, 0 or more (0: load and save "
+                   "without training)");
+}
+
 static void train_counts(Sema *S, TrainCheck *tc)
 {
     SemaTrain *out = tc->out;
@@ -547,7 +565,7 @@ static void train_counts(Sema *S, TrainCheck *tc)
         diag_error(S->diag, tc->dir->loc,
                    "train needs 'steps', the number of optimizer steps, like steps = 1000");
     else if (steps)
-        const_count(S, steps, "steps", 1, 0, &out->steps);
+        train_step_count(S, steps, &out->steps);
     out->log_every = out->steps >= 10 ? out->steps / 10 : 1;
     if (log)
         const_count(S, log, "log_every", 1, 0, &out->log_every);
