@@ -13,7 +13,8 @@
                 parameters and the history, says so and exits with status 130,
                 leaving no temporary file.
   allocation    NODEC_ALLOC_CHECK=1: no training iteration after the first
-                changes the heap (adjoint, backprop, checkpoint; compiled model).
+                changes the heap (adjoint, backprop, checkpoint; compiled model; adamw
+                with a cosine schedule and clipping).
 
 Usage: train_ux.py NODEC
 """
@@ -294,6 +295,14 @@ def test_allocation(nodec, tmp):
         assert p.returncode == 0, p.stderr
         want = "train Spiral: allocation check: the heap changed in 0 of 29 iterations"
         assert want in p.stderr, (grad, solver, p.stderr[-400:])
+    # the training controls: a schedule, clipping and adamw allocate nothing either
+    src = (SPIRAL % ("dopri5(rtol = 1e-7, atol = 1e-9)", "adjoint")).replace(
+        "optimizer = rmsprop(lr = 1e-3)",
+        "optimizer = adamw(lr = 1e-3)\n  schedule = cosine(warmup = 5)\n  clip = 0.01")
+    assert "clip = 0.01" in src
+    p = run(nodec, tmp, src, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "allocation check: the heap changed in 0 of 29 iterations" in p.stderr, p.stderr[-400:]
 
 
 def main():

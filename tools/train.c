@@ -24,6 +24,7 @@
 #include "nd_gradient.h"
 #include "nd_optim.h"
 #include "nd_safetensors.h"
+#include "nd_schedule.h"
 #include "nd_train_loss.h"
 #include "run_internal.h"
 
@@ -473,6 +474,29 @@ static int nonfinite_gradient(Trainer *t, long step, double L)
     return 0;
 }
 
+/* `clip = C`, torch.nn.utils.clip_grad_norm_'s rule exactly: with n the 2-norm of
+ * the whole summed gradient, g *= C / (n + 1e-6) when that factor is below 1
+ * (the 1e-6 keeps a zero gradient finite). */
+static void clip_gradient(Trainer *t)
+{
+    double C = t->tr->clip, norm2 = 0;
+    if (C <= 0)
+        return;
+    for (int i = 0; i < t->np; i++)
+        norm2 += t->sum_grad[i] * t->sum_grad[i];
+    double factor = C / (sqrt(norm2) + 1e-6);
+    for (int i = 0; factor < 1 && i < t->np; i++)
+        t->sum_grad[i] *= factor;
+}
+
+/* The scheduled learning rate of this step (nd_schedule.c), or the optimizer's own. */
+static void schedule_lr(Trainer *t, long step)
+{
+    const SemaSchedule *sc = &t->tr->schedule;
+    if (sc->name)
+        nd_optim_set_lr(t->opt, nd_schedule_lr(&sc->cfg, step));
+}
+
 static int train_step(Trainer *t, long step, double *L)
 {
     draw_batch(t);
@@ -505,6 +529,8 @@ static int train_step(Trainer *t, long step, double *L)
         return -1;
     if (step == 1 && t->r->opts->check_gradient && check_gradient(t))
         return -1;
+    clip_gradient(t);
+    schedule_lr(t, step);
     nd_optim_step(t->opt, t->p, t->sum_grad);
     return 0;
 }
