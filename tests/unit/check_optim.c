@@ -303,6 +303,43 @@ START_TEST(test_params_foreign_files)
 }
 END_TEST
 
+/* A training's optimizer state (`__optim.` tensors) is not a parameter: any load
+ * that does not ask for it skips it, and the metadata naming the optimizer reads
+ * back; a name outside the reserved prefix is still an error. */
+START_TEST(test_params_optimizer_state)
+{
+    static const double data[7] = {1, 2, 3, 4, 5, 6, 7};
+    char *path = write_raw("{\"__metadata__\":{\"optimizer\":\"adam\",\"step\":\"12\"},"
+                           TENSOR("k", "F64", "[]", 0, 8) "," TENSOR("f.l1.W", "F64", "[4]", 8, 40)
+                           "," TENSOR("__optim.m.k", "F64", "[]", 40, 48) ","
+                           TENSOR("__optim.v.k", "F64", "[]", 48, 56) "}", data, sizeof data);
+    double q[5] = {0};
+    char err[256], value[16];
+    ck_assert_msg(nd_params_load(path, 2, names, offsets, sizes, q, err, sizeof err) == 0, "%s", err);
+    ck_assert_mem_eq(q, data, sizeof q);
+    ck_assert_int_eq(nd_safetensors_get_meta(path, "optimizer", value, sizeof value, err, sizeof err), 1);
+    ck_assert_str_eq(value, "adam");
+    ck_assert_int_eq(nd_safetensors_get_meta(path, "step", value, sizeof value, err, sizeof err), 1);
+    ck_assert_str_eq(value, "12");
+    ck_assert_int_eq(nd_safetensors_get_meta(path, "model", value, sizeof value, err, sizeof err), 0);
+    /* asked for, the state loads like any tensor */
+    const NdTensorSpec specs[2] = {{"k", 0, 1, 0, {0}}, {"__optim.v.k", 1, 1, 0, {0}}};
+    double kv[2] = {0};
+    const NdTensorSpec all[4] = {{"k", 0, 1, 0, {0}}, {"f.l1.W", 1, 4, 1, {4}},
+                                 {"__optim.m.k", 5, 1, 0, {0}}, {"__optim.v.k", 6, 1, 0, {0}}};
+    double every[7] = {0};
+    ck_assert_msg(nd_safetensors_load(path, 4, all, every, err, sizeof err) == 0, "%s", err);
+    ck_assert_mem_eq(every, data, sizeof every);
+    ck_assert_int_eq(nd_safetensors_load(path, 2, specs, kv, err, sizeof err), -1); /* f.l1.W */
+    unlink(path);
+    expect_load_error("{" TENSOR("k", "F64", "[]", 0, 8) "," TENSOR("f.l1.W", "F64", "[4]", 8, 40)
+                      "," TENSOR("__optimm", "F64", "[]", 40, 48) "}", 48,
+                      "tensor '__optimm' is not a parameter of this model");
+    ck_assert_int_eq(nd_safetensors_get_meta("/nonexistent/p", "step", value, sizeof value, err,
+                                             sizeof err), -1);
+}
+END_TEST
+
 /* Every truncation of a good file is an error with a message, and corrupting any
  * header byte never crashes the reader (ASan runs this) nor half-loads. */
 START_TEST(test_params_corrupt)
@@ -380,6 +417,7 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_params_foreign_files);
     tcase_add_test(tc, test_params_atomic);
     tcase_add_test(tc, test_params_corrupt);
+    tcase_add_test(tc, test_params_optimizer_state);
     suite_add_tcase(s, tc);
     return s;
 }
