@@ -18,7 +18,7 @@
                 leaving no temporary file.
   allocation    NODEC_ALLOC_CHECK=1: no training iteration after the first
                 changes the heap (adjoint, backprop, checkpoint; compiled model; adamw
-                with a cosine schedule and clipping).
+                with a cosine schedule and clipping; lbfgs).
 
 Usage: train_ux.py NODEC
 """
@@ -385,6 +385,11 @@ def test_allocation(nodec, tmp):
     p = run(nodec, tmp, src, env=env)
     assert p.returncode == 0, p.stderr
     assert "allocation check: the heap changed in 0 of 29 iterations" in p.stderr, p.stderr[-400:]
+    # lbfgs's line search solves the batch again, into buffers of its own
+    p = run(nodec, tmp, RESUME % {"opt": "lbfgs(lr = 1)", "steps": 10, "save": "l.params",
+                                  "hist": "l.csv", "load": ""}, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "allocation check: the heap changed in 0 of 9 iterations" in p.stderr, p.stderr[-400:]
 
 
 def main():

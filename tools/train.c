@@ -489,6 +489,14 @@ static void clip_gradient(Trainer *t)
         t->sum_grad[i] *= factor;
 }
 
+/* NdLossAt for lbfgs's line search: the batch's loss at p (t->grad_p, free once
+ * the groups' gradients are summed, takes the unused gradient). */
+static int loss_at(void *ctx, const double *p, double *L)
+{
+    Trainer *t = ctx;
+    return batch_loss(t, p, t->grad_p, L) == ND_OK ? 0 : -1;
+}
+
 /* The scheduled learning rate of this step (nd_schedule.c), or the optimizer's own. */
 static void schedule_lr(Trainer *t, long step)
 {
@@ -531,7 +539,7 @@ static int train_step(Trainer *t, long step, double *L)
         return -1;
     clip_gradient(t);
     schedule_lr(t, step);
-    nd_optim_step(t->opt, t->p, t->sum_grad);
+    nd_optim_step_search(t->opt, t->p, t->sum_grad, *L, loss_at, t);
     return 0;
 }
 

@@ -444,7 +444,7 @@ static void train_gradient(Sema *S, TrainCheck *tc)
 }
 
 /* The ranges of nd_optimizers.def's range column. */
-typedef enum OptimRange { RANGE_POSITIVE, RANGE_NONNEG, RANGE_UNIT } OptimRange;
+typedef enum OptimRange { RANGE_POSITIVE, RANGE_NONNEG, RANGE_UNIT, RANGE_COUNT } OptimRange;
 
 static const OptimRange optim_ranges[ND_OPTIM_KEY_COUNT] = {
 #define ND_OPTIM_KEY(name, ID, def, range) [ND_OKEY_##ID] = RANGE_##range,
@@ -458,6 +458,7 @@ static const char *optim_range(int key, double v)
     case RANGE_POSITIVE: return v > 0 ? NULL : "a positive number";
     case RANGE_NONNEG: return v >= 0 ? NULL : "a number >= 0";
     case RANGE_UNIT: return v >= 0 && v < 1 ? NULL : "a number in [0, 1)";
+    case RANGE_COUNT: return v >= 1 && v == floor(v) && v <= 1e6 ? NULL : "a whole number from 1 to 1e6";
     }
     return NULL;
 }
@@ -529,6 +530,10 @@ static void train_optimizer(Sema *S, TrainCheck *tc)
     if (!(out->given & ND_OBIT_LR) && S->diag->errors == before)
         diag_error(S->diag, e->loc, "optimizer '%s' needs a learning rate, like %s(lr = 1e-3)", e->name,
                    e->name);
+    if (out->cfg.kind == ND_OPT_LBFGS && tc->out->batch != SEMA_BATCH_ALL)
+        diag_error(S->diag, at, "lbfgs needs the whole data set at every step: its line search "
+                   "and curvature pairs compare losses of one batch, but batch draws a new one "
+                   "each step; remove batch, or use adam");
     if (out->cfg.kind == ND_OPT_RMSPROP && (out->given & ND_OBIT_MOMENTUM) && out->cfg.momentum > 0)
         diag_error(S->diag, out->arg_loc[ND_OKEY_MOMENTUM],
                    "rmsprop with momentum is not supported yet; remove momentum, or use adam");

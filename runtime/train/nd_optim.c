@@ -9,8 +9,11 @@
  *   adamw     p -= lr wd p, then adam's update with g the gradient alone
  *             (decoupled weight decay: Loshchilov and Hutter, "Decoupled Weight
  *             Decay Regularization", ICLR 2019, as torch.optim.AdamW)
- * Otherwise weight_decay adds wd p to g first (L2, as PyTorch). */
+ * Otherwise weight_decay adds wd p to g first (L2, as PyTorch). lbfgs is
+ * nd_lbfgs.c's. */
 #include "nd_optim.h"
+
+#include "nd_lbfgs.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -23,6 +26,7 @@ struct NdOptim {
     long t;    /* steps taken (adam's bias correction) */
     double *m; /* momentum / adam first moment */
     double *v; /* adam / rmsprop second moment */
+    NdLbfgs *lb; /* lbfgs's history */
 };
 
 static const struct {
@@ -84,6 +88,10 @@ NdOptim *nd_optim_create(const NdOptimConfig *cfg, int n)
     }
     o->cfg = *cfg;
     o->n = n;
+    if (cfg->kind == ND_OPT_LBFGS && !(o->lb = nd_lbfgs_create(n, (int)cfg->history))) {
+        nd_optim_free(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -93,12 +101,28 @@ void nd_optim_free(NdOptim *o)
         return;
     free(o->m);
     free(o->v);
+    nd_lbfgs_free(o->lb);
     free(o);
+}
+
+int nd_optim_step_search(NdOptim *o, double *p, const double *grad, double L, NdLossAt loss_at,
+                         void *ctx)
+{
+    if (o->cfg.kind != ND_OPT_LBFGS) {
+        nd_optim_step(o, p, grad);
+        return 0;
+    }
+    o->t++;
+    return nd_lbfgs_step(o->lb, o->cfg.lr, p, grad, L, loss_at, ctx);
 }
 
 void nd_optim_step(NdOptim *o, double *p, const double *grad)
 {
     const NdOptimConfig *c = &o->cfg;
+    if (c->kind == ND_OPT_LBFGS) { /* without a loss to search on: PyTorch's fixed step */
+        nd_optim_step_search(o, p, grad, 0, NULL, NULL);
+        return;
+    }
     o->t++;
     double bc1 = 1 - pow(c->beta1, (double)o->t), bc2 = 1 - pow(c->beta2, (double)o->t);
     for (int i = 0; i < o->n; i++) {
@@ -123,6 +147,7 @@ void nd_optim_step(NdOptim *o, double *p, const double *grad)
             o->v[i] = c->alpha * o->v[i] + (1 - c->alpha) * g * g;
             p[i] -= c->lr * g / (sqrt(o->v[i]) + c->eps);
             break;
+        case ND_OPT_LBFGS: break; /* above */
         }
     }
 }
@@ -161,6 +186,7 @@ static bool uses_moment(NdOptimKind kind, NdOptimMoment which)
     case ND_OPT_RMSPROP: return which == ND_MOMENT_V;
     case ND_OPT_ADAM:
     case ND_OPT_ADAMW: return true;
+    case ND_OPT_LBFGS: return false;
     }
     return false;
 }

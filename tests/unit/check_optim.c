@@ -111,6 +111,73 @@ START_TEST(test_set_lr)
 }
 END_TEST
 
+/* f(x, y) = (x - 1)^2 + 10 (y + 0.5)^2 + x^2 y^2 and its gradient. */
+static double lbfgs_f(const double *p, double *g)
+{
+    double x = p[0], y = p[1];
+    if (g) {
+        g[0] = 2 * (x - 1) + 2 * x * y * y;
+        g[1] = 20 * (y + 0.5) + 2 * x * x * y;
+    }
+    return (x - 1) * (x - 1) + 10 * (y + 0.5) * (y + 0.5) + x * x * y * y;
+}
+
+/* Without a line search, lbfgs is torch.optim.LBFGS(lr = 0.5, max_iter = 1,
+ * history_size = 3) step for step: its iterates from (-1, 1.5) (torch 1.13,
+ * float64), eight steps so that the history fills and drops its oldest pair. The
+ * first by hand: g = (-4 - 4.5, 40 + 3) = (-8.5, 43), t = min(1, 1/51.5) 0.5, p -= t g. */
+START_TEST(test_lbfgs_pytorch)
+{
+    static const double want[8][2] = {
+        {-0.9174757281553398, 1.0825242718446602}, {-0.832475287901307, 0.34564632469943535},
+        {-0.7511270211814886, -0.05231151762482994}, {-0.6304875380074364, -0.2723066543507375},
+        {-0.4600443014638484, -0.4157126522158064}, {-0.21702994675025708, -0.5231325936743232},
+        {0.09052633212519243, -0.5829049364951848}, {0.40442412394314453, -0.5575825286558757}};
+    NdOptimConfig cfg = nd_optim_defaults(ND_OPT_LBFGS, 0.5);
+    ck_assert_double_eq(cfg.history, 10);
+    cfg.history = 3;
+    NdOptim *o = nd_optim_create(&cfg, 2);
+    double p[2] = {-1, 1.5}, g[2];
+    for (int k = 0; k < 8; k++) {
+        lbfgs_f(p, g);
+        nd_optim_step(o, p, g);
+        if (k == 0)
+            ck_assert_double_eq_tol(p[0], -1 + 0.5 / 51.5 * 8.5, 1e-15);
+        ck_assert_double_eq_tol(p[0], want[k][0], 1e-13);
+        ck_assert_double_eq_tol(p[1], want[k][1], 1e-13);
+    }
+    nd_optim_free(o);
+}
+END_TEST
+
+static int quartic(void *ctx, const double *p, double *L)
+{
+    ++*(int *)ctx;
+    *L = p[0] * p[0] * p[0] * p[0];
+    return 0;
+}
+
+/* The Armijo backtracking by hand on f = x^4 from x = 1 with lr = 2: g = 4, the
+ * first step t = min(1, 1/4) 2 = 0.5 along d = -4 lands at -1, where f = 1 is not
+ * below 1 + 1e-4 (0.5)(-16); halved, t = 0.25 lands at 0: accepted, two
+ * evaluations. */
+START_TEST(test_lbfgs_armijo)
+{
+    NdOptimConfig cfg = nd_optim_defaults(ND_OPT_LBFGS, 2);
+    NdOptim *o = nd_optim_create(&cfg, 1);
+    double p = 1, g = 4;
+    int calls = 0;
+    ck_assert_int_eq(nd_optim_step_search(o, &p, &g, 1.0, quartic, &calls), 2);
+    ck_assert_int_eq(calls, 2);
+    ck_assert_double_eq(p, 0);
+    /* at a zero gradient it stays (PyTorch's tolerance_grad) */
+    g = 0;
+    ck_assert_int_eq(nd_optim_step_search(o, &p, &g, 0.0, quartic, &calls), 0);
+    ck_assert_double_eq(p, 0);
+    nd_optim_free(o);
+}
+END_TEST
+
 START_TEST(test_rmsprop)
 {
     double p[2];
@@ -410,6 +477,8 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_rmsprop);
     tcase_add_test(tc, test_adamw);
     tcase_add_test(tc, test_set_lr);
+    tcase_add_test(tc, test_lbfgs_pytorch);
+    tcase_add_test(tc, test_lbfgs_armijo);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_params_round_trip);
     tcase_add_test(tc, test_params_errors);

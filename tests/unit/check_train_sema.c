@@ -544,7 +544,7 @@ static const ErrCase errors[] = {
      "2:50: error: unknown gradient method 'adjiont' (expected adjoint, backprop or checkpoint)",
      "2:50: note: did you mean 'adjoint'?"},
     {"model D { state x = 1; dx/dt = -x }\ntrain D { t = [0, 1]; final_loss = x; optimizer = adamm(lr = 1); steps = 1 }\n",
-     "2:51: error: unknown optimizer 'adamm' (expected sgd, momentum, adam, rmsprop or adamw)", "2:51: note: did you mean 'adam'?"},
+     "2:51: error: unknown optimizer 'adamm' (expected sgd, momentum, adam, rmsprop, adamw or lbfgs)", "2:51: note: did you mean 'adam'?"},
     {"model D { state x = 1; dx/dt = -x }\ntrain D { t = [0, 1]; final_loss = x; optimizer = adam(beta1 = 0.9); steps = 1 }\n",
      "2:51: error: optimizer 'adam' needs a learning rate, like adam(lr = 1e-3)", NULL},
     {"model D { state x = 1; dx/dt = -x }\ntrain D { t = [0, 1]; final_loss = x; optimizer = adam; steps = 1 }\n",
