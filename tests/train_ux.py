@@ -8,12 +8,17 @@
   save paths    save writes through a symlink to its target, refuses a fifo or a
                 device node before training starts, and removes a killed save's
                 temporary file.
+  resume        save keeps the optimizer's step count and moments and load restores
+                them: N steps then M equal N + M to the last digit (every optimizer);
+                parameters-only files and other optimizers' files load the
+                parameters alone, with a note.
   kill          a SIGKILL in the middle of a save leaves the previous file whole
   ctrl-c        a SIGINT during training stops after the iteration, saves the
                 parameters and the history, says so and exits with status 130,
                 leaving no temporary file.
   allocation    NODEC_ALLOC_CHECK=1: no training iteration after the first
-                changes the heap (adjoint, backprop, checkpoint; compiled model).
+                changes the heap (adjoint, backprop, checkpoint; compiled model; adamw
+                with a cosine schedule and clipping; lbfgs).
 
 Usage: train_ux.py NODEC
 """
@@ -108,7 +113,7 @@ def test_safetensors(nodec, tmp):
     assert p.returncode == 0, p.stderr
     assert abs(last_row(os.path.join(tmp, "decay.csv"))["x"] - math.exp(-1.0)) < 1e-9
     meta, t = read_safetensors(os.path.join(tmp, "out.safetensors"))
-    assert meta == {"format": "nodec", "model": "Decay", "step": "1"}, meta
+    assert meta == {"format": "nodec", "model": "Decay", "step": "1", "optimizer": "sgd"}, meta
     assert t["k"] == ("F64", [], [0.7]), t["k"]
     assert t["W"] == ("F64", [2, 3], [5, 0.3, 5, 5, 5, 5]), t["W"]
     # F32 files load too (converted exactly)
@@ -285,6 +290,84 @@ train Spiral {
 """
 
 
+RESUME = """
+model Decay {
+  state x = 1
+  param k = 0.1
+  param W[2] = [0.2, -0.3]
+  dx/dt = -(k + W[0] * W[1]) * x + W[0]
+}
+train Decay {
+  t = [0, 1]
+  final_loss = (x - 0.3)^2
+  solver = rk4(h = 0.1)
+  optimizer = %(opt)s
+  steps = %(steps)s
+  log_every = 1
+  history = "%(hist)s"
+  %(load)s
+  save = "%(save)s"
+}
+"""
+
+
+def resume_run(nodec, tmp, opt, steps, save, hist, load=None):
+    src = RESUME % {"opt": opt, "steps": steps, "save": save, "hist": hist,
+                    "load": f'load = "{load}"' if load else ""}
+    p = run(nodec, tmp, src)
+    assert p.returncode == 0, p.stderr
+    return p.stderr, read_safetensors(os.path.join(tmp, save))
+
+
+def losses(tmp, hist):
+    return [line.split(",")[1] for line in open(os.path.join(tmp, hist)).read().splitlines()[1:]]
+
+
+def test_resume(nodec, tmp):
+    """save keeps the optimizer's step count and moments, load restores them: 4 steps
+    then 6 more give the 10-step run's parameters and losses to the last digit, for
+    every optimizer; without the moments (a parameters-only file) Adam ends elsewhere."""
+    for opt, kept in [("adam(lr = 0.05)", "mv"), ("adamw(lr = 0.05)", "mv"),
+                      ("rmsprop(lr = 0.01)", "v"), ("sgd(lr = 0.5, momentum = 0.9)", "m"),
+                      ("sgd(lr = 0.5)", "")]:
+        _, (meta_a, a) = resume_run(nodec, tmp, opt, 10, "a.params", "a.csv")
+        _, (meta_b, b) = resume_run(nodec, tmp, opt, 4, "b.params", "b.csv")
+        err, (meta_c, c) = resume_run(nodec, tmp, opt, 6, "c.params", "c.csv", load="b.params")
+        name = opt.split("(")[0] if "momentum" not in opt else "momentum"
+        assert meta_b["optimizer"] == name and meta_b["step"] == "4", meta_b
+        assert meta_c["step"] == "10" and meta_a["step"] == "10", (meta_a, meta_c)
+        assert f"resuming {name} at step 4 from 'b.params'" in err, err
+        want = {"k", "W"} | {f"__optim.{m}.{p}" for m in kept for p in ("k", "W")}
+        assert set(b) == want, (opt, sorted(b))
+        assert a == c, (opt, a, c)  # every value, moments included, bit for bit
+        assert losses(tmp, "a.csv")[4:] == losses(tmp, "c.csv"), opt
+    # the control: the same 6 steps from the parameters alone start Adam afresh
+    resume_run(nodec, tmp, "adam(lr = 0.05)", 10, "a.params", "a.csv")
+    _, (_, b) = resume_run(nodec, tmp, "adam(lr = 0.05)", 4, "b.params", "b.csv")
+    write_safetensors(os.path.join(tmp, "bare.params"),
+                      {n: (v[1], v[2]) for n, v in b.items() if not n.startswith("__optim.")},
+                      {"format": "nodec", "step": "4"})
+    err, (_, c) = resume_run(nodec, tmp, "adam(lr = 0.05)", 6, "c.params", "c.csv",
+                             load="bare.params")
+    assert "'bare.params' holds no optimizer state: parameters loaded, adam starts afresh" in err
+    a = read_safetensors(os.path.join(tmp, "a.params"))[1]
+    assert abs(c["k"][2][0] - a["k"][2][0]) > 1e-6, "without moments Adam should diverge"
+    # another optimizer reads the parameters and ignores the moments
+    err, (meta, c) = resume_run(nodec, tmp, "sgd(lr = 0.5)", 1, "c.params", "c.csv",
+                                load="b.params")
+    assert "'b.params' holds adam's state, not sgd's: parameters loaded, sgd starts afresh" in err
+    assert meta["step"] == "1" and set(c) == {"k", "W"}, (meta, sorted(c))
+    # a file claiming adam's state without its moments is an error naming the tensor
+    write_safetensors(os.path.join(tmp, "broken.params"),
+                      {n: (v[1], v[2]) for n, v in b.items() if n != "__optim.v.W"},
+                      {"optimizer": "adam", "step": "4"})
+    p = run(nodec, tmp, RESUME % {"opt": "adam(lr = 0.05)", "steps": 1, "save": "c.params",
+                                  "hist": "c.csv", "load": 'load = "broken.params"'})
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.startswith("model.node:16:10: error: cannot load parameters: broken.params: "
+                               "tensor '__optim.v.W' is missing"), p.stderr
+
+
 def test_allocation(nodec, tmp):
     env = dict(os.environ, NODEC_ALLOC_CHECK="1")
     for solver, grad in [("dopri5(rtol = 1e-7, atol = 1e-9)", "adjoint"),
@@ -294,13 +377,26 @@ def test_allocation(nodec, tmp):
         assert p.returncode == 0, p.stderr
         want = "train Spiral: allocation check: the heap changed in 0 of 29 iterations"
         assert want in p.stderr, (grad, solver, p.stderr[-400:])
+    # the training controls: a schedule, clipping and adamw allocate nothing either
+    src = (SPIRAL % ("dopri5(rtol = 1e-7, atol = 1e-9)", "adjoint")).replace(
+        "optimizer = rmsprop(lr = 1e-3)",
+        "optimizer = adamw(lr = 1e-3)\n  schedule = cosine(warmup = 5)\n  clip = 0.01")
+    assert "clip = 0.01" in src
+    p = run(nodec, tmp, src, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "allocation check: the heap changed in 0 of 29 iterations" in p.stderr, p.stderr[-400:]
+    # lbfgs's line search solves the batch again, into buffers of its own
+    p = run(nodec, tmp, RESUME % {"opt": "lbfgs(lr = 1)", "steps": 10, "save": "l.params",
+                                  "hist": "l.csv", "load": ""}, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "allocation check: the heap changed in 0 of 9 iterations" in p.stderr, p.stderr[-400:]
 
 
 def main():
     nodec = os.path.abspath(sys.argv[1])
     failed = 0
     for test in (test_safetensors, test_save_paths, test_ctrl_c, test_kill_during_save,
-                 test_allocation):
+                 test_resume, test_allocation):
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 test(nodec, tmp)

@@ -24,6 +24,7 @@
 #include "nd_gradient.h"
 #include "nd_optim.h"
 #include "nd_safetensors.h"
+#include "nd_schedule.h"
 #include "nd_train_loss.h"
 #include "run_internal.h"
 
@@ -486,6 +487,37 @@ static int nonfinite_gradient(Trainer *t, long step, double L)
     return 0;
 }
 
+/* `clip = C`, torch.nn.utils.clip_grad_norm_'s rule exactly: with n the 2-norm of
+ * the whole summed gradient, g *= C / (n + 1e-6) when that factor is below 1
+ * (the 1e-6 keeps a zero gradient finite). */
+static void clip_gradient(Trainer *t)
+{
+    double C = t->tr->clip, norm2 = 0;
+    if (C <= 0)
+        return;
+    for (int i = 0; i < t->np; i++)
+        norm2 += t->sum_grad[i] * t->sum_grad[i];
+    double factor = C / (sqrt(norm2) + 1e-6);
+    for (int i = 0; factor < 1 && i < t->np; i++)
+        t->sum_grad[i] *= factor;
+}
+
+/* NdLossAt for lbfgs's line search: the batch's loss at p (t->grad_p, free once
+ * the groups' gradients are summed, takes the unused gradient). */
+static int loss_at(void *ctx, const double *p, double *L)
+{
+    Trainer *t = ctx;
+    return batch_loss(t, p, t->grad_p, L) == ND_OK ? 0 : -1;
+}
+
+/* The scheduled learning rate of this step (nd_schedule.c), or the optimizer's own. */
+static void schedule_lr(Trainer *t, long step)
+{
+    const SemaSchedule *sc = &t->tr->schedule;
+    if (sc->name)
+        nd_optim_set_lr(t->opt, nd_schedule_lr(&sc->cfg, step));
+}
+
 static int train_step(Trainer *t, long step, double *L)
 {
     draw_batch(t);
@@ -518,7 +550,9 @@ static int train_step(Trainer *t, long step, double *L)
         return -1;
     if (step == 1 && t->r->opts->check_gradient && check_gradient(t))
         return -1;
-    nd_optim_step(t->opt, t->p, t->sum_grad);
+    clip_gradient(t);
+    schedule_lr(t, step);
+    nd_optim_step_search(t->opt, t->p, t->sum_grad, *L, loss_at, t);
     return 0;
 }
 
@@ -554,21 +588,117 @@ int run_load_params(Runner *r, const IrModel *m, double *p, const char *path, Sr
     return 0;
 }
 
+/* ---- the optimizer's state in the same file, so a loaded run resumes exactly ---- */
+
+/* The moment buffers a file may hold, with their tensors' name prefixes
+ * (`__optim.m.f.l1.W` is the first moment of parameter f.l1.W). */
+static const struct {
+    NdOptimMoment which;
+    const char *prefix;
+} saved_moments[] = {{ND_MOMENT_M, ND_SAFETENSORS_RESERVED "m."},
+                     {ND_MOMENT_V, ND_SAFETENSORS_RESERVED "v."}};
+
+enum { N_SAVED_MOMENTS = sizeof saved_moments / sizeof saved_moments[0] };
+
+/* The optimizer's moment buffers in save order (NULL for one it does not keep). */
+static int optimizer_moments(Trainer *t, double *out[N_SAVED_MOMENTS])
+{
+    int n = 0;
+    for (int j = 0; j < N_SAVED_MOMENTS; j++)
+        n += (out[j] = nd_optim_get_moment(t->opt, saved_moments[j].which)) != NULL;
+    return n;
+}
+
+/* The parameters' specs followed by one copy per kept moment, offset into one
+ * buffer of np * (1 + moments) doubles: the parameters, then each moment. */
+static NdTensorSpec *state_specs(Trainer *t, double *const moment[N_SAVED_MOMENTS], int *n)
+{
+    const IrModel *m = t->tr->model;
+    Arena *a = t->r->c->arena;
+    NdTensorSpec *params = param_specs(t);
+    NdTensorSpec *s = arena_alloc(a, sizeof *s * (size_t)(m->n_params * (1 + N_SAVED_MOMENTS) + 1));
+    memcpy(s, params, sizeof *s * (size_t)m->n_params);
+    *n = m->n_params;
+    for (int j = 0, copy = 1; j < N_SAVED_MOMENTS; j++) {
+        if (!moment[j])
+            continue;
+        for (int i = 0; i < m->n_params; i++) {
+            NdTensorSpec *x = &s[(*n)++];
+            *x = params[i];
+            size_t len = strlen(saved_moments[j].prefix) + strlen(params[i].name) + 1;
+            char *name = arena_alloc(a, len);
+            snprintf(name, len, "%s%s", saved_moments[j].prefix, params[i].name);
+            x->name = name;
+            x->offset += (long)copy * t->np;
+        }
+        copy++;
+    }
+    return s;
+}
+
+/* The parameters and the optimizer's step count and moments, with metadata naming
+ * the optimizer, so that a `load` by the same optimizer continues where this
+ * run stopped (a resumed Adam keeps its bias correction and moments). */
 static int save_params(Trainer *t)
 {
     const SemaTrain *tr = t->tr;
     char step[32], err[512];
-    snprintf(step, sizeof step, "%ld", t->steps_done);
-    const char *meta[] = {"format", "nodec", "model", tr->model->name, "step", step};
-    if (nd_safetensors_save(tr->save, tr->model->n_params, param_specs(t), t->p, 3, meta, err,
-                            sizeof err) != 0) {
+    snprintf(step, sizeof step, "%ld", nd_optim_get_step(t->opt));
+    const char *meta[] = {"format", "nodec", "model", tr->model->name, "step", step,
+                          "optimizer", nd_optim_name(nd_optim_get_kind(t->opt))};
+    double *moment[N_SAVED_MOMENTS];
+    int copies = 1 + optimizer_moments(t, moment), n;
+    NdTensorSpec *specs = state_specs(t, moment, &n);
+    double *all = alloc_doubles((size_t)t->np * (size_t)copies);
+    if (!all) {
+        diag_error(&t->r->c->diag, tr->save_loc, "out of memory for saving '%s'", tr->save);
+        return -1;
+    }
+    memcpy(all, t->p, sizeof(double) * (size_t)t->np);
+    for (int j = 0, copy = 1; j < N_SAVED_MOMENTS; j++)
+        if (moment[j])
+            memcpy(all + (size_t)(copy++) * (size_t)t->np, moment[j], sizeof(double) * (size_t)t->np);
+    int rc = nd_safetensors_save(tr->save, n, specs, all, 4, meta, err, sizeof err);
+    free(all);
+    if (rc != 0) {
         diag_error(&t->r->c->diag, tr->save_loc, "%s", err);
         return -1;
     }
     return 0;
 }
 
-static int load_params(Trainer *t)
+/* The step count of a file saved by this train's optimizer, or -1 when the file
+ * holds no state for it (*saved_by: the optimizer it names, "" for none). */
+static long resumable_step(Trainer *t, char *saved_by, size_t len)
+{
+    const char *path = t->tr->load, *mine = nd_optim_name(nd_optim_get_kind(t->opt));
+    char step[32], err[512], *end;
+    saved_by[0] = '\0';
+    if (nd_safetensors_get_meta(path, "optimizer", saved_by, len, err, sizeof err) != 1 ||
+        strcmp(saved_by, mine) != 0 ||
+        nd_safetensors_get_meta(path, "step", step, sizeof step, err, sizeof err) != 1)
+        return -1;
+    errno = 0;
+    long n = strtol(step, &end, 10);
+    return errno || end == step || *end || n < 0 ? -1 : n;
+}
+
+/* What a load that leaves the optimizer fresh says (not under --quiet). */
+static void note_fresh_optimizer(const Trainer *t, const char *saved_by)
+{
+    const char *mine = nd_optim_name(nd_optim_get_kind(t->opt));
+    if (t->r->opts->quiet)
+        return;
+    if (saved_by[0])
+        fprintf(stderr, "train %s: '%s' holds %s's state, not %s's: parameters loaded, %s "
+                "starts afresh\n", t->tr->model->name, t->tr->load, saved_by, mine, mine);
+    else
+        fprintf(stderr, "train %s: '%s' holds no optimizer state: parameters loaded, %s starts "
+                "afresh\n", t->tr->model->name, t->tr->load, mine);
+}
+
+/* Parameters only (a file from elsewhere, or from another optimizer). */
+static int load_parameters_only(Trainer *t)
 {
     const SemaTrain *tr = t->tr;
     char err[512];
@@ -577,6 +707,41 @@ static int load_params(Trainer *t)
         diag_error(&t->r->c->diag, tr->load_loc, "cannot load parameters: %s", err);
         return -1;
     }
+    return 0;
+}
+
+static int load_params(Trainer *t)
+{
+    const SemaTrain *tr = t->tr;
+    char saved_by[32], err[512];
+    long step = resumable_step(t, saved_by, sizeof saved_by);
+    if (step < 0) {
+        if (load_parameters_only(t))
+            return -1;
+        note_fresh_optimizer(t, saved_by);
+        return 0;
+    }
+    double *moment[N_SAVED_MOMENTS];
+    int copies = 1 + optimizer_moments(t, moment), n;
+    NdTensorSpec *specs = state_specs(t, moment, &n);
+    double *all = alloc_doubles((size_t)t->np * (size_t)copies);
+    int rc = all ? nd_safetensors_load(tr->load, n, specs, all, err, sizeof err) : -1;
+    if (rc != 0) {
+        if (!all)
+            snprintf(err, sizeof err, "%s: out of memory", tr->load);
+        diag_error(&t->r->c->diag, tr->load_loc, "cannot load parameters: %s", err);
+        free(all);
+        return -1;
+    }
+    memcpy(t->p, all, sizeof(double) * (size_t)t->np);
+    for (int j = 0, copy = 1; j < N_SAVED_MOMENTS; j++)
+        if (moment[j])
+            memcpy(moment[j], all + (size_t)(copy++) * (size_t)t->np, sizeof(double) * (size_t)t->np);
+    nd_optim_set_step(t->opt, step);
+    free(all);
+    if (!t->r->opts->quiet)
+        fprintf(stderr, "train %s: resuming %s at step %ld from '%s'\n", tr->model->name,
+                saved_by, step, tr->load);
     return 0;
 }
 
@@ -870,6 +1035,9 @@ static int train_loop(Trainer *t)
         if (log && early_stop(t, step))
             break;
     }
+    if (tr->steps == 0 && !pg.quiet)
+        fprintf(stderr, "train %s: steps = 0: no optimizer step, the parameters as %s\n",
+                tr->model->name, tr->load ? "loaded" : "initialized");
     bool stopped = interrupted && t->steps_done < tr->steps;
     sigaction(SIGINT, &old, NULL);
     if (progress_close(&pg))

@@ -12,6 +12,7 @@
 #include "ast.h"
 #include "ir.h"
 #include "nd_optim.h"
+#include "nd_schedule.h"
 #include "nd_solver.h"
 
 /* `solver = rk4(h = 0.25)`, checked against nd_methods.def: the method and
@@ -36,6 +37,16 @@ typedef struct SemaOptimizer {
     SrcLoc arg_loc[ND_OPTIM_KEY_COUNT]; /* of each given argument's value */
     NdOptimConfig cfg;
 } SemaOptimizer;
+
+/* `schedule = cosine(warmup = 100)`, checked against nd_schedules.def: the
+ * runtime's schedule with the optimizer's lr and the train's steps filled in. */
+typedef struct SemaSchedule {
+    const char *name; /* interned; NULL without `schedule` (a constant lr) */
+    SrcLoc loc;       /* of the name */
+    unsigned given;   /* ND_SBIT_ set of the arguments the call wrote */
+    SrcLoc arg_loc[ND_SCHEDULE_KEY_COUNT];
+    NdSchedule cfg;
+} SemaSchedule;
 
 /* `init = { z ~ normal(0, 1) }` in a solve: a state drawn per sample. */
 typedef struct SemaDraw {
@@ -136,6 +147,8 @@ typedef struct SemaTrain {
      * `patience = N`: stop after N scores without a lower one (0: never) */
     const SemaData *validation;
     long patience;
+    SemaSchedule schedule; /* the lr of each step (name NULL: the optimizer's lr throughout) */
+    double clip;           /* `clip = C`: the summed gradient's 2-norm limit; 0 without */
 } SemaTrain;
 
 /* One layer of a plot (docs/plot.md): a line through, or points at, columns of

@@ -12,13 +12,14 @@
 
 typedef enum TrainKey {
     K_DATA, K_INIT, K_T, K_LOSS, K_FINAL, K_REG, K_BATCH, K_SOLVER, K_GRADIENT, K_OPTIMIZER,
-    K_STEPS, K_LOG, K_HISTORY, K_SAVE, K_LOAD, K_OUTPUT, K_VALIDATION, K_PATIENCE, N_KEYS
+    K_STEPS, K_LOG, K_HISTORY, K_SAVE, K_LOAD, K_OUTPUT, K_VALIDATION, K_PATIENCE, K_SCHEDULE,
+    K_CLIP, N_KEYS
 } TrainKey;
 
 static const char *const train_keys[N_KEYS] = {
     "data", "init", "t", "loss", "final_loss", "regularize", "batch", "solver", "gradient",
     "optimizer", "steps", "log_every", "history", "save", "load", "output", "validation",
-    "patience",
+    "patience", "schedule", "clip",
 };
 
 /* The keys evaluate takes: train's that define a loss, and its output. */
@@ -117,11 +118,8 @@ static void collect_keys(Sema *S, const Ast *ast, TrainCheck *tc)
             continue;
         }
         if (k < 0) {
-            diag_error(S->diag, at,
-                       "unknown key '%s' in train (valid keys: data, init, t, loss, final_loss, "
-                       "regularize, batch, solver, gradient, optimizer, steps, log_every, history, "
-                       "save, load)",
-                       entry->name);
+            diag_error(S->diag, at, "unknown key '%s' in train (valid keys: %s)", entry->name,
+                       sema_join(S, N_KEYS, train_keys, ", "));
             sema_suggest_among(S, entry->name, at, N_KEYS, train_keys);
             int meant = sema_closest(entry->name, N_KEYS, train_keys);
             if (meant >= 0)
@@ -590,7 +588,7 @@ static void train_gradient(Sema *S, TrainCheck *tc)
 }
 
 /* The ranges of nd_optimizers.def's range column. */
-typedef enum OptimRange { RANGE_POSITIVE, RANGE_NONNEG, RANGE_UNIT } OptimRange;
+typedef enum OptimRange { RANGE_POSITIVE, RANGE_NONNEG, RANGE_UNIT, RANGE_COUNT } OptimRange;
 
 static const OptimRange optim_ranges[ND_OPTIM_KEY_COUNT] = {
 #define ND_OPTIM_KEY(name, ID, def, range) [ND_OKEY_##ID] = RANGE_##range,
@@ -604,6 +602,7 @@ static const char *optim_range(int key, double v)
     case RANGE_POSITIVE: return v > 0 ? NULL : "a positive number";
     case RANGE_NONNEG: return v >= 0 ? NULL : "a number >= 0";
     case RANGE_UNIT: return v >= 0 && v < 1 ? NULL : "a number in [0, 1)";
+    case RANGE_COUNT: return v >= 1 && v == floor(v) && v <= 1e6 ? NULL : "a whole number from 1 to 1e6";
     }
     return NULL;
 }
@@ -675,12 +674,152 @@ static void train_optimizer(Sema *S, TrainCheck *tc)
     if (!(out->given & ND_OBIT_LR) && S->diag->errors == before)
         diag_error(S->diag, e->loc, "optimizer '%s' needs a learning rate, like %s(lr = 1e-3)", e->name,
                    e->name);
+    if (out->cfg.kind == ND_OPT_LBFGS && tc->out->batch != SEMA_BATCH_ALL)
+        diag_error(S->diag, at, "lbfgs needs the whole data set at every step: its line search "
+                   "and curvature pairs compare losses of one batch, but batch draws a new one "
+                   "each step; remove batch, or use adam");
     if (out->cfg.kind == ND_OPT_RMSPROP && (out->given & ND_OBIT_MOMENTUM) && out->cfg.momentum > 0)
         diag_error(S->diag, out->arg_loc[ND_OKEY_MOMENTUM],
                    "rmsprop with momentum is not supported yet; remove momentum, or use adam");
 }
 
+/* ---- the learning-rate schedule and gradient clipping ---- */
+
+/* The ranges of nd_schedules.def's range column. */
+typedef enum ScheduleRange {
+    SRANGE_COUNT, SRANGE_POSITIVE_COUNT, SRANGE_NONNEG, SRANGE_POSITIVE
+} ScheduleRange;
+
+static const ScheduleRange schedule_ranges[ND_SCHEDULE_KEY_COUNT] = {
+#define ND_SCHED_KEY(name, ID, def, range) [ND_SKEY_##ID] = SRANGE_##range,
+#include "nd_schedules.def"
+};
+
+static const char *schedule_range(int key, double v)
+{
+    switch (schedule_ranges[key]) {
+    case SRANGE_COUNT: return v >= 0 && v == floor(v) && v <= 1e15 ? NULL : "a whole number >= 0";
+    case SRANGE_POSITIVE_COUNT:
+        return v >= 1 && v == floor(v) && v <= 1e15 ? NULL : "a whole number >= 1";
+    case SRANGE_NONNEG: return v >= 0 ? NULL : "a number >= 0";
+    case SRANGE_POSITIVE: return v > 0 ? NULL : "a positive number";
+    }
+    return NULL;
+}
+
+static const char *const schedule_names[ND_SCHEDULE_COUNT] = {
+#define ND_SCHEDULE(name, ID, keys, required) #name,
+#include "nd_schedules.def"
+};
+
+static const char *const schedule_keys[ND_SCHEDULE_KEY_COUNT] = {
+#define ND_SCHED_KEY(name, ID, def, range) #name,
+#include "nd_schedules.def"
+};
+
+static void schedule_arg(Sema *S, const Ast *arg, SemaSchedule *out)
+{
+    const char *keys[ND_SCHEDULE_KEY_COUNT];
+    unsigned allowed = nd_schedule_keys(out->cfg.kind);
+    int nkeys = sema_names_in(allowed, ND_SCHEDULE_KEY_COUNT, schedule_keys, keys);
+    if (arg->kind != AST_ARG) {
+        diag_error(S->diag, arg->loc, "schedule arguments must be named, like %s(%s = ...)",
+                   out->name, keys[nkeys - 1]); /* the decay's own argument, not warmup */
+        return;
+    }
+    int k = sema_find_name(arg->name, ND_SCHEDULE_KEY_COUNT, schedule_keys);
+    if (k < 0 || !(allowed & (1u << k))) {
+        diag_error(S->diag, name_loc_of(arg), "unknown argument '%s' for schedule '%s' (expected %s)",
+                   arg->name, out->name, sema_join(S, nkeys, keys, ", "));
+        sema_suggest_among(S, arg->name, name_loc_of(arg), nkeys, keys);
+        return;
+    }
+    SemaSetting setting = {"a schedule argument", "schedule argument", "a scalar", schedule_range};
+    double v;
+    if (!sema_call_setting(S, arg, name_loc_of(arg), out->given, k, &setting, &v))
+        return;
+    *nd_schedule_field(&out->cfg, (NdScheduleKey)k) = v;
+    out->given |= 1u << k;
+    out->arg_loc[k] = arg->a->loc;
+}
+
+static void train_schedule(Sema *S, TrainCheck *tc)
+{
+    const Ast *e = value_of(tc, K_SCHEDULE);
+    if (!e || !sema_is_call(S, e, "schedule needs a call like cosine(warmup = 100)"))
+        return;
+    SrcLoc at = name_loc_of(e);
+    int kind = nd_schedule_kind_from_name(e->name);
+    if (kind < 0) {
+        diag_error(S->diag, at, "unknown schedule '%s' (expected %s)", e->name,
+                   sema_join(S, ND_SCHEDULE_COUNT, schedule_names, " or "));
+        sema_suggest_among(S, e->name, at, ND_SCHEDULE_COUNT, schedule_names);
+        return;
+    }
+    SemaSchedule *out = &tc->out->schedule;
+    *out = (SemaSchedule){.name = e->name, .loc = at,
+                          .cfg = nd_schedule_defaults((NdScheduleKind)kind, 0, 0)};
+    int before = S->diag->errors;
+    for (int i = 0; e->kind == AST_CALL && i < e->list.n; i++)
+        schedule_arg(S, e->list.items[i], out);
+    unsigned missing = nd_schedule_required(out->cfg.kind) & ~out->given;
+    for (int k = 0; missing && k < ND_SCHEDULE_KEY_COUNT && S->diag->errors == before; k++)
+        if (missing & (1u << k))
+            diag_error(S->diag, e->loc, "schedule '%s' needs '%s', like %s(%s = %s)", e->name,
+                       schedule_keys[k], e->name, schedule_keys[k], k == ND_SKEY_EVERY ? "500" : "0.999");
+}
+
+/* The schedule's peak and span: the optimizer's lr over the train's steps. A cosine
+ * needs a step after its warm-up to decay over. */
+static void schedule_span(Sema *S, TrainCheck *tc)
+{
+    SemaSchedule *sc = &tc->out->schedule;
+    if (!sc->name)
+        return;
+    sc->cfg.lr = tc->out->optimizer.cfg.lr;
+    sc->cfg.steps = tc->out->steps;
+    long W = (long)sc->cfg.warmup, steps = tc->out->steps;
+    if (sc->cfg.kind == ND_SCHED_COSINE && steps > 0 && W >= steps)
+        diag_error(S->diag, sc->arg_loc[ND_SKEY_WARMUP], "cosine's warmup of %ld steps leaves none "
+                   "of the %ld steps to decay over: make it less than steps", W, steps);
+}
+
+/* `clip = C`: the largest 2-norm of the summed gradient (torch.nn.utils.clip_grad_norm_). */
+static void train_clip(Sema *S, TrainCheck *tc)
+{
+    const Ast *e = value_of(tc, K_CLIP);
+    if (!e)
+        return;
+    IrNode *c = sema_const(S, S->global, e, "clip");
+    if (!c)
+        return;
+    if (c->shape.rank != 0 || !(c->value[0] > 0) || !isfinite(c->value[0])) {
+        diag_error(S->diag, e->loc, "clip must be a positive number, the largest 2-norm the "
+                   "gradient may have, like clip = 1");
+        return;
+    }
+    tc->out->clip = c->value[0];
+}
+
 /* ---- steps, log_every, files ---- */
+
+/* `steps`: a whole number from 0 (a train that only loads and saves: issue 14) to
+ * 1e15, past which a long no longer counts every step exactly as a double. */
+static void train_step_count(Sema *S, const Ast *e, long *out)
+{
+    IrNode *c = sema_const(S, S->global, e, "steps");
+    if (!c)
+        return;
+    double v = c->value[0];
+    bool whole = c->shape.rank == 0 && v == floor(v);
+    if (whole && v >= 0 && v <= 1e15)
+        *out = (long)v;
+    else if (whole && v > 1e15)
+        diag_error(S->diag, e->loc, "steps must be at most 1e15, but this is %g", v);
+    else
+        diag_error(S->diag, e->loc, "steps must be a whole number, 0 or more (0: load and save "
+                   "without training)");
+}
 
 static void train_counts(Sema *S, TrainCheck *tc)
 {
@@ -690,7 +829,7 @@ static void train_counts(Sema *S, TrainCheck *tc)
         diag_error(S->diag, tc->dir->loc,
                    "train needs 'steps', the number of optimizer steps, like steps = 1000");
     else if (steps)
-        const_count(S, steps, "steps", 1, 0, &out->steps);
+        train_step_count(S, steps, &out->steps);
     out->log_every = out->steps >= 10 ? out->steps / 10 : 1;
     if (log)
         const_count(S, log, "log_every", 1, 0, &out->log_every);
@@ -838,6 +977,9 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     train_gradient(S, &tc);
     train_optimizer(S, &tc);
     train_counts(S, &tc);
+    train_schedule(S, &tc);
+    schedule_span(S, &tc);
+    train_clip(S, &tc);
     train_validation(S, &tc);
     d->train.history = sema_file_value(S, tc.seen[K_HISTORY], &d->train.history_loc);
     d->train.save = sema_file_value(S, tc.seen[K_SAVE], &d->train.save_loc);

@@ -1,4 +1,4 @@
-/* First-order optimizers for training: sgd, momentum, adam, rmsprop (PyTorch's
+/* Optimizers for training: sgd, momentum, adam, rmsprop, adamw and lbfgs (PyTorch's
  * definitions and defaults, so torchdiffeq's demos carry over), listed with
  * their arguments in nd_optimizers.def. State is allocated at create; a step
  * allocates nothing. */
@@ -50,5 +50,31 @@ NdOptim *nd_optim_create(const NdOptimConfig *cfg, int n);
 void nd_optim_free(NdOptim *o);
 /* p -= update(grad), in place. */
 void nd_optim_step(NdOptim *o, double *p, const double *grad);
+/* The batch loss at parameters p (lbfgs's line search): 0, or nonzero when it
+ * cannot be computed there (a failed solve), which rejects the trial point. */
+typedef int (*NdLossAt)(void *ctx, const double *p, double *L);
+/* nd_optim_step with the loss L at p and a way to evaluate it elsewhere: lbfgs
+ * backtracks along its direction until the Armijo condition holds; the
+ * first-order optimizers ignore them. The number of loss evaluations made. */
+int nd_optim_step_search(NdOptim *o, double *p, const double *grad, double L, NdLossAt loss_at,
+                         void *ctx);
+/* The learning rate of the next steps: a schedule sets it before each one
+ * (adamw's decay, lr wd p, follows it, as in PyTorch). */
+void nd_optim_set_lr(NdOptim *o, double lr);
+double nd_optim_get_lr(const NdOptim *o);
+NdOptimKind nd_optim_get_kind(const NdOptim *o);
+
+/* The state a resumed run needs to continue exactly: the steps taken (adam's
+ * bias correction) and the moment buffers, n doubles each. */
+typedef enum NdOptimMoment {
+    ND_MOMENT_M, /* momentum's velocity, adam's first moment */
+    ND_MOMENT_V  /* adam's and rmsprop's second moment */
+} NdOptimMoment;
+long nd_optim_get_step(const NdOptim *o);
+void nd_optim_set_step(NdOptim *o, long t);
+/* The buffer, writable (a load fills it), or NULL when o's kind keeps no such
+ * moment (sgd none, momentum m, rmsprop v, adam and adamw both; lbfgs's history
+ * is not saved). */
+double *nd_optim_get_moment(NdOptim *o, NdOptimMoment which);
 
 #endif

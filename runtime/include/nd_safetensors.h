@@ -37,9 +37,15 @@ typedef struct NdTensorSpec {
 int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, const double *p,
                         int n_meta, const char *const *meta, char *err, size_t errlen);
 
+/* Tensors whose names start with this are a training's optimizer state
+ * (`__optim.m.f.l1.W`, tools/train.c), not parameters: a load skips them unless
+ * a spec names them, so parameter files with a saved optimizer load everywhere. */
+#define ND_SAFETENSORS_RESERVED "__optim."
+
 /* Reads path into p: every spec's name must be in the file with its shape and
- * dtype F64 or F32 (converted), and every tensor of the file must be a spec. On
- * any error p is left untouched and err names the file and the tensor. */
+ * dtype F64 or F32 (converted), and every tensor of the file must be a spec (or
+ * reserved, ND_SAFETENSORS_RESERVED). On any error p is left untouched and err
+ * names the file and the tensor. */
 int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, double *p, char *err,
                         size_t errlen);
 
@@ -67,5 +73,11 @@ typedef struct NdSafetensorsFile {
  * the file and the tensor. Free with nd_safetensors_file_free. */
 NdSafetensorsFile *nd_safetensors_read(const char *path, char *err, size_t errlen);
 void nd_safetensors_file_free(NdSafetensorsFile *f);
+
+/* The string value of metadata key into out (truncated to len): 1, or 0 when the
+ * header has no such string, or -1 with a message when path is not a safetensors
+ * file that can be read. */
+int nd_safetensors_get_meta(const char *path, const char *key, char *out, size_t len, char *err,
+                            size_t errlen);
 
 #endif

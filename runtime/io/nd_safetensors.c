@@ -532,6 +532,8 @@ static int match_entries(const char *path, int n, const NdTensorSpec *specs, con
         which[i] = -1;
     for (int k = 0; k < count; k++) {
         int i = find_spec(n, specs, e[k].name);
+        if (i < 0 && strncmp(e[k].name, ND_SAFETENSORS_RESERVED, strlen(ND_SAFETENSORS_RESERVED)) == 0)
+            continue; /* a training's optimizer state: read only by a caller that asks */
         if (i < 0 || which[i] >= 0) {
             snprintf(err, errlen, i < 0 ? "%s: tensor '%s' is not a parameter of this model"
                                         : "%s: tensor '%s' appears twice",
@@ -722,4 +724,27 @@ void nd_safetensors_file_free(NdSafetensorsFile *f)
     free(f->meta);
     free(f->tensors);
     free(f);
+}
+
+int nd_safetensors_get_meta(const char *path, const char *key, char *out, size_t len, char *err,
+                            size_t errlen)
+{
+    size_t size;
+    unsigned char *bytes = read_file(path, &size, err, errlen);
+    if (!bytes)
+        return -1;
+    uint64_t hlen = size >= 8 ? get_uint(bytes, 8) : 0;
+    cJSON *root = NULL;
+    if (size >= 8 && hlen <= ST_MAX_HEADER && hlen <= size - 8)
+        root = cJSON_ParseWithLengthOpts((const char *)bytes + 8, (size_t)hlen, NULL, 0);
+    if (!root)
+        snprintf(err, errlen, "%s: not a safetensors file (no header that parses)", path);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(meta, key);
+    int found = cJSON_IsString(value);
+    if (found)
+        snprintf(out, len, "%s", value->valuestring);
+    cJSON_Delete(root);
+    free(bytes);
+    return root ? found : -1;
 }

@@ -67,6 +67,117 @@ START_TEST(test_adam)
 }
 END_TEST
 
+/* PyTorch's AdamW (default weight_decay 0.01): p *= 1 - lr wd, then Adam's step
+ * on the bare gradient. Step 1 by hand: p0 = 1 (1 - 1e-4) - 0.01 (0.05 / 0.1) /
+ * (sqrt(0.00025 / 0.001) + 1e-8) = 0.9999 - 0.01 * 0.5 / 0.50000001; both steps'
+ * values from the formula in /usr/bin/python3 (torch.optim.AdamW's float64
+ * run gives the same to 1e-16). */
+START_TEST(test_adamw)
+{
+    NdOptimConfig cfg = nd_optim_defaults(ND_OPT_ADAMW, 0.01);
+    ck_assert_double_eq(cfg.weight_decay, 0.01);
+    ck_assert_double_eq(nd_optim_defaults(ND_OPT_ADAM, 0.01).weight_decay, 0);
+    NdOptim *o = nd_optim_create(&cfg, 2);
+    double p[2] = {1, -2};
+    const double g1[2] = {0.5, -1}, g2[2] = {0.25, 2};
+    nd_optim_step(o, p, g1);
+    ck_assert_double_eq_tol(p[0], 0.9999 - 0.01 * 0.5 / 0.50000001, 1e-15);
+    nd_optim_step(o, p, g2);
+    ck_assert_double_eq_tol(p[0], 0.9804792140477262, 1e-15);
+    ck_assert_double_eq_tol(p[1], -1.9932620553471976, 1e-15);
+    nd_optim_free(o);
+    /* the decay is not in the moments: with a zero gradient only it moves p */
+    cfg.weight_decay = 0.5;
+    o = nd_optim_create(&cfg, 1);
+    double q = 2, zero = 0;
+    nd_optim_step(o, &q, &zero);
+    ck_assert_double_eq_tol(q, 2 * (1 - 0.01 * 0.5), 1e-15);
+    ck_assert_double_eq(nd_optim_get_moment(o, ND_MOMENT_M)[0], 0);
+    nd_optim_free(o);
+}
+END_TEST
+
+/* A learning rate set between steps is the one the next step uses. */
+START_TEST(test_set_lr)
+{
+    NdOptimConfig cfg = nd_optim_defaults(ND_OPT_SGD, 0.1);
+    NdOptim *o = nd_optim_create(&cfg, 1);
+    double p = 1, g = 2;
+    nd_optim_set_lr(o, 0.25);
+    ck_assert_double_eq(nd_optim_get_lr(o), 0.25);
+    nd_optim_step(o, &p, &g);
+    ck_assert_double_eq(p, 0.5);
+    nd_optim_free(o);
+}
+END_TEST
+
+/* f(x, y) = (x - 1)^2 + 10 (y + 0.5)^2 + x^2 y^2 and its gradient. */
+static double lbfgs_f(const double *p, double *g)
+{
+    double x = p[0], y = p[1];
+    if (g) {
+        g[0] = 2 * (x - 1) + 2 * x * y * y;
+        g[1] = 20 * (y + 0.5) + 2 * x * x * y;
+    }
+    return (x - 1) * (x - 1) + 10 * (y + 0.5) * (y + 0.5) + x * x * y * y;
+}
+
+/* Without a line search, lbfgs is torch.optim.LBFGS(lr = 0.5, max_iter = 1,
+ * history_size = 3) step for step: its iterates from (-1, 1.5) (torch 1.13,
+ * float64), eight steps so that the history fills and drops its oldest pair. The
+ * first by hand: g = (-4 - 4.5, 40 + 3) = (-8.5, 43), t = min(1, 1/51.5) 0.5, p -= t g. */
+START_TEST(test_lbfgs_pytorch)
+{
+    static const double want[8][2] = {
+        {-0.9174757281553398, 1.0825242718446602}, {-0.832475287901307, 0.34564632469943535},
+        {-0.7511270211814886, -0.05231151762482994}, {-0.6304875380074364, -0.2723066543507375},
+        {-0.4600443014638484, -0.4157126522158064}, {-0.21702994675025708, -0.5231325936743232},
+        {0.09052633212519243, -0.5829049364951848}, {0.40442412394314453, -0.5575825286558757}};
+    NdOptimConfig cfg = nd_optim_defaults(ND_OPT_LBFGS, 0.5);
+    ck_assert_double_eq(cfg.history, 10);
+    cfg.history = 3;
+    NdOptim *o = nd_optim_create(&cfg, 2);
+    double p[2] = {-1, 1.5}, g[2];
+    for (int k = 0; k < 8; k++) {
+        lbfgs_f(p, g);
+        nd_optim_step(o, p, g);
+        if (k == 0)
+            ck_assert_double_eq_tol(p[0], -1 + 0.5 / 51.5 * 8.5, 1e-15);
+        ck_assert_double_eq_tol(p[0], want[k][0], 1e-13);
+        ck_assert_double_eq_tol(p[1], want[k][1], 1e-13);
+    }
+    nd_optim_free(o);
+}
+END_TEST
+
+static int quartic(void *ctx, const double *p, double *L)
+{
+    ++*(int *)ctx;
+    *L = p[0] * p[0] * p[0] * p[0];
+    return 0;
+}
+
+/* The Armijo backtracking by hand on f = x^4 from x = 1 with lr = 2: g = 4, the
+ * first step t = min(1, 1/4) 2 = 0.5 along d = -4 lands at -1, where f = 1 is not
+ * below 1 + 1e-4 (0.5)(-16); halved, t = 0.25 lands at 0: accepted, two
+ * evaluations. */
+START_TEST(test_lbfgs_armijo)
+{
+    NdOptimConfig cfg = nd_optim_defaults(ND_OPT_LBFGS, 2);
+    NdOptim *o = nd_optim_create(&cfg, 1);
+    double p = 1, g = 4;
+    int calls = 0;
+    ck_assert_int_eq(nd_optim_step_search(o, &p, &g, 1.0, quartic, &calls), 2);
+    ck_assert_int_eq(calls, 2);
+    ck_assert_double_eq(p, 0);
+    /* at a zero gradient it stays (PyTorch's tolerance_grad) */
+    g = 0;
+    ck_assert_int_eq(nd_optim_step_search(o, &p, &g, 0.0, quartic, &calls), 0);
+    ck_assert_double_eq(p, 0);
+    nd_optim_free(o);
+}
+END_TEST
+
 START_TEST(test_rmsprop)
 {
     double p[2];
@@ -81,7 +192,8 @@ START_TEST(test_names)
 {
     ck_assert_int_eq(nd_optim_kind_from_name("sgd"), ND_OPT_SGD);
     ck_assert_int_eq(nd_optim_kind_from_name("rmsprop"), ND_OPT_RMSPROP);
-    ck_assert_int_eq(nd_optim_kind_from_name("adamw"), -1);
+    ck_assert_int_eq(nd_optim_kind_from_name("adamw"), ND_OPT_ADAMW);
+    ck_assert_int_eq(nd_optim_kind_from_name("adagrad"), -1);
 }
 END_TEST
 
@@ -258,6 +370,43 @@ START_TEST(test_params_foreign_files)
 }
 END_TEST
 
+/* A training's optimizer state (`__optim.` tensors) is not a parameter: any load
+ * that does not ask for it skips it, and the metadata naming the optimizer reads
+ * back; a name outside the reserved prefix is still an error. */
+START_TEST(test_params_optimizer_state)
+{
+    static const double data[7] = {1, 2, 3, 4, 5, 6, 7};
+    char *path = write_raw("{\"__metadata__\":{\"optimizer\":\"adam\",\"step\":\"12\"},"
+                           TENSOR("k", "F64", "[]", 0, 8) "," TENSOR("f.l1.W", "F64", "[4]", 8, 40)
+                           "," TENSOR("__optim.m.k", "F64", "[]", 40, 48) ","
+                           TENSOR("__optim.v.k", "F64", "[]", 48, 56) "}", data, sizeof data);
+    double q[5] = {0};
+    char err[256], value[16];
+    ck_assert_msg(nd_params_load(path, 2, names, offsets, sizes, q, err, sizeof err) == 0, "%s", err);
+    ck_assert_mem_eq(q, data, sizeof q);
+    ck_assert_int_eq(nd_safetensors_get_meta(path, "optimizer", value, sizeof value, err, sizeof err), 1);
+    ck_assert_str_eq(value, "adam");
+    ck_assert_int_eq(nd_safetensors_get_meta(path, "step", value, sizeof value, err, sizeof err), 1);
+    ck_assert_str_eq(value, "12");
+    ck_assert_int_eq(nd_safetensors_get_meta(path, "model", value, sizeof value, err, sizeof err), 0);
+    /* asked for, the state loads like any tensor */
+    const NdTensorSpec specs[2] = {{"k", 0, 1, 0, {0}}, {"__optim.v.k", 1, 1, 0, {0}}};
+    double kv[2] = {0};
+    const NdTensorSpec all[4] = {{"k", 0, 1, 0, {0}}, {"f.l1.W", 1, 4, 1, {4}},
+                                 {"__optim.m.k", 5, 1, 0, {0}}, {"__optim.v.k", 6, 1, 0, {0}}};
+    double every[7] = {0};
+    ck_assert_msg(nd_safetensors_load(path, 4, all, every, err, sizeof err) == 0, "%s", err);
+    ck_assert_mem_eq(every, data, sizeof every);
+    ck_assert_int_eq(nd_safetensors_load(path, 2, specs, kv, err, sizeof err), -1); /* f.l1.W */
+    unlink(path);
+    expect_load_error("{" TENSOR("k", "F64", "[]", 0, 8) "," TENSOR("f.l1.W", "F64", "[4]", 8, 40)
+                      "," TENSOR("__optimm", "F64", "[]", 40, 48) "}", 48,
+                      "tensor '__optimm' is not a parameter of this model");
+    ck_assert_int_eq(nd_safetensors_get_meta("/nonexistent/p", "step", value, sizeof value, err,
+                                             sizeof err), -1);
+}
+END_TEST
+
 /* Every truncation of a good file is an error with a message, and corrupting any
  * header byte never crashes the reader (ASan runs this) nor half-loads. */
 START_TEST(test_params_corrupt)
@@ -326,6 +475,10 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_momentum);
     tcase_add_test(tc, test_adam);
     tcase_add_test(tc, test_rmsprop);
+    tcase_add_test(tc, test_adamw);
+    tcase_add_test(tc, test_set_lr);
+    tcase_add_test(tc, test_lbfgs_pytorch);
+    tcase_add_test(tc, test_lbfgs_armijo);
     tcase_add_test(tc, test_names);
     tcase_add_test(tc, test_params_round_trip);
     tcase_add_test(tc, test_params_errors);
@@ -333,6 +486,7 @@ Suite *optim_suite(void)
     tcase_add_test(tc, test_params_foreign_files);
     tcase_add_test(tc, test_params_atomic);
     tcase_add_test(tc, test_params_corrupt);
+    tcase_add_test(tc, test_params_optimizer_state);
     suite_add_tcase(s, tc);
     return s;
 }
