@@ -281,7 +281,7 @@ static void print_body(FILE *out, const IrNode *n, const Pr *p, int prec)
         print_infix(out, n, p, prec);
         break;
     default:
-        if (ir_op_class(n->op) == IR_BINARY)
+        if (ir_op_class(n->op) == IR_BINARY && !ir_op_is_call(n->op))
             print_infix(out, n, p, prec);
         else
             print_call(out, ir_op_name(n->op), n, p);

@@ -33,6 +33,7 @@ typedef struct TrainKernels {
     PlanKernelSpec specs[TRAIN_K_COUNT];
     int n;                    /* specs built */
     int slot[TRAIN_K_COUNT];  /* its index in specs, or -1 */
+    const IrNode *blocked;    /* the first floor or argmax a gradient goes through (diff.h) */
 } TrainKernels;
 
 /* Builds the specs of train directive d in the arena and IR builder (which
