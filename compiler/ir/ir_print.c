@@ -284,7 +284,7 @@ static void print_body(FILE *out, const IrNode *n, const Pr *p, int prec)
         if (ir_op_class(n->op) == IR_BINARY && !ir_op_is_call(n->op))
             print_infix(out, n, p, prec);
         else
-            print_call(out, ir_op_name(n->op), n, p);
+            print_call(out, op_syms[n->op], n, p); /* max(x) for MAXR */
         break;
     }
 }
