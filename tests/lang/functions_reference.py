@@ -53,5 +53,12 @@ for s, x in enumerate(rows):
         if tol is None:
             tol = mp.mpf("1e-14") * max(1, abs(v))
         lines.append(f"# expect: f.csv {row} {name} = {mp.nstr(v, 17)} ± {mp.nstr(tol, 2)}")
+a = [mp.mpf(v) for v in ["0.5", "-2", "3", "3"]]
+g = [mp.mpf(-2), mp.atan(2), mp.sinh(mp.mpf("0.7")), mp.cosh(mp.mpf("0.7")), mp.asinh(-3),
+     mp.erf(mp.mpf("0.3")), mp.atan2(-1, -2), -1, max(a), min(a), argmax(a), 2, lse(a),
+     softmax(a)[0], -mp.fsum(p * (e - lse(a)) for p, e in zip([0.25, 0.25, 0.5, 0], a))]
+for i, v in enumerate(g):
+    tol = 0 if i in (0, 7, 10, 11) else mp.mpf("1e-14") * max(1, abs(v))
+    lines.append(f"# expect: g.csv 1 g[{i}] = {mp.nstr(v, 17)} ± {mp.nstr(tol, 2)}")
 text = open(os.path.join(here, "functions.node.in")).read()
 open(os.path.join(here, "functions.node"), "w").write(text + "\n".join(lines) + "\n")
