@@ -506,7 +506,7 @@ static Val lower_index(Sema *S, Scope *sc, const Ast *e)
 typedef enum BuiltinKind {
     BK_UNARY, BK_SUM, BK_MEAN, BK_NORM, BK_DOT, BK_OUTER, BK_TRANSPOSE, BK_CONCAT,
     BK_FILL, BK_EYE, BK_LINSPACE, BK_WHERE, BK_DIV, BK_DIV_EST,
-    BK_FUNCTION, /* sema_functions.c */
+    BK_FUNCTION, /* sema_functions.c, by name (op unused) */
 } BuiltinKind;
 
 typedef struct Builtin {
@@ -538,13 +538,13 @@ static const Builtin builtins[] = {
     {"erf", 1, 1, "erf(x)", BK_UNARY, IR_ERF, 0},
     {"min", 1, 2, "min(x) or min(a, b)", BK_FUNCTION, IR_MIN, 0},
     {"max", 1, 2, "max(x) or max(a, b)", BK_FUNCTION, IR_MAX, 0},
-    {"clamp", 3, 3, "clamp(x, lo, hi)", BK_FUNCTION, IR_MIN, 0},
+    {"clamp", 3, 3, "clamp(x, lo, hi)", BK_FUNCTION, IR_CONST, 0},
     {"atan2", 2, 2, "atan2(y, x)", BK_FUNCTION, IR_ATAN2, 0},
     {"argmax", 1, 1, "argmax(x)", BK_FUNCTION, IR_ARGMAX, 0},
-    {"softmax", 1, 1, "softmax(x)", BK_FUNCTION, IR_EXP, 0},
-    {"log_softmax", 1, 1, "log_softmax(x)", BK_FUNCTION, IR_EXP, 0},
-    {"logsumexp", 1, 1, "logsumexp(x)", BK_FUNCTION, IR_EXP, 0},
-    {"cross_entropy", 2, 2, "cross_entropy(logits, target)", BK_FUNCTION, IR_EXP, 0},
+    {"softmax", 1, 1, "softmax(x)", BK_FUNCTION, IR_CONST, 0},
+    {"log_softmax", 1, 1, "log_softmax(x)", BK_FUNCTION, IR_CONST, 0},
+    {"logsumexp", 1, 1, "logsumexp(x)", BK_FUNCTION, IR_CONST, 0},
+    {"cross_entropy", 2, 2, "cross_entropy(logits, target)", BK_FUNCTION, IR_CONST, 0},
     {"sum", 1, 1, "sum(x)", BK_SUM, IR_SUM, 0},
     {"mean", 1, 1, "mean(x)", BK_MEAN, IR_SUM, 0},
     {"norm", 1, 1, "norm(x)", BK_NORM, IR_SUM, 0},
