@@ -211,7 +211,9 @@ static const char *unary_expr(Cc *cc, IrOp op, const char *x)
                {IR_ABS, "fabs"},  {IR_SIN, "sin"},         {IR_COS, "cos"},
                {IR_TAN, "tan"},   {IR_TANH, "nodec_tanh"},       {IR_SIGMOID, "nodec_sigmoid"},
                {IR_RELU, "nodec_relu"}, {IR_SOFTPLUS, "nodec_softplus"},
-               {IR_SIGN, "nodec_sign"}, {IR_STEP, "nodec_step"}};
+               {IR_SIGN, "nodec_sign"}, {IR_STEP, "nodec_step"}, {IR_FLOOR, "floor"},
+               {IR_ATAN, "atan"}, {IR_SINH, "sinh"}, {IR_COSH, "cosh"}, {IR_ASINH, "asinh"},
+               {IR_ERF, "erf"}};
     if (op == IR_NEG)
         return fmt(cc, "(-%s)", x);
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
@@ -242,6 +244,9 @@ static const char *binary_expr(Cc *cc, const IrNode *n, const char *x, const cha
                {IR_EQ, "==", 1}, {IR_NE, "!=", 1}};
     if (n->op == IR_POW)
         return pow_expr(cc, n, x, y);
+    if (n->op == IR_MIN || n->op == IR_MAX || n->op == IR_ATAN2)
+        return fmt(cc, "%s(%s, %s)",
+                   n->op == IR_MIN ? "nodec_min" : n->op == IR_MAX ? "nodec_max" : "atan2", x, y);
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (ops[i].op == n->op)
             return ops[i].cmp ? fmt(cc, "(%s %s %s ? 1.0 : 0.0)", x, ops[i].sym, y)
@@ -392,6 +397,21 @@ static void emit_sum(Cc *cc, int depth, const IrNode *n)
     line(cc, depth, "}");
 }
 
+/* MAXR and ARGMAX: the first largest element's index (ir_eval.c's eval_argmax). */
+static void emit_argmax(Cc *cc, int depth, const IrNode *n)
+{
+    const IrNode *x = n->args[0];
+    line(cc, depth, "{");
+    line(cc, depth + 1, "int at = 0;");
+    line(cc, depth + 1, "for (int k = 1; k < %d; k++)", size_of(x));
+    line(cc, depth + 2, "if (%s == %s && (%s > %s || %s != %s))", elem(cc, x, "at"),
+         elem(cc, x, "at"), elem(cc, x, "k"), elem(cc, x, "at"), elem(cc, x, "k"), elem(cc, x, "k"));
+    line(cc, depth + 3, "at = k;");
+    line(cc, depth + 1, "%s = %s;", elem(cc, n, "0"),
+         n->op == IR_MAXR ? elem(cc, x, "at") : "(double)at");
+    line(cc, depth, "}");
+}
+
 /* CONCAT and STACK: each operand copied after the previous (row-major). */
 static void emit_join(Cc *cc, int depth, const IrNode *n)
 {
@@ -428,6 +448,7 @@ static void emit_node(Cc *cc, int depth, int i)
     case IR_MATMUL: emit_matmul(cc, depth, n); return;
     case IR_TRANSPOSE: case IR_OUTER: case IR_SLICE: emit_grid(cc, depth, n); return;
     case IR_SUM: emit_sum(cc, depth, n); return;
+    case IR_MAXR: case IR_ARGMAX: emit_argmax(cc, depth, n); return;
     case IR_PAD: emit_pad(cc, depth, n); return;
     case IR_CONCAT: case IR_STACK: emit_join(cc, depth, n); return;
     default: emit_map(cc, depth, n); return;

@@ -150,6 +150,8 @@ static const char helpers_tail[] =
     "static inline double nodec_relu(double x) { return x > 0 ? x : 0.0; }\n"
     "static inline double nodec_sign(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }\n"
     "static inline double nodec_step(double x) { return x > 0 ? 1.0 : 0.0; }\n"
+    "static inline double nodec_min(double x, double y) { return x != x || x <= y ? x : y; }\n"
+    "static inline double nodec_max(double x, double y) { return x != x || x >= y ? x : y; }\n"
     "static inline double nodec_square(double x) { return x * x; }\n"
     "static inline double nodec_cube(double x) { return x * x * x; }\n\n";
 

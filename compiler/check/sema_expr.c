@@ -512,6 +512,7 @@ static Val lower_index(Sema *S, Scope *sc, const Ast *e)
 typedef enum BuiltinKind {
     BK_UNARY, BK_SUM, BK_MEAN, BK_NORM, BK_DOT, BK_OUTER, BK_TRANSPOSE, BK_CONCAT,
     BK_FILL, BK_EYE, BK_LINSPACE, BK_WHERE, BK_DIV, BK_DIV_EST,
+    BK_FUNCTION, /* sema_functions.c, by name (op unused) */
 } BuiltinKind;
 
 typedef struct Builtin {
@@ -535,6 +536,21 @@ static const Builtin builtins[] = {
     {"sigmoid", 1, 1, "sigmoid(x)", BK_UNARY, IR_SIGMOID, 0},
     {"relu", 1, 1, "relu(x)", BK_UNARY, IR_RELU, 0},
     {"softplus", 1, 1, "softplus(x)", BK_UNARY, IR_SOFTPLUS, 0},
+    {"floor", 1, 1, "floor(x)", BK_UNARY, IR_FLOOR, 0},
+    {"atan", 1, 1, "atan(x)", BK_UNARY, IR_ATAN, 0},
+    {"sinh", 1, 1, "sinh(x)", BK_UNARY, IR_SINH, 0},
+    {"cosh", 1, 1, "cosh(x)", BK_UNARY, IR_COSH, 0},
+    {"asinh", 1, 1, "asinh(x)", BK_UNARY, IR_ASINH, 0},
+    {"erf", 1, 1, "erf(x)", BK_UNARY, IR_ERF, 0},
+    {"min", 1, 2, "min(x) or min(a, b)", BK_FUNCTION, IR_MIN, 0},
+    {"max", 1, 2, "max(x) or max(a, b)", BK_FUNCTION, IR_MAX, 0},
+    {"clamp", 3, 3, "clamp(x, lo, hi)", BK_FUNCTION, IR_CONST, 0},
+    {"atan2", 2, 2, "atan2(y, x)", BK_FUNCTION, IR_ATAN2, 0},
+    {"argmax", 1, 1, "argmax(x)", BK_FUNCTION, IR_ARGMAX, 0},
+    {"softmax", 1, 1, "softmax(x)", BK_FUNCTION, IR_CONST, 0},
+    {"log_softmax", 1, 1, "log_softmax(x)", BK_FUNCTION, IR_CONST, 0},
+    {"logsumexp", 1, 1, "logsumexp(x)", BK_FUNCTION, IR_CONST, 0},
+    {"cross_entropy", 2, 2, "cross_entropy(logits, target)", BK_FUNCTION, IR_CONST, 0},
     {"sum", 1, 1, "sum(x)", BK_SUM, IR_SUM, 0},
     {"mean", 1, 1, "mean(x)", BK_MEAN, IR_SUM, 0},
     {"norm", 1, 1, "norm(x)", BK_NORM, IR_SUM, 0},
@@ -555,7 +571,8 @@ enum { N_BUILTINS = sizeof builtins / sizeof builtins[0] };
 const char *const sema_builtin_names[] = {
     "exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "softplus", "sum",
     "mean", "norm", "dot", "outer", "transpose", "concat", "zeros", "ones", "eye", "linspace",
-    "where", "div", "div_est", "t", "pi",
+    "where", "div", "div_est", "t", "pi", "floor", "atan", "sinh", "cosh", "asinh", "erf", "min",
+    "max", "clamp", "atan2", "argmax", "softmax", "log_softmax", "logsumexp", "cross_entropy",
 };
 const int sema_n_builtins = sizeof sema_builtin_names / sizeof sema_builtin_names[0];
 
@@ -698,23 +715,31 @@ static Val builtin_linspace(Sema *S, Args *a)
     return val_node(ir_const(S->ir, ir_vector_shape(n), v));
 }
 
+static FnArgs fn_args(Sema *S, const Args *a)
+{
+    IrNode **x = arena_alloc(S->arena, sizeof *x * (size_t)(a->n ? a->n : 1));
+    for (int i = 0; i < a->n; i++)
+        x[i] = a->v[i].node;
+    return (FnArgs){a->n, x, a->loc, a->whole};
+}
+
 static Val builtin_where(Sema *S, Args *a)
 {
-    IrShape common = ir_scalar_shape();
-    for (int i = 0; i < 3; i++) {
-        IrShape s = a->v[i].node->shape;
-        if (s.rank == 0)
-            continue;
-        if (common.rank != 0 && !ir_shape_eq(common, s)) {
-            char b0[32], b1[32];
-            diag_error(S->diag, a->whole,
-                       "shape mismatch in 'where': %s and %s (arguments need equal shapes, or scalars)",
-                       sema_shape(common, b0), sema_shape(s, b1));
-            return val_err();
-        }
-        common = s;
-    }
+    FnArgs f = fn_args(S, a);
+    IrShape common;
+    if (!sema_common_shape(S, "where", &f, &common))
+        return val_err();
     return val_node(ir_where(S->ir, a->v[0].node, a->v[1].node, a->v[2].node));
+}
+
+/* An elementwise op; floor's node remembers where it was written, for the
+ * error of a gradient that would need its derivative (diff_has_no_derivative). */
+static Val builtin_unary(Sema *S, const Builtin *b, Args *a)
+{
+    IrNode *n = ir_unary(S->ir, b->op, a->v[0].node);
+    if (diff_has_no_derivative(b->op) && n->op == b->op)
+        ir_set_origin(S->ir, n, a->whole);
+    return val_node(n);
 }
 
 static Val builtin_reduce(Sema *S, const Builtin *b, IrNode *x)
@@ -849,6 +874,17 @@ static int state_slot(Sema *S, const IrNode *x)
     return x == ir_state(S->ir, x->slot, v->offset, v->shape) ? x->slot : -1;
 }
 
+/* A divergence through floor or argmax is refused (diff.h), at the floor. */
+static int div_usable(Sema *S, const char *fn, int slot, const IrNode *blocked, SrcLoc at)
+{
+    if (!blocked)
+        return 1;
+    char what[300];
+    snprintf(what, sizeof what, "%s(%s)", fn, S->model->states[slot].name);
+    diff_report_blocked(S->diag, S->ir, blocked, what, at, what);
+    return 0;
+}
+
 static Val builtin_div(Sema *S, Args *a)
 {
     if (!S->model) {
@@ -862,7 +898,11 @@ static Val builtin_div(Sema *S, Args *a)
         return val_err();
     }
     IrNode *rhs = div_rhs(S, slot, a->whole);
-    return rhs ? val_node(diff_divergence(S->ir, rhs, a->v[0].node)) : val_err();
+    if (!rhs)
+        return val_err();
+    const IrNode *blocked = NULL;
+    IrNode *d = diff_divergence_blocked(S->ir, rhs, a->v[0].node, &blocked);
+    return div_usable(S, "div", slot, blocked, a->whole) ? val_node(d) : val_err();
 }
 
 /* ---- div_est(x): Hutchinson's unbiased estimate of div(x) ----
@@ -973,14 +1013,20 @@ static Val lower_div_est(Sema *S, Scope *sc, const Ast *e)
     if (!eps)
         return val_err();
     IrNode *vjp;
-    diff_vjp(S->ir, 1, &rhs, &eps, 1, &x.node, &vjp);
+    const IrNode *blocked = diff_vjp_blocked(S->ir, 1, &rhs, &eps, 1, &x.node, &vjp);
+    if (!div_usable(S, "div_est", slot, blocked, e->loc))
+        return val_err();
     return val_node(ir_sum(S->ir, ir_mul(S->ir, vjp, eps)));
 }
 
 static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
 {
     switch (b->kind) {
-    case BK_UNARY: return val_node(ir_unary(S->ir, b->op, a->v[0].node));
+    case BK_UNARY: return builtin_unary(S, b, a);
+    case BK_FUNCTION: {
+        FnArgs f = fn_args(S, a);
+        return sema_function(S, b->name, &f);
+    }
     case BK_SUM: case BK_MEAN: case BK_NORM: return builtin_reduce(S, b, a->v[0].node);
     case BK_DOT: case BK_OUTER: return builtin_dot_outer(S, b, a);
     case BK_TRANSPOSE: return builtin_transpose(S, a);

@@ -191,6 +191,19 @@ int sema_is_builtin(const char *name);
 extern const char *const sema_builtin_names[];
 extern const int sema_n_builtins;
 
+/* ---- sema_functions.c: min, max, clamp, atan2, argmax, softmax, log_softmax,
+ * logsumexp, cross_entropy (the lowering of a call whose argument count and
+ * values sema_expr.c has checked) ---- */
+typedef struct FnArgs {
+    int n;
+    IrNode **x;         /* the arguments' nodes */
+    const SrcLoc *loc;  /* where each was written */
+    SrcLoc whole;       /* the call */
+} FnArgs;
+Val sema_function(Sema *S, const char *name, const FnArgs *a);
+/* Equal shapes, or scalars (where, min, max, clamp, atan2): the common one in *out. */
+int sema_common_shape(Sema *S, const char *name, const FnArgs *a, IrShape *out);
+
 /* ---- sema_directive.c ---- */
 void sema_directives(Sema *S, const Ast *program, SemaProgram *out);
 /* Pieces of a solve shared with `data = simulate(...)` and `train`. */

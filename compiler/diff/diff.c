@@ -55,8 +55,51 @@ static IrNode *rule_unary(IrBuilder *b, IrNode *n, IrNode *g)
     case IR_SIGMOID: return ir_mul(b, g, ir_mul(b, n, ir_sub(b, scalar(b, 1), n)));
     case IR_RELU: return ir_mul(b, g, ir_unary(b, IR_STEP, x));
     case IR_SOFTPLUS: return ir_mul(b, g, ir_unary(b, IR_SIGMOID, x));
-    default: return NULL; /* SIGN, STEP: zero almost everywhere */
+    case IR_ATAN: return ir_div(b, g, ir_add(b, scalar(b, 1), ir_mul(b, x, x)));
+    case IR_SINH: return ir_mul(b, g, ir_unary(b, IR_COSH, x));
+    case IR_COSH: return ir_mul(b, g, ir_unary(b, IR_SINH, x));
+    case IR_ASINH:
+        return ir_div(b, g, ir_unary(b, IR_SQRT, ir_add(b, scalar(b, 1), ir_mul(b, x, x))));
+    case IR_ERF: /* 2/sqrt(pi) exp(-x^2) */
+        return ir_mul(b, g, ir_mul(b, scalar(b, 1.1283791670955126),
+                                   ir_unary(b, IR_EXP, ir_neg(b, ir_mul(b, x, x)))));
+    default: return NULL; /* SIGN, STEP: zero almost everywhere; FLOOR: see diff_has_no_derivative */
     }
+}
+
+/* min and max pass g to the operand they chose, the first one at a tie (the
+ * same test as the forward pass, ir_eval.c). */
+static IrNode *rule_min_max(IrBuilder *b, IrNode *n, int k, IrNode *g)
+{
+    IrNode *first = ir_binary(b, n->op == IR_MAX ? IR_GE : IR_LE, n->args[0], n->args[1]);
+    IrNode *zero = scalar(b, 0);
+    return k == 0 ? ir_where(b, first, g, zero) : ir_where(b, first, zero, g);
+}
+
+/* atan2(y, x): d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2). */
+static IrNode *rule_atan2(IrBuilder *b, IrNode *n, int k, IrNode *g)
+{
+    IrNode *y = n->args[0], *x = n->args[1];
+    IrNode *r2 = ir_add(b, ir_mul(b, x, x), ir_mul(b, y, y));
+    return k == 0 ? ir_div(b, ir_mul(b, g, x), r2) : ir_neg(b, ir_div(b, ir_mul(b, g, y), r2));
+}
+
+/* The derivative of max(x) goes to its first largest element: g times the
+ * one-hot vector of argmax(x) (its derivative is never needed: it only feeds
+ * a comparison in where's condition). */
+static IrNode *rule_reduce_max(IrBuilder *b, IrNode *n, IrNode *g)
+{
+    IrNode *x = n->args[0];
+    int size = ir_shape_size(x->shape);
+    double *iota = malloc(sizeof *iota * (size_t)size);
+    if (!iota)
+        INTERNAL_ERROR("out of memory");
+    for (int i = 0; i < size; i++)
+        iota[i] = i;
+    IrNode *index = ir_const(b, x->shape, iota);
+    free(iota);
+    IrNode *picked = ir_binary(b, IR_EQ, index, ir_argmax(b, x));
+    return ir_where(b, picked, g, scalar(b, 0));
 }
 
 /* d(x^p)/dx = p x^(p-1); d(x^p)/dp = log(x) x^p. */
@@ -78,6 +121,8 @@ static IrNode *rule_binary(IrBuilder *b, IrNode *n, int k, IrNode *g)
     case IR_DIV: /* d(x/y)/dy = -x/y^2 = -(x/y)/y */
         return k == 0 ? ir_div(b, g, y) : ir_neg(b, ir_div(b, ir_mul(b, g, n), y));
     case IR_POW: return rule_pow(b, n, k, g);
+    case IR_MIN: case IR_MAX: return rule_min_max(b, n, k, g);
+    case IR_ATAN2: return rule_atan2(b, n, k, g);
     default: return NULL; /* comparisons: piecewise constant */
     }
 }
@@ -134,6 +179,7 @@ static IrNode *diff_rule(IrBuilder *b, IrNode *n, int k, IrNode *g)
     case IR_OUTER: /* [m] outer [n]: dx = G @ y, dy = x @ G */
         return k == 0 ? ir_matmul(b, g, n->args[1]) : ir_matmul(b, n->args[0], g);
     case IR_SUM: return ir_mul(b, g, ir_fill(b, x->shape, 1));
+    case IR_MAXR: return rule_reduce_max(b, n, g);
     case IR_SLICE: return ir_pad(b, g, n->attr[0], n->attr[1], x->shape);
     case IR_PAD: return ir_slice(b, g, n->attr[0], n->attr[1], x->shape);
     case IR_CONCAT: return rule_concat(b, n, k, g);
@@ -150,7 +196,13 @@ typedef struct Sweep {
     int count;
     IrNode **grad; /* by node id: the accumulated cotangent, NULL for zero */
     bool *needed;  /* by node id: some wrt is reachable from the node */
+    const IrNode *blocked; /* the first node without a useful derivative the cotangent met */
 } Sweep;
+
+bool diff_has_no_derivative(IrOp op)
+{
+    return op == IR_FLOOR || op == IR_ARGMAX;
+}
 
 static void accumulate(Sweep *s, IrNode *n, IrNode *c)
 {
@@ -180,14 +232,24 @@ static void sweep_back(Sweep *s)
         IrNode *n = s->order[i], *g = s->grad[n->id];
         if (!g)
             continue;
-        for (int k = 0; k < n->nargs; k++)
-            if (s->needed[n->args[k]->id])
-                accumulate(s, n->args[k], diff_rule(s->b, n, k, g));
+        for (int k = 0; k < n->nargs; k++) {
+            if (!s->needed[n->args[k]->id])
+                continue;
+            if (diff_has_no_derivative(n->op) && !s->blocked)
+                s->blocked = n;
+            accumulate(s, n->args[k], diff_rule(s->b, n, k, g));
+        }
     }
 }
 
 void diff_vjp(IrBuilder *b, int n_roots, IrNode *const *roots, IrNode *const *cot, int n_wrt,
               IrNode *const *wrt, IrNode **grads)
+{
+    diff_vjp_blocked(b, n_roots, roots, cot, n_wrt, wrt, grads);
+}
+
+const IrNode *diff_vjp_blocked(IrBuilder *b, int n_roots, IrNode *const *roots,
+                               IrNode *const *cot, int n_wrt, IrNode *const *wrt, IrNode **grads)
 {
     Arena *scratch = arena_new();
     Sweep s = {.b = b};
@@ -207,6 +269,18 @@ void diff_vjp(IrBuilder *b, int n_roots, IrNode *const *roots, IrNode *const *co
     for (int k = 0; k < n_wrt; k++)
         grads[k] = s.grad[wrt[k]->id] ? s.grad[wrt[k]->id] : ir_fill(b, wrt[k]->shape, 0);
     arena_free(scratch);
+    return s.blocked;
+}
+
+void diff_report_blocked(Diag *diag, const IrBuilder *b, const IrNode *n, const char *what,
+                         SrcLoc at, const char *consumer)
+{
+    const SrcLoc *origin = ir_origin(b, n);
+    diag_error(diag, origin ? *origin : at,
+               "%s has no useful derivative (it is zero almost everywhere), and %s would need it",
+               ir_op_name(n->op), what);
+    if (origin)
+        diag_note(diag, at, "%s is here", consumer);
 }
 
 /* ---- derived quantities ---- */
@@ -229,13 +303,20 @@ static IrNode *unit(IrBuilder *b, IrShape s, int i)
  * are small; constant cotangents let the builder fold much of each sweep. */
 IrNode *diff_divergence(IrBuilder *b, IrNode *f, IrNode *x)
 {
+    return diff_divergence_blocked(b, f, x, NULL);
+}
+
+IrNode *diff_divergence_blocked(IrBuilder *b, IrNode *f, IrNode *x, const IrNode **blocked)
+{
     if (!ir_shape_eq(f->shape, x->shape))
         INTERNAL_ERROR("divergence of a mis-shaped field");
     IrNode *tr = scalar(b, 0);
     int size = ir_shape_size(x->shape), cols = x->shape.cols;
     for (int i = 0; i < size; i++) {
         IrNode *e = unit(b, f->shape, i), *g;
-        diff_vjp(b, 1, &f, &e, 1, &x, &g);
+        const IrNode *stop = diff_vjp_blocked(b, 1, &f, &e, 1, &x, &g);
+        if (blocked && !*blocked)
+            *blocked = stop;
         tr = ir_add(b, tr, x->shape.rank == 0 ? g : ir_element(b, g, i / cols, i % cols));
     }
     return tr;
@@ -261,7 +342,7 @@ void diff_model_adjoint(IrBuilder *b, IrModel *m)
     }
     for (int j = 0; j < m->n_params; j++)
         wrt[ns + j] = ir_param(b, j, m->params[j].offset, m->params[j].shape);
-    diff_vjp(b, ns, m->rhs, cot, nw, wrt, grads);
+    m->adj_blocked = diff_vjp_blocked(b, ns, m->rhs, cot, nw, wrt, grads);
     m->adj_state = grads;
     m->adj_param = grads + ns; /* one allocation: params follow the states */
 }

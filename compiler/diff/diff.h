@@ -20,8 +20,24 @@
 void diff_vjp(IrBuilder *b, int n_roots, IrNode *const *roots, IrNode *const *cot, int n_wrt,
               IrNode *const *wrt, IrNode **grads);
 
+/* floor and argmax: piecewise constant, so their derivative is zero almost
+ * everywhere and useless to a gradient (it silently drops what the jumps do).
+ * diff_vjp treats it as zero; the _blocked forms also return the first such
+ * node the cotangent had to pass through on its way to a wrt (NULL: none), so
+ * the caller can refuse the gradient at the node's source (ir_origin). */
+bool diff_has_no_derivative(IrOp op);
+const IrNode *diff_vjp_blocked(IrBuilder *b, int n_roots, IrNode *const *roots,
+                               IrNode *const *cot, int n_wrt, IrNode *const *wrt, IrNode **grads);
+
+/* Reports blocked node n at its origin: `what` would need its derivative (as
+ * "the gradient of this train"), with a note at `at` naming the consumer
+ * ("the train"); at `at` alone when n has no origin. */
+void diff_report_blocked(Diag *diag, const IrBuilder *b, const IrNode *n, const char *what,
+                         SrcLoc at, const char *consumer);
+
 /* Exact divergence trace(d f / d x) of f (shaped like the state leaf x). */
 IrNode *diff_divergence(IrBuilder *b, IrNode *f, IrNode *x);
+IrNode *diff_divergence_blocked(IrBuilder *b, IrNode *f, IrNode *x, const IrNode **blocked);
 
 /* Builds, once, the model's derived systems (see IrModel's adjoint fields):
  * adj_state[i] = a^T df/dx_i and adj_param[j] = a^T df/dtheta_j, with a the

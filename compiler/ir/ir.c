@@ -17,6 +17,13 @@ struct IrBuilder {
     IrNode **buckets;
     int nbuckets; /* a power of two */
     int count;    /* nodes created so far: the next node's id */
+    /* Where sema built the nodes that have no useful derivative (floor, argmax),
+     * so a derivative that needs one can be reported at its source. */
+    struct IrOrigin {
+        const IrNode *node;
+        SrcLoc loc;
+    } *origins;
+    int n_origins, cap_origins;
 };
 
 enum { IR_FIRST_BUCKETS = 256 };
@@ -59,6 +66,11 @@ IrOpClass ir_op_class(IrOp op)
     if ((unsigned)op >= IR_OP_COUNT)
         IR_FAIL("bad op %d", (int)op);
     return op_classes[op];
+}
+
+bool ir_op_is_call(IrOp op)
+{
+    return op == IR_MIN || op == IR_MAX || op == IR_ATAN2;
 }
 
 /* ---- shapes ---- */
@@ -112,6 +124,29 @@ IrBuilder *ir_builder_new(Arena *arena)
     b->nbuckets = IR_FIRST_BUCKETS;
     b->buckets = arena_alloc(arena, sizeof *b->buckets * (size_t)b->nbuckets);
     return b;
+}
+
+void ir_set_origin(IrBuilder *b, const IrNode *n, SrcLoc loc)
+{
+    if (ir_origin(b, n))
+        return; /* a hash-consed node keeps the first place it was written */
+    if (b->n_origins == b->cap_origins) {
+        int cap = b->cap_origins ? 2 * b->cap_origins : 16;
+        struct IrOrigin *grown = arena_alloc(b->arena, sizeof *grown * (size_t)cap);
+        if (b->n_origins)
+            memcpy(grown, b->origins, sizeof *grown * (size_t)b->n_origins);
+        b->origins = grown;
+        b->cap_origins = cap;
+    }
+    b->origins[b->n_origins++] = (struct IrOrigin){n, loc};
+}
+
+const SrcLoc *ir_origin(const IrBuilder *b, const IrNode *n)
+{
+    for (int i = 0; i < b->n_origins; i++)
+        if (b->origins[i].node == n)
+            return &b->origins[i].loc;
+    return NULL;
 }
 
 int ir_node_count(const IrBuilder *b)
@@ -757,6 +792,27 @@ IrNode *ir_sum(IrBuilder *b, IrNode *x)
         return ir_neg(b, ir_sum(b, x->args[0]));
     IrNode *args[1] = {x};
     IrNode k = node_template(IR_SUM, ir_scalar_shape(), 1, args);
+    return finish(b, &k);
+}
+
+/* The largest element and its index: a scalar is its own maximum, at 0. */
+IrNode *ir_reduce_max(IrBuilder *b, IrNode *x)
+{
+    check_arg(x, "max");
+    if (x->shape.rank == 0)
+        return x;
+    IrNode *args[1] = {x};
+    IrNode k = node_template(IR_MAXR, ir_scalar_shape(), 1, args);
+    return finish(b, &k);
+}
+
+IrNode *ir_argmax(IrBuilder *b, IrNode *x)
+{
+    check_arg(x, "argmax");
+    if (x->shape.rank == 0)
+        return ir_scalar(b, 0);
+    IrNode *args[1] = {x};
+    IrNode k = node_template(IR_ARGMAX, ir_scalar_shape(), 1, args);
     return finish(b, &k);
 }
 

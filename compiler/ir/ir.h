@@ -92,6 +92,8 @@ IrNode *ir_matmul(IrBuilder *b, IrNode *x, IrNode *y);
 IrNode *ir_transpose(IrBuilder *b, IrNode *x);
 IrNode *ir_outer(IrBuilder *b, IrNode *x, IrNode *y);
 IrNode *ir_sum(IrBuilder *b, IrNode *x);
+IrNode *ir_reduce_max(IrBuilder *b, IrNode *x); /* all elements -> the largest */
+IrNode *ir_argmax(IrBuilder *b, IrNode *x);     /* all elements -> its row-major index */
 IrNode *ir_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape);
 IrNode *ir_pad(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape);
 IrNode *ir_concat(IrBuilder *b, int n, IrNode **args);
@@ -111,6 +113,14 @@ bool ir_is_const_value(const IrNode *n, double v);
 
 const char *ir_op_name(IrOp op);
 IrOpClass ir_op_class(IrOp op);
+/* A binary op written as a call, max(a, b), not infix. */
+bool ir_op_is_call(IrOp op);
+
+/* Where a node was written, for the nodes sema records (those with no useful
+ * derivative: floor, argmax), so that compiler/diff's report of one can point
+ * at the source. The first place recorded wins; NULL when none was. */
+void ir_set_origin(IrBuilder *b, const IrNode *n, SrcLoc loc);
+const SrcLoc *ir_origin(const IrBuilder *b, const IrNode *n);
 
 /* ---- models: what sema produces and codegen, eval and the runtime consume ---- */
 
@@ -144,6 +154,8 @@ typedef struct IrModel {
     /* Derived systems, built on demand by compiler/diff (NULL until then). */
     IrNode **adj_state; /* adj_state[i] = a^T df/d(states[i]), shaped like states[i] */
     IrNode **adj_param; /* adj_param[j] = a^T df/d(params[j]) for one sample */
+    const IrNode *adj_blocked; /* the first floor or argmax adj_state/adj_param differentiate
+                                  through (diff_vjp_blocked), NULL for none */
     IrNode *jac;        /* df/dy: [ny, ny], row i = d(rhs element i)/dy */
     IrNode **adj_init;  /* adj_init[j * n_states + i] = a_i^T d(init of states[i])/d(params[j])
                            at t0, NULL where the initial value does not read params[j] */

@@ -44,6 +44,12 @@ static double eval_unary(IrOp op, double x)
     case IR_SOFTPLUS: return softplus(x);
     case IR_SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
     case IR_STEP: return x > 0 ? 1 : 0;
+    case IR_FLOOR: return floor(x);
+    case IR_ATAN: return atan(x);
+    case IR_SINH: return sinh(x);
+    case IR_COSH: return cosh(x);
+    case IR_ASINH: return asinh(x);
+    case IR_ERF: return erf(x);
     default: EVAL_FAIL("%s is not unary", ir_op_name(op));
     }
 }
@@ -62,6 +68,9 @@ static double eval_binary(IrOp op, double x, double y)
     case IR_GE: return x >= y;
     case IR_EQ: return x == y;
     case IR_NE: return x != y;
+    case IR_MIN: return x != x || x <= y ? x : y; /* NaN from either side; a tie is x */
+    case IR_MAX: return x != x || x >= y ? x : y;
+    case IR_ATAN2: return atan2(x, y);
     default: EVAL_FAIL("%s is not binary", ir_op_name(op));
     }
 }
@@ -87,6 +96,17 @@ static void eval_elementwise(const IrNode *n, const double *const *a, double *ou
         for (int i = 0; i < size; i++)
             out[i] = eval_binary(n->op, a[0][i * sx], a[1][i * sy]);
     }
+}
+
+/* The first largest element's index (numpy's argmax: a NaN is the largest),
+ * and with it the maximum, MAX folded over the elements in order. */
+static int eval_argmax(const double *x, int size)
+{
+    int at = 0;
+    for (int i = 1; i < size; i++)
+        if (x[at] == x[at] && (x[i] > x[at] || x[i] != x[i]))
+            at = i;
+    return at;
 }
 
 /* [m,n]@[n,k], [m,n]@[n], [n]@[n,k] and [n]@[n] are all one loop nest once a
@@ -173,6 +193,12 @@ void ir_eval_op(const IrNode *n, const double *const *a, double *out)
         out[0] = acc;
         break;
     }
+    case IR_MAXR:
+        out[0] = a[0][eval_argmax(a[0], ir_shape_size(n->args[0]->shape))];
+        break;
+    case IR_ARGMAX:
+        out[0] = eval_argmax(a[0], ir_shape_size(n->args[0]->shape));
+        break;
     case IR_SLICE:
         eval_slice(n, a[0], out);
         break;

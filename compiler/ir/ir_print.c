@@ -281,10 +281,10 @@ static void print_body(FILE *out, const IrNode *n, const Pr *p, int prec)
         print_infix(out, n, p, prec);
         break;
     default:
-        if (ir_op_class(n->op) == IR_BINARY)
+        if (ir_op_class(n->op) == IR_BINARY && !ir_op_is_call(n->op))
             print_infix(out, n, p, prec);
         else
-            print_call(out, ir_op_name(n->op), n, p);
+            print_call(out, op_syms[n->op], n, p); /* max(x) for MAXR */
         break;
     }
 }
@@ -475,7 +475,7 @@ static void dump_node(FILE *out, const IrNode *n, const IrModel *m)
         print_leaf(out, n, m);
     } else if (cls == IR_LEAF) {
         print_leaf(out, n, m);
-    } else if (cls == IR_BINARY || n->op == IR_MATMUL) {
+    } else if ((cls == IR_BINARY && !ir_op_is_call(n->op)) || n->op == IR_MATMUL) {
         fprintf(out, "%%%d %s %%%d", n->args[0]->id, op_syms[n->op], n->args[1]->id);
     } else if (n->op == IR_SLICE) {
         fprintf(out, "%%%d", n->args[0]->id);

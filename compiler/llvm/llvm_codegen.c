@@ -172,6 +172,7 @@ static void emit_node(Cg *cg, int i)
             cg_emit_grid(cg, n, out, tag);
         return;
     case IR_SUM: cg_emit_sum(cg, n, out, tag); return;
+    case IR_MAXR: case IR_ARGMAX: cg_emit_argmax(cg, n, out, tag); return;
     case IR_PAD: cg_emit_pad(cg, n, out, tag); return;
     case IR_CONCAT: case IR_STACK: cg_emit_join(cg, n, out, tag); return;
     default:

@@ -117,6 +117,7 @@ void cg_emit_map(Cg *cg, const IrNode *n, const CgVal *out, int nargs, const CgV
  * SUM, CONCAT and STACK (join). */
 void cg_emit_grid(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 void cg_emit_pad(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
+void cg_emit_argmax(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 void cg_emit_sum(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 void cg_emit_join(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 

@@ -215,6 +215,18 @@ static LLVMValueRef cg_libm(Cg *cg, const char *name, LLVMValueRef x)
     return LLVMBuildCall2(cg->bld, fty, fn, &x, 1, "");
 }
 
+/* A libm function double(double, double): atan2. */
+static LLVMValueRef cg_libm2(Cg *cg, const char *name, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMTypeRef params[2] = {cg->t_f64, cg->t_f64};
+    LLVMTypeRef fty = LLVMFunctionType(cg->t_f64, params, 2, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
+    if (!fn)
+        fn = LLVMAddFunction(cg->mod, name, fty);
+    LLVMValueRef args[2] = {x, y};
+    return LLVMBuildCall2(cg->bld, fty, fn, args, 2, "");
+}
+
 /* ---- elementwise ops ---- */
 
 static LLVMValueRef cg_bool(Cg *cg, LLVMRealPredicate pred, LLVMValueRef x, LLVMValueRef y)
@@ -279,8 +291,23 @@ static LLVMValueRef cg_unary(Cg *cg, IrOp op, LLVMValueRef x)
         return cg_select(cg, LLVMRealOGT, x, zero, one,
                          cg_select(cg, LLVMRealOLT, x, zero, cg_f64(cg, -1), zero));
     case IR_STEP: return cg_select(cg, LLVMRealOGT, x, zero, one, zero);
+    case IR_FLOOR: return cg_intrinsic(cg, "llvm.floor", 1, &x);
+    case IR_ATAN: return cg_libm(cg, "atan", x);
+    case IR_SINH: return cg_libm(cg, "sinh", x);
+    case IR_COSH: return cg_libm(cg, "cosh", x);
+    case IR_ASINH: return cg_libm(cg, "asinh", x);
+    case IR_ERF: return cg_libm(cg, "erf", x);
     default: return NULL;
     }
+}
+
+/* ir_eval.c's min and max: x when x is NaN or wins the comparison (a tie
+ * too), else y (so a NaN y comes through as well). */
+static LLVMValueRef cg_min_max(Cg *cg, LLVMRealPredicate wins, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMValueRef nan = LLVMBuildFCmp(cg->bld, LLVMRealUNO, x, x, "");
+    LLVMValueRef keep = LLVMBuildOr(cg->bld, nan, LLVMBuildFCmp(cg->bld, wins, x, y, ""), "");
+    return LLVMBuildSelect(cg->bld, keep, x, y, "");
 }
 
 /* x^2 and x^3 by multiplication (a cube is the MLP's y^3); other exponents
@@ -310,6 +337,9 @@ static LLVMValueRef cg_binary(Cg *cg, const IrNode *n, LLVMValueRef x, LLVMValue
     case IR_GE: return cg_bool(cg, LLVMRealOGE, x, y);
     case IR_EQ: return cg_bool(cg, LLVMRealOEQ, x, y);
     case IR_NE: return cg_bool(cg, LLVMRealUNE, x, y); /* C's !=: true for NaN */
+    case IR_MIN: return cg_min_max(cg, LLVMRealOLE, x, y);
+    case IR_MAX: return cg_min_max(cg, LLVMRealOGE, x, y);
+    case IR_ATAN2: return cg_libm2(cg, "atan2", x, y);
     default: return NULL;
     }
 }
@@ -477,6 +507,32 @@ void cg_emit_sum(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
     LLVMValueRef next = LLVMBuildFAdd(cg->bld, lk.acc, cg_load(cg, x, b, k), "");
     cg_loop_end(cg, &lk, next);
     cg_store(cg, out, b, cg_i64(cg, 0), lk.acc);
+    cg_loop_end(cg, &lb, NULL);
+}
+
+/* MAXR and ARGMAX, per sample, in ir_eval.c's order: the accumulator is the
+ * index of the first largest element so far (a double), replaced by k when
+ * element k is larger or NaN, unless the element held is NaN already. */
+void cg_emit_argmax(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
+{
+    const CgVal *x = &cg->val[cg_topo(cg, n->args[0])];
+    char name[64];
+    CgLoop lb, lk;
+    snprintf(name, sizeof name, "%s_b", tag);
+    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
+    snprintf(name, sizeof name, "%s_k", tag);
+    LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, x->size), name, cg_f64(cg, 0));
+    LLVMValueRef held = cg_load(cg, x, b, LLVMBuildFPToSI(cg->bld, lk.acc, cg->t_i64, ""));
+    LLVMValueRef xk = cg_load(cg, x, b, k);
+    LLVMValueRef take = LLVMBuildAnd(cg->bld, LLVMBuildFCmp(cg->bld, LLVMRealORD, held, held, ""),
+                                     LLVMBuildFCmp(cg->bld, LLVMRealULT, held, xk, ""), "");
+    LLVMValueRef next = LLVMBuildSelect(cg->bld, take, LLVMBuildSIToFP(cg->bld, k, cg->t_f64, ""),
+                                        lk.acc, "");
+    cg_loop_end(cg, &lk, next);
+    LLVMValueRef v = lk.acc;
+    if (n->op == IR_MAXR)
+        v = cg_load(cg, x, b, LLVMBuildFPToSI(cg->bld, lk.acc, cg->t_i64, ""));
+    cg_store(cg, out, b, cg_i64(cg, 0), v);
     cg_loop_end(cg, &lb, NULL);
 }
 

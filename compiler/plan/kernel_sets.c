@@ -135,6 +135,30 @@ static bool jacobian_fits(const KernelSet *s, Diag *diag)
     return false;
 }
 
+/* A train's gradient, and the adjoint system `nodec adjoint` prints, must not
+ * pass through floor or argmax (diff.h): their zero derivative would be a
+ * silently wrong gradient. (emit-c's vjp kernels and an implicit solver's
+ * Jacobian take it as zero, which is what it is almost everywhere.) */
+static bool gradient_usable(const KernelSet *s, IrBuilder *b, Diag *diag)
+{
+    const IrModel *m = s->model;
+    const IrNode *blocked = m->adj_blocked;
+    if (s->train) {
+        if (!blocked)
+            blocked = s->loss.blocked;
+        if (blocked)
+            diff_report_blocked(diag, b, blocked, "the gradient of this train", s->train->loc,
+                                "the train");
+        return !blocked;
+    }
+    if (!(s->targets & TARGET_SYSTEM) || !blocked)
+        return true;
+    char what[300];
+    snprintf(what, sizeof what, "the adjoint system of model '%s'", m->name);
+    diff_report_blocked(diag, b, blocked, what, m->loc, "the model");
+    return false;
+}
+
 int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
 {
     for (int i = 0; i < ks->n; i++) {
@@ -148,6 +172,8 @@ int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
         if (s->init_adjoint)
             diff_model_init_adjoint(b, s->model);
         if (s->train && train_kernels_build(arena, b, diag, s->train, &s->loss))
+            return -1;
+        if (!gradient_usable(s, b, diag))
             return -1;
     }
     return 0;

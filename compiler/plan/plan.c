@@ -80,8 +80,10 @@ static bool slice_is_view(const IrNode *n)
  * exp, libm calls). */
 static bool is_costly(IrOp op)
 {
+    if (op == IR_ATAN2)
+        return true;
     return ir_op_class(op) == IR_UNARY && op != IR_NEG && op != IR_ABS && op != IR_SQRT &&
-           op != IR_RELU && op != IR_SIGN && op != IR_STEP;
+           op != IR_RELU && op != IR_SIGN && op != IR_STEP && op != IR_FLOOR;
 }
 
 /* ---- order and checks ---- */

@@ -28,7 +28,7 @@ static PlanKernelSpec value_spec(const char *name, IrNode *value, int nd, Arena 
 /* Spec of the gradient of the scalar `value` (per sample): d/dy into out0 with the
  * model's layout, d/dp summed over the batch into out1. */
 static PlanKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
-                              IrNode *value, int nd)
+                              IrNode *value, int nd, const IrNode **blocked)
 {
     int n = m->n_states + m->n_params;
     IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(n ? n : 1));
@@ -38,7 +38,9 @@ static PlanKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const 
     for (int j = 0; j < m->n_params; j++)
         wrt[m->n_states + j] = param_leaf(b, m, j);
     IrNode *one = ir_scalar(b, 1);
-    diff_vjp(b, 1, &value, &one, n, wrt, grads);
+    const IrNode *stop = diff_vjp_blocked(b, 1, &value, &one, n, wrt, grads);
+    if (!*blocked)
+        *blocked = stop;
     PlanOutput *o = arena_alloc(a, sizeof *o * (size_t)(n ? n : 1));
     for (int i = 0; i < m->n_states; i++)
         o[i] = (PlanOutput){grads[i], 0, m->states[i].offset, m->ny, 0};
@@ -76,7 +78,7 @@ static int init_roots(IrBuilder *b, Diag *diag, const SemaDirective *d, IrNode *
 }
 
 static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d, int nd,
-                      bool with_vjp, PlanKernelSpec *specs, int *n)
+                      bool with_vjp, PlanKernelSpec *specs, int *n, const IrNode **blocked)
 {
     const IrModel *m = d->train.augmented;
     IrNode **roots = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
@@ -98,7 +100,9 @@ static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d
     IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
     for (int j = 0; j < np; j++)
         wrt[j] = param_leaf(b, m, j);
-    diff_vjp(b, m->n_states, roots, cot, np, wrt, grads);
+    const IrNode *stop = diff_vjp_blocked(b, m->n_states, roots, cot, np, wrt, grads);
+    if (!*blocked)
+        *blocked = stop;
     PlanOutput *og = arena_alloc(a, sizeof *og * (size_t)(np ? np : 1));
     for (int j = 0; j < np; j++)
         og[j] = (PlanOutput){grads[j], 1, m->params[j].offset, 0, 1};
@@ -115,6 +119,7 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
     int nd = tr->data ? tr->data->ncols : 0, n = 0;
     for (int i = 0; i < TRAIN_K_COUNT; i++)
         out->slot[i] = -1;
+    out->blocked = NULL;
     PlanKernelSpec *specs = out->specs;
     bool grads = !tr->evaluate;
     if (tr->loss) {
@@ -122,7 +127,7 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
         specs[n++] = value_spec("loss", tr->loss, nd, a);
         if (grads) {
             out->slot[TRAIN_K_LOSS_GRAD] = n;
-            specs[n++] = grad_spec(a, b, m, "loss_grad", tr->loss, nd);
+            specs[n++] = grad_spec(a, b, m, "loss_grad", tr->loss, nd, &out->blocked);
         }
     }
     if (tr->final_loss) {
@@ -130,13 +135,13 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
         specs[n++] = value_spec("final", tr->final_loss, nd, a);
         if (grads) {
             out->slot[TRAIN_K_FINAL_GRAD] = n;
-            specs[n++] = grad_spec(a, b, m, "final_grad", tr->final_loss, nd);
+            specs[n++] = grad_spec(a, b, m, "final_grad", tr->final_loss, nd, &out->blocked);
         }
     }
     out->slot[TRAIN_K_INIT] = n;
     if (grads)
         out->slot[TRAIN_K_INIT_VJP] = n + 1;
-    if (init_specs(a, b, diag, d, nd, grads, specs, &n))
+    if (init_specs(a, b, diag, d, nd, grads, specs, &n, &out->blocked))
         return -1;
     out->n_metrics = tr->n_metrics;
     for (int k = 0; k < tr->n_metrics; k++) {

@@ -40,6 +40,7 @@ typedef struct TrainKernels {
     int slot[TRAIN_K_COUNT];  /* its index in specs, or -1 */
     int n_metrics;
     int metric_slot[SEMA_MAX_METRICS];
+    const IrNode *blocked;    /* the first floor or argmax a gradient goes through (diff.h) */
 } TrainKernels;
 
 /* Builds the specs of train directive d in the arena and IR builder (which
