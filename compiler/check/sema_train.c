@@ -118,8 +118,13 @@ static void collect_keys(Sema *S, const Ast *ast, TrainCheck *tc)
             continue;
         }
         if (k < 0) {
+            const char *keys[N_KEYS]; /* train's: every key but evaluate's output */
+            int n_keys = 0;
+            for (int j = 0; j < N_KEYS; j++)
+                if (j != K_OUTPUT)
+                    keys[n_keys++] = train_keys[j];
             diag_error(S->diag, at, "unknown key '%s' in train (valid keys: %s)", entry->name,
-                       sema_join(S, N_KEYS, train_keys, ", "));
+                       sema_join(S, n_keys, keys, ", "));
             sema_suggest_among(S, entry->name, at, N_KEYS, train_keys);
             int meant = sema_closest(entry->name, N_KEYS, train_keys);
             if (meant >= 0)

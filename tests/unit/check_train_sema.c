@@ -477,7 +477,8 @@ static const ErrCase errors[] = {
     {DECAY "data s = simulate(t = [0, 1])\n", "2:19: error: simulate needs a model first", NULL},
     {DECAY OBS "train D { data = obs; loss = (x - obs.x)^2; " OPT "; slover = rk4 }\n",
      "3:83: error: unknown key 'slover' in train (valid keys: data, init, t, loss, final_loss, regularize, "
-     "batch, solver, gradient, optimizer, steps, log_every, history, save, load, schedule, clip)",
+     "batch, solver, gradient, optimizer, steps, log_every, history, save, load, validation, "
+     "patience, schedule, clip)",
      "3:83: note: did you mean 'solver'?"},
     {DECAY OBS "train D { data = obs; loss = (x - obs.x)^2; " OPT "; steps = 2 }\n",
      "3:83: error: duplicate key 'steps' in train", "3:72: note: the first 'steps' is here"},
