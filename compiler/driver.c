@@ -194,8 +194,10 @@ static void stdlib_add(Compilation *c, const char *name, const char *module)
     if ((n & (n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow to twice */
         size_t cap = sizeof(char *) * (size_t)(n ? 2 * n : 1);
         const char **names = arena_alloc(c->arena, cap), **mods = arena_alloc(c->arena, cap);
-        memcpy(names, c->stdlib_names, sizeof(char *) * (size_t)n);
-        memcpy(mods, c->stdlib_modules, sizeof(char *) * (size_t)n);
+        if (n) { /* memcpy from the NULL of an empty table is undefined */
+            memcpy(names, c->stdlib_names, sizeof(char *) * (size_t)n);
+            memcpy(mods, c->stdlib_modules, sizeof(char *) * (size_t)n);
+        }
         c->stdlib_names = names;
         c->stdlib_modules = mods;
     }
