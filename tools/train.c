@@ -931,6 +931,32 @@ static void alloc_check_report(const AllocCheck *ac, const Trainer *t)
 static void plan_evaluate_samples(Trainer *t);
 static int evaluate_workspace(Trainer *t);
 
+/* Every group's loss and its first n_metrics metrics at t's parameters, one
+ * forward solve each (evaluate, and the validation set's scores): summed into
+ * *L and metrics, the forward evaluations into *nfe; on a failure, the
+ * group's loss object (for its message) in *failed. Allocates nothing. */
+static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics, long *nfe,
+                          const NdTrainLoss **failed)
+{
+    int at_each = t->tr->loss != NULL; /* metrics are averaged like the loss */
+    for (int i = 0; i < t->n_groups; i++) {
+        Group *g = &t->groups[i];
+        NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
+        gather_rows(t, g);
+        double Lg = 0;
+        int status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
+                                            t->scale_obs, t->scale_final, n_metrics,
+                                            t->metric_fn, at_each, &Lg, metrics);
+        if (status != ND_OK) {
+            *failed = tl;
+            return status;
+        }
+        *L += Lg;
+        *nfe += nd_train_loss_get_forward_evals(tl);
+    }
+    return ND_OK;
+}
+
 /* The evaluator of `validation = D`: the train's kernels and parameters over
  * D's rows, grouped as evaluate groups them (whole trajectories, or every
  * sample), with forward losses made before the first step. */
@@ -959,24 +985,17 @@ static int validation_setup(Trainer *t)
 /* The loss of the validation set at the current parameters (no gradient). */
 static int score_validation(Trainer *t, long step)
 {
-    Trainer *v = t->val;
     double sum = 0;
-    for (int i = 0; i < v->n_groups; i++) {
-        Group *g = &v->groups[i];
-        NdTrainLoss *tl = g->B == v->group_B ? v->tl : v->tl_rest;
-        gather_rows(v, g);
-        double Lg = 0;
-        int status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, v->ncols ? v->drows : NULL,
-                                            v->scale_obs, v->scale_final, 0, NULL, 0, &Lg, NULL);
-        if (status != ND_OK) {
-            diag_error(&t->r->c->diag, t->dir->loc,
-                       "train %s: scoring the validation set '%s' at step %ld failed (%s): %s",
-                       t->tr->model->name, t->tr->validation->name, step, nd_status_name(status),
-                       nd_train_loss_get_message(tl));
-            run_note_fault(t->r, status, &t->tr->solver, t->tr->model);
-            return -1;
-        }
-        sum += Lg;
+    long nfe = 0;
+    const NdTrainLoss *failed;
+    int status = forward_groups(t->val, 0, &sum, NULL, &nfe, &failed);
+    if (status != ND_OK) {
+        diag_error(&t->r->c->diag, t->dir->loc,
+                   "train %s: scoring the validation set '%s' at step %ld failed (%s): %s",
+                   t->tr->model->name, t->tr->validation->name, step, nd_status_name(status),
+                   nd_train_loss_get_message(failed));
+        run_note_fault(t->r, status, &t->tr->solver, t->tr->model);
+        return -1;
     }
     t->val_loss = sum;
     if (sum < t->best_val) {
@@ -1198,24 +1217,14 @@ static int evaluate_groups(Trainer *t)
     const SemaTrain *tr = t->tr;
     double L = 0, metrics[SEMA_MAX_METRICS] = {0};
     long nfe = 0;
-    int at_each = tr->loss != NULL;
     double t0 = run_now_ms();
-    for (int i = 0; i < t->n_groups; i++) {
-        Group *g = &t->groups[i];
-        NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
-        gather_rows(t, g);
-        double Lg = 0;
-        int status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
-                                            t->scale_obs, t->scale_final, tr->n_metrics,
-                                            t->metric_fn, at_each, &Lg, metrics);
-        if (status != ND_OK) {
-            diag_error(&t->r->c->diag, t->dir->loc, "evaluate %s failed (%s): %s",
-                       tr->model->name, nd_status_name(status), nd_train_loss_get_message(tl));
-            run_note_fault(t->r, status, &tr->solver, tr->model);
-            return -1;
-        }
-        L += Lg;
-        nfe += nd_train_loss_get_forward_evals(tl);
+    const NdTrainLoss *failed;
+    int status = forward_groups(t, tr->n_metrics, &L, metrics, &nfe, &failed);
+    if (status != ND_OK) {
+        diag_error(&t->r->c->diag, t->dir->loc, "evaluate %s failed (%s): %s", tr->model->name,
+                   nd_status_name(status), nd_train_loss_get_message(failed));
+        run_note_fault(t->r, status, &tr->solver, tr->model);
+        return -1;
     }
     if (!t->r->opts->quiet)
         fprintf(stderr, "evaluate %s: %d samples in %d groups, nfe %ld/0, %.2f s%s%s\n",

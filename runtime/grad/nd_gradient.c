@@ -106,23 +106,11 @@ static int carve_workspace(NdGradient *g)
     return ND_OK;
 }
 
-static void copy_settings(NdSolver *s, const NdSolver *tmpl)
-{
-    s->h = tmpl->h;
-    s->rtol = tmpl->rtol;
-    s->atol = tmpl->atol;
-    s->h0 = tmpl->h0;
-    s->max_steps = tmpl->max_steps;
-    s->namer = tmpl->namer;
-    s->namer_ctx = tmpl->namer_ctx;
-}
-
 static int gradient_init(NdGradient *g, const NdSolver *tmpl)
 {
-    g->fwd = nd_solver_create(&g->k, tmpl->method, g->B);
+    g->fwd = nd_solver_create_like(tmpl, &g->k, g->B);
     if (!g->fwd)
         return ND_ERR_MEMORY;
-    copy_settings(g->fwd, tmpl);
     g->fwd->on_step = nd_backprop_record;
     g->fwd->hook_ctx = g;
     g->n = g->fwd->n;
