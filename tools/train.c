@@ -37,7 +37,20 @@ typedef struct Group {
     int *rows;        /* per sample: data row of the first observation (or -1) */
     const double *ts; /* observation times */
     int nt;
+    /* Samples with their own times (build_union): sample b's observation j is
+     * row rows[b] + j, for j < lens[b], at union time ts[uidx[b * max_len + j]],
+     * every time relative to the sample's start; observed and last as
+     * nd_train_loss_set_observed. NULL lens: every sample observed at every ts. */
+    int *lens, max_len, *uidx, *last;
+    unsigned char *observed;
+    double *own_ts;   /* the union's storage (ts points here) */
+    double *sorted;   /* scratch: every sample's relative times */
 } Group;
+
+/* The most observation rows (union times x samples x data columns) a group with
+ * its own times may hold before trajectories are solved one at a time again:
+ * 2^24 doubles, 128 MiB. */
+enum { UNION_MAX_ROWS = 1 << 24 };
 
 typedef struct Trainer {
     Runner *r;
@@ -103,6 +116,15 @@ static void gather_rows(Trainer *t, const Group *g)
     if (!data)
         return;
     size_t width = (size_t)t->ncols;
+    if (g->lens) {
+        for (int b = 0; b < g->B; b++)
+            for (int j = 0; j < g->lens[b]; j++) {
+                int u = g->uidx[(size_t)b * (size_t)g->max_len + (size_t)j];
+                memcpy(t->drows + ((size_t)u * g->B + b) * width,
+                       data->values + (size_t)(g->rows[b] + j) * width, sizeof(double) * width);
+            }
+        return;
+    }
     for (int j = 0; j < g->nt; j++)
         for (int b = 0; b < g->B; b++) {
             int row = g->rows[b] + t->row_step * j;
@@ -120,18 +142,6 @@ static void draw_noise(void *ctx, double *y0, int64_t B)
 
 /* ---- batches ---- */
 
-static bool depends_on_time(const Trainer *t)
-{
-    for (int i = 0; i < t->m->n_states; i++)
-        if (t->m->rhs[i]->flags & IR_TIMED)
-            return true;
-    const IrNode *exprs[] = {t->tr->loss, t->tr->final_loss};
-    for (int i = 0; i < 2; i++)
-        if (exprs[i] && (exprs[i]->flags & IR_TIMED))
-            return true;
-    return false;
-}
-
 /* Observation times of the data set, contiguous (the t column). */
 static double *time_column(Trainer *t)
 {
@@ -142,13 +152,93 @@ static double *time_column(Trainer *t)
     return tc;
 }
 
-static bool uniform_grid(const double *tc, int n)
+/* Whether every trajectory (segment) is on one uniform grid: the same step
+ * between consecutive observations throughout, so every window of L
+ * observations sees the same times relative to its start. */
+static bool same_spacing(const double *tc, const int *starts, int nseg)
 {
-    double dt = tc[1] - tc[0], span = fabs(tc[n - 1] - tc[0]);
-    for (int i = 1; i + 1 < n; i++)
-        if (fabs((tc[i + 1] - tc[i]) - dt) > 1e-9 * span)
-            return false;
+    double dt = NAN, lo = tc[0], hi = tc[0];
+    for (int i = 0; i < starts[nseg]; i++) {
+        lo = fmin(lo, tc[i]);
+        hi = fmax(hi, tc[i]);
+    }
+    for (int s = 0; s < nseg; s++)
+        for (int i = starts[s]; i + 1 < starts[s + 1]; i++) {
+            double step = tc[i + 1] - tc[i];
+            if (isnan(dt))
+                dt = step;
+            else if (fabs(step - dt) > 1e-9 * (hi - lo))
+                return false;
+        }
     return true;
+}
+
+/* Whether the trajectories, whole, have the same times relative to their starts. */
+static bool same_relative_times(const double *tc, const int *starts, int nseg)
+{
+    for (int s = 1; s < nseg; s++)
+        if (starts[s + 1] - starts[s] != starts[1] - starts[0])
+            return false;
+    return same_spacing(tc, starts, nseg);
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Gives g room for samples with their own times: at most max_len observations
+ * each (lens[b] set by the caller, or max_len for all). */
+static void union_alloc(Trainer *t, Group *g, int max_len)
+{
+    Arena *a = t->r->c->arena;
+    size_t B = (size_t)g->B, total = B * (size_t)max_len;
+    g->max_len = max_len;
+    g->lens = arena_alloc(a, sizeof(int) * B);
+    for (size_t b = 0; b < B; b++)
+        g->lens[b] = max_len;
+    g->uidx = arena_alloc(a, sizeof(int) * total);
+    g->last = arena_alloc(a, sizeof(int) * B);
+    g->observed = arena_alloc(a, total * B);
+    g->own_ts = arena_alloc(a, sizeof(double) * total);
+    g->sorted = arena_alloc(a, sizeof(double) * total);
+}
+
+/* The union of g's samples' times relative to their starts, in g->ts, and
+ * where each sample's observations fall in it. Times closer than a few units
+ * in the last place of the largest |t| are one: the rounding of t_{i+j} - t_i
+ * makes equal spacings differ by that much. Allocates nothing. */
+static void build_union(const Trainer *t, Group *g)
+{
+    const double *tc = t->tcol;
+    size_t n = 0;
+    double big = 0;
+    for (int b = 0; b < g->B; b++)
+        for (int j = 0; j < g->lens[b]; j++) {
+            g->sorted[n++] = tc[g->rows[b] + j] - tc[g->rows[b]];
+            big = fmax(big, fabs(tc[g->rows[b] + j]));
+        }
+    qsort(g->sorted, n, sizeof(double), compare_doubles);
+    double tol = 8 * DBL_EPSILON * big;
+    int nu = 0;
+    for (size_t i = 0; i < n; i++)
+        if (nu == 0 || g->sorted[i] - g->own_ts[nu - 1] > tol)
+            g->own_ts[nu++] = g->sorted[i];
+    g->ts = g->own_ts;
+    g->nt = nu;
+    memset(g->observed, 0, (size_t)nu * (size_t)g->B);
+    for (int b = 0; b < g->B; b++) {
+        int u = 0;
+        for (int j = 0; j < g->lens[b]; j++) {
+            double tau = tc[g->rows[b] + j] - tc[g->rows[b]];
+            while (u + 1 < nu && g->own_ts[u + 1] - tau <= tol)
+                u++;
+            g->uidx[(size_t)b * (size_t)g->max_len + (size_t)j] = u;
+            g->observed[(size_t)u * (size_t)g->B + (size_t)b] = 1;
+        }
+        g->last[b] = u;
+    }
 }
 
 /* Rows where a new trajectory starts (by the id column), ending with nrows. */
@@ -176,7 +266,7 @@ static void alloc_groups(Trainer *t, int n_groups, int B, int nt)
     t->groups = arena_alloc(a, sizeof(Group) * (size_t)n_groups);
     t->all_rows = arena_alloc(a, sizeof(int) * (size_t)n_groups * (size_t)B);
     for (int g = 0; g < n_groups; g++)
-        t->groups[g] = (Group){B, t->all_rows + (size_t)g * B, NULL, nt};
+        t->groups[g] = (Group){.B = B, .rows = t->all_rows + (size_t)g * B, .nt = nt};
 }
 
 /* Time series: whole trajectories, or random windows of consecutive observations. */
@@ -193,11 +283,30 @@ static int plan_time_series(Trainer *t)
             longest = len > longest ? len : longest;
             total += len;
         }
-        alloc_groups(t, nseg, 1, longest);
-        for (int s = 0; s < nseg; s++) {
-            t->groups[s].rows[0] = starts[s];
-            t->groups[s].ts = tc + starts[s];
-            t->groups[s].nt = starts[s + 1] - starts[s];
+        /* trajectories on the same relative times are one batch (a model or loss
+         * that reads t does so through its clock, which starts at each one's
+         * first time: train_clock in sema) */
+        if (same_relative_times(tc, starts, nseg)) {
+            alloc_groups(t, 1, nseg, longest);
+            for (int s = 0; s < nseg; s++)
+                t->groups[0].rows[s] = starts[s];
+            t->groups[0].ts = tc + starts[0];
+        } else if ((double)total * nseg * fmax(1, t->ncols) <= UNION_MAX_ROWS) {
+            /* each trajectory at its own times: one batch on their union */
+            alloc_groups(t, 1, nseg, total);
+            union_alloc(t, &t->groups[0], longest);
+            for (int s = 0; s < nseg; s++) {
+                t->groups[0].rows[s] = starts[s];
+                t->groups[0].lens[s] = starts[s + 1] - starts[s];
+            }
+            build_union(t, &t->groups[0]);
+        } else {
+            alloc_groups(t, nseg, 1, longest);
+            for (int s = 0; s < nseg; s++) {
+                t->groups[s].rows[0] = starts[s];
+                t->groups[s].ts = tc + starts[s];
+                t->groups[s].nt = starts[s + 1] - starts[s];
+            }
         }
         t->scale_obs = 1.0 / total;
         t->scale_final = 1.0 / nseg;
@@ -214,13 +323,17 @@ static int plan_time_series(Trainer *t)
                    L);
         return -1;
     }
-    /* An autonomous model on a uniform grid sees the same times in every window, so
-     * the windows form one batch (torchdiffeq's demo); otherwise each window is
-     * solved on its own times. */
-    bool shared = !depends_on_time(t) && uniform_grid(tc, tr->data->nrows);
-    alloc_groups(t, shared ? 1 : C, shared ? C : 1, L);
-    for (int g = 0; g < t->n_groups; g++)
-        t->groups[g].ts = tc;
+    /* On a uniform grid every window sees the same times relative to its start,
+     * so the windows form one batch (torchdiffeq's demo), a forced model's too:
+     * it reads t through its clock state (train_clock in sema), which starts at
+     * each window's first time. Otherwise each window is solved on its own times. */
+    bool shared = same_spacing(tc, starts, nseg);
+    bool own = !shared && (double)C * L * C * fmax(1, t->ncols) <= UNION_MAX_ROWS;
+    alloc_groups(t, shared || own ? 1 : C, shared || own ? C : 1, own ? C * L : L);
+    for (int g = 0; g < t->n_groups; g++) /* a window's times (all alike when shared) */
+        t->groups[g].ts = tc + t->candidates[0];
+    if (own) /* the windows at their own times: one batch on their union */
+        union_alloc(t, &t->groups[0], L);
     t->scale_obs = 1.0 / ((double)C * L);
     t->scale_final = 1.0 / C;
     return 0;
@@ -266,9 +379,13 @@ static void draw_batch(Trainer *t)
         }
         t->all_rows[i] = pick;
     }
-    /* windows solved one by one run on their own times */
-    for (int g = 0; tr->batch == SEMA_BATCH_WINDOWS && t->group_B == 1 && g < t->n_groups; g++)
-        t->groups[g].ts = t->tcol + t->groups[g].rows[0];
+    /* windows solved one by one run on their own times; windows batched at
+     * their own times on their union */
+    for (int g = 0; tr->batch == SEMA_BATCH_WINDOWS && g < t->n_groups; g++)
+        if (t->groups[g].lens)
+            build_union(t, &t->groups[g]);
+        else if (t->group_B == 1)
+            t->groups[g].ts = t->tcol + t->groups[g].rows[0];
 }
 
 /* ---- setup ---- */
@@ -372,6 +489,7 @@ static int group_gradient(Trainer *t, Group *g, double *L)
 {
     gather_rows(t, g);
     double Lg;
+    nd_train_loss_set_observed(t->tl, g->observed, g->last);
     int status = nd_train_loss_compute(t->tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
                                        t->scale_obs, t->scale_final, &Lg, t->grad_p);
     if (status != ND_OK)
@@ -395,6 +513,7 @@ static int batch_loss(Trainer *t, const double *p, double *grad_scratch, double 
         Group *g = &t->groups[i];
         gather_rows(t, g);
         double Lg;
+        nd_train_loss_set_observed(t->tl, g->observed, g->last);
         int status = nd_train_loss_compute(t->tl, p, g->nt, g->ts, t->ncols ? t->drows : NULL,
                                            t->scale_obs, t->scale_final, &Lg, grad_scratch);
         if (status != ND_OK)
@@ -944,6 +1063,7 @@ static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics,
         NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
         gather_rows(t, g);
         double Lg = 0;
+        nd_train_loss_set_observed(tl, g->observed, g->last);
         int status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
                                             t->scale_obs, t->scale_final, n_metrics,
                                             t->metric_fn, at_each, &Lg, metrics);
@@ -1113,8 +1233,7 @@ int train_run(Runner *r, const SemaDirective *d)
     t.ny = t.m->ny;
     t.np = t.m->np;
     t.ncols = tr->data ? tr->data->ncols : 0;
-    if (t.m != tr->model)
-        t.cost_offset = tr->model->ny;
+    t.cost_offset = tr->cost_offset;
     if (t.np == 0) /* sema refuses a train of a model without parameters */
         INTERNAL_ERROR("train of model '%s' reached the runner without parameters",
                        tr->model->name);
@@ -1247,7 +1366,7 @@ static int evaluate_groups(Trainer *t)
 int evaluate_run(Runner *r, const SemaDirective *d)
 {
     const SemaTrain *tr = &d->train;
-    Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->model, .cost_offset = -1};
+    Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->augmented, .cost_offset = -1};
     t.p = run_model(r, tr->model)->p;
     t.ny = t.m->ny;
     t.np = t.m->np;

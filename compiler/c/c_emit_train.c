@@ -70,7 +70,7 @@ static void write_loss_table(Emit *e, const char *prefix, const SemaTrain *tr,
     fprintf(f, "    lk->nd = %d;\n    lk->cost_offset = %d;\n"
                "    lk->prepare = NULL;\n    lk->prepare_ctx = NULL;\n}\n\n",
             tr->data ? tr->data->ncols : 0,
-            tr->augmented != tr->model ? tr->model->ny : -1);
+            tr->cost_offset);
     fprintf(e->hdr, "void %s_loss_kernels(NdLossKernels *lk);\n", prefix);
 }
 

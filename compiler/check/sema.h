@@ -114,8 +114,13 @@ typedef enum SemaBatchKind { SEMA_BATCH_ALL, SEMA_BATCH_WINDOWS, SEMA_BATCH_MINI
  * row for sample data). */
 typedef struct SemaTrain {
     IrModel *model;     /* the model as declared (a later solve uses its parameters) */
-    IrModel *augmented; /* model plus, when `regularize` is given, one last scalar state
-                           `__cost` with d(__cost)/dt = the running cost; else == model */
+    IrModel *augmented; /* model plus, when `regularize` is given, a scalar state `__cost`
+                           with d(__cost)/dt = the running cost, and for a time series whose
+                           model or losses read t, a scalar state `__clock` (d/dt = 1,
+                           starting at each sample's first observation time) that stands
+                           for t, so samples starting at different times form one batch
+                           (their solve runs on times relative to their start); else == model */
+    int cost_offset, clock_offset; /* of __cost and __clock in augmented's y, or -1 */
     SemaData *data;     /* NULL without `data` */
     IrNode **init;      /* per state of model: initial value (may read DATA and params), or
                            NULL: the model's default, or (time series) the observed state */

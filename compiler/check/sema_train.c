@@ -856,9 +856,11 @@ const char *sema_file_value(Sema *S, const Ast *entry, SrcLoc *loc)
     return entry->a->str;
 }
 
-/* ---- the augmented model: a running cost as one more state ---- */
+/* ---- the augmented model: a running cost and a clock as more states ---- */
 
-static IrModel *train_augmented(Sema *S, const IrModel *m, IrNode *cost)
+/* m's states plus one scalar state `name` at the end, d/dt = rhs, starting at init. */
+static IrModel *model_plus_state(Sema *S, const IrModel *m, const char *name, IrNode *rhs,
+                                 IrNode *init)
 {
     IrModel *a = arena_alloc(S->arena, sizeof *a);
     *a = *m; /* name, params (shared: same offsets), np */
@@ -867,15 +869,61 @@ static IrModel *train_augmented(Sema *S, const IrModel *m, IrNode *cost)
     a->rhs = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(n + 1));
     memcpy(a->states, m->states, sizeof(IrVar) * (size_t)n);
     memcpy(a->rhs, m->rhs, sizeof(IrNode *) * (size_t)n);
-    a->states[n] = (IrVar){.name = strtab_cstr(S->names, "__cost"), .loc = m->loc,
+    a->states[n] = (IrVar){.name = strtab_cstr(S->names, name), .loc = m->loc,
                            .shape = ir_scalar_shape(), .offset = m->ny,
-                           .init_kind = IR_INIT_EXPR, .init = ir_scalar(S->ir, 0)};
-    a->rhs[n] = cost;
+                           .init_kind = IR_INIT_EXPR, .init = init};
+    a->rhs[n] = rhs;
     a->n_states = n + 1;
     a->ny = m->ny + 1;
     a->adj_state = a->adj_param = NULL;
     a->jac = NULL;
     return a;
+}
+
+/* Whether the model's equations or the directive's expressions read t. */
+static bool train_reads_time(const SemaTrain *tr)
+{
+    for (int i = 0; i < tr->model->n_states; i++)
+        if (tr->model->rhs[i]->flags & IR_TIMED)
+            return true;
+    const IrNode *exprs[] = {tr->loss, tr->final_loss, tr->regularize};
+    for (size_t i = 0; i < sizeof exprs / sizeof exprs[0]; i++)
+        if (exprs[i] && (exprs[i]->flags & IR_TIMED))
+            return true;
+    for (int k = 0; k < tr->n_metrics; k++)
+        if (tr->metrics[k]->flags & IR_TIMED)
+            return true;
+    return false;
+}
+
+/* A time series read by t-dependent expressions gets the clock: every t in the
+ * equations, the losses and the metrics becomes the state __clock, and t in an
+ * init entry the sample's first observation time. The solve then runs on times
+ * relative to each sample's start, which are the same for all windows of a
+ * uniform grid, so windows (and trajectories) of a forced model are solved as
+ * one batch. The clock integrates 1 exactly (every method's weights sum to 1),
+ * and its error estimate is 0. */
+static void train_clock(Sema *S, SemaTrain *out)
+{
+    if (!out->data || out->data->t_col < 0 || !train_reads_time(out))
+        return;
+    IrModel *a = out->augmented;
+    IrNode *t = ir_time(S->ir), *start = ir_data(S->ir, 0, out->data->t_col, ir_scalar_shape());
+    a = out->augmented = model_plus_state(S, a, "__clock", ir_scalar(S->ir, 1), start);
+    out->clock_offset = a->ny - 1;
+    IrNode *clock = ir_state(S->ir, a->n_states - 1, out->clock_offset, ir_scalar_shape());
+    IrNode **rhs = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)a->n_states);
+    memcpy(rhs, a->rhs, sizeof(IrNode *) * (size_t)a->n_states);
+    ir_replace(S->ir, a->n_states, rhs, t, clock);
+    a->rhs = rhs;
+    IrNode *exprs[] = {out->loss, out->final_loss, out->regularize};
+    ir_replace(S->ir, 3, exprs, t, clock);
+    out->loss = exprs[0];
+    out->final_loss = exprs[1];
+    out->regularize = exprs[2];
+    ir_replace(S->ir, out->n_metrics, out->metrics, t, clock);
+    if (out->init)
+        ir_replace(S->ir, out->model->n_states, out->init, t, start);
 }
 
 /* ---- the directive ---- */
@@ -900,7 +948,16 @@ static void train_model_parts(Sema *S, TrainCheck *tc)
      * `loss = (x - obs.x)^2` without `data = obs` is one mistake, not four. */
     if (!tc->data_broken && S->diag->errors == before)
         train_rules(S, tc);
-    out->augmented = out->regularize ? train_augmented(S, out->model, out->regularize) : out->model;
+    out->augmented = out->model;
+    out->cost_offset = out->clock_offset = -1;
+    if (S->diag->errors != before)
+        return;
+    if (out->regularize) {
+        out->augmented = model_plus_state(S, out->model, "__cost", out->regularize,
+                                          ir_scalar(S->ir, 0));
+        out->cost_offset = out->model->ny;
+    }
+    train_clock(S, out);
 }
 
 /* The windows trap (issue 14): a window starts at its first observation, so a

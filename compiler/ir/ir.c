@@ -1100,3 +1100,39 @@ int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order)
     *order = out;
     return count;
 }
+
+/* ---- substitution ---- */
+
+/* Rebuilding interns each copy through the same table, so a node whose
+ * operands did not change is itself (no copy), and equal rebuilt nodes are
+ * one. In topological order (no recursion: expressions may be deep); map[id]
+ * holds the rebuilt node by the original's id. */
+void ir_replace(IrBuilder *b, int n, IrNode **roots, const IrNode *from, IrNode *to)
+{
+    if (!ir_shape_eq(from->shape, to->shape))
+        IR_FAIL("replacing a %d-element node by a %d-element one", ir_shape_size(from->shape),
+                ir_shape_size(to->shape));
+    IrNode **order;
+    int count = ir_topo_order(b->arena, n, roots, &order), ids = b->count;
+    IrNode **map = arena_alloc(b->arena, sizeof *map * (size_t)ids);
+    IrNode *args[8];
+    for (int i = 0; i < count; i++) {
+        IrNode *x = order[i];
+        if (x == from) {
+            map[x->id] = to;
+            continue;
+        }
+        IrNode **argv = x->nargs <= 8 ? args : arena_alloc(b->arena, sizeof *argv * (size_t)x->nargs);
+        bool changed = false;
+        for (int a = 0; a < x->nargs; a++) {
+            argv[a] = map[x->args[a]->id];
+            changed |= argv[a] != x->args[a];
+        }
+        IrNode k = *x;
+        k.args = argv;
+        map[x->id] = changed ? intern(b, &k) : x;
+    }
+    for (int i = 0; i < n; i++)
+        if (roots[i])
+            roots[i] = map[roots[i]->id];
+}

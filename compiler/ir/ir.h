@@ -209,5 +209,8 @@ bool ir_names_atom(const IrNames *nm, const IrNode *n); /* a leaf or a name */
 /* All nodes reachable from roots, operands before users (the order codegen
  * emits them in). Returns the count; *order is arena-allocated. */
 int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order);
+/* Rewrites roots[0..n) (NULL entries skipped) in place with every occurrence of
+ * from replaced by to (same shape): the clock state standing for t. */
+void ir_replace(IrBuilder *b, int n, IrNode **roots, const IrNode *from, IrNode *to);
 
 #endif

@@ -55,7 +55,7 @@ static int init_roots(IrBuilder *b, Diag *diag, const SemaDirective *d, IrNode *
 {
     const SemaTrain *tr = &d->train;
     const IrModel *m = tr->augmented;
-    int cost_offset = m != tr->model ? tr->model->ny : -1;
+    int cost_offset = tr->cost_offset;
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
         IrNode *init = i < tr->model->n_states && tr->init ? tr->init[i] : NULL;

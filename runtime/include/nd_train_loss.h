@@ -52,6 +52,17 @@ int nd_train_loss_compute(NdTrainLoss *t, const double *p, int nt, const double 
                           double *grad_p);
 const char *nd_train_loss_get_message(const NdTrainLoss *t);
 
+/* Samples with their own observation times, solved together on the union of
+ * their times (each relative to its start, so ts[0] starts every sample):
+ * observed[j * B + b] = 1 when time ts[j] is an observation of sample b, and
+ * last[b] the index of its last one. The next computes and evaluates score
+ * each sample at its own observations only: the loss and the metrics taken at
+ * each observation where observed, the final loss, the running cost and the
+ * final metrics at last[b]; data rows where a sample is not observed are never
+ * read. Both arrays stay the caller's and are read at every compute; NULL
+ * (the default) scores every sample at every time and finally at the last. */
+void nd_train_loss_set_observed(NdTrainLoss *t, const unsigned char *observed, const int *last);
+
 /* Scoring without a gradient (nodec's evaluate): an object with a forward
  * solver only (its gradient is NULL; nd_train_loss_compute refuses it), and
  * the loss of nd_train_loss_compute's formula into *L, from one forward solve

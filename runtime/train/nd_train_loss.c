@@ -21,6 +21,10 @@ struct NdTrainLoss {
     const double *d;
     int nt;
     double scale_obs, scale_final;
+    /* nd_train_loss_set_observed: which samples each time observes, and the
+     * time of each sample's last observation; NULL: all, and the last time */
+    const unsigned char *observed;
+    const int *last;
     double *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_y0;
     /* a forward object (nd_train_loss_create_forward) */
     NdSolver *solver;
@@ -32,18 +36,52 @@ static const double *row_block(const NdTrainLoss *t, int j)
     return t->lk.nd ? t->d + (size_t)j * (size_t)t->B * (size_t)t->lk.nd : NULL;
 }
 
-/* Adds scale * (sum of the value kernel) to *L and scale * its gradient to gy, gp. */
-static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, double scale, double tj,
-                     const double *y, const double *p, const double *d, double *L, double *gy,
-                     double *gp)
+/* Samples [b0, b0 + nb) of the batch: the kernels' layout is sample-major, so
+ * a run of samples is a batch of its own (y, d and gy offset to its first). */
+typedef struct Run {
+    int64_t b0, nb;
+} Run;
+
+/* The next run of samples at or after *b that time j scores: observed there
+ * (final = 0) or observed for the last time there (final = 1). Without masks
+ * every sample is observed at every time and for the last time at the last. */
+static int next_run(const NdTrainLoss *t, int j, int final, int64_t *b, Run *r)
 {
-    size_t n = (size_t)t->B * (size_t)t->k.ny;
-    value(tj, y, p, NULL, d, t->vals, NULL, t->B, t->work);
-    for (int64_t b = 0; b < t->B; b++)
+    if (!t->observed) {
+        if (*b > 0 || (final && j < t->nt - 1))
+            return 0;
+        *r = (Run){0, t->B};
+        *b = t->B;
+        return 1;
+    }
+    const unsigned char *obs = t->observed + (size_t)j * (size_t)t->B;
+#define SCORED(i) (final ? t->last[i] == j : obs[i] != 0)
+    while (*b < t->B && !SCORED(*b))
+        (*b)++;
+    if (*b >= t->B)
+        return 0;
+    r->b0 = *b;
+    while (*b < t->B && SCORED(*b))
+        (*b)++;
+#undef SCORED
+    r->nb = *b - r->b0;
+    return 1;
+}
+
+/* Adds scale * (sum of the value kernel over run r) to *L and scale * its
+ * gradient to gy, gp. */
+static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, double scale, double tj,
+                     Run r, const double *y, const double *p, const double *d, double *L,
+                     double *gy, double *gp)
+{
+    size_t ny = (size_t)t->k.ny, n = (size_t)r.nb * ny, off = (size_t)r.b0 * ny;
+    const double *dr = d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL;
+    value(tj, y + off, p, NULL, dr, t->vals, NULL, r.nb, t->work);
+    for (int64_t b = 0; b < r.nb; b++)
         *L += scale * t->vals[b];
-    grad(tj, y, p, NULL, d, t->gy_tmp, t->gp_tmp, t->B, t->work);
+    grad(tj, y + off, p, NULL, dr, t->gy_tmp, t->gp_tmp, r.nb, t->work);
     for (size_t i = 0; i < n; i++)
-        gy[i] += scale * t->gy_tmp[i];
+        gy[off + i] += scale * t->gy_tmp[i];
     for (int i = 0; i < t->k.np; i++)
         gp[i] += scale * t->gp_tmp[i];
 }
@@ -53,16 +91,19 @@ static int observe(void *ctx, int j, double tj, const double *y, const double *p
 {
     NdTrainLoss *t = (NdTrainLoss *)ctx;
     const double *d = row_block(t, j);
-    memset(gy, 0, sizeof(double) * (size_t)t->B * (size_t)t->k.ny);
-    if (t->lk.loss)
-        add_term(t, t->lk.loss, t->lk.loss_grad, t->scale_obs, tj, y, p, d, L, gy, gp);
-    if (j < t->nt - 1)
-        return 0;
-    if (t->lk.final)
-        add_term(t, t->lk.final, t->lk.final_grad, t->scale_final, tj, y, p, d, L, gy, gp);
-    for (int64_t b = 0; t->lk.cost_offset >= 0 && b < t->B; b++) {
-        *L += t->scale_final * y[(size_t)b * (size_t)t->k.ny + (size_t)t->lk.cost_offset];
-        gy[(size_t)b * (size_t)t->k.ny + (size_t)t->lk.cost_offset] += t->scale_final;
+    size_t ny = (size_t)t->k.ny;
+    memset(gy, 0, sizeof(double) * (size_t)t->B * ny);
+    Run r;
+    for (int64_t b = 0; t->lk.loss && next_run(t, j, 0, &b, &r);)
+        add_term(t, t->lk.loss, t->lk.loss_grad, t->scale_obs, tj, r, y, p, d, L, gy, gp);
+    for (int64_t b = 0; next_run(t, j, 1, &b, &r);) {
+        if (t->lk.final)
+            add_term(t, t->lk.final, t->lk.final_grad, t->scale_final, tj, r, y, p, d, L, gy,
+                     gp);
+        for (int64_t i = r.b0; t->lk.cost_offset >= 0 && i < r.b0 + r.nb; i++) {
+            *L += t->scale_final * y[(size_t)i * ny + (size_t)t->lk.cost_offset];
+            gy[(size_t)i * ny + (size_t)t->lk.cost_offset] += t->scale_final;
+        }
     }
     return 0;
 }
@@ -127,13 +168,34 @@ NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernel
     return t;
 }
 
-/* sum over the batch of kernel f's value at (tj, y), times scale, into *acc */
-static void add_value(NdTrainLoss *t, NdKernelFn f, double scale, double tj, const double *y,
-                      const double *p, const double *d, double *acc)
+/* sum over the samples time j scores (as next_run) of kernel f's value at
+ * (tj, y), times scale, into *acc */
+static void add_value(NdTrainLoss *t, NdKernelFn f, int j, int final, double scale, double tj,
+                      const double *y, const double *p, const double *d, double *acc)
 {
-    f(tj, y, p, NULL, d, t->vals, NULL, t->B, t->work);
-    for (int64_t b = 0; b < t->B; b++)
-        *acc += scale * t->vals[b];
+    Run r;
+    for (int64_t b = 0; next_run(t, j, final, &b, &r);) {
+        f(tj, y + (size_t)r.b0 * (size_t)t->k.ny, p, NULL,
+          d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL, t->vals, NULL, r.nb, t->work);
+        for (int64_t i = 0; i < r.nb; i++)
+            *acc += scale * t->vals[i];
+    }
+}
+
+/* the running costs of the samples time j observes for the last time */
+static void add_costs(NdTrainLoss *t, int j, double scale, const double *y, double *acc)
+{
+    Run r;
+    size_t ny = (size_t)t->k.ny;
+    for (int64_t b = 0; t->lk.cost_offset >= 0 && next_run(t, j, 1, &b, &r);)
+        for (int64_t i = r.b0; i < r.b0 + r.nb; i++)
+            *acc += scale * y[(size_t)i * ny + (size_t)t->lk.cost_offset];
+}
+
+void nd_train_loss_set_observed(NdTrainLoss *t, const unsigned char *observed, const int *last)
+{
+    t->observed = observed && last ? observed : NULL;
+    t->last = observed && last ? last : NULL;
 }
 
 int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double *ts,
@@ -150,6 +212,7 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double
     if (t->msg)
         return ND_ERR_ARG;
     t->d = d;
+    t->nt = nt;
     t->lk.init(ts[0], NULL, p, NULL, row_block(t, 0), t->y0, NULL, t->B, t->work);
     if (t->lk.prepare)
         t->lk.prepare(t->lk.prepare_ctx, t->y0, t->B);
@@ -160,15 +223,14 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double
     size_t n = (size_t)t->B * (size_t)t->k.ny;
     for (int j = 0; j < nt; j++) {
         const double *y = t->yout + (size_t)j * n, *dj = row_block(t, j);
-        bool last = j == nt - 1;
         if (t->lk.loss)
-            add_value(t, t->lk.loss, scale_obs, ts[j], y, p, dj, L);
-        if (last && t->lk.final)
-            add_value(t, t->lk.final, scale_final, ts[j], y, p, dj, L);
-        for (int64_t b = 0; last && t->lk.cost_offset >= 0 && b < t->B; b++)
-            *L += scale_final * y[(size_t)b * (size_t)t->k.ny + (size_t)t->lk.cost_offset];
-        for (int k = 0; k < n_metrics && (metrics_at_each || last); k++)
-            add_value(t, metrics[k], metrics_at_each ? scale_obs : scale_final, ts[j], y, p, dj,
+            add_value(t, t->lk.loss, j, 0, scale_obs, ts[j], y, p, dj, L);
+        if (t->lk.final)
+            add_value(t, t->lk.final, j, 1, scale_final, ts[j], y, p, dj, L);
+        add_costs(t, j, scale_final, y, L);
+        for (int k = 0; k < n_metrics; k++)
+            add_value(t, metrics[k], j, !metrics_at_each,
+                      metrics_at_each ? scale_obs : scale_final, ts[j], y, p, dj,
                       &metric_sums[k]);
     }
     return ND_OK;
