@@ -47,10 +47,16 @@ typedef struct Group {
     double *sorted;   /* scratch: every sample's relative times */
 } Group;
 
-/* The most observation rows (union times x samples x data columns) a group with
- * its own times may hold before trajectories are solved one at a time again:
- * 2^24 doubles, 128 MiB. */
-enum { UNION_MAX_ROWS = 1 << 24 };
+/* Trajectories at their own times form one batch on the union of their times
+ * when each time of the union is, on average, an observation of at least
+ * UNION_MIN_SHARED of them (a common grid with missing values): every time of
+ * the union is a step end
+ * of the gradients' forward solve and a restart of the adjoint's backward one
+ * for the whole batch, so a union of all-distinct times costs more than one
+ * solve per trajectory (bench/bench_batches.py measures both), and at most
+ * UNION_MAX_ROWS observation rows (union times x samples x data columns: 2^24
+ * doubles, 128 MiB). */
+enum { UNION_MIN_SHARED = 2, UNION_MAX_ROWS = 1 << 24 };
 
 typedef struct Trainer {
     Runner *r;
@@ -269,6 +275,29 @@ static void alloc_groups(Trainer *t, int n_groups, int B, int nt)
         t->groups[g] = (Group){.B = B, .rows = t->all_rows + (size_t)g * B, .nt = nt};
 }
 
+/* Plans the trajectories as one batch on the union of their times when that
+ * is worth it (UNION_MIN_SHARED, UNION_MAX_ROWS); false, planning nothing,
+ * when it is not. */
+static bool union_batch(Trainer *t, const int *starts, int nseg, int total, int longest)
+{
+    if ((double)total * nseg * fmax(1, t->ncols) > UNION_MAX_ROWS)
+        return false;
+    alloc_groups(t, 1, nseg, total);
+    Group *g = &t->groups[0];
+    union_alloc(t, g, longest);
+    for (int s = 0; s < nseg; s++) {
+        g->rows[s] = starts[s];
+        g->lens[s] = starts[s + 1] - starts[s];
+    }
+    build_union(t, g);
+    if ((double)g->nt * UNION_MIN_SHARED <= total) {
+        t->group_nt = g->nt;
+        return true;
+    }
+    t->n_groups = 0; /* the arena keeps the probe */
+    return false;
+}
+
 /* Time series: whole trajectories, or random windows of consecutive observations. */
 static int plan_time_series(Trainer *t)
 {
@@ -291,15 +320,8 @@ static int plan_time_series(Trainer *t)
             for (int s = 0; s < nseg; s++)
                 t->groups[0].rows[s] = starts[s];
             t->groups[0].ts = tc + starts[0];
-        } else if ((double)total * nseg * fmax(1, t->ncols) <= UNION_MAX_ROWS) {
+        } else if (union_batch(t, starts, nseg, total, longest)) {
             /* each trajectory at its own times: one batch on their union */
-            alloc_groups(t, 1, nseg, total);
-            union_alloc(t, &t->groups[0], longest);
-            for (int s = 0; s < nseg; s++) {
-                t->groups[0].rows[s] = starts[s];
-                t->groups[0].lens[s] = starts[s + 1] - starts[s];
-            }
-            build_union(t, &t->groups[0]);
         } else {
             alloc_groups(t, nseg, 1, longest);
             for (int s = 0; s < nseg; s++) {
@@ -328,12 +350,9 @@ static int plan_time_series(Trainer *t)
      * it reads t through its clock state (train_clock in sema), which starts at
      * each window's first time. Otherwise each window is solved on its own times. */
     bool shared = same_spacing(tc, starts, nseg);
-    bool own = !shared && (double)C * L * C * fmax(1, t->ncols) <= UNION_MAX_ROWS;
-    alloc_groups(t, shared || own ? 1 : C, shared || own ? C : 1, own ? C * L : L);
+    alloc_groups(t, shared ? 1 : C, shared ? C : 1, L);
     for (int g = 0; g < t->n_groups; g++) /* a window's times (all alike when shared) */
         t->groups[g].ts = tc + t->candidates[0];
-    if (own) /* the windows at their own times: one batch on their union */
-        union_alloc(t, &t->groups[0], L);
     t->scale_obs = 1.0 / ((double)C * L);
     t->scale_final = 1.0 / C;
     return 0;
@@ -379,13 +398,9 @@ static void draw_batch(Trainer *t)
         }
         t->all_rows[i] = pick;
     }
-    /* windows solved one by one run on their own times; windows batched at
-     * their own times on their union */
-    for (int g = 0; tr->batch == SEMA_BATCH_WINDOWS && g < t->n_groups; g++)
-        if (t->groups[g].lens)
-            build_union(t, &t->groups[g]);
-        else if (t->group_B == 1)
-            t->groups[g].ts = t->tcol + t->groups[g].rows[0];
+    /* windows solved one by one run on their own times */
+    for (int g = 0; tr->batch == SEMA_BATCH_WINDOWS && t->group_B == 1 && g < t->n_groups; g++)
+        t->groups[g].ts = t->tcol + t->groups[g].rows[0];
 }
 
 /* ---- setup ---- */
@@ -1345,12 +1360,14 @@ static int evaluate_groups(Trainer *t)
         run_note_fault(t->r, status, &tr->solver, tr->model);
         return -1;
     }
+    double ms = run_now_ms() - t0;
     if (!t->r->opts->quiet)
-        fprintf(stderr, "evaluate %s: %d samples in %d groups, nfe %ld/0, %.2f s%s%s\n",
+        fprintf(stderr, "evaluate %s: %d samples in %d %s, nfe %ld/0, %.2f %s%s%s\n",
                 tr->model->name, t->n_groups > 1 ? (t->n_groups - 1) * t->group_B +
                                                         t->groups[t->n_groups - 1].B
                                                   : t->groups[0].B,
-                t->n_groups, nfe, (run_now_ms() - t0) / 1e3, tr->output ? " -> " : "",
+                t->n_groups, t->n_groups == 1 ? "batch" : "batches", nfe,
+                ms < 1e3 ? ms : ms / 1e3, ms < 1e3 ? "ms" : "s", tr->output ? " -> " : "",
                 tr->output ? tr->output : "");
     printf("loss = %.10g\n", L);
     for (int k = 0; k < tr->n_metrics; k++)
