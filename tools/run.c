@@ -121,6 +121,8 @@ static int configure(NdSolver *s, const SemaSolver *sv)
         return ND_SKEY_H0;
     if ((given & ND_SBIT_MAX_STEPS) && nd_solver_set_max_steps(s, sv->max_steps))
         return ND_SKEY_MAX_STEPS;
+    if ((given & ND_SBIT_STEP_CONTROL) && nd_solver_set_step_control(s, sv->step_control))
+        return ND_SKEY_STEP_CONTROL;
     return -1;
 }
 
