@@ -21,6 +21,7 @@
 #include "diff.h"
 #include "driver.h"
 #include "llvm_jit.h"
+#include "nd_gradient.h"
 #include "nd_solver.h"
 
 enum { B = 1000, NY = 2, NT = 11, ROUNDS = 5 };
@@ -132,6 +133,73 @@ static void scenario(const NdKernels *k, double amax)
     printf("\n");
 }
 
+/* ---- gradients: L = sum over the samples of theta(T)^2 ---- */
+
+static int final_loss(void *ctx, int j, double t, const double *y, const double *pp, double *L,
+                      double *gy, double *gp)
+{
+    (void)ctx, (void)t, (void)pp, (void)gp;
+    for (int b = 0; b < B; b++) {
+        double th = j == NT - 1 ? y[b * NY] : 0.0;
+        *L += th * th;
+        gy[b * NY] = 2.0 * th;
+        gy[b * NY + 1] = 0.0;
+    }
+    return 0;
+}
+
+static double gy_ref[B * NY];
+
+/* One gradient of the batch (median time of ROUNDS computes) into gy; with a
+ * label, its line of the table. */
+static void gradient(const NdKernels *k, NdGradMethod gm, NdStepControl c, double rtol,
+                     double *gy, const char *label)
+{
+    NdSolver *tmpl = make(k, ND_DOPRI5, B, c, rtol, rtol * 1e-2);
+    NdGradient *g = nd_gradient_create(k, tmpl, gm, B, NT);
+    nd_solver_free(tmpl);
+    NdLoss loss = {NT, ts, final_loss, NULL};
+    double L, gp[1], ms[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) {
+        double t0 = now_s();
+        if (!g || nd_gradient_compute(g, p, yinit, &loss, &L, gp, gy)) {
+            fprintf(stderr, "bench_per_sample: %s\n", g ? nd_gradient_get_message(g) : "no gradient");
+            exit(1);
+        }
+        ms[r] = 1e3 * (now_s() - t0);
+    }
+    long per = c == ND_STEP_PER_SAMPLE ? 1 : B; /* a shared call evaluates B samples */
+    double easy = 0.0;
+    for (int b = 1; b < B; b++)
+        easy = fmax(easy, fabs(gy[b * NY] - gy_ref[b * NY]) / fabs(gy_ref[b * NY]));
+    if (label)
+        printf("%-10s %-10s %11ld %11ld %9.2f %12.2e %12.2e\n", label,
+               c == ND_STEP_PER_SAMPLE ? "per_sample" : "shared",
+               nd_gradient_get_num_forward_evals(g) * per,
+               nd_gradient_get_num_backward_evals(g) * per, median(ms, ROUNDS),
+               fabs(gy[0] - gy_ref[0]) / fabs(gy_ref[0]), easy);
+    nd_gradient_free(g);
+}
+
+/* dL/dtheta0 of every sample, dopri5 rtol 1e-8, against the adjoint at rtol
+ * 1e-12 per sample. */
+static void gradients(const NdKernels *k)
+{
+    double gy[B * NY];
+    gradient(k, ND_GRAD_ADJOINT, ND_STEP_PER_SAMPLE, 1e-12, gy_ref, NULL);
+    printf("gradients, dopri5 rtol 1e-8: L = sum theta(T)^2; evals are sample evaluations "
+           "(rhs forward; backward: augmented / vjp);\nerrors of dL/dtheta0, relative, "
+           "against the adjoint at rtol 1e-12 per sample\n");
+    printf("%-10s %-10s %11s %11s %9s %12s %12s\n", "gradient", "step", "fwd evals",
+           "bwd evals", "ms", "outlier err", "worst easy");
+    const NdGradMethod gms[2] = {ND_GRAD_ADJOINT, ND_GRAD_BACKPROP};
+    const char *names[2] = {"adjoint", "backprop"};
+    for (int i = 0; i < 2; i++) {
+        gradient(k, gms[i], ND_STEP_SHARED, 1e-8, gy, names[i]);
+        gradient(k, gms[i], ND_STEP_PER_SAMPLE, 1e-8, gy, names[i]);
+    }
+}
+
 /* Optional arguments: the end time (10) and one largest easy angle (else
  * two tables, 0.5 and 0.01). */
 int main(int argc, char **argv)
@@ -145,9 +213,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_per_sample: the model does not compile\n");
         return 1;
     }
+    diff_model_adjoint(c->ir, m);
     diff_model_jacobian(c->ir, m);
     NdKernels k;
-    JitRequest req = {.jac = 1};
+    JitRequest req = {.vjp = 1, .jac = 1};
     JitModel *jit = jit_compile_request(m, &req, &k, &c->diag);
     if (!jit) {
         fprintf(stderr, "bench_per_sample: the JIT failed\n");
@@ -163,6 +232,7 @@ int main(int argc, char **argv)
         scenario(&k, 0.5);
         scenario(&k, 0.01);
     }
+    gradients(&k); /* on the last scenario's batch */
     jit_free(jit);
     compilation_free(c);
     return 0;
