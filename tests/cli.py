@@ -152,6 +152,34 @@ with tempfile.TemporaryDirectory() as wd:
     if not ok:
         failures.append("check-gradient errors")
 
+# --check-gradient with per-sample step control: each path's gradient over a batch of
+# pendulums, one near upright (theta0 = 3.1), against central differences of the same loss.
+PER_SAMPLE_GRADIENT = """data rows = csv("rows.csv")
+model Pend { state theta; state omega = 0; param g = 1; param c = 0.05
+  dtheta/dt = omega
+  domega/dt = -g * sin(theta) - c * omega }
+train Pend { data = rows; init = { theta = rows.theta }; t = [0, 4]; final_loss = (theta - 0.5)^2
+  solver = SOLVER; gradient = PATH; optimizer = sgd(lr = 1e-3); steps = 1 }
+"""
+with tempfile.TemporaryDirectory() as wd:
+    with open(os.path.join(wd, "rows.csv"), "w") as f:
+        f.write("theta\n0.1\n3.1\n-0.4\n")
+    for path_name, solver in (("adjoint", "dopri5"), ("backprop", "tsit5"), ("checkpoint", "dopri5"),
+                              ("adjoint", "bdf"), ("backprop", "bdf")):
+        src = os.path.join(wd, f"ps_{path_name}_{solver}.node")
+        with open(src, "w") as f:
+            f.write(PER_SAMPLE_GRADIENT.replace("PATH", path_name).replace(
+                "SOLVER", f"{solver}(rtol = 1e-10, atol = 1e-12, step_control = per_sample)"))
+        p = run("run", src, "--check-gradient", "-q", cwd=wd)
+        expect(f"--check-gradient per_sample {path_name} {solver}", p, 0,
+               err=f"{path_name} gradient against central differences")
+        errs = [float(e) for e in re.findall(r"relative error (\S+)", p.stderr)]
+        checks += 1
+        ok = len(errs) == 2 and max(errs) < 1e-6
+        print(("ok   " if ok else "FAIL ") + f"per_sample {path_name} {solver} gradient: {errs}")
+        if not ok:
+            failures.append(f"per_sample {path_name} {solver} gradient")
+
 # Each directive draws from its own stream of the seed: how long a train runs (how
 # many batches it draws) changes its parameters, not what a later solve samples.
 STREAMS = """option seed = 5

@@ -8,6 +8,9 @@ comments expect (Wren's `// expect:`, jq's %%FAIL blocks).
                                             goes last, or where `{file}` stands
   # expect: OUT.csv rows = N                data rows in an output file
   # expect: OUT.csv ROW COLUMN = V ± TOL    ROW is a 0-based index or `last`
+  # expect: OUT.csv ROW COLUMN = REF.csv ROW COLUMN ± TOL
+                                            against another output's cell (± 0: the same
+                                            double, as the CSV writes every digit)
   # expect-stdout: TEXT                     TEXT appears in standard output
   # expect-stderr: TEXT                     TEXT appears in standard error
   # expect-exit: N                          exit status (default 0, or 1 with #| lines)
@@ -32,17 +35,23 @@ def read_csv(path):
         rows = list(csv.reader(f))
     return [h.strip() for h in rows[0]], rows[1:]
 
-def check_value(workdir, out, row, col, value, tol):
+def read_cell(workdir, out, row, col):
+    """(value, None), or (None, what is wrong)."""
     path = os.path.join(workdir, out)
     if not os.path.exists(path):
-        return f"{out} was not written"
+        return None, f"{out} was not written"
     head, body = read_csv(path)
     if col not in head:
-        return f"{out} has no column {col!r} (columns: {head})"
+        return None, f"{out} has no column {col!r} (columns: {head})"
     r = len(body) - 1 if row == "last" else int(row)
     if r >= len(body):
-        return f"{out} has {len(body)} rows, wanted row {row}"
-    got = float(body[r][head.index(col)])
+        return None, f"{out} has {len(body)} rows, wanted row {row}"
+    return float(body[r][head.index(col)]), None
+
+def check_value(workdir, out, row, col, value, tol):
+    got, err = read_cell(workdir, out, row, col)
+    if err:
+        return err
     if not abs(got - value) <= tol:
         return f"{out} row {row} {col}: got {got!r}, want {value!r} ± {tol}"
     return None
@@ -104,6 +113,14 @@ def run_one(nodec, src, workdir):
         err = check_value(workdir, out, row, col, float(value), float(tol))
         if err:
             msgs.append(err)
+    cell = r"(\S+\.csv)\s+(\w+)\s+(\S+)"
+    for m in re.finditer(r"^#\s*expect:\s*" + cell + r"\s*=\s*" + cell + r"\s*(?:±|\+-)\s*(\S+)\s*$",
+                         text, re.M):
+        out, row, col, ref, ref_row, ref_col, tol = m.groups()
+        value, err = read_cell(workdir, ref, ref_row, ref_col)
+        err = err or check_value(workdir, out, row, col, value, float(tol))
+        if err:
+            msgs.append(f"{err} (= {ref} {ref_row} {ref_col})")
     return msgs
 
 def main():

@@ -121,6 +121,8 @@ static int configure(NdSolver *s, const SemaSolver *sv)
         return ND_SKEY_H0;
     if ((given & ND_SBIT_MAX_STEPS) && nd_solver_set_max_steps(s, sv->max_steps))
         return ND_SKEY_MAX_STEPS;
+    if ((given & ND_SBIT_STEP_CONTROL) && nd_solver_set_step_control(s, sv->step_control))
+        return ND_SKEY_STEP_CONTROL;
     return -1;
 }
 
@@ -365,17 +367,18 @@ double run_now_ms(void)
 static void report_solve(Runner *r, const SemaSolve *s, const char *dest, int B,
                          NdSolver *solver, double ms)
 {
-    char batch[48] = "";
+    char batch[64] = "";
+    int apart = B > 1 && nd_solver_get_step_control(solver) == ND_STEP_PER_SAMPLE;
     if (B > 1)
-        snprintf(batch, sizeof batch, ", %d samples", B);
+        snprintf(batch, sizeof batch, ", %d samples%s", B, apart ? " stepped apart" : "");
     if (!r->opts->quiet)
         fprintf(stderr, "solve %s: %s over [%g, %g], %d output times%s -> %s\n", s->model->name,
                 s->solver.name, s->t[0], s->t[s->nt - 1], s->nt, batch, dest);
-    if (r->opts->stats)
+    if (r->opts->stats) /* per sample: totals of the samples' solves, calls of one sample */
         fprintf(stderr,
-                "  stats: %ld steps (%ld rejected), %ld right-hand-side evaluations, %.3f ms\n",
+                "  stats: %ld steps (%ld rejected), %ld right-hand-side evaluations%s, %.3f ms\n",
                 nd_solver_get_num_steps(solver), nd_solver_get_num_rejected(solver),
-                nd_solver_get_num_rhs_evals(solver), ms);
+                nd_solver_get_num_rhs_evals(solver), apart ? " of one sample" : "", ms);
 }
 
 /* Integrates the B samples of s together into yout [nt * B * ny] (nd_solve's

@@ -21,6 +21,7 @@ static const char solver_support[] =
     "    NdMethod method;\n"
     "    int has_h, has_tol, has_h0, has_max_steps;\n"
     "    double h, rtol, atol, h0, max_steps;\n"
+    "    NdStepControl step_control;\n"
     "} NodecSolverSpec;\n\n"
     "static inline int nodec_solver_configure(NdSolver *s, const NodecSolverSpec *v)\n"
     "{\n"
@@ -31,6 +32,8 @@ static const char solver_support[] =
     "    if (v->has_h0 && nd_solver_set_initial_step(s, v->h0))\n"
     "        return -1;\n"
     "    if (v->has_max_steps && nd_solver_set_max_steps(s, (long)v->max_steps))\n"
+    "        return -1;\n"
+    "    if (v->step_control != ND_STEP_SHARED && nd_solver_set_step_control(s, v->step_control))\n"
     "        return -1;\n"
     "    return 0;\n"
     "}\n\n";
@@ -251,6 +254,8 @@ void emit_solver_spec(FILE *f, const SemaSolver *sv)
     put_value(f, sv->atol);
     put_value(f, sv->h0);
     put_value(f, (double)sv->max_steps);
+    fprintf(f, ", %s", sv->step_control == ND_STEP_PER_SAMPLE ? "ND_STEP_PER_SAMPLE"
+                                                               : "ND_STEP_SHARED");
     fputc('}', f);
 }
 

@@ -318,9 +318,45 @@ static const char *solver_range(int key, double v)
     case ND_SKEY_MAX_STEPS:
         return v >= 1 && v <= SEMA_MAX_STEPS_LIMIT && v == floor(v)
                    ? NULL : "an integer from 1 to 1e15";
+    case ND_SKEY_STEP_CONTROL: /* a name, read by solver_step_control */
     case ND_SOLVER_KEY_COUNT: break;
     }
     return NULL;
+}
+
+/* step_control's values, in NdStepControl's order. */
+static const char *const step_controls[] = {"shared", "per_sample"};
+
+/* `step_control = per_sample`: a bare name, not a number. Fixed-step methods
+ * do not take it (every sample steps the same h already), and say why. */
+static void solver_step_control(Sema *S, const Ast *arg, SemaSolver *out)
+{
+    if (nd_method_class(out->method) == ND_CLASS_FIXED) {
+        diag_error(S->diag, arg->loc, "%s takes the same steps of h for every sample: "
+                   "step_control does not apply to a fixed-step method", out->name);
+        diag_note(S->diag, arg->loc, "per-sample step control is for the adaptive and implicit "
+                  "solvers, like dopri5(step_control = per_sample)");
+        return;
+    }
+    if (out->given & ND_SBIT_STEP_CONTROL) {
+        diag_error(S->diag, arg->loc, "duplicate argument '%s'", arg->name);
+        return;
+    }
+    const Ast *v = arg->a;
+    int c = v->kind == AST_NAME ? sema_find_name(v->name, 2, step_controls) : -1;
+    if (c < 0) {
+        if (v->kind == AST_NAME) {
+            diag_error(S->diag, v->loc, "unknown step control '%s' (expected shared or "
+                       "per_sample)", v->name);
+            sema_suggest_among(S, v->name, v->loc, 2, step_controls);
+        } else {
+            diag_error(S->diag, v->loc, "step_control must be a name: shared or per_sample");
+        }
+        return;
+    }
+    out->step_control = (NdStepControl)c;
+    out->given |= ND_SBIT_STEP_CONTROL;
+    out->arg_loc[ND_SKEY_STEP_CONTROL] = v->loc;
 }
 
 static void solver_arg(Sema *S, const Ast *arg, SemaSolver *out)
@@ -329,6 +365,10 @@ static void solver_arg(Sema *S, const Ast *arg, SemaSolver *out)
     unsigned allowed = nd_method_keys(out->method);
     int nkeys = sema_names_in(allowed, ND_SOLVER_KEY_COUNT, solver_keys, keys);
     int k = sema_find_name(arg->name, ND_SOLVER_KEY_COUNT, solver_keys);
+    if (k == ND_SKEY_STEP_CONTROL) {
+        solver_step_control(S, arg, out);
+        return;
+    }
     if (k < 0 || !(allowed & (1u << k))) {
         diag_error(S->diag, arg->loc, "unknown argument '%s' for solver '%s' (expected %s)", arg->name,
                    out->name, sema_join(S, nkeys, keys, " or "));

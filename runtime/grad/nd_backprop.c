@@ -299,7 +299,7 @@ static int sweep_record_bdf(NdGradient *g, const double *rec)
 /* The start: D[0] = y0 and D[1] = h0 f(t0, y0). */
 static void finish_bdf(NdGradient *g)
 {
-    double h0 = nd_bdf_initial_step(g->fwd);
+    double h0 = g->bdf_h0;
     const double *Dbar1 = g->Dbar + g->n;
     for (size_t e = 0; e < g->n; e++)
         g->kbar[e] = h0 * Dbar1[e];
@@ -311,7 +311,7 @@ static void finish_bdf(NdGradient *g)
 
 static int sweep_tape(NdGradient *g)
 {
-    for (size_t off = g->tape_len; off > 0; off -= g->rec_size) {
+    for (size_t off = g->tape_len; off > g->tape_base; off -= g->rec_size) {
         const double *rec = g->tape + off - g->rec_size;
         if (!g->implicit)
             sweep_record(g, rec);

@@ -98,6 +98,16 @@ struct NdGradient {
     long fwd_evals;      /* rhs evaluations of the forward solve alone, last compute */
     size_t peak_extra;   /* the most tape + checkpoint doubles in use this compute */
     char message[ND_MESSAGE_SIZE];
+
+    double bdf_h0;       /* bdf: the forward solve's initial step (finish_bdf's D[1]) */
+    size_t tape_base;    /* where this forward pass's records start on the tape: 0,
+                          * but for one sample of a per-sample backprop */
+    /* Per-sample step control with B > 1 (the template's): g holds the batch's
+     * observations (obs_y, obs_gy) only, fwd and aug are NULL, and `one`, a
+     * gradient of B = 1, does each sample's forward and backward passes. */
+    struct NdGradient *one;
+    size_t *seg_end;     /* backprop: where sample b's records end on one's tape */
+    double *h_init;      /* bdf: sample b's bdf_h0 */
 };
 
 /* A tape record of an explicit step: t, h, t_new, its observations (NdStepObs

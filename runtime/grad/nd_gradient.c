@@ -131,6 +131,29 @@ static int gradient_init(NdGradient *g, const NdSolver *tmpl)
     return st;
 }
 
+/* Per sample (nd_grad_internal.h): the gradient of one sample, and the
+ * batch's observation rows, one per-sample bdf initial step, and where each
+ * sample's records end on one's tape. */
+static int per_sample_init(NdGradient *g, const NdSolver *tmpl)
+{
+    g->one = nd_gradient_create(&g->k, tmpl, g->gm, 1, g->max_nt);
+    if (!g->one)
+        return ND_ERR_MEMORY;
+    g->implicit = g->one->implicit;
+    g->adaptive = g->one->adaptive;
+    g->n = (size_t)g->B * (size_t)g->k.ny;
+    size_t rows = (size_t)g->max_nt * g->n, total = 2 * rows + (size_t)g->B;
+    g->block = (double *)calloc(total, sizeof(double));
+    g->seg_end = (size_t *)calloc((size_t)g->B, sizeof *g->seg_end);
+    if (!g->block || !g->seg_end)
+        return ND_ERR_MEMORY;
+    g->block_doubles = total;
+    g->obs_y = g->block;
+    g->obs_gy = g->block + rows;
+    g->h_init = g->block + 2 * rows;
+    return ND_OK;
+}
+
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt)
 {
@@ -149,7 +172,8 @@ NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_templa
     g->B = B;
     g->max_nt = max_nt;
     g->np = k->np;
-    if (gradient_init(g, solver_template)) {
+    int per_sample = solver_template->step_control == ND_STEP_PER_SAMPLE && B > 1;
+    if (per_sample ? per_sample_init(g, solver_template) : gradient_init(g, solver_template)) {
         nd_gradient_free(g);
         return NULL;
     }
@@ -163,6 +187,8 @@ void nd_gradient_free(NdGradient *g)
     nd_solver_free(g->fwd);
     nd_solver_free(g->aug);
     nd_backprop_free(g);
+    nd_gradient_free(g->one);
+    free(g->seg_end);
     free(g->block);
     free(g);
 }
@@ -290,7 +316,7 @@ void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved,
 static int forward(NdGradient *g, const double *y0)
 {
     NdCursor c;
-    g->tape_len = 0;
+    g->tape_len = g->tape_base;
     g->ck_count = 0;
     g->ck_every = 1;
     /* the bdf adjoint reads y(t) from forward steps replayed between
@@ -307,6 +333,8 @@ static int forward(NdGradient *g, const double *y0)
     }
     g->recording = 0;
     g->num_steps = c.step;
+    if (g->implicit)
+        g->bdf_h0 = nd_bdf_initial_step(g->fwd);
     return st;
 }
 
@@ -370,6 +398,139 @@ static int backward(NdGradient *g, double *grad_y0)
     return ND_ERR_ARG;
 }
 
+/* ---- per-sample step control ---- */
+
+static int per_sample_fail(NdGradient *g, int64_t b, int st)
+{
+    return nd_grad_fail(g, st, "sample %ld: %s", (long)b, g->one->message);
+}
+
+/* Sample b's rows of a batch's observation array (rows of B * ny) to or from
+ * the rows of one sample (rows of ny). */
+static void sample_rows(const NdGradient *g, int64_t b, double *batch, double *one,
+                        int to_batch)
+{
+    size_t ny = (size_t)g->k.ny;
+    for (int j = 0; j < g->loss->nt; j++) {
+        double *row = batch + ((size_t)j * (size_t)g->B + (size_t)b) * ny, *r1 = one + j * ny;
+        memcpy(to_batch ? row : r1, to_batch ? r1 : row, ny * sizeof *row);
+    }
+}
+
+/* The arguments and each sample's initial state, named as "sample b: ...". */
+static int per_sample_check(NdGradient *g, const double *p, const double *y0,
+                            const NdLoss *loss, const double *L, const double *grad_p)
+{
+    if (!y0 || !loss || !L || (!grad_p && g->np > 0) || (!p && g->np > 0))
+        return nd_grad_fail(g, ND_ERR_ARG, "p, y0, loss, L and grad_p must not be NULL");
+    int st = grad_check_times(g, loss);
+    size_t ny = (size_t)g->k.ny;
+    for (int64_t b = 0; !st && b < g->B; b++) {
+        const double *y = y0 + (size_t)b * ny;
+        long i = nd_first_nonfinite(y, ny);
+        char at[ND_ELEMENT_TEXT];
+        g->one->fwd->sample = (long)b;
+        if (i >= 0)
+            st = nd_grad_fail(g, ND_ERR_NONFINITE, "sample %ld: the initial value of %s is %s",
+                              (long)b, nd_solver_element(g->one->fwd, i, at, sizeof at),
+                              nd_nonfinite_word(y[i]));
+    }
+    return st;
+}
+
+/* one's compute-wide state, as nd_gradient_compute sets its own. */
+static void per_sample_begin(NdGradient *g)
+{
+    NdGradient *o = g->one;
+    o->message[0] = '\0';
+    o->rhs_evals = o->vjp_evals = o->fwd_evals = 0;
+    o->peak_extra = 0;
+    o->tape_failed = 0;
+    o->tape_base = 0;
+    o->fwd->num_rhs_evals = o->fwd->num_steps = o->fwd->num_rejected = 0;
+    o->p = g->p, o->loss = g->loss, o->grad_p = g->grad_p, o->dir = g->dir;
+    o->seminorm = g->seminorm, o->land = g->land;
+    o->param_namer = g->param_namer, o->param_namer_ctx = g->param_namer_ctx;
+}
+
+/* Every sample's forward pass, its observations into the batch's rows;
+ * backprop keeps each sample's records on one's tape, one after another. */
+static int per_sample_forward(NdGradient *g, const double *y0)
+{
+    NdGradient *o = g->one;
+    g->num_steps = 0;
+    for (int64_t b = 0; b < g->B; b++) {
+        o->fwd->sample = (long)b;
+        int st = forward(o, y0 + (size_t)b * (size_t)g->k.ny);
+        if (st)
+            return per_sample_fail(g, b, st);
+        g->num_steps += o->num_steps;
+        g->seg_end[b] = o->tape_len;
+        if (g->gm == ND_GRAD_BACKPROP)
+            o->tape_base = o->tape_len;
+        g->h_init[b] = o->bdf_h0;
+        sample_rows(g, b, g->obs_y, o->obs_y, 1);
+    }
+    return ND_OK;
+}
+
+/* Each sample's backward pass with its rows of dL/dy, last sample first:
+ * its forward pass is the one still in one. Checkpoints (the checkpoint
+ * gradient's and the bdf adjoint's) hold one sample's at a time, so the
+ * other samples run their forward pass again first (the same steps, bit
+ * for bit); backprop sweeps the sample's own records. */
+static int per_sample_backward(NdGradient *g, const double *y0, double *grad_y0)
+{
+    NdGradient *o = g->one;
+    size_t ny = (size_t)g->k.ny;
+    int keep = g->gm == ND_GRAD_CHECKPOINT || (g->gm == ND_GRAD_ADJOINT && g->implicit);
+    for (int64_t b = g->B; b-- > 0;) {
+        o->fwd->sample = (long)b;
+        int st = keep && b + 1 < g->B ? forward(o, y0 + (size_t)b * ny) : ND_OK;
+        if (st)
+            return per_sample_fail(g, b, st);
+        sample_rows(g, b, g->obs_y, o->obs_y, 0);
+        sample_rows(g, b, g->obs_gy, o->obs_gy, 0);
+        if (g->gm == ND_GRAD_BACKPROP) {
+            o->tape_base = b > 0 ? g->seg_end[b - 1] : 0;
+            o->tape_len = g->seg_end[b];
+        }
+        o->bdf_h0 = g->h_init[b];
+        st = backward(o, grad_y0 ? grad_y0 + (size_t)b * ny : NULL);
+        if (st)
+            return per_sample_fail(g, b, st);
+    }
+    o->tape_base = 0;
+    return ND_OK;
+}
+
+/* All the samples' forward passes, the loss once per observation over the
+ * whole batch (nd_gradient.h: separable), then each sample's backward pass:
+ * sample b's gradient is its own solve's. */
+static int per_sample_compute(NdGradient *g, const double *p, const double *y0,
+                              const NdLoss *loss, double *L, double *grad_p, double *grad_y0)
+{
+    int st = per_sample_check(g, p, y0, loss, L, grad_p);
+    if (st)
+        return st;
+    g->p = p, g->loss = loss, g->grad_p = grad_p;
+    g->dir = loss->ts[1] > loss->ts[0] ? 1.0 : -1.0;
+    if (g->np > 0)
+        memset(grad_p, 0, (size_t)g->np * sizeof *grad_p);
+    per_sample_begin(g);
+    NdGradient *o = g->one;
+    st = per_sample_forward(g, y0);
+    g->fwd_evals = o->fwd->num_rhs_evals;
+    if (!st)
+        st = call_losses(g, L);
+    if (!st)
+        st = per_sample_backward(g, y0, grad_y0);
+    g->rhs_evals = o->rhs_evals + o->fwd->num_rhs_evals;
+    g->vjp_evals = o->vjp_evals;
+    g->peak_extra = o->peak_extra;
+    return st;
+}
+
 int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const NdLoss *loss,
                         double *L, double *grad_p, double *grad_y0)
 {
@@ -379,6 +540,8 @@ int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const 
     g->rhs_evals = g->vjp_evals = g->fwd_evals = 0;
     g->peak_extra = 0;
     g->tape_failed = 0;
+    if (g->one)
+        return per_sample_compute(g, p, y0, loss, L, grad_p, grad_y0);
     g->fwd->num_rhs_evals = g->fwd->num_steps = g->fwd->num_rejected = 0;
     int st = grad_check_args(g, p, y0, loss, L, grad_p);
     if (st)
@@ -438,6 +601,8 @@ size_t nd_gradient_get_peak_doubles(const NdGradient *g)
 {
     if (!g)
         return 0;
+    if (g->one)
+        return g->block_doubles + nd_gradient_get_peak_doubles(g->one);
     size_t fixed = g->block_doubles + g->fwd->block_doubles;
     if (g->aug)
         fixed += g->aug->block_doubles;

@@ -27,7 +27,13 @@ typedef enum NdGradMethod { ND_GRAD_ADJOINT, ND_GRAD_BACKPROP, ND_GRAD_CHECKPOIN
 /* Observation j at time ts[j] (ts[0] = t0 may carry a loss too). The callback gets
  * the batch's state y [B*ny] at ts[j] and must: add the loss of this observation
  * (summed over the batch, already weighted) to *L, write dL_j/dy into gy [B*ny],
- * and ADD dL_j/dp into gp [np]. Returns 0, or a negative status to stop. */
+ * and ADD dL_j/dp into gp [np]. Returns 0, or a negative status to stop.
+ *
+ * With a per-sample template (nd_solver_set_step_control, ND_STEP_PER_SAMPLE)
+ * the loss must be separable over the samples: sample b's terms of L and of
+ * dL_j/dy depend on sample b's state only (and p). The compute then runs every
+ * sample's forward solve, calls fn once per observation with the whole batch,
+ * as always, and runs each sample's backward pass with its own rows of gy. */
 typedef int (*NdLossFn)(void *ctx, int j, double t, const double *y, const double *p,
                         double *L, double *gy, double *gp);
 
@@ -41,8 +47,14 @@ typedef struct NdLoss {
 typedef struct NdGradient NdGradient;
 
 /* solver_template supplies the method and its settings (h, or rtol/atol/h0/
- * max_steps); it is only read here. max_nt bounds loss->nt for the workspace.
- * NULL for rodas4: the implicit gradients follow bdf's steps. */
+ * max_steps, and the step control); it is only read here. max_nt bounds loss->nt
+ * for the workspace. NULL for rodas4: the implicit gradients follow bdf's steps.
+ * A per-sample template with B > 1 gives a gradient that solves each sample as
+ * its own problem (its forward and backward passes those of B = 1, in turn):
+ * grad_y0 per sample as each sample's solo gradient, bit for bit, grad_p summed
+ * over the samples, the counters totals; a failure's message starts
+ * "sample b: ". Checkpoint and the bdf adjoint keep one sample's checkpoints at
+ * a time, so every sample but the last repeats its forward pass once. */
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt);
 void nd_gradient_free(NdGradient *g);

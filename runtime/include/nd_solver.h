@@ -23,6 +23,10 @@ typedef enum NdMethod {
  * for the others. IMPLICIT methods are adaptive too and need k->jac. */
 typedef enum NdMethodClass { ND_CLASS_FIXED, ND_CLASS_ADAPTIVE, ND_CLASS_IMPLICIT } NdMethodClass;
 
+/* How an adaptive method chooses the steps of a batch (`step_control` of a
+ * .node solver; nd_solver_set_step_control). */
+typedef enum NdStepControl { ND_STEP_SHARED, ND_STEP_PER_SAMPLE } NdStepControl;
+
 /* The settings a `solver = name(key = value)` call may give (nd_methods.def),
  * and each one's bit in a set of them. */
 typedef enum NdSolverKey {
@@ -36,7 +40,8 @@ enum {
 #include "nd_methods.def"
     /* the two sets methods take (nd_methods.def's keys column) */
     ND_KEYS_STEP = ND_SBIT_H | ND_SBIT_MAX_STEPS,
-    ND_KEYS_TOL = ND_SBIT_RTOL | ND_SBIT_ATOL | ND_SBIT_H0 | ND_SBIT_MAX_STEPS
+    ND_KEYS_TOL = ND_SBIT_RTOL | ND_SBIT_ATOL | ND_SBIT_H0 | ND_SBIT_MAX_STEPS |
+                  ND_SBIT_STEP_CONTROL
 };
 
 enum {
@@ -76,7 +81,8 @@ const char *nd_solver_key_name(NdSolverKey key); /* "h", "rtol", ... */
  * says so at once and whose solves fail with ND_ERR_UNSUPPORTED. */
 NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B);
 /* A solver of k for B samples with tmpl's method and settings (step, tolerances,
- * initial step, max_steps, element namer); NULL as nd_solver_create. */
+ * initial step, max_steps, step control, element namer); NULL as
+ * nd_solver_create. */
 NdSolver *nd_solver_create_like(const NdSolver *tmpl, const NdKernels *k, int64_t B);
 void nd_solver_free(NdSolver *s);
 int nd_solver_set_step(NdSolver *s, double h); /* fixed-step methods: h > 0 */
@@ -85,7 +91,8 @@ int nd_solver_set_step(NdSolver *s, double h); /* fixed-step methods: h > 0 */
  * Each step keeps the weighted RMS norm of the local error estimate e,
  *   sqrt(mean_i (e_i / (atol + rtol max(|y_i|, |y_new_i|)))^2) <= 1,
  * the mean taken over all B * ny elements of the batch: the batch shares one
- * step size (as torchdiffeq does), so a batch is not B separate solves.
+ * step size (as torchdiffeq does), so a batch is not B separate solves
+ * (unless the step control is per sample, below).
  * rtol >= 0 and atol > 0 (defaults ND_DEFAULT_RTOL, ND_DEFAULT_ATOL). */
 int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol);
 /* First step size (its sign follows the direction of ts); 0 = automatic, by
@@ -105,6 +112,26 @@ int nd_solver_set_max_steps(NdSolver *s, long max_steps);
 typedef void (*NdElementNamer)(void *ctx, long element, char *buf, size_t len);
 int nd_solver_set_element_namer(NdSolver *s, NdElementNamer name, void *ctx);
 
+/* ND_STEP_SHARED (the default): one step size, error norm and set of
+ * rejections for the whole batch, each stage one kernel call over all B
+ * samples. ND_STEP_PER_SAMPLE: nd_solve solves each sample as its own
+ * problem, one after another (torchode's and Diffrax-under-vmap's behaviour):
+ * sample b's rows of yout are bit for bit those of a solver of B = 1 given
+ * sample b alone, so one hard sample neither slows nor changes the others;
+ * the price is B kernel calls of one sample per stage instead of one of B.
+ * The solver of one sample is made here (ND_ERR_MEMORY if it cannot be), so
+ * nd_solve still allocates nothing. The counters (steps, rejected, rhs
+ * evaluations) are then totals over the samples; a failure stops at the
+ * first failing sample b (samples before it solved, the rows of b as a
+ * solve of b alone leaves them, later samples untouched), its message
+ * starting "sample b: ". Adaptive and implicit methods only: a fixed-step
+ * method takes the same steps of h for every sample already, so
+ * ND_STEP_PER_SAMPLE is refused there (ND_ERR_ARG), as on a system solver;
+ * ND_STEP_SHARED is always accepted. Settings given before or after apply
+ * to each sample's solve alike. */
+int nd_solver_set_step_control(NdSolver *s, NdStepControl control);
+NdStepControl nd_solver_get_step_control(const NdSolver *s);
+
 /* Integrates from y0 at ts[0] through ts[1..nt-1] (strictly increasing or strictly
  * decreasing; decreasing integrates backwards). yout receives nt * B * ny values:
  * yout[(j * B + b) * ny + i] is element i of sample b at ts[j]; yout[0..] = y0.
@@ -123,7 +150,8 @@ long nd_solver_get_num_steps(const NdSolver *s);      /* accepted steps */
 long nd_solver_get_num_rejected(const NdSolver *s);   /* rejected steps (adaptive) */
 /* Adaptive: the step size the controller wanted to take next when the last solve
  * ended (a step shortened to land on the end does not count), 0 after a failed
- * solve or for other methods; as h0 it continues a solve where it stopped. */
+ * solve, for other methods, or per sample (each sample has its own); as h0 it
+ * continues a solve where it stopped. */
 double nd_solver_get_next_step(const NdSolver *s);
 /* Right-hand side calls over the batch; adaptive methods count f(t0, y0), the
  * initial step's trial and dop853's dense output stages too. */

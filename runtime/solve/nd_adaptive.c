@@ -231,10 +231,10 @@ static void run_write_outputs(NdRun *r, double t_new, double h)
         if (s->tab->dense_stages > s->tab->fnew_stage + 1)
             dense_stages(r, h);
         nd_dense_prepare(s, h);
-        nd_dense_eval(s, r->t, h, ts + r->j, j - r->j, r->yout + (size_t)r->j * s->n);
+        nd_dense_eval(s, r->t, h, ts + r->j, j - r->j, r->yout + (size_t)r->j * s->out_row);
     }
     if (j < r->nt && ts[j] == t_new)
-        memcpy(r->yout + (size_t)j++ * s->n, s->ynew, s->n * sizeof *r->yout);
+        memcpy(r->yout + (size_t)j++ * s->out_row, s->ynew, s->n * sizeof *r->yout);
     if (j > r->j)
         r->attempts = 0;
     r->j = j;
@@ -409,6 +409,6 @@ int nd_adaptive_solve(NdSolver *s, const double *p, const double *y0, const doub
         st = nd_adaptive_attempt(&r);
     s->h_next = st ? 0 : r.h_wanted;
     if (st && r.j < nt) /* the row after the last good one: where the solve stopped */
-        memcpy(yout + (size_t)r.j * s->n, s->y, s->n * sizeof *yout);
+        memcpy(yout + (size_t)r.j * s->out_row, s->y, s->n * sizeof *yout);
     return st;
 }

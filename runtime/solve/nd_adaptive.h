@@ -88,6 +88,13 @@ struct NdSolver {
     char message[ND_MESSAGE_SIZE]; /* "" after a successful solve */
     NdElementNamer namer;          /* names state elements in messages, or NULL */
     void *namer_ctx;
+    NdStepControl step_control;    /* ND_STEP_SHARED unless nd_solver_set_step_control */
+    NdSolver *one;                 /* per sample with B > 1: the solver of one sample,
+                                    * which nd_solve drives over each sample in turn */
+    size_t out_row;                /* doubles from one row of yout to the next: n, or for
+                                    * `one` the batch's B * ny */
+    long sample;                   /* `one`: the sample it is solving (a message's
+                                    * "sample 3: " prefix names it), else -1 */
 };
 
 /* "y[1] of sample 3" (or "state element 1 of sample 3" without a namer) for

@@ -491,7 +491,7 @@ static void write_outputs(NdSolver *s, double t_new, double h, int order)
     struct NdBdf *b = s->bdf;
     NdBdfState *st = &b->st;
     while (st->j < st->nt && (b->ts[st->j] - t_new) * st->dir <= 0) {
-        double *row = b->yout + (size_t)st->j * s->n;
+        double *row = b->yout + (size_t)st->j * s->out_row;
         if (b->ts[st->j] == t_new)
             memcpy(row, b->D, s->n * sizeof *row);
         else
@@ -662,7 +662,7 @@ int nd_bdf_solve(NdSolver *s, const double *p, const double *y0, const double *t
         st = nd_bdf_attempt(s);
     int j = s->bdf->st.j;
     if (st && j < nt && j > 0) /* the row after the last good one: where the solve stopped */
-        memcpy(yout + (size_t)j * s->n, s->bdf->D, s->n * sizeof *yout);
+        memcpy(yout + (size_t)j * s->out_row, s->bdf->D, s->n * sizeof *yout);
     return st;
 }
 

@@ -131,7 +131,7 @@ static void eval_nested(const NdSolver *s, double t, double h, const double *ts,
     const double *y = s->y, *D = s->dense[0], *Bs = s->dense[1], *C = s->dense[2];
     const double *P0 = s->dense[3], *P1 = s->dense[4], *P2 = s->dense[5], *P3 = s->dense[6];
     size_t n = s->n;
-    for (int q = 0; q < count; q++, out += n) {
+    for (int q = 0; q < count; q++, out += s->out_row) {
         double th = (ts[q] - t) / h, th1 = 1.0 - th;
         if (s->ndense == 3) {
             for (size_t e = 0; e < n; e++)
@@ -155,7 +155,7 @@ static void eval_poly(const NdSolver *s, double t, double h, const double *ts, i
     const double *y = s->y, *Q0 = s->dense[0], *Q1 = s->dense[1], *Q2 = s->dense[2];
     const double *Q3 = s->dense[3];
     size_t n = s->n;
-    for (int q = 0; q < count; q++, out += n) {
+    for (int q = 0; q < count; q++, out += s->out_row) {
         double th = (ts[q] - t) / h;
         for (size_t e = 0; e < n; e++)
             out[e] = y[e] + th * (Q0[e] + th * (Q1[e] + th * (Q2[e] + th * Q3[e])));

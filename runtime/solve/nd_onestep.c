@@ -491,7 +491,7 @@ int nd_onestep_solve(NdSolver *s, const double *p, const double *y0, const doubl
             r->t = t_new;
             memcpy(r->y, r->ynew, r->n * sizeof *r->y);
             if (landing) {
-                memcpy(r->yout + (size_t)r->j * r->n, r->y, r->n * sizeof *r->y);
+                memcpy(r->yout + (size_t)r->j * s->out_row, r->y, r->n * sizeof *r->y);
                 r->j++;
                 r->attempts = 0;
             }
@@ -500,7 +500,7 @@ int nd_onestep_solve(NdSolver *s, const double *p, const double *y0, const doubl
         }
     }
     if (st && r->j < nt) /* the row after the last good one: where the solve stopped */
-        memcpy(yout + (size_t)r->j * r->n, r->y, r->n * sizeof *yout);
+        memcpy(yout + (size_t)r->j * s->out_row, r->y, r->n * sizeof *yout);
     return st;
 }
 

@@ -246,6 +246,8 @@ static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, si
     s->norm[0].off = 0; /* field by field: C++ has no compound literals */
     s->norm[0].len = n;
     s->norm[0].group = (size_t)k->ny;
+    s->out_row = n;
+    s->sample = -1;
     solver_carve(s);
     solver_combos(s);
     solver_defaults(s);
@@ -318,6 +320,10 @@ NdSolver *nd_solver_create_like(const NdSolver *tmpl, const NdKernels *k, int64_
     s->max_steps = tmpl->max_steps;
     s->namer = tmpl->namer;
     s->namer_ctx = tmpl->namer_ctx;
+    if (nd_solver_set_step_control(s, tmpl->step_control)) {
+        nd_solver_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -348,6 +354,7 @@ void nd_solver_free(NdSolver *s)
 #ifdef ND_ONESTEP_H
     nd_onestep_detach(s);
 #endif
+    nd_solver_free(s->one);
     free(s->block);
     free(s);
 }
@@ -464,6 +471,39 @@ int nd_solver_set_element_namer(NdSolver *s, NdElementNamer name, void *ctx)
     return ND_OK;
 }
 
+/* The sample's solver (s->one) whose settings nd_solve copies from s at each
+ * solve, so the setters need not know of it. A batch of one is its own. */
+int nd_solver_set_step_control(NdSolver *s, NdStepControl control)
+{
+    if (!s)
+        return ND_ERR_ARG;
+    if (control != ND_STEP_SHARED && control != ND_STEP_PER_SAMPLE)
+        return nd_solver_fail(s, ND_ERR_ARG, "step control must be ND_STEP_SHARED or "
+                              "ND_STEP_PER_SAMPLE, got %d", (int)control);
+    if (control == ND_STEP_PER_SAMPLE && !nd_method_is_adaptive(s->method))
+        return nd_solver_fail(s, ND_ERR_ARG, "%s is a fixed-step method: every sample takes "
+                              "the same steps of h, so per-sample step control would change "
+                              "nothing", nd_method_name(s->method));
+    if (control == ND_STEP_PER_SAMPLE && s->sys)
+        return nd_solver_fail(s, ND_ERR_ARG, "a system solver has no samples to step apart");
+    if (control == ND_STEP_PER_SAMPLE && s->B > 1 && !s->one) {
+        s->one = nd_solver_create(&s->k, s->method, 1);
+        if (!s->one)
+            return nd_solver_fail(s, ND_ERR_MEMORY, "out of memory for the solver of one sample");
+    }
+    if (control == ND_STEP_SHARED) {
+        nd_solver_free(s->one);
+        s->one = NULL;
+    }
+    s->step_control = control;
+    return ND_OK;
+}
+
+NdStepControl nd_solver_get_step_control(const NdSolver *s)
+{
+    return s ? s->step_control : ND_STEP_SHARED;
+}
+
 const char *nd_solver_element(const NdSolver *s, long flat, char *buf, size_t len)
 {
     if (s->sys && s->namer) { /* a system's namer names its flat elements, samples and all */
@@ -476,7 +516,10 @@ const char *nd_solver_element(const NdSolver *s, long flat, char *buf, size_t le
         s->namer(s->namer_ctx, i, name, sizeof name);
     else
         snprintf(name, sizeof name, "state element %ld", i);
-    snprintf(buf, len, "%s of sample %ld", name, b);
+    if (s->sample >= 0) /* the solver of one sample: its message's prefix names it */
+        snprintf(buf, len, "%s", name);
+    else
+        snprintf(buf, len, "%s of sample %ld", name, b);
     return buf;
 }
 
@@ -676,6 +719,31 @@ static int fixed_solve_interval(NdSolver *s, const double *p, double t0, double 
     return ND_OK;
 }
 
+/* ---- per-sample step control ---- */
+
+/* Each sample's solve by s->one over its slice of y0, writing sample b's
+ * column of yout (rows B * ny apart); the counters add up. */
+static int per_sample_solve(NdSolver *s, const double *p, const double *y0, const double *ts,
+                            int nt, double *yout)
+{
+    NdSolver *one = s->one;
+    size_t ny = (size_t)s->k.ny;
+    one->h = s->h, one->rtol = s->rtol, one->atol = s->atol, one->h0 = s->h0;
+    one->max_steps = s->max_steps;
+    one->namer = s->namer, one->namer_ctx = s->namer_ctx;
+    one->out_row = s->n;
+    for (int64_t b = 0; b < s->B; b++) {
+        one->sample = (long)b;
+        int st = nd_solve(one, p, y0 + (size_t)b * ny, ts, nt, yout + (size_t)b * ny);
+        s->num_steps += one->num_steps;
+        s->num_rejected += one->num_rejected;
+        s->num_rhs_evals += one->num_rhs_evals;
+        if (st)
+            return nd_solver_fail(s, st, "sample %ld: %s", (long)b, one->message);
+    }
+    return ND_OK;
+}
+
 /* On failure, the rows of yout before the failing interval hold the solution;
  * the row after it holds the state that stopped the solve. */
 int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
@@ -691,6 +759,9 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     int st = check_args(s, p, y0, ts, nt, yout);
     if (st)
         return st;
+    /* (an implicit method without its Jacobian fails below, as in one batch) */
+    if (s->one && (s->k.jac || !nd_method_is_implicit(s->method)))
+        return per_sample_solve(s, p, y0, ts, nt, yout);
 #ifdef ND_BDF_H
     if (method_engine(s->method) == ND_ENGINE_BDF)
         return nd_bdf_solve(s, p, y0, ts, nt, yout);
