@@ -1,7 +1,7 @@
 /* The continuous adjoint (ND_GRAD_ADJOINT) of Chen et al., Neural Ordinary
  * Differential Equations, NeurIPS 2018, Algorithm 1: the augmented state
- * z = [y; a; g] (B*ny + B*ny + np doubles: the parameter part is shared by the
- * batch) solves
+ * z = [y; a; g] (N + N + np doubles, N = B*ny + ns the state's: the parameter
+ * part is shared by the batch, as the shared states' are) solves
  *   dy/dt = f(t, y),  da/dt = -a^T df/dy,  dg/dt = -a^T df/dp
  * backwards from the last observation, with a(t_end) = dL/dy there, g = 0, and a
  * jumping by dL_j/dy at every earlier observation; at t0, a = dL/dy0 and
@@ -184,14 +184,22 @@ int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl)
     return ND_OK;
 }
 
-/* y and a in groups of one sample, g as one group; g left out by the seminorm. */
+/* y and a in groups of one sample, g as one group; g left out by the seminorm.
+ * The shared block is each part's tail: y's counted as in every sample (as
+ * the forward solve does), a's weighted by 1/B: the shared adjoint is the sum
+ * over the batch of what each copy's adjoint holds in the per-copy layout, so
+ * a_s / B is a copy's typical size and a large batch does not shrink the
+ * backward steps. (The copies' adjoints differ, so the backward steps are
+ * close to the per-copy path's, not equal: docs/gradients.md.) */
 static void set_norm(NdGradient *g)
 {
-    size_t n = g->n, ny = (size_t)g->k.ny, np = (size_t)g->np;
+    size_t n = g->n, ns = (size_t)g->k.ns, ny = (size_t)g->k.ny, np = (size_t)g->np;
     NdSolver *s = g->aug;
     s->norm_parts = g->seminorm ? 2 : 3;
-    s->norm[0] = (NdNormPart){.off = 0, .len = n, .group = ny};
-    s->norm[1] = (NdNormPart){.off = n, .len = n, .group = ny};
+    s->norm[0] = (NdNormPart){.off = 0, .len = n - ns, .group = ny, .tail = ns,
+                              .tail_weight = 1.0};
+    s->norm[1] = (NdNormPart){.off = n, .len = n - ns, .group = ny, .tail = ns,
+                              .tail_weight = 1.0 / (double)g->B};
     s->norm[2] = (NdNormPart){.off = 2 * n, .len = np, .group = np ? np : 1};
     if (g->implicit) { /* [a; g]: no y */
         s->norm[0].len = 0;

@@ -166,11 +166,12 @@ static size_t solver_block_size(const NdKernels *k, size_t vectors, int64_t B, s
 {
     const size_t limit = SIZE_MAX / sizeof(double) / 4;
     size_t ny = (size_t)k->ny, nb = (size_t)B;
-    if (nb > limit / ny / vectors || k->work_fixed > limit)
+    if (nb > limit / ny / vectors || k->work_fixed > limit || k->ns < 0 ||
+        (size_t)k->ns > limit / vectors - nb * ny)
         return 0;
     if (k->work_per_sample && nb > limit / k->work_per_sample)
         return 0;
-    *n_out = nb * ny;
+    *n_out = nd_kernels_state_size(k, B);
     return *n_out * vectors + nd_kernels_work_size(k, B);
 }
 
@@ -244,8 +245,10 @@ static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, si
     s->n = n;
     s->norm_parts = 1;
     s->norm[0].off = 0; /* field by field: C++ has no compound literals */
-    s->norm[0].len = n;
+    s->norm[0].len = n - (size_t)k->ns;
     s->norm[0].group = (size_t)k->ny;
+    s->norm[0].tail = (size_t)k->ns;
+    s->norm[0].tail_weight = 1.0;
     solver_carve(s);
     solver_combos(s);
     solver_defaults(s);
@@ -292,6 +295,7 @@ static NdSolver *attach_implicit(NdSolver *s, size_t nblocks, int m)
     if (nblocks && !s->k.jac)
         nd_solver_fail(s, ND_ERR_UNSUPPORTED, "%s needs the model's Jacobian: compile the "
                        "model with its jac kernel", nd_method_name(s->method));
+
     return s;
 }
 
@@ -472,6 +476,16 @@ const char *nd_solver_element(const NdSolver *s, long flat, char *buf, size_t le
     }
     long ny = s->k.ny > 0 ? s->k.ny : 1, i = flat % ny, b = flat / ny;
     char name[64];
+    long per_sample = (long)s->n - s->k.ns;
+    if (flat >= per_sample && flat < (long)s->n) { /* the shared block: no sample */
+        i = ny + flat - per_sample;
+        if (s->namer)
+            s->namer(s->namer_ctx, i, name, sizeof name);
+        else
+            snprintf(name, sizeof name, "state element %ld", i);
+        snprintf(buf, len, "%s (shared by the batch)", name);
+        return buf;
+    }
     if (s->namer && flat < (long)s->n)
         s->namer(s->namer_ctx, i, name, sizeof name);
     else
@@ -691,6 +705,10 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     int st = check_args(s, p, y0, ts, nt, yout);
     if (st)
         return st;
+    if (s->k.ns > 0 && nd_method_is_implicit(s->method)) /* they factor per-sample blocks */
+        return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "%s does not solve shared states yet "
+                              "(they need the bordered Jacobian of nd_kernels.h)",
+                              nd_method_name(s->method));
 #ifdef ND_BDF_H
     if (method_engine(s->method) == ND_ENGINE_BDF)
         return nd_bdf_solve(s, p, y0, ts, nt, yout);
