@@ -78,9 +78,19 @@ void run_name_var_element(const IrVar *vars, int n, long i, const char *what, ch
     snprintf(buf, len, "%s %ld", what, i);
 }
 
+/* Past ny, element i - ny of the shared block (nd_solver.h). */
 void run_name_element(void *ctx, long i, char *buf, size_t len)
 {
     const IrModel *m = ctx;
+    bool shared = m->ns > 0 && i >= m->ny;
+    for (int k = 0; m->ns > 0 && k < m->n_states; k++) {
+        const IrVar *v = &m->states[k];
+        long e = (shared ? i - m->ny : i) - v->offset;
+        if (v->shared == shared && e >= 0 && e < ir_shape_size(v->shape)) {
+            run_name_var_element(v, 1, e + v->offset, "state element", buf, len);
+            return;
+        }
+    }
     run_name_var_element(m->states, m->n_states, i, "state element", buf, len);
 }
 

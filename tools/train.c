@@ -1113,8 +1113,8 @@ int train_run(Runner *r, const SemaDirective *d)
     t.ny = t.m->ny;
     t.np = t.m->np;
     t.ncols = tr->data ? tr->data->ncols : 0;
-    if (t.m != tr->model)
-        t.cost_offset = tr->model->ny;
+    if (t.m->n_states > tr->model->n_states) /* __cost, per sample (sema_shared.c) */
+        t.cost_offset = t.m->states[tr->model->n_states].offset;
     if (t.np == 0) /* sema refuses a train of a model without parameters */
         INTERNAL_ERROR("train of model '%s' reached the runner without parameters",
                        tr->model->name);

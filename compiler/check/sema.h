@@ -210,6 +210,7 @@ typedef struct SemaProgram {
     int n_dirs;
     bool has_seed;
     uint64_t seed;    /* option seed */
+    bool shared_per_copy; /* option shared_states = per_copy (sema_shared.c) */
 } SemaProgram;
 
 typedef struct SemaInput {
@@ -232,6 +233,13 @@ typedef struct SemaInput {
 SemaProgram *sema_check(const SemaInput *in);
 
 IrModel *sema_find_model(const SemaProgram *p, const char *name);
+
+/* Gives each train that integrates shared states (docs/language.md, "Shared
+ * states") its copy of the model with them in the kernel ABI's shared block
+ * (IrModel.ns, .origin): its augmented model, loss and metrics then read the
+ * copy's leaves. Nothing with option shared_states = per_copy. The driver
+ * calls it for the JIT; emit-c writes the per-copy layout. */
+void sema_share_states(SemaProgram *prog, Arena *arena, IrBuilder *ir);
 
 /* The CSV column names of a model's state elements ("x", "y[0]", "W[0,1]"),
  * ny of them, arena-allocated. */

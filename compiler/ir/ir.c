@@ -232,7 +232,7 @@ static void table_grow(IrBuilder *b)
 
 static unsigned node_flags(const IrNode *k)
 {
-    bool batched = k->op == IR_STATE || k->op == IR_ADJOINT || k->op == IR_DATA;
+    bool batched = (k->op == IR_STATE || k->op == IR_ADJOINT || k->op == IR_DATA) && !k->attr[0];
     unsigned flags = batched ? IR_BATCHED : k->op == IR_TIME ? IR_TIMED : 0;
     for (int i = 0; i < k->nargs; i++)
         flags |= k->args[i]->flags;
@@ -334,6 +334,47 @@ IrNode *ir_adjoint(IrBuilder *b, int slot, int offset, IrShape shape)
 IrNode *ir_data(IrBuilder *b, int slot, int offset, IrShape shape)
 {
     return variable(b, IR_DATA, slot, offset, shape);
+}
+
+/* A shared leaf: attr[0] = 1, offset into the shared block, not batched. */
+static IrNode *shared_variable(IrBuilder *b, IrOp op, int slot, int offset, IrShape shape)
+{
+    if (slot < 0 || offset < 0)
+        IR_FAIL("shared %s leaf with slot %d, offset %d", ir_op_name(op), slot, offset);
+    IrNode k = node_template(op, shape, 0, NULL);
+    k.slot = slot;
+    k.offset = offset;
+    k.attr[0] = 1;
+    return intern(b, &k);
+}
+
+IrNode *ir_shared_state(IrBuilder *b, int slot, int offset, IrShape shape)
+{
+    return shared_variable(b, IR_STATE, slot, offset, shape);
+}
+
+IrNode *ir_shared_adjoint(IrBuilder *b, int slot, int offset, IrShape shape)
+{
+    return shared_variable(b, IR_ADJOINT, slot, offset, shape);
+}
+
+bool ir_is_shared(const IrNode *n)
+{
+    return (n->op == IR_STATE || n->op == IR_ADJOINT) && n->attr[0] == 1;
+}
+
+IrNode *ir_model_state(IrBuilder *b, const IrModel *m, int i)
+{
+    const IrVar *v = &m->states[i];
+    return v->shared ? ir_shared_state(b, i, v->offset, v->shape)
+                     : ir_state(b, i, v->offset, v->shape);
+}
+
+IrNode *ir_model_adjoint(IrBuilder *b, const IrModel *m, int i)
+{
+    const IrVar *v = &m->states[i];
+    return v->shared ? ir_shared_adjoint(b, i, v->offset, v->shape)
+                     : ir_adjoint(b, i, v->offset, v->shape);
 }
 
 bool ir_model_autonomous(const IrModel *m)
@@ -1099,4 +1140,68 @@ int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order)
     free(next);
     *order = out;
     return count;
+}
+
+/* ---- rebuilding with other leaves ---- */
+
+/* n again from new operands x, through its constructor. */
+static IrNode *rebuild_node(IrBuilder *b, const IrNode *n, IrNode **x)
+{
+    switch (n->op) {
+    case IR_WHERE: return ir_where(b, x[0], x[1], x[2]);
+    case IR_MATMUL: return ir_matmul(b, x[0], x[1]);
+    case IR_TRANSPOSE: return ir_transpose(b, x[0]);
+    case IR_OUTER: return ir_outer(b, x[0], x[1]);
+    case IR_SUM: return ir_sum(b, x[0]);
+    case IR_MAXR: return ir_reduce_max(b, x[0]);
+    case IR_ARGMAX: return ir_argmax(b, x[0]);
+    case IR_SLICE: return ir_slice(b, x[0], n->attr[0], n->attr[1], n->shape);
+    case IR_PAD: return ir_pad(b, x[0], n->attr[0], n->attr[1], n->shape);
+    case IR_CONCAT: return ir_concat(b, n->nargs, x);
+    case IR_STACK: return ir_stack(b, n->nargs, x);
+    default: break;
+    }
+    switch (ir_op_class(n->op)) {
+    case IR_UNARY: return ir_unary(b, n->op, x[0]);
+    case IR_BINARY: return ir_binary(b, n->op, x[0], x[1]);
+    default: IR_FAIL("rebuilding a %s node", ir_op_name(n->op));
+    }
+}
+
+void ir_rebuild(IrBuilder *b, int n, IrNode *const *roots, IrLeafMap leaf, void *ctx,
+                IrNode **out)
+{
+    Arena *scratch = arena_new();
+    IrNode **order;
+    int count = ir_topo_order(scratch, n, roots, &order), max_id = 0;
+    for (int i = 0; i < count; i++)
+        max_id = order[i]->id > max_id ? order[i]->id : max_id;
+    IrNode **memo = arena_alloc(scratch, sizeof *memo * (size_t)(max_id + 1));
+    IrNode **x = NULL;
+    int x_cap = 0;
+    for (int i = 0; i < count; i++) {
+        IrNode *o = order[i], *r = NULL;
+        if (o->nargs == 0) {
+            r = leaf(ctx, b, o);
+            memo[o->id] = r ? r : o;
+            continue;
+        }
+        if (o->nargs > x_cap) {
+            x_cap = 2 * o->nargs;
+            x = arena_alloc(scratch, sizeof *x * (size_t)x_cap);
+        }
+        bool same = true;
+        for (int a = 0; a < o->nargs; a++) {
+            x[a] = memo[o->args[a]->id];
+            same = same && x[a] == o->args[a];
+        }
+        r = same ? o : rebuild_node(b, o, x);
+        const SrcLoc *at = ir_origin(b, o);
+        if (at && r != o)
+            ir_set_origin(b, r, *at);
+        memo[o->id] = r;
+    }
+    for (int i = 0; i < n; i++)
+        out[i] = roots[i] ? memo[roots[i]->id] : NULL;
+    arena_free(scratch);
 }

@@ -127,5 +127,7 @@ void cg_emit_join(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 void cg_emit_matmul(Cg *cg, const IrNode *n, const CgVal *c, const char *tag);
 /* Output o, a fused OUTER (PK_FUSED) summed over the batch: U^T V. */
 void cg_emit_outer_sum(Cg *cg, const PlanOutput *o, const char *tag);
+/* Where output o starts: out + offset, or in the shared block out + B*ny + offset. */
+LLVMValueRef cg_out_ptr(Cg *cg, const PlanOutput *o, const char *name);
 
 #endif

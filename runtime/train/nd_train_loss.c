@@ -24,7 +24,7 @@ struct NdTrainLoss {
     double *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_y0;
     /* a forward object (nd_train_loss_create_forward) */
     NdSolver *solver;
-    double *yout; /* max_nt * B * ny: the states at every observation */
+    double *yout; /* max_nt * (B * ny + ns): the states at every observation */
 };
 
 static const double *row_block(const NdTrainLoss *t, int j)
@@ -37,7 +37,7 @@ static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, double s
                      const double *y, const double *p, const double *d, double *L, double *gy,
                      double *gp)
 {
-    size_t n = (size_t)t->B * (size_t)t->k.ny;
+    size_t n = nd_kernels_state_size(&t->k, t->B);
     value(tj, y, p, NULL, d, t->vals, NULL, t->B, t->work);
     for (int64_t b = 0; b < t->B; b++)
         *L += scale * t->vals[b];
@@ -53,7 +53,7 @@ static int observe(void *ctx, int j, double tj, const double *y, const double *p
 {
     NdTrainLoss *t = (NdTrainLoss *)ctx;
     const double *d = row_block(t, j);
-    memset(gy, 0, sizeof(double) * (size_t)t->B * (size_t)t->k.ny);
+    memset(gy, 0, sizeof(double) * nd_kernels_state_size(&t->k, t->B));
     if (t->lk.loss)
         add_term(t, t->lk.loss, t->lk.loss_grad, t->scale_obs, tj, y, p, d, L, gy, gp);
     if (j < t->nt - 1)
@@ -82,7 +82,7 @@ NdTrainLoss *nd_train_loss_create(const NdKernels *k, const NdLossKernels *lk,
     NdTrainLoss *t = (NdTrainLoss *)calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    size_t n = (size_t)B * (size_t)k->ny, np = (size_t)k->np;
+    size_t n = nd_kernels_state_size(k, B), np = (size_t)k->np;
     t->k = *k;
     t->lk = *lk;
     t->B = B;
@@ -110,7 +110,7 @@ NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernel
     NdTrainLoss *t = (NdTrainLoss *)calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    size_t n = (size_t)B * (size_t)k->ny;
+    size_t n = nd_kernels_state_size(k, B);
     t->k = *k;
     t->lk = *lk;
     t->B = B;
@@ -157,7 +157,7 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double
     if (status != ND_OK)
         return status;
     *L = 0;
-    size_t n = (size_t)t->B * (size_t)t->k.ny;
+    size_t n = nd_kernels_state_size(&t->k, t->B);
     for (int j = 0; j < nt; j++) {
         const double *y = t->yout + (size_t)j * n, *dj = row_block(t, j);
         bool last = j == nt - 1;
