@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Shared states (docs/language.md, "Shared states"): ANODEV2-like trains run with the
+shared block (option shared_states = once, the default) and with every state per sample
+(per_copy), side by side, must give the same loss history (to rounding where the two
+layouts take the same steps: fixed steps, and the adaptive forward solve, whose norm counts
+the shared block as per copy; within the backward solve's tolerance for the adaptive adjoint,
+whose norm of one shared adjoint cannot equal that of B copies), and the once layout's
+gradient must agree with central differences (--check-gradient). --dump=grad must say the
+weights are shared once (and per_copy that nothing is), so the test cannot pass by running
+the old layout twice.
+
+Usage: shared_states.py NODEC EXAMPLES_DIR"""
+import os, re, shutil, subprocess, sys, tempfile
+
+MODEL = """model Coupled {
+  state z[4]
+  state W[4, 4] = W0
+  state V[2] = v0
+  param W0[4, 4] ~ normal(0, 0.5)
+  param P[4, 4] ~ normal(0, 0.1)
+  param v0[2] = 0.3
+  param c[4] = 0
+  param w[4] ~ normal(0, 0.1)
+  param b = 0
+  dz/dt = tanh(W @ z + c) + V[0] * z
+  dW/dt = tanh(P @ W) - W
+  dV/dt = -V * sum(W) / 16
+}
+"""
+
+TRAIN = """option seed = 3
+{option}
+data rings = csv("rings.csv")
+{model}
+train Coupled {{
+  data       = rings
+  init       = {{ z = concat(rings.x, zeros(2)) }}
+  t          = [0, 1]
+  final_loss = softplus(dot(w, z) + b) - rings.label * (dot(w, z) + b) + {wloss}
+  {extra}
+  solver     = {solver}
+  gradient   = {gradient}
+  optimizer  = adam(lr = 2e-2)
+  steps      = 4
+  log_every  = 1
+  history    = "loss.csv"
+}}
+"""
+
+SOLVERS = {"rk4": "rk4(h = 0.1)", "dopri5": "dopri5(rtol = 1e-7, atol = 1e-9)",
+           "bdf": "bdf(rtol = 1e-7, atol = 1e-9)"}
+CASES = []
+for s in ["rk4", "dopri5"]:
+    for g in ["adjoint", "backprop", "checkpoint"]:
+        CASES.append((s, g, "0.01 * sum(W * W)", ""))
+CASES.append(("bdf", "backprop", "0.01 * sum(W * W)", ""))
+# a running cost reading the shared weights, and a minibatch of the rings
+CASES.append(("rk4", "adjoint", "0", "regularize = 0.05 * sum(W * W) + 0.01 * dot(z, z)"))
+CASES.append(("dopri5", "backprop", "0.1 * V[1]", "batch      = 16"))
+
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL:", msg)
+
+
+def run(nodec, d, text, *args):
+    with open(os.path.join(d, "m.node"), "w") as f:
+        f.write(text)
+    p = subprocess.run([nodec, "run", *args, "m.node"], cwd=d, capture_output=True, text=True,
+                       timeout=300)
+    return p
+
+
+def history(d):
+    rows = open(os.path.join(d, "loss.csv")).read().split("\n")[1:]
+    return [float(r.split(",")[1]) for r in rows if r]
+
+
+def check_case(nodec, d, solver, gradient, wloss, extra):
+    before = len(failures)
+    name = "%s/%s%s" % (solver, gradient, " (" + extra.split("=")[0].strip() + ")" if extra else "")
+    texts = {o: TRAIN.format(option="option shared_states = " + o, model=MODEL, wloss=wloss,
+                             extra=extra, solver=SOLVERS[solver], gradient=gradient)
+             for o in ("once", "per_copy")}
+    losses = {}
+    for o, text in texts.items():
+        p = run(nodec, d, text)
+        if p.returncode != 0:
+            return fail("%s %s: nodec failed: %s" % (name, o, p.stderr[-2000:]))
+        losses[o] = history(d)
+        dump = run(nodec, d, text, "--dump=grad").stdout
+        shared = re.findall(r"^kernels of train .*; shared once: (.*)$", dump, re.M)
+        # bdf factors per-sample blocks only: it keeps the per-copy layout
+        want = ["W, V"] if o == "once" and solver != "bdf" else []
+        if shared != want:
+            fail("%s %s: --dump=grad says shared %r, expected %r" % (name, o, shared, want))
+    a, b = losses["once"], losses["per_copy"]
+    tol = 1e-6 if (solver == "dopri5" and gradient == "adjoint") else 1e-11
+    if len(a) != 4 or len(a) != len(b):
+        return fail("%s: %d and %d history rows" % (name, len(a), len(b)))
+    for k, (x, y) in enumerate(zip(a, b)):
+        if abs(x - y) > tol * max(1.0, abs(y)):
+            fail("%s: step %d loss %.17g (once) vs %.17g (per_copy), tolerance %g"
+                 % (name, k + 1, x, y, tol))
+    if abs(a[-1] - a[0]) < 1e-6:
+        fail("%s: the loss did not move (%g to %g): the test would not see a wrong gradient"
+             % (name, a[0], a[-1]))
+    p = run(nodec, d, texts["once"], "--check-gradient")
+    errs = re.findall(r"^\s+(\w+)\s+relative error ([0-9.e+-]+)", p.stderr, re.M)
+    if len(errs) != 6:
+        return fail("%s: --check-gradient printed %d parameters:\n%s" % (name, len(errs), p.stderr))
+    for param, e in errs:
+        if float(e) > 1e-4:
+            fail("%s: --check-gradient: %s relative error %s" % (name, param, e))
+    if len(failures) == before:
+        print("ok  %-32s loss %.10f -> %.10f" % (name, a[0], a[-1]))
+
+
+def main():
+    nodec, examples = sys.argv[1], sys.argv[2]
+    d = tempfile.mkdtemp(prefix="nodec_shared_")
+    try:
+        # 48 of the rings: enough samples for a batch, few enough for bdf
+        rows = open(os.path.join(examples, "rings.csv")).read().split("\n")
+        with open(os.path.join(d, "rings.csv"), "w") as f:
+            f.write("\n".join(rows[:49]) + "\n")
+        for case in CASES:
+            check_case(nodec, d, *case)
+    finally:
+        shutil.rmtree(d)
+    print("%d failures" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
