@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Shared states (docs/language.md, "Shared states"): ANODEV2-like trains run with the
+"""Shared states (docs/language.md, "Shared states"): ANODEV2-like trains (and batched
+solves, whose CSV must keep its columns and values) run with the
 shared block (option shared_states = once, the default) and with every state per sample
 (per_copy), side by side, must give the same loss history (to rounding where the two
 layouts take the same steps: fixed steps, and the adaptive forward solve, whose norm counts
@@ -119,6 +120,47 @@ def check_case(nodec, d, solver, gradient, wloss, extra):
         print("ok  %-32s loss %.10f -> %.10f" % (name, a[0], a[-1]))
 
 
+SOLVE = """option seed = 5
+{option}
+{model}
+solve Coupled {{
+  samples = 6
+  init    = {{ z ~ normal(0, 1) }}
+  t       = linspace(0, 2, 5)
+  solver  = {solver}
+  output  = "out.csv"
+}}
+"""
+
+
+def check_solve(nodec, d, solver):
+    """A batched solve: the same CSV, columns and values, once and per copy."""
+    name = "solve " + solver
+    before = len(failures)
+    tables = {}
+    for o in ("once", "per_copy"):
+        text = SOLVE.format(option="option shared_states = " + o, model=MODEL,
+                            solver=SOLVERS[solver])
+        p = run(nodec, d, text)
+        if p.returncode != 0:
+            return fail("%s %s: nodec failed: %s" % (name, o, p.stderr[-2000:]))
+        tables[o] = open(os.path.join(d, "out.csv")).read().split("\n")
+        dump = run(nodec, d, text, "--dump=grad").stdout
+        shared = re.findall(r"^kernels of model .*; shared once: (.*)$", dump, re.M)
+        want = ["W, V"] if o == "once" and solver != "bdf" else []
+        if shared != want:
+            fail("%s %s: --dump=grad says shared %r, expected %r" % (name, o, shared, want))
+    a, b = tables["once"], tables["per_copy"]
+    if a[0] != b[0] or len(a) != len(b) or len(a) != 6 * 5 + 2:
+        return fail("%s: headers %r / %r, %d and %d lines" % (name, a[0], b[0], len(a), len(b)))
+    for ra, rb in zip(a[1:], b[1:]):
+        for x, y in zip(ra.split(","), rb.split(",")):
+            if x != y and abs(float(x) - float(y)) > 1e-13 * max(1.0, abs(float(y))):
+                return fail("%s: row %r against %r" % (name, ra, rb))
+    if len(failures) == before:
+        print("ok  %-32s %d rows of %d columns" % (name, len(a) - 2, len(a[0].split(","))))
+
+
 def main():
     nodec, examples = sys.argv[1], sys.argv[2]
     d = tempfile.mkdtemp(prefix="nodec_shared_")
@@ -129,6 +171,8 @@ def main():
             f.write("\n".join(rows[:49]) + "\n")
         for case in CASES:
             check_case(nodec, d, *case)
+        for solver in SOLVERS:
+            check_solve(nodec, d, solver)
     finally:
         shutil.rmtree(d)
     print("%d failures" % len(failures))

@@ -73,6 +73,10 @@ typedef struct SemaSolve {
     const SemaData *rows; /* init reads this data set: one sample per row (init's DATA leaves) */
     const char *load;     /* `load = "file.params"`: the model's parameters from a file, or NULL */
     SrcLoc load_loc;
+    /* The copy of model a batched solve integrates with shared states in the
+     * kernel ABI's shared block (sema_share_states), or NULL: model itself. The
+     * output keeps model's columns (each sample's row repeats the shared ones). */
+    IrModel *integrated;
 } SemaSolve;
 
 /* A field of a data set: `obs.y` gathers the columns y[0], y[1] of each row. */
@@ -234,10 +238,10 @@ SemaProgram *sema_check(const SemaInput *in);
 
 IrModel *sema_find_model(const SemaProgram *p, const char *name);
 
-/* Gives each train that integrates shared states (docs/language.md, "Shared
- * states") its copy of the model with them in the kernel ABI's shared block
- * (IrModel.ns, .origin): its augmented model, loss and metrics then read the
- * copy's leaves. Nothing with option shared_states = per_copy. The driver
+/* Gives each train and batched solve that integrates shared states
+ * (docs/language.md, "Shared states") its copy of the model with them in the
+ * kernel ABI's shared block (IrModel.ns, .origin): a train's augmented model,
+ * loss and metrics then read the copy's leaves; a solve's `integrated`. Nothing with option shared_states = per_copy. The driver
  * calls it for the JIT; emit-c writes the per-copy layout. */
 void sema_share_states(SemaProgram *prog, Arena *arena, IrBuilder *ir);
 

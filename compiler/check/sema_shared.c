@@ -1,5 +1,6 @@
 /* Shared states (docs/language.md, "Shared states"): after the program is
- * checked (compiler/driver.c, for the JIT), each train that integrates a state whose initial value reads no
+ * checked (compiler/driver.c, for the JIT), each train and batched solve that
+ * integrates a state whose initial value reads no
  * per-sample quantity and whose right-hand side reads only such states (and
  * parameters, constants, t) gets its own copy of the model with those states
  * in the kernel ABI's shared block (nd_kernels.h): integrated once per batch,
@@ -8,6 +9,8 @@
  * their offsets count per-sample and shared elements apart. `option
  * shared_states = per_copy` keeps every state per sample. */
 #include "sema.h"
+
+#include "params_init.h"
 
 #include <string.h>
 
@@ -143,6 +146,27 @@ static void share_train(Share *S, SemaTrain *tr)
     tr->augmented = c;
 }
 
+/* A batched solve's states: per sample when drawn or started from a data row
+ * (or without an initial value, which the checker refused). */
+static void share_solve(Share *S, SemaSolve *s)
+{
+    const IrModel *m = s->model;
+    if (!m || (s->samples <= 0 && !s->rows) || nd_method_is_implicit(s->solver.method))
+        return;
+    bool *per_sample = arena_alloc(S->arena, sizeof(bool) * (size_t)(m->n_states + 1));
+    int shared = 0, each = 0;
+    for (int i = 0; i < m->n_states; i++) {
+        IrNode *init = s->init && s->init[i] ? s->init[i] : m->states[i].init;
+        per_sample[i] = params_state_draw(m, s->draw, i).kind != IR_INIT_NONE || !init ||
+                        (init->flags & IR_BATCHED) != 0;
+    }
+    close_per_sample(m, per_sample, S->arena);
+    for (int i = 0; i < m->n_states; i++)
+        *(per_sample[i] ? &each : &shared) += 1;
+    if (shared && each)
+        s->integrated = shared_copy(S, m, m, per_sample);
+}
+
 void sema_share_states(SemaProgram *prog, Arena *arena, IrBuilder *ir)
 {
     Share S = {arena, ir};
@@ -151,4 +175,6 @@ void sema_share_states(SemaProgram *prog, Arena *arena, IrBuilder *ir)
     for (int i = 0; i < prog->n_dirs; i++)
         if (prog->dirs[i].kind == SEMA_TRAIN)
             share_train(&S, &prog->dirs[i].train);
+        else if (prog->dirs[i].kind == SEMA_SOLVE)
+            share_solve(&S, &prog->dirs[i].solve);
 }

@@ -36,7 +36,7 @@ static KernelSet *model_set(KernelSets *ks, IrModel *m)
  * implicit solver. */
 static void plan_integration(KernelSets *ks, const SemaSolve *s)
 {
-    KernelSet *set = model_set(ks, s->model);
+    KernelSet *set = model_set(ks, s->integrated ? s->integrated : s->model);
     set->targets |= TARGET_JIT;
     set->jac |= needs_jacobian(&s->solver);
 }

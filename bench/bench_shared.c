@@ -1,0 +1,248 @@
+/* Benchmark of shared states (`make bench_shared`, never a test): the model of
+ * examples/anodev2.node (z[4] per sample, the weights W[4,4] an ODE of their own)
+ * at batch 1, 16, 256 and 4096, compiled twice in one run, with the shared block
+ * (option shared_states = once) and per copy (per_copy), side by side:
+ *   - the rhs per evaluation, and the shared part's share of it: the rhs minus
+ *     the same model's per-sample part alone (W a parameter, ZOnly below), so
+ *     flat in B once and B times dW/dt per copy;
+ *   - one gradient of the train's loss (rk4 h = 0.05 over [0, 1], the adjoint, as
+ *     anodev2.node trains): nd_train_loss_compute, what a training step costs
+ *     besides the optimizer.
+ * The data are rings like examples/rings.csv (4096 points drawn here). Times are
+ * medians of repeated rounds, as the machine is shared.
+ * Usage: bench_shared [rounds] */
+#include "driver.h"
+#include "nd_random.h"
+#include "nd_train_loss.h"
+#include "params_init.h"
+#include "bench_timing.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { NB = 4, MAX_B = 4096, MAX_ROUNDS = 51 };
+static const int BATCHES[NB] = {1, 16, 256, 4096};
+
+static const char *const COUPLED =
+    "option seed = 2\n"
+    "option shared_states = %s\n"
+    "data rings = csv(\"rings.csv\")\n"
+    "model Coupled {\n"
+    "  state z[4]\n"
+    "  state W[4, 4] = W0\n"
+    "  param W0[4, 4] ~ normal(0, 0.5)\n"
+    "  param P[4, 4] ~ normal(0, 0.1)\n"
+    "  param c[4] = 0\n"
+    "  param w[4] ~ normal(0, 0.1)\n"
+    "  param b = 0\n"
+    "  dz/dt = tanh(W @ z + c)\n"
+    "  dW/dt = tanh(P @ W) - W\n"
+    "}\n"
+    "train Coupled {\n"
+    "  data       = rings\n"
+    "  init       = { z = concat(rings.x, zeros(2)) }\n"
+    "  t          = [0, 1]\n"
+    "  final_loss = softplus(dot(w, z) + b) - rings.label * (dot(w, z) + b)\n"
+    "  solver     = rk4(h = 0.05)\n"
+    "  optimizer  = adam(lr = 2e-2)\n"
+    "  steps      = 1\n"
+    "}\n";
+
+/* The per-sample part alone: W a parameter. */
+static const char *const ZONLY =
+    "option seed = 2\n"
+    "data rings = csv(\"rings.csv\")\n"
+    "model ZOnly {\n"
+    "  state z[4]\n"
+    "  param W[4, 4] ~ normal(0, 0.5)\n"
+    "  param c[4] = 0\n"
+    "  param w[4] ~ normal(0, 0.1)\n"
+    "  param b = 0\n"
+    "  dz/dt = tanh(W @ z + c)\n"
+    "}\n"
+    "train ZOnly {\n"
+    "  data       = rings\n"
+    "  init       = { z = concat(rings.x, zeros(2)) }\n"
+    "  t          = [0, 1]\n"
+    "  final_loss = softplus(dot(w, z) + b) - rings.label * (dot(w, z) + b)\n"
+    "  solver     = rk4(h = 0.05)\n"
+    "  optimizer  = adam(lr = 2e-2)\n"
+    "  steps      = 1\n"
+    "}\n";
+
+typedef struct Side {
+    Compilation *c;
+    const CompiledSet *cs;
+    const SemaTrain *tr;
+    double *p;
+} Side;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_shared: %s\n", what);
+    exit(1);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *v = calloc(n ? n : 1, size);
+    if (!v)
+        die("out of memory");
+    return v;
+}
+
+/* MAX_B rings: label 1 inside the unit circle, in a box of +-1.6. */
+static double *write_rings(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/rings.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        die("cannot write rings.csv");
+    NdRandom rng;
+    nd_random_seed(&rng, 7);
+    double *rows = xcalloc((size_t)MAX_B * 3, sizeof(double));
+    fprintf(f, "x[0],x[1],label\n");
+    for (int i = 0; i < MAX_B; i++) {
+        double x = nd_random_uniform(&rng, -1.6, 1.6), y = nd_random_uniform(&rng, -1.6, 1.6);
+        double label = x * x + y * y < 1.0;
+        fprintf(f, "%.17g,%.17g,%g\n", x, y, label);
+        rows[3 * i] = x, rows[3 * i + 1] = y, rows[3 * i + 2] = label;
+    }
+    fclose(f);
+    return rows;
+}
+
+static Side compile_side(const char *dir, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/bench.node", dir);
+    CompileOptions o = {.path = path, .text = text, .diag_out = stderr,
+                        .until = COMPILE_BACKEND, .targets = TARGET_JIT};
+    Side s = {.c = compile(&o)};
+    if (!s.c->program)
+        die("the model does not compile");
+    const SemaProgram *prog = s.c->program;
+    for (int i = 0; i < prog->n_dirs && !s.tr; i++)
+        if (prog->dirs[i].kind == SEMA_TRAIN) {
+            s.tr = &prog->dirs[i].train;
+            s.cs = compilation_train_kernels(s.c, &prog->dirs[i]);
+        }
+    if (!s.cs)
+        die("no train kernels");
+    double **params = xcalloc((size_t)prog->n_models, sizeof *params);
+    for (int i = 0; i < prog->n_models; i++)
+        params[i] = xcalloc((size_t)prog->models[i]->np, sizeof(double));
+    params_init(prog, params);
+    s.p = params[0];
+    free(params);
+    return s;
+}
+
+/* The data rows of B samples at both observations: (j * B + b) * 3. */
+static double *rows_for(const double *rings, int B)
+{
+    double *d = xcalloc((size_t)2 * B * 3, sizeof(double));
+    for (int j = 0; j < 2; j++)
+        memcpy(d + (size_t)j * B * 3, rings, sizeof(double) * (size_t)B * 3);
+    return d;
+}
+
+/* Median time of one rhs evaluation at B (ns). */
+static double time_rhs(const Side *s, const double *d, int B, int rounds)
+{
+    const NdKernels *k = &s->cs->kernels;
+    size_t n = nd_kernels_state_size(k, B);
+    double *y = xcalloc(n, sizeof(double)), *dy = xcalloc(n, sizeof(double));
+    double *work = xcalloc(nd_kernels_work_size(k, B) + 1, sizeof(double));
+    s->cs->loss[TRAIN_K_INIT](0.0, NULL, s->p, NULL, d, y, NULL, B, work);
+    int reps = (int)(200000 / (B + 8)) + 1;
+    double t[MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now_s();
+        for (int i = 0; i < reps; i++)
+            k->rhs(0.0, y, s->p, dy, B, work);
+        t[r] = (now_s() - t0) / reps * 1e9;
+    }
+    free(y), free(dy), free(work);
+    return median(t, rounds);
+}
+
+/* Median time of one loss gradient at B (ms); its loss into *L. */
+static double time_gradient(const Side *s, const double *d, int B, int rounds, double *L)
+{
+    const NdKernels *k = &s->cs->kernels;
+    const NdKernelFn *f = s->cs->loss;
+    NdLossKernels lk = {f[TRAIN_K_LOSS], f[TRAIN_K_LOSS_GRAD], f[TRAIN_K_FINAL],
+                        f[TRAIN_K_FINAL_GRAD], f[TRAIN_K_INIT], f[TRAIN_K_INIT_VJP],
+                        3, -1, NULL, NULL};
+    NdSolver *tmpl = nd_solver_create(k, ND_RK4, B);
+    nd_solver_set_step(tmpl, 0.05);
+    NdTrainLoss *tl = nd_train_loss_create(k, &lk, tmpl, ND_GRAD_ADJOINT, B, 2);
+    if (!tl)
+        die("nd_train_loss_create failed");
+    double ts[2] = {0.0, 1.0}, *g = xcalloc((size_t)k->np, sizeof(double)), t[MAX_ROUNDS];
+    int reps = B >= 256 ? 1 : 4096 / B / 4 + 1;
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now_s();
+        for (int i = 0; i < reps; i++)
+            if (nd_train_loss_compute(tl, s->p, 2, ts, d, 1.0 / B, 1.0 / B, L, g) != ND_OK)
+                die(nd_train_loss_get_message(tl));
+        t[r] = (now_s() - t0) / reps * 1e3;
+    }
+    nd_train_loss_free(tl);
+    nd_solver_free(tmpl);
+    free(g);
+    return median(t, rounds);
+}
+
+int main(int argc, char **argv)
+{
+    int rounds = argc > 1 ? atoi(argv[1]) : 15;
+    if (rounds < 1 || rounds > MAX_ROUNDS)
+        rounds = 15;
+    char dir[] = "/tmp/bench_shared_XXXXXX";
+    if (!mkdtemp(dir))
+        die("cannot make a temporary folder");
+    double *rings = write_rings(dir);
+    char text[4096];
+    snprintf(text, sizeof text, COUPLED, "once");
+    Side once = compile_side(dir, text);
+    snprintf(text, sizeof text, COUPLED, "per_copy");
+    Side copy = compile_side(dir, text);
+    Side zonly = compile_side(dir, ZONLY);
+    if (once.cs->kernels.ns != 16 || copy.cs->kernels.ns != 0)
+        die("the two sides do not have the layouts they are named for");
+    printf("anodev2's model (z[4] per sample, W[4,4] shared), rk4 h = 0.05 over [0, 1], "
+           "medians of %d rounds\n\n", rounds);
+    printf("%6s | %28s | %28s | %34s\n", "", "rhs per evaluation (ns)",
+           "shared part per evaluation", "gradient of the loss (ms)");
+    printf("%6s | %8s %9s %9s | %13s %14s | %8s %9s %7s %7s\n", "B", "once", "per_copy",
+           "z alone", "once (ns)", "per_copy (ns)", "once", "per_copy", "ratio", "|dL|");
+    for (int i = 0; i < NB; i++) {
+        int B = BATCHES[i];
+        double *d = rows_for(rings, B);
+        double r1 = time_rhs(&once, d, B, rounds), r2 = time_rhs(&copy, d, B, rounds);
+        double rz = time_rhs(&zonly, d, B, rounds);
+        double L1, L2;
+        double g1 = time_gradient(&once, d, B, rounds, &L1);
+        double g2 = time_gradient(&copy, d, B, rounds, &L2);
+        if (fabs(L1 - L2) > 1e-12 * fmax(1.0, fabs(L2)))
+            die("the two layouts' losses differ");
+        printf("%6d | %8.0f %9.0f %9.0f | %13.0f %14.0f | %8.3f %9.3f %6.2fx %7.1e\n", B, r1,
+               r2, rz, r1 - rz, r2 - rz, g1, g2, g2 / g1, fabs(L1 - L2));
+        free(d);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/rings.csv", dir);
+    unlink(path);
+    rmdir(dir);
+    compilation_free(once.c);
+    compilation_free(copy.c);
+    compilation_free(zonly.c);
+    free(rings);
+    return 0;
+}
