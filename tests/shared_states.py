@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Shared states (docs/language.md, "Shared states"): ANODEV2-like trains (and batched
-solves, whose CSV must keep its columns and values) run with the
+solves, whose CSV must keep its columns and values, and an evaluate) run with the
 shared block (option shared_states = once, the default) and with every state per sample
 (per_copy), side by side, must give the same loss history (to rounding where the two
 layouts take the same steps: fixed steps, and the adaptive forward solve, whose norm counts
@@ -161,6 +161,44 @@ def check_solve(nodec, d, solver):
         print("ok  %-32s %d rows of %d columns" % (name, len(a) - 2, len(a[0].split(","))))
 
 
+EVALUATE = """option seed = 3
+{option}
+data rings = csv("rings.csv")
+{model}
+evaluate Coupled {{
+  data       = rings
+  init       = {{ z = concat(rings.x, zeros(2)) }}
+  t          = [0, 1]
+  final_loss = softplus(dot(w, z) + b) - rings.label * (dot(w, z) + b)
+  metric wsum = sum(W) + V[1] * z[0]
+  solver     = dopri5(rtol = 1e-7, atol = 1e-9)
+  output     = "eval.csv"
+}}
+"""
+
+
+def check_evaluate(nodec, d):
+    """An evaluate's loss and metric, once and per copy."""
+    rows = {}
+    for o in ("once", "per_copy"):
+        text = EVALUATE.format(option="option shared_states = " + o, model=MODEL)
+        p = run(nodec, d, text)
+        if p.returncode != 0:
+            return fail("evaluate %s: nodec failed: %s" % (o, p.stderr[-2000:]))
+        rows[o] = open(os.path.join(d, "eval.csv")).read().split("\n")
+        dump = run(nodec, d, text, "--dump=grad").stdout
+        shared = re.findall(r"^kernels of evaluate .*; shared once: (.*)$", dump, re.M)
+        if shared != (["W, V"] if o == "once" else []):
+            return fail("evaluate %s: --dump=grad says shared %r" % (o, shared))
+    a, b = rows["once"], rows["per_copy"]
+    if a[0] != b[0] or len(a) < 2:
+        return fail("evaluate: %r against %r" % (a, b))
+    va, vb = [float(x) for x in a[1].split(",")], [float(x) for x in b[1].split(",")]
+    if any(abs(x - y) > 1e-12 * max(1.0, abs(y)) for x, y in zip(va, vb)):
+        return fail("evaluate: %r against %r" % (a[1], b[1]))
+    print("ok  %-32s %s = %s" % ("evaluate", a[0], a[1]))
+
+
 def main():
     nodec, examples = sys.argv[1], sys.argv[2]
     d = tempfile.mkdtemp(prefix="nodec_shared_")
@@ -173,6 +211,7 @@ def main():
             check_case(nodec, d, *case)
         for solver in SOLVERS:
             check_solve(nodec, d, solver)
+        check_evaluate(nodec, d)
     finally:
         shutil.rmtree(d)
     print("%d failures" % len(failures))

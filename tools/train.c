@@ -1247,7 +1247,8 @@ static int evaluate_groups(Trainer *t)
 int evaluate_run(Runner *r, const SemaDirective *d)
 {
     const SemaTrain *tr = &d->train;
-    Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->model, .cost_offset = -1};
+    /* the model, or its copy with shared states (sema_shared.c) */
+    Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->augmented, .cost_offset = -1};
     t.p = run_model(r, tr->model)->p;
     t.ny = t.m->ny;
     t.np = t.m->np;

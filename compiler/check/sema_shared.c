@@ -1,5 +1,5 @@
 /* Shared states (docs/language.md, "Shared states"): after the program is
- * checked (compiler/driver.c, for the JIT), each train and batched solve that
+ * checked (compiler/driver.c, for the JIT), each train, evaluate and batched solve that
  * integrates a state whose initial value reads no
  * per-sample quantity and whose right-hand side reads only such states (and
  * parameters, constants, t) gets its own copy of the model with those states
@@ -126,7 +126,7 @@ static void remap_exprs(Share *S, const Remap *r, int n, IrNode **exprs)
 static void share_train(Share *S, SemaTrain *tr)
 {
     const IrModel *m = tr->augmented;
-    if (!m || tr->evaluate || nd_method_is_implicit(tr->solver.method))
+    if (!m || nd_method_is_implicit(tr->solver.method))
         return;
     bool *per_sample = arena_alloc(S->arena, sizeof(bool) * (size_t)(m->n_states + 1));
     train_per_sample(tr, per_sample);
@@ -173,7 +173,7 @@ void sema_share_states(SemaProgram *prog, Arena *arena, IrBuilder *ir)
     if (prog->shared_per_copy)
         return;
     for (int i = 0; i < prog->n_dirs; i++)
-        if (prog->dirs[i].kind == SEMA_TRAIN)
+        if (prog->dirs[i].kind == SEMA_TRAIN || prog->dirs[i].kind == SEMA_EVALUATE)
             share_train(&S, &prog->dirs[i].train);
         else if (prog->dirs[i].kind == SEMA_SOLVE)
             share_solve(&S, &prog->dirs[i].solve);

@@ -79,7 +79,7 @@ static bool has_train(const SemaProgram *prog)
 static void plan_evaluate(KernelSets *ks, const SemaDirective *d)
 {
     KernelSet *set = &ks->sets[ks->n++];
-    *set = (KernelSet){.model = d->train.model, .train = d, .targets = TARGET_JIT,
+    *set = (KernelSet){.model = d->train.augmented, .train = d, .targets = TARGET_JIT,
                        .jac = needs_jacobian(&d->train.solver)};
 }
 
