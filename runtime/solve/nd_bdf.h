@@ -8,7 +8,10 @@
  * D[1] = y_n - y_{n-1}, ... on a grid of the current step size. The Newton
  * matrix I - c J (c = h / alpha_k) is block diagonal: one m x m block per
  * sample (the model: B blocks of ny), the elements after the blocks having
- * J = 0 (the adjoint's parameter part). */
+ * J = 0 (the adjoint's parameter part); or, with a model's shared block
+ * (nd_kernels.h), bordered: the blocks, each with its columns of the shared
+ * elements, and the shared elements' own block, solved shared block first
+ * (nd_bdf.c, solve_bordered). */
 #ifndef ND_BDF_H
 #define ND_BDF_H
 

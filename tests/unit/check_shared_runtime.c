@@ -1,5 +1,5 @@
 /* The shared block of the kernel ABI (nd_kernels.h) in the runtime, with
- * hand-written kernels of an ANODEV2-like model: per-sample z[2] and weights
+ * hand-written kernels (rhs, vjp and the bordered jac) of an ANODEV2-like model: per-sample z[2] and weights
  * W[2,2] that evolve by their own ODE,
  *   dz/dt = tanh(W z),   dW/dt = tanh(P .* W)   (p = P, 4 elements),
  * written twice: "once" (ny = 2, W in the shared block, ns = 4) and "per copy"
@@ -108,8 +108,60 @@ static void copy_vjp(double t, const double *y, const double *p, const double *a
     }
 }
 
-static const NdKernels once_k = {.ny = NZ, .np = NP, .ns = NW, .rhs = once_rhs, .vjp = once_vjp};
-static const NdKernels copy_k = {.ny = NZ + NW, .np = NP, .rhs = copy_rhs, .vjp = copy_vjp};
+/* df/dy of one sample's z rows: dz into jz [NZ x NZ], dW into jw (NZ rows of
+ * stride `stride`, from column 0). */
+static void z_jac(const double *W, const double *z, double *jz, double *jw, int stride)
+{
+    for (int i = 0; i < NZ; i++) {
+        double th = tanh(W[i * NZ] * z[0] + W[i * NZ + 1] * z[1]), g = 1 - th * th;
+        for (int j = 0; j < NZ; j++) {
+            jz[i * NZ + j] = g * W[i * NZ + j];
+            jw[i * stride + i * NZ + j] = g * z[j];
+        }
+    }
+}
+
+/* The bordered layout (nd_kernels.h): [B][NZ x NZ], [B][NZ x NW], [NW x NW]. */
+static void once_jac(double t, const double *y, const double *p, const double *a,
+                     const double *d, double *out0, double *out1, int64_t B, double *w)
+{
+    (void)t, (void)a, (void)d, (void)out1, (void)w;
+    const double *W = y + B * NZ;
+    double *C = out0 + B * NZ * NZ, *S = C + B * NZ * NW;
+    memset(C, 0, sizeof(double) * (size_t)(B * NZ * NW + NW * NW));
+    for (int64_t b = 0; b < B; b++)
+        z_jac(W, y + b * NZ, out0 + b * NZ * NZ, C + b * NZ * NW, NW);
+    for (int e = 0; e < NW; e++) {
+        double th = tanh(p[e] * W[e]);
+        S[e * NW + e] = (1 - th * th) * p[e];
+    }
+}
+
+/* Per copy: one [NZ + NW] square block per sample. */
+static void copy_jac(double t, const double *y, const double *p, const double *a,
+                     const double *d, double *out0, double *out1, int64_t B, double *w)
+{
+    (void)t, (void)a, (void)d, (void)out1, (void)w;
+    enum { N = NZ + NW };
+    memset(out0, 0, sizeof(double) * (size_t)(B * N * N));
+    for (int64_t b = 0; b < B; b++) {
+        const double *yb = y + b * N;
+        double *J = out0 + b * N * N, jz[NZ * NZ];
+        z_jac(yb + NZ, yb, jz, J + NZ, N);
+        for (int i = 0; i < NZ; i++)
+            for (int j = 0; j < NZ; j++)
+                J[i * N + j] = jz[i * NZ + j];
+        for (int e = 0; e < NW; e++) {
+            double th = tanh(p[e] * yb[NZ + e]);
+            J[(NZ + e) * N + NZ + e] = (1 - th * th) * p[e];
+        }
+    }
+}
+
+static const NdKernels once_k = {.ny = NZ, .np = NP, .ns = NW, .rhs = once_rhs, .vjp = once_vjp,
+                                 .jac = once_jac};
+static const NdKernels copy_k = {.ny = NZ + NW, .np = NP, .rhs = copy_rhs, .vjp = copy_vjp,
+                                 .jac = copy_jac};
 
 static const double P0[NP] = {0.7, -0.4, 0.3, 0.9};
 static const double W0[NW] = {0.5, -1.1, 0.8, 0.2};
@@ -132,8 +184,9 @@ static void y0_copy(double *y)
     }
 }
 
-/* The methods each test runs: fixed rk4, adaptive dopri5 (and tsit5). */
-static const NdMethod methods[] = {ND_RK4, ND_DOPRI5, ND_TSIT5};
+/* The methods each test runs: fixed rk4, adaptive dopri5 (and tsit5), and bdf
+ * (the bordered Newton matrix). */
+static const NdMethod methods[] = {ND_RK4, ND_DOPRI5, ND_TSIT5, ND_BDF};
 
 static NdSolver *make_solver(const NdKernels *k, NdMethod m)
 {
@@ -159,13 +212,17 @@ START_TEST(test_values_match_per_copy)
     /* the same steps: the shared block counts as per copy in the error norm */
     ck_assert_int_eq(nd_solver_get_num_steps(so), nd_solver_get_num_steps(sc));
     ck_assert_int_eq(nd_solver_get_num_rejected(so), nd_solver_get_num_rejected(sc));
+    /* and, for bdf, the same Newton iterations: the bordered elimination solves
+     * the per-copy matrix's system (a wrong one would still converge, slower) */
+    ck_assert_int_eq(nd_solver_get_num_rhs_evals(so), nd_solver_get_num_rhs_evals(sc));
     for (int j = 0; j < NT; j++)
         for (int b = 0; b < SB; b++) {
             const double *o = yo + j * (SB * NZ + NW), *c = yc + (j * SB + b) * (NZ + NW);
+            double tol = m == ND_BDF ? 1e-10 : 1e-13;
             for (int i = 0; i < NZ; i++)
-                ck_assert_double_eq_tol(o[b * NZ + i], c[i], 1e-13);
+                ck_assert_double_eq_tol(o[b * NZ + i], c[i], tol);
             for (int e = 0; e < NW; e++)
-                ck_assert_double_eq_tol(o[SB * NZ + e], c[NZ + e], 1e-13);
+                ck_assert_double_eq_tol(o[SB * NZ + e], c[NZ + e], tol);
         }
     /* and the weights moved (the test is not of a constant) */
     ck_assert_double_gt(fabs(yo[2 * (SB * NZ + NW) + SB * NZ] - W0[0]), 0.1);
@@ -229,14 +286,20 @@ static const NdGradMethod grads[] = {ND_GRAD_ADJOINT, ND_GRAD_BACKPROP, ND_GRAD_
 
 START_TEST(test_gradients_match_per_copy)
 {
-    NdMethod m = methods[_i % 3];
-    NdGradMethod gm = grads[_i / 3];
-    /* the adaptive adjoint's backward steps differ a little (its norm) */
-    double tol = (nd_method_is_adaptive(m) && gm == ND_GRAD_ADJOINT) ? 1e-6 : 1e-12;
+    NdMethod m = methods[_i % 4];
+    NdGradMethod gm = grads[_i / 4];
+    if (m == ND_BDF && gm == ND_GRAD_ADJOINT) /* refused: test_implicit_refuses */
+        return;
+    /* the adaptive adjoint's backward steps differ a little (its norm); bdf's
+     * Newton iterations see the two layouts' roundings */
+    double tol = (nd_method_is_adaptive(m) && gm == ND_GRAD_ADJOINT) ? 1e-6
+                 : m == ND_BDF                                       ? 1e-9
+                                                                     : 1e-12;
     double gpo[NP], gpc[NP], gyo[SB * NZ + NW], gyc[SB * (NZ + NW)];
     double Lo = gradient(&once_k, m, gm, P0, gpo, gyo);
     double Lc = gradient(&copy_k, m, gm, P0, gpc, gyc);
-    ck_assert_double_eq_tol(Lo, Lc, 1e-12);
+    double ltol = m == ND_BDF ? 1e-9 : 1e-12;
+    ck_assert_double_eq_tol(Lo, Lc, ltol);
     for (int e = 0; e < NP; e++)
         ck_assert_double_eq_tol(gpo[e], gpc[e], tol);
     for (int b = 0; b < SB; b++)
@@ -282,18 +345,21 @@ START_TEST(test_gradients_vs_fd)
 }
 END_TEST
 
-/* The implicit engines refuse a shared block (they factor per-sample blocks). */
+/* rodas4 and kvaerno5 refuse a shared block (they factor per-sample blocks),
+ * and so does bdf's continuous adjoint (its backward system's blocks). */
 START_TEST(test_implicit_refuses)
 {
-    NdKernels k = once_k;
-    k.jac = (NdKernelFn)once_vjp; /* never called: the solver refuses first */
-    NdSolver *s = nd_solver_create(&k, ND_BDF, SB);
+    NdMethod m = _i == 0 ? ND_RODAS4 : ND_KVAERNO5;
+    NdSolver *s = nd_solver_create(&once_k, m, SB);
     ck_assert_ptr_nonnull(s);
     double y0[SB * NZ + NW], y[NT * (SB * NZ + NW)];
     y0_once(y0);
     ck_assert_int_eq(nd_solve(s, P0, y0, ts, NT, y), ND_ERR_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(nd_solver_get_message(s), "shared states"));
     nd_solver_free(s);
+    NdSolver *t = make_solver(&once_k, ND_BDF);
+    ck_assert_ptr_null(nd_gradient_create(&once_k, t, ND_GRAD_ADJOINT, SB, NT));
+    nd_solver_free(t);
 }
 END_TEST
 
@@ -302,10 +368,10 @@ Suite *shared_runtime_suite(void)
     Suite *s = suite_create("shared_runtime");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_values_match_per_copy, 0, 3);
-    tcase_add_loop_test(tc, test_gradients_match_per_copy, 0, 9);
+    tcase_add_loop_test(tc, test_values_match_per_copy, 0, 4);
+    tcase_add_loop_test(tc, test_gradients_match_per_copy, 0, 12);
     tcase_add_loop_test(tc, test_gradients_vs_fd, 0, 3);
-    tcase_add_test(tc, test_implicit_refuses);
+    tcase_add_loop_test(tc, test_implicit_refuses, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
