@@ -109,7 +109,7 @@ static IrModel *shared_copy(Share *S, const IrModel *m, const IrModel *origin,
     c->origin = origin;
     c->adj_state = c->adj_param = c->adj_once = c->adj_init = NULL;
     c->adj_blocked = NULL;
-    c->jac = NULL;
+    c->jac = c->jac_border = c->jac_shared = NULL;
     Remap r = {m, c};
     ir_rebuild(S->ir, m->n_states, m->rhs, remap_leaf, &r, c->rhs);
     return c;
@@ -121,12 +121,24 @@ static void remap_exprs(Share *S, const Remap *r, int n, IrNode **exprs)
         ir_rebuild(S->ir, n, exprs, remap_leaf, (void *)r, exprs);
 }
 
-/* Implicit solvers factor per-sample blocks only (nd_solver.h): their trains
- * keep the per-copy layout, as emit-c's do (kernel_sets.h). */
+/* Whether the runtime integrates a shared block with this solver (and
+ * gradient): bdf solves the bordered Newton matrix, but its continuous
+ * adjoint's backward system has per-sample blocks only, and rodas4 and
+ * kvaerno5 factor per-sample blocks (nd_solver.h). */
+static bool solver_shares(const SemaSolver *sv, const SemaTrain *tr)
+{
+    if (!nd_method_is_implicit(sv->method))
+        return true;
+    bool adjoint = tr && !tr->evaluate && (!tr->gradient || strcmp(tr->gradient, "adjoint") == 0);
+    return sv->method == ND_BDF && !adjoint;
+}
+
+/* A train's or an evaluate's copy; one whose solver cannot share keeps the
+ * per-copy layout, as emit-c's trains do (kernel_sets.h). */
 static void share_train(Share *S, SemaTrain *tr)
 {
     const IrModel *m = tr->augmented;
-    if (!m || nd_method_is_implicit(tr->solver.method))
+    if (!m || !solver_shares(&tr->solver, tr))
         return;
     bool *per_sample = arena_alloc(S->arena, sizeof(bool) * (size_t)(m->n_states + 1));
     train_per_sample(tr, per_sample);
@@ -151,7 +163,7 @@ static void share_train(Share *S, SemaTrain *tr)
 static void share_solve(Share *S, SemaSolve *s)
 {
     const IrModel *m = s->model;
-    if (!m || (s->samples <= 0 && !s->rows) || nd_method_is_implicit(s->solver.method))
+    if (!m || (s->samples <= 0 && !s->rows) || !solver_shares(&s->solver, NULL))
         return;
     bool *per_sample = arena_alloc(S->arena, sizeof(bool) * (size_t)(m->n_states + 1));
     int shared = 0, each = 0;

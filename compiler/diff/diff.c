@@ -427,6 +427,41 @@ static IrNode *jacobian_row(IrBuilder *b, IrModel *m, int i, int e, IrNode **wrt
     return ir_concat(b, m->n_states, grads);
 }
 
+/* grads[k] of the states with shared == sh, flattened, as one row. */
+static IrNode *row_part(IrBuilder *b, const IrModel *m, IrNode **grads, bool sh, IrNode **tmp)
+{
+    int n = 0;
+    for (int k = 0; k < m->n_states; k++)
+        if (m->states[k].shared == sh)
+            tmp[n++] = flatten(b, grads[k]);
+    return ir_concat(b, n, tmp);
+}
+
+/* The bordered Jacobian of a model with shared states (IrModel.jac_border). */
+static void jacobian_bordered(IrBuilder *b, IrModel *m, Arena *scratch, IrNode **wrt,
+                              IrNode **grads)
+{
+    IrNode **tmp = arena_alloc(scratch, sizeof *tmp * (size_t)(m->n_states + 1));
+    IrNode **ry = arena_alloc(scratch, sizeof *ry * (size_t)(m->ny + 1));
+    IrNode **rc = arena_alloc(scratch, sizeof *rc * (size_t)(m->ny + 1));
+    IrNode **rs = arena_alloc(scratch, sizeof *rs * (size_t)(m->ns + 1));
+    int ny = 0, ns = 0;
+    for (int i = 0; i < m->n_states; i++)
+        for (int e = 0; e < ir_shape_size(m->states[i].shape); e++) {
+            IrNode *cot = unit(b, m->rhs[i]->shape, e);
+            diff_vjp(b, 1, &m->rhs[i], &cot, m->n_states, wrt, grads);
+            if (m->states[i].shared) {
+                rs[ns++] = row_part(b, m, grads, true, tmp);
+            } else {
+                ry[ny] = row_part(b, m, grads, false, tmp);
+                rc[ny++] = row_part(b, m, grads, true, tmp);
+            }
+        }
+    m->jac = ir_stack(b, ny, ry);
+    m->jac_border = ir_stack(b, ny, rc);
+    m->jac_shared = ir_stack(b, ns, rs);
+}
+
 void diff_model_jacobian(IrBuilder *b, IrModel *m)
 {
     if (m->jac)
@@ -438,6 +473,11 @@ void diff_model_jacobian(IrBuilder *b, IrModel *m)
     IrNode **rows = arena_alloc(scratch, sizeof *rows * (size_t)(m->ny + 1));
     for (int i = 0; i < ns; i++)
         wrt[i] = state_leaf(b, m, i);
+    if (m->ns > 0) {
+        jacobian_bordered(b, m, scratch, wrt, grads);
+        arena_free(scratch);
+        return;
+    }
     int row = 0;
     for (int i = 0; i < ns; i++)
         for (int e = 0; e < ir_shape_size(m->states[i].shape); e++)

@@ -175,6 +175,10 @@ typedef struct IrModel {
     const IrNode *adj_blocked; /* the first floor or argmax adj_state/adj_param differentiate
                                   through (diff_vjp_blocked), NULL for none */
     IrNode *jac;        /* df/dy: [ny, ny], row i = d(rhs element i)/dy */
+    /* With shared states (ns > 0), jac is the per-sample rows' d/d(per-sample
+     * states) and the bordered rest (nd_kernels.h): jac_border [ny, ns] their
+     * d/d(shared states), jac_shared [ns, ns] the shared rows' (unbatched). */
+    IrNode *jac_border, *jac_shared;
     IrNode **adj_init;  /* adj_init[j * n_states + i] = a_i^T d(init of states[i])/d(params[j])
                            at t0, NULL where the initial value does not read params[j] */
 } IrModel;

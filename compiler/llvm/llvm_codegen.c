@@ -446,7 +446,7 @@ static void cg_function(Cg *cg)
     LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), r ? rhs : gen, n, 0);
     cg->fn = LLVMAddFunction(cg->mod, cg->k->name, fty);
     cg->t_kernel = r ? cg->t_kernel : fty;
-    cg->v_a = cg->v_d = cg->v_out[1] = cg->v_out[2] = NULL;
+    cg->v_a = cg->v_d = cg->v_out[1] = cg->v_out[2] = cg->v_out[3] = cg->v_out[4] = NULL;
     for (unsigned k = 0; k < n; k++) {
         const char *name = r ? rhs_names[k] : gen_names[k];
         LLVMValueRef *slot = r ? rhs_slots[k] : gen_slots[k];
@@ -467,6 +467,12 @@ static void cg_function(Cg *cg)
         cg->v_out[2] = cg_gep(cg, cg->v_out[0],
                               cg_add(cg, cg_mul(cg, cg->v_B, cg->m->ny), cg_i64(cg, cg->m->ns)),
                               "v_out0_block2");
+    if (!r && cg->m->ns > 0) { /* the bordered jac's coupling and shared blocks */
+        LLVMValueRef bny = cg_mul(cg, cg->v_B, cg->m->ny);
+        cg->v_out[3] = cg_gep(cg, cg->v_out[0], cg_mul(cg, bny, cg->m->ny), "v_out0_border");
+        cg->v_out[4] = cg_gep(cg, cg->v_out[0], cg_mul(cg, bny, cg->m->ny + cg->m->ns),
+                              "v_out0_shared");
+    }
 }
 
 static bool cg_internal(Cg *cg, Diag *diag, int line, const char *what)
@@ -479,7 +485,7 @@ static bool cg_internal(Cg *cg, Diag *diag, int line, const char *what)
 /* What the plan relies on (plan_check), and d's stride. */
 static bool cg_check_kernel(Cg *cg, Diag *diag)
 {
-    const char *why = plan_check(&cg->plan, cg->k->rhs, 2, cg->k->nd, &cg->nd);
+    const char *why = plan_check(&cg->plan, cg->k->rhs, cg->m->ns > 0 ? 4 : 2, cg->k->nd, &cg->nd);
     return !why || cg_internal(cg, diag, __LINE__, why);
 }
 

@@ -47,11 +47,18 @@ PlanKernelSpec plan_spec_vjp(Arena *arena, const IrModel *m)
     return spec_of("vjp", n, o);
 }
 
+/* With shared states, the bordered layout of nd_kernels.h: the blocks, then
+ * (dst 3) each sample's columns of the shared states, then (dst 4, once) the
+ * shared states' own block. */
 PlanKernelSpec plan_spec_jac(Arena *arena, const IrModel *m)
 {
-    PlanOutput *o = arena_alloc(arena, sizeof *o);
+    PlanOutput *o = arena_alloc(arena, sizeof *o * 3);
     *o = (PlanOutput){m->jac, 0, 0, m->ny * m->ny, 0, false, false};
-    return spec_of("jac", 1, o);
+    if (m->ns == 0)
+        return spec_of("jac", 1, o);
+    o[1] = (PlanOutput){m->jac_border, 3, 0, m->ny * m->ns, 0, false, false};
+    o[2] = (PlanOutput){m->jac_shared, 4, 0, 0, 0, false, false};
+    return spec_of("jac", 3, o);
 }
 
 /* ---- node classes ---- */
@@ -139,7 +146,8 @@ const char *plan_check(const Plan *p, bool rhs, int max_dst, int nd, int *nd_out
         const PlanOutput *out = &p->outputs[o];
         int size = ir_shape_size(out->node->shape);
         if (out->dst < 0 || out->dst > (rhs ? 0 : max_dst) || out->offset < 0 ||
-            (!out->batch_sum && !out->shared && !out->add && out->offset + size > out->stride))
+            (!out->batch_sum && !out->shared && !out->add &&
+             (out->stride > 0 || plan_is_batched(out->node)) && out->offset + size > out->stride))
             return "an output outside its destination";
         if ((out->shared || out->add) && !out->batch_sum && plan_is_batched(out->node))
             return "a per-sample node in a shared or added output";

@@ -26,7 +26,10 @@
  * rhs's own term. */
 typedef struct PlanOutput {
     IrNode *node;
-    int dst;        /* 0: out0, 1: out1, 2: out0 + B*ny + ns */
+    /* 0: out0, 1: out1, 2: out0 + B*ny + ns; the bordered jac's (nd_kernels.h)
+     * 3: out0 + B*ny*ny, 4: out0 + B*ny*(ny + ns). Stride 0 with an unbatched
+     * node outside a batch sum: written once. */
+    int dst;
     int offset;
     int stride;
     int batch_sum;
