@@ -1,13 +1,13 @@
 /* Shared states (docs/language.md, "Shared states"): after the program is
- * checked (compiler/driver.c, for the JIT), each train, evaluate and batched solve that
- * integrates a state whose initial value reads no
- * per-sample quantity and whose right-hand side reads only such states (and
- * parameters, constants, t) gets its own copy of the model with those states
- * in the kernel ABI's shared block (nd_kernels.h): integrated once per batch,
- * not once per sample. The copy's IR is the model's rebuilt with shared
- * leaves (ir_rebuild); its states keep their order, names and shapes, and
- * their offsets count per-sample and shared elements apart. `option
- * shared_states = per_copy` keeps every state per sample. */
+ * checked (compiler/driver.c, for the JIT), each train, evaluate and batched
+ * solve that integrates a state whose initial value reads no per-sample
+ * quantity and whose right-hand side reads only such states (and parameters,
+ * constants, t) gets its own copy of the model with those states in the
+ * kernel ABI's shared block (nd_kernels.h): integrated once per batch, not
+ * once per sample. The copy's IR is the model's rebuilt with shared leaves
+ * (ir_rebuild); its states keep their order, names and shapes, and their
+ * offsets count per-sample and shared elements apart. `option shared_states
+ * = per_copy` keeps every state per sample. */
 #include "sema.h"
 
 #include "params_init.h"
@@ -121,24 +121,12 @@ static void remap_exprs(Share *S, const Remap *r, int n, IrNode **exprs)
         ir_rebuild(S->ir, n, exprs, remap_leaf, (void *)r, exprs);
 }
 
-/* Whether the runtime integrates a shared block with this solver (and
- * gradient): bdf solves the bordered Newton matrix, but its continuous
- * adjoint's backward system has per-sample blocks only, and rodas4 and
- * kvaerno5 factor per-sample blocks (nd_solver.h). */
-static bool solver_shares(const SemaSolver *sv, const SemaTrain *tr)
-{
-    if (!nd_method_is_implicit(sv->method))
-        return true;
-    bool adjoint = tr && !tr->evaluate && (!tr->gradient || strcmp(tr->gradient, "adjoint") == 0);
-    return sv->method == ND_BDF && !adjoint;
-}
-
-/* A train's or an evaluate's copy; one whose solver cannot share keeps the
- * per-copy layout, as emit-c's trains do (kernel_sets.h). */
+/* A train's or an evaluate's copy (every solver and gradient path takes the
+ * shared block: the implicit ones solve its bordered matrix). */
 static void share_train(Share *S, SemaTrain *tr)
 {
     const IrModel *m = tr->augmented;
-    if (!m || !solver_shares(&tr->solver, tr))
+    if (!m)
         return;
     bool *per_sample = arena_alloc(S->arena, sizeof(bool) * (size_t)(m->n_states + 1));
     train_per_sample(tr, per_sample);
@@ -163,7 +151,7 @@ static void share_train(Share *S, SemaTrain *tr)
 static void share_solve(Share *S, SemaSolve *s)
 {
     const IrModel *m = s->model;
-    if (!m || (s->samples <= 0 && !s->rows) || !solver_shares(&s->solver, NULL))
+    if (!m || (s->samples <= 0 && !s->rows))
         return;
     bool *per_sample = arena_alloc(S->arena, sizeof(bool) * (size_t)(m->n_states + 1));
     int shared = 0, each = 0;

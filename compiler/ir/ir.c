@@ -306,14 +306,22 @@ IrNode *ir_time(IrBuilder *b)
     return intern(b, &k);
 }
 
-static IrNode *variable(IrBuilder *b, IrOp op, int slot, int offset, IrShape shape)
+/* A variable's leaf; shared (attr[0] = 1): a shared state's or its cotangent's. */
+static IrNode *leaf_of(IrBuilder *b, IrOp op, int slot, int offset, IrShape shape, int shared)
 {
     if (slot < 0 || offset < 0)
-        IR_FAIL("%s leaf with slot %d, offset %d", ir_op_name(op), slot, offset);
+        IR_FAIL("%s%s leaf with slot %d, offset %d", shared ? "shared " : "", ir_op_name(op),
+                slot, offset);
     IrNode k = node_template(op, shape, 0, NULL);
     k.slot = slot;
     k.offset = offset;
+    k.attr[0] = shared;
     return intern(b, &k);
+}
+
+static IrNode *variable(IrBuilder *b, IrOp op, int slot, int offset, IrShape shape)
+{
+    return leaf_of(b, op, slot, offset, shape, 0);
 }
 
 IrNode *ir_state(IrBuilder *b, int slot, int offset, IrShape shape)
@@ -336,26 +344,15 @@ IrNode *ir_data(IrBuilder *b, int slot, int offset, IrShape shape)
     return variable(b, IR_DATA, slot, offset, shape);
 }
 
-/* A shared leaf: attr[0] = 1, offset into the shared block, not batched. */
-static IrNode *shared_variable(IrBuilder *b, IrOp op, int slot, int offset, IrShape shape)
-{
-    if (slot < 0 || offset < 0)
-        IR_FAIL("shared %s leaf with slot %d, offset %d", ir_op_name(op), slot, offset);
-    IrNode k = node_template(op, shape, 0, NULL);
-    k.slot = slot;
-    k.offset = offset;
-    k.attr[0] = 1;
-    return intern(b, &k);
-}
-
+/* A shared leaf: offset into the shared block, not batched (node_flags). */
 IrNode *ir_shared_state(IrBuilder *b, int slot, int offset, IrShape shape)
 {
-    return shared_variable(b, IR_STATE, slot, offset, shape);
+    return leaf_of(b, IR_STATE, slot, offset, shape, 1);
 }
 
 IrNode *ir_shared_adjoint(IrBuilder *b, int slot, int offset, IrShape shape)
 {
-    return shared_variable(b, IR_ADJOINT, slot, offset, shape);
+    return leaf_of(b, IR_ADJOINT, slot, offset, shape, 1);
 }
 
 bool ir_is_shared(const IrNode *n)

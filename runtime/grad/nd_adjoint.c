@@ -28,8 +28,9 @@
  * order. Memory grows as sqrt(steps), not as the steps (CVODES's grows with
  * its checkpoints too); the price is a second forward pass. The backward
  * system [a; g] has the Jacobian blocks -J^T per sample (a) and 0 (g), derived
- * from the same symbolic Jacobian; it is exact, and the error control measures
- * a and g (a alone with the seminorm). */
+ * from the same symbolic Jacobian (with a shared block, -J^T of the bordered J,
+ * whose shared rows read the samples: nd_bdf solves it samples first); it is
+ * exact, and the error control measures a and g (a alone with the seminorm). */
 #include <stdio.h>
 #include <string.h>
 
@@ -113,7 +114,8 @@ static void adjoint_rhs_bdf(void *ctx, double t, const double *z, double *dzdt)
     g->rhs_evals++; /* one evaluation of the augmented system, as adjoint_rhs counts */
 }
 
-/* d(da/dt)/da = -J^T per sample, transposed in place block by block. */
+/* d(da/dt)/da = -J^T per sample, transposed in place block by block; with a
+ * shared block the model's bordered J as it is (nd_bdf_set_adjoint_jac). */
 static void adjoint_jac_bdf(void *ctx, double t, const double *z, double *blocks)
 {
     NdGradient *g = (NdGradient *)ctx;
@@ -121,7 +123,7 @@ static void adjoint_jac_bdf(void *ctx, double t, const double *z, double *blocks
     (void)z;
     forward_state(g, t);
     g->k.jac(t, g->ycur, g->p, NULL, NULL, blocks, NULL, g->B, g->work);
-    for (size_t b = 0; b < (size_t)g->B; b++) {
+    for (size_t b = 0; g->k.ns == 0 && b < (size_t)g->B; b++) {
         double *J = blocks + b * mm;
         for (size_t i = 0; i < ny; i++) {
             J[i * ny + i] = -J[i * ny + i];
@@ -139,7 +141,8 @@ static int setup_bdf(NdGradient *g, const NdSolver *tmpl)
     g->aug = nd_solver_create_system(tmpl->method, g->n + (size_t)g->np, adjoint_rhs_bdf, g);
     if (!g->aug)
         return ND_ERR_MEMORY;
-    return g->k.jac ? nd_bdf_set_system_jac(g->aug, adjoint_jac_bdf, g, (size_t)g->B, g->k.ny)
+    return g->k.jac ? nd_bdf_set_adjoint_jac(g->aug, adjoint_jac_bdf, g, (size_t)g->B, g->k.ny,
+                                             (size_t)g->k.ns)
                     : ND_OK;
 }
 

@@ -138,9 +138,6 @@ NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_templa
         return NULL;
     if (gm != ND_GRAD_ADJOINT && gm != ND_GRAD_BACKPROP && gm != ND_GRAD_CHECKPOINT)
         return NULL;
-    /* the backward system of bdf's adjoint has per-sample blocks only */
-    if (k->ns > 0 && gm == ND_GRAD_ADJOINT && nd_method_is_implicit(solver_template->method))
-        return NULL;
     /* the implicit gradients follow bdf's steps (its tape and its adjoint) */
     if (!nd_method_has_gradient(solver_template->method))
         return NULL;

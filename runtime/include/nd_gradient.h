@@ -43,8 +43,7 @@ typedef struct NdGradient NdGradient;
 
 /* solver_template supplies the method and its settings (h, or rtol/atol/h0/
  * max_steps); it is only read here. max_nt bounds loss->nt for the workspace.
- * NULL for rodas4: the implicit gradients follow bdf's steps; NULL for bdf's
- * adjoint of a model with shared states (backprop and checkpoint take them). */
+ * NULL for rodas4: the implicit gradients follow bdf's steps. */
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt);
 void nd_gradient_free(NdGradient *g);

@@ -55,7 +55,9 @@ typedef struct NdKernels {
      *     [          J_B  C_B ]   S   = df_s/ds    [ns, ns]  (once)
      *     [  0  ...  0    S   ]   (f_s reads no per-sample state)
      * and out0 holds [B*ny*ny] (the J_b), then [B*ny*ns] (the C_b, each
-     * row-major), then [ns*ns] (S): nd_kernels_jac_size doubles. */
+     * row-major), then [ns*ns] (S): nd_kernels_jac_size doubles. bdf
+     * eliminates it shared block first, then sample by sample (nd_bdf.c), so
+     * no (B*ny + ns)^2 matrix is formed. */
     NdKernelFn jac;
     /* The rhs and the vjp fused (the adjoint's backward stage, which needs both
      * at the same y: the forward values they share are computed once):

@@ -88,7 +88,8 @@ int nd_solver_set_step(NdSolver *s, double h); /* fixed-step methods: h > 0 */
  * step size (as torchdiffeq does), so a batch is not B separate solves. The
  * shared block counts as if each sample held a copy of it (nd_adaptive.h), so
  * a solve with shared states takes the steps of the per-copy layout.
- * Implicit methods (bdf, rodas4, kvaerno5) do not solve shared states yet.
+ * The implicit methods solve a shared block with the bordered Jacobian
+ * (nd_kernels.h).
  * rtol >= 0 and atol > 0 (defaults ND_DEFAULT_RTOL, ND_DEFAULT_ATOL). */
 int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol);
 /* First step size (its sign follows the direction of ts); 0 = automatic, by

@@ -86,6 +86,10 @@ struct NdBdf {
      * bordered layout (the blocks, their ns columns, the ns x ns block) and LU
      * the blocks' factors and then the shared block's */
     size_t ns, jac_doubles, lu_doubles, npiv;
+    /* a system whose Jacobian is -J^T of a model's bordered J (the continuous
+     * adjoint's [a; g] with a shared block): J holds the model's J, and the
+     * Newton matrix I + c J^T is factored as I + c J and solved transposed */
+    int adjoint_of;
     double *D, *J, *LU;
     int *ipiv;
     double *ypred, *psi, *d, *ynew, *f, *dy;
@@ -222,11 +226,18 @@ void nd_bdf_detach(NdSolver *s)
 
 int nd_bdf_set_system_jac(NdSolver *s, NdSystemJacFn jac, void *ctx, size_t nblocks, int m)
 {
+    return nd_bdf_set_adjoint_jac(s, jac, ctx, nblocks, m, 0);
+}
+
+int nd_bdf_set_adjoint_jac(NdSolver *s, NdSystemJacFn jac, void *ctx, size_t nblocks, int m,
+                           size_t ns)
+{
     struct NdBdf *b = s->bdf;
-    if (!b || !jac || m < 1 || nblocks * (size_t)m > s->n)
+    if (!b || !jac || m < 1 || nblocks * (size_t)m + ns > s->n)
         return ND_ERR_ARG;
     s->block_doubles -= b->block_doubles;
-    int st = bdf_alloc(b, s->n, nblocks, m, 0);
+    int st = bdf_alloc(b, s->n, nblocks, m, ns);
+    b->adjoint_of = ns > 0;
     s->block_doubles += b->block_doubles;
     b->sys_jac = jac;
     b->jac_ctx = ctx;
@@ -265,8 +276,10 @@ static int factor_one(int m, const double *J, double c, double *A, int *ipiv)
 
 /* LU of I - c J per block, and of the shared block's I - c S (the coupling
  * columns need no factor). Returns nonzero when a block is singular. */
-static int factor_blocks(struct NdBdf *b, double c)
+static int factor_blocks(struct NdBdf *b, double c_newton)
 {
+    /* the adjoint's I - c (-J^T) is I + c J, solved transposed */
+    double c = b->adjoint_of ? -c_newton : c_newton;
     int m = b->m, singular = 0;
     size_t mm = (size_t)m * (size_t)m;
     for (size_t blk = 0; blk < b->nblocks; blk++)
@@ -274,7 +287,7 @@ static int factor_blocks(struct NdBdf *b, double c)
     if (b->ns)
         singular |= factor_one((int)b->ns, b->J + b->nblocks * (mm + (size_t)m * b->ns), c,
                                b->LU + b->nblocks * mm, b->ipiv + b->nblocks * (size_t)m);
-    b->st.c_lu = c; /* the coupling's factor in solve_blocks */
+    b->st.c_lu = c_newton; /* the coupling's factor in solve_bordered */
     b->num_lu++;
     return singular;
 }
@@ -289,7 +302,7 @@ static void solve_bordered(struct NdBdf *b, double *x, int transpose)
     size_t m = (size_t)b->m, mm = m * m, ns = b->ns;
     const double *C = b->J + b->nblocks * mm, *LUs = b->LU + b->nblocks * mm;
     const int *piv_s = b->ipiv + b->nblocks * m;
-    double *xs = x + b->nblocks * m, c = b->st.c_lu;
+    double *xs = x + b->nblocks * m, c = b->adjoint_of ? -b->st.c_lu : b->st.c_lu;
     if (!transpose)
         nd_lu_solve((int)ns, LUs, piv_s, xs, 0);
     for (size_t blk = 0; blk < b->nblocks; blk++) {
@@ -318,7 +331,7 @@ static void solve_blocks(struct NdBdf *b, double *x, int transpose)
 {
     size_t m = (size_t)b->m, mm = m * m;
     if (b->ns) {
-        solve_bordered(b, x, transpose);
+        solve_bordered(b, x, transpose != b->adjoint_of);
         return;
     }
     for (size_t blk = 0; blk < b->nblocks; blk++)

@@ -43,6 +43,11 @@ int nd_bdf_attach(NdSolver *s, size_t nblocks, int m);
 void nd_bdf_detach(NdSolver *s);
 /* A system's Jacobian and its block structure (reallocates the blocks). */
 int nd_bdf_set_system_jac(NdSolver *s, NdSystemJacFn jac, void *ctx, size_t nblocks, int m);
+/* The continuous adjoint's system [a; g] of a model with a shared block of ns:
+ * jac writes the model's bordered J (nd_kernels.h), not -J^T; the engine
+ * factors and solves I + c J^T from it (ns = 0: nd_bdf_set_system_jac). */
+int nd_bdf_set_adjoint_jac(NdSolver *s, NdSystemJacFn jac, void *ctx, size_t nblocks, int m,
+                           size_t ns);
 void nd_bdf_set_hook(NdSolver *s, NdBdfHook hook, void *ctx);
 
 /* The solve behind nd_solve for ND_BDF; arguments already checked. */

@@ -705,10 +705,6 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     int st = check_args(s, p, y0, ts, nt, yout);
     if (st)
         return st;
-    if (s->k.ns > 0 && method_engine(s->method) == ND_ENGINE_ONESTEP) /* per-sample blocks */
-        return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "%s does not solve shared states yet "
-                              "(bdf does: the bordered Jacobian of nd_kernels.h)",
-                              nd_method_name(s->method));
 #ifdef ND_BDF_H
     if (method_engine(s->method) == ND_ENGINE_BDF)
         return nd_bdf_solve(s, p, y0, ts, nt, yout);

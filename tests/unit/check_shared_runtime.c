@@ -168,29 +168,31 @@ static const double W0[NW] = {0.5, -1.1, 0.8, 0.2};
 static double w0_cur[NW] = {0.5, -1.1, 0.8, 0.2}; /* W0, moved by the differences */
 static const double Z0[SB][NZ] = {{1.0, -0.5}, {0.3, 0.8}, {-1.2, 0.4}};
 static const double ts[NT] = {0.0, 0.6, 1.5};
+static int nb = SB; /* the batch the gradients run (test_single_sample: 1) */
 
 static void y0_once(double *y)
 {
-    for (int b = 0; b < SB; b++)
+    for (int b = 0; b < nb; b++)
         memcpy(y + b * NZ, Z0[b], sizeof Z0[b]);
-    memcpy(y + SB * NZ, w0_cur, sizeof w0_cur);
+    memcpy(y + nb * NZ, w0_cur, sizeof w0_cur);
 }
 
 static void y0_copy(double *y)
 {
-    for (int b = 0; b < SB; b++) {
+    for (int b = 0; b < nb; b++) {
         memcpy(y + b * (NZ + NW), Z0[b], sizeof Z0[b]);
         memcpy(y + b * (NZ + NW) + NZ, w0_cur, sizeof w0_cur);
     }
 }
 
-/* The methods each test runs: fixed rk4, adaptive dopri5 (and tsit5), and bdf
- * (the bordered Newton matrix). */
-static const NdMethod methods[] = {ND_RK4, ND_DOPRI5, ND_TSIT5, ND_BDF};
+/* The methods each test runs: fixed rk4, adaptive dopri5 (and tsit5), and the
+ * implicit bdf, rodas4 and kvaerno5 (the bordered matrices; no gradients for
+ * the last two). */
+static const NdMethod methods[] = {ND_RK4, ND_DOPRI5, ND_TSIT5, ND_BDF, ND_RODAS4, ND_KVAERNO5};
 
 static NdSolver *make_solver(const NdKernels *k, NdMethod m)
 {
-    NdSolver *s = nd_solver_create(k, m, SB);
+    NdSolver *s = nd_solver_create(k, m, nb);
     ck_assert_ptr_nonnull(s);
     if (nd_method_is_adaptive(m))
         ck_assert_int_eq(nd_solver_set_tolerances(s, 1e-8, 1e-10), ND_OK);
@@ -218,7 +220,7 @@ START_TEST(test_values_match_per_copy)
     for (int j = 0; j < NT; j++)
         for (int b = 0; b < SB; b++) {
             const double *o = yo + j * (SB * NZ + NW), *c = yc + (j * SB + b) * (NZ + NW);
-            double tol = m == ND_BDF ? 1e-10 : 1e-13;
+            double tol = nd_method_is_implicit(m) ? 1e-10 : 1e-13;
             for (int i = 0; i < NZ; i++)
                 ck_assert_double_eq_tol(o[b * NZ + i], c[i], tol);
             for (int e = 0; e < NW; e++)
@@ -241,17 +243,17 @@ static int loss_fn(void *ctx, int j, double t, const double *y, const double *p,
     (void)t, (void)p, (void)gp;
     int per_copy = *(const int *)ctx;
     int stride = per_copy ? NZ + NW : NZ;
-    memset(gy, 0, sizeof(double) * (size_t)(per_copy ? SB * (NZ + NW) : SB * NZ + NW));
+    memset(gy, 0, sizeof(double) * (size_t)(per_copy ? nb * (NZ + NW) : nb * NZ + NW));
     if (j == 0)
         return 0;
-    for (int b = 0; b < SB; b++)
+    for (int b = 0; b < nb; b++)
         for (int i = 0; i < NZ; i++) {
             double z = y[b * stride + i];
             *L += qz[i] * z * z;
             gy[b * stride + i] = 2 * qz[i] * z;
         }
     if (j == NT - 1) {
-        int w = per_copy ? NZ : SB * NZ;
+        int w = per_copy ? NZ : nb * NZ;
         for (int e = 0; e < NW; e++) {
             *L += rw[e] * y[w + e];
             gy[w + e] = rw[e];
@@ -265,7 +267,7 @@ static double gradient(const NdKernels *k, NdMethod m, NdGradMethod gm, const do
 {
     int per_copy = k->ns == 0;
     NdSolver *s = make_solver(k, m);
-    NdGradient *g = nd_gradient_create(k, s, gm, SB, NT);
+    NdGradient *g = nd_gradient_create(k, s, gm, nb, NT);
     ck_assert_ptr_nonnull(g);
     if (nd_method_is_adaptive(m) && gm == ND_GRAD_ADJOINT)
         nd_gradient_set_seminorm(g, 0);
@@ -288,8 +290,6 @@ START_TEST(test_gradients_match_per_copy)
 {
     NdMethod m = methods[_i % 4];
     NdGradMethod gm = grads[_i / 4];
-    if (m == ND_BDF && gm == ND_GRAD_ADJOINT) /* refused: test_implicit_refuses */
-        return;
     /* the adaptive adjoint's backward steps differ a little (its norm); bdf's
      * Newton iterations see the two layouts' roundings */
     double tol = (nd_method_is_adaptive(m) && gm == ND_GRAD_ADJOINT) ? 1e-6
@@ -313,6 +313,40 @@ START_TEST(test_gradients_match_per_copy)
         ck_assert_double_eq_tol(gyo[SB * NZ + e], sum, tol);
         ck_assert_double_gt(fabs(sum), 1e-3);
     }
+}
+END_TEST
+
+/* One sample: the once layout's shared adjoint is that sample's copy's, and the
+ * adjoint's norm weights it by 1/B = 1, so even the adaptive backward solves
+ * take the per-copy steps and Newton iterations (bdf: the transposed bordered
+ * system of the continuous adjoint, which a wrong elimination would still
+ * solve, with more iterations). */
+START_TEST(test_single_sample)
+{
+    NdMethod m = _i == 0 ? ND_BDF : ND_DOPRI5;
+    nb = 1;
+    double gpo[NP], gpc[NP], gyo[SB * NZ + NW], gyc[SB * (NZ + NW)];
+    NdSolver *so = make_solver(&once_k, m), *sc = make_solver(&copy_k, m);
+    NdGradient *go = nd_gradient_create(&once_k, so, ND_GRAD_ADJOINT, 1, NT);
+    NdGradient *gc = nd_gradient_create(&copy_k, sc, ND_GRAD_ADJOINT, 1, NT);
+    double y0o[SB * NZ + NW], y0c[SB * (NZ + NW)], Lo = 0, Lc = 0;
+    int once = 0, copy = 1;
+    y0_once(y0o);
+    y0_copy(y0c);
+    NdLoss lo = {.nt = NT, .ts = ts, .fn = loss_fn, .ctx = &once};
+    NdLoss lc = {.nt = NT, .ts = ts, .fn = loss_fn, .ctx = &copy};
+    ck_assert_int_eq(nd_gradient_compute(go, P0, y0o, &lo, &Lo, gpo, gyo), ND_OK);
+    ck_assert_int_eq(nd_gradient_compute(gc, P0, y0c, &lc, &Lc, gpc, gyc), ND_OK);
+    ck_assert_int_eq(nd_gradient_get_num_backward_evals(go), nd_gradient_get_num_backward_evals(gc));
+    for (int e = 0; e < NP; e++)
+        ck_assert_double_eq_tol(gpo[e], gpc[e], 1e-9);
+    for (int e = 0; e < NW; e++)
+        ck_assert_double_eq_tol(gyo[NZ + e], gyc[NZ + e], 1e-9);
+    nd_gradient_free(go);
+    nd_gradient_free(gc);
+    nd_solver_free(so);
+    nd_solver_free(sc);
+    nb = SB;
 }
 END_TEST
 
@@ -345,33 +379,16 @@ START_TEST(test_gradients_vs_fd)
 }
 END_TEST
 
-/* rodas4 and kvaerno5 refuse a shared block (they factor per-sample blocks),
- * and so does bdf's continuous adjoint (its backward system's blocks). */
-START_TEST(test_implicit_refuses)
-{
-    NdMethod m = _i == 0 ? ND_RODAS4 : ND_KVAERNO5;
-    NdSolver *s = nd_solver_create(&once_k, m, SB);
-    ck_assert_ptr_nonnull(s);
-    double y0[SB * NZ + NW], y[NT * (SB * NZ + NW)];
-    y0_once(y0);
-    ck_assert_int_eq(nd_solve(s, P0, y0, ts, NT, y), ND_ERR_UNSUPPORTED);
-    ck_assert_ptr_nonnull(strstr(nd_solver_get_message(s), "shared states"));
-    nd_solver_free(s);
-    NdSolver *t = make_solver(&once_k, ND_BDF);
-    ck_assert_ptr_null(nd_gradient_create(&once_k, t, ND_GRAD_ADJOINT, SB, NT));
-    nd_solver_free(t);
-}
-END_TEST
 
 Suite *shared_runtime_suite(void)
 {
     Suite *s = suite_create("shared_runtime");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_values_match_per_copy, 0, 4);
+    tcase_add_loop_test(tc, test_values_match_per_copy, 0, 6);
     tcase_add_loop_test(tc, test_gradients_match_per_copy, 0, 12);
     tcase_add_loop_test(tc, test_gradients_vs_fd, 0, 3);
-    tcase_add_loop_test(tc, test_implicit_refuses, 0, 2);
+    tcase_add_loop_test(tc, test_single_sample, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
