@@ -82,6 +82,23 @@ def run(nodec, d, text, *args):
     return p
 
 
+def run_layout(nodec, d, name, o, text, kind, read):
+    """Runs text (layout o), checks that --dump=grad says the states are shared once
+    (or, per copy, that nothing is) in its `kind` kernel set, and returns read(d), or
+    None after a failure."""
+    p = run(nodec, d, text)
+    if p.returncode != 0:
+        fail("%s %s: nodec failed: %s" % (name, o, p.stderr[-2000:]))
+        return None
+    result = read(d)
+    dump = run(nodec, d, text, "--dump=grad").stdout
+    shared = re.findall(r"^kernels of %s .*; shared once: (.*)$" % kind, dump, re.M)
+    want = ["W, V, u"] if o == "once" else []
+    if shared != want:
+        fail("%s %s: --dump=grad says shared %r, expected %r" % (name, o, shared, want))
+    return result
+
+
 def history(d):
     """(loss, nfe_forward, nfe_backward) of each logged step."""
     rows = open(os.path.join(d, "loss.csv")).read().split("\n")[1:]
@@ -96,15 +113,9 @@ def check_case(nodec, d, solver, gradient, wloss, extra):
              for o in ("once", "per_copy")}
     losses = {}
     for o, text in texts.items():
-        p = run(nodec, d, text)
-        if p.returncode != 0:
-            return fail("%s %s: nodec failed: %s" % (name, o, p.stderr[-2000:]))
-        losses[o] = history(d)
-        dump = run(nodec, d, text, "--dump=grad").stdout
-        shared = re.findall(r"^kernels of train .*; shared once: (.*)$", dump, re.M)
-        want = ["W, V, u"] if o == "once" else []
-        if shared != want:
-            fail("%s %s: --dump=grad says shared %r, expected %r" % (name, o, shared, want))
+        losses[o] = run_layout(nodec, d, name, o, text, "train", history)
+        if losses[o] is None:
+            return
     ha, hb = losses["once"], losses["per_copy"]
     a, b = [h[0] for h in ha], [h[0] for h in hb]
     # the same evaluations: the same steps, and for bdf the same Newton iterations
@@ -159,15 +170,10 @@ def check_solve(nodec, d, solver):
     for o in ("once", "per_copy"):
         text = SOLVE.format(option="option shared_states = " + o, model=MODEL,
                             solver=SOLVERS[solver])
-        p = run(nodec, d, text)
-        if p.returncode != 0:
-            return fail("%s %s: nodec failed: %s" % (name, o, p.stderr[-2000:]))
-        tables[o] = open(os.path.join(d, "out.csv")).read().split("\n")
-        dump = run(nodec, d, text, "--dump=grad").stdout
-        shared = re.findall(r"^kernels of model .*; shared once: (.*)$", dump, re.M)
-        want = ["W, V, u"] if o == "once" else []
-        if shared != want:
-            fail("%s %s: --dump=grad says shared %r, expected %r" % (name, o, shared, want))
+        tables[o] = run_layout(nodec, d, name, o, text, "model",
+                               lambda d: open(os.path.join(d, "out.csv")).read().split("\n"))
+        if tables[o] is None:
+            return
     a, b = tables["once"], tables["per_copy"]
     if a[0] != b[0] or len(a) != len(b) or len(a) != 6 * 5 + 2:
         return fail("%s: headers %r / %r, %d and %d lines" % (name, a[0], b[0], len(a), len(b)))
@@ -194,14 +200,10 @@ def check_evaluate(nodec, d):
     rows = {}
     for o in ("once", "per_copy"):
         text = EVALUATE.format(option="option shared_states = " + o, model=MODEL)
-        p = run(nodec, d, text)
-        if p.returncode != 0:
-            return fail("evaluate %s: nodec failed: %s" % (o, p.stderr[-2000:]))
-        rows[o] = open(os.path.join(d, "eval.csv")).read().split("\n")
-        dump = run(nodec, d, text, "--dump=grad").stdout
-        shared = re.findall(r"^kernels of evaluate .*; shared once: (.*)$", dump, re.M)
-        if shared != (["W, V, u"] if o == "once" else []):
-            return fail("evaluate %s: --dump=grad says shared %r" % (o, shared))
+        rows[o] = run_layout(nodec, d, "evaluate", o, text, "evaluate",
+                             lambda d: open(os.path.join(d, "eval.csv")).read().split("\n"))
+        if rows[o] is None:
+            return
     a, b = rows["once"], rows["per_copy"]
     if a[0] != b[0] or len(a) < 2:
         return fail("evaluate: %r against %r" % (a, b))

@@ -12,22 +12,23 @@
  * (one copy for the whole batch) and writes the shared part of a state-shaped
  * output once, at out + B*ny. The shared right-hand side reads only the
  * shared block, p and t, so it runs once per evaluation whatever B is. A
- * model compiled without shared states has ns = 0 and the layout of before. */
+ * model compiled without shared states has ns = 0 and the layout of before
+ * (so has every model emit-c writes, and `option shared_states = per_copy`). */
 #ifndef ND_KERNELS_H
 #define ND_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* dydt = f(t, y, p) for B samples, y and dydt [B*ny + ns]. work: scratch of at least
- * nd_kernels_work_size(k, B) doubles, owned by the caller (so the kernel never
- * allocates). */
+/* dydt = f(t, y, p) for B samples, y and dydt [B*ny + ns]. work: scratch of
+ * at least nd_kernels_work_size(k, B) doubles, owned by the caller (so the
+ * kernel never allocates). */
 typedef void (*NdRhsFn)(double t, const double *y, const double *p, double *dydt, int64_t B,
                         double *work);
 
 /* The general kernel: inputs y [B*ny + ns], p [np], a (cotangents, laid out
- * like y: [B*ny + ns]), d [B*nd] (one row of data per sample); outputs out0 and out1, whose
- * layout each kernel states. Outputs "summed over the batch" hold the sum over
+ * like y: [B*ny + ns]), d [B*nd] (one row of data per sample); outputs out0
+ * and out1, whose layout each kernel states. Outputs "summed over the batch" hold the sum over
  * the B samples (written, not accumulated). Inputs a kernel does not read may be
  * NULL. */
 typedef void (*NdKernelFn)(double t, const double *y, const double *p, const double *a,
@@ -55,14 +56,16 @@ typedef struct NdKernels {
      *     [          J_B  C_B ]   S   = df_s/ds    [ns, ns]  (once)
      *     [  0  ...  0    S   ]   (f_s reads no per-sample state)
      * and out0 holds [B*ny*ny] (the J_b), then [B*ny*ns] (the C_b, each
-     * row-major), then [ns*ns] (S): nd_kernels_jac_size doubles. bdf
-     * eliminates it shared block first, then sample by sample (nd_bdf.c), so
-     * no (B*ny + ns)^2 matrix is formed. */
+     * row-major), then [ns*ns] (S): nd_kernels_jac_size doubles. The
+     * implicit solvers eliminate it shared block first, then sample by sample
+     * (nd_bdf.c, nd_onestep.c; a transposed solve the other way round), so no
+     * (B*ny + ns)^2 matrix is formed. */
     NdKernelFn jac;
     /* The rhs and the vjp fused (the adjoint's backward stage, which needs both
      * at the same y: the forward values they share are computed once):
-     * out0 [2*N] (N = nd_kernels_state_size) holds dydt [N] then a^T df/dy [N], out1 [np] a^T df/dp
-     * summed over the batch, the same numbers as rhs and vjp. With z = [y; a; g]
+     * out0 [2*N] (N = nd_kernels_state_size) holds dydt [N] then a^T df/dy
+     * [N], out1 [np] a^T df/dp summed over the batch, the same numbers as rhs
+     * and vjp. With z = [y; a; g]
      * that is dz/dt up to the sign of its last two parts, in place. NULL unless
      * asked; the runtime then calls rhs and vjp. */
     NdKernelFn rhs_vjp;
