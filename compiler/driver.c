@@ -299,6 +299,8 @@ Compilation *compile(const CompileOptions *o)
     c->program = sema_check(&in);
     if (!c->program || o->until == COMPILE_CHECK)
         return c;
+    if (!(o->targets & TARGET_C)) /* emit-c writes every state per copy (docs/emit-c.md) */
+        sema_share_states(c->program, c->arena, c->ir);
     c->sets = kernel_sets_plan(c->arena, c->program, o->targets);
     bool ok = kernel_sets_derive(&c->sets, c->arena, c->ir, &c->diag) == 0;
     if (ok && o->dump_grad)

@@ -78,9 +78,19 @@ void run_name_var_element(const IrVar *vars, int n, long i, const char *what, ch
     snprintf(buf, len, "%s %ld", what, i);
 }
 
+/* Past ny, element i - ny of the shared block (nd_solver.h). */
 void run_name_element(void *ctx, long i, char *buf, size_t len)
 {
     const IrModel *m = ctx;
+    bool shared = m->ns > 0 && i >= m->ny;
+    for (int k = 0; m->ns > 0 && k < m->n_states; k++) {
+        const IrVar *v = &m->states[k];
+        long e = (shared ? i - m->ny : i) - v->offset;
+        if (v->shared == shared && e >= 0 && e < ir_shape_size(v->shape)) {
+            run_name_var_element(v, 1, e + v->offset, "state element", buf, len);
+            return;
+        }
+    }
     run_name_var_element(m->states, m->n_states, i, "state element", buf, len);
 }
 
@@ -197,12 +207,12 @@ static void eval_init_batch(const SemaSolve *s, IrNode *init, const double *p, i
     free(tmp);
 }
 
-/* The initial states of B samples: draws, init overrides (which may read a data
- * row), else the model's defaults. */
-static int initial_states(Runner *r, const SemaSolve *s, const ModelRun *mr, double *y0,
-                          int B)
+/* The initial states of B samples of m (the solve's model, or the copy it
+ * integrates with shared states: theirs once, at y0 + B*ny): draws, init
+ * overrides (which may read a data row), else the model's defaults. */
+static int initial_states(Runner *r, const SemaSolve *s, const ModelRun *mr,
+                          const IrModel *m, double *y0, int B)
 {
-    const IrModel *m = mr->model;
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
         IrNode *init = s->init && s->init[i] ? s->init[i] : v->init;
@@ -213,7 +223,10 @@ static int initial_states(Runner *r, const SemaSolve *s, const ModelRun *mr, dou
                            v->name, m->name);
         if (ir_shape_size(init->shape) != ir_shape_size(v->shape))
             init = ir_mul(r->c->ir, init, ir_fill(r->c->ir, v->shape, 1));
-        eval_init_batch(s, init, mr->p, B, m->ny, y0 + v->offset);
+        if (v->shared)
+            eval_init_batch(s, init, mr->p, 1, m->ny, y0 + (size_t)B * m->ny + v->offset);
+        else
+            eval_init_batch(s, init, mr->p, B, m->ny, y0 + v->offset);
     }
     draw_states(r, m, s->draw, y0, B);
     return 0;
@@ -381,26 +394,48 @@ static void report_solve(Runner *r, const SemaSolve *s, const char *dest, int B,
                 nd_solver_get_num_rhs_evals(solver), apart ? " of one sample" : "", ms);
 }
 
+/* The copy's rows (shared block after the samples) in the model's layout:
+ * every sample's row holds the shared states' values again. */
+static void expand_shared(const SemaSolve *s, int B, const double *once, double *yout)
+{
+    const IrModel *c = s->integrated, *m = s->model;
+    size_t n = (size_t)B * c->ny + c->ns;
+    for (int j = 0; j < s->nt; j++)
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < m->n_states; i++) {
+                const IrVar *v = &c->states[i];
+                const double *from = once + j * n + (v->shared ? (size_t)B * c->ny
+                                                               : (size_t)b * c->ny) + v->offset;
+                memcpy(yout + ((size_t)j * B + b) * m->ny + m->states[i].offset, from,
+                       sizeof(double) * (size_t)ir_shape_size(v->shape));
+            }
+}
+
 /* Integrates the B samples of s together into yout [nt * B * ny] (nd_solve's
- * layout); reports failures at where. */
+ * layout for s's model, shared states or not); reports failures at where. */
 static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *dest, int B,
                       double *yout)
 {
+    const IrModel *m = s->integrated ? s->integrated : s->model;
     ModelRun *mr = run_model(r, s->model);
-    const CompiledSet *cs = compilation_model_kernels(r->c, s->model);
+    const CompiledSet *cs = compilation_model_kernels(r->c, m);
     if (!cs || !cs->jit) /* the pipeline plans a set for every model a solve integrates */
         INTERNAL_ERROR("model '%s' reached a solve uncompiled", s->model->name);
     NdSolver *solver = run_make_solver(r, &s->solver, where, &cs->kernels, B);
     if (!solver)
         return -1;
-    nd_solver_set_element_namer(solver, run_name_element, s->model);
-    int ny = s->model->ny, rc = -1;
-    double *y0 = calloc((size_t)B * (size_t)(ny ? ny : 1), sizeof(double));
-    if (!y0) {
+    nd_solver_set_element_namer(solver, run_name_element, (void *)m);
+    int rc = -1;
+    size_t n = nd_kernels_state_size(&cs->kernels, B);
+    double *y0 = calloc(n ? n : 1, sizeof(double));
+    double *once = s->integrated ? calloc((size_t)s->nt * n, sizeof(double)) : NULL;
+    if (!y0 || (s->integrated && !once)) {
         diag_error(&r->c->diag, where, "out of memory for this solve");
-    } else if (initial_states(r, s, mr, y0, B) == 0) {
+    } else if (initial_states(r, s, mr, m, y0, B) == 0) {
         double t0 = run_now_ms();
-        int status = nd_solve(solver, mr->p, y0, s->t, s->nt, yout);
+        int status = nd_solve(solver, mr->p, y0, s->t, s->nt, once ? once : yout);
+        if (once)
+            expand_shared(s, B, once, yout);
         if (status != ND_OK) {
             diag_error(&r->c->diag, where, "solve %s failed (%s): %s", s->model->name,
                        nd_status_name(status), nd_solver_get_message(solver));
@@ -411,6 +446,7 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     }
     nd_solver_free(solver);
     free(y0);
+    free(once);
     return rc;
 }
 

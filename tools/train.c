@@ -1248,7 +1248,8 @@ int train_run(Runner *r, const SemaDirective *d)
     t.ny = t.m->ny;
     t.np = t.m->np;
     t.ncols = tr->data ? tr->data->ncols : 0;
-    t.cost_offset = tr->cost_offset;
+    if (tr->cost_state >= 0) /* per sample; its offset counts per-sample elements (sema_shared.c) */
+        t.cost_offset = t.m->states[tr->cost_state].offset;
     if (t.np == 0) /* sema refuses a train of a model without parameters */
         INTERNAL_ERROR("train of model '%s' reached the runner without parameters",
                        tr->model->name);
@@ -1383,6 +1384,7 @@ static int evaluate_groups(Trainer *t)
 int evaluate_run(Runner *r, const SemaDirective *d)
 {
     const SemaTrain *tr = &d->train;
+    /* the model, or its copy with shared states (sema_shared.c) */
     Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->augmented, .cost_offset = -1};
     t.p = run_model(r, tr->model)->p;
     t.ny = t.m->ny;

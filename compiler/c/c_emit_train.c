@@ -70,7 +70,7 @@ static void write_loss_table(Emit *e, const char *prefix, const SemaTrain *tr,
     fprintf(f, "    lk->nd = %d;\n    lk->cost_offset = %d;\n"
                "    lk->prepare = NULL;\n    lk->prepare_ctx = NULL;\n}\n\n",
             tr->data ? tr->data->ncols : 0,
-            tr->cost_offset);
+            tr->cost_state >= 0 ? tr->augmented->states[tr->cost_state].offset : -1);
     fprintf(e->hdr, "void %s_loss_kernels(NdLossKernels *lk);\n", prefix);
 }
 

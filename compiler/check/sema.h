@@ -73,6 +73,10 @@ typedef struct SemaSolve {
     const SemaData *rows; /* init reads this data set: one sample per row (init's DATA leaves) */
     const char *load;     /* `load = "file.params"`: the model's parameters from a file, or NULL */
     SrcLoc load_loc;
+    /* The copy of model a batched solve integrates with shared states in the
+     * kernel ABI's shared block (sema_share_states), or NULL: model itself. The
+     * output keeps model's columns (each sample's row repeats the shared ones). */
+    IrModel *integrated;
 } SemaSolve;
 
 /* A field of a data set: `obs.y` gathers the columns y[0], y[1] of each row. */
@@ -120,7 +124,9 @@ typedef struct SemaTrain {
                            starting at each sample's first observation time) that stands
                            for t, so samples starting at different times form one batch
                            (their solve runs on times relative to their start); else == model */
-    int cost_offset, clock_offset; /* of __cost and __clock in augmented's y, or -1 */
+    int cost_state, clock_state; /* the slots of __cost and __clock in augmented, or -1
+                                    (their offsets: augmented->states[slot].offset, which
+                                    a shared copy changes: sema_shared.c) */
     SemaData *data;     /* NULL without `data` */
     IrNode **init;      /* per state of model: initial value (may read DATA and params), or
                            NULL: the model's default, or (time series) the observed state */
@@ -215,6 +221,7 @@ typedef struct SemaProgram {
     int n_dirs;
     bool has_seed;
     uint64_t seed;    /* option seed */
+    bool shared_per_copy; /* option shared_states = per_copy (sema_shared.c) */
 } SemaProgram;
 
 typedef struct SemaInput {
@@ -237,6 +244,13 @@ typedef struct SemaInput {
 SemaProgram *sema_check(const SemaInput *in);
 
 IrModel *sema_find_model(const SemaProgram *p, const char *name);
+
+/* Gives each train and batched solve that integrates shared states
+ * (docs/language.md, "Shared states") its copy of the model with them in the
+ * kernel ABI's shared block (IrModel.ns, .origin): a train's augmented model,
+ * loss and metrics then read the copy's leaves; a solve's `integrated`. Nothing with option shared_states = per_copy. The driver
+ * calls it for the JIT; emit-c writes the per-copy layout. */
+void sema_share_states(SemaProgram *prog, Arena *arena, IrBuilder *ir);
 
 /* The CSV column names of a model's state elements ("x", "y[0]", "W[0,1]"),
  * ny of them, arena-allocated. */

@@ -660,10 +660,27 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
 
 /* ---- option ---- */
 
+/* `option shared_states = once | per_copy` (docs/language.md, "Shared states"). */
+static void option_shared(Sema *S, const Ast *ast, SemaProgram *out)
+{
+    const char *v = ast->a && ast->a->kind == AST_NAME ? ast->a->name : NULL;
+    if (v && (strcmp(v, "once") == 0 || strcmp(v, "per_copy") == 0)) {
+        out->shared_per_copy = strcmp(v, "per_copy") == 0;
+        return;
+    }
+    diag_error(S->diag, ast->a ? ast->a->loc : name_loc_of(ast),
+               "option shared_states is 'once' (the default) or 'per_copy'");
+}
+
 static void option_directive(Sema *S, const Ast *ast, SemaProgram *out)
 {
+    if (strcmp(ast->name, "shared_states") == 0) {
+        option_shared(S, ast, out);
+        return;
+    }
     if (strcmp(ast->name, "seed") != 0) {
-        diag_error(S->diag, name_loc_of(ast), "unknown option '%s' (known options: seed)", ast->name);
+        diag_error(S->diag, name_loc_of(ast),
+                   "unknown option '%s' (known options: seed, shared_states)", ast->name);
         return;
     }
     IrNode *c = sema_const(S, S->global, ast->a, "the seed");

@@ -910,8 +910,8 @@ static void train_clock(Sema *S, SemaTrain *out)
     IrModel *a = out->augmented;
     IrNode *t = ir_time(S->ir), *start = ir_data(S->ir, 0, out->data->t_col, ir_scalar_shape());
     a = out->augmented = model_plus_state(S, a, "__clock", ir_scalar(S->ir, 1), start);
-    out->clock_offset = a->ny - 1;
-    IrNode *clock = ir_state(S->ir, a->n_states - 1, out->clock_offset, ir_scalar_shape());
+    out->clock_state = a->n_states - 1;
+    IrNode *clock = ir_state(S->ir, out->clock_state, a->ny - 1, ir_scalar_shape());
     IrNode **rhs = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)a->n_states);
     memcpy(rhs, a->rhs, sizeof(IrNode *) * (size_t)a->n_states);
     ir_replace(S->ir, a->n_states, rhs, t, clock);
@@ -949,13 +949,13 @@ static void train_model_parts(Sema *S, TrainCheck *tc)
     if (!tc->data_broken && S->diag->errors == before)
         train_rules(S, tc);
     out->augmented = out->model;
-    out->cost_offset = out->clock_offset = -1;
+    out->cost_state = out->clock_state = -1;
     if (S->diag->errors != before)
         return;
     if (out->regularize) {
         out->augmented = model_plus_state(S, out->model, "__cost", out->regularize,
                                           ir_scalar(S->ir, 0));
-        out->cost_offset = out->model->ny;
+        out->cost_state = out->model->n_states;
     }
     train_clock(S, out);
 }

@@ -324,7 +324,27 @@ IrNode *diff_divergence_blocked(IrBuilder *b, IrNode *f, IrNode *x, const IrNode
 
 static IrNode *state_leaf(IrBuilder *b, const IrModel *m, int i)
 {
-    return ir_state(b, i, m->states[i].offset, m->states[i].shape);
+    return ir_model_state(b, m, i);
+}
+
+/* The shared rhs's own terms (IrModel.adj_once): the vjp of the shared states'
+ * rhs alone, with the per-sample cotangents zero. */
+static void adjoint_once(IrBuilder *b, IrModel *m, IrNode **cot, IrNode **wrt, int nw)
+{
+    Arena *arena = ir_builder_arena(b);
+    int ns = m->n_states;
+    IrNode **roots = arena_alloc(arena, sizeof *roots * (size_t)(ns + 1));
+    IrNode **c = arena_alloc(arena, sizeof *c * (size_t)(ns + 1));
+    int n = 0;
+    for (int i = 0; i < ns; i++)
+        if (m->states[i].shared) {
+            roots[n] = m->rhs[i];
+            c[n++] = cot[i];
+        }
+    m->adj_once = arena_alloc(arena, sizeof *m->adj_once * (size_t)(nw + 1));
+    const IrNode *stop = diff_vjp_blocked(b, n, roots, c, nw, wrt, m->adj_once);
+    if (!m->adj_blocked)
+        m->adj_blocked = stop;
 }
 
 void diff_model_adjoint(IrBuilder *b, IrModel *m)
@@ -337,14 +357,25 @@ void diff_model_adjoint(IrBuilder *b, IrModel *m)
     IrNode **wrt = arena_alloc(arena, sizeof *wrt * (size_t)(nw + 1));
     IrNode **grads = arena_alloc(arena, sizeof *grads * (size_t)(nw + 1));
     for (int i = 0; i < ns; i++) {
-        cot[i] = ir_adjoint(b, i, m->states[i].offset, m->states[i].shape);
+        cot[i] = ir_model_adjoint(b, m, i);
         wrt[i] = state_leaf(b, m, i);
     }
     for (int j = 0; j < m->n_params; j++)
         wrt[ns + j] = ir_param(b, j, m->params[j].offset, m->params[j].shape);
-    m->adj_blocked = diff_vjp_blocked(b, ns, m->rhs, cot, nw, wrt, grads);
+    /* with shared states, the per-sample rhs's terms (batched, summed by the
+     * kernel) apart from the shared rhs's (once): the shared cotangents are
+     * zero in the first sweep */
+    IrNode **c = cot;
+    if (m->ns > 0) {
+        c = arena_alloc(arena, sizeof *c * (size_t)(ns + 1));
+        for (int i = 0; i < ns; i++)
+            c[i] = m->states[i].shared ? ir_fill(b, m->states[i].shape, 0) : cot[i];
+    }
+    m->adj_blocked = diff_vjp_blocked(b, ns, m->rhs, c, nw, wrt, grads);
     m->adj_state = grads;
     m->adj_param = grads + ns; /* one allocation: params follow the states */
+    if (m->ns > 0)
+        adjoint_once(b, m, cot, wrt, nw);
 }
 
 static IrNode *init_adjoint_term(IrBuilder *b, const IrModel *m, int i, IrNode *param)
@@ -352,7 +383,7 @@ static IrNode *init_adjoint_term(IrBuilder *b, const IrModel *m, int i, IrNode *
     const IrVar *v = &m->states[i];
     if (v->init_kind != IR_INIT_EXPR || !v->init)
         return NULL;
-    IrNode *a = ir_adjoint(b, i, v->offset, v->shape), *g;
+    IrNode *a = ir_model_adjoint(b, m, i), *g;
     diff_vjp(b, 1, &v->init, &a, 1, &param, &g);
     return ir_is_const_value(g, 0) ? NULL : g;
 }
@@ -396,6 +427,41 @@ static IrNode *jacobian_row(IrBuilder *b, IrModel *m, int i, int e, IrNode **wrt
     return ir_concat(b, m->n_states, grads);
 }
 
+/* grads[k] of the states with shared == sh, flattened, as one row. */
+static IrNode *row_part(IrBuilder *b, const IrModel *m, IrNode **grads, bool sh, IrNode **tmp)
+{
+    int n = 0;
+    for (int k = 0; k < m->n_states; k++)
+        if (m->states[k].shared == sh)
+            tmp[n++] = flatten(b, grads[k]);
+    return ir_concat(b, n, tmp);
+}
+
+/* The bordered Jacobian of a model with shared states (IrModel.jac_border). */
+static void jacobian_bordered(IrBuilder *b, IrModel *m, Arena *scratch, IrNode **wrt,
+                              IrNode **grads)
+{
+    IrNode **tmp = arena_alloc(scratch, sizeof *tmp * (size_t)(m->n_states + 1));
+    IrNode **ry = arena_alloc(scratch, sizeof *ry * (size_t)(m->ny + 1));
+    IrNode **rc = arena_alloc(scratch, sizeof *rc * (size_t)(m->ny + 1));
+    IrNode **rs = arena_alloc(scratch, sizeof *rs * (size_t)(m->ns + 1));
+    int ny = 0, ns = 0;
+    for (int i = 0; i < m->n_states; i++)
+        for (int e = 0; e < ir_shape_size(m->states[i].shape); e++) {
+            IrNode *cot = unit(b, m->rhs[i]->shape, e);
+            diff_vjp(b, 1, &m->rhs[i], &cot, m->n_states, wrt, grads);
+            if (m->states[i].shared) {
+                rs[ns++] = row_part(b, m, grads, true, tmp);
+            } else {
+                ry[ny] = row_part(b, m, grads, false, tmp);
+                rc[ny++] = row_part(b, m, grads, true, tmp);
+            }
+        }
+    m->jac = ir_stack(b, ny, ry);
+    m->jac_border = ir_stack(b, ny, rc);
+    m->jac_shared = ir_stack(b, ns, rs);
+}
+
 void diff_model_jacobian(IrBuilder *b, IrModel *m)
 {
     if (m->jac)
@@ -407,6 +473,11 @@ void diff_model_jacobian(IrBuilder *b, IrModel *m)
     IrNode **rows = arena_alloc(scratch, sizeof *rows * (size_t)(m->ny + 1));
     for (int i = 0; i < ns; i++)
         wrt[i] = state_leaf(b, m, i);
+    if (m->ns > 0) {
+        jacobian_bordered(b, m, scratch, wrt, grads);
+        arena_free(scratch);
+        return;
+    }
     int row = 0;
     for (int i = 0; i < ns; i++)
         for (int e = 0; e < ir_shape_size(m->states[i].shape); e++)

@@ -232,7 +232,7 @@ static void table_grow(IrBuilder *b)
 
 static unsigned node_flags(const IrNode *k)
 {
-    bool batched = k->op == IR_STATE || k->op == IR_ADJOINT || k->op == IR_DATA;
+    bool batched = (k->op == IR_STATE || k->op == IR_ADJOINT || k->op == IR_DATA) && !k->attr[0];
     unsigned flags = batched ? IR_BATCHED : k->op == IR_TIME ? IR_TIMED : 0;
     for (int i = 0; i < k->nargs; i++)
         flags |= k->args[i]->flags;
@@ -306,14 +306,22 @@ IrNode *ir_time(IrBuilder *b)
     return intern(b, &k);
 }
 
-static IrNode *variable(IrBuilder *b, IrOp op, int slot, int offset, IrShape shape)
+/* A variable's leaf; shared (attr[0] = 1): a shared state's or its cotangent's. */
+static IrNode *leaf_of(IrBuilder *b, IrOp op, int slot, int offset, IrShape shape, int shared)
 {
     if (slot < 0 || offset < 0)
-        IR_FAIL("%s leaf with slot %d, offset %d", ir_op_name(op), slot, offset);
+        IR_FAIL("%s%s leaf with slot %d, offset %d", shared ? "shared " : "", ir_op_name(op),
+                slot, offset);
     IrNode k = node_template(op, shape, 0, NULL);
     k.slot = slot;
     k.offset = offset;
+    k.attr[0] = shared;
     return intern(b, &k);
+}
+
+static IrNode *variable(IrBuilder *b, IrOp op, int slot, int offset, IrShape shape)
+{
+    return leaf_of(b, op, slot, offset, shape, 0);
 }
 
 IrNode *ir_state(IrBuilder *b, int slot, int offset, IrShape shape)
@@ -334,6 +342,36 @@ IrNode *ir_adjoint(IrBuilder *b, int slot, int offset, IrShape shape)
 IrNode *ir_data(IrBuilder *b, int slot, int offset, IrShape shape)
 {
     return variable(b, IR_DATA, slot, offset, shape);
+}
+
+/* A shared leaf: offset into the shared block, not batched (node_flags). */
+IrNode *ir_shared_state(IrBuilder *b, int slot, int offset, IrShape shape)
+{
+    return leaf_of(b, IR_STATE, slot, offset, shape, 1);
+}
+
+IrNode *ir_shared_adjoint(IrBuilder *b, int slot, int offset, IrShape shape)
+{
+    return leaf_of(b, IR_ADJOINT, slot, offset, shape, 1);
+}
+
+bool ir_is_shared(const IrNode *n)
+{
+    return (n->op == IR_STATE || n->op == IR_ADJOINT) && n->attr[0] == 1;
+}
+
+IrNode *ir_model_state(IrBuilder *b, const IrModel *m, int i)
+{
+    const IrVar *v = &m->states[i];
+    return v->shared ? ir_shared_state(b, i, v->offset, v->shape)
+                     : ir_state(b, i, v->offset, v->shape);
+}
+
+IrNode *ir_model_adjoint(IrBuilder *b, const IrModel *m, int i)
+{
+    const IrVar *v = &m->states[i];
+    return v->shared ? ir_shared_adjoint(b, i, v->offset, v->shape)
+                     : ir_adjoint(b, i, v->offset, v->shape);
 }
 
 bool ir_model_autonomous(const IrModel *m)
@@ -1101,38 +1139,89 @@ int ir_topo_order(Arena *arena, int n, IrNode *const *roots, IrNode ***order)
     return count;
 }
 
-/* ---- substitution ---- */
+/* ---- rebuilding with other leaves ---- */
 
-/* Rebuilding interns each copy through the same table, so a node whose
- * operands did not change is itself (no copy), and equal rebuilt nodes are
- * one. In topological order (no recursion: expressions may be deep); map[id]
- * holds the rebuilt node by the original's id. */
-void ir_replace(IrBuilder *b, int n, IrNode **roots, const IrNode *from, IrNode *to)
+/* n again from new operands x, through its constructor. */
+static IrNode *rebuild_node(IrBuilder *b, const IrNode *n, IrNode **x)
 {
-    if (!ir_shape_eq(from->shape, to->shape))
-        IR_FAIL("replacing a %d-element node by a %d-element one", ir_shape_size(from->shape),
-                ir_shape_size(to->shape));
+    switch (n->op) {
+    case IR_WHERE: return ir_where(b, x[0], x[1], x[2]);
+    case IR_MATMUL: return ir_matmul(b, x[0], x[1]);
+    case IR_TRANSPOSE: return ir_transpose(b, x[0]);
+    case IR_OUTER: return ir_outer(b, x[0], x[1]);
+    case IR_SUM: return ir_sum(b, x[0]);
+    case IR_MAXR: return ir_reduce_max(b, x[0]);
+    case IR_ARGMAX: return ir_argmax(b, x[0]);
+    case IR_SLICE: return ir_slice(b, x[0], n->attr[0], n->attr[1], n->shape);
+    case IR_PAD: return ir_pad(b, x[0], n->attr[0], n->attr[1], n->shape);
+    case IR_CONCAT: return ir_concat(b, n->nargs, x);
+    case IR_STACK: return ir_stack(b, n->nargs, x);
+    default: break;
+    }
+    switch (ir_op_class(n->op)) {
+    case IR_UNARY: return ir_unary(b, n->op, x[0]);
+    case IR_BINARY: return ir_binary(b, n->op, x[0], x[1]);
+    default: IR_FAIL("rebuilding a %s node", ir_op_name(n->op));
+    }
+}
+
+void ir_rebuild(IrBuilder *b, int n, IrNode *const *roots, IrLeafMap leaf, void *ctx,
+                IrNode **out)
+{
+    Arena *scratch = arena_new();
     IrNode **order;
-    int count = ir_topo_order(b->arena, n, roots, &order), ids = b->count;
-    IrNode **map = arena_alloc(b->arena, sizeof *map * (size_t)ids);
-    IrNode *args[8];
+    int count = ir_topo_order(scratch, n, roots, &order), max_id = 0;
+    for (int i = 0; i < count; i++)
+        max_id = order[i]->id > max_id ? order[i]->id : max_id;
+    IrNode **memo = arena_alloc(scratch, sizeof *memo * (size_t)(max_id + 1));
+    IrNode **x = NULL;
+    int x_cap = 0;
     for (int i = 0; i < count; i++) {
-        IrNode *x = order[i];
-        if (x == from) {
-            map[x->id] = to;
+        IrNode *o = order[i], *r = NULL;
+        if (o->nargs == 0) {
+            r = leaf(ctx, b, o);
+            memo[o->id] = r ? r : o;
             continue;
         }
-        IrNode **argv = x->nargs <= 8 ? args : arena_alloc(b->arena, sizeof *argv * (size_t)x->nargs);
-        bool changed = false;
-        for (int a = 0; a < x->nargs; a++) {
-            argv[a] = map[x->args[a]->id];
-            changed |= argv[a] != x->args[a];
+        if (o->nargs > x_cap) {
+            x_cap = 2 * o->nargs;
+            x = arena_alloc(scratch, sizeof *x * (size_t)x_cap);
         }
-        IrNode k = *x;
-        k.args = argv;
-        map[x->id] = changed ? intern(b, &k) : x;
+        bool same = true;
+        for (int a = 0; a < o->nargs; a++) {
+            x[a] = memo[o->args[a]->id];
+            same = same && x[a] == o->args[a];
+        }
+        r = same ? o : rebuild_node(b, o, x);
+        const SrcLoc *at = ir_origin(b, o);
+        if (at && r != o)
+            ir_set_origin(b, r, *at);
+        memo[o->id] = r;
     }
     for (int i = 0; i < n; i++)
-        if (roots[i])
-            roots[i] = map[roots[i]->id];
+        out[i] = roots[i] ? memo[roots[i]->id] : NULL;
+    arena_free(scratch);
+}
+
+/* ---- substitution: one leaf for another ---- */
+
+typedef struct LeafSwap {
+    const IrNode *from;
+    IrNode *to;
+} LeafSwap;
+
+static IrNode *swap_leaf(void *ctx, IrBuilder *b, const IrNode *leaf)
+{
+    (void)b;
+    const LeafSwap *s = ctx;
+    return leaf == s->from ? s->to : NULL;
+}
+
+void ir_replace(IrBuilder *b, int n, IrNode **roots, const IrNode *from, IrNode *to)
+{
+    if (from->nargs != 0 || !ir_shape_eq(from->shape, to->shape))
+        IR_FAIL("replacing a %s node by a %d-element one", ir_op_name(from->op),
+                ir_shape_size(to->shape));
+    LeafSwap swap = {from, to};
+    ir_rebuild(b, n, roots, swap_leaf, &swap, roots);
 }

@@ -83,6 +83,12 @@ IrNode *ir_state(IrBuilder *b, int slot, int offset, IrShape shape);
 IrNode *ir_param(IrBuilder *b, int slot, int offset, IrShape shape);
 IrNode *ir_adjoint(IrBuilder *b, int slot, int offset, IrShape shape); /* batched */
 IrNode *ir_data(IrBuilder *b, int slot, int offset, IrShape shape);    /* batched */
+/* A shared state and its cotangent (docs/language.md, "Shared states"): one
+ * copy per batch, offset into the shared block (at y + B*ny, nd_kernels.h), so
+ * not batched; attr[0] = 1 tells them from the per-sample leaves. */
+IrNode *ir_shared_state(IrBuilder *b, int slot, int offset, IrShape shape);
+IrNode *ir_shared_adjoint(IrBuilder *b, int slot, int offset, IrShape shape);
+bool ir_is_shared(const IrNode *n);
 
 /* Operations (shapes as in ir_ops.def) */
 IrNode *ir_unary(IrBuilder *b, IrOp op, IrNode *x);
@@ -137,7 +143,9 @@ typedef struct IrVar {
     const char *name;   /* "x", "f.l1.W" (dotted through nets) */
     SrcLoc loc;
     IrShape shape;
-    int offset;         /* into one sample's y (states) or into p (params) */
+    int offset;         /* into one sample's y (states) or into p (params); a shared
+                           state's into the shared block */
+    bool shared;        /* a state integrated once per batch (IrModel.ns) */
     IrInitKind init_kind; /* a state with NORMAL or RADEMACHER is drawn at every solve */
     IrNode *init;       /* IR_INIT_EXPR (a drawn state also holds zeros here) */
     double dist_a, dist_b;
@@ -148,18 +156,43 @@ typedef struct IrModel {
     SrcLoc loc;
     IrVar *states;
     int n_states, ny;   /* ny: total state elements per sample */
+    /* A directive's copy of a model with shared states (sema_shared.c): ns
+     * elements in the shared block, and the program's model it was made from
+     * (its parameters, its per-copy layout for output). 0 and NULL otherwise. */
+    int ns;
+    const struct IrModel *origin;
     IrVar *params;
     int n_params, np;   /* np: total parameter elements */
     IrNode **rhs;       /* rhs[i]: d(states[i])/dt, shaped like states[i] */
     /* Derived systems, built on demand by compiler/diff (NULL until then). */
     IrNode **adj_state; /* adj_state[i] = a^T df/d(states[i]), shaped like states[i] */
     IrNode **adj_param; /* adj_param[j] = a^T df/d(params[j]) for one sample */
+    /* With shared states (ns > 0) adj_state and adj_param hold the per-sample
+     * rhs's terms only (a kernel sums them over the batch for a shared state
+     * or a parameter), and adj_once[k] (k over the states, then the params) the
+     * shared rhs's own a_s^T df_s/d(...), unbatched, counted once. */
+    IrNode **adj_once;
     const IrNode *adj_blocked; /* the first floor or argmax adj_state/adj_param differentiate
                                   through (diff_vjp_blocked), NULL for none */
     IrNode *jac;        /* df/dy: [ny, ny], row i = d(rhs element i)/dy */
+    /* With shared states (ns > 0), jac is the per-sample rows' d/d(per-sample
+     * states) and the bordered rest (nd_kernels.h): jac_border [ny, ns] their
+     * d/d(shared states), jac_shared [ns, ns] the shared rows' (unbatched). */
+    IrNode *jac_border, *jac_shared;
     IrNode **adj_init;  /* adj_init[j * n_states + i] = a_i^T d(init of states[i])/d(params[j])
                            at t0, NULL where the initial value does not read params[j] */
 } IrModel;
+
+/* State i's leaf and its cotangent's, shared or per sample as m says. */
+IrNode *ir_model_state(IrBuilder *b, const IrModel *m, int i);
+IrNode *ir_model_adjoint(IrBuilder *b, const IrModel *m, int i);
+
+/* roots rebuilt with leaves replaced: out[i] is roots[i] with every leaf L for
+ * which leaf(ctx, L) returns non-NULL replaced by it, through the
+ * constructors (so simplified and hash-consed). */
+typedef IrNode *(*IrLeafMap)(void *ctx, IrBuilder *b, const IrNode *leaf);
+void ir_rebuild(IrBuilder *b, int n, IrNode *const *roots, IrLeafMap leaf, void *ctx,
+                IrNode **out);
 
 /* Whether no right-hand side of m reads t (rodas4 then skips df/dt). */
 bool ir_model_autonomous(const IrModel *m);

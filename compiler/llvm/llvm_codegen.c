@@ -79,6 +79,11 @@ static void cg_bind(Cg *cg, int i, const char *name)
     switch (pl->kind) {
     case PLAN_INPUT: {
         LLVMValueRef base = n->op == IR_STATE ? cg->v_y : n->op == IR_ADJOINT ? cg->v_a : cg->v_d;
+        if (ir_is_shared(n)) { /* the shared block, read as p is */
+            v->ptr = cg_gep(cg, base, cg_add(cg, cg_mul(cg, cg->v_B, cg->m->ny),
+                                             cg_i64(cg, n->offset)), name);
+            break;
+        }
         v->ptr = cg_gep(cg, base, cg_i64(cg, n->offset), name);
         v->bstride = n->op == IR_DATA ? cg->nd : cg->m->ny;
         break;
@@ -287,13 +292,33 @@ static void emit_nodes(Cg *cg)
     }
 }
 
+LLVMValueRef cg_out_ptr(Cg *cg, const PlanOutput *o, const char *name)
+{
+    LLVMValueRef at = cg_i64(cg, o->offset);
+    if (o->shared)
+        at = cg_add(cg, cg_mul(cg, cg->v_B, cg->m->ny), at);
+    return cg_gep(cg, cg->v_out[o->dst], at, name);
+}
+
+/* out[offset + k] += src[k] (an `add` output, unbatched). */
+static void emit_add(Cg *cg, const PlanOutput *o, const CgVal *src, const char *tag)
+{
+    CgVal dst = {.ptr = cg_out_ptr(cg, o, "v_add"), .size = src->size};
+    char name[64];
+    CgLoop lk;
+    snprintf(name, sizeof name, "%s_k", tag);
+    LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, src->size), name, NULL);
+    LLVMValueRef acc = LLVMBuildFAdd(cg->bld, cg_load(cg, &dst, NULL, k), cg_load(cg, src, NULL, k), "");
+    cg_store(cg, &dst, NULL, k, acc);
+    cg_loop_end(cg, &lk, NULL);
+}
+
 /* out[offset + k] = sum over the batch of src's element k: zeros, then one
  * pass per sample in sample order (the loop over k vectorises); an unbatched
  * node is the same in every sample, so its sum is B times its value. */
 static void emit_batch_sum(Cg *cg, const PlanOutput *o, const CgVal *src, const char *tag)
 {
-    CgVal dst = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_sum"),
-                 .size = src->size};
+    CgVal dst = {.ptr = cg_out_ptr(cg, o, "v_sum"), .size = src->size};
     char name[64];
     CgLoop lb, lk;
     if (!src->bstride) {
@@ -367,11 +392,14 @@ static void emit_outputs(Cg *cg)
             cg_emit_outer_sum(cg, o, tag);
         else if (o->batch_sum)
             emit_batch_sum(cg, o, src, tag);
-        if (o->batch_sum || (cg->plan.node[r].kind == PLAN_OUT && cg->plan.node[r].out == i) ||
+        else if (o->add)
+            emit_add(cg, o, src, tag);
+        if (o->batch_sum || o->add ||
+            (cg->plan.node[r].kind == PLAN_OUT && cg->plan.node[r].out == i) ||
             (shared && cg_is_scalar_copy(cg, i)))
             continue;
-        CgVal out = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_out"),
-                     .bstride = o->stride, .size = src->size};
+        CgVal out = {.ptr = cg_out_ptr(cg, o, "v_out"), .bstride = o->shared ? 0 : o->stride,
+                     .size = src->size};
         cg_emit_map(cg, NULL, &out, 1, &src, tag);
     }
     for (int i = 0; shared && i < cg->k->n_outputs;)
@@ -418,7 +446,7 @@ static void cg_function(Cg *cg)
     LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), r ? rhs : gen, n, 0);
     cg->fn = LLVMAddFunction(cg->mod, cg->k->name, fty);
     cg->t_kernel = r ? cg->t_kernel : fty;
-    cg->v_a = cg->v_d = cg->v_out[1] = cg->v_out[2] = NULL;
+    cg->v_a = cg->v_d = cg->v_out[1] = cg->v_out[2] = cg->v_out[3] = cg->v_out[4] = NULL;
     for (unsigned k = 0; k < n; k++) {
         const char *name = r ? rhs_names[k] : gen_names[k];
         LLVMValueRef *slot = r ? rhs_slots[k] : gen_slots[k];
@@ -436,7 +464,15 @@ static void cg_function(Cg *cg)
     LLVMPositionBuilderAtEnd(cg->bld, entry);
     cg->v_sample = cg_gep(cg, cg->v_work, cg_i64(cg, cg->plan.fixed.total), "v_work_sample");
     if (!r)
-        cg->v_out[2] = cg_gep(cg, cg->v_out[0], cg_mul(cg, cg->v_B, cg->m->ny), "v_out0_block2");
+        cg->v_out[2] = cg_gep(cg, cg->v_out[0],
+                              cg_add(cg, cg_mul(cg, cg->v_B, cg->m->ny), cg_i64(cg, cg->m->ns)),
+                              "v_out0_block2");
+    if (!r && cg->m->ns > 0) { /* the bordered jac's coupling and shared blocks */
+        LLVMValueRef bny = cg_mul(cg, cg->v_B, cg->m->ny);
+        cg->v_out[3] = cg_gep(cg, cg->v_out[0], cg_mul(cg, bny, cg->m->ny), "v_out0_border");
+        cg->v_out[4] = cg_gep(cg, cg->v_out[0], cg_mul(cg, bny, cg->m->ny + cg->m->ns),
+                              "v_out0_shared");
+    }
 }
 
 static bool cg_internal(Cg *cg, Diag *diag, int line, const char *what)
@@ -449,7 +485,7 @@ static bool cg_internal(Cg *cg, Diag *diag, int line, const char *what)
 /* What the plan relies on (plan_check), and d's stride. */
 static bool cg_check_kernel(Cg *cg, Diag *diag)
 {
-    const char *why = plan_check(&cg->plan, cg->k->rhs, 2, cg->k->nd, &cg->nd);
+    const char *why = plan_check(&cg->plan, cg->k->rhs, cg->m->ns > 0 ? 4 : 2, cg->k->nd, &cg->nd);
     return !why || cg_internal(cg, diag, __LINE__, why);
 }
 
@@ -461,8 +497,8 @@ static bool cg_check_kernel(Cg *cg, Diag *diag)
 static void cg_emit_wrapper(Cg *cg, CgKernel *k, CgLayout *layout)
 {
     const CgKernel *f = k->wraps;
-    long ny = cg->m->ny;
-    k->work_fixed = f->work_fixed;
+    long ny = cg->m->ny, ns = cg->m->ns;
+    k->work_fixed = f->work_fixed + 2 * ns;
     k->work_sample = f->work_sample + 2 * ny;
     if ((size_t)k->work_fixed > layout->work_fixed)
         layout->work_fixed = (size_t)k->work_fixed;
@@ -470,7 +506,8 @@ static void cg_emit_wrapper(Cg *cg, CgKernel *k, CgLayout *layout)
         layout->work_per_sample = (size_t)k->work_sample;
     cg_function(cg);
     LLVMValueRef callee = LLVMGetNamedFunction(cg->mod, f->name);
-    LLVMValueRef scratch = cg->v_work, n = cg_mul(cg, cg->v_B, ny);
+    LLVMValueRef scratch = cg->v_work, bny = cg_mul(cg, cg->v_B, ny);
+    LLVMValueRef n = cg_add(cg, bny, cg_i64(cg, ns)); /* a state-sized block */
     LLVMValueRef args[9] = {cg->v_t, cg->v_y, cg->v_p, cg->v_a, cg->v_d, scratch, cg->v_out[1],
                             cg->v_B, cg_gep(cg, cg->v_work, cg_add(cg, n, n), "v_work_fused")};
     LLVMValueRef call = LLVMBuildCall2(cg->bld, cg->t_kernel, callee, args, 9, "");
@@ -481,6 +518,13 @@ static void cg_emit_wrapper(Cg *cg, CgKernel *k, CgLayout *layout)
     CgVal dst = {.ptr = cg->v_out[0], .bstride = ny, .size = (int)ny};
     const CgVal *from = &src;
     cg_emit_map(cg, NULL, &dst, 1, &from, "copy");
+    if (ns > 0) { /* the shared block's, once */
+        CgVal ssrc = {.ptr = cg_gep(cg, scratch, cg_add(cg, n, bny), "v_aty_shared"),
+                      .size = (int)ns};
+        CgVal sdst = {.ptr = cg_gep(cg, cg->v_out[0], bny, "v_out_shared"), .size = (int)ns};
+        const CgVal *sfrom = &ssrc;
+        cg_emit_map(cg, NULL, &sdst, 1, &sfrom, "copy_shared");
+    }
     LLVMBuildRetVoid(cg->bld);
 }
 
@@ -536,8 +580,9 @@ static PlanKernelSpec spec_rhs_vjp(Arena *arena, const IrModel *m)
     PlanOutput *o = arena_alloc(arena, sizeof *o * (size_t)(n + 1));
     memcpy(o, rhs.outputs, sizeof *o * (size_t)rhs.n_outputs);
     memcpy(o + rhs.n_outputs, vjp.outputs, sizeof *o * (size_t)vjp.n_outputs);
-    for (int s = 0; s < m->n_states; s++)
-        o[rhs.n_outputs + s].dst = 2;
+    for (int s = 0; s < vjp.n_outputs; s++)
+        if (o[rhs.n_outputs + s].dst == 0)
+            o[rhs.n_outputs + s].dst = 2;
     return (PlanKernelSpec){.name = "rhs_vjp", .n_outputs = n, .outputs = o};
 }
 

@@ -55,7 +55,7 @@ typedef struct Cg {
     LLVMBuilderRef bld;
     LLVMValueRef fn;
     LLVMTypeRef t_f64, t_i64, t_i32, t_ptr, t_dgemm, t_dgemv, t_kernel; /* t_kernel: NdKernelFn */
-    LLVMValueRef v_t, v_y, v_p, v_a, v_d, v_out[3], v_B, v_work, v_sample; /* v_out[2]: out0 + B*ny */
+    LLVMValueRef v_t, v_y, v_p, v_a, v_d, v_out[5], v_B, v_work, v_sample; /* v_out[2..4]: PlanOutput.dst */
     int nd; /* the kernel's d stride */
     bool wide; /* the host has AVX-512: let the vectoriser use it (cg_host_is_wide) */
 } Cg;
@@ -127,5 +127,7 @@ void cg_emit_join(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 void cg_emit_matmul(Cg *cg, const IrNode *n, const CgVal *c, const char *tag);
 /* Output o, a fused OUTER (PK_FUSED) summed over the batch: U^T V. */
 void cg_emit_outer_sum(Cg *cg, const PlanOutput *o, const char *tag);
+/* Where output o starts: out + offset, or in the shared block out + B*ny + offset. */
+LLVMValueRef cg_out_ptr(Cg *cg, const PlanOutput *o, const char *name);
 
 #endif

@@ -210,7 +210,7 @@ static bool jit_lookup_all(JitModel *jm, const CgLayout *layout, NdRhsFn *rhs, N
 static void jit_fill(const IrModel *m, const JitRequest *req, const CgLayout *layout, NdRhsFn rhs,
                      NdKernelFn *fns, JitModel *jm, NdKernels *kernels)
 {
-    *kernels = (NdKernels){.ny = m->ny, .np = m->np, .work_fixed = layout->work_fixed,
+    *kernels = (NdKernels){.ny = m->ny, .np = m->np, .ns = m->ns, .work_fixed = layout->work_fixed,
                            .work_per_sample = layout->work_per_sample, .rhs = rhs,
                            .autonomous = ir_model_autonomous(m), .user = jm};
     int at = 0;

@@ -205,8 +205,7 @@ void cg_emit_outer_sum(Cg *cg, const PlanOutput *o, const char *tag)
     const IrNode *n = o->node;
     const CgVal *u = &cg->val[cg_topo(cg, n->args[0])], *v = &cg->val[cg_topo(cg, n->args[1])];
     long m = u->size, k = v->size;
-    CgVal dst = {.ptr = cg_gep(cg, cg->v_out[o->dst], cg_i64(cg, o->offset), "v_sum"),
-                 .size = (int)(m * k)};
+    CgVal dst = {.ptr = cg_out_ptr(cg, o, "v_sum"), .size = (int)(m * k)};
     const PlanBlasRule *r = &cg->plan.opt.blas;
     double limit = r->min_flops < 1e18 ? r->min_flops : 1e18;
     LLVMValueRef big = LLVMBuildAnd(

@@ -36,7 +36,7 @@ static KernelSet *model_set(KernelSets *ks, IrModel *m)
  * implicit solver. */
 static void plan_integration(KernelSets *ks, const SemaSolve *s)
 {
-    KernelSet *set = model_set(ks, s->model);
+    KernelSet *set = model_set(ks, s->integrated ? s->integrated : s->model);
     set->targets |= TARGET_JIT;
     set->jac |= needs_jacobian(&s->solver);
 }
@@ -215,15 +215,18 @@ static const char *output_label(Arena *a, const IrModel *m, const char *kernel,
 {
     const char *var = NULL;
     for (int i = 0; !var && o->dst != 1 && i < m->n_states; i++)
-        if (m->states[i].offset == o->offset && o->stride == m->ny)
+        if (m->states[i].offset == o->offset && m->states[i].shared == o->shared &&
+            (o->shared || o->stride == m->ny))
             var = m->states[i].name;
-    for (int j = 0; !var && o->dst == 1 && o->batch_sum && j < m->n_params; j++)
+    for (int j = 0; !var && o->dst == 1 && (o->batch_sum || o->add) && j < m->n_params; j++)
         if (m->params[j].offset == o->offset)
             var = m->params[j].name;
-    size_t len = strlen(kernel) + (var ? strlen(var) : 12) + 4;
+    /* a shared state's slot, and the shared rhs's term added to one */
+    const char *how = o->add ? " (+ once)" : o->shared ? " (shared)" : "";
+    size_t len = strlen(kernel) + (var ? strlen(var) : 12) + strlen(how) + 4;
     char *label = arena_alloc(a, len);
     if (var)
-        snprintf(label, len, "%s %s", kernel, var);
+        snprintf(label, len, "%s %s%s", kernel, var, how);
     else if (o->dst == 0 && o->stride == 1 && k == 0)
         snprintf(label, len, "%s", kernel);
     else
@@ -288,7 +291,14 @@ static void dump_title(FILE *out, const KernelSet *s)
     for (int t = 0; t < 3; t++)
         if (s->targets & (1 << t))
             fprintf(out, " %s", target_names[t]);
-    fputs(")\n", out);
+    fputs(")", out);
+    const char *sep = "; shared once:";
+    for (int i = 0; i < s->model->n_states; i++)
+        if (s->model->states[i].shared) {
+            fprintf(out, "%s %s", sep, s->model->states[i].name);
+            sep = ",";
+        }
+    fputs("\n", out);
 }
 
 void kernel_sets_dump(FILE *out, const KernelSets *ks)

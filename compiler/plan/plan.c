@@ -18,25 +18,47 @@ PlanKernelSpec plan_spec_rhs(Arena *arena, const IrModel *m)
 {
     PlanOutput *o = arena_alloc(arena, sizeof *o * (size_t)(m->n_states + 1));
     for (int s = 0; s < m->n_states; s++)
-        o[s] = (PlanOutput){m->rhs[s], 0, m->states[s].offset, m->ny, 0};
+        o[s] = (PlanOutput){m->rhs[s], 0, m->states[s].offset, m->ny, 0,
+                            .shared = m->states[s].shared};
     return spec_of("rhs", m->n_states, o);
 }
 
+/* With shared states, each shared state's and each parameter's gradient is
+ * the per-sample terms summed over the batch, then the shared rhs's own term
+ * added (IrModel.adj_once) where it is not zero. */
 PlanKernelSpec plan_spec_vjp(Arena *arena, const IrModel *m)
 {
-    PlanOutput *o = arena_alloc(arena, sizeof *o * (size_t)(m->n_states + m->n_params + 1));
-    for (int s = 0; s < m->n_states; s++)
-        o[s] = (PlanOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0};
+    int nw = m->n_states + m->n_params, n = 0;
+    PlanOutput *o = arena_alloc(arena, sizeof *o * (size_t)(2 * nw + 1));
+    for (int s = 0; s < m->n_states; s++) {
+        bool sh = m->states[s].shared;
+        o[n++] = (PlanOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, sh, .shared = sh};
+    }
     for (int j = 0; j < m->n_params; j++)
-        o[m->n_states + j] = (PlanOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1};
-    return spec_of("vjp", m->n_states + m->n_params, o);
+        o[n++] = (PlanOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1, false, false};
+    for (int k = 0; m->adj_once && k < nw; k++) {
+        if (ir_is_const_value(m->adj_once[k], 0))
+            continue;
+        bool state = k < m->n_states;
+        const IrVar *v = state ? &m->states[k] : &m->params[k - m->n_states];
+        o[n++] = (PlanOutput){m->adj_once[k], state ? 0 : 1, v->offset, state ? m->ny : m->np, 0,
+                              .shared = state, .add = true};
+    }
+    return spec_of("vjp", n, o);
 }
 
+/* With shared states, the bordered layout of nd_kernels.h: the blocks, then
+ * (dst 3) each sample's columns of the shared states, then (dst 4, once) the
+ * shared states' own block. */
 PlanKernelSpec plan_spec_jac(Arena *arena, const IrModel *m)
 {
-    PlanOutput *o = arena_alloc(arena, sizeof *o);
-    *o = (PlanOutput){m->jac, 0, 0, m->ny * m->ny, 0};
-    return spec_of("jac", 1, o);
+    PlanOutput *o = arena_alloc(arena, sizeof *o * 3);
+    *o = (PlanOutput){m->jac, 0, 0, m->ny * m->ny, 0, false, false};
+    if (m->ns == 0)
+        return spec_of("jac", 1, o);
+    o[1] = (PlanOutput){m->jac_border, 3, 0, m->ny * m->ns, 0, false, false};
+    o[2] = (PlanOutput){m->jac_shared, 4, 0, 0, 0, false, false};
+    return spec_of("jac", 3, o);
 }
 
 /* ---- node classes ---- */
@@ -124,8 +146,13 @@ const char *plan_check(const Plan *p, bool rhs, int max_dst, int nd, int *nd_out
         const PlanOutput *out = &p->outputs[o];
         int size = ir_shape_size(out->node->shape);
         if (out->dst < 0 || out->dst > (rhs ? 0 : max_dst) || out->offset < 0 ||
-            (!out->batch_sum && out->offset + size > out->stride))
+            (!out->batch_sum && !out->shared && !out->add &&
+             (out->stride > 0 || plan_is_batched(out->node)) && out->offset + size > out->stride))
             return "an output outside its destination";
+        if ((out->shared || out->add) && !out->batch_sum && plan_is_batched(out->node))
+            return "a per-sample node in a shared or added output";
+        if (out->add && (out->batch_sum || (!out->shared && out->dst != 1)))
+            return "an added output that is not unbatched into the shared block or out1";
     }
     int need = 0;
     for (int i = 0; i < p->count; i++) {

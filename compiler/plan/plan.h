@@ -16,14 +16,25 @@
 /* One output of a kernel (signature NdKernelFn): a node's values written into
  * out0 or out1 at `offset` within each sample's `stride` doubles
  * (out[b * stride + offset + k]), or, with batch_sum, the sum over the batch
- * into out[offset + k]. dst 2 is out0 + B*ny (ny the model's): a second block
- * laid out like y after a first one, as the JIT's fused rhs_vjp kernel writes. */
+ * into out[offset + k]. dst 2 is out0 + B*ny + ns (the model's ny and ns): a
+ * second block laid out like y after a first one, as the JIT's fused rhs_vjp
+ * kernel writes. A shared output is in the shared block of a state-shaped
+ * destination (nd_kernels.h), at out[B*ny + offset + k], written once: an
+ * unbatched node, or a batch_sum. An `add` output (unbatched, shared or into
+ * out1) adds its node to what an earlier output of the kernel wrote there: a
+ * shared state's gradient is the per-sample terms' batch sum plus the shared
+ * rhs's own term. */
 typedef struct PlanOutput {
     IrNode *node;
-    int dst;        /* 0: out0, 1: out1, 2: out0 + B*ny */
+    /* 0: out0, 1: out1, 2: out0 + B*ny + ns; the bordered jac's (nd_kernels.h)
+     * 3: out0 + B*ny*ny, 4: out0 + B*ny*(ny + ns). Stride 0 with an unbatched
+     * node outside a batch sum: written once. */
+    int dst;
     int offset;
     int stride;
     int batch_sum;
+    bool shared;
+    bool add;
 } PlanOutput;
 
 typedef struct PlanKernelSpec {

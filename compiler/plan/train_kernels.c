@@ -9,7 +9,7 @@
 
 static IrNode *state_leaf(IrBuilder *b, const IrModel *m, int i)
 {
-    return ir_state(b, i, m->states[i].offset, m->states[i].shape);
+    return ir_model_state(b, m, i);
 }
 
 static IrNode *param_leaf(IrBuilder *b, const IrModel *m, int j)
@@ -42,10 +42,13 @@ static PlanKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const 
     if (!*blocked)
         *blocked = stop;
     PlanOutput *o = arena_alloc(a, sizeof *o * (size_t)(n ? n : 1));
-    for (int i = 0; i < m->n_states; i++)
-        o[i] = (PlanOutput){grads[i], 0, m->states[i].offset, m->ny, 0};
+    for (int i = 0; i < m->n_states; i++) { /* a shared state's: summed over the batch */
+        bool sh = m->states[i].shared;
+        o[i] = (PlanOutput){grads[i], 0, m->states[i].offset, m->ny, sh, sh, false};
+    }
     for (int j = 0; j < m->n_params; j++)
-        o[m->n_states + j] = (PlanOutput){grads[m->n_states + j], 1, m->params[j].offset, 0, 1};
+        o[m->n_states + j] =
+            (PlanOutput){grads[m->n_states + j], 1, m->params[j].offset, 0, 1, false, false};
     return (PlanKernelSpec){.name = name, .n_outputs = n, .outputs = o, .nd = nd};
 }
 
@@ -55,13 +58,12 @@ static int init_roots(IrBuilder *b, Diag *diag, const SemaDirective *d, IrNode *
 {
     const SemaTrain *tr = &d->train;
     const IrModel *m = tr->augmented;
-    int cost_offset = tr->cost_offset;
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
         IrNode *init = i < tr->model->n_states && tr->init ? tr->init[i] : NULL;
         if (!init && v->init) /* a drawn state's zeros are replaced by run_draw_states */
             init = v->init;
-        if (!init && v->offset == cost_offset)
+        if (!init && i == tr->cost_state)
             init = ir_scalar(b, 0);
         if (!init) {
             diag_error(diag, d->loc,
@@ -86,27 +88,46 @@ static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d
         return -1;
     PlanOutput *o = arena_alloc(a, sizeof *o * (size_t)m->n_states);
     IrNode **cot = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
-    for (int i = 0; i < m->n_states; i++) {
-        o[i] = (PlanOutput){roots[i], 0, m->states[i].offset, m->ny, 0};
-        cot[i] = ir_adjoint(b, i, m->states[i].offset, m->states[i].shape);
+    for (int i = 0; i < m->n_states; i++) { /* a shared state's, once */
+        bool sh = m->states[i].shared;
+        o[i] = (PlanOutput){roots[i], 0, m->states[i].offset, m->ny, 0, sh, false};
+        cot[i] = ir_model_adjoint(b, m, i);
     }
     specs[(*n)++] = (PlanKernelSpec){.name = "init", .n_outputs = m->n_states, .outputs = o,
                                    .nd = nd};
     if (!with_vjp)
         return 0;
-    /* d(init)/dp^T a: how the initial states' gradients reach the parameters */
-    int np = m->n_params;
+    /* d(init)/dp^T a: how the initial states' gradients reach the parameters;
+     * a shared state's initial value is one for the batch, so its term (the
+     * shared adjoint at t0) counts once, not summed over the batch */
+    int np = m->n_params, n_out = 0;
     IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
     IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
+    IrNode **once = arena_alloc(a, sizeof(IrNode *) * (size_t)(np ? np : 1));
+    IrNode **c1 = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
+    IrNode **c2 = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
+    for (int i = 0; i < m->n_states; i++) {
+        IrNode *zero = ir_fill(b, m->states[i].shape, 0);
+        c1[i] = m->states[i].shared ? zero : cot[i];
+        c2[i] = m->states[i].shared ? cot[i] : zero;
+    }
     for (int j = 0; j < np; j++)
         wrt[j] = param_leaf(b, m, j);
-    const IrNode *stop = diff_vjp_blocked(b, m->n_states, roots, cot, np, wrt, grads);
+    const IrNode *stop = diff_vjp_blocked(b, m->n_states, roots, c1, np, wrt, grads);
     if (!*blocked)
         *blocked = stop;
-    PlanOutput *og = arena_alloc(a, sizeof *og * (size_t)(np ? np : 1));
+    if (m->ns > 0) {
+        stop = diff_vjp_blocked(b, m->n_states, roots, c2, np, wrt, once);
+        if (!*blocked)
+            *blocked = stop;
+    }
+    PlanOutput *og = arena_alloc(a, sizeof *og * (size_t)(2 * np + 1));
     for (int j = 0; j < np; j++)
-        og[j] = (PlanOutput){grads[j], 1, m->params[j].offset, 0, 1};
-    specs[(*n)++] = (PlanKernelSpec){.name = "init_vjp", .n_outputs = np, .outputs = og,
+        og[n_out++] = (PlanOutput){grads[j], 1, m->params[j].offset, 0, 1, false, false};
+    for (int j = 0; m->ns > 0 && j < np; j++)
+        if (!ir_is_const_value(once[j], 0))
+            og[n_out++] = (PlanOutput){once[j], 1, m->params[j].offset, 0, 0, false, true};
+    specs[(*n)++] = (PlanKernelSpec){.name = "init_vjp", .n_outputs = n_out, .outputs = og,
                                    .nd = nd};
     return 0;
 }

@@ -1,7 +1,7 @@
 /* The continuous adjoint (ND_GRAD_ADJOINT) of Chen et al., Neural Ordinary
  * Differential Equations, NeurIPS 2018, Algorithm 1: the augmented state
- * z = [y; a; g] (B*ny + B*ny + np doubles: the parameter part is shared by the
- * batch) solves
+ * z = [y; a; g] (N + N + np doubles, N = B*ny + ns the state's: the parameter
+ * part is shared by the batch, as the shared states' are) solves
  *   dy/dt = f(t, y),  da/dt = -a^T df/dy,  dg/dt = -a^T df/dp
  * backwards from the last observation, with a(t_end) = dL/dy there, g = 0, and a
  * jumping by dL_j/dy at every earlier observation; at t0, a = dL/dy0 and
@@ -28,8 +28,9 @@
  * order. Memory grows as sqrt(steps), not as the steps (CVODES's grows with
  * its checkpoints too); the price is a second forward pass. The backward
  * system [a; g] has the Jacobian blocks -J^T per sample (a) and 0 (g), derived
- * from the same symbolic Jacobian; it is exact, and the error control measures
- * a and g (a alone with the seminorm). */
+ * from the same symbolic Jacobian (with a shared block, -J^T of the bordered J,
+ * whose shared rows read the samples: nd_bdf solves it samples first); it is
+ * exact, and the error control measures a and g (a alone with the seminorm). */
 #include <stdio.h>
 #include <string.h>
 
@@ -113,7 +114,8 @@ static void adjoint_rhs_bdf(void *ctx, double t, const double *z, double *dzdt)
     g->rhs_evals++; /* one evaluation of the augmented system, as adjoint_rhs counts */
 }
 
-/* d(da/dt)/da = -J^T per sample, transposed in place block by block. */
+/* d(da/dt)/da = -J^T per sample, transposed in place block by block; with a
+ * shared block the model's bordered J as it is (nd_bdf_set_adjoint_jac). */
 static void adjoint_jac_bdf(void *ctx, double t, const double *z, double *blocks)
 {
     NdGradient *g = (NdGradient *)ctx;
@@ -121,7 +123,7 @@ static void adjoint_jac_bdf(void *ctx, double t, const double *z, double *blocks
     (void)z;
     forward_state(g, t);
     g->k.jac(t, g->ycur, g->p, NULL, NULL, blocks, NULL, g->B, g->work);
-    for (size_t b = 0; b < (size_t)g->B; b++) {
+    for (size_t b = 0; g->k.ns == 0 && b < (size_t)g->B; b++) {
         double *J = blocks + b * mm;
         for (size_t i = 0; i < ny; i++) {
             J[i * ny + i] = -J[i * ny + i];
@@ -139,7 +141,8 @@ static int setup_bdf(NdGradient *g, const NdSolver *tmpl)
     g->aug = nd_solver_create_system(tmpl->method, g->n + (size_t)g->np, adjoint_rhs_bdf, g);
     if (!g->aug)
         return ND_ERR_MEMORY;
-    return g->k.jac ? nd_bdf_set_system_jac(g->aug, adjoint_jac_bdf, g, (size_t)g->B, g->k.ny)
+    return g->k.jac ? nd_bdf_set_adjoint_jac(g->aug, adjoint_jac_bdf, g, (size_t)g->B, g->k.ny,
+                                             (size_t)g->k.ns)
                     : ND_OK;
 }
 
@@ -184,14 +187,22 @@ int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl)
     return ND_OK;
 }
 
-/* y and a in groups of one sample, g as one group; g left out by the seminorm. */
+/* y and a in groups of one sample, g as one group; g left out by the seminorm.
+ * The shared block is each part's tail: y's counted as in every sample (as
+ * the forward solve does), a's weighted by 1/B: the shared adjoint is the sum
+ * over the batch of what each copy's adjoint holds in the per-copy layout, so
+ * a_s / B is a copy's typical size and a large batch does not shrink the
+ * backward steps. (The copies' adjoints differ, so the backward steps are
+ * close to the per-copy path's, not equal: docs/gradients.md.) */
 static void set_norm(NdGradient *g)
 {
-    size_t n = g->n, ny = (size_t)g->k.ny, np = (size_t)g->np;
+    size_t n = g->n, ns = (size_t)g->k.ns, ny = (size_t)g->k.ny, np = (size_t)g->np;
     NdSolver *s = g->aug;
     s->norm_parts = g->seminorm ? 2 : 3;
-    s->norm[0] = (NdNormPart){.off = 0, .len = n, .group = ny};
-    s->norm[1] = (NdNormPart){.off = n, .len = n, .group = ny};
+    s->norm[0] = (NdNormPart){.off = 0, .len = n - ns, .group = ny, .tail = ns,
+                              .tail_weight = 1.0};
+    s->norm[1] = (NdNormPart){.off = n, .len = n - ns, .group = ny, .tail = ns,
+                              .tail_weight = 1.0 / (double)g->B};
     s->norm[2] = (NdNormPart){.off = 2 * n, .len = np, .group = np ? np : 1};
     if (g->implicit) { /* [a; g]: no y */
         s->norm[0].len = 0;

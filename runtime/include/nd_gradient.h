@@ -25,8 +25,9 @@
 typedef enum NdGradMethod { ND_GRAD_ADJOINT, ND_GRAD_BACKPROP, ND_GRAD_CHECKPOINT } NdGradMethod;
 
 /* Observation j at time ts[j] (ts[0] = t0 may carry a loss too). The callback gets
- * the batch's state y [B*ny] at ts[j] and must: add the loss of this observation
- * (summed over the batch, already weighted) to *L, write dL_j/dy into gy [B*ny],
+ * the batch's state y [N] at ts[j] (N = nd_kernels_state_size: the samples, then
+ * the shared block) and must: add the loss of this observation
+ * (summed over the batch, already weighted) to *L, write dL_j/dy into gy [N],
  * and ADD dL_j/dp into gp [np]. Returns 0, or a negative status to stop.
  *
  * With a per-sample template (nd_solver_set_step_control, ND_STEP_PER_SAMPLE)
@@ -66,8 +67,9 @@ int nd_gradient_set_seminorm(NdGradient *g, int on);
  * NULL (default): "parameter element i". */
 int nd_gradient_set_param_namer(NdGradient *g, NdElementNamer name, void *ctx);
 
-/* Forward solve from y0 [B*ny] through loss->ts, the loss, and its gradient:
- * *L = sum of the callback's losses; grad_p [np] = dL/dp; grad_y0 [B*ny] = dL/dy0
+/* Forward solve from y0 [N] through loss->ts, the loss, and its gradient:
+ * *L = sum of the callback's losses; grad_p [np] = dL/dp; grad_y0 [N] = dL/dy0
+ * (its shared part: the shared states' adjoint at t0, once)
  * (may be NULL). Status as nd_solve; nd_gradient_get_message explains failures. */
 int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const NdLoss *loss,
                         double *L, double *grad_p, double *grad_y0);

@@ -2,22 +2,33 @@
  * JIT (or emit-c, or a hand-written test) fills it with plain C functions.
  *
  * Batch layout: B samples stored contiguously, sample-major: element i of
- * sample b is y[b * ny + i]. Parameters p[np] are shared by the whole batch. */
+ * sample b is y[b * ny + i]. Parameters p[np] are shared by the whole batch.
+ *
+ * The shared block (docs/language.md, "Shared states"): a state whose initial
+ * value and right-hand side depend on no per-sample quantity (ANODEV2's
+ * weights) lives once per batch, after the samples: a batch's state vector is
+ * y[B*ny + ns], element j of the shared block is y[B*ny + j]
+ * (nd_kernels_state_size). Every kernel reads the shared block as it reads p
+ * (one copy for the whole batch) and writes the shared part of a state-shaped
+ * output once, at out + B*ny. The shared right-hand side reads only the
+ * shared block, p and t, so it runs once per evaluation whatever B is. A
+ * model compiled without shared states has ns = 0 and the layout of before
+ * (so has every model emit-c writes, and `option shared_states = per_copy`). */
 #ifndef ND_KERNELS_H
 #define ND_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* dydt = f(t, y, p) for B samples. work: scratch of at least
- * nd_kernels_work_size(k, B) doubles, owned by the caller (so the kernel never
- * allocates). */
+/* dydt = f(t, y, p) for B samples, y and dydt [B*ny + ns]. work: scratch of
+ * at least nd_kernels_work_size(k, B) doubles, owned by the caller (so the
+ * kernel never allocates). */
 typedef void (*NdRhsFn)(double t, const double *y, const double *p, double *dydt, int64_t B,
                         double *work);
 
-/* The general kernel: inputs y [B*ny], p [np], a [B*na] (cotangents, laid out
- * like y), d [B*nd] (one row of data per sample); outputs out0 and out1, whose
- * layout each kernel states. Outputs "summed over the batch" hold the sum over
+/* The general kernel: inputs y [B*ny + ns], p [np], a (cotangents, laid out
+ * like y: [B*ny + ns]), d [B*nd] (one row of data per sample); outputs out0
+ * and out1, whose layout each kernel states. Outputs "summed over the batch" hold the sum over
  * the B samples (written, not accumulated). Inputs a kernel does not read may be
  * NULL. */
 typedef void (*NdKernelFn)(double t, const double *y, const double *p, const double *a,
@@ -27,18 +38,34 @@ typedef void (*NdKernelFn)(double t, const double *y, const double *p, const dou
 typedef struct NdKernels {
     int ny;                 /* state elements per sample */
     int np;                 /* parameter elements */
+    int ns;                 /* shared state elements: one copy per batch, at y + B*ny */
     size_t work_fixed;      /* scratch doubles independent of B (the most any kernel needs) */
     size_t work_per_sample; /* scratch doubles per sample */
     NdRhsFn rhs;
-    /* a^T df/dy and a^T df/dp: out0 [B*ny] per sample, out1 [np] summed over the
-     * batch. NULL when the model was compiled without gradients. */
+    /* a^T df/dy and a^T df/dp: out0 [B*ny + ns] laid out like y, out1 [np]
+     * summed over the batch. With shared states, out0's shared part is
+     * a_s^T df_s/ds (the shared rhs's own term, once) plus the sum over the
+     * samples of a_b^T df_b/ds (what each sample's rhs owes the shared states),
+     * written once; out1 likewise counts the shared rhs's a_s^T df_s/dp once.
+     * NULL when the model was compiled without gradients. */
     NdKernelFn vjp;
-    /* df/dy: out0 [B*ny*ny], per sample row-major (row i = d f_i / dy). NULL unless asked. */
+    /* df/dy: out0 [B*ny*ny], per sample row-major (row i = d f_i / dy). NULL unless asked.
+     * With shared states (ns > 0) the Jacobian of the whole vector is bordered:
+     *     [ J_1           C_1 ]   J_b = df_b/dy_b  [ny, ny]  (per sample)
+     *     [      ...      ... ]   C_b = df_b/ds    [ny, ns]  (per sample)
+     *     [          J_B  C_B ]   S   = df_s/ds    [ns, ns]  (once)
+     *     [  0  ...  0    S   ]   (f_s reads no per-sample state)
+     * and out0 holds [B*ny*ny] (the J_b), then [B*ny*ns] (the C_b, each
+     * row-major), then [ns*ns] (S): nd_kernels_jac_size doubles. The
+     * implicit solvers eliminate it shared block first, then sample by sample
+     * (nd_bdf.c, nd_onestep.c; a transposed solve the other way round), so no
+     * (B*ny + ns)^2 matrix is formed. */
     NdKernelFn jac;
     /* The rhs and the vjp fused (the adjoint's backward stage, which needs both
      * at the same y: the forward values they share are computed once):
-     * out0 [2*B*ny] holds dydt [B*ny] then a^T df/dy [B*ny], out1 [np] a^T df/dp
-     * summed over the batch, the same numbers as rhs and vjp. With z = [y; a; g]
+     * out0 [2*N] (N = nd_kernels_state_size) holds dydt [N] then a^T df/dy
+     * [N], out1 [np] a^T df/dp summed over the batch, the same numbers as rhs
+     * and vjp. With z = [y; a; g]
      * that is dz/dt up to the sign of its last two parts, in place. NULL unless
      * asked; the runtime then calls rhs and vjp. */
     NdKernelFn rhs_vjp;
@@ -51,6 +78,19 @@ typedef struct NdKernels {
 static inline size_t nd_kernels_work_size(const NdKernels *k, int64_t B)
 {
     return k->work_fixed + k->work_per_sample * (size_t)B;
+}
+
+/* Doubles in a batch's state vector: B samples of ny, then the shared block. */
+static inline size_t nd_kernels_state_size(const NdKernels *k, int64_t B)
+{
+    return (size_t)B * (size_t)k->ny + (size_t)k->ns;
+}
+
+/* Doubles in the jac kernel's out0 (the bordered layout above). */
+static inline size_t nd_kernels_jac_size(const NdKernels *k, int64_t B)
+{
+    size_t ny = (size_t)k->ny, ns = (size_t)k->ns;
+    return (size_t)B * ny * (ny + ns) + ns * ns;
 }
 
 #endif

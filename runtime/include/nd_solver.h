@@ -92,7 +92,10 @@ int nd_solver_set_step(NdSolver *s, double h); /* fixed-step methods: h > 0 */
  *   sqrt(mean_i (e_i / (atol + rtol max(|y_i|, |y_new_i|)))^2) <= 1,
  * the mean taken over all B * ny elements of the batch: the batch shares one
  * step size (as torchdiffeq does), so a batch is not B separate solves
- * (unless the step control is per sample, below).
+ * (unless the step control is per sample, below). The shared block counts as
+ * if each sample held a copy of it (nd_adaptive.h), so a solve with shared
+ * states takes the steps of the per-copy layout. The implicit methods solve a
+ * shared block with the bordered Jacobian (nd_kernels.h).
  * rtol >= 0 and atol > 0 (defaults ND_DEFAULT_RTOL, ND_DEFAULT_ATOL). */
 int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol);
 /* First step size (its sign follows the direction of ts); 0 = automatic, by
@@ -106,8 +109,8 @@ int nd_solver_set_initial_step(NdSolver *s, double h0);
 int nd_solver_set_max_steps(NdSolver *s, long max_steps);
 /* Names for the state elements in messages ("y[1]" where the default says
  * "state element 1"): name(ctx, i, buf, len) writes the name of element i of
- * one sample (0 <= i < ny); for a solver of a system (nd_solver_create_system),
- * of element i of the whole vector, as the full text. The compiler knows the
+ * one sample (0 <= i < ny), or of shared element i - ny (ny <= i < ny + ns);
+ * for a solver of a system (nd_solver_create_system), of element i of the whole vector, as the full text. The compiler knows the
  * states' names; the runtime does not. NULL restores the default. */
 typedef void (*NdElementNamer)(void *ctx, long element, char *buf, size_t len);
 int nd_solver_set_element_namer(NdSolver *s, NdElementNamer name, void *ctx);
@@ -133,8 +136,10 @@ int nd_solver_set_step_control(NdSolver *s, NdStepControl control);
 NdStepControl nd_solver_get_step_control(const NdSolver *s);
 
 /* Integrates from y0 at ts[0] through ts[1..nt-1] (strictly increasing or strictly
- * decreasing; decreasing integrates backwards). yout receives nt * B * ny values:
- * yout[(j * B + b) * ny + i] is element i of sample b at ts[j]; yout[0..] = y0.
+ * decreasing; decreasing integrates backwards). With N = nd_kernels_state_size(k, B)
+ * (B * ny, plus the ns shared elements), yout receives nt * N values:
+ * yout[j * N + b * ny + i] is element i of sample b at ts[j], yout[j * N + B * ny + i]
+ * shared element i; yout[0..] = y0.
  * Fixed-step methods take steps of h, shortening the last step of each interval
  * so they land exactly on every output time. Adaptive methods choose their own
  * steps, land exactly on ts[nt-1] only, and interpolate every other output time

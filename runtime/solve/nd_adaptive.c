@@ -58,13 +58,18 @@ static double part_rms(const NdSolver *s, const NdNormPart *part, const double *
                        const double *y)
 {
     BatchMean mean = {0};
+    double shared = 0.0, count = (double)(part->group + part->tail);
+    for (size_t e = part->off + part->len; e < part->off + part->len + part->tail; e++) {
+        double q = part->tail_weight * v[e] / (s->atol + s->rtol * fabs(y[e]));
+        shared += q * q;
+    }
     for (size_t e0 = part->off; e0 < part->off + part->len; e0 += part->group) {
         double sum = 0.0;
         for (size_t e = e0; e < e0 + part->group; e++) {
             double q = v[e] / (s->atol + s->rtol * fabs(y[e]));
             sum += q * q;
         }
-        batch_mean_add(&mean, sum / (double)part->group);
+        batch_mean_add(&mean, (sum + shared) / count);
     }
     return sqrt(batch_mean(&mean));
 }
@@ -140,7 +145,7 @@ static void step_stages(NdRun *r, double h, double t_new)
         nd_combo_axpy(&s->row[tab->fnew_stage], s->K, s->y, h, s->ynew, s->n);
 }
 
-/* One group's mean squares of the scaled estimates est (and est3, for
+/* One group's sums of squares of the scaled estimates est (and est3, for
  * dop853) over its elements [e0, e0 + group): ms[0] and ms[1]. */
 static void group_error(const NdSolver *s, const double *est, const double *est3, size_t e0,
                         size_t group, double ms[2])
@@ -153,8 +158,8 @@ static void group_error(const NdSolver *s, const double *est, const double *est3
         if (est3)
             sum3 += (est3[e] / sk) * (est3[e] / sk);
     }
-    ms[0] = sum5 / (double)group;
-    ms[1] = sum3 / (double)group;
+    ms[0] = sum5;
+    ms[1] = sum3;
 }
 
 /* The error of one part of the state, a mean over its groups. dop853 divides
@@ -165,11 +170,17 @@ static double part_error(const NdSolver *s, const NdNormPart *part, double h)
 {
     BatchMean mean5 = {0}, mean3 = {0};
     const double *est3 = s->use_e3 ? s->dense[0] : NULL;
+    double shared[2] = {0.0, 0.0}, count = (double)(part->group + part->tail);
+    if (part->tail) {
+        group_error(s, s->ytmp, est3, part->off + part->len, part->tail, shared);
+        shared[0] *= part->tail_weight * part->tail_weight;
+        shared[1] *= part->tail_weight * part->tail_weight;
+    }
     for (size_t e0 = part->off; e0 < part->off + part->len; e0 += part->group) {
         double ms[2];
         group_error(s, s->ytmp, est3, e0, part->group, ms);
-        batch_mean_add(&mean5, ms[0]);
-        batch_mean_add(&mean3, ms[1]);
+        batch_mean_add(&mean5, (ms[0] + shared[0]) / count);
+        batch_mean_add(&mean3, (ms[1] + shared[1]) / count);
     }
     double m5 = batch_mean(&mean5);
     if (s->use_e3) {

@@ -42,10 +42,17 @@ typedef void (*NdStepHook)(void *ctx, NdSolver *s, double t, double h, double t_
 /* The adaptive error norm is the largest of the weighted RMS norms of up to
  * three parts of the state (torchdiffeq's mixed norm for a tuple state); each
  * part is a mean over groups of `group` elements (one group per sample). The
- * model's solve has one part, the whole batch in groups of ny. */
+ * model's solve has one part, the whole batch in groups of ny. A part's tail
+ * (the shared block, nd_kernels.h) follows its groups and is counted as if
+ * each group held a copy of it: every group's mean is over group + tail
+ * elements, the mean the per-copy layout gives, computed once per norm
+ * (docs/language.md, "Shared states"). */
 enum { ND_NORM_MAX_PARTS = 3 };
 typedef struct NdNormPart {
     size_t off, len, group; /* len a multiple of group; len = 0: unused */
+    size_t tail;            /* elements at off + len shared by every group; 0: none */
+    double tail_weight;     /* the tail's values are weighted by it (the adjoint's shared
+                               part, a sum over the batch, by 1/B: nd_adjoint.c) */
 } NdNormPart;
 
 struct NdSolver {
@@ -53,7 +60,7 @@ struct NdSolver {
     NdMethod method;
     const NdTableau *tab;
     int64_t B;
-    size_t n;                      /* B * ny: the length of every state-sized vector */
+    size_t n;                      /* B * ny + ns: the length of every state-sized vector */
     double h;                      /* fixed step, > 0; 0 until nd_solver_set_step */
     double rtol, atol;             /* adaptive tolerances */
     double h0;                     /* adaptive first step; 0 = automatic */

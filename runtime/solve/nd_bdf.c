@@ -81,6 +81,15 @@ struct NdBdf {
     double *yout;
     size_t n, nblocks;
     int m;
+    /* the shared block (nd_kernels.h): ns elements after the blocks whose rows
+     * read only themselves, the blocks' rows reading them too. J then holds the
+     * bordered layout (the blocks, their ns columns, the ns x ns block) and LU
+     * the blocks' factors and then the shared block's */
+    size_t ns, jac_doubles, lu_doubles, npiv;
+    /* a system whose Jacobian is -J^T of a model's bordered J (the continuous
+     * adjoint's [a; g] with a shared block): J holds the model's J, and the
+     * Newton matrix I + c J^T is factored as I + c J and solved transposed */
+    int adjoint_of;
     double *D, *J, *LU;
     int *ipiv;
     double *ypred, *psi, *d, *ynew, *f, *dy;
@@ -164,12 +173,13 @@ static void rescale_rows(double *D, size_t n, int order, double factor, int tran
 
 enum { BDF_SCRATCH = 6 }; /* ypred, psi, d, ynew, f, dy */
 
-static int bdf_alloc(struct NdBdf *b, size_t n, size_t nblocks, int m)
+static int bdf_alloc(struct NdBdf *b, size_t n, size_t nblocks, int m, size_t ns)
 {
     size_t mm = (size_t)m * (size_t)m;
-    size_t total = ND_BDF_ROWS * n + BDF_SCRATCH * n + 2 * nblocks * mm;
+    size_t jac_n = nblocks * mm + nblocks * (size_t)m * ns + ns * ns, lu_n = nblocks * mm + ns * ns;
+    size_t total = ND_BDF_ROWS * n + BDF_SCRATCH * n + jac_n + lu_n;
     double *block = (double *)calloc(total, sizeof(double));
-    int *ipiv = (int *)calloc(nblocks * (size_t)m + 1, sizeof(int));
+    int *ipiv = (int *)calloc(nblocks * (size_t)m + ns + 1, sizeof(int));
     if (!block || !ipiv) {
         free(block);
         free(ipiv);
@@ -181,10 +191,11 @@ static int bdf_alloc(struct NdBdf *b, size_t n, size_t nblocks, int m)
     b->ipiv = ipiv;
     b->block_doubles = total;
     b->n = n, b->nblocks = nblocks, b->m = m;
+    b->ns = ns, b->jac_doubles = jac_n, b->lu_doubles = lu_n, b->npiv = nblocks * (size_t)m + ns;
     double *q = block; /* D, J and LU first and contiguous: the snapshot */
     b->D = q, q += ND_BDF_ROWS * n;
-    b->J = q, q += nblocks * mm;
-    b->LU = q, q += nblocks * mm;
+    b->J = q, q += jac_n;
+    b->LU = q, q += lu_n;
     double **scratch[BDF_SCRATCH] = {&b->ypred, &b->psi, &b->d, &b->ynew, &b->f, &b->dy};
     for (int i = 0; i < BDF_SCRATCH; i++)
         *scratch[i] = q, q += n;
@@ -197,7 +208,7 @@ int nd_bdf_attach(NdSolver *s, size_t nblocks, int m)
     if (!b)
         return ND_ERR_MEMORY;
     s->bdf = b;
-    int st = bdf_alloc(b, s->n, nblocks, m);
+    int st = bdf_alloc(b, s->n, nblocks, m, s->sys ? 0 : (size_t)s->k.ns);
     if (!st)
         s->block_doubles += b->block_doubles;
     return st;
@@ -215,11 +226,18 @@ void nd_bdf_detach(NdSolver *s)
 
 int nd_bdf_set_system_jac(NdSolver *s, NdSystemJacFn jac, void *ctx, size_t nblocks, int m)
 {
+    return nd_bdf_set_adjoint_jac(s, jac, ctx, nblocks, m, 0);
+}
+
+int nd_bdf_set_adjoint_jac(NdSolver *s, NdSystemJacFn jac, void *ctx, size_t nblocks, int m,
+                           size_t ns)
+{
     struct NdBdf *b = s->bdf;
-    if (!b || !jac || m < 1 || nblocks * (size_t)m > s->n)
+    if (!b || !jac || m < 1 || nblocks * (size_t)m + ns > s->n)
         return ND_ERR_ARG;
     s->block_doubles -= b->block_doubles;
-    int st = bdf_alloc(b, s->n, nblocks, m);
+    int st = bdf_alloc(b, s->n, nblocks, m, ns);
+    b->adjoint_of = ns > 0;
     s->block_doubles += b->block_doubles;
     b->sys_jac = jac;
     b->jac_ctx = ctx;
@@ -246,29 +264,76 @@ static void eval_jac(NdSolver *s, double t, const double *y)
     b->st.jac_ok = b->st.jac_fresh = 1;
 }
 
-/* LU of I - c J per block, column-major for LAPACK (J is row-major). Returns
- * nonzero when a block is singular. */
-static int factor_blocks(struct NdBdf *b, double c)
+/* LU of I - c J, column-major for LAPACK (J is row-major), of an m x m
+ * block at J into A. Returns nonzero when it is singular. */
+static int factor_one(int m, const double *J, double c, double *A, int *ipiv)
 {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < m; j++)
+            A[(size_t)j * m + i] = (i == j) - c * J[(size_t)i * m + j];
+    return nd_lu_factor(m, A, ipiv) != 0;
+}
+
+/* LU of I - c J per block, and of the shared block's I - c S (the coupling
+ * columns need no factor). Returns nonzero when a block is singular. */
+static int factor_blocks(struct NdBdf *b, double c_newton)
+{
+    /* the adjoint's I - c (-J^T) is I + c J, solved transposed */
+    double c = b->adjoint_of ? -c_newton : c_newton;
     int m = b->m, singular = 0;
     size_t mm = (size_t)m * (size_t)m;
-    for (size_t blk = 0; blk < b->nblocks; blk++) {
-        const double *J = b->J + blk * mm;
-        double *A = b->LU + blk * mm;
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < m; j++)
-                A[(size_t)j * m + i] = (i == j) - c * J[(size_t)i * m + j];
-        singular |= nd_lu_factor(m, A, b->ipiv + blk * (size_t)m) != 0;
-    }
+    for (size_t blk = 0; blk < b->nblocks; blk++)
+        singular |= factor_one(m, b->J + blk * mm, c, b->LU + blk * mm, b->ipiv + blk * (size_t)m);
+    if (b->ns)
+        singular |= factor_one((int)b->ns, b->J + b->nblocks * (mm + (size_t)m * b->ns), c,
+                               b->LU + b->nblocks * mm, b->ipiv + b->nblocks * (size_t)m);
+    b->st.c_lu = c_newton; /* the coupling's factor in solve_bordered */
     b->num_lu++;
     return singular;
 }
 
+/* The bordered elimination (nd_kernels.h): with the shared block's rows
+ * reading only themselves, I - c J = [A_b, -c C_b; 0, A_s], so
+ *   x_s = A_s^{-1} r_s,  x_b = A_b^{-1} (r_b + c C_b x_s);
+ * and its transpose the other way round, the samples first:
+ *   x_b = A_b^{-T} r_b,  x_s = A_s^{-T} (r_s + c sum_b C_b^T x_b). */
+static void solve_bordered(struct NdBdf *b, double *x, int transpose)
+{
+    size_t m = (size_t)b->m, mm = m * m, ns = b->ns;
+    const double *C = b->J + b->nblocks * mm, *LUs = b->LU + b->nblocks * mm;
+    const int *piv_s = b->ipiv + b->nblocks * m;
+    double *xs = x + b->nblocks * m, c = b->adjoint_of ? -b->st.c_lu : b->st.c_lu;
+    if (!transpose)
+        nd_lu_solve((int)ns, LUs, piv_s, xs, 0);
+    for (size_t blk = 0; blk < b->nblocks; blk++) {
+        const double *Cb = C + blk * m * ns;
+        double *xb = x + blk * m;
+        if (!transpose) {
+            for (size_t i = 0; i < m; i++) {
+                double acc = 0.0;
+                for (size_t j = 0; j < ns; j++)
+                    acc += Cb[i * ns + j] * xs[j];
+                xb[i] += c * acc;
+            }
+        }
+        nd_lu_solve(b->m, b->LU + blk * mm, b->ipiv + blk * m, xb, transpose);
+        for (size_t i = 0; transpose && i < m; i++)
+            for (size_t j = 0; j < ns; j++)
+                xs[j] += c * Cb[i * ns + j] * xb[i];
+    }
+    if (transpose)
+        nd_lu_solve((int)ns, LUs, piv_s, xs, 1);
+}
+
 /* x <- (I - c J)^{-1} x (or its transpose); the elements past the blocks
- * have J = 0. */
+ * have J = 0, or are the shared block. */
 static void solve_blocks(struct NdBdf *b, double *x, int transpose)
 {
     size_t m = (size_t)b->m, mm = m * m;
+    if (b->ns) {
+        solve_bordered(b, x, transpose != b->adjoint_of);
+        return;
+    }
     for (size_t blk = 0; blk < b->nblocks; blk++)
         nd_lu_solve(b->m, b->LU + blk * mm, b->ipiv + blk * m, x + blk * m, transpose);
 }
@@ -701,30 +766,29 @@ static size_t doubles_for(size_t bytes)
 size_t nd_bdf_snapshot_doubles(const NdSolver *s)
 {
     const struct NdBdf *b = s->bdf;
-    size_t mm = (size_t)b->m * (size_t)b->m;
-    return doubles_for(sizeof b->st) + ND_BDF_ROWS * b->n + 2 * b->nblocks * mm +
-           doubles_for(b->nblocks * (size_t)b->m * sizeof(int));
+    return doubles_for(sizeof b->st) + ND_BDF_ROWS * b->n + b->jac_doubles + b->lu_doubles +
+           doubles_for(b->npiv * sizeof(int));
 }
 
 /* D, J and LU are contiguous in the block, in that order. */
 void nd_bdf_save(const NdSolver *s, double *buf)
 {
     const struct NdBdf *b = s->bdf;
-    size_t arrays = (size_t)(b->LU - b->D) + b->nblocks * (size_t)b->m * (size_t)b->m;
+    size_t arrays = (size_t)(b->LU - b->D) + b->lu_doubles;
     memcpy(buf, &b->st, sizeof b->st);
     buf += doubles_for(sizeof b->st);
     memcpy(buf, b->D, arrays * sizeof *buf);
-    memcpy(buf + arrays, b->ipiv, b->nblocks * (size_t)b->m * sizeof *b->ipiv);
+    memcpy(buf + arrays, b->ipiv, b->npiv * sizeof *b->ipiv);
 }
 
 void nd_bdf_restore(NdSolver *s, const double *buf)
 {
     struct NdBdf *b = s->bdf;
-    size_t arrays = (size_t)(b->LU - b->D) + b->nblocks * (size_t)b->m * (size_t)b->m;
+    size_t arrays = (size_t)(b->LU - b->D) + b->lu_doubles;
     memcpy(&b->st, buf, sizeof b->st);
     buf += doubles_for(sizeof b->st);
     memcpy(b->D, buf, arrays * sizeof *buf);
-    memcpy(b->ipiv, buf + arrays, b->nblocks * (size_t)b->m * sizeof *b->ipiv);
+    memcpy(b->ipiv, buf + arrays, b->npiv * sizeof *b->ipiv);
 }
 
 /* ---- the discrete adjoint of an accepted step ---- */

@@ -8,7 +8,10 @@
  * D[1] = y_n - y_{n-1}, ... on a grid of the current step size. The Newton
  * matrix I - c J (c = h / alpha_k) is block diagonal: one m x m block per
  * sample (the model: B blocks of ny), the elements after the blocks having
- * J = 0 (the adjoint's parameter part). */
+ * J = 0 (the adjoint's parameter part); or, with a model's shared block
+ * (nd_kernels.h), bordered: the blocks, each with its columns of the shared
+ * elements, and the shared elements' own block, solved shared block first
+ * (nd_bdf.c, solve_bordered). */
 #ifndef ND_BDF_H
 #define ND_BDF_H
 
@@ -40,6 +43,11 @@ int nd_bdf_attach(NdSolver *s, size_t nblocks, int m);
 void nd_bdf_detach(NdSolver *s);
 /* A system's Jacobian and its block structure (reallocates the blocks). */
 int nd_bdf_set_system_jac(NdSolver *s, NdSystemJacFn jac, void *ctx, size_t nblocks, int m);
+/* The continuous adjoint's system [a; g] of a model with a shared block of ns:
+ * jac writes the model's bordered J (nd_kernels.h), not -J^T; the engine
+ * factors and solves I + c J^T from it (ns = 0: nd_bdf_set_system_jac). */
+int nd_bdf_set_adjoint_jac(NdSolver *s, NdSystemJacFn jac, void *ctx, size_t nblocks, int m,
+                           size_t ns);
 void nd_bdf_set_hook(NdSolver *s, NdBdfHook hook, void *ctx);
 
 /* The solve behind nd_solve for ND_BDF; arguments already checked. */

@@ -120,6 +120,7 @@ struct NdOneStep {
     double *yout;
     size_t n, nblocks;
     int m;
+    size_t ns;              /* the shared block (nd_kernels.h): J and LU bordered */
     double t, dir, hmax;
     double gamma;           /* the method's diagonal: E = I / (h gamma) - J */
     int esdirk;             /* kvaerno5, else rodas4 */
@@ -146,18 +147,19 @@ int nd_onestep_attach(NdSolver *s, size_t nblocks, int m)
     if (!r)
         return ND_ERR_MEMORY;
     s->onestep = r;
-    size_t n = s->n, mm = (size_t)m * (size_t)m;
-    size_t total = ONESTEP_VECTORS * n + 2 * nblocks * mm;
+    size_t n = s->n, mm = (size_t)m * (size_t)m, ns = (size_t)s->k.ns;
+    size_t jac_n = nblocks * mm + nblocks * (size_t)m * ns + ns * ns;
+    size_t total = ONESTEP_VECTORS * n + jac_n + nblocks * mm + ns * ns;
     r->block = (double *)calloc(total, sizeof(double));
-    r->ipiv = (int *)calloc(nblocks * (size_t)m + 1, sizeof(int));
+    r->ipiv = (int *)calloc(nblocks * (size_t)m + ns + 1, sizeof(int));
     if (!r->block || !r->ipiv)
         return ND_ERR_MEMORY;
     r->block_doubles = total;
     s->block_doubles += total;
-    r->n = n, r->nblocks = nblocks, r->m = m;
+    r->n = n, r->nblocks = nblocks, r->m = m, r->ns = ns;
     double *q = r->block;
-    r->J = q, q += nblocks * mm;
-    r->LU = q, q += nblocks * mm;
+    r->J = q, q += jac_n;
+    r->LU = q, q += nblocks * mm + ns * ns;
     double **vec[ONESTEP_VECTORS] = {&r->y,    &r->f0,   &r->ft,   &r->arg,  &r->f,
                                      &r->ynew, &r->scale, &r->z,    &r->err,  &r->k[0],
                                      &r->k[1], &r->k[2], &r->k[3], &r->k[4], &r->k[5],
@@ -179,30 +181,52 @@ void nd_onestep_detach(NdSolver *s)
 
 /* ---- the matrix E = I / (h gamma) - J, block by block ---- */
 
-/* LU of E per block, column-major for LAPACK (J is row-major). Returns nonzero
- * when a block is singular. */
+/* LU of diag I - J for one m x m block at J (row-major) into A, column-major
+ * for LAPACK. Returns nonzero when it is singular. */
+static int factor_one(int m, const double *J, double diag, double *A, int *ipiv)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < m; j++)
+            A[(size_t)j * m + i] = (i == j ? diag : 0.0) - J[(size_t)i * m + j];
+    return nd_lu_factor(m, A, ipiv) != 0;
+}
+
+/* LU of E per block, and of the shared block's (its coupling columns need
+ * none). Returns nonzero when a block is singular. */
 static int factor_blocks(struct NdOneStep *r, double h)
 {
     int m = r->m, singular = 0;
     size_t mm = (size_t)m * (size_t)m;
     double diag = 1.0 / (h * r->gamma);
-    for (size_t blk = 0; blk < r->nblocks; blk++) {
-        const double *J = r->J + blk * mm;
-        double *A = r->LU + blk * mm;
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < m; j++)
-                A[(size_t)j * m + i] = (i == j ? diag : 0.0) - J[(size_t)i * m + j];
-        singular |= nd_lu_factor(m, A, r->ipiv + blk * (size_t)m) != 0;
-    }
+    for (size_t blk = 0; blk < r->nblocks; blk++)
+        singular |= factor_one(m, r->J + blk * mm, diag, r->LU + blk * mm,
+                               r->ipiv + blk * (size_t)m);
+    if (r->ns)
+        singular |= factor_one((int)r->ns, r->J + r->nblocks * (mm + (size_t)m * r->ns), diag,
+                               r->LU + r->nblocks * mm, r->ipiv + r->nblocks * (size_t)m);
     r->num_lu++;
     return singular;
 }
 
+/* x <- E^{-1} x. With a shared block E is bordered, [E_b, -C_b; 0, E_s]
+ * (nd_kernels.h): x_s = E_s^{-1} r_s first, then x_b = E_b^{-1} (r_b + C_b x_s). */
 static void solve_blocks(struct NdOneStep *r, double *x)
 {
-    size_t m = (size_t)r->m, mm = m * m;
-    for (size_t blk = 0; blk < r->nblocks; blk++)
-        nd_lu_solve(r->m, r->LU + blk * mm, r->ipiv + blk * m, x + blk * m, 0);
+    size_t m = (size_t)r->m, mm = m * m, ns = r->ns;
+    double *xs = x + r->nblocks * m;
+    if (ns)
+        nd_lu_solve((int)ns, r->LU + r->nblocks * mm, r->ipiv + r->nblocks * m, xs, 0);
+    for (size_t blk = 0; blk < r->nblocks; blk++) {
+        const double *Cb = r->J + r->nblocks * mm + blk * m * ns;
+        double *xb = x + blk * m;
+        for (size_t i = 0; ns && i < m; i++) {
+            double acc = 0.0;
+            for (size_t j = 0; j < ns; j++)
+                acc += Cb[i * ns + j] * xs[j];
+            xb[i] += acc;
+        }
+        nd_lu_solve(r->m, r->LU + blk * mm, r->ipiv + blk * m, xb, 0);
+    }
 }
 
 /* ---- one step ---- */

@@ -166,11 +166,12 @@ static size_t solver_block_size(const NdKernels *k, size_t vectors, int64_t B, s
 {
     const size_t limit = SIZE_MAX / sizeof(double) / 4;
     size_t ny = (size_t)k->ny, nb = (size_t)B;
-    if (nb > limit / ny / vectors || k->work_fixed > limit)
+    if (nb > limit / ny / vectors || k->work_fixed > limit || k->ns < 0 ||
+        (size_t)k->ns > limit / vectors - nb * ny)
         return 0;
     if (k->work_per_sample && nb > limit / k->work_per_sample)
         return 0;
-    *n_out = nb * ny;
+    *n_out = nd_kernels_state_size(k, B);
     return *n_out * vectors + nd_kernels_work_size(k, B);
 }
 
@@ -244,10 +245,12 @@ static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, si
     s->n = n;
     s->norm_parts = 1;
     s->norm[0].off = 0; /* field by field: C++ has no compound literals */
-    s->norm[0].len = n;
+    s->norm[0].len = n - (size_t)k->ns;
     s->norm[0].group = (size_t)k->ny;
     s->out_row = n;
     s->sample = -1;
+    s->norm[0].tail = (size_t)k->ns;
+    s->norm[0].tail_weight = 1.0;
     solver_carve(s);
     solver_combos(s);
     solver_defaults(s);
@@ -294,6 +297,7 @@ static NdSolver *attach_implicit(NdSolver *s, size_t nblocks, int m)
     if (nblocks && !s->k.jac)
         nd_solver_fail(s, ND_ERR_UNSUPPORTED, "%s needs the model's Jacobian: compile the "
                        "model with its jac kernel", nd_method_name(s->method));
+
     return s;
 }
 
@@ -486,6 +490,9 @@ int nd_solver_set_step_control(NdSolver *s, NdStepControl control)
                               "nothing", nd_method_name(s->method));
     if (control == ND_STEP_PER_SAMPLE && s->sys)
         return nd_solver_fail(s, ND_ERR_ARG, "a system solver has no samples to step apart");
+    if (control == ND_STEP_PER_SAMPLE && s->k.ns > 0 && s->B > 1)
+        return nd_solver_fail(s, ND_ERR_ARG, "a batch with a shared block cannot be stepped "
+                              "apart per sample (each sample would need its own copy of it)");
     if (control == ND_STEP_PER_SAMPLE && s->B > 1 && !s->one) {
         s->one = nd_solver_create(&s->k, s->method, 1);
         if (!s->one)
@@ -512,6 +519,16 @@ const char *nd_solver_element(const NdSolver *s, long flat, char *buf, size_t le
     }
     long ny = s->k.ny > 0 ? s->k.ny : 1, i = flat % ny, b = flat / ny;
     char name[64];
+    long per_sample = (long)s->n - s->k.ns;
+    if (flat >= per_sample && flat < (long)s->n) { /* the shared block: no sample */
+        i = ny + flat - per_sample;
+        if (s->namer)
+            s->namer(s->namer_ctx, i, name, sizeof name);
+        else
+            snprintf(name, sizeof name, "state element %ld", i);
+        snprintf(buf, len, "%s (shared by the batch)", name);
+        return buf;
+    }
     if (s->namer && flat < (long)s->n)
         s->namer(s->namer_ctx, i, name, sizeof name);
     else

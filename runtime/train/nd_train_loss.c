@@ -26,9 +26,10 @@ struct NdTrainLoss {
     const unsigned char *observed;
     const int *last;
     double *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_y0;
+    double *ysub; /* a run of samples with the shared block (run_state) */
     /* a forward object (nd_train_loss_create_forward) */
     NdSolver *solver;
-    double *yout; /* max_nt * B * ny: the states at every observation */
+    double *yout; /* max_nt * (B * ny + ns): the states at every observation */
 };
 
 static const double *row_block(const NdTrainLoss *t, int j)
@@ -68,20 +69,35 @@ static int next_run(const NdTrainLoss *t, int j, int final, int64_t *b, Run *r)
     return 1;
 }
 
+/* The state of run r as a batch of its own: y itself for the whole batch, else
+ * its samples' rows followed by the shared block (the kernels read that at
+ * y + nb * ny), copied into ysub when there is a shared block. */
+static const double *run_state(const NdTrainLoss *t, Run r, const double *y)
+{
+    size_t ny = (size_t)t->k.ny, n = (size_t)r.nb * ny;
+    if (t->k.ns == 0 || r.nb == t->B)
+        return y + (size_t)r.b0 * ny;
+    memcpy(t->ysub, y + (size_t)r.b0 * ny, sizeof(double) * n);
+    memcpy(t->ysub + n, y + (size_t)t->B * ny, sizeof(double) * (size_t)t->k.ns);
+    return t->ysub;
+}
+
 /* Adds scale * (sum of the value kernel over run r) to *L and scale * its
- * gradient to gy, gp. */
+ * gradient to gy, gp (the shared block's part to gy's shared block). */
 static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, double scale, double tj,
                      Run r, const double *y, const double *p, const double *d, double *L,
                      double *gy, double *gp)
 {
     size_t ny = (size_t)t->k.ny, n = (size_t)r.nb * ny, off = (size_t)r.b0 * ny;
-    const double *dr = d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL;
-    value(tj, y + off, p, NULL, dr, t->vals, NULL, r.nb, t->work);
+    const double *dr = d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL, *yr = run_state(t, r, y);
+    value(tj, yr, p, NULL, dr, t->vals, NULL, r.nb, t->work);
     for (int64_t b = 0; b < r.nb; b++)
         *L += scale * t->vals[b];
-    grad(tj, y + off, p, NULL, dr, t->gy_tmp, t->gp_tmp, r.nb, t->work);
+    grad(tj, yr, p, NULL, dr, t->gy_tmp, t->gp_tmp, r.nb, t->work);
     for (size_t i = 0; i < n; i++)
         gy[off + i] += scale * t->gy_tmp[i];
+    for (size_t i = 0; i < (size_t)t->k.ns; i++)
+        gy[(size_t)t->B * ny + i] += scale * t->gy_tmp[n + i];
     for (int i = 0; i < t->k.np; i++)
         gp[i] += scale * t->gp_tmp[i];
 }
@@ -92,7 +108,7 @@ static int observe(void *ctx, int j, double tj, const double *y, const double *p
     NdTrainLoss *t = (NdTrainLoss *)ctx;
     const double *d = row_block(t, j);
     size_t ny = (size_t)t->k.ny;
-    memset(gy, 0, sizeof(double) * (size_t)t->B * ny);
+    memset(gy, 0, sizeof(double) * nd_kernels_state_size(&t->k, t->B));
     Run r;
     for (int64_t b = 0; t->lk.loss && next_run(t, j, 0, &b, &r);)
         add_term(t, t->lk.loss, t->lk.loss_grad, t->scale_obs, tj, r, y, p, d, L, gy, gp);
@@ -123,7 +139,7 @@ NdTrainLoss *nd_train_loss_create(const NdKernels *k, const NdLossKernels *lk,
     NdTrainLoss *t = (NdTrainLoss *)calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    size_t n = (size_t)B * (size_t)k->ny, np = (size_t)k->np;
+    size_t n = nd_kernels_state_size(k, B), np = (size_t)k->np;
     t->k = *k;
     t->lk = *lk;
     t->B = B;
@@ -134,8 +150,10 @@ NdTrainLoss *nd_train_loss_create(const NdKernels *k, const NdLossKernels *lk,
     t->gp_tmp = alloc_doubles(np);
     t->y0 = alloc_doubles(n);
     t->grad_y0 = alloc_doubles(n);
+    t->ysub = alloc_doubles(n);
     t->g = nd_gradient_create(k, solver_template, gm, B, max_nt);
-    if (!t->work || !t->vals || !t->gy_tmp || !t->gp_tmp || !t->y0 || !t->grad_y0 || !t->g) {
+    if (!t->work || !t->vals || !t->gy_tmp || !t->gp_tmp || !t->y0 || !t->grad_y0 || !t->ysub ||
+        !t->g) {
         nd_train_loss_free(t);
         return NULL;
     }
@@ -151,7 +169,7 @@ NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernel
     NdTrainLoss *t = (NdTrainLoss *)calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    size_t n = (size_t)B * (size_t)k->ny;
+    size_t n = nd_kernels_state_size(k, B);
     t->k = *k;
     t->lk = *lk;
     t->B = B;
@@ -160,8 +178,9 @@ NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernel
     t->vals = alloc_doubles((size_t)B);
     t->y0 = alloc_doubles(n);
     t->yout = alloc_doubles((size_t)max_nt * n);
+    t->ysub = alloc_doubles(n);
     t->solver = nd_solver_create_like(solver_template, k, B);
-    if (!t->work || !t->vals || !t->y0 || !t->yout || !t->solver) {
+    if (!t->work || !t->vals || !t->y0 || !t->yout || !t->ysub || !t->solver) {
         nd_train_loss_free(t);
         return NULL;
     }
@@ -175,8 +194,8 @@ static void add_value(NdTrainLoss *t, NdKernelFn f, int j, int final, double sca
 {
     Run r;
     for (int64_t b = 0; next_run(t, j, final, &b, &r);) {
-        f(tj, y + (size_t)r.b0 * (size_t)t->k.ny, p, NULL,
-          d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL, t->vals, NULL, r.nb, t->work);
+        f(tj, run_state(t, r, y), p, NULL, d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL,
+          t->vals, NULL, r.nb, t->work);
         for (int64_t i = 0; i < r.nb; i++)
             *acc += scale * t->vals[i];
     }
@@ -220,7 +239,7 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double
     if (status != ND_OK)
         return status;
     *L = 0;
-    size_t n = (size_t)t->B * (size_t)t->k.ny;
+    size_t n = nd_kernels_state_size(&t->k, t->B);
     for (int j = 0; j < nt; j++) {
         const double *y = t->yout + (size_t)j * n, *dj = row_block(t, j);
         if (t->lk.loss)
@@ -247,7 +266,7 @@ void nd_train_loss_free(NdTrainLoss *t)
         return;
     nd_solver_free(t->solver);
     free(t->yout);
-    double *bufs[] = {t->work, t->vals, t->gy_tmp, t->gp_tmp, t->y0, t->grad_y0};
+    double *bufs[] = {t->work, t->vals, t->gy_tmp, t->gp_tmp, t->y0, t->grad_y0, t->ysub};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     nd_gradient_free(t->g);

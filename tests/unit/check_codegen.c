@@ -733,9 +733,9 @@ static PlanOutput *vjp_outputs(const IrModel *m, int *n)
     *n = m->n_states + m->n_params;
     PlanOutput *o = calloc((size_t)*n, sizeof *o);
     for (int s = 0; s < m->n_states; s++)
-        o[s] = (PlanOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0};
+        o[s] = (PlanOutput){m->adj_state[s], 0, m->states[s].offset, m->ny, 0, false, false};
     for (int j = 0; j < m->n_params; j++)
-        o[m->n_states + j] = (PlanOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1};
+        o[m->n_states + j] = (PlanOutput){m->adj_param[j], 1, m->params[j].offset, m->np, 1, false, false};
     return o;
 }
 
@@ -755,7 +755,7 @@ static void mdl_check_derived(Mdl *d)
     int n;
     PlanOutput *vjp = vjp_outputs(&d->m, &n);
     check_kernel_batches(&d->m, &k, k.vjp, n, vjp, 0);
-    PlanOutput jac = {d->m.jac, 0, 0, d->m.ny * d->m.ny, 0};
+    PlanOutput jac = {d->m.jac, 0, 0, d->m.ny * d->m.ny, 0, false, false};
     check_kernel_batches(&d->m, &k, k.jac, 1, &jac, 0);
     const int64_t batches[3] = {1, 3, 37};
     for (int i = 0; i < 3; i++)
@@ -929,15 +929,15 @@ START_TEST(test_extra_leaves)
     IrNode *mix = ir_add(b, ir_mul(b, ir_unary(b, IR_TANH, M), aM), ir_pad(b, w, 1, 1, ir_matrix_shape(2, 3)));
     IrNode *res = ir_mul(b, ir_sub(b, x, obs), w);
     PlanOutput outs[] = {
-        {padded, 0, 0, 40, 0},
-        {padded, 0, 5, 40, 0},                   /* shared: the second is a copy */
-        {padM, 0, 10, 40, 0},                    /* unbatched: broadcast */
-        {mix, 0, 30, 40, 0},
-        {ir_sum(b, ir_mul(b, q, q)), 0, 36, 40, 0},
-        {res, 1, 0, 0, 1},
-        {mix, 1, 3, 0, 1},
-        {ir_mul(b, P, num(d, 3)), 1, 9, 0, 1},   /* unbatched: B times */
-        {ir_pad(b, q, 1, 0, ir_vector_shape(5)), 1, 13, 0, 1},
+        {padded, 0, 0, 40, 0, false, false},
+        {padded, 0, 5, 40, 0, false, false},                   /* shared: the second is a copy */
+        {padM, 0, 10, 40, 0, false, false},                    /* unbatched: broadcast */
+        {mix, 0, 30, 40, 0, false, false},
+        {ir_sum(b, ir_mul(b, q, q)), 0, 36, 40, 0, false, false},
+        {res, 1, 0, 0, 1, false, false},
+        {mix, 1, 3, 0, 1, false, false},
+        {ir_mul(b, P, num(d, 3)), 1, 9, 0, 1, false, false},   /* unbatched: B times */
+        {ir_pad(b, q, 1, 0, ir_vector_shape(5)), 1, 13, 0, 1, false, false},
     };
     int n = (int)(sizeof outs / sizeof outs[0]);
     PlanKernelSpec specs[2] = {{"probe", n, outs, 8}, {"probe_nd0", n, outs, 0}};
@@ -973,7 +973,7 @@ START_TEST(test_extra_loss)
     IrNode *one = num(d, 1), *grad;
     diff_vjp(b, 1, &loss, &one, 1, &y, &grad);
     diff_model_adjoint(b, &d->m);
-    PlanOutput lo = {loss, 1, 0, 0, 1}, go = {grad, 0, 0, 2, 0};
+    PlanOutput lo = {loss, 1, 0, 0, 1, false, false}, go = {grad, 0, 0, 2, 0, false, false};
     PlanKernelSpec specs[2] = {{"loss", 1, &lo, 3}, {"loss_grad", 1, &go, 3}};
     NdKernelFn fns[2];
     JitRequest req = {.vjp = 1, .n_extra = 2, .extra = specs, .extra_fns = fns};
@@ -1048,7 +1048,7 @@ START_TEST(test_request_errors)
     ck_assert_ptr_null(jit_compile_request(&d->m, &jac, &k, &diag));
     JitRequest fused = {.rhs_vjp = 1};
     ck_assert_ptr_null(jit_compile_request(&d->m, &fused, &k, &diag)); /* the same */
-    PlanOutput wide = {x, 0, 1, 2, 0}; /* offset + size beyond the stride */
+    PlanOutput wide = {x, 0, 1, 2, 0, false, false}; /* offset + size beyond the stride */
     PlanKernelSpec spec = {"wide", 1, &wide, 0};
     NdKernelFn fn;
     JitRequest ext = {.n_extra = 1, .extra = &spec, .extra_fns = &fn};
