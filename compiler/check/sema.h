@@ -73,6 +73,9 @@ typedef struct SemaSolve {
     const SemaData *rows; /* init reads this data set: one sample per row (init's DATA leaves) */
     const char *load;     /* `load = "file.params"`: the model's parameters from a file, or NULL */
     SrcLoc load_loc;
+    const char *events;   /* `events = "file.csv"`: one row per event, or NULL */
+    SrcLoc events_loc;
+    int max_events;       /* `max_events = N`; 0: the runtime's default */
 } SemaSolve;
 
 /* A field of a data set: `obs.y` gathers the columns y[0], y[1] of each row. */

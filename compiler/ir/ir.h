@@ -159,7 +159,18 @@ typedef struct IrModel {
     IrNode *jac;        /* df/dy: [ny, ny], row i = d(rhs element i)/dy */
     IrNode **adj_init;  /* adj_init[j * n_states + i] = a_i^T d(init of states[i])/d(params[j])
                            at t0, NULL where the initial value does not read params[j] */
+    struct IrEvent *events; /* the model's `when` blocks, in declaration order */
+    int n_events;
 } IrModel;
+
+/* An event (`when A < B { ... }`): the runtime's NdEvent (nd_kernels.h). */
+typedef struct IrEvent {
+    SrcLoc loc;         /* the `when` */
+    IrNode *cond;       /* g = A - B, a scalar per sample */
+    int direction;      /* -1 for `<` (g falls through 0), +1 for `>` */
+    int terminate;
+    IrNode **reset;     /* per state: its value after the event, NULL for unchanged */
+} IrEvent;
 
 /* Whether no right-hand side of m reads t (rodas4 then skips df/dt). */
 bool ir_model_autonomous(const IrModel *m);

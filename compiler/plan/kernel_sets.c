@@ -173,6 +173,8 @@ int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
             diff_model_init_adjoint(b, s->model);
         if (s->train && train_kernels_build(arena, b, diag, s->train, &s->loss))
             return -1;
+        if (!s->train) /* sema refuses trains of models with events */
+            event_kernels_build(arena, b, s->model, &s->events);
         if (!gradient_usable(s, b, diag))
             return -1;
     }

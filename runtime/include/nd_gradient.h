@@ -42,7 +42,8 @@ typedef struct NdGradient NdGradient;
 
 /* solver_template supplies the method and its settings (h, or rtol/atol/h0/
  * max_steps); it is only read here. max_nt bounds loss->nt for the workspace.
- * NULL for rodas4: the implicit gradients follow bdf's steps. */
+ * NULL for rodas4: the implicit gradients follow bdf's steps; NULL for a model
+ * with events (k->n_events > 0): gradients through event times are not done. */
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt);
 void nd_gradient_free(NdGradient *g);
