@@ -17,13 +17,21 @@
 /* Event times are located to |dt| <= ND_EVENT_RTOL * max(1, |t|): far below any
  * step's error, within a few thousand ulps of t. */
 #define ND_EVENT_RTOL 1e-12
+/* A step may hold two crossings (the ball rises from the floor and falls back
+ * within one step, and right after a bounce g is 0 to rounding), which its ends
+ * alone do not show: the interpolant is also sampled at this many interior
+ * points (DifferentialEquations.jl's interp_points), and the first sign change
+ * brackets the root. */
+#define ND_EVENT_INTERP_POINTS 8
 /* Illinois converges superlinearly; every third iteration bisects as well, so
  * this bound is never the reason it stops (2^-66 of the step). */
 #define ND_EVENT_MAX_ITER 200
 
+/* Half the promised distance: the root finder's bracket and the distance at
+ * which a step's end counts as the event's time each take half. */
 static double event_tol(double t)
 {
-    return ND_EVENT_RTOL * fmax(1.0, fabs(t));
+    return 0.5 * ND_EVENT_RTOL * fmax(1.0, fabs(t));
 }
 
 /* ---- the workspace and its log ---- */
@@ -55,7 +63,7 @@ int nd_events_attach(NdSolver *s)
     s->ev = ev;
     size_t ne = (size_t)s->k.n_events, B = (size_t)s->B, n = s->n;
     ev->ne = s->k.n_events;
-    ev->g_prev = (double *)calloc(3 * ne * B + 4 * n + B, sizeof(double));
+    ev->g_prev = (double *)calloc(7 * ne * B + 4 * n + B, sizeof(double));
     ev->fire = (unsigned char *)calloc(ne * B + B, 1);
     if (!ev->g_prev || !ev->fire || log_alloc(ev, ND_DEFAULT_MAX_EVENTS, (size_t)s->k.ny)) {
         nd_events_detach(s);
@@ -68,6 +76,7 @@ int nd_events_attach(NdSolver *s)
     ev->f0 = ev->ysave + n;
     ev->f1 = ev->f0 + n;
     ev->gt = ev->f1 + n;
+    ev->bracket = ev->gt + B;
     ev->frozen = ev->fire + ne * B;
     return ND_OK;
 }
@@ -172,8 +181,8 @@ static int crossed(int direction, double g0, double g1)
     return direction < 0 ? (g0 > 0 && g1 <= 0) : (g0 < 0 && g1 >= 0);
 }
 
-/* The state of sample b at a time inside the step, from the step's interpolant. */
-typedef const double *(*InterpFn)(void *ctx, double t, int64_t b);
+/* The batch's state at a time inside the step, from the step's interpolant, into s->ev->yt. */
+typedef void (*InterpFn)(void *ctx, double t);
 
 typedef struct Locate {
     NdSolver *s;
@@ -188,17 +197,21 @@ typedef struct Locate {
 /* phi = sign g, positive before the crossing and <= 0 after it. */
 static double phi(Locate *L, double t)
 {
-    const double *yb = L->interp(L->ctx, t, L->b);
+    L->interp(L->ctx, t);
+    const double *yb = L->s->ev->yt + (size_t)L->b * (size_t)L->s->k.ny;
     double g = 0.0;
     L->s->k.events[L->e].cond(t, yb, L->p, NULL, NULL, &g, NULL, 1, L->s->work);
     return L->sign * g;
 }
 
-/* The first time at which phi <= 0, within the tolerance, in (a, b] with
- * phi(a) = fa > 0 >= fb = phi(b): Illinois, bisecting every third iteration. */
+/* The root of phi in (a, b] with phi(a) = fa > 0 >= fb = phi(b), within the
+ * tolerance: Illinois, bisecting every third iteration, then one secant step on
+ * the final bracket's true values (the interpolant is linear at that scale, so
+ * the time is close to the interpolant's root, not just within the bracket). */
 static double illinois(Locate *L, double a, double fa, double b, double fb)
 {
     int side = 0;
+    double ga = fa, gb = fb; /* the true values; fa and fb are Illinois' scaled ones */
     for (int it = 0; it < ND_EVENT_MAX_ITER && fabs(b - a) > event_tol(b); it++) {
         double c = b - fb * (b - a) / (fb - fa);
         if (it % 3 == 2 || !(c > fmin(a, b) && c < fmax(a, b)))
@@ -206,19 +219,20 @@ static double illinois(Locate *L, double a, double fa, double b, double fb)
         double fc = phi(L, c);
         if (fc > 0) {
             a = c;
-            fa = fc;
+            fa = ga = fc;
             if (side < 0)
                 fb *= 0.5;
             side = -1;
         } else {
             b = c;
-            fb = fc;
+            fb = gb = fc;
             if (side > 0)
                 fa *= 0.5;
             side = 1;
         }
     }
-    return b;
+    double c = b - gb * (b - a) / (gb - ga);
+    return c >= fmin(a, b) && c <= fmax(a, b) ? c : b;
 }
 
 enum { LOCATE_NONE, LOCATE_FIRE, LOCATE_REDO };
@@ -227,6 +241,42 @@ enum { LOCATE_NONE, LOCATE_FIRE, LOCATE_REDO };
  * marked to fire at t_new (LOCATE_FIRE) or, when the earliest lies before t_new,
  * at it (LOCATE_REDO, t_pending). A step that lands on a pending event fires
  * the events marked for it. */
+/* Brackets of the first crossing of each (event, sample) in the step: the
+ * interior points' conditions are scanned in order after g_prev, then g_new.
+ * bracket[4 i ..] = t_a, g_a, t_b, g_b, with t_b = NAN where nothing crosses. */
+static void brackets(Locate *L, double t, double t_new)
+{
+    NdSolver *s = L->s;
+    NdEvents *ev = s->ev;
+    size_t B = (size_t)s->B, nb = (size_t)ev->ne * B;
+    for (size_t i = 0; i < nb; i++) {
+        double *br = ev->bracket + 4 * i;
+        br[0] = t, br[1] = ev->g_prev[i], br[2] = NAN;
+    }
+    for (int q = 1; q <= ND_EVENT_INTERP_POINTS + 1; q++) {
+        double tq = q > ND_EVENT_INTERP_POINTS
+                        ? t_new : t + (t_new - t) * q / (ND_EVENT_INTERP_POINTS + 1.0);
+        if (q <= ND_EVENT_INTERP_POINTS)
+            L->interp(L->ctx, tq);
+        for (int e = 0; e < ev->ne; e++) {
+            const double *g = ev->g_new + (size_t)e * B;
+            if (q <= ND_EVENT_INTERP_POINTS) {
+                s->k.events[e].cond(tq, ev->yt, L->p, NULL, NULL, ev->gt, NULL, s->B, s->work);
+                g = ev->gt;
+            }
+            for (size_t b = 0; b < B; b++) {
+                double *br = ev->bracket + 4 * ((size_t)e * B + b);
+                if (!isnan(br[2]) || ev->frozen[b])
+                    continue;
+                if (crossed(s->k.events[e].direction, br[1], g[b]))
+                    br[2] = tq, br[3] = g[b];
+                else
+                    br[0] = tq, br[1] = g[b];
+            }
+        }
+    }
+}
+
 static int locate(Locate *L, double t, double t_new)
 {
     NdSolver *s = L->s;
@@ -234,21 +284,22 @@ static int locate(Locate *L, double t, double t_new)
     size_t B = (size_t)s->B;
     int landed = ev->pending && t_new == ev->t_pending, any = 0;
     double dir = t_new > t ? 1.0 : -1.0, earliest = t_new;
+    brackets(L, t, t_new);
     for (int e = 0; e < ev->ne; e++)
         for (size_t b = 0; b < B; b++) {
             size_t i = (size_t)e * B + b;
+            const double *br = ev->bracket + 4 * i;
             int direction = s->k.events[e].direction;
             ev->t_root[i] = NAN;
             if (ev->frozen[b])
                 continue;
-            if (landed && ev->fire[i]) {
-                ev->t_root[i] = t_new;
-            } else if (crossed(direction, ev->g_prev[i], ev->g_new[i])) {
+            if (!isnan(br[2])) {
                 L->e = e;
                 L->b = (int64_t)b;
                 L->sign = direction < 0 ? 1.0 : -1.0;
-                ev->t_root[i] = illinois(L, t, L->sign * ev->g_prev[i], t_new,
-                                         L->sign * ev->g_new[i]);
+                ev->t_root[i] = illinois(L, br[0], L->sign * br[1], br[2], L->sign * br[3]);
+            } else if (landed && ev->fire[i]) {
+                ev->t_root[i] = t_new;
             } else {
                 continue;
             }
@@ -262,7 +313,7 @@ static int locate(Locate *L, double t, double t_new)
         memcpy(ev->g_prev, ev->g_new, (size_t)ev->ne * B * sizeof *ev->g_prev);
         return LOCATE_NONE;
     }
-    double tol = 2.0 * event_tol(t_new);
+    double tol = event_tol(t_new);
     int now = (t_new - earliest) * dir <= tol;
     for (size_t i = 0; i < (size_t)ev->ne * B; i++)
         ev->fire[i] = !isnan(ev->t_root[i]) && (now || (ev->t_root[i] - earliest) * dir <= tol);
@@ -315,7 +366,7 @@ typedef struct DenseCtx {
     int prepared;
 } DenseCtx;
 
-static const double *dense_interp(void *ctx, double t, int64_t b)
+static void dense_interp(void *ctx, double t)
 {
     DenseCtx *c = (DenseCtx *)ctx;
     NdSolver *s = c->r->s;
@@ -326,7 +377,6 @@ static const double *dense_interp(void *ctx, double t, int64_t b)
         c->prepared = 1;
     }
     nd_dense_eval(s, c->r->t, c->h, &t, 1, s->ev->yt);
-    return s->ev->yt + (size_t)b * (size_t)s->k.ny;
 }
 
 static int firing(const NdEvents *ev, size_t n)
@@ -371,32 +421,24 @@ typedef struct HermiteCtx {
     const double *y1;
 } HermiteCtx;
 
-/* Sample b of the cubic Hermite interpolant of (y0, f0) at t and (y1, f1) at t + h. */
-static const double *hermite_interp(void *ctx, double tq, int64_t b)
+/* The cubic Hermite interpolant of (y0, f0) at t and (y1, f1) at t + h. */
+static void hermite_interp(void *ctx, double tq)
 {
     HermiteCtx *c = (HermiteCtx *)ctx;
     NdEvents *ev = c->s->ev;
-    size_t ny = (size_t)c->s->k.ny, off = (size_t)b * ny;
     double th = (tq - c->t) / c->h, u = 1.0 - th;
     double h00 = (1.0 + 2.0 * th) * u * u, h10 = th * u * u * c->h;
     double h01 = th * th * (3.0 - 2.0 * th), h11 = -th * th * u * c->h;
-    for (size_t k = off; k < off + ny; k++)
+    for (size_t k = 0; k < c->s->n; k++)
         ev->yt[k] = h00 * ev->ysave[k] + h10 * ev->f0[k] + h01 * c->y1[k] + h11 * ev->f1[k];
-    return ev->yt + off;
 }
 
 /* After a fixed step from (t, ysave) to (t_new, y): LOCATE_* as locate. */
 static int fixed_locate(NdSolver *s, const double *p, double t, double t_new, const double *y)
 {
     NdEvents *ev = s->ev;
-    size_t ne_b = (size_t)ev->ne * (size_t)s->B;
     eval_conds(s, p, t_new, y, ev->g_new);
-    int need = 0;
-    for (size_t i = 0; i < ne_b && !need; i++)
-        need = !ev->frozen[i % (size_t)s->B] &&
-               crossed(s->k.events[i / (size_t)s->B].direction, ev->g_prev[i], ev->g_new[i]);
-    if (need) /* f at the step's end, for the interpolant */
-        nd_solver_rhs(s, p, t_new, y, ev->f1);
+    nd_solver_rhs(s, p, t_new, y, ev->f1); /* f at the step's end, for the interpolant */
     HermiteCtx ctx = {s, t, t_new - t, y};
     Locate L = {s, p, hermite_interp, &ctx, 0, 0, 1.0};
     return locate(&L, t, t_new);

@@ -21,6 +21,7 @@ typedef struct NdEvents {
     double *t_root;        /* [ne * B]: the crossing's time, or NAN for none */
     double *yt;            /* [n]: the interpolated state */
     double *gt;            /* [B]: a condition kernel's output */
+    double *bracket;       /* [4 * ne * B]: each crossing's bracket in the step (nd_events.c) */
     double *ysave, *f0, *f1; /* [n] each: fixed step: y and f at its start, f at its end */
     unsigned char *fire;   /* [ne * B]: fires at t_pending */
     unsigned char *frozen; /* [B]: terminated samples */
