@@ -606,8 +606,8 @@ static void solve_event_keys(Sema *S, const Ast **seen, const SemaSolve *out)
 {
     const Ast *key = seen[KEY_EVENTS] ? seen[KEY_EVENTS] : seen[KEY_MAX_EVENTS];
     if (key && out->model->n_events == 0)
-        diag_error(S->diag, name_loc_of(key), "'%s' needs events, but model '%s' has no `when` "
-                   "block", key->name, out->model->name);
+        diag_error(S->diag, name_loc_of(key), "'%s' needs a model with events, but model '%s' "
+                   "has no `when` block", key->name, out->model->name);
     sema_events_solver(S, out->model, &out->solver);
 }
 

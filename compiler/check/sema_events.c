@@ -145,8 +145,10 @@ void sema_events_train(Sema *S, const IrModel *m, SrcLoc where, const char *dire
 {
     if (!m || m->n_events == 0)
         return;
-    diag_error(S->diag, where, "%s cannot use model '%s' yet: it has events, and gradients "
-               "through event times are not implemented (solve and simulate run it)",
-               directive, m->name);
+    bool train = strcmp(directive, "train") == 0;
+    diag_error(S->diag, where, "%s cannot use model '%s' yet: it has events, and %s (solve and "
+               "simulate run it)", directive, m->name,
+               train ? "gradients through event times are not implemented"
+                     : "an evaluate's loss does not run them");
     diag_note(S->diag, m->events[0].loc, "the model's first event is here");
 }
