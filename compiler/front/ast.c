@@ -148,7 +148,7 @@ static void dump_node(FILE *out, const Ast *n, int depth, const char *role)
         return;
     }
     if (n->a)
-        dump_node(out, n->a, depth + 1, n->kind == AST_PARAM ? "=" : NULL);
+        dump_node(out, n->a, depth + 1, n->kind == AST_PARAM ? "=" : n->kind == AST_WHEN ? "if" : NULL);
     if (n->b)
         dump_node(out, n->b, depth + 1, n->kind == AST_PARAM ? "~" : NULL);
 }
