@@ -133,11 +133,12 @@ void sema_model_events(Sema *S, Scope *sc, const Ast *model)
 
 void sema_events_solver(Sema *S, const IrModel *m, const SemaSolver *sv)
 {
-    if (!m || m->n_events == 0 || !sv->name || !nd_method_is_implicit(sv->method))
+    if (!m || m->n_events == 0 || !sv->name || !nd_method_is_implicit(sv->method) ||
+        sv->method == ND_BDF)
         return;
-    diag_error(S->diag, sv->loc, "%s cannot locate the events of model '%s': use an explicit "
-               "solver (dopri5, tsit5, dop853, bosh3, or a fixed-step one such as rk4)",
-               sv->name, m->name);
+    diag_error(S->diag, sv->loc, "%s does not locate events (not in this version), and model '%s' "
+               "has them: use bdf, or an explicit solver (dopri5, tsit5, dop853, bosh3, or a "
+               "fixed-step one such as rk4)", sv->name, m->name);
     diag_note(S->diag, m->events[0].loc, "the model's first event is here");
 }
 

@@ -188,7 +188,7 @@ void sema_hidden_states(Sema *S);
 /* ---- sema_events.c ---- */
 /* The model's `when` blocks as its IrEvents (after its equations and hidden states). */
 void sema_model_events(Sema *S, Scope *sc, const Ast *model);
-/* Refuses, at the solver's name, an implicit solver for a model with events. */
+/* Refuses, at the solver's name, rodas4 or kvaerno5 for a model with events. */
 void sema_events_solver(Sema *S, const IrModel *m, const SemaSolver *sv);
 /* Refuses, at where, a train or evaluate (named by directive) of a model with events. */
 void sema_events_train(Sema *S, const IrModel *m, SrcLoc where, const char *directive);

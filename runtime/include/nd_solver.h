@@ -131,8 +131,9 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
  * the earliest t* of the batch, outputs up to t* are written with the state just
  * before the event, the resets of the samples whose event is at t* are applied
  * (declaration order; a terminate freezes the sample: its derivative is zero from
- * then on), and the method restarts at t*. Each event is logged. The implicit
- * methods refuse a model with events (ND_ERR_UNSUPPORTED).
+ * then on), and the method restarts at t*. Each event is logged. bdf cannot redo
+ * a step: it takes its interpolant's state at t* and restarts there at order 1.
+ * rodas4 and kvaerno5 refuse a model with events (ND_ERR_UNSUPPORTED).
  * max_events >= 1 bounds the log (ND_DEFAULT_MAX_EVENTS); one more event stops
  * the solve with ND_ERR_MAX_EVENTS. */
 int nd_solver_set_max_events(NdSolver *s, long max_events);

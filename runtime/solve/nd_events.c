@@ -144,6 +144,14 @@ void nd_events_freeze(const NdSolver *s, double *dydt)
             memset(dydt + (size_t)b * ny, 0, ny * sizeof *dydt);
 }
 
+void nd_events_freeze_jac(const NdSolver *s, double *J)
+{
+    size_t block = (size_t)s->k.ny * (size_t)s->k.ny;
+    for (int64_t b = 0; b < s->B; b++)
+        if (s->ev->frozen[b])
+            memset(J + (size_t)b * block, 0, block * sizeof *J);
+}
+
 /* ---- conditions ---- */
 
 /* Every condition at (t, y) for the whole batch: g[e * B + b]. */
@@ -157,10 +165,10 @@ static void eval_conds(NdSolver *s, const double *p, double t, const double *y, 
 int nd_events_begin(NdSolver *s, const double *p, double t0, const double *y0)
 {
     NdEvents *ev = s->ev;
-    if (nd_method_is_implicit(s->method))
+    if (nd_method_is_implicit(s->method) && s->method != ND_BDF)
         return nd_solver_fail(s, ND_ERR_UNSUPPORTED,
-                              "%s cannot locate events: use an explicit solver (dopri5, tsit5, "
-                              "dop853, bosh3, rk4, ...) for a model with `when`",
+                              "%s cannot locate events: use bdf or an explicit solver (dopri5, "
+                              "tsit5, dop853, bosh3, rk4, ...) for a model with `when`",
                               nd_method_name(s->method));
     ev->count = 0;
     ev->n_frozen = 0;
@@ -182,7 +190,7 @@ static int crossed(int direction, double g0, double g1)
 }
 
 /* The batch's state at a time inside the step, from the step's interpolant, into s->ev->yt. */
-typedef void (*InterpFn)(void *ctx, double t);
+typedef NdInterpFn InterpFn;
 
 typedef struct Locate {
     NdSolver *s;
@@ -356,6 +364,22 @@ static int apply(NdSolver *s, const double *p, double t, double *y)
         }
     eval_conds(s, p, t, y, ev->g_prev);
     return ND_OK;
+}
+
+int nd_events_apply(NdSolver *s, const double *p, double t, double *y)
+{
+    return apply(s, p, t, y);
+}
+
+double nd_events_locate(NdSolver *s, const double *p, double t, double t_new,
+                        const double *y_new, NdInterpFn interp, void *ctx)
+{
+    NdEvents *ev = s->ev;
+    eval_conds(s, p, t_new, y_new, ev->g_new);
+    Locate L = {s, p, interp, ctx, 0, 0, 1.0};
+    int where = locate(&L, t, t_new);
+    ev->pending = 0; /* no step is redone: the event is taken where it is found */
+    return where == LOCATE_NONE ? NAN : where == LOCATE_FIRE ? t_new : ev->t_pending;
 }
 
 /* ---- the adaptive engine ---- */

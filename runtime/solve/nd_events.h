@@ -38,8 +38,10 @@ typedef struct NdEvents {
 int nd_events_attach(NdSolver *s);
 void nd_events_detach(NdSolver *s);
 
-/* Zeroes the derivative rows of terminated samples (nd_solver_rhs calls it). */
+/* Zeroes the derivative rows of terminated samples (nd_solver_rhs calls it), and
+ * their Jacobian blocks (J: B blocks of ny x ny, bdf). */
 void nd_events_freeze(const NdSolver *s, double *dydt);
+void nd_events_freeze_jac(const NdSolver *s, double *J);
 
 /* A solve starts at (t0, y0): the log is emptied, no sample frozen, and the
  * conditions evaluated. ND_ERR_UNSUPPORTED for an implicit method. */
@@ -60,6 +62,18 @@ int nd_events_adaptive_fire(NdRun *r);
 /* Fixed-step engine: y in place from t0 to t1 in steps of s->h (the last
  * shortened), with events; the fixed-step loop of nd_solver.c otherwise. */
 int nd_events_fixed_interval(NdSolver *s, const double *p, double t0, double t1, double *y);
+
+/* bdf (nd_bdf.c), after an accepted step from t to t_new (y_new its end): the
+ * time of the earliest event in (t, t_new] located on the step's interpolant
+ * (interp(ctx, tq) fills s->ev->yt with y(tq)), the events there marked; NAN when
+ * none. A multistep method cannot redo one step onto it: bdf takes the
+ * interpolated state at the event and restarts there (as CVODE's root finding
+ * with a reinitialisation does). */
+typedef void (*NdInterpFn)(void *ctx, double t);
+double nd_events_locate(NdSolver *s, const double *p, double t, double t_new,
+                        const double *y_new, NdInterpFn interp, void *ctx);
+/* Applies the marked events to the batch's state y at t. Status (ND_ERR_MAX_EVENTS). */
+int nd_events_apply(NdSolver *s, const double *p, double t, double *y);
 
 /* nd_solver.c's check after a fixed step: ND_ERR_NONFINITE, with the message. */
 int nd_fixed_check_step(NdSolver *s, const double *y, double t, double t_prev);

@@ -5,8 +5,8 @@
  * every method of order >= 2 integrates exactly and every interpolant (the
  * methods' dense outputs, the fixed-step Hermite cubic) reproduces, so event
  * times and states are checked to near roundoff. Also a batch of heights, a
- * terminate event (the frozen state), the max_events bound, the implicit
- * methods' and the gradients' refusals. */
+ * terminate event (the frozen state), bdf's restart at an event, the max_events
+ * bound, the one-step implicit methods' and the gradients' refusals. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -234,6 +234,48 @@ START_TEST(test_terminate)
 }
 END_TEST
 
+/* bdf cannot redo a step: it takes the interpolated state at the event and
+ * restarts at order 1 there, so its times hold to its tolerance, not to
+ * rounding. A terminated sample's Jacobian block is zeroed with its f. */
+START_TEST(test_bdf)
+{
+    NdKernels k = ball_kernels(2);
+    NdSolver *s = nd_solver_create(&k, ND_BDF, 2);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(nd_solver_set_tolerances(s, 1e-10, 1e-12), ND_OK);
+    double p[1] = {0.9}, y0[4] = {10, 0, 10, 10}, ts[10], yout[40], T[4], V[4];
+    for (int j = 0; j < 10; j++)
+        ts[j] = j;
+    ck_assert_int_eq(nd_solve(s, p, y0, ts, 10, yout), ND_OK);
+    ball_bounces(10, 0.9, 4, T, V);
+    double tstar = (10 - sqrt(100 - 4 * 0.5 * G * 2)) / G;
+    int bounces = 0, stops = 0;
+    for (long i = 0; i < nd_solver_get_num_events(s); i++) {
+        int64_t b;
+        int e;
+        double t;
+        const double *after;
+        ck_assert_int_eq(nd_solver_get_event(s, i, &b, &e, &t, NULL, &after), ND_OK);
+        if (b == 0) {
+            ck_assert_int_eq(e, 0);
+            ck_assert_double_eq_tol(t, T[bounces], 1e-8);
+            ck_assert_double_eq_tol(after[1], V[bounces++], 1e-7);
+        } else {
+            ck_assert_int_eq(e, 1);
+            ck_assert_double_eq_tol(t, tstar, 1e-8);
+            stops++;
+        }
+    }
+    ck_assert_int_eq(bounces, 4);
+    ck_assert_int_eq(stops, 1);
+    for (int j = 0; j < 10; j++)
+        ck_assert_double_eq_tol(yout[4 * j], ball_height(10, 0.9, ts[j]), 1e-7);
+    ck_assert_double_eq_tol(yout[4 * 9 + 2], 12, 1e-7);
+    ck_assert_double_eq_tol(yout[4 * 9 + 3], 10 - G * tstar, 1e-7);
+    nd_solver_free(s);
+}
+END_TEST
+
 /* The bounces accumulate at t = 19 t1 (Zeno): the log's bound stops the solve. */
 START_TEST(test_max_events)
 {
@@ -253,7 +295,7 @@ START_TEST(test_refusals)
 {
     NdKernels k = ball_kernels(1);
     double p[1] = {0.9}, y0[2] = {10, 0}, ts[2] = {0, 2}, yout[4];
-    NdSolver *s = nd_solver_create(&k, ND_BDF, 1);
+    NdSolver *s = nd_solver_create(&k, ND_RODAS4, 1);
     ck_assert_ptr_nonnull(s);
     ck_assert_int_eq(nd_solve(s, p, y0, ts, 2, yout), ND_ERR_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(nd_solver_get_message(s), "cannot locate events"));
@@ -271,6 +313,7 @@ Suite *events_suite(void)
     tcase_add_loop_test(tc, test_ball_closed_form, 0, N_EXPLICIT);
     tcase_add_loop_test(tc, test_ball_batch, 0, N_EXPLICIT);
     tcase_add_loop_test(tc, test_terminate, 0, N_EXPLICIT);
+    tcase_add_test(tc, test_bdf);
     tcase_add_test(tc, test_max_events);
     tcase_add_test(tc, test_refusals);
     suite_add_tcase(s, tc);
