@@ -277,7 +277,25 @@ static bool jit_sets(Compilation *c)
         NdKernelFn fns[TRAIN_K_MAX_SPECS] = {0};
         JitRequest req = {.vjp = s->vjp, .jac = s->jac, .rhs_vjp = s->rhs_vjp,
                           .n_extra = s->loss.n, .extra = s->loss.specs, .extra_fns = fns};
+        NdKernelFn *event_fns = NULL;
+        if (s->events.n > 0) { /* a model set: its extra kernels are its events' */
+            event_fns = calloc((size_t)s->events.n, sizeof *event_fns);
+            cs->events = calloc((size_t)s->model->n_events, sizeof *cs->events);
+            if (!event_fns || !cs->events) {
+                free(event_fns);
+                return false;
+            }
+            req.n_extra = s->events.n;
+            req.extra = s->events.specs;
+            req.extra_fns = event_fns;
+        }
         cs->jit = jit_compile_request(s->model, &req, &cs->kernels, &c->diag);
+        if (cs->jit && event_fns) {
+            event_kernels_assign(s->model, event_fns, cs->events);
+            cs->kernels.n_events = s->model->n_events;
+            cs->kernels.events = cs->events;
+        }
+        free(event_fns);
         if (!cs->jit)
             return false;
         train_kernels_assign(&s->loss, fns, cs->loss, cs->metrics);
@@ -338,8 +356,10 @@ void compilation_free(Compilation *c)
 {
     if (!c)
         return;
-    for (int i = 0; c->compiled && i < c->sets.n; i++)
+    for (int i = 0; c->compiled && i < c->sets.n; i++) {
         jit_free(c->compiled[i].jit);
+        free(c->compiled[i].events);
+    }
     free(c->compiled);
     for (int i = 0; i < c->n_files; i++)
         srcfile_free(c->files[i]);

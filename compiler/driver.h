@@ -43,6 +43,7 @@ typedef struct CompiledSet {
     NdKernels kernels;
     NdKernelFn loss[TRAIN_K_COUNT]; /* a train set's loss kernels by slot */
     NdKernelFn metrics[SEMA_MAX_METRICS]; /* an evaluate's metric kernels */
+    NdEvent *events;                /* owned: the model's events, kernels.events points here */
 } CompiledSet;
 
 typedef struct Compilation {

@@ -392,6 +392,8 @@ static void report_solve(Runner *r, const SemaSolve *s, const char *dest, int B,
                 "  stats: %ld steps (%ld rejected), %ld right-hand-side evaluations%s, %.3f ms\n",
                 nd_solver_get_num_steps(solver), nd_solver_get_num_rejected(solver),
                 nd_solver_get_num_rhs_evals(solver), apart ? " of one sample" : "", ms);
+    if (r->opts->stats && s->model->n_events > 0)
+        fprintf(stderr, "  events: %ld\n", nd_solver_get_num_events(solver));
 }
 
 /* The copy's rows (shared block after the samples) in the model's layout:
@@ -425,6 +427,11 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     if (!solver)
         return -1;
     nd_solver_set_element_namer(solver, run_name_element, (void *)m);
+    if (s->max_events > 0 && nd_solver_set_max_events(solver, s->max_events)) {
+        diag_error(&r->c->diag, where, "out of memory for the events of this solve");
+        nd_solver_free(solver);
+        return -1;
+    }
     int rc = -1;
     size_t n = nd_kernels_state_size(&cs->kernels, B);
     double *y0 = calloc(n ? n : 1, sizeof(double));
@@ -443,6 +450,8 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
         } else
             report_solve(r, s, dest, B, solver, run_now_ms() - t0);
         rc = status == ND_OK ? 0 : -1;
+        if (rc == 0 && s->events)
+            rc = run_write_events(r, s, solver, s->samples > 0 || s->rows);
     }
     nd_solver_free(solver);
     free(y0);
@@ -558,8 +567,10 @@ static int check_outputs(Compilation *c, const EmitRecord *emit)
     int rc = 0;
     for (int i = 0; i < c->program->n_dirs; i++) {
         const SemaDirective *d = &c->program->dirs[i];
-        if (d->kind == SEMA_SOLVE && !emit)
+        if (d->kind == SEMA_SOLVE && !emit) {
             rc |= check_output(c, d->solve.output, d->solve.output_loc, 0);
+            rc |= check_output(c, d->solve.events, d->solve.events_loc, 0);
+        }
         if (d->kind == SEMA_TRAIN) {
             rc |= check_output(c, d->train.history, d->train.history_loc, 0);
             rc |= check_output(c, d->train.save, d->train.save_loc, 1);

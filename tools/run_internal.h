@@ -46,6 +46,9 @@ void run_name_var_element(const IrVar *vars, int n, long i, const char *what, ch
 NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const NdKernels *k,
                           int64_t B);
 double run_now_ms(void);
+/* run_events.c: the solve's `events` file from the solver's log (batch: with a
+ * sample column); 0, or -1 after reporting at the file's value. */
+int run_write_events(Runner *r, const SemaSolve *s, const NdSolver *solver, bool batch);
 /* Draws, for B samples of y (m's layout), the states m draws at every solve:
  * div_est's noise, fixed during one solve and fresh at the next (train.c calls
  * it after its init kernel, once per group and step). */

@@ -19,10 +19,10 @@
  * dependency order; the public part is repeated in the generated header.
  * nd_lapack.c is compiled with NODEC_NO_LAPACK: its plain C LU. */
 static const char *const runtime_files[] = {
-    "nd_kernels.h",   "nd_solver.h",    "nd_tableaus.h",   "nd_adaptive.h",
+    "nd_kernels.h",   "nd_solver.h",    "nd_tableaus.h",   "nd_adaptive.h",   "nd_events.h",
     "nd_lapack.h",    "nd_bdf.h",       "nd_onestep.h", "nd_gradient.h",   "nd_grad_internal.h",
     "nd_train_loss.h", "nd_csv_write.h",       "nd_random.h",     "nd_tableaus.c",   "nd_dense.c",
-    "nd_solver.c",    "nd_adaptive.c",  "nd_lapack.c",     "nd_bdf.c",        "nd_onestep.c",
+    "nd_solver.c",    "nd_adaptive.c",  "nd_events.c",     "nd_lapack.c",     "nd_bdf.c",        "nd_onestep.c",
     "nd_gradient.c",  "nd_adjoint.c",   "nd_backprop.c",   "nd_train_loss.c",
     "nd_csv_write.c",        "nd_random.c",
 };
@@ -293,16 +293,47 @@ static void write_columns(Emit *e, const IrModel *m)
             m->name);
 }
 
+/* The model's events (event_kernels.h): their kernels, and the table k->events points at. */
+static int write_events(Emit *e, IrModel *m, CcWork *w)
+{
+    const KernelSet *set = kernel_sets_model(&e->c->sets, m);
+    if (!set || m->n_events == 0)
+        return 0;
+    for (int k = 0; k < set->events.n; k++) {
+        char name[300];
+        snprintf(name, sizeof name, "%s_%s", m->name, set->events.specs[k].name);
+        if (cc_emit_kernel(e->out, m, name, false, &set->events.specs[k], w, &e->c->diag))
+            return -1;
+        emit_declare_kernel(e->hdr, name, false);
+    }
+    fprintf(e->out, "static const NdEvent %s_event_table[%d] = {\n", m->name, m->n_events);
+    for (int k = 0; k < m->n_events; k++) {
+        const IrEvent *ev = &m->events[k];
+        fprintf(e->out, "    {%s_event%d_cond, ", m->name, k);
+        if (ev->terminate)
+            fputs("NULL", e->out);
+        else
+            fprintf(e->out, "%s_event%d_reset", m->name, k);
+        fprintf(e->out, ", %d, %d},\n", ev->direction, ev->terminate);
+    }
+    fputs("};\n\n", e->out);
+    return 0;
+}
+
 static void write_kernel_table(Emit *e, const IrModel *m, const CcWork *w)
 {
     fprintf(e->out,
             "void %s_kernels(NdKernels *k)\n{\n    memset(k, 0, sizeof *k);\n"
             "    k->ny = %d;\n    k->np = %d;\n    k->work_fixed = %zu;\n"
             "    k->work_per_sample = %zu;\n    k->rhs = %s_rhs;\n    k->vjp = %s_vjp;\n"
-            "    k->jac = %s%s;\n    k->autonomous = %d;\n}\n\n",
+            "    k->jac = %s%s;\n    k->autonomous = %d;\n",
             m->name, m->ny, m->np, w->work_fixed, w->work_per_sample, m->name, m->name,
             cc_model_has_jacobian(m) ? m->name : "NULL", cc_model_has_jacobian(m) ? "_jac" : "",
             ir_model_autonomous(m));
+    if (m->n_events > 0)
+        fprintf(e->out, "    k->n_events = %d;\n    k->events = %s_event_table;\n", m->n_events,
+                m->name);
+    fputs("}\n\n", e->out);
     fprintf(e->hdr, "void %s_kernels(NdKernels *k); /* the table nd_solver_create takes */\n",
             m->name);
 }
@@ -314,7 +345,7 @@ static int write_model(Emit *e, int i)
             m->name, m->ny, m->np);
     fprintf(e->hdr, "\n/* model %s */\n#define %s_NY %d\n#define %s_NP %d\n", m->name, m->name,
             m->ny, m->name, m->np);
-    if (emit_model_kernels(e, m, m->name, &e->work[i]))
+    if (emit_model_kernels(e, m, m->name, &e->work[i]) || write_events(e, m, &e->work[i]))
         return -1;
     emit_work_size(e, m->name, &e->work[i]);
     write_params(e, m, e->params[i]);

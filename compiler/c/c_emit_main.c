@@ -69,6 +69,8 @@ static const char runner[] =
     "    int B, batched, y0_rows;    /* samples; whether the output has a sample column */\n"
     "    int n_draws;                /* drawn states, drawn per sample in this order */\n"
     "    const NodecDraw *draws;\n"
+    "    const char *events;         /* the events file, or NULL */\n"
+    "    int max_events;             /* 0: the runtime's default */\n"
     "} NodecSolve;\n\n"
     "/* The B samples' initial states: y0's row (its own row per data row), then\n"
     " * the draws, sample by sample (tools/run.c's initial_states). */\n"
@@ -115,6 +117,18 @@ static const char runner[] =
     "            fputc('\\n', f);\n"
     "        }\n"
     "}\n\n"
+    "/* Closes f, written to path: 0, or 1 after saying why writing failed (f NULL:\n"
+    " * fopen's errno). */\n"
+    "static int nodec_close(FILE *f, const char *path)\n"
+    "{\n"
+    "    int err = f ? (ferror(f) ? (errno ? errno : EIO) : 0) : errno;\n"
+    "    if (f && fclose(f) != 0 && !err)\n"
+    "        err = errno ? errno : EIO;\n"
+    "    if (!err)\n"
+    "        return 0;\n"
+    "    fprintf(stderr, \"error: cannot write '%s': %s\\n\", path, strerror(err));\n"
+    "    return 1;\n"
+    "}\n\n"
     "static int nodec_write_batched(const NodecSolve *v, int ny, const double *yout)\n"
     "{\n"
     "    if (!v->output) {\n"
@@ -122,18 +136,39 @@ static const char runner[] =
     "        return 0;\n"
     "    }\n"
     "    FILE *f = fopen(v->output, \"w\");\n"
-    "    int err = f ? 0 : errno;\n"
     "    if (f) {\n"
     "        errno = 0;\n"
     "        nodec_write_batch(f, 1, v, ny, yout);\n"
-    "        err = ferror(f) ? (errno ? errno : EIO) : 0;\n"
-    "        if (fclose(f) != 0 && !err)\n"
-    "            err = errno ? errno : EIO;\n"
     "    }\n"
-    "    if (!err)\n"
-    "        return 0;\n"
-    "    fprintf(stderr, \"error: cannot write '%s': %s\\n\", v->output, strerror(err));\n"
-    "    return 1;\n"
+    "    return nodec_close(f, v->output);\n"
+    "}\n\n"
+    "/* `events = FILE`: a row per logged event, as tools/run_events.c writes it. */\n"
+    "static int nodec_write_events(const NodecSolve *v, const NdSolver *s)\n"
+    "{\n"
+    "    FILE *f = fopen(v->events, \"w\");\n"
+    "    if (f) {\n"
+    "        errno = 0;\n"
+    "        fputs(v->batched ? \"sample,event,t\" : \"event,t\", f);\n"
+    "        for (int c = 0; c < v->nv; c++) {\n"
+    "            fputc(',', f);\n"
+    "            nd_csv_field(f, v->names[c]);\n"
+    "        }\n"
+    "        fputc('\\n', f);\n"
+    "        for (long i = 0; i < nd_solver_get_num_events(s); i++) {\n"
+    "            int64_t b;\n"
+    "            int e;\n"
+    "            double t;\n"
+    "            const double *y;\n"
+    "            nd_solver_get_event(s, i, &b, &e, &t, NULL, &y);\n"
+    "            if (v->batched)\n"
+    "                fprintf(f, \"%lld,\", (long long)b);\n"
+    "            fprintf(f, \"%d,%.17g\", e, t);\n"
+    "            for (int c = 0; c < v->nv; c++)\n"
+    "                fprintf(f, \",%.17g\", y[v->cols[c]]);\n"
+    "            fputc('\\n', f);\n"
+    "        }\n"
+    "    }\n"
+    "    return nodec_close(f, v->events);\n"
     "}\n\n"
     "/* The visible columns (compiler-named states such as __eps_z are hidden). */\n"
     "static int nodec_write(const NodecSolve *v, int ny, double *yout)\n"
@@ -183,7 +218,8 @@ static const char runner[] =
     "    int rc = 1;\n"
     "    if (!p || !y0 || !yout || !s) {\n"
     "        fprintf(stderr, \"error: out of memory for solve %s\\n\", v->model);\n"
-    "    } else if (nodec_solver_configure(s, &v->solver)) {\n"
+    "    } else if (nodec_solver_configure(s, &v->solver) ||\n"
+    "               (v->max_events > 0 && nd_solver_set_max_events(s, v->max_events))) {\n"
     "        fprintf(stderr, \"error: invalid settings for %s: %s\\n\", v->solver.name,\n"
     "                nd_solver_get_message(s));\n"
     "    } else {\n"
@@ -200,6 +236,8 @@ static const char runner[] =
     "        else\n"
     "            nodec_report(v);\n"
     "        rc = st == ND_OK ? nodec_write(v, k.ny, yout) : 1;\n"
+    "        if (rc == 0 && v->events)\n"
+    "            rc = nodec_write_events(v, s);\n"
     "    }\n"
     "    nd_solver_free(s);\n"
     "    free(yout);\n"
@@ -465,9 +503,11 @@ static void write_solve_entry(Emit *e, const SemaDirective *d, int k, const Solv
         fputs("NULL", f);
     fprintf(f, ", nodec_names%d,\n     ", k);
     emit_solver_spec(f, &s->solver);
-    fprintf(f, ", %d, %d, nodec_ts%d, nodec_y0_%d, nodec_cols%d,\n     %d, %d, %d, %d, nodec_draws%d},\n",
+    fprintf(f, ", %d, %d, nodec_ts%d, nodec_y0_%d, nodec_cols%d,\n     %d, %d, %d, %d, nodec_draws%d, ",
             s->nt, visible_count(s->model), k, k, k, solve_batch(s), s->samples > 0 || s->rows,
             sd->rows, sd->n_draws, k);
+    emit_put_cstring(f, s->events);
+    fprintf(f, ", %d},\n", s->max_events);
 }
 
 int emit_main(Emit *e)
@@ -489,7 +529,7 @@ int emit_main(Emit *e)
         }
     if (n == 0)
         fputs("    {NULL, NULL, NULL, NULL, NULL, NULL, {NULL, ND_EULER, 0, 0, 0, 0, 0.0, 0.0, "
-              "0.0, 0.0, 0.0}, 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, NULL},\n", e->out);
+              "0.0, 0.0, 0.0}, 0, 0, NULL, NULL, NULL, 0, 0, 0, 0, NULL, NULL, 0},\n", e->out);
     /* each solve draws from its directive's stream, as in `nodec run` */
     fputs("};\n\nstatic const unsigned long long nodec_solve_streams[] = {", e->out);
     for (int i = 0, k = 0; i < prog->n_dirs; i++)

@@ -575,6 +575,7 @@ static const char *item_text(AstKind kind)
     switch (kind) {
     case AST_STATE: return "a state";
     case AST_EQUATION: return "an equation";
+    case AST_WHEN: return "a when block";
     default: return ast_kind_name(kind);
     }
 }
@@ -589,7 +590,8 @@ static void model_declarations(Sema *S, Scope *sc, const Ast *model, ModelBuild 
         case AST_CONST: declare_const(S, sc, it); break;
         case AST_NETUSE: declare_net(S, sc, it, NULL); break;
         case AST_LET: scope_declare(S, sc, it->name, B_LET_PENDING, it->name_loc, it); break;
-        case AST_EQUATION: break;
+        case AST_EQUATION:
+        case AST_WHEN: break;
         case AST_FORWARD:
             diag_error(S->diag, it->loc, "forward(...) belongs in a net, not in a model");
             break;
@@ -730,6 +732,7 @@ static void model_build(Sema *S, ModelInfo *mi)
     model_inits(S, mi->scope, &mb);
     model_equations(S, mi->scope, ast, &mb);
     sema_hidden_states(S);
+    sema_model_events(S, mi->scope, ast);
     S->model = NULL;
 }
 

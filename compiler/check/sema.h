@@ -77,6 +77,9 @@ typedef struct SemaSolve {
      * kernel ABI's shared block (sema_share_states), or NULL: model itself. The
      * output keeps model's columns (each sample's row repeats the shared ones). */
     IrModel *integrated;
+    const char *events;   /* `events = "file.csv"`: one row per event, or NULL */
+    SrcLoc events_loc;
+    int max_events;       /* `max_events = N`; 0: the runtime's default */
 } SemaSolve;
 
 /* A field of a data set: `obs.y` gathers the columns y[0], y[1] of each row. */

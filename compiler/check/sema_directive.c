@@ -12,7 +12,8 @@
 #include "params_init.h"
 #include "sema_internal.h"
 
-static const char *const solve_keys[] = {"t", "init", "solver", "output", "samples", "load"};
+static const char *const solve_keys[] = {"t",       "init", "solver",    "output",
+                                         "samples", "load", "events", "max_events"};
 
 int sema_find_name(const char *name, int n, const char *const *names)
 {
@@ -489,7 +490,8 @@ void sema_solve_starts(Sema *S, const SemaSolve *s, SrcLoc where)
     }
 }
 
-enum { KEY_T, KEY_INIT, KEY_SOLVER, KEY_OUTPUT, KEY_SAMPLES, KEY_LOAD, N_SOLVE_KEYS };
+enum { KEY_T, KEY_INIT, KEY_SOLVER, KEY_OUTPUT, KEY_SAMPLES, KEY_LOAD, KEY_EVENTS,
+       KEY_MAX_EVENTS, N_SOLVE_KEYS };
 
 /* The data set whose fields init reads (`z = moons.x`: NAME is a data set, not a
  * name of the model) into *found; reading two is an error (0). */
@@ -554,6 +556,16 @@ static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, int key, SemaS
         if (!sema_const_int(S, S->global, v, "the number of samples", 1, 10000000, &out->samples))
             out->samples = 0;
         break;
+    case KEY_EVENTS:
+        if (v->kind != AST_STR)
+            diag_error(S->diag, v->loc, "events needs a file name in quotes, like events = \"events.csv\"");
+        out->events = v->kind == AST_STR ? v->str : NULL;
+        out->events_loc = v->loc;
+        break;
+    case KEY_MAX_EVENTS:
+        if (!sema_const_int(S, S->global, v, "max_events", 1, 100000000, &out->max_events))
+            out->max_events = 0;
+        break;
     }
 }
 
@@ -565,7 +577,8 @@ static int check_key(Sema *S, const Ast *entry, const Ast **seen, char *excused)
     int k = sema_find_name(entry->name, N_SOLVE_KEYS, solve_keys);
     if (k < 0) {
         diag_error(S->diag, name_loc_of(entry),
-                   "unknown key '%s' in solve (valid keys: t, init, solver, output, samples, load)",
+                   "unknown key '%s' in solve (valid keys: t, init, solver, output, samples, load, "
+                   "events, max_events)",
                    entry->name);
         sema_suggest_among(S, entry->name, name_loc_of(entry), N_SOLVE_KEYS, solve_keys);
         int meant = sema_closest(entry->name, N_SOLVE_KEYS, solve_keys);
@@ -628,6 +641,16 @@ static void solve_batch_rules(Sema *S, const Ast *init, const Ast **seen, SemaSo
     }
 }
 
+/* events and max_events need a model with `when` blocks; its solver must locate them. */
+static void solve_event_keys(Sema *S, const Ast **seen, const SemaSolve *out)
+{
+    const Ast *key = seen[KEY_EVENTS] ? seen[KEY_EVENTS] : seen[KEY_MAX_EVENTS];
+    if (key && out->model->n_events == 0)
+        diag_error(S->diag, name_loc_of(key), "'%s' needs a model with events, but model '%s' "
+                   "has no `when` block", key->name, out->model->name);
+    sema_events_solver(S, out->model, &out->solver);
+}
+
 static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
 {
     ModelInfo *mi = find_model(S, ast);
@@ -654,6 +677,8 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
         solve_batch_rules(S, seen[KEY_INIT] ? seen[KEY_INIT]->a : NULL, seen, out);
     if (mi && S->diag->errors == before)
         sema_solve_starts(S, out, d->loc);
+    if (mi && S->diag->errors == before)
+        solve_event_keys(S, seen, out);
     if (S->diag->errors == before)
         sema_check_steps(S, &out->solver, sema_widest_interval(out->t, out->nt));
 }

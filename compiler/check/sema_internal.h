@@ -185,6 +185,13 @@ IrNode *sema_fill(Sema *S, IrNode *node, IrShape shape);
 /* Appends to the model being built the hidden states its div_est() calls asked
  * for (their noise, drawn at each solve); called once its equations are lowered. */
 void sema_hidden_states(Sema *S);
+/* ---- sema_events.c ---- */
+/* The model's `when` blocks as its IrEvents (after its equations and hidden states). */
+void sema_model_events(Sema *S, Scope *sc, const Ast *model);
+/* Refuses, at the solver's name, rodas4 or kvaerno5 for a model with events. */
+void sema_events_solver(Sema *S, const IrModel *m, const SemaSolver *sv);
+/* Refuses, at where, a train or evaluate (named by directive) of a model with events. */
+void sema_events_train(Sema *S, const IrModel *m, SrcLoc where, const char *directive);
 /* Shape string in an arena-free buffer (at least 32 bytes). */
 const char *sema_shape(IrShape s, char *buf);
 int sema_is_builtin(const char *name);

@@ -152,7 +152,9 @@ static void share_train(Share *S, SemaTrain *tr)
 static void share_solve(Share *S, SemaSolve *s)
 {
     const IrModel *m = s->model;
-    if (!m || (s->samples <= 0 && !s->rows) || s->solver.step_control == ND_STEP_PER_SAMPLE)
+    /* events reset and freeze samples in the model's own layout (nd_events.c) */
+    if (!m || (s->samples <= 0 && !s->rows) || s->solver.step_control == ND_STEP_PER_SAMPLE ||
+        m->n_events > 0)
         return;
     bool *per_sample = arena_alloc(S->arena, sizeof(bool) * (size_t)(m->n_states + 1));
     int shared = 0, each = 0;

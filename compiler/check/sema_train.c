@@ -1024,6 +1024,7 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     d->train.evaluate = eval;
     tc.mi = sema_directive_model(S, ast->name, name_loc_of(ast));
     d->train.model = tc.mi ? tc.mi->model : NULL;
+    sema_events_train(S, d->train.model, d->loc, eval ? "evaluate" : "train");
     int before = S->diag->errors;
     collect_keys(S, ast, &tc);
     train_model_parts(S, &tc);

@@ -103,6 +103,10 @@ int adjoint_print(FILE *out, IrBuilder *b, const IrModel *m)
     }
     for (int j = 0; j < m->n_params; j++)
         print_param_gradient(out, nm, m, j);
+    if (m->n_events > 0) /* the system holds between events; their jumps are not derived */
+        fprintf(out, "  # and %d event%s (when): the adjoint jumps at each event time, which this "
+                "version does not derive (docs/gradients.md, Events)\n", m->n_events,
+                m->n_events == 1 ? "" : "s");
     arena_free(scratch);
     return 0;
 }

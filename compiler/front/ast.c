@@ -41,7 +41,7 @@ const char *ast_kind_name(AstKind kind)
         [AST_LIST] = "LIST",       [AST_FIELD] = "FIELD",     [AST_DERIV] = "DERIV",
         [AST_RECORD] = "RECORD",   [AST_ENTRY] = "ENTRY",     [AST_STATE] = "STATE",
         [AST_PARAM] = "PARAM",     [AST_CONST] = "CONST",     [AST_LET] = "LET",
-        [AST_NETUSE] = "NETUSE",   [AST_EQUATION] = "EQUATION", [AST_FORWARD] = "FORWARD",
+        [AST_NETUSE] = "NETUSE",   [AST_EQUATION] = "EQUATION", [AST_FORWARD] = "FORWARD", [AST_WHEN] = "WHEN",
         [AST_IMPORT] = "IMPORT",   [AST_OPTION] = "OPTION",   [AST_FN] = "FN",
         [AST_NET] = "NET",         [AST_MODEL] = "MODEL",     [AST_SOLVE] = "SOLVE",
         [AST_TRAIN] = "TRAIN",     [AST_EVALUATE] = "EVALUATE", [AST_DATA] = "DATA",
@@ -148,7 +148,7 @@ static void dump_node(FILE *out, const Ast *n, int depth, const char *role)
         return;
     }
     if (n->a)
-        dump_node(out, n->a, depth + 1, n->kind == AST_PARAM ? "=" : NULL);
+        dump_node(out, n->a, depth + 1, n->kind == AST_PARAM ? "=" : n->kind == AST_WHEN ? "if" : NULL);
     if (n->b)
         dump_node(out, n->b, depth + 1, n->kind == AST_PARAM ? "~" : NULL);
 }

@@ -258,6 +258,7 @@ static Ast *bad_equation(Parser *p, SrcLoc loc)
 %token <name> TK_EVALUATE "'evaluate'"
 %token <name> TK_FORWARD "'forward'"
 %token <name> TK_PLOT "'plot'"
+%token <name> TK_WHEN "'when'"
 %token TK_STARSTAR "'**'"   /* not an operator: parsed as '^' to say so (see power_misspelled) */
 
 %nonassoc '<' '>' TK_LE TK_GE TK_EQ TK_NE
@@ -267,8 +268,8 @@ static Ast *bad_equation(Parser *p, SrcLoc loc)
 %right '^' TK_STARSTAR
 
 %type <node> top_item item const_decl entry rentry arg expr postfix primary call dist index_item
-%type <node> record fn_def forward_def top_elem block_elem entry_elem
-%type <list> dims_opt block_list entries rlist args args_opt exprs names names_opt index_items lets
+%type <node> record fn_def forward_def top_elem block_elem entry_elem action action_elem
+%type <list> dims_opt block_list actions entries rlist args args_opt exprs names names_opt index_items lets
 %type <name> key keyword
 
 %%
@@ -382,6 +383,25 @@ item
     | TK_IDENT '/' TK_IDENT '=' expr  { $$ = bad_equation(p, loc_span(@1, @3)); }
     | TK_IDENT '=' expr               { $$ = bad_equation(p, @1); }
     | forward_def
+    | TK_WHEN expr '{' actions '}'
+        { $$ = node(p, AST_WHEN, @$); $$->a = $2; $$->list = $4; }
+    ;
+
+/* The body of a `when` block: assignments to states, or `terminate`. */
+actions
+    : %empty                      { $$ = (AstList){0}; }
+    | actions action_elem         { $$ = list_add(p, $1, $2); }
+    ;
+
+action_elem
+    : term                        { $$ = NULL; }
+    | action term
+    | error term                  { if (!resync(p, 2)) YYERROR; yyerrok; $$ = NULL; }
+    ;
+
+action
+    : TK_IDENT '=' expr   { $$ = named(p, AST_ENTRY, @$, $1, @1); $$->op = '='; $$->a = $3; }
+    | TK_IDENT            { $$ = named(p, AST_NAME, @$, $1, @1); }
     ;
 
 forward_def
@@ -438,7 +458,7 @@ key: TK_IDENT | keyword ;
 
 keyword
     : TK_MODEL | TK_STATE | TK_PARAM | TK_CONST | TK_LET | TK_NET | TK_FN | TK_IMPORT
-    | TK_OPTION | TK_SOLVE | TK_TRAIN | TK_DATA | TK_FORWARD | TK_EVALUATE | TK_PLOT
+    | TK_OPTION | TK_SOLVE | TK_TRAIN | TK_DATA | TK_FORWARD | TK_EVALUATE | TK_PLOT | TK_WHEN
     ;
 
 /* ---- expressions ---- */
@@ -547,8 +567,8 @@ static const int OPERATORS[] = {'+', '-', '*', '/', '@', '^', '<', '>', TK_LE, T
                                 TK_EQ, TK_NE, '[', '.', '(', TK_STARSTAR};
 static const int KEYWORDS[] = {TK_MODEL, TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FN,
                                TK_IMPORT, TK_OPTION, TK_SOLVE, TK_TRAIN, TK_DATA, TK_FORWARD,
-                               TK_EVALUATE, TK_PLOT};
-static const int ITEM_START[] = {TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FORWARD,
+                               TK_EVALUATE, TK_PLOT, TK_WHEN};
+static const int ITEM_START[] = {TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FORWARD, TK_WHEN,
                                  TK_DERIV, TK_IDENT};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

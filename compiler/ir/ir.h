@@ -181,6 +181,8 @@ typedef struct IrModel {
     IrNode *jac_border, *jac_shared;
     IrNode **adj_init;  /* adj_init[j * n_states + i] = a_i^T d(init of states[i])/d(params[j])
                            at t0, NULL where the initial value does not read params[j] */
+    struct IrEvent *events; /* the model's `when` blocks, in declaration order */
+    int n_events;
 } IrModel;
 
 /* State i's leaf and its cotangent's, shared or per sample as m says. */
@@ -193,6 +195,15 @@ IrNode *ir_model_adjoint(IrBuilder *b, const IrModel *m, int i);
 typedef IrNode *(*IrLeafMap)(void *ctx, IrBuilder *b, const IrNode *leaf);
 void ir_rebuild(IrBuilder *b, int n, IrNode *const *roots, IrLeafMap leaf, void *ctx,
                 IrNode **out);
+
+/* An event (`when A < B { ... }`): the runtime's NdEvent (nd_kernels.h). */
+typedef struct IrEvent {
+    SrcLoc loc;         /* the `when` */
+    IrNode *cond;       /* g = A - B, a scalar per sample */
+    int direction;      /* -1 for `<` (g falls through 0), +1 for `>` */
+    int terminate;
+    IrNode **reset;     /* per state: its value after the event, NULL for unchanged */
+} IrEvent;
 
 /* Whether no right-hand side of m reads t (rodas4 then skips df/dt). */
 bool ir_model_autonomous(const IrModel *m);

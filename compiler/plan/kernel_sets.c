@@ -173,6 +173,8 @@ int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
             diff_model_init_adjoint(b, s->model);
         if (s->train && train_kernels_build(arena, b, diag, s->train, &s->loss))
             return -1;
+        if (!s->train) /* sema refuses trains of models with events */
+            event_kernels_build(arena, b, s->model, &s->events);
         if (!gradient_usable(s, b, diag))
             return -1;
     }
@@ -238,7 +240,7 @@ static const char *output_label(Arena *a, const IrModel *m, const char *kernel,
 static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrNode ***roots)
 {
     const IrModel *m = s->model;
-    PlanKernelSpec specs[3 + TRAIN_K_MAX_SPECS];
+    PlanKernelSpec *specs = arena_alloc(a, sizeof *specs * (size_t)(3 + s->loss.n + s->events.n));
     int n_specs = 0, n = m->n_states * m->n_params + 1;
     specs[n_specs++] = plan_spec_rhs(a, m);
     if (wants_adjoint(s))
@@ -247,6 +249,8 @@ static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrN
         specs[n_specs++] = plan_spec_jac(a, m);
     for (int k = 0; k < s->loss.n; k++)
         specs[n_specs++] = s->loss.specs[k];
+    for (int k = 0; k < s->events.n; k++)
+        specs[n_specs++] = s->events.specs[k];
     for (int k = 0; k < n_specs; k++)
         n += specs[k].n_outputs;
     *labels = arena_alloc(a, sizeof **labels * (size_t)n);
@@ -287,6 +291,8 @@ static void dump_title(FILE *out, const KernelSet *s)
         fputs(", jac", out);
     for (int k = 0; k < s->loss.n; k++)
         fprintf(out, ", %s", s->loss.specs[k].name);
+    for (int k = 0; k < s->events.n; k++)
+        fprintf(out, ", %s", s->events.specs[k].name);
     fputs(" (for", out);
     for (int t = 0; t < 3; t++)
         if (s->targets & (1 << t))

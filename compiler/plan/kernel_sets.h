@@ -13,6 +13,7 @@
 #include "arena.h"
 #include "diag.h"
 #include "sema.h"
+#include "event_kernels.h"
 #include "train_kernels.h"
 
 /* What a compilation is planned for (a bit set): the JIT (`nodec run`), the C
@@ -38,6 +39,7 @@ typedef struct KernelSet {
     bool rhs_vjp;               /* the fused rhs + vjp of the adjoint's backward stages */
     bool init_adjoint;          /* the initial values' parameter terms (model->adj_init) */
     TrainKernels loss;          /* train sets: loss, final loss and init kernels with gradients */
+    EventKernels events;        /* model sets: the model's event kernels (none in a train's) */
 } KernelSet;
 
 typedef struct KernelSets {

@@ -164,6 +164,8 @@ NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_templa
     /* the implicit gradients follow bdf's steps (its tape and its adjoint) */
     if (!nd_method_has_gradient(solver_template->method))
         return NULL;
+    if (k->n_events > 0) /* not yet: the jumps at event times (nd_kernels.h) */
+        return NULL;
     NdGradient *g = (NdGradient *)calloc(1, sizeof *g);
     if (!g)
         return NULL;

@@ -55,7 +55,9 @@ typedef struct NdGradient NdGradient;
  * grad_y0 per sample as each sample's solo gradient, bit for bit, grad_p summed
  * over the samples, the counters totals; a failure's message starts
  * "sample b: ". Checkpoint and the bdf adjoint keep one sample's checkpoints at
- * a time, so every sample but the last repeats its forward pass once. */
+ * a time, so every sample but the last repeats its forward pass once.
+ * NULL for a model with events (k->n_events > 0): gradients through event
+ * times are not done. */
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt);
 void nd_gradient_free(NdGradient *g);

@@ -35,6 +35,17 @@ typedef void (*NdKernelFn)(double t, const double *y, const double *p, const dou
                            const double *d, double *out0, double *out1, int64_t B,
                            double *work);
 
+/* An event (a model's `when` block, docs/language.md "Events"): the condition
+ * g(t, y, p) and what happens where it crosses zero in its direction. */
+typedef struct NdEvent {
+    NdKernelFn cond;  /* g per sample into out0[b] (out0 [B]) */
+    NdKernelFn reset; /* the state after the event, all ny elements per sample, into
+                       * out0 [B*ny], from the state just before it; NULL for terminate */
+    int direction;    /* -1: fires where g falls through 0 (g > 0 before, g <= 0 after);
+                       * +1: where it rises (g < 0 before, g >= 0 after) */
+    int terminate;    /* 1: the sample stops there; its state is frozen from then on */
+} NdEvent;
+
 typedef struct NdKernels {
     int ny;                 /* state elements per sample */
     int np;                 /* parameter elements */
@@ -73,6 +84,12 @@ typedef struct NdKernels {
      * df/dt. 0 is always safe (df/dt by a difference, exactly 0 for such f). */
     int autonomous;
     void *user;             /* owner's handle (e.g. the JIT module); unused by the runtime */
+    /* The model's events (n_events of them, NULL when none), located and applied by
+     * the explicit solvers (nd_solver.h: nd_solver_get_event). The cond and reset
+     * kernels use the scratch sizes above. Gradients through events are not
+     * supported yet: nd_gradient_create refuses a table that has them. */
+    int n_events;
+    const NdEvent *events;
 } NdKernels;
 
 static inline size_t nd_kernels_work_size(const NdKernels *k, int64_t B)

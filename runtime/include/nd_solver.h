@@ -53,6 +53,7 @@ enum {
     ND_ERR_STEP_UNDERFLOW = -5, /* adaptive step size fell below roundoff of t */
     ND_ERR_MAX_STEPS = -6,   /* more than max_steps steps between outputs */
     ND_ERR_CONVERGENCE = -7, /* implicit: Newton's iteration failed repeatedly in one step */
+    ND_ERR_MAX_EVENTS = -8,  /* more events than the log holds (nd_solver_set_max_events) */
 };
 
 /* Adaptive defaults: tolerances tight enough for plotting and fitting (one step
@@ -60,6 +61,10 @@ enum {
 #define ND_DEFAULT_RTOL 1e-6
 #define ND_DEFAULT_ATOL 1e-9
 #define ND_DEFAULT_MAX_STEPS 100000L
+/* Events one solve may log (all samples together): a bouncing ball's bounces
+ * accumulate at a finite time (Zeno), and this bound stops such a solve with a
+ * message instead of stepping forever. */
+#define ND_DEFAULT_MAX_EVENTS 1000L
 
 typedef struct NdSolver NdSolver;
 
@@ -148,6 +153,28 @@ NdStepControl nd_solver_get_step_control(const NdSolver *s);
  * the next row the state reached where the solve stopped. */
 int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
              double *yout);
+
+/* Events (k->n_events > 0; nd_solver_create allocates their log): after every
+ * accepted step each condition is evaluated at the step's end; a sample whose g
+ * crossed zero in the event's direction has its event time t* found by
+ * bracketing root finding (Illinois) on the step's dense output (fixed-step
+ * methods: the cubic Hermite interpolant of y and f at both ends) to
+ * |dt| <= 1e-12 max(1, |t*|). The step is then redone from t to land exactly on
+ * the earliest t* of the batch, outputs up to t* are written with the state just
+ * before the event, the resets of the samples whose event is at t* are applied
+ * (declaration order; a terminate freezes the sample: its derivative is zero from
+ * then on), and the method restarts at t*. Each event is logged. bdf cannot redo
+ * a step: it takes its interpolant's state at t* and restarts there at order 1.
+ * rodas4 and kvaerno5 refuse a model with events (ND_ERR_UNSUPPORTED).
+ * max_events >= 1 bounds the log (ND_DEFAULT_MAX_EVENTS); one more event stops
+ * the solve with ND_ERR_MAX_EVENTS. */
+int nd_solver_set_max_events(NdSolver *s, long max_events);
+long nd_solver_get_num_events(const NdSolver *s); /* logged by the last solve */
+/* Event i (0 <= i < num_events, in time order): the sample, the event's index in
+ * k->events, its time, and the batch-sample state just before and after it
+ * (ny doubles each, valid until the next solve). ND_ERR_ARG for a bad i. */
+int nd_solver_get_event(const NdSolver *s, long i, int64_t *sample, int *event, double *t,
+                        const double **y_before, const double **y_after);
 
 const char *nd_status_name(int status);
 const char *nd_solver_get_message(const NdSolver *s); /* "" when the last solve succeeded */

@@ -11,6 +11,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "nd_events.h"
+
 /* Step size controller constants ([HNW] II.4; dopri5.f SAFE, FAC1, FAC2):
  * the new step is h * safety * err^(-1/q), kept between shrink * h and
  * grow * h. dop853.f's own limits (0.333, 6) are not used: one set for all. */
@@ -228,6 +230,14 @@ static void dense_stages(NdRun *r, double h)
     }
 }
 
+void nd_adaptive_dense_prepare(NdRun *r, double h)
+{
+    NdSolver *s = r->s;
+    if (s->tab->dense_stages > s->tab->fnew_stage + 1)
+        dense_stages(r, h);
+    nd_dense_prepare(s, h);
+}
+
 /* Fills every output row whose time lies in (t, t_new]: the last step lands on
  * t_end exactly, so its row is y_new itself; the others are interpolated, from
  * coefficient vectors computed once for the step (nd_dense.c). */
@@ -349,6 +359,8 @@ int nd_adaptive_attempt(NdRun *r)
         return st;
     double h = r->h, t_new = r->t + h;
     double t_end = r->land ? r->ts[r->j] : r->t_end;
+    if (r->s->ev) /* a step is redone to land on an event */
+        t_end = nd_events_target(r->s, t_end, r->dir);
     int landing = (r->t + ND_LAST_STRETCH * h - t_end) * r->dir > 0;
     double wanted = fabs(h);
     if (landing) {
@@ -359,6 +371,10 @@ int nd_adaptive_attempt(NdRun *r)
     step_stages(r, h, t_new);
     double err = error_norm(r, h);
     r->h = next_step(r, h, err);
+    if (err <= 1.0 && r->s->ev && nd_events_adaptive_check(r, h, t_new)) {
+        r->h = h; /* redo it: the landing above shortens it onto the event */
+        return ND_OK;
+    }
     if (err <= 1.0) {
         /* a step shortened to land was accepted: the step it replaced is what the
          * error allows next, not the controller's guess from the short step */
@@ -366,6 +382,8 @@ int nd_adaptive_attempt(NdRun *r)
         r->facold = larger(err, ND_FACOLD_MIN);
         r->rejected = 0;
         accept_step(r, h, t_new);
+        if (r->s->ev)
+            return nd_events_adaptive_fire(r);
     } else {
         r->rejected = 1;
         r->s->num_rejected++;
@@ -401,7 +419,8 @@ int nd_adaptive_begin(NdRun *r, NdSolver *s, const double *p, const double *y0,
     *r = start_run;
     memcpy(s->y, y0, s->n * sizeof *s->y);
     memmove(yout, y0, s->n * sizeof *yout);
-    return run_start(r);
+    int st = s->ev ? nd_events_begin(s, p, r->t, s->y) : ND_OK;
+    return st ? st : run_start(r);
 }
 
 void nd_adaptive_resume(NdRun *r, const NdRun *saved, const double *y)

@@ -82,6 +82,7 @@ struct NdSolver {
     void *hook_ctx;
     struct NdBdf *bdf;             /* ND_BDF only: the implicit engine's workspace (nd_bdf.h) */
     struct NdOneStep *onestep;     /* ND_RODAS4, ND_KVAERNO5: their engine (nd_onestep.h) */
+    struct NdEvents *ev;           /* the model's events' workspace and log (nd_events.h), or NULL */
     /* the tableau's rows as their nonzero terms, built at create: row[i] the
      * argument of stage i, then b, the error weights e and e3, and the stage
      * parts of the dense output's coefficient vectors (nd_dense.c) */
@@ -164,8 +165,13 @@ static inline double nd_stage_time(const NdTableau *tab, int i, double t, double
     return tab->c[i] == 1.0 ? t_new : t + tab->c[i] * h;
 }
 
+/* nd_events.c: zeroes the rows of samples an event terminated. */
+void nd_events_freeze(const NdSolver *s, double *dydt);
+int nd_events_frozen_any(const NdSolver *s);
+
 /* dzdt = f(t, z) through s->sys or the kernel, counted in num_rhs_evals
- * (inline: the engines call it for every stage). */
+ * (inline: the engines call it for every stage). A sample an event terminated
+ * has a zero derivative, so its state and error estimate stay put. */
 static inline void nd_solver_rhs(NdSolver *s, const double *p, double t, const double *z,
                                  double *dzdt)
 {
@@ -173,6 +179,8 @@ static inline void nd_solver_rhs(NdSolver *s, const double *p, double t, const d
         s->sys(s->sys_ctx, t, z, dzdt);
     else
         s->k.rhs(t, z, p, dzdt, s->B, s->work);
+    if (s->ev && nd_events_frozen_any(s))
+        nd_events_freeze(s, dzdt);
     s->num_rhs_evals++;
 }
 
@@ -215,6 +223,10 @@ int nd_adaptive_attempt(NdRun *r);
 /* Restarts from a copy `saved` of a run taken between steps and its state y:
  * the same steps follow, bit for bit (f(t, y) is recomputed, as FSAL kept it). */
 void nd_adaptive_resume(NdRun *r, const NdRun *saved, const double *y);
+
+/* The accepted step's dense output prepared (dop853's extra stages evaluated
+ * first), for nd_dense_eval inside the step of h from r->t. */
+void nd_adaptive_dense_prepare(NdRun *r, double h);
 
 /* The adaptive solve behind nd_solve; arguments already checked, y0 finite. */
 int nd_adaptive_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nd_events.h"
 #include "nd_lapack.h"
 
 /* Controller constants: [SR]/scipy (NEWTON_MAXITER, MIN_FACTOR, MAX_FACTOR,
@@ -259,6 +260,8 @@ static void eval_jac(NdSolver *s, double t, const double *y)
         b->sys_jac(b->jac_ctx, t, y, b->J);
     else
         s->k.jac(t, y, b->p, NULL, NULL, b->J, NULL, s->B, s->work);
+    if (s->ev && nd_events_frozen_any(s)) /* a terminated sample's f is 0, and so is its block */
+        nd_events_freeze_jac(s, b->J);
     b->num_jac++;
     b->st.since_jac = 0;
     b->st.jac_ok = b->st.jac_fresh = 1;
@@ -551,11 +554,12 @@ static void interpolate(const struct NdBdf *b, double t, double t_new, double h,
     }
 }
 
-static void write_outputs(NdSolver *s, double t_new, double h, int order)
+/* The output rows up to t_upto (t_new, or an event inside the step). */
+static void write_outputs(NdSolver *s, double t_new, double h, int order, double t_upto)
 {
     struct NdBdf *b = s->bdf;
     NdBdfState *st = &b->st;
-    while (st->j < st->nt && (b->ts[st->j] - t_new) * st->dir <= 0) {
+    while (st->j < st->nt && (b->ts[st->j] - t_upto) * st->dir <= 0) {
         double *row = b->yout + (size_t)st->j * s->out_row;
         if (b->ts[st->j] == t_new)
             memcpy(row, b->D, s->n * sizeof *row);
@@ -566,9 +570,58 @@ static void write_outputs(NdSolver *s, double t_new, double h, int order)
     }
 }
 
+/* ---- events (nd_events.h) ---- */
+
+typedef struct BdfInterp {
+    NdSolver *s;
+    double t_new, h;
+    int order;
+} BdfInterp;
+
+static void bdf_interp(void *ctx, double t)
+{
+    BdfInterp *c = (BdfInterp *)ctx;
+    interpolate(c->s->bdf, t, c->t_new, c->h, c->order, c->s->ev->yt);
+}
+
+/* After the step to t_new (D updated): an event inside it ends the step there.
+ * The outputs up to the event get the interpolant, the state there is the
+ * interpolant's, the events are applied and the method restarts at order 1
+ * from it (D[1] = h f, the step size kept). 1 when that happened; 0 for no
+ * event; a negative status. */
+static int bdf_events(NdSolver *s, double t_new, double h, int order)
+{
+    struct NdBdf *b = s->bdf;
+    NdBdfState *st = &b->st;
+    BdfInterp ctx = {s, t_new, h, order};
+    double t_ev = nd_events_locate(s, b->p, st->t, t_new, b->D, bdf_interp, &ctx);
+    if (isnan(t_ev))
+        return 0;
+    write_outputs(s, t_new, h, order, t_ev);
+    if (t_ev != t_new)
+        interpolate(b, t_ev, t_new, h, order, b->D);
+    memset(b->D + s->n, 0, (ND_BDF_ROWS - 1) * s->n * sizeof *b->D);
+    int status = nd_events_apply(s, b->p, t_ev, b->D);
+    if (status)
+        return status;
+    st->t = t_ev;
+    double *f = b->D + s->n;
+    nd_solver_rhs(s, b->p, t_ev, b->D, f);
+    for (size_t e = 0; e < s->n; e++)
+        f[e] *= st->dir * st->h_abs;
+    st->h_acc = st->h_abs;
+    st->order = 1;
+    st->n_equal = 0;
+    st->fails = 0;
+    st->newton_failed = 0;
+    st->jac_ok = st->lu_ok = 0; /* the state jumped */
+    s->num_steps++;
+    return 1;
+}
+
 /* The step is taken: D moves to y_new ([SR]: D[k+2] = d - D[k+1],
  * D[k+1] = d, D[i] += D[i+1] for i = k..0), outputs are written. */
-static void accept(NdSolver *s, double t_new, double h, double err, int iters)
+static int accept(NdSolver *s, double t_new, double h, double err, int iters)
 {
     struct NdBdf *b = s->bdf;
     NdBdfState *st = &b->st;
@@ -586,7 +639,10 @@ static void accept(NdSolver *s, double t_new, double h, double err, int iters)
     for (int i = k; i >= 0; i--)
         for (size_t e = 0; e < n; e++)
             b->D[(size_t)i * n + e] += b->D[(size_t)(i + 1) * n + e];
-    write_outputs(s, t_new, h, k);
+    int event = s->ev ? bdf_events(s, t_new, h, k) : 0;
+    if (event)
+        return event < 0 ? event : ND_OK;
+    write_outputs(s, t_new, h, k, t_new);
     st->t = t_new;
     st->h_acc = st->h_abs;
     st->n_equal++;
@@ -599,6 +655,7 @@ static void accept(NdSolver *s, double t_new, double h, double err, int iters)
     double safety = ND_BDF_SAFETY * (2 * ND_BDF_NEWTON_MAXITER + 1) /
                     (2 * ND_BDF_NEWTON_MAXITER + iters);
     choose_next(b, err, safety, s);
+    return ND_OK;
 }
 
 /* The step size and end of the next attempt: within hmax, landing exactly on
@@ -642,10 +699,8 @@ int nd_bdf_attempt(NdSolver *s)
     for (size_t e = 0; e < b->n; e++)
         b->dy[e] = coef_error(k) * b->d[e];
     double err = nd_weighted_rms(s, b->dy, b->ynew);
-    if (err <= 1.0) {
-        accept(s, t_new, h, err, iters);
-        return ND_OK;
-    }
+    if (err <= 1.0)
+        return accept(s, t_new, h, err, iters);
     s->num_rejected++;
     double safety = ND_BDF_SAFETY * (2 * ND_BDF_NEWTON_MAXITER + 1) /
                     (2 * ND_BDF_NEWTON_MAXITER + iters);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "nd_adaptive.h"
+#include "nd_events.h"
 #include "nd_tableaus.h"
 /* The implicit engine is compiled in wherever its header is read (ND_BDF_H):
  * nodec and the programs `nodec emit-c` writes both embed it; the latter with
@@ -133,6 +134,7 @@ const char *nd_status_name(int status)
     case ND_ERR_STEP_UNDERFLOW: return "step size underflow";
     case ND_ERR_MAX_STEPS: return "too many steps";
     case ND_ERR_CONVERGENCE: return "newton iteration failed";
+    case ND_ERR_MAX_EVENTS: return "too many events";
     default: return "unknown status";
     }
 }
@@ -309,7 +311,12 @@ NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
     size_t n = 0, total = solver_block_size(k, solver_vectors(tab), B, &n);
     if (total == 0)
         return NULL;
-    return attach_implicit(solver_alloc(k, method, B, n, total), (size_t)B, k->ny);
+    NdSolver *s = attach_implicit(solver_alloc(k, method, B, n, total), (size_t)B, k->ny);
+    if (s && k->n_events > 0 && nd_events_attach(s)) {
+        nd_solver_free(s);
+        return NULL;
+    }
+    return s;
 }
 
 NdSolver *nd_solver_create_like(const NdSolver *tmpl, const NdKernels *k, int64_t B)
@@ -359,6 +366,7 @@ void nd_solver_free(NdSolver *s)
     nd_onestep_detach(s);
 #endif
     nd_solver_free(s->one);
+    nd_events_detach(s);
     free(s->block);
     free(s);
 }
@@ -490,6 +498,9 @@ int nd_solver_set_step_control(NdSolver *s, NdStepControl control)
                               "nothing", nd_method_name(s->method));
     if (control == ND_STEP_PER_SAMPLE && s->sys)
         return nd_solver_fail(s, ND_ERR_ARG, "a system solver has no samples to step apart");
+    if (control == ND_STEP_PER_SAMPLE && s->k.n_events > 0 && s->B > 1)
+        return nd_solver_fail(s, ND_ERR_ARG, "a batch with events cannot be stepped apart per "
+                              "sample (not in this version)");
     if (control == ND_STEP_PER_SAMPLE && s->k.ns > 0 && s->B > 1)
         return nd_solver_fail(s, ND_ERR_ARG, "a batch with a shared block cannot be stepped "
                               "apart per sample (each sample would need its own copy of it)");
@@ -690,6 +701,11 @@ static int check_step(NdSolver *s, const double *y, double t, double t_prev)
                           t_prev);
 }
 
+int nd_fixed_check_step(NdSolver *s, const double *y, double t, double t_prev)
+{
+    return check_step(s, y, t, t_prev);
+}
+
 /* Steps to cover |t1 - t0| with steps of at most h (up to the slack). */
 long nd_fixed_steps(double span, double h)
 {
@@ -774,6 +790,9 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     s->num_rhs_evals = 0;
     s->h_next = 0;
     int st = check_args(s, p, y0, ts, nt, yout);
+    /* the explicit adaptive engine begins them itself; the implicit ones refuse */
+    if (!st && s->ev && (!nd_method_is_adaptive(s->method) || nd_method_is_implicit(s->method)))
+        st = nd_events_begin(s, p, ts[0], y0);
     if (st)
         return st;
     /* (an implicit method without its Jacobian fails below, as in one batch) */
@@ -794,7 +813,8 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     for (int j = 0; j + 1 < nt; j++) {
         double *y = yout + (size_t)(j + 1) * n;
         memcpy(y, y - n, n * sizeof *y);
-        st = fixed_solve_interval(s, p, ts[j], ts[j + 1], y);
+        st = s->ev ? nd_events_fixed_interval(s, p, ts[j], ts[j + 1], y)
+                   : fixed_solve_interval(s, p, ts[j], ts[j + 1], y);
         if (st)
             return st;
     }

@@ -1,0 +1,25 @@
+/* A model's event kernels (its `when` blocks, IrEvent): per event the condition
+ * g (a scalar per sample into out0[b]) and, unless it terminates, the reset (the
+ * whole state after the event into out0, laid out like y: an unassigned state
+ * keeps its value). Built once as kernel specs for both back ends (the JIT in
+ * compiler/driver.c, emit-c in compiler/c/c_emit.c), which fill the runtime's
+ * NdEvent table (nd_kernels.h) with event_kernels_assign. */
+#ifndef NODEC_EVENT_KERNELS_H
+#define NODEC_EVENT_KERNELS_H
+
+#include "nd_kernels.h"
+#include "plan.h"
+
+typedef struct EventKernels {
+    PlanKernelSpec *specs; /* arena; "event<e>_cond", then "event<e>_reset" unless terminate */
+    int n;
+} EventKernels;
+
+/* The specs of m's events into out (n = 0 for a model without events). */
+void event_kernels_build(Arena *a, IrBuilder *b, const IrModel *m, EventKernels *out);
+
+/* The runtime's table of m's events from the compiled specs (compiled[k] is
+ * spec k's function): out[e] for each of m->n_events. */
+void event_kernels_assign(const IrModel *m, NdKernelFn *const compiled, NdEvent *out);
+
+#endif

@@ -1,0 +1,81 @@
+/* Internal to the runtime: events (a model's `when` blocks) in the explicit
+ * engines. nd_events.c locates each crossing by root finding on a step's
+ * interpolant, and the engines (nd_adaptive.c, nd_solver.c's fixed-step loop)
+ * call it at each accepted step. The workspace is allocated with the solver
+ * (nd_events_attach, from nd_solver_create); nothing here allocates in a step. */
+#ifndef ND_EVENTS_H
+#define ND_EVENTS_H
+
+#include "nd_adaptive.h"
+
+typedef struct NdEventRecord {
+    int64_t sample;
+    int event;
+    double t;
+} NdEventRecord;
+
+typedef struct NdEvents {
+    int ne;                /* k.n_events */
+    double *g_prev;        /* [ne * B]: each condition at the current step's start */
+    double *g_new;         /* [ne * B]: at the tried step's end */
+    double *t_root;        /* [ne * B]: the crossing's time, or NAN for none */
+    double *yt;            /* [n]: the interpolated state */
+    double *gt;            /* [B]: a condition kernel's output */
+    double *bracket;       /* [4 * ne * B]: each crossing's bracket in the step (nd_events.c) */
+    double *ysave, *f0, *f1; /* [n] each: fixed step: y and f at its start, f at its end */
+    unsigned char *fire;   /* [ne * B]: fires at t_pending */
+    unsigned char *frozen; /* [B]: terminated samples */
+    int64_t n_frozen;
+    int pending;           /* a step is being redone to land on t_pending */
+    double t_pending;
+    long cap, count;       /* the log: capacity (max_events) and events logged */
+    NdEventRecord *log;
+    double *log_y;         /* [cap * 2 * ny]: the state before, then after, per event */
+} NdEvents;
+
+/* At create (k->n_events > 0): the workspace and a log of ND_DEFAULT_MAX_EVENTS;
+ * ND_ERR_MEMORY on failure. nd_events_detach frees it (NULL-safe). */
+int nd_events_attach(NdSolver *s);
+void nd_events_detach(NdSolver *s);
+
+/* Zeroes the derivative rows of terminated samples (nd_solver_rhs calls it), and
+ * their Jacobian blocks (J: B blocks of ny x ny, bdf). */
+void nd_events_freeze(const NdSolver *s, double *dydt);
+void nd_events_freeze_jac(const NdSolver *s, double *J);
+
+/* A solve starts at (t0, y0): the log is emptied, no sample frozen, and the
+ * conditions evaluated. ND_ERR_UNSUPPORTED for an implicit method. */
+int nd_events_begin(NdSolver *s, const double *p, double t0, const double *y0);
+
+/* Adaptive engine, an accepted trial step of h from r->t to t_new (s->ynew, the
+ * stages in s->K): 1 when an event lies inside the step before its end, so the
+ * step must be redone to land on it (the time is then nd_events_target's);
+ * 0 to accept it, with the events that fire at t_new marked. */
+int nd_events_adaptive_check(NdRun *r, double h, double t_new);
+/* The time the next adaptive step must not pass: t_end, or an earlier pending event. */
+double nd_events_target(const NdSolver *s, double t_end, double dir);
+/* After the step was accepted (r->t = t_new, s->y its state, s->K[0] = f there):
+ * applies the marked events, restarts the method's f, and fills the remaining
+ * outputs when every sample has terminated. Status (ND_ERR_MAX_EVENTS). */
+int nd_events_adaptive_fire(NdRun *r);
+
+/* Fixed-step engine: y in place from t0 to t1 in steps of s->h (the last
+ * shortened), with events; the fixed-step loop of nd_solver.c otherwise. */
+int nd_events_fixed_interval(NdSolver *s, const double *p, double t0, double t1, double *y);
+
+/* bdf (nd_bdf.c), after an accepted step from t to t_new (y_new its end): the
+ * time of the earliest event in (t, t_new] located on the step's interpolant
+ * (interp(ctx, tq) fills s->ev->yt with y(tq)), the events there marked; NAN when
+ * none. A multistep method cannot redo one step onto it: bdf takes the
+ * interpolated state at the event and restarts there (as CVODE's root finding
+ * with a reinitialisation does). */
+typedef void (*NdInterpFn)(void *ctx, double t);
+double nd_events_locate(NdSolver *s, const double *p, double t, double t_new,
+                        const double *y_new, NdInterpFn interp, void *ctx);
+/* Applies the marked events to the batch's state y at t. Status (ND_ERR_MAX_EVENTS). */
+int nd_events_apply(NdSolver *s, const double *p, double t, double *y);
+
+/* nd_solver.c's check after a fixed step: ND_ERR_NONFINITE, with the message. */
+int nd_fixed_check_step(NdSolver *s, const double *y, double t, double t_prev);
+
+#endif

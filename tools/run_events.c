@@ -1,0 +1,62 @@
+/* A solve's `events = "FILE.csv"` (docs/language.md "Events"): one row per event
+ * the solver logged, in time order: `sample` (for a batch), `event` (the `when`
+ * block's 0-based index in its model), `t`, then the visible state elements
+ * just after the event, named as the solve's own columns. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nd_csv_write.h"
+#include "run_internal.h"
+
+static void write_header(FILE *f, bool batch, const IrModel *m, const char *const *names)
+{
+    fputs(batch ? "sample,event,t" : "event,t", f);
+    for (int i = 0; i < m->n_states; i++)
+        for (int k = 0; strncmp(m->states[i].name, "__", 2) != 0 &&
+                        k < ir_shape_size(m->states[i].shape); k++) {
+            fputc(',', f);
+            nd_csv_field(f, names[m->states[i].offset + k]);
+        }
+    fputc('\n', f);
+}
+
+static void write_row(FILE *f, bool batch, const IrModel *m, int64_t b, int e, double t,
+                      const double *y)
+{
+    if (batch)
+        fprintf(f, "%lld,", (long long)b);
+    fprintf(f, "%d,%.17g", e, t);
+    for (int i = 0; i < m->n_states; i++)
+        for (int k = 0; strncmp(m->states[i].name, "__", 2) != 0 &&
+                        k < ir_shape_size(m->states[i].shape); k++)
+            fprintf(f, ",%.17g", y[m->states[i].offset + k]);
+    fputc('\n', f);
+}
+
+int run_write_events(Runner *r, const SemaSolve *s, const NdSolver *solver, bool batch)
+{
+    const IrModel *m = s->model;
+    const char **names = sema_state_columns(r->c->arena, m);
+    FILE *f = fopen(s->events, "w");
+    int err = 0;
+    if (f) {
+        errno = 0;
+        write_header(f, batch, m, names);
+        for (long i = 0; i < nd_solver_get_num_events(solver); i++) {
+            int64_t b;
+            int e;
+            double t;
+            const double *after;
+            nd_solver_get_event(solver, i, &b, &e, &t, NULL, &after);
+            write_row(f, batch, m, b, e, t, after);
+        }
+        err = ferror(f) ? (errno ? errno : EIO) : 0;
+        if (fclose(f) != 0 && !err)
+            err = errno ? errno : EIO;
+    } else
+        err = errno;
+    if (err)
+        diag_error(&r->c->diag, s->events_loc, "cannot write '%s': %s", s->events, strerror(err));
+    return err ? -1 : 0;
+}
