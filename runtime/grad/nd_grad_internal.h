@@ -66,6 +66,8 @@ struct NdGradient {
     double *pbar;        /* one vjp's parameter part, np */
     double *z;           /* adjoint: two rows of 2n + np */
     double *Dbar;        /* bdf backprop: the cotangent of the difference array */
+    double *ev_buf;      /* events: f before and after, the reset's vjp and dg/dy (ny
+                          * each), then dg/dp (np): one event's jump (nd_adjoint.c) */
     long interp_at;      /* bdf adjoint: the tape record the last y(t) came from */
     double *work;        /* kernel scratch */
     double *block;

@@ -83,8 +83,9 @@ static int carve_workspace(NdGradient *g)
     size_t n = g->n, rows = (size_t)g->max_nt * n, np = (size_t)g->np;
     size_t dbar = g->implicit ? ND_BDF_ROWS * n : 0;
     size_t wobs = (size_t)g->max_nt * ND_RK_MAX_STAGES;
+    size_t ev = g->k.n_events > 0 ? 4 * (size_t)g->k.ny + np : 0;
     size_t total = 2 * rows + (4 + (size_t)g->nslot) * n + np + 2 * (2 * n + np) + dbar + wobs +
-                   nd_kernels_work_size(&g->k, g->B);
+                   ev + nd_kernels_work_size(&g->k, g->B);
     g->block = (double *)calloc(total, sizeof(double)); /* casts: emit-c compiles as C++ */
     if (!g->block)
         return ND_ERR_MEMORY;
@@ -102,6 +103,7 @@ static int carve_workspace(NdGradient *g)
     g->pbar = q, q += np;
     g->z = q, q += 2 * (2 * n + np);
     g->Dbar = q, q += dbar;
+    g->ev_buf = q, q += ev;
     g->work = q;
     return ND_OK;
 }
@@ -154,6 +156,22 @@ static int per_sample_init(NdGradient *g, const NdSolver *tmpl)
     return ND_OK;
 }
 
+/* Gradients through event times (nd_adjoint.c): the adjoint with an adaptive
+ * explicit solver of a batch stepped together, every event a reset with its
+ * gradient kernels, no shared block (events reset the model's own layout). */
+static int events_supported(const NdKernels *k, const NdSolver *tmpl, NdGradMethod gm,
+                            int64_t B)
+{
+    if (gm != ND_GRAD_ADJOINT || k->ns > 0 || nd_method_is_implicit(tmpl->method) ||
+        !nd_method_is_adaptive(tmpl->method) ||
+        (tmpl->step_control == ND_STEP_PER_SAMPLE && B > 1))
+        return 0;
+    for (int e = 0; e < k->n_events; e++)
+        if (k->events[e].terminate || !k->events[e].cond_grad || !k->events[e].reset_vjp)
+            return 0;
+    return 1;
+}
+
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt)
 {
@@ -164,7 +182,7 @@ NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_templa
     /* the implicit gradients follow bdf's steps (its tape and its adjoint) */
     if (!nd_method_has_gradient(solver_template->method))
         return NULL;
-    if (k->n_events > 0) /* not yet: the jumps at event times (nd_kernels.h) */
+    if (k->n_events > 0 && !events_supported(k, solver_template, gm, B))
         return NULL;
     NdGradient *g = (NdGradient *)calloc(1, sizeof *g);
     if (!g)
