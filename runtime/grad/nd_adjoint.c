@@ -280,9 +280,10 @@ static double dot(const double *u, const double *v, size_t n)
  * dg/dp)/D, and transposing s+ = r_y (s- + f- d(t*)/dp) + r_p - f+ d(t*)/dp gives
  *   c = ((r_y^T a+) . f- - a+ . f+) / D,  a- = r_y^T a+ - c dg/dy^T,
  *   dL/dp += r_p^T a+ - c dg/dp^T
- * (docs/gradients.md, "Events"). y restarts from x-: the backward solve's own
- * y ran through x+, and before t* the state is x-'s trajectory. */
-static int event_jump(NdGradient *g, long i, double *y, double *a, double *gp)
+ * (docs/gradients.md, "Events"), a the batch's cotangent of the state at t*,
+ * gp the gradient accumulator. (The adjoint then restarts y from x-: its
+ * backward y ran through x+, and before t* the state is x-'s trajectory.) */
+int nd_event_jump(NdGradient *g, long i, double *a, double *gp)
 {
     int64_t b;
     int e;
@@ -313,7 +314,6 @@ static int event_jump(NdGradient *g, long i, double *y, double *a, double *gp)
         ab[k] = w[k] - c * gy[k];
     for (size_t k = 0; k < np; k++)
         gp[k] += rth[k] - c * gth[k];
-    memcpy(y + (size_t)b * ny, xm, ny * sizeof *y);
     return ND_OK;
 }
 
@@ -333,9 +333,13 @@ static int solve_interval_events(NdGradient *g, int j, long *ev)
             break;
         int st = t != t_hi ? solve_span(g, t_hi, t) : ND_OK;
         if (!st)
-            st = event_jump(g, *ev, y, a, gp);
+            st = nd_event_jump(g, *ev, a, gp);
         if (st)
             return st;
+        int64_t b;
+        const double *xm;
+        nd_solver_get_event(g->fwd, *ev, &b, NULL, NULL, &xm, NULL);
+        memcpy(y + (size_t)b * (size_t)g->k.ny, xm, (size_t)g->k.ny * sizeof *y);
         t_hi = t;
     }
     return solve_span(g, t_hi, ts[j - 1]);

@@ -69,6 +69,7 @@ struct NdGradient {
     double *ev_buf;      /* events: f before and after, the reset's vjp and dg/dy (ny
                           * each), then dg/dp (np): one event's jump (nd_adjoint.c) */
     long interp_at;      /* bdf adjoint: the tape record the last y(t) came from */
+    long ev_next;        /* backprop with events: the latest logged event not yet swept */
     double *work;        /* kernel scratch */
     double *block;
     size_t block_doubles;
@@ -148,6 +149,10 @@ int nd_checkpoint_push(NdGradient *g, const NdCursor *c);
  * records replace what it held). */
 int nd_replay_segment(NdGradient *g, size_t i, long end);
 int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl);
+/* The jump of the cotangent a (the batch's, of the state at the event's time)
+ * backwards across logged event i of g->fwd, its parameter terms added into gp
+ * (nd_adjoint.c; docs/gradients.md, "Events"). Status: a grazing event fails. */
+int nd_event_jump(NdGradient *g, long i, double *a, double *gp);
 void nd_backprop_free(NdGradient *g);
 
 #endif

@@ -156,13 +156,13 @@ static int per_sample_init(NdGradient *g, const NdSolver *tmpl)
     return ND_OK;
 }
 
-/* Gradients through event times (nd_adjoint.c): the adjoint with an adaptive
- * explicit solver of a batch stepped together, every event a reset with its
+/* Gradients through event times (nd_adjoint.c, nd_backprop.c): the adjoint
+ * or backprop with an adaptive explicit solver of a batch stepped together, every event a reset with its
  * gradient kernels, no shared block (events reset the model's own layout). */
 static int events_supported(const NdKernels *k, const NdSolver *tmpl, NdGradMethod gm,
                             int64_t B)
 {
-    if (gm != ND_GRAD_ADJOINT || k->ns > 0 || nd_method_is_implicit(tmpl->method) ||
+    if (gm == ND_GRAD_CHECKPOINT || k->ns > 0 || nd_method_is_implicit(tmpl->method) ||
         !nd_method_is_adaptive(tmpl->method) ||
         (tmpl->step_control == ND_STEP_PER_SAMPLE && B > 1))
         return 0;
