@@ -300,11 +300,11 @@ int nd_event_jump(NdGradient *g, long i, double *a, double *gp)
     ev->cond_grad(t, xm, g->p, NULL, NULL, gy, gth, 1, g->work);
     g->rhs_evals += 2;
     g->vjp_evals += 2;
-    double D = dot(gy, fm, ny), scale = 0;
-    for (size_t k = 0; k < ny; k++)
-        scale += fabs(gy[k] * fm[k]);
-    if (!(fabs(D) > 1e-10 * scale))
-        return nd_grad_fail(g, ND_ERR_NONFINITE,
+    /* grazing: the crossing's angle, D / (|dg/dy| |f-|), below sqrt(eps), where
+     * the time's derivative is amplified past what the location resolves */
+    double D = dot(gy, fm, ny), scale = sqrt(dot(gy, gy, ny) * dot(fm, fm, ny));
+    if (!(fabs(D) > 1.5e-8 * scale))
+        return nd_grad_fail(g, ND_ERR_ARG,
                             "event %d (the model's when block %d) of sample %lld at t = %.10g "
                             "grazes its condition: dg/dt = %g there, so the derivative of the "
                             "event time, -(dg/dp)/(dg/dt), is undefined",
