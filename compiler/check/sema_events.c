@@ -182,8 +182,6 @@ static const char *train_unsupported(Sema *S, const SemaTrain *tr, const IrEvent
         return "step_control = per_sample";
     if (nd_method_is_implicit(tr->solver.method))
         return "an implicit solver (use an explicit one such as dopri5)";
-    if (!nd_method_is_adaptive(tr->solver.method))
-        return "a fixed-step solver (use an adaptive explicit one such as dopri5)";
     if (tr->gradient && strcmp(tr->gradient, "checkpoint") == 0)
         return "gradient = checkpoint (use adjoint or backprop)";
     return NULL;

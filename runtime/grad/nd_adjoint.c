@@ -285,10 +285,10 @@ static double dot(const double *u, const double *v, size_t n)
  * backward y ran through x+, and before t* the state is x-'s trajectory.) */
 int nd_event_jump(NdGradient *g, long i, double *a, double *gp)
 {
-    int64_t b;
-    int e;
-    double t;
-    const double *xm, *xp;
+    int64_t b = 0;
+    int e = 0;
+    double t = 0;
+    const double *xm = NULL, *xp = NULL; /* (initialised for -Wmaybe-uninitialized) */
     nd_solver_get_event(g->fwd, i, &b, &e, &t, &xm, &xp);
     const NdEvent *ev = &g->k.events[e];
     size_t ny = (size_t)g->k.ny, np = (size_t)g->np;
@@ -327,7 +327,7 @@ static int solve_interval_events(NdGradient *g, int j, long *ev)
     size_t n = g->n;
     double *y = g->z, *a = g->z + n, *gp = g->z + 2 * n;
     for (; *ev >= 0; --*ev) {
-        double t;
+        double t = 0;
         nd_solver_get_event(g->fwd, *ev, NULL, NULL, &t, NULL, NULL);
         if ((t - ts[j - 1]) * dir <= 0)
             break;
@@ -336,8 +336,8 @@ static int solve_interval_events(NdGradient *g, int j, long *ev)
             st = nd_event_jump(g, *ev, a, gp);
         if (st)
             return st;
-        int64_t b;
-        const double *xm;
+        int64_t b = 0;
+        const double *xm = NULL;
         nd_solver_get_event(g->fwd, *ev, &b, NULL, NULL, &xm, NULL);
         memcpy(y + (size_t)b * (size_t)g->k.ny, xm, (size_t)g->k.ny * sizeof *y);
         t_hi = t;

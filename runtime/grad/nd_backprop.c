@@ -317,7 +317,7 @@ static void finish_bdf(NdGradient *g)
  * between the two. */
 static int starts_at_event(const NdGradient *g, const double *rec)
 {
-    double t;
+    double t = 0;
     if (g->k.n_events == 0 || g->ev_next < 0)
         return 0;
     nd_solver_get_event(g->fwd, g->ev_next, NULL, NULL, &t, NULL, NULL);
@@ -333,12 +333,12 @@ static int starts_at_event(const NdGradient *g, const double *rec)
  * the event samples' rows put back to their x-). */
 static int event_boundary(NdGradient *g, const double *rec)
 {
-    double t = rec[ND_REC_T], te;
+    double t = rec[ND_REC_T], te = 0;
     size_t ny = (size_t)g->k.ny;
     memcpy(g->ycur, rec + ND_REC_HEAD, g->n * sizeof *g->ycur); /* slot 0: y itself */
     for (; g->ev_next >= 0; g->ev_next--) {
-        int64_t b;
-        const double *xm;
+        int64_t b = 0;
+        const double *xm = NULL;
         nd_solver_get_event(g->fwd, g->ev_next, &b, NULL, &te, &xm, NULL);
         if (te != t)
             break;

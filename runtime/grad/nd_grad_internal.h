@@ -24,6 +24,9 @@ typedef struct NdCursor {
     long step;     /* accepted steps taken so far */
     int j;         /* fixed step: the interval [ts[j], ts[j+1]] being stepped */
     long k, nk;    /* fixed step: steps done in it, of nk */
+    int shifted;   /* fixed step with events: the next step starts at t_from (an event
+                    * the last one was redone to land on), not on the grid */
+    double t_from;
     NdRun run;     /* adaptive: the controller */
     NdStepObs prev; /* the last step's observations (the sweep hands its f(t + h, y_new) on) */
 } NdCursor;
