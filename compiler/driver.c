@@ -278,24 +278,33 @@ static bool jit_sets(Compilation *c)
         JitRequest req = {.vjp = s->vjp, .jac = s->jac, .rhs_vjp = s->rhs_vjp,
                           .n_extra = s->loss.n, .extra = s->loss.specs, .extra_fns = fns};
         NdKernelFn *event_fns = NULL;
-        if (s->events.n > 0) { /* a model set: its extra kernels are its events' */
-            event_fns = calloc((size_t)s->events.n, sizeof *event_fns);
+        PlanKernelSpec *specs = NULL;
+        if (s->events.n > 0) { /* the events' kernels after a train's loss kernels */
+            int n = s->loss.n + s->events.n;
+            event_fns = calloc((size_t)n, sizeof *event_fns);
+            specs = calloc((size_t)n, sizeof *specs);
             cs->events = calloc((size_t)s->model->n_events, sizeof *cs->events);
-            if (!event_fns || !cs->events) {
+            if (!event_fns || !specs || !cs->events) {
                 free(event_fns);
+                free(specs);
                 return false;
             }
-            req.n_extra = s->events.n;
-            req.extra = s->events.specs;
+            memcpy(specs, s->loss.specs, (size_t)s->loss.n * sizeof *specs);
+            memcpy(specs + s->loss.n, s->events.specs, (size_t)s->events.n * sizeof *specs);
+            req.n_extra = n;
+            req.extra = specs;
             req.extra_fns = event_fns;
         }
         cs->jit = jit_compile_request(s->model, &req, &cs->kernels, &c->diag);
+        if (cs->jit && event_fns)
+            memcpy(fns, event_fns, (size_t)s->loss.n * sizeof *fns);
         if (cs->jit && event_fns) {
-            event_kernels_assign(s->model, event_fns, cs->events);
+            event_kernels_assign(s->model, s->events.grads, event_fns + s->loss.n, cs->events);
             cs->kernels.n_events = s->model->n_events;
             cs->kernels.events = cs->events;
         }
         free(event_fns);
+        free(specs);
         if (!cs->jit)
             return false;
         train_kernels_assign(&s->loss, fns, cs->loss, cs->metrics);

@@ -314,7 +314,7 @@ static int write_events(Emit *e, IrModel *m, CcWork *w)
             fputs("NULL", e->out);
         else
             fprintf(e->out, "%s_event%d_reset", m->name, k);
-        fprintf(e->out, ", %d, %d},\n", ev->direction, ev->terminate);
+        fprintf(e->out, ", %d, %d, NULL, NULL},\n", ev->direction, ev->terminate);
     }
     fputs("};\n\n", e->out);
     return 0;

@@ -19,6 +19,11 @@ int emit_check_train(Compilation *c, const SemaDirective *d)
     const IrModel *m = tr->augmented;
     if (emit_check_solver(c, &tr->solver, d->loc, m) < 0)
         return -1;
+    if (m->n_events > 0) { /* the emitted train's kernel table has no event kernels */
+        diag_error(&c->diag, d->loc, "emit-c does not handle trains of models with events "
+                                     "('%s') yet: nodec run trains it", m->name);
+        return -1;
+    }
     for (int i = 0; i < m->n_states; i++) {
         IrInitKind k = m->states[i].init_kind;
         if (k == IR_INIT_NORMAL || k == IR_INIT_UNIFORM || k == IR_INIT_RADEMACHER) {

@@ -150,14 +150,54 @@ void sema_events_solver(Sema *S, const IrModel *m, const SemaSolver *sv)
     diag_note(S->diag, m->events[0].loc, "the model's first event is here");
 }
 
-void sema_events_train(Sema *S, const IrModel *m, SrcLoc where, const char *directive)
+void sema_events_evaluate(Sema *S, const IrModel *m, SrcLoc where)
 {
     if (!m || m->n_events == 0)
         return;
-    bool train = strcmp(directive, "train") == 0;
-    diag_error(S->diag, where, "%s cannot use model '%s' yet: it has events, and %s (solve and "
-               "simulate run it)", directive, m->name,
-               train ? "gradients through event times are not implemented"
-                     : "an evaluate's loss does not run them");
+    diag_error(S->diag, where, "evaluate cannot use model '%s' yet: it has events, and an "
+               "evaluate's loss does not run them (solve and simulate run it)", m->name);
     diag_note(S->diag, m->events[0].loc, "the model's first event is here");
+}
+
+/* What a train of a model with events needs that gradients through the event
+ * times (docs/gradients.md, "Events") do not cover yet, or NULL. *at is the
+ * event it concerns, when one does. */
+static const char *train_unsupported(Sema *S, const SemaTrain *tr, const IrEvent **at)
+{
+    const IrModel *m = tr->model;
+    *at = &m->events[0];
+    for (int e = 0; e < m->n_events; e++) {
+        *at = &m->events[e];
+        if (m->events[e].cond && (sema_deps(S, m->events[e].cond) & ALLOW_TIME))
+            return "a when condition that reads t (its dg/dt is not derived)";
+        if (m->events[e].terminate)
+            return "a when block that terminates (the adjoint of a stopped sample)";
+    }
+    *at = &m->events[0];
+    if (tr->regularize)
+        return "regularize (a running cost through the event times)";
+    if (tr->clock_state >= 0)
+        return "a time series whose model or loss reads t (its clock state)";
+    if (tr->solver.step_control == ND_STEP_PER_SAMPLE)
+        return "step_control = per_sample";
+    if (nd_method_is_implicit(tr->solver.method))
+        return "an implicit solver (use an explicit one such as dopri5)";
+    if (tr->gradient && strcmp(tr->gradient, "checkpoint") == 0)
+        return "gradient = checkpoint (use adjoint or backprop)";
+    return NULL;
+}
+
+void sema_events_train(Sema *S, const SemaTrain *tr, SrcLoc where)
+{
+    const IrModel *m = tr->model;
+    if (!m || m->n_events == 0)
+        return;
+    const IrEvent *at = NULL;
+    const char *why = train_unsupported(S, tr, &at);
+    if (!why)
+        return;
+    diag_error(S->diag, where, "train cannot use model '%s' with %s: gradients through event "
+               "times do not cover it in this version (docs/gradients.md, Events)", m->name, why);
+    diag_note(S->diag, at->loc, at == &m->events[0] ? "the model's first event is here"
+                                                    : "the event is here");
 }

@@ -191,7 +191,8 @@ void sema_model_events(Sema *S, Scope *sc, const Ast *model);
 /* Refuses, at the solver's name, rodas4 or kvaerno5 for a model with events. */
 void sema_events_solver(Sema *S, const IrModel *m, const SemaSolver *sv);
 /* Refuses, at where, a train or evaluate (named by directive) of a model with events. */
-void sema_events_train(Sema *S, const IrModel *m, SrcLoc where, const char *directive);
+void sema_events_evaluate(Sema *S, const IrModel *m, SrcLoc where);
+void sema_events_train(Sema *S, const SemaTrain *tr, SrcLoc where);
 /* Shape string in an arena-free buffer (at least 32 bytes). */
 const char *sema_shape(IrShape s, char *buf);
 int sema_is_builtin(const char *name);

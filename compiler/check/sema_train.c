@@ -1024,7 +1024,8 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     d->train.evaluate = eval;
     tc.mi = sema_directive_model(S, ast->name, name_loc_of(ast));
     d->train.model = tc.mi ? tc.mi->model : NULL;
-    sema_events_train(S, d->train.model, d->loc, eval ? "evaluate" : "train");
+    if (eval)
+        sema_events_evaluate(S, d->train.model, d->loc);
     int before = S->diag->errors;
     collect_keys(S, ast, &tc);
     train_model_parts(S, &tc);
@@ -1038,6 +1039,7 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
         windows_unobserved(S, &tc);
     train_solver(S, &tc);
     train_gradient(S, &tc);
+    sema_events_train(S, &d->train, d->loc);
     train_optimizer(S, &tc);
     train_counts(S, &tc);
     train_schedule(S, &tc);

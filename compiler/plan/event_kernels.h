@@ -11,15 +11,22 @@
 #include "plan.h"
 
 typedef struct EventKernels {
-    PlanKernelSpec *specs; /* arena; "event<e>_cond", then "event<e>_reset" unless terminate */
+    PlanKernelSpec *specs; /* arena; per event "event<e>_cond", then "event<e>_reset" unless
+                            * terminate, then with grads "event<e>_cond_grad" and
+                            * "event<e>_reset_vjp" (unless terminate): nd_kernels.h's NdEvent */
     int n;
+    bool grads;            /* a train's: the gradient kernels too */
+    const IrNode *blocked; /* with grads: the first floor/argmax they pass through, or NULL */
 } EventKernels;
 
-/* The specs of m's events into out (n = 0 for a model without events). */
-void event_kernels_build(Arena *a, IrBuilder *b, const IrModel *m, EventKernels *out);
+/* The specs of m's events into out (n = 0 for a model without events), with
+ * their gradient kernels when grads (a train's). */
+void event_kernels_build(Arena *a, IrBuilder *b, const IrModel *m, bool grads,
+                         EventKernels *out);
 
 /* The runtime's table of m's events from the compiled specs (compiled[k] is
  * spec k's function): out[e] for each of m->n_events. */
-void event_kernels_assign(const IrModel *m, NdKernelFn *const compiled, NdEvent *out);
+void event_kernels_assign(const IrModel *m, bool grads, NdKernelFn *const compiled,
+                          NdEvent *out);
 
 #endif

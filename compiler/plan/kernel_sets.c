@@ -146,6 +146,8 @@ static bool gradient_usable(const KernelSet *s, IrBuilder *b, Diag *diag)
     if (s->train) {
         if (!blocked)
             blocked = s->loss.blocked;
+        if (!blocked)
+            blocked = s->events.blocked;
         if (blocked)
             diff_report_blocked(diag, b, blocked, "the gradient of this train", s->train->loc,
                                 "the train");
@@ -173,8 +175,10 @@ int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
             diff_model_init_adjoint(b, s->model);
         if (s->train && train_kernels_build(arena, b, diag, s->train, &s->loss))
             return -1;
-        if (!s->train) /* sema refuses trains of models with events */
-            event_kernels_build(arena, b, s->model, &s->events);
+        /* a train's with the kernels of gradients through the event times (sema
+         * refuses the trains of models with events that these do not cover) */
+        event_kernels_build(arena, b, s->model, s->train && !s->train->train.evaluate,
+                            &s->events);
         if (!gradient_usable(s, b, diag))
             return -1;
     }

@@ -39,7 +39,7 @@ typedef struct KernelSet {
     bool rhs_vjp;               /* the fused rhs + vjp of the adjoint's backward stages */
     bool init_adjoint;          /* the initial values' parameter terms (model->adj_init) */
     TrainKernels loss;          /* train sets: loss, final loss and init kernels with gradients */
-    EventKernels events;        /* model sets: the model's event kernels (none in a train's) */
+    EventKernels events;        /* the model's event kernels (a train's with their gradients) */
 } KernelSet;
 
 typedef struct KernelSets {

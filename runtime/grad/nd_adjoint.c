@@ -31,6 +31,7 @@
  * from the same symbolic Jacobian (with a shared block, -J^T of the bordered J,
  * whose shared rows read the samples: nd_bdf solves it samples first); it is
  * exact, and the error control measures a and g (a alone with the seminorm). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -263,8 +264,90 @@ static int solve_interval_bdf(NdGradient *g, int j, size_t *seg, double *seg_t0)
     }
 }
 
+/* ---- events: the jump of [y; a; g] backwards across a logged event ---- */
+
+static double dot(const double *u, const double *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += u[i] * v[i];
+    return s;
+}
+
+/* Event record i of the forward solve (sample b, reset x+ = r(x-, p) at t*
+ * where g(x-, p) = 0): with f- = f(x-), f+ = f(x+), D = dg/dy f- (dg/dt, the
+ * condition reading no t), the time's derivative is d(t*)/dp = -(dg/dy s- +
+ * dg/dp)/D, and transposing s+ = r_y (s- + f- d(t*)/dp) + r_p - f+ d(t*)/dp gives
+ *   c = ((r_y^T a+) . f- - a+ . f+) / D,  a- = r_y^T a+ - c dg/dy^T,
+ *   dL/dp += r_p^T a+ - c dg/dp^T
+ * (docs/gradients.md, "Events"), a the batch's cotangent of the state at t*,
+ * gp the gradient accumulator. (The adjoint then restarts y from x-: its
+ * backward y ran through x+, and before t* the state is x-'s trajectory.) */
+int nd_event_jump(NdGradient *g, long i, double *a, double *gp)
+{
+    int64_t b = 0;
+    int e = 0;
+    double t = 0;
+    const double *xm = NULL, *xp = NULL; /* (initialised for -Wmaybe-uninitialized) */
+    nd_solver_get_event(g->fwd, i, &b, &e, &t, &xm, &xp);
+    const NdEvent *ev = &g->k.events[e];
+    size_t ny = (size_t)g->k.ny, np = (size_t)g->np;
+    double *fm = g->ev_buf, *fp = fm + ny, *w = fp + ny, *gy = w + ny, *gth = gy + ny;
+    double *ab = a + (size_t)b * ny, *rth = g->pbar;
+    g->k.rhs(t, xm, g->p, fm, 1, g->work);
+    g->k.rhs(t, xp, g->p, fp, 1, g->work);
+    ev->reset_vjp(t, xm, g->p, ab, NULL, w, rth, 1, g->work);
+    ev->cond_grad(t, xm, g->p, NULL, NULL, gy, gth, 1, g->work);
+    g->rhs_evals += 2;
+    g->vjp_evals += 2;
+    /* grazing: the crossing's angle, D / (|dg/dy| |f-|), below sqrt(eps), where
+     * the time's derivative is amplified past what the location resolves */
+    double D = dot(gy, fm, ny), scale = sqrt(dot(gy, gy, ny) * dot(fm, fm, ny));
+    if (!(fabs(D) > 1.5e-8 * scale))
+        return nd_grad_fail(g, ND_ERR_ARG,
+                            "event %d (the model's when block %d) of sample %lld at t = %.10g "
+                            "grazes its condition: dg/dt = %g there, so the derivative of the "
+                            "event time, -(dg/dp)/(dg/dt), is undefined",
+                            e, e + 1, (long long)b, t, D);
+    double c = (dot(w, fm, ny) - dot(ab, fp, ny)) / D;
+    for (size_t k = 0; k < ny; k++)
+        ab[k] = w[k] - c * gy[k];
+    for (size_t k = 0; k < np; k++)
+        gp[k] += rth[k] - c * gth[k];
+    return ND_OK;
+}
+
+/* The explicit backward solve from ts[j] to ts[j - 1], stopping at every
+ * event logged in (ts[j - 1], ts[j]] (the latest first, *ev the next one
+ * back) to jump across it. */
+static int solve_interval_events(NdGradient *g, int j, long *ev)
+{
+    const double *ts = g->loss->ts;
+    double dir = ts[g->loss->nt - 1] > ts[0] ? 1.0 : -1.0, t_hi = ts[j];
+    size_t n = g->n;
+    double *y = g->z, *a = g->z + n, *gp = g->z + 2 * n;
+    for (; *ev >= 0; --*ev) {
+        double t = 0;
+        nd_solver_get_event(g->fwd, *ev, NULL, NULL, &t, NULL, NULL);
+        if ((t - ts[j - 1]) * dir <= 0)
+            break;
+        int st = t != t_hi ? solve_span(g, t_hi, t) : ND_OK;
+        if (!st)
+            st = nd_event_jump(g, *ev, a, gp);
+        if (st)
+            return st;
+        int64_t b = 0;
+        const double *xm = NULL;
+        nd_solver_get_event(g->fwd, *ev, &b, NULL, NULL, &xm, NULL);
+        memcpy(y + (size_t)b * (size_t)g->k.ny, xm, (size_t)g->k.ny * sizeof *y);
+        t_hi = t;
+    }
+    return solve_span(g, t_hi, ts[j - 1]);
+}
+
 int nd_adjoint_backward(NdGradient *g, double *grad_y0)
 {
+    long ev = g->k.n_events > 0 ? nd_solver_get_num_events(g->fwd) - 1 : -1;
     size_t n = g->n, np = (size_t)g->np, ny = g->implicit ? 0 : n;
     int nt = g->loss->nt;
     double *y = g->z, *a = g->z + ny, *gp = g->z + ny + n;
@@ -286,8 +369,9 @@ int nd_adjoint_backward(NdGradient *g, double *grad_y0)
     int carry = !g->implicit && user_h0 == 0;
     int st = ND_OK;
     for (int j = nt - 1; j > 0 && !st; j--) {
-        st = g->implicit ? solve_interval_bdf(g, j, &seg, &seg_t0)
-                         : solve_span(g, g->loss->ts[j], g->loss->ts[j - 1]);
+        st = g->implicit     ? solve_interval_bdf(g, j, &seg, &seg_t0)
+             : g->k.n_events ? solve_interval_events(g, j, &ev)
+                             : solve_span(g, g->loss->ts[j], g->loss->ts[j - 1]);
         if (carry)
             g->aug->h0 = nd_solver_get_next_step(g->aug);
         memcpy(y, g->obs_y + (size_t)(j - 1) * n, ny * sizeof *y);

@@ -221,7 +221,7 @@ static int handed_on(NdGradient *g, const double *rec)
 
 /* Takes ybar from y_{n+1} (plus the loss's dL/dy at observations the step
  * lands on or interpolates) back to y_n, adding the parameter terms into grad_p. */
-static void sweep_record(NdGradient *g, const double *rec)
+static void sweep_record(NdGradient *g, const double *rec, int at_event)
 {
     const NdTableau *tab = g->fwd->tab;
     double t = rec[ND_REC_T], h = rec[ND_REC_H], t_new = rec[ND_REC_TNEW];
@@ -234,7 +234,8 @@ static void sweep_record(NdGradient *g, const double *rec)
         observation_weights(g, &o, g->wobs);
         last_fsal_stage(g, &o);
     }
-    int handoff = handed_on(g, rec);
+    /* after an event, k_0 is f at the state after it, not the last step's f */
+    int handoff = !at_event && handed_on(g, rec);
     if (inside)
         observation_weights(g, &o, g->wobs);
     for (int q = g->nslot - 1; q >= 0; q--) {
@@ -309,14 +310,69 @@ static void finish_bdf(NdGradient *g)
     add_into(g->ybar, g->Dbar, g->n);
 }
 
+/* ---- events ---- */
+
+/* 1 when record rec starts at the time of the latest event not yet swept:
+ * the step before it was redone to land on the event, whose resets apply
+ * between the two. */
+static int starts_at_event(const NdGradient *g, const double *rec)
+{
+    double t = 0;
+    if (g->k.n_events == 0 || g->ev_next < 0)
+        return 0;
+    nd_solver_get_event(g->fwd, g->ev_next, NULL, NULL, &t, NULL, NULL);
+    return rec[ND_REC_T] == t;
+}
+
+/* ybar, the cotangent of the state after the events at rec's start t*, jumps
+ * to that of the state before them (nd_event_jump, once per logged event
+ * there). The step that landed on t* ended at the state before: when its
+ * dense output interpolated an observation, it read f(t*, x-), which with
+ * FSAL would have been this step's k_0 but is not after a reset (the method
+ * restarts with f(t*, x+)): its own vjp, at x- (rec's k_0 argument, x+, with
+ * the event samples' rows put back to their x-). */
+static int event_boundary(NdGradient *g, const double *rec)
+{
+    double t = rec[ND_REC_T], te = 0;
+    size_t ny = (size_t)g->k.ny;
+    memcpy(g->ycur, rec + ND_REC_HEAD, g->n * sizeof *g->ycur); /* slot 0: y itself */
+    for (; g->ev_next >= 0; g->ev_next--) {
+        int64_t b = 0;
+        const double *xm = NULL;
+        nd_solver_get_event(g->fwd, g->ev_next, &b, NULL, &te, &xm, NULL);
+        if (te != t)
+            break;
+        int st = nd_event_jump(g, g->ev_next, g->ybar, g->grad_p);
+        if (st)
+            return st;
+        memcpy(g->ycur + (size_t)b * ny, xm, ny * sizeof *g->ycur);
+    }
+    NdStepObs o;
+    o.t = rec[ND_REC_PREV_T], o.h = rec[ND_REC_PREV_H];
+    o.lo = (int)rec[ND_REC_PREV_LO], o.hi = (int)rec[ND_REC_PREV_HI];
+    if (!g->fsal_handoff || o.h == 0.0 || o.hi == o.lo)
+        return ND_OK;
+    observation_weights(g, &o, g->wobs);
+    observed_cotangent(g, &o, g->wobs, g->fwd->tab->fnew_stage, g->kbar);
+    stage_vjp(g, t, g->ycur, g->kin);
+    add_into(g->ybar, g->kin, g->n);
+    return ND_OK;
+}
+
 static int sweep_tape(NdGradient *g)
 {
     for (size_t off = g->tape_len; off > g->tape_base; off -= g->rec_size) {
         const double *rec = g->tape + off - g->rec_size;
-        if (!g->implicit)
-            sweep_record(g, rec);
-        else if (sweep_record_bdf(g, rec))
-            return ND_ERR_NONFINITE;
+        if (g->implicit) {
+            if (sweep_record_bdf(g, rec))
+                return ND_ERR_NONFINITE;
+            continue;
+        }
+        int at_event = starts_at_event(g, rec);
+        sweep_record(g, rec, at_event);
+        int st = at_event ? event_boundary(g, rec) : ND_OK;
+        if (st)
+            return st;
     }
     return ND_OK;
 }
@@ -341,6 +397,7 @@ static void finish(NdGradient *g, double *grad_y0)
 int nd_backprop_backward(NdGradient *g, double *grad_y0)
 {
     start_sweep(g);
+    g->ev_next = g->k.n_events > 0 ? nd_solver_get_num_events(g->fwd) - 1 : -1;
     int st = sweep_tape(g);
     if (!st)
         finish(g, grad_y0);

@@ -24,6 +24,9 @@ typedef struct NdCursor {
     long step;     /* accepted steps taken so far */
     int j;         /* fixed step: the interval [ts[j], ts[j+1]] being stepped */
     long k, nk;    /* fixed step: steps done in it, of nk */
+    int shifted;   /* fixed step with events: the next step starts at t_from (an event
+                    * the last one was redone to land on), not on the grid */
+    double t_from;
     NdRun run;     /* adaptive: the controller */
     NdStepObs prev; /* the last step's observations (the sweep hands its f(t + h, y_new) on) */
 } NdCursor;
@@ -66,7 +69,10 @@ struct NdGradient {
     double *pbar;        /* one vjp's parameter part, np */
     double *z;           /* adjoint: two rows of 2n + np */
     double *Dbar;        /* bdf backprop: the cotangent of the difference array */
+    double *ev_buf;      /* events: f before and after, the reset's vjp and dg/dy (ny
+                          * each), then dg/dp (np): one event's jump (nd_adjoint.c) */
     long interp_at;      /* bdf adjoint: the tape record the last y(t) came from */
+    long ev_next;        /* backprop with events: the latest logged event not yet swept */
     double *work;        /* kernel scratch */
     double *block;
     size_t block_doubles;
@@ -146,6 +152,10 @@ int nd_checkpoint_push(NdGradient *g, const NdCursor *c);
  * records replace what it held). */
 int nd_replay_segment(NdGradient *g, size_t i, long end);
 int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl);
+/* The jump of the cotangent a (the batch's, of the state at the event's time)
+ * backwards across logged event i of g->fwd, its parameter terms added into gp
+ * (nd_adjoint.c; docs/gradients.md, "Events"). Status: a grazing event fails. */
+int nd_event_jump(NdGradient *g, long i, double *a, double *gp);
 void nd_backprop_free(NdGradient *g);
 
 #endif

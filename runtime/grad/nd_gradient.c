@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nd_events.h"
 #include "nd_grad_internal.h"
 
 /* As nd_solver.c: an interval needing more steps than this is a mistake. */
@@ -83,8 +84,9 @@ static int carve_workspace(NdGradient *g)
     size_t n = g->n, rows = (size_t)g->max_nt * n, np = (size_t)g->np;
     size_t dbar = g->implicit ? ND_BDF_ROWS * n : 0;
     size_t wobs = (size_t)g->max_nt * ND_RK_MAX_STAGES;
+    size_t ev = g->k.n_events > 0 ? 4 * (size_t)g->k.ny + np : 0;
     size_t total = 2 * rows + (4 + (size_t)g->nslot) * n + np + 2 * (2 * n + np) + dbar + wobs +
-                   nd_kernels_work_size(&g->k, g->B);
+                   ev + nd_kernels_work_size(&g->k, g->B);
     g->block = (double *)calloc(total, sizeof(double)); /* casts: emit-c compiles as C++ */
     if (!g->block)
         return ND_ERR_MEMORY;
@@ -102,6 +104,7 @@ static int carve_workspace(NdGradient *g)
     g->pbar = q, q += np;
     g->z = q, q += 2 * (2 * n + np);
     g->Dbar = q, q += dbar;
+    g->ev_buf = q, q += ev;
     g->work = q;
     return ND_OK;
 }
@@ -154,6 +157,21 @@ static int per_sample_init(NdGradient *g, const NdSolver *tmpl)
     return ND_OK;
 }
 
+/* Gradients through event times (nd_adjoint.c, nd_backprop.c): the adjoint
+ * or backprop with an explicit solver (adaptive or fixed step) of a batch stepped together, every event a reset with its
+ * gradient kernels, no shared block (events reset the model's own layout). */
+static int events_supported(const NdKernels *k, const NdSolver *tmpl, NdGradMethod gm,
+                            int64_t B)
+{
+    if (gm == ND_GRAD_CHECKPOINT || k->ns > 0 || nd_method_is_implicit(tmpl->method) ||
+        (tmpl->step_control == ND_STEP_PER_SAMPLE && B > 1))
+        return 0;
+    for (int e = 0; e < k->n_events; e++)
+        if (k->events[e].terminate || !k->events[e].cond_grad || !k->events[e].reset_vjp)
+            return 0;
+    return 1;
+}
+
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt)
 {
@@ -164,7 +182,7 @@ NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_templa
     /* the implicit gradients follow bdf's steps (its tape and its adjoint) */
     if (!nd_method_has_gradient(solver_template->method))
         return NULL;
-    if (k->n_events > 0) /* not yet: the jumps at event times (nd_kernels.h) */
+    if (k->n_events > 0 && !events_supported(k, solver_template, gm, B))
         return NULL;
     NdGradient *g = (NdGradient *)calloc(1, sizeof *g);
     if (!g)
@@ -230,6 +248,8 @@ int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0)
         return nd_grad_fail(g, st, "forward solve: %s", g->fwd->message);
     memcpy(g->ycur, y0, g->n * sizeof *y0);
     memcpy(g->obs_y, y0, g->n * sizeof *y0);
+    if (g->fwd->ev && (st = nd_events_begin(g->fwd, g->p, loss->ts[0], y0)) != ND_OK)
+        return nd_grad_fail(g, st, "forward solve: %s", g->fwd->message);
     return interval_begin(g, c);
 }
 
@@ -251,12 +271,38 @@ static int fixed_step(NdGradient *g, NdCursor *c)
 {
     const double *ts = g->loss->ts;
     double t0 = ts[c->j], t1 = ts[c->j + 1], hd = t1 > t0 ? g->fwd->h : -g->fwd->h;
-    double t = t0 + (double)c->k * hd;
+    double t = c->shifted ? c->t_from : t0 + (double)c->k * hd;
     double t_new = c->k + 1 == c->nk ? t1 : t0 + (double)(c->k + 1) * hd;
+    NdEvents *ev = g->fwd->ev;
+    size_t tape_at = g->tape_len;
+    NdStepObs prev = g->prev;
+    int next_obs = g->next_obs;
+    if (ev)
+        memcpy(ev->ysave, g->ycur, g->n * sizeof *g->ycur);
     nd_rk_step(g->fwd, g->p, t, t_new, g->ycur);
     int st = check_finite(g, g->ycur, t_new, t);
     if (st)
         return st;
+    c->shifted = 0;
+    if (ev) { /* as nd_events_fixed_interval: redo the step onto an event inside it */
+        double t_at = nd_events_fixed_locate(g->fwd, g->p, t, t_new, g->ycur);
+        if (!isnan(t_at) && t_at != t_new) {
+            memcpy(g->ycur, ev->ysave, g->n * sizeof *g->ycur);
+            g->fwd->num_steps--;
+            g->tape_len = tape_at; /* the record of the step not taken */
+            g->prev = prev;
+            g->next_obs = next_obs;
+            nd_rk_step(g->fwd, g->p, t, t_at, g->ycur);
+            if ((st = check_finite(g, g->ycur, t_at, t)) != ND_OK)
+                return st;
+            c->shifted = 1; /* the grid step k + 1 is still to finish, from t_at */
+            c->t_from = t_at;
+        }
+        if (!isnan(t_at) && (st = nd_events_apply(g->fwd, g->p, t_at, g->ycur)) != ND_OK)
+            return nd_grad_fail(g, st, "forward solve: %s", g->fwd->message);
+        if (c->shifted)
+            return ND_OK;
+    }
     if (++c->k < c->nk)
         return ND_OK;
     memcpy(g->obs_y + (size_t)(c->j + 1) * g->n, g->ycur, g->n * sizeof *g->ycur);

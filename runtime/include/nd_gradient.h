@@ -56,8 +56,12 @@ typedef struct NdGradient NdGradient;
  * over the samples, the counters totals; a failure's message starts
  * "sample b: ". Checkpoint and the bdf adjoint keep one sample's checkpoints at
  * a time, so every sample but the last repeats its forward pass once.
- * NULL for a model with events (k->n_events > 0): gradients through event
- * times are not done. */
+ * A model with events (k->n_events > 0): the gradient follows the event
+ * times (docs/gradients.md, "Events") with the adjoint or backprop and an
+ * explicit method (adaptive or fixed step) of a batch stepped together, when every event is a
+ * reset with its cond_grad and reset_vjp kernels and no shared block; NULL
+ * otherwise (checkpoint, implicit, terminate). The forward solve's
+ * event log (the template's default capacity) is what the backward pass reads. */
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt);
 void nd_gradient_free(NdGradient *g);

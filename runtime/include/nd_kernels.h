@@ -44,6 +44,15 @@ typedef struct NdEvent {
     int direction;    /* -1: fires where g falls through 0 (g > 0 before, g <= 0 after);
                        * +1: where it rises (g < 0 before, g >= 0 after) */
     int terminate;    /* 1: the sample stops there; its state is frozen from then on */
+    /* For gradients through the event time (docs/gradients.md, "Events"; NULL
+     * when the table was compiled without them, and then nd_gradient_create
+     * refuses it). Sample-major like every kernel: call them on one sample's
+     * y + b*ny with B = 1 for that sample's values. */
+    NdKernelFn cond_grad; /* dg/dy per sample into out0 [B*ny], dg/dp summed over the
+                           * batch into out1 [np] */
+    NdKernelFn reset_vjp; /* with the cotangent a [B*ny] of the state after the event:
+                           * a^T dr/dy per sample into out0 [B*ny], a^T dr/dp summed
+                           * into out1 [np]; NULL for terminate */
 } NdEvent;
 
 typedef struct NdKernels {
@@ -86,8 +95,9 @@ typedef struct NdKernels {
     void *user;             /* owner's handle (e.g. the JIT module); unused by the runtime */
     /* The model's events (n_events of them, NULL when none), located and applied by
      * the explicit solvers (nd_solver.h: nd_solver_get_event). The cond and reset
-     * kernels use the scratch sizes above. Gradients through events are not
-     * supported yet: nd_gradient_create refuses a table that has them. */
+     * kernels use the scratch sizes above. nd_gradient_create takes a table with
+     * events when each has cond_grad and (unless it terminates) reset_vjp, and
+     * no condition reads t (g_t is taken as 0: sema refuses such a train). */
     int n_events;
     const NdEvent *events;
 } NdKernels;

@@ -468,6 +468,16 @@ static int fixed_locate(NdSolver *s, const double *p, double t, double t_new, co
     return locate(&L, t, t_new);
 }
 
+double nd_events_fixed_locate(NdSolver *s, const double *p, double t, double t_new,
+                              const double *y)
+{
+    NdEvents *ev = s->ev;
+    memcpy(ev->f0, s->K[0], s->n * sizeof *y); /* stage 0 is f(t, ysave) */
+    int where = fixed_locate(s, p, t, t_new, y);
+    ev->pending = 0;
+    return where == LOCATE_NONE ? NAN : where == LOCATE_FIRE ? t_new : ev->t_pending;
+}
+
 int nd_events_fixed_interval(NdSolver *s, const double *p, double t0, double t1, double *y)
 {
     NdEvents *ev = s->ev;

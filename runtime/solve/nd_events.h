@@ -72,6 +72,13 @@ int nd_events_fixed_interval(NdSolver *s, const double *p, double t0, double t1,
 typedef void (*NdInterpFn)(void *ctx, double t);
 double nd_events_locate(NdSolver *s, const double *p, double t, double t_new,
                         const double *y_new, NdInterpFn interp, void *ctx);
+/* One fixed step from (t, s->ev->ysave) to (t_new, y) just taken (its stage 0,
+ * f(t, ysave), still in s->K[0]), as nd_events_fixed_interval locates: NAN for
+ * no event, t_new when the marked events fire there, or an earlier t* to which
+ * the caller redoes the step from ysave; then nd_events_apply at the time
+ * returned. (The gradient's forward pass, nd_gradient.c, steps this way.) */
+double nd_events_fixed_locate(NdSolver *s, const double *p, double t, double t_new,
+                              const double *y);
 /* Applies the marked events to the batch's state y at t. Status (ND_ERR_MAX_EVENTS). */
 int nd_events_apply(NdSolver *s, const double *p, double t, double *y);
 

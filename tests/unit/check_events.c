@@ -79,7 +79,8 @@ static void ceiling_cond(double t, const double *y, const double *p, const doubl
         out0[b] = y[2 * b] - 12.0;
 }
 
-static const NdEvent ball_events[] = {{floor_cond, bounce, -1, 0}, {ceiling_cond, NULL, 1, 1}};
+static const NdEvent ball_events[] = {{floor_cond, bounce, -1, 0, NULL, NULL},
+                                     {ceiling_cond, NULL, 1, 1, NULL, NULL}};
 
 static NdKernels ball_kernels(int n_events)
 {
