@@ -130,7 +130,7 @@ static int group_sizes(Sema *S, const SemaData *d, const DataSrc *src, const Gro
         int64_t size = (int64_t)g->rows * g->cols;
         char what[300];
         snprintf(what, sizeof what, "%s:1: field '%s'", src->path, g->base);
-        if (!sema_size_ok(S, src->at, what, (IrShape){g->rank, g->rows, g->cols}))
+        if (!sema_size_ok(S, src->at, what, (IrShape){.rank = g->rank, .rows = g->rows, .cols = g->cols}))
             return 0;
         if (size > d->ncols) {
             diag_error(S->diag, src->at,

@@ -325,7 +325,7 @@ static Val lower_matmul(Sema *S, const Ast *e, IrNode *x, IrNode *y)
                    sema_shape(a, bx), sema_shape(b, by), inner_a, b.rows);
         return val_err();
     }
-    IrShape out = {2, a.rows, b.cols};
+    IrShape out = {.rank = 2, .rows = a.rows, .cols = b.cols};
     if (a.rank == 2 && b.rank == 2 && !sema_size_ok(S, e->loc, "the result of '@'", out))
         return val_err();
     if (a.rank == 1 && b.rank == 2) /* v @ M = transpose(M) @ v */
@@ -616,7 +616,7 @@ static Val builtin_dot_outer(Sema *S, const Builtin *b, Args *a)
     IrNode *x = a->v[0].node, *y = a->v[1].node;
     if (b->kind == BK_OUTER)
         return sema_size_ok(S, a->whole, "the result of 'outer'",
-                            (IrShape){2, x->shape.rows, y->shape.rows})
+                            (IrShape){.rank = 2, .rows = x->shape.rows, .cols = y->shape.rows})
                    ? val_node(ir_outer(S->ir, x, y))
                    : val_err();
     if (x->shape.rows != y->shape.rows) {
@@ -676,7 +676,7 @@ static Val builtin_fill(Sema *S, const Builtin *b, Args *a)
     int m = 0, n = 0;
     if (!arg_count(S, a, 0, "a size", &m) || (a->n == 2 && !arg_count(S, a, 1, "a size", &n)))
         return val_err();
-    IrShape s = {a->n, m, a->n == 2 ? n : 1};
+    IrShape s = {.rank = a->n, .rows = m, .cols = a->n == 2 ? n : 1};
     if (!sema_size_ok(S, a->whole, b->fill ? "the result of 'ones'" : "the result of 'zeros'",
                       s))
         return val_err();
@@ -687,7 +687,7 @@ static Val builtin_eye(Sema *S, Args *a)
 {
     int n = 0;
     if (!arg_count(S, a, 0, "a size", &n) ||
-        !sema_size_ok(S, a->whole, "the result of 'eye'", (IrShape){2, n, n}))
+        !sema_size_ok(S, a->whole, "the result of 'eye'", (IrShape){.rank = 2, .rows = n, .cols = n}))
         return val_err();
     double *v = arena_alloc(S->arena, sizeof(double) * (size_t)n * (size_t)n);
     for (int i = 0; i < n; i++)

@@ -159,6 +159,28 @@ static IrNode *rule_concat(IrBuilder *b, IrNode *n, int k, IrNode *g)
     return ir_slice(b, g, at, 0, x->shape);
 }
 
+/* The tensor ops (ir_tensor.c) are linear in the operand that carries values,
+ * so each cotangent is the transpose op applied to g: reshape back, im2col <->
+ * col2im, a pooling <-> its transpose, sum over an axis <-> broadcast along it.
+ * max_pool's first operand only selects (piecewise constant, as a comparison is). */
+static IrNode *rule_tensor(IrBuilder *b, IrNode *n, int k, IrNode *g)
+{
+    IrNode *x = n->args[k];
+    const int *a = n->attr;
+    switch (n->op) {
+    case IR_RESHAPE: return ir_reshape(b, g, x->shape);
+    case IR_IM2COL: return ir_col2im(b, g, x->shape, a[0], a[1], a[2], a[3]);
+    case IR_COL2IM: return ir_im2col(b, g, a[0], a[1], a[2], a[3]);
+    case IR_AVGPOOL: return ir_avg_pool_t(b, g, x->shape, a[0], a[1], a[2]);
+    case IR_AVGPOOL_T: return ir_avg_pool(b, g, a[0], a[1], a[2]);
+    case IR_MAXPOOL: return k == 0 ? NULL : ir_max_pool_t(b, n->args[0], g, a[0], a[1], a[2]);
+    case IR_MAXPOOL_T: return k == 0 ? NULL : ir_max_pool(b, n->args[0], g, a[0], a[1], a[2]);
+    case IR_SUMAXIS: return ir_broadcast_axis(b, g, a[0], ir_shape_dim(x->shape, a[0]));
+    case IR_BROADCAST: return ir_sum_axis(b, g, a[0]);
+    default: return NULL;
+    }
+}
+
 static IrNode *diff_rule(IrBuilder *b, IrNode *n, int k, IrNode *g)
 {
     IrNode *x = n->args[k], *c;
@@ -184,7 +206,7 @@ static IrNode *diff_rule(IrBuilder *b, IrNode *n, int k, IrNode *g)
     case IR_PAD: return ir_slice(b, g, n->attr[0], n->attr[1], x->shape);
     case IR_CONCAT: return rule_concat(b, n, k, g);
     case IR_STACK: return matrix_row(b, g, k);
-    default: return NULL;
+    default: return rule_tensor(b, n, k, g);
     }
 }
 

@@ -7,6 +7,7 @@
  * Also the operands-first node order (ir_topo_order) that the planner, eval,
  * diff and the dump walk in. */
 #include "ir.h"
+#include "ir_internal.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -27,8 +28,6 @@ struct IrBuilder {
 };
 
 enum { IR_FIRST_BUCKETS = 256 };
-
-#define IR_FAIL(...) INTERNAL_ERROR(__VA_ARGS__)
 
 /* ---- op tables (from ir_ops.def) ---- */
 
@@ -77,21 +76,56 @@ bool ir_op_is_call(IrOp op)
 
 IrShape ir_scalar_shape(void)
 {
-    return (IrShape){0, 1, 1};
+    return (IrShape){.rank = 0, .rows = 1, .cols = 1};
 }
 
 IrShape ir_vector_shape(int n)
 {
     if (n < 1 || n > IR_MAX_ELEMENTS)
         IR_FAIL("vector of length %d", n);
-    return (IrShape){1, n, 1};
+    return (IrShape){.rank = 1, .rows = n, .cols = 1};
 }
 
 IrShape ir_matrix_shape(int m, int n)
 {
     if (m < 1 || n < 1 || (int64_t)m * n > IR_MAX_ELEMENTS)
         IR_FAIL("matrix of shape [%d, %d]", m, n);
-    return (IrShape){2, m, n};
+    return (IrShape){.rank = 2, .rows = m, .cols = n};
+}
+
+IrShape ir_tensor_shape(int rank, const int *dims)
+{
+    if (rank == 0)
+        return ir_scalar_shape();
+    if (rank == 1)
+        return ir_vector_shape(dims[0]);
+    if (rank == 2)
+        return ir_matrix_shape(dims[0], dims[1]);
+    if (rank > IR_MAX_RANK)
+        IR_FAIL("a shape of rank %d", rank);
+    IrShape s = {.rank = rank, .rows = dims[0], .cols = 1};
+    int64_t size = dims[0];
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 1)
+            IR_FAIL("dimension %d of a rank-%d shape is %d", i, rank, dims[i]);
+        s.dim[i] = dims[i];
+        if (i > 0)
+            size *= dims[i];
+        if (size > IR_MAX_ELEMENTS)
+            IR_FAIL("a rank-%d shape of more than %d elements", rank, IR_MAX_ELEMENTS);
+        if (i > 0)
+            s.cols *= dims[i];
+    }
+    return s;
+}
+
+int ir_shape_dim(IrShape s, int i)
+{
+    if (i < 0 || i >= s.rank)
+        IR_FAIL("dimension %d of a rank-%d shape", i, s.rank);
+    if (s.rank >= 3)
+        return s.dim[i];
+    return i == 0 ? s.rows : s.cols;
 }
 
 int ir_shape_size(IrShape s)
@@ -101,17 +135,25 @@ int ir_shape_size(IrShape s)
 
 bool ir_shape_eq(IrShape a, IrShape b)
 {
-    return a.rank == b.rank && a.rows == b.rows && a.cols == b.cols;
+    if (a.rank != b.rank || a.rows != b.rows || a.cols != b.cols)
+        return false;
+    for (int i = 1; a.rank >= 3 && i < a.rank; i++)
+        if (a.dim[i] != b.dim[i])
+            return false;
+    return true;
 }
 
 const char *ir_shape_str(IrShape s, char *buf)
 {
-    if (s.rank == 0)
+    if (s.rank == 0) {
         snprintf(buf, 32, "scalar");
-    else if (s.rank == 1)
-        snprintf(buf, 32, "[%d]", s.rows);
-    else
-        snprintf(buf, 32, "[%d, %d]", s.rows, s.cols);
+        return buf;
+    }
+    int at = snprintf(buf, 32, "[%d", ir_shape_dim(s, 0));
+    for (int i = 1; i < s.rank && at < 32; i++)
+        at += snprintf(buf + at, 32 - (size_t)at, ", %d", ir_shape_dim(s, i));
+    if (at < 31)
+        snprintf(buf + at, 32 - (size_t)at, "]");
     return buf;
 }
 
@@ -186,6 +228,9 @@ static uint64_t node_hash(const IrNode *k)
     h = mix(h, (uint64_t)k->shape.rank << 40 ^ (uint64_t)k->shape.rows << 20 ^ (uint64_t)k->shape.cols);
     h = mix(h, (uint64_t)(unsigned)k->slot << 32 ^ (uint64_t)(unsigned)k->offset);
     h = mix(h, (uint64_t)(unsigned)k->attr[0] << 32 ^ (uint64_t)(unsigned)k->attr[1]);
+    h = mix(h, (uint64_t)(unsigned)k->attr[2] << 32 ^ (uint64_t)(unsigned)k->attr[3]);
+    for (int i = 1; k->shape.rank >= 3 && i < k->shape.rank; i++)
+        h = mix(h, (uint64_t)(unsigned)k->shape.dim[i]);
     for (int i = 0; i < k->nargs; i++)
         h = mix(h, (uint64_t)k->args[i]->id);
     if (k->op == IR_CONST) {
@@ -204,8 +249,8 @@ static uint64_t node_hash(const IrNode *k)
 static bool node_eq(const IrNode *a, const IrNode *k)
 {
     if (a->hash != k->hash || a->op != k->op || !ir_shape_eq(a->shape, k->shape) ||
-        a->slot != k->slot || a->offset != k->offset || a->attr[0] != k->attr[0] ||
-        a->attr[1] != k->attr[1] || a->nargs != k->nargs)
+        a->slot != k->slot || a->offset != k->offset ||
+        memcmp(a->attr, k->attr, sizeof k->attr) != 0 || a->nargs != k->nargs)
         return false;
     if (k->nargs && memcmp(a->args, k->args, sizeof *k->args * (size_t)k->nargs) != 0)
         return false;
@@ -268,7 +313,7 @@ static IrNode *intern(IrBuilder *b, IrNode *k)
     return n;
 }
 
-static IrNode node_template(IrOp op, IrShape shape, int nargs, IrNode **args)
+IrNode ir_node_template(IrOp op, IrShape shape, int nargs, IrNode **args)
 {
     return (IrNode){.op = op, .shape = shape, .nargs = nargs, .args = args};
 }
@@ -277,7 +322,7 @@ static IrNode node_template(IrOp op, IrShape shape, int nargs, IrNode **args)
 
 IrNode *ir_const(IrBuilder *b, IrShape shape, const double *values)
 {
-    IrNode k = node_template(IR_CONST, shape, 0, NULL);
+    IrNode k = ir_node_template(IR_CONST, shape, 0, NULL);
     k.value = (double *)values; /* only read: intern copies it */
     return intern(b, &k);
 }
@@ -302,7 +347,7 @@ IrNode *ir_fill(IrBuilder *b, IrShape shape, double v)
 
 IrNode *ir_time(IrBuilder *b)
 {
-    IrNode k = node_template(IR_TIME, ir_scalar_shape(), 0, NULL);
+    IrNode k = ir_node_template(IR_TIME, ir_scalar_shape(), 0, NULL);
     return intern(b, &k);
 }
 
@@ -312,7 +357,7 @@ static IrNode *leaf_of(IrBuilder *b, IrOp op, int slot, int offset, IrShape shap
     if (slot < 0 || offset < 0)
         IR_FAIL("%s%s leaf with slot %d, offset %d", shared ? "shared " : "", ir_op_name(op),
                 slot, offset);
-    IrNode k = node_template(op, shape, 0, NULL);
+    IrNode k = ir_node_template(op, shape, 0, NULL);
     k.slot = slot;
     k.offset = offset;
     k.attr[0] = shared;
@@ -418,7 +463,7 @@ static IrNode *fold(IrBuilder *b, const IrNode *k)
     return n;
 }
 
-static IrNode *finish(IrBuilder *b, IrNode *k)
+IrNode *ir_finish(IrBuilder *b, IrNode *k)
 {
     bool all_const = k->nargs > 0;
     for (int i = 0; i < k->nargs && all_const; i++)
@@ -457,8 +502,8 @@ IrNode *ir_unary(IrBuilder *b, IrOp op, IrNode *x)
     if (op == IR_NEG && x->op == IR_NEG)
         return x->args[0];
     IrNode *args[1] = {x};
-    IrNode k = node_template(op, x->shape, 1, args);
-    return finish(b, &k);
+    IrNode k = ir_node_template(op, x->shape, 1, args);
+    return ir_finish(b, &k);
 }
 
 /* Equal shapes, or scalars that broadcast to the other operands' shape. */
@@ -668,7 +713,7 @@ IrNode *ir_binary(IrBuilder *b, IrOp op, IrNode *x, IrNode *y)
         args[0] = y;
         args[1] = x;
     }
-    IrNode k = node_template(op, s, 2, args);
+    IrNode k = ir_node_template(op, s, 2, args);
     if (all_const(2, args))
         return fold(b, &k);
     IrNode *r = simplify_binary(b, op, args[0], args[1], s);
@@ -696,7 +741,7 @@ IrNode *ir_where(IrBuilder *b, IrNode *c, IrNode *x, IrNode *y)
 {
     IrNode *args[3] = {c, x, y};
     IrShape s = broadcast(3, args, IR_WHERE);
-    IrNode k = node_template(IR_WHERE, s, 3, args);
+    IrNode k = ir_node_template(IR_WHERE, s, 3, args);
     if (all_const(3, args))
         return fold(b, &k);
     IrNode *r = NULL;
@@ -781,7 +826,7 @@ IrNode *ir_matmul(IrBuilder *b, IrNode *x, IrNode *y)
     check_arg(x, "matmul");
     check_arg(y, "matmul");
     IrNode *args[2] = {x, y};
-    IrNode k = node_template(IR_MATMUL, matmul_shape(x->shape, y->shape), 2, args);
+    IrNode k = ir_node_template(IR_MATMUL, matmul_shape(x->shape, y->shape), 2, args);
     if (all_const(2, args))
         return fold(b, &k);
     if (ir_is_const_value(x, 0) || ir_is_const_value(y, 0))
@@ -800,8 +845,8 @@ IrNode *ir_transpose(IrBuilder *b, IrNode *x)
     if (x->op == IR_TRANSPOSE)
         return x->args[0];
     IrNode *args[1] = {x};
-    IrNode k = node_template(IR_TRANSPOSE, ir_matrix_shape(x->shape.cols, x->shape.rows), 1, args);
-    return finish(b, &k);
+    IrNode k = ir_node_template(IR_TRANSPOSE, ir_matrix_shape(x->shape.cols, x->shape.rows), 1, args);
+    return ir_finish(b, &k);
 }
 
 IrNode *ir_outer(IrBuilder *b, IrNode *x, IrNode *y)
@@ -813,7 +858,7 @@ IrNode *ir_outer(IrBuilder *b, IrNode *x, IrNode *y)
         IR_FAIL("outer of shapes %s and %s", ir_shape_str(x->shape, b1), ir_shape_str(y->shape, b2));
     }
     IrNode *args[2] = {x, y};
-    IrNode k = node_template(IR_OUTER, ir_matrix_shape(x->shape.rows, y->shape.rows), 2, args);
+    IrNode k = ir_node_template(IR_OUTER, ir_matrix_shape(x->shape.rows, y->shape.rows), 2, args);
     if (all_const(2, args))
         return fold(b, &k);
     if (ir_is_const_value(x, 0) || ir_is_const_value(y, 0))
@@ -829,8 +874,8 @@ IrNode *ir_sum(IrBuilder *b, IrNode *x)
     if (x->op == IR_NEG)
         return ir_neg(b, ir_sum(b, x->args[0]));
     IrNode *args[1] = {x};
-    IrNode k = node_template(IR_SUM, ir_scalar_shape(), 1, args);
-    return finish(b, &k);
+    IrNode k = ir_node_template(IR_SUM, ir_scalar_shape(), 1, args);
+    return ir_finish(b, &k);
 }
 
 /* The largest element and its index: a scalar is its own maximum, at 0. */
@@ -840,8 +885,8 @@ IrNode *ir_reduce_max(IrBuilder *b, IrNode *x)
     if (x->shape.rank == 0)
         return x;
     IrNode *args[1] = {x};
-    IrNode k = node_template(IR_MAXR, ir_scalar_shape(), 1, args);
-    return finish(b, &k);
+    IrNode k = ir_node_template(IR_MAXR, ir_scalar_shape(), 1, args);
+    return ir_finish(b, &k);
 }
 
 IrNode *ir_argmax(IrBuilder *b, IrNode *x)
@@ -850,8 +895,8 @@ IrNode *ir_argmax(IrBuilder *b, IrNode *x)
     if (x->shape.rank == 0)
         return ir_scalar(b, 0);
     IrNode *args[1] = {x};
-    IrNode k = node_template(IR_ARGMAX, ir_scalar_shape(), 1, args);
-    return finish(b, &k);
+    IrNode k = ir_node_template(IR_ARGMAX, ir_scalar_shape(), 1, args);
+    return ir_finish(b, &k);
 }
 
 /* ---- slices, concatenation, stacking ---- */
@@ -962,10 +1007,10 @@ IrNode *ir_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape)
     if (r)
         return r;
     IrNode *args[1] = {x};
-    IrNode k = node_template(IR_SLICE, shape, 1, args);
+    IrNode k = ir_node_template(IR_SLICE, shape, 1, args);
     k.attr[0] = row0;
     k.attr[1] = col0;
-    return finish(b, &k);
+    return ir_finish(b, &k);
 }
 
 /* The operand must fit inside `shape` at (row0, col0) exactly as a slice of
@@ -973,7 +1018,7 @@ IrNode *ir_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape)
 IrNode *ir_pad(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape)
 {
     check_arg(x, "pad");
-    IrNode frame = node_template(IR_PAD, shape, 0, NULL);
+    IrNode frame = ir_node_template(IR_PAD, shape, 0, NULL);
     check_slice(&frame, row0, col0, x->shape);
     if (row0 == 0 && col0 == 0 && ir_shape_eq(x->shape, shape))
         return x;
@@ -984,10 +1029,10 @@ IrNode *ir_pad(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape)
     if (x->op == IR_NEG) /* negations move outwards, where sums absorb them */
         return ir_neg(b, ir_pad(b, x->args[0], row0, col0, shape));
     IrNode *args[1] = {x};
-    IrNode k = node_template(IR_PAD, shape, 1, args);
+    IrNode k = ir_node_template(IR_PAD, shape, 1, args);
     k.attr[0] = row0;
     k.attr[1] = col0;
-    return finish(b, &k);
+    return ir_finish(b, &k);
 }
 
 IrNode *ir_element(IrBuilder *b, IrNode *x, int row, int col)
@@ -1068,8 +1113,8 @@ IrNode *ir_concat(IrBuilder *b, int n, IrNode **args)
     }
     for (int i = 0; i < m; i++)
         len += flat[i]->shape.rows;
-    IrNode k = node_template(IR_CONCAT, ir_vector_shape(len), m, flat);
-    IrNode *r = finish(b, &k);
+    IrNode k = ir_node_template(IR_CONCAT, ir_vector_shape(len), m, flat);
+    IrNode *r = ir_finish(b, &k);
     free(flat);
     return r;
 }
@@ -1089,8 +1134,8 @@ IrNode *ir_stack(IrBuilder *b, int n, IrNode **args)
     }
     if (args[0]->shape.rank == 0)
         return ir_concat(b, n, args);
-    IrNode k = node_template(IR_STACK, ir_matrix_shape(n, args[0]->shape.rows), n, args);
-    return finish(b, &k);
+    IrNode k = ir_node_template(IR_STACK, ir_matrix_shape(n, args[0]->shape.rows), n, args);
+    return ir_finish(b, &k);
 }
 
 /* ---- topological order ---- */
@@ -1156,6 +1201,16 @@ static IrNode *rebuild_node(IrBuilder *b, const IrNode *n, IrNode **x)
     case IR_PAD: return ir_pad(b, x[0], n->attr[0], n->attr[1], n->shape);
     case IR_CONCAT: return ir_concat(b, n->nargs, x);
     case IR_STACK: return ir_stack(b, n->nargs, x);
+    case IR_RESHAPE: return ir_reshape(b, x[0], n->shape);
+    case IR_IM2COL: return ir_im2col(b, x[0], n->attr[0], n->attr[1], n->attr[2], n->attr[3]);
+    case IR_COL2IM:
+        return ir_col2im(b, x[0], n->shape, n->attr[0], n->attr[1], n->attr[2], n->attr[3]);
+    case IR_AVGPOOL: return ir_avg_pool(b, x[0], n->attr[0], n->attr[1], n->attr[2]);
+    case IR_AVGPOOL_T: return ir_avg_pool_t(b, x[0], n->shape, n->attr[0], n->attr[1], n->attr[2]);
+    case IR_MAXPOOL: return ir_max_pool(b, x[0], x[1], n->attr[0], n->attr[1], n->attr[2]);
+    case IR_MAXPOOL_T: return ir_max_pool_t(b, x[0], x[1], n->attr[0], n->attr[1], n->attr[2]);
+    case IR_SUMAXIS: return ir_sum_axis(b, x[0], n->attr[0]);
+    case IR_BROADCAST: return ir_broadcast_axis(b, x[0], n->attr[0], ir_shape_dim(n->shape, n->attr[0]));
     default: break;
     }
     switch (ir_op_class(n->op)) {

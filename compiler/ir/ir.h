@@ -3,8 +3,10 @@
  * once and shared: CSE for free. Constructors simplify as they build (constant
  * folding, x*1, x+0, x*0, --x ...), so every later pass sees simplified IR.
  *
- * Shapes are static: rank 0 (scalar), 1 (vector [rows]) or 2 (matrix [rows, cols]),
- * data row-major. Constructors assume valid shapes: sema checks them and reports
+ * Shapes are static: rank 0 (scalar), 1 (vector [rows]), 2 (matrix [rows, cols]),
+ * or 3 and 4 (tensors: an image [C, H, W], a filter bank [Cout, Cin, kh, kw]), data
+ * row-major. A tensor is also a matrix of its first dimension by the product of the
+ * rest (rows, cols), so elementwise ops, sums and copies treat every rank alike. Constructors assume valid shapes: sema checks them and reports
  * errors with locations before building; a violated assumption is an internal
  * error, not a user error. */
 #ifndef NODEC_IR_H
@@ -26,9 +28,13 @@ typedef enum IrOp {
 
 typedef enum IrOpClass { IR_LEAF, IR_UNARY, IR_BINARY, IR_OTHER } IrOpClass;
 
+enum { IR_MAX_RANK = 4 };
+
 typedef struct IrShape {
-    int rank;       /* 0, 1 or 2 */
-    int rows, cols; /* scalar 1x1; vector [n] is n x 1; matrix [m,n] is m x n */
+    int rank;       /* 0 .. IR_MAX_RANK */
+    int rows, cols; /* scalar 1x1; vector [n] is n x 1; matrix [m,n] is m x n; a tensor
+                       [d0, d1, ...] is d0 x (d1 * ...) */
+    int dim[IR_MAX_RANK]; /* rank >= 3: every dimension (read any rank's with ir_shape_dim) */
 } IrShape;
 
 /* Node flags. */
@@ -46,7 +52,9 @@ typedef struct IrNode {
     struct IrNode **args;
     double *value;       /* IR_CONST: shape size values */
     int slot, offset;    /* IR_STATE, IR_PARAM */
-    int attr[2];         /* IR_SLICE: first row, first col */
+    int attr[4];         /* IR_SLICE, IR_PAD: first row, first col; the window ops
+                            (IM2COL ... MAXPOOL_T): kh, kw, stride, pad; SUMAXIS,
+                            BROADCAST: the axis */
     uint64_t hash;
     struct IrNode *next_in_bucket;
 } IrNode;
@@ -69,9 +77,12 @@ enum { IR_MAX_ELEMENTS = 1 << 28 };
 IrShape ir_scalar_shape(void);
 IrShape ir_vector_shape(int n);
 IrShape ir_matrix_shape(int m, int n);
+/* Any rank from its dimensions: rank <= 2 gives the scalar, vector and matrix shapes. */
+IrShape ir_tensor_shape(int rank, const int *dims);
+int ir_shape_dim(IrShape s, int i); /* dimension i < rank */
 int ir_shape_size(IrShape s);
 bool ir_shape_eq(IrShape a, IrShape b);
-/* "scalar", "[3]", "[2, 2]" into buf (at least 32 bytes); returns buf */
+/* "scalar", "[3]", "[2, 2]", "[16, 8, 8]" into buf (at least 32 bytes); returns buf */
 const char *ir_shape_str(IrShape s, char *buf);
 
 /* Leaves */
@@ -104,6 +115,23 @@ IrNode *ir_slice(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape);
 IrNode *ir_pad(IrBuilder *b, IrNode *x, int row0, int col0, IrShape shape);
 IrNode *ir_concat(IrBuilder *b, int n, IrNode **args);
 IrNode *ir_stack(IrBuilder *b, int n, IrNode **args);
+
+/* Tensor ops (ir_tensor.c; docs/language.md, "Tensors"). A window is kh x kw at
+ * stride, over an image zero-padded by pad on every side: an [H, W] plane has
+ * Ho = (H + 2 pad - kh) / stride + 1 rows of windows (rounded down), Wo likewise. */
+IrNode *ir_reshape(IrBuilder *b, IrNode *x, IrShape shape); /* the same elements, row-major */
+IrNode *ir_im2col(IrBuilder *b, IrNode *x, int kh, int kw, int stride, int pad);
+IrNode *ir_col2im(IrBuilder *b, IrNode *cols, IrShape image, int kh, int kw, int stride, int pad);
+IrNode *ir_avg_pool(IrBuilder *b, IrNode *x, int kh, int kw, int stride);
+IrNode *ir_avg_pool_t(IrBuilder *b, IrNode *g, IrShape image, int kh, int kw, int stride);
+IrNode *ir_max_pool(IrBuilder *b, IrNode *x, IrNode *u, int kh, int kw, int stride);
+IrNode *ir_max_pool_t(IrBuilder *b, IrNode *x, IrNode *v, int kh, int kw, int stride);
+IrNode *ir_sum_axis(IrBuilder *b, IrNode *x, int axis);
+IrNode *ir_broadcast_axis(IrBuilder *b, IrNode *x, int axis, int n);
+/* The output plane of a window op: Ho, Wo as above (0 when no window fits). */
+int ir_window_count(int size, int k, int stride, int pad);
+/* A SUMAXIS operand's (or a BROADCAST result's) layout as [outer, n, inner] around axis. */
+void ir_axis_split(IrShape s, int axis, int *outer, int *n, int *inner);
 
 /* Helpers built from the above */
 IrNode *ir_add(IrBuilder *b, IrNode *x, IrNode *y);

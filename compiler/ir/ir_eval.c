@@ -4,6 +4,7 @@
  * initial values, and its kernel ir_eval_op is what the builder folds constants
  * with. Not a hot path: clarity over speed, scratch memory per call. */
 #include "ir.h"
+#include "ir_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -208,6 +209,17 @@ void ir_eval_op(const IrNode *n, const double *const *a, double *out)
     case IR_CONCAT:
     case IR_STACK:
         eval_join(n, a, out);
+        break;
+    case IR_RESHAPE:
+    case IR_IM2COL:
+    case IR_COL2IM:
+    case IR_AVGPOOL:
+    case IR_AVGPOOL_T:
+    case IR_MAXPOOL:
+    case IR_MAXPOOL_T:
+    case IR_SUMAXIS:
+    case IR_BROADCAST:
+        ir_eval_tensor_op(n, a, out);
         break;
     default:
         if (ir_op_class(n->op) != IR_UNARY && ir_op_class(n->op) != IR_BINARY)

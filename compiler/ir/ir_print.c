@@ -209,6 +209,35 @@ static void print_call(FILE *out, const char *name, const IrNode *n, const Pr *p
     fputc(')', out);
 }
 
+/* A tensor op's attributes after its operands, for the reader: the window
+ * ("3x3, stride 1, pad 1"), the axis, or the shape a reshape gives. */
+static void print_tensor_attrs(FILE *out, const IrNode *n)
+{
+    char buf[32];
+    if (n->op == IR_RESHAPE)
+        fprintf(out, ", %s", ir_shape_str(n->shape, buf));
+    else if (n->op == IR_SUMAXIS || n->op == IR_BROADCAST)
+        fprintf(out, ", axis %d", n->attr[0]);
+    else
+        fprintf(out, ", %dx%d, stride %d, pad %d", n->attr[0], n->attr[1], n->attr[2], n->attr[3]);
+}
+
+static bool is_tensor_op(IrOp op)
+{
+    return op >= IR_RESHAPE && op <= IR_BROADCAST;
+}
+
+static void print_tensor_call(FILE *out, const IrNode *n, const Pr *p)
+{
+    fprintf(out, "%s(", ir_op_name(n->op));
+    for (int i = 0; i < n->nargs; i++) {
+        fputs(i ? ", " : "", out);
+        print_prec(out, n->args[i], p, PREC_CMP);
+    }
+    print_tensor_attrs(out, n);
+    fputc(')', out);
+}
+
 /* Whether n prints as a bracketed vector literal, so a stack of such rows
  * reads as the matrix literal [[a, b], [c, d]]. */
 static bool prints_bracketed(const IrNode *n)
@@ -281,7 +310,9 @@ static void print_body(FILE *out, const IrNode *n, const Pr *p, int prec)
         print_infix(out, n, p, prec);
         break;
     default:
-        if (ir_op_class(n->op) == IR_BINARY && !ir_op_is_call(n->op))
+        if (is_tensor_op(n->op))
+            print_tensor_call(out, n, p);
+        else if (ir_op_class(n->op) == IR_BINARY && !ir_op_is_call(n->op))
             print_infix(out, n, p, prec);
         else
             print_call(out, op_syms[n->op], n, p); /* max(x) for MAXR */
@@ -485,6 +516,8 @@ static void dump_node(FILE *out, const IrNode *n, const IrModel *m)
     } else {
         fprintf(out, "%s ", ir_op_name(n->op));
         dump_args(out, n, ", ");
+        if (is_tensor_op(n->op))
+            print_tensor_attrs(out, n);
     }
     fprintf(out, "  : %s\n", ir_shape_str(n->shape, buf));
 }
