@@ -27,10 +27,13 @@ double params_draw(NdRandom *rng, IrInitKind kind, double a, double b)
 }
 
 /* Glorot/Xavier uniform: fan-in is a matrix's columns, fan-out its rows (a vector
- * counts as one column). */
+ * counts as one column); a filter bank [Cout, Cin, kh, kw] has fan-in Cin kh kw and
+ * fan-out Cout kh kw (PyTorch's xavier_uniform_). */
 static double glorot_limit(IrShape s)
 {
-    double fan_out = s.rows, fan_in = s.rank == 2 ? s.cols : 1;
+    double fan_out = s.rows, fan_in = s.rank >= 2 ? s.cols : 1;
+    if (s.rank == 4)
+        fan_out *= (double)s.dim[2] * s.dim[3];
     return sqrt(6.0 / (fan_in + fan_out));
 }
 

@@ -225,24 +225,30 @@ static int sema_dims(Sema *S, Scope *sc, const Ast *decl, const char *name, IrSh
 {
     const AstList *dims = &decl->list;
     *shape = ir_scalar_shape();
-    if (dims->n > 2) {
-        diag_error(S->diag, dims->items[2]->loc,
-                   "'%s' has %d dimensions; values are scalars, vectors or matrices (at most 2)",
-                   decl->name, dims->n);
+    if (dims->n > IR_MAX_RANK) {
+        diag_error(S->diag, dims->items[IR_MAX_RANK]->loc,
+                   "'%s' has %d dimensions; values have at most %d (an image [C, H, W], a filter "
+                   "bank [Cout, Cin, kh, kw])",
+                   decl->name, dims->n, IR_MAX_RANK);
         return 0;
     }
-    int d[2] = {1, 1};
+    int d[IR_MAX_RANK] = {1, 1, 1, 1};
     for (int i = 0; i < dims->n; i++)
         if (!sema_const_int(S, sc, dims->items[i], "a dimension", 1, IR_MAX_ELEMENTS, &d[i]))
             return 0;
     char what[300];
     snprintf(what, sizeof what, "%s '%s'", decl_kind(decl), name);
-    if (!sema_size_ok(S, decl->name_loc, what, (IrShape){dims->n, d[0], d[1]}))
+    int64_t size = (int64_t)d[0] * d[1] * d[2] * d[3];
+    if (dims->n <= 2 && !sema_size_ok(S, decl->name_loc, what,
+                                      (IrShape){.rank = dims->n, .rows = d[0], .cols = d[1]}))
         return 0;
-    if (dims->n == 1)
-        *shape = ir_vector_shape(d[0]);
-    else if (dims->n == 2)
-        *shape = ir_matrix_shape(d[0], d[1]);
+    if (dims->n > 2 && size > IR_MAX_ELEMENTS) {
+        diag_error(S->diag, decl->name_loc, "%s has %lld elements, more than the limit of %d", what,
+                   (long long)size, IR_MAX_ELEMENTS);
+        return 0;
+    }
+    if (dims->n > 0)
+        *shape = ir_tensor_shape(dims->n, d);
     return 1;
 }
 
@@ -372,9 +378,10 @@ static void param_dist(Sema *S, Scope *sc, const Ast *dist, IrVar *v)
         return;
     }
     if (!two) {
-        if (v->shape.rank != 2)
+        if (v->shape.rank != 2 && v->shape.rank != 4)
             diag_error(S->diag, dist->loc,
-                       "glorot needs a matrix parameter [fan_out, fan_in]; use normal or uniform here");
+                       "glorot needs a matrix parameter [fan_out, fan_in] or a filter bank [Cout, "
+                       "Cin, kh, kw]; use normal or uniform here");
         v->init_kind = IR_INIT_GLOROT;
         return;
     }
@@ -838,6 +845,19 @@ IrModel *sema_find_model(const SemaProgram *p, const char *name)
     return NULL;
 }
 
+void sema_element_name(char *buf, size_t len, const char *name, IrShape s, int k)
+{
+    int idx[IR_MAX_RANK];
+    for (int i = s.rank - 1; i >= 0; i--) {
+        idx[i] = k % ir_shape_dim(s, i);
+        k /= ir_shape_dim(s, i);
+    }
+    int at = snprintf(buf, len, "%s", name);
+    for (int i = 0; i < s.rank && at >= 0 && (size_t)at < len; i++)
+        at += snprintf(buf + at, len - (size_t)at, "%s%d%s", i ? "," : "[", idx[i],
+                       i == s.rank - 1 ? "]" : "");
+}
+
 const char **sema_state_columns(Arena *arena, const IrModel *m)
 {
     const char **cols = arena_alloc(arena, sizeof(char *) * (size_t)(m->ny + 1));
@@ -845,16 +865,10 @@ const char **sema_state_columns(Arena *arena, const IrModel *m)
     int k = 0;
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
-        for (int r = 0; r < v->shape.rows; r++)
-            for (int c = 0; c < v->shape.cols; c++) {
-                if (v->shape.rank == 0)
-                    snprintf(buf, sizeof buf, "%s", v->name);
-                else if (v->shape.rank == 1)
-                    snprintf(buf, sizeof buf, "%s[%d]", v->name, r);
-                else
-                    snprintf(buf, sizeof buf, "%s[%d,%d]", v->name, r, c);
-                cols[k++] = arena_strndup(arena, buf, strlen(buf));
-            }
+        for (int e = 0; e < ir_shape_size(v->shape); e++) {
+            sema_element_name(buf, sizeof buf, v->name, v->shape, e);
+            cols[k++] = arena_strndup(arena, buf, strlen(buf));
+        }
     }
     return cols;
 }

@@ -7,6 +7,7 @@
 #define NODEC_SEMA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ast.h"
@@ -258,5 +259,8 @@ void sema_share_states(SemaProgram *prog, Arena *arena, IrBuilder *ir);
 /* The CSV column names of a model's state elements ("x", "y[0]", "W[0,1]"),
  * ny of them, arena-allocated. */
 const char **sema_state_columns(Arena *arena, const IrModel *m);
+/* Element k (row-major) of a value of shape s named name, as a CSV column names it:
+ * "x", "y[3]", "W[0,1]", "h[2,0,5]". */
+void sema_element_name(char *buf, size_t len, const char *name, IrShape s, int k);
 
 #endif

@@ -313,6 +313,13 @@ static Val lower_matmul(Sema *S, const Ast *e, IrNode *x, IrNode *y)
 {
     char bx[32], by[32];
     IrShape a = x->shape, b = y->shape;
+    if (a.rank > 2 || b.rank > 2) {
+        diag_error(S->diag, e->loc,
+                   "shape mismatch in '@': %s @ %s ('@' needs vectors or matrices; reshape a tensor "
+                   "first, or use conv2d)",
+                   sema_shape(a, bx), sema_shape(b, by));
+        return val_err();
+    }
     if (a.rank == 0 || b.rank == 0) {
         diag_error(S->diag, e->loc,
                    "shape mismatch in '@': %s @ %s ('@' needs vectors or matrices; use '*' to scale)",
@@ -369,10 +376,20 @@ static Val lower_binary(Sema *S, Scope *sc, const Ast *e)
                    sema_shape(r.node->shape, br));
         return val_err();
     }
+    IrShape to;
+    if (!elementwise_ok(l.node->shape, r.node->shape) &&
+        sema_broadcast_shape(l.node->shape, r.node->shape, &to)) {
+        l.node = sema_broadcast_to(S, l.node, to);
+        r.node = sema_broadcast_to(S, r.node, to);
+    }
     if (!elementwise_ok(l.node->shape, r.node->shape)) {
         diag_error(S->diag, e->loc,
-                   "shape mismatch in '%s': %s %s %s (elementwise operands need equal shapes, or one scalar)",
-                   op, sema_shape(l.node->shape, bl), op, sema_shape(r.node->shape, br));
+                   "shape mismatch in '%s': %s %s %s (elementwise operands need equal shapes, or one "
+                   "scalar%s)",
+                   op, sema_shape(l.node->shape, bl), op, sema_shape(r.node->shape, br),
+                   l.node->shape.rank >= 3 || r.node->shape.rank >= 3
+                       ? ", or tensors of one rank whose dimensions are equal or 1"
+                       : "");
         return val_err();
     }
     return val_node(ir_binary(S->ir, binary_op(e->op), l.node, r.node));
@@ -492,6 +509,12 @@ static Val lower_index(Sema *S, Scope *sc, const Ast *e)
         diag_error(S->diag, e->loc, "a scalar cannot be indexed");
         return val_err();
     }
+    if (s.rank > 2) {
+        diag_error(S->diag, e->loc,
+                   "a tensor of shape %s cannot be indexed in this version: reshape it to a matrix "
+                   "or a vector first", bs);
+        return val_err();
+    }
     if (n > s.rank || n == 0) {
         diag_error(S->diag, e->loc, "a value of shape %s takes %s, got %d", bs,
                    s.rank == 1 ? "one index" : "one or two indices", n);
@@ -551,8 +574,8 @@ static const Builtin builtins[] = {
     {"log_softmax", 1, 1, "log_softmax(x)", BK_FUNCTION, IR_CONST, 0},
     {"logsumexp", 1, 1, "logsumexp(x)", BK_FUNCTION, IR_CONST, 0},
     {"cross_entropy", 2, 2, "cross_entropy(logits, target)", BK_FUNCTION, IR_CONST, 0},
-    {"sum", 1, 1, "sum(x)", BK_SUM, IR_SUM, 0},
-    {"mean", 1, 1, "mean(x)", BK_MEAN, IR_SUM, 0},
+    {"sum", 1, 2, "sum(x) or sum(x, axis)", BK_SUM, IR_SUM, 0},
+    {"mean", 1, 2, "mean(x) or mean(x, axis)", BK_MEAN, IR_SUM, 0},
     {"norm", 1, 1, "norm(x)", BK_NORM, IR_SUM, 0},
     {"dot", 2, 2, "dot(a, b)", BK_DOT, IR_MATMUL, 0},
     {"outer", 2, 2, "outer(a, b)", BK_OUTER, IR_OUTER, 0},
@@ -573,6 +596,7 @@ const char *const sema_builtin_names[] = {
     "mean", "norm", "dot", "outer", "transpose", "concat", "zeros", "ones", "eye", "linspace",
     "where", "div", "div_est", "t", "pi", "floor", "atan", "sinh", "cosh", "asinh", "erf", "min",
     "max", "clamp", "atan2", "argmax", "softmax", "log_softmax", "logsumexp", "cross_entropy",
+    "conv2d", "avg_pool", "max_pool", "group_norm", "instance_norm", "reshape", "flatten",
 };
 const int sema_n_builtins = sizeof sema_builtin_names / sizeof sema_builtin_names[0];
 
@@ -586,7 +610,7 @@ static const Builtin *builtin_find(const char *name)
 
 int sema_is_builtin(const char *name)
 {
-    return builtin_find(name) != NULL;
+    return builtin_find(name) != NULL || sema_is_conv_builtin(name);
 }
 
 /* Arguments of a call, already lowered, with where each was written. */
@@ -649,7 +673,7 @@ static Val builtin_concat(Sema *S, Args *a)
     for (int i = 0; i < a->n; i++) {
         xs[i] = a->v[i].node;
         len += xs[i]->shape.rows;
-        if (xs[i]->shape.rank == 2) {
+        if (xs[i]->shape.rank >= 2) {
             char bs[32];
             diag_error(S->diag, a->loc[i],
                        "shape mismatch in 'concat': argument %d is %s (concat joins scalars and vectors)",
@@ -740,6 +764,26 @@ static Val builtin_unary(Sema *S, const Builtin *b, Args *a)
     if (diff_has_no_derivative(b->op) && n->op == b->op)
         ir_set_origin(S->ir, n, a->whole);
     return val_node(n);
+}
+
+/* sum(x, axis), mean(x, axis): x without that axis, summed or averaged over it. */
+static Val builtin_reduce_axis(Sema *S, const Builtin *b, Args *a)
+{
+    IrNode *x = a->v[0].node, *c = sema_const_val(S, a->v[1], a->loc[1], "the axis");
+    if (!c)
+        return val_err();
+    double v = c->shape.rank == 0 ? c->value[0] : -1;
+    if (x->shape.rank == 0 || !(v == floor(v)) || v < 0 || v >= x->shape.rank) {
+        char bs[32];
+        diag_error(S->diag, a->loc[1], "the axis of '%s' must be an integer from 0 to %d for a value of shape %s",
+                   b->name, x->shape.rank - 1, sema_shape(x->shape, bs));
+        return val_err();
+    }
+    int axis = (int)v;
+    IrNode *r = ir_sum_axis(S->ir, x, axis);
+    if (b->kind == BK_MEAN)
+        r = ir_div(S->ir, r, ir_scalar(S->ir, ir_shape_dim(x->shape, axis)));
+    return val_node(r);
 }
 
 static Val builtin_reduce(Sema *S, const Builtin *b, IrNode *x)
@@ -1027,7 +1071,8 @@ static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
         FnArgs f = fn_args(S, a);
         return sema_function(S, b->name, &f);
     }
-    case BK_SUM: case BK_MEAN: case BK_NORM: return builtin_reduce(S, b, a->v[0].node);
+    case BK_SUM: case BK_MEAN: case BK_NORM:
+        return a->n == 2 ? builtin_reduce_axis(S, b, a) : builtin_reduce(S, b, a->v[0].node);
     case BK_DOT: case BK_OUTER: return builtin_dot_outer(S, b, a);
     case BK_TRANSPOSE: return builtin_transpose(S, a);
     case BK_CONCAT: return builtin_concat(S, a);
@@ -1043,8 +1088,29 @@ static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
     return val_err();
 }
 
+static Val call_conv(Sema *S, const char *name, Args *a, const char **key)
+{
+    ConvArgs c = {name, a->n, arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(a->n + 1)),
+                  key, a->loc, a->whole};
+    if (!key)
+        c.key = arena_alloc(S->arena, sizeof(char *) * (size_t)(a->n + 1));
+    for (int i = 0; i < a->n; i++) {
+        if (a->v[i].kind == V_ERR)
+            return val_err();
+        if (a->v[i].kind != V_NODE) {
+            diag_error(S->diag, a->loc[i], "argument %d of '%s' must be a value, not a function", i + 1,
+                       name);
+            return val_err();
+        }
+        c.x[i] = a->v[i].node;
+    }
+    return sema_conv_builtin(S, &c);
+}
+
 static Val call_builtin(Sema *S, const char *name, Args *a)
 {
+    if (sema_is_conv_builtin(name))
+        return call_conv(S, name, a, NULL);
     const Builtin *b = builtin_find(name);
     if (a->n < b->min || (b->max >= 0 && a->n > b->max)) {
         diag_error(S->diag, a->whole, "wrong number of arguments to '%s': expected %s, got %d", name,
@@ -1290,8 +1356,9 @@ static Val call_value(Sema *S, Val f, Args *a, const char *name)
     return val_err();
 }
 
-/* Lowers a call's arguments; named arguments belong to directives only. */
-static int lower_args(Sema *S, Scope *sc, const Ast *e, Args *a)
+/* Lowers a call's arguments; named arguments belong to directives only, and to the
+ * image builtins (key non-NULL: their names go there). */
+static int lower_args(Sema *S, Scope *sc, const Ast *e, Args *a, const char **key)
 {
     int n = e->list.n, ok = 1;
     a->n = n;
@@ -1302,6 +1369,14 @@ static int lower_args(Sema *S, Scope *sc, const Ast *e, Args *a)
     for (int i = 0; i < n; i++) {
         const Ast *arg = e->list.items[i];
         a->loc[i] = arg->loc;
+        if (arg->kind == AST_ARG && key) {
+            key[i] = arg->name;
+            a->v[i] = sema_expr(S, sc, arg->a);
+            ok &= a->v[i].kind != V_ERR;
+            continue;
+        }
+        if (key)
+            key[i] = NULL;
         if (arg->kind == AST_ARG) {
             diag_error(S->diag, arg->loc,
                        "named argument '%s' is only allowed in directive calls such as rk4(h = 0.25)",
@@ -1345,7 +1420,13 @@ static Val lower_call(Sema *S, Scope *sc, const Ast *e)
     if (f.kind == V_BUILTIN && strcmp(e->name, "div_est") == 0)
         return lower_div_est(S, sc, e); /* its second argument names a noise, not a value */
     Args a;
-    if (!lower_args(S, sc, e, &a))
+    if (f.kind == V_BUILTIN && sema_is_conv_builtin(e->name)) {
+        const char **key = arena_alloc(S->arena, sizeof(char *) * (size_t)(e->list.n + 1));
+        if (!lower_args(S, sc, e, &a, key))
+            return val_err();
+        return call_conv(S, e->name, &a, key);
+    }
+    if (!lower_args(S, sc, e, &a, NULL))
         return val_err();
     return call_value(S, f, &a, e->name);
 }

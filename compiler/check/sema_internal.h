@@ -212,6 +212,23 @@ Val sema_function(Sema *S, const char *name, const FnArgs *a);
 /* Equal shapes, or scalars (where, min, max, clamp, atan2): the common one in *out. */
 int sema_common_shape(Sema *S, const char *name, const FnArgs *a, IrShape *out);
 
+/* ---- sema_conv.c: conv2d, avg_pool, max_pool, group_norm, instance_norm,
+ * reshape, flatten, and the broadcasting of same-rank tensors ---- */
+typedef struct ConvArgs {
+    const char *name;   /* the builtin */
+    int n;
+    IrNode **x;         /* the arguments' nodes */
+    const char **key;   /* NULL for a positional argument, else its name (`stride = 2`) */
+    const SrcLoc *loc;
+    SrcLoc whole;
+} ConvArgs;
+int sema_is_conv_builtin(const char *name);
+Val sema_conv_builtin(Sema *S, const ConvArgs *a);
+/* Two tensors of one rank (3 or 4) whose dimensions are equal or 1: the stretched
+ * shape in *out (0 when they do not broadcast). */
+int sema_broadcast_shape(IrShape a, IrShape b, IrShape *out);
+IrNode *sema_broadcast_to(Sema *S, IrNode *x, IrShape to);
+
 /* ---- sema_directive.c ---- */
 void sema_directives(Sema *S, const Ast *program, SemaProgram *out);
 /* Pieces of a solve shared with `data = simulate(...)` and `train`. */

@@ -347,8 +347,7 @@ names
 
 dims_opt
     : %empty                      { $$ = (AstList){0}; }
-    | '[' expr ']'                { $$ = list1(p, $2); }
-    | '[' expr ',' expr ']'       { $$ = list_add(p, list1(p, $2), $4); }
+    | '[' exprs ']'               { $$ = $2; } /* sema checks the rank (at most 4) */
     ;
 
 /* ---- model and net bodies ---- */

@@ -229,7 +229,7 @@ static bool is_tensor_op(IrOp op)
 
 static void print_tensor_call(FILE *out, const IrNode *n, const Pr *p)
 {
-    fprintf(out, "%s(", ir_op_name(n->op));
+    fprintf(out, "%s(", op_syms[n->op]);
     for (int i = 0; i < n->nargs; i++) {
         fputs(i ? ", " : "", out);
         print_prec(out, n->args[i], p, PREC_CMP);
