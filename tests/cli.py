@@ -205,6 +205,46 @@ with tempfile.TemporaryDirectory() as wd:
         if not ok:
             failures.append(f"{label} gradient")
 
+# --check-gradient through the image ops (issue 16): a small conv ODE-Net on a batch of
+# three 1x6x6 images (a strided conv in init, conv + group_norm + max_pool + avg_pool in
+# the right-hand side, a readout with cross_entropy), every parameter by each path against
+# central differences of the same loss.
+CONV_GRADIENT = """data imgs = csv("imgs.csv")
+model Net {
+  state h[2, 3, 3]
+  param K0[2, 1, 3, 3] ~ normal(0, 0.5)
+  param b0[2, 1, 1] ~ normal(0, 0.1)
+  param K1[2, 2, 3, 3] ~ normal(0, 0.3)
+  param g[2, 1, 1] ~ normal(1, 0.1)
+  param W[3, 2] ~ normal(0, 0.5)
+  dh/dt = tanh(g * group_norm(conv2d(K1, h, pad = 1), 1)) + 0.1 * avg_pool(max_pool(h, 2, stride = 1), 2)
+}
+train Net { data = imgs; init = { h = relu(conv2d(K0, imgs.x, stride = 2, pad = 1) + b0) }
+  t = [0, 1]; final_loss = cross_entropy(W @ sum(reshape(h, [2, 9]), 1), imgs.label)
+  solver = SOLVER; gradient = PATH; optimizer = sgd(lr = 1e-3); steps = 1 }
+"""
+with tempfile.TemporaryDirectory() as wd:
+    import random
+    rng = random.Random(3)
+    with open(os.path.join(wd, "imgs.csv"), "w") as f:
+        f.write("label," + ",".join(f"x[0,{i},{j}]" for i in range(6) for j in range(6)) + "\n")
+        for k in range(3):
+            f.write(f"{k}," + ",".join(f"{rng.uniform(0, 1):.6f}" for _ in range(36)) + "\n")
+    for path_name, solver in (("adjoint", "dopri5(rtol = 1e-11, atol = 1e-12)"),
+                              ("backprop", "rk4(h = 0.1)"), ("checkpoint", "rk4(h = 0.1)")):
+        src = os.path.join(wd, "net.node")
+        with open(src, "w") as f:
+            f.write(CONV_GRADIENT.replace("PATH", path_name).replace("SOLVER", solver))
+        p = run("run", src, "--check-gradient", "-q", cwd=wd)
+        label = f"conv net {path_name} {solver.split('(')[0]}"
+        expect(f"--check-gradient {label}", p, 0, err=f"{path_name} gradient against central differences")
+        errs = [float(e) for e in re.findall(r"relative error (\S+)", p.stderr)]
+        checks += 1
+        ok = len(errs) == 6 and max(errs) < 1e-6
+        print(("ok   " if ok else "FAIL ") + f"{label} gradient of every image op: {errs}")
+        if not ok:
+            failures.append(f"{label} gradient")
+
 # Each directive draws from its own stream of the seed: how long a train runs (how
 # many batches it draws) changes its parameters, not what a later solve samples.
 STREAMS = """option seed = 5
