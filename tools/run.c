@@ -67,12 +67,7 @@ void run_name_var_element(const IrVar *vars, int n, long i, const char *what, ch
         long size = ir_shape_size(v->shape), e = i - v->offset;
         if (e < 0 || e >= size)
             continue;
-        if (v->shape.rank == 0)
-            snprintf(buf, len, "%s", v->name);
-        else if (v->shape.rank == 1)
-            snprintf(buf, len, "%s[%ld]", v->name, e);
-        else
-            snprintf(buf, len, "%s[%ld,%ld]", v->name, e / v->shape.cols, e % v->shape.cols);
+        sema_element_name(buf, len, v->name, v->shape, (int)e);
         return;
     }
     snprintf(buf, len, "%s %ld", what, i);

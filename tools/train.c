@@ -700,8 +700,9 @@ static NdTensorSpec *model_param_specs(Arena *a, const IrModel *m)
     for (int j = 0; j < m->n_params; j++) {
         IrShape sh = m->params[j].shape;
         s[j] = (NdTensorSpec){.name = m->params[j].name, .offset = m->params[j].offset,
-                              .size = ir_shape_size(sh), .rank = sh.rank,
-                              .dims = {sh.rows, sh.cols}};
+                              .size = ir_shape_size(sh), .rank = sh.rank};
+        for (int d = 0; d < sh.rank; d++)
+            s[j].dims[d] = ir_shape_dim(sh, d);
     }
     return s;
 }

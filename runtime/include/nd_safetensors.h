@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 
-/* The rank of nodec's values is at most 2; the format allows any, and so does
+/* The rank of nodec's values is at most 4 (IR_MAX_RANK); the format allows any, and so does
  * the reader up to this bound. */
 #define ND_TENSOR_MAX_RANK 8
 
