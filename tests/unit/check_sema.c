@@ -557,6 +557,94 @@ START_TEST(test_several_errors_reported)
 }
 END_TEST
 
+/* Image builtins lowered by sema_conv.c, evaluated by ir_eval against direct
+ * loops written here: a same-rank broadcast that stretches both operands, sum and
+ * mean over axes, group_norm, and nn's Conv2d (stride 2, pad 1) with its bias. */
+START_TEST(test_tensor_broadcast_and_axes)
+{
+    SemaProgram *p = compile("model M {\n"
+                                "  state h[2, 4, 3]\n"
+                                "  const A[2, 1, 3] = reshape([1, 2, 3, 4, 5, 6], [2, 1, 3])\n"
+                                "  const C[1, 4, 1] = reshape([10, 20, 30, 40], [1, 4, 1])\n"
+                                "  dh/dt = h * sum(h, 1) / 100 + A * C - mean(h, 2) / 10\n"
+                                "}\n");
+    ck_assert_ptr_null(p); /* sum(h, 1) is [2, 3] and mean(h, 2) [2, 4]: neither broadcasts */
+    harness_free(C);
+    C = NULL;
+    p = compile_ok("model M {\n"
+                   "  state h[2, 4, 3]\n"
+                   "  const A[2, 1, 3] = reshape([1, 2, 3, 4, 5, 6], [2, 1, 3])\n"
+                   "  const C[1, 4, 1] = reshape([10, 20, 30, 40], [1, 4, 1])\n"
+                   "  dh/dt = h * reshape(sum(h, 1), [2, 1, 3]) + A * C - reshape(mean(h, 2), [2, 4, 1])\n"
+                   "}\n");
+    IrModel *m = sema_find_model(p, "M");
+    ck_assert_ptr_nonnull(m);
+    double y[24], out[24], want[24];
+    for (int i = 0; i < 24; i++)
+        y[i] = 0.1 * i - 1;
+    eval_rhs(m, 0, y, NULL, out);
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 3; j++) {
+                double col = 0, row = 0;
+                for (int k = 0; k < 4; k++)
+                    col += y[(c * 4 + k) * 3 + j];
+                for (int k = 0; k < 3; k++)
+                    row += y[(c * 4 + i) * 3 + k];
+                want[(c * 4 + i) * 3 + j] = y[(c * 4 + i) * 3 + j] * col +
+                                            (1 + 3 * c + j) * 10.0 * (i + 1) - row / 3;
+            }
+    assert_values(out, want, 24);
+}
+END_TEST
+
+START_TEST(test_tensor_conv_and_norm)
+{
+    SemaProgram *p = compile_nn("import \"nn\"\n"
+                                "model M {\n"
+                                "  state x[2, 5, 4]\n"
+                                "  net c = Conv2d(2, 3, 3, 2, 1)\n"
+                                "  dx/dt = x * 0 + reshape(concat(flatten(group_norm(c(x), 3)), zeros(22)), [2, 5, 4])\n"
+                                "}\n", 1);
+    ck_assert_ptr_nonnull(p);
+    IrModel *m = sema_find_model(p, "M");
+    const IrVar *K = param_named(m, "c.K"), *b = param_named(m, "c.b");
+    double y[40], pv[64], out[40];
+    for (int i = 0; i < 40; i++)
+        y[i] = sin(0.7 * i);
+    for (int i = 0; i < m->np; i++)
+        pv[i] = cos(0.3 * i) * 0.5;
+    eval_rhs(m, 0, y, pv, out);
+    /* conv: [3, 2, 3, 3] filters over [2, 5, 4], stride 2, pad 1 -> [3, 3, 2] */
+    double conv[18];
+    for (int o = 0; o < 3; o++)
+        for (int oi = 0; oi < 3; oi++)
+            for (int oj = 0; oj < 2; oj++) {
+                double acc = pv[b->offset + o];
+                for (int ci = 0; ci < 2; ci++)
+                    for (int ki = 0; ki < 3; ki++)
+                        for (int kj = 0; kj < 3; kj++) {
+                            int hh = oi * 2 + ki - 1, ww = oj * 2 + kj - 1;
+                            if (hh >= 0 && hh < 5 && ww >= 0 && ww < 4)
+                                acc += pv[K->offset + ((o * 2 + ci) * 3 + ki) * 3 + kj] *
+                                       y[(ci * 5 + hh) * 4 + ww];
+                        }
+                conv[(o * 3 + oi) * 2 + oj] = acc;
+            }
+    for (int g = 0; g < 3; g++) { /* group_norm with 3 groups of one channel (6 values) */
+        double mu = 0, var = 0;
+        for (int k = 0; k < 6; k++)
+            mu += conv[g * 6 + k] / 6;
+        for (int k = 0; k < 6; k++)
+            var += (conv[g * 6 + k] - mu) * (conv[g * 6 + k] - mu) / 6;
+        for (int k = 0; k < 6; k++)
+            ck_assert_double_eq_tol(out[g * 6 + k], (conv[g * 6 + k] - mu) / sqrt(var + 1e-5), 1e-12);
+    }
+    for (int k = 18; k < 40; k++)
+        ck_assert_double_eq(out[k], 0);
+}
+END_TEST
+
 Suite *sema_suite(void); /* registered in suites.def */
 
 Suite *sema_suite(void)
@@ -576,6 +664,8 @@ Suite *sema_suite(void)
     tcase_add_test(tc, test_two_models_own_names);
     tcase_add_test(tc, test_state_columns);
     tcase_add_test(tc, test_solve_directives);
+    tcase_add_test(tc, test_tensor_broadcast_and_axes);
+    tcase_add_test(tc, test_tensor_conv_and_norm);
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("errors");
     tcase_add_checked_fixture(te, NULL, teardown);
