@@ -458,7 +458,7 @@ static const ErrCase errors[] = {
     {"data obs = csv(\"mixed.csv\")\n", "1:16: error: ",
      "mixed.csv:1: column 'y[0]' does not fit with column 'y'"},
     {"data obs = csv(\"badname.csv\")\n", "1:16: error: ",
-     "badname.csv:1: column 'my x' is not a usable name (expected a name like x, y[0] or W[0,1])"},
+     "badname.csv:1: column 'my x' is not a usable name (expected a name like x, y[0], W[0,1] or x[0,1,2])"},
     {"data obs = csv(\"holes.csv\")\n", "1:16: error: ",
      "holes.csv:1: field 'W' is 3 x 3, but the file has 3 columns: the columns of 'W' must be numbered from 0 without gaps"},
     {"data obs = csv(\"wide.csv\")\n", "1:16: error: ",
