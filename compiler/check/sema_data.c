@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "nd_csv_read.h"
+#include "nd_npy.h"
 #include "sema_internal.h"
 
 static SrcLoc name_loc_of(const Ast *a)
@@ -560,6 +561,149 @@ static int data_csv(Sema *S, const Ast *call, SemaData *d)
     return data_fields(S, d, &src);
 }
 
+/* ---- npy(x = "images.npy", label = "labels.npy") ---- */
+
+/* One key's array, read; its first axis is the sample. */
+typedef struct NpyKey {
+    const Ast *arg;
+    DataSrc src;
+    NdNpy *a;
+    int per;     /* values per sample */
+    int first;   /* its first column in the table */
+} NpyKey;
+
+static const char npy_usage[] = "npy takes named files, like npy(x = \"images.npy\", label = \"labels.npy\")";
+
+/* The named arguments, each a file name in quotes, each key once. */
+static int npy_args(Sema *S, const Ast *call, NpyKey *keys)
+{
+    if (call->list.n == 0) {
+        diag_error(S->diag, call->loc, "%s", npy_usage);
+        return 0;
+    }
+    for (int i = 0; i < call->list.n; i++) {
+        const Ast *arg = call->list.items[i];
+        if (arg->kind != AST_ARG || !arg->a || arg->a->kind != AST_STR) {
+            diag_error(S->diag, arg->loc, "%s", npy_usage);
+            return 0;
+        }
+        if (strcmp(arg->name, "t") == 0 || strcmp(arg->name, "id") == 0) {
+            diag_error(S->diag, name_loc_of(arg), "npy(...) reads samples, not time series: '%s' would "
+                       "be the %s column of one; give time series as csv(...)", arg->name,
+                       arg->name[0] == 't' ? "time" : "trajectory id");
+            return 0;
+        }
+        for (int k = 0; k < i; k++)
+            if (keys[k].arg->name == arg->name) {
+                diag_error(S->diag, name_loc_of(arg), "duplicate argument '%s'", arg->name);
+                return 0;
+            }
+        keys[i] = (NpyKey){.arg = arg, .src = {.at = arg->a->loc, .path = data_path(S, arg->a)}};
+    }
+    return 1;
+}
+
+/* Reads key k's file: an array of at least one axis, none of them empty, whose first
+ * axis has as many samples as the first file's. */
+static int npy_key(Sema *S, NpyKey *keys, int k)
+{
+    NpyKey *key = &keys[k];
+    char err[512], shape[256];
+    key->a = nd_npy_read(key->src.path, err, sizeof err);
+    if (!key->a) {
+        diag_error(S->diag, key->src.at, "%s", err);
+        return 0;
+    }
+    const NdNpy *a = key->a;
+    if (a->ndim == 0) {
+        diag_error(S->diag, key->src.at, "%s: the array is a single value (shape ()), but npy data needs "
+                   "one whose first axis is the sample", key->src.path);
+        return 0;
+    }
+    if (a->count == 0) {
+        diag_error(S->diag, key->src.at, "%s: the array is empty (shape (%s))", key->src.path,
+                   nd_npy_shape_text(a, shape, sizeof shape));
+        return 0;
+    }
+    if (a->ndim - 1 > IR_MAX_RANK) {
+        diag_error(S->diag, key->src.at, "%s: the samples of shape (%s) have %d axes, but a field has "
+                   "at most %d", key->src.path, nd_npy_shape_text(a, shape, sizeof shape), a->ndim - 1,
+                   IR_MAX_RANK);
+        return 0;
+    }
+    if (k > 0 && a->shape[0] != keys[0].a->shape[0]) {
+        diag_error(S->diag, key->src.at, "%s: %lld samples, but %s has %lld: the files of npy(...) "
+                   "hold the same samples, one per index of their first axis", key->src.path,
+                   a->shape[0], keys[0].src.path, keys[0].a->shape[0]);
+        return 0;
+    }
+    key->per = (int)(a->count / (size_t)a->shape[0]);
+    return 1;
+}
+
+/* The column names a CSV would have: label, or y[3], or x[0,7,7]. */
+static const char *npy_colname(Sema *S, const NpyKey *key, int e)
+{
+    const NdNpy *a = key->a;
+    int idx[IR_MAX_RANK], rank = a->ndim - 1;
+    for (int d = rank - 1; d >= 0; d--) {
+        idx[d] = e % (int)a->shape[d + 1];
+        e /= (int)a->shape[d + 1];
+    }
+    char buf[160];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "%s", key->arg->name);
+    for (int d = 0; d < rank; d++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", d ? "," : "[", idx[d]);
+    if (rank > 0)
+        snprintf(buf + n, sizeof buf - n, "]");
+    return arena_strndup(S->arena, buf, strlen(buf));
+}
+
+/* The table a CSV with those columns would give: the keys in order, each sample's
+ * values row-major. */
+static void npy_table(Sema *S, SemaData *d, const NpyKey *keys, int nkeys)
+{
+    d->nrows = (int)keys[0].a->shape[0];
+    d->ncols = 0;
+    for (int k = 0; k < nkeys; k++)
+        d->ncols += keys[k].per;
+    d->colnames = arena_alloc(S->arena, sizeof(char *) * (size_t)(d->ncols + 1));
+    size_t n = (size_t)d->nrows * (size_t)d->ncols;
+    d->values = arena_alloc(S->arena, sizeof(double) * (n ? n : 1));
+    for (int k = 0, first = 0; k < nkeys; first += keys[k++].per) {
+        for (int e = 0; e < keys[k].per; e++)
+            d->colnames[first + e] = npy_colname(S, &keys[k], e);
+        for (int r = 0; r < d->nrows; r++)
+            memcpy(d->values + (size_t)r * (size_t)d->ncols + (size_t)first,
+                   keys[k].a->values + (size_t)r * (size_t)keys[k].per, sizeof(double) * (size_t)keys[k].per);
+    }
+    d->t_col = d->id_col = -1; /* npy_args refuses keys t and id */
+}
+
+static int data_npy(Sema *S, const Ast *call, SemaData *d)
+{
+    NpyKey *keys = arena_alloc(S->arena, sizeof(NpyKey) * (size_t)(call->list.n + 1));
+    int ok = npy_args(S, call, keys), nkeys = 0;
+    int64_t ncols = 0;
+    for (; ok && nkeys < call->list.n; nkeys++) {
+        ok = npy_key(S, keys, nkeys);
+        ncols += ok ? keys[nkeys].per : 0;
+    }
+    if (ok && ncols > IR_MAX_ELEMENTS) {
+        diag_error(S->diag, call->loc, "the files of npy(...) hold %lld values per sample, more than "
+                   "the limit of %d", (long long)ncols, IR_MAX_ELEMENTS);
+        ok = 0;
+    }
+    if (ok)
+        npy_table(S, d, keys, nkeys);
+    for (int k = 0; k < nkeys; k++)
+        nd_npy_free(keys[k].a);
+    if (!ok)
+        return 0;
+    DataSrc src = {.at = call->loc, .path = "npy"};
+    return data_fields(S, d, &src);
+}
+
 /* ---- simulate(Model, t = ..., init = {...}, solver = ...) ---- */
 
 static const char *const simulate_keys[] = {"t", "init", "solver"};
@@ -694,12 +838,16 @@ void sema_data_directive(Sema *S, const Ast *ast, SemaDirective *d)
     if (call && call->kind == AST_CALL && strcmp(call->name, "csv") == 0) {
         data->kind = SEMA_DATA_CSV;
         ok = data_csv(S, call, data);
+    } else if (call && call->kind == AST_CALL && strcmp(call->name, "npy") == 0) {
+        data->kind = SEMA_DATA_CSV; /* a table read when the program is checked, as a CSV's */
+        ok = data_npy(S, call, data);
     } else if (call && call->kind == AST_CALL && strcmp(call->name, "simulate") == 0) {
         data->kind = SEMA_DATA_SIMULATE;
         ok = data_simulate(S, call, data);
     } else {
         diag_error(S->diag, call ? call->loc : ast->loc,
-                   "data needs csv(\"file.csv\") or simulate(Model, t = ..., solver = ...)");
+                   "data needs csv(\"file.csv\"), npy(x = \"file.npy\", ...) or "
+                   "simulate(Model, t = ..., solver = ...)");
     }
     if (!ok) { /* registered empty, so a train that uses it reports nothing more */
         data->ncols = 0;
