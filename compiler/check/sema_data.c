@@ -621,12 +621,12 @@ static int npy_key(Sema *S, NpyKey *keys, int k)
         return 0;
     }
     if (a->count == 0) {
-        diag_error(S->diag, key->src.at, "%s: the array is empty (shape (%s))", key->src.path,
+        diag_error(S->diag, key->src.at, "%s: the array is empty (shape %s)", key->src.path,
                    nd_npy_shape_text(a, shape, sizeof shape));
         return 0;
     }
     if (a->ndim - 1 > IR_MAX_RANK) {
-        diag_error(S->diag, key->src.at, "%s: the samples of shape (%s) have %d axes, but a field has "
+        diag_error(S->diag, key->src.at, "%s: the samples of shape %s have %d axes, but a field has "
                    "at most %d", key->src.path, nd_npy_shape_text(a, shape, sizeof shape), a->ndim - 1,
                    IR_MAX_RANK);
         return 0;

@@ -20,7 +20,7 @@ typedef struct NdNpy {
 /* NULL on failure, err receiving "PATH: what" (or "cannot open 'PATH': why"). */
 NdNpy *nd_npy_read(const char *path, char *err, size_t errlen);
 void nd_npy_free(NdNpy *a);
-/* "1797, 1, 8, 8" (no parentheses), for messages. */
+/* "(1797, 1, 8, 8)", "(3,)", "()": the shape as Python writes it, for messages. */
 const char *nd_npy_shape_text(const NdNpy *a, char *buf, size_t len);
 
 #endif

@@ -270,7 +270,7 @@ static const Dtype *check_header(NpyReader *r, NdNpy *a, int fortran)
     for (int i = 0; i < a->ndim; i++) {
         if (a->shape[i] > INT_MAX || (a->shape[i] && a->count > (size_t)INT_MAX / (size_t)a->shape[i])) {
             char shape[256];
-            npy_error(r, "the shape (%s) has more than %d elements", nd_npy_shape_text(a, shape, sizeof shape),
+            npy_error(r, "the shape %s has more than %d elements", nd_npy_shape_text(a, shape, sizeof shape),
                       INT_MAX);
             return NULL;
         }
@@ -284,7 +284,7 @@ static int read_values(NpyReader *r, NdNpy *a, const Dtype *t, const unsigned ch
     size_t need = a->count * (size_t)t->size;
     char shape[256];
     if (have != need) {
-        npy_error(r, "%s: the shape (%s) of %s needs %zu bytes of data, but the file has %zu",
+        npy_error(r, "%s: the shape %s of %s needs %zu bytes of data, but the file has %zu",
                   have < need ? "truncated" : "too long", nd_npy_shape_text(a, shape, sizeof shape),
                   a->descr, need, have);
         return 0;
@@ -297,8 +297,9 @@ static int read_values(NpyReader *r, NdNpy *a, const Dtype *t, const unsigned ch
     for (size_t i = 0; i < a->count; i++) {
         a->values[i] = decode(t, data + i * (size_t)t->size);
         if (!isfinite(a->values[i])) {
-            npy_error(r, "element %zu (counting from 0, in C order) is %g, not a finite number", i,
-                      a->values[i]);
+            double v = a->values[i];
+            npy_error(r, "element %zu (counting from 0, in C order) is %s, not a finite number", i,
+                      isnan(v) ? "NaN" : v > 0 ? "infinity" : "-infinity");
             return 0;
         }
     }
@@ -352,9 +353,10 @@ void nd_npy_free(NdNpy *a)
 
 const char *nd_npy_shape_text(const NdNpy *a, char *buf, size_t len)
 {
-    size_t n = 0;
-    buf[0] = '\0';
+    size_t n = (size_t)snprintf(buf, len, "(");
     for (int i = 0; i < a->ndim && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, "%s%lld", i ? ", " : "", a->shape[i]);
+    if (n < len)
+        snprintf(buf + n, len - n, "%s", a->ndim == 1 ? ",)" : ")");
     return buf;
 }

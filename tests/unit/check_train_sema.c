@@ -464,7 +464,7 @@ static const ErrCase errors[] = {
     {"data obs = csv(\"wide.csv\")\n", "1:16: error: ",
      "wide.csv:1: field 'W' has 268468225 elements (16385 x 16385), more than the limit of 268435456"},
     {"data obs = csv(3)\n", "1:12: error: csv needs one file name in quotes, like csv(\"obs.csv\")", NULL},
-    {"data obs = load(\"obs.csv\")\n", "1:12: error: data needs csv(\"file.csv\") or simulate(Model, t = ..., solver = ...)", NULL},
+    {"data obs = load(\"obs.csv\")\n", "1:12: error: data needs csv(\"file.csv\"), npy(x = \"file.npy\", ...) or simulate(Model, t = ..., solver = ...)", NULL},
     {OBS OBS, "2:6: error: data set 'obs' is already declared", "1:6: note: the first 'obs' is here"},
     {DECAY "data s = simulate(D, t = [0, 1])\n",
      "2:10: error: state 'x' of model 'D' has no initial value: give one with init = { x = ... }",
