@@ -650,13 +650,14 @@ static const char *npy_colname(Sema *S, const NpyKey *key, int e)
         idx[d] = e % (int)a->shape[d + 1];
         e /= (int)a->shape[d + 1];
     }
-    char buf[160];
-    size_t n = (size_t)snprintf(buf, sizeof buf, "%s", key->arg->name);
+    size_t cap = strlen(key->arg->name) + IR_MAX_RANK * 12 + 4;
+    char *buf = arena_alloc(S->arena, cap);
+    size_t n = (size_t)snprintf(buf, cap, "%s", key->arg->name);
     for (int d = 0; d < rank; d++)
-        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", d ? "," : "[", idx[d]);
+        n += (size_t)snprintf(buf + n, cap - n, "%s%d", d ? "," : "[", idx[d]);
     if (rank > 0)
-        snprintf(buf + n, sizeof buf - n, "]");
-    return arena_strndup(S->arena, buf, strlen(buf));
+        snprintf(buf + n, cap - n, "]");
+    return buf;
 }
 
 /* The table a CSV with those columns would give: the keys in order, each sample's

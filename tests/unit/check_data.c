@@ -5,6 +5,7 @@
  * and the refusals, on bytes written here. Files are written to mkstemp
  * temporaries so the tests run in any folder. */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,7 +222,8 @@ static const char *write_npy(int major, const char *header, const void *data, si
     at += pad;
     buf[at++] = '\n';
     ck_assert_uint_le(at + n, sizeof buf);
-    memcpy(buf + at, data, n);
+    if (n)
+        memcpy(buf + at, data, n);
     at += n;
     ck_assert_int_eq((long)write(fd, buf, at), (long)at);
     close(fd);
@@ -344,7 +346,7 @@ START_TEST(test_npy_refused)
               "the header is not a .npy dictionary: 'shape' holds something other than whole numbers");
     npy_fails("{'descr': '<f8', 'fortran_order': 0, 'shape': (2,), }", d, sizeof d,
               "the header is not a .npy dictionary: 'fortran_order' is neither True nor False");
-    const double inf[2] = {1, 1.0 / 0.0};
+    const double inf[2] = {1, HUGE_VAL};
     npy_fails(HDR("<f8", "(2,)"), inf, sizeof inf,
               "element 1 (counting from 0, in C order) is infinity, not a finite number");
     npy_fails(HDR("|u1", "(65536, 65536)"), NULL, 0, "the shape (65536, 65536) has more than 2147483647 elements");
