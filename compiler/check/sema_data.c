@@ -1,9 +1,10 @@
-/* `data` directives: `data obs = csv("obs.csv")` reads the file while the program
- * is checked (so its columns give the fields' shapes and every mistake in it is
- * reported before anything runs), and `data obs = simulate(M, t = ..., ...)` is
- * checked like a solve whose table the runner fills later. Either way the
- * columns are grouped into fields (`y[0]`, `y[1]` -> obs.y) that train blocks
- * read as DATA leaves of the IR. */
+/* `data` directives: `data obs = csv("obs.csv")` and `data img = npy(x = "x.npy", ...)`
+ * read the files while the program is checked (so the columns give the fields'
+ * shapes and every mistake in them is reported before anything runs), and
+ * `data obs = simulate(M, t = ..., ...)` is checked like a solve whose table the
+ * runner fills later. Either way the columns are grouped into fields (`y[0]`,
+ * `y[1]` -> obs.y; `x[0,7,7]` -> a rank-3 obs.x) that train blocks read as DATA
+ * leaves of the IR. */
 #include "sema.h"
 
 #include <ctype.h>
@@ -335,13 +336,52 @@ static void tensors_in_order(Sema *S, SemaData *d, Group *groups, int ngroups)
             groups[k].col[e] = where[groups[k].col[e]];
 }
 
-static int data_fields(Sema *S, SemaData *d, const DataSrc *src)
+/* The flat form: csv("f.csv", x = [1, 8, 8]) gives the vector field x[0] ... x[63] the
+ * shape [1, 8, 8], its elements row-major in the order of their indices. */
+static int group_reshape(Sema *S, const DataSrc *src, const Ast *arg, Group *groups, int ngroups)
+{
+    Group *g = NULL;
+    for (int k = 0; k < ngroups && !g; k++)
+        if (strcmp(groups[k].base, arg->name) == 0)
+            g = &groups[k];
+    if (!g || g->rank != 1) {
+        char why[64];
+        snprintf(why, sizeof why, !g ? "there are none" : g->rank == 0 ? "it is one scalar column"
+                                                      : "its columns have %d indices", g ? g->rank : 0);
+        diag_error(S->diag, name_loc_of(arg), "%s:1: a shape for '%s' needs vector columns %s[0], %s[1], "
+                   "... in the file, but %s", src->path, arg->name, arg->name, arg->name, why);
+        return 0;
+    }
+    const Ast *dims = arg->a;
+    int dim[IR_MAX_RANK] = {1, 1, 1, 1};
+    int64_t size = 1;
+    for (int a = 0; a < dims->list.n; a++) {
+        dim[a] = (int)dims->list.items[a]->num;
+        size *= dim[a];
+    }
+    if (size != g->size) {
+        diag_error(S->diag, arg->a->loc, "%s:1: a shape of %lld elements for '%s', whose columns %s[0] "
+                   "... %s[%d] hold %d", src->path, (long long)size, arg->name, arg->name, arg->name,
+                   g->size - 1, g->size);
+        return 0;
+    }
+    g->rank = dims->list.n;
+    memcpy(g->dim, dim, sizeof dim);
+    return 1;
+}
+
+/* Groups the columns into fields; shapes (csv's named arguments, or NULL) reshape
+ * vector fields. */
+static int data_fields(Sema *S, SemaData *d, const DataSrc *src, const Ast *shapes)
 {
     ColName *cn = arena_alloc(S->arena, sizeof(ColName) * (size_t)(d->ncols + 1));
     Group *groups = arena_alloc(S->arena, sizeof(Group) * (size_t)(d->ncols + 1));
     int ngroups = 0;
     if (!group_extents(S, d, src, cn, groups, &ngroups) || !group_fill(S, d, src, cn, groups, ngroups))
         return 0;
+    for (int i = 1; shapes && i < shapes->list.n; i++)
+        if (!group_reshape(S, src, shapes->list.items[i], groups, ngroups))
+            return 0;
     if (d->values)
         tensors_in_order(S, d, groups, ngroups);
     d->n_fields = ngroups;
@@ -534,12 +574,38 @@ static void data_copy(Sema *S, SemaData *d, const NdTable *t)
     d->id_col = nd_table_column(t, "id");
 }
 
+/* csv's arguments after the file: shapes of whole numbers, x = [1, 8, 8], each key once. */
+static int csv_shapes(Sema *S, const Ast *call)
+{
+    for (int i = 1; i < call->list.n; i++) {
+        const Ast *arg = call->list.items[i], *v = arg->kind == AST_ARG ? arg->a : NULL;
+        int ok = v && v->kind == AST_LIST && v->list.n >= 1 && v->list.n <= IR_MAX_RANK;
+        for (int a = 0; ok && a < v->list.n; a++) {
+            const Ast *e = v->list.items[a];
+            ok = e->kind == AST_NUM && e->num >= 1 && e->num <= IR_MAX_ELEMENTS && e->num == (int)e->num;
+        }
+        if (!ok) {
+            diag_error(S->diag, arg->loc, "after the file, csv takes shapes for vector fields: one to %d "
+                       "whole numbers, like csv(\"digits.csv\", x = [1, 8, 8])", IR_MAX_RANK);
+            return 0;
+        }
+        for (int k = 1; k < i; k++)
+            if (strcmp(call->list.items[k]->name, arg->name) == 0) {
+                diag_error(S->diag, name_loc_of(arg), "duplicate argument '%s'", arg->name);
+                return 0;
+            }
+    }
+    return 1;
+}
+
 static int data_csv(Sema *S, const Ast *call, SemaData *d)
 {
-    if (call->list.n != 1 || call->list.items[0]->kind != AST_STR) {
+    if (call->list.n < 1 || call->list.items[0]->kind != AST_STR) {
         diag_error(S->diag, call->loc, "csv needs one file name in quotes, like csv(\"obs.csv\")");
         return 0;
     }
+    if (!csv_shapes(S, call))
+        return 0;
     const Ast *str = call->list.items[0];
     DataSrc src = {.at = str->loc, .path = data_path(S, str)};
     char err[512];
@@ -558,7 +624,7 @@ static int data_csv(Sema *S, const Ast *call, SemaData *d)
     }
     if (d->t_col >= 0 && !check_times(S, d, &src))
         return 0;
-    return data_fields(S, d, &src);
+    return data_fields(S, d, &src, call);
 }
 
 /* ---- npy(x = "images.npy", label = "labels.npy") ---- */
@@ -702,7 +768,7 @@ static int data_npy(Sema *S, const Ast *call, SemaData *d)
     if (!ok)
         return 0;
     DataSrc src = {.at = call->loc, .path = "npy"};
-    return data_fields(S, d, &src);
+    return data_fields(S, d, &src, NULL);
 }
 
 /* ---- simulate(Model, t = ..., init = {...}, solver = ...) ---- */

@@ -33,6 +33,7 @@ static const char *const data_files[][2] = {
     {"holes.csv", "t,\"W[0,2]\",\"W[2,0]\"\n0,1,2\n"},
     {"tensor.csv", "\"x[0,1,1]\",label,\"x[0,0,0]\",\"x[0,0,1]\",\"x[0,1,0]\",\"w[0,0,0,0]\",\"w[0,0,0,1]\"\n"
                    "4,7,1,2,3,5,6\n"},
+    {"flat.csv", "y[5],label,y[0],y[1],y[2],y[3],y[4]\n6,9,1,2,3,4,5\n"},
     {"wide.csv", NULL}, /* written by wide_csv */
 };
 enum { N_FILES = sizeof data_files / sizeof data_files[0] };
@@ -445,7 +446,8 @@ START_TEST(test_tensor_fields)
         fputc(v, f);
     fclose(f);
     SemaProgram *p = compile_ok("data d = csv(\"tensor.csv\")\n"
-                                "data g = npy(x = \"img.npy\", label = \"img.npy\")\n");
+                                "data g = npy(x = \"img.npy\", label = \"img.npy\")\n"
+                                "data h = csv(\"flat.csv\", y = [1, 2, 3])\n");
     unlink(npy);
     const SemaData *d = p->dirs[0].data, *g = p->dirs[1].data;
     /* d: label, then w (in order, kept), then x moved behind in row-major order */
@@ -482,6 +484,18 @@ START_TEST(test_tensor_fields)
     ck_assert_int_eq(ir_shape_dim(gx->shape, 2), 3);
     ck_assert_int_eq(gx->cols[0], 0);
     ck_assert_int_eq(field_of(g, "label")->cols[0], 6);
+    /* h: the flat form, y[0] ... y[5] as [1, 2, 3], put in order behind label */
+    const SemaData *h = p->dirs[2].data;
+    const SemaField *hy = field_of(h, "y");
+    ck_assert_int_eq(hy->shape.rank, 3);
+    ck_assert_int_eq(ir_shape_dim(hy->shape, 1), 2);
+    ck_assert_int_eq(ir_shape_dim(hy->shape, 2), 3);
+    for (int e = 0; e < 6; e++) {
+        ck_assert_int_eq(hy->cols[e], 1 + e);
+        ck_assert(h->values[1 + e] == 1 + e);
+    }
+    ck_assert_str_eq(h->colnames[0], "label");
+    ck_assert_str_eq(h->colnames[6], "y[5]");
 }
 END_TEST
 
