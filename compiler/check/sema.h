@@ -92,7 +92,8 @@ typedef struct SemaField {
 
 typedef enum SemaDataKind { SEMA_DATA_CSV, SEMA_DATA_SIMULATE } SemaDataKind;
 
-/* `data NAME = csv("file.csv")` or `data NAME = simulate(Model, t = ..., solver = ...)`.
+/* `data NAME = csv("file.csv")`, `npy(key = "file.npy", ...)` (kind CSV: a table read at
+ * check time, the same as a CSV's) or `data NAME = simulate(Model, t = ..., solver = ...)`.
  * A csv file is read when the program is checked (its columns give the fields'
  * shapes); a simulation runs when the directive runs and fills the same table
  * shape: columns t, then the model's state columns. */
