@@ -19,18 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One window op's geometry (ir_tensor.c's Window). */
-typedef struct Win {
-    int C, H, W, kh, kw, s, p, Ho, Wo;
-} Win;
-
-static Win win_of(const IrNode *n, IrShape image)
+/* cg_loop_begin with its blocks named <tag>_<what>. */
+static LLVMValueRef loop_open(Cg *cg, CgLoop *l, LLVMValueRef n, const char *tag, const char *what,
+                              LLVMValueRef acc_init)
 {
-    Win w = {image.dim[0], image.dim[1], image.dim[2], n->attr[0], n->attr[1], n->attr[2],
-             n->attr[3], 0, 0};
-    w.Ho = ir_window_count(w.H, w.kh, w.s, w.p);
-    w.Wo = ir_window_count(w.W, w.kw, w.s, w.p);
-    return w;
+    char name[64];
+    snprintf(name, sizeof name, "%s_%s", tag, what);
+    return cg_loop_begin(cg, l, n, name, acc_init);
 }
 
 /* A gather table: OP output elements per channel, K source indices each (into
@@ -41,7 +36,7 @@ typedef struct Gather {
 } Gather;
 
 /* im2col's: e = (ki*kw + kj) * P + oi*Wo + oj reads pixel h*W + x (K = 1). */
-static Gather gather_im2col(Arena *a, const Win *w)
+static Gather gather_im2col(Arena *a, const IrWindow *w)
 {
     int P = w->Ho * w->Wo;
     Gather g = {w->kh * w->kw * P, w->H * w->W, 1, NULL};
@@ -59,7 +54,7 @@ static Gather gather_im2col(Arena *a, const Win *w)
 
 /* The pooling windows': window o = oi*Wo + oj reads (oi*s + ki)*W + oj*s + kj,
  * ki-major (K = kh*kw; pooling has no padding). */
-static Gather gather_windows(Arena *a, const Win *w)
+static Gather gather_windows(Arena *a, const IrWindow *w)
 {
     Gather g = {w->Ho * w->Wo, w->H * w->W, w->kh * w->kw, NULL};
     g.t = arena_alloc(a, sizeof *g.t * (size_t)g.OP * (size_t)g.K);
@@ -149,21 +144,16 @@ static void emit_gather(Cg *cg, const IrNode *n, const CgVal *out, const CgVal *
                         const Gather *g, bool copy, double pre, double post, const char *tag)
 {
     LLVMValueRef table = table_global(cg, n, g);
-    char name[64];
     CgLoop lb, lc, le, lt;
-    snprintf(name, sizeof name, "%s_b", tag);
-    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
-    snprintf(name, sizeof name, "%s_c", tag);
-    LLVMValueRef c = cg_loop_begin(cg, &lc, cg_i64(cg, C), name, NULL);
+    LLVMValueRef b = loop_open(cg, &lb, cg_samples(cg, out->bstride), tag, "b", NULL);
+    LLVMValueRef c = loop_open(cg, &lc, cg_i64(cg, C), tag, "c", NULL);
     LLVMValueRef base = cg_mul(cg, c, g->SP);
-    snprintf(name, sizeof name, "%s_e", tag);
-    LLVMValueRef e = cg_loop_begin(cg, &le, cg_i64(cg, g->OP), name, NULL);
+    LLVMValueRef e = loop_open(cg, &le, cg_i64(cg, g->OP), tag, "e", NULL);
     LLVMValueRef v;
     if (copy) {
         v = gather_load(cg, src, b, base, table_load(cg, table, e), pre);
     } else {
-        snprintf(name, sizeof name, "%s_t", tag);
-        LLVMValueRef t = cg_loop_begin(cg, &lt, cg_i64(cg, g->K), name, cg_f64(cg, 0));
+        LLVMValueRef t = loop_open(cg, &lt, cg_i64(cg, g->K), tag, "t", cg_f64(cg, 0));
         LLVMValueRef idx = table_load(cg, table, cg_add(cg, cg_mul(cg, e, g->K), t));
         LLVMValueRef x = gather_load(cg, src, b, base, idx, pre);
         cg_loop_end(cg, &lt, LLVMBuildFAdd(cg->bld, lt.acc, x, ""));
@@ -183,12 +173,10 @@ static void emit_gather(Cg *cg, const IrNode *n, const CgVal *out, const CgVal *
 static LLVMValueRef window_pick(Cg *cg, LLVMValueRef table, const Gather *g, const CgVal *x,
                                 LLVMValueRef b, LLVMValueRef base, LLVMValueRef o, const char *tag)
 {
-    char name[64];
     CgLoop lt;
     LLVMValueRef first = table_load(cg, table, cg_mul(cg, o, g->K));
     LLVMValueRef init = LLVMBuildSIToFP(cg->bld, first, cg->t_f64, "");
-    snprintf(name, sizeof name, "%s_t", tag);
-    LLVMValueRef t = cg_loop_begin(cg, &lt, cg_i64(cg, g->K), name, init);
+    LLVMValueRef t = loop_open(cg, &lt, cg_i64(cg, g->K), tag, "t", init);
     LLVMValueRef at = table_load(cg, table, cg_add(cg, cg_mul(cg, o, g->K), t));
     LLVMValueRef best = LLVMBuildFPToSI(cg->bld, lt.acc, cg->t_i64, "");
     LLVMValueRef held = cg_load(cg, x, b, cg_add(cg, base, best));
@@ -205,7 +193,7 @@ static LLVMValueRef window_pick(Cg *cg, LLVMValueRef table, const Gather *g, con
  * out[b, c*HW + pick] += v[b, c*P + o] in window order. */
 static void emit_max_pool(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
 {
-    Win w = win_of(n, n->args[0]->shape);
+    IrWindow w = ir_window_of(n);
     Gather g = gather_windows(cg->arena, &w);
     const CgVal *x = &cg->val[cg_topo(cg, n->args[0])], *u = &cg->val[cg_topo(cg, n->args[1])];
     bool back = n->op == IR_MAXPOOL_T;
@@ -215,15 +203,11 @@ static void emit_max_pool(Cg *cg, const IrNode *n, const CgVal *out, const char 
         cg_emit_map(cg, NULL, out, 1, &z, tag);
     }
     LLVMValueRef table = table_global(cg, n, &g);
-    char name[64];
     CgLoop lb, lc, lo;
-    snprintf(name, sizeof name, "%s_b", tag);
-    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
-    snprintf(name, sizeof name, "%s_c", tag);
-    LLVMValueRef c = cg_loop_begin(cg, &lc, cg_i64(cg, w.C), name, NULL);
+    LLVMValueRef b = loop_open(cg, &lb, cg_samples(cg, out->bstride), tag, "b", NULL);
+    LLVMValueRef c = loop_open(cg, &lc, cg_i64(cg, w.C), tag, "c", NULL);
     LLVMValueRef base = cg_mul(cg, c, g.SP), pbase = cg_mul(cg, c, g.OP);
-    snprintf(name, sizeof name, "%s_o", tag);
-    LLVMValueRef o = cg_loop_begin(cg, &lo, cg_i64(cg, g.OP), name, NULL);
+    LLVMValueRef o = loop_open(cg, &lo, cg_i64(cg, g.OP), tag, "o", NULL);
     if (back) /* each window's add depends on the last: no vectorising */
         lo.scalar = true;
     LLVMValueRef pick = window_pick(cg, table, &g, x, b, base, o, tag);
@@ -248,25 +232,18 @@ static void emit_axis(Cg *cg, const IrNode *n, const CgVal *out, const char *tag
     bool sum = n->op == IR_SUMAXIS;
     int outer, len, inner;
     ir_axis_split(sum ? n->args[0]->shape : n->shape, n->attr[0], &outer, &len, &inner);
-    char name[64];
     CgLoop lb, lo, l2, l3;
-    snprintf(name, sizeof name, "%s_b", tag);
-    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
-    snprintf(name, sizeof name, "%s_o", tag);
-    LLVMValueRef o = cg_loop_begin(cg, &lo, cg_i64(cg, outer), name, NULL);
+    LLVMValueRef b = loop_open(cg, &lb, cg_samples(cg, out->bstride), tag, "b", NULL);
+    LLVMValueRef o = loop_open(cg, &lo, cg_i64(cg, outer), tag, "o", NULL);
     if (sum) {
-        snprintf(name, sizeof name, "%s_i", tag);
-        LLVMValueRef i = cg_loop_begin(cg, &l2, cg_i64(cg, inner), name, NULL);
-        snprintf(name, sizeof name, "%s_j", tag);
-        LLVMValueRef j = cg_loop_begin(cg, &l3, cg_i64(cg, len), name, cg_f64(cg, 0));
+        LLVMValueRef i = loop_open(cg, &l2, cg_i64(cg, inner), tag, "i", NULL);
+        LLVMValueRef j = loop_open(cg, &l3, cg_i64(cg, len), tag, "j", cg_f64(cg, 0));
         LLVMValueRef at = cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, o, len), j), inner), i);
         cg_loop_end(cg, &l3, LLVMBuildFAdd(cg->bld, l3.acc, cg_load(cg, x, b, at), ""));
         cg_store(cg, out, b, cg_add(cg, cg_mul(cg, o, inner), i), l3.acc);
     } else {
-        snprintf(name, sizeof name, "%s_j", tag);
-        LLVMValueRef j = cg_loop_begin(cg, &l2, cg_i64(cg, len), name, NULL);
-        snprintf(name, sizeof name, "%s_i", tag);
-        LLVMValueRef i = cg_loop_begin(cg, &l3, cg_i64(cg, inner), name, NULL);
+        LLVMValueRef j = loop_open(cg, &l2, cg_i64(cg, len), tag, "j", NULL);
+        LLVMValueRef i = loop_open(cg, &l3, cg_i64(cg, inner), tag, "i", NULL);
         LLVMValueRef v = cg_load(cg, x, b, cg_add(cg, cg_mul(cg, o, inner), i));
         cg_store(cg, out, b, cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, o, len), j), inner), i), v);
         cg_loop_end(cg, &l3, NULL);
@@ -284,25 +261,25 @@ void cg_emit_tensor(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
         cg_emit_map(cg, NULL, out, 1, &x, tag);
         return;
     case IR_IM2COL: {
-        Win w = win_of(n, n->args[0]->shape);
+        IrWindow w = ir_window_of(n);
         Gather g = gather_im2col(cg->arena, &w);
         emit_gather(cg, n, out, x, w.C, &g, true, 1, 1, tag);
         return;
     }
     case IR_COL2IM: {
-        Win w = win_of(n, n->shape);
+        IrWindow w = ir_window_of(n);
         Gather f = gather_im2col(cg->arena, &w), g = gather_transpose(cg->arena, &f);
         emit_gather(cg, n, out, x, w.C, &g, false, 1, 1, tag);
         return;
     }
     case IR_AVGPOOL: {
-        Win w = win_of(n, n->args[0]->shape);
+        IrWindow w = ir_window_of(n);
         Gather g = gather_windows(cg->arena, &w);
         emit_gather(cg, n, out, x, w.C, &g, false, 1, 1.0 / (w.kh * w.kw), tag);
         return;
     }
     case IR_AVGPOOL_T: {
-        Win w = win_of(n, n->shape);
+        IrWindow w = ir_window_of(n);
         Gather f = gather_windows(cg->arena, &w), g = gather_transpose(cg->arena, &f);
         emit_gather(cg, n, out, x, w.C, &g, false, 1.0 / (w.kh * w.kw), 1, tag);
         return;

@@ -211,6 +211,19 @@ static void compare_kernel(NdKernelFn c_fn, NdKernelFn jit_fn, const IrModel *m,
     free(y), free(p), free(a), free(work), free(c0), free(c1), free(j0), free(j1);
 }
 
+/* The generated rhs and the JIT's on the same random batch. */
+static void compare_rhs(NdRhsFn c_fn, NdRhsFn jit_fn, const IrModel *m, int64_t B, const char *what)
+{
+    size_t n = (size_t)m->ny * (size_t)B;
+    double *y = random_doubles(n), *p = random_doubles((size_t)m->np);
+    double *work = calloc(1 << 16, sizeof(double));
+    double *dc = calloc(n, sizeof(double)), *dj = calloc(n, sizeof(double));
+    c_fn(0.5, y, p, dc, B, work);
+    jit_fn(0.5, y, p, dj, B, work);
+    assert_close(dc, dj, n, what);
+    free(y), free(p), free(work), free(dc), free(dj);
+}
+
 START_TEST(test_kernels_match_jit)
 {
     Emitted e;
@@ -235,13 +248,7 @@ START_TEST(test_kernels_match_jit)
     compare_kernel((NdKernelFn)sym(&e, "M_train0_final"), fns[0], m, nb, 0, B, "final");
     compare_kernel((NdKernelFn)sym(&e, "M_train0_final_grad"), fns[1], m, nb * ny, np, B,
                    "final_grad");
-    NdRhsFn rhs = (NdRhsFn)sym(&e, "M_rhs");
-    double *y = random_doubles(nb * ny), *p = random_doubles(np), *work = calloc(4096, 8);
-    double *dc = calloc(nb * ny, sizeof(double)), *dj = calloc(nb * ny, sizeof(double));
-    rhs(0.5, y, p, dc, B, work);
-    k.rhs(0.5, y, p, dj, B, work);
-    assert_close(dc, dj, nb * ny, "rhs");
-    free(y), free(p), free(work), free(dc), free(dj);
+    compare_rhs((NdRhsFn)sym(&e, "M_rhs"), k.rhs, m, B, "rhs");
     jit_free(jit);
     emitted_close(&e);
 }
@@ -287,13 +294,7 @@ START_TEST(test_tensor_kernels_match_jit)
         compare_kernel((NdKernelFn)sym(&e, "M_vjp"), k.vjp, m, nb * ny, np, B, "tensor vjp");
         if (jac)
             compare_kernel((NdKernelFn)sym(&e, "M_jac"), k.jac, m, nb * ny * ny, 0, B, "tensor jac");
-        NdRhsFn rhs = (NdRhsFn)sym(&e, "M_rhs");
-        double *y = random_doubles(nb * ny), *p = random_doubles(np), *work = calloc(1 << 16, 8);
-        double *dc = calloc(nb * ny, sizeof(double)), *dj = calloc(nb * ny, sizeof(double));
-        rhs(0.5, y, p, dc, B, work);
-        k.rhs(0.5, y, p, dj, B, work);
-        assert_close(dc, dj, nb * ny, "tensor rhs");
-        free(y), free(p), free(work), free(dc), free(dj);
+        compare_rhs((NdRhsFn)sym(&e, "M_rhs"), k.rhs, m, B, "tensor rhs");
     }
     jit_free(jit);
     emitted_close(&e);
