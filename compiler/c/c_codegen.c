@@ -432,21 +432,6 @@ static void emit_join(Cc *cc, int depth, const IrNode *n)
 
 /* ---- tensor ops: ir_tensor.c's loops (ir_eval_tensor_op), in its order ---- */
 
-/* One window op's geometry: image [C, H, W], windows kh x kw at stride s over
- * padding p, plane [Ho, Wo]. */
-typedef struct CcWin {
-    int C, H, W, kh, kw, s, p, Ho, Wo;
-} CcWin;
-
-static CcWin cc_win(const IrNode *n, IrShape image)
-{
-    CcWin w = {image.dim[0], image.dim[1], image.dim[2], n->attr[0], n->attr[1], n->attr[2],
-               n->attr[3], 0, 0};
-    w.Ho = ir_window_count(w.H, w.kh, w.s, w.p);
-    w.Wo = ir_window_count(w.W, w.kw, w.s, w.p);
-    return w;
-}
-
 static void zero_fill(Cc *cc, int depth, const IrNode *n)
 {
     line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
@@ -458,7 +443,7 @@ static void zero_fill(Cc *cc, int depth, const IrNode *n)
 static void emit_im2col(Cc *cc, int depth, const IrNode *n)
 {
     bool back = n->op == IR_COL2IM;
-    CcWin w = cc_win(n, back ? n->shape : n->args[0]->shape);
+    IrWindow w = ir_window_of(n);
     const IrNode *x = n->args[0];
     if (back)
         zero_fill(cc, depth, n);
@@ -486,7 +471,7 @@ static void emit_im2col(Cc *cc, int depth, const IrNode *n)
 static void emit_pool(Cc *cc, int depth, const IrNode *n)
 {
     bool back = n->op == IR_AVGPOOL_T || n->op == IR_MAXPOOL_T;
-    CcWin w = cc_win(n, n->op == IR_AVGPOOL_T ? n->shape : n->args[0]->shape);
+    IrWindow w = ir_window_of(n);
     const IrNode *x = n->args[0];
     const char *inv = lit(cc, 1.0 / (w.kh * w.kw));
     const char *o = fmt(cc, "(ch * %d + oi) * %d + oj", w.Ho, w.Wo);

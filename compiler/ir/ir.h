@@ -130,6 +130,13 @@ IrNode *ir_sum_axis(IrBuilder *b, IrNode *x, int axis);
 IrNode *ir_broadcast_axis(IrBuilder *b, IrNode *x, int axis, int n);
 /* The output plane of a window op: Ho, Wo as above (0 when no window fits). */
 int ir_window_count(int size, int k, int stride, int pad);
+/* A window op's geometry: image [C, H, W] (the operand's, or COL2IM's and
+ * AVGPOOL_T's own shape), kh x kw windows at stride s over padding p, the
+ * plane [Ho, Wo]. */
+typedef struct IrWindow {
+    int C, H, W, kh, kw, s, p, Ho, Wo;
+} IrWindow;
+IrWindow ir_window_of(const IrNode *n);
 /* A SUMAXIS operand's (or a BROADCAST result's) layout as [outer, n, inner] around axis. */
 void ir_axis_split(IrShape s, int axis, int *outer, int *n, int *inner);
 

@@ -235,23 +235,18 @@ IrNode *ir_broadcast_axis(IrBuilder *b, IrNode *x, int axis, int n)
 
 /* ---- evaluation ---- */
 
-/* One window op's geometry: image [C, H, W], windows kh x kw at stride over
- * padding pad, plane [Ho, Wo]. */
-typedef struct Window {
-    int C, H, W, kh, kw, s, p, Ho, Wo;
-} Window;
-
-static Window window_of(const IrNode *n, IrShape image)
+IrWindow ir_window_of(const IrNode *n)
 {
-    Window w = {image.dim[0], image.dim[1], image.dim[2], n->attr[0], n->attr[1], n->attr[2],
-                n->attr[3], 0, 0};
+    IrShape image = n->op == IR_COL2IM || n->op == IR_AVGPOOL_T ? n->shape : n->args[0]->shape;
+    IrWindow w = {image.dim[0], image.dim[1], image.dim[2], n->attr[0], n->attr[1], n->attr[2],
+                  n->attr[3], 0, 0};
     w.Ho = ir_window_count(w.H, w.kh, w.s, w.p);
     w.Wo = ir_window_count(w.W, w.kw, w.s, w.p);
     return w;
 }
 
 /* The image index read at (c, oi, oj, ki, kj), or -1 in the padding. */
-static int window_at(const Window *w, int c, int oi, int oj, int ki, int kj)
+static int window_at(const IrWindow *w, int c, int oi, int oj, int ki, int kj)
 {
     int h = oi * w->s + ki - w->p, x = oj * w->s + kj - w->p;
     if (h < 0 || h >= w->H || x < 0 || x >= w->W)
@@ -259,7 +254,7 @@ static int window_at(const Window *w, int c, int oi, int oj, int ki, int kj)
     return (c * w->H + h) * w->W + x;
 }
 
-static void eval_im2col(const Window *w, const double *x, double *cols, bool back)
+static void eval_im2col(const IrWindow *w, const double *x, double *cols, bool back)
 {
     int P = w->Ho * w->Wo;
     if (back)
@@ -280,7 +275,7 @@ static void eval_im2col(const Window *w, const double *x, double *cols, bool bac
 }
 
 /* The first largest x in the window (a NaN counts as the largest), as an image index. */
-static int window_argmax(const Window *w, const double *x, int c, int oi, int oj)
+static int window_argmax(const IrWindow *w, const double *x, int c, int oi, int oj)
 {
     int best = window_at(w, c, oi, oj, 0, 0);
     for (int ki = 0; ki < w->kh; ki++)
@@ -292,7 +287,7 @@ static int window_argmax(const Window *w, const double *x, int c, int oi, int oj
     return best;
 }
 
-static void eval_pool(const IrNode *n, const Window *w, const double *const *a, double *out)
+static void eval_pool(const IrNode *n, const IrWindow *w, const double *const *a, double *out)
 {
     double inv = 1.0 / (w->kh * w->kw);
     bool back = n->op == IR_AVGPOOL_T || n->op == IR_MAXPOOL_T;
@@ -347,24 +342,24 @@ void ir_eval_tensor_op(const IrNode *n, const double *const *a, double *out)
         memcpy(out, a[0], sizeof *out * (size_t)ir_shape_size(n->shape));
         break;
     case IR_IM2COL: {
-        Window w = window_of(n, n->args[0]->shape);
+        IrWindow w = ir_window_of(n);
         eval_im2col(&w, a[0], out, false);
         break;
     }
     case IR_COL2IM: {
-        Window w = window_of(n, n->shape);
+        IrWindow w = ir_window_of(n);
         eval_im2col(&w, a[0], out, true);
         break;
     }
     case IR_AVGPOOL:
     case IR_MAXPOOL:
     case IR_MAXPOOL_T: {
-        Window w = window_of(n, n->args[0]->shape);
+        IrWindow w = ir_window_of(n);
         eval_pool(n, &w, a, out);
         break;
     }
     case IR_AVGPOOL_T: {
-        Window w = window_of(n, n->shape);
+        IrWindow w = ir_window_of(n);
         eval_pool(n, &w, a, out);
         break;
     }

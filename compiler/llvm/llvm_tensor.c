@@ -1,36 +1,35 @@
 /* The tensor ops for llvm_codegen.c (ir_ops.def; their reference semantics is
  * ir_tensor.c's ir_eval_tensor_op, which these loops equal bit for bit): a
- * RESHAPE is a view (compiler/plan) or a copy; the window ops are gathers
+ * RESHAPE is a view (compiler/plan) or a copy. IM2COL and COL2IM loop over each
+ * kernel element (ki, kj) with the window ranges that read inside the image
+ * computed here (constants: no bounds tests), copying pixels into columns
+ * (after zeros where there is padding) or adding columns back onto pixels
+ * (after zeros: the reference's own scatter order). The pools are gathers
  * through a constant index table, one per node, over one channel's plane:
- *   out[b, c*OP + e] = post(sum_t pre(src[b, c*SP + T[e*K + t]]))
- * with T = -1 for "nothing" (im2col's padding; a pixel read by fewer windows
- * than the most), where a zero is taken instead. IM2COL is K = 1 (a copy, no
- * sum); COL2IM and AVGPOOL_T are the transposes' gathers, each pixel's list in
- * the order the reference's scatter adds to it (so the sums are the same
- * sums: starting from +0, adding +0 for a -1 changes nothing); AVGPOOL sums
- * its window ki-major, then scales. MAXPOOL walks the window table keeping
- * the first largest (a NaN counts as largest) and reads u there; MAXPOOL_T
- * zeroes its output and adds v at each window's pick in window order, as the
- * reference does. SUMAXIS and BROADCAST are loops over [outer, n, inner]. All
- * trip counts are constants, so LLVM unrolls the short ones and vectorises. */
+ *   out[b, c*OP + e] = post * sum_t pre * src[b, c*SP + T[e*K + t]]
+ * with T = -1 for "nothing" (a pixel read by fewer windows than the most),
+ * where a zero is taken instead. AVGPOOL sums its window ki-major, then scales;
+ * AVGPOOL_T is the transpose's gather, each pixel's list in the order the
+ * reference's scatter adds to it (so the sums are the same sums: starting
+ * from +0, adding +0 for a -1 changes nothing). MAXPOOL walks the window table
+ * keeping the first largest (a NaN counts as largest) and reads u there;
+ * MAXPOOL_T zeroes its output and adds v at each window's pick in window
+ * order, as the reference does. SUMAXIS and BROADCAST are loops over
+ * [outer, n, inner]. All trip counts are constants, so LLVM unrolls the short
+ * ones and vectorises. */
 #include "llvm_codegen_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* One window op's geometry (ir_tensor.c's Window). */
-typedef struct Win {
-    int C, H, W, kh, kw, s, p, Ho, Wo;
-} Win;
-
-static Win win_of(const IrNode *n, IrShape image)
+/* cg_loop_begin with its blocks named <tag>_<what>. */
+static LLVMValueRef loop_open(Cg *cg, CgLoop *l, LLVMValueRef n, const char *tag, const char *what,
+                              LLVMValueRef acc_init)
 {
-    Win w = {image.dim[0], image.dim[1], image.dim[2], n->attr[0], n->attr[1], n->attr[2],
-             n->attr[3], 0, 0};
-    w.Ho = ir_window_count(w.H, w.kh, w.s, w.p);
-    w.Wo = ir_window_count(w.W, w.kw, w.s, w.p);
-    return w;
+    char name[64];
+    snprintf(name, sizeof name, "%s_%s", tag, what);
+    return cg_loop_begin(cg, l, n, name, acc_init);
 }
 
 /* A gather table: OP output elements per channel, K source indices each (into
@@ -40,26 +39,9 @@ typedef struct Gather {
     int *t; /* OP * K, in the arena */
 } Gather;
 
-/* im2col's: e = (ki*kw + kj) * P + oi*Wo + oj reads pixel h*W + x (K = 1). */
-static Gather gather_im2col(Arena *a, const Win *w)
-{
-    int P = w->Ho * w->Wo;
-    Gather g = {w->kh * w->kw * P, w->H * w->W, 1, NULL};
-    g.t = arena_alloc(a, sizeof *g.t * (size_t)g.OP);
-    for (int ki = 0; ki < w->kh; ki++)
-        for (int kj = 0; kj < w->kw; kj++)
-            for (int oi = 0; oi < w->Ho; oi++)
-                for (int oj = 0; oj < w->Wo; oj++) {
-                    int h = oi * w->s + ki - w->p, x = oj * w->s + kj - w->p;
-                    int e = (ki * w->kw + kj) * P + oi * w->Wo + oj;
-                    g.t[e] = h < 0 || h >= w->H || x < 0 || x >= w->W ? -1 : h * w->W + x;
-                }
-    return g;
-}
-
 /* The pooling windows': window o = oi*Wo + oj reads (oi*s + ki)*W + oj*s + kj,
  * ki-major (K = kh*kw; pooling has no padding). */
-static Gather gather_windows(Arena *a, const Win *w)
+static Gather gather_windows(Arena *a, const IrWindow *w)
 {
     Gather g = {w->Ho * w->Wo, w->H * w->W, w->kh * w->kw, NULL};
     g.t = arena_alloc(a, sizeof *g.t * (size_t)g.OP * (size_t)g.K);
@@ -143,32 +125,21 @@ static LLVMValueRef gather_load(Cg *cg, const CgVal *src, LLVMValueRef b, LLVMVa
 }
 
 /* out[b, c*OP + e] = post * sum_t pre * src[b, c*SP + T[e*K + t]], the sum from
- * +0 in t order (copy, for im2col: K = 1 and the element itself, no sum, so a -0
- * stays -0). pre and post of 1 are left out. */
+ * +0 in t order; pre and post of 1 are left out. */
 static void emit_gather(Cg *cg, const IrNode *n, const CgVal *out, const CgVal *src, int C,
-                        const Gather *g, bool copy, double pre, double post, const char *tag)
+                        const Gather *g, double pre, double post, const char *tag)
 {
     LLVMValueRef table = table_global(cg, n, g);
-    char name[64];
     CgLoop lb, lc, le, lt;
-    snprintf(name, sizeof name, "%s_b", tag);
-    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
-    snprintf(name, sizeof name, "%s_c", tag);
-    LLVMValueRef c = cg_loop_begin(cg, &lc, cg_i64(cg, C), name, NULL);
+    LLVMValueRef b = loop_open(cg, &lb, cg_samples(cg, out->bstride), tag, "b", NULL);
+    LLVMValueRef c = loop_open(cg, &lc, cg_i64(cg, C), tag, "c", NULL);
     LLVMValueRef base = cg_mul(cg, c, g->SP);
-    snprintf(name, sizeof name, "%s_e", tag);
-    LLVMValueRef e = cg_loop_begin(cg, &le, cg_i64(cg, g->OP), name, NULL);
-    LLVMValueRef v;
-    if (copy) {
-        v = gather_load(cg, src, b, base, table_load(cg, table, e), pre);
-    } else {
-        snprintf(name, sizeof name, "%s_t", tag);
-        LLVMValueRef t = cg_loop_begin(cg, &lt, cg_i64(cg, g->K), name, cg_f64(cg, 0));
-        LLVMValueRef idx = table_load(cg, table, cg_add(cg, cg_mul(cg, e, g->K), t));
-        LLVMValueRef x = gather_load(cg, src, b, base, idx, pre);
-        cg_loop_end(cg, &lt, LLVMBuildFAdd(cg->bld, lt.acc, x, ""));
-        v = lt.acc;
-    }
+    LLVMValueRef e = loop_open(cg, &le, cg_i64(cg, g->OP), tag, "e", NULL);
+    LLVMValueRef t = loop_open(cg, &lt, cg_i64(cg, g->K), tag, "t", cg_f64(cg, 0));
+    LLVMValueRef idx = table_load(cg, table, cg_add(cg, cg_mul(cg, e, g->K), t));
+    LLVMValueRef x = gather_load(cg, src, b, base, idx, pre);
+    cg_loop_end(cg, &lt, LLVMBuildFAdd(cg->bld, lt.acc, x, ""));
+    LLVMValueRef v = lt.acc;
     if (post != 1)
         v = LLVMBuildFMul(cg->bld, v, cg_f64(cg, post), "");
     cg_store(cg, out, b, cg_add(cg, cg_mul(cg, c, g->OP), e), v);
@@ -183,12 +154,10 @@ static void emit_gather(Cg *cg, const IrNode *n, const CgVal *out, const CgVal *
 static LLVMValueRef window_pick(Cg *cg, LLVMValueRef table, const Gather *g, const CgVal *x,
                                 LLVMValueRef b, LLVMValueRef base, LLVMValueRef o, const char *tag)
 {
-    char name[64];
     CgLoop lt;
     LLVMValueRef first = table_load(cg, table, cg_mul(cg, o, g->K));
     LLVMValueRef init = LLVMBuildSIToFP(cg->bld, first, cg->t_f64, "");
-    snprintf(name, sizeof name, "%s_t", tag);
-    LLVMValueRef t = cg_loop_begin(cg, &lt, cg_i64(cg, g->K), name, init);
+    LLVMValueRef t = loop_open(cg, &lt, cg_i64(cg, g->K), tag, "t", init);
     LLVMValueRef at = table_load(cg, table, cg_add(cg, cg_mul(cg, o, g->K), t));
     LLVMValueRef best = LLVMBuildFPToSI(cg->bld, lt.acc, cg->t_i64, "");
     LLVMValueRef held = cg_load(cg, x, b, cg_add(cg, base, best));
@@ -205,7 +174,7 @@ static LLVMValueRef window_pick(Cg *cg, LLVMValueRef table, const Gather *g, con
  * out[b, c*HW + pick] += v[b, c*P + o] in window order. */
 static void emit_max_pool(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
 {
-    Win w = win_of(n, n->args[0]->shape);
+    IrWindow w = ir_window_of(n);
     Gather g = gather_windows(cg->arena, &w);
     const CgVal *x = &cg->val[cg_topo(cg, n->args[0])], *u = &cg->val[cg_topo(cg, n->args[1])];
     bool back = n->op == IR_MAXPOOL_T;
@@ -215,15 +184,11 @@ static void emit_max_pool(Cg *cg, const IrNode *n, const CgVal *out, const char 
         cg_emit_map(cg, NULL, out, 1, &z, tag);
     }
     LLVMValueRef table = table_global(cg, n, &g);
-    char name[64];
     CgLoop lb, lc, lo;
-    snprintf(name, sizeof name, "%s_b", tag);
-    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
-    snprintf(name, sizeof name, "%s_c", tag);
-    LLVMValueRef c = cg_loop_begin(cg, &lc, cg_i64(cg, w.C), name, NULL);
+    LLVMValueRef b = loop_open(cg, &lb, cg_samples(cg, out->bstride), tag, "b", NULL);
+    LLVMValueRef c = loop_open(cg, &lc, cg_i64(cg, w.C), tag, "c", NULL);
     LLVMValueRef base = cg_mul(cg, c, g.SP), pbase = cg_mul(cg, c, g.OP);
-    snprintf(name, sizeof name, "%s_o", tag);
-    LLVMValueRef o = cg_loop_begin(cg, &lo, cg_i64(cg, g.OP), name, NULL);
+    LLVMValueRef o = loop_open(cg, &lo, cg_i64(cg, g.OP), tag, "o", NULL);
     if (back) /* each window's add depends on the last: no vectorising */
         lo.scalar = true;
     LLVMValueRef pick = window_pick(cg, table, &g, x, b, base, o, tag);
@@ -240,6 +205,65 @@ static void emit_max_pool(Cg *cg, const IrNode *n, const CgVal *out, const char 
     cg_loop_end(cg, &lb, NULL);
 }
 
+/* The windows (oi or oj) whose element k of the kernel reads inside an image
+ * side of n pixels: [*lo, *hi). */
+static void window_range(int k, int n, int count, int s, int p, int *lo, int *hi)
+{
+    *lo = p - k > 0 ? (p - k + s - 1) / s : 0;
+    *hi = n - 1 + p - k < 0 ? 0 : (n - 1 + p - k) / s + 1;
+    *hi = *hi < count ? *hi : count;
+}
+
+/* IM2COL and COL2IM by kernel element: for each channel and each (ki, kj), in
+ * that order, the windows that read inside the image (constant ranges, so no
+ * bounds tests) copy their pixel into the column element (IM2COL, after zeros
+ * where there is padding) or add the column element to their pixel (COL2IM,
+ * after zeros: the reference's scatter; no pixel twice per (ki, kj), so the
+ * inner loop vectorises, and each pixel's sum is in (ki, kj) order). */
+static void emit_im2col(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
+{
+    IrWindow w = ir_window_of(n);
+    const CgVal *x = &cg->val[cg_topo(cg, n->args[0])];
+    bool back = n->op == IR_COL2IM;
+    if (back || w.p > 0) {
+        CgVal zero = {.reg = cg_f64(cg, 0), .size = 1};
+        const CgVal *z = &zero;
+        cg_emit_map(cg, NULL, out, 1, &z, tag);
+    }
+    long P = (long)w.Ho * w.Wo;
+    CgLoop lb, lc;
+    LLVMValueRef b = loop_open(cg, &lb, cg_samples(cg, out->bstride), tag, "b", NULL);
+    LLVMValueRef c = loop_open(cg, &lc, cg_i64(cg, w.C), tag, "c", NULL);
+    LLVMValueRef img = cg_mul(cg, c, (long)w.H * w.W), cols = cg_mul(cg, c, w.kh * w.kw * P);
+    for (int ki = 0; ki < w.kh; ki++)
+        for (int kj = 0; kj < w.kw; kj++) {
+            int i0, i1, j0, j1;
+            window_range(ki, w.H, w.Ho, w.s, w.p, &i0, &i1);
+            window_range(kj, w.W, w.Wo, w.s, w.p, &j0, &j1);
+            if (i0 >= i1 || j0 >= j1)
+                continue;
+            CgLoop li, lj;
+            LLVMValueRef oi = cg_add(cg, loop_open(cg, &li, cg_i64(cg, i1 - i0), tag, "oi", NULL),
+                                     cg_i64(cg, i0));
+            LLVMValueRef oj = cg_add(cg, loop_open(cg, &lj, cg_i64(cg, j1 - j0), tag, "oj", NULL),
+                                     cg_i64(cg, j0));
+            LLVMValueRef h = cg_add(cg, cg_mul(cg, oi, w.s), cg_i64(cg, ki - w.p));
+            LLVMValueRef v = cg_add(cg, cg_mul(cg, oj, w.s), cg_i64(cg, kj - w.p));
+            LLVMValueRef pix = cg_add(cg, img, cg_add(cg, cg_mul(cg, h, w.W), v));
+            LLVMValueRef col = cg_add(cg, cols, cg_add(cg, cg_i64(cg, (ki * w.kw + kj) * P),
+                                                       cg_add(cg, cg_mul(cg, oi, w.Wo), oj)));
+            if (back)
+                cg_store(cg, out, b, pix,
+                         LLVMBuildFAdd(cg->bld, cg_load(cg, out, b, pix), cg_load(cg, x, b, col), ""));
+            else
+                cg_store(cg, out, b, col, cg_load(cg, x, b, pix));
+            cg_loop_end(cg, &lj, NULL);
+            cg_loop_end(cg, &li, NULL);
+        }
+    cg_loop_end(cg, &lc, NULL);
+    cg_loop_end(cg, &lb, NULL);
+}
+
 /* SUMAXIS: out[o*inner + i] = sum_j x[(o*n + j)*inner + i], j ascending;
  * BROADCAST: out[(o*n + j)*inner + i] = x[o*inner + i]. */
 static void emit_axis(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
@@ -248,25 +272,18 @@ static void emit_axis(Cg *cg, const IrNode *n, const CgVal *out, const char *tag
     bool sum = n->op == IR_SUMAXIS;
     int outer, len, inner;
     ir_axis_split(sum ? n->args[0]->shape : n->shape, n->attr[0], &outer, &len, &inner);
-    char name[64];
     CgLoop lb, lo, l2, l3;
-    snprintf(name, sizeof name, "%s_b", tag);
-    LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
-    snprintf(name, sizeof name, "%s_o", tag);
-    LLVMValueRef o = cg_loop_begin(cg, &lo, cg_i64(cg, outer), name, NULL);
+    LLVMValueRef b = loop_open(cg, &lb, cg_samples(cg, out->bstride), tag, "b", NULL);
+    LLVMValueRef o = loop_open(cg, &lo, cg_i64(cg, outer), tag, "o", NULL);
     if (sum) {
-        snprintf(name, sizeof name, "%s_i", tag);
-        LLVMValueRef i = cg_loop_begin(cg, &l2, cg_i64(cg, inner), name, NULL);
-        snprintf(name, sizeof name, "%s_j", tag);
-        LLVMValueRef j = cg_loop_begin(cg, &l3, cg_i64(cg, len), name, cg_f64(cg, 0));
+        LLVMValueRef i = loop_open(cg, &l2, cg_i64(cg, inner), tag, "i", NULL);
+        LLVMValueRef j = loop_open(cg, &l3, cg_i64(cg, len), tag, "j", cg_f64(cg, 0));
         LLVMValueRef at = cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, o, len), j), inner), i);
         cg_loop_end(cg, &l3, LLVMBuildFAdd(cg->bld, l3.acc, cg_load(cg, x, b, at), ""));
         cg_store(cg, out, b, cg_add(cg, cg_mul(cg, o, inner), i), l3.acc);
     } else {
-        snprintf(name, sizeof name, "%s_j", tag);
-        LLVMValueRef j = cg_loop_begin(cg, &l2, cg_i64(cg, len), name, NULL);
-        snprintf(name, sizeof name, "%s_i", tag);
-        LLVMValueRef i = cg_loop_begin(cg, &l3, cg_i64(cg, inner), name, NULL);
+        LLVMValueRef j = loop_open(cg, &l2, cg_i64(cg, len), tag, "j", NULL);
+        LLVMValueRef i = loop_open(cg, &l3, cg_i64(cg, inner), tag, "i", NULL);
         LLVMValueRef v = cg_load(cg, x, b, cg_add(cg, cg_mul(cg, o, inner), i));
         cg_store(cg, out, b, cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, o, len), j), inner), i), v);
         cg_loop_end(cg, &l3, NULL);
@@ -283,28 +300,17 @@ void cg_emit_tensor(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
     case IR_RESHAPE: /* not a view (plan.c): a copy */
         cg_emit_map(cg, NULL, out, 1, &x, tag);
         return;
-    case IR_IM2COL: {
-        Win w = win_of(n, n->args[0]->shape);
-        Gather g = gather_im2col(cg->arena, &w);
-        emit_gather(cg, n, out, x, w.C, &g, true, 1, 1, tag);
-        return;
-    }
-    case IR_COL2IM: {
-        Win w = win_of(n, n->shape);
-        Gather f = gather_im2col(cg->arena, &w), g = gather_transpose(cg->arena, &f);
-        emit_gather(cg, n, out, x, w.C, &g, false, 1, 1, tag);
-        return;
-    }
+    case IR_IM2COL: case IR_COL2IM: emit_im2col(cg, n, out, tag); return;
     case IR_AVGPOOL: {
-        Win w = win_of(n, n->args[0]->shape);
+        IrWindow w = ir_window_of(n);
         Gather g = gather_windows(cg->arena, &w);
-        emit_gather(cg, n, out, x, w.C, &g, false, 1, 1.0 / (w.kh * w.kw), tag);
+        emit_gather(cg, n, out, x, w.C, &g, 1, 1.0 / (w.kh * w.kw), tag);
         return;
     }
     case IR_AVGPOOL_T: {
-        Win w = win_of(n, n->shape);
+        IrWindow w = ir_window_of(n);
         Gather f = gather_windows(cg->arena, &w), g = gather_transpose(cg->arena, &f);
-        emit_gather(cg, n, out, x, w.C, &g, false, 1.0 / (w.kh * w.kw), 1, tag);
+        emit_gather(cg, n, out, x, w.C, &g, 1.0 / (w.kh * w.kw), 1, tag);
         return;
     }
     case IR_MAXPOOL: case IR_MAXPOOL_T: emit_max_pool(cg, n, out, tag); return;

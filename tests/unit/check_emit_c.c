@@ -119,18 +119,27 @@ static double *random_doubles(size_t n)
 
 /* Emits the program into a fresh folder and loads it; so is NULL (and the
  * test skipped) when no C compiler is found. */
+static void emitted_open_text(Emitted *e, const char *program);
+
 static void emitted_open(Emitted *e)
+{
+    emitted_open_text(e, program_fmt);
+}
+
+/* program: a format with one %s, the folder (as program_fmt). */
+static void emitted_open_text(Emitted *e, const char *program)
 {
     memset(e, 0, sizeof *e);
     snprintf(e->dir, sizeof e->dir, "/tmp/nodec_emit_XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(e->dir));
-    char path[128], cmd[512], text[sizeof program_fmt + 64];
+    char path[128], cmd[512], text[sizeof program_fmt + 1024];
     snprintf(path, sizeof path, "%s/obs.csv", e->dir);
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
     fputs(obs_csv, f);
     fclose(f);
-    snprintf(text, sizeof text, program_fmt, e->dir);
+    ck_assert_uint_lt(strlen(program) + 64, sizeof text);
+    snprintf(text, sizeof text, program, e->dir);
     CompileOptions opts = {.path = "emit_test.node", .text = text, .diag_out = stderr,
                            .until = COMPILE_DERIVE, .targets = TARGET_C};
     e->c = compile(&opts);
@@ -192,7 +201,7 @@ static void compare_kernel(NdKernelFn c_fn, NdKernelFn jit_fn, const IrModel *m,
 {
     size_t ny = (size_t)m->ny * (size_t)B;
     double *y = random_doubles(ny), *p = random_doubles((size_t)m->np);
-    double *a = random_doubles(ny), *work = calloc(1 << 16, sizeof(double));
+    double *a = random_doubles(ny), *work = calloc(1 << 20, sizeof(double)); /* the tensor jac needs ~70k */
     double *c0 = calloc(n0 + 1, sizeof(double)), *c1 = calloc(n1 + 1, sizeof(double));
     double *j0 = calloc(n0 + 1, sizeof(double)), *j1 = calloc(n1 + 1, sizeof(double));
     c_fn(0.37, y, p, a, NULL, c0, c1, B, work);
@@ -200,6 +209,19 @@ static void compare_kernel(NdKernelFn c_fn, NdKernelFn jit_fn, const IrModel *m,
     assert_close(c0, j0, n0, what);
     assert_close(c1, j1, n1, what);
     free(y), free(p), free(a), free(work), free(c0), free(c1), free(j0), free(j1);
+}
+
+/* The generated rhs and the JIT's on the same random batch. */
+static void compare_rhs(NdRhsFn c_fn, NdRhsFn jit_fn, const IrModel *m, int64_t B, const char *what)
+{
+    size_t n = (size_t)m->ny * (size_t)B;
+    double *y = random_doubles(n), *p = random_doubles((size_t)m->np);
+    double *work = calloc(1 << 16, sizeof(double));
+    double *dc = calloc(n, sizeof(double)), *dj = calloc(n, sizeof(double));
+    c_fn(0.5, y, p, dc, B, work);
+    jit_fn(0.5, y, p, dj, B, work);
+    assert_close(dc, dj, n, what);
+    free(y), free(p), free(work), free(dc), free(dj);
 }
 
 START_TEST(test_kernels_match_jit)
@@ -226,13 +248,54 @@ START_TEST(test_kernels_match_jit)
     compare_kernel((NdKernelFn)sym(&e, "M_train0_final"), fns[0], m, nb, 0, B, "final");
     compare_kernel((NdKernelFn)sym(&e, "M_train0_final_grad"), fns[1], m, nb * ny, np, B,
                    "final_grad");
-    NdRhsFn rhs = (NdRhsFn)sym(&e, "M_rhs");
-    double *y = random_doubles(nb * ny), *p = random_doubles(np), *work = calloc(4096, 8);
-    double *dc = calloc(nb * ny, sizeof(double)), *dj = calloc(nb * ny, sizeof(double));
-    rhs(0.5, y, p, dc, B, work);
-    k.rhs(0.5, y, p, dj, B, work);
-    assert_close(dc, dj, nb * ny, "rhs");
-    free(y), free(p), free(work), free(dc), free(dj);
+    compare_rhs((NdRhsFn)sym(&e, "M_rhs"), k.rhs, m, B, "rhs");
+    jit_free(jit);
+    emitted_close(&e);
+}
+END_TEST
+
+/* An image model through every tensor op sema writes: convolutions with
+ * padding (im2col, a product, reshapes; col2im in the vjp), max and average
+ * pooling (and their transposes in the vjp), a sum over an axis broadcast
+ * back; 84 states, past the C jac's limit (its 9000 lines took cc 20 s).
+ * %s: the folder, for the output's name. */
+static const char tensor_fmt[] =
+    "model M {\n"
+    "  state h[2, 6, 7] = reshape(linspace(-1, 1, 84), [2, 6, 7])\n"
+    "  param K[2, 2, 3, 3] = reshape(linspace(-0.5, 0.5, 36), [2, 2, 3, 3])\n"
+    "  param K2[2, 2, 2, 2] = reshape(linspace(0.3, -0.2, 16), [2, 2, 2, 2])\n"
+    "  param b[2, 1, 1] = reshape([0.1, -0.2], [2, 1, 1])\n"
+    "  dh/dt = tanh(conv2d(K, h, pad = 1) + b) + 0.1 * conv2d(K2, max_pool(h, 2, stride = 1), "
+    "pad = 1) + 0.3 * avg_pool(h, 5) + 0.05 * reshape(sum(h, 0), [1, 6, 7]) - 0.1 * "
+    "conv2d(K2, avg_pool(relu(h), 2, stride = 1), pad = 1)\n"
+    "}\n"
+    "solve M {\n"
+    "  t = [0, 1]\n"
+    "  solver = rk4(h = 0.1)\n"
+    "  output = \"%s/img.csv\"\n"
+    "}\n";
+
+START_TEST(test_tensor_kernels_match_jit)
+{
+    Emitted e;
+    emitted_open_text(&e, tensor_fmt);
+    if (!e.so) {
+        emitted_close(&e);
+        return;
+    }
+    IrModel *m = e.m;
+    bool jac = cc_model_has_jacobian(m);
+    NdKernels k;
+    JitRequest req = {.vjp = 1, .jac = jac};
+    JitModel *jit = jit_compile_request(m, &req, &k, &e.c->diag);
+    ck_assert_ptr_nonnull(jit);
+    for (int64_t B = 1; B <= 5; B += 4) {
+        size_t ny = (size_t)m->ny, np = (size_t)m->np, nb = (size_t)B;
+        compare_kernel((NdKernelFn)sym(&e, "M_vjp"), k.vjp, m, nb * ny, np, B, "tensor vjp");
+        if (jac)
+            compare_kernel((NdKernelFn)sym(&e, "M_jac"), k.jac, m, nb * ny * ny, 0, B, "tensor jac");
+        compare_rhs((NdRhsFn)sym(&e, "M_rhs"), k.rhs, m, B, "tensor rhs");
+    }
     jit_free(jit);
     emitted_close(&e);
 }
@@ -551,6 +614,7 @@ Suite *emit_c_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_kernels_match_jit, 0, 2);
     tcase_add_test(tc, test_gradient_finite_differences);
+    tcase_add_test(tc, test_tensor_kernels_match_jit);
     tcase_add_loop_test(tc, test_train_gradient_matches_jit, 0, 4);
     tcase_add_test(tc, test_lu_fallback_matches_lapack);
     tcase_add_test(tc, test_params_and_names);
