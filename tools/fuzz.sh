@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(front csv safetensors)
+[ ${#targets[@]} -gt 0 ] || targets=(front csv safetensors npy)
 
 if ! command -v clang >/dev/null; then
   echo "fuzz: clang not found (Debian: apt-get install clang libclang-rt-14-dev): fuzzing skipped"
@@ -39,7 +39,7 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNODEC_FUZZ
 cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
 
 # Runs per target in CI: about a minute each on a 2-core machine.
-declare -A ci_runs=([front]=4000 [csv]=150000 [safetensors]=250000)
+declare -A ci_runs=([front]=4000 [csv]=150000 [safetensors]=250000 [npy]=250000)
 mkdir -p build-fuzz/findings
 status=0
 for t in "${targets[@]}"; do
