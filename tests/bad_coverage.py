@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every error message nodec can print has a golden in tests/bad/ (issue 13): finds each
 error call in the sources (diag_error, diag_plain, the runtime's nd_solver_fail and
-nd_grad_fail, the CSV and safetensors readers', the command line's), turns its format
+nd_grad_fail, the CSV, .npy and safetensors readers', the command line's), turns its format
 string into a pattern (each printf conversion matches anything), and looks for it among
 the expected standard-error lines (`#| ...`) of tests/bad/*.node and *.node.expect.
 
@@ -16,7 +16,7 @@ import os, re, sys
 
 CALLS = ["diag_error", "diag_plain", "diag_note", "nd_solver_fail", "nd_grad_fail", "csv_error",
          "usage_error", "header_fail", "coef_error", "step_error", "part_error", "name_error",
-         "group_error", "equation_target_error", "run_fail", "train_fail", "io_fail"]
+         "group_error", "equation_target_error", "run_fail", "train_fail", "io_fail", "npy_error"]
 SOURCES = ["compiler", "runtime", "tools"]
 LITERAL = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
 CONVERSION = re.compile(r"%[-+ #0]*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|z|j|t|L)?[diouxXeEfgGcsp%]")

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "nd_csv_read.h"
+#include "nd_npy.h"
 #include "sema_internal.h"
 
 static SrcLoc name_loc_of(const Ast *a)
@@ -37,12 +38,12 @@ const SemaField *sema_data_find_field(const SemaData *d, const char *name)
     return NULL;
 }
 
-/* ---- column names: x, y[0], W[0,1] ---- */
+/* ---- column names: x, y[0], W[0,1], x[c,i,j], x[a,b,c,d] ---- */
 
 typedef struct ColName {
-    const char *base; /* interned */
-    int rank;         /* 0: x, 1: y[i], 2: W[i,j] */
-    int i, j;
+    const char *base;      /* interned */
+    int rank;              /* 0: x, 1: y[i], 2: W[i,j], 3: x[c,i,j], 4: x[a,b,c,d] */
+    int idx[IR_MAX_RANK];  /* the indices, 0 past rank */
 } ColName;
 
 static const char *skip_spaces(const char *p)
@@ -64,7 +65,8 @@ static const char *read_index(const char *p, int *out)
     return skip_spaces(p);
 }
 
-/* 1 when name is an identifier, optionally followed by [i] or [i,j]. */
+/* 1 when name is an identifier, optionally followed by one to four indices in
+ * brackets: [i], [i,j], [c,i,j] or [a,b,c,d]. */
 static int parse_colname(Sema *S, const char *name, ColName *out)
 {
     const char *p = name;
@@ -73,17 +75,18 @@ static int parse_colname(Sema *S, const char *name, ColName *out)
     while (isalnum((unsigned char)*p) || *p == '_')
         p++;
     out->base = strtab_intern(S->names, name, (size_t)(p - name));
-    out->rank = 0;
-    out->i = out->j = 0;
+    *out = (ColName){.base = out->base};
     if (*p == '\0')
         return 1;
-    if (*p++ != '[' || !(p = read_index(p, &out->i)))
+    if (*p++ != '[')
         return 0;
-    out->rank = 1;
-    if (*p == ',') {
-        if (!(p = read_index(p + 1, &out->j)))
+    for (;;) {
+        if (out->rank == IR_MAX_RANK || !(p = read_index(p, &out->idx[out->rank])))
             return 0;
-        out->rank = 2;
+        out->rank++;
+        if (*p != ',')
+            break;
+        p++;
     }
     return p[0] == ']' && p[1] == '\0';
 }
@@ -99,9 +102,11 @@ typedef struct DataSrc {
 
 typedef struct Group {
     const char *base;
-    int rank, rows, cols;
-    int first;  /* column that started the group */
-    int *col;   /* rows*cols column indices, -1 where missing */
+    int rank;
+    int dim[IR_MAX_RANK]; /* the extent of each index (1 past rank) */
+    int size;             /* elements, once group_sizes has checked them */
+    int first;            /* column that started the group */
+    int *col;             /* size column indices, row-major, -1 where missing */
 } Group;
 
 static Group *find_group(Group *groups, int n, const char *base)
@@ -112,33 +117,48 @@ static Group *find_group(Group *groups, int n, const char *base)
     return NULL;
 }
 
-static void extent(const ColName *cn, int *rows, int *cols)
+static void extent(const ColName *cn, Group *g)
 {
-    if (cn->rank >= 1 && cn->i + 1 > *rows)
-        *rows = cn->i + 1;
-    if (cn->rank == 2 && cn->j + 1 > *cols)
-        *cols = cn->j + 1;
+    for (int a = 0; a < cn->rank; a++)
+        if (cn->idx[a] + 1 > g->dim[a])
+            g->dim[a] = cn->idx[a] + 1;
+}
+
+/* "3 x 3", "1 x 8 x 8": a group's extents, for messages. */
+static const char *dims_text(const Group *g, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int a = 0; a < g->rank && n < len; a++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%d", a ? " x " : "", g->dim[a]);
+    return buf;
 }
 
 /* A field with more elements than the file has columns must have gaps (and is
  * refused before its table of columns is allocated); one past the limit of a
- * value is refused by name. */
-static int group_sizes(Sema *S, const SemaData *d, const DataSrc *src, const Group *groups, int n)
+ * value is refused by name. The shapes of rank 3 and 4 are counted against the
+ * columns first, as their product could overflow the shape's rows x cols. */
+static int group_sizes(Sema *S, const SemaData *d, const DataSrc *src, Group *groups, int n)
 {
     for (int k = 0; k < n; k++) {
-        const Group *g = &groups[k];
-        int64_t size = (int64_t)g->rows * g->cols;
-        char what[300];
+        Group *g = &groups[k];
+        int64_t size = 1;
+        for (int a = 0; a < g->rank; a++)
+            size *= size <= d->ncols ? g->dim[a] : 1;
+        char what[300], dims[64];
         snprintf(what, sizeof what, "%s:1: field '%s'", src->path, g->base);
-        if (!sema_size_ok(S, src->at, what, (IrShape){.rank = g->rank, .rows = g->rows, .cols = g->cols}))
+        int cols = g->rank <= 1 ? 1 : g->rank == 2 ? g->dim[1] : (int)(size / g->dim[0]);
+        if ((g->rank <= 2 || size <= d->ncols) &&
+            !sema_size_ok(S, src->at, what, (IrShape){.rank = g->rank, .rows = g->dim[0], .cols = cols}))
             return 0;
         if (size > d->ncols) {
             diag_error(S->diag, src->at,
-                       "%s:1: field '%s' is %d x %d, but the file has %d columns: the columns "
+                       "%s:1: field '%s' is %s, but the file has %d columns: the columns "
                        "of '%s' must be numbered from 0 without gaps",
-                       src->path, g->base, g->rows, g->cols, d->ncols, g->base);
+                       src->path, g->base, dims_text(g, dims, sizeof dims), d->ncols, g->base);
             return 0;
         }
+        g->size = (int)size;
     }
     return 1;
 }
@@ -152,7 +172,8 @@ static int group_extents(Sema *S, const SemaData *d, const DataSrc *src, ColName
             continue;
         if (!parse_colname(S, d->colnames[c], &cn[c])) {
             diag_error(S->diag, src->at,
-                       "%s:1: column '%s' is not a usable name (expected a name like x, y[0] or W[0,1])",
+                       "%s:1: column '%s' is not a usable name (expected a name like x, y[0], W[0,1] or "
+                       "x[0,1,2])",
                        src->path, d->colnames[c]);
             return 0;
         }
@@ -164,7 +185,10 @@ static int group_extents(Sema *S, const SemaData *d, const DataSrc *src, ColName
                        taken == d->t_col ? "time" : "trajectory id");
             return 0;
         }
-        if (cn[c].i >= d->ncols || cn[c].j >= d->ncols) { /* more elements than columns */
+        int past = 0; /* an index past the columns: more elements than columns */
+        for (int a = 0; a < cn[c].rank; a++)
+            past |= cn[c].idx[a] >= d->ncols;
+        if (past) {
             diag_error(S->diag, src->at, "%s:1: column '%s': the columns of '%s' must be numbered "
                        "from 0 without gaps", src->path, d->colnames[c], cn[c].base);
             return 0;
@@ -172,24 +196,42 @@ static int group_extents(Sema *S, const SemaData *d, const DataSrc *src, ColName
         Group *g = find_group(groups, *ngroups, cn[c].base);
         if (!g) {
             g = &groups[(*ngroups)++];
-            *g = (Group){.base = cn[c].base, .rank = cn[c].rank, .rows = 1, .cols = 1, .first = c};
+            *g = (Group){.base = cn[c].base, .rank = cn[c].rank, .dim = {1, 1, 1, 1}, .first = c};
         } else if (g->rank != cn[c].rank) {
             diag_error(S->diag, src->at, "%s:1: column '%s' does not fit with column '%s' (a field is "
-                       "one scalar column, or vector columns %s[i], or matrix columns %s[i,j])",
-                       src->path, d->colnames[c], d->colnames[g->first], g->base, g->base);
+                       "one scalar column, or vector columns %s[i], or matrix columns %s[i,j], or "
+                       "tensor columns %s[c,i,j] or %s[a,b,c,d])",
+                       src->path, d->colnames[c], d->colnames[g->first], g->base, g->base, g->base,
+                       g->base);
             return 0;
         }
-        extent(&cn[c], &g->rows, &g->cols);
+        extent(&cn[c], g);
     }
     return group_sizes(S, d, src, groups, *ngroups);
 }
 
-static const char *element_name(const Group *g, int r, int c, char *buf, size_t len)
+/* The row-major position of an element in its group. */
+static int element_index(const Group *g, const int *idx)
 {
-    if (g->rank == 1)
-        snprintf(buf, len, "%s[%d]", g->base, r);
-    else
-        snprintf(buf, len, "%s[%d,%d]", g->base, r, c);
+    int e = 0;
+    for (int a = 0; a < g->rank; a++)
+        e = e * g->dim[a] + idx[a];
+    return e;
+}
+
+/* "y[2]", "x[0,7,7]": the column name of element e of g. */
+static const char *element_name(const Group *g, int e, char *buf, size_t len)
+{
+    int idx[IR_MAX_RANK];
+    for (int a = g->rank - 1; a >= 0; a--) {
+        idx[a] = e % g->dim[a];
+        e /= g->dim[a];
+    }
+    size_t n = (size_t)snprintf(buf, len, "%s[", g->base);
+    for (int a = 0; a < g->rank && n < len; a++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%d", a ? "," : "", idx[a]);
+    if (n < len)
+        snprintf(buf + n, len - n, "]");
     return buf;
 }
 
@@ -199,15 +241,15 @@ static int group_fill(Sema *S, const SemaData *d, const DataSrc *src, const ColN
 {
     for (int k = 0; k < ngroups; k++) {
         Group *g = &groups[k];
-        g->col = arena_alloc(S->arena, sizeof(int) * (size_t)(g->rows * g->cols));
-        for (int e = 0; e < g->rows * g->cols; e++)
+        g->col = arena_alloc(S->arena, sizeof(int) * (size_t)g->size);
+        for (int e = 0; e < g->size; e++)
             g->col[e] = -1;
     }
     for (int c = 0; c < d->ncols; c++) {
         if (c == d->t_col || c == d->id_col)
             continue;
         Group *g = find_group(groups, ngroups, cn[c].base);
-        int *slot = &g->col[cn[c].i * g->cols + cn[c].j];
+        int *slot = &g->col[element_index(g, cn[c].idx)];
         if (*slot >= 0) {
             diag_error(S->diag, src->at, "%s:1: columns '%s' and '%s' name the same element", src->path,
                        d->colnames[*slot], d->colnames[c]);
@@ -217,15 +259,15 @@ static int group_fill(Sema *S, const SemaData *d, const DataSrc *src, const ColN
     }
     for (int k = 0; k < ngroups; k++) {
         const Group *g = &groups[k];
-        for (int e = 0; e < g->rows * g->cols; e++) {
+        for (int e = 0; e < g->size; e++) {
             if (g->col[e] >= 0)
                 continue;
-            char miss[96], last[96];
+            char miss[128], last[128];
             diag_error(S->diag, src->at,
                        "%s:1: column '%s' is missing: the columns of '%s' must be numbered from 0 "
                        "without gaps, up to %s",
-                       src->path, element_name(g, e / g->cols, e % g->cols, miss, sizeof miss), g->base,
-                       element_name(g, g->rows - 1, g->cols - 1, last, sizeof last));
+                       src->path, element_name(g, e, miss, sizeof miss), g->base,
+                       element_name(g, g->size - 1, last, sizeof last));
             return 0;
         }
     }
@@ -234,11 +276,63 @@ static int group_fill(Sema *S, const SemaData *d, const DataSrc *src, const ColN
 
 static IrShape group_shape(const Group *g)
 {
-    if (g->rank == 0)
-        return ir_scalar_shape();
-    if (g->rank == 1)
-        return ir_vector_shape(g->rows);
-    return ir_matrix_shape(g->rows, g->cols);
+    return ir_tensor_shape(g->rank, g->dim);
+}
+
+static int scattered(const Group *g)
+{
+    for (int e = 1; e < g->size; e++)
+        if (g->col[e] != g->col[0] + e)
+            return 1;
+    return 0;
+}
+
+/* A tensor field (rank 3 or 4) is one block of a row: when its columns are out of
+ * order in the file, the table's columns are put in order, the other columns first
+ * as they were, then each scattered tensor's, row-major. (A vector's or matrix's
+ * scattered columns are gathered in the IR instead.) */
+static void tensors_in_order(Sema *S, SemaData *d, Group *groups, int ngroups)
+{
+    char *moved = arena_alloc(S->arena, (size_t)d->ncols + 1);
+    memset(moved, 0, (size_t)d->ncols + 1);
+    int any = 0;
+    for (int k = 0; k < ngroups; k++)
+        if (groups[k].rank > 2 && scattered(&groups[k])) {
+            any = 1;
+            for (int e = 0; e < groups[k].size; e++)
+                moved[groups[k].col[e]] = 1;
+        }
+    if (!any)
+        return;
+    int *order = arena_alloc(S->arena, sizeof(int) * (size_t)d->ncols); /* new column -> old */
+    int *where = arena_alloc(S->arena, sizeof(int) * (size_t)d->ncols); /* old column -> new */
+    int n = 0;
+    for (int c = 0; c < d->ncols; c++)
+        if (!moved[c])
+            order[n++] = c;
+    for (int k = 0; k < ngroups; k++)
+        if (groups[k].rank > 2 && scattered(&groups[k]))
+            for (int e = 0; e < groups[k].size; e++)
+                order[n++] = groups[k].col[e];
+    for (int c = 0; c < d->ncols; c++)
+        where[order[c]] = c;
+    size_t nv = (size_t)d->nrows * (size_t)d->ncols;
+    double *values = arena_alloc(S->arena, sizeof(double) * (nv ? nv : 1));
+    const char **names = arena_alloc(S->arena, sizeof(char *) * (size_t)(d->ncols + 1));
+    for (int c = 0; c < d->ncols; c++) {
+        names[c] = d->colnames[order[c]];
+        for (int r = 0; r < d->nrows; r++)
+            values[(size_t)r * (size_t)d->ncols + (size_t)c] = d->values[(size_t)r * (size_t)d->ncols + (size_t)order[c]];
+    }
+    d->values = values;
+    d->colnames = names;
+    if (d->t_col >= 0)
+        d->t_col = where[d->t_col];
+    if (d->id_col >= 0)
+        d->id_col = where[d->id_col];
+    for (int k = 0; k < ngroups; k++)
+        for (int e = 0; e < groups[k].size; e++)
+            groups[k].col[e] = where[groups[k].col[e]];
 }
 
 static int data_fields(Sema *S, SemaData *d, const DataSrc *src)
@@ -248,6 +342,8 @@ static int data_fields(Sema *S, SemaData *d, const DataSrc *src)
     int ngroups = 0;
     if (!group_extents(S, d, src, cn, groups, &ngroups) || !group_fill(S, d, src, cn, groups, ngroups))
         return 0;
+    if (d->values)
+        tensors_in_order(S, d, groups, ngroups);
     d->n_fields = ngroups;
     d->fields = arena_alloc(S->arena, sizeof(SemaField) * (size_t)(ngroups + 1));
     for (int k = 0; k < ngroups; k++)
@@ -266,7 +362,8 @@ IrNode *sema_data_field_ir(Sema *S, const SemaField *f)
         contiguous &= f->cols[e] == f->cols[0] + e;
     if (contiguous)
         return ir_data(S->ir, 0, f->cols[0], f->shape);
-    /* columns out of order in the file: gather scalar leaves */
+    /* columns out of order in the file: gather scalar leaves (a tensor's are in
+       order: tensors_in_order) */
     IrShape one = ir_scalar_shape();
     int rows = f->shape.rank == 2 ? f->shape.rows : 1, cols = f->shape.rank == 2 ? f->shape.cols : n;
     IrNode **row = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)cols);
@@ -464,6 +561,149 @@ static int data_csv(Sema *S, const Ast *call, SemaData *d)
     return data_fields(S, d, &src);
 }
 
+/* ---- npy(x = "images.npy", label = "labels.npy") ---- */
+
+/* One key's array, read; its first axis is the sample. */
+typedef struct NpyKey {
+    const Ast *arg;
+    DataSrc src;
+    NdNpy *a;
+    int per;     /* values per sample */
+    int first;   /* its first column in the table */
+} NpyKey;
+
+static const char npy_usage[] = "npy takes named files, like npy(x = \"images.npy\", label = \"labels.npy\")";
+
+/* The named arguments, each a file name in quotes, each key once. */
+static int npy_args(Sema *S, const Ast *call, NpyKey *keys)
+{
+    if (call->list.n == 0) {
+        diag_error(S->diag, call->loc, "%s", npy_usage);
+        return 0;
+    }
+    for (int i = 0; i < call->list.n; i++) {
+        const Ast *arg = call->list.items[i];
+        if (arg->kind != AST_ARG || !arg->a || arg->a->kind != AST_STR) {
+            diag_error(S->diag, arg->loc, "%s", npy_usage);
+            return 0;
+        }
+        if (strcmp(arg->name, "t") == 0 || strcmp(arg->name, "id") == 0) {
+            diag_error(S->diag, name_loc_of(arg), "npy(...) reads samples, not time series: '%s' would "
+                       "be the %s column of one; give time series as csv(...)", arg->name,
+                       arg->name[0] == 't' ? "time" : "trajectory id");
+            return 0;
+        }
+        for (int k = 0; k < i; k++)
+            if (keys[k].arg->name == arg->name) {
+                diag_error(S->diag, name_loc_of(arg), "duplicate argument '%s'", arg->name);
+                return 0;
+            }
+        keys[i] = (NpyKey){.arg = arg, .src = {.at = arg->a->loc, .path = data_path(S, arg->a)}};
+    }
+    return 1;
+}
+
+/* Reads key k's file: an array of at least one axis, none of them empty, whose first
+ * axis has as many samples as the first file's. */
+static int npy_key(Sema *S, NpyKey *keys, int k)
+{
+    NpyKey *key = &keys[k];
+    char err[512], shape[256];
+    key->a = nd_npy_read(key->src.path, err, sizeof err);
+    if (!key->a) {
+        diag_error(S->diag, key->src.at, "%s", err);
+        return 0;
+    }
+    const NdNpy *a = key->a;
+    if (a->ndim == 0) {
+        diag_error(S->diag, key->src.at, "%s: the array is a single value (shape ()), but npy data needs "
+                   "one whose first axis is the sample", key->src.path);
+        return 0;
+    }
+    if (a->count == 0) {
+        diag_error(S->diag, key->src.at, "%s: the array is empty (shape %s)", key->src.path,
+                   nd_npy_shape_text(a, shape, sizeof shape));
+        return 0;
+    }
+    if (a->ndim - 1 > IR_MAX_RANK) {
+        diag_error(S->diag, key->src.at, "%s: the samples of shape %s have %d axes, but a field has "
+                   "at most %d", key->src.path, nd_npy_shape_text(a, shape, sizeof shape), a->ndim - 1,
+                   IR_MAX_RANK);
+        return 0;
+    }
+    if (k > 0 && a->shape[0] != keys[0].a->shape[0]) {
+        diag_error(S->diag, key->src.at, "%s: %lld samples, but %s has %lld: the files of npy(...) "
+                   "hold the same samples, one per index of their first axis", key->src.path,
+                   a->shape[0], keys[0].src.path, keys[0].a->shape[0]);
+        return 0;
+    }
+    key->per = (int)(a->count / (size_t)a->shape[0]);
+    return 1;
+}
+
+/* The column names a CSV would have: label, or y[3], or x[0,7,7]. */
+static const char *npy_colname(Sema *S, const NpyKey *key, int e)
+{
+    const NdNpy *a = key->a;
+    int idx[IR_MAX_RANK], rank = a->ndim - 1;
+    for (int d = rank - 1; d >= 0; d--) {
+        idx[d] = e % (int)a->shape[d + 1];
+        e /= (int)a->shape[d + 1];
+    }
+    char buf[160];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "%s", key->arg->name);
+    for (int d = 0; d < rank; d++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%d", d ? "," : "[", idx[d]);
+    if (rank > 0)
+        snprintf(buf + n, sizeof buf - n, "]");
+    return arena_strndup(S->arena, buf, strlen(buf));
+}
+
+/* The table a CSV with those columns would give: the keys in order, each sample's
+ * values row-major. */
+static void npy_table(Sema *S, SemaData *d, const NpyKey *keys, int nkeys)
+{
+    d->nrows = (int)keys[0].a->shape[0];
+    d->ncols = 0;
+    for (int k = 0; k < nkeys; k++)
+        d->ncols += keys[k].per;
+    d->colnames = arena_alloc(S->arena, sizeof(char *) * (size_t)(d->ncols + 1));
+    size_t n = (size_t)d->nrows * (size_t)d->ncols;
+    d->values = arena_alloc(S->arena, sizeof(double) * (n ? n : 1));
+    for (int k = 0, first = 0; k < nkeys; first += keys[k++].per) {
+        for (int e = 0; e < keys[k].per; e++)
+            d->colnames[first + e] = npy_colname(S, &keys[k], e);
+        for (int r = 0; r < d->nrows; r++)
+            memcpy(d->values + (size_t)r * (size_t)d->ncols + (size_t)first,
+                   keys[k].a->values + (size_t)r * (size_t)keys[k].per, sizeof(double) * (size_t)keys[k].per);
+    }
+    d->t_col = d->id_col = -1; /* npy_args refuses keys t and id */
+}
+
+static int data_npy(Sema *S, const Ast *call, SemaData *d)
+{
+    NpyKey *keys = arena_alloc(S->arena, sizeof(NpyKey) * (size_t)(call->list.n + 1));
+    int ok = npy_args(S, call, keys), nkeys = 0;
+    int64_t ncols = 0;
+    for (; ok && nkeys < call->list.n; nkeys++) {
+        ok = npy_key(S, keys, nkeys);
+        ncols += ok ? keys[nkeys].per : 0;
+    }
+    if (ok && ncols > IR_MAX_ELEMENTS) {
+        diag_error(S->diag, call->loc, "the files of npy(...) hold %lld values per sample, more than "
+                   "the limit of %d", (long long)ncols, IR_MAX_ELEMENTS);
+        ok = 0;
+    }
+    if (ok)
+        npy_table(S, d, keys, nkeys);
+    for (int k = 0; k < nkeys; k++)
+        nd_npy_free(keys[k].a);
+    if (!ok)
+        return 0;
+    DataSrc src = {.at = call->loc, .path = "npy"};
+    return data_fields(S, d, &src);
+}
+
 /* ---- simulate(Model, t = ..., init = {...}, solver = ...) ---- */
 
 static const char *const simulate_keys[] = {"t", "init", "solver"};
@@ -598,12 +838,16 @@ void sema_data_directive(Sema *S, const Ast *ast, SemaDirective *d)
     if (call && call->kind == AST_CALL && strcmp(call->name, "csv") == 0) {
         data->kind = SEMA_DATA_CSV;
         ok = data_csv(S, call, data);
+    } else if (call && call->kind == AST_CALL && strcmp(call->name, "npy") == 0) {
+        data->kind = SEMA_DATA_CSV; /* a table read when the program is checked, as a CSV's */
+        ok = data_npy(S, call, data);
     } else if (call && call->kind == AST_CALL && strcmp(call->name, "simulate") == 0) {
         data->kind = SEMA_DATA_SIMULATE;
         ok = data_simulate(S, call, data);
     } else {
         diag_error(S->diag, call ? call->loc : ast->loc,
-                   "data needs csv(\"file.csv\") or simulate(Model, t = ..., solver = ...)");
+                   "data needs csv(\"file.csv\"), npy(x = \"file.npy\", ...) or "
+                   "simulate(Model, t = ..., solver = ...)");
     }
     if (!ok) { /* registered empty, so a train that uses it reports nothing more */
         data->ncols = 0;

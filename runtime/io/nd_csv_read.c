@@ -4,6 +4,7 @@
  * the file is reported as "file:line: what" before anything runs. Parameter
  * files (nd_params_save/load) are written elsewhere. */
 #include "nd_csv_read.h"
+#include "nd_file_read.h"
 
 #include <errno.h>
 #include <math.h>
@@ -323,41 +324,6 @@ static int read_rows(CsvCursor *c, NdTable *t, FieldBuf *b)
     return 0;
 }
 
-/* The whole file in memory (data files are small next to what training does
- * with them); NULL with errno set. */
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *text = malloc(cap);
-    while (text) {
-        n += fread(text + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *more = realloc(text, 2 * cap);
-        if (!more) {
-            free(text);
-            text = NULL;
-            errno = ENOMEM;
-            break;
-        }
-        text = more;
-        cap *= 2;
-    }
-    int failed = text && ferror(f);
-    int saved = errno;
-    fclose(f);
-    if (failed) {
-        free(text);
-        errno = saved ? saved : EIO;
-        return NULL;
-    }
-    *len = n;
-    return text;
-}
-
 NdTable *nd_table_read_csv(const char *path, char *err, size_t errlen, int *err_line)
 {
     int dummy_line;
@@ -371,7 +337,7 @@ NdTable *nd_table_read_csv(const char *path, char *err, size_t errlen, int *err_
     err[0] = '\0';
     *err_line = 0;
     size_t len = 0;
-    char *text = read_all(path, &len);
+    char *text = nd_read_file(path, &len);
     if (!text) {
         snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
         return NULL;

@@ -1,6 +1,8 @@
 /* Unit tests of the CSV reader (runtime/io/nd_csv_read.c): RFC 4180 quoting, CRLF and
  * LF line ends, a trailing blank line, numbers with spaces around them, and
- * every error with its exact message and line. Files are written to mkstemp
+ * every error with its exact message and line. Then the .npy reader
+ * (runtime/io/nd_npy.c): every dtype, both header length widths, header spellings,
+ * and the refusals, on bytes written here. Files are written to mkstemp
  * temporaries so the tests run in any folder. */
 #include <check.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 #include "nd_csv_read.h"
+#include "nd_npy.h"
 
 static char tmp_path[64];
 
@@ -194,6 +197,169 @@ START_TEST(test_newline_in_quotes_counts_lines)
 }
 END_TEST
 
+/* ---- .npy ---- */
+
+/* A .npy file: magic, version, the header's length (2 bytes for 1.0, 4 after), the
+ * header padded with spaces to a multiple of 64 and a newline, then n data bytes. */
+static const char *write_npy(int major, const char *header, const void *data, size_t n)
+{
+    snprintf(tmp_path, sizeof tmp_path, "/tmp/nd_npy_XXXXXX");
+    int fd = mkstemp(tmp_path);
+    ck_assert_int_ge(fd, 0);
+    unsigned char buf[512];
+    size_t width = major == 1 ? 2 : 4, h = strlen(header), at = 0;
+    size_t pad = (64 - (8 + width + h + 1) % 64) % 64, hl = h + pad + 1;
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = (unsigned char)major;
+    buf[7] = 0;
+    at = 8;
+    for (size_t i = 0; i < width; i++)
+        buf[at++] = (unsigned char)(hl >> (8 * i));
+    memcpy(buf + at, header, h);
+    at += h;
+    memset(buf + at, ' ', pad);
+    at += pad;
+    buf[at++] = '\n';
+    ck_assert_uint_le(at + n, sizeof buf);
+    memcpy(buf + at, data, n);
+    at += n;
+    ck_assert_int_eq((long)write(fd, buf, at), (long)at);
+    close(fd);
+    return tmp_path;
+}
+
+static NdNpy *npy_ok(int major, const char *header, const void *data, size_t n)
+{
+    char err[256];
+    const char *path = write_npy(major, header, data, n);
+    NdNpy *a = nd_npy_read(path, err, sizeof err);
+    unlink(path);
+    ck_assert_msg(a != NULL, "unexpected error: %s", err);
+    return a;
+}
+
+/* Fails with "PATH: what". */
+static void npy_fails(const char *header, const void *data, size_t n, const char *what)
+{
+    char err[256], want[256];
+    const char *path = write_npy(1, header, data, n);
+    NdNpy *a = nd_npy_read(path, err, sizeof err);
+    unlink(path);
+    ck_assert_ptr_null(a);
+    snprintf(want, sizeof want, "%s: %s", path, what);
+    ck_assert_str_eq(err, want);
+}
+
+#define HDR(descr, shape) "{'descr': '" descr "', 'fortran_order': False, 'shape': " shape ", }"
+
+START_TEST(test_npy_float)
+{
+    const double d[6] = {0, 0.0625, -1.5, 1e300, -2e-300, 7};
+    NdNpy *a = npy_ok(1, HDR("<f8", "(2, 3)"), d, sizeof d); /* a little-endian host's bytes */
+    ck_assert_int_eq(a->ndim, 2);
+    ck_assert_int_eq(a->shape[0], 2);
+    ck_assert_int_eq(a->shape[1], 3);
+    ck_assert_uint_eq(a->count, 6);
+    ck_assert_str_eq(a->descr, "<f8");
+    for (int i = 0; i < 6; i++)
+        ck_assert(a->values[i] == d[i]);
+    char shape[32];
+    ck_assert_str_eq(nd_npy_shape_text(a, shape, sizeof shape), "(2, 3)");
+    nd_npy_free(a);
+    const float f[4] = {0.25f, -3.5f, 1e30f, 0.1f};
+    a = npy_ok(2, HDR("<f4", "(4, 1, 1, 1)"), f, sizeof f); /* version 2.0: 4-byte length */
+    ck_assert_int_eq(a->ndim, 4);
+    for (int i = 0; i < 4; i++)
+        ck_assert(a->values[i] == (double)f[i]);
+    nd_npy_free(a);
+}
+END_TEST
+
+START_TEST(test_npy_integers)
+{
+    const unsigned char i8[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 3, 1, 0, 0, 0, 0, 0, 0};
+    NdNpy *a = npy_ok(1, HDR("<i8", "(2,)"), i8, sizeof i8);
+    ck_assert(a->values[0] == -1 && a->values[1] == 259);
+    nd_npy_free(a);
+    const unsigned char i4[8] = {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    a = npy_ok(1, HDR("<i4", "(2,)"), i4, sizeof i4);
+    ck_assert(a->values[0] == -2 && a->values[1] == 2147483647.0);
+    nd_npy_free(a);
+    const unsigned char two[4] = {0x00, 0x80, 0xff, 0x7f};
+    a = npy_ok(1, HDR("<i2", "(2,)"), two, sizeof two);
+    ck_assert(a->values[0] == -32768 && a->values[1] == 32767);
+    nd_npy_free(a);
+    a = npy_ok(1, HDR("<u2", "(2,)"), two, sizeof two);
+    ck_assert(a->values[0] == 32768 && a->values[1] == 32767);
+    nd_npy_free(a);
+    const unsigned char one[3] = {0x80, 0xff, 0x10};
+    a = npy_ok(1, HDR("|i1", "(3,)"), one, sizeof one);
+    ck_assert(a->values[0] == -128 && a->values[1] == -1 && a->values[2] == 16);
+    nd_npy_free(a);
+    a = npy_ok(1, HDR("|u1", "(3,)"), one, sizeof one);
+    ck_assert(a->values[0] == 128 && a->values[1] == 255 && a->values[2] == 16);
+    nd_npy_free(a);
+    a = npy_ok(3, HDR("<u1", "(3,)"), one, sizeof one); /* a byte's order does not matter */
+    ck_assert(a->values[1] == 255);
+    nd_npy_free(a);
+}
+END_TEST
+
+START_TEST(test_npy_header_spellings)
+{
+    const unsigned char b[2] = {1, 2};
+    /* keys in another order, double quotes, no trailing comma, Python 2's long */
+    NdNpy *a = npy_ok(1, "{\"shape\": (2L, 1), \"fortran_order\": False, \"descr\": \"|u1\"}", b, 2);
+    ck_assert_int_eq(a->ndim, 2);
+    ck_assert(a->values[1] == 2);
+    nd_npy_free(a);
+    const double x = 4;
+    a = npy_ok(1, HDR("<f8", "()"), &x, sizeof x); /* a 0-d array: one value */
+    ck_assert_int_eq(a->ndim, 0);
+    ck_assert_uint_eq(a->count, 1);
+    char shape[8];
+    ck_assert_str_eq(nd_npy_shape_text(a, shape, sizeof shape), "()");
+    nd_npy_free(a);
+    a = npy_ok(1, HDR("<f8", "(0, 3)"), NULL, 0);
+    ck_assert_uint_eq(a->count, 0);
+    nd_npy_free(a);
+}
+END_TEST
+
+START_TEST(test_npy_refused)
+{
+    const double d[2] = {1, 2};
+    npy_fails("{'descr': '<f8', 'fortran_order': True, 'shape': (2,), }", d, sizeof d,
+              "the array is in Fortran (column-major) order; save it in C order (numpy.ascontiguousarray)");
+    npy_fails(HDR(">f8", "(2,)"), d, sizeof d, "dtype '>f8' is big-endian; save it little-endian (array.astype('<f8'))");
+    npy_fails(HDR("<f2", "(2,)"), d, 4,
+              "dtype '<f2' is not supported (expected <f8, <f4, <i8, <i4, <i2, <u2, |i1 or |u1)");
+    npy_fails(HDR("<f8", "(3,)"), d, sizeof d,
+              "truncated: the shape (3,) of <f8 needs 24 bytes of data, but the file has 16");
+    npy_fails("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (2,), }", d, sizeof d,
+              "the header is not a .npy dictionary: 'descr' is not a simple dtype string (a structured dtype?)");
+    npy_fails("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'extra': 1}", d, sizeof d,
+              "the header is not a .npy dictionary: it has a key other than 'descr', 'fortran_order' and 'shape'");
+    npy_fails("{'descr': '<f8', 'fortran_order': False, 'shape': (-2,), }", d, sizeof d,
+              "the header is not a .npy dictionary: 'shape' holds something other than whole numbers");
+    npy_fails("{'descr': '<f8', 'fortran_order': 0, 'shape': (2,), }", d, sizeof d,
+              "the header is not a .npy dictionary: 'fortran_order' is neither True nor False");
+    const double inf[2] = {1, 1.0 / 0.0};
+    npy_fails(HDR("<f8", "(2,)"), inf, sizeof inf,
+              "element 1 (counting from 0, in C order) is infinity, not a finite number");
+    npy_fails(HDR("|u1", "(65536, 65536)"), NULL, 0, "the shape (65536, 65536) has more than 2147483647 elements");
+    char err[256];
+    const char *path = write_tmp("t,x\n0,1\n");
+    ck_assert_ptr_null(nd_npy_read(path, err, sizeof err));
+    unlink(path);
+    char want[256];
+    snprintf(want, sizeof want, "%s: not a .npy file (it does not start with the bytes \\x93NUMPY)", path);
+    ck_assert_str_eq(err, want);
+    ck_assert_ptr_null(nd_npy_read("/nonexistent/x.npy", err, sizeof err));
+    ck_assert_str_eq(err, "cannot open '/nonexistent/x.npy': No such file or directory");
+}
+END_TEST
+
 Suite *data_suite(void);
 Suite *data_suite(void)
 {
@@ -212,6 +378,12 @@ Suite *data_suite(void)
     tcase_add_test(tc, test_quote_errors);
     tcase_add_test(tc, test_blank_line_inside);
     tcase_add_test(tc, test_newline_in_quotes_counts_lines);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("npy");
+    tcase_add_test(tc, test_npy_float);
+    tcase_add_test(tc, test_npy_integers);
+    tcase_add_test(tc, test_npy_header_spellings);
+    tcase_add_test(tc, test_npy_refused);
     suite_add_tcase(s, tc);
     return s;
 }

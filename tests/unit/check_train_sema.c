@@ -31,6 +31,8 @@ static const char *const data_files[][2] = {
     {"ids.csv", "id,t,x\n0,0,1\n0,1,2\n1,0,3\n1,1,4\n1,2,5\n"},
     {"singles.csv", "id,t,x\n0,0,1\n1,0,2\n"},
     {"holes.csv", "t,\"W[0,2]\",\"W[2,0]\"\n0,1,2\n"},
+    {"tensor.csv", "\"x[0,1,1]\",label,\"x[0,0,0]\",\"x[0,0,1]\",\"x[0,1,0]\",\"w[0,0,0,0]\",\"w[0,0,0,1]\"\n"
+                   "4,7,1,2,3,5,6\n"},
     {"wide.csv", NULL}, /* written by wide_csv */
 };
 enum { N_FILES = sizeof data_files / sizeof data_files[0] };
@@ -414,6 +416,75 @@ START_TEST(test_fields_shuffled_and_matrix)
 }
 END_TEST
 
+static const SemaField *field_of(const SemaData *d, const char *name)
+{
+    for (int i = 0; i < d->n_fields; i++)
+        if (strcmp(d->fields[i].name, name) == 0)
+            return &d->fields[i];
+    ck_abort_msg("no field %s", name);
+    return NULL;
+}
+
+/* Tensor columns: x[c,i,j] gives a rank-3 field (its columns, out of order in the file,
+ * are put in order in the table), w[a,b,c,d] a rank-4 one; npy(...) gives the same
+ * fields from arrays. */
+START_TEST(test_tensor_fields)
+{
+    char npy[300];
+    snprintf(npy, sizeof npy, "%s/img.npy", dir);
+    FILE *f = fopen(npy, "wb");
+    ck_assert_ptr_nonnull(f);
+    const char header[] = "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 2, 3), }";
+    char pad[128];
+    int n = snprintf(pad, sizeof pad, "%-117s\n", header); /* 10 + 118 = 128 */
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc(n & 0xff, f);
+    fputc(n >> 8, f);
+    fwrite(pad, 1, (size_t)n, f);
+    for (int v = 0; v < 12; v++)
+        fputc(v, f);
+    fclose(f);
+    SemaProgram *p = compile_ok("data d = csv(\"tensor.csv\")\n"
+                                "data g = npy(x = \"img.npy\", label = \"img.npy\")\n");
+    unlink(npy);
+    const SemaData *d = p->dirs[0].data, *g = p->dirs[1].data;
+    /* d: label, then w (in order, kept), then x moved behind in row-major order */
+    ck_assert_int_eq(d->ncols, 7);
+    const char *names[7] = {"label", "w[0,0,0,0]", "w[0,0,0,1]", "x[0,0,0]", "x[0,0,1]", "x[0,1,0]", "x[0,1,1]"};
+    const double row[7] = {7, 5, 6, 1, 2, 3, 4};
+    for (int c = 0; c < 7; c++) {
+        ck_assert_str_eq(d->colnames[c], names[c]);
+        ck_assert(d->values[c] == row[c]);
+    }
+    const SemaField *x = field_of(d, "x"), *w = field_of(d, "w");
+    ck_assert_int_eq(x->shape.rank, 3);
+    const int xd[3] = {1, 2, 2}, wd[4] = {1, 1, 1, 2};
+    for (int a = 0; a < 3; a++)
+        ck_assert_int_eq(ir_shape_dim(x->shape, a), xd[a]);
+    ck_assert_int_eq(x->shape.rows, 1);
+    ck_assert_int_eq(x->shape.cols, 4);
+    ck_assert_int_eq(w->shape.rank, 4);
+    for (int a = 0; a < 4; a++)
+        ck_assert_int_eq(ir_shape_dim(w->shape, a), wd[a]);
+    for (int e = 0; e < 4; e++) /* one block: a single DATA leaf */
+        ck_assert_int_eq(x->cols[e], 3 + e);
+    ck_assert_int_eq(field_of(d, "label")->shape.rank, 0);
+    /* g: the arrays' columns, as a CSV would name them */
+    ck_assert_int_eq(g->nrows, 2);
+    ck_assert_int_eq(g->ncols, 12);
+    ck_assert_str_eq(g->colnames[0], "x[0,0,0]");
+    ck_assert_str_eq(g->colnames[5], "x[0,1,2]");
+    ck_assert_str_eq(g->colnames[11], "label[0,1,2]");
+    for (int c = 0; c < 12; c++)
+        ck_assert(g->values[12 + c] == 6 + c % 6);
+    const SemaField *gx = field_of(g, "x");
+    ck_assert_int_eq(gx->shape.rank, 3);
+    ck_assert_int_eq(ir_shape_dim(gx->shape, 2), 3);
+    ck_assert_int_eq(gx->cols[0], 0);
+    ck_assert_int_eq(field_of(g, "label")->cols[0], 6);
+}
+END_TEST
+
 START_TEST(test_minibatch_and_defaults)
 {
     SemaProgram *p = compile_ok(
@@ -458,13 +529,13 @@ static const ErrCase errors[] = {
     {"data obs = csv(\"mixed.csv\")\n", "1:16: error: ",
      "mixed.csv:1: column 'y[0]' does not fit with column 'y'"},
     {"data obs = csv(\"badname.csv\")\n", "1:16: error: ",
-     "badname.csv:1: column 'my x' is not a usable name (expected a name like x, y[0] or W[0,1])"},
+     "badname.csv:1: column 'my x' is not a usable name (expected a name like x, y[0], W[0,1] or x[0,1,2])"},
     {"data obs = csv(\"holes.csv\")\n", "1:16: error: ",
      "holes.csv:1: field 'W' is 3 x 3, but the file has 3 columns: the columns of 'W' must be numbered from 0 without gaps"},
     {"data obs = csv(\"wide.csv\")\n", "1:16: error: ",
      "wide.csv:1: field 'W' has 268468225 elements (16385 x 16385), more than the limit of 268435456"},
     {"data obs = csv(3)\n", "1:12: error: csv needs one file name in quotes, like csv(\"obs.csv\")", NULL},
-    {"data obs = load(\"obs.csv\")\n", "1:12: error: data needs csv(\"file.csv\") or simulate(Model, t = ..., solver = ...)", NULL},
+    {"data obs = load(\"obs.csv\")\n", "1:12: error: data needs csv(\"file.csv\"), npy(x = \"file.npy\", ...) or simulate(Model, t = ..., solver = ...)", NULL},
     {OBS OBS, "2:6: error: data set 'obs' is already declared", "1:6: note: the first 'obs' is here"},
     {DECAY "data s = simulate(D, t = [0, 1])\n",
      "2:10: error: state 'x' of model 'D' has no initial value: give one with init = { x = ... }",
@@ -652,6 +723,7 @@ Suite *train_sema_suite(void)
     tcase_add_test(tc, test_anode_rings);
     tcase_add_test(tc, test_regularize_uses_rhs);
     tcase_add_test(tc, test_fields_shuffled_and_matrix);
+    tcase_add_test(tc, test_tensor_fields);
     tcase_add_test(tc, test_minibatch_and_defaults);
     tcase_add_loop_test(tc, test_errors, 0, N_ERRORS);
     tcase_add_test(tc, test_no_cascade_after_bad_data);
