@@ -18,7 +18,7 @@
  *     logged one (compilation and the first steps excluded).
  *
  * Usage: bench_conv [--json] [--rounds R] [--nodec PATH] [--examples DIR] [--steps N]
- *                   [--no-train] [--no-parts]
+ *                   [--no-train] [--no-parts] [--no-jit]
  * --json prints one JSON object per line (what bench_conv.py reads). */
 #include "llvm_jit.h"
 #include "llvm_jit_internal.h"
@@ -38,7 +38,7 @@ void openblas_set_num_threads(int n);
 enum { BATCH = 128, CH = 16, SZ = 8, PIX = SZ * SZ, NY = CH * PIX, KC = CH * 9 };
 enum { OFF_K1 = 0, OFF_B1 = CH * KC, OFF_K2 = CH * KC + CH, NP = 2 * CH * KC + CH };
 
-static int json;
+static int json, no_jit;
 
 static void report(const char *name, double seconds, const char *extra)
 {
@@ -227,18 +227,52 @@ static void fill(double *v, size_t n, double scale, double phase)
         v[i] = scale * sin(0.7311 * (double)i + phase);
 }
 
+/* The hand-written rhs against the IR's interpreter (ir_eval) on a first, a middle
+ * and a last sample, so that it can check the JIT; its time with --no-jit. */
+static int check_hand_c(const IrModel *m)
+{
+    size_t n = (size_t)(BATCH * NY);
+    double *y = malloc(sizeof *y * n), *d = malloc(sizeof *d * n), *p = malloc(sizeof *p * NP);
+    double *work = malloc(sizeof *work * (2 * KC * COLS + 2 * CH * COLS)), ref[NY], worst = 0;
+    fill(y, n, 1.0, 0.3), fill(p, NP, 0.1, 0.7);
+    conv_rhs_c(y, p, d, BATCH, work);
+    const int samples[3] = {0, 77, BATCH - 1};
+    for (int i = 0; i < 3; i++) {
+        double *out = ref;
+        ir_eval(1, m->rhs, 0.0, y + (size_t)samples[i] * NY, p, &out);
+        worst = fmax(worst, max_rel_diff(ref, d + (size_t)samples[i] * NY, NY));
+    }
+    if (no_jit) {
+        double t[9];
+        int reps = reps_for(time_rhs(NULL, conv_rhs_c, y, p, d, BATCH, work, 1));
+        for (int r = 0; r < 9; r++)
+            t[r] = time_rhs(NULL, conv_rhs_c, y, p, d, BATCH, work, reps);
+        char extra[96];
+        snprintf(extra, sizeof extra, "\"max_rel_diff_vs_ir_eval\": %.3g", worst);
+        report("hand_c_rhs", median(t, 9), extra);
+    }
+    free(y), free(d), free(p), free(work);
+    if (worst > 1e-12)
+        fprintf(stderr, "bench_conv: the hand-written rhs is %.3g off ir_eval\n", worst);
+    return worst <= 1e-12;
+}
+
 static void bench_rhs_vjp(Diag *diag, int rounds)
 {
     Arena *arena = arena_new();
     IrBuilder *b = ir_builder_new(arena);
     IrModel *m = conv_model(b, arena, 1);
     diff_model_adjoint(b, m);
+    const int64_t B = BATCH;
+    if (!check_hand_c(m))
+        exit(1);
+    if (no_jit)
+        return;
     NdKernels k;
     JitRequest req = {.vjp = 1};
     JitModel *jit = jit_compile_request(m, &req, &k, diag);
     if (!jit)
         exit(1);
-    const int64_t B = BATCH;
     size_t n = (size_t)(B * NY), wk = nd_kernels_work_size(&k, B);
     size_t wh = 2 * KC * COLS + 2 * CH * COLS;
     double *y = malloc(sizeof *y * n), *a = malloc(sizeof *a * n), *d1 = malloc(sizeof *y * n);
@@ -407,9 +441,14 @@ static int bench_train(const char *nodec, const char *examples, int steps)
     fprintf(f, "  steps = %d\n  log_every = %d\n  history = \"%s\"\n}\n", steps, log_every, hist);
     fclose(f);
     free(abs);
-    char cmd[12288];
+    char cmd[12288], *exe = realpath(nodec, NULL);
+    if (!exe) {
+        fprintf(stderr, "bench_conv: no nodec at %s (--nodec PATH)\n", nodec);
+        return 1;
+    }
     snprintf(cmd, sizeof cmd, "cd %s && OPENBLAS_NUM_THREADS=1 '%s' run -q '%s' >/dev/null", dir,
-             nodec, node);
+             exe, node);
+    free(exe);
     double t0 = now_s();
     int rc = system(cmd);
     double wall = now_s() - t0;
@@ -451,6 +490,12 @@ static int bench_train(const char *nodec, const char *examples, int steps)
 
 int main(int argc, char **argv)
 {
+    /* One core, as torch_conv.py: OpenBLAS starts its threads before main, and idle
+       they spin in sched_yield, so set the variable and start again. */
+    if (!getenv("OPENBLAS_NUM_THREADS")) {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        execv("/proc/self/exe", argv);
+    }
     int rounds = 9, steps = 40, train = 1, parts = 1;
     const char *nodec = "build/nodec", *examples = "examples";
     for (int i = 1; i < argc; i++) {
@@ -468,6 +513,8 @@ int main(int argc, char **argv)
             train = 0;
         else if (strcmp(argv[i], "--no-parts") == 0)
             parts = 0;
+        else if (strcmp(argv[i], "--no-jit") == 0) /* the hand-written C and the train only */
+            no_jit = 1, parts = 0;
         else {
             fprintf(stderr, "usage: bench_conv [--json] [--rounds R] [--nodec PATH] [--examples DIR] "
                             "[--steps N] [--no-train] [--no-parts]\n");
@@ -476,7 +523,7 @@ int main(int argc, char **argv)
     }
     if (rounds < 1)
         rounds = 1;
-    openblas_set_num_threads(1); /* one core, as torch_conv.py */
+    openblas_set_num_threads(1);
     Diag diag;
     diag_init(&diag, stderr);
     if (!json)
