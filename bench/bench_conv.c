@@ -179,6 +179,76 @@ static void conv_rhs_c(const double *y, const double *p, double *dydt, int64_t B
     }
 }
 
+/* x += col2im(cols): im2col_c's transpose (x zeroed by the caller). */
+static void col2im_c(const double *cols, long ss, long sc, int ns, double *x)
+{
+    for (int c = 0; c < CH; c++)
+        for (int ki = 0; ki < 3; ki++)
+            for (int kj = 0; kj < 3; kj++) {
+                const double *row = cols + (size_t)((c * 3 + ki) * 3 + kj) * COLS;
+                for (int s = 0; s < ns; s++) {
+                    double *xc = x + s * ss + c * sc;
+                    for (int i = 0; i < SZ; i++) {
+                        int si = i + ki - 1;
+                        if (si < 0 || si >= SZ)
+                            continue;
+                        const double *r = row + s * PIX + i * SZ;
+                        for (int j = 0; j < SZ; j++) {
+                            int sj = j + kj - 1;
+                            if (sj >= 0 && sj < SZ)
+                                xc[si * SZ + sj] += r[j];
+                        }
+                    }
+                }
+            }
+}
+
+/* The vjp by hand, as a framework's backward does it: the forward again (cols1,
+ * u = tanh(K1 cols1 + b1), cols2), then gK2 += a cols2^T, g_u = col2im(K2^T a),
+ * g_z = g_u (1 - u^2), gb1 += sum g_z, gK1 += g_z cols1^T, gy = col2im(K1^T g_z).
+ * work: hand_vjp_work doubles. */
+enum { HAND_VJP_WORK = 3 * KC * COLS + 3 * CH * COLS };
+static void conv_vjp_c(const double *y, const double *p, const double *a, double *gy, double *gp,
+                       int64_t B, double *work)
+{
+    double *cols1 = work, *cols2 = cols1 + KC * COLS, *gcols = cols2 + KC * COLS;
+    double *u = gcols + KC * COLS, *am = u + CH * COLS, *gz = am + CH * COLS;
+    memset(gp, 0, sizeof *gp * NP);
+    for (int64_t s0 = 0; s0 < B; s0 += NB) {
+        int ns = B - s0 < NB ? (int)(B - s0) : NB, nc = ns * PIX;
+        im2col_c(y + s0 * NY, NY, PIX, ns, cols1);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, CH, nc, KC, 1.0, p + OFF_K1, KC,
+                    cols1, COLS, 0.0, u, COLS);
+        for (int c = 0; c < CH; c++)
+            for (int k = 0; k < nc; k++)
+                u[c * COLS + k] = tanh(u[c * COLS + k] + p[OFF_B1 + c]);
+        im2col_c(u, PIX, COLS, ns, cols2);
+        for (int s = 0; s < ns; s++) /* a in the chunk's [16, COLS] layout */
+            for (int c = 0; c < CH; c++)
+                memcpy(am + c * COLS + s * PIX, a + (s0 + s) * NY + c * PIX, sizeof *am * PIX);
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, CH, KC, nc, 1.0, am, COLS, cols2, COLS,
+                    1.0, gp + OFF_K2, KC);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, KC, nc, CH, 1.0, p + OFF_K2, KC, am,
+                    COLS, 0.0, gcols, COLS);
+        memset(gz, 0, sizeof *gz * CH * COLS);
+        col2im_c(gcols, PIX, COLS, ns, gz);
+        for (int c = 0; c < CH; c++) {
+            double sb = 0;
+            for (int k = 0; k < nc; k++) {
+                double v = u[c * COLS + k];
+                sb += gz[c * COLS + k] *= 1 - v * v;
+            }
+            gp[OFF_B1 + c] += sb;
+        }
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, CH, KC, nc, 1.0, gz, COLS, cols1, COLS,
+                    1.0, gp + OFF_K1, KC);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, KC, nc, CH, 1.0, p + OFF_K1, KC, gz,
+                    COLS, 0.0, gcols, COLS);
+        memset(gy + s0 * NY, 0, sizeof *gy * (size_t)(ns * NY));
+        col2im_c(gcols, NY, PIX, ns, gy + s0 * NY);
+    }
+}
+
 /* ---- timing ---- */
 
 typedef void (*HandFn)(const double *y, const double *p, double *dydt, int64_t B, double *work);
@@ -227,34 +297,58 @@ static void fill(double *v, size_t n, double scale, double phase)
         v[i] = scale * sin(0.7311 * (double)i + phase);
 }
 
-/* The hand-written rhs against the IR's interpreter (ir_eval) on a first, a middle
- * and a last sample, so that it can check the JIT; its time with --no-jit. */
+/* The hand-written rhs and vjp against the IR's interpreter (ir_eval: the rhs on a
+ * first, a middle and a last sample; the vjp's a^T df/dh on those and its a^T df/dp
+ * summed over all samples), so that they can check the JIT; their times with --no-jit. */
 static int check_hand_c(const IrModel *m)
 {
     size_t n = (size_t)(BATCH * NY);
     double *y = malloc(sizeof *y * n), *d = malloc(sizeof *d * n), *p = malloc(sizeof *p * NP);
-    double *work = malloc(sizeof *work * (2 * KC * COLS + 2 * CH * COLS)), ref[NY], worst = 0;
-    fill(y, n, 1.0, 0.3), fill(p, NP, 0.1, 0.7);
+    double *a = malloc(sizeof *a * n), *gy = malloc(sizeof *gy * n), *gp = malloc(sizeof *gp * NP);
+    double *rp = calloc(NP, sizeof *rp), *one = malloc(sizeof *one * NP);
+    double *work = malloc(sizeof *work * HAND_VJP_WORK), ref[NY], worst = 0, worst_vjp = 0;
+    fill(y, n, 1.0, 0.3), fill(a, n, 1.0, 1.1), fill(p, NP, 0.1, 0.7);
     conv_rhs_c(y, p, d, BATCH, work);
-    const int samples[3] = {0, 77, BATCH - 1};
-    for (int i = 0; i < 3; i++) {
-        double *out = ref;
-        ir_eval(1, m->rhs, 0.0, y + (size_t)samples[i] * NY, p, &out);
-        worst = fmax(worst, max_rel_diff(ref, d + (size_t)samples[i] * NY, NY));
+    conv_vjp_c(y, p, a, gy, gp, BATCH, work);
+    for (int s = 0; s < BATCH; s++) {
+        IrEnv env = {.t = 0, .y = y + (size_t)s * NY, .p = p, .a = a + (size_t)s * NY};
+        double *outs[4] = {ref, one + OFF_K1, one + OFF_B1, one + OFF_K2};
+        if (s == 0 || s == 77 || s == BATCH - 1) {
+            ir_eval(1, m->rhs, 0.0, env.y, p, outs);
+            worst = fmax(worst, max_rel_diff(ref, d + (size_t)s * NY, NY));
+        }
+        ir_eval_env(1, m->adj_state, &env, outs);
+        ir_eval_env(3, m->adj_param, &env, outs + 1);
+        if (s == 0 || s == 77 || s == BATCH - 1)
+            worst_vjp = fmax(worst_vjp, max_rel_diff(ref, gy + (size_t)s * NY, NY));
+        for (int k = 0; k < NP; k++)
+            rp[k] += one[k];
     }
+    worst_vjp = fmax(worst_vjp, max_rel_diff(rp, gp, NP));
     if (no_jit) {
-        double t[9];
+        double t[9], tv[9];
         int reps = reps_for(time_rhs(NULL, conv_rhs_c, y, p, d, BATCH, work, 1));
-        for (int r = 0; r < 9; r++)
+        double t0 = now_s();
+        conv_vjp_c(y, p, a, gy, gp, BATCH, work);
+        int rv = reps_for(now_s() - t0);
+        for (int r = 0; r < 9; r++) {
             t[r] = time_rhs(NULL, conv_rhs_c, y, p, d, BATCH, work, reps);
+            t0 = now_s();
+            for (int k = 0; k < rv; k++)
+                conv_vjp_c(y, p, a, gy, gp, BATCH, work);
+            tv[r] = (now_s() - t0) / rv;
+        }
         char extra[96];
         snprintf(extra, sizeof extra, "\"max_rel_diff_vs_ir_eval\": %.3g", worst);
         report("hand_c_rhs", median(t, 9), extra);
+        snprintf(extra, sizeof extra, "\"max_rel_diff_vs_ir_eval\": %.3g", worst_vjp);
+        report("hand_c_vjp", median(tv, 9), extra);
     }
-    free(y), free(d), free(p), free(work);
-    if (worst > 1e-12)
-        fprintf(stderr, "bench_conv: the hand-written rhs is %.3g off ir_eval\n", worst);
-    return worst <= 1e-12;
+    free(y), free(d), free(p), free(a), free(gy), free(gp), free(rp), free(one), free(work);
+    if (worst > 1e-12 || worst_vjp > 1e-12)
+        fprintf(stderr, "bench_conv: the hand-written rhs is %.3g, its vjp %.3g off ir_eval\n", worst,
+                worst_vjp);
+    return worst <= 1e-12 && worst_vjp <= 1e-12;
 }
 
 static void bench_rhs_vjp(Diag *diag, int rounds)
@@ -274,7 +368,7 @@ static void bench_rhs_vjp(Diag *diag, int rounds)
     if (!jit)
         exit(1);
     size_t n = (size_t)(B * NY), wk = nd_kernels_work_size(&k, B);
-    size_t wh = 2 * KC * COLS + 2 * CH * COLS;
+    size_t wh = HAND_VJP_WORK;
     double *y = malloc(sizeof *y * n), *a = malloc(sizeof *a * n), *d1 = malloc(sizeof *y * n);
     double *d2 = malloc(sizeof *y * n), *gy = malloc(sizeof *y * n), *p = malloc(sizeof *p * NP);
     double *gp = malloc(sizeof *p * NP), *yp = malloc(sizeof *y * n);
@@ -310,24 +404,38 @@ static void bench_rhs_vjp(Diag *diag, int rounds)
         fdp -= a[i] * d2[i];
     fdp /= 2 * e;
     double vjp_err = fmax(fabs(fd - an) / fabs(fd), fabs(fdp - anp) / fabs(fdp));
+    double *gy2 = malloc(sizeof *gy2 * n), *gp2 = malloc(sizeof *gp2 * NP);
+    conv_vjp_c(y, p, a, gy2, gp2, B, work);
+    double vjp_diff = fmax(max_rel_diff(gy, gy2, n), max_rel_diff(gp, gp2, NP));
 
     int rr = reps_for(time_rhs(k.rhs, NULL, y, p, d1, B, work, 1));
     int rh = reps_for(time_rhs(NULL, conv_rhs_c, y, p, d2, B, work, 1));
     int rv = reps_for(time_vjp(k.vjp, y, p, a, gy, gp, B, work, 1));
+    double t0 = now_s();
+    conv_vjp_c(y, p, a, gy2, gp2, B, work);
+    int rhv = reps_for(now_s() - t0);
+    double *thv = malloc(sizeof *thv * (size_t)rounds);
     double *tr = malloc(sizeof *tr * (size_t)rounds), *th = malloc(sizeof *th * (size_t)rounds);
     double *tv = malloc(sizeof *tv * (size_t)rounds);
     for (int r = 0; r < rounds; r++) { /* interleaved, so drift hits all alike */
         tr[r] = time_rhs(k.rhs, NULL, y, p, d1, B, work, rr);
         th[r] = time_rhs(NULL, conv_rhs_c, y, p, d2, B, work, rh);
         tv[r] = time_vjp(k.vjp, y, p, a, gy, gp, B, work, rv);
+        t0 = now_s();
+        for (int q = 0; q < rhv; q++)
+            conv_vjp_c(y, p, a, gy2, gp2, B, work);
+        thv[r] = (now_s() - t0) / rhv;
     }
     char extra[160];
     snprintf(extra, sizeof extra, "\"max_rel_diff_vs_hand_c\": %.3g, \"compile_ms\": %.1f", diff,
              jit_compile_ms(jit));
     report("conv_rhs", median(tr, rounds), extra);
-    snprintf(extra, sizeof extra, "\"rel_err_vs_central_diff\": %.3g", vjp_err);
+    snprintf(extra, sizeof extra, "\"rel_err_vs_central_diff\": %.3g, \"max_rel_diff_vs_hand_c\": %.3g",
+             vjp_err, vjp_diff);
     report("conv_vjp", median(tv, rounds), extra);
     report("hand_c_rhs", median(th, rounds), "\"what\": \"im2col + cblas_dgemm, 8 samples a chunk\"");
+    report("hand_c_vjp", median(thv, rounds), "\"what\": \"forward again, 4 cblas_dgemm, col2im\"");
+    free(gy2), free(gp2), free(thv);
     free(y), free(a), free(d1), free(d2), free(gy), free(p), free(gp), free(yp), free(pp);
     free(work), free(tr), free(th), free(tv);
     jit_free(jit);
