@@ -180,6 +180,14 @@ static void emit_node(Cg *cg, int i)
     case IR_MAXR: case IR_ARGMAX: cg_emit_argmax(cg, n, out, tag); return;
     case IR_PAD: cg_emit_pad(cg, n, out, tag); return;
     case IR_CONCAT: case IR_STACK: cg_emit_join(cg, n, out, tag); return;
+    case IR_RESHAPE:
+        if (cg->plan.node[i].kind != PLAN_VIEW)
+            cg_emit_tensor(cg, n, out, tag);
+        return;
+    case IR_IM2COL: case IR_COL2IM: case IR_AVGPOOL: case IR_AVGPOOL_T: case IR_MAXPOOL:
+    case IR_MAXPOOL_T: case IR_SUMAXIS: case IR_BROADCAST:
+        cg_emit_tensor(cg, n, out, tag);
+        return;
     default:
         for (int a = 0; a < n->nargs && a < 3; a++)
             args[a] = &cg->val[cg_topo(cg, n->args[a])];

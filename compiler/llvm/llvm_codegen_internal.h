@@ -1,8 +1,9 @@
 /* Codegen-private: what llvm_codegen.c (nodes, kernels), llvm_emit.c (loops,
- * elementwise and shape ops) and llvm_matmul.c (products, BLAS) share while
+ * elementwise and shape ops), llvm_tensor.c (tensor ops) and llvm_matmul.c
+ * (products, BLAS) share while
  * emitting one module: the kernel's plan (compiler/plan), the emitter's view of
  * each node's values, the builder state, and the emit helpers. It includes
- * <llvm-c/Core.h>, so only those three files include it (llvm_jit.c sees
+ * <llvm-c/Core.h>, so only those four files include it (llvm_jit.c sees
  * llvm_jit_internal.h). */
 #ifndef NODEC_CODEGEN_LLVM_INTERNAL_H
 #define NODEC_CODEGEN_LLVM_INTERNAL_H
@@ -120,6 +121,13 @@ void cg_emit_pad(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 void cg_emit_argmax(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 void cg_emit_sum(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 void cg_emit_join(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
+
+/* ---- llvm_tensor.c ---- */
+
+/* The tensor ops into out (ir_ops.def): a RESHAPE that is not a view, IM2COL,
+ * COL2IM, the pools and their transposes, SUMAXIS and BROADCAST, equal to
+ * ir_eval_tensor_op bit for bit. */
+void cg_emit_tensor(Cg *cg, const IrNode *n, const CgVal *out, const char *tag);
 
 /* ---- llvm_matmul.c ---- */
 

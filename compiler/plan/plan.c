@@ -181,12 +181,14 @@ static void plan_leaf_or_view(Plan *p, int i)
     case IR_TIME: pl->kind = PLAN_REG; return;
     case IR_STATE: case IR_ADJOINT: case IR_DATA: pl->kind = PLAN_INPUT; return;
     case IR_PARAM: pl->kind = PLAN_PARAM; return;
-    case IR_SLICE: {
+    case IR_SLICE:
+    case IR_RESHAPE: { /* a reshape is the same elements in the same order: a view at 0 */
         const PlanNode *src = &p->node[plan_index(p, n->args[0])];
-        if ((p->opt.expr_locals || src->kind != PLAN_REG) && slice_is_view(n)) {
+        if ((p->opt.expr_locals || src->kind != PLAN_REG) &&
+            (n->op == IR_RESHAPE || slice_is_view(n))) {
             pl->kind = PLAN_VIEW;
             pl->owner = src->owner;
-            pl->off = (long)n->attr[0] * n->args[0]->shape.cols + n->attr[1];
+            pl->off = n->op == IR_RESHAPE ? 0 : (long)n->attr[0] * n->args[0]->shape.cols + n->attr[1];
             return;
         }
         break;

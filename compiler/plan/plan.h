@@ -60,7 +60,7 @@ typedef enum PlanKind {
     PLAN_INPUT,   /* STATE: y + offset, ADJOINT: a + offset (stride ny); DATA: d + offset (stride nd) */
     PLAN_PARAM,   /* p + offset */
     PLAN_CONST,   /* a constant table */
-    PLAN_VIEW,    /* a contiguous slice: elements off.. of its operand's storage */
+    PLAN_VIEW,    /* a contiguous slice or a reshape: elements off.. of its operand's storage */
     PLAN_FIXED,   /* work block at off: computed once per call */
     PLAN_SAMPLE,  /* per-sample work block at off (the JIT: work_fixed + B*off, sample-major) */
     PLAN_OUT,     /* an output's node written straight into its output (offset off, its stride) */
