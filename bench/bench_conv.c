@@ -18,7 +18,8 @@
  *     logged one (compilation and the first steps excluded).
  *
  * Usage: bench_conv [--json] [--rounds R] [--nodec PATH] [--examples DIR] [--steps N]
- *                   [--no-train] [--no-parts] [--no-jit]
+ *                   [--no-train] [--no-parts] [--no-jit] [--profile-vjp N]
+ *                   [--emit-llvm]
  * --json prints one JSON object per line (what bench_conv.py reads). */
 #include "llvm_jit.h"
 #include "llvm_jit_internal.h"
@@ -38,7 +39,7 @@ void openblas_set_num_threads(int n);
 enum { BATCH = 128, CH = 16, SZ = 8, PIX = SZ * SZ, NY = CH * PIX, KC = CH * 9 };
 enum { OFF_K1 = 0, OFF_B1 = CH * KC, OFF_K2 = CH * KC + CH, NP = 2 * CH * KC + CH };
 
-static int json, no_jit;
+static int json, no_jit, emit_llvm, profile_vjp; /* profile_vjp: calls of the JIT's vjp alone */
 
 static void report(const char *name, double seconds, const char *extra)
 {
@@ -100,31 +101,48 @@ static IrModel *conv_model(IrBuilder *b, Arena *arena, int full)
     return m;
 }
 
-/* The parts alone. IM2COL: states x [16, 8, 8] and c [144, 64], dx/dt = 0,
- * dc/dt = im2col(x). MATMUL: states c [144, 64] and y [16, 64], dc/dt = 0,
- * dy/dt = K @ c with K [16, 144] a parameter (the shared-filter product a conv does). */
-static IrModel *part_model(IrBuilder *b, Arena *arena, int matmul)
+/* The parts alone, each a model of two states: an input u that stays (du/dt = 0) and
+ * an output v, at B = 128:
+ *   IM2COL     u [16, 8, 8],  dv/dt = im2col(u)             v [144, 64]
+ *   MATMUL     u [144, 64],   dv/dt = K @ u, K [16, 144]    v [16, 64]  (a conv's product)
+ *   COL2IM     u [144, 64],   dv/dt = col2im(u)             v [16, 8, 8]
+ *   TRANSPOSE  u [144, 64],   dv/dt = transpose(u)          v [64, 144] (the vjp's cols^T)
+ *   MATMUL_T   u [144, 64], w [16, 64], dv/dt = w @ transpose(u)   v [16, 144]
+ *              (a filter's gradient per sample, before its sum over the batch) */
+enum { PART_IM2COL, PART_MATMUL, PART_COL2IM, PART_TRANSPOSE, PART_MATMUL_T, N_IR_PARTS };
+
+static IrModel *part_model(IrBuilder *b, Arena *arena, int which)
 {
     int d3[3] = {CH, SZ, SZ};
-    IrShape xs = ir_tensor_shape(3, d3), cs = ir_matrix_shape(KC, PIX), ys = ir_matrix_shape(CH, PIX);
-    IrModel *m = new_model(arena, matmul ? "matmul" : "im2col", 2, 1);
-    if (matmul) {
-        IrNode *c = ir_state(b, 0, 0, cs), *K = ir_param(b, 0, 0, ir_matrix_shape(CH, KC));
-        m->states[0] = (IrVar){.name = "c", .shape = cs, .offset = 0};
-        m->states[1] = (IrVar){.name = "y", .shape = ys, .offset = KC * PIX};
-        m->rhs[0] = ir_fill(b, cs, 0);
-        m->rhs[1] = ir_matmul(b, K, c);
-        m->params[0] = (IrVar){.name = "K", .shape = K->shape, .offset = 0};
-        m->ny = KC * PIX + CH * PIX, m->np = CH * KC;
-    } else {
-        IrNode *x = ir_state(b, 0, 0, xs);
-        m->states[0] = (IrVar){.name = "x", .shape = xs, .offset = 0};
-        m->states[1] = (IrVar){.name = "c", .shape = cs, .offset = NY};
-        m->rhs[0] = ir_fill(b, xs, 0);
-        m->rhs[1] = ir_im2col(b, x, 3, 3, 1, 1);
-        m->params[0] = (IrVar){.name = "unused", .shape = ir_scalar_shape(), .offset = 0};
-        m->ny = NY + KC * PIX, m->np = 1;
-    }
+    IrShape is = ir_tensor_shape(3, d3), cs = ir_matrix_shape(KC, PIX);
+    IrShape us = which == PART_IM2COL ? is : cs;
+    IrModel *m = new_model(arena, "part", which == PART_MATMUL_T ? 3 : 2, 1);
+    IrNode *u = ir_state(b, 0, 0, us), *K = ir_param(b, 0, 0, ir_matrix_shape(CH, KC)), *v;
+    int nu = ir_shape_size(us);
+    m->params[0] = (IrVar){.name = "K", .shape = K->shape, .offset = 0};
+    m->np = CH * KC;
+    m->states[0] = (IrVar){.name = "u", .shape = us, .offset = 0};
+    m->rhs[0] = ir_fill(b, us, 0);
+    int off = nu;
+    if (which == PART_MATMUL_T) {
+        IrShape ws = ir_matrix_shape(CH, PIX);
+        IrNode *w = ir_state(b, 1, nu, ws);
+        m->states[1] = (IrVar){.name = "w", .shape = ws, .offset = nu};
+        m->rhs[1] = ir_fill(b, ws, 0);
+        off += CH * PIX;
+        v = ir_matmul(b, w, ir_transpose(b, u));
+    } else if (which == PART_IM2COL)
+        v = ir_im2col(b, u, 3, 3, 1, 1);
+    else if (which == PART_MATMUL)
+        v = ir_matmul(b, K, u);
+    else if (which == PART_COL2IM)
+        v = ir_col2im(b, u, is, 3, 3, 1, 1);
+    else
+        v = ir_transpose(b, u);
+    int last = m->n_states - 1;
+    m->states[last] = (IrVar){.name = "v", .shape = v->shape, .offset = off};
+    m->rhs[last] = v;
+    m->ny = off + ir_shape_size(v->shape);
     return m;
 }
 
@@ -358,7 +376,9 @@ static void bench_rhs_vjp(Diag *diag, int rounds)
     IrModel *m = conv_model(b, arena, 1);
     diff_model_adjoint(b, m);
     const int64_t B = BATCH;
-    if (!check_hand_c(m))
+    if (emit_llvm) /* the optimised module, rhs and vjp, for reading where the time goes */
+        exit(cg_print_llvm(stdout, m, diag));
+    if (!profile_vjp && !check_hand_c(m))
         exit(1);
     if (no_jit)
         return;
@@ -374,6 +394,11 @@ static void bench_rhs_vjp(Diag *diag, int rounds)
     double *gp = malloc(sizeof *p * NP), *yp = malloc(sizeof *y * n);
     double *work = malloc(sizeof *work * (wk > wh ? wk : wh));
     fill(y, n, 1.0, 0.3), fill(a, n, 1.0, 1.1), fill(p, NP, 0.1, 0.7);
+    if (profile_vjp) { /* for perf record: nothing else in the profile but the compile */
+        for (int r = 0; r < profile_vjp; r++)
+            k.vjp(0.0, y, p, a, NULL, gy, gp, B, work);
+        exit(0);
+    }
     k.rhs(0.0, y, p, d1, B, work);
     conv_rhs_c(y, p, d2, B, work);
     double diff = max_rel_diff(d1, d2, n);
@@ -445,11 +470,12 @@ static void bench_rhs_vjp(Diag *diag, int rounds)
 /* The rhs of m (and its vjp when vjp) at B = 128, median of rounds. */
 static void bench_part(Diag *diag, int which, int rounds)
 {
-    static const char *names[] = {"part_im2col", "part_matmul", "part_conv1", "part_conv1_vjp"};
+    static const char *names[] = {"part_im2col", "part_matmul", "part_col2im", "part_transpose",
+                                  "part_matmul_t", "part_conv1", "part_conv1_vjp"};
     Arena *arena = arena_new();
     IrBuilder *b = ir_builder_new(arena);
-    IrModel *m = which < 2 ? part_model(b, arena, which) : conv_model(b, arena, 0);
-    int vjp = which == 3;
+    IrModel *m = which < N_IR_PARTS ? part_model(b, arena, which) : conv_model(b, arena, 0);
+    int vjp = which == N_IR_PARTS + 1;
     if (vjp)
         diff_model_adjoint(b, m);
     NdKernels k;
@@ -474,6 +500,34 @@ static void bench_part(Diag *diag, int which, int rounds)
     free(y), free(d), free(a), free(p), free(gp), free(work), free(t);
     jit_free(jit);
     arena_free(arena);
+}
+
+/* The hand-written im2col and col2im over the batch, 8 samples a chunk (the same
+ * elements as part_im2col and part_col2im move), beside the JIT's. */
+static void bench_hand_parts(int rounds)
+{
+    size_t n = (size_t)(BATCH * NY);
+    double *x = malloc(sizeof *x * n), *cols = malloc(sizeof *cols * KC * COLS);
+    double *t = malloc(sizeof *t * (size_t)rounds), *t2 = malloc(sizeof *t2 * (size_t)rounds);
+    fill(x, n, 1.0, 0.3), fill(cols, KC * COLS, 1.0, 0.5);
+    for (int r = 0; r < rounds; r++) {
+        int reps = 20;
+        double t0 = now_s();
+        for (int q = 0; q < reps; q++)
+            for (int s0 = 0; s0 < BATCH; s0 += NB)
+                im2col_c(x + (size_t)s0 * NY, NY, PIX, NB, cols);
+        t[r] = (now_s() - t0) / reps;
+        t0 = now_s();
+        for (int q = 0; q < reps; q++) {
+            memset(x, 0, sizeof *x * n);
+            for (int s0 = 0; s0 < BATCH; s0 += NB)
+                col2im_c(cols, NY, PIX, NB, x + (size_t)s0 * NY);
+        }
+        t2[r] = (now_s() - t0) / reps;
+    }
+    report("hand_im2col", median(t, rounds), NULL);
+    report("hand_col2im", median(t2, rounds), NULL);
+    free(x), free(cols), free(t), free(t2);
 }
 
 /* ---- (b): nodec run on a copy of examples/odenet_digits.node ---- */
@@ -621,6 +675,10 @@ int main(int argc, char **argv)
             train = 0;
         else if (strcmp(argv[i], "--no-parts") == 0)
             parts = 0;
+        else if (strcmp(argv[i], "--emit-llvm") == 0)
+            emit_llvm = 1;
+        else if (strcmp(argv[i], "--profile-vjp") == 0 && i + 1 < argc)
+            profile_vjp = atoi(argv[++i]);
         else if (strcmp(argv[i], "--no-jit") == 0) /* the hand-written C and the train only */
             no_jit = 1, parts = 0;
         else {
@@ -638,8 +696,10 @@ int main(int argc, char **argv)
         printf("B = %d, h [%d, %d, %d], f64, median of %d rounds\n", BATCH, CH, SZ, SZ, rounds);
     bench_rhs_vjp(&diag, rounds);
     if (parts)
-        for (int w = 0; w < 4; w++)
+        for (int w = 0; w < N_IR_PARTS + 2; w++)
             bench_part(&diag, w, rounds);
+    if (parts)
+        bench_hand_parts(rounds);
     if (train && bench_train(nodec, examples, steps) != 0)
         return 1;
     return 0;
