@@ -59,12 +59,18 @@ def main():
         r32 = f"{t32 / n:.2f}" if n and t32 else "-"
         print(f"{label:28s} {fmt(n):>12s} {fmt(t64):>12s} {r64:>7s} {fmt(t32):>12s} {r32:>9s}")
     print("(ratio = torch / nodec: above 1, nodec is faster; one thread each; medians)")
-    print("\nwhere nodec's time goes (f64, B = 128):")
+    print("\nwhere nodec's time goes (f64, B = 128, per call over the batch):")
     for case, what in [("hand_c_rhs", "hand-written C rhs: im2col + cblas_dgemm, 8 samples a chunk"),
-                       ("part_im2col", "JIT: one im2col [16,8,8] -> [144,64]"),
-                       ("part_matmul", "JIT: one [16,144] @ [144,64] (shared filters)"),
-                       ("part_conv1", "JIT: one conv (reshape, matmul, im2col)"),
-                       ("part_conv1_vjp", "JIT: vjp of one conv")]:
+                       ("hand_c_vjp", "hand-written C vjp: the forward again, 4 cblas_dgemm, col2im"),
+                       ("part_conv1", "JIT: one conv (reshape, im2col, matmul)"),
+                       ("part_conv1_vjp", "JIT: vjp of one conv"),
+                       ("part_im2col", "JIT: im2col [16,8,8] -> [144,64]"),
+                       ("hand_im2col", "hand C: the same im2col"),
+                       ("part_col2im", "JIT: col2im [144,64] -> [16,8,8]"),
+                       ("hand_col2im", "hand C: the same col2im"),
+                       ("part_matmul", "JIT: K [16,144] @ u [144,64] (a conv's product)"),
+                       ("part_transpose", "JIT: transpose(u) [144,64] -> [64,144]"),
+                       ("part_matmul_t", "JIT: w [16,64] @ transpose(u) (a filter's gradient, per sample)")]:
         s = sec(nodec, case, "float64")
         if s is not None:
             print(f"  {fmt(s):>12s}  {what}")
