@@ -6,9 +6,10 @@ one thread), one after the other (never at once: the machine's cores are shared)
 a table of seconds with ratio = torch / nodec (above 1: nodec is faster).
 
 Usage (from the repository root, after `cmake --build build --target bench_conv nodec`):
-    /usr/bin/python3 bench/bench_conv.py [--build build] [--rounds 9] [--steps 40] [--json]
+    /usr/bin/python3 bench/bench_conv.py [--build build] [--rounds 9] [--steps 40] [--iters 40]
+                                         [--repeat 3] [--json]
 """
-import argparse, json, os, subprocess, sys
+import argparse, json, os, statistics, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -37,15 +38,33 @@ def main():
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--steps", type=int, default=40, help="nodec's training steps (timed: the last 3/4)")
     ap.add_argument("--iters", type=int, default=40, help="torch's training iterations")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="alternate the two sides this many times; every cell the median over them")
     ap.add_argument("--json", action="store_true", help="also print every measurement as JSON")
     args = ap.parse_args()
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    nodec = json_lines([os.path.join(args.build, "bench_conv"), "--json", "--rounds", str(args.rounds),
-                        "--steps", str(args.steps), "--nodec", os.path.join(args.build, "nodec"),
-                        "--examples", os.path.join(ROOT, "examples")], env)
-    torch = json_lines(["/usr/bin/python3", os.path.join(HERE, "torch_conv.py"), "--threads", "1",
-                        "--rounds", str(args.rounds), "--iters", str(args.iters)], env)
+    nodec_cmd = [os.path.join(args.build, "bench_conv"), "--json", "--rounds", str(args.rounds),
+                 "--steps", str(args.steps), "--nodec", os.path.join(args.build, "nodec"),
+                 "--examples", os.path.join(ROOT, "examples")]
+    torch_cmd = ["/usr/bin/python3", os.path.join(HERE, "torch_conv.py"), "--threads", "1",
+                 "--rounds", str(args.rounds), "--iters", str(args.iters)]
+    runs_n, runs_t = [], []
+    for _ in range(max(1, args.repeat)):  # alternating, so a change of load hits both sides
+        runs_n.append(json_lines(nodec_cmd, env))
+        runs_t.append(json_lines(torch_cmd, env))
 
+    def merge(runs):
+        """Each case's row from the first run, its seconds the median over the runs
+        (and the spread kept as seconds_runs)."""
+        out = {}
+        for key, row in runs[0].items():
+            if "seconds" in row:
+                ss = [r[key]["seconds"] for r in runs if key in r]
+                row = dict(row, seconds=statistics.median(ss), seconds_runs=ss)
+            out[key] = row
+        return out
+
+    nodec, torch = merge(runs_n), merge(runs_t)
     def sec(rows, case, dtype):
         r = rows.get((case, dtype))
         return r["seconds"] if r else None
@@ -58,7 +77,16 @@ def main():
         r64 = f"{t64 / n:.2f}" if n and t64 else "-"
         r32 = f"{t32 / n:.2f}" if n and t32 else "-"
         print(f"{label:28s} {fmt(n):>12s} {fmt(t64):>12s} {r64:>7s} {fmt(t32):>12s} {r32:>9s}")
-    print("(ratio = torch / nodec: above 1, nodec is faster; one thread each; medians)")
+    print(f"(ratio = torch / nodec: above 1, nodec is faster; one thread each; medians of "
+          f"{args.rounds} rounds, then over {max(1, args.repeat)} alternating runs)")
+    spread = []
+    for label, case in rows:
+        for side, rs in (("nodec", nodec), ("torch f64", torch)):
+            r = rs.get((case, "float64"))
+            if r and len(r.get("seconds_runs", [])) > 1:
+                spread.append(f"{case} {side} {fmt(min(r['seconds_runs']))}-{fmt(max(r['seconds_runs']))}")
+    if spread:
+        print("range over the runs: " + "; ".join(spread))
     print("\nwhere nodec's time goes (f64, B = 128, per call over the batch):")
     for case, what in [("hand_c_rhs", "hand-written C rhs: im2col + cblas_dgemm, 8 samples a chunk"),
                        ("hand_c_vjp", "hand-written C vjp: the forward again, 4 cblas_dgemm, col2im"),
