@@ -430,6 +430,131 @@ static void emit_join(Cc *cc, int depth, const IrNode *n)
     }
 }
 
+/* ---- tensor ops: ir_tensor.c's loops (ir_eval_tensor_op), in its order ---- */
+
+/* One window op's geometry: image [C, H, W], windows kh x kw at stride s over
+ * padding p, plane [Ho, Wo]. */
+typedef struct CcWin {
+    int C, H, W, kh, kw, s, p, Ho, Wo;
+} CcWin;
+
+static CcWin cc_win(const IrNode *n, IrShape image)
+{
+    CcWin w = {image.dim[0], image.dim[1], image.dim[2], n->attr[0], n->attr[1], n->attr[2],
+               n->attr[3], 0, 0};
+    w.Ho = ir_window_count(w.H, w.kh, w.s, w.p);
+    w.Wo = ir_window_count(w.W, w.kw, w.s, w.p);
+    return w;
+}
+
+static void zero_fill(Cc *cc, int depth, const IrNode *n)
+{
+    line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
+    line(cc, depth + 1, "%s = 0.0;", elem(cc, n, "k"));
+}
+
+/* for (ch, ki, kj, oi, oj) with hh, xx the pixel read (maybe in the padding):
+ * IM2COL copies it (0 outside), COL2IM adds the column element back. */
+static void emit_im2col(Cc *cc, int depth, const IrNode *n)
+{
+    bool back = n->op == IR_COL2IM;
+    CcWin w = cc_win(n, back ? n->shape : n->args[0]->shape);
+    const IrNode *x = n->args[0];
+    if (back)
+        zero_fill(cc, depth, n);
+    line(cc, depth, "for (int ch = 0; ch < %d; ch++)", w.C);
+    line(cc, depth + 1, "for (int ki = 0; ki < %d; ki++)", w.kh);
+    line(cc, depth + 2, "for (int kj = 0; kj < %d; kj++)", w.kw);
+    line(cc, depth + 3, "for (int oi = 0; oi < %d; oi++)", w.Ho);
+    line(cc, depth + 4, "for (int oj = 0; oj < %d; oj++) {", w.Wo);
+    line(cc, depth + 5, "const int hh = oi * %d + ki - %d, xx = oj * %d + kj - %d;", w.s, w.p, w.s,
+         w.p);
+    const char *inside = fmt(cc, "hh >= 0 && hh < %d && xx >= 0 && xx < %d", w.H, w.W);
+    const char *pix = fmt(cc, "(ch * %d + hh) * %d + xx", w.H, w.W);
+    const char *col = fmt(cc, "((ch * %d + ki) * %d + kj) * %d + oi * %d + oj", w.kh, w.kw,
+                          w.Ho * w.Wo, w.Wo);
+    if (!back) {
+        line(cc, depth + 5, "%s = %s ? %s : 0.0;", elem(cc, n, col), inside, elem(cc, x, pix));
+    } else {
+        line(cc, depth + 5, "if (%s)", inside);
+        line(cc, depth + 6, "%s += %s;", elem(cc, n, pix), elem(cc, x, col));
+    }
+    line(cc, depth + 4, "}");
+}
+
+/* The pools and their transposes: for (ch, oi, oj) over the windows. */
+static void emit_pool(Cc *cc, int depth, const IrNode *n)
+{
+    bool back = n->op == IR_AVGPOOL_T || n->op == IR_MAXPOOL_T;
+    CcWin w = cc_win(n, n->op == IR_AVGPOOL_T ? n->shape : n->args[0]->shape);
+    const IrNode *x = n->args[0];
+    const char *inv = lit(cc, 1.0 / (w.kh * w.kw));
+    const char *o = fmt(cc, "(ch * %d + oi) * %d + oj", w.Ho, w.Wo);
+    const char *pix = fmt(cc, "(ch * %d + oi * %d + ki) * %d + oj * %d + kj", w.H, w.s, w.W, w.s);
+    if (back)
+        zero_fill(cc, depth, n);
+    line(cc, depth, "for (int ch = 0; ch < %d; ch++)", w.C);
+    line(cc, depth + 1, "for (int oi = 0; oi < %d; oi++)", w.Ho);
+    line(cc, depth + 2, "for (int oj = 0; oj < %d; oj++) {", w.Wo);
+    int d = depth + 3;
+    if (n->op == IR_AVGPOOL) {
+        line(cc, d, "double acc = 0.0;");
+    } else if (n->op == IR_MAXPOOL || n->op == IR_MAXPOOL_T) {
+        line(cc, d, "int best = (ch * %d + oi * %d) * %d + oj * %d;", w.H, w.s, w.W, w.s);
+    }
+    line(cc, d, "for (int ki = 0; ki < %d; ki++)", w.kh);
+    line(cc, d + 1, "for (int kj = 0; kj < %d; kj++) {", w.kw);
+    if (n->op == IR_AVGPOOL) {
+        line(cc, d + 2, "acc += %s;", elem(cc, x, pix));
+    } else if (n->op == IR_AVGPOOL_T) {
+        line(cc, d + 2, "%s += %s * %s;", elem(cc, n, pix), elem(cc, x, o), inv);
+    } else {
+        line(cc, d + 2, "const int at = %s;", pix);
+        line(cc, d + 2, "if (%s == %s && (%s > %s || %s != %s))", elem(cc, x, "best"),
+             elem(cc, x, "best"), elem(cc, x, "at"), elem(cc, x, "best"), elem(cc, x, "at"),
+             elem(cc, x, "at"));
+        line(cc, d + 3, "best = at;");
+    }
+    line(cc, d + 1, "}");
+    if (n->op == IR_AVGPOOL)
+        line(cc, d, "%s = acc * %s;", elem(cc, n, o), inv);
+    else if (n->op == IR_MAXPOOL)
+        line(cc, d, "%s = %s;", elem(cc, n, o), elem(cc, n->args[1], "best"));
+    else if (n->op == IR_MAXPOOL_T)
+        line(cc, d, "%s += %s;", elem(cc, n, "best"), elem(cc, n->args[1], o));
+    line(cc, depth + 2, "}");
+}
+
+/* SUMAXIS (j ascending from +0) and BROADCAST over [outer, n, inner]. */
+static void emit_axis(Cc *cc, int depth, const IrNode *n)
+{
+    bool sum = n->op == IR_SUMAXIS;
+    int outer, len, inner;
+    ir_axis_split(sum ? n->args[0]->shape : n->shape, n->attr[0], &outer, &len, &inner);
+    const char *wide = fmt(cc, "(o * %d + j) * %d + i", len, inner);
+    const char *narrow = fmt(cc, "o * %d + i", inner);
+    line(cc, depth, "for (int o = 0; o < %d; o++)", outer);
+    if (sum) {
+        line(cc, depth + 1, "for (int i = 0; i < %d; i++) {", inner);
+        line(cc, depth + 2, "double acc = 0.0;");
+        line(cc, depth + 2, "for (int j = 0; j < %d; j++)", len);
+        line(cc, depth + 3, "acc += %s;", elem(cc, n->args[0], wide));
+        line(cc, depth + 2, "%s = acc;", elem(cc, n, narrow));
+        line(cc, depth + 1, "}");
+    } else {
+        line(cc, depth + 1, "for (int j = 0; j < %d; j++)", len);
+        line(cc, depth + 2, "for (int i = 0; i < %d; i++)", inner);
+        line(cc, depth + 3, "%s = %s;", elem(cc, n, wide), elem(cc, n->args[0], narrow));
+    }
+}
+
+/* A RESHAPE the planner did not make a view: a copy. */
+static void emit_copy(Cc *cc, int depth, const IrNode *n)
+{
+    line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
+    line(cc, depth + 1, "%s = %s;", elem(cc, n, "k"), elem(cc, n->args[0], "k"));
+}
+
 static void emit_node(Cc *cc, int depth, int i)
 {
     IrNode *n = cc->plan.order[i];
@@ -451,6 +576,12 @@ static void emit_node(Cc *cc, int depth, int i)
     case IR_MAXR: case IR_ARGMAX: emit_argmax(cc, depth, n); return;
     case IR_PAD: emit_pad(cc, depth, n); return;
     case IR_CONCAT: case IR_STACK: emit_join(cc, depth, n); return;
+    case IR_RESHAPE: emit_copy(cc, depth, n); return;
+    case IR_IM2COL: case IR_COL2IM: emit_im2col(cc, depth, n); return;
+    case IR_AVGPOOL: case IR_AVGPOOL_T: case IR_MAXPOOL: case IR_MAXPOOL_T:
+        emit_pool(cc, depth, n);
+        return;
+    case IR_SUMAXIS: case IR_BROADCAST: emit_axis(cc, depth, n); return;
     default: emit_map(cc, depth, n); return;
     }
 }
