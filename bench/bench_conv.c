@@ -8,10 +8,11 @@
  *     (reshape(reshape(K, [Co, Ci*9]) @ im2col(x), [Co, Ho, Wo]), b1 [16, 1, 1] stretched
  *     by one broadcast per axis), JIT-compiled, and timed per call (f64), with its vjp
  *     (diff_model_adjoint: a^T df/dh per sample, a^T df/dp summed over the batch).
- *     Beside them, for the where-does-the-time-go question: a hand-written C rhs
- *     (im2col over a chunk of samples, one cblas_dgemm per conv) that checks the JIT's
- *     numbers and shows what one core does with the same flops, and JIT models of the
- *     parts alone (one im2col, one shared-filter matmul, one conv).
+ *     Beside them, for the where-does-the-time-go question: a hand-written C rhs and vjp
+ *     (im2col over a chunk of samples, cblas_dgemm, col2im; checked against ir_eval) that
+ *     check the JIT's numbers and show what one core does with the same flops, JIT models
+ *     of the parts alone (im2col, col2im, transpose, the two kinds of product, one conv
+ *     and its vjp) and the hand-written im2col and col2im.
  * (b) The digits ODE-Net's training iteration: `nodec run` on a copy of
  *     examples/odenet_digits.node with the OdeNet train only, fewer steps and a history
  *     file, whose seconds column (docs/training.md) gives the time per step after the first
@@ -20,7 +21,9 @@
  * Usage: bench_conv [--json] [--rounds R] [--nodec PATH] [--examples DIR] [--steps N]
  *                   [--no-train] [--no-parts] [--no-jit] [--profile-vjp N]
  *                   [--emit-llvm]
- * --json prints one JSON object per line (what bench_conv.py reads). */
+ * --json prints one JSON object per line (what bench_conv.py reads); --no-jit times the
+ * hand-written C only; --profile-vjp N only calls the JIT's vjp N times (for perf record);
+ * --emit-llvm prints the optimised rhs and vjp module. */
 #include "llvm_jit.h"
 #include "llvm_jit_internal.h"
 #include "diff.h"
