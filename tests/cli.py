@@ -207,7 +207,7 @@ with tempfile.TemporaryDirectory() as wd:
 
 # --check-gradient through the image ops (issue 16): a small conv ODE-Net on a batch of
 # three 1x6x6 images (a strided conv in init, conv + group_norm + max_pool + avg_pool in
-# the right-hand side, a readout with cross_entropy), every parameter by each path against
+# the right-hand side, a readout with cross_entropy), its five parameters by each path against
 # central differences of the same loss.
 CONV_GRADIENT = """data imgs = csv("imgs.csv")
 model Net {
@@ -227,20 +227,27 @@ with tempfile.TemporaryDirectory() as wd:
     import random
     rng = random.Random(3)
     with open(os.path.join(wd, "imgs.csv"), "w") as f:
-        f.write("label," + ",".join(f"x[0,{i},{j}]" for i in range(6) for j in range(6)) + "\n")
+        f.write("label," + ",".join(f'"x[0,{i},{j}]"' for i in range(6) for j in range(6)) + "\n")
         for k in range(3):
             f.write(f"{k}," + ",".join(f"{rng.uniform(0, 1):.6f}" for _ in range(36)) + "\n")
+    # max_pool's kinks make an adaptive solve's step sequence jump with the parameters, so
+    # central differences of a dopri5 loss are only as good as its tolerance there (adjoint
+    # and backprop agree with each other, 2e-4 from them at rtol 1e-11, 2e-6 at 1e-13): the
+    # adaptive check uses avg_pool in its place, the fixed-step ones max_pool.
     for path_name, solver in (("adjoint", "dopri5(rtol = 1e-11, atol = 1e-12)"),
                               ("backprop", "rk4(h = 0.1)"), ("checkpoint", "rk4(h = 0.1)")):
         src = os.path.join(wd, "net.node")
+        text = CONV_GRADIENT.replace("PATH", path_name).replace("SOLVER", solver)
+        if path_name == "adjoint":
+            text = text.replace("max_pool(h, 2, stride = 1)", "avg_pool(h, 2, stride = 1)")
         with open(src, "w") as f:
-            f.write(CONV_GRADIENT.replace("PATH", path_name).replace("SOLVER", solver))
+            f.write(text)
         p = run("run", src, "--check-gradient", "-q", cwd=wd)
         label = f"conv net {path_name} {solver.split('(')[0]}"
         expect(f"--check-gradient {label}", p, 0, err=f"{path_name} gradient against central differences")
         errs = [float(e) for e in re.findall(r"relative error (\S+)", p.stderr)]
         checks += 1
-        ok = len(errs) == 6 and max(errs) < 1e-6
+        ok = len(errs) == 5 and max(errs) < 1e-6
         print(("ok   " if ok else "FAIL ") + f"{label} gradient of every image op: {errs}")
         if not ok:
             failures.append(f"{label} gradient")
