@@ -7,6 +7,7 @@
 #include "sema_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const conv_builtins[] = {
@@ -24,25 +25,32 @@ int sema_is_conv_builtin(const char *name)
 
 /* ---- arguments ---- */
 
+/* A positional constant integer argument in [lo, hi]; what names it in the error. */
+static int arg_int(Sema *S, const ConvArgs *a, int i, const char *what, int lo, int hi, int *out)
+{
+    IrNode *c = sema_const_val(S, val_node(a->x[i]), a->loc[i], what);
+    if (!c)
+        return 0;
+    double v = c->shape.rank == 0 ? c->value[0] : NAN;
+    if (!(v == floor(v)) || v < lo || v > hi) {
+        diag_error(S->diag, a->loc[i], "%s of '%s' must be an integer from %d to %d", what,
+                   a->name, lo, hi);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
 /* The named argument key's value as a constant integer in [lo, hi] (def when the
  * call does not name it); 0 after reporting. */
 static int key_int(Sema *S, const ConvArgs *a, const char *key, int lo, int hi, int def, int *out)
 {
+    char what[64];
+    snprintf(what, sizeof what, "'%s'", key);
     *out = def;
-    for (int i = 0; i < a->n; i++) {
-        if (!a->key[i] || strcmp(a->key[i], key) != 0)
-            continue;
-        IrNode *c = sema_const_val(S, val_node(a->x[i]), a->loc[i], key);
-        if (!c)
+    for (int i = 0; i < a->n; i++)
+        if (a->key[i] && strcmp(a->key[i], key) == 0 && !arg_int(S, a, i, what, lo, hi, out))
             return 0;
-        double v = c->shape.rank == 0 ? c->value[0] : NAN;
-        if (!(v == floor(v)) || v < lo || v > hi) {
-            diag_error(S->diag, a->loc[i], "'%s' of '%s' must be an integer from %d to %d", key,
-                       a->name, lo, hi);
-            return 0;
-        }
-        *out = (int)v;
-    }
     return 1;
 }
 
@@ -111,22 +119,6 @@ static int need_rank(Sema *S, const ConvArgs *a, int i, int rank, const char *wh
     diag_error(S->diag, a->loc[i], "shape mismatch in '%s': argument %d must be %s, got %s",
                a->name, i + 1, what, sema_shape(s, bs));
     return 0;
-}
-
-/* A positional constant integer argument in [lo, hi]. */
-static int arg_int(Sema *S, const ConvArgs *a, int i, const char *what, int lo, int hi, int *out)
-{
-    IrNode *c = sema_const_val(S, val_node(a->x[i]), a->loc[i], what);
-    if (!c)
-        return 0;
-    double v = c->shape.rank == 0 ? c->value[0] : NAN;
-    if (!(v == floor(v)) || v < lo || v > hi) {
-        diag_error(S->diag, a->loc[i], "%s of '%s' must be an integer from %d to %d", what,
-                   a->name, lo, hi);
-        return 0;
-    }
-    *out = (int)v;
-    return 1;
 }
 
 /* The window plane of an image for a kh x kw window: Ho, Wo, or an error naming

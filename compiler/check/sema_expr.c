@@ -1088,22 +1088,31 @@ static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
     return val_err();
 }
 
+/* Every argument of a builtin call a value (not a function, not an error). */
+static int args_are_values(Sema *S, const char *name, const Args *a)
+{
+    for (int i = 0; i < a->n; i++) {
+        if (a->v[i].kind == V_ERR)
+            return 0;
+        if (a->v[i].kind != V_NODE) {
+            diag_error(S->diag, a->loc[i], "argument %d of '%s' must be a value, not a function", i + 1,
+                       name);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static Val call_conv(Sema *S, const char *name, Args *a, const char **key)
 {
     ConvArgs c = {name, a->n, arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(a->n + 1)),
                   key, a->loc, a->whole};
     if (!key)
         c.key = arena_alloc(S->arena, sizeof(char *) * (size_t)(a->n + 1));
-    for (int i = 0; i < a->n; i++) {
-        if (a->v[i].kind == V_ERR)
-            return val_err();
-        if (a->v[i].kind != V_NODE) {
-            diag_error(S->diag, a->loc[i], "argument %d of '%s' must be a value, not a function", i + 1,
-                       name);
-            return val_err();
-        }
+    if (!args_are_values(S, name, a))
+        return val_err();
+    for (int i = 0; i < a->n; i++)
         c.x[i] = a->v[i].node;
-    }
     return sema_conv_builtin(S, &c);
 }
 
@@ -1117,15 +1126,8 @@ static Val call_builtin(Sema *S, const char *name, Args *a)
                    b->sig, a->n);
         return val_err();
     }
-    for (int i = 0; i < a->n; i++) {
-        if (a->v[i].kind == V_ERR)
-            return val_err();
-        if (a->v[i].kind != V_NODE) {
-            diag_error(S->diag, a->loc[i], "argument %d of '%s' must be a value, not a function", i + 1,
-                       name);
-            return val_err();
-        }
-    }
+    if (!args_are_values(S, name, a))
+        return val_err();
     return builtin_apply(S, b, a);
 }
 
