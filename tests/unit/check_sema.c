@@ -508,7 +508,7 @@ static const ErrCase errors[] = {
     {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; init = { x = [1, 2] } }\n",
      "2:36: error: shape mismatch in the initial value of 'x': the state is scalar but the value is [2]", NULL},
     {"option seed = -1\n", "1:15: error: the seed must be a non-negative integer", NULL},
-    {"option speed = 1\n", "1:8: error: unknown option 'speed' (known options: seed, shared_states)", NULL},
+    {"option speed = 1\n", "1:8: error: unknown option 'speed' (known options: seed, shared_states, precision)", NULL},
     {"model D { state x = 1; dx/dt = -x }\ntrain E { steps = 1 }\n", "2:7: error: unknown model 'E'", NULL},
     {"fn f(x) = x + q\nmodel B {\n  state x\n  dx/dt = f(x) + f(2 * x)\n}\n", "1:15: error: unknown name 'q'",
      "4:11: note: in this call of 'f'"},
