@@ -287,6 +287,25 @@ Val sema_conv_builtin(Sema *S, const ConvArgs *a)
     return flatten(S, a);
 }
 
+/* sum(x, axis), mean(x, axis): x without that axis, summed or averaged over it. */
+Val sema_reduce_axis(Sema *S, const char *name, int mean, IrNode *x, Val axis, SrcLoc at)
+{
+    IrNode *c = sema_const_val(S, axis, at, "the axis");
+    if (!c)
+        return val_err();
+    double v = c->shape.rank == 0 ? c->value[0] : -1;
+    if (x->shape.rank == 0 || !(v == floor(v)) || v < 0 || v >= x->shape.rank) {
+        char bs[32];
+        diag_error(S->diag, at, "the axis of '%s' must be an integer from 0 to %d for a value of shape %s",
+                   name, x->shape.rank - 1, sema_shape(x->shape, bs));
+        return val_err();
+    }
+    IrNode *r = ir_sum_axis(S->ir, x, (int)v);
+    if (mean)
+        r = ir_div(S->ir, r, ir_scalar(S->ir, ir_shape_dim(x->shape, (int)v)));
+    return val_node(r);
+}
+
 /* ---- broadcasting ---- */
 
 int sema_broadcast_shape(IrShape a, IrShape b, IrShape *out)

@@ -766,26 +766,6 @@ static Val builtin_unary(Sema *S, const Builtin *b, Args *a)
     return val_node(n);
 }
 
-/* sum(x, axis), mean(x, axis): x without that axis, summed or averaged over it. */
-static Val builtin_reduce_axis(Sema *S, const Builtin *b, Args *a)
-{
-    IrNode *x = a->v[0].node, *c = sema_const_val(S, a->v[1], a->loc[1], "the axis");
-    if (!c)
-        return val_err();
-    double v = c->shape.rank == 0 ? c->value[0] : -1;
-    if (x->shape.rank == 0 || !(v == floor(v)) || v < 0 || v >= x->shape.rank) {
-        char bs[32];
-        diag_error(S->diag, a->loc[1], "the axis of '%s' must be an integer from 0 to %d for a value of shape %s",
-                   b->name, x->shape.rank - 1, sema_shape(x->shape, bs));
-        return val_err();
-    }
-    int axis = (int)v;
-    IrNode *r = ir_sum_axis(S->ir, x, axis);
-    if (b->kind == BK_MEAN)
-        r = ir_div(S->ir, r, ir_scalar(S->ir, ir_shape_dim(x->shape, axis)));
-    return val_node(r);
-}
-
 static Val builtin_reduce(Sema *S, const Builtin *b, IrNode *x)
 {
     if (b->kind == BK_SUM)
@@ -1072,7 +1052,8 @@ static Val builtin_apply(Sema *S, const Builtin *b, Args *a)
         return sema_function(S, b->name, &f);
     }
     case BK_SUM: case BK_MEAN: case BK_NORM:
-        return a->n == 2 ? builtin_reduce_axis(S, b, a) : builtin_reduce(S, b, a->v[0].node);
+        return a->n == 2 ? sema_reduce_axis(S, b->name, b->kind == BK_MEAN, a->v[0].node, a->v[1], a->loc[1])
+                         : builtin_reduce(S, b, a->v[0].node);
     case BK_DOT: case BK_OUTER: return builtin_dot_outer(S, b, a);
     case BK_TRANSPOSE: return builtin_transpose(S, a);
     case BK_CONCAT: return builtin_concat(S, a);

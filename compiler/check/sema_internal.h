@@ -228,6 +228,8 @@ Val sema_conv_builtin(Sema *S, const ConvArgs *a);
  * shape in *out (0 when they do not broadcast). */
 int sema_broadcast_shape(IrShape a, IrShape b, IrShape *out);
 IrNode *sema_broadcast_to(Sema *S, IrNode *x, IrShape to);
+/* sum(x, axis) or (mean) mean(x, axis); at: where the axis was written. */
+Val sema_reduce_axis(Sema *S, const char *name, int mean, IrNode *x, Val axis, SrcLoc at);
 
 /* ---- sema_directive.c ---- */
 void sema_directives(Sema *S, const Ast *program, SemaProgram *out);
