@@ -180,6 +180,22 @@ with tempfile.TemporaryDirectory() as wd:
         if not ok:
             failures.append(f"per_sample {path_name} {solver} gradient")
 
+# One --check-gradient run of text (a train of n_params parameters) by path_name: it
+# must say so and every parameter's relative error be below 1e-6.
+def gradient_check(wd, name, text, label, path_name, n_params, what):
+    global checks
+    src = os.path.join(wd, name)
+    with open(src, "w") as f:
+        f.write(text)
+    p = run("run", src, "--check-gradient", "-q", cwd=wd)
+    expect(f"--check-gradient {label}", p, 0, err=f"{path_name} gradient against central differences")
+    errs = [float(e) for e in re.findall(r"relative error (\S+)", p.stderr)]
+    checks += 1
+    ok = len(errs) == n_params and max(errs) < 1e-6
+    print(("ok   " if ok else "FAIL ") + f"{label} {what}: {errs}")
+    if not ok:
+        failures.append(f"{label} gradient")
+
 # --check-gradient through event times (issue 15): the bouncing ball's height after three
 # bounces (at t = 6; the bounces at 1.43, 3.71, 5.54), its gradient in h0 and e by the
 # adjoint and by backprop against central differences of the same loss.
@@ -192,18 +208,9 @@ with tempfile.TemporaryDirectory() as wd:
     for path_name, solver in (("adjoint", "dopri5(rtol = 1e-11, atol = 1e-12)"),
                               ("backprop", "tsit5(rtol = 1e-11, atol = 1e-12)"),
                               ("adjoint", "rk4(h = 0.01)"), ("backprop", "rk4(h = 0.01)")):
-        src = os.path.join(wd, "ball.node")
-        with open(src, "w") as f:
-            f.write(BALL_GRADIENT.replace("PATH", path_name).replace("SOLVER", solver))
-        p = run("run", src, "--check-gradient", "-q", cwd=wd)
-        label = f"ball {path_name} {solver.split('(')[0]}"
-        expect(f"--check-gradient {label}", p, 0, err=f"{path_name} gradient against central differences")
-        errs = [float(e) for e in re.findall(r"relative error (\S+)", p.stderr)]
-        checks += 1
-        ok = len(errs) == 2 and max(errs) < 1e-6
-        print(("ok   " if ok else "FAIL ") + f"{label} gradient through three bounces: {errs}")
-        if not ok:
-            failures.append(f"{label} gradient")
+        gradient_check(wd, "ball.node", BALL_GRADIENT.replace("PATH", path_name).replace("SOLVER", solver),
+                       f"ball {path_name} {solver.split('(')[0]}", path_name, 2,
+                       "gradient through three bounces")
 
 # --check-gradient through the image ops (issue 16): a small conv ODE-Net on a batch of
 # three 1x6x6 images (a strided conv in init, conv + group_norm + max_pool + avg_pool in
@@ -236,21 +243,11 @@ with tempfile.TemporaryDirectory() as wd:
     # adaptive check uses avg_pool in its place, the fixed-step ones max_pool.
     for path_name, solver in (("adjoint", "dopri5(rtol = 1e-11, atol = 1e-12)"),
                               ("backprop", "rk4(h = 0.1)"), ("checkpoint", "rk4(h = 0.1)")):
-        src = os.path.join(wd, "net.node")
         text = CONV_GRADIENT.replace("PATH", path_name).replace("SOLVER", solver)
         if path_name == "adjoint":
             text = text.replace("max_pool(h, 2, stride = 1)", "avg_pool(h, 2, stride = 1)")
-        with open(src, "w") as f:
-            f.write(text)
-        p = run("run", src, "--check-gradient", "-q", cwd=wd)
-        label = f"conv net {path_name} {solver.split('(')[0]}"
-        expect(f"--check-gradient {label}", p, 0, err=f"{path_name} gradient against central differences")
-        errs = [float(e) for e in re.findall(r"relative error (\S+)", p.stderr)]
-        checks += 1
-        ok = len(errs) == 5 and max(errs) < 1e-6
-        print(("ok   " if ok else "FAIL ") + f"{label} gradient of every image op: {errs}")
-        if not ok:
-            failures.append(f"{label} gradient")
+        gradient_check(wd, "net.node", text, f"conv net {path_name} {solver.split('(')[0]}", path_name, 5,
+                       "gradient of every image op")
 
 # Each directive draws from its own stream of the seed: how long a train runs (how
 # many batches it draws) changes its parameters, not what a later solve samples.

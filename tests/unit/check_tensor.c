@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "diff.h"
 #include "ir.h"
@@ -481,58 +480,6 @@ START_TEST(test_jit_conv_net)
 }
 END_TEST
 
-/* Milliseconds per call of fn (an NdKernelFn, or the rhs when rhs is set), the
- * mean of 30 after one warm-up. */
-static double time_ms(const NdKernels *k, NdKernelFn fn, const double *y, const double *p,
-                      const double *a, double *o0, double *o1, int64_t B, double *work)
-{
-    enum { REPS = 30 };
-    struct timespec t0, t1;
-    for (int r = 0; r <= REPS; r++) {
-        if (r == 1)
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (fn)
-            fn(0, y, p, a, NULL, o0, o1, B, work);
-        else
-            k->rhs(0, y, p, o0, B, work);
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) / REPS;
-}
-
-/* Not a check: the time of one rhs and one vjp of a 16-channel 8x8 conv layer
- * at B = 128, printed (CK_RUN_SUITE=tensor to see it). */
-START_TEST(test_jit_conv_bench)
-{
-    Tm *t = tm_new();
-    IrBuilder *b = t->b;
-    IrNode *x = tm_state(t, shape3(16, 8, 8));
-    IrNode *K = tm_param(t, shape4(16, 16, 3, 3)), *bias = tm_param(t, shape3(16, 1, 1));
-    IrNode *bb = ir_broadcast_axis(b, ir_broadcast_axis(b, ir_reshape(b, bias, ir_vector_shape(16)), 1, 8), 2, 8);
-    t->rhs[0] = ir_unary(b, IR_TANH, ir_add(b, conv(b, K, x, 1, 1), bb));
-    diff_model_adjoint(b, &t->m);
-    Diag diag;
-    diag_init(&diag, stderr);
-    NdKernels k;
-    JitRequest req = {.vjp = 1};
-    JitModel *jit = jit_compile_request(&t->m, &req, &k, &diag);
-    ck_assert_ptr_nonnull(jit);
-    int64_t B = 128;
-    size_t ny = (size_t)t->m.ny, np = (size_t)t->m.np;
-    double *y = random_doubles(ny * B), *a = random_doubles(ny * B), *p = random_doubles(np);
-    double *dy = malloc(sizeof(double) * ny * B), *gp = malloc(sizeof(double) * np);
-    double *work = malloc(sizeof(double) * (nd_kernels_work_size(&k, B) + 1));
-    double ms = time_ms(&k, NULL, y, p, NULL, dy, NULL, B, work);
-    double vjp = time_ms(&k, k.vjp, y, p, a, dy, gp, B, work);
-    fprintf(stderr, "tensor bench: conv 16x16x3x3 on [16,8,8] + bias, tanh, B=128: %.3f ms per rhs "
-                    "(%.2f GFLOP/s in the product), %.3f ms per vjp\n", ms,
-            2.0 * 16 * 144 * 64 * (double)B / (ms * 1e6), vjp);
-    free(y), free(a), free(p), free(dy), free(gp), free(work);
-    jit_free(jit);
-    tm_free(t);
-}
-END_TEST
-
 Suite *tensor_suite(void);
 Suite *tensor_suite(void)
 {
@@ -550,7 +497,6 @@ Suite *tensor_suite(void)
     tcase_set_timeout(tj, 60);
     tcase_add_test(tj, test_jit_ops);
     tcase_add_loop_test(tj, test_jit_conv_net, 0, 3);
-    tcase_add_test(tj, test_jit_conv_bench);
     suite_add_tcase(s, tj);
     return s;
 }
