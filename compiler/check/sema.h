@@ -227,6 +227,8 @@ typedef struct SemaProgram {
     bool has_seed;
     uint64_t seed;    /* option seed */
     bool shared_per_copy; /* option shared_states = per_copy (sema_shared.c) */
+    bool f32;         /* option precision = f32: every kernel, solver, optimiser and
+                         parameter file of the program in single precision (docs/precision.md) */
 } SemaProgram;
 
 typedef struct SemaInput {

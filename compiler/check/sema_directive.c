@@ -697,18 +697,13 @@ static void option_shared(Sema *S, const Ast *ast, SemaProgram *out)
                "option shared_states is 'once' (the default) or 'per_copy'");
 }
 
-/* `option precision = f64` is the default and what every kernel, solver and file
- * computes in; f32 (issue 16, part 4) is not built yet, and is refused rather than run
- * in double under a name that promises single. */
-static void option_precision(Sema *S, const Ast *ast)
+/* `option precision = f64` (the default) or f32: the whole program's numbers in
+ * one precision (docs/precision.md), so that a kernel never meets a solver of the other. */
+static void option_precision(Sema *S, const Ast *ast, SemaProgram *out)
 {
     const char *v = ast->a && ast->a->kind == AST_NAME ? ast->a->name : NULL;
-    if (v && strcmp(v, "f64") == 0)
-        return;
-    if (v && strcmp(v, "f32") == 0) {
-        diag_error(S->diag, ast->a->loc,
-                   "option precision = f32 is not implemented in this version: nodec computes "
-                   "in double precision (f64) only");
+    if (v && (strcmp(v, "f64") == 0 || strcmp(v, "f32") == 0)) {
+        out->f32 = strcmp(v, "f32") == 0;
         return;
     }
     diag_error(S->diag, ast->a ? ast->a->loc : name_loc_of(ast),
@@ -722,7 +717,7 @@ static void option_directive(Sema *S, const Ast *ast, SemaProgram *out)
         return;
     }
     if (strcmp(ast->name, "precision") == 0) {
-        option_precision(S, ast);
+        option_precision(S, ast, out);
         return;
     }
     if (strcmp(ast->name, "seed") != 0) {
