@@ -1,6 +1,9 @@
 /* The kernel table: the only thing the runtime knows of a model. The compiler's
  * JIT (or emit-c, or a hand-written test) fills it with plain C functions.
  *
+ * Every real is nd_real (nd_real.h): double, or float in a program with
+ * `option precision = f32`, whose kernels the compiler emits in float.
+ *
  * Batch layout: B samples stored contiguously, sample-major: element i of
  * sample b is y[b * ny + i]. Parameters p[np] are shared by the whole batch.
  *
@@ -20,20 +23,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nd_real.h"
+
 /* dydt = f(t, y, p) for B samples, y and dydt [B*ny + ns]. work: scratch of
  * at least nd_kernels_work_size(k, B) doubles, owned by the caller (so the
  * kernel never allocates). */
-typedef void (*NdRhsFn)(double t, const double *y, const double *p, double *dydt, int64_t B,
-                        double *work);
+typedef void (*NdRhsFn)(nd_real t, const nd_real *y, const nd_real *p, nd_real *dydt, int64_t B,
+                        nd_real *work);
 
 /* The general kernel: inputs y [B*ny + ns], p [np], a (cotangents, laid out
  * like y: [B*ny + ns]), d [B*nd] (one row of data per sample); outputs out0
  * and out1, whose layout each kernel states. Outputs "summed over the batch" hold the sum over
  * the B samples (written, not accumulated). Inputs a kernel does not read may be
  * NULL. */
-typedef void (*NdKernelFn)(double t, const double *y, const double *p, const double *a,
-                           const double *d, double *out0, double *out1, int64_t B,
-                           double *work);
+typedef void (*NdKernelFn)(nd_real t, const nd_real *y, const nd_real *p, const nd_real *a,
+                           const nd_real *d, nd_real *out0, nd_real *out1, int64_t B,
+                           nd_real *work);
 
 /* An event (a model's `when` block, docs/language.md "Events"): the condition
  * g(t, y, p) and what happens where it crosses zero in its direction. */
