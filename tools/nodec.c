@@ -346,7 +346,8 @@ static int emit_c(const Options *o, Compilation *c)
         if (prog->dirs[i].kind == SEMA_SOLVE)
             at_solve[k++] = arena_alloc(c->arena, sizeof(double) *
                                                       (size_t)(prog->dirs[i].solve.model->np + 1));
-    int rc = run_trains(c, &o->run, final, at_solve);
+    int rc = prog->f32 ? run_trains_f32(c, &o->run, final, at_solve)
+                       : run_trains(c, &o->run, final, at_solve);
     EmitCParams params = {final, at_solve, true};
     return rc ? rc : emit_c_program_with(c, o->output, &params);
 }
@@ -425,7 +426,7 @@ int main(int argc, char **argv)
     else if (strcmp(o.command, "adjoint") == 0)
         rc = print_adjoints(&o, c);
     else if (strcmp(o.command, "run") == 0)
-        rc = run_program(c, &o.run);
+        rc = c->program->f32 ? run_program_f32(c, &o.run) : run_program(c, &o.run);
     else
         rc = 0; /* check: silent on a good file */
     diag_finish(&c->diag);

@@ -32,10 +32,23 @@ static void runner_init(Runner *r, Compilation *c, const RunOptions *opts)
     for (int i = 0; i < r->n_runs; i++) {
         ModelRun *mr = &r->runs[i];
         mr->model = prog->models[i];
-        mr->p = params[i] = calloc((size_t)(mr->model->np ? mr->model->np : 1), sizeof(double));
+        params[i] = calloc((size_t)(mr->model->np ? mr->model->np : 1), sizeof(double));
+        mr->p = calloc((size_t)(mr->model->np ? mr->model->np : 1), sizeof(nd_real));
     }
-    params_init(prog, params);
+    params_init(prog, params); /* drawn in double whatever the precision: the same draws */
+    for (int i = 0; i < r->n_runs; i++) {
+        run_to_real(r->runs[i].p, params[i], (size_t)r->runs[i].model->np);
+        free(params[i]);
+    }
     free(params);
+}
+
+nd_real *run_real_copy(const double *src, size_t n)
+{
+    nd_real *dst = malloc(sizeof(nd_real) * (n ? n : 1));
+    if (dst)
+        run_to_real(dst, src, n);
+    return dst;
 }
 
 static void runner_free(Runner *r)
@@ -161,18 +174,18 @@ NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const N
 
 /* Fills the drawn states of B samples, sample by sample (so the first samples of a
  * larger batch are the same draws). */
-static void draw_states(Runner *r, const IrModel *m, const SemaDraw *draw, double *y, int64_t B)
+static void draw_states(Runner *r, const IrModel *m, const SemaDraw *draw, nd_real *y, int64_t B)
 {
     for (int64_t b = 0; b < B; b++)
         for (int i = 0; i < m->n_states; i++) {
             SemaDraw d = params_state_draw(m, draw, i);
-            double *x = y + b * m->ny + m->states[i].offset;
+            nd_real *x = y + b * m->ny + m->states[i].offset;
             for (int k = 0; d.kind != IR_INIT_NONE && k < ir_shape_size(m->states[i].shape); k++)
                 x[k] = params_draw(&r->rng, d.kind, d.a, d.b);
         }
 }
 
-void run_draw_states(Runner *r, const IrModel *m, double *y, int64_t B)
+void run_draw_states(Runner *r, const IrModel *m, nd_real *y, int64_t B)
 {
     draw_states(r, m, NULL, y, B);
 }
@@ -186,7 +199,7 @@ static int solve_batch(const SemaSolve *s)
 /* init evaluated for each sample b of y0 (stride ny): once when it reads no data,
  * else on each row of the solve's data set. */
 static void eval_init_batch(const SemaSolve *s, IrNode *init, const double *p, int B, int ny,
-                            double *y0)
+                            nd_real *y0)
 {
     int n = ir_shape_size(init->shape);
     bool per_row = s->rows && (init->flags & IR_BATCHED);
@@ -197,7 +210,7 @@ static void eval_init_batch(const SemaSolve *s, IrNode *init, const double *p, i
                          .d = per_row ? s->rows->values + (size_t)b * s->rows->ncols : NULL};
             ir_eval_env(1, &init, &env, &tmp);
         }
-        memcpy(y0 + (size_t)b * ny, tmp, sizeof(double) * (size_t)n);
+        run_to_real(y0 + (size_t)b * ny, tmp, (size_t)n);
     }
     free(tmp);
 }
@@ -205,8 +218,8 @@ static void eval_init_batch(const SemaSolve *s, IrNode *init, const double *p, i
 /* The initial states of B samples of m (the solve's model, or the copy it
  * integrates with shared states: theirs once, at y0 + B*ny): draws, init
  * overrides (which may read a data row), else the model's defaults. */
-static int initial_states(Runner *r, const SemaSolve *s, const ModelRun *mr,
-                          const IrModel *m, double *y0, int B)
+static int initial_states(Runner *r, const SemaSolve *s, const double *p, const IrModel *m,
+                          nd_real *y0, int B)
 {
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
@@ -219,9 +232,9 @@ static int initial_states(Runner *r, const SemaSolve *s, const ModelRun *mr,
         if (ir_shape_size(init->shape) != ir_shape_size(v->shape))
             init = ir_mul(r->c->ir, init, ir_fill(r->c->ir, v->shape, 1));
         if (v->shared)
-            eval_init_batch(s, init, mr->p, 1, m->ny, y0 + (size_t)B * m->ny + v->offset);
+            eval_init_batch(s, init, p, 1, m->ny, y0 + (size_t)B * m->ny + v->offset);
         else
-            eval_init_batch(s, init, mr->p, B, m->ny, y0 + v->offset);
+            eval_init_batch(s, init, p, B, m->ny, y0 + v->offset);
     }
     draw_states(r, m, s->draw, y0, B);
     return 0;
@@ -251,15 +264,15 @@ static int table_width(const char *name)
 
 /* A cell after the sample column: a CSV field with every digit (%.17g), or a
  * right-aligned table column. */
-static void batch_cell(FILE *f, bool csv, const char *name, const double *v)
+static void batch_cell(FILE *f, bool csv, const char *name, const nd_real *v)
 {
     if (csv && v) {
-        fprintf(f, ",%.17g", *v);
+        fprintf(f, ",%.*g", ND_REAL_DIGITS, (double)*v);
     } else if (csv) {
         fputc(',', f);
         nd_csv_field(f, name);
     } else if (v)
-        fprintf(f, "  %*.*g", table_width(name), 10, *v);
+        fprintf(f, "  %*.*g", table_width(name), ND_REAL_DIGITS < 17 ? 7 : 10, (double)*v);
     else
         fprintf(f, "  %*s", table_width(name), name);
 }
@@ -267,7 +280,7 @@ static void batch_cell(FILE *f, bool csv, const char *name, const double *v)
 /* One row per (sample, time), samples in order: `sample, t, states` as CSV, or
  * as an aligned table when csv is false. */
 static void write_batch(FILE *f, bool csv, const SemaSolve *s, int B, int nv, const int *idx,
-                        const char *const *names, const double *yout)
+                        const char *const *names, const nd_real *yout)
 {
     int ny = s->model->ny, w = csv ? 0 : 6;
     fprintf(f, "%*s", w, "sample");
@@ -277,9 +290,10 @@ static void write_batch(FILE *f, bool csv, const SemaSolve *s, int B, int nv, co
     fputc('\n', f);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < s->nt; j++) {
-            const double *y = yout + ((size_t)j * B + b) * ny;
+            const nd_real *y = yout + ((size_t)j * B + b) * ny;
+            nd_real t = (nd_real)s->t[j]; /* the time the solver reached */
             fprintf(f, "%*d", w, b);
-            batch_cell(f, csv, "t", &s->t[j]);
+            batch_cell(f, csv, "t", &t);
             for (int c = 0; c < nv; c++)
                 batch_cell(f, csv, names[idx[c]], &y[idx[c]]);
             fputc('\n', f);
@@ -300,7 +314,7 @@ static int stdout_written(void)
 
 /* A batched solve's output (with the sample column), to the file or stdout. */
 static int write_batch_output(const SemaSolve *s, int B, int nv, const int *idx,
-                              const char *const *names, const double *yout)
+                              const char *const *names, const nd_real *yout)
 {
     if (!s->output) {
         write_batch(stdout, false, s, B, nv, idx, names, yout);
@@ -319,8 +333,8 @@ static int write_batch_output(const SemaSolve *s, int B, int nv, const int *idx,
 }
 
 /* The visible columns of a single solve, packed row by row into packed. */
-static void pack_columns(int nt, int ny, int nv, const int *idx, const double *yout,
-                         double *packed)
+static void pack_columns(int nt, int ny, int nv, const int *idx, const nd_real *yout,
+                         nd_real *packed)
 {
     for (int j = 0; j < nt; j++)
         for (int c = 0; c < nv; c++)
@@ -329,11 +343,14 @@ static void pack_columns(int nt, int ny, int nv, const int *idx, const double *y
 
 /* A single solve's output: t and the visible state columns, through nd_io. */
 static int write_single(Runner *r, const SemaSolve *s, int nv, const int *idx,
-                        const char *const *names, const double *yout)
+                        const char *const *names, const nd_real *yout)
 {
     const char **vnames = arena_alloc(r->c->arena, sizeof(char *) * (size_t)(nv + 1));
-    double *packed = malloc(sizeof(double) * (size_t)s->nt * (size_t)(nv ? nv : 1));
-    if (!packed) {
+    nd_real *packed = malloc(sizeof(nd_real) * (size_t)s->nt * (size_t)(nv ? nv : 1));
+    nd_real *t = run_real_copy(s->t, (size_t)s->nt);
+    if (!packed || !t) {
+        free(packed);
+        free(t);
         errno = ENOMEM;
         return -1;
     }
@@ -342,15 +359,16 @@ static int write_single(Runner *r, const SemaSolve *s, int nv, const int *idx,
     pack_columns(s->nt, s->model->ny, nv, idx, yout, packed);
     int rc = 0;
     if (!s->output) {
-        nd_print_table(stdout, nv, vnames, s->nt, s->t, packed);
+        nd_print_table(stdout, nv, vnames, s->nt, t, packed);
         rc = stdout_written();
     } else
-        rc = nd_write_csv(s->output, nv, vnames, s->nt, s->t, packed);
+        rc = nd_write_csv(s->output, nv, vnames, s->nt, t, packed);
     free(packed);
+    free(t);
     return rc;
 }
 
-static int write_results(Runner *r, const SemaDirective *d, int B, const double *yout)
+static int write_results(Runner *r, const SemaDirective *d, int B, const nd_real *yout)
 {
     const SemaSolve *s = &d->solve;
     const char **names = sema_state_columns(r->c->arena, s->model);
@@ -393,7 +411,7 @@ static void report_solve(Runner *r, const SemaSolve *s, const char *dest, int B,
 
 /* The copy's rows (shared block after the samples) in the model's layout:
  * every sample's row holds the shared states' values again. */
-static void expand_shared(const SemaSolve *s, int B, const double *once, double *yout)
+static void expand_shared(const SemaSolve *s, int B, const nd_real *once, nd_real *yout)
 {
     const IrModel *c = s->integrated, *m = s->model;
     size_t n = (size_t)B * c->ny + c->ns;
@@ -401,17 +419,17 @@ static void expand_shared(const SemaSolve *s, int B, const double *once, double 
         for (int b = 0; b < B; b++)
             for (int i = 0; i < m->n_states; i++) {
                 const IrVar *v = &c->states[i];
-                const double *from = once + j * n + (v->shared ? (size_t)B * c->ny
+                const nd_real *from = once + j * n + (v->shared ? (size_t)B * c->ny
                                                                : (size_t)b * c->ny) + v->offset;
                 memcpy(yout + ((size_t)j * B + b) * m->ny + m->states[i].offset, from,
-                       sizeof(double) * (size_t)ir_shape_size(v->shape));
+                       sizeof(nd_real) * (size_t)ir_shape_size(v->shape));
             }
 }
 
 /* Integrates the B samples of s together into yout [nt * B * ny] (nd_solve's
  * layout for s's model, shared states or not); reports failures at where. */
 static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *dest, int B,
-                      double *yout)
+                      nd_real *yout)
 {
     const IrModel *m = s->integrated ? s->integrated : s->model;
     ModelRun *mr = run_model(r, s->model);
@@ -429,13 +447,18 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     }
     int rc = -1;
     size_t n = nd_kernels_state_size(&cs->kernels, B);
-    double *y0 = calloc(n ? n : 1, sizeof(double));
-    double *once = s->integrated ? calloc((size_t)s->nt * n, sizeof(double)) : NULL;
-    if (!y0 || (s->integrated && !once)) {
+    nd_real *y0 = calloc(n ? n : 1, sizeof(nd_real));
+    nd_real *once = s->integrated ? calloc((size_t)s->nt * n, sizeof(nd_real)) : NULL;
+    nd_real *ts = run_real_copy(s->t, (size_t)s->nt);
+    size_t np = (size_t)mr->model->np;
+    double *p = malloc(sizeof(double) * (np ? np : 1)); /* the initial values' (ir_eval) */
+    if (p)
+        run_to_double(p, mr->p, np);
+    if (!y0 || !ts || !p || (s->integrated && !once)) {
         diag_error(&r->c->diag, where, "out of memory for this solve");
-    } else if (initial_states(r, s, mr, m, y0, B) == 0) {
+    } else if (initial_states(r, s, p, m, y0, B) == 0) {
         double t0 = run_now_ms();
-        int status = nd_solve(solver, mr->p, y0, s->t, s->nt, once ? once : yout);
+        int status = nd_solve(solver, mr->p, y0, ts, s->nt, once ? once : yout);
         if (once)
             expand_shared(s, B, once, yout);
         if (status != ND_OK) {
@@ -451,13 +474,15 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     nd_solver_free(solver);
     free(y0);
     free(once);
+    free(ts);
+    free(p);
     return rc;
 }
 
 /* "16 GiB" for the bytes of n doubles. */
 const char *run_gib(double n, char *buf)
 {
-    snprintf(buf, 32, "%.3g GiB", n * sizeof(double) / (1024.0 * 1024 * 1024));
+    snprintf(buf, 32, "%.3g GiB", n * sizeof(nd_real) / (1024.0 * 1024 * 1024));
     return buf;
 }
 
@@ -465,7 +490,7 @@ const char *run_gib(double n, char *buf)
  * they would need (counted in doubles, which hold any of these products). */
 static int batch_fits(Runner *r, const SemaSolve *s, SrcLoc where, const char *what, int B)
 {
-    double states = (double)B * s->model->ny, out = states * s->nt;
+    nd_real states = (nd_real)B * s->model->ny, out = states * s->nt;
     char b[32];
     if (states > RUN_MAX_BATCH_ELEMENTS) {
         diag_error(&r->c->diag, where, "%s's batch is too large: %d samples x %d state elements "
@@ -489,7 +514,7 @@ static int run_solve(Runner *r, const SemaDirective *d)
     if (batch_fits(r, s, d->loc, "this solve", B) != 0)
         return -1;
     size_t n = (size_t)s->nt * (size_t)B * (size_t)(ny ? ny : 1);
-    double *yout = calloc(n, sizeof(double));
+    nd_real *yout = calloc(n, sizeof(nd_real));
     if (!yout) {
         char b[32];
         diag_error(&r->c->diag, d->loc, "out of memory for this solve: its output needs %s",
@@ -514,8 +539,8 @@ static int run_data(Runner *r, const SemaDirective *d)
     int ny = s->model->ny;
     if (batch_fits(r, s, d->loc, "this simulation", 1) != 0)
         return -1;
-    double *yout = calloc((size_t)s->nt * (size_t)(ny ? ny : 1), sizeof(double));
-    double *table = calloc((size_t)s->nt * (size_t)(ny + 1), sizeof(double));
+    nd_real *yout = calloc((size_t)s->nt * (size_t)(ny ? ny : 1), sizeof(nd_real));
+    double *table = calloc((size_t)s->nt * (size_t)(ny + 1), sizeof(double)); /* the compiler's */
     double **owned = realloc(r->owned, sizeof(double *) * (size_t)(r->n_owned + 1));
     if (owned)
         r->owned = owned;
@@ -529,7 +554,7 @@ static int run_data(Runner *r, const SemaDirective *d)
     int rc = solve_into(r, s, d->loc, data->name, 1, yout);
     for (int j = 0; rc == 0 && j < s->nt; j++) {
         table[(size_t)j * (ny + 1)] = s->t[j];
-        memcpy(table + (size_t)j * (ny + 1) + 1, yout + (size_t)j * ny, sizeof(double) * (size_t)ny);
+        run_to_double(table + (size_t)j * (ny + 1) + 1, yout + (size_t)j * ny, (size_t)ny);
     }
     data->values = table;
     data->nrows = s->nt;
@@ -600,8 +625,8 @@ static int run_directives(Compilation *c, const RunOptions *opts, const EmitReco
                 rc = run_solve(&r, d);
                 break;
             }
-            memcpy(emit->at_solve[solves++], run_model(&r, d->solve.model)->p,
-                   sizeof(double) * (size_t)d->solve.model->np);
+            run_to_double(emit->at_solve[solves++], run_model(&r, d->solve.model)->p,
+                          (size_t)d->solve.model->np);
             break;
         case SEMA_TRAIN:
             rc = train_run(&r, d);
@@ -619,7 +644,7 @@ static int run_directives(Compilation *c, const RunOptions *opts, const EmitReco
         }
     }
     for (int i = 0; emit && rc == 0 && i < r.n_runs; i++)
-        memcpy(emit->final[i], r.runs[i].p, sizeof(double) * (size_t)r.runs[i].model->np);
+        run_to_double(emit->final[i], r.runs[i].p, (size_t)r.runs[i].model->np);
     runner_free(&r);
     return rc == 130 ? 130 : rc ? 1 : 0;
 }

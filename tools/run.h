@@ -25,4 +25,12 @@ int run_program(Compilation *c, const RunOptions *opts);
 int run_trains(Compilation *c, const RunOptions *opts, double *const *final,
                double *const *at_solve);
 
+/* run_program and run_trains in single precision, for a program with `option
+ * precision = f32`: this runner and the runtime compiled with ND_REAL_F32, their
+ * names suffixed (CMakeLists.txt, cmake/suffix_symbols.cmake). The same
+ * arguments, the parameters still handed over as doubles. */
+int run_program_f32(Compilation *c, const RunOptions *opts);
+int run_trains_f32(Compilation *c, const RunOptions *opts, double *const *final,
+                   double *const *at_solve);
+
 #endif

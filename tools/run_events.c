@@ -21,16 +21,16 @@ static void write_header(FILE *f, bool batch, const IrModel *m, const char *cons
     fputc('\n', f);
 }
 
-static void write_row(FILE *f, bool batch, const IrModel *m, int64_t b, int e, double t,
-                      const double *y)
+static void write_row(FILE *f, bool batch, const IrModel *m, int64_t b, int e, nd_real t,
+                      const nd_real *y)
 {
     if (batch)
         fprintf(f, "%lld,", (long long)b);
-    fprintf(f, "%d,%.17g", e, t);
+    fprintf(f, "%d,%.*g", e, ND_REAL_DIGITS, (double)t);
     for (int i = 0; i < m->n_states; i++)
         for (int k = 0; strncmp(m->states[i].name, "__", 2) != 0 &&
                         k < ir_shape_size(m->states[i].shape); k++)
-            fprintf(f, ",%.17g", y[m->states[i].offset + k]);
+            fprintf(f, ",%.*g", ND_REAL_DIGITS, (double)y[m->states[i].offset + k]);
     fputc('\n', f);
 }
 
@@ -46,8 +46,8 @@ int run_write_events(Runner *r, const SemaSolve *s, const NdSolver *solver, bool
         for (long i = 0; i < nd_solver_get_num_events(solver); i++) {
             int64_t b;
             int e;
-            double t;
-            const double *after;
+            nd_real t;
+            const nd_real *after;
             nd_solver_get_event(solver, i, &b, &e, &t, NULL, &after);
             write_row(f, batch, m, b, e, t, after);
         }

@@ -11,7 +11,7 @@
  * compilation's: compilation_model_kernels). */
 typedef struct ModelRun {
     IrModel *model;
-    double *p;
+    nd_real *p;
 } ModelRun;
 
 typedef struct Runner {
@@ -25,6 +25,24 @@ typedef struct Runner {
 } Runner;
 
 ModelRun *run_model(Runner *r, const IrModel *m);
+
+/* The compiler holds its numbers (times, data tables, constants, the first
+ * parameters) in double; the runtime in nd_real (nd_real.h). These copy across
+ * that edge: exact in double precision, rounded to nearest in single. */
+static inline void run_to_real(nd_real *dst, const double *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (nd_real)src[i];
+}
+
+static inline void run_to_double(double *dst, const nd_real *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (double)src[i];
+}
+
+/* A malloc'd nd_real copy of n doubles (NULL when out of memory). */
+nd_real *run_real_copy(const double *src, size_t n);
 /* A note on what to try after a solve of m stopped with status (run.c). */
 void run_note_fault(Runner *r, int status, const SemaSolver *sv, const IrModel *m);
 /* NdElementNamer for a model's states (ctx: the IrModel): "y[1]" in messages. */
@@ -52,13 +70,13 @@ int run_write_events(Runner *r, const SemaSolve *s, const NdSolver *solver, bool
 /* Draws, for B samples of y (m's layout), the states m draws at every solve:
  * div_est's noise, fixed during one solve and fresh at the next (train.c calls
  * it after its init kernel, once per group and step). */
-void run_draw_states(Runner *r, const IrModel *m, double *y, int64_t B);
+void run_draw_states(Runner *r, const IrModel *m, nd_real *y, int64_t B);
 
 /* Runs one train directive: 0, or -1 after reporting. */
 int train_run(Runner *r, const SemaDirective *d);
 /* evaluate M { ... }: the loss and the metrics of the data, printed (train.c). */
 int evaluate_run(Runner *r, const SemaDirective *d);
 /* The parameters of m from a safetensors file into p; -1 after a report at `at`. */
-int run_load_params(Runner *r, const IrModel *m, double *p, const char *path, SrcLoc at);
+int run_load_params(Runner *r, const IrModel *m, nd_real *p, const char *path, SrcLoc at);
 
 #endif

@@ -35,7 +35,7 @@ enum { TRAIN_INTERRUPTED = 130 };
 typedef struct Group {
     int B;
     int *rows;        /* per sample: data row of the first observation (or -1) */
-    const double *ts; /* observation times */
+    const nd_real *ts; /* observation times */
     int nt;
     /* Samples with their own times (build_union): sample b's observation j is
      * row rows[b] + j, for j < lens[b], at union time ts[uidx[b * max_len + j]],
@@ -43,8 +43,8 @@ typedef struct Group {
      * nd_train_loss_set_observed. NULL lens: every sample observed at every ts. */
     int *lens, max_len, *uidx, *last;
     unsigned char *observed;
-    double *own_ts;   /* the union's storage (ts points here) */
-    double *sorted;   /* scratch: every sample's relative times */
+    nd_real *own_ts;   /* the union's storage (ts points here) */
+    nd_real *sorted;   /* scratch: every sample's relative times */
 } Group;
 
 /* Trajectories at their own times form one batch on the union of their times
@@ -63,7 +63,7 @@ typedef struct Trainer {
     const SemaDirective *dir;
     const SemaTrain *tr;
     IrModel *m;        /* augmented */
-    double *p;         /* the model's parameters, trained in place */
+    nd_real *p;         /* the model's parameters, trained in place */
     NdKernels k;
     NdKernelFn fn[TRAIN_K_COUNT];
     int ny, np, ncols, cost_offset; /* cost_offset: of __cost, or -1 */
@@ -72,14 +72,14 @@ typedef struct Trainer {
     int n_groups, group_B, group_nt;
     Group *groups;
     int *all_rows;    /* n_groups * group_B */
-    double *ts_buf;   /* n_groups * group_nt when groups have their own times */
-    double *tcol;     /* the data's t column */
+    nd_real *ts_buf;   /* n_groups * group_nt when groups have their own times */
+    nd_real *tcol;     /* the data's t column */
     int *candidates;  /* window starts or sample rows to draw from */
     int n_candidates;
-    double scale_obs, scale_final;
+    nd_real scale_obs, scale_final;
     /* workspace */
-    double *drows;    /* a group's data rows: observation j of sample b at (j * B + b) * ncols */
-    double *grad_p, *sum_grad;
+    nd_real *drows;    /* a group's data rows: observation j of sample b at (j * B + b) * ncols */
+    nd_real *grad_p, *sum_grad;
     NdTrainLoss *tl;  /* one group's loss and gradient through the solve */
     NdOptim *opt;
     /* the last step */
@@ -93,9 +93,9 @@ typedef struct Trainer {
     /* train with `validation = D`: an evaluator of D (its own groups and forward
      * losses, the train's kernels and parameters), the last score and the best */
     struct Trainer *val;
-    double val_loss, best_val;
+    nd_real val_loss, best_val;
     long best_step, since_best;
-    double last_loss;
+    nd_real last_loss;
 } Trainer;
 
 /* ---- kernels ---- */
@@ -126,21 +126,21 @@ static void gather_rows(Trainer *t, const Group *g)
         for (int b = 0; b < g->B; b++)
             for (int j = 0; j < g->lens[b]; j++) {
                 int u = g->uidx[(size_t)b * (size_t)g->max_len + (size_t)j];
-                memcpy(t->drows + ((size_t)u * g->B + b) * width,
-                       data->values + (size_t)(g->rows[b] + j) * width, sizeof(double) * width);
+                run_to_real(t->drows + ((size_t)u * g->B + b) * width,
+                            data->values + (size_t)(g->rows[b] + j) * width, width);
             }
         return;
     }
     for (int j = 0; j < g->nt; j++)
         for (int b = 0; b < g->B; b++) {
             int row = g->rows[b] + t->row_step * j;
-            memcpy(t->drows + ((size_t)j * g->B + b) * width, data->values + (size_t)row * width,
-                   sizeof(double) * width);
+            run_to_real(t->drows + ((size_t)j * g->B + b) * width,
+                        data->values + (size_t)row * width, width);
         }
 }
 
 /* div_est's noise states: fresh at every step (nd_train_loss calls this after init). */
-static void draw_noise(void *ctx, double *y0, int64_t B)
+static void draw_noise(void *ctx, nd_real *y0, int64_t B)
 {
     Trainer *t = ctx;
     run_draw_states(t->r, t->m, y0, B);
@@ -148,11 +148,20 @@ static void draw_noise(void *ctx, double *y0, int64_t B)
 
 /* ---- batches ---- */
 
+/* The train block's `t` (the compiler's doubles) as the solver's reals, in the
+ * compilation's arena. */
+static const nd_real *train_times(Trainer *t, const double *ts, int nt)
+{
+    nd_real *out = arena_alloc(t->r->c->arena, sizeof(nd_real) * (size_t)nt);
+    run_to_real(out, ts, (size_t)nt);
+    return out;
+}
+
 /* Observation times of the data set, contiguous (the t column). */
-static double *time_column(Trainer *t)
+static nd_real *time_column(Trainer *t)
 {
     const SemaData *d = t->tr->data;
-    double *tc = arena_alloc(t->r->c->arena, sizeof(double) * (size_t)d->nrows);
+    nd_real *tc = arena_alloc(t->r->c->arena, sizeof(nd_real) * (size_t)d->nrows);
     for (int i = 0; i < d->nrows; i++)
         tc[i] = d->values[(size_t)i * d->ncols + d->t_col];
     return tc;
@@ -161,16 +170,16 @@ static double *time_column(Trainer *t)
 /* Whether every trajectory (segment) is on one uniform grid: the same step
  * between consecutive observations throughout, so every window of L
  * observations sees the same times relative to its start. */
-static bool same_spacing(const double *tc, const int *starts, int nseg)
+static bool same_spacing(const nd_real *tc, const int *starts, int nseg)
 {
-    double dt = NAN, lo = tc[0], hi = tc[0];
+    nd_real dt = NAN, lo = tc[0], hi = tc[0];
     for (int i = 0; i < starts[nseg]; i++) {
         lo = fmin(lo, tc[i]);
         hi = fmax(hi, tc[i]);
     }
     for (int s = 0; s < nseg; s++)
         for (int i = starts[s]; i + 1 < starts[s + 1]; i++) {
-            double step = tc[i + 1] - tc[i];
+            nd_real step = tc[i + 1] - tc[i];
             if (isnan(dt))
                 dt = step;
             else if (fabs(step - dt) > 1e-9 * (hi - lo))
@@ -180,7 +189,7 @@ static bool same_spacing(const double *tc, const int *starts, int nseg)
 }
 
 /* Whether the trajectories, whole, have the same times relative to their starts. */
-static bool same_relative_times(const double *tc, const int *starts, int nseg)
+static bool same_relative_times(const nd_real *tc, const int *starts, int nseg)
 {
     for (int s = 1; s < nseg; s++)
         if (starts[s + 1] - starts[s] != starts[1] - starts[0])
@@ -188,9 +197,9 @@ static bool same_relative_times(const double *tc, const int *starts, int nseg)
     return same_spacing(tc, starts, nseg);
 }
 
-static int compare_doubles(const void *a, const void *b)
+static int compare_reals(const void *a, const void *b)
 {
-    double x = *(const double *)a, y = *(const double *)b;
+    nd_real x = *(const nd_real *)a, y = *(const nd_real *)b;
     return (x > y) - (x < y);
 }
 
@@ -207,8 +216,8 @@ static void union_alloc(Trainer *t, Group *g, int max_len)
     g->uidx = arena_alloc(a, sizeof(int) * total);
     g->last = arena_alloc(a, sizeof(int) * B);
     g->observed = arena_alloc(a, total * B);
-    g->own_ts = arena_alloc(a, sizeof(double) * total);
-    g->sorted = arena_alloc(a, sizeof(double) * total);
+    g->own_ts = arena_alloc(a, sizeof(nd_real) * total);
+    g->sorted = arena_alloc(a, sizeof(nd_real) * total);
 }
 
 /* The union of g's samples' times relative to their starts, in g->ts, and
@@ -217,16 +226,16 @@ static void union_alloc(Trainer *t, Group *g, int max_len)
  * makes equal spacings differ by that much. Allocates nothing. */
 static void build_union(const Trainer *t, Group *g)
 {
-    const double *tc = t->tcol;
+    const nd_real *tc = t->tcol;
     size_t n = 0;
-    double big = 0;
+    nd_real big = 0;
     for (int b = 0; b < g->B; b++)
         for (int j = 0; j < g->lens[b]; j++) {
             g->sorted[n++] = tc[g->rows[b] + j] - tc[g->rows[b]];
             big = fmax(big, fabs(tc[g->rows[b] + j]));
         }
-    qsort(g->sorted, n, sizeof(double), compare_doubles);
-    double tol = 8 * DBL_EPSILON * big;
+    qsort(g->sorted, n, sizeof(nd_real), compare_reals);
+    nd_real tol = 8 * ND_REAL_EPSILON * big;
     int nu = 0;
     for (size_t i = 0; i < n; i++)
         if (nu == 0 || g->sorted[i] - g->own_ts[nu - 1] > tol)
@@ -237,7 +246,7 @@ static void build_union(const Trainer *t, Group *g)
     for (int b = 0; b < g->B; b++) {
         int u = 0;
         for (int j = 0; j < g->lens[b]; j++) {
-            double tau = tc[g->rows[b] + j] - tc[g->rows[b]];
+            nd_real tau = tc[g->rows[b] + j] - tc[g->rows[b]];
             while (u + 1 < nu && g->own_ts[u + 1] - tau <= tol)
                 u++;
             g->uidx[(size_t)b * (size_t)g->max_len + (size_t)j] = u;
@@ -280,7 +289,7 @@ static void alloc_groups(Trainer *t, int n_groups, int B, int nt)
  * when it is not. */
 static bool union_batch(Trainer *t, const int *starts, int nseg, int total, int longest)
 {
-    if ((double)total * nseg * fmax(1, t->ncols) > UNION_MAX_ROWS)
+    if ((nd_real)total * nseg * fmax(1, t->ncols) > UNION_MAX_ROWS)
         return false;
     alloc_groups(t, 1, nseg, total);
     Group *g = &t->groups[0];
@@ -290,7 +299,7 @@ static bool union_batch(Trainer *t, const int *starts, int nseg, int total, int 
         g->lens[s] = starts[s + 1] - starts[s];
     }
     build_union(t, g);
-    if ((double)g->nt * UNION_MIN_SHARED <= total) {
+    if ((nd_real)g->nt * UNION_MIN_SHARED <= total) {
         t->group_nt = g->nt;
         return true;
     }
@@ -302,7 +311,7 @@ static bool union_batch(Trainer *t, const int *starts, int nseg, int total, int 
 static int plan_time_series(Trainer *t)
 {
     const SemaTrain *tr = t->tr;
-    double *tc = t->tcol = time_column(t);
+    nd_real *tc = t->tcol = time_column(t);
     int *starts, nseg = segments(t, &starts);
     t->row_step = 1;
     if (tr->batch != SEMA_BATCH_WINDOWS) {
@@ -353,7 +362,7 @@ static int plan_time_series(Trainer *t)
     alloc_groups(t, shared ? 1 : C, shared ? C : 1, L);
     for (int g = 0; g < t->n_groups; g++) /* a window's times (all alike when shared) */
         t->groups[g].ts = tc + t->candidates[0];
-    t->scale_obs = 1.0 / ((double)C * L);
+    t->scale_obs = 1.0 / ((nd_real)C * L);
     t->scale_final = 1.0 / C;
     return 0;
 }
@@ -365,14 +374,14 @@ static int plan_samples(Trainer *t)
     int n = tr->data ? tr->data->nrows : 1;
     int B = tr->batch == SEMA_BATCH_MINIBATCH ? tr->batch_count : n;
     alloc_groups(t, 1, B, tr->nt);
-    t->groups[0].ts = tr->t;
+    t->groups[0].ts = train_times(t, tr->t, tr->nt);
     t->candidates = arena_alloc(t->r->c->arena, sizeof(int) * (size_t)n);
     for (int i = 0; i < n; i++)
         t->candidates[i] = tr->data ? i : -1;
     t->n_candidates = n;
     for (int b = 0; b < B; b++)
         t->groups[0].rows[b] = t->candidates[b];
-    t->scale_obs = 1.0 / ((double)B * tr->nt);
+    t->scale_obs = 1.0 / ((nd_real)B * tr->nt);
     t->scale_final = 1.0 / B;
     return 0;
 }
@@ -405,9 +414,9 @@ static void draw_batch(Trainer *t)
 
 /* ---- setup ---- */
 
-static double *alloc_doubles(size_t n)
+static nd_real *alloc_doubles(size_t n)
 {
-    return calloc(n ? n : 1, sizeof(double));
+    return calloc(n ? n : 1, sizeof(nd_real));
 }
 
 static NdGradMethod grad_method(const char *name)
@@ -433,7 +442,7 @@ static NdOptim *make_optimizer(Trainer *t)
  * -1 after saying what they would need. */
 static int workspace_fits(Trainer *t)
 {
-    double B = t->group_B, states = B * t->m->ny, rows = (double)t->group_nt * B * t->ncols;
+    nd_real B = t->group_B, states = B * t->m->ny, rows = (nd_real)t->group_nt * B * t->ncols;
     char b[32];
     if (states > RUN_MAX_BATCH_ELEMENTS)
         diag_error(&t->r->c->diag, t->dir->loc, "train %s's batch is too large: %d samples x %d "
@@ -500,10 +509,10 @@ static void trainer_free(Trainer *t)
 /* ---- one step ---- */
 
 /* Loss and gradient of one group, added into *L and t->sum_grad. */
-static int group_gradient(Trainer *t, Group *g, double *L)
+static int group_gradient(Trainer *t, Group *g, nd_real *L)
 {
     gather_rows(t, g);
-    double Lg;
+    nd_real Lg;
     nd_train_loss_set_observed(t->tl, g->observed, g->last);
     int status = nd_train_loss_compute(t->tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
                                        t->scale_obs, t->scale_final, &Lg, t->grad_p);
@@ -521,13 +530,13 @@ static int group_gradient(Trainer *t, Group *g, double *L)
 /* ---- --check-gradient ---- */
 
 /* The batch's loss at parameters p (every group), the gradient discarded. */
-static int batch_loss(Trainer *t, const double *p, double *grad_scratch, double *L)
+static int batch_loss(Trainer *t, const nd_real *p, nd_real *grad_scratch, nd_real *L)
 {
     *L = 0;
     for (int i = 0; i < t->n_groups; i++) {
         Group *g = &t->groups[i];
         gather_rows(t, g);
-        double Lg;
+        nd_real Lg;
         nd_train_loss_set_observed(t->tl, g->observed, g->last);
         int status = nd_train_loss_compute(t->tl, p, g->nt, g->ts, t->ncols ? t->drows : NULL,
                                            t->scale_obs, t->scale_final, &Lg, grad_scratch);
@@ -541,14 +550,14 @@ static int batch_loss(Trainer *t, const double *p, double *grad_scratch, double 
 /* Central differences of the batch loss, element by element: h = eps^(1/3)
  * max(1, |p_i|), the step that balances truncation (h^2) against rounding
  * (eps / h) for a smooth loss. */
-static int central_differences(Trainer *t, double *fd)
+static int central_differences(Trainer *t, nd_real *fd)
 {
-    double *p = alloc_doubles((size_t)t->np), *scratch = alloc_doubles((size_t)t->np);
+    nd_real *p = alloc_doubles((size_t)t->np), *scratch = alloc_doubles((size_t)t->np);
     int status = p && scratch ? ND_OK : ND_ERR_MEMORY;
     if (p)
-        memcpy(p, t->p, sizeof(double) * (size_t)t->np);
+        memcpy(p, t->p, sizeof(nd_real) * (size_t)t->np);
     for (int i = 0; status == ND_OK && i < t->np; i++) {
-        double h = cbrt(DBL_EPSILON) * fmax(1.0, fabs(t->p[i])), Lp = 0, Lm = 0;
+        nd_real h = cbrt(ND_REAL_EPSILON) * fmax(1.0, fabs(t->p[i])), Lp = 0, Lm = 0;
         p[i] = t->p[i] + h;
         status = batch_loss(t, p, scratch, &Lp);
         p[i] = t->p[i] - h;
@@ -568,7 +577,7 @@ static int central_differences(Trainer *t, double *fd)
 static int check_gradient(Trainer *t)
 {
     const IrModel *m = t->tr->model;
-    double *fd = alloc_doubles((size_t)t->np);
+    nd_real *fd = alloc_doubles((size_t)t->np);
     int status = fd ? central_differences(t, fd) : ND_ERR_MEMORY;
     if (status != ND_OK) {
         diag_error(&t->r->c->diag, t->dir->loc, "train %s: --check-gradient failed (%s): %s",
@@ -580,14 +589,14 @@ static int check_gradient(Trainer *t)
             m->name, t->tr->gradient);
     for (int j = 0; j < m->n_params; j++) {
         const IrVar *v = &m->params[j];
-        double diff = 0, norm_g = 0, norm_fd = 0;
+        nd_real diff = 0, norm_g = 0, norm_fd = 0;
         for (int k = 0; k < ir_shape_size(v->shape); k++) {
-            double g = t->sum_grad[v->offset + k], f = fd[v->offset + k];
+            nd_real g = t->sum_grad[v->offset + k], f = fd[v->offset + k];
             diff += (g - f) * (g - f);
             norm_g += g * g;
             norm_fd += f * f;
         }
-        double scale = sqrt(fmax(norm_g, norm_fd));
+        nd_real scale = sqrt(fmax(norm_g, norm_fd));
         fprintf(stderr, "  %-16s relative error %.2e  (|gradient| %.3e, |differences| %.3e)\n",
                 v->name, scale > 0 ? sqrt(diff) / scale : 0.0, sqrt(norm_g), sqrt(norm_fd));
     }
@@ -599,7 +608,7 @@ static int check_gradient(Trainer *t)
  * undefined where the solution is: sqrt or log at 0, a kink) would make the
  * parameters nan at the update and the next step fail far from the cause:
  * stop before it, naming the parameter. */
-static int nonfinite_gradient(Trainer *t, long step, double L)
+static int nonfinite_gradient(Trainer *t, long step, nd_real L)
 {
     const IrModel *m = t->tr->model;
     for (int i = 0; i < t->np; i++) {
@@ -626,19 +635,19 @@ static int nonfinite_gradient(Trainer *t, long step, double L)
  * (the 1e-6 keeps a zero gradient finite). */
 static void clip_gradient(Trainer *t)
 {
-    double C = t->tr->clip, norm2 = 0;
+    nd_real C = t->tr->clip, norm2 = 0;
     if (C <= 0)
         return;
     for (int i = 0; i < t->np; i++)
         norm2 += t->sum_grad[i] * t->sum_grad[i];
-    double factor = C / (sqrt(norm2) + 1e-6);
+    nd_real factor = C / (sqrt(norm2) + 1e-6);
     for (int i = 0; factor < 1 && i < t->np; i++)
         t->sum_grad[i] *= factor;
 }
 
 /* NdLossAt for lbfgs's line search: the batch's loss at p (t->grad_p, free once
  * the groups' gradients are summed, takes the unused gradient). */
-static int loss_at(void *ctx, const double *p, double *L)
+static int loss_at(void *ctx, const nd_real *p, nd_real *L)
 {
     Trainer *t = ctx;
     return batch_loss(t, p, t->grad_p, L) == ND_OK ? 0 : -1;
@@ -652,10 +661,10 @@ static void schedule_lr(Trainer *t, long step)
         nd_optim_set_lr(t->opt, nd_schedule_lr(&sc->cfg, step));
 }
 
-static int train_step(Trainer *t, long step, double *L)
+static int train_step(Trainer *t, long step, nd_real *L)
 {
     draw_batch(t);
-    memset(t->sum_grad, 0, sizeof(double) * (size_t)t->np);
+    memset(t->sum_grad, 0, sizeof(nd_real) * (size_t)t->np);
     *L = 0;
     t->nfe_fwd = t->nfe_bwd = 0;
     for (int g = 0; g < t->n_groups; g++) {
@@ -712,7 +721,7 @@ static NdTensorSpec *param_specs(Trainer *t)
     return model_param_specs(t->r->c->arena, t->tr->model);
 }
 
-int run_load_params(Runner *r, const IrModel *m, double *p, const char *path, SrcLoc at)
+int run_load_params(Runner *r, const IrModel *m, nd_real *p, const char *path, SrcLoc at)
 {
     char err[512];
     if (nd_safetensors_load(path, m->n_params, model_param_specs(r->c->arena, m), p, err,
@@ -736,7 +745,7 @@ static const struct {
 enum { N_SAVED_MOMENTS = sizeof saved_moments / sizeof saved_moments[0] };
 
 /* The optimizer's moment buffers in save order (NULL for one it does not keep). */
-static int optimizer_moments(Trainer *t, double *out[N_SAVED_MOMENTS])
+static int optimizer_moments(Trainer *t, nd_real *out[N_SAVED_MOMENTS])
 {
     int n = 0;
     for (int j = 0; j < N_SAVED_MOMENTS; j++)
@@ -746,7 +755,7 @@ static int optimizer_moments(Trainer *t, double *out[N_SAVED_MOMENTS])
 
 /* The parameters' specs followed by one copy per kept moment, offset into one
  * buffer of np * (1 + moments) doubles: the parameters, then each moment. */
-static NdTensorSpec *state_specs(Trainer *t, double *const moment[N_SAVED_MOMENTS], int *n)
+static NdTensorSpec *state_specs(Trainer *t, nd_real *const moment[N_SAVED_MOMENTS], int *n)
 {
     const IrModel *m = t->tr->model;
     Arena *a = t->r->c->arena;
@@ -781,18 +790,18 @@ static int save_params(Trainer *t)
     snprintf(step, sizeof step, "%ld", nd_optim_get_step(t->opt));
     const char *meta[] = {"format", "nodec", "model", tr->model->name, "step", step,
                           "optimizer", nd_optim_name(nd_optim_get_kind(t->opt))};
-    double *moment[N_SAVED_MOMENTS];
+    nd_real *moment[N_SAVED_MOMENTS];
     int copies = 1 + optimizer_moments(t, moment), n;
     NdTensorSpec *specs = state_specs(t, moment, &n);
-    double *all = alloc_doubles((size_t)t->np * (size_t)copies);
+    nd_real *all = alloc_doubles((size_t)t->np * (size_t)copies);
     if (!all) {
         diag_error(&t->r->c->diag, tr->save_loc, "out of memory for saving '%s'", tr->save);
         return -1;
     }
-    memcpy(all, t->p, sizeof(double) * (size_t)t->np);
+    memcpy(all, t->p, sizeof(nd_real) * (size_t)t->np);
     for (int j = 0, copy = 1; j < N_SAVED_MOMENTS; j++)
         if (moment[j])
-            memcpy(all + (size_t)(copy++) * (size_t)t->np, moment[j], sizeof(double) * (size_t)t->np);
+            memcpy(all + (size_t)(copy++) * (size_t)t->np, moment[j], sizeof(nd_real) * (size_t)t->np);
     int rc = nd_safetensors_save(tr->save, n, specs, all, 4, meta, err, sizeof err);
     free(all);
     if (rc != 0) {
@@ -856,10 +865,10 @@ static int load_params(Trainer *t)
         note_fresh_optimizer(t, saved_by);
         return 0;
     }
-    double *moment[N_SAVED_MOMENTS];
+    nd_real *moment[N_SAVED_MOMENTS];
     int copies = 1 + optimizer_moments(t, moment), n;
     NdTensorSpec *specs = state_specs(t, moment, &n);
-    double *all = alloc_doubles((size_t)t->np * (size_t)copies);
+    nd_real *all = alloc_doubles((size_t)t->np * (size_t)copies);
     int rc = all ? nd_safetensors_load(tr->load, n, specs, all, err, sizeof err) : -1;
     if (rc != 0) {
         if (!all)
@@ -868,10 +877,10 @@ static int load_params(Trainer *t)
         free(all);
         return -1;
     }
-    memcpy(t->p, all, sizeof(double) * (size_t)t->np);
+    memcpy(t->p, all, sizeof(nd_real) * (size_t)t->np);
     for (int j = 0, copy = 1; j < N_SAVED_MOMENTS; j++)
         if (moment[j])
-            memcpy(moment[j], all + (size_t)(copy++) * (size_t)t->np, sizeof(double) * (size_t)t->np);
+            memcpy(moment[j], all + (size_t)(copy++) * (size_t)t->np, sizeof(nd_real) * (size_t)t->np);
     nd_optim_set_step(t->opt, step);
     free(all);
     if (!t->r->opts->quiet)
@@ -954,7 +963,7 @@ static void format_eta(char *out, size_t len, double secs)
 }
 
 /* The live line: step, loss, speed, nfe forward/backward, time left. */
-static void progress_draw(Progress *pg, long step, double L)
+static void progress_draw(Progress *pg, long step, nd_real L)
 {
     double now = run_now_ms();
     if (!pg->live || now - pg->last_draw < PROGRESS_REDRAW_MS)
@@ -981,7 +990,7 @@ static void progress_clear(Progress *pg)
 }
 
 /* A permanent log line on stderr, and a history row when asked. */
-static void progress_log(Progress *pg, long step, double L, bool history)
+static void progress_log(Progress *pg, long step, nd_real L, bool history)
 {
     const Trainer *t = pg->t;
     double secs = (run_now_ms() - pg->start) / 1e3;
@@ -994,9 +1003,9 @@ static void progress_log(Progress *pg, long step, double L, bool history)
                 t->tr->model->name, step, t->tr->steps, L, val, t->nfe_fwd, t->nfe_bwd, secs);
     }
     if (pg->hist && history) {
-        fprintf(pg->hist, "%ld,%.17g,%ld,%ld,%.6f", step, L, t->nfe_fwd, t->nfe_bwd, secs);
+        fprintf(pg->hist, "%ld,%.*g,%ld,%ld,%.6f", step, ND_REAL_DIGITS, (double)L, t->nfe_fwd, t->nfe_bwd, secs);
         if (t->val)
-            fprintf(pg->hist, ",%.17g", t->val_loss);
+            fprintf(pg->hist, ",%.*g", ND_REAL_DIGITS, (double)t->val_loss);
         fputc('\n', pg->hist);
         if (fflush(pg->hist) != 0 && !pg->hist_errno) /* readable while training runs */
             pg->hist_errno = errno;
@@ -1070,7 +1079,7 @@ static int evaluate_workspace(Trainer *t);
  * forward solve each (evaluate, and the validation set's scores): summed into
  * *L and metrics, the forward evaluations into *nfe; on a failure, the
  * group's loss object (for its message) in *failed. Allocates nothing. */
-static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics, long *nfe,
+static int forward_groups(Trainer *t, int n_metrics, nd_real *L, nd_real *metrics, long *nfe,
                           const NdTrainLoss **failed)
 {
     int at_each = t->tr->loss != NULL; /* metrics are averaged like the loss */
@@ -1078,7 +1087,7 @@ static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics,
         Group *g = &t->groups[i];
         NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
         gather_rows(t, g);
-        double Lg = 0;
+        nd_real Lg = 0;
         nd_train_loss_set_observed(tl, g->observed, g->last);
         int status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
                                             t->scale_obs, t->scale_final, n_metrics,
@@ -1121,7 +1130,7 @@ static int validation_setup(Trainer *t)
 /* The loss of the validation set at the current parameters (no gradient). */
 static int score_validation(Trainer *t, long step)
 {
-    double sum = 0;
+    nd_real sum = 0;
     long nfe = 0;
     const NdTrainLoss *failed;
     int status = forward_groups(t->val, 0, &sum, NULL, &nfe, &failed);
@@ -1172,7 +1181,7 @@ static int train_loop(Trainer *t)
     catch_sigint(&old);
     int rc = 0;
     for (long step = 1; step <= tr->steps && !interrupted; step++) {
-        double L;
+        nd_real L;
         alloc_check_before(&ac, step);
         rc = train_step(t, step, &L);
         alloc_check_after(&ac, step);
@@ -1293,12 +1302,12 @@ static void plan_evaluate_samples(Trainer *t)
     int groups = (n + B - 1) / B;
     alloc_groups(t, groups, B, tr->nt);
     for (int g = 0; g < groups; g++) {
-        t->groups[g].ts = tr->t;
+        t->groups[g].ts = train_times(t, tr->t, tr->nt);
         t->groups[g].B = g == groups - 1 ? n - g * B : B;
         for (int b = 0; b < t->groups[g].B; b++)
             t->groups[g].rows[b] = tr->data ? g * B + b : -1;
     }
-    t->scale_obs = 1.0 / ((double)n * tr->nt);
+    t->scale_obs = 1.0 / ((nd_real)n * tr->nt);
     t->scale_final = 1.0 / n;
 }
 
@@ -1326,7 +1335,7 @@ static int evaluate_workspace(Trainer *t)
 }
 
 /* One CSV row of the scores: a header line, then the values. */
-static int write_scores(const SemaTrain *tr, double L, const double *metrics)
+static int write_scores(const SemaTrain *tr, nd_real L, const nd_real *metrics)
 {
     FILE *f = fopen(tr->output, "w");
     if (!f)
@@ -1335,9 +1344,9 @@ static int write_scores(const SemaTrain *tr, double L, const double *metrics)
     fputs("loss", f);
     for (int k = 0; k < tr->n_metrics; k++)
         fprintf(f, ",%s", tr->metric_names[k]);
-    fprintf(f, "\n%.17g", L);
+    fprintf(f, "\n%.*g", ND_REAL_DIGITS, (double)L);
     for (int k = 0; k < tr->n_metrics; k++)
-        fprintf(f, ",%.17g", metrics[k]);
+        fprintf(f, ",%.*g", ND_REAL_DIGITS, (double)metrics[k]);
     fputc('\n', f);
     int err = ferror(f) ? (errno ? errno : EIO) : 0;
     if (fclose(f) != 0 && !err)
@@ -1351,7 +1360,7 @@ static int write_scores(const SemaTrain *tr, double L, const double *metrics)
 static int evaluate_groups(Trainer *t)
 {
     const SemaTrain *tr = t->tr;
-    double L = 0, metrics[SEMA_MAX_METRICS] = {0};
+    nd_real L = 0, metrics[SEMA_MAX_METRICS] = {0};
     long nfe = 0;
     double t0 = run_now_ms();
     const NdTrainLoss *failed;

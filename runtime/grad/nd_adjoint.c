@@ -31,7 +31,7 @@
  * from the same symbolic Jacobian (with a shared block, -J^T of the bordered J,
  * whose shared rows read the samples: nd_bdf solves it samples first); it is
  * exact, and the error control measures a and g (a alone with the seminorm). */
-#include <math.h>
+#include "nd_real.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -40,7 +40,7 @@
 /* dz/dt: one rhs and one vjp evaluation over the batch, in one call when the
  * table has the fused kernel (its out0 is dz/dt's [y; a] part, laid out as z
  * is), so the forward values both need are computed once. */
-static void adjoint_rhs(void *ctx, double t, const double *z, double *dzdt)
+static void adjoint_rhs(void *ctx, nd_real t, const nd_real *z, nd_real *dzdt)
 {
     NdGradient *g = (NdGradient *)ctx;
     size_t n = g->n, tail = n + (size_t)g->np;
@@ -59,13 +59,13 @@ static void adjoint_rhs(void *ctx, double t, const double *z, double *dzdt)
 /* ---- bdf: y(t) from the recorded forward steps ---- */
 
 /* Step end r of the tape (r = -1: the start), its time and state. */
-static const double *tape_point(const NdGradient *g, long r, double *t)
+static const nd_real *tape_point(const NdGradient *g, long r, nd_real *t)
 {
     if (r < 0) {
         *t = g->loss->ts[0];
         return g->obs_y;
     }
-    const double *rec = g->tape + (size_t)r * g->rec_size;
+    const nd_real *rec = g->tape + (size_t)r * g->rec_size;
     *t = rec[2];
     return rec + ND_BDF_REC_HEAD;
 }
@@ -73,10 +73,10 @@ static const double *tape_point(const NdGradient *g, long r, double *t)
 /* g->ycur = y(t): the Lagrange polynomial through the end of the step that
  * holds t and the k step ends before it (k its order). The backward solve
  * moves monotonically, so the search starts where the last one ended. */
-static void forward_state(NdGradient *g, double t)
+static void forward_state(NdGradient *g, nd_real t)
 {
     long nrec = (long)(g->tape_len / g->rec_size), r = g->interp_at;
-    double dir = g->loss->ts[g->loss->nt - 1] > g->loss->ts[0] ? 1.0 : -1.0, tr, tl;
+    nd_real dir = g->loss->ts[g->loss->nt - 1] > g->loss->ts[0] ? 1.0 : -1.0, tr, tl;
     while (r > 0 && (tape_point(g, r - 1, &tl), (t - tl) * dir < 0))
         r--;
     while (r < nrec - 1 && (tape_point(g, r, &tr), (t - tr) * dir > 0))
@@ -85,7 +85,7 @@ static void forward_state(NdGradient *g, double t)
     int k = (int)g->tape[(size_t)r * g->rec_size + 5];
     if (r - k < -1)
         k = (int)r + 1;
-    double ti[ND_BDF_MAX_ORDER + 1] = {0}, w[ND_BDF_MAX_ORDER + 1];
+    nd_real ti[ND_BDF_MAX_ORDER + 1] = {0}, w[ND_BDF_MAX_ORDER + 1];
     for (int i = 0; i <= k; i++)
         tape_point(g, r - i, &ti[i]);
     for (int i = 0; i <= k; i++) {
@@ -96,14 +96,14 @@ static void forward_state(NdGradient *g, double t)
     }
     memset(g->ycur, 0, g->n * sizeof *g->ycur);
     for (int i = 0; i <= k; i++) {
-        const double *y = tape_point(g, r - i, &tl);
+        const nd_real *y = tape_point(g, r - i, &tl);
         for (size_t e = 0; e < g->n; e++)
             g->ycur[e] += w[i] * y[e];
     }
 }
 
 /* d[a; g]/dt = -[a^T df/dy; a^T df/dp] at the forward y(t): one vjp. */
-static void adjoint_rhs_bdf(void *ctx, double t, const double *z, double *dzdt)
+static void adjoint_rhs_bdf(void *ctx, nd_real t, const nd_real *z, nd_real *dzdt)
 {
     NdGradient *g = (NdGradient *)ctx;
     size_t n = g->n;
@@ -117,7 +117,7 @@ static void adjoint_rhs_bdf(void *ctx, double t, const double *z, double *dzdt)
 
 /* d(da/dt)/da = -J^T per sample, transposed in place block by block; with a
  * shared block the model's bordered J as it is (nd_bdf_set_adjoint_jac). */
-static void adjoint_jac_bdf(void *ctx, double t, const double *z, double *blocks)
+static void adjoint_jac_bdf(void *ctx, nd_real t, const nd_real *z, nd_real *blocks)
 {
     NdGradient *g = (NdGradient *)ctx;
     size_t ny = (size_t)g->k.ny, mm = ny * ny;
@@ -125,11 +125,11 @@ static void adjoint_jac_bdf(void *ctx, double t, const double *z, double *blocks
     forward_state(g, t);
     g->k.jac(t, g->ycur, g->p, NULL, NULL, blocks, NULL, g->B, g->work);
     for (size_t b = 0; g->k.ns == 0 && b < (size_t)g->B; b++) {
-        double *J = blocks + b * mm;
+        nd_real *J = blocks + b * mm;
         for (size_t i = 0; i < ny; i++) {
             J[i * ny + i] = -J[i * ny + i];
             for (size_t j = i + 1; j < ny; j++) {
-                double v = J[i * ny + j];
+                nd_real v = J[i * ny + j];
                 J[i * ny + j] = -J[j * ny + i];
                 J[j * ny + i] = -v;
             }
@@ -203,7 +203,7 @@ static void set_norm(NdGradient *g)
     s->norm[0] = (NdNormPart){.off = 0, .len = n - ns, .group = ny, .tail = ns,
                               .tail_weight = 1.0};
     s->norm[1] = (NdNormPart){.off = n, .len = n - ns, .group = ny, .tail = ns,
-                              .tail_weight = 1.0 / (double)g->B};
+                              .tail_weight = 1.0 / (nd_real)g->B};
     s->norm[2] = (NdNormPart){.off = 2 * n, .len = np, .group = np ? np : 1};
     if (g->implicit) { /* [a; g]: no y */
         s->norm[0].len = 0;
@@ -213,9 +213,9 @@ static void set_norm(NdGradient *g)
 }
 
 /* Row 0 of g->z is z at t_from; it becomes z at t_to (row 1 is scratch). */
-static int solve_span(NdGradient *g, double t_from, double t_to)
+static int solve_span(NdGradient *g, nd_real t_from, nd_real t_to)
 {
-    double span[2] = {t_from, t_to};
+    nd_real span[2] = {t_from, t_to};
     size_t N = g->aug->n;
     int st = nd_solve(g->aug, NULL, g->z, span, 2, g->z);
     if (st)
@@ -227,7 +227,7 @@ static int solve_span(NdGradient *g, double t_from, double t_to)
 
 /* bdf: recomputes checkpoint segment seg onto the tape, from ND_BDF_MAX_ORDER
  * steps before it (or the start), and returns the time it starts at. */
-static int load_segment(NdGradient *g, size_t seg, double *t_start)
+static int load_segment(NdGradient *g, size_t seg, nd_real *t_start)
 {
     size_t from = seg;
     while (from > 0 && g->ck[seg].step - g->ck[from].step < ND_BDF_MAX_ORDER)
@@ -246,17 +246,17 @@ static int load_segment(NdGradient *g, size_t seg, double *t_start)
 
 /* bdf: the backward solve from ts[j] to ts[j - 1], stopping at the start of
  * every checkpoint segment on the way (where the tape moves one segment back). */
-static int solve_interval_bdf(NdGradient *g, int j, size_t *seg, double *seg_t0)
+static int solve_interval_bdf(NdGradient *g, int j, size_t *seg, nd_real *seg_t0)
 {
-    const double *ts = g->loss->ts;
-    double dir = ts[g->loss->nt - 1] > ts[0] ? 1.0 : -1.0, t_hi = ts[j];
+    const nd_real *ts = g->loss->ts;
+    nd_real dir = ts[g->loss->nt - 1] > ts[0] ? 1.0 : -1.0, t_hi = ts[j];
     for (;;) {
         while (*seg > 0 && (t_hi - *seg_t0) * dir <= 0) {
             int st = load_segment(g, --*seg, seg_t0);
             if (st)
                 return st;
         }
-        double t_stop = (*seg_t0 - ts[j - 1]) * dir > 0 ? *seg_t0 : ts[j - 1];
+        nd_real t_stop = (*seg_t0 - ts[j - 1]) * dir > 0 ? *seg_t0 : ts[j - 1];
         int st = solve_span(g, t_hi, t_stop);
         if (st || t_stop == ts[j - 1])
             return st;
@@ -266,9 +266,9 @@ static int solve_interval_bdf(NdGradient *g, int j, size_t *seg, double *seg_t0)
 
 /* ---- events: the jump of [y; a; g] backwards across a logged event ---- */
 
-static double dot(const double *u, const double *v, size_t n)
+static nd_real dot(const nd_real *u, const nd_real *v, size_t n)
 {
-    double s = 0;
+    nd_real s = 0;
     for (size_t i = 0; i < n; i++)
         s += u[i] * v[i];
     return s;
@@ -283,17 +283,17 @@ static double dot(const double *u, const double *v, size_t n)
  * (docs/gradients.md, "Events"), a the batch's cotangent of the state at t*,
  * gp the gradient accumulator. (The adjoint then restarts y from x-: its
  * backward y ran through x+, and before t* the state is x-'s trajectory.) */
-int nd_event_jump(NdGradient *g, long i, double *a, double *gp)
+int nd_event_jump(NdGradient *g, long i, nd_real *a, nd_real *gp)
 {
     int64_t b = 0;
     int e = 0;
-    double t = 0;
-    const double *xm = NULL, *xp = NULL; /* (initialised for -Wmaybe-uninitialized) */
+    nd_real t = 0;
+    const nd_real *xm = NULL, *xp = NULL; /* (initialised for -Wmaybe-uninitialized) */
     nd_solver_get_event(g->fwd, i, &b, &e, &t, &xm, &xp);
     const NdEvent *ev = &g->k.events[e];
     size_t ny = (size_t)g->k.ny, np = (size_t)g->np;
-    double *fm = g->ev_buf, *fp = fm + ny, *w = fp + ny, *gy = w + ny, *gth = gy + ny;
-    double *ab = a + (size_t)b * ny, *rth = g->pbar;
+    nd_real *fm = g->ev_buf, *fp = fm + ny, *w = fp + ny, *gy = w + ny, *gth = gy + ny;
+    nd_real *ab = a + (size_t)b * ny, *rth = g->pbar;
     g->k.rhs(t, xm, g->p, fm, 1, g->work);
     g->k.rhs(t, xp, g->p, fp, 1, g->work);
     ev->reset_vjp(t, xm, g->p, ab, NULL, w, rth, 1, g->work);
@@ -302,14 +302,14 @@ int nd_event_jump(NdGradient *g, long i, double *a, double *gp)
     g->vjp_evals += 2;
     /* grazing: the crossing's angle, D / (|dg/dy| |f-|), below sqrt(eps), where
      * the time's derivative is amplified past what the location resolves */
-    double D = dot(gy, fm, ny), scale = sqrt(dot(gy, gy, ny) * dot(fm, fm, ny));
+    nd_real D = dot(gy, fm, ny), scale = sqrt(dot(gy, gy, ny) * dot(fm, fm, ny));
     if (!(fabs(D) > 1.5e-8 * scale))
         return nd_grad_fail(g, ND_ERR_ARG,
                             "event %d (the model's when block %d) of sample %lld at t = %.10g "
                             "grazes its condition: dg/dt = %g there, so the derivative of the "
                             "event time, -(dg/dp)/(dg/dt), is undefined",
                             e, e + 1, (long long)b, t, D);
-    double c = (dot(w, fm, ny) - dot(ab, fp, ny)) / D;
+    nd_real c = (dot(w, fm, ny) - dot(ab, fp, ny)) / D;
     for (size_t k = 0; k < ny; k++)
         ab[k] = w[k] - c * gy[k];
     for (size_t k = 0; k < np; k++)
@@ -322,12 +322,12 @@ int nd_event_jump(NdGradient *g, long i, double *a, double *gp)
  * back) to jump across it. */
 static int solve_interval_events(NdGradient *g, int j, long *ev)
 {
-    const double *ts = g->loss->ts;
-    double dir = ts[g->loss->nt - 1] > ts[0] ? 1.0 : -1.0, t_hi = ts[j];
+    const nd_real *ts = g->loss->ts;
+    nd_real dir = ts[g->loss->nt - 1] > ts[0] ? 1.0 : -1.0, t_hi = ts[j];
     size_t n = g->n;
-    double *y = g->z, *a = g->z + n, *gp = g->z + 2 * n;
+    nd_real *y = g->z, *a = g->z + n, *gp = g->z + 2 * n;
     for (; *ev >= 0; --*ev) {
-        double t = 0;
+        nd_real t = 0;
         nd_solver_get_event(g->fwd, *ev, NULL, NULL, &t, NULL, NULL);
         if ((t - ts[j - 1]) * dir <= 0)
             break;
@@ -337,7 +337,7 @@ static int solve_interval_events(NdGradient *g, int j, long *ev)
         if (st)
             return st;
         int64_t b = 0;
-        const double *xm = NULL;
+        const nd_real *xm = NULL;
         nd_solver_get_event(g->fwd, *ev, &b, NULL, NULL, &xm, NULL);
         memcpy(y + (size_t)b * (size_t)g->k.ny, xm, (size_t)g->k.ny * sizeof *y);
         t_hi = t;
@@ -345,15 +345,15 @@ static int solve_interval_events(NdGradient *g, int j, long *ev)
     return solve_span(g, t_hi, ts[j - 1]);
 }
 
-int nd_adjoint_backward(NdGradient *g, double *grad_y0)
+int nd_adjoint_backward(NdGradient *g, nd_real *grad_y0)
 {
     long ev = g->k.n_events > 0 ? nd_solver_get_num_events(g->fwd) - 1 : -1;
     size_t n = g->n, np = (size_t)g->np, ny = g->implicit ? 0 : n;
     int nt = g->loss->nt;
-    double *y = g->z, *a = g->z + ny, *gp = g->z + ny + n;
+    nd_real *y = g->z, *a = g->z + ny, *gp = g->z + ny + n;
     set_norm(g);
     size_t seg = g->ck_count ? g->ck_count - 1 : 0;
-    double seg_t0 = g->loss->ts[0];
+    nd_real seg_t0 = g->loss->ts[0];
     if (g->implicit) {
         int st = load_segment(g, seg, &seg_t0);
         if (st)
@@ -365,7 +365,7 @@ int nd_adjoint_backward(NdGradient *g, double *grad_y0)
     /* Each interval starts where the last one's step control left off (unless the
      * user fixed h0): the initial-step heuristic would cost an evaluation per
      * observation and start with a guess. bdf restarts at order 1 regardless. */
-    double user_h0 = g->aug->h0;
+    nd_real user_h0 = g->aug->h0;
     int carry = !g->implicit && user_h0 == 0;
     int st = ND_OK;
     for (int j = nt - 1; j > 0 && !st; j--) {

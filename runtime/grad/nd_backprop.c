@@ -35,7 +35,7 @@
 /* Doubles a checkpoint holds: its state and its cursor. */
 static size_t ckpt_doubles(const NdGradient *g)
 {
-    return g->ck_row + (sizeof(NdCursor) + sizeof(double) - 1) / sizeof(double);
+    return g->ck_row + (sizeof(NdCursor) + sizeof(nd_real) - 1) / sizeof(nd_real);
 }
 
 static void note_peak(NdGradient *g)
@@ -49,7 +49,7 @@ static void note_peak(NdGradient *g)
 
 /* Room for one more record, growing the tape geometrically; NULL when memory
  * runs out. The tape stays allocated across computes. */
-static double *tape_push(NdGradient *g)
+static nd_real *tape_push(NdGradient *g)
 {
     size_t need = g->tape_len + g->rec_size;
     if (need > g->tape_cap) {
@@ -58,13 +58,13 @@ static double *tape_push(NdGradient *g)
             cap = ND_TAPE_MIN_RECORDS * g->rec_size;
         if (cap < need)
             cap = need;
-        double *tape = (double *)realloc(g->tape, cap * sizeof *tape);
+        nd_real *tape = (nd_real *)realloc(g->tape, cap * sizeof *tape);
         if (!tape)
             return NULL;
         g->tape = tape;
         g->tape_cap = cap;
     }
-    double *rec = g->tape + g->tape_len;
+    nd_real *rec = g->tape + g->tape_len;
     g->tape_len = need;
     note_peak(g);
     return rec;
@@ -72,9 +72,9 @@ static double *tape_push(NdGradient *g)
 
 /* The step's observations: those strictly inside (t, t_new), then the one at
  * t_new itself; next_obs moves past them. */
-static NdStepObs step_observations(NdGradient *g, double t, double h, double t_new, int *land)
+static NdStepObs step_observations(NdGradient *g, nd_real t, nd_real h, nd_real t_new, int *land)
 {
-    const double *ts = g->loss->ts;
+    const nd_real *ts = g->loss->ts;
     int nt = g->loss->nt;
     NdStepObs o;
     o.t = t, o.h = h, o.lo = o.hi = g->next_obs;
@@ -88,15 +88,15 @@ static NdStepObs step_observations(NdGradient *g, double t, double h, double t_n
 /* Fills a record: the step, its observations and the previous step's, then
  * the argument of every slot the step needs (recomputed from y and the stage
  * derivatives, bit for bit what the step evaluated f at). */
-static void write_record(NdGradient *g, NdSolver *s, double *rec, const NdStepObs *o, int land,
-                         double t_new, const double *y)
+static void write_record(NdGradient *g, NdSolver *s, nd_real *rec, const NdStepObs *o, int land,
+                         nd_real t_new, const nd_real *y)
 {
     rec[ND_REC_T] = o->t, rec[ND_REC_H] = o->h, rec[ND_REC_TNEW] = t_new;
     rec[ND_REC_LO] = o->lo, rec[ND_REC_HI] = o->hi, rec[ND_REC_LAND] = land;
     rec[ND_REC_PREV_T] = g->prev.t, rec[ND_REC_PREV_H] = g->prev.h;
     rec[ND_REC_PREV_LO] = g->prev.lo, rec[ND_REC_PREV_HI] = g->prev.hi;
     for (int q = 0; q < g->nslot; q++) {
-        double *Y = rec + ND_REC_HEAD + (size_t)q * g->n;
+        nd_real *Y = rec + ND_REC_HEAD + (size_t)q * g->n;
         if (!g->always[q] && o->hi == o->lo)
             continue; /* read only by the dense output, unused here */
         if (g->slot[q] == 0)
@@ -108,14 +108,14 @@ static void write_record(NdGradient *g, NdSolver *s, double *rec, const NdStepOb
 
 /* The step hook (after the step's outputs are written, before y moves):
  * notes the step's observations and, while recording, appends its record. */
-void nd_backprop_record(void *ctx, NdSolver *s, double t, double h, double t_new,
-                        const double *y)
+void nd_backprop_record(void *ctx, NdSolver *s, nd_real t, nd_real h, nd_real t_new,
+                        const nd_real *y)
 {
     NdGradient *g = (NdGradient *)ctx;
     int land;
     NdStepObs o = step_observations(g, t, h, t_new, &land);
     if (g->recording) {
-        double *rec = tape_push(g);
+        nd_real *rec = tape_push(g);
         if (rec)
             write_record(g, s, rec, &o, land, t_new, y);
         else
@@ -126,13 +126,13 @@ void nd_backprop_record(void *ctx, NdSolver *s, double t, double h, double t_new
 
 /* ---- the reverse sweep ---- */
 
-static void add_into(double *acc, const double *v, size_t n)
+static void add_into(nd_real *acc, const nd_real *v, size_t n)
 {
     for (size_t e = 0; e < n; e++)
         acc[e] += v[e];
 }
 
-static void add_scaled(double *acc, double c, const double *v, size_t n)
+static void add_scaled(nd_real *acc, nd_real c, const nd_real *v, size_t n)
 {
     for (size_t e = 0; e < n; e++)
         acc[e] += c * v[e];
@@ -140,21 +140,21 @@ static void add_scaled(double *acc, double c, const double *v, size_t n)
 
 /* Rows of g->wobs: the dense weights of the observations o.lo..o.hi - 1, at the
  * theta the forward solve interpolated them at (nd_dense_eval). */
-static void observation_weights(NdGradient *g, const NdStepObs *o, double *w)
+static void observation_weights(NdGradient *g, const NdStepObs *o, nd_real *w)
 {
-    const double *ts = g->loss->ts;
+    const nd_real *ts = g->loss->ts;
     for (int j = o->lo; j < o->hi; j++)
         nd_dense_weights(g->fwd->tab, (ts[j] - o->t) / o->h, w + (size_t)(j - o->lo) *
                                                                ND_RK_MAX_STAGES);
 }
 
 /* out = h sum_o w_i(theta_o) gy_o over the step's interpolated observations. */
-static void observed_cotangent(NdGradient *g, const NdStepObs *o, const double *w, int i,
-                               double *out)
+static void observed_cotangent(NdGradient *g, const NdStepObs *o, const nd_real *w, int i,
+                               nd_real *out)
 {
     memset(out, 0, g->n * sizeof *out);
     for (int j = o->lo; j < o->hi; j++) {
-        double c = o->h * w[(size_t)(j - o->lo) * ND_RK_MAX_STAGES + i];
+        nd_real c = o->h * w[(size_t)(j - o->lo) * ND_RK_MAX_STAGES + i];
         if (c != 0.0)
             add_scaled(out, c, g->obs_gy + (size_t)j * g->n, g->n);
     }
@@ -168,7 +168,7 @@ static int slot_used(const NdGradient *g, int q, int inside)
 
 /* kbar_i = h (b_i ybar + sum over later slots j of a_ji Ybar_j) + h sum_o w_i gy_o,
  * and for k_0 the cotangent the step before handed on (g->kin). */
-static void stage_cotangent(NdGradient *g, int q, const NdStepObs *o, double h, int handoff)
+static void stage_cotangent(NdGradient *g, int q, const NdStepObs *o, nd_real h, int handoff)
 {
     const NdTableau *tab = g->fwd->tab;
     int i = g->slot[q], inside = o->hi > o->lo;
@@ -186,7 +186,7 @@ static void stage_cotangent(NdGradient *g, int q, const NdStepObs *o, double h, 
         add_into(g->kbar, g->kin, n);
 }
 
-static void stage_vjp(NdGradient *g, double t, const double *Y, double *Ybar)
+static void stage_vjp(NdGradient *g, nd_real t, const nd_real *Y, nd_real *Ybar)
 {
     g->k.vjp(t, Y, g->p, g->kbar, NULL, Ybar, g->pbar, g->B, g->work);
     g->vjp_evals++;
@@ -207,7 +207,7 @@ static void last_fsal_stage(NdGradient *g, const NdStepObs *o)
 /* g->kin = the cotangent of f(t_{n+1}, y_{n+1}) through the previous step's
  * dense output (record rec is step n + 1); 0 when nothing was interpolated
  * there, or the method hands nothing on. Uses g->wobs. */
-static int handed_on(NdGradient *g, const double *rec)
+static int handed_on(NdGradient *g, const nd_real *rec)
 {
     NdStepObs o;
     o.t = rec[ND_REC_PREV_T], o.h = rec[ND_REC_PREV_H];
@@ -221,10 +221,10 @@ static int handed_on(NdGradient *g, const double *rec)
 
 /* Takes ybar from y_{n+1} (plus the loss's dL/dy at observations the step
  * lands on or interpolates) back to y_n, adding the parameter terms into grad_p. */
-static void sweep_record(NdGradient *g, const double *rec, int at_event)
+static void sweep_record(NdGradient *g, const nd_real *rec, int at_event)
 {
     const NdTableau *tab = g->fwd->tab;
-    double t = rec[ND_REC_T], h = rec[ND_REC_H], t_new = rec[ND_REC_TNEW];
+    nd_real t = rec[ND_REC_T], h = rec[ND_REC_H], t_new = rec[ND_REC_TNEW];
     NdStepObs o;
     o.t = t, o.h = h, o.lo = (int)rec[ND_REC_LO], o.hi = (int)rec[ND_REC_HI];
     int land = (int)rec[ND_REC_LAND], inside = o.hi > o.lo;
@@ -254,7 +254,7 @@ static void sweep_record(NdGradient *g, const double *rec, int at_event)
 
 /* ---- bdf ---- */
 
-void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const double *y_new)
+void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const nd_real *y_new)
 {
     NdGradient *g = (NdGradient *)ctx;
     (void)s;
@@ -263,7 +263,7 @@ void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const d
         obs = g->next_obs++;
     if (!g->recording)
         return;
-    double *rec = tape_push(g);
+    nd_real *rec = tape_push(g);
     if (!rec) {
         g->tape_failed = 1;
         return;
@@ -274,15 +274,15 @@ void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const d
 }
 
 /* One step back: kbar holds w, ybar the cotangent through the predictor. */
-static int sweep_record_bdf(NdGradient *g, const double *rec)
+static int sweep_record_bdf(NdGradient *g, const nd_real *rec)
 {
     NdBdfStep st = {.t = rec[0], .h = rec[1], .t_new = rec[2], .h_from = rec[4],
                     .order = (int)rec[5]};
-    const double *y_new = rec + ND_BDF_REC_HEAD;
+    const nd_real *y_new = rec + ND_BDF_REC_HEAD;
     int obs = (int)rec[3];
     if (obs >= 0)
         add_into(g->Dbar, g->obs_gy + (size_t)obs * g->n, g->n);
-    double c;
+    nd_real c;
     if (nd_bdf_adjoint_solve(g->fwd, g->p, &st, y_new, g->Dbar, g->kbar, &c))
         return nd_grad_fail(g, ND_ERR_NONFINITE, "backward sweep: I - h J is singular at "
                             "t = %.10g", st.t_new);
@@ -300,8 +300,8 @@ static int sweep_record_bdf(NdGradient *g, const double *rec)
 /* The start: D[0] = y0 and D[1] = h0 f(t0, y0). */
 static void finish_bdf(NdGradient *g)
 {
-    double h0 = g->bdf_h0;
-    const double *Dbar1 = g->Dbar + g->n;
+    nd_real h0 = g->bdf_h0;
+    const nd_real *Dbar1 = g->Dbar + g->n;
     for (size_t e = 0; e < g->n; e++)
         g->kbar[e] = h0 * Dbar1[e];
     g->k.vjp(g->loss->ts[0], g->obs_y, g->p, g->kbar, NULL, g->ybar, g->pbar, g->B, g->work);
@@ -315,9 +315,9 @@ static void finish_bdf(NdGradient *g)
 /* 1 when record rec starts at the time of the latest event not yet swept:
  * the step before it was redone to land on the event, whose resets apply
  * between the two. */
-static int starts_at_event(const NdGradient *g, const double *rec)
+static int starts_at_event(const NdGradient *g, const nd_real *rec)
 {
-    double t = 0;
+    nd_real t = 0;
     if (g->k.n_events == 0 || g->ev_next < 0)
         return 0;
     nd_solver_get_event(g->fwd, g->ev_next, NULL, NULL, &t, NULL, NULL);
@@ -331,14 +331,14 @@ static int starts_at_event(const NdGradient *g, const double *rec)
  * FSAL would have been this step's k_0 but is not after a reset (the method
  * restarts with f(t*, x+)): its own vjp, at x- (rec's k_0 argument, x+, with
  * the event samples' rows put back to their x-). */
-static int event_boundary(NdGradient *g, const double *rec)
+static int event_boundary(NdGradient *g, const nd_real *rec)
 {
-    double t = rec[ND_REC_T], te = 0;
+    nd_real t = rec[ND_REC_T], te = 0;
     size_t ny = (size_t)g->k.ny;
     memcpy(g->ycur, rec + ND_REC_HEAD, g->n * sizeof *g->ycur); /* slot 0: y itself */
     for (; g->ev_next >= 0; g->ev_next--) {
         int64_t b = 0;
-        const double *xm = NULL;
+        const nd_real *xm = NULL;
         nd_solver_get_event(g->fwd, g->ev_next, &b, NULL, &te, &xm, NULL);
         if (te != t)
             break;
@@ -362,7 +362,7 @@ static int event_boundary(NdGradient *g, const double *rec)
 static int sweep_tape(NdGradient *g)
 {
     for (size_t off = g->tape_len; off > g->tape_base; off -= g->rec_size) {
-        const double *rec = g->tape + off - g->rec_size;
+        const nd_real *rec = g->tape + off - g->rec_size;
         if (g->implicit) {
             if (sweep_record_bdf(g, rec))
                 return ND_ERR_NONFINITE;
@@ -385,7 +385,7 @@ static void start_sweep(NdGradient *g)
 }
 
 /* ybar at t0 takes the loss at ts[0] too; it is dL/dy0. */
-static void finish(NdGradient *g, double *grad_y0)
+static void finish(NdGradient *g, nd_real *grad_y0)
 {
     if (g->implicit)
         finish_bdf(g);
@@ -394,7 +394,7 @@ static void finish(NdGradient *g, double *grad_y0)
         memcpy(grad_y0, g->ybar, g->n * sizeof *grad_y0);
 }
 
-int nd_backprop_backward(NdGradient *g, double *grad_y0)
+int nd_backprop_backward(NdGradient *g, nd_real *grad_y0)
 {
     start_sweep(g);
     g->ev_next = g->k.n_events > 0 ? nd_solver_get_num_events(g->fwd) - 1 : -1;
@@ -413,7 +413,7 @@ static int ckpt_grow(NdGradient *g)
     if (!ck)
         return ND_ERR_MEMORY;
     g->ck = ck;
-    double *ck_y = (double *)realloc(g->ck_y, cap * g->ck_row * sizeof *ck_y);
+    nd_real *ck_y = (nd_real *)realloc(g->ck_y, cap * g->ck_row * sizeof *ck_y);
     if (!ck_y)
         return ND_ERR_MEMORY;
     g->ck_y = ck_y;
@@ -481,7 +481,7 @@ int nd_replay_segment(NdGradient *g, size_t i, long end)
     return st;
 }
 
-int nd_checkpoint_backward(NdGradient *g, double *grad_y0)
+int nd_checkpoint_backward(NdGradient *g, nd_real *grad_y0)
 {
     start_sweep(g);
     for (size_t i = g->ck_count; i-- > 0;) {

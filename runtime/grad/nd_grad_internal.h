@@ -13,7 +13,7 @@
  * inside it (lo <= j < hi) were interpolated by the method's dense output; one
  * at t + h itself, if any, is the step's end. h = 0: no step. */
 typedef struct NdStepObs {
-    double t, h;
+    nd_real t, h;
     int lo, hi;
 } NdStepObs;
 
@@ -26,7 +26,7 @@ typedef struct NdCursor {
     long k, nk;    /* fixed step: steps done in it, of nk */
     int shifted;   /* fixed step with events: the next step starts at t_from (an event
                     * the last one was redone to land on), not on the grid */
-    double t_from;
+    nd_real t_from;
     NdRun run;     /* adaptive: the controller */
     NdStepObs prev; /* the last step's observations (the sweep hands its f(t + h, y_new) on) */
 } NdCursor;
@@ -48,33 +48,33 @@ struct NdGradient {
                           * interpolating (0 unless a test sets it) */
 
     /* during a compute */
-    const double *p;
+    const nd_real *p;
     const NdLoss *loss;
-    double *grad_p;
+    nd_real *grad_p;
     int next_obs;        /* the first observation after the current time */
-    double dir;          /* +1 or -1: the direction of the observation times */
+    nd_real dir;          /* +1 or -1: the direction of the observation times */
     NdStepObs prev;      /* the last step's observations, as the hook saw them */
     int recording;       /* the step hook appends to the tape */
     int tape_failed;     /* the tape could not grow */
 
     /* workspace, one block allocated at create */
-    double *obs_y;       /* max_nt rows of n: the forward state at each observation */
-    double *obs_gy;      /* max_nt rows of n: dL_j/dy */
-    double *ycur;        /* fixed step: the forward state */
-    double *ybar;        /* the cotangent of the state in the reverse sweep */
-    double *kbar;        /* the cotangent of one stage derivative */
-    double *kin;         /* the cotangent handed to a step's k_0 by the step before */
-    double *Ybar[ND_RK_MAX_STAGES]; /* the cotangents of the recorded stage arguments */
-    double *wobs;        /* max_nt rows of ND_RK_MAX_STAGES: one step's dense weights */
-    double *pbar;        /* one vjp's parameter part, np */
-    double *z;           /* adjoint: two rows of 2n + np */
-    double *Dbar;        /* bdf backprop: the cotangent of the difference array */
-    double *ev_buf;      /* events: f before and after, the reset's vjp and dg/dy (ny
+    nd_real *obs_y;       /* max_nt rows of n: the forward state at each observation */
+    nd_real *obs_gy;      /* max_nt rows of n: dL_j/dy */
+    nd_real *ycur;        /* fixed step: the forward state */
+    nd_real *ybar;        /* the cotangent of the state in the reverse sweep */
+    nd_real *kbar;        /* the cotangent of one stage derivative */
+    nd_real *kin;         /* the cotangent handed to a step's k_0 by the step before */
+    nd_real *Ybar[ND_RK_MAX_STAGES]; /* the cotangents of the recorded stage arguments */
+    nd_real *wobs;        /* max_nt rows of ND_RK_MAX_STAGES: one step's dense weights */
+    nd_real *pbar;        /* one vjp's parameter part, np */
+    nd_real *z;           /* adjoint: two rows of 2n + np */
+    nd_real *Dbar;        /* bdf backprop: the cotangent of the difference array */
+    nd_real *ev_buf;      /* events: f before and after, the reset's vjp and dg/dy (ny
                           * each), then dg/dp (np): one event's jump (nd_adjoint.c) */
     long interp_at;      /* bdf adjoint: the tape record the last y(t) came from */
     long ev_next;        /* backprop with events: the latest logged event not yet swept */
-    double *work;        /* kernel scratch */
-    double *block;
+    nd_real *work;        /* kernel scratch */
+    nd_real *block;
     size_t block_doubles;
 
     /* The stages a record keeps the arguments of, in stage order: always those
@@ -89,12 +89,12 @@ struct NdGradient {
 
     /* the tape: records of ND_REC_HEAD doubles then nslot stage arguments; kept
      * across computes so that after the first a compute allocates nothing */
-    double *tape;
+    nd_real *tape;
     size_t tape_cap, tape_len, rec_size;
 
     /* checkpoints: cursors and their states, every ck_every-th step */
     NdCursor *ck;
-    double *ck_y;        /* rows of ck_row doubles: the state, or bdf's snapshot */
+    nd_real *ck_y;        /* rows of ck_row doubles: the state, or bdf's snapshot */
     size_t ck_row;
     size_t ck_cap, ck_count;
     long ck_every;
@@ -105,7 +105,7 @@ struct NdGradient {
     size_t peak_extra;   /* the most tape + checkpoint doubles in use this compute */
     char message[ND_MESSAGE_SIZE];
 
-    double bdf_h0;       /* bdf: the forward solve's initial step (finish_bdf's D[1]) */
+    nd_real bdf_h0;       /* bdf: the forward solve's initial step (finish_bdf's D[1]) */
     size_t tape_base;    /* where this forward pass's records start on the tape: 0,
                           * but for one sample of a per-sample backprop */
     /* Per-sample step control with B > 1 (the template's): g holds the batch's
@@ -113,7 +113,7 @@ struct NdGradient {
      * gradient of B = 1, does each sample's forward and backward passes. */
     struct NdGradient *one;
     size_t *seg_end;     /* backprop: where sample b's records end on one's tape */
-    double *h_init;      /* bdf: sample b's bdf_h0 */
+    nd_real *h_init;      /* bdf: sample b's bdf_h0 */
 };
 
 /* A tape record of an explicit step: t, h, t_new, its observations (NdStepObs
@@ -129,24 +129,24 @@ int nd_grad_fail(NdGradient *g, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* The forward pass (nd_gradient.c): start at y0, take one accepted step. */
-int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0);
+int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const nd_real *y0);
 int nd_grad_cursor_step(NdGradient *g, NdCursor *c);
 int nd_grad_cursor_done(const NdGradient *g, const NdCursor *c);
 /* A checkpoint's state (ck_row doubles), and resuming from it. */
-void nd_grad_cursor_save(NdGradient *g, double *state);
+void nd_grad_cursor_save(NdGradient *g, nd_real *state);
 void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved,
-                           const double *state);
+                           const nd_real *state);
 
 /* The backward passes: from obs_y / obs_gy (the loss already called), they add
  * into g->grad_p and leave dL/dy0 in grad_y0 (when not NULL). */
-int nd_adjoint_backward(NdGradient *g, double *grad_y0);
-int nd_backprop_backward(NdGradient *g, double *grad_y0);
-int nd_checkpoint_backward(NdGradient *g, double *grad_y0);
+int nd_adjoint_backward(NdGradient *g, nd_real *grad_y0);
+int nd_backprop_backward(NdGradient *g, nd_real *grad_y0);
+int nd_checkpoint_backward(NdGradient *g, nd_real *grad_y0);
 
 /* The step hook that records the tape; the tape and checkpoint growth. */
-void nd_backprop_record(void *ctx, NdSolver *s, double t, double h, double t_new,
-                        const double *y);
-void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const double *y_new);
+void nd_backprop_record(void *ctx, NdSolver *s, nd_real t, nd_real h, nd_real t_new,
+                        const nd_real *y);
+void nd_backprop_record_bdf(void *ctx, NdSolver *s, const NdBdfStep *st, const nd_real *y_new);
 int nd_checkpoint_push(NdGradient *g, const NdCursor *c);
 /* Recomputes the steps from checkpoint i up to step `end` onto the tape (its
  * records replace what it held). */
@@ -155,7 +155,7 @@ int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl);
 /* The jump of the cotangent a (the batch's, of the state at the event's time)
  * backwards across logged event i of g->fwd, its parameter terms added into gp
  * (nd_adjoint.c; docs/gradients.md, "Events"). Status: a grazing event fails. */
-int nd_event_jump(NdGradient *g, long i, double *a, double *gp);
+int nd_event_jump(NdGradient *g, long i, nd_real *a, nd_real *gp);
 void nd_backprop_free(NdGradient *g);
 
 #endif

@@ -12,7 +12,7 @@
  * so its checkpoints are snapshots. */
 #include "nd_gradient.h"
 
-#include <math.h>
+#include "nd_real.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +59,7 @@ static void find_slots(NdGradient *g)
         inb[i] = tab->b[i] != 0.0;
     reach_stages(tab, m, inb, live);
     if (g->adaptive) {
-        double w1[ND_RK_MAX_STAGES], w2[ND_RK_MAX_STAGES];
+        nd_real w1[ND_RK_MAX_STAGES], w2[ND_RK_MAX_STAGES];
         nd_dense_weights(tab, 0.3, w1);
         nd_dense_weights(tab, 0.7, w2);
         m = tab->dense_stages;
@@ -87,11 +87,11 @@ static int carve_workspace(NdGradient *g)
     size_t ev = g->k.n_events > 0 ? 4 * (size_t)g->k.ny + np : 0;
     size_t total = 2 * rows + (4 + (size_t)g->nslot) * n + np + 2 * (2 * n + np) + dbar + wobs +
                    ev + nd_kernels_work_size(&g->k, g->B);
-    g->block = (double *)calloc(total, sizeof(double)); /* casts: emit-c compiles as C++ */
+    g->block = (nd_real *)calloc(total, sizeof(nd_real)); /* casts: emit-c compiles as C++ */
     if (!g->block)
         return ND_ERR_MEMORY;
     g->block_doubles = total;
-    double *q = g->block;
+    nd_real *q = g->block;
     g->obs_y = q, q += rows;
     g->obs_gy = q, q += rows;
     g->ycur = q, q += n;
@@ -146,7 +146,7 @@ static int per_sample_init(NdGradient *g, const NdSolver *tmpl)
     g->adaptive = g->one->adaptive;
     g->n = (size_t)g->B * (size_t)g->k.ny;
     size_t rows = (size_t)g->max_nt * g->n, total = 2 * rows + (size_t)g->B;
-    g->block = (double *)calloc(total, sizeof(double));
+    g->block = (nd_real *)calloc(total, sizeof(nd_real));
     g->seg_end = (size_t *)calloc((size_t)g->B, sizeof *g->seg_end);
     if (!g->block || !g->seg_end)
         return ND_ERR_MEMORY;
@@ -218,8 +218,8 @@ void nd_gradient_free(NdGradient *g)
 /* The step count of interval j, after checking h can cover it. */
 static int interval_begin(NdGradient *g, NdCursor *c)
 {
-    const double *ts = g->loss->ts;
-    double span = fabs(ts[c->j + 1] - ts[c->j]), h = g->fwd->h;
+    const nd_real *ts = g->loss->ts;
+    nd_real span = fabs(ts[c->j + 1] - ts[c->j]), h = g->fwd->h;
     if (span / h > ND_MAX_STEPS_PER_INTERVAL)
         return nd_grad_fail(g, ND_ERR_ARG, "forward solve: step h = %g is too small for the "
                             "interval [%g, %g]", h, ts[c->j], ts[c->j + 1]);
@@ -228,7 +228,7 @@ static int interval_begin(NdGradient *g, NdCursor *c)
     return ND_OK;
 }
 
-int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0)
+int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const nd_real *y0)
 {
     const NdLoss *loss = g->loss;
     memset(c, 0, sizeof *c);
@@ -253,7 +253,7 @@ int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const double *y0)
     return interval_begin(g, c);
 }
 
-static int check_finite(NdGradient *g, const double *y, double t, double t_prev)
+static int check_finite(NdGradient *g, const nd_real *y, nd_real t, nd_real t_prev)
 {
     long i = nd_first_nonfinite(y, g->n);
     if (i < 0)
@@ -269,10 +269,10 @@ static int check_finite(NdGradient *g, const double *y, double t, double t_prev)
  * (the grid of nd_solve's fixed-step engine). */
 static int fixed_step(NdGradient *g, NdCursor *c)
 {
-    const double *ts = g->loss->ts;
-    double t0 = ts[c->j], t1 = ts[c->j + 1], hd = t1 > t0 ? g->fwd->h : -g->fwd->h;
-    double t = c->shifted ? c->t_from : t0 + (double)c->k * hd;
-    double t_new = c->k + 1 == c->nk ? t1 : t0 + (double)(c->k + 1) * hd;
+    const nd_real *ts = g->loss->ts;
+    nd_real t0 = ts[c->j], t1 = ts[c->j + 1], hd = t1 > t0 ? g->fwd->h : -g->fwd->h;
+    nd_real t = c->shifted ? c->t_from : t0 + (nd_real)c->k * hd;
+    nd_real t_new = c->k + 1 == c->nk ? t1 : t0 + (nd_real)(c->k + 1) * hd;
     NdEvents *ev = g->fwd->ev;
     size_t tape_at = g->tape_len;
     NdStepObs prev = g->prev;
@@ -285,7 +285,7 @@ static int fixed_step(NdGradient *g, NdCursor *c)
         return st;
     c->shifted = 0;
     if (ev) { /* as nd_events_fixed_interval: redo the step onto an event inside it */
-        double t_at = nd_events_fixed_locate(g->fwd, g->p, t, t_new, g->ycur);
+        nd_real t_at = nd_events_fixed_locate(g->fwd, g->p, t, t_new, g->ycur);
         if (!isnan(t_at) && t_at != t_new) {
             memcpy(g->ycur, ev->ysave, g->n * sizeof *g->ycur);
             g->fwd->num_steps--;
@@ -337,7 +337,7 @@ int nd_grad_cursor_done(const NdGradient *g, const NdCursor *c)
     return g->adaptive ? c->run.j >= g->loss->nt : c->j + 1 >= g->loss->nt;
 }
 
-void nd_grad_cursor_save(NdGradient *g, double *state)
+void nd_grad_cursor_save(NdGradient *g, nd_real *state)
 {
     if (g->implicit)
         nd_bdf_save(g->fwd, state);
@@ -346,7 +346,7 @@ void nd_grad_cursor_save(NdGradient *g, double *state)
 }
 
 void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved,
-                           const double *state)
+                           const nd_real *state)
 {
     *c = *saved;
     g->prev = saved->prev;
@@ -361,7 +361,7 @@ void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved,
 /* The whole forward solve: backprop records every step (the hook), checkpoint
  * and the bdf adjoint keep cursors (nd_checkpoint_push thins them as the count
  * grows). */
-static int forward(NdGradient *g, const double *y0)
+static int forward(NdGradient *g, const nd_real *y0)
 {
     NdCursor c;
     g->tape_len = g->tape_base;
@@ -388,7 +388,7 @@ static int forward(NdGradient *g, const double *y0)
 
 /* ---- the loss and the compute ---- */
 
-static int call_losses(NdGradient *g, double *L)
+static int call_losses(NdGradient *g, nd_real *L)
 {
     const NdLoss *loss = g->loss;
     *L = 0.0;
@@ -409,8 +409,8 @@ static int grad_check_times(NdGradient *g, const NdLoss *loss)
     if (!loss->ts || !loss->fn || loss->nt < 2 || loss->nt > g->max_nt)
         return nd_grad_fail(g, ND_ERR_ARG, "the loss needs times, a callback and 2 to %d "
                             "observations, got %d", g->max_nt, loss->nt);
-    const double *ts = loss->ts;
-    double dir = ts[1] > ts[0] ? 1.0 : -1.0;
+    const nd_real *ts = loss->ts;
+    nd_real dir = ts[1] > ts[0] ? 1.0 : -1.0;
     for (int j = 0; j < loss->nt; j++)
         if (!isfinite(ts[j]) || (j > 0 && !((ts[j] - ts[j - 1]) * dir > 0)))
             return nd_grad_fail(g, ND_ERR_ARG, "observation times must be finite and strictly "
@@ -418,8 +418,8 @@ static int grad_check_times(NdGradient *g, const NdLoss *loss)
     return ND_OK;
 }
 
-static int grad_check_args(NdGradient *g, const double *p, const double *y0, const NdLoss *loss,
-                      const double *L, const double *grad_p)
+static int grad_check_args(NdGradient *g, const nd_real *p, const nd_real *y0, const NdLoss *loss,
+                      const nd_real *L, const nd_real *grad_p)
 {
     if (!y0 || !loss || !L || (!grad_p && g->np > 0) || (!p && g->np > 0))
         return nd_grad_fail(g, ND_ERR_ARG, "p, y0, loss, L and grad_p must not be NULL");
@@ -436,7 +436,7 @@ static int grad_check_args(NdGradient *g, const double *p, const double *y0, con
     return ND_OK;
 }
 
-static int backward(NdGradient *g, double *grad_y0)
+static int backward(NdGradient *g, nd_real *grad_y0)
 {
     switch (g->gm) {
     case ND_GRAD_ADJOINT: return nd_adjoint_backward(g, grad_y0);
@@ -455,26 +455,26 @@ static int per_sample_fail(NdGradient *g, int64_t b, int st)
 
 /* Sample b's rows of a batch's observation array (rows of B * ny) to or from
  * the rows of one sample (rows of ny). */
-static void sample_rows(const NdGradient *g, int64_t b, double *batch, double *one,
+static void sample_rows(const NdGradient *g, int64_t b, nd_real *batch, nd_real *one,
                         int to_batch)
 {
     size_t ny = (size_t)g->k.ny;
     for (int j = 0; j < g->loss->nt; j++) {
-        double *row = batch + ((size_t)j * (size_t)g->B + (size_t)b) * ny, *r1 = one + j * ny;
+        nd_real *row = batch + ((size_t)j * (size_t)g->B + (size_t)b) * ny, *r1 = one + j * ny;
         memcpy(to_batch ? row : r1, to_batch ? r1 : row, ny * sizeof *row);
     }
 }
 
 /* The arguments and each sample's initial state, named as "sample b: ...". */
-static int per_sample_check(NdGradient *g, const double *p, const double *y0,
-                            const NdLoss *loss, const double *L, const double *grad_p)
+static int per_sample_check(NdGradient *g, const nd_real *p, const nd_real *y0,
+                            const NdLoss *loss, const nd_real *L, const nd_real *grad_p)
 {
     if (!y0 || !loss || !L || (!grad_p && g->np > 0) || (!p && g->np > 0))
         return nd_grad_fail(g, ND_ERR_ARG, "p, y0, loss, L and grad_p must not be NULL");
     int st = grad_check_times(g, loss);
     size_t ny = (size_t)g->k.ny;
     for (int64_t b = 0; !st && b < g->B; b++) {
-        const double *y = y0 + (size_t)b * ny;
+        const nd_real *y = y0 + (size_t)b * ny;
         long i = nd_first_nonfinite(y, ny);
         char at[ND_ELEMENT_TEXT];
         g->one->fwd->sample = (long)b;
@@ -503,7 +503,7 @@ static void per_sample_begin(NdGradient *g)
 
 /* Every sample's forward pass, its observations into the batch's rows;
  * backprop keeps each sample's records on one's tape, one after another. */
-static int per_sample_forward(NdGradient *g, const double *y0)
+static int per_sample_forward(NdGradient *g, const nd_real *y0)
 {
     NdGradient *o = g->one;
     g->num_steps = 0;
@@ -527,7 +527,7 @@ static int per_sample_forward(NdGradient *g, const double *y0)
  * gradient's and the bdf adjoint's) hold one sample's at a time, so the
  * other samples run their forward pass again first (the same steps, bit
  * for bit); backprop sweeps the sample's own records. */
-static int per_sample_backward(NdGradient *g, const double *y0, double *grad_y0)
+static int per_sample_backward(NdGradient *g, const nd_real *y0, nd_real *grad_y0)
 {
     NdGradient *o = g->one;
     size_t ny = (size_t)g->k.ny;
@@ -555,8 +555,8 @@ static int per_sample_backward(NdGradient *g, const double *y0, double *grad_y0)
 /* All the samples' forward passes, the loss once per observation over the
  * whole batch (nd_gradient.h: separable), then each sample's backward pass:
  * sample b's gradient is its own solve's. */
-static int per_sample_compute(NdGradient *g, const double *p, const double *y0,
-                              const NdLoss *loss, double *L, double *grad_p, double *grad_y0)
+static int per_sample_compute(NdGradient *g, const nd_real *p, const nd_real *y0,
+                              const NdLoss *loss, nd_real *L, nd_real *grad_p, nd_real *grad_y0)
 {
     int st = per_sample_check(g, p, y0, loss, L, grad_p);
     if (st)
@@ -579,8 +579,8 @@ static int per_sample_compute(NdGradient *g, const double *p, const double *y0,
     return st;
 }
 
-int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const NdLoss *loss,
-                        double *L, double *grad_p, double *grad_y0)
+int nd_gradient_compute(NdGradient *g, const nd_real *p, const nd_real *y0, const NdLoss *loss,
+                        nd_real *L, nd_real *grad_p, nd_real *grad_y0)
 {
     if (!g)
         return ND_ERR_ARG;

@@ -35,12 +35,12 @@ typedef enum NdGradMethod { ND_GRAD_ADJOINT, ND_GRAD_BACKPROP, ND_GRAD_CHECKPOIN
  * dL_j/dy depend on sample b's state only (and p). The compute then runs every
  * sample's forward solve, calls fn once per observation with the whole batch,
  * as always, and runs each sample's backward pass with its own rows of gy. */
-typedef int (*NdLossFn)(void *ctx, int j, double t, const double *y, const double *p,
-                        double *L, double *gy, double *gp);
+typedef int (*NdLossFn)(void *ctx, int j, nd_real t, const nd_real *y, const nd_real *p,
+                        nd_real *L, nd_real *gy, nd_real *gp);
 
 typedef struct NdLoss {
     int nt;
-    const double *ts; /* strictly monotone, nt >= 2 */
+    const nd_real *ts; /* strictly monotone, nt >= 2 */
     NdLossFn fn;
     void *ctx;
 } NdLoss;
@@ -77,8 +77,8 @@ int nd_gradient_set_param_namer(NdGradient *g, NdElementNamer name, void *ctx);
  * *L = sum of the callback's losses; grad_p [np] = dL/dp; grad_y0 [N] = dL/dy0
  * (its shared part: the shared states' adjoint at t0, once)
  * (may be NULL). Status as nd_solve; nd_gradient_get_message explains failures. */
-int nd_gradient_compute(NdGradient *g, const double *p, const double *y0, const NdLoss *loss,
-                        double *L, double *grad_p, double *grad_y0);
+int nd_gradient_compute(NdGradient *g, const nd_real *p, const nd_real *y0, const NdLoss *loss,
+                        nd_real *L, nd_real *grad_p, nd_real *grad_y0);
 
 const char *nd_gradient_get_message(const NdGradient *g);
 long nd_gradient_get_num_rhs_evals(const NdGradient *g); /* forward + backward, last compute */

@@ -5,6 +5,8 @@
 #ifndef ND_OPTIM_H
 #define ND_OPTIM_H
 
+#include "nd_real.h"
+
 typedef enum NdOptimKind {
 #define ND_OPTIMIZER(name, ID, keys) ND_OPT_##ID,
 #include "nd_optimizers.def"
@@ -32,7 +34,7 @@ enum {
 /* The kind and one field per argument (lr, beta1, ..., weight_decay). */
 typedef struct NdOptimConfig {
     NdOptimKind kind;
-#define ND_OPTIM_KEY(name, ID, def, range) double name;
+#define ND_OPTIM_KEY(name, ID, def, range) double name; /* a setting: double in both precisions */
 #include "nd_optimizers.def"
 } NdOptimConfig;
 
@@ -49,14 +51,14 @@ double *nd_optim_config_field(NdOptimConfig *cfg, NdOptimKey key);
 NdOptim *nd_optim_create(const NdOptimConfig *cfg, int n);
 void nd_optim_free(NdOptim *o);
 /* p -= update(grad), in place. */
-void nd_optim_step(NdOptim *o, double *p, const double *grad);
+void nd_optim_step(NdOptim *o, nd_real *p, const nd_real *grad);
 /* The batch loss at parameters p (lbfgs's line search): 0, or nonzero when it
  * cannot be computed there (a failed solve), which rejects the trial point. */
-typedef int (*NdLossAt)(void *ctx, const double *p, double *L);
+typedef int (*NdLossAt)(void *ctx, const nd_real *p, nd_real *L);
 /* nd_optim_step with the loss L at p and a way to evaluate it elsewhere: lbfgs
  * backtracks along its direction until the Armijo condition holds; the
  * first-order optimizers ignore them. The number of loss evaluations made. */
-int nd_optim_step_search(NdOptim *o, double *p, const double *grad, double L, NdLossAt loss_at,
+int nd_optim_step_search(NdOptim *o, nd_real *p, const nd_real *grad, nd_real L, NdLossAt loss_at,
                          void *ctx);
 /* The learning rate of the next steps: a schedule sets it before each one
  * (adamw's decay, lr wd p, follows it, as in PyTorch). */
@@ -75,6 +77,6 @@ void nd_optim_set_step(NdOptim *o, long t);
 /* The buffer, writable (a load fills it), or NULL when o's kind keeps no such
  * moment (sgd none, momentum m, rmsprop v, adam and adamw both; lbfgs's history
  * is not saved). */
-double *nd_optim_get_moment(NdOptim *o, NdOptimMoment which);
+nd_real *nd_optim_get_moment(NdOptim *o, NdOptimMoment which);
 
 #endif

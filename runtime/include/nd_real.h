@@ -3,14 +3,16 @@
  * and compiled twice: as they are (the f64 library) and with ND_REAL_F32
  * defined, where every exported name gains the suffix _f32 (CMakeLists.txt,
  * cmake/suffix_symbols.cmake) so both live in one nodec. Kernels, states,
- * parameters, optimiser moments and tolerances are all nd_real; timings and
- * counters stay double. <tgmath.h> makes sqrt, exp, fabs ... the float
- * functions on float arguments. */
+ * parameters, optimiser moments and tolerances are all nd_real; settings
+ * (learning rates, schedules), timings and counters stay double. Math calls
+ * stay the double functions (sqrt, exp, fabs): on a float they compute in
+ * double and round once, and <tgmath.h> would bring <complex.h>'s `I` into
+ * every file that includes this. */
 #ifndef ND_REAL_H
 #define ND_REAL_H
 
 #include <float.h>
-#include <tgmath.h>
+#include <math.h>
 
 #ifdef ND_REAL_F32
 typedef float nd_real;

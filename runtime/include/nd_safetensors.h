@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "nd_real.h"
+
 /* The rank of nodec's values is at most 4 (IR_MAX_RANK); the format allows any, and so does
  * the reader up to this bound. */
 #define ND_TENSOR_MAX_RANK 8
@@ -31,10 +33,10 @@ typedef struct NdTensorSpec {
     long dims[ND_TENSOR_MAX_RANK];
 } NdTensorSpec;
 
-/* Writes the n tensors (dtype F64) and string metadata (n_meta key, value pairs in
+/* Writes the n tensors (dtype F64, or F32 in the single-precision runtime: nd_real.h) and string metadata (n_meta key, value pairs in
  * meta[2 * i], meta[2 * i + 1]; may be 0) to path, atomically. 0, or -1 with a
  * message in err. */
-int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, const double *p,
+int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, const nd_real *p,
                         int n_meta, const char *const *meta, char *err, size_t errlen);
 
 /* Tensors whose names start with this are a training's optimizer state
@@ -46,7 +48,7 @@ int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, cons
  * dtype F64 or F32 (converted), and every tensor of the file must be a spec (or
  * reserved, ND_SAFETENSORS_RESERVED). On any error p is left untouched and err
  * names the file and the tensor. */
-int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, double *p, char *err,
+int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, nd_real *p, char *err,
                         size_t errlen);
 
 /* One tensor as a file holds it (nd_safetensors_read). */

@@ -90,7 +90,7 @@ NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B);
  * nd_solver_create. */
 NdSolver *nd_solver_create_like(const NdSolver *tmpl, const NdKernels *k, int64_t B);
 void nd_solver_free(NdSolver *s);
-int nd_solver_set_step(NdSolver *s, double h); /* fixed-step methods: h > 0 */
+int nd_solver_set_step(NdSolver *s, nd_real h); /* fixed-step methods: h > 0 */
 
 /* Adaptive methods only (ND_ERR_ARG with a message on a fixed-step method).
  * Each step keeps the weighted RMS norm of the local error estimate e,
@@ -102,10 +102,10 @@ int nd_solver_set_step(NdSolver *s, double h); /* fixed-step methods: h > 0 */
  * states takes the steps of the per-copy layout. The implicit methods solve a
  * shared block with the bordered Jacobian (nd_kernels.h).
  * rtol >= 0 and atol > 0 (defaults ND_DEFAULT_RTOL, ND_DEFAULT_ATOL). */
-int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol);
+int nd_solver_set_tolerances(NdSolver *s, nd_real rtol, nd_real atol);
 /* First step size (its sign follows the direction of ts); 0 = automatic, by
  * Hairer's algorithm (HNW I, II.4, p. 169), the default. */
-int nd_solver_set_initial_step(NdSolver *s, double h0);
+int nd_solver_set_initial_step(NdSolver *s, nd_real h0);
 /* Attempted steps (accepted or rejected) allowed between two consecutive
  * output times before the solve stops with ND_ERR_MAX_STEPS; default
  * ND_DEFAULT_MAX_STEPS. A fixed-step method knows its count in advance, so
@@ -151,8 +151,8 @@ NdStepControl nd_solver_get_step_control(const NdSolver *s);
  * with their dense output, so the output times never change the steps taken.
  * On failure the rows before the failing output time hold the solution and
  * the next row the state reached where the solve stopped. */
-int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-             double *yout);
+int nd_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+             nd_real *yout);
 
 /* Events (k->n_events > 0; nd_solver_create allocates their log): after every
  * accepted step each condition is evaluated at the step's end; a sample whose g
@@ -173,8 +173,8 @@ long nd_solver_get_num_events(const NdSolver *s); /* logged by the last solve */
 /* Event i (0 <= i < num_events, in time order): the sample, the event's index in
  * k->events, its time, and the batch-sample state just before and after it
  * (ny doubles each, valid until the next solve). ND_ERR_ARG for a bad i. */
-int nd_solver_get_event(const NdSolver *s, long i, int64_t *sample, int *event, double *t,
-                        const double **y_before, const double **y_after);
+int nd_solver_get_event(const NdSolver *s, long i, int64_t *sample, int *event, nd_real *t,
+                        const nd_real **y_before, const nd_real **y_after);
 
 const char *nd_status_name(int status);
 const char *nd_solver_get_message(const NdSolver *s); /* "" when the last solve succeeded */
@@ -184,7 +184,7 @@ long nd_solver_get_num_rejected(const NdSolver *s);   /* rejected steps (adaptiv
  * ended (a step shortened to land on the end does not count), 0 after a failed
  * solve, for other methods, or per sample (each sample has its own); as h0 it
  * continues a solve where it stopped. */
-double nd_solver_get_next_step(const NdSolver *s);
+nd_real nd_solver_get_next_step(const NdSolver *s);
 /* Right-hand side calls over the batch; adaptive methods count f(t0, y0), the
  * initial step's trial and dop853's dense output stages too. */
 long nd_solver_get_num_rhs_evals(const NdSolver *s);

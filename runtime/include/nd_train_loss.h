@@ -22,7 +22,7 @@ typedef struct NdLossKernels {
     int cost_offset;              /* the running cost's state in y (regularize), or -1 */
     /* Called with the batch's initial states after init, before the solve, or
      * NULL: nodec draws div_est's noise states there, fresh at every compute. */
-    void (*prepare)(void *ctx, double *y0, int64_t B);
+    void (*prepare)(void *ctx, nd_real *y0, int64_t B);
     void *prepare_ctx;
 } NdLossKernels;
 
@@ -47,9 +47,9 @@ int64_t nd_train_loss_get_batch(const NdTrainLoss *t); /* B */
  * the rows sample-major per observation: row of sample b at observation j at
  * d + (j * B + b) * nd (NULL when nd = 0). Returns ND_OK or a negative status
  * (nd_train_loss_get_message explains it). Allocates nothing. */
-int nd_train_loss_compute(NdTrainLoss *t, const double *p, int nt, const double *ts,
-                          const double *d, double scale_obs, double scale_final, double *L,
-                          double *grad_p);
+int nd_train_loss_compute(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
+                          const nd_real *d, nd_real scale_obs, nd_real scale_final, nd_real *L,
+                          nd_real *grad_p);
 const char *nd_train_loss_get_message(const NdTrainLoss *t);
 
 /* Samples with their own observation times, solved together on the union of
@@ -74,10 +74,10 @@ void nd_train_loss_set_observed(NdTrainLoss *t, const unsigned char *observed, c
 NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernels *lk,
                                           const NdSolver *solver_template, int64_t B,
                                           int max_nt);
-int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double *ts,
-                           const double *d, double scale_obs, double scale_final, int n_metrics,
-                           NdKernelFn const *metrics, int metrics_at_each, double *L,
-                           double *metric_sums);
+int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
+                           const nd_real *d, nd_real scale_obs, nd_real scale_final, int n_metrics,
+                           NdKernelFn const *metrics, int metrics_at_each, nd_real *L,
+                           nd_real *metric_sums);
 /* The forward solver's right-hand-side evaluations in the last evaluate. */
 long nd_train_loss_get_forward_evals(const NdTrainLoss *t);
 

@@ -1,5 +1,5 @@
 /* Writing solutions: RFC 4180 CSV files whose numbers read back bit for bit
- * (%.17g is enough digits for any double), and an aligned table for the
+ * (%.17g for a double, %.9g for a float: ND_REAL_DIGITS), and an aligned table for the
  * terminal. Like the rest of the runtime it never prints on its own account: a
  * failed write returns -1 with errno set and the caller reports it. */
 #include "nd_csv_write.h"
@@ -7,10 +7,11 @@
 #include <errno.h>
 #include <string.h>
 
-/* The table shows 10 significant digits, enough to compare a run with a
- * reference by eye; files carry all 17. Columns are at least this wide so
- * that "-1.234567891e-100" fits, wider when the name is longer. */
-enum { ND_TABLE_DIGITS = 10, ND_TABLE_MIN_WIDTH = 17 };
+/* The table shows 10 significant digits (7 in single precision, which holds
+ * no more), enough to compare a run with a reference by eye; files carry all
+ * ND_REAL_DIGITS. Columns are at least this wide so that "-1.234567891e-100"
+ * fits, wider when the name is longer. */
+enum { ND_TABLE_DIGITS = ND_REAL_DIGITS < 17 ? 7 : 10, ND_TABLE_MIN_WIDTH = 17 };
 
 void nd_csv_field(FILE *out, const char *text)
 {
@@ -20,7 +21,7 @@ void nd_csv_field(FILE *out, const char *text)
         fputs(text, out);
         return;
     }
-    /* RFC 4180 2.6-2.7: enclose in quotes, double every quote inside. */
+    /* RFC 4180 2.6-2.7: enclose in quotes, nd_real every quote inside. */
     fputc('"', out);
     for (const char *c = text; *c; c++) {
         if (*c == '"')
@@ -40,12 +41,12 @@ static void csv_header(FILE *f, int ncols, const char *const *names)
     fputc('\n', f);
 }
 
-static void csv_rows(FILE *f, int ncols, int rows, const double *t, const double *data)
+static void csv_rows(FILE *f, int ncols, int rows, const nd_real *t, const nd_real *data)
 {
     for (int r = 0; r < rows; r++) {
-        fprintf(f, "%.17g", t[r]);
+        fprintf(f, "%.*g", ND_REAL_DIGITS, (double)t[r]);
         for (int c = 0; c < ncols; c++)
-            fprintf(f, ",%.17g", data[(size_t)r * (size_t)ncols + (size_t)c]);
+            fprintf(f, ",%.*g", ND_REAL_DIGITS, (double)data[(size_t)r * (size_t)ncols + (size_t)c]);
         fputc('\n', f);
     }
 }
@@ -54,7 +55,7 @@ static void csv_rows(FILE *f, int ncols, int rows, const double *t, const double
  * often shows only at fclose, when the buffer is flushed, so its result counts
  * as much as every write's. */
 int nd_write_csv(const char *path, int ncols, const char *const *names, int rows,
-                 const double *t, const double *data)
+                 const nd_real *t, const nd_real *data)
 {
     if (!path || ncols < 0 || rows < 0 || (ncols > 0 && !names) || (rows > 0 && !t) ||
         (rows > 0 && ncols > 0 && !data)) {
@@ -88,8 +89,8 @@ static int table_width(const char *name)
     return len > ND_TABLE_MIN_WIDTH ? len : ND_TABLE_MIN_WIDTH;
 }
 
-void nd_print_table(FILE *out, int ncols, const char *const *names, int rows, const double *t,
-                    const double *data)
+void nd_print_table(FILE *out, int ncols, const char *const *names, int rows, const nd_real *t,
+                    const nd_real *data)
 {
     fprintf(out, "%*s", table_width("t"), "t");
     for (int c = 0; c < ncols; c++)

@@ -22,7 +22,7 @@ static NdTensorSpec *flat_specs(int n, const char *const *names, const int *offs
 }
 
 int nd_params_save(const char *path, int n, const char *const *names, const int *offsets,
-                   const int *sizes, const double *p)
+                   const int *sizes, const nd_real *p)
 {
     char err[256];
     NdTensorSpec *s = flat_specs(n, names, offsets, sizes, 1);
@@ -35,7 +35,7 @@ int nd_params_save(const char *path, int n, const char *const *names, const int 
 }
 
 int nd_params_load(const char *path, int n, const char *const *names, const int *offsets,
-                   const int *sizes, double *p, char *err, size_t errlen)
+                   const int *sizes, nd_real *p, char *err, size_t errlen)
 {
     NdTensorSpec *s = flat_specs(n, names, offsets, sizes, -1);
     if (!s) {

@@ -33,6 +33,19 @@ static void put_u64(unsigned char *b, uint64_t v)
         b[i] = (unsigned char)(v >> (8 * i));
 }
 
+/* One element in the file's dtype (ST_DTYPE): its bits, little-endian. */
+static void put_real(unsigned char *b, nd_real x)
+{
+#ifdef ND_REAL_F32
+    uint32_t u;
+#else
+    uint64_t u;
+#endif
+    memcpy(&u, &x, sizeof u);
+    for (size_t i = 0; i < sizeof u; i++)
+        b[i] = (unsigned char)(u >> (8 * i));
+}
+
 static uint64_t get_uint(const unsigned char *b, int nbytes)
 {
     uint64_t v = 0;
@@ -74,15 +87,23 @@ static void json_string(FILE *h, const char *s)
     fputc('"', h);
 }
 
+/* The dtype the save writes: the runtime's own precision (nd_real.h), so a
+ * single-precision run's file holds exactly the floats it computed with. */
+#ifdef ND_REAL_F32
+#define ST_DTYPE "F32"
+#else
+#define ST_DTYPE "F64"
+#endif
+
 static void json_tensor(FILE *h, const NdTensorSpec *t, long begin)
 {
     json_string(h, t->name);
-    fputs(":{\"dtype\":\"F64\",\"shape\":[", h);
+    fputs(":{\"dtype\":\"" ST_DTYPE "\",\"shape\":[", h);
     if (t->rank < 0)
         fprintf(h, "%ld", t->size);
     for (int d = 0; d < t->rank; d++)
         fprintf(h, d ? ",%ld" : "%ld", t->dims[d]);
-    fprintf(h, "],\"data_offsets\":[%ld,%ld]}", begin, begin + 8 * t->size);
+    fprintf(h, "],\"data_offsets\":[%ld,%ld]}", begin, begin + (long)sizeof(nd_real) * t->size);
 }
 
 /* The JSON header, padded with spaces to a multiple of 8 bytes; malloc'ed. */
@@ -126,7 +147,7 @@ static char *build_header(int n, const NdTensorSpec *specs, int n_meta, const ch
 /* Writes the whole file through fd, then fsync: the data is on disk before the
  * rename makes it visible. Keeps errno on failure. */
 static int write_file(int fd, const char *header, size_t hlen, int n, const NdTensorSpec *specs,
-                      const double *p)
+                      const nd_real *p)
 {
     mode_t mask = umask(0);
     umask(mask);
@@ -140,10 +161,8 @@ static int write_file(int fd, const char *header, size_t hlen, int n, const NdTe
     fwrite(header, 1, hlen, f);
     for (int i = 0; i < n; i++)
         for (long k = 0; k < specs[i].size; k++) {
-            uint64_t u;
-            memcpy(&u, &p[specs[i].offset + k], sizeof u);
-            put_u64(b, u);
-            fwrite(b, 1, 8, f);
+            put_real(b, p[specs[i].offset + k]);
+            fwrite(b, 1, sizeof(nd_real), f);
         }
     int rc = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0 ? -1 : 0;
     int saved = errno;
@@ -214,7 +233,7 @@ static int save_target(const char *path, char *target, size_t len, char *err, si
     return 0;
 }
 
-int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, const double *p,
+int nd_safetensors_save(const char *path, int n, const NdTensorSpec *specs, const nd_real *p,
                         int n_meta, const char *const *meta, char *err, size_t errlen)
 {
     char target[PATH_MAX], tmp[PATH_MAX + 32];
@@ -553,7 +572,7 @@ static int match_entries(const char *path, int n, const NdTensorSpec *specs, con
 }
 
 static void copy_values(int n, const NdTensorSpec *specs, const StEntry *e, const int *which,
-                        const unsigned char *data, double *p)
+                        const unsigned char *data, nd_real *p)
 {
     for (int i = 0; i < n; i++) {
         const StEntry *t = &e[which[i]];
@@ -581,7 +600,7 @@ static int parse_file(const char *path, const unsigned char *bytes, size_t size,
     return parse_header(&h, (const char *)bytes + 8, (size_t)hlen, entries, count, meta);
 }
 
-int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, double *p, char *err,
+int nd_safetensors_load(const char *path, int n, const NdTensorSpec *specs, nd_real *p, char *err,
                         size_t errlen)
 {
     size_t size, data_start = 0;

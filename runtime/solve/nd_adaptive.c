@@ -8,7 +8,7 @@
 #include "nd_adaptive.h"
 
 #include <float.h>
-#include <math.h>
+#include "nd_real.h"
 #include <string.h>
 
 #include "nd_events.h"
@@ -33,11 +33,11 @@
  * B * ny elements, but a batch of identical samples gives exactly the mean of
  * one (the deviations are 0), so it steps exactly as a single solve does. */
 typedef struct BatchMean {
-    double first, dev;
+    nd_real first, dev;
     int64_t count;
 } BatchMean;
 
-static void batch_mean_add(BatchMean *a, double sample_mean)
+static void batch_mean_add(BatchMean *a, nd_real sample_mean)
 {
     if (a->count++ == 0)
         a->first = sample_mean;
@@ -45,30 +45,30 @@ static void batch_mean_add(BatchMean *a, double sample_mean)
         a->dev += sample_mean - a->first;
 }
 
-static double batch_mean(const BatchMean *a)
+static nd_real batch_mean(const BatchMean *a)
 {
-    return a->first + a->dev / (double)a->count;
+    return a->first + a->dev / (nd_real)a->count;
 }
 
-static void rhs(NdRun *r, double t, const double *y, double *dydt)
+static void rhs(NdRun *r, nd_real t, const nd_real *y, nd_real *dydt)
 {
     nd_solver_rhs(r->s, r->p, t, y, dydt);
 }
 
 /* Weighted RMS norm of v / (atol + rtol |y|) over one part of the state. */
-static double part_rms(const NdSolver *s, const NdNormPart *part, const double *v,
-                       const double *y)
+static nd_real part_rms(const NdSolver *s, const NdNormPart *part, const nd_real *v,
+                       const nd_real *y)
 {
     BatchMean mean = {0};
-    double shared = 0.0, count = (double)(part->group + part->tail);
+    nd_real shared = 0.0, count = (nd_real)(part->group + part->tail);
     for (size_t e = part->off + part->len; e < part->off + part->len + part->tail; e++) {
-        double q = part->tail_weight * v[e] / (s->atol + s->rtol * fabs(y[e]));
+        nd_real q = part->tail_weight * v[e] / (s->atol + s->rtol * fabs(y[e]));
         shared += q * q;
     }
     for (size_t e0 = part->off; e0 < part->off + part->len; e0 += part->group) {
-        double sum = 0.0;
+        nd_real sum = 0.0;
         for (size_t e = e0; e < e0 + part->group; e++) {
-            double q = v[e] / (s->atol + s->rtol * fabs(y[e]));
+            nd_real q = v[e] / (s->atol + s->rtol * fabs(y[e]));
             sum += q * q;
         }
         batch_mean_add(&mean, (sum + shared) / count);
@@ -78,34 +78,34 @@ static double part_rms(const NdSolver *s, const NdNormPart *part, const double *
 
 /* fmax and fmin for numbers known not to be NaN: the same values, without a
  * libm call (the error weights call it per element, the controller per step). */
-static inline double larger(double a, double b)
+static inline nd_real larger(nd_real a, nd_real b)
 {
     return a >= b ? a : b;
 }
 
-static inline double smaller(double a, double b)
+static inline nd_real smaller(nd_real a, nd_real b)
 {
     return a <= b ? a : b;
 }
 
 /* The larger of two norms, NaN if either is (unlike fmax, which would hide a
  * NaN estimate that must reject the step). */
-static double max_nan(double a, double b)
+static nd_real max_nan(nd_real a, nd_real b)
 {
     return (a >= b || isnan(a)) ? a : b;
 }
 
 /* The largest part's norm, the norm of the initial step. */
-static double weighted_rms(const NdSolver *s, const double *v, const double *y)
+static nd_real weighted_rms(const NdSolver *s, const nd_real *v, const nd_real *y)
 {
-    double norm = 0.0;
+    nd_real norm = 0.0;
     for (int i = 0; i < s->norm_parts; i++)
         if (s->norm[i].len > 0)
             norm = max_nan(norm, part_rms(s, &s->norm[i], v, y));
     return norm;
 }
 
-double nd_weighted_rms(const NdSolver *s, const double *v, const double *y)
+nd_real nd_weighted_rms(const NdSolver *s, const nd_real *v, const nd_real *y)
 {
     return weighted_rms(s, v, y);
 }
@@ -113,33 +113,33 @@ double nd_weighted_rms(const NdSolver *s, const double *v, const double *y)
 /* Hairer's starting step ([HNW] II.4, p. 169; dopri5.f HINIT): an Euler step
  * small against y, then h with h^q * max(|f|, |f'|) = 0.01. One evaluation of f,
  * into K[1] (free until the first step), from ytmp. */
-static double run_initial_step(NdRun *r)
+static nd_real run_initial_step(NdRun *r)
 {
     NdSolver *s = r->s;
-    const double *y = s->y, *f0 = s->K[0];
-    double d0 = weighted_rms(s, y, y), d1 = weighted_rms(s, f0, y);
-    double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+    const nd_real *y = s->y, *f0 = s->K[0];
+    nd_real d0 = weighted_rms(s, y, y), d1 = weighted_rms(s, f0, y);
+    nd_real h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
     h0 = fmin(h0, r->hmax);
     for (size_t e = 0; e < s->n; e++)
         s->ytmp[e] = y[e] + r->dir * h0 * f0[e];
     rhs(r, r->t + r->dir * h0, s->ytmp, s->K[1]);
     for (size_t e = 0; e < s->n; e++)
         s->ytmp[e] = s->K[1][e] - f0[e];
-    double d2 = weighted_rms(s, s->ytmp, y) / h0;
-    double der = fmax(d1, d2); /* fmax drops a NaN d2: a bad trial f leaves d1 */
-    double h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / s->tab->error_order);
-    double h = fmin(fmin(100.0 * h0, h1), r->hmax);
+    nd_real d2 = weighted_rms(s, s->ytmp, y) / h0;
+    nd_real der = fmax(d1, d2); /* fmax drops a NaN d2: a bad trial f leaves d1 */
+    nd_real h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / s->tab->error_order);
+    nd_real h = fmin(fmin(100.0 * h0, h1), r->hmax);
     return (h > 0 && isfinite(h)) ? h : fmin(1e-6, r->hmax);
 }
 
 /* Stages 1..s-1 of a step of h from (t, y); y_new = y + h sum b_i k_i. For FSAL
  * methods y_new is the last stage's argument and k_{s-1} = f(t + h, y_new). */
-static void step_stages(NdRun *r, double h, double t_new)
+static void step_stages(NdRun *r, nd_real h, nd_real t_new)
 {
     NdSolver *s = r->s;
     const NdTableau *tab = s->tab;
     for (int i = 1; i < tab->stages; i++) {
-        double *arg = (tab->fsal && i == tab->stages - 1) ? s->ynew : s->ytmp;
+        nd_real *arg = (tab->fsal && i == tab->stages - 1) ? s->ynew : s->ytmp;
         nd_combo_axpy(&s->row[i], s->K, s->y, h, arg, s->n);
         rhs(r, nd_stage_time(tab, i, r->t, h, t_new), arg, s->K[i]);
     }
@@ -149,13 +149,13 @@ static void step_stages(NdRun *r, double h, double t_new)
 
 /* One group's sums of squares of the scaled estimates est (and est3, for
  * dop853) over its elements [e0, e0 + group): ms[0] and ms[1]. */
-static void group_error(const NdSolver *s, const double *est, const double *est3, size_t e0,
-                        size_t group, double ms[2])
+static void group_error(const NdSolver *s, const nd_real *est, const nd_real *est3, size_t e0,
+                        size_t group, nd_real ms[2])
 {
-    const double *y = s->y, *ynew = s->ynew;
-    double sum5 = 0.0, sum3 = 0.0;
+    const nd_real *y = s->y, *ynew = s->ynew;
+    nd_real sum5 = 0.0, sum3 = 0.0;
     for (size_t e = e0; e < e0 + group; e++) {
-        double sk = s->atol + s->rtol * larger(fabs(y[e]), fabs(ynew[e]));
+        nd_real sk = s->atol + s->rtol * larger(fabs(y[e]), fabs(ynew[e]));
         sum5 += (est[e] / sk) * (est[e] / sk);
         if (est3)
             sum3 += (est3[e] / sk) * (est3[e] / sk);
@@ -168,25 +168,25 @@ static void group_error(const NdSolver *s, const double *est, const double *est3
  * its 5th-order estimate by a blend with the 3rd-order one,
  * err5^2 / sqrt(err5^2 + 0.01 err3^2), which behaves as O(h^8) (dop853.f).
  * The estimates sum_i e_i k_i are in s->ytmp and (e3) s->dense[0]. */
-static double part_error(const NdSolver *s, const NdNormPart *part, double h)
+static nd_real part_error(const NdSolver *s, const NdNormPart *part, nd_real h)
 {
     BatchMean mean5 = {0}, mean3 = {0};
-    const double *est3 = s->use_e3 ? s->dense[0] : NULL;
-    double shared[2] = {0.0, 0.0}, count = (double)(part->group + part->tail);
+    const nd_real *est3 = s->use_e3 ? s->dense[0] : NULL;
+    nd_real shared[2] = {0.0, 0.0}, count = (nd_real)(part->group + part->tail);
     if (part->tail) {
         group_error(s, s->ytmp, est3, part->off + part->len, part->tail, shared);
         shared[0] *= part->tail_weight * part->tail_weight;
         shared[1] *= part->tail_weight * part->tail_weight;
     }
     for (size_t e0 = part->off; e0 < part->off + part->len; e0 += part->group) {
-        double ms[2];
+        nd_real ms[2];
         group_error(s, s->ytmp, est3, e0, part->group, ms);
         batch_mean_add(&mean5, (ms[0] + shared[0]) / count);
         batch_mean_add(&mean3, (ms[1] + shared[1]) / count);
     }
-    double m5 = batch_mean(&mean5);
+    nd_real m5 = batch_mean(&mean5);
     if (s->use_e3) {
-        double deno = m5 + 0.01 * batch_mean(&mean3);
+        nd_real deno = m5 + 0.01 * batch_mean(&mean3);
         return fabs(h) * m5 / sqrt(deno > 0 ? deno : 1.0);
     }
     return fabs(h) * sqrt(m5);
@@ -195,7 +195,7 @@ static double part_error(const NdSolver *s, const NdNormPart *part, double h)
 /* The local error estimate in the weighted RMS norm (the largest over the
  * parts of the state), or +inf when y_new or the estimate is not finite
  * (r->bad names the element). */
-static double error_norm(NdRun *r, double h)
+static nd_real error_norm(NdRun *r, nd_real h)
 {
     NdSolver *s = r->s;
     r->bad = nd_first_nonfinite(s->ynew, s->n);
@@ -207,7 +207,7 @@ static double error_norm(NdRun *r, double h)
     nd_combo_scale(&s->e, s->K, 1.0, s->ytmp, s->n);
     if (s->use_e3)
         nd_combo_scale(&s->e3, s->K, 1.0, s->dense[0], s->n);
-    double err = 0.0;
+    nd_real err = 0.0;
     for (int i = 0; i < s->norm_parts; i++)
         if (s->norm[i].len > 0)
             err = max_nan(err, part_error(s, &s->norm[i], h));
@@ -220,7 +220,7 @@ static double error_norm(NdRun *r, double h)
 
 /* dop853's three extra stages for its dense output (rows past fnew_stage),
  * computed only when an output time falls inside the step. */
-static void dense_stages(NdRun *r, double h)
+static void dense_stages(NdRun *r, nd_real h)
 {
     NdSolver *s = r->s;
     const NdTableau *tab = s->tab;
@@ -230,7 +230,7 @@ static void dense_stages(NdRun *r, double h)
     }
 }
 
-void nd_adaptive_dense_prepare(NdRun *r, double h)
+void nd_adaptive_dense_prepare(NdRun *r, nd_real h)
 {
     NdSolver *s = r->s;
     if (s->tab->dense_stages > s->tab->fnew_stage + 1)
@@ -241,10 +241,10 @@ void nd_adaptive_dense_prepare(NdRun *r, double h)
 /* Fills every output row whose time lies in (t, t_new]: the last step lands on
  * t_end exactly, so its row is y_new itself; the others are interpolated, from
  * coefficient vectors computed once for the step (nd_dense.c). */
-static void run_write_outputs(NdRun *r, double t_new, double h)
+static void run_write_outputs(NdRun *r, nd_real t_new, nd_real h)
 {
     NdSolver *s = r->s;
-    const double *ts = r->ts;
+    const nd_real *ts = r->ts;
     int j = r->j;
     while (j < r->nt && (ts[j] - t_new) * r->dir < 0)
         j++;
@@ -261,9 +261,9 @@ static void run_write_outputs(NdRun *r, double t_new, double h)
     r->j = j;
 }
 
-static void swap_vectors(double **a, double **b)
+static void swap_vectors(nd_real **a, nd_real **b)
 {
-    double *tmp = *a;
+    nd_real *tmp = *a;
     *a = *b;
     *b = tmp;
 }
@@ -271,7 +271,7 @@ static void swap_vectors(double **a, double **b)
 /* Takes the step: f(t + h, y_new) becomes the next k_0 (free for FSAL methods),
  * outputs inside the step are written, the hook sees the step (with every
  * stage the outputs read), and (t, y) advance. */
-static void accept_step(NdRun *r, double h, double t_new)
+static void accept_step(NdRun *r, nd_real h, nd_real t_new)
 {
     NdSolver *s = r->s;
     const NdTableau *tab = s->tab;
@@ -289,17 +289,17 @@ static void accept_step(NdRun *r, double h, double t_new)
 /* The PI controller of dopri5.f with Lund's stabilisation ([HNW] IV.2):
  * h_new = h * safety * err^-(1/q - 0.75 beta) * err_old^beta, within
  * [shrink h, grow h], never growing right after a rejection. */
-static double next_step(NdRun *r, double h, double err)
+static nd_real next_step(NdRun *r, nd_real h, nd_real err)
 {
     const NdTableau *tab = r->s->tab;
     if (!isfinite(err)) /* a non-finite stage: retreat hard and retry */
         return h * ND_SHRINK;
-    double fac11 = pow(err, 1.0 / tab->error_order - 0.75 * tab->beta);
+    nd_real fac11 = pow(err, 1.0 / tab->error_order - 0.75 * tab->beta);
     if (err > 1.0)
         return h / smaller(1.0 / ND_SHRINK, fac11 / ND_SAFETY);
-    double fac = fac11 / pow(r->facold, tab->beta);
+    nd_real fac = fac11 / pow(r->facold, tab->beta);
     fac = larger(1.0 / ND_GROW, smaller(1.0 / ND_SHRINK, fac / ND_SAFETY));
-    double hnew = h / fac;
+    nd_real hnew = h / fac;
     if (r->rejected)
         hnew = r->dir * smaller(fabs(hnew), fabs(h));
     if (fabs(hnew) > r->hmax)
@@ -320,7 +320,7 @@ static int run_fail_nonfinite(NdRun *r)
                           nd_nonfinite_word(r->bad_value), r->t, fabs(r->h));
 }
 
-int nd_check_progress(NdSolver *s, long attempts, double t_end, double t, double h)
+int nd_check_progress(NdSolver *s, long attempts, nd_real t_end, nd_real t, nd_real h)
 {
     if (attempts >= s->max_steps)
         return nd_solver_fail(s, ND_ERR_MAX_STEPS,
@@ -328,12 +328,12 @@ int nd_check_progress(NdSolver *s, long attempts, double t_end, double t, double
                               "at t = %.10g with step h = %.3g (raise max_steps or loosen rtol, "
                               "atol)",
                               nd_method_name(s->method), s->max_steps, t_end, t, h);
-    if (h > ND_UNDERFLOW_ULPS * DBL_EPSILON * fabs(t) && h >= DBL_MIN)
+    if (h > ND_UNDERFLOW_ULPS * ND_REAL_EPSILON * fabs(t) && h >= ND_REAL_MIN)
         return ND_OK;
     return ND_ERR_STEP_UNDERFLOW;
 }
 
-int nd_fail_step_underflow(NdSolver *s, double t, double h, const char *cause)
+int nd_fail_step_underflow(NdSolver *s, nd_real t, nd_real h, const char *cause)
 {
     return nd_solver_fail(s, ND_ERR_STEP_UNDERFLOW,
                           "step size underflow at t = %.10g: h = %.3g is below the roundoff of t "
@@ -343,7 +343,7 @@ int nd_fail_step_underflow(NdSolver *s, double t, double h, const char *cause)
 
 static int run_check_progress(NdRun *r)
 {
-    double h = fabs(r->h);
+    nd_real h = fabs(r->h);
     int st = nd_check_progress(r->s, r->attempts, r->ts[r->j], r->t, h);
     if (st != ND_ERR_STEP_UNDERFLOW)
         return st;
@@ -357,19 +357,19 @@ int nd_adaptive_attempt(NdRun *r)
     int st = run_check_progress(r);
     if (st)
         return st;
-    double h = r->h, t_new = r->t + h;
-    double t_end = r->land ? r->ts[r->j] : r->t_end;
+    nd_real h = r->h, t_new = r->t + h;
+    nd_real t_end = r->land ? r->ts[r->j] : r->t_end;
     if (r->s->ev) /* a step is redone to land on an event */
         t_end = nd_events_target(r->s, t_end, r->dir);
     int landing = (r->t + ND_LAST_STRETCH * h - t_end) * r->dir > 0;
-    double wanted = fabs(h);
+    nd_real wanted = fabs(h);
     if (landing) {
         h = t_end - r->t;
         t_new = t_end;
     }
     r->attempts++;
     step_stages(r, h, t_new);
-    double err = error_norm(r, h);
+    nd_real err = error_norm(r, h);
     r->h = next_step(r, h, err);
     if (err <= 1.0 && r->s->ev && nd_events_adaptive_check(r, h, t_new)) {
         r->h = h; /* redo it: the landing above shortens it onto the event */
@@ -403,13 +403,13 @@ static int run_start(NdRun *r)
                               "state)",
                               nd_nonfinite_word(s->K[0][i]), r->t,
                               nd_solver_element(s, i, at, sizeof at));
-    double h = s->h0 > 0 ? fmin(s->h0, r->hmax) : run_initial_step(r);
+    nd_real h = s->h0 > 0 ? fmin(s->h0, r->hmax) : run_initial_step(r);
     r->h = r->dir * h;
     return ND_OK;
 }
 
-int nd_adaptive_begin(NdRun *r, NdSolver *s, const double *p, const double *y0,
-                      const double *ts, int nt, double *yout, int land)
+int nd_adaptive_begin(NdRun *r, NdSolver *s, const nd_real *p, const nd_real *y0,
+                      const nd_real *ts, int nt, nd_real *yout, int land)
 {
     /* designators in declaration order, no compound literal: emit-c compiles this as C++ */
     NdRun start_run = {.s = s, .p = p, .ts = ts, .nt = nt, .yout = yout, .t = ts[0],
@@ -423,15 +423,15 @@ int nd_adaptive_begin(NdRun *r, NdSolver *s, const double *p, const double *y0,
     return st ? st : run_start(r);
 }
 
-void nd_adaptive_resume(NdRun *r, const NdRun *saved, const double *y)
+void nd_adaptive_resume(NdRun *r, const NdRun *saved, const nd_real *y)
 {
     *r = *saved;
     memcpy(r->s->y, y, r->s->n * sizeof *y);
     rhs(r, r->t, r->s->y, r->s->K[0]);
 }
 
-int nd_adaptive_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                      double *yout)
+int nd_adaptive_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                      nd_real *yout)
 {
     NdRun r;
     int st = nd_adaptive_begin(&r, s, p, y0, ts, nt, yout, 0);

@@ -30,14 +30,14 @@ enum { ND_DENSE_MAX = 7 };
 
 /* A right-hand side other than the model's kernel: dzdt = F(t, z), z of n
  * doubles (the adjoint's [y; a; g]). */
-typedef void (*NdSystemFn)(void *ctx, double t, const double *z, double *dzdt);
+typedef void (*NdSystemFn)(void *ctx, nd_real t, const nd_real *z, nd_real *dzdt);
 
 /* Called at each accepted step from (t, y) to t_new = t + h (both engines),
  * before y moves: s->K[0..stages) hold the step's stage derivatives. The
  * adaptive engine calls it after writing the step's outputs, so dop853's dense
  * stages are in K too when an output time fell inside the step. */
-typedef void (*NdStepHook)(void *ctx, NdSolver *s, double t, double h, double t_new,
-                           const double *y);
+typedef void (*NdStepHook)(void *ctx, NdSolver *s, nd_real t, nd_real h, nd_real t_new,
+                           const nd_real *y);
 
 /* The adaptive error norm is the largest of the weighted RMS norms of up to
  * three parts of the state (torchdiffeq's mixed norm for a tuple state); each
@@ -51,7 +51,7 @@ enum { ND_NORM_MAX_PARTS = 3 };
 typedef struct NdNormPart {
     size_t off, len, group; /* len a multiple of group; len = 0: unused */
     size_t tail;            /* elements at off + len shared by every group; 0: none */
-    double tail_weight;     /* the tail's values are weighted by it (the adjoint's shared
+    nd_real tail_weight;     /* the tail's values are weighted by it (the adjoint's shared
                                part, a sum over the batch, by 1/B: nd_adjoint.c) */
 } NdNormPart;
 
@@ -61,18 +61,18 @@ struct NdSolver {
     const NdTableau *tab;
     int64_t B;
     size_t n;                      /* B * ny + ns: the length of every state-sized vector */
-    double h;                      /* fixed step, > 0; 0 until nd_solver_set_step */
-    double rtol, atol;             /* adaptive tolerances */
-    double h0;                     /* adaptive first step; 0 = automatic */
-    double h_next;                 /* adaptive: the step the controller wanted after
+    nd_real h;                      /* fixed step, > 0; 0 until nd_solver_set_step */
+    nd_real rtol, atol;             /* adaptive tolerances */
+    nd_real h0;                     /* adaptive first step; 0 = automatic */
+    nd_real h_next;                 /* adaptive: the step the controller wanted after
                                     * the last solve (before landing shortened it) */
     long max_steps;                /* adaptive: attempts allowed between outputs */
     int use_e3;                    /* the tableau has a second error estimate (dop853) */
-    double *K[ND_RK_MAX_STAGES];   /* stage derivatives k_0..k_{s-1}, n doubles each */
-    double *ytmp;                  /* stage argument y + h sum_j a[i][j] k_j */
-    double *y, *ynew;              /* adaptive: state at t and at t + h (NULL if fixed) */
-    double *work;                  /* kernel scratch, nd_kernels_work_size(k, B) doubles */
-    double *block;                 /* the one allocation behind all the vectors */
+    nd_real *K[ND_RK_MAX_STAGES];   /* stage derivatives k_0..k_{s-1}, n doubles each */
+    nd_real *ytmp;                  /* stage argument y + h sum_j a[i][j] k_j */
+    nd_real *y, *ynew;              /* adaptive: state at t and at t + h (NULL if fixed) */
+    nd_real *work;                  /* kernel scratch, nd_kernels_work_size(k, B) doubles */
+    nd_real *block;                 /* the one allocation behind all the vectors */
     size_t block_doubles;          /* its size, for memory accounting */
     NdSystemFn sys;                /* when set, integrated instead of k.rhs */
     void *sys_ctx;
@@ -88,7 +88,7 @@ struct NdSolver {
      * parts of the dense output's coefficient vectors (nd_dense.c) */
     NdCombo row[ND_RK_MAX_STAGES], b, e, e3, dense_row[ND_DENSE_MAX];
     int ndense;                    /* adaptive: dense coefficient vectors per step */
-    double *dense[ND_DENSE_MAX];   /* the accepted step's (nd_dense_prepare); free
+    nd_real *dense[ND_DENSE_MAX];   /* the accepted step's (nd_dense_prepare); free
                                     * scratch while a step is tried */
     long num_steps;
     long num_rejected;
@@ -117,18 +117,18 @@ int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
  * (not reported: the caller tells a non-finite state from a true underflow,
  * then calls nd_fail_step_underflow) when |h| is within 16 ulps of t, where
  * a step cannot move t; else ND_OK. */
-int nd_check_progress(NdSolver *s, long attempts, double t_end, double t, double h);
-int nd_fail_step_underflow(NdSolver *s, double t, double h, const char *cause);
+int nd_check_progress(NdSolver *s, long attempts, nd_real t_end, nd_real t, nd_real h);
+int nd_fail_step_underflow(NdSolver *s, nd_real t, nd_real h, const char *cause);
 
 /* out = y + h * sum_{j<i} a[i][j] k_j: the argument of stage i. */
-void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out);
+void nd_rk_stage_arg(NdSolver *s, int i, nd_real h, const nd_real *y, nd_real *out);
 
 /* The stepping loops over the n elements of a state (nd_solver.c), one loop
  * per term count so that the sum stays in registers: out = y + h sum_t c_t k_t
  * (out may be y) and out = h sum_t c_t k_t (h = 1 is exact). */
-void nd_combo_axpy(const NdCombo *c, double *const *K, const double *y, double h, double *out,
+void nd_combo_axpy(const NdCombo *c, nd_real *const *K, const nd_real *y, nd_real h, nd_real *out,
                    size_t n);
-void nd_combo_scale(const NdCombo *c, double *const *K, double h, double *out, size_t n);
+void nd_combo_scale(const NdCombo *c, nd_real *const *K, nd_real h, nd_real *out, size_t n);
 
 /* Dense output in Hairer's form (nd_dense.c): per accepted step with an output
  * time inside it, the coefficient vectors once (dopri5.f's CONT), then per
@@ -137,20 +137,20 @@ int nd_dense_count(const NdTableau *tab);  /* vectors a method keeps; 0 if none 
 void nd_dense_setup(NdSolver *s);          /* s->dense_row and s->ndense, at create */
 /* From s->y, s->ynew and the stages of the accepted step of h (dop853's extra
  * dense stages already evaluated). */
-void nd_dense_prepare(NdSolver *s, double h);
+void nd_dense_prepare(NdSolver *s, nd_real h);
 /* Row q < count of out (n doubles each) = y(ts[q]), from the prepared vectors
  * and s->y = y(t), for times ts[q] inside the step from t of h. */
-void nd_dense_eval(const NdSolver *s, double t, double h, const double *ts, int count,
-                   double *ND_RESTRICT out);
+void nd_dense_eval(const NdSolver *s, nd_real t, nd_real h, const nd_real *ts, int count,
+                   nd_real *ND_RESTRICT out);
 
 /* The error norm of the state's parts (above) of v with weights
  * atol + rtol |y_i|; NaN when v holds a NaN. Shared with nd_bdf.c. */
-double nd_weighted_rms(const NdSolver *s, const double *v, const double *y);
+nd_real nd_weighted_rms(const NdSolver *s, const nd_real *v, const nd_real *y);
 
 /* Index of the first element of y that is not finite, or -1. */
-long nd_first_nonfinite(const double *y, size_t n);
+long nd_first_nonfinite(const nd_real *y, size_t n);
 enum { ND_ELEMENT_TEXT = 96 }; /* room for nd_solver_element's text */
-const char *nd_nonfinite_word(double v); /* "nan", "inf" or "-inf" */
+const char *nd_nonfinite_word(nd_real v); /* "nan", "inf" or "-inf" */
 
 /* A solver for the system F on n doubles (p = NULL in its solves), with
  * method's tableau and default settings; NULL on out-of-memory. Its messages
@@ -160,20 +160,20 @@ NdSolver *nd_solver_create_system(NdMethod method, size_t n, NdSystemFn F, void 
 /* The time of stage i in a step from t to t_new = t + h. Both engines use it, so
  * that a gradient sweep sees the very times the step saw: c = 1 is t_new
  * itself (landing exactly), not t + h. */
-static inline double nd_stage_time(const NdTableau *tab, int i, double t, double h, double t_new)
+static inline nd_real nd_stage_time(const NdTableau *tab, int i, nd_real t, nd_real h, nd_real t_new)
 {
     return tab->c[i] == 1.0 ? t_new : t + tab->c[i] * h;
 }
 
 /* nd_events.c: zeroes the rows of samples an event terminated. */
-void nd_events_freeze(const NdSolver *s, double *dydt);
+void nd_events_freeze(const NdSolver *s, nd_real *dydt);
 int nd_events_frozen_any(const NdSolver *s);
 
 /* dzdt = f(t, z) through s->sys or the kernel, counted in num_rhs_evals
  * (inline: the engines call it for every stage). A sample an event terminated
  * has a zero derivative, so its state and error estimate stay put. */
-static inline void nd_solver_rhs(NdSolver *s, const double *p, double t, const double *z,
-                                 double *dzdt)
+static inline void nd_solver_rhs(NdSolver *s, const nd_real *p, nd_real t, const nd_real *z,
+                                 nd_real *dzdt)
 {
     if (s->sys)
         s->sys(s->sys_ctx, t, z, dzdt);
@@ -187,49 +187,49 @@ static inline void nd_solver_rhs(NdSolver *s, const double *p, double t, const d
 /* Fixed-step engine: steps of at most h covering |span| (the last one shortens
  * to land); one step from (t, y) to t_new in place, calling s->on_step. Step k
  * of an interval [t0, t1] ends at t0 + k h (times the direction), the last at t1. */
-long nd_fixed_steps(double span, double h);
-void nd_rk_step(NdSolver *s, const double *p, double t, double t_new, double *y);
+long nd_fixed_steps(nd_real span, nd_real h);
+void nd_rk_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new, nd_real *y);
 /* ND_ERR_MAX_STEPS, with the message, when an interval of ts needs more than
  * s->max_steps fixed steps of s->h; nd_solve's and nd_gradient's check. */
-int nd_fixed_check_steps(NdSolver *s, const double *ts, int nt);
+int nd_fixed_check_steps(NdSolver *s, const nd_real *ts, int nt);
 
 /* One adaptive solve in progress: the controller's whole state, so a copy of it
  * (with the state vector s->y) is a checkpoint the solve can resume from. */
 typedef struct NdRun {
     NdSolver *s;
-    const double *p, *ts;
+    const nd_real *p, *ts;
     int nt;
-    double *yout;
-    double t, h;        /* current time; step to try next (signed) */
-    double h_wanted;    /* |step| the controller wants after the last accepted step,
+    nd_real *yout;
+    nd_real t, h;        /* current time; step to try next (signed) */
+    nd_real h_wanted;    /* |step| the controller wants after the last accepted step,
                          * before landing on an output time shortens it */
-    double dir, t_end;  /* +1 or -1; ts[nt - 1] */
-    double hmax;        /* |t_end - ts[0]|, as dopri5.f's default HMAX */
-    double facold;      /* the last accepted error, for the PI term */
+    nd_real dir, t_end;  /* +1 or -1; ts[nt - 1] */
+    nd_real hmax;        /* |t_end - ts[0]|, as dopri5.f's default HMAX */
+    nd_real facold;      /* the last accepted error, for the PI term */
     int rejected;       /* the last attempt was rejected: do not grow */
     int land;           /* step exactly onto every output time (no interpolation) */
     int j;              /* next row of yout to fill */
     long attempts;      /* steps tried since the last output time */
     long bad;           /* element that went non-finite in the last attempt, or -1 */
-    double bad_value;
+    nd_real bad_value;
 } NdRun;
 
 /* Starts a run over ts (s->y = y0, yout row 0 = y0, f(t0, y0), first step);
  * land = 1 makes every output time a step end. Then nd_adaptive_attempt tries one
  * step (accepted or rejected) until r->j == nt or a failure status. */
-int nd_adaptive_begin(NdRun *r, NdSolver *s, const double *p, const double *y0,
-                      const double *ts, int nt, double *yout, int land);
+int nd_adaptive_begin(NdRun *r, NdSolver *s, const nd_real *p, const nd_real *y0,
+                      const nd_real *ts, int nt, nd_real *yout, int land);
 int nd_adaptive_attempt(NdRun *r);
 /* Restarts from a copy `saved` of a run taken between steps and its state y:
  * the same steps follow, bit for bit (f(t, y) is recomputed, as FSAL kept it). */
-void nd_adaptive_resume(NdRun *r, const NdRun *saved, const double *y);
+void nd_adaptive_resume(NdRun *r, const NdRun *saved, const nd_real *y);
 
 /* The accepted step's dense output prepared (dop853's extra stages evaluated
  * first), for nd_dense_eval inside the step of h from r->t. */
-void nd_adaptive_dense_prepare(NdRun *r, double h);
+void nd_adaptive_dense_prepare(NdRun *r, nd_real h);
 
 /* The adaptive solve behind nd_solve; arguments already checked, y0 finite. */
-int nd_adaptive_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                      double *yout);
+int nd_adaptive_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                      nd_real *yout);
 
 #endif

@@ -24,7 +24,7 @@
 #include "nd_bdf.h"
 
 #include <float.h>
-#include <math.h>
+#include "nd_real.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,17 +57,17 @@
 
 /* The NDF coefficients of [SR] table 1 (kappa = 0 is the classical BDF):
  * orders 1-4 take about 20 % larger steps than BDFs for the same accuracy. */
-static const double ndf_kappa[ND_BDF_MAX_ORDER + 1] = {0, -0.1850, -1.0 / 9, -0.0823, -0.0415, 0};
+static const nd_real ndf_kappa[ND_BDF_MAX_ORDER + 1] = {0, -0.1850, -1.0 / 9, -0.0823, -0.0415, 0};
 
 /* The engine's whole controller state: with D, J, LU and the pivots it is a
  * snapshot the solve resumes from bit for bit (checkpoints). */
 typedef struct NdBdfState {
-    double t, h_abs, dir, t_end, hmax;
-    double h_init;     /* signed first step: D[1] = h_init f(t0, y0) */
-    double h_acc;      /* the spacing of D after the last accepted step */
-    double c_lu;       /* c of the factored matrices */
-    double crate;      /* Newton convergence rate remembered across steps [CV] */
-    double bad_value;
+    nd_real t, h_abs, dir, t_end, hmax;
+    nd_real h_init;     /* signed first step: D[1] = h_init f(t0, y0) */
+    nd_real h_acc;      /* the spacing of D after the last accepted step */
+    nd_real c_lu;       /* c of the factored matrices */
+    nd_real crate;      /* Newton convergence rate remembered across steps [CV] */
+    nd_real bad_value;
     long since_lu, since_jac, attempts, bad;
     int order, n_equal, j, nt, land;
     int lu_ok, jac_ok;  /* LU holds I - c_lu J; J has been evaluated */
@@ -78,8 +78,8 @@ typedef struct NdBdfState {
 
 struct NdBdf {
     NdBdfState st;
-    const double *p, *ts;
-    double *yout;
+    const nd_real *p, *ts;
+    nd_real *yout;
     size_t n, nblocks;
     int m;
     /* the shared block (nd_kernels.h): ns elements after the blocks whose rows
@@ -91,10 +91,10 @@ struct NdBdf {
      * adjoint's [a; g] with a shared block): J holds the model's J, and the
      * Newton matrix I + c J^T is factored as I + c J and solved transposed */
     int adjoint_of;
-    double *D, *J, *LU;
+    nd_real *D, *J, *LU;
     int *ipiv;
-    double *ypred, *psi, *d, *ynew, *f, *dy;
-    double *block;
+    nd_real *ypred, *psi, *d, *ynew, *f, *dy;
+    nd_real *block;
     size_t block_doubles;
     NdSystemJacFn sys_jac;
     void *jac_ctx;
@@ -105,27 +105,27 @@ struct NdBdf {
 
 /* ---- coefficients ---- */
 
-static double coef_gamma(int k)
+static nd_real coef_gamma(int k)
 {
-    double g = 0.0;
+    nd_real g = 0.0;
     for (int i = 1; i <= k; i++)
         g += 1.0 / i;
     return g;
 }
 
-static double coef_alpha(int k)
+static nd_real coef_alpha(int k)
 {
     return (1.0 - ndf_kappa[k]) * coef_gamma(k);
 }
 
 /* The local error of order k is error_const(k) * d ([SR] (2.3)). */
-static double coef_error(int k)
+static nd_real coef_error(int k)
 {
     return ndf_kappa[k] * coef_gamma(k) + 1.0 / (k + 1);
 }
 
 /* R(factor) of [SR]: R[i][j] = prod_{r=1..i} (r - 1 - factor j) / r. */
-static void rescale_r(int order, double factor, double R[][ND_BDF_MAX_ORDER + 1])
+static void rescale_r(int order, nd_real factor, nd_real R[][ND_BDF_MAX_ORDER + 1])
 {
     for (int j = 0; j <= order; j++) {
         R[0][j] = 1.0;
@@ -136,14 +136,14 @@ static void rescale_r(int order, double factor, double R[][ND_BDF_MAX_ORDER + 1]
 
 /* RU = R(factor) U with U = R(1): D <- RU^T D moves D onto a grid of
  * factor times the spacing (the same polynomial). */
-static void rescale_matrix(int order, double factor, double RU[][ND_BDF_MAX_ORDER + 1])
+static void rescale_matrix(int order, nd_real factor, nd_real RU[][ND_BDF_MAX_ORDER + 1])
 {
-    double R[ND_BDF_MAX_ORDER + 1][ND_BDF_MAX_ORDER + 1], U[ND_BDF_MAX_ORDER + 1][ND_BDF_MAX_ORDER + 1];
+    nd_real R[ND_BDF_MAX_ORDER + 1][ND_BDF_MAX_ORDER + 1], U[ND_BDF_MAX_ORDER + 1][ND_BDF_MAX_ORDER + 1];
     rescale_r(order, factor, R);
     rescale_r(order, 1.0, U);
     for (int i = 0; i <= order; i++)
         for (int j = 0; j <= order; j++) {
-            double acc = 0.0;
+            nd_real acc = 0.0;
             for (int l = 0; l <= order; l++)
                 acc += R[i][l] * U[l][j];
             RU[i][j] = acc;
@@ -152,17 +152,17 @@ static void rescale_matrix(int order, double factor, double RU[][ND_BDF_MAX_ORDE
 
 /* D[0..order] <- RU^T D[0..order] (transpose = 0), or its adjoint
  * Dbar[0..order] <- RU Dbar[0..order] (transpose = 1). */
-static void rescale_rows(double *D, size_t n, int order, double factor, int transpose)
+static void rescale_rows(nd_real *D, size_t n, int order, nd_real factor, int transpose)
 {
     if (factor == 1.0)
         return; /* RU = U U = I */
-    double RU[ND_BDF_MAX_ORDER + 1][ND_BDF_MAX_ORDER + 1], v[ND_BDF_MAX_ORDER + 1];
+    nd_real RU[ND_BDF_MAX_ORDER + 1][ND_BDF_MAX_ORDER + 1], v[ND_BDF_MAX_ORDER + 1];
     rescale_matrix(order, factor, RU);
     for (size_t e = 0; e < n; e++) {
         for (int i = 0; i <= order; i++)
             v[i] = D[(size_t)i * n + e];
         for (int i = 0; i <= order; i++) {
-            double acc = 0.0;
+            nd_real acc = 0.0;
             for (int j = 0; j <= order; j++)
                 acc += (transpose ? RU[i][j] : RU[j][i]) * v[j];
             D[(size_t)i * n + e] = acc;
@@ -179,7 +179,7 @@ static int bdf_alloc(struct NdBdf *b, size_t n, size_t nblocks, int m, size_t ns
     size_t mm = (size_t)m * (size_t)m;
     size_t jac_n = nblocks * mm + nblocks * (size_t)m * ns + ns * ns, lu_n = nblocks * mm + ns * ns;
     size_t total = ND_BDF_ROWS * n + BDF_SCRATCH * n + jac_n + lu_n;
-    double *block = (double *)calloc(total, sizeof(double));
+    nd_real *block = (nd_real *)calloc(total, sizeof(nd_real));
     int *ipiv = (int *)calloc(nblocks * (size_t)m + ns + 1, sizeof(int));
     if (!block || !ipiv) {
         free(block);
@@ -193,11 +193,11 @@ static int bdf_alloc(struct NdBdf *b, size_t n, size_t nblocks, int m, size_t ns
     b->block_doubles = total;
     b->n = n, b->nblocks = nblocks, b->m = m;
     b->ns = ns, b->jac_doubles = jac_n, b->lu_doubles = lu_n, b->npiv = nblocks * (size_t)m + ns;
-    double *q = block; /* D, J and LU first and contiguous: the snapshot */
+    nd_real *q = block; /* D, J and LU first and contiguous: the snapshot */
     b->D = q, q += ND_BDF_ROWS * n;
     b->J = q, q += jac_n;
     b->LU = q, q += lu_n;
-    double **scratch[BDF_SCRATCH] = {&b->ypred, &b->psi, &b->d, &b->ynew, &b->f, &b->dy};
+    nd_real **scratch[BDF_SCRATCH] = {&b->ypred, &b->psi, &b->d, &b->ynew, &b->f, &b->dy};
     for (int i = 0; i < BDF_SCRATCH; i++)
         *scratch[i] = q, q += n;
     return ND_OK;
@@ -253,7 +253,7 @@ void nd_bdf_set_hook(NdSolver *s, NdBdfHook hook, void *ctx)
 
 /* ---- the Newton matrix, block by block ---- */
 
-static void eval_jac(NdSolver *s, double t, const double *y)
+static void eval_jac(NdSolver *s, nd_real t, const nd_real *y)
 {
     struct NdBdf *b = s->bdf;
     if (b->sys_jac)
@@ -269,7 +269,7 @@ static void eval_jac(NdSolver *s, double t, const double *y)
 
 /* LU of I - c J, column-major for LAPACK (J is row-major), of an m x m
  * block at J into A. Returns nonzero when it is singular. */
-static int factor_one(int m, const double *J, double c, double *A, int *ipiv)
+static int factor_one(int m, const nd_real *J, nd_real c, nd_real *A, int *ipiv)
 {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < m; j++)
@@ -279,10 +279,10 @@ static int factor_one(int m, const double *J, double c, double *A, int *ipiv)
 
 /* LU of I - c J per block, and of the shared block's I - c S (the coupling
  * columns need no factor). Returns nonzero when a block is singular. */
-static int factor_blocks(struct NdBdf *b, double c_newton)
+static int factor_blocks(struct NdBdf *b, nd_real c_newton)
 {
     /* the adjoint's I - c (-J^T) is I + c J, solved transposed */
-    double c = b->adjoint_of ? -c_newton : c_newton;
+    nd_real c = b->adjoint_of ? -c_newton : c_newton;
     int m = b->m, singular = 0;
     size_t mm = (size_t)m * (size_t)m;
     for (size_t blk = 0; blk < b->nblocks; blk++)
@@ -300,20 +300,20 @@ static int factor_blocks(struct NdBdf *b, double c_newton)
  *   x_s = A_s^{-1} r_s,  x_b = A_b^{-1} (r_b + c C_b x_s);
  * and its transpose the other way round, the samples first:
  *   x_b = A_b^{-T} r_b,  x_s = A_s^{-T} (r_s + c sum_b C_b^T x_b). */
-static void solve_bordered(struct NdBdf *b, double *x, int transpose)
+static void solve_bordered(struct NdBdf *b, nd_real *x, int transpose)
 {
     size_t m = (size_t)b->m, mm = m * m, ns = b->ns;
-    const double *C = b->J + b->nblocks * mm, *LUs = b->LU + b->nblocks * mm;
+    const nd_real *C = b->J + b->nblocks * mm, *LUs = b->LU + b->nblocks * mm;
     const int *piv_s = b->ipiv + b->nblocks * m;
-    double *xs = x + b->nblocks * m, c = b->adjoint_of ? -b->st.c_lu : b->st.c_lu;
+    nd_real *xs = x + b->nblocks * m, c = b->adjoint_of ? -b->st.c_lu : b->st.c_lu;
     if (!transpose)
         nd_lu_solve((int)ns, LUs, piv_s, xs, 0);
     for (size_t blk = 0; blk < b->nblocks; blk++) {
-        const double *Cb = C + blk * m * ns;
-        double *xb = x + blk * m;
+        const nd_real *Cb = C + blk * m * ns;
+        nd_real *xb = x + blk * m;
         if (!transpose) {
             for (size_t i = 0; i < m; i++) {
-                double acc = 0.0;
+                nd_real acc = 0.0;
                 for (size_t j = 0; j < ns; j++)
                     acc += Cb[i * ns + j] * xs[j];
                 xb[i] += c * acc;
@@ -330,7 +330,7 @@ static void solve_bordered(struct NdBdf *b, double *x, int transpose)
 
 /* x <- (I - c J)^{-1} x (or its transpose); the elements past the blocks
  * have J = 0, or are the shared block. */
-static void solve_blocks(struct NdBdf *b, double *x, int transpose)
+static void solve_blocks(struct NdBdf *b, nd_real *x, int transpose)
 {
     size_t m = (size_t)b->m, mm = m * m;
     if (b->ns) {
@@ -343,7 +343,7 @@ static void solve_blocks(struct NdBdf *b, double *x, int transpose)
 
 /* CVODE's lsetup: a new LU (and Jacobian when the old one is stale) at
  * (t_new, y_pred). Returns nonzero when I - c J is singular. */
-static int setup(NdSolver *s, double t_new, double c, int new_jac)
+static int setup(NdSolver *s, nd_real t_new, nd_real c, int new_jac)
 {
     struct NdBdf *b = s->bdf;
     if (new_jac || !b->st.jac_ok)
@@ -359,7 +359,7 @@ static int setup(NdSolver *s, double t_new, double c, int new_jac)
     return 0;
 }
 
-static int need_setup(const struct NdBdf *b, double c)
+static int need_setup(const struct NdBdf *b, nd_real c)
 {
     const NdBdfState *st = &b->st;
     return !st->lu_ok || fabs(c / st->c_lu - 1.0) > ND_BDF_DGMAX || st->since_lu >= ND_BDF_MSBP ||
@@ -372,12 +372,12 @@ static int need_setup(const struct NdBdf *b, double c)
  * 1 when converged ([SR]'s test on the rate of convergence with [CV]'s
  * tolerance; the first iteration uses the rate remembered from earlier steps,
  * as [CV]), 0 when it diverges, is too slow or meets a non-finite f (st.bad). */
-static int newton(NdSolver *s, double t_new, double c, int *iters)
+static int newton(NdSolver *s, nd_real t_new, nd_real c, int *iters)
 {
     struct NdBdf *b = s->bdf;
     size_t n = s->n;
-    double scale = c == b->st.c_lu ? 1.0 : 2.0 / (1.0 + c / b->st.c_lu);
-    double old = 0.0, tol = ND_BDF_NLSCOEF / coef_error(b->st.order);
+    nd_real scale = c == b->st.c_lu ? 1.0 : 2.0 / (1.0 + c / b->st.c_lu);
+    nd_real old = 0.0, tol = ND_BDF_NLSCOEF / coef_error(b->st.order);
     memcpy(b->ynew, b->ypred, n * sizeof *b->ynew);
     memset(b->d, 0, n * sizeof *b->d);
     for (int k = 0; k < ND_BDF_NEWTON_MAXITER; k++) {
@@ -395,7 +395,7 @@ static int newton(NdSolver *s, double t_new, double c, int *iters)
         if (scale != 1.0)
             for (size_t e = 0; e < n; e++)
                 b->dy[e] *= scale;
-        double dy_norm = nd_weighted_rms(s, b->dy, b->ypred), rate = b->st.crate;
+        nd_real dy_norm = nd_weighted_rms(s, b->dy, b->ypred), rate = b->st.crate;
         if (k > 0) {
             rate = dy_norm / old;
             b->st.crate = fmax(ND_BDF_CRDOWN * b->st.crate, rate);
@@ -419,7 +419,7 @@ static int newton(NdSolver *s, double t_new, double c, int *iters)
 
 /* Newton with the current LU, then once more with a fresh Jacobian when the
  * one used was stale ([CV]: a convergence failure with jcur false). */
-static int solve_corrector(NdSolver *s, double t_new, double c, int *iters)
+static int solve_corrector(NdSolver *s, nd_real t_new, nd_real c, int *iters)
 {
     struct NdBdf *b = s->bdf;
     b->st.bad = -1;
@@ -439,7 +439,7 @@ static int solve_corrector(NdSolver *s, double t_new, double c, int *iters)
 
 /* ---- one attempted step ---- */
 
-static void rescale(struct NdBdf *b, double factor)
+static void rescale(struct NdBdf *b, nd_real factor)
 {
     rescale_rows(b->D, b->n, b->st.order, factor, 0);
     b->st.h_abs *= factor;
@@ -451,9 +451,9 @@ static void predict(struct NdBdf *b)
 {
     int k = b->st.order;
     size_t n = b->n;
-    double alpha = coef_alpha(k);
+    nd_real alpha = coef_alpha(k);
     for (size_t e = 0; e < n; e++) {
-        double yp = b->D[e], ps = 0.0;
+        nd_real yp = b->D[e], ps = 0.0;
         for (int i = 1; i <= k; i++) {
             yp += b->D[(size_t)i * n + e];
             ps += coef_gamma(i) * b->D[(size_t)i * n + e];
@@ -503,14 +503,14 @@ static int newton_failure(NdSolver *s)
 /* Order (k - 1, k or k + 1) and step for the next steps ([SR]), once k + 1
  * steps of one size have passed; the step changes only if it can grow by
  * THRESH ([CV]'s eta_max_fx), and then the order may change with it. */
-static void choose_next(struct NdBdf *b, double err, double safety, NdSolver *s)
+static void choose_next(struct NdBdf *b, nd_real err, nd_real safety, NdSolver *s)
 {
     NdBdfState *st = &b->st;
     int k = st->order;
     size_t n = b->n;
     if (st->n_equal < k + 1)
         return;
-    double norms[3] = {INFINITY, err, INFINITY};
+    nd_real norms[3] = {INFINITY, err, INFINITY};
     if (k > 1) {
         for (size_t e = 0; e < n; e++)
             b->dy[e] = coef_error(k - 1) * b->D[(size_t)k * n + e];
@@ -522,13 +522,13 @@ static void choose_next(struct NdBdf *b, double err, double safety, NdSolver *s)
         norms[2] = nd_weighted_rms(s, b->dy, b->D);
     }
     int best = 1;
-    double fbest = 0.0;
+    nd_real fbest = 0.0;
     for (int i = 0; i < 3; i++) {
-        double f = norms[i] > 0 ? pow(norms[i], -1.0 / (k + i)) : INFINITY;
+        nd_real f = norms[i] > 0 ? pow(norms[i], -1.0 / (k + i)) : INFINITY;
         if (f > fbest || (i == 1 && f >= fbest))
             fbest = f, best = i;
     }
-    double factor = fmin(ND_BDF_MAX_FACTOR, safety * fbest);
+    nd_real factor = fmin(ND_BDF_MAX_FACTOR, safety * fbest);
     if (!(factor >= ND_BDF_GROW_THRESHOLD))
         return;
     factor = fmin(factor, st->hmax / st->h_abs);
@@ -537,17 +537,17 @@ static void choose_next(struct NdBdf *b, double err, double safety, NdSolver *s)
 }
 
 /* The interpolant of the last step through D at time t (into out). */
-static void interpolate(const struct NdBdf *b, double t, double t_new, double h, int order,
-                        double *out)
+static void interpolate(const struct NdBdf *b, nd_real t, nd_real t_new, nd_real h, int order,
+                        nd_real *out)
 {
     size_t n = b->n;
-    double w[ND_BDF_MAX_ORDER + 1], prod = 1.0;
+    nd_real w[ND_BDF_MAX_ORDER + 1], prod = 1.0;
     for (int i = 1; i <= order; i++) {
         prod *= (t - (t_new - (i - 1) * h)) / (i * h);
         w[i] = prod;
     }
     for (size_t e = 0; e < n; e++) {
-        double acc = b->D[e];
+        nd_real acc = b->D[e];
         for (int i = 1; i <= order; i++)
             acc += w[i] * b->D[(size_t)i * n + e];
         out[e] = acc;
@@ -555,12 +555,12 @@ static void interpolate(const struct NdBdf *b, double t, double t_new, double h,
 }
 
 /* The output rows up to t_upto (t_new, or an event inside the step). */
-static void write_outputs(NdSolver *s, double t_new, double h, int order, double t_upto)
+static void write_outputs(NdSolver *s, nd_real t_new, nd_real h, int order, nd_real t_upto)
 {
     struct NdBdf *b = s->bdf;
     NdBdfState *st = &b->st;
     while (st->j < st->nt && (b->ts[st->j] - t_upto) * st->dir <= 0) {
-        double *row = b->yout + (size_t)st->j * s->out_row;
+        nd_real *row = b->yout + (size_t)st->j * s->out_row;
         if (b->ts[st->j] == t_new)
             memcpy(row, b->D, s->n * sizeof *row);
         else
@@ -574,11 +574,11 @@ static void write_outputs(NdSolver *s, double t_new, double h, int order, double
 
 typedef struct BdfInterp {
     NdSolver *s;
-    double t_new, h;
+    nd_real t_new, h;
     int order;
 } BdfInterp;
 
-static void bdf_interp(void *ctx, double t)
+static void bdf_interp(void *ctx, nd_real t)
 {
     BdfInterp *c = (BdfInterp *)ctx;
     interpolate(c->s->bdf, t, c->t_new, c->h, c->order, c->s->ev->yt);
@@ -589,12 +589,12 @@ static void bdf_interp(void *ctx, double t)
  * interpolant's, the events are applied and the method restarts at order 1
  * from it (D[1] = h f, the step size kept). 1 when that happened; 0 for no
  * event; a negative status. */
-static int bdf_events(NdSolver *s, double t_new, double h, int order)
+static int bdf_events(NdSolver *s, nd_real t_new, nd_real h, int order)
 {
     struct NdBdf *b = s->bdf;
     NdBdfState *st = &b->st;
     BdfInterp ctx = {s, t_new, h, order};
-    double t_ev = nd_events_locate(s, b->p, st->t, t_new, b->D, bdf_interp, &ctx);
+    nd_real t_ev = nd_events_locate(s, b->p, st->t, t_new, b->D, bdf_interp, &ctx);
     if (isnan(t_ev))
         return 0;
     write_outputs(s, t_new, h, order, t_ev);
@@ -605,7 +605,7 @@ static int bdf_events(NdSolver *s, double t_new, double h, int order)
     if (status)
         return status;
     st->t = t_ev;
-    double *f = b->D + s->n;
+    nd_real *f = b->D + s->n;
     nd_solver_rhs(s, b->p, t_ev, b->D, f);
     for (size_t e = 0; e < s->n; e++)
         f[e] *= st->dir * st->h_abs;
@@ -621,7 +621,7 @@ static int bdf_events(NdSolver *s, double t_new, double h, int order)
 
 /* The step is taken: D moves to y_new ([SR]: D[k+2] = d - D[k+1],
  * D[k+1] = d, D[i] += D[i+1] for i = k..0), outputs are written. */
-static int accept(NdSolver *s, double t_new, double h, double err, int iters)
+static int accept(NdSolver *s, nd_real t_new, nd_real h, nd_real err, int iters)
 {
     struct NdBdf *b = s->bdf;
     NdBdfState *st = &b->st;
@@ -631,7 +631,7 @@ static int accept(NdSolver *s, double t_new, double h, double err, int iters)
         NdBdfStep step = {.t = st->t, .h = h, .t_new = t_new, .h_from = st->h_acc, .order = k};
         b->hook(b->hook_ctx, s, &step, b->ynew);
     }
-    double *Dk1 = b->D + (size_t)(k + 1) * n, *Dk2 = b->D + (size_t)(k + 2) * n;
+    nd_real *Dk1 = b->D + (size_t)(k + 1) * n, *Dk2 = b->D + (size_t)(k + 2) * n;
     for (size_t e = 0; e < n; e++) {
         Dk2[e] = b->d[e] - Dk1[e];
         Dk1[e] = b->d[e];
@@ -652,7 +652,7 @@ static int accept(NdSolver *s, double t_new, double h, double err, int iters)
     st->newton_failed = 0;
     st->fails = 0;
     s->num_steps++;
-    double safety = ND_BDF_SAFETY * (2 * ND_BDF_NEWTON_MAXITER + 1) /
+    nd_real safety = ND_BDF_SAFETY * (2 * ND_BDF_NEWTON_MAXITER + 1) /
                     (2 * ND_BDF_NEWTON_MAXITER + iters);
     choose_next(b, err, safety, s);
     return ND_OK;
@@ -660,20 +660,20 @@ static int accept(NdSolver *s, double t_new, double h, double err, int iters)
 
 /* The step size and end of the next attempt: within hmax, landing exactly on
  * the next output time (land) or the end. */
-static double step_end(struct NdBdf *b)
+static nd_real step_end(struct NdBdf *b)
 {
     NdBdfState *st = &b->st;
     if (st->h_abs > st->hmax)
         rescale(b, st->hmax / st->h_abs);
-    double target = st->land ? b->ts[st->j] : st->t_end;
-    double t_new = st->t + st->dir * st->h_abs;
+    nd_real target = st->land ? b->ts[st->j] : st->t_end;
+    nd_real t_new = st->t + st->dir * st->h_abs;
     if ((st->t + ND_BDF_LAST_STRETCH * st->dir * st->h_abs - target) * st->dir > 0) {
         t_new = target;
         rescale(b, fabs(t_new - st->t) / st->h_abs);
     }
     /* t_new is rounded: D must be spaced by what t really moves, or the
      * predictor is off by (1 - h / h_abs) h f, which does not shrink with h */
-    double h = fabs(t_new - st->t);
+    nd_real h = fabs(t_new - st->t);
     if (h != st->h_abs) {
         rescale_rows(b->D, b->n, st->order, h / st->h_abs, 0);
         st->h_abs = h;
@@ -689,20 +689,20 @@ int nd_bdf_attempt(NdSolver *s)
     if (status)
         return status;
     st->attempts++;
-    double t_new = step_end(b), h = t_new - st->t;
+    nd_real t_new = step_end(b), h = t_new - st->t;
     int k = st->order, iters = 0;
-    double c = h / coef_alpha(k);
+    nd_real c = h / coef_alpha(k);
     predict(b);
     if (!solve_corrector(s, t_new, c, &iters))
         return newton_failure(s);
     st->newton_failed = 0;
     for (size_t e = 0; e < b->n; e++)
         b->dy[e] = coef_error(k) * b->d[e];
-    double err = nd_weighted_rms(s, b->dy, b->ynew);
+    nd_real err = nd_weighted_rms(s, b->dy, b->ynew);
     if (err <= 1.0)
         return accept(s, t_new, h, err, iters);
     s->num_rejected++;
-    double safety = ND_BDF_SAFETY * (2 * ND_BDF_NEWTON_MAXITER + 1) /
+    nd_real safety = ND_BDF_SAFETY * (2 * ND_BDF_NEWTON_MAXITER + 1) /
                     (2 * ND_BDF_NEWTON_MAXITER + iters);
     rescale(b, fmax(ND_BDF_MIN_FACTOR, safety * pow(err, -1.0 / (k + 1))));
     return ND_OK;
@@ -713,22 +713,22 @@ int nd_bdf_attempt(NdSolver *s)
 /* Hairer's starting step for an order-1 method ([HNW] II.4, as scipy's BDF
  * starts): h0 = 0.01 |y| / |f|, then h with h^2 max(|f|, |f'|) = 0.01. Uses
  * ynew and f as scratch; D[1] holds f(t0, y0). */
-static double initial_step(NdSolver *s)
+static nd_real initial_step(NdSolver *s)
 {
     struct NdBdf *b = s->bdf;
     NdBdfState *st = &b->st;
-    const double *y = b->D, *f0 = b->D + s->n;
-    double d0 = nd_weighted_rms(s, y, y), d1 = nd_weighted_rms(s, f0, y);
-    double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+    const nd_real *y = b->D, *f0 = b->D + s->n;
+    nd_real d0 = nd_weighted_rms(s, y, y), d1 = nd_weighted_rms(s, f0, y);
+    nd_real h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
     h0 = fmin(h0, st->hmax);
     for (size_t e = 0; e < s->n; e++)
         b->ynew[e] = y[e] + st->dir * h0 * f0[e];
     nd_solver_rhs(s, b->p, st->t + st->dir * h0, b->ynew, b->f);
     for (size_t e = 0; e < s->n; e++)
         b->dy[e] = b->f[e] - f0[e];
-    double d2 = nd_weighted_rms(s, b->dy, y) / h0, der = fmax(d1, d2);
-    double h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : sqrt(0.01 / der);
-    double h = fmin(fmin(100.0 * h0, h1), st->hmax);
+    nd_real d2 = nd_weighted_rms(s, b->dy, y) / h0, der = fmax(d1, d2);
+    nd_real h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : sqrt(0.01 / der);
+    nd_real h = fmin(fmin(100.0 * h0, h1), st->hmax);
     return (h > 0 && isfinite(h)) ? h : fmin(1e-6, st->hmax);
 }
 
@@ -736,7 +736,7 @@ static int start(NdSolver *s)
 {
     struct NdBdf *b = s->bdf;
     NdBdfState *st = &b->st;
-    double *f0 = b->D + s->n;
+    nd_real *f0 = b->D + s->n;
     nd_solver_rhs(s, b->p, st->t, b->D, f0);
     long i = nd_first_nonfinite(f0, s->n);
     char at[ND_ELEMENT_TEXT];
@@ -753,8 +753,8 @@ static int start(NdSolver *s)
     return ND_OK;
 }
 
-int nd_bdf_begin(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                 double *yout, int land)
+int nd_bdf_begin(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                 nd_real *yout, int land)
 {
     struct NdBdf *b = s->bdf;
     memset(&b->st, 0, sizeof b->st);
@@ -774,8 +774,8 @@ int nd_bdf_begin(NdSolver *s, const double *p, const double *y0, const double *t
     return start(s);
 }
 
-int nd_bdf_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                 double *yout)
+int nd_bdf_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                 nd_real *yout)
 {
     int st = nd_bdf_begin(s, p, y0, ts, nt, yout, 0);
     while (!st && s->bdf->st.j < nt)
@@ -791,12 +791,12 @@ int nd_bdf_next_output(const NdSolver *s)
     return s->bdf->st.j;
 }
 
-double *nd_bdf_state(NdSolver *s)
+nd_real *nd_bdf_state(NdSolver *s)
 {
     return s->bdf->D;
 }
 
-double nd_bdf_initial_step(const NdSolver *s)
+nd_real nd_bdf_initial_step(const NdSolver *s)
 {
     return s->bdf->st.h_init;
 }
@@ -815,7 +815,7 @@ long nd_bdf_get_num_lu(const NdSolver *s)
 
 static size_t doubles_for(size_t bytes)
 {
-    return (bytes + sizeof(double) - 1) / sizeof(double);
+    return (bytes + sizeof(nd_real) - 1) / sizeof(nd_real);
 }
 
 size_t nd_bdf_snapshot_doubles(const NdSolver *s)
@@ -826,7 +826,7 @@ size_t nd_bdf_snapshot_doubles(const NdSolver *s)
 }
 
 /* D, J and LU are contiguous in the block, in that order. */
-void nd_bdf_save(const NdSolver *s, double *buf)
+void nd_bdf_save(const NdSolver *s, nd_real *buf)
 {
     const struct NdBdf *b = s->bdf;
     size_t arrays = (size_t)(b->LU - b->D) + b->lu_doubles;
@@ -836,7 +836,7 @@ void nd_bdf_save(const NdSolver *s, double *buf)
     memcpy(buf + arrays, b->ipiv, b->npiv * sizeof *b->ipiv);
 }
 
-void nd_bdf_restore(NdSolver *s, const double *buf)
+void nd_bdf_restore(NdSolver *s, const nd_real *buf)
 {
     struct NdBdf *b = s->bdf;
     size_t arrays = (size_t)(b->LU - b->D) + b->lu_doubles;
@@ -848,19 +848,19 @@ void nd_bdf_restore(NdSolver *s, const double *buf)
 
 /* ---- the discrete adjoint of an accepted step ---- */
 
-int nd_bdf_adjoint_solve(NdSolver *s, const double *p, const NdBdfStep *step,
-                         const double *y_new, double *Dbar, double *w, double *c_out)
+int nd_bdf_adjoint_solve(NdSolver *s, const nd_real *p, const NdBdfStep *step,
+                         const nd_real *y_new, nd_real *Dbar, nd_real *w, nd_real *c_out)
 {
     struct NdBdf *b = s->bdf;
     size_t n = b->n;
     int k = step->order;
-    double *row[ND_BDF_ROWS];
+    nd_real *row[ND_BDF_ROWS];
     for (int i = 0; i < ND_BDF_ROWS; i++)
         row[i] = Dbar + (size_t)i * n;
     /* D_new[i] = sum_{m=i..k} D_old[m] + d (i <= k), D_new[k+1] = d,
      * D_new[k+2] = d - D_old[k+1]: prefix sums carry Dbar back */
     for (size_t e = 0; e < n; e++) {
-        double acc = 0.0;
+        nd_real acc = 0.0;
         for (int i = 0; i <= k; i++) {
             acc += row[i][e];
             row[i][e] = acc;
@@ -869,7 +869,7 @@ int nd_bdf_adjoint_solve(NdSolver *s, const double *p, const NdBdfStep *step,
         row[k + 1][e] = -row[k + 2][e];
         row[k + 2][e] = 0.0;
     }
-    double c = step->h / coef_alpha(k);
+    nd_real c = step->h / coef_alpha(k);
     b->p = p;
     eval_jac(s, step->t_new, y_new);
     int singular = factor_blocks(b, c);
@@ -879,15 +879,15 @@ int nd_bdf_adjoint_solve(NdSolver *s, const double *p, const NdBdfStep *step,
     return singular;
 }
 
-void nd_bdf_adjoint_predict(const NdSolver *s, const NdBdfStep *step, const double *ypbar,
-                            const double *w, double *Dbar)
+void nd_bdf_adjoint_predict(const NdSolver *s, const NdBdfStep *step, const nd_real *ypbar,
+                            const nd_real *w, nd_real *Dbar)
 {
     size_t n = s->n;
     int k = step->order;
-    double alpha = coef_alpha(k);
+    nd_real alpha = coef_alpha(k);
     for (int i = 0; i <= k; i++) {
-        double gi = i > 0 ? coef_gamma(i) / alpha : 0.0;
-        double *row = Dbar + (size_t)i * n;
+        nd_real gi = i > 0 ? coef_gamma(i) / alpha : 0.0;
+        nd_real *row = Dbar + (size_t)i * n;
         for (size_t e = 0; e < n; e++)
             row[e] += ypbar[e] - gi * w[e];
     }

@@ -23,19 +23,19 @@ enum { ND_BDF_MAX_ORDER = 5, ND_BDF_ROWS = ND_BDF_MAX_ORDER + 3 };
 
 /* A system's Jacobian (for nd_solver_create_system): blocks receives nblocks
  * row-major m x m blocks, block i = d F[i m .. i m + m) / d z[i m .. i m + m). */
-typedef void (*NdSystemJacFn)(void *ctx, double t, const double *z, double *blocks);
+typedef void (*NdSystemJacFn)(void *ctx, nd_real t, const nd_real *z, nd_real *blocks);
 
 /* One accepted step as the hook and the discrete adjoint see it: from t to
  * t_new = t + h (h signed) at order k, the difference array having been
  * rescaled from the spacing h_from (|h| of the previous accepted step, or of
  * the initial step) to |h| before it. */
 typedef struct NdBdfStep {
-    double t, h, t_new, h_from;
+    nd_real t, h, t_new, h_from;
     int order;
 } NdBdfStep;
 
 /* Called at each accepted step with the new state, before D moves on. */
-typedef void (*NdBdfHook)(void *ctx, NdSolver *s, const NdBdfStep *st, const double *y_new);
+typedef void (*NdBdfHook)(void *ctx, NdSolver *s, const NdBdfStep *st, const nd_real *y_new);
 
 /* Allocates the engine's workspace for s (nd_solver.c, at create): nblocks
  * Jacobian blocks of m (0 for a system until nd_bdf_set_system_jac). */
@@ -51,22 +51,22 @@ int nd_bdf_set_adjoint_jac(NdSolver *s, NdSystemJacFn jac, void *ctx, size_t nbl
 void nd_bdf_set_hook(NdSolver *s, NdBdfHook hook, void *ctx);
 
 /* The solve behind nd_solve for ND_BDF; arguments already checked. */
-int nd_bdf_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                 double *yout);
+int nd_bdf_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                 nd_real *yout);
 
 /* Step by step, as nd_adaptive_begin / nd_adaptive_attempt: land = 1 makes
  * every output time a step end (the gradients' forward pass). */
-int nd_bdf_begin(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                 double *yout, int land);
+int nd_bdf_begin(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                 nd_real *yout, int land);
 int nd_bdf_attempt(NdSolver *s);
 int nd_bdf_next_output(const NdSolver *s); /* the next row of yout to fill */
-double *nd_bdf_state(NdSolver *s);         /* y at the current time */
-double nd_bdf_initial_step(const NdSolver *s); /* signed: D[1] = h0 f(t0, y0) at the start */
+nd_real *nd_bdf_state(NdSolver *s);         /* y at the current time */
+nd_real nd_bdf_initial_step(const NdSolver *s); /* signed: D[1] = h0 f(t0, y0) at the start */
 
 /* Everything the engine needs to resume bit for bit (controller, D, J, LU). */
 size_t nd_bdf_snapshot_doubles(const NdSolver *s);
-void nd_bdf_save(const NdSolver *s, double *buf);
-void nd_bdf_restore(NdSolver *s, const double *buf);
+void nd_bdf_save(const NdSolver *s, nd_real *buf);
+void nd_bdf_restore(NdSolver *s, const nd_real *buf);
 
 /* ---- the discrete adjoint of one accepted step (nd_backprop.c) ----
  * Dbar: the cotangent of D after the step (ND_BDF_ROWS rows of n).
@@ -77,10 +77,10 @@ void nd_bdf_restore(NdSolver *s, const double *buf);
  * 2. nd_bdf_adjoint_predict adds ypbar through the predictor and -w through
  *    psi, then undoes the rescale from h_from: Dbar is then the cotangent of D
  *    after the previous accepted step. Returns a LAPACK status (0 ok). */
-int nd_bdf_adjoint_solve(NdSolver *s, const double *p, const NdBdfStep *st,
-                         const double *y_new, double *Dbar, double *w, double *c_out);
-void nd_bdf_adjoint_predict(const NdSolver *s, const NdBdfStep *st, const double *ypbar,
-                            const double *w, double *Dbar);
+int nd_bdf_adjoint_solve(NdSolver *s, const nd_real *p, const NdBdfStep *st,
+                         const nd_real *y_new, nd_real *Dbar, nd_real *w, nd_real *c_out);
+void nd_bdf_adjoint_predict(const NdSolver *s, const NdBdfStep *st, const nd_real *ypbar,
+                            const nd_real *w, nd_real *Dbar);
 
 long nd_bdf_get_num_jac_evals(const NdSolver *s);
 long nd_bdf_get_num_lu(const NdSolver *s); /* factorisations of I - c J (each of B blocks) */

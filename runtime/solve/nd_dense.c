@@ -13,29 +13,29 @@
 /* Hairer's nested form (dopri5.f CONTD5, dop853.f CONTD8), expanded per stage:
  * D = h sum b_i k_i, B = h k_0 - D, C = D - h k_fnew - B, P = h sum p_i k_i with
  * p_i = d0 + th (d1 + th1 (d2 + th d3)), and w = th (D + th1 (B + th (C + th1 P))). */
-static void dense_nested(const NdTableau *tab, double th, double *w)
+static void dense_nested(const NdTableau *tab, nd_real th, nd_real *w)
 {
-    double th1 = 1.0 - th;
+    nd_real th1 = 1.0 - th;
     for (int i = 0; i < tab->dense_stages; i++) {
-        double bi = i < tab->stages ? tab->b[i] : 0.0;
-        double bspl = (i == 0 ? 1.0 : 0.0) - bi;
-        double cdiff = bi - (i == tab->fnew_stage ? 1.0 : 0.0) - bspl;
-        const double *d0 = tab->d[0], *d1 = tab->d[1], *d2 = tab->d[2], *d3 = tab->d[3];
-        double p = d0[i] + th * (d1[i] + th1 * (d2[i] + th * d3[i]));
+        nd_real bi = i < tab->stages ? tab->b[i] : 0.0;
+        nd_real bspl = (i == 0 ? 1.0 : 0.0) - bi;
+        nd_real cdiff = bi - (i == tab->fnew_stage ? 1.0 : 0.0) - bspl;
+        const nd_real *d0 = tab->d[0], *d1 = tab->d[1], *d2 = tab->d[2], *d3 = tab->d[3];
+        nd_real p = d0[i] + th * (d1[i] + th1 * (d2[i] + th * d3[i]));
         w[i] = th * (bi + th1 * (bspl + th * (cdiff + th1 * p)));
     }
 }
 
 /* w_i = sum_m r[i][m] theta^(m+1), by Horner's rule. */
-static void dense_poly(const NdTableau *tab, double th, double *w)
+static void dense_poly(const NdTableau *tab, nd_real th, nd_real *w)
 {
     for (int i = 0; i < tab->dense_stages; i++) {
-        const double *r = tab->r[i];
+        const nd_real *r = tab->r[i];
         w[i] = th * (r[0] + th * (r[1] + th * (r[2] + th * r[3])));
     }
 }
 
-void nd_dense_weights(const NdTableau *tab, double theta, double *w)
+void nd_dense_weights(const NdTableau *tab, nd_real theta, nd_real *w)
 {
     switch (tab->dense) {
     case ND_DENSE_NESTED:
@@ -92,7 +92,7 @@ void nd_dense_setup(NdSolver *s)
         return;
     }
     for (int m = 0; m < 4; m++) {
-        double col[ND_RK_MAX_STAGES];
+        nd_real col[ND_RK_MAX_STAGES];
         for (int i = 0; i < tab->dense_stages; i++)
             col[i] = tab->r[i][m];
         nd_combo_build(&s->dense_row[m], col, tab->dense_stages);
@@ -101,19 +101,19 @@ void nd_dense_setup(NdSolver *s)
 
 /* Nested: dense[0..2] = D = y_new - y, B = h k_0 - D, C = D - h k_fnew - B
  * (dopri5.f's YDIFF, BSPL and CONT(3)), dense[3..] = P's vectors. */
-void nd_dense_prepare(NdSolver *s, double h)
+void nd_dense_prepare(NdSolver *s, nd_real h)
 {
     const NdTableau *tab = s->tab;
-    double *const *v = s->dense;
+    nd_real *const *v = s->dense;
     if (tab->dense == ND_DENSE_POLY) {
         for (int m = 0; m < 4; m++)
             nd_combo_scale(&s->dense_row[m], s->K, h, v[m], s->n);
         return;
     }
-    const double *y = s->y, *ynew = s->ynew, *k0 = s->K[0], *kf = s->K[tab->fnew_stage];
-    double *D = v[0], *Bs = v[1], *C = v[2];
+    const nd_real *y = s->y, *ynew = s->ynew, *k0 = s->K[0], *kf = s->K[tab->fnew_stage];
+    nd_real *D = v[0], *Bs = v[1], *C = v[2];
     for (size_t e = 0; e < s->n; e++) {
-        double ydiff = ynew[e] - y[e], bspl = h * k0[e] - ydiff;
+        nd_real ydiff = ynew[e] - y[e], bspl = h * k0[e] - ydiff;
         D[e] = ydiff;
         Bs[e] = bspl;
         C[e] = ydiff - h * kf[e] - bspl;
@@ -125,14 +125,14 @@ void nd_dense_prepare(NdSolver *s, double h)
 /* y + th (D + th1 (B + th (C + th1 P))), P = P0 + th (P1 + th1 (P2 + th P3)),
  * at th = (ts[q] - t) / h (the solve's own division, so a theta is the same
  * number wherever it is recomputed). */
-static void eval_nested(const NdSolver *s, double t, double h, const double *ts, int count,
-                        double *ND_RESTRICT out)
+static void eval_nested(const NdSolver *s, nd_real t, nd_real h, const nd_real *ts, int count,
+                        nd_real *ND_RESTRICT out)
 {
-    const double *y = s->y, *D = s->dense[0], *Bs = s->dense[1], *C = s->dense[2];
-    const double *P0 = s->dense[3], *P1 = s->dense[4], *P2 = s->dense[5], *P3 = s->dense[6];
+    const nd_real *y = s->y, *D = s->dense[0], *Bs = s->dense[1], *C = s->dense[2];
+    const nd_real *P0 = s->dense[3], *P1 = s->dense[4], *P2 = s->dense[5], *P3 = s->dense[6];
     size_t n = s->n;
     for (int q = 0; q < count; q++, out += s->out_row) {
-        double th = (ts[q] - t) / h, th1 = 1.0 - th;
+        nd_real th = (ts[q] - t) / h, th1 = 1.0 - th;
         if (s->ndense == 3) {
             for (size_t e = 0; e < n; e++)
                 out[e] = y[e] + th * (D[e] + th1 * (Bs[e] + th * C[e]));
@@ -141,7 +141,7 @@ static void eval_nested(const NdSolver *s, double t, double h, const double *ts,
                 out[e] = y[e] + th * (D[e] + th1 * (Bs[e] + th * (C[e] + th1 * P0[e])));
         } else {
             for (size_t e = 0; e < n; e++) {
-                double p = P0[e] + th * (P1[e] + th1 * (P2[e] + th * P3[e]));
+                nd_real p = P0[e] + th * (P1[e] + th1 * (P2[e] + th * P3[e]));
                 out[e] = y[e] + th * (D[e] + th1 * (Bs[e] + th * (C[e] + th1 * p)));
             }
         }
@@ -149,21 +149,21 @@ static void eval_nested(const NdSolver *s, double t, double h, const double *ts,
 }
 
 /* y + th (Q0 + th (Q1 + th (Q2 + th Q3))). */
-static void eval_poly(const NdSolver *s, double t, double h, const double *ts, int count,
-                      double *ND_RESTRICT out)
+static void eval_poly(const NdSolver *s, nd_real t, nd_real h, const nd_real *ts, int count,
+                      nd_real *ND_RESTRICT out)
 {
-    const double *y = s->y, *Q0 = s->dense[0], *Q1 = s->dense[1], *Q2 = s->dense[2];
-    const double *Q3 = s->dense[3];
+    const nd_real *y = s->y, *Q0 = s->dense[0], *Q1 = s->dense[1], *Q2 = s->dense[2];
+    const nd_real *Q3 = s->dense[3];
     size_t n = s->n;
     for (int q = 0; q < count; q++, out += s->out_row) {
-        double th = (ts[q] - t) / h;
+        nd_real th = (ts[q] - t) / h;
         for (size_t e = 0; e < n; e++)
             out[e] = y[e] + th * (Q0[e] + th * (Q1[e] + th * (Q2[e] + th * Q3[e])));
     }
 }
 
-void nd_dense_eval(const NdSolver *s, double t, double h, const double *ts, int count,
-                   double *ND_RESTRICT out)
+void nd_dense_eval(const NdSolver *s, nd_real t, nd_real h, const nd_real *ts, int count,
+                   nd_real *ND_RESTRICT out)
 {
     if (s->tab->dense == ND_DENSE_NESTED)
         eval_nested(s, t, h, ts, count, out);

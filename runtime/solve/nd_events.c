@@ -10,13 +10,18 @@
  * applied and logged. All memory is allocated at attach. */
 #include "nd_events.h"
 
-#include <math.h>
+#include "nd_real.h"
 #include <stdlib.h>
 #include <string.h>
 
 /* Event times are located to |dt| <= ND_EVENT_RTOL * max(1, |t|): far below any
- * step's error, within a few thousand ulps of t. */
+ * step's error, within a few thousand ulps of t (in single precision, whose
+ * ulp is 1.2e-7, within a few ulps). */
+#ifdef ND_REAL_F32
+#define ND_EVENT_RTOL 1e-6
+#else
 #define ND_EVENT_RTOL 1e-12
+#endif
 /* A step may hold two crossings (the ball rises from the floor and falls back
  * within one step, and right after a bounce g is 0 to rounding), which its ends
  * alone do not show: the interpolant is also sampled at this many interior
@@ -29,7 +34,7 @@
 
 /* Half the promised distance: the root finder's bracket and the distance at
  * which a step's end counts as the event's time each take half. */
-static double event_tol(double t)
+static nd_real event_tol(nd_real t)
 {
     return 0.5 * ND_EVENT_RTOL * fmax(1.0, fabs(t));
 }
@@ -39,7 +44,7 @@ static double event_tol(double t)
 static int log_alloc(NdEvents *ev, long cap, size_t ny)
 {
     NdEventRecord *log = (NdEventRecord *)calloc((size_t)cap, sizeof *log);
-    double *log_y = (double *)calloc((size_t)cap * 2 * ny, sizeof *log_y);
+    nd_real *log_y = (nd_real *)calloc((size_t)cap * 2 * ny, sizeof *log_y);
     if (!log || !log_y) {
         free(log);
         free(log_y);
@@ -63,7 +68,7 @@ int nd_events_attach(NdSolver *s)
     s->ev = ev;
     size_t ne = (size_t)s->k.n_events, B = (size_t)s->B, n = s->n;
     ev->ne = s->k.n_events;
-    ev->g_prev = (double *)calloc(7 * ne * B + 4 * n + B, sizeof(double));
+    ev->g_prev = (nd_real *)calloc(7 * ne * B + 4 * n + B, sizeof(nd_real));
     ev->fire = (unsigned char *)calloc(ne * B + B, 1);
     if (!ev->g_prev || !ev->fire || log_alloc(ev, ND_DEFAULT_MAX_EVENTS, (size_t)s->k.ny)) {
         nd_events_detach(s);
@@ -111,13 +116,13 @@ long nd_solver_get_num_events(const NdSolver *s)
     return s && s->ev ? s->ev->count : 0;
 }
 
-int nd_solver_get_event(const NdSolver *s, long i, int64_t *sample, int *event, double *t,
-                        const double **y_before, const double **y_after)
+int nd_solver_get_event(const NdSolver *s, long i, int64_t *sample, int *event, nd_real *t,
+                        const nd_real **y_before, const nd_real **y_after)
 {
     if (!s || !s->ev || i < 0 || i >= s->ev->count)
         return ND_ERR_ARG;
     const NdEventRecord *rec = &s->ev->log[i];
-    const double *y = s->ev->log_y + (size_t)i * 2 * (size_t)s->k.ny;
+    const nd_real *y = s->ev->log_y + (size_t)i * 2 * (size_t)s->k.ny;
     if (sample)
         *sample = rec->sample;
     if (event)
@@ -136,7 +141,7 @@ int nd_events_frozen_any(const NdSolver *s)
     return s->ev->n_frozen > 0;
 }
 
-void nd_events_freeze(const NdSolver *s, double *dydt)
+void nd_events_freeze(const NdSolver *s, nd_real *dydt)
 {
     size_t ny = (size_t)s->k.ny;
     for (int64_t b = 0; b < s->B; b++)
@@ -144,7 +149,7 @@ void nd_events_freeze(const NdSolver *s, double *dydt)
             memset(dydt + (size_t)b * ny, 0, ny * sizeof *dydt);
 }
 
-void nd_events_freeze_jac(const NdSolver *s, double *J)
+void nd_events_freeze_jac(const NdSolver *s, nd_real *J)
 {
     size_t block = (size_t)s->k.ny * (size_t)s->k.ny;
     for (int64_t b = 0; b < s->B; b++)
@@ -155,14 +160,14 @@ void nd_events_freeze_jac(const NdSolver *s, double *J)
 /* ---- conditions ---- */
 
 /* Every condition at (t, y) for the whole batch: g[e * B + b]. */
-static void eval_conds(NdSolver *s, const double *p, double t, const double *y, double *g)
+static void eval_conds(NdSolver *s, const nd_real *p, nd_real t, const nd_real *y, nd_real *g)
 {
     for (int e = 0; e < s->ev->ne; e++)
         s->k.events[e].cond(t, y, p, NULL, NULL, g + (size_t)e * (size_t)s->B, NULL, s->B,
                             s->work);
 }
 
-int nd_events_begin(NdSolver *s, const double *p, double t0, const double *y0)
+int nd_events_begin(NdSolver *s, const nd_real *p, nd_real t0, const nd_real *y0)
 {
     NdEvents *ev = s->ev;
     if (nd_method_is_implicit(s->method) && s->method != ND_BDF)
@@ -178,13 +183,13 @@ int nd_events_begin(NdSolver *s, const double *p, double t0, const double *y0)
     return ND_OK;
 }
 
-double nd_events_target(const NdSolver *s, double t_end, double dir)
+nd_real nd_events_target(const NdSolver *s, nd_real t_end, nd_real dir)
 {
     const NdEvents *ev = s->ev;
     return ev->pending && (ev->t_pending - t_end) * dir < 0 ? ev->t_pending : t_end;
 }
 
-static int crossed(int direction, double g0, double g1)
+static int crossed(int direction, nd_real g0, nd_real g1)
 {
     return direction < 0 ? (g0 > 0 && g1 <= 0) : (g0 < 0 && g1 >= 0);
 }
@@ -194,20 +199,20 @@ typedef NdInterpFn InterpFn;
 
 typedef struct Locate {
     NdSolver *s;
-    const double *p;
+    const nd_real *p;
     InterpFn interp;
     void *ctx;
     int e;
     int64_t b;
-    double sign; /* -1 for a rising event: the root finder's phi falls */
+    nd_real sign; /* -1 for a rising event: the root finder's phi falls */
 } Locate;
 
 /* phi = sign g, positive before the crossing and <= 0 after it. */
-static double phi(Locate *L, double t)
+static nd_real phi(Locate *L, nd_real t)
 {
     L->interp(L->ctx, t);
-    const double *yb = L->s->ev->yt + (size_t)L->b * (size_t)L->s->k.ny;
-    double g = 0.0;
+    const nd_real *yb = L->s->ev->yt + (size_t)L->b * (size_t)L->s->k.ny;
+    nd_real g = 0.0;
     L->s->k.events[L->e].cond(t, yb, L->p, NULL, NULL, &g, NULL, 1, L->s->work);
     return L->sign * g;
 }
@@ -216,15 +221,15 @@ static double phi(Locate *L, double t)
  * tolerance: Illinois, bisecting every third iteration, then one secant step on
  * the final bracket's true values (the interpolant is linear at that scale, so
  * the time is close to the interpolant's root, not just within the bracket). */
-static double illinois(Locate *L, double a, double fa, double b, double fb)
+static nd_real illinois(Locate *L, nd_real a, nd_real fa, nd_real b, nd_real fb)
 {
     int side = 0;
-    double ga = fa, gb = fb; /* the true values; fa and fb are Illinois' scaled ones */
+    nd_real ga = fa, gb = fb; /* the true values; fa and fb are Illinois' scaled ones */
     for (int it = 0; it < ND_EVENT_MAX_ITER && fabs(b - a) > event_tol(b); it++) {
-        double c = b - fb * (b - a) / (fb - fa);
+        nd_real c = b - fb * (b - a) / (fb - fa);
         if (it % 3 == 2 || !(c > fmin(a, b) && c < fmax(a, b)))
             c = 0.5 * (a + b);
-        double fc = phi(L, c);
+        nd_real fc = phi(L, c);
         if (fc > 0) {
             a = c;
             fa = ga = fc;
@@ -239,7 +244,7 @@ static double illinois(Locate *L, double a, double fa, double b, double fb)
             side = 1;
         }
     }
-    double c = b - gb * (b - a) / (gb - ga);
+    nd_real c = b - gb * (b - a) / (gb - ga);
     return c >= fmin(a, b) && c <= fmax(a, b) ? c : b;
 }
 
@@ -252,28 +257,28 @@ enum { LOCATE_NONE, LOCATE_FIRE, LOCATE_REDO };
 /* Brackets of the first crossing of each (event, sample) in the step: the
  * interior points' conditions are scanned in order after g_prev, then g_new.
  * bracket[4 i ..] = t_a, g_a, t_b, g_b, with t_b = NAN where nothing crosses. */
-static void brackets(Locate *L, double t, double t_new)
+static void brackets(Locate *L, nd_real t, nd_real t_new)
 {
     NdSolver *s = L->s;
     NdEvents *ev = s->ev;
     size_t B = (size_t)s->B, nb = (size_t)ev->ne * B;
     for (size_t i = 0; i < nb; i++) {
-        double *br = ev->bracket + 4 * i;
+        nd_real *br = ev->bracket + 4 * i;
         br[0] = t, br[1] = ev->g_prev[i], br[2] = NAN;
     }
     for (int q = 1; q <= ND_EVENT_INTERP_POINTS + 1; q++) {
-        double tq = q > ND_EVENT_INTERP_POINTS
+        nd_real tq = q > ND_EVENT_INTERP_POINTS
                         ? t_new : t + (t_new - t) * q / (ND_EVENT_INTERP_POINTS + 1.0);
         if (q <= ND_EVENT_INTERP_POINTS)
             L->interp(L->ctx, tq);
         for (int e = 0; e < ev->ne; e++) {
-            const double *g = ev->g_new + (size_t)e * B;
+            const nd_real *g = ev->g_new + (size_t)e * B;
             if (q <= ND_EVENT_INTERP_POINTS) {
                 s->k.events[e].cond(tq, ev->yt, L->p, NULL, NULL, ev->gt, NULL, s->B, s->work);
                 g = ev->gt;
             }
             for (size_t b = 0; b < B; b++) {
-                double *br = ev->bracket + 4 * ((size_t)e * B + b);
+                nd_real *br = ev->bracket + 4 * ((size_t)e * B + b);
                 if (!isnan(br[2]) || ev->frozen[b])
                     continue;
                 if (crossed(s->k.events[e].direction, br[1], g[b]))
@@ -285,18 +290,18 @@ static void brackets(Locate *L, double t, double t_new)
     }
 }
 
-static int locate(Locate *L, double t, double t_new)
+static int locate(Locate *L, nd_real t, nd_real t_new)
 {
     NdSolver *s = L->s;
     NdEvents *ev = s->ev;
     size_t B = (size_t)s->B;
     int landed = ev->pending && t_new == ev->t_pending, any = 0;
-    double dir = t_new > t ? 1.0 : -1.0, earliest = t_new;
+    nd_real dir = t_new > t ? 1.0 : -1.0, earliest = t_new;
     brackets(L, t, t_new);
     for (int e = 0; e < ev->ne; e++)
         for (size_t b = 0; b < B; b++) {
             size_t i = (size_t)e * B + b;
-            const double *br = ev->bracket + 4 * i;
+            const nd_real *br = ev->bracket + 4 * i;
             int direction = s->k.events[e].direction;
             ev->t_root[i] = NAN;
             if (ev->frozen[b])
@@ -321,7 +326,7 @@ static int locate(Locate *L, double t, double t_new)
         memcpy(ev->g_prev, ev->g_new, (size_t)ev->ne * B * sizeof *ev->g_prev);
         return LOCATE_NONE;
     }
-    double tol = event_tol(t_new);
+    nd_real tol = event_tol(t_new);
     int now = (t_new - earliest) * dir <= tol;
     for (size_t i = 0; i < (size_t)ev->ne * B; i++)
         ev->fire[i] = !isnan(ev->t_root[i]) && (now || (ev->t_root[i] - earliest) * dir <= tol);
@@ -332,7 +337,7 @@ static int locate(Locate *L, double t, double t_new)
 
 /* Applies the marked events at (t, y): resets (each from the state the earlier
  * ones of the sample left) and terminations, logged in sample order. */
-static int apply(NdSolver *s, const double *p, double t, double *y)
+static int apply(NdSolver *s, const nd_real *p, nd_real t, nd_real *y)
 {
     NdEvents *ev = s->ev;
     size_t B = (size_t)s->B, ny = (size_t)s->k.ny;
@@ -348,7 +353,7 @@ static int apply(NdSolver *s, const double *p, double t, double *y)
                                       "at t = %.10g is one more (events may accumulate there, as "
                                       "a bouncing ball's do: end the solve earlier)",
                                       ev->cap, e, b, t);
-            double *yb = y + b * ny, *rec_y = ev->log_y + (size_t)ev->count * 2 * ny;
+            nd_real *yb = y + b * ny, *rec_y = ev->log_y + (size_t)ev->count * 2 * ny;
             NdEventRecord rec = {(int64_t)b, e, t};
             ev->log[ev->count++] = rec;
             memcpy(rec_y, yb, ny * sizeof *yb);
@@ -366,13 +371,13 @@ static int apply(NdSolver *s, const double *p, double t, double *y)
     return ND_OK;
 }
 
-int nd_events_apply(NdSolver *s, const double *p, double t, double *y)
+int nd_events_apply(NdSolver *s, const nd_real *p, nd_real t, nd_real *y)
 {
     return apply(s, p, t, y);
 }
 
-double nd_events_locate(NdSolver *s, const double *p, double t, double t_new,
-                        const double *y_new, NdInterpFn interp, void *ctx)
+nd_real nd_events_locate(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new,
+                        const nd_real *y_new, NdInterpFn interp, void *ctx)
 {
     NdEvents *ev = s->ev;
     eval_conds(s, p, t_new, y_new, ev->g_new);
@@ -386,11 +391,11 @@ double nd_events_locate(NdSolver *s, const double *p, double t, double t_new,
 
 typedef struct DenseCtx {
     NdRun *r;
-    double h, t_new;
+    nd_real h, t_new;
     int prepared;
 } DenseCtx;
 
-static void dense_interp(void *ctx, double t)
+static void dense_interp(void *ctx, nd_real t)
 {
     DenseCtx *c = (DenseCtx *)ctx;
     NdSolver *s = c->r->s;
@@ -411,7 +416,7 @@ static int firing(const NdEvents *ev, size_t n)
     return 0;
 }
 
-int nd_events_adaptive_check(NdRun *r, double h, double t_new)
+int nd_events_adaptive_check(NdRun *r, nd_real h, nd_real t_new)
 {
     NdSolver *s = r->s;
     eval_conds(s, r->p, t_new, s->ynew, s->ev->g_new);
@@ -441,24 +446,24 @@ int nd_events_adaptive_fire(NdRun *r)
 
 typedef struct HermiteCtx {
     NdSolver *s;
-    double t, h;
-    const double *y1;
+    nd_real t, h;
+    const nd_real *y1;
 } HermiteCtx;
 
 /* The cubic Hermite interpolant of (y0, f0) at t and (y1, f1) at t + h. */
-static void hermite_interp(void *ctx, double tq)
+static void hermite_interp(void *ctx, nd_real tq)
 {
     HermiteCtx *c = (HermiteCtx *)ctx;
     NdEvents *ev = c->s->ev;
-    double th = (tq - c->t) / c->h, u = 1.0 - th;
-    double h00 = (1.0 + 2.0 * th) * u * u, h10 = th * u * u * c->h;
-    double h01 = th * th * (3.0 - 2.0 * th), h11 = -th * th * u * c->h;
+    nd_real th = (tq - c->t) / c->h, u = 1.0 - th;
+    nd_real h00 = (1.0 + 2.0 * th) * u * u, h10 = th * u * u * c->h;
+    nd_real h01 = th * th * (3.0 - 2.0 * th), h11 = -th * th * u * c->h;
     for (size_t k = 0; k < c->s->n; k++)
         ev->yt[k] = h00 * ev->ysave[k] + h10 * ev->f0[k] + h01 * c->y1[k] + h11 * ev->f1[k];
 }
 
 /* After a fixed step from (t, ysave) to (t_new, y): LOCATE_* as locate. */
-static int fixed_locate(NdSolver *s, const double *p, double t, double t_new, const double *y)
+static int fixed_locate(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new, const nd_real *y)
 {
     NdEvents *ev = s->ev;
     eval_conds(s, p, t_new, y, ev->g_new);
@@ -468,8 +473,8 @@ static int fixed_locate(NdSolver *s, const double *p, double t, double t_new, co
     return locate(&L, t, t_new);
 }
 
-double nd_events_fixed_locate(NdSolver *s, const double *p, double t, double t_new,
-                              const double *y)
+nd_real nd_events_fixed_locate(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new,
+                              const nd_real *y)
 {
     NdEvents *ev = s->ev;
     memcpy(ev->f0, s->K[0], s->n * sizeof *y); /* stage 0 is f(t, ysave) */
@@ -478,15 +483,15 @@ double nd_events_fixed_locate(NdSolver *s, const double *p, double t, double t_n
     return where == LOCATE_NONE ? NAN : where == LOCATE_FIRE ? t_new : ev->t_pending;
 }
 
-int nd_events_fixed_interval(NdSolver *s, const double *p, double t0, double t1, double *y)
+int nd_events_fixed_interval(NdSolver *s, const nd_real *p, nd_real t0, nd_real t1, nd_real *y)
 {
     NdEvents *ev = s->ev;
     size_t n = s->n;
-    double span = fabs(t1 - t0), hd = t1 > t0 ? s->h : -s->h;
+    nd_real span = fabs(t1 - t0), hd = t1 > t0 ? s->h : -s->h;
     long steps = nd_fixed_steps(span, s->h);
-    double t = t0;
+    nd_real t = t0;
     for (long k = 1; k <= steps && ev->n_frozen < s->B;) {
-        double t_next = k == steps ? t1 : t0 + (double)k * hd;
+        nd_real t_next = k == steps ? t1 : t0 + (nd_real)k * hd;
         memcpy(ev->ysave, y, n * sizeof *y);
         nd_rk_step(s, p, t, t_next, y);
         memcpy(ev->f0, s->K[0], n * sizeof *y); /* stage 0 is f(t, y) */
@@ -494,7 +499,7 @@ int nd_events_fixed_interval(NdSolver *s, const double *p, double t0, double t1,
         if (st)
             return st;
         int where = fixed_locate(s, p, t, t_next, y);
-        double t_at = t_next;
+        nd_real t_at = t_next;
         if (where == LOCATE_REDO) { /* step again from t, exactly onto the event */
             t_at = ev->t_pending;
             ev->pending = 0;

@@ -11,26 +11,26 @@
 typedef struct NdEventRecord {
     int64_t sample;
     int event;
-    double t;
+    nd_real t;
 } NdEventRecord;
 
 typedef struct NdEvents {
     int ne;                /* k.n_events */
-    double *g_prev;        /* [ne * B]: each condition at the current step's start */
-    double *g_new;         /* [ne * B]: at the tried step's end */
-    double *t_root;        /* [ne * B]: the crossing's time, or NAN for none */
-    double *yt;            /* [n]: the interpolated state */
-    double *gt;            /* [B]: a condition kernel's output */
-    double *bracket;       /* [4 * ne * B]: each crossing's bracket in the step (nd_events.c) */
-    double *ysave, *f0, *f1; /* [n] each: fixed step: y and f at its start, f at its end */
+    nd_real *g_prev;        /* [ne * B]: each condition at the current step's start */
+    nd_real *g_new;         /* [ne * B]: at the tried step's end */
+    nd_real *t_root;        /* [ne * B]: the crossing's time, or NAN for none */
+    nd_real *yt;            /* [n]: the interpolated state */
+    nd_real *gt;            /* [B]: a condition kernel's output */
+    nd_real *bracket;       /* [4 * ne * B]: each crossing's bracket in the step (nd_events.c) */
+    nd_real *ysave, *f0, *f1; /* [n] each: fixed step: y and f at its start, f at its end */
     unsigned char *fire;   /* [ne * B]: fires at t_pending */
     unsigned char *frozen; /* [B]: terminated samples */
     int64_t n_frozen;
     int pending;           /* a step is being redone to land on t_pending */
-    double t_pending;
+    nd_real t_pending;
     long cap, count;       /* the log: capacity (max_events) and events logged */
     NdEventRecord *log;
-    double *log_y;         /* [cap * 2 * ny]: the state before, then after, per event */
+    nd_real *log_y;         /* [cap * 2 * ny]: the state before, then after, per event */
 } NdEvents;
 
 /* At create (k->n_events > 0): the workspace and a log of ND_DEFAULT_MAX_EVENTS;
@@ -40,20 +40,20 @@ void nd_events_detach(NdSolver *s);
 
 /* Zeroes the derivative rows of terminated samples (nd_solver_rhs calls it), and
  * their Jacobian blocks (J: B blocks of ny x ny, bdf). */
-void nd_events_freeze(const NdSolver *s, double *dydt);
-void nd_events_freeze_jac(const NdSolver *s, double *J);
+void nd_events_freeze(const NdSolver *s, nd_real *dydt);
+void nd_events_freeze_jac(const NdSolver *s, nd_real *J);
 
 /* A solve starts at (t0, y0): the log is emptied, no sample frozen, and the
  * conditions evaluated. ND_ERR_UNSUPPORTED for an implicit method. */
-int nd_events_begin(NdSolver *s, const double *p, double t0, const double *y0);
+int nd_events_begin(NdSolver *s, const nd_real *p, nd_real t0, const nd_real *y0);
 
 /* Adaptive engine, an accepted trial step of h from r->t to t_new (s->ynew, the
  * stages in s->K): 1 when an event lies inside the step before its end, so the
  * step must be redone to land on it (the time is then nd_events_target's);
  * 0 to accept it, with the events that fire at t_new marked. */
-int nd_events_adaptive_check(NdRun *r, double h, double t_new);
+int nd_events_adaptive_check(NdRun *r, nd_real h, nd_real t_new);
 /* The time the next adaptive step must not pass: t_end, or an earlier pending event. */
-double nd_events_target(const NdSolver *s, double t_end, double dir);
+nd_real nd_events_target(const NdSolver *s, nd_real t_end, nd_real dir);
 /* After the step was accepted (r->t = t_new, s->y its state, s->K[0] = f there):
  * applies the marked events, restarts the method's f, and fills the remaining
  * outputs when every sample has terminated. Status (ND_ERR_MAX_EVENTS). */
@@ -61,7 +61,7 @@ int nd_events_adaptive_fire(NdRun *r);
 
 /* Fixed-step engine: y in place from t0 to t1 in steps of s->h (the last
  * shortened), with events; the fixed-step loop of nd_solver.c otherwise. */
-int nd_events_fixed_interval(NdSolver *s, const double *p, double t0, double t1, double *y);
+int nd_events_fixed_interval(NdSolver *s, const nd_real *p, nd_real t0, nd_real t1, nd_real *y);
 
 /* bdf (nd_bdf.c), after an accepted step from t to t_new (y_new its end): the
  * time of the earliest event in (t, t_new] located on the step's interpolant
@@ -69,20 +69,20 @@ int nd_events_fixed_interval(NdSolver *s, const double *p, double t0, double t1,
  * none. A multistep method cannot redo one step onto it: bdf takes the
  * interpolated state at the event and restarts there (as CVODE's root finding
  * with a reinitialisation does). */
-typedef void (*NdInterpFn)(void *ctx, double t);
-double nd_events_locate(NdSolver *s, const double *p, double t, double t_new,
-                        const double *y_new, NdInterpFn interp, void *ctx);
+typedef void (*NdInterpFn)(void *ctx, nd_real t);
+nd_real nd_events_locate(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new,
+                        const nd_real *y_new, NdInterpFn interp, void *ctx);
 /* One fixed step from (t, s->ev->ysave) to (t_new, y) just taken (its stage 0,
  * f(t, ysave), still in s->K[0]), as nd_events_fixed_interval locates: NAN for
  * no event, t_new when the marked events fire there, or an earlier t* to which
  * the caller redoes the step from ysave; then nd_events_apply at the time
  * returned. (The gradient's forward pass, nd_gradient.c, steps this way.) */
-double nd_events_fixed_locate(NdSolver *s, const double *p, double t, double t_new,
-                              const double *y);
+nd_real nd_events_fixed_locate(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new,
+                              const nd_real *y);
 /* Applies the marked events to the batch's state y at t. Status (ND_ERR_MAX_EVENTS). */
-int nd_events_apply(NdSolver *s, const double *p, double t, double *y);
+int nd_events_apply(NdSolver *s, const nd_real *p, nd_real t, nd_real *y);
 
 /* nd_solver.c's check after a fixed step: ND_ERR_NONFINITE, with the message. */
-int nd_fixed_check_step(NdSolver *s, const double *y, double t, double t_prev);
+int nd_fixed_check_step(NdSolver *s, const nd_real *y, nd_real t, nd_real t_prev);
 
 #endif

@@ -6,12 +6,14 @@
 #ifndef ND_LAPACK_H
 #define ND_LAPACK_H
 
+#include "nd_real.h"
+
 /* LU with partial pivoting of a (column-major m x m) in place; ipiv receives m
  * pivots. Returns 0, or i > 0 when U(i, i) is exactly zero (a singular block). */
-int nd_lu_factor(int m, double *a, int *ipiv);
+int nd_lu_factor(int m, nd_real *a, int *ipiv);
 
 /* Solves A x = b (transpose = 0) or A^T x = b (transpose = 1) with the factors
  * of nd_lu_factor; b is overwritten by x. */
-void nd_lu_solve(int m, const double *lu, const int *ipiv, double *b, int transpose);
+void nd_lu_solve(int m, const nd_real *lu, const int *ipiv, nd_real *b, int transpose);
 
 #endif

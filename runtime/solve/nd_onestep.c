@@ -44,7 +44,7 @@
 #include "nd_onestep.h"
 
 #include <float.h>
-#include <math.h>
+#include "nd_real.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,10 +67,10 @@ enum { ROS_STAGES = 6 };
 /* RODAS, method 1 of rodas.f (ROCOE): gamma, the stage times c_i, the df/dt
  * weights d_i, the stage argument weights a_ij and the couplings C_ij. Hairer
  * and Wanner print 16 digits. */
-static const double ros_gamma = 0.25;
-static const double ros_c[ROS_STAGES] = {0.0, 0.386, 0.21, 0.63, 1.0, 1.0};
-static const double ros_d[ROS_STAGES] = {0.25, -0.1043, 0.1035, -0.03620000000000023, 0.0, 0.0};
-static const double ros_a[ROS_STAGES][ROS_STAGES] = {
+static const nd_real ros_gamma = 0.25;
+static const nd_real ros_c[ROS_STAGES] = {0.0, 0.386, 0.21, 0.63, 1.0, 1.0};
+static const nd_real ros_d[ROS_STAGES] = {0.25, -0.1043, 0.1035, -0.03620000000000023, 0.0, 0.0};
+static const nd_real ros_a[ROS_STAGES][ROS_STAGES] = {
     {0},
     {1.544},
     {0.9466785280815826, 0.2557011698983284},
@@ -78,7 +78,7 @@ static const double ros_a[ROS_STAGES][ROS_STAGES] = {
     {1.221224509226641, 6.019134481288629, 12.53708332932087, -0.6878860361058950},
     {1.221224509226641, 6.019134481288629, 12.53708332932087, -0.6878860361058950, 1.0},
 };
-static const double ros_cc[ROS_STAGES][ROS_STAGES] = {
+static const nd_real ros_cc[ROS_STAGES][ROS_STAGES] = {
     {0},
     {-5.6688},
     {-2.430093356833875, -0.2063599157091915},
@@ -91,10 +91,10 @@ static const double ros_cc[ROS_STAGES][ROS_STAGES] = {
  * gamma, stage 1 explicit). Row 7 is y_new (stiffly accurate), row 6 the
  * embedded solution. */
 enum { ESD_STAGES = 7 };
-static const double esd_gamma = 0.26;
-static const double esd_c[ESD_STAGES] = {0.0, 0.52, 1.230333209967908, 0.8957659843500759,
+static const nd_real esd_gamma = 0.26;
+static const nd_real esd_c[ESD_STAGES] = {0.0, 0.52, 1.230333209967908, 0.8957659843500759,
                                          0.43639360985864756, 1.0, 1.0};
-static const double esd_a[ESD_STAGES][ESD_STAGES] = {
+static const nd_real esd_a[ESD_STAGES][ESD_STAGES] = {
     {0},
     {0.26},
     {0.13, 0.84033320996790809},
@@ -116,22 +116,22 @@ static const double esd_a[ESD_STAGES][ESD_STAGES] = {
 enum { MAX_STAGES = ESD_STAGES };
 
 struct NdOneStep {
-    const double *p, *ts;
-    double *yout;
+    const nd_real *p, *ts;
+    nd_real *yout;
     size_t n, nblocks;
     int m;
     size_t ns;              /* the shared block (nd_kernels.h): J and LU bordered */
-    double t, dir, hmax;
-    double gamma;           /* the method's diagonal: E = I / (h gamma) - J */
+    nd_real t, dir, hmax;
+    nd_real gamma;           /* the method's diagonal: E = I / (h gamma) - J */
     int esdirk;             /* kvaerno5, else rodas4 */
     int q;                  /* the embedded solution's order */
     long attempts, bad;     /* attempts since the last output; element gone non-finite */
-    double bad_value;
+    nd_real bad_value;
     int j, nt;              /* next row of yout */
-    double *J, *LU;
+    nd_real *J, *LU;
     int *ipiv;
-    double *y, *f0, *ft, *k[MAX_STAGES], *arg, *f, *ynew, *scale, *z, *err;
-    double *block;
+    nd_real *y, *f0, *ft, *k[MAX_STAGES], *arg, *f, *ynew, *scale, *z, *err;
+    nd_real *block;
     size_t block_doubles;
     long num_jac, num_lu;
 };
@@ -150,17 +150,17 @@ int nd_onestep_attach(NdSolver *s, size_t nblocks, int m)
     size_t n = s->n, mm = (size_t)m * (size_t)m, ns = (size_t)s->k.ns;
     size_t jac_n = nblocks * mm + nblocks * (size_t)m * ns + ns * ns;
     size_t total = ONESTEP_VECTORS * n + jac_n + nblocks * mm + ns * ns;
-    r->block = (double *)calloc(total, sizeof(double));
+    r->block = (nd_real *)calloc(total, sizeof(nd_real));
     r->ipiv = (int *)calloc(nblocks * (size_t)m + ns + 1, sizeof(int));
     if (!r->block || !r->ipiv)
         return ND_ERR_MEMORY;
     r->block_doubles = total;
     s->block_doubles += total;
     r->n = n, r->nblocks = nblocks, r->m = m, r->ns = ns;
-    double *q = r->block;
+    nd_real *q = r->block;
     r->J = q, q += jac_n;
     r->LU = q, q += nblocks * mm + ns * ns;
-    double **vec[ONESTEP_VECTORS] = {&r->y,    &r->f0,   &r->ft,   &r->arg,  &r->f,
+    nd_real **vec[ONESTEP_VECTORS] = {&r->y,    &r->f0,   &r->ft,   &r->arg,  &r->f,
                                      &r->ynew, &r->scale, &r->z,    &r->err,  &r->k[0],
                                      &r->k[1], &r->k[2], &r->k[3], &r->k[4], &r->k[5],
                                      &r->k[6]};
@@ -183,7 +183,7 @@ void nd_onestep_detach(NdSolver *s)
 
 /* LU of diag I - J for one m x m block at J (row-major) into A, column-major
  * for LAPACK. Returns nonzero when it is singular. */
-static int factor_one(int m, const double *J, double diag, double *A, int *ipiv)
+static int factor_one(int m, const nd_real *J, nd_real diag, nd_real *A, int *ipiv)
 {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < m; j++)
@@ -193,11 +193,11 @@ static int factor_one(int m, const double *J, double diag, double *A, int *ipiv)
 
 /* LU of E per block, and of the shared block's (its coupling columns need
  * none). Returns nonzero when a block is singular. */
-static int factor_blocks(struct NdOneStep *r, double h)
+static int factor_blocks(struct NdOneStep *r, nd_real h)
 {
     int m = r->m, singular = 0;
     size_t mm = (size_t)m * (size_t)m;
-    double diag = 1.0 / (h * r->gamma);
+    nd_real diag = 1.0 / (h * r->gamma);
     for (size_t blk = 0; blk < r->nblocks; blk++)
         singular |= factor_one(m, r->J + blk * mm, diag, r->LU + blk * mm,
                                r->ipiv + blk * (size_t)m);
@@ -210,17 +210,17 @@ static int factor_blocks(struct NdOneStep *r, double h)
 
 /* x <- E^{-1} x. With a shared block E is bordered, [E_b, -C_b; 0, E_s]
  * (nd_kernels.h): x_s = E_s^{-1} r_s first, then x_b = E_b^{-1} (r_b + C_b x_s). */
-static void solve_blocks(struct NdOneStep *r, double *x)
+static void solve_blocks(struct NdOneStep *r, nd_real *x)
 {
     size_t m = (size_t)r->m, mm = m * m, ns = r->ns;
-    double *xs = x + r->nblocks * m;
+    nd_real *xs = x + r->nblocks * m;
     if (ns)
         nd_lu_solve((int)ns, r->LU + r->nblocks * mm, r->ipiv + r->nblocks * m, xs, 0);
     for (size_t blk = 0; blk < r->nblocks; blk++) {
-        const double *Cb = r->J + r->nblocks * mm + blk * m * ns;
-        double *xb = x + blk * m;
+        const nd_real *Cb = r->J + r->nblocks * mm + blk * m * ns;
+        nd_real *xb = x + blk * m;
         for (size_t i = 0; ns && i < m; i++) {
-            double acc = 0.0;
+            nd_real acc = 0.0;
             for (size_t j = 0; j < ns; j++)
                 acc += Cb[i * ns + j] * xs[j];
             xb[i] += acc;
@@ -261,7 +261,7 @@ static int step_start(NdSolver *s, int have_f0)
         memset(r->ft, 0, r->n * sizeof *r->ft);
         return ND_OK;
     }
-    double delta = sqrt(DBL_EPSILON * fmax(1e-5, fabs(r->t)));
+    nd_real delta = sqrt(ND_REAL_EPSILON * fmax(1e-5, fabs(r->t)));
     nd_solver_rhs(s, r->p, r->t + delta, r->y, r->ft);
     for (size_t e = 0; e < r->n; e++)
         r->ft[e] = (r->ft[e] - r->f0[e]) / delta;
@@ -270,25 +270,25 @@ static int step_start(NdSolver *s, int have_f0)
 
 /* rodas4's six stages of a step of h (signed) to t_new, E already factored;
  * leaves y_new in r->ynew and k_6 (the error estimate) in r->err. */
-static int rodas4_stages(NdSolver *s, double h, double t_new)
+static int rodas4_stages(NdSolver *s, nd_real h, nd_real t_new)
 {
     struct NdOneStep *r = s->onestep;
     size_t n = r->n;
     for (int i = 0; i < ROS_STAGES; i++) {
-        double *rhs = r->k[i];
+        nd_real *rhs = r->k[i];
         if (i == 0) {
             memcpy(rhs, r->f0, n * sizeof *rhs);
         } else {
             for (size_t e = 0; e < n; e++) {
-                double acc = r->y[e];
+                nd_real acc = r->y[e];
                 for (int j = 0; j < i; j++)
                     acc += ros_a[i][j] * r->k[j][e];
                 r->arg[e] = acc;
             }
-            double ti = ros_c[i] == 1.0 ? t_new : r->t + ros_c[i] * h;
+            nd_real ti = ros_c[i] == 1.0 ? t_new : r->t + ros_c[i] * h;
             nd_solver_rhs(s, r->p, ti, r->arg, rhs);
             for (size_t e = 0; e < n; e++) {
-                double acc = 0.0;
+                nd_real acc = 0.0;
                 for (int j = 0; j < i; j++)
                     acc += ros_cc[i][j] * r->k[j][e];
                 rhs[e] += acc / h;
@@ -308,11 +308,11 @@ static int rodas4_stages(NdSolver *s, double h, double t_new)
 /* Newton's iteration for stage z = base + h gamma f(ti, z), from the z given;
  * base is r->arg. Returns ND_OK, or 1 when it diverged or did not converge
  * (the caller shrinks the step). */
-static int newton_stage(NdSolver *s, double h, double ti)
+static int newton_stage(NdSolver *s, nd_real h, nd_real ti)
 {
     struct NdOneStep *r = s->onestep;
     size_t n = r->n;
-    double hg = h * r->gamma, prev = 0.0;
+    nd_real hg = h * r->gamma, prev = 0.0;
     for (int it = 0; it < NEWTON_MAXITER; it++) {
         nd_solver_rhs(s, r->p, ti, r->z, r->f);
         /* -R = base + h gamma f - z, then dz = (I - h gamma J)^-1 (-R) = E^-1 (-R) / (h gamma) */
@@ -321,13 +321,13 @@ static int newton_stage(NdSolver *s, double h, double ti)
         solve_blocks(r, r->f);
         for (size_t e = 0; e < n; e++)
             r->z[e] += r->f[e];
-        double norm = nd_weighted_rms(s, r->f, r->y);
+        nd_real norm = nd_weighted_rms(s, r->f, r->y);
         if (!(norm < INFINITY))
             return 1;
         if (norm == 0.0)
             return ND_OK;
         if (it > 0) {
-            double rate = norm / prev;
+            nd_real rate = norm / prev;
             if (rate >= 1.0)
                 return 1;
             if (rate / (1.0 - rate) * norm <= NEWTON_KAPPA)
@@ -343,21 +343,21 @@ static int newton_stage(NdSolver *s, double h, double ti)
 /* kvaerno5's seven stages of a step of h to t_new, E already factored; leaves
  * y_new = z_7 in r->ynew and the filtered z_7 - z_6 in r->err. Returns 1 when
  * a stage's Newton iteration failed. */
-static int kvaerno5_stages(NdSolver *s, double h, double t_new)
+static int kvaerno5_stages(NdSolver *s, nd_real h, nd_real t_new)
 {
     struct NdOneStep *r = s->onestep;
     size_t n = r->n;
-    double hg = h * r->gamma;
+    nd_real hg = h * r->gamma;
     memcpy(r->k[0], r->f0, n * sizeof *r->k[0]);
     for (int i = 1; i < ESD_STAGES; i++) {
         for (size_t e = 0; e < n; e++) {
-            double acc = 0.0;
+            nd_real acc = 0.0;
             for (int j = 0; j < i; j++)
                 acc += esd_a[i][j] * r->k[j][e];
             r->arg[e] = r->y[e] + h * acc;
             r->z[e] = r->arg[e] + hg * r->k[i - 1][e]; /* predictor: k_i near k_{i-1} */
         }
-        double ti = esd_c[i] == 1.0 ? t_new : r->t + esd_c[i] * h;
+        nd_real ti = esd_c[i] == 1.0 ? t_new : r->t + esd_c[i] * h;
         if (newton_stage(s, h, ti))
             return 1;
         for (size_t e = 0; e < n; e++)
@@ -375,7 +375,7 @@ static int kvaerno5_stages(NdSolver *s, double h, double t_new)
 
 /* The error norm of r->err with weights atol + rtol max(|y|, |y_new|)
  * (rodas.f); records the first non-finite element of y_new. */
-static double step_error(NdSolver *s)
+static nd_real step_error(NdSolver *s)
 {
     struct NdOneStep *r = s->onestep;
     long i = nd_first_nonfinite(r->ynew, r->n);
@@ -386,11 +386,11 @@ static double step_error(NdSolver *s)
     }
     for (size_t e = 0; e < r->n; e++)
         r->scale[e] = fmax(fabs(r->y[e]), fabs(r->ynew[e]));
-    double err = nd_weighted_rms(s, r->err, r->scale);
+    nd_real err = nd_weighted_rms(s, r->err, r->scale);
     return isnan(err) ? INFINITY : err;
 }
 
-static int fail_progress(NdSolver *s, double h_abs)
+static int fail_progress(NdSolver *s, nd_real h_abs)
 {
     struct NdOneStep *r = s->onestep;
     if (r->attempts >= s->max_steps)
@@ -399,7 +399,7 @@ static int fail_progress(NdSolver *s, double h_abs)
                               "stopped at t = %.10g with step h = %.3g (raise max_steps or loosen "
                               "rtol, atol)",
                               nd_method_name(s->method), s->max_steps, r->ts[r->j], r->t, h_abs);
-    if (h_abs > ROS_UNDERFLOW_ULPS * DBL_EPSILON * fabs(r->t) && h_abs >= DBL_MIN)
+    if (h_abs > ROS_UNDERFLOW_ULPS * ND_REAL_EPSILON * fabs(r->t) && h_abs >= ND_REAL_MIN)
         return ND_OK;
     char at[ND_ELEMENT_TEXT];
     if (r->bad >= 0)
@@ -416,25 +416,25 @@ static int fail_progress(NdSolver *s, double h_abs)
 }
 
 /* Hairer's starting step ([HNW I] II.4) for the embedded order q. */
-static double initial_step(NdSolver *s)
+static nd_real initial_step(NdSolver *s)
 {
     struct NdOneStep *r = s->onestep;
-    double d0 = nd_weighted_rms(s, r->y, r->y), d1 = nd_weighted_rms(s, r->f0, r->y);
-    double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+    nd_real d0 = nd_weighted_rms(s, r->y, r->y), d1 = nd_weighted_rms(s, r->f0, r->y);
+    nd_real h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
     h0 = fmin(h0, r->hmax);
     for (size_t e = 0; e < r->n; e++)
         r->arg[e] = r->y[e] + r->dir * h0 * r->f0[e];
     nd_solver_rhs(s, r->p, r->t + r->dir * h0, r->arg, r->f);
     for (size_t e = 0; e < r->n; e++)
         r->f[e] -= r->f0[e];
-    double d2 = nd_weighted_rms(s, r->f, r->y) / h0, der = fmax(d1, d2);
-    double h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / (r->q + 1));
-    double h = fmin(fmin(100.0 * h0, h1), r->hmax);
+    nd_real d2 = nd_weighted_rms(s, r->f, r->y) / h0, der = fmax(d1, d2);
+    nd_real h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / (r->q + 1));
+    nd_real h = fmin(fmin(100.0 * h0, h1), r->hmax);
     return (h > 0 && isfinite(h)) ? h : fmin(1e-6, r->hmax);
 }
 
-static int solve_start(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                       double *yout)
+static int solve_start(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                       nd_real *yout)
 {
     struct NdOneStep *r = s->onestep;
     if (!s->k.jac)
@@ -454,15 +454,15 @@ static int solve_start(NdSolver *s, const double *p, const double *y0, const dou
     return ND_OK;
 }
 
-int nd_onestep_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                 double *yout)
+int nd_onestep_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                 nd_real *yout)
 {
     struct NdOneStep *r = s->onestep;
     int st = solve_start(s, p, y0, ts, nt, yout);
     if (st)
         return st;
-    double h_abs = s->h0 > 0 ? fmin(s->h0, r->hmax) : initial_step(s);
-    double h_acc = 0.0, err_acc = 0.0;
+    nd_real h_abs = s->h0 > 0 ? fmin(s->h0, r->hmax) : initial_step(s);
+    nd_real h_acc = 0.0, err_acc = 0.0;
     int rejected = 0, accepted = 0;
     while (!st && r->j < nt) {
         if ((st = step_start(s, accepted == 0)) != ND_OK)
@@ -471,7 +471,7 @@ int nd_onestep_solve(NdSolver *s, const double *p, const double *y0, const doubl
             if ((st = fail_progress(s, h_abs)) != ND_OK)
                 break;
             r->attempts++;
-            double h = r->dir * h_abs, t_new = r->t + h, t_out = r->ts[r->j];
+            nd_real h = r->dir * h_abs, t_new = r->t + h, t_out = r->ts[r->j];
             int landing = (r->t + ROS_LAST_STRETCH * h - t_out) * r->dir > 0;
             if (landing) {
                 h = t_out - r->t;
@@ -489,9 +489,9 @@ int nd_onestep_solve(NdSolver *s, const double *p, const double *y0, const doubl
                 s->num_rejected++;
                 continue;
             }
-            double err = step_error(s), expo = 1.0 / (r->q + 1);
-            double fac = fmin(ROS_MAX_SHRINK, fmax(1.0 / ROS_MAX_GROW, pow(err, expo) / ROS_SAFE));
-            double h_new = fabs(h) / fac;
+            nd_real err = step_error(s), expo = 1.0 / (r->q + 1);
+            nd_real fac = fmin(ROS_MAX_SHRINK, fmax(1.0 / ROS_MAX_GROW, pow(err, expo) / ROS_SAFE));
+            nd_real h_new = fabs(h) / fac;
             if (!(err <= 1.0)) {
                 h_abs = h_new;
                 rejected = 1;
@@ -499,7 +499,7 @@ int nd_onestep_solve(NdSolver *s, const double *p, const double *y0, const doubl
                 continue;
             }
             if (accepted++ > 0) { /* Gustafsson: the last two errors predict the next */
-                double gus = h_acc / fabs(h) * pow(err * err / err_acc, expo) / ROS_SAFE;
+                nd_real gus = h_acc / fabs(h) * pow(err * err / err_acc, expo) / ROS_SAFE;
                 gus = fmin(ROS_MAX_SHRINK, fmax(1.0 / ROS_MAX_GROW, gus));
                 h_new = fabs(h) / fmax(fac, gus);
             }

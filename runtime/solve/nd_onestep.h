@@ -20,8 +20,8 @@ int nd_onestep_attach(NdSolver *s, size_t nblocks, int m);
 void nd_onestep_detach(NdSolver *s);
 
 /* The solve behind nd_solve for ND_RODAS4 and ND_KVAERNO5; arguments checked. */
-int nd_onestep_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                     double *yout);
+int nd_onestep_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                     nd_real *yout);
 
 long nd_onestep_get_num_jac_evals(const NdSolver *s);
 long nd_onestep_get_num_lu(const NdSolver *s); /* factorisations (each of B blocks) */

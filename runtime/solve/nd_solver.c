@@ -9,7 +9,7 @@
  * runtime never prints and never exits. */
 #include "nd_solver.h"
 
-#include <math.h>
+#include "nd_real.h"
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -166,7 +166,7 @@ static size_t solver_vectors(const NdTableau *tab)
  * count would overflow a size_t (an absurd B). */
 static size_t solver_block_size(const NdKernels *k, size_t vectors, int64_t B, size_t *n_out)
 {
-    const size_t limit = SIZE_MAX / sizeof(double) / 4;
+    const size_t limit = SIZE_MAX / sizeof(nd_real) / 4;
     size_t ny = (size_t)k->ny, nb = (size_t)B;
     if (nb > limit / ny / vectors || k->work_fixed > limit || k->ns < 0 ||
         (size_t)k->ns > limit / vectors - nb * ny)
@@ -186,7 +186,7 @@ static void solver_carve(NdSolver *s)
     }
     int adaptive = tab->embedded_order > 0;
     int vectors = adaptive ? tab->dense_stages : tab->stages;
-    double *p = s->block;
+    nd_real *p = s->block;
     for (int i = 0; i < vectors; i++, p += s->n)
         s->K[i] = p;
     s->ytmp = p;
@@ -234,7 +234,7 @@ static NdSolver *solver_alloc(const NdKernels *k, NdMethod method, int64_t B, si
     NdSolver *s = (NdSolver *)calloc(1, sizeof *s); /* casts: emit-c compiles this as C++ too */
     if (!s)
         return NULL;
-    s->block = (double *)calloc(total, sizeof(double));
+    s->block = (nd_real *)calloc(total, sizeof(nd_real));
     if (!s->block) {
         free(s);
         return NULL;
@@ -371,7 +371,7 @@ void nd_solver_free(NdSolver *s)
     free(s);
 }
 
-int nd_solver_set_step(NdSolver *s, double h)
+int nd_solver_set_step(NdSolver *s, nd_real h)
 {
     if (!s)
         return ND_ERR_ARG;
@@ -396,7 +396,7 @@ static int need_adaptive(NdSolver *s, const char *what)
                           nd_method_name(s->method), what);
 }
 
-int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol)
+int nd_solver_set_tolerances(NdSolver *s, nd_real rtol, nd_real atol)
 {
     int st = need_adaptive(s, "rtol and atol");
     if (st)
@@ -412,7 +412,7 @@ int nd_solver_set_tolerances(NdSolver *s, double rtol, double atol)
     return ND_OK;
 }
 
-int nd_solver_set_initial_step(NdSolver *s, double h0)
+int nd_solver_set_initial_step(NdSolver *s, nd_real h0)
 {
     int st = need_adaptive(s, "h0");
     if (st)
@@ -439,19 +439,19 @@ int nd_solver_set_max_steps(NdSolver *s, long max_steps)
 const char *nd_solver_get_message(const NdSolver *s) { return s ? s->message : "no solver"; }
 long nd_solver_get_num_steps(const NdSolver *s) { return s ? s->num_steps : 0; }
 long nd_solver_get_num_rejected(const NdSolver *s) { return s ? s->num_rejected : 0; }
-double nd_solver_get_next_step(const NdSolver *s) { return s ? s->h_next : 0; }
+nd_real nd_solver_get_next_step(const NdSolver *s) { return s ? s->h_next : 0; }
 long nd_solver_get_num_rhs_evals(const NdSolver *s) { return s ? s->num_rhs_evals : 0; }
 
 /* ---- argument checks ---- */
 
-static int check_times(NdSolver *s, const double *ts, int nt)
+static int check_times(NdSolver *s, const nd_real *ts, int nt)
 {
     if (nt < 2)
         return nd_solver_fail(s, ND_ERR_ARG, "need at least 2 output times, got %d", nt);
     for (int j = 0; j < nt; j++)
         if (!isfinite(ts[j]))
             return nd_solver_fail(s, ND_ERR_ARG, "output time %d is %g", j, ts[j]);
-    double dir = ts[1] > ts[0] ? 1.0 : -1.0;
+    nd_real dir = ts[1] > ts[0] ? 1.0 : -1.0;
     for (int j = 0; j + 1 < nt; j++)
         if (!((ts[j + 1] - ts[j]) * dir > 0))
             return nd_solver_fail(s, ND_ERR_ARG,
@@ -461,7 +461,7 @@ static int check_times(NdSolver *s, const double *ts, int nt)
     return ND_OK;
 }
 
-long nd_first_nonfinite(const double *y, size_t n)
+long nd_first_nonfinite(const nd_real *y, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(y[i]))
@@ -469,7 +469,7 @@ long nd_first_nonfinite(const double *y, size_t n)
     return -1;
 }
 
-const char *nd_nonfinite_word(double v)
+const char *nd_nonfinite_word(nd_real v)
 {
     return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
 }
@@ -551,7 +551,7 @@ const char *nd_solver_element(const NdSolver *s, long flat, char *buf, size_t le
     return buf;
 }
 
-static int check_initial(NdSolver *s, const double *y0)
+static int check_initial(NdSolver *s, const nd_real *y0)
 {
     long i = nd_first_nonfinite(y0, s->n);
     if (i < 0)
@@ -561,8 +561,8 @@ static int check_initial(NdSolver *s, const double *y0)
                           nd_solver_element(s, i, at, sizeof at), nd_nonfinite_word(y0[i]));
 }
 
-static int check_args(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-                      const double *yout)
+static int check_args(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+                      const nd_real *yout)
 {
     if (!y0 || !ts || !yout)
         return nd_solver_fail(s, ND_ERR_ARG, "y0, times and output must not be NULL");
@@ -585,7 +585,7 @@ enum { ND_COMBO_UNROLL = 8 };
 
 /* The terms' vectors and coefficients as locals the compiler keeps in
  * registers, padded to the unrolled count (the padding is never read). */
-static void combo_load(const NdCombo *c, double *const *K, const double **k, double *a)
+static void combo_load(const NdCombo *c, nd_real *const *K, const nd_real **k, nd_real *a)
 {
     for (int q = 0; q < ND_COMBO_UNROLL; q++) {
         int used = q < c->m;
@@ -594,9 +594,9 @@ static void combo_load(const NdCombo *c, double *const *K, const double **k, dou
     }
 }
 
-static double combo_sum_at(const NdCombo *c, double *const *K, size_t e)
+static nd_real combo_sum_at(const NdCombo *c, nd_real *const *K, size_t e)
 {
-    double acc = c->coef[0] * K[c->idx[0]][e];
+    nd_real acc = c->coef[0] * K[c->idx[0]][e];
     for (int q = 1; q < c->m; q++)
         acc += c->coef[q] * K[c->idx[q]][e];
     return acc;
@@ -627,11 +627,11 @@ static double combo_sum_at(const NdCombo *c, double *const *K, size_t e)
 #define ND_STORE_AXPY(S) out[e] = y[e] + h * (S)
 #define ND_STORE_SCALE(S) out[e] = h * (S)
 
-void nd_combo_axpy(const NdCombo *c, double *const *K, const double *y, double h, double *out,
+void nd_combo_axpy(const NdCombo *c, nd_real *const *K, const nd_real *y, nd_real h, nd_real *out,
                    size_t n)
 {
-    const double *k[ND_COMBO_UNROLL];
-    double a[ND_COMBO_UNROLL];
+    const nd_real *k[ND_COMBO_UNROLL];
+    nd_real a[ND_COMBO_UNROLL];
     if (c->m == 0) { /* y + h * 0 */
         if (out != y)
             memcpy(out, y, n * sizeof *out);
@@ -641,10 +641,10 @@ void nd_combo_axpy(const NdCombo *c, double *const *K, const double *y, double h
     ND_COMBO_LOOPS(ND_STORE_AXPY)
 }
 
-void nd_combo_scale(const NdCombo *c, double *const *K, double h, double *out, size_t n)
+void nd_combo_scale(const NdCombo *c, nd_real *const *K, nd_real h, nd_real *out, size_t n)
 {
-    const double *k[ND_COMBO_UNROLL];
-    double a[ND_COMBO_UNROLL];
+    const nd_real *k[ND_COMBO_UNROLL];
+    nd_real a[ND_COMBO_UNROLL];
     if (c->m == 0) {
         memset(out, 0, n * sizeof *out);
         return;
@@ -665,19 +665,19 @@ void nd_combo_scale(const NdCombo *c, double *const *K, double h, double *out, s
 #undef ND_STORE_AXPY
 #undef ND_STORE_SCALE
 
-void nd_rk_stage_arg(NdSolver *s, int i, double h, const double *y, double *out)
+void nd_rk_stage_arg(NdSolver *s, int i, nd_real h, const nd_real *y, nd_real *out)
 {
     nd_combo_axpy(&s->row[i], s->K, y, h, out, s->n);
 }
 
 /* One step from (t, y) to t_new = t + h, in place: every stage evaluates the
  * right-hand side over the whole batch, then y += h * sum_i b[i] k_i. */
-void nd_rk_step(NdSolver *s, const double *p, double t, double t_new, double *y)
+void nd_rk_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new, nd_real *y)
 {
     const NdTableau *tab = s->tab;
-    double h = t_new - t;
+    nd_real h = t_new - t;
     for (int i = 0; i < tab->stages; i++) {
-        const double *arg = y;
+        const nd_real *arg = y;
         if (i > 0) {
             nd_rk_stage_arg(s, i, h, y, s->ytmp);
             arg = s->ytmp;
@@ -690,7 +690,7 @@ void nd_rk_step(NdSolver *s, const double *p, double t, double t_new, double *y)
     s->num_steps++;
 }
 
-static int check_step(NdSolver *s, const double *y, double t, double t_prev)
+static int check_step(NdSolver *s, const nd_real *y, nd_real t, nd_real t_prev)
 {
     long i = nd_first_nonfinite(y, s->n);
     if (i < 0)
@@ -701,26 +701,26 @@ static int check_step(NdSolver *s, const double *y, double t, double t_prev)
                           t_prev);
 }
 
-int nd_fixed_check_step(NdSolver *s, const double *y, double t, double t_prev)
+int nd_fixed_check_step(NdSolver *s, const nd_real *y, nd_real t, nd_real t_prev)
 {
     return check_step(s, y, t, t_prev);
 }
 
 /* Steps to cover |t1 - t0| with steps of at most h (up to the slack). */
-long nd_fixed_steps(double span, double h)
+long nd_fixed_steps(nd_real span, nd_real h)
 {
-    double r = span / h;
-    double n = ceil(r - ND_STEP_COUNT_SLACK * r);
+    nd_real r = span / h;
+    nd_real n = ceil(r - ND_STEP_COUNT_SLACK * r);
     return n < 1 ? 1 : (long)n;
 }
 
 /* Every interval of ts within max_steps steps of h, before the first step:
  * h = 1e-12 over [0, 1] would otherwise run for hours. */
-int nd_fixed_check_steps(NdSolver *s, const double *ts, int nt)
+int nd_fixed_check_steps(NdSolver *s, const nd_real *ts, int nt)
 {
     for (int j = 0; j + 1 < nt; j++) {
-        double r = fabs(ts[j + 1] - ts[j]) / s->h, n = ceil(r - ND_STEP_COUNT_SLACK * r);
-        if (n > (double)s->max_steps)
+        nd_real r = fabs(ts[j + 1] - ts[j]) / s->h, n = ceil(r - ND_STEP_COUNT_SLACK * r);
+        if (n > (nd_real)s->max_steps)
             return nd_solver_fail(s, ND_ERR_MAX_STEPS,
                                   "%s would take %.3g steps of h = %g from t = %.10g to t = "
                                   "%.10g, more than max_steps = %ld (raise h or max_steps)",
@@ -733,16 +733,16 @@ int nd_fixed_check_steps(NdSolver *s, const double *ts, int nt)
 /* Integrates y in place from t0 to t1 with fixed steps of h, the last one
  * shortened to land exactly on t1. Step times are t0 + k h (times the
  * direction), never accumulated, so rounding cannot drift or add a step. */
-static int fixed_solve_interval(NdSolver *s, const double *p, double t0, double t1, double *y)
+static int fixed_solve_interval(NdSolver *s, const nd_real *p, nd_real t0, nd_real t1, nd_real *y)
 {
-    double span = fabs(t1 - t0), hd = t1 > t0 ? s->h : -s->h;
+    nd_real span = fabs(t1 - t0), hd = t1 > t0 ? s->h : -s->h;
     if (span / s->h > ND_MAX_STEPS_PER_INTERVAL)
         return nd_solver_fail(s, ND_ERR_ARG,
                               "step h = %g is too small for the interval [%g, %g]", s->h, t0, t1);
     long n = nd_fixed_steps(span, s->h);
-    double t = t0;
+    nd_real t = t0;
     for (long k = 1; k <= n; k++) {
-        double t_next = k == n ? t1 : t0 + (double)k * hd;
+        nd_real t_next = k == n ? t1 : t0 + (nd_real)k * hd;
         nd_rk_step(s, p, t, t_next, y);
         int st = check_step(s, y, t_next, t);
         if (st)
@@ -756,8 +756,8 @@ static int fixed_solve_interval(NdSolver *s, const double *p, double t0, double 
 
 /* Each sample's solve by s->one over its slice of y0, writing sample b's
  * column of yout (rows B * ny apart); the counters add up. */
-static int per_sample_solve(NdSolver *s, const double *p, const double *y0, const double *ts,
-                            int nt, double *yout)
+static int per_sample_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts,
+                            int nt, nd_real *yout)
 {
     NdSolver *one = s->one;
     size_t ny = (size_t)s->k.ny;
@@ -779,8 +779,8 @@ static int per_sample_solve(NdSolver *s, const double *p, const double *y0, cons
 
 /* On failure, the rows of yout before the failing interval hold the solution;
  * the row after it holds the state that stopped the solve. */
-int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, int nt,
-             double *yout)
+int nd_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
+             nd_real *yout)
 {
     if (!s)
         return ND_ERR_ARG;
@@ -811,7 +811,7 @@ int nd_solve(NdSolver *s, const double *p, const double *y0, const double *ts, i
     size_t n = s->n;
     memmove(yout, y0, n * sizeof *yout);
     for (int j = 0; j + 1 < nt; j++) {
-        double *y = yout + (size_t)(j + 1) * n;
+        nd_real *y = yout + (size_t)(j + 1) * n;
         memcpy(y, y - n, n * sizeof *y);
         st = s->ev ? nd_events_fixed_interval(s, p, ts[j], ts[j + 1], y)
                    : fixed_solve_interval(s, p, ts[j], ts[j + 1], y);

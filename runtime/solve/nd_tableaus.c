@@ -304,7 +304,7 @@ const NdTableau *nd_tableau_get(NdMethod m)
     return tableaus[m];
 }
 
-void nd_combo_build(NdCombo *c, const double *coef, int len)
+void nd_combo_build(NdCombo *c, const nd_real *coef, int len)
 {
     c->m = 0;
     for (int i = 0; i < len; i++)

@@ -36,22 +36,22 @@ typedef struct NdTableau {
     int fsal;            /* first same as last: the last stage is f(t + h, y_new) and
                           * serves as the next step's k_0 */
     int embedded_order;  /* order of b_hat, 0 when the method has no error estimate */
-    double c[ND_RK_MAX_STAGES];
-    double a[ND_RK_MAX_STAGES][ND_RK_MAX_STAGES];
-    double b[ND_RK_MAX_STAGES];
-    double b_hat[ND_RK_MAX_STAGES]; /* embedded weights for the error estimate */
+    nd_real c[ND_RK_MAX_STAGES];
+    nd_real a[ND_RK_MAX_STAGES][ND_RK_MAX_STAGES];
+    nd_real b[ND_RK_MAX_STAGES];
+    nd_real b_hat[ND_RK_MAX_STAGES]; /* embedded weights for the error estimate */
 
     /* ---- adaptive methods only (embedded_order > 0) ---- */
-    double e[ND_RK_MAX_STAGES];  /* error weights: err = h sum_i e[i] k_i (= b - b_hat) */
-    double e3[ND_RK_MAX_STAGES]; /* dop853's second, 3rd-order estimate (0 elsewhere) */
+    nd_real e[ND_RK_MAX_STAGES];  /* error weights: err = h sum_i e[i] k_i (= b - b_hat) */
+    nd_real e3[ND_RK_MAX_STAGES]; /* dop853's second, 3rd-order estimate (0 elsewhere) */
     int error_order;     /* q: the estimate behaves as O(h^q); h scales by err^(-1/q) */
-    double beta;         /* Lund's PI stabilisation exponent (dopri5.f BETA) */
+    nd_real beta;         /* Lund's PI stabilisation exponent (dopri5.f BETA) */
     int fnew_stage;      /* index of the stage vector holding f(t + h, y_new) */
     int dense_stages;    /* stage vectors the dense output reads (>= stages) */
     NdDenseKind dense;
     int dense_order;     /* order of the continuous extension */
-    double d[4][ND_RK_MAX_STAGES];  /* ND_DENSE_NESTED: P's coefficients d0..d3 */
-    double r[ND_RK_MAX_STAGES][4];  /* ND_DENSE_POLY: w_i = sum_m r[i][m] theta^(m+1) */
+    nd_real d[4][ND_RK_MAX_STAGES];  /* ND_DENSE_NESTED: P's coefficients d0..d3 */
+    nd_real r[ND_RK_MAX_STAGES][4];  /* ND_DENSE_POLY: w_i = sum_m r[i][m] theta^(m+1) */
 } NdTableau;
 
 /* One row of coefficients as its nonzero terms, sum_t coef[t] k_{idx[t]} in
@@ -60,17 +60,17 @@ typedef struct NdTableau {
 typedef struct NdCombo {
     int m;                          /* terms */
     int idx[ND_RK_MAX_STAGES];
-    double coef[ND_RK_MAX_STAGES];
+    nd_real coef[ND_RK_MAX_STAGES];
 } NdCombo;
 
 /* c = the nonzero entries of coef[0..len). */
-void nd_combo_build(NdCombo *c, const double *coef, int len);
+void nd_combo_build(NdCombo *c, const nd_real *coef, int len);
 
 /* The tableau of m, or NULL when m is not an explicit Runge–Kutta method. */
 const NdTableau *nd_tableau_get(NdMethod m);
 
 /* The dense output weights w[0..dense_stages) at theta in [0, 1]:
  * y(t + theta h) = y + h sum_i w[i] k_i (nd_dense.c). */
-void nd_dense_weights(const NdTableau *tab, double theta, double *w);
+void nd_dense_weights(const NdTableau *tab, nd_real theta, nd_real *w);
 
 #endif

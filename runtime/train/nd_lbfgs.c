@@ -13,25 +13,25 @@
  * p stays, and the zero step drops out of the history (y's = 0). */
 #include "nd_lbfgs.h"
 
-#include <math.h>
+#include "nd_real.h"
 #include <stdlib.h>
 #include <string.h>
 
 enum { LS_TRIALS = 20 };
-static const double TOL_GRAD = 1e-7, TOL_CHANGE = 1e-9, ARMIJO_C1 = 1e-4, CURVATURE_MIN = 1e-10;
+static const nd_real TOL_GRAD = 1e-7, TOL_CHANGE = 1e-9, ARMIJO_C1 = 1e-4, CURVATURE_MIN = 1e-10;
 
 struct NdLbfgs {
     int n, m;     /* parameters, history size */
     int k;        /* pairs held, the newest last */
     long iter;    /* iterations taken */
-    double *s, *y, *ro, *al; /* m x n, m x n, m, m */
-    double *d, *g_prev, *trial; /* n each */
-    double t_prev, H_diag;
+    nd_real *s, *y, *ro, *al; /* m x n, m x n, m, m */
+    nd_real *d, *g_prev, *trial; /* n each */
+    nd_real t_prev, H_diag;
 };
 
-static double dot(const double *a, const double *b, int n)
+static nd_real dot(const nd_real *a, const nd_real *b, int n)
 {
-    double r = 0;
+    nd_real r = 0;
     for (int i = 0; i < n; i++)
         r += a[i] * b[i];
     return r;
@@ -41,7 +41,7 @@ NdLbfgs *nd_lbfgs_create(int n, int history)
 {
     NdLbfgs *o = calloc(1, sizeof *o);
     size_t len = (size_t)(n > 0 ? n : 1), m = (size_t)(history > 0 ? history : 1);
-    double *block = o ? calloc(2 * m * len + 2 * m + 3 * len, sizeof(double)) : NULL;
+    nd_real *block = o ? calloc(2 * m * len + 2 * m + 3 * len, sizeof(nd_real)) : NULL;
     if (!block) {
         free(o);
         return NULL;
@@ -62,21 +62,21 @@ void nd_lbfgs_free(NdLbfgs *o)
 
 /* The pair of the last step, when its curvature is positive (the oldest pair
  * makes room when the history is full). */
-static void remember(NdLbfgs *o, const double *g)
+static void remember(NdLbfgs *o, const nd_real *g)
 {
     size_t n = (size_t)o->n;
     if (o->k == o->m) {
-        memmove(o->s, o->s + n, sizeof(double) * n * (size_t)(o->m - 1));
-        memmove(o->y, o->y + n, sizeof(double) * n * (size_t)(o->m - 1));
-        memmove(o->ro, o->ro + 1, sizeof(double) * (size_t)(o->m - 1));
+        memmove(o->s, o->s + n, sizeof(nd_real) * n * (size_t)(o->m - 1));
+        memmove(o->y, o->y + n, sizeof(nd_real) * n * (size_t)(o->m - 1));
+        memmove(o->ro, o->ro + 1, sizeof(nd_real) * (size_t)(o->m - 1));
         o->k--;
     }
-    double *s = o->s + n * (size_t)o->k, *y = o->y + n * (size_t)o->k;
+    nd_real *s = o->s + n * (size_t)o->k, *y = o->y + n * (size_t)o->k;
     for (size_t i = 0; i < n; i++) {
         y[i] = g[i] - o->g_prev[i];
         s[i] = o->t_prev * o->d[i];
     }
-    double ys = dot(y, s, o->n);
+    nd_real ys = dot(y, s, o->n);
     if (ys > CURVATURE_MIN) {
         o->ro[o->k++] = 1 / ys;
         o->H_diag = ys / dot(y, y, o->n);
@@ -84,7 +84,7 @@ static void remember(NdLbfgs *o, const double *g)
 }
 
 /* d = -H g by the two-loop recursion over the pairs held. */
-static void direction(NdLbfgs *o, const double *g)
+static void direction(NdLbfgs *o, const nd_real *g)
 {
     int n = o->n;
     for (int i = 0; i < n; i++)
@@ -97,20 +97,20 @@ static void direction(NdLbfgs *o, const double *g)
     for (int i = 0; i < n; i++)
         o->d[i] *= o->H_diag;
     for (int j = 0; j < o->k; j++) {
-        double be = dot(o->y + (size_t)j * n, o->d, n) * o->ro[j];
+        nd_real be = dot(o->y + (size_t)j * n, o->d, n) * o->ro[j];
         for (int i = 0; i < n; i++)
             o->d[i] += (o->al[j] - be) * o->s[(size_t)j * n + i];
     }
 }
 
 /* The step length along d that the Armijo condition accepts, or 0. */
-static double backtrack(NdLbfgs *o, const double *p, double L, double gtd, double t,
+static nd_real backtrack(NdLbfgs *o, const nd_real *p, nd_real L, nd_real gtd, nd_real t,
                         NdLossAt loss_at, void *ctx, int *evals)
 {
     for (int k = 0; k < LS_TRIALS; k++, t /= 2) {
         for (int i = 0; i < o->n; i++)
             o->trial[i] = p[i] + t * o->d[i];
-        double Lt;
+        nd_real Lt;
         ++*evals;
         if (loss_at(ctx, o->trial, &Lt) == 0 && isfinite(Lt) && Lt <= L + ARMIJO_C1 * t * gtd)
             return t;
@@ -118,10 +118,10 @@ static double backtrack(NdLbfgs *o, const double *p, double L, double gtd, doubl
     return 0;
 }
 
-int nd_lbfgs_step(NdLbfgs *o, double lr, double *p, const double *grad, double L,
+int nd_lbfgs_step(NdLbfgs *o, nd_real lr, nd_real *p, const nd_real *grad, nd_real L,
                   NdLossAt loss_at, void *ctx)
 {
-    double gmax = 0, g1 = 0;
+    nd_real gmax = 0, g1 = 0;
     for (int i = 0; i < o->n; i++) {
         gmax = fmax(gmax, fabs(grad[i]));
         g1 += fabs(grad[i]);
@@ -131,9 +131,9 @@ int nd_lbfgs_step(NdLbfgs *o, double lr, double *p, const double *grad, double L
     if (++o->iter > 1)
         remember(o, grad);
     direction(o, grad);
-    memcpy(o->g_prev, grad, sizeof(double) * (size_t)o->n);
-    double t = o->iter == 1 ? fmin(1.0, 1.0 / g1) * lr : lr;
-    double gtd = dot(grad, o->d, o->n);
+    memcpy(o->g_prev, grad, sizeof(nd_real) * (size_t)o->n);
+    nd_real t = o->iter == 1 ? fmin(1.0, 1.0 / g1) * lr : lr;
+    nd_real gtd = dot(grad, o->d, o->n);
     int evals = 0;
     if (gtd > -TOL_CHANGE)
         t = 0; /* not a descent direction worth taking */

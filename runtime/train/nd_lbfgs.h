@@ -14,7 +14,7 @@ void nd_lbfgs_free(NdLbfgs *o);
 /* One iteration from p (loss L, gradient grad) with learning rate lr; with
  * loss_at, the step is halved until the loss decreases enough (Armijo). The
  * number of loss evaluations it made. */
-int nd_lbfgs_step(NdLbfgs *o, double lr, double *p, const double *grad, double L,
+int nd_lbfgs_step(NdLbfgs *o, nd_real lr, nd_real *p, const nd_real *grad, nd_real L,
                   NdLossAt loss_at, void *ctx);
 
 #endif

@@ -15,7 +15,7 @@
 
 #include "nd_lbfgs.h"
 
-#include <math.h>
+#include "nd_real.h"
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +24,8 @@ struct NdOptim {
     NdOptimConfig cfg;
     int n;
     long t;    /* steps taken (adam's bias correction) */
-    double *m; /* momentum / adam first moment */
-    double *v; /* adam / rmsprop second moment */
+    nd_real *m; /* momentum / adam first moment */
+    nd_real *v; /* adam / rmsprop second moment */
     NdLbfgs *lb; /* lbfgs's history */
 };
 
@@ -82,7 +82,7 @@ NdOptim *nd_optim_create(const NdOptimConfig *cfg, int n)
 {
     NdOptim *o = calloc(1, sizeof *o);
     size_t len = (size_t)(n > 0 ? n : 1);
-    if (!o || !(o->m = calloc(len, sizeof(double))) || !(o->v = calloc(len, sizeof(double)))) {
+    if (!o || !(o->m = calloc(len, sizeof(nd_real))) || !(o->v = calloc(len, sizeof(nd_real)))) {
         nd_optim_free(o);
         return NULL;
     }
@@ -105,7 +105,7 @@ void nd_optim_free(NdOptim *o)
     free(o);
 }
 
-int nd_optim_step_search(NdOptim *o, double *p, const double *grad, double L, NdLossAt loss_at,
+int nd_optim_step_search(NdOptim *o, nd_real *p, const nd_real *grad, nd_real L, NdLossAt loss_at,
                          void *ctx)
 {
     if (o->cfg.kind != ND_OPT_LBFGS) {
@@ -116,7 +116,7 @@ int nd_optim_step_search(NdOptim *o, double *p, const double *grad, double L, Nd
     return nd_lbfgs_step(o->lb, o->cfg.lr, p, grad, L, loss_at, ctx);
 }
 
-void nd_optim_step(NdOptim *o, double *p, const double *grad)
+void nd_optim_step(NdOptim *o, nd_real *p, const nd_real *grad)
 {
     const NdOptimConfig *c = &o->cfg;
     if (c->kind == ND_OPT_LBFGS) { /* without a loss to search on: PyTorch's fixed step */
@@ -126,7 +126,7 @@ void nd_optim_step(NdOptim *o, double *p, const double *grad)
     o->t++;
     double bc1 = 1 - pow(c->beta1, (double)o->t), bc2 = 1 - pow(c->beta2, (double)o->t);
     for (int i = 0; i < o->n; i++) {
-        double g = grad[i] + (c->kind == ND_OPT_ADAMW ? 0 : c->weight_decay * p[i]);
+        nd_real g = grad[i] + (c->kind == ND_OPT_ADAMW ? 0 : c->weight_decay * p[i]);
         switch (c->kind) {
         case ND_OPT_SGD:
             p[i] -= c->lr * g;
@@ -191,7 +191,7 @@ static bool uses_moment(NdOptimKind kind, NdOptimMoment which)
     return false;
 }
 
-double *nd_optim_get_moment(NdOptim *o, NdOptimMoment which)
+nd_real *nd_optim_get_moment(NdOptim *o, NdOptimMoment which)
 {
     if (!uses_moment(o->cfg.kind, which))
         return NULL;

@@ -18,21 +18,21 @@ struct NdTrainLoss {
     int max_nt;
     const char *msg; /* an argument refused by the last compute, or NULL */
     /* the current compute */
-    const double *d;
+    const nd_real *d;
     int nt;
-    double scale_obs, scale_final;
+    nd_real scale_obs, scale_final;
     /* nd_train_loss_set_observed: which samples each time observes, and the
      * time of each sample's last observation; NULL: all, and the last time */
     const unsigned char *observed;
     const int *last;
-    double *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_y0;
-    double *ysub; /* a run of samples with the shared block (run_state) */
+    nd_real *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_y0;
+    nd_real *ysub; /* a run of samples with the shared block (run_state) */
     /* a forward object (nd_train_loss_create_forward) */
     NdSolver *solver;
-    double *yout; /* max_nt * (B * ny + ns): the states at every observation */
+    nd_real *yout; /* max_nt * (B * ny + ns): the states at every observation */
 };
 
-static const double *row_block(const NdTrainLoss *t, int j)
+static const nd_real *row_block(const NdTrainLoss *t, int j)
 {
     return t->lk.nd ? t->d + (size_t)j * (size_t)t->B * (size_t)t->lk.nd : NULL;
 }
@@ -72,24 +72,24 @@ static int next_run(const NdTrainLoss *t, int j, int final, int64_t *b, Run *r)
 /* The state of run r as a batch of its own: y itself for the whole batch, else
  * its samples' rows followed by the shared block (the kernels read that at
  * y + nb * ny), copied into ysub when there is a shared block. */
-static const double *run_state(const NdTrainLoss *t, Run r, const double *y)
+static const nd_real *run_state(const NdTrainLoss *t, Run r, const nd_real *y)
 {
     size_t ny = (size_t)t->k.ny, n = (size_t)r.nb * ny;
     if (t->k.ns == 0 || r.nb == t->B)
         return y + (size_t)r.b0 * ny;
-    memcpy(t->ysub, y + (size_t)r.b0 * ny, sizeof(double) * n);
-    memcpy(t->ysub + n, y + (size_t)t->B * ny, sizeof(double) * (size_t)t->k.ns);
+    memcpy(t->ysub, y + (size_t)r.b0 * ny, sizeof(nd_real) * n);
+    memcpy(t->ysub + n, y + (size_t)t->B * ny, sizeof(nd_real) * (size_t)t->k.ns);
     return t->ysub;
 }
 
 /* Adds scale * (sum of the value kernel over run r) to *L and scale * its
  * gradient to gy, gp (the shared block's part to gy's shared block). */
-static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, double scale, double tj,
-                     Run r, const double *y, const double *p, const double *d, double *L,
-                     double *gy, double *gp)
+static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, nd_real scale, nd_real tj,
+                     Run r, const nd_real *y, const nd_real *p, const nd_real *d, nd_real *L,
+                     nd_real *gy, nd_real *gp)
 {
     size_t ny = (size_t)t->k.ny, n = (size_t)r.nb * ny, off = (size_t)r.b0 * ny;
-    const double *dr = d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL, *yr = run_state(t, r, y);
+    const nd_real *dr = d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL, *yr = run_state(t, r, y);
     value(tj, yr, p, NULL, dr, t->vals, NULL, r.nb, t->work);
     for (int64_t b = 0; b < r.nb; b++)
         *L += scale * t->vals[b];
@@ -102,13 +102,13 @@ static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, double s
         gp[i] += scale * t->gp_tmp[i];
 }
 
-static int observe(void *ctx, int j, double tj, const double *y, const double *p, double *L,
-                   double *gy, double *gp)
+static int observe(void *ctx, int j, nd_real tj, const nd_real *y, const nd_real *p, nd_real *L,
+                   nd_real *gy, nd_real *gp)
 {
     NdTrainLoss *t = (NdTrainLoss *)ctx;
-    const double *d = row_block(t, j);
+    const nd_real *d = row_block(t, j);
     size_t ny = (size_t)t->k.ny;
-    memset(gy, 0, sizeof(double) * nd_kernels_state_size(&t->k, t->B));
+    memset(gy, 0, sizeof(nd_real) * nd_kernels_state_size(&t->k, t->B));
     Run r;
     for (int64_t b = 0; t->lk.loss && next_run(t, j, 0, &b, &r);)
         add_term(t, t->lk.loss, t->lk.loss_grad, t->scale_obs, tj, r, y, p, d, L, gy, gp);
@@ -124,9 +124,9 @@ static int observe(void *ctx, int j, double tj, const double *y, const double *p
     return 0;
 }
 
-static double *alloc_doubles(size_t n)
+static nd_real *alloc_doubles(size_t n)
 {
-    return (double *)calloc(n ? n : 1, sizeof(double));
+    return (nd_real *)calloc(n ? n : 1, sizeof(nd_real));
 }
 
 NdTrainLoss *nd_train_loss_create(const NdKernels *k, const NdLossKernels *lk,
@@ -189,8 +189,8 @@ NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernel
 
 /* sum over the samples time j scores (as next_run) of kernel f's value at
  * (tj, y), times scale, into *acc */
-static void add_value(NdTrainLoss *t, NdKernelFn f, int j, int final, double scale, double tj,
-                      const double *y, const double *p, const double *d, double *acc)
+static void add_value(NdTrainLoss *t, NdKernelFn f, int j, int final, nd_real scale, nd_real tj,
+                      const nd_real *y, const nd_real *p, const nd_real *d, nd_real *acc)
 {
     Run r;
     for (int64_t b = 0; next_run(t, j, final, &b, &r);) {
@@ -202,7 +202,7 @@ static void add_value(NdTrainLoss *t, NdKernelFn f, int j, int final, double sca
 }
 
 /* the running costs of the samples time j observes for the last time */
-static void add_costs(NdTrainLoss *t, int j, double scale, const double *y, double *acc)
+static void add_costs(NdTrainLoss *t, int j, nd_real scale, const nd_real *y, nd_real *acc)
 {
     Run r;
     size_t ny = (size_t)t->k.ny;
@@ -217,10 +217,10 @@ void nd_train_loss_set_observed(NdTrainLoss *t, const unsigned char *observed, c
     t->last = observed && last ? last : NULL;
 }
 
-int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double *ts,
-                           const double *d, double scale_obs, double scale_final, int n_metrics,
-                           NdKernelFn const *metrics, int metrics_at_each, double *L,
-                           double *metric_sums)
+int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
+                           const nd_real *d, nd_real scale_obs, nd_real scale_final, int n_metrics,
+                           NdKernelFn const *metrics, int metrics_at_each, nd_real *L,
+                           nd_real *metric_sums)
 {
     t->msg = !t->solver ? "not a forward object (nd_train_loss_create_forward)"
              : nt > t->max_nt ? "more observation times than the object was created for"
@@ -241,7 +241,7 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const double *p, int nt, const double
     *L = 0;
     size_t n = nd_kernels_state_size(&t->k, t->B);
     for (int j = 0; j < nt; j++) {
-        const double *y = t->yout + (size_t)j * n, *dj = row_block(t, j);
+        const nd_real *y = t->yout + (size_t)j * n, *dj = row_block(t, j);
         if (t->lk.loss)
             add_value(t, t->lk.loss, j, 0, scale_obs, ts[j], y, p, dj, L);
         if (t->lk.final)
@@ -266,7 +266,7 @@ void nd_train_loss_free(NdTrainLoss *t)
         return;
     nd_solver_free(t->solver);
     free(t->yout);
-    double *bufs[] = {t->work, t->vals, t->gy_tmp, t->gp_tmp, t->y0, t->grad_y0, t->ysub};
+    nd_real *bufs[] = {t->work, t->vals, t->gy_tmp, t->gp_tmp, t->y0, t->grad_y0, t->ysub};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     nd_gradient_free(t->g);
@@ -289,9 +289,9 @@ const char *nd_train_loss_get_message(const NdTrainLoss *t)
                                        : nd_gradient_get_message(t->g);
 }
 
-int nd_train_loss_compute(NdTrainLoss *t, const double *p, int nt, const double *ts,
-                          const double *d, double scale_obs, double scale_final, double *L,
-                          double *grad_p)
+int nd_train_loss_compute(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
+                          const nd_real *d, nd_real scale_obs, nd_real scale_final, nd_real *L,
+                          nd_real *grad_p)
 {
     t->msg = !t->g ? "a forward object has no gradient (nd_train_loss_create)"
              : nt > t->max_nt ? "more observation times than the object was created for"
