@@ -324,6 +324,8 @@ Compilation *compile(const CompileOptions *o)
     SemaInput in = {c->arena, c->names, c->ir, &c->diag, c->programs, c->n_programs,
                     driver_module_of, c};
     c->program = sema_check(&in);
+    if (c->program && o->precision)
+        c->program->f32 = o->precision == 32;
     if (!c->program || o->until == COMPILE_CHECK)
         return c;
     if (!(o->targets & TARGET_C)) /* emit-c writes every state per copy (docs/emit-c.md) */

@@ -35,6 +35,8 @@ typedef struct CompileOptions {
     int targets;        /* TARGET_JIT | TARGET_C | TARGET_SYSTEM (kernel_sets.h) */
     bool dump_ast;      /* print the user's AST to stdout after parsing */
     bool dump_grad;     /* print every kernel set's derived IR to stdout (--dump=grad) */
+    int precision;      /* 32 or 64: in place of the file's `option precision` (--precision);
+                           0: the file's */
 } CompileOptions;
 
 /* The JIT's translation of one kernel set (sets[i] <-> compiled[i]). */

@@ -31,6 +31,7 @@ typedef struct Options {
     const char *output; /* -o FILE */
     const char *dump;   /* --dump=tokens|ast|ir|grad|llvm */
     bool has_seed;      /* --seed N: in place of the file's `option seed` */
+    int precision;      /* --precision f32|f64: 32 or 64 in place of the file's option; 0 */
     uint64_t seed;
     RunOptions run;
 } Options;
@@ -56,6 +57,8 @@ static const char usage_text[] =
     "  --check-gradient  (run) each train's first gradient against central differences,\n"
     "                  per parameter\n"
     "  --seed N        (run, emit-c) use seed N in place of the file's `option seed`\n"
+    "  --precision P   (run, emit-c, emit-llvm) f32 or f64 in place of the file's\n"
+    "                  `option precision`\n"
     "  -o, --output FILE  (emit-llvm) write to FILE instead of stdout; (emit-c) the .c to write\n"
     "  -h, --help      this help; `nodec COMMAND --help` for one command\n"
     "  --version       print the version (and the LLVM and PLplot it was built with)\n"
@@ -66,12 +69,13 @@ static const char *command_help(const char *cmd)
 {
     if (strcmp(cmd, "run") == 0)
         return "usage: nodec run FILE.node [--stats] [--quiet] [--seed N] [--check-gradient]\n"
-               "                 [--dump=tokens|ast|ir|grad|llvm]\n"
+               "                 [--precision f32|f64] [--dump=tokens|ast|ir|grad|llvm]\n"
                "\n"
                "Checks FILE, JIT-compiles each model it uses and executes the directives in\n"
                "order. A solve writes CSV to its `output` file, or prints a table on stdout.\n"
                "Progress goes to stderr; errors name file:line:col and exit with status 1.\n"
-               "--seed N replaces the file's `option seed` (initial parameters, batches, draws).\n";
+               "--seed N replaces the file's `option seed` (initial parameters, batches, draws);\n"
+               "--precision f32|f64 its `option precision` (docs/precision.md).\n";
     if (strcmp(cmd, "check") == 0)
         return "usage: nodec check FILE.node [--dump=tokens|ast|ir|grad]\n"
                "\n"
@@ -126,7 +130,8 @@ static bool is_command(const char *s)
            strcmp(s, "adjoint") == 0;
 }
 
-enum { OPT_DUMP = 256, OPT_MODEL, OPT_SEED, OPT_STATS, OPT_VERSION, OPT_CHECK_GRADIENT };
+enum { OPT_DUMP = 256, OPT_MODEL, OPT_SEED, OPT_STATS, OPT_VERSION, OPT_CHECK_GRADIENT,
+       OPT_PRECISION };
 
 /* getopt_long's table: `--seed 3` and `--seed=3` alike, options anywhere. */
 static const struct option long_options[] = {
@@ -135,6 +140,7 @@ static const struct option long_options[] = {
     {"seed", required_argument, NULL, OPT_SEED}, {"stats", no_argument, NULL, OPT_STATS},
     {"quiet", no_argument, NULL, 'q'},         {"output", required_argument, NULL, 'o'},
     {"check-gradient", no_argument, NULL, OPT_CHECK_GRADIENT},
+    {"precision", required_argument, NULL, OPT_PRECISION},
     {NULL, 0, NULL, 0},
 };
 
@@ -161,6 +167,14 @@ static int set_seed(Options *o, const char *v)
     return -1;
 }
 
+static int set_precision(Options *o, const char *v)
+{
+    if (strcmp(v, "f32") != 0 && strcmp(v, "f64") != 0)
+        return usage_error("--precision is f32 or f64, not '%s'", v);
+    o->precision = strcmp(v, "f32") == 0 ? 32 : 64;
+    return -1;
+}
+
 static int unknown_option(const char *arg, int letter)
 {
     const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
@@ -184,6 +198,7 @@ static int take_option(Options *o, int opt, char **argv, bool *help, bool *versi
     case OPT_MODEL: o->model = optarg; return -1;
     case 'o': o->output = optarg; return -1;
     case OPT_SEED: return set_seed(o, optarg);
+    case OPT_PRECISION: return set_precision(o, optarg);
     case OPT_STATS: o->run.stats = true; return -1;
     case 'q': o->run.quiet = true; return -1;
     case OPT_CHECK_GRADIENT: o->run.check_gradient = true; return -1;
@@ -372,7 +387,8 @@ static int dump_tokens(const char *path)
 static CompileOptions compile_options(const Options *o)
 {
     CompileOptions c = {.path = o->file, .diag_out = stderr, .until = COMPILE_CHECK,
-                        .dump_ast = o->dump && strcmp(o->dump, "ast") == 0};
+                        .dump_ast = o->dump && strcmp(o->dump, "ast") == 0,
+                        .precision = o->precision};
     if (o->dump) {
         c.dump_grad = strcmp(o->dump, "grad") == 0;
         c.until = c.dump_grad ? COMPILE_DERIVE : COMPILE_CHECK;
