@@ -414,7 +414,7 @@ static void draw_batch(Trainer *t)
 
 /* ---- setup ---- */
 
-static nd_real *alloc_doubles(size_t n)
+static nd_real *alloc_reals(size_t n)
 {
     return calloc(n ? n : 1, sizeof(nd_real));
 }
@@ -471,9 +471,9 @@ static int alloc_workspace(Trainer *t)
     if (workspace_fits(t) != 0)
         return -1;
     size_t B = (size_t)t->group_B, np = (size_t)t->np;
-    t->drows = alloc_doubles((size_t)t->group_nt * B * (size_t)t->ncols);
-    t->grad_p = alloc_doubles(np);
-    t->sum_grad = alloc_doubles(np);
+    t->drows = alloc_reals((size_t)t->group_nt * B * (size_t)t->ncols);
+    t->grad_p = alloc_reals(np);
+    t->sum_grad = alloc_reals(np);
     NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
     if (!tmpl)
         return -1;
@@ -552,7 +552,7 @@ static int batch_loss(Trainer *t, const nd_real *p, nd_real *grad_scratch, nd_re
  * (eps / h) for a smooth loss. */
 static int central_differences(Trainer *t, nd_real *fd)
 {
-    nd_real *p = alloc_doubles((size_t)t->np), *scratch = alloc_doubles((size_t)t->np);
+    nd_real *p = alloc_reals((size_t)t->np), *scratch = alloc_reals((size_t)t->np);
     int status = p && scratch ? ND_OK : ND_ERR_MEMORY;
     if (p)
         memcpy(p, t->p, sizeof(nd_real) * (size_t)t->np);
@@ -577,7 +577,7 @@ static int central_differences(Trainer *t, nd_real *fd)
 static int check_gradient(Trainer *t)
 {
     const IrModel *m = t->tr->model;
-    nd_real *fd = alloc_doubles((size_t)t->np);
+    nd_real *fd = alloc_reals((size_t)t->np);
     int status = fd ? central_differences(t, fd) : ND_ERR_MEMORY;
     if (status != ND_OK) {
         diag_error(&t->r->c->diag, t->dir->loc, "train %s: --check-gradient failed (%s): %s",
@@ -793,7 +793,7 @@ static int save_params(Trainer *t)
     nd_real *moment[N_SAVED_MOMENTS];
     int copies = 1 + optimizer_moments(t, moment), n;
     NdTensorSpec *specs = state_specs(t, moment, &n);
-    nd_real *all = alloc_doubles((size_t)t->np * (size_t)copies);
+    nd_real *all = alloc_reals((size_t)t->np * (size_t)copies);
     if (!all) {
         diag_error(&t->r->c->diag, tr->save_loc, "out of memory for saving '%s'", tr->save);
         return -1;
@@ -868,7 +868,7 @@ static int load_params(Trainer *t)
     nd_real *moment[N_SAVED_MOMENTS];
     int copies = 1 + optimizer_moments(t, moment), n;
     NdTensorSpec *specs = state_specs(t, moment, &n);
-    nd_real *all = alloc_doubles((size_t)t->np * (size_t)copies);
+    nd_real *all = alloc_reals((size_t)t->np * (size_t)copies);
     int rc = all ? nd_safetensors_load(tr->load, n, specs, all, err, sizeof err) : -1;
     if (rc != 0) {
         if (!all)
@@ -1315,7 +1315,7 @@ static int evaluate_workspace(Trainer *t)
 {
     if (workspace_fits(t) != 0)
         return -1;
-    t->drows = alloc_doubles((size_t)t->group_nt * (size_t)t->group_B * (size_t)t->ncols);
+    t->drows = alloc_reals((size_t)t->group_nt * (size_t)t->group_B * (size_t)t->ncols);
     NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
     if (!tmpl)
         return -1;
