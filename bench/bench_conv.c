@@ -380,7 +380,7 @@ static void bench_rhs_vjp(Diag *diag, int rounds)
     diff_model_adjoint(b, m);
     const int64_t B = BATCH;
     if (emit_llvm) /* the optimised module, rhs and vjp, for reading where the time goes */
-        exit(cg_print_llvm(stdout, m, diag));
+        exit(cg_print_llvm(stdout, m, false, diag));
     if (!profile_vjp && !check_hand_c(m))
         exit(1);
     if (no_jit)

@@ -277,6 +277,7 @@ static bool jit_sets(Compilation *c)
         NdKernelFn fns[TRAIN_K_MAX_SPECS] = {0};
         JitRequest req = {.vjp = s->vjp, .jac = s->jac, .rhs_vjp = s->rhs_vjp,
                           .n_extra = s->loss.n, .extra = s->loss.specs, .extra_fns = fns};
+        req.f32 = c->program->f32;
         NdKernelFn *event_fns = NULL;
         PlanKernelSpec *specs = NULL;
         if (s->events.n > 0) { /* the events' kernels after a train's loss kernels */

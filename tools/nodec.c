@@ -290,7 +290,7 @@ static int emit_llvm(const Options *o, Compilation *c)
     int rc = 0;
     for (int i = 0; i < c->program->n_models && rc == 0; i++)
         if (wanted(o, c->program->models[i]))
-            rc = cg_print_llvm(out, c->program->models[i], &c->diag) ? 1 : 0;
+            rc = cg_print_llvm(out, c->program->models[i], c->program->f32, &c->diag) ? 1 : 0;
     if (out != stdout && fclose(out) != 0) {
         perror(o->output);
         rc = 1;
@@ -315,7 +315,7 @@ static int dump_stage(const Options *o, Compilation *c)
             continue;
         if (strcmp(o->dump, "ir") == 0)
             ir_dump_model(stdout, m);
-        else if (cg_print_llvm(stdout, m, &c->diag))
+        else if (cg_print_llvm(stdout, m, c->program->f32, &c->diag))
             return 1;
     }
     return 0;

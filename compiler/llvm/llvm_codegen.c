@@ -42,16 +42,16 @@ static LLVMValueRef cg_const_global(Cg *cg, const IrNode *n)
     int size = ir_shape_size(n->shape);
     char name[32];
     snprintf(name, sizeof name, "v_const_n%d", n->id);
-    LLVMTypeRef t_arr = LLVMArrayType(cg->t_f64, (unsigned)size);
+    LLVMTypeRef t_arr = LLVMArrayType(cg->t_real, (unsigned)size);
     LLVMValueRef zero[2] = {cg_i64(cg, 0), cg_i64(cg, 0)};
     LLVMValueRef g = LLVMGetNamedGlobal(cg->mod, name);
     if (g)
         return LLVMBuildInBoundsGEP2(cg->bld, t_arr, g, zero, 2, name);
     LLVMValueRef *elts = arena_alloc(cg->arena, sizeof *elts * (size_t)size);
     for (int k = 0; k < size; k++)
-        elts[k] = cg_f64(cg, n->value[k]);
+        elts[k] = cg_real(cg, n->value[k]);
     g = LLVMAddGlobal(cg->mod, t_arr, name);
-    LLVMSetInitializer(g, LLVMConstArray(cg->t_f64, elts, (unsigned)size));
+    LLVMSetInitializer(g, LLVMConstArray(cg->t_real, elts, (unsigned)size));
     LLVMSetGlobalConstant(g, 1);
     LLVMSetLinkage(g, LLVMPrivateLinkage);
     LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
@@ -66,7 +66,7 @@ static LLVMValueRef cg_const_splat(Cg *cg, const IrNode *n)
     for (int k = 1; k < size; k++)
         if (memcmp(&n->value[k], &n->value[0], sizeof(double)) != 0)
             return NULL;
-    return cg_f64(cg, n->value[0]);
+    return cg_real(cg, n->value[0]);
 }
 
 /* Storage of node i per its plan (at the top level, so it dominates readers). */
@@ -126,7 +126,7 @@ static void emit_reg(Cg *cg, int i, const char *name)
     IrNode *n = cg->plan.order[i];
     CgVal *v = &cg->val[i];
     if (n->op == IR_CONST) {
-        v->reg = cg_f64(cg, n->value[0]);
+        v->reg = cg_real(cg, n->value[0]);
         return;
     }
     if (n->op == IR_TIME) {
@@ -330,14 +330,14 @@ static void emit_batch_sum(Cg *cg, const PlanOutput *o, const CgVal *src, const 
     char name[64];
     CgLoop lb, lk;
     if (!src->bstride) {
-        LLVMValueRef nb = LLVMBuildSIToFP(cg->bld, cg->v_B, cg->t_f64, "v_nb");
+        LLVMValueRef nb = LLVMBuildSIToFP(cg->bld, cg->v_B, cg->t_real, "v_nb");
         snprintf(name, sizeof name, "%s_k", tag);
         LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, src->size), name, NULL);
         cg_store(cg, &dst, NULL, k, LLVMBuildFMul(cg->bld, cg_load(cg, src, NULL, k), nb, ""));
         cg_loop_end(cg, &lk, NULL);
         return;
     }
-    CgVal zero = {.reg = cg_f64(cg, 0), .size = 1};
+    CgVal zero = {.reg = cg_real(cg, 0), .size = 1};
     const CgVal *z = &zero;
     cg_emit_map(cg, NULL, &dst, 1, &z, tag);
     snprintf(name, sizeof name, "%s_b", tag);
@@ -418,15 +418,15 @@ static void emit_outputs(Cg *cg)
 
 static void cg_types(Cg *cg)
 {
-    cg->t_f64 = LLVMDoubleTypeInContext(cg->ctx);
+    cg->t_real = cg->f32 ? LLVMFloatTypeInContext(cg->ctx) : LLVMDoubleTypeInContext(cg->ctx);
     cg->t_i64 = LLVMInt64TypeInContext(cg->ctx);
     cg->t_i32 = LLVMInt32TypeInContext(cg->ctx);
-    cg->t_ptr = LLVMPointerType(cg->t_f64, 0);
-    LLVMTypeRef i = cg->t_i32, d = cg->t_f64, p = cg->t_ptr;
+    cg->t_ptr = LLVMPointerType(cg->t_real, 0);
+    LLVMTypeRef i = cg->t_i32, d = cg->t_real, p = cg->t_ptr;
     LLVMTypeRef gemm[14] = {i, i, i, i, i, i, d, p, i, p, i, d, p, i};
     LLVMTypeRef gemv[12] = {i, i, i, i, d, p, i, p, i, d, p, i};
-    cg->t_dgemm = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), gemm, 14, 0);
-    cg->t_dgemv = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), gemv, 12, 0);
+    cg->t_gemm = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), gemm, 14, 0);
+    cg->t_gemv = LLVMFunctionType(LLVMVoidTypeInContext(cg->ctx), gemv, 12, 0);
 }
 
 static void cg_add_attr(Cg *cg, unsigned idx, const char *attr)
@@ -441,7 +441,7 @@ static void cg_add_attr(Cg *cg, unsigned idx, const char *attr)
  * may alias each other). */
 static void cg_function(Cg *cg)
 {
-    LLVMTypeRef f = cg->t_f64, p = cg->t_ptr, i = cg->t_i64;
+    LLVMTypeRef f = cg->t_real, p = cg->t_ptr, i = cg->t_i64;
     LLVMTypeRef rhs[6] = {f, p, p, p, i, p}, gen[9] = {f, p, p, p, p, p, p, i, p};
     const char *rhs_names[6] = {"v_t", "v_y", "v_p", "v_dydt", "v_B", "v_work"};
     const char *gen_names[9] = {"v_t", "v_y", "v_p", "v_a", "v_d", "v_out0", "v_out1", "v_B",
@@ -681,7 +681,7 @@ LLVMModuleRef cg_build_module(LLVMContextRef ctx, const IrModel *m, const JitReq
     int n_extra = req && req->n_extra > 0 ? req->n_extra : 0;
     int max = 4 + n_extra;
     layout->names = calloc((size_t)max, sizeof *layout->names);
-    Cg cg = {.m = m, .ctx = ctx, .wide = cg_host_is_wide()};
+    Cg cg = {.m = m, .ctx = ctx, .wide = cg_host_is_wide(), .f32 = req && req->f32};
     cg.arena = arena_new();
     CgKernel *kernels = arena_alloc(cg.arena, sizeof *kernels * (size_t)max);
     layout->n_kernels = 1 + (req && req->vjp) + (req && req->jac) + (req && req->rhs_vjp) + n_extra;

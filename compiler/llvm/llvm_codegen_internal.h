@@ -55,13 +55,16 @@ typedef struct Cg {
     LLVMModuleRef mod;
     LLVMBuilderRef bld;
     LLVMValueRef fn;
-    LLVMTypeRef t_f64, t_i64, t_i32, t_ptr, t_dgemm, t_dgemv, t_kernel; /* t_kernel: NdKernelFn */
+    /* t_real: a value of the model, double or (JitRequest.f32) float; t_gemm and
+     * t_gemv: cblas_[ds]gemm and cblas_[ds]gemv of that type; t_kernel: NdKernelFn */
+    LLVMTypeRef t_real, t_i64, t_i32, t_ptr, t_gemm, t_gemv, t_kernel;
     LLVMValueRef v_t, v_y, v_p, v_a, v_d, v_out[5], v_B, v_work, v_sample; /* v_out[2..4]: PlanOutput.dst */
     int nd; /* the kernel's d stride */
     bool wide; /* the host has AVX-512: let the vectoriser use it (cg_host_is_wide) */
+    bool f32;  /* every kernel in single precision (JitRequest.f32) */
 } Cg;
 
-/* A counted loop i = 0 .. n-1, optionally carrying one double accumulator. */
+/* A counted loop i = 0 .. n-1, optionally carrying one t_real accumulator. */
 typedef struct CgLoop {
     LLVMBasicBlockRef head, exit;
     LLVMValueRef i, acc, n;
@@ -77,7 +80,7 @@ int cg_topo(const Cg *cg, const IrNode *n);
 
 LLVMValueRef cg_i64(Cg *cg, long v);
 LLVMValueRef cg_i32(Cg *cg, long v);
-LLVMValueRef cg_f64(Cg *cg, double v);
+LLVMValueRef cg_real(Cg *cg, double v); /* a t_real constant: v rounded to float in f32 */
 LLVMValueRef cg_gep(Cg *cg, LLVMValueRef ptr, LLVMValueRef idx, const char *name);
 LLVMValueRef cg_mul(Cg *cg, LLVMValueRef a, long c); /* a * c (i64), a itself when c is 1 */
 LLVMValueRef cg_add(Cg *cg, LLVMValueRef a, LLVMValueRef b);
@@ -86,7 +89,7 @@ LLVMValueRef cg_add(Cg *cg, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_load(Cg *cg, const CgVal *v, LLVMValueRef b, LLVMValueRef k);
 void cg_store(Cg *cg, const CgVal *v, LLVMValueRef b, LLVMValueRef k, LLVMValueRef x);
 LLVMBasicBlockRef cg_block(Cg *cg, const char *name);
-/* Opens `for (i = 0; i < n; i++)` (blocks b_<tag>_*), with a double accumulator
+/* Opens `for (i = 0; i < n; i++)` (blocks b_<tag>_*), with a t_real accumulator
  * phi when acc_init is non-NULL; returns i. cg_loop_end closes it, feeding
  * acc_next to the accumulator (l->acc is then its final value). */
 LLVMValueRef cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef n, const char *tag,

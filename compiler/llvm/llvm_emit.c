@@ -29,14 +29,14 @@ LLVMValueRef cg_i32(Cg *cg, long v)
     return LLVMConstInt(cg->t_i32, (unsigned long long)v, 1);
 }
 
-LLVMValueRef cg_f64(Cg *cg, double v)
+LLVMValueRef cg_real(Cg *cg, double v)
 {
-    return LLVMConstReal(cg->t_f64, v);
+    return LLVMConstReal(cg->t_real, v);
 }
 
 LLVMValueRef cg_gep(Cg *cg, LLVMValueRef ptr, LLVMValueRef idx, const char *name)
 {
-    return LLVMBuildInBoundsGEP2(cg->bld, cg->t_f64, ptr, &idx, 1, name);
+    return LLVMBuildInBoundsGEP2(cg->bld, cg->t_real, ptr, &idx, 1, name);
 }
 
 LLVMValueRef cg_mul(Cg *cg, LLVMValueRef a, long c)
@@ -69,8 +69,8 @@ LLVMValueRef cg_load(Cg *cg, const CgVal *v, LLVMValueRef b, LLVMValueRef k)
     if (v->inl)
         return cg_load_inline(cg, v->inl - 1, b, k);
     LLVMValueRef idx = v->bstride && b ? cg_add(cg, cg_mul(cg, b, v->bstride), k) : k;
-    LLVMValueRef ld = LLVMBuildLoad2(cg->bld, cg->t_f64, cg_gep(cg, v->ptr, idx, ""), "v_ld");
-    LLVMSetAlignment(ld, 8);
+    LLVMValueRef ld = LLVMBuildLoad2(cg->bld, cg->t_real, cg_gep(cg, v->ptr, idx, ""), "v_ld");
+    LLVMSetAlignment(ld, cg->f32 ? 4 : 8);
     cg_set_scope(cg, ld, v);
     return ld;
 }
@@ -79,7 +79,7 @@ void cg_store(Cg *cg, const CgVal *v, LLVMValueRef b, LLVMValueRef k, LLVMValueR
 {
     LLVMValueRef idx = v->bstride && b ? cg_add(cg, cg_mul(cg, b, v->bstride), k) : k;
     LLVMValueRef st = LLVMBuildStore(cg->bld, x, cg_gep(cg, v->ptr, idx, ""));
-    LLVMSetAlignment(st, 8);
+    LLVMSetAlignment(st, cg->f32 ? 4 : 8);
     cg_set_scope(cg, st, v);
 }
 
@@ -89,7 +89,7 @@ LLVMBasicBlockRef cg_block(Cg *cg, const char *name)
 }
 
 /* Opens `for (i = 0; i < n; i++)` (tag names its blocks b_<tag>_*); acc_init,
- * when non-NULL, starts a double accumulator phi. The body follows. */
+ * when non-NULL, starts a t_real accumulator phi. The body follows. */
 LLVMValueRef cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef n, const char *tag,
                                   LLVMValueRef acc_init)
 {
@@ -111,7 +111,7 @@ LLVMValueRef cg_loop_begin(Cg *cg, CgLoop *l, LLVMValueRef n, const char *tag,
     l->n = n;
     l->scalar = false;
     if (acc_init) {
-        l->acc = LLVMBuildPhi(cg->bld, cg->t_f64, "v_acc");
+        l->acc = LLVMBuildPhi(cg->bld, cg->t_real, "v_acc");
         LLVMAddIncoming(l->acc, &acc_init, &pre, 1);
     }
     LLVMValueRef more = LLVMBuildICmp(cg->bld, LLVMIntSLT, l->i, n, "");
@@ -197,41 +197,78 @@ LLVMValueRef cg_samples(Cg *cg, long bstride)
     return bstride ? cg->v_B : cg_i64(cg, 1);
 }
 
-static LLVMValueRef cg_intrinsic(Cg *cg, const char *name, int nargs, LLVMValueRef *args)
+static LLVMValueRef cg_intrinsic_of(Cg *cg, LLVMTypeRef t, const char *name, int nargs,
+                                    LLVMValueRef *args)
 {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &cg->t_f64, 1);
-    LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, &cg->t_f64, 1);
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, &t, 1);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, &t, 1);
     return LLVMBuildCall2(cg->bld, fty, fn, args, (unsigned)nargs, "");
 }
 
-/* A libm function double(double), resolved by the JIT in the process. */
+/* An intrinsic overloaded on t_real (llvm.fabs.f64 or .f32): the exact ones
+ * (fabs, sqrt, floor, maxnum), correctly rounded in either type. */
+static LLVMValueRef cg_intrinsic(Cg *cg, const char *name, int nargs, LLVMValueRef *args)
+{
+    return cg_intrinsic_of(cg, cg->t_real, name, nargs, args);
+}
+
+/* The f32 route to libm: x widened to double, the double function, the result
+ * rounded back. One rounding of a (nearly) correctly rounded double is as
+ * good as logf's own, and no float twin (logf, sinf ...) has to be found by
+ * the JIT or agree with its double. In f64 both are no-ops. */
+static LLVMValueRef cg_widen(Cg *cg, LLVMValueRef x)
+{
+    return cg->f32 ? LLVMBuildFPExt(cg->bld, x, LLVMDoubleTypeInContext(cg->ctx), "") : x;
+}
+
+static LLVMValueRef cg_narrow(Cg *cg, LLVMValueRef x)
+{
+    return cg->f32 ? LLVMBuildFPTrunc(cg->bld, x, cg->t_real, "") : x;
+}
+
+/* An intrinsic that lowers to a libm call (llvm.log, llvm.sin, llvm.pow ...),
+ * always in double (cg_widen). */
+static LLVMValueRef cg_intrinsic_f64(Cg *cg, const char *name, int nargs, LLVMValueRef *args)
+{
+    LLVMValueRef wide[3];
+    for (int a = 0; a < nargs && a < 3; a++)
+        wide[a] = cg_widen(cg, args[a]);
+    LLVMTypeRef t_f64 = LLVMDoubleTypeInContext(cg->ctx);
+    return cg_narrow(cg, cg_intrinsic_of(cg, t_f64, name, nargs, wide));
+}
+
+/* A libm function double(double), resolved by the JIT in the process (in f32
+ * through cg_widen). */
 static LLVMValueRef cg_libm(Cg *cg, const char *name, LLVMValueRef x)
 {
-    LLVMTypeRef fty = LLVMFunctionType(cg->t_f64, &cg->t_f64, 1, 0);
+    LLVMTypeRef t_f64 = LLVMDoubleTypeInContext(cg->ctx);
+    LLVMTypeRef fty = LLVMFunctionType(t_f64, &t_f64, 1, 0);
     LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
     if (!fn)
         fn = LLVMAddFunction(cg->mod, name, fty);
-    return LLVMBuildCall2(cg->bld, fty, fn, &x, 1, "");
+    LLVMValueRef arg = cg_widen(cg, x);
+    return cg_narrow(cg, LLVMBuildCall2(cg->bld, fty, fn, &arg, 1, ""));
 }
 
 /* A libm function double(double, double): atan2. */
 static LLVMValueRef cg_libm2(Cg *cg, const char *name, LLVMValueRef x, LLVMValueRef y)
 {
-    LLVMTypeRef params[2] = {cg->t_f64, cg->t_f64};
-    LLVMTypeRef fty = LLVMFunctionType(cg->t_f64, params, 2, 0);
+    LLVMTypeRef t_f64 = LLVMDoubleTypeInContext(cg->ctx);
+    LLVMTypeRef params[2] = {t_f64, t_f64};
+    LLVMTypeRef fty = LLVMFunctionType(t_f64, params, 2, 0);
     LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
     if (!fn)
         fn = LLVMAddFunction(cg->mod, name, fty);
-    LLVMValueRef args[2] = {x, y};
-    return LLVMBuildCall2(cg->bld, fty, fn, args, 2, "");
+    LLVMValueRef args[2] = {cg_widen(cg, x), cg_widen(cg, y)};
+    return cg_narrow(cg, LLVMBuildCall2(cg->bld, fty, fn, args, 2, ""));
 }
 
 /* ---- elementwise ops ---- */
 
 static LLVMValueRef cg_bool(Cg *cg, LLVMRealPredicate pred, LLVMValueRef x, LLVMValueRef y)
 {
-    return LLVMBuildUIToFP(cg->bld, LLVMBuildFCmp(cg->bld, pred, x, y, ""), cg->t_f64, "");
+    return LLVMBuildUIToFP(cg->bld, LLVMBuildFCmp(cg->bld, pred, x, y, ""), cg->t_real, "");
 }
 
 static LLVMValueRef cg_select(Cg *cg, LLVMRealPredicate pred, LLVMValueRef x, LLVMValueRef y,
@@ -255,10 +292,10 @@ static LLVMValueRef cg_sigmoid(Cg *cg, LLVMValueRef x)
     LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", 1, &x);
     LLVMValueRef nax = LLVMBuildFNeg(cg->bld, ax, "");
     LLVMValueRef e = cg_exp(cg, nax);
-    LLVMValueRef d = LLVMBuildFAdd(cg->bld, cg_f64(cg, 1), e, "");
-    LLVMValueRef pos = LLVMBuildFDiv(cg->bld, cg_f64(cg, 1), d, "");
+    LLVMValueRef d = LLVMBuildFAdd(cg->bld, cg_real(cg, 1), e, "");
+    LLVMValueRef pos = LLVMBuildFDiv(cg->bld, cg_real(cg, 1), d, "");
     LLVMValueRef neg = LLVMBuildFDiv(cg->bld, e, d, "");
-    return cg_select(cg, LLVMRealOGE, x, cg_f64(cg, 0), pos, neg);
+    return cg_select(cg, LLVMRealOGE, x, cg_real(cg, 0), pos, neg);
 }
 
 static LLVMValueRef cg_softplus(Cg *cg, LLVMValueRef x)
@@ -266,22 +303,22 @@ static LLVMValueRef cg_softplus(Cg *cg, LLVMValueRef x)
     LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", 1, &x);
     LLVMValueRef nax = LLVMBuildFNeg(cg->bld, ax, "");
     LLVMValueRef e = cg_exp(cg, nax);
-    LLVMValueRef mx[2] = {x, cg_f64(cg, 0)};
+    LLVMValueRef mx[2] = {x, cg_real(cg, 0)};
     LLVMValueRef hi = cg_intrinsic(cg, "llvm.maxnum", 2, mx);
     return LLVMBuildFAdd(cg->bld, hi, cg_libm(cg, "log1p", e), "");
 }
 
 static LLVMValueRef cg_unary(Cg *cg, IrOp op, LLVMValueRef x)
 {
-    LLVMValueRef zero = cg_f64(cg, 0), one = cg_f64(cg, 1);
+    LLVMValueRef zero = cg_real(cg, 0), one = cg_real(cg, 1);
     switch (op) {
     case IR_NEG: return LLVMBuildFNeg(cg->bld, x, "");
     case IR_EXP: return cg_exp(cg, x);
-    case IR_LOG: return cg_intrinsic(cg, "llvm.log", 1, &x);
+    case IR_LOG: return cg_intrinsic_f64(cg, "llvm.log", 1, &x);
     case IR_SQRT: return cg_intrinsic(cg, "llvm.sqrt", 1, &x);
     case IR_ABS: return cg_intrinsic(cg, "llvm.fabs", 1, &x);
-    case IR_SIN: return cg_intrinsic(cg, "llvm.sin", 1, &x);
-    case IR_COS: return cg_intrinsic(cg, "llvm.cos", 1, &x);
+    case IR_SIN: return cg_intrinsic_f64(cg, "llvm.sin", 1, &x);
+    case IR_COS: return cg_intrinsic_f64(cg, "llvm.cos", 1, &x);
     case IR_TAN: return cg_libm(cg, "tan", x);
     case IR_TANH: return cg_math_call(cg->mod, cg->bld, CG_MATH_TANH, x);
     case IR_SIGMOID: return cg_sigmoid(cg, x);
@@ -289,7 +326,7 @@ static LLVMValueRef cg_unary(Cg *cg, IrOp op, LLVMValueRef x)
     case IR_SOFTPLUS: return cg_softplus(cg, x);
     case IR_SIGN:
         return cg_select(cg, LLVMRealOGT, x, zero, one,
-                         cg_select(cg, LLVMRealOLT, x, zero, cg_f64(cg, -1), zero));
+                         cg_select(cg, LLVMRealOLT, x, zero, cg_real(cg, -1), zero));
     case IR_STEP: return cg_select(cg, LLVMRealOGT, x, zero, one, zero);
     case IR_FLOOR: return cg_intrinsic(cg, "llvm.floor", 1, &x);
     case IR_ATAN: return cg_libm(cg, "atan", x);
@@ -320,7 +357,7 @@ static LLVMValueRef cg_pow(Cg *cg, const IrNode *n, LLVMValueRef x, LLVMValueRef
     if (ir_shape_size(ex->shape) == 1 && ir_is_const_value(ex, 3))
         return LLVMBuildFMul(cg->bld, LLVMBuildFMul(cg->bld, x, x, ""), x, "");
     LLVMValueRef args[2] = {x, e};
-    return cg_intrinsic(cg, "llvm.pow", 2, args);
+    return cg_intrinsic_f64(cg, "llvm.pow", 2, args);
 }
 
 static LLVMValueRef cg_binary(Cg *cg, const IrNode *n, LLVMValueRef x, LLVMValueRef y)
@@ -350,7 +387,7 @@ LLVMValueRef cg_element_op(Cg *cg, const IrNode *n, LLVMValueRef *x)
     if (!n)
         return x[0];
     if (n->op == IR_WHERE)
-        return cg_select(cg, LLVMRealUNE, x[0], cg_f64(cg, 0), x[1], x[2]);
+        return cg_select(cg, LLVMRealUNE, x[0], cg_real(cg, 0), x[1], x[2]);
     if (n->nargs == 1)
         return cg_unary(cg, n->op, x[0]);
     return cg_binary(cg, n, x[0], x[1]);
@@ -482,7 +519,7 @@ void cg_emit_grid(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
  * place at (attr[0], attr[1]). */
 void cg_emit_pad(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
 {
-    CgVal zero = {.reg = cg_f64(cg, 0), .size = 1};
+    CgVal zero = {.reg = cg_real(cg, 0), .size = 1};
     const CgVal *z = &zero, *x = &cg->val[cg_topo(cg, n->args[0])];
     cg_emit_map(cg, NULL, out, 1, &z, tag);
     int cols = n->args[0]->shape.cols;
@@ -503,7 +540,7 @@ void cg_emit_sum(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
     snprintf(name, sizeof name, "%s_b", tag);
     LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
     snprintf(name, sizeof name, "%s_k", tag);
-    LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, x->size), name, cg_f64(cg, 0));
+    LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, x->size), name, cg_real(cg, 0));
     LLVMValueRef next = LLVMBuildFAdd(cg->bld, lk.acc, cg_load(cg, x, b, k), "");
     cg_loop_end(cg, &lk, next);
     cg_store(cg, out, b, cg_i64(cg, 0), lk.acc);
@@ -521,12 +558,12 @@ void cg_emit_argmax(Cg *cg, const IrNode *n, const CgVal *out, const char *tag)
     snprintf(name, sizeof name, "%s_b", tag);
     LLVMValueRef b = cg_loop_begin(cg, &lb, cg_samples(cg, out->bstride), name, NULL);
     snprintf(name, sizeof name, "%s_k", tag);
-    LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, x->size), name, cg_f64(cg, 0));
+    LLVMValueRef k = cg_loop_begin(cg, &lk, cg_i64(cg, x->size), name, cg_real(cg, 0));
     LLVMValueRef held = cg_load(cg, x, b, LLVMBuildFPToSI(cg->bld, lk.acc, cg->t_i64, ""));
     LLVMValueRef xk = cg_load(cg, x, b, k);
     LLVMValueRef take = LLVMBuildAnd(cg->bld, LLVMBuildFCmp(cg->bld, LLVMRealORD, held, held, ""),
                                      LLVMBuildFCmp(cg->bld, LLVMRealULT, held, xk, ""), "");
-    LLVMValueRef next = LLVMBuildSelect(cg->bld, take, LLVMBuildSIToFP(cg->bld, k, cg->t_f64, ""),
+    LLVMValueRef next = LLVMBuildSelect(cg->bld, take, LLVMBuildSIToFP(cg->bld, k, cg->t_real, ""),
                                         lk.acc, "");
     cg_loop_end(cg, &lk, next);
     LLVMValueRef v = lk.acc;

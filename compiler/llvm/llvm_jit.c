@@ -30,6 +30,12 @@ void cblas_dgemm(int order, int trans_a, int trans_b, int m, int n, int k, doubl
                  int ldc);
 void cblas_dgemv(int order, int trans, int m, int n, double alpha, const double *a, int lda,
                  const double *x, int incx, double beta, double *y, int incy);
+/* their single-precision twins, for JitRequest.f32 */
+void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                 const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                 int ldc);
+void cblas_sgemv(int order, int trans, int m, int n, float alpha, const float *a, int lda,
+                 const float *x, int incx, float beta, float *y, int incy);
 
 struct JitModel {
     LLVMOrcLLJITRef jit; /* owns the compiled module and its memory */
@@ -49,7 +55,7 @@ typedef struct JitSymbol {
 static const JitSymbol jit_symbols[] = {
     JIT_FN(exp), JIT_FN(log), JIT_FN(sqrt), JIT_FN(fabs), JIT_FN(sin), JIT_FN(cos),
     JIT_FN(tan), JIT_FN(tanh), JIT_FN(pow), JIT_FN(log1p), JIT_FN(fmax),
-    JIT_FN(cblas_dgemm), JIT_FN(cblas_dgemv),
+    JIT_FN(cblas_dgemm), JIT_FN(cblas_dgemv), JIT_FN(cblas_sgemm), JIT_FN(cblas_sgemv),
 };
 #undef JIT_FN
 enum { JIT_N_SYMBOLS = sizeof jit_symbols / sizeof jit_symbols[0] };
@@ -278,13 +284,13 @@ double jit_compile_ms(const JitModel *jit)
     return jit ? jit->compile_ms : 0;
 }
 
-int cg_print_llvm(FILE *out, const IrModel *m, Diag *diag)
+int cg_print_llvm(FILE *out, const IrModel *m, bool f32, Diag *diag)
 {
     pthread_once(&jit_once, jit_init_llvm);
     LLVMContextRef ctx = LLVMContextCreate();
     CgLayout layout;
     /* every derived system the model has, as nodec adjoint / emit-llvm show them */
-    JitRequest req = {.vjp = m->adj_state != NULL, .jac = m->jac != NULL};
+    JitRequest req = {.vjp = m->adj_state != NULL, .jac = m->jac != NULL, .f32 = f32};
     LLVMModuleRef mod = cg_build_module(ctx, m, &req, &layout, diag);
     cg_layout_free(&layout);
     bool ok = mod != NULL;

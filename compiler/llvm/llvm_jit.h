@@ -6,6 +6,7 @@
 #ifndef NODEC_CODEGEN_H
 #define NODEC_CODEGEN_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "diag.h"
@@ -27,6 +28,11 @@ typedef struct JitRequest {
                              backward stage); needs diff_model_adjoint too. With vjp also
                              asked, the vjp is a call of rhs_vjp (one derivative kernel to
                              compile): the same numbers, dydt's cost on top */
+    bool f32;             /* every kernel of this request in single precision: float
+                             arguments, float arithmetic, sgemm/sgemv. The table's
+                             pointer types stay the double ones (this compiler's
+                             nd_real): an f32 runtime reads the slots with its float
+                             types. Work sizes count elements either way */
 } JitRequest;
 
 /* Like jit_compile, with the kernels req asks for (req may be NULL: rhs only). */
@@ -41,7 +47,8 @@ void jit_free(JitModel *jit);
 double jit_compile_ms(const JitModel *jit);
 
 /* Prints the optimised LLVM module (`nodec emit-llvm`): the rhs, and the vjp
- * and jac kernels when m has them (m->adj_state, m->jac). */
-int cg_print_llvm(FILE *out, const IrModel *m, Diag *diag);
+ * and jac kernels when m has them (m->adj_state, m->jac), in single precision
+ * when f32 (JitRequest.f32). */
+int cg_print_llvm(FILE *out, const IrModel *m, bool f32, Diag *diag);
 
 #endif

@@ -22,8 +22,8 @@ enum { CG_NAME_MAX = 256 };
 typedef struct CgLayout {
     int n_kernels;
     char (*names)[CG_NAME_MAX]; /* malloc'd symbol names; released by cg_layout_free */
-    size_t work_fixed;          /* doubles: the most any kernel needs once per call */
-    size_t work_per_sample;     /* doubles per sample: the most any kernel needs */
+    size_t work_fixed;          /* elements (nd_real): the most any kernel needs once per call */
+    size_t work_per_sample;     /* elements per sample: the most any kernel needs */
 } CgLayout;
 
 /* Builds and verifies the (unoptimised) module for m and the kernels req asks
@@ -50,8 +50,9 @@ PlanBlasRule cg_blas_rule(void); /* what cg_build_module plans with (PlanOptions
  * over the whole double range; NaN, infinities and signed zeros as libm. */
 typedef enum CgMathFn { CG_MATH_EXP, CG_MATH_TANH } CgMathFn;
 
-/* Emits, at bld's position, a call of which(x) on the f64 value x; the
- * function (private, always inlined) is added to mod on first use. */
+/* Emits, at bld's position, a call of which(x) on the f64 (or f32: widened
+ * to double and the result rounded back) value x; the function (private,
+ * always inlined, in double) is added to mod on first use. */
 struct LLVMOpaqueValue *cg_math_call(struct LLVMOpaqueModule *mod, struct LLVMOpaqueBuilder *bld,
                                      CgMathFn which, struct LLVMOpaqueValue *x);
 

@@ -8,6 +8,7 @@
 
 #include <llvm-c/Core.h>
 
+#include <stdbool.h>
 #include <string.h>
 
 /* Cody–Waite reduction y = k ln2 + r, |r| <= ln2/2: ln2 split as fdlibm's
@@ -242,5 +243,11 @@ LLVMValueRef cg_math_call(LLVMModuleRef mod, LLVMBuilderRef bld, CgMathFn which,
         LLVMDisposeBuilder(m.bld);
     }
     LLVMTypeRef fty = LLVMFunctionType(m.f64, &m.f64, 1, 0);
-    return LLVMBuildCall2(bld, fty, fn, &x, 1, "");
+    /* a float x (JitRequest.f32): widened, the double function, rounded back,
+     * which is correctly rounded but for double rounding's rare half-ulp */
+    LLVMTypeRef t_x = LLVMTypeOf(x);
+    bool narrow = t_x != m.f64;
+    LLVMValueRef arg = narrow ? LLVMBuildFPExt(bld, x, m.f64, "") : x;
+    LLVMValueRef v = LLVMBuildCall2(bld, fty, fn, &arg, 1, "");
+    return narrow ? LLVMBuildFPTrunc(bld, v, t_x, "") : v;
 }

@@ -1,7 +1,7 @@
 /* Matrix products for llvm_codegen.c, read as C[m,k] = A[m,n] B[n,k]: inline
- * loops summing in ir_eval's order, or OpenBLAS (dgemv/dgemm: one call for the
- * whole batch when the operands stack, else one per sample) by the measured
- * crossover rule (plan.h; the kernel's PlanOptions.blas); and a fused outer
+ * loops summing in ir_eval's order, or OpenBLAS (dgemv/dgemm, sgemv/sgemm in
+ * f32: one call for the whole batch when the operands stack, else one per
+ * sample) by the measured crossover rule (plan.h; the kernel's PlanOptions.blas); and a fused outer
  * product's batch sum, U^T V, as one dgemm whose reduction is the batch. */
 #include "llvm_codegen_internal.h"
 
@@ -40,7 +40,7 @@ static void emit_matmul_inline(Cg *cg, PlanMatDims d, const CgVal *a, const CgVa
     cg_grid_begin(cg, &g, c->bstride, d.m, d.k, tag);
     LLVMValueRef b = g.b, i = g.i, j = g.j;
     snprintf(name, sizeof name, "%s_l", tag);
-    LLVMValueRef l = cg_loop_begin(cg, &ll, cg_i64(cg, d.inner), name, cg_f64(cg, 0));
+    LLVMValueRef l = cg_loop_begin(cg, &ll, cg_i64(cg, d.inner), name, cg_real(cg, 0));
     LLVMValueRef xa = cg_load(cg, a, b, cg_add(cg, cg_mul(cg, i, d.inner), l));
     LLVMValueRef xb = cg_load(cg, bm, b, cg_add(cg, cg_mul(cg, l, d.k), j));
     LLVMValueRef next = LLVMBuildFAdd(cg->bld, ll.acc, LLVMBuildFMul(cg->bld, xa, xb, ""), "");
@@ -55,23 +55,31 @@ static LLVMValueRef cg_blas_fn(Cg *cg, const char *name, LLVMTypeRef fty)
     return fn ? fn : LLVMAddFunction(cg->mod, name, fty);
 }
 
+/* C = alpha op(A) op(B) + beta C in the kernel's precision (JitRequest.f32). */
+static void cg_call_gemm(Cg *cg, LLVMValueRef *args)
+{
+    const char *name = cg->f32 ? "cblas_sgemm" : "cblas_dgemm";
+    LLVMBuildCall2(cg->bld, cg->t_gemm, cg_blas_fn(cg, name, cg->t_gemm), args, 14, "");
+}
+
 static void cg_dgemm(Cg *cg, int trans_b, LLVMValueRef M, long N, long K, LLVMValueRef A, long lda,
                      LLVMValueRef Bp, long ldb, LLVMValueRef C, long ldc)
 {
     LLVMValueRef args[14] = {
         cg_i32(cg, CBLAS_ROW_MAJOR), cg_i32(cg, CBLAS_NO_TRANS), cg_i32(cg, trans_b),
         LLVMBuildTrunc(cg->bld, M, cg->t_i32, ""), cg_i32(cg, N), cg_i32(cg, K),
-        cg_f64(cg, 1), A, cg_i32(cg, lda), Bp, cg_i32(cg, ldb), cg_f64(cg, 0), C, cg_i32(cg, ldc)};
-    LLVMBuildCall2(cg->bld, cg->t_dgemm, cg_blas_fn(cg, "cblas_dgemm", cg->t_dgemm), args, 14, "");
+        cg_real(cg, 1), A, cg_i32(cg, lda), Bp, cg_i32(cg, ldb), cg_real(cg, 0), C, cg_i32(cg, ldc)};
+    cg_call_gemm(cg, args);
 }
 
 static void cg_dgemv(Cg *cg, int trans, long M, long N, LLVMValueRef A, long lda, LLVMValueRef x,
                      LLVMValueRef y)
 {
     LLVMValueRef args[12] = {cg_i32(cg, CBLAS_ROW_MAJOR), cg_i32(cg, trans), cg_i32(cg, M),
-                             cg_i32(cg, N), cg_f64(cg, 1), A, cg_i32(cg, lda), x, cg_i32(cg, 1),
-                             cg_f64(cg, 0), y, cg_i32(cg, 1)};
-    LLVMBuildCall2(cg->bld, cg->t_dgemv, cg_blas_fn(cg, "cblas_dgemv", cg->t_dgemv), args, 12, "");
+                             cg_i32(cg, N), cg_real(cg, 1), A, cg_i32(cg, lda), x, cg_i32(cg, 1),
+                             cg_real(cg, 0), y, cg_i32(cg, 1)};
+    const char *name = cg->f32 ? "cblas_sgemv" : "cblas_dgemv";
+    LLVMBuildCall2(cg->bld, cg->t_gemv, cg_blas_fn(cg, name, cg->t_gemv), args, 12, "");
 }
 
 /* One product C = A B on contiguous operands: dgemv for matrix-vector and
@@ -216,11 +224,11 @@ void cg_emit_outer_sum(Cg *cg, const PlanOutput *o, const char *tag)
     LLVMValueRef args[14] = {
         cg_i32(cg, CBLAS_ROW_MAJOR), cg_i32(cg, CBLAS_TRANS), cg_i32(cg, CBLAS_NO_TRANS),
         cg_i32(cg, m), cg_i32(cg, k), LLVMBuildTrunc(cg->bld, cg->v_B, cg->t_i32, ""),
-        cg_f64(cg, 1), u->ptr, cg_i32(cg, u->bstride), v->ptr, cg_i32(cg, v->bstride),
-        cg_f64(cg, 0), dst.ptr, cg_i32(cg, k)};
-    LLVMBuildCall2(cg->bld, cg->t_dgemm, cg_blas_fn(cg, "cblas_dgemm", cg->t_dgemm), args, 14, "");
+        cg_real(cg, 1), u->ptr, cg_i32(cg, u->bstride), v->ptr, cg_i32(cg, v->bstride),
+        cg_real(cg, 0), dst.ptr, cg_i32(cg, k)};
+    cg_call_gemm(cg, args);
     mat_branch_next(cg, br.join, br.inl);
-    CgVal zero = {.reg = cg_f64(cg, 0), .size = 1};
+    CgVal zero = {.reg = cg_real(cg, 0), .size = 1};
     const CgVal *z = &zero;
     cg_emit_map(cg, NULL, &dst, 1, &z, tag);
     CgLoop lb, li, lj;

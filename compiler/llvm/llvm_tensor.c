@@ -120,8 +120,8 @@ static LLVMValueRef gather_load(Cg *cg, const CgVal *src, LLVMValueRef b, LLVMVa
     LLVMValueRef at = LLVMBuildSelect(cg->bld, none, cg_i64(cg, 0), idx, "");
     LLVMValueRef v = cg_load(cg, src, b, cg_add(cg, base, at));
     if (scale != 1)
-        v = LLVMBuildFMul(cg->bld, v, cg_f64(cg, scale), "");
-    return LLVMBuildSelect(cg->bld, none, cg_f64(cg, 0), v, "");
+        v = LLVMBuildFMul(cg->bld, v, cg_real(cg, scale), "");
+    return LLVMBuildSelect(cg->bld, none, cg_real(cg, 0), v, "");
 }
 
 /* out[b, c*OP + e] = post * sum_t pre * src[b, c*SP + T[e*K + t]], the sum from
@@ -135,13 +135,13 @@ static void emit_gather(Cg *cg, const IrNode *n, const CgVal *out, const CgVal *
     LLVMValueRef c = loop_open(cg, &lc, cg_i64(cg, C), tag, "c", NULL);
     LLVMValueRef base = cg_mul(cg, c, g->SP);
     LLVMValueRef e = loop_open(cg, &le, cg_i64(cg, g->OP), tag, "e", NULL);
-    LLVMValueRef t = loop_open(cg, &lt, cg_i64(cg, g->K), tag, "t", cg_f64(cg, 0));
+    LLVMValueRef t = loop_open(cg, &lt, cg_i64(cg, g->K), tag, "t", cg_real(cg, 0));
     LLVMValueRef idx = table_load(cg, table, cg_add(cg, cg_mul(cg, e, g->K), t));
     LLVMValueRef x = gather_load(cg, src, b, base, idx, pre);
     cg_loop_end(cg, &lt, LLVMBuildFAdd(cg->bld, lt.acc, x, ""));
     LLVMValueRef v = lt.acc;
     if (post != 1)
-        v = LLVMBuildFMul(cg->bld, v, cg_f64(cg, post), "");
+        v = LLVMBuildFMul(cg->bld, v, cg_real(cg, post), "");
     cg_store(cg, out, b, cg_add(cg, cg_mul(cg, c, g->OP), e), v);
     cg_loop_end(cg, &le, NULL);
     cg_loop_end(cg, &lc, NULL);
@@ -156,7 +156,7 @@ static LLVMValueRef window_pick(Cg *cg, LLVMValueRef table, const Gather *g, con
 {
     CgLoop lt;
     LLVMValueRef first = table_load(cg, table, cg_mul(cg, o, g->K));
-    LLVMValueRef init = LLVMBuildSIToFP(cg->bld, first, cg->t_f64, "");
+    LLVMValueRef init = LLVMBuildSIToFP(cg->bld, first, cg->t_real, "");
     LLVMValueRef t = loop_open(cg, &lt, cg_i64(cg, g->K), tag, "t", init);
     LLVMValueRef at = table_load(cg, table, cg_add(cg, cg_mul(cg, o, g->K), t));
     LLVMValueRef best = LLVMBuildFPToSI(cg->bld, lt.acc, cg->t_i64, "");
@@ -164,7 +164,7 @@ static LLVMValueRef window_pick(Cg *cg, LLVMValueRef table, const Gather *g, con
     LLVMValueRef xa = cg_load(cg, x, b, cg_add(cg, base, at));
     LLVMValueRef take = LLVMBuildAnd(cg->bld, LLVMBuildFCmp(cg->bld, LLVMRealORD, held, held, ""),
                                      LLVMBuildFCmp(cg->bld, LLVMRealULT, held, xa, ""), "");
-    LLVMValueRef next = LLVMBuildSelect(cg->bld, take, LLVMBuildSIToFP(cg->bld, at, cg->t_f64, ""),
+    LLVMValueRef next = LLVMBuildSelect(cg->bld, take, LLVMBuildSIToFP(cg->bld, at, cg->t_real, ""),
                                         lt.acc, "");
     cg_loop_end(cg, &lt, next);
     return LLVMBuildFPToSI(cg->bld, lt.acc, cg->t_i64, "v_pick");
@@ -179,7 +179,7 @@ static void emit_max_pool(Cg *cg, const IrNode *n, const CgVal *out, const char 
     const CgVal *x = &cg->val[cg_topo(cg, n->args[0])], *u = &cg->val[cg_topo(cg, n->args[1])];
     bool back = n->op == IR_MAXPOOL_T;
     if (back) {
-        CgVal zero = {.reg = cg_f64(cg, 0), .size = 1};
+        CgVal zero = {.reg = cg_real(cg, 0), .size = 1};
         const CgVal *z = &zero;
         cg_emit_map(cg, NULL, out, 1, &z, tag);
     }
@@ -226,7 +226,7 @@ static void emit_im2col(Cg *cg, const IrNode *n, const CgVal *out, const char *t
     const CgVal *x = &cg->val[cg_topo(cg, n->args[0])];
     bool back = n->op == IR_COL2IM;
     if (back || w.p > 0) {
-        CgVal zero = {.reg = cg_f64(cg, 0), .size = 1};
+        CgVal zero = {.reg = cg_real(cg, 0), .size = 1};
         const CgVal *z = &zero;
         cg_emit_map(cg, NULL, out, 1, &z, tag);
     }
@@ -277,7 +277,7 @@ static void emit_axis(Cg *cg, const IrNode *n, const CgVal *out, const char *tag
     LLVMValueRef o = loop_open(cg, &lo, cg_i64(cg, outer), tag, "o", NULL);
     if (sum) {
         LLVMValueRef i = loop_open(cg, &l2, cg_i64(cg, inner), tag, "i", NULL);
-        LLVMValueRef j = loop_open(cg, &l3, cg_i64(cg, len), tag, "j", cg_f64(cg, 0));
+        LLVMValueRef j = loop_open(cg, &l3, cg_i64(cg, len), tag, "j", cg_real(cg, 0));
         LLVMValueRef at = cg_add(cg, cg_mul(cg, cg_add(cg, cg_mul(cg, o, len), j), inner), i);
         cg_loop_end(cg, &l3, LLVMBuildFAdd(cg->bld, l3.acc, cg_load(cg, x, b, at), ""));
         cg_store(cg, out, b, cg_add(cg, cg_mul(cg, o, inner), i), l3.acc);

@@ -582,7 +582,7 @@ static char *llvm_text(Mdl *d)
     FILE *out = open_memstream(&text, &len);
     Diag diag;
     diag_init(&diag, stderr);
-    ck_assert_int_eq(cg_print_llvm(out, &d->m, &diag), 0);
+    ck_assert_int_eq(cg_print_llvm(out, &d->m, false, &diag), 0);
     fclose(out);
     return text;
 }
@@ -1071,7 +1071,7 @@ static char *print_llvm(const IrModel *m)
     FILE *out = open_memstream(&text, &len);
     Diag diag;
     diag_init(&diag, stderr);
-    ck_assert_int_eq(cg_print_llvm(out, m, &diag), 0);
+    ck_assert_int_eq(cg_print_llvm(out, m, false, &diag), 0);
     fclose(out);
     return text;
 }
