@@ -14,7 +14,7 @@ and on a listed one that no longer exists, so the catalogue grows with the code.
 Usage: bad_coverage.py REPO [--list]   (--list prints every message and its golden)"""
 import os, re, sys
 
-CALLS = ["diag_error", "diag_plain", "diag_note", "nd_solver_fail", "nd_grad_fail", "csv_error",
+CALLS = ["diag_error", "diag_plain", "diag_note", "diag_warning", "nd_solver_fail", "nd_grad_fail", "csv_error",
          "usage_error", "header_fail", "coef_error", "step_error", "part_error", "name_error",
          "group_error", "equation_target_error", "run_fail", "train_fail", "io_fail", "npy_error"]
 SOURCES = ["compiler", "runtime", "tools"]

@@ -144,6 +144,29 @@ static int configure(NdSolver *s, const SemaSolver *sv)
     return -1;
 }
 
+/* Single precision resolves 6e-8 relative: an adaptive step's error estimate,
+ * itself computed in floats, does not fall below a few of those, so a tighter
+ * rtol rejects every step until h collapses. Below this rtol an f32 solve runs
+ * at it, with a warning at the setting (docs/precision.md). */
+#define RUN_F32_MIN_RTOL 1e-6
+
+/* sv with rtol raised to what the runtime's precision resolves (f32 only). */
+static SemaSolver resolvable_tolerances(Runner *r, const SemaSolver *sv)
+{
+    SemaSolver s = *sv;
+#ifdef ND_REAL_F32
+    if ((s.given & ND_SBIT_RTOL) && s.rtol < RUN_F32_MIN_RTOL) {
+        diag_warning(&r->c->diag, s.arg_loc[ND_SKEY_RTOL],
+                     "rtol = %g is below what single precision resolves: this solve uses "
+                     "rtol = %g (or run it with option precision = f64)", s.rtol, RUN_F32_MIN_RTOL);
+        s.rtol = RUN_F32_MIN_RTOL;
+    }
+#else
+    (void)r;
+#endif
+    return s;
+}
+
 /* Configures a solver for the spec; reports and returns NULL when it cannot
  * run. Sema has already checked each method's setting names (nd_methods.def's
  * keys), their ranges and a fixed step's h, so configure refuses nothing a
@@ -161,7 +184,8 @@ NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const N
         diag_error(diag, where, "out of memory for this solver");
         return NULL;
     }
-    int bad = configure(s, sv);
+    SemaSolver tuned = resolvable_tolerances(r, sv);
+    int bad = configure(s, &tuned);
     if (bad >= 0) {
         diag_error(diag, sv->arg_loc[bad], "invalid %s for %s: %s",
                    nd_solver_key_name((NdSolverKey)bad), sv->name, nd_solver_get_message(s));

@@ -176,14 +176,14 @@ static void print_where(FILE *out, SrcLoc loc)
 /* A diagnostic's first line up to its message, and what follows the message. */
 static void print_head(FILE *out, DiagKind kind, SrcLoc loc)
 {
-    print_where(out, kind == DK_ERROR || kind == DK_NOTE ? loc : (SrcLoc){0});
-    fputs(kind == DK_NOTE ? "note: " : "error: ", out);
+    print_where(out, kind == DK_ERROR || kind == DK_NOTE || kind == DK_WARNING ? loc : (SrcLoc){0});
+    fputs(kind == DK_NOTE ? "note: " : kind == DK_WARNING ? "warning: " : "error: ", out);
 }
 
 static void print_tail(FILE *out, DiagKind kind, SrcLoc loc)
 {
     fputc('\n', out);
-    if (kind == DK_ERROR)
+    if (kind == DK_ERROR || kind == DK_WARNING)
         print_caret(out, loc);
 }
 
@@ -244,6 +244,14 @@ static void reportf(Diag *d, DiagKind kind, SrcLoc loc, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     report(d, kind, loc, fmt, ap);
+    va_end(ap);
+}
+
+void diag_warning(Diag *d, SrcLoc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, DK_WARNING, loc, fmt, ap);
     va_end(ap);
 }
 

@@ -33,6 +33,7 @@ typedef struct SrcLoc {
 typedef enum DiagKind {
     DK_ERROR,    /* at a source location, with its caret line */
     DK_NOTE,     /* belongs to the error before it */
+    DK_WARNING,  /* at a source location, with its caret line; not an error */
     DK_PLAIN,    /* an error with no source location */
     DK_INTERNAL, /* a broken invariant the caller recovers from */
 } DiagKind;
@@ -41,7 +42,7 @@ typedef enum DiagKind {
  * (owned by the Diag; an internal error's starts "internal error at ..."). */
 typedef struct DiagRecord {
     DiagKind kind;
-    SrcLoc loc; /* DK_ERROR and DK_NOTE */
+    SrcLoc loc; /* DK_ERROR, DK_WARNING and DK_NOTE */
     char *msg;
 } DiagRecord;
 
@@ -67,6 +68,10 @@ void diag_init(Diag *d, FILE *out);
 void diag_free(Diag *d);
 /* "error:" with the source line and an underline of loc. */
 void diag_error(Diag *d, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "warning:" with the source line: the program runs on, differently from how it
+ * reads (a tolerance raised to what single precision resolves). Not counted. */
+void diag_warning(Diag *d, SrcLoc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "note:" attached to the previous error (skipped when that error was dropped). */
 void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...)

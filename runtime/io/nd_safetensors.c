@@ -131,7 +131,7 @@ static char *build_header(int n, const NdTensorSpec *specs, int n_meta, const ch
         if (i)
             fputc(',', h);
         json_tensor(h, &specs[i], begin);
-        begin += 8 * specs[i].size;
+        begin += (long)sizeof(nd_real) * specs[i].size;
     }
     fputc('}', h);
     fflush(h);
