@@ -14,14 +14,28 @@ A file may set its own tolerance with a line `# emit-tol: 1e-7`: bdf's emitted
 LU (runtime/solve/nd_lapack.c's plain C one) rounds differently from OpenBLAS's, so
 an adaptive bdf solve may take other steps and agree only to its tolerance.
 
-  Usage: emit_c.py NODEC FOLDER [--sanitize]
+f32 mode: each file is also emitted with `option precision = f32` prepended (a
+temporary copy; a file with its own `option precision` line is left out) and the
+single-precision program (C99 and C++) is compared with the double one emitted
+from the file as it is, to F32_TOL relative (`# emit-f32-tol: 1e-3` sets a file's
+own). Its source must say `#define ND_REAL_F32` and hold no `double` between its
+first model and main (the kernels, parameters, train code). A file with a train
+directive is left out of f32 mode unless --f32-trains: emit-c runs the trains
+through nodec's JIT, which does not compute in float yet (issue 16); so is a
+file with `# emit-f32-skip: REASON` (tolerances below float's epsilon, whose
+steps underflow in float). In f32 the program is run as C99 and compiled as C++.
+
+  Usage: emit_c.py NODEC FOLDER [--sanitize] [--f32-trains]
 
 --sanitize also builds and runs the C with -fsanitize=address,undefined.
 Prints one line per file and closes with 'N passed, N failed'.
 """
-import csv, glob, os, shutil, subprocess, sys, tempfile
+import csv, glob, os, re, shutil, subprocess, sys, tempfile
 
 TOL = 1e-12
+# float rounding (2^-24 ~ 6e-8) grows through an adaptive solve at the default
+# tolerances (rtol 1e-6 is near float's limit): 1e-4 leaves a wide margin.
+F32_TOL = 1e-4
 C_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 CXX_FLAGS = ["-x", "c++", "-O2", "-Wall", "-Wextra", "-Werror"]
 SAN_FLAGS = ["-std=c99", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
@@ -47,20 +61,20 @@ def file_fails(path):
     return None
 
 
-def file_tolerance(src):
+def file_tolerance(src, key="# emit-tol:", default=TOL):
     for line in open(src):
-        if line.startswith("# emit-tol:"):
+        if line.startswith(key):
             return float(line.split(":", 1)[1])
-    return TOL
+    return default
 
 
-def same(a, b, tol=TOL):
+def same(a, b, tol=TOL, against="nodec run"):
     ra, rb = numbers(a), numbers(b)
     if len(ra) != len(rb):
-        return f"{len(ra)} rows, nodec run wrote {len(rb)}"
+        return f"{len(ra)} rows, {against} wrote {len(rb)}"
     for i, (x, y) in enumerate(zip(ra, rb)):
         if len(x) != len(y):
-            return f"row {i}: {len(x)} cells, nodec run wrote {len(y)}"
+            return f"row {i}: {len(x)} cells, {against} wrote {len(y)}"
         for u, v in zip(x, y):
             try:
                 fu, fv = float(u), float(v)
@@ -91,7 +105,75 @@ def outputs(folder):
     return {os.path.basename(f): open(f).read() for f in glob.glob(os.path.join(folder, "*.csv"))}
 
 
-def check_file(nodec, src, sanitize):
+def f32_skip(src, f32_trains):
+    """Why the file is left out of f32 mode, or None."""
+    text = open(src).read()
+    if re.search(r"^\s*option\s+precision", text, re.M):
+        return "it sets its own precision"
+    m = re.search(r"^# emit-f32-skip:(.*)$", text, re.M)
+    if m:
+        return m.group(1).strip()
+    if not f32_trains and re.search(r"^\s*train\b", text, re.M):
+        return "a train: nodec's JIT does not train in float yet (--f32-trains)"
+    return None
+
+
+def f32_source_problem(path):
+    text = open(path).read()
+    if "#define ND_REAL_F32" not in text:
+        return "no #define ND_REAL_F32 in the f32 program"
+    start, end = text.find("/* ---- model "), text.find("#ifndef NODEC_NO_MAIN")
+    m = re.search(r"\bdouble\b", text[start:end]) if 0 <= start < end else None
+    if m:
+        at = text.count("\n", 0, start + m.start()) + 1
+        return f"'double' at line {at} of the f32 program's kernels"
+    return None
+
+
+def check_f32(nodec, src, tmp, want_out, want):
+    """The f32 program (C99 and C++) against the f64 program's outputs."""
+    name = os.path.basename(src)
+    f32 = os.path.join(tmp, "f32")
+    os.mkdir(f32)
+    with open(os.path.join(f32, name), "w") as f:
+        f.write("option precision = f32\n" + open(src).read())
+    data = os.path.join(os.path.dirname(src), "data")
+    if os.path.isdir(data):
+        shutil.copytree(data, os.path.join(f32, "data"))
+    p = run([nodec, "emit-c", name, "-o", "out.c"], f32)
+    if p.returncode != 0:
+        return [f"f32: nodec emit-c failed: {p.stderr[:500]}"]
+    problem = f32_source_problem(os.path.join(f32, "out.c"))
+    if problem:
+        return [f"f32: {problem}"]
+    tol, msgs = file_tolerance(src, "# emit-f32-tol:", F32_TOL), []
+    # C++ only compiled (its narrowing rules meet float first); run once, as C99
+    p = run(["c++", *CXX_FLAGS, "-fsyntax-only", "out.c"], f32)
+    if p.returncode != 0:
+        msgs.append(f"f32 c++: {p.stderr[:2000]}")
+    # a float program fails earlier: the message up to its time must match
+    fails = file_fails(src)
+    fails = fails.split(" at t = ")[0] if fails else None
+    for cc, flags in [("cc", C_FLAGS)]:
+        label = f"f32 {cc} {' '.join(flags[:2])}"
+        stdout, err = compile_and_run(cc, flags, "out.c", os.path.join(f32, "prog"), f32, fails)
+        if err:
+            msgs.append(f"{label}: {err}")
+            continue
+        got = outputs(f32)
+        if sorted(got) != sorted(want):
+            msgs.append(f"{label}: wrote {sorted(got)}, the f64 program wrote {sorted(want)}")
+        for f in sorted(set(got) & set(want)):
+            diff = same(got[f], want[f], tol, "the f64 program")
+            if diff:
+                msgs.append(f"{label}: {f}: {diff}")
+        diff = same(stdout, want_out, tol, "the f64 program")
+        if diff:
+            msgs.append(f"{label}: stdout: {diff}")
+    return msgs
+
+
+def check_file(nodec, src, sanitize, f32_trains=False):
     name = os.path.basename(src)
     tol = file_tolerance(src)
     msgs = []
@@ -107,14 +189,15 @@ def check_file(nodec, src, sanitize):
         fails = file_fails(src)
         p = run([nodec, "run", name], ref)
         if fails is not None and (p.returncode != 1 or fails not in p.stderr):
-            return [f"nodec run: exit {p.returncode}, want 1 with {fails!r}: {p.stderr[:500]}"]
+            return [f"nodec run: exit {p.returncode}, want 1 with {fails!r}: {p.stderr[:500]}"], None
         if fails is None and p.returncode != 0:
-            return [f"nodec run failed: {p.stderr[:500]}"]
+            return [f"nodec run failed: {p.stderr[:500]}"], None
         want_out, want = p.stdout, outputs(ref)
         p = run([nodec, "emit-c", name, "-o", "out.c"], gen)
         if p.returncode != 0:
-            return [f"nodec emit-c failed: {p.stderr[:500]}"]
+            return [f"nodec emit-c failed: {p.stderr[:500]}"], None
         builds = [("cc", C_FLAGS), ("c++", CXX_FLAGS)] + ([("cc", SAN_FLAGS)] if sanitize else [])
+        f64_out = None  # the C99 build's outputs: what the f32 program is compared with
         for cc, flags in builds:
             for f in glob.glob(os.path.join(gen, "*.csv")):
                 os.remove(f)
@@ -124,6 +207,8 @@ def check_file(nodec, src, sanitize):
                 msgs.append(f"{label}: {err}")
                 continue
             got = outputs(gen)
+            if f64_out is None:
+                f64_out = (stdout, got)
             if sorted(got) != sorted(want):
                 msgs.append(f"{label}: wrote {sorted(got)}, nodec run wrote {sorted(want)}")
             for f in sorted(set(got) & set(want)):
@@ -133,7 +218,10 @@ def check_file(nodec, src, sanitize):
             diff = same(stdout, want_out, tol)
             if diff:
                 msgs.append(f"{label}: stdout: {diff}")
-    return msgs
+        skip = f32_skip(src, f32_trains)
+        if f64_out is not None and not skip:
+            msgs += check_f32(nodec, src, tmp, *f64_out)
+    return msgs, skip
 
 
 def main():
@@ -142,10 +230,12 @@ def main():
         return 2
     nodec, folder = os.path.abspath(sys.argv[1]), sys.argv[2]
     sanitize = "--sanitize" in sys.argv[3:]
+    f32_trains = "--f32-trains" in sys.argv[3:]
     passed = failed = 0
     for src in sorted(glob.glob(os.path.join(folder, "*.node"))):
-        msgs = check_file(nodec, src, sanitize)
-        print(("FAIL " if msgs else "ok   ") + os.path.basename(src))
+        msgs, skip = check_file(nodec, src, sanitize, f32_trains)
+        print(("FAIL " if msgs else "ok   ") + os.path.basename(src) +
+              (f" (f64 only: {skip})" if skip else " (and f32)"))
         for m in msgs:
             print("     " + m.replace("\n", "\n     "))
         failed += bool(msgs)

@@ -20,7 +20,7 @@
 /* How a node's values are read, from its plan (cc_bind). */
 typedef enum CcKind {
     CK_LIT,     /* a literal: a scalar or splat constant (text) */
-    CK_VAR,     /* a scalar local double named text ("v12"), or t */
+    CK_VAR,     /* a scalar local nd_real named text ("v12"), or t */
     CK_PTR,     /* element k is text[off + k] */
     CK_VIEW,    /* a contiguous slice: element k is element off + k of its operand */
     CK_INLINE,  /* elementwise with one elementwise reader: computed in that reader's loop */
@@ -44,6 +44,8 @@ typedef struct Cc {
     Plan plan;    /* the nodes in order and their homes (compiler/plan) */
     CcNode *node; /* by topo index */
     int nd;       /* d's stride */
+    bool f32;     /* nd_real is float: float literals and libm's float functions */
+    const char *zero, *one; /* 0 and 1 as literals of nd_real */
 } Cc;
 
 /* ---- small helpers ---- */
@@ -62,6 +64,34 @@ static const char *fmt(Cc *cc, const char *f, ...)
     vsnprintf(s, (size_t)len + 1, f, ap);
     va_end(ap);
     return s;
+}
+
+/* A float literal ("%.9g" reads back to the same float, the f suffix keeps
+ * float arithmetic float): v rounded to float first, so that a value beyond
+ * float's range prints as the infinity the float program would hold. */
+static void print_float(FILE *out, double v)
+{
+    float x = (float)v;
+    if (isnan(x)) {
+        fputs("NAN", out);
+        return;
+    }
+    if (isinf(x)) {
+        fputs(x > 0 ? "HUGE_VALF" : "(-HUGE_VALF)", out);
+        return;
+    }
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.9g", (double)x);
+    bool real = strpbrk(buf, ".e") != NULL; /* "2f" is not a literal */
+    fprintf(out, x < 0 || signbit(x) ? "(%s%sf)" : "%s%sf", buf, real ? "" : ".0");
+}
+
+void cc_print_real(FILE *out, double v, bool f32)
+{
+    if (f32)
+        print_float(out, v);
+    else
+        cc_print_double(out, v);
 }
 
 void cc_print_double(FILE *out, double v)
@@ -85,7 +115,7 @@ static const char *lit(Cc *cc, double v)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    cc_print_double(f, v);
+    cc_print_real(f, v, cc->f32);
     fclose(f);
     const char *s = fmt(cc, "%s", buf);
     free(buf);
@@ -202,6 +232,16 @@ static const char *operand(Cc *cc, const IrNode *n, int a, const char *k)
     return elem(cc, x, size_of(x) == 1 ? "0" : k);
 }
 
+/* libm's function fn for nd_real: fn itself, or its float form (tanhf) in
+ * f32, where the double one would compute the expression in double; the
+ * program's own helpers (nodec_*) are written in nd_real. */
+static const char *math_fn(Cc *cc, const char *fn)
+{
+    if (!cc->f32 || strncmp(fn, "nodec_", 6) == 0)
+        return fn;
+    return fmt(cc, "%sf", fn);
+}
+
 static const char *unary_expr(Cc *cc, IrOp op, const char *x)
 {
     static const struct {
@@ -218,7 +258,7 @@ static const char *unary_expr(Cc *cc, IrOp op, const char *x)
         return fmt(cc, "(-%s)", x);
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         if (fns[i].op == op)
-            return fmt(cc, "%s(%s)", fns[i].fn, x);
+            return fmt(cc, "%s(%s)", math_fn(cc, fns[i].fn), x);
     return NULL;
 }
 
@@ -230,7 +270,7 @@ static const char *pow_expr(Cc *cc, const IrNode *n, const char *x, const char *
         return fmt(cc, "nodec_square(%s)", x);
     if (size_of(e) == 1 && ir_is_const_value(e, 3))
         return fmt(cc, "nodec_cube(%s)", x);
-    return fmt(cc, "pow(%s, %s)", x, y);
+    return fmt(cc, "%s(%s, %s)", math_fn(cc, "pow"), x, y);
 }
 
 static const char *binary_expr(Cc *cc, const IrNode *n, const char *x, const char *y)
@@ -246,10 +286,13 @@ static const char *binary_expr(Cc *cc, const IrNode *n, const char *x, const cha
         return pow_expr(cc, n, x, y);
     if (n->op == IR_MIN || n->op == IR_MAX || n->op == IR_ATAN2)
         return fmt(cc, "%s(%s, %s)",
-                   n->op == IR_MIN ? "nodec_min" : n->op == IR_MAX ? "nodec_max" : "atan2", x, y);
+                   math_fn(cc, n->op == IR_MIN   ? "nodec_min"
+                               : n->op == IR_MAX ? "nodec_max"
+                                                 : "atan2"),
+                   x, y);
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (ops[i].op == n->op)
-            return ops[i].cmp ? fmt(cc, "(%s %s %s ? 1.0 : 0.0)", x, ops[i].sym, y)
+            return ops[i].cmp ? fmt(cc, "(%s %s %s ? %s : %s)", x, ops[i].sym, y, cc->one, cc->zero)
                               : fmt(cc, "(%s %s %s)", x, ops[i].sym, y);
     return NULL;
 }
@@ -282,7 +325,7 @@ static const char *elem(Cc *cc, const IrNode *n, const char *k)
             return elem(cc, n->args[0], fmt(cc, "%ld", c->off));
         return elem(cc, n->args[0], c->off ? fmt(cc, "%ld + %s", c->off, k) : k);
     case CK_INLINE: return op_expr(cc, n, k);
-    default: return "0.0"; /* CK_FUSED: never read */
+    default: return cc->zero; /* CK_FUSED: never read */
     }
 }
 
@@ -319,7 +362,7 @@ static void emit_matmul_loops(Cc *cc, int depth, const IrNode *n, int m, int inn
     const IrNode *x = n->args[0], *y = n->args[1];
     line(cc, depth, "for (int i = 0; i < %d; i++)", m);
     line(cc, depth + 1, "for (int j = 0; j < %d; j++) {", kk);
-    line(cc, depth + 2, "double acc = 0.0;");
+    line(cc, depth + 2, "nd_real acc = %s;", cc->zero);
     line(cc, depth + 2, "for (int l = 0; l < %d; l++)", inner);
     line(cc, depth + 3, "acc += %s * %s;", elem(cc, x, idx2(cc, m == 1 ? "0" : "i", inner, "l")),
          elem(cc, y, idx2(cc, "l", kk, kk == 1 ? "0" : "j")));
@@ -335,16 +378,18 @@ static bool emit_matmul_blas(Cc *cc, int depth, const IrNode *n, int m, int inne
     if (!A || !Bm || !C || !plan_blas_pays(&cc->plan.opt.blas, (PlanMatDims){m, inner, kk}) ||
         (m == 1 && kk == 1))
         return false;
+    const char p = cc->f32 ? 's' : 'd', *one = cc->one, *zero = cc->zero;
     fputs("#ifdef NODEC_USE_CBLAS\n", cc->out);
     if (kk == 1)
-        line(cc, depth, "cblas_dgemv(CblasRowMajor, CblasNoTrans, %d, %d, 1.0, %s, %d, %s, 1, 0.0, "
-                        "%s, 1);", m, inner, A, inner, Bm, C);
+        line(cc, depth, "cblas_%cgemv(CblasRowMajor, CblasNoTrans, %d, %d, %s, %s, %d, %s, 1, %s, "
+                        "%s, 1);", p, m, inner, one, A, inner, Bm, zero, C);
     else if (m == 1)
-        line(cc, depth, "cblas_dgemv(CblasRowMajor, CblasTrans, %d, %d, 1.0, %s, %d, %s, 1, 0.0, "
-                        "%s, 1);", inner, kk, Bm, kk, A, C);
+        line(cc, depth, "cblas_%cgemv(CblasRowMajor, CblasTrans, %d, %d, %s, %s, %d, %s, 1, %s, "
+                        "%s, 1);", p, inner, kk, one, Bm, kk, A, zero, C);
     else
-        line(cc, depth, "cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, %d, %d, %d, 1.0, "
-                        "%s, %d, %s, %d, 0.0, %s, %d);", m, kk, inner, A, inner, Bm, kk, C, kk);
+        line(cc, depth, "cblas_%cgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, %d, %d, %d, %s, "
+                        "%s, %d, %s, %d, %s, %s, %d);", p, m, kk, inner, one, A, inner, Bm, kk, zero,
+             C, kk);
     fputs("#else\n", cc->out);
     return true;
 }
@@ -379,7 +424,7 @@ static void emit_pad(Cc *cc, int depth, const IrNode *n)
 {
     const IrNode *x = n->args[0];
     line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
-    line(cc, depth + 1, "%s = 0.0;", elem(cc, n, "k"));
+    line(cc, depth + 1, "%s = %s;", elem(cc, n, "k"), cc->zero);
     line(cc, depth, "for (int i = 0; i < %d; i++)", x->shape.rows);
     line(cc, depth + 1, "for (int j = 0; j < %d; j++)", x->shape.cols);
     line(cc, depth + 2, "%s = %s;",
@@ -390,7 +435,7 @@ static void emit_pad(Cc *cc, int depth, const IrNode *n)
 static void emit_sum(Cc *cc, int depth, const IrNode *n)
 {
     line(cc, depth, "{");
-    line(cc, depth + 1, "double acc = 0.0;");
+    line(cc, depth + 1, "nd_real acc = %s;", cc->zero);
     line(cc, depth + 1, "for (int k = 0; k < %d; k++)", size_of(n->args[0]));
     line(cc, depth + 2, "acc += %s;", elem(cc, n->args[0], "k"));
     line(cc, depth + 1, "%s = acc;", elem(cc, n, "0"));
@@ -408,7 +453,7 @@ static void emit_argmax(Cc *cc, int depth, const IrNode *n)
          elem(cc, x, "at"), elem(cc, x, "k"), elem(cc, x, "at"), elem(cc, x, "k"), elem(cc, x, "k"));
     line(cc, depth + 3, "at = k;");
     line(cc, depth + 1, "%s = %s;", elem(cc, n, "0"),
-         n->op == IR_MAXR ? elem(cc, x, "at") : "(double)at");
+         n->op == IR_MAXR ? elem(cc, x, "at") : "(nd_real)at");
     line(cc, depth, "}");
 }
 
@@ -435,7 +480,7 @@ static void emit_join(Cc *cc, int depth, const IrNode *n)
 static void zero_fill(Cc *cc, int depth, const IrNode *n)
 {
     line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(n));
-    line(cc, depth + 1, "%s = 0.0;", elem(cc, n, "k"));
+    line(cc, depth + 1, "%s = %s;", elem(cc, n, "k"), cc->zero);
 }
 
 /* for (ch, ki, kj, oi, oj) with hh, xx the pixel read (maybe in the padding):
@@ -459,7 +504,8 @@ static void emit_im2col(Cc *cc, int depth, const IrNode *n)
     const char *col = fmt(cc, "((ch * %d + ki) * %d + kj) * %d + oi * %d + oj", w.kh, w.kw,
                           w.Ho * w.Wo, w.Wo);
     if (!back) {
-        line(cc, depth + 5, "%s = %s ? %s : 0.0;", elem(cc, n, col), inside, elem(cc, x, pix));
+        line(cc, depth + 5, "%s = %s ? %s : %s;", elem(cc, n, col), inside, elem(cc, x, pix),
+             cc->zero);
     } else {
         line(cc, depth + 5, "if (%s)", inside);
         line(cc, depth + 6, "%s += %s;", elem(cc, n, pix), elem(cc, x, col));
@@ -483,7 +529,7 @@ static void emit_pool(Cc *cc, int depth, const IrNode *n)
     line(cc, depth + 2, "for (int oj = 0; oj < %d; oj++) {", w.Wo);
     int d = depth + 3;
     if (n->op == IR_AVGPOOL) {
-        line(cc, d, "double acc = 0.0;");
+        line(cc, d, "nd_real acc = %s;", cc->zero);
     } else if (n->op == IR_MAXPOOL || n->op == IR_MAXPOOL_T) {
         line(cc, d, "int best = (ch * %d + oi * %d) * %d + oj * %d;", w.H, w.s, w.W, w.s);
     }
@@ -521,7 +567,7 @@ static void emit_axis(Cc *cc, int depth, const IrNode *n)
     line(cc, depth, "for (int o = 0; o < %d; o++)", outer);
     if (sum) {
         line(cc, depth + 1, "for (int i = 0; i < %d; i++) {", inner);
-        line(cc, depth + 2, "double acc = 0.0;");
+        line(cc, depth + 2, "nd_real acc = %s;", cc->zero);
         line(cc, depth + 2, "for (int j = 0; j < %d; j++)", len);
         line(cc, depth + 3, "acc += %s;", elem(cc, n->args[0], wide));
         line(cc, depth + 2, "%s = acc;", elem(cc, n, narrow));
@@ -549,11 +595,11 @@ static void emit_node(Cc *cc, int depth, int i)
         c->kind == CK_FUSED)
         return;
     if (c->kind == CK_VAR && plan_is_elementwise(n->op)) {
-        line(cc, depth, "const double %s = %s;", c->text, op_expr(cc, n, "0"));
+        line(cc, depth, "const nd_real %s = %s;", c->text, op_expr(cc, n, "0"));
         return;
     }
     if (c->kind == CK_VAR)
-        line(cc, depth, "double %s;", c->text);
+        line(cc, depth, "nd_real %s;", c->text);
     switch (n->op) {
     case IR_MATMUL: emit_matmul(cc, depth, n); return;
     case IR_TRANSPOSE: case IR_OUTER: case IR_SLICE: emit_grid(cc, depth, n); return;
@@ -586,7 +632,7 @@ static void emit_sum_zeros(Cc *cc, int depth)
         const PlanOutput *out = &cc->spec->outputs[o];
         if (out->batch_sum && plan_is_batched(out->node)) {
             line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(out->node));
-            line(cc, depth + 1, "%s[k] = 0.0;", out_ptr(cc, out));
+            line(cc, depth + 1, "%s[k] = %s;", out_ptr(cc, out), cc->zero);
         }
     }
 }
@@ -625,7 +671,7 @@ static void emit_unbatched_sums(Cc *cc, int depth)
         if (!out->batch_sum || plan_is_batched(out->node))
             continue;
         line(cc, depth, "for (int k = 0; k < %d; k++)", size_of(out->node));
-        line(cc, depth + 1, "%s[k] = %s * (double)B;", out_ptr(cc, out), elem(cc, out->node, "k"));
+        line(cc, depth + 1, "%s[k] = %s * (nd_real)B;", out_ptr(cc, out), elem(cc, out->node, "k"));
     }
 }
 
@@ -634,13 +680,13 @@ static void emit_unbatched_sums(Cc *cc, int depth)
 static void emit_signature(Cc *cc, const char *name)
 {
     if (cc->rhs) {
-        fprintf(cc->out, "void %s(double t, const double *y, const double *p, double *dydt, "
-                         "int64_t B, double *work)\n{\n", name);
+        fprintf(cc->out, "void %s(nd_real t, const nd_real *y, const nd_real *p, nd_real *dydt, "
+                         "int64_t B, nd_real *work)\n{\n", name);
         line(cc, 1, "(void)t; (void)y; (void)p; (void)work;");
     } else {
-        fprintf(cc->out, "void %s(double t, const double *y, const double *p, const double *a,\n"
-                         "    const double *d, double *out0, double *out1, int64_t B, "
-                         "double *work)\n{\n", name);
+        fprintf(cc->out, "void %s(nd_real t, const nd_real *y, const nd_real *p, const nd_real *a,\n"
+                         "    const nd_real *d, nd_real *out0, nd_real *out1, int64_t B, "
+                         "nd_real *work)\n{\n", name);
         line(cc, 1, "(void)t; (void)y; (void)p; (void)a; (void)d; (void)out0; (void)out1; "
                     "(void)work;");
     }
@@ -652,10 +698,10 @@ static void emit_constants(Cc *cc)
         const IrNode *n = cc->plan.order[i];
         if (n->op != IR_CONST || cc->node[i].kind != CK_PTR)
             continue;
-        fprintf(cc->out, "    static const double c%d[%d] = {", n->id, size_of(n));
+        fprintf(cc->out, "    static const nd_real c%d[%d] = {", n->id, size_of(n));
         for (int k = 0; k < size_of(n); k++) {
             fputs(k ? (k % 4 ? ", " : ",\n        ") : "", cc->out);
-            cc_print_double(cc->out, n->value[k]);
+            cc_print_real(cc->out, n->value[k], cc->f32);
         }
         fputs("};\n", cc->out);
     }
@@ -673,15 +719,15 @@ static void emit_sample_pointers(Cc *cc, int depth)
         need[2] |= op == IR_DATA;
     }
     if (need[0])
-        line(cc, depth, "const double *y_b = y + b * %d;", cc->m->ny);
+        line(cc, depth, "const nd_real *y_b = y + b * %d;", cc->m->ny);
     if (need[1])
-        line(cc, depth, "const double *a_b = a + b * %d;", cc->m->ny);
+        line(cc, depth, "const nd_real *a_b = a + b * %d;", cc->m->ny);
     if (need[2])
-        line(cc, depth, "const double *d_b = d + b * %d;", cc->nd);
+        line(cc, depth, "const nd_real *d_b = d + b * %d;", cc->nd);
     for (int o = 0; o < cc->spec->n_outputs; o++) {
         const PlanOutput *out = &cc->spec->outputs[o];
         if (info(cc, out->node)->out == o && info(cc, out->node)->kind == CK_PTR)
-            line(cc, depth, "double *%s_b%d = %s + b * %d;", cc->out_name[out->dst], o,
+            line(cc, depth, "nd_real *%s_b%d = %s + b * %d;", cc->out_name[out->dst], o,
                  cc->out_name[out->dst], out->stride);
     }
 }
@@ -690,9 +736,9 @@ static void emit_body(Cc *cc)
 {
     emit_constants(cc);
     if (cc->plan.fixed.total)
-        line(cc, 1, "double *w = work;");
+        line(cc, 1, "nd_real *w = work;");
     if (cc->plan.sample.total)
-        line(cc, 1, "double *ws = work + %ld;", cc->plan.fixed.total);
+        line(cc, 1, "nd_real *ws = work + %ld;", cc->plan.fixed.total);
     for (int i = 0; i < cc->plan.count; i++)
         if (!plan_is_batched(cc->plan.order[i]))
             emit_node(cc, 1, i);
@@ -715,10 +761,12 @@ static int cc_internal(Cc *cc, Diag *diag, int line_no, const char *name, const 
     return -1;
 }
 
-int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs,
+int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs, bool f32,
                    const PlanKernelSpec *spec, CcWork *work, Diag *diag)
 {
-    Cc cc = {.out = out, .m = m, .spec = spec, .rhs = rhs};
+    Cc cc = {.out = out, .m = m, .spec = spec, .rhs = rhs, .f32 = f32};
+    cc.zero = cc.f32 ? "0.0f" : "0.0";
+    cc.one = cc.f32 ? "1.0f" : "1.0";
     cc.out_name[0] = rhs ? "dydt" : "out0";
     cc.out_name[1] = "out1";
     cc.arena = arena_new();
@@ -744,8 +792,8 @@ bool cc_model_has_jacobian(const IrModel *m)
     return kernel_sets_c_has_jacobian(m);
 }
 
-int cc_emit_model_kernels(FILE *out, Arena *a, const IrModel *m, const char *prefix, CcWork *work,
-                          Diag *diag)
+int cc_emit_model_kernels(FILE *out, Arena *a, const IrModel *m, const char *prefix, bool f32,
+                          CcWork *work, Diag *diag)
 {
     int n_kernels = cc_model_has_jacobian(m) ? 3 : 2;
     if (!m->adj_state || (n_kernels == 3 && !m->jac)) {
@@ -756,7 +804,7 @@ int cc_emit_model_kernels(FILE *out, Arena *a, const IrModel *m, const char *pre
     for (int k = 0; k < n_kernels; k++) {
         char name[256];
         snprintf(name, sizeof name, "%s_%s", prefix, specs[k].name);
-        if (cc_emit_kernel(out, m, name, k == 0, &specs[k], work, diag))
+        if (cc_emit_kernel(out, m, name, k == 0, f32, &specs[k], work, diag))
             return -1;
     }
     return 0;

@@ -17,23 +17,25 @@
 #include "ir.h"
 #include "plan.h"
 
-/* Scratch one generated kernel needs: work_fixed doubles whatever the batch
+/* Scratch one generated kernel needs: work_fixed reals whatever the batch
  * (the generated kernels loop over samples outermost, so one sample's
- * temporaries are reused by the next) and work_per_sample doubles per sample
+ * temporaries are reused by the next) and work_per_sample reals per sample
  * (0 for every kernel this back end writes today). */
 typedef struct CcWork {
     size_t work_fixed;
     size_t work_per_sample;
 } CcWork;
 
-/* Writes one kernel as an external C function named `name`: with rhs set, the
+/* Writes one kernel as an external C function named `name`, in nd_real (with
+ * f32, for `option precision = f32`: float literals and libm's float
+ * functions, so that the arithmetic stays in float): with rhs set, the
  * NdRhsFn signature and spec's outputs written into dydt (dst 0); otherwise
  * the NdKernelFn signature, outputs as PlanOutput describes. One temporary per
  * DAG node (hash-consing shares subexpressions), elementwise chains fused into
  * one loop, matrix products as plain loops (cblas under -DNODEC_USE_CBLAS).
  * Raises *work to what this kernel needs. Returns 0, or -1 after reporting an
  * internal error through diag. */
-int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs,
+int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs, bool f32,
                    const PlanKernelSpec *spec, CcWork *work, Diag *diag);
 
 /* <prefix>_rhs, <prefix>_vjp and, when cc_model_has_jacobian, <prefix>_jac of m
@@ -41,11 +43,13 @@ int cc_emit_kernel(FILE *out, const IrModel *m, const char *name, bool rhs,
  * with the kernel table's layouts (nd_kernels.h); raises *work. a holds the
  * output descriptions. */
 bool cc_model_has_jacobian(const IrModel *m); /* kernel_sets.h's size limit */
-int cc_emit_model_kernels(FILE *out, Arena *a, const IrModel *m, const char *prefix, CcWork *work,
-                          Diag *diag);
+int cc_emit_model_kernels(FILE *out, Arena *a, const IrModel *m, const char *prefix, bool f32,
+                          CcWork *work, Diag *diag);
 
-/* Writes a double as a C literal that reads back to the same value. */
+/* Writes a double as a C literal that reads back to the same value; with f32,
+ * cc_print_real writes it rounded to float, as a float literal (1.5f). */
 void cc_print_double(FILE *out, double v);
+void cc_print_real(FILE *out, double v, bool f32);
 
 /* `nodec emit-c`: writes c_path and its header (c_path with .c replaced by .h,
  * or .h appended). The program must have been checked without errors. The

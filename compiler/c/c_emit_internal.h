@@ -14,11 +14,13 @@ typedef struct Emit {
     double **at_solve; /* per solve directive, in order: the parameters it solves with */
     bool trained;      /* params come from running the file's trains */
     CcWork *work;      /* per model: its kernels' scratch */
+    bool f32;          /* option precision = f32: the program's nd_real is float */
 } Emit;
 
-/* Text: a C string literal (NULL as NULL), doubles as an initialiser body. */
+/* Text: a C string literal (NULL as NULL), doubles as an initialiser body of
+ * nd_real (float literals with f32). */
 void emit_put_cstring(FILE *f, const char *s);
-void emit_put_doubles(FILE *f, const double *v, int n);
+void emit_put_reals(FILE *f, const double *v, int n, bool f32);
 /* Declarations in the header, and a kernel set's work size function. */
 void emit_declare_kernel(FILE *h, const char *name, bool rhs);
 void emit_work_size(Emit *e, const char *name, const CcWork *w);

@@ -59,12 +59,12 @@ static const char runner[] =
     "typedef struct NodecSolve {\n"
     "    const char *model, *output;\n"
     "    void (*kernels)(NdKernels *k);\n"
-    "    void (*params)(double *p);\n"
-    "    const double *p;            /* the parameters it sees, or NULL: params() */\n"
+    "    void (*params)(nd_real *p);\n"
+    "    const nd_real *p;           /* the parameters it sees, or NULL: params() */\n"
     "    const char *const *names;   /* the visible columns' names */\n"
     "    NodecSolverSpec solver;\n"
     "    int nt, nv;                 /* output times; visible state columns */\n"
-    "    const double *ts, *y0;      /* y0: y0_rows samples' undrawn states */\n"
+    "    const nd_real *ts, *y0;     /* y0: y0_rows samples' undrawn states */\n"
     "    const int *cols;            /* the visible columns' positions in y */\n"
     "    int B, batched, y0_rows;    /* samples; whether the output has a sample column */\n"
     "    int n_draws;                /* drawn states, drawn per sample in this order */\n"
@@ -74,32 +74,33 @@ static const char runner[] =
     "} NodecSolve;\n\n"
     "/* The B samples' initial states: y0's row (its own row per data row), then\n"
     " * the draws, sample by sample (tools/run.c's initial_states). */\n"
-    "static void nodec_initial(const NodecSolve *v, int ny, NdRandom *rng, double *y0)\n"
+    "static void nodec_initial(const NodecSolve *v, int ny, NdRandom *rng, nd_real *y0)\n"
     "{\n"
     "    for (int b = 0; b < v->B; b++) {\n"
-    "        double *y = y0 + (size_t)b * (size_t)ny;\n"
-    "        memcpy(y, v->y0 + (size_t)(v->y0_rows > 1 ? b : 0) * (size_t)ny, sizeof(double) * (size_t)ny);\n"
+    "        nd_real *y = y0 + (size_t)b * (size_t)ny;\n"
+    "        memcpy(y, v->y0 + (size_t)(v->y0_rows > 1 ? b : 0) * (size_t)ny, sizeof(nd_real) * (size_t)ny);\n"
     "        for (int i = 0; i < v->n_draws; i++)\n"
     "            for (int k = 0; k < v->draws[i].size; k++)\n"
-    "                y[v->draws[i].offset + k] = nodec_draw(rng, &v->draws[i]);\n"
+    "                y[v->draws[i].offset + k] = (nd_real)nodec_draw(rng, &v->draws[i]);\n"
     "    }\n"
     "}\n\n"
-    "/* A batched output's cell: CSV with every digit, or a right-aligned table column. */\n"
-    "static void nodec_cell(FILE *f, int csv, const char *name, const double *x)\n"
+    "/* A batched output's cell: CSV with every digit (ND_REAL_DIGITS), or a\n"
+    " * right-aligned table column (tools/run.c's). */\n"
+    "static void nodec_cell(FILE *f, int csv, const char *name, const nd_real *x)\n"
     "{\n"
     "    int len = (int)strlen(name), w = len > 17 ? len : 17;\n"
     "    if (csv && x) {\n"
-    "        fprintf(f, \",%.17g\", *x);\n"
+    "        fprintf(f, \",%.*g\", ND_REAL_DIGITS, (double)*x);\n"
     "    } else if (csv) {\n"
     "        fputc(',', f);\n"
     "        nd_csv_field(f, name);\n"
     "    } else if (x)\n"
-    "        fprintf(f, \"  %*.*g\", w, 10, *x);\n"
+    "        fprintf(f, \"  %*.*g\", w, ND_REAL_DIGITS < 17 ? 7 : 10, (double)*x);\n"
     "    else\n"
     "        fprintf(f, \"  %*s\", w, name);\n"
     "}\n\n"
     "/* One row per (sample, time) after a `sample` header column. */\n"
-    "static void nodec_write_batch(FILE *f, int csv, const NodecSolve *v, int ny, const double *yout)\n"
+    "static void nodec_write_batch(FILE *f, int csv, const NodecSolve *v, int ny, const nd_real *yout)\n"
     "{\n"
     "    int w = csv ? 0 : 6;\n"
     "    fprintf(f, \"%*s\", w, \"sample\");\n"
@@ -109,7 +110,7 @@ static const char runner[] =
     "    fputc('\\n', f);\n"
     "    for (int b = 0; b < v->B; b++)\n"
     "        for (int j = 0; j < v->nt; j++) {\n"
-    "            const double *y = yout + ((size_t)j * (size_t)v->B + (size_t)b) * (size_t)ny;\n"
+    "            const nd_real *y = yout + ((size_t)j * (size_t)v->B + (size_t)b) * (size_t)ny;\n"
     "            fprintf(f, \"%*d\", w, b);\n"
     "            nodec_cell(f, csv, \"t\", &v->ts[j]);\n"
     "            for (int c = 0; c < v->nv; c++)\n"
@@ -129,7 +130,7 @@ static const char runner[] =
     "    fprintf(stderr, \"error: cannot write '%s': %s\\n\", path, strerror(err));\n"
     "    return 1;\n"
     "}\n\n"
-    "static int nodec_write_batched(const NodecSolve *v, int ny, const double *yout)\n"
+    "static int nodec_write_batched(const NodecSolve *v, int ny, const nd_real *yout)\n"
     "{\n"
     "    if (!v->output) {\n"
     "        nodec_write_batch(stdout, 0, v, ny, yout);\n"
@@ -157,21 +158,21 @@ static const char runner[] =
     "        for (long i = 0; i < nd_solver_get_num_events(s); i++) {\n"
     "            int64_t b;\n"
     "            int e;\n"
-    "            double t;\n"
-    "            const double *y;\n"
+    "            nd_real t;\n"
+    "            const nd_real *y;\n"
     "            nd_solver_get_event(s, i, &b, &e, &t, NULL, &y);\n"
     "            if (v->batched)\n"
     "                fprintf(f, \"%lld,\", (long long)b);\n"
-    "            fprintf(f, \"%d,%.17g\", e, t);\n"
+    "            fprintf(f, \"%d,%.*g\", e, ND_REAL_DIGITS, (double)t);\n"
     "            for (int c = 0; c < v->nv; c++)\n"
-    "                fprintf(f, \",%.17g\", y[v->cols[c]]);\n"
+    "                fprintf(f, \",%.*g\", ND_REAL_DIGITS, (double)y[v->cols[c]]);\n"
     "            fputc('\\n', f);\n"
     "        }\n"
     "    }\n"
     "    return nodec_close(f, v->events);\n"
     "}\n\n"
     "/* The visible columns (compiler-named states such as __eps_z are hidden). */\n"
-    "static int nodec_write(const NodecSolve *v, int ny, double *yout)\n"
+    "static int nodec_write(const NodecSolve *v, int ny, nd_real *yout)\n"
     "{\n"
     "    if (v->batched)\n"
     "        return nodec_write_batched(v, ny, yout);\n"
@@ -193,7 +194,7 @@ static const char runner[] =
     "    if (v->B > 1)\n"
     "        snprintf(batch, sizeof batch, \", %d samples\", v->B);\n"
     "    fprintf(stderr, \"solve %s: %s over [%g, %g], %d output times%s -> %s\\n\", v->model,\n"
-    "            v->solver.name, v->ts[0], v->ts[v->nt - 1], v->nt, batch, v->output ? v->output : \"stdout\");\n"
+    "            v->solver.name, (double)v->ts[0], (double)v->ts[v->nt - 1], v->nt, batch, v->output ? v->output : \"stdout\");\n"
     "}\n\n"
     "/* State elements by name in the runtime's messages (\"y[1] of sample 0\"). */\n"
     "static void nodec_name_element(void *ctx, long i, char *buf, size_t len)\n"
@@ -211,9 +212,9 @@ static const char runner[] =
     "    NdKernels k;\n"
     "    v->kernels(&k);\n"
     "    size_t batch = (size_t)v->B * (size_t)k.ny;\n"
-    "    double *p = (double *)calloc((size_t)k.np + 1, sizeof(double));\n"
-    "    double *y0 = (double *)calloc(batch + 1, sizeof(double));\n"
-    "    double *yout = (double *)calloc((size_t)v->nt * batch + 1, sizeof(double));\n"
+    "    nd_real *p = (nd_real *)calloc((size_t)k.np + 1, sizeof(nd_real));\n"
+    "    nd_real *y0 = (nd_real *)calloc(batch + 1, sizeof(nd_real));\n"
+    "    nd_real *yout = (nd_real *)calloc((size_t)v->nt * batch + 1, sizeof(nd_real));\n"
     "    NdSolver *s = nd_solver_create(&k, v->solver.method, v->B);\n"
     "    int rc = 1;\n"
     "    if (!p || !y0 || !yout || !s) {\n"
@@ -225,7 +226,7 @@ static const char runner[] =
     "    } else {\n"
     "        nd_solver_set_element_namer(s, nodec_name_element, (void *)v);\n"
     "        if (v->p)\n"
-    "            memcpy(p, v->p, sizeof(double) * (size_t)k.np);\n"
+    "            memcpy(p, v->p, sizeof(nd_real) * (size_t)k.np);\n"
     "        else\n"
     "            v->params(p);\n"
     "        nodec_initial(v, k.ny, rng, y0);\n"
@@ -431,8 +432,8 @@ static bool write_solve_params(Emit *e, const SemaSolve *s, int k)
     int np = s->model->np;
     if (np == 0 || memcmp(p, final, sizeof(double) * (size_t)np) == 0)
         return false;
-    fprintf(e->out, "static const double nodec_p%d[%d] = { /* as before the trains */\n", k, np);
-    emit_put_doubles(e->out, p, np);
+    fprintf(e->out, "static const nd_real nodec_p%d[%d] = { /* as before the trains */\n", k, np);
+    emit_put_reals(e->out, p, np, e->f32);
     fputs("};\n", e->out);
     return true;
 }
@@ -476,10 +477,10 @@ static SolveData write_solve_data(Emit *e, const SemaDirective *d, int k)
     double *y0 = arena_alloc(e->c->arena, sizeof(double) * ((size_t)sd.rows * ny + 1));
     memset(y0, 0, sizeof(double) * ((size_t)sd.rows * ny + 1));
     initial_states(s, e->at_solve[k], sd.rows, y0);
-    fprintf(e->out, "static const double nodec_ts%d[%d] = {\n", k, s->nt);
-    emit_put_doubles(e->out, s->t, s->nt);
-    fprintf(e->out, "};\nstatic const double nodec_y0_%d[%d] = {\n", k, sd.rows * ny + 1);
-    emit_put_doubles(e->out, y0, sd.rows * ny + 1); /* + 1: never empty (ny = 0) */
+    fprintf(e->out, "static const nd_real nodec_ts%d[%d] = {\n", k, s->nt);
+    emit_put_reals(e->out, s->t, s->nt, e->f32);
+    fprintf(e->out, "};\nstatic const nd_real nodec_y0_%d[%d] = {\n", k, sd.rows * ny + 1);
+    emit_put_reals(e->out, y0, sd.rows * ny + 1, e->f32); /* + 1: never empty (ny = 0) */
     fputs("};\n", e->out);
     sd.n_draws = write_draws(e, s, k);
     write_columns(e, s->model, k);

@@ -98,16 +98,16 @@ static void write_gradient(Emit *e, const char *prefix, const SemaTrain *tr)
         fputs("    if (g)\n        nd_gradient_set_seminorm(nd_train_loss_get_gradient(g), 1);\n",
               f);
     fprintf(f, "    return g;\n}\n\n"
-               "int %s_gradient(NdTrainLoss *g, const double *p, int nt, const double *ts,\n"
-               "    const double *d, double *L, double *grad_p)\n{\n"
+               "int %s_gradient(NdTrainLoss *g, const nd_real *p, int nt, const nd_real *ts,\n"
+               "    const nd_real *d, nd_real *L, nd_real *grad_p)\n{\n"
                "    int64_t B = nd_train_loss_get_batch(g);\n"
-               "    return nd_train_loss_compute(g, p, nt, ts, d, 1.0 / ((double)B * nt), "
-               "1.0 / (double)B, L,\n        grad_p);\n}\n\n",
+               "    return nd_train_loss_compute(g, p, nt, ts, d, (nd_real)1 / ((nd_real)B * "
+               "(nd_real)nt),\n        (nd_real)1 / (nd_real)B, L, grad_p);\n}\n\n",
             prefix);
     fprintf(e->hdr, "NdTrainLoss *%s_create(int64_t B, int max_nt); /* NULL: no memory, bad "
                     "settings */\n", prefix);
-    fprintf(e->hdr, "int %s_gradient(NdTrainLoss *g, const double *p, int nt, const double *ts,\n"
-                    "    const double *d, double *L, double *grad_p); /* ND_OK or a status */\n",
+    fprintf(e->hdr, "int %s_gradient(NdTrainLoss *g, const nd_real *p, int nt, const nd_real *ts,\n"
+                    "    const nd_real *d, nd_real *L, nd_real *grad_p); /* ND_OK or a status */\n",
             prefix);
 }
 
@@ -151,7 +151,7 @@ int emit_train(Emit *e, const SemaDirective *d, int index)
     const TrainKernels tk = set->loss;
     for (int k = 0; k < tk.n; k++) {
         snprintf(name, sizeof name, "%s_%s", prefix, tk.specs[k].name);
-        if (cc_emit_kernel(e->out, m, name, false, &tk.specs[k], &work, &e->c->diag))
+        if (cc_emit_kernel(e->out, m, name, false, e->f32, &tk.specs[k], &work, &e->c->diag))
             return -1;
         emit_declare_kernel(e->hdr, name, false);
     }

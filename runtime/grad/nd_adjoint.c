@@ -203,7 +203,7 @@ static void set_norm(NdGradient *g)
     s->norm[0] = (NdNormPart){.off = 0, .len = n - ns, .group = ny, .tail = ns,
                               .tail_weight = 1.0};
     s->norm[1] = (NdNormPart){.off = n, .len = n - ns, .group = ny, .tail = ns,
-                              .tail_weight = 1.0 / (nd_real)g->B};
+                              .tail_weight = (nd_real)1 / (nd_real)g->B};
     s->norm[2] = (NdNormPart){.off = 2 * n, .len = np, .group = np ? np : 1};
     if (g->implicit) { /* [a; g]: no y */
         s->norm[0].len = 0;

@@ -413,7 +413,7 @@ int nd_adaptive_begin(NdRun *r, NdSolver *s, const nd_real *p, const nd_real *y0
 {
     /* designators in declaration order, no compound literal: emit-c compiles this as C++ */
     NdRun start_run = {.s = s, .p = p, .ts = ts, .nt = nt, .yout = yout, .t = ts[0],
-                       .dir = ts[nt - 1] > ts[0] ? 1.0 : -1.0, .t_end = ts[nt - 1],
+                       .dir = ts[nt - 1] > ts[0] ? (nd_real)1 : (nd_real)-1, .t_end = ts[nt - 1],
                        .hmax = fabs(ts[nt - 1] - ts[0]), .facold = ND_FACOLD_MIN, .land = land,
                        .j = 1, .bad = -1};
     *r = start_run;
