@@ -19,13 +19,12 @@ temporary copy; a file with its own `option precision` line is left out) and the
 single-precision program (C99 and C++) is compared with the double one emitted
 from the file as it is, to F32_TOL relative (`# emit-f32-tol: 1e-3` sets a file's
 own). Its source must say `#define ND_REAL_F32` and hold no `double` between its
-first model and main (the kernels, parameters, train code). A file with a train
-directive is left out of f32 mode unless --f32-trains: emit-c runs the trains
-through nodec's JIT, which does not compute in float yet (issue 16); so is a
-file with `# emit-f32-skip: REASON` (tolerances below float's epsilon, whose
-steps underflow in float). In f32 the program is run as C99 and compiled as C++.
+first model and main (the kernels, parameters, train code); its trains run through
+nodec's JIT in float before it is written, as nodec run trains. A file with
+`# emit-f32-skip: REASON` is left out of f32 mode (a problem whose steps fall below
+float's resolution of t). In f32 the program is run as C99 and compiled as C++.
 
-  Usage: emit_c.py NODEC FOLDER [--sanitize] [--f32-trains]
+  Usage: emit_c.py NODEC FOLDER [--sanitize]
 
 --sanitize also builds and runs the C with -fsanitize=address,undefined.
 Prints one line per file and closes with 'N passed, N failed'.
@@ -105,7 +104,7 @@ def outputs(folder):
     return {os.path.basename(f): open(f).read() for f in glob.glob(os.path.join(folder, "*.csv"))}
 
 
-def f32_skip(src, f32_trains):
+def f32_skip(src):
     """Why the file is left out of f32 mode, or None."""
     text = open(src).read()
     if re.search(r"^\s*option\s+precision", text, re.M):
@@ -113,8 +112,6 @@ def f32_skip(src, f32_trains):
     m = re.search(r"^# emit-f32-skip:(.*)$", text, re.M)
     if m:
         return m.group(1).strip()
-    if not f32_trains and re.search(r"^\s*train\b", text, re.M):
-        return "a train: nodec's JIT does not train in float yet (--f32-trains)"
     return None
 
 
@@ -173,7 +170,7 @@ def check_f32(nodec, src, tmp, want_out, want):
     return msgs
 
 
-def check_file(nodec, src, sanitize, f32_trains=False):
+def check_file(nodec, src, sanitize):
     name = os.path.basename(src)
     tol = file_tolerance(src)
     msgs = []
@@ -218,7 +215,7 @@ def check_file(nodec, src, sanitize, f32_trains=False):
             diff = same(stdout, want_out, tol)
             if diff:
                 msgs.append(f"{label}: stdout: {diff}")
-        skip = f32_skip(src, f32_trains)
+        skip = f32_skip(src)
         if f64_out is not None and not skip:
             msgs += check_f32(nodec, src, tmp, *f64_out)
     return msgs, skip
@@ -230,10 +227,9 @@ def main():
         return 2
     nodec, folder = os.path.abspath(sys.argv[1]), sys.argv[2]
     sanitize = "--sanitize" in sys.argv[3:]
-    f32_trains = "--f32-trains" in sys.argv[3:]
     passed = failed = 0
     for src in sorted(glob.glob(os.path.join(folder, "*.node"))):
-        msgs, skip = check_file(nodec, src, sanitize, f32_trains)
+        msgs, skip = check_file(nodec, src, sanitize)
         print(("FAIL " if msgs else "ok   ") + os.path.basename(src) +
               (f" (f64 only: {skip})" if skip else " (and f32)"))
         for m in msgs:

@@ -144,27 +144,14 @@ static int configure(NdSolver *s, const SemaSolver *sv)
     return -1;
 }
 
-/* Single precision resolves 6e-8 relative: an adaptive step's error estimate,
- * itself computed in floats, does not fall below a few of those, so a tighter
- * rtol rejects every step until h collapses. Below this rtol an f32 solve runs
- * at it, with a warning at the setting (docs/precision.md). */
-#define RUN_F32_MIN_RTOL 1e-6
-
-/* sv with rtol raised to what the runtime's precision resolves (f32 only). */
-static SemaSolver resolvable_tolerances(Runner *r, const SemaSolver *sv)
+/* The runtime raises an rtol below ND_MIN_RTOL (single precision's floor) to
+ * it; the user hears of it here, at the setting. */
+static void warn_unresolvable_rtol(Runner *r, const SemaSolver *sv)
 {
-    SemaSolver s = *sv;
-#ifdef ND_REAL_F32
-    if ((s.given & ND_SBIT_RTOL) && s.rtol < RUN_F32_MIN_RTOL) {
-        diag_warning(&r->c->diag, s.arg_loc[ND_SKEY_RTOL],
+    if ((sv->given & ND_SBIT_RTOL) && sv->rtol < ND_MIN_RTOL)
+        diag_warning(&r->c->diag, sv->arg_loc[ND_SKEY_RTOL],
                      "rtol = %g is below what single precision resolves: this solve uses "
-                     "rtol = %g (or run it with option precision = f64)", s.rtol, RUN_F32_MIN_RTOL);
-        s.rtol = RUN_F32_MIN_RTOL;
-    }
-#else
-    (void)r;
-#endif
-    return s;
+                     "rtol = %g (or run it with option precision = f64)", sv->rtol, ND_MIN_RTOL);
 }
 
 /* Configures a solver for the spec; reports and returns NULL when it cannot
@@ -184,8 +171,8 @@ NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const N
         diag_error(diag, where, "out of memory for this solver");
         return NULL;
     }
-    SemaSolver tuned = resolvable_tolerances(r, sv);
-    int bad = configure(s, &tuned);
+    warn_unresolvable_rtol(r, sv);
+    int bad = configure(s, sv);
     if (bad >= 0) {
         diag_error(diag, sv->arg_loc[bad], "invalid %s for %s: %s",
                    nd_solver_key_name((NdSolverKey)bad), sv->name, nd_solver_get_message(s));

@@ -59,6 +59,15 @@ enum {
 /* Adaptive defaults: tolerances tight enough for plotting and fitting (one step
  * in a million, absolute floor 1e-9) and dopri5.f's NMAX. */
 #define ND_DEFAULT_RTOL 1e-6
+/* The least rtol the solvers use: in single precision an adaptive step's error
+ * estimate, itself computed in floats, does not fall below a few ulps (6e-8
+ * each), so a tighter rtol would reject every step until h collapses;
+ * nd_solver_set_tolerances raises a smaller one to this (docs/precision.md). */
+#ifdef ND_REAL_F32
+#define ND_MIN_RTOL 1e-6
+#else
+#define ND_MIN_RTOL 0.0
+#endif
 #define ND_DEFAULT_ATOL 1e-9
 #define ND_DEFAULT_MAX_STEPS 100000L
 /* Events one solve may log (all samples together): a bouncing ball's bounces
@@ -101,7 +110,8 @@ int nd_solver_set_step(NdSolver *s, nd_real h); /* fixed-step methods: h > 0 */
  * if each sample held a copy of it (nd_adaptive.h), so a solve with shared
  * states takes the steps of the per-copy layout. The implicit methods solve a
  * shared block with the bordered Jacobian (nd_kernels.h).
- * rtol >= 0 and atol > 0 (defaults ND_DEFAULT_RTOL, ND_DEFAULT_ATOL). */
+ * rtol >= 0 and atol > 0 (defaults ND_DEFAULT_RTOL, ND_DEFAULT_ATOL); an rtol below
+ * ND_MIN_RTOL is raised to it. */
 int nd_solver_set_tolerances(NdSolver *s, nd_real rtol, nd_real atol);
 /* First step size (its sign follows the direction of ts); 0 = automatic, by
  * Hairer's algorithm (HNW I, II.4, p. 169), the default. */

@@ -413,7 +413,7 @@ int nd_solver_set_tolerances(NdSolver *s, nd_real rtol, nd_real atol)
                               "tolerances need rtol >= 0 and atol > 0, finite; got rtol = %g, "
                               "atol = %g",
                               rtol, atol);
-    s->rtol = rtol;
+    s->rtol = rtol < ND_MIN_RTOL ? (nd_real)ND_MIN_RTOL : rtol;
     s->atol = atol;
     return ND_OK;
 }
