@@ -44,7 +44,7 @@ typedef struct Group {
     int *lens, max_len, *uidx, *last;
     unsigned char *observed;
     nd_real *own_ts;   /* the union's storage (ts points here) */
-    nd_real *sorted;   /* scratch: every sample's relative times */
+    double *sorted;    /* scratch: every sample's relative times, exact; then the union's */
 } Group;
 
 /* Trajectories at their own times form one batch on the union of their times
@@ -74,6 +74,7 @@ typedef struct Trainer {
     int *all_rows;    /* n_groups * group_B */
     nd_real *ts_buf;   /* n_groups * group_nt when groups have their own times */
     nd_real *tcol;     /* the data's t column */
+    const double *tcol_exact; /* the same, as the data holds it (time_column) */
     int *candidates;  /* window starts or sample rows to draw from */
     int n_candidates;
     nd_real scale_obs, scale_final;
@@ -157,29 +158,34 @@ static const nd_real *train_times(Trainer *t, const double *ts, int nt)
     return out;
 }
 
-/* Observation times of the data set, contiguous (the t column). */
+/* Observation times of the data set, contiguous (the t column): exact (the
+ * data's doubles), for deciding which times are alike, and as the solver's
+ * reals. In single precision a uniform grid's rounded steps differ by an ulp
+ * of t, so the decisions are made on the doubles. */
 static nd_real *time_column(Trainer *t)
 {
     const SemaData *d = t->tr->data;
     nd_real *tc = arena_alloc(t->r->c->arena, sizeof(nd_real) * (size_t)d->nrows);
+    double *exact = arena_alloc(t->r->c->arena, sizeof(double) * (size_t)d->nrows);
     for (int i = 0; i < d->nrows; i++)
-        tc[i] = d->values[(size_t)i * d->ncols + d->t_col];
+        tc[i] = (nd_real)(exact[i] = d->values[(size_t)i * d->ncols + d->t_col]);
+    t->tcol_exact = exact;
     return tc;
 }
 
 /* Whether every trajectory (segment) is on one uniform grid: the same step
  * between consecutive observations throughout, so every window of L
  * observations sees the same times relative to its start. */
-static bool same_spacing(const nd_real *tc, const int *starts, int nseg)
+static bool same_spacing(const double *tc, const int *starts, int nseg)
 {
-    nd_real dt = NAN, lo = tc[0], hi = tc[0];
+    double dt = NAN, lo = tc[0], hi = tc[0];
     for (int i = 0; i < starts[nseg]; i++) {
         lo = fmin(lo, tc[i]);
         hi = fmax(hi, tc[i]);
     }
     for (int s = 0; s < nseg; s++)
         for (int i = starts[s]; i + 1 < starts[s + 1]; i++) {
-            nd_real step = tc[i + 1] - tc[i];
+            double step = tc[i + 1] - tc[i];
             if (isnan(dt))
                 dt = step;
             else if (fabs(step - dt) > 1e-9 * (hi - lo))
@@ -189,7 +195,7 @@ static bool same_spacing(const nd_real *tc, const int *starts, int nseg)
 }
 
 /* Whether the trajectories, whole, have the same times relative to their starts. */
-static bool same_relative_times(const nd_real *tc, const int *starts, int nseg)
+static bool same_relative_times(const double *tc, const int *starts, int nseg)
 {
     for (int s = 1; s < nseg; s++)
         if (starts[s + 1] - starts[s] != starts[1] - starts[0])
@@ -197,9 +203,9 @@ static bool same_relative_times(const nd_real *tc, const int *starts, int nseg)
     return same_spacing(tc, starts, nseg);
 }
 
-static int compare_reals(const void *a, const void *b)
+static int compare_doubles(const void *a, const void *b)
 {
-    nd_real x = *(const nd_real *)a, y = *(const nd_real *)b;
+    double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
@@ -217,7 +223,7 @@ static void union_alloc(Trainer *t, Group *g, int max_len)
     g->last = arena_alloc(a, sizeof(int) * B);
     g->observed = arena_alloc(a, total * B);
     g->own_ts = arena_alloc(a, sizeof(nd_real) * total);
-    g->sorted = arena_alloc(a, sizeof(nd_real) * total);
+    g->sorted = arena_alloc(a, sizeof(double) * total);
 }
 
 /* The union of g's samples' times relative to their starts, in g->ts, and
@@ -226,28 +232,30 @@ static void union_alloc(Trainer *t, Group *g, int max_len)
  * makes equal spacings differ by that much. Allocates nothing. */
 static void build_union(const Trainer *t, Group *g)
 {
-    const nd_real *tc = t->tcol;
+    const double *tc = t->tcol_exact;
     size_t n = 0;
-    nd_real big = 0;
+    double big = 0;
     for (int b = 0; b < g->B; b++)
         for (int j = 0; j < g->lens[b]; j++) {
             g->sorted[n++] = tc[g->rows[b] + j] - tc[g->rows[b]];
             big = fmax(big, fabs(tc[g->rows[b] + j]));
         }
-    qsort(g->sorted, n, sizeof(nd_real), compare_reals);
-    nd_real tol = 8 * ND_REAL_EPSILON * big;
+    qsort(g->sorted, n, sizeof(double), compare_doubles);
+    double tol = 8 * DBL_EPSILON * big;
     int nu = 0;
-    for (size_t i = 0; i < n; i++)
-        if (nu == 0 || g->sorted[i] - g->own_ts[nu - 1] > tol)
-            g->own_ts[nu++] = g->sorted[i];
+    for (size_t i = 0; i < n; i++) /* the union's exact times compacted to sorted's front */
+        if (nu == 0 || g->sorted[i] - g->sorted[nu - 1] > tol) {
+            g->sorted[nu] = g->sorted[i];
+            g->own_ts[nu++] = (nd_real)g->sorted[i];
+        }
     g->ts = g->own_ts;
     g->nt = nu;
     memset(g->observed, 0, (size_t)nu * (size_t)g->B);
     for (int b = 0; b < g->B; b++) {
         int u = 0;
         for (int j = 0; j < g->lens[b]; j++) {
-            nd_real tau = tc[g->rows[b] + j] - tc[g->rows[b]];
-            while (u + 1 < nu && g->own_ts[u + 1] - tau <= tol)
+            double tau = tc[g->rows[b] + j] - tc[g->rows[b]];
+            while (u + 1 < nu && g->sorted[u + 1] - tau <= tol)
                 u++;
             g->uidx[(size_t)b * (size_t)g->max_len + (size_t)j] = u;
             g->observed[(size_t)u * (size_t)g->B + (size_t)b] = 1;
@@ -324,7 +332,7 @@ static int plan_time_series(Trainer *t)
         /* trajectories on the same relative times are one batch (a model or loss
          * that reads t does so through its clock, which starts at each one's
          * first time: train_clock in sema) */
-        if (same_relative_times(tc, starts, nseg)) {
+        if (same_relative_times(t->tcol_exact, starts, nseg)) {
             alloc_groups(t, 1, nseg, longest);
             for (int s = 0; s < nseg; s++)
                 t->groups[0].rows[s] = starts[s];
@@ -358,7 +366,7 @@ static int plan_time_series(Trainer *t)
      * so the windows form one batch (torchdiffeq's demo), a forced model's too:
      * it reads t through its clock state (train_clock in sema), which starts at
      * each window's first time. Otherwise each window is solved on its own times. */
-    bool shared = same_spacing(tc, starts, nseg);
+    bool shared = same_spacing(t->tcol_exact, starts, nseg);
     alloc_groups(t, shared ? 1 : C, shared ? C : 1, L);
     for (int g = 0; g < t->n_groups; g++) /* a window's times (all alike when shared) */
         t->groups[g].ts = tc + t->candidates[0];
