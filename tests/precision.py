@@ -177,6 +177,35 @@ def losses(folder, prec, solver, gradient, steps=5, extra=()):
     return [row[header.index("loss")] for row in rows], r
 
 
+WINDOWS = """option seed = 5
+option precision = {prec}
+model True {{ state y[2] = [2, 0]; dy/dt = [-0.1 * y[0]^3 + 2 * y[1]^3, -2 * y[0]^3 - 0.1 * y[1]^3] }}
+data obs = simulate(True, t = linspace(0, 25, 1000), solver = dopri5(rtol = 1e-7, atol = 1e-9))
+model Fit {{ state y[2]; net f = MLP(2, 50, 2, tanh); dy/dt = f(y^3) }}
+train Fit {{
+  data = obs; loss = mean(abs(y - obs.y)); batch = windows(length = 10, count = 20)
+  solver = dopri5(rtol = 1e-6, atol = 1e-9); gradient = backprop; optimizer = rmsprop(lr = 1e-3)
+  steps = 3; log_every = 1; history = "h.csv"
+}}
+"""
+
+
+def test_windows(folder):
+    """The demo's windows on a uniform grid are one batch in f32 too: times whose float
+    steps differ by an ulp are still one grid (decided on the data's doubles), so the
+    forward solve takes about f64's evaluations, not one stop per window's time."""
+    nfe = {}
+    for prec in ("f64", "f32"):
+        r = run(folder, "run", "-q", text=WINDOWS.format(prec=prec))
+        if r.returncode != 0:
+            check(False, f"windows {prec}: {r.stderr.strip()[:300]}")
+            return
+        header, rows = read_csv(os.path.join(folder, "h.csv"))
+        nfe[prec] = max(row[header.index("nfe_forward")] for row in rows)
+    check(nfe["f32"] <= 2 * nfe["f64"], f"windows: f32 forward evaluations {nfe['f32']:.0f} "
+          f"within 2x f64's {nfe['f64']:.0f}")
+
+
 def safetensors_dtypes(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
@@ -202,6 +231,7 @@ def test_training(folder):
     check(shown.returncode == 0 and "F32" in shown.stdout and "F64" not in shown.stdout,
           "nodec params shows F32")
     test_cross_load(folder)
+    test_windows(folder)
 
 
 LOAD = """option precision = {prec}

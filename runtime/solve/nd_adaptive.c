@@ -128,7 +128,7 @@ static nd_real run_initial_step(NdRun *r)
     nd_real d2 = weighted_rms(s, s->ytmp, y) / h0;
     nd_real der = fmax(d1, d2); /* fmax drops a NaN d2: a bad trial f leaves d1 */
     nd_real h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / s->tab->error_order);
-    nd_real h = fmin(fmin(100.0 * h0, h1), r->hmax);
+    nd_real h = fmin(fmax(fmin(100.0 * h0, h1), nd_least_starting_step(r->t)), r->hmax);
     return (h > 0 && isfinite(h)) ? h : fmin(1e-6, r->hmax);
 }
 
@@ -331,6 +331,12 @@ int nd_check_progress(NdSolver *s, long attempts, nd_real t_end, nd_real t, nd_r
     if (h > ND_UNDERFLOW_ULPS * ND_REAL_EPSILON * fabs(t) && h >= ND_REAL_MIN)
         return ND_OK;
     return ND_ERR_STEP_UNDERFLOW;
+}
+
+nd_real nd_least_starting_step(nd_real t)
+{
+    nd_real least = 2 * ND_UNDERFLOW_ULPS * ND_REAL_EPSILON * fabs(t);
+    return least > ND_REAL_MIN ? least : ND_REAL_MIN;
 }
 
 int nd_fail_step_underflow(NdSolver *s, nd_real t, nd_real h, const char *cause)

@@ -119,6 +119,13 @@ int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
  * a step cannot move t; else ND_OK. */
 int nd_check_progress(NdSolver *s, long attempts, nd_real t_end, nd_real t, nd_real h);
 int nd_fail_step_underflow(NdSolver *s, nd_real t, nd_real h, const char *cause);
+/* The least starting step at t: twice the underflow bound above. Hairer's
+ * starting step can come out below it where a component starts at 0 with a
+ * tiny atol (an adjoint's gradient part, whose weight is atol alone); in
+ * double that bound is 1e-14 |t| and never met, but in single precision
+ * (2e-6 |t|) the solve would stop before its first step, where a step of the
+ * bound is accepted and grows. The engines' starting steps start here. */
+nd_real nd_least_starting_step(nd_real t);
 
 /* out = y + h * sum_{j<i} a[i][j] k_j: the argument of stage i. */
 void nd_rk_stage_arg(NdSolver *s, int i, nd_real h, const nd_real *y, nd_real *out);

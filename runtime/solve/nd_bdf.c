@@ -728,7 +728,7 @@ static nd_real initial_step(NdSolver *s)
         b->dy[e] = b->f[e] - f0[e];
     nd_real d2 = nd_weighted_rms(s, b->dy, y) / h0, der = fmax(d1, d2);
     nd_real h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : sqrt(0.01 / der);
-    nd_real h = fmin(fmin(100.0 * h0, h1), st->hmax);
+    nd_real h = fmin(fmax(fmin(100.0 * h0, h1), nd_least_starting_step(st->t)), st->hmax);
     return (h > 0 && isfinite(h)) ? h : fmin(1e-6, st->hmax);
 }
 

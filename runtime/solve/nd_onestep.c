@@ -429,7 +429,7 @@ static nd_real initial_step(NdSolver *s)
         r->f[e] -= r->f0[e];
     nd_real d2 = nd_weighted_rms(s, r->f, r->y) / h0, der = fmax(d1, d2);
     nd_real h1 = der <= 1e-15 ? fmax(1e-6, h0 * 1e-3) : pow(0.01 / der, 1.0 / (r->q + 1));
-    nd_real h = fmin(fmin(100.0 * h0, h1), r->hmax);
+    nd_real h = fmin(fmax(fmin(100.0 * h0, h1), nd_least_starting_step(r->t)), r->hmax);
     return (h > 0 && isfinite(h)) ? h : fmin(1e-6, r->hmax);
 }
 
