@@ -18,6 +18,9 @@
  *     file, whose seconds column (docs/training.md) gives the time per step after the first
  *     logged one (compilation and the first steps excluded).
  *
+ * (c) Both again in single precision (JitRequest.f32, `nodec run --precision f32`), checked
+ *     against the double kernels to float rounding.
+ *
  * Usage: bench_conv [--json] [--rounds R] [--nodec PATH] [--examples DIR] [--steps N]
  *                   [--no-train] [--no-parts] [--no-jit] [--profile-vjp N]
  *                   [--emit-llvm]
@@ -44,14 +47,20 @@ enum { OFF_K1 = 0, OFF_B1 = CH * KC, OFF_K2 = CH * KC + CH, NP = 2 * CH * KC + C
 
 static int json, no_jit, emit_llvm, profile_vjp; /* profile_vjp: calls of the JIT's vjp alone */
 
-static void report(const char *name, double seconds, const char *extra)
+static void report_dtype(const char *name, const char *dtype, double seconds, const char *extra)
 {
     if (json)
-        printf("{\"case\": \"%s\", \"dtype\": \"float64\", \"seconds\": %.9g%s%s}\n", name, seconds,
-               extra ? ", " : "", extra ? extra : "");
+        printf("{\"case\": \"%s\", \"dtype\": \"%s\", \"seconds\": %.9g%s%s}\n", name, dtype,
+               seconds, extra ? ", " : "", extra ? extra : "");
     else
-        printf("%-28s %12.1f us%s%s\n", name, seconds * 1e6, extra ? "   " : "", extra ? extra : "");
+        printf("%-28s %-8s %12.1f us%s%s\n", name, dtype, seconds * 1e6, extra ? "   " : "",
+               extra ? extra : "");
     fflush(stdout);
+}
+
+static void report(const char *name, double seconds, const char *extra)
+{
+    report_dtype(name, "float64", seconds, extra);
 }
 
 /* ---- the models ---- */
@@ -470,6 +479,85 @@ static void bench_rhs_vjp(Diag *diag, int rounds)
     arena_free(arena);
 }
 
+/* The kernels of an f32 request (JitRequest.f32): the float signatures that the
+ * table's double-typed slots hold (llvm_jit.h). */
+typedef void (*RhsF32)(float t, const float *y, const float *p, float *dydt, int64_t B,
+                       float *work);
+typedef void (*KernelF32)(float t, const float *y, const float *p, const float *a,
+                          const float *d, float *out0, float *out1, int64_t B, float *work);
+
+static float *to_floats(const double *v, size_t n)
+{
+    float *f = malloc(sizeof *f * n);
+    for (size_t i = 0; i < n; i++)
+        f[i] = (float)v[i];
+    return f;
+}
+
+/* The same conv rhs and vjp compiled in single precision (option precision = f32),
+ * timed like the f64 ones, and checked against them (to float rounding). */
+static void bench_rhs_vjp_f32(Diag *diag, int rounds)
+{
+    Arena *arena = arena_new();
+    IrBuilder *b = ir_builder_new(arena);
+    IrModel *m = conv_model(b, arena, 1);
+    diff_model_adjoint(b, m);
+    const int64_t B = BATCH;
+    NdKernels k64, k32;
+    JitRequest req64 = {.vjp = 1}, req32 = {.vjp = 1, .f32 = true};
+    JitModel *jit64 = jit_compile_request(m, &req64, &k64, diag);
+    JitModel *jit32 = jit_compile_request(m, &req32, &k32, diag);
+    if (!jit64 || !jit32)
+        exit(1);
+    RhsF32 rhs = (RhsF32)(void (*)(void))k32.rhs;
+    KernelF32 vjp = (KernelF32)(void (*)(void))k32.vjp;
+    size_t n = (size_t)(B * NY), wk = nd_kernels_work_size(&k32, B);
+    double *y = malloc(sizeof *y * n), *a = malloc(sizeof *a * n), *p = malloc(sizeof *p * NP);
+    double *d = malloc(sizeof *d * n), *gy = malloc(sizeof *gy * n), *gp = malloc(sizeof *gp * NP);
+    double *w64 = malloc(sizeof *w64 * nd_kernels_work_size(&k64, B));
+    fill(y, n, 1.0, 0.3), fill(a, n, 1.0, 1.1), fill(p, NP, 0.1, 0.7);
+    float *yf = to_floats(y, n), *af = to_floats(a, n), *pf = to_floats(p, NP);
+    float *df = malloc(sizeof *df * n), *gyf = malloc(sizeof *gyf * n), *gpf = malloc(sizeof *gpf * NP);
+    float *work = malloc(sizeof *work * wk);
+    k64.rhs(0.0, y, p, d, B, w64);
+    k64.vjp(0.0, y, p, a, NULL, gy, gp, B, w64);
+    rhs(0.0f, yf, pf, df, B, work);
+    vjp(0.0f, yf, pf, af, NULL, gyf, gpf, B, work);
+    double drhs = 0, dvjp = 0, big = 0, bigv = 0;
+    for (size_t i = 0; i < n; i++) {
+        drhs = fmax(drhs, fabs(df[i] - d[i])), big = fmax(big, fabs(d[i]));
+        dvjp = fmax(dvjp, fabs(gyf[i] - gy[i])), bigv = fmax(bigv, fabs(gy[i]));
+    }
+    double one = now_s();
+    rhs(0.1f, yf, pf, df, B, work);
+    int rr = reps_for(now_s() - one);
+    one = now_s();
+    vjp(0.1f, yf, pf, af, NULL, gyf, gpf, B, work);
+    int rv = reps_for(now_s() - one);
+    double *tr = malloc(sizeof *tr * (size_t)rounds), *tv = malloc(sizeof *tv * (size_t)rounds);
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now_s();
+        for (int q = 0; q < rr; q++)
+            rhs(0.1f * (float)q, yf, pf, df, B, work);
+        tr[r] = (now_s() - t0) / rr;
+        t0 = now_s();
+        for (int q = 0; q < rv; q++)
+            vjp(0.1f * (float)q, yf, pf, af, NULL, gyf, gpf, B, work);
+        tv[r] = (now_s() - t0) / rv;
+    }
+    char extra[160];
+    snprintf(extra, sizeof extra, "\"max_diff_vs_f64_over_max\": %.3g, \"compile_ms\": %.1f",
+             drhs / big, jit_compile_ms(jit32));
+    report_dtype("conv_rhs", "float32", median(tr, rounds), extra);
+    snprintf(extra, sizeof extra, "\"max_diff_vs_f64_over_max\": %.3g", dvjp / bigv);
+    report_dtype("conv_vjp", "float32", median(tv, rounds), extra);
+    free(y), free(a), free(p), free(d), free(gy), free(gp), free(w64), free(yf), free(af);
+    free(pf), free(df), free(gyf), free(gpf), free(work), free(tr), free(tv);
+    jit_free(jit64);
+    jit_free(jit32);
+    arena_free(arena);
+}
+
 /* The rhs of m (and its vjp when vjp) at B = 128, median of rounds. */
 static void bench_part(Diag *diag, int which, int rounds)
 {
@@ -570,7 +658,7 @@ static void blank_line(char *l)
         *l++ = ' ';
 }
 
-static int bench_train(const char *nodec, const char *examples, int steps)
+static int bench_train(const char *nodec, const char *examples, int steps, const char *precision)
 {
     char path[4096], dir[] = "/tmp/bench_conv_XXXXXX";
     snprintf(path, sizeof path, "%s/odenet_digits.node", examples);
@@ -611,8 +699,9 @@ static int bench_train(const char *nodec, const char *examples, int steps)
         fprintf(stderr, "bench_conv: no nodec at %s (--nodec PATH)\n", nodec);
         return 1;
     }
-    snprintf(cmd, sizeof cmd, "cd %s && OPENBLAS_NUM_THREADS=1 '%s' run -q '%s' >/dev/null", dir,
-             exe, node);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && OPENBLAS_NUM_THREADS=1 '%s' run -q --precision %s '%s' >/dev/null", dir, exe,
+             precision, node);
     free(exe);
     double t0 = now_s();
     int rc = system(cmd);
@@ -644,7 +733,8 @@ static int bench_train(const char *nodec, const char *examples, int steps)
              "\"steps\": %d, \"timed_steps\": %ld, \"loss_at_first_row\": %.4f, \"last_loss\": %.4f, "
              "\"whole_run_s\": %.2f, \"nfe_forward\": %ld, \"nfe_backward\": %ld",
              steps, s_last - s_first, first_loss, loss, wall, nf, nb);
-    report("digits_iter", (t_last - t_first) / (double)(s_last - s_first), extra);
+    report_dtype("digits_iter", strcmp(precision, "f32") == 0 ? "float32" : "float64",
+                 (t_last - t_first) / (double)(s_last - s_first), extra);
     char rm[4200];
     snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
     if (system(rm) != 0)
@@ -698,12 +788,15 @@ int main(int argc, char **argv)
     if (!json)
         printf("B = %d, h [%d, %d, %d], f64, median of %d rounds\n", BATCH, CH, SZ, SZ, rounds);
     bench_rhs_vjp(&diag, rounds);
+    if (!no_jit)
+        bench_rhs_vjp_f32(&diag, rounds);
     if (parts)
         for (int w = 0; w < N_IR_PARTS + 2; w++)
             bench_part(&diag, w, rounds);
     if (parts)
         bench_hand_parts(rounds);
-    if (train && bench_train(nodec, examples, steps) != 0)
+    if (train && (bench_train(nodec, examples, steps, "f64") != 0 ||
+                  bench_train(nodec, examples, steps, "f32") != 0))
         return 1;
     return 0;
 }

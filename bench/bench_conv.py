@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Issue 16's image ODE-Net benchmark, side by side in one run: build/bench_conv (nodec:
-the JIT's conv rhs and vjp at B = 128, 16 channels, 8x8, f64, and the digits ODE-Net's
-training iteration through `nodec run`) and bench/torch_conv.py (the same in PyTorch on
+the JIT's conv rhs and vjp at B = 128, 16 channels, 8x8, in f64 and f32, and the digits
+ODE-Net's training iteration through `nodec run`, in both precisions) and bench/torch_conv.py (the same in PyTorch on
 one thread), one after the other (never at once: the machine's cores are shared), then
 a table of seconds with ratio = torch / nodec (above 1: nodec is faster).
 
@@ -71,13 +71,16 @@ def main():
 
     rows = [("conv rhs (B 128, 16x8x8)", "conv_rhs"), ("conv vjp (B 128, 16x8x8)", "conv_vjp"),
             ("digits training iteration", "digits_iter")]
-    print(f"{'':28s} {'nodec f64':>12s} {'torch f64':>12s} {'ratio':>7s} {'torch f32':>12s} {'ratio f32':>9s}")
+    print(f"{'':28s} {'nodec f64':>12s} {'torch f64':>12s} {'ratio':>7s} {'nodec f32':>12s} "
+          f"{'torch f32':>12s} {'ratio f32':>9s}")
     for label, case in rows:
-        n, t64, t32 = sec(nodec, case, "float64"), sec(torch, case, "float64"), sec(torch, case, "float32")
+        n, t64 = sec(nodec, case, "float64"), sec(torch, case, "float64")
+        n32, t32 = sec(nodec, case, "float32"), sec(torch, case, "float32")
         r64 = f"{t64 / n:.2f}" if n and t64 else "-"
-        r32 = f"{t32 / n:.2f}" if n and t32 else "-"
-        print(f"{label:28s} {fmt(n):>12s} {fmt(t64):>12s} {r64:>7s} {fmt(t32):>12s} {r32:>9s}")
-    print(f"(ratio = torch / nodec: above 1, nodec is faster; one thread each; medians of "
+        r32 = f"{t32 / n32:.2f}" if n32 and t32 else "-"
+        print(f"{label:28s} {fmt(n):>12s} {fmt(t64):>12s} {r64:>7s} {fmt(n32):>12s} {fmt(t32):>12s} "
+              f"{r32:>9s}")
+    print(f"(ratio = torch / nodec in the same precision: above 1, nodec is faster; one thread each; medians of "
           f"{args.rounds} rounds, then over {max(1, args.repeat)} alternating runs)")
     spread = []
     for label, case in rows:
@@ -110,6 +113,13 @@ def main():
     if t:
         print(f"torch: median of {t['iters']} iterations on {t['data']} data, "
               f"loss {t['first_loss']:.3f} -> {t['last_loss']:.3f}")
+    d32 = nodec.get(("digits_iter", "float32"))
+    if d32:
+        print(f"nodec run --precision f32: loss {d32['loss_at_first_row']:.3f} -> {d32['last_loss']:.3f}")
+    c32 = nodec.get(("conv_rhs", "float32"))
+    if c32:
+        print(f"f32 kernels against f64: rhs max |diff| / max |f64| {c32.get('max_diff_vs_f64_over_max')}, "
+              f"vjp {nodec[('conv_vjp', 'float32')].get('max_diff_vs_f64_over_max')}")
     c = nodec.get(("conv_rhs", "float64"))
     if c:
         print(f"checks: JIT rhs vs hand C max rel diff {c.get('max_rel_diff_vs_hand_c')}, "
