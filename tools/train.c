@@ -77,7 +77,7 @@ typedef struct Trainer {
     const double *tcol_exact; /* the same, as the data holds it (time_column) */
     int *candidates;  /* window starts or sample rows to draw from */
     int n_candidates;
-    nd_real scale_obs, scale_final;
+    double scale_obs, scale_final; /* in double: evaluate's sums (nd_train_loss.h) */
     /* workspace */
     nd_real *drows;    /* a group's data rows: observation j of sample b at (j * B + b) * ncols */
     nd_real *grad_p, *sum_grad;
@@ -94,7 +94,7 @@ typedef struct Trainer {
     /* train with `validation = D`: an evaluator of D (its own groups and forward
      * losses, the train's kernels and parameters), the last score and the best */
     struct Trainer *val;
-    nd_real val_loss, best_val;
+    double val_loss, best_val;
     long best_step, since_best;
     nd_real last_loss;
 } Trainer;
@@ -370,7 +370,7 @@ static int plan_time_series(Trainer *t)
     alloc_groups(t, shared ? 1 : C, shared ? C : 1, L);
     for (int g = 0; g < t->n_groups; g++) /* a window's times (all alike when shared) */
         t->groups[g].ts = tc + t->candidates[0];
-    t->scale_obs = 1.0 / ((nd_real)C * L);
+    t->scale_obs = 1.0 / ((double)C * L);
     t->scale_final = 1.0 / C;
     return 0;
 }
@@ -389,7 +389,7 @@ static int plan_samples(Trainer *t)
     t->n_candidates = n;
     for (int b = 0; b < B; b++)
         t->groups[0].rows[b] = t->candidates[b];
-    t->scale_obs = 1.0 / ((nd_real)B * tr->nt);
+    t->scale_obs = 1.0 / ((double)B * tr->nt);
     t->scale_final = 1.0 / B;
     return 0;
 }
@@ -1087,7 +1087,7 @@ static int evaluate_workspace(Trainer *t);
  * forward solve each (evaluate, and the validation set's scores): summed into
  * *L and metrics, the forward evaluations into *nfe; on a failure, the
  * group's loss object (for its message) in *failed. Allocates nothing. */
-static int forward_groups(Trainer *t, int n_metrics, nd_real *L, nd_real *metrics, long *nfe,
+static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics, long *nfe,
                           const NdTrainLoss **failed)
 {
     int at_each = t->tr->loss != NULL; /* metrics are averaged like the loss */
@@ -1095,7 +1095,7 @@ static int forward_groups(Trainer *t, int n_metrics, nd_real *L, nd_real *metric
         Group *g = &t->groups[i];
         NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
         gather_rows(t, g);
-        nd_real Lg = 0;
+        double Lg = 0;
         nd_train_loss_set_observed(tl, g->observed, g->last);
         int status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
                                             t->scale_obs, t->scale_final, n_metrics,
@@ -1138,7 +1138,7 @@ static int validation_setup(Trainer *t)
 /* The loss of the validation set at the current parameters (no gradient). */
 static int score_validation(Trainer *t, long step)
 {
-    nd_real sum = 0;
+    double sum = 0;
     long nfe = 0;
     const NdTrainLoss *failed;
     int status = forward_groups(t->val, 0, &sum, NULL, &nfe, &failed);
@@ -1343,7 +1343,7 @@ static int evaluate_workspace(Trainer *t)
 }
 
 /* One CSV row of the scores: a header line, then the values. */
-static int write_scores(const SemaTrain *tr, nd_real L, const nd_real *metrics)
+static int write_scores(const SemaTrain *tr, double L, const double *metrics)
 {
     FILE *f = fopen(tr->output, "w");
     if (!f)
@@ -1352,9 +1352,9 @@ static int write_scores(const SemaTrain *tr, nd_real L, const nd_real *metrics)
     fputs("loss", f);
     for (int k = 0; k < tr->n_metrics; k++)
         fprintf(f, ",%s", tr->metric_names[k]);
-    fprintf(f, "\n%.*g", ND_REAL_DIGITS, (double)L);
+    fprintf(f, "\n%.*g", ND_REAL_DIGITS, L);
     for (int k = 0; k < tr->n_metrics; k++)
-        fprintf(f, ",%.*g", ND_REAL_DIGITS, (double)metrics[k]);
+        fprintf(f, ",%.*g", ND_REAL_DIGITS, metrics[k]);
     fputc('\n', f);
     int err = ferror(f) ? (errno ? errno : EIO) : 0;
     if (fclose(f) != 0 && !err)
@@ -1368,7 +1368,7 @@ static int write_scores(const SemaTrain *tr, nd_real L, const nd_real *metrics)
 static int evaluate_groups(Trainer *t)
 {
     const SemaTrain *tr = t->tr;
-    nd_real L = 0, metrics[SEMA_MAX_METRICS] = {0};
+    double L = 0, metrics[SEMA_MAX_METRICS] = {0};
     long nfe = 0;
     double t0 = run_now_ms();
     const NdTrainLoss *failed;

@@ -69,15 +69,17 @@ void nd_train_loss_set_observed(NdTrainLoss *t, const unsigned char *observed, c
  * through ts (no backward pass). Each of the n_metrics kernels (a scalar per
  * sample into out0[b]) is summed like the loss: with metrics_at_each, over
  * every observation and sample, scaled by scale_obs; else over the samples at
- * the last time, scaled by scale_final; into metric_sums[k] (added to).
+ * the last time, scaled by scale_final; into metric_sums[k] (added to). The
+ * scales, the loss and the sums are double in either precision: scores summed
+ * over thousands of samples in floats would be off in their sixth digit.
  * Allocates nothing. */
 NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernels *lk,
                                           const NdSolver *solver_template, int64_t B,
                                           int max_nt);
 int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
-                           const nd_real *d, nd_real scale_obs, nd_real scale_final, int n_metrics,
-                           NdKernelFn const *metrics, int metrics_at_each, nd_real *L,
-                           nd_real *metric_sums);
+                           const nd_real *d, double scale_obs, double scale_final, int n_metrics,
+                           NdKernelFn const *metrics, int metrics_at_each, double *L,
+                           double *metric_sums);
 /* The forward solver's right-hand-side evaluations in the last evaluate. */
 long nd_train_loss_get_forward_evals(const NdTrainLoss *t);
 

@@ -188,9 +188,10 @@ NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernel
 }
 
 /* sum over the samples time j scores (as next_run) of kernel f's value at
- * (tj, y), times scale, into *acc */
-static void add_value(NdTrainLoss *t, NdKernelFn f, int j, int final, nd_real scale, nd_real tj,
-                      const nd_real *y, const nd_real *p, const nd_real *d, nd_real *acc)
+ * (tj, y), times scale, into *acc: a double, so a score summed over many
+ * samples in single precision is not off in its sixth digit */
+static void add_value(NdTrainLoss *t, NdKernelFn f, int j, int final, double scale, nd_real tj,
+                      const nd_real *y, const nd_real *p, const nd_real *d, double *acc)
 {
     Run r;
     for (int64_t b = 0; next_run(t, j, final, &b, &r);) {
@@ -202,7 +203,7 @@ static void add_value(NdTrainLoss *t, NdKernelFn f, int j, int final, nd_real sc
 }
 
 /* the running costs of the samples time j observes for the last time */
-static void add_costs(NdTrainLoss *t, int j, nd_real scale, const nd_real *y, nd_real *acc)
+static void add_costs(NdTrainLoss *t, int j, double scale, const nd_real *y, double *acc)
 {
     Run r;
     size_t ny = (size_t)t->k.ny;
@@ -218,9 +219,9 @@ void nd_train_loss_set_observed(NdTrainLoss *t, const unsigned char *observed, c
 }
 
 int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
-                           const nd_real *d, nd_real scale_obs, nd_real scale_final, int n_metrics,
-                           NdKernelFn const *metrics, int metrics_at_each, nd_real *L,
-                           nd_real *metric_sums)
+                           const nd_real *d, double scale_obs, double scale_final, int n_metrics,
+                           NdKernelFn const *metrics, int metrics_at_each, double *L,
+                           double *metric_sums)
 {
     t->msg = !t->solver ? "not a forward object (nd_train_loss_create_forward)"
              : nt > t->max_nt ? "more observation times than the object was created for"
