@@ -283,7 +283,7 @@ static void batch_cell(FILE *f, bool csv, const char *name, const nd_real *v)
         fputc(',', f);
         nd_csv_field(f, name);
     } else if (v)
-        fprintf(f, "  %*.*g", table_width(name), ND_REAL_DIGITS < 17 ? 7 : 10, (double)*v);
+        fprintf(f, "  %*.*g", table_width(name), ND_REAL_TABLE_DIGITS, (double)*v);
     else
         fprintf(f, "  %*s", table_width(name), name);
 }

@@ -95,7 +95,7 @@ static const char runner[] =
     "        fputc(',', f);\n"
     "        nd_csv_field(f, name);\n"
     "    } else if (x)\n"
-    "        fprintf(f, \"  %*.*g\", w, ND_REAL_DIGITS < 17 ? 7 : 10, (double)*x);\n"
+    "        fprintf(f, \"  %*.*g\", w, ND_REAL_TABLE_DIGITS, (double)*x);\n"
     "    else\n"
     "        fprintf(f, \"  %*s\", w, name);\n"
     "}\n\n"

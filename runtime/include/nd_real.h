@@ -20,6 +20,7 @@ typedef float nd_real;
 #define ND_REAL_MAX FLT_MAX
 #define ND_REAL_MIN FLT_MIN
 #define ND_REAL_DIGITS 9 /* significant digits that read back to the same float */
+#define ND_REAL_TABLE_DIGITS 7 /* on the terminal: what a float holds */
 #define ND_REAL_NAME "f32"
 #else
 typedef double nd_real;
@@ -27,6 +28,7 @@ typedef double nd_real;
 #define ND_REAL_MAX DBL_MAX
 #define ND_REAL_MIN DBL_MIN
 #define ND_REAL_DIGITS 17
+#define ND_REAL_TABLE_DIGITS 10 /* on the terminal: enough to compare by eye */
 #define ND_REAL_NAME "f64"
 #endif
 

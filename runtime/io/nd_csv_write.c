@@ -11,7 +11,7 @@
  * no more), enough to compare a run with a reference by eye; files carry all
  * ND_REAL_DIGITS. Columns are at least this wide so that "-1.234567891e-100"
  * fits, wider when the name is longer. */
-enum { ND_TABLE_DIGITS = ND_REAL_DIGITS < 17 ? 7 : 10, ND_TABLE_MIN_WIDTH = 17 };
+enum { ND_TABLE_DIGITS = ND_REAL_TABLE_DIGITS, ND_TABLE_MIN_WIDTH = 17 };
 
 void nd_csv_field(FILE *out, const char *text)
 {
