@@ -249,6 +249,28 @@ with tempfile.TemporaryDirectory() as wd:
         gradient_check(wd, "net.node", text, f"conv net {path_name} {solver.split('(')[0]}", path_name, 5,
                        "gradient of every image op")
 
+# --check-gradient through the recurrent cells and the closed forms (issue 17): a GRU in
+# the right-hand side, an LSTM readout in the final loss, kl_normal, normal_loglik and
+# bernoulli_loglik of the state, by each path against central differences.
+CELLS_GRADIENT = """import "nn"
+model Rec {
+  state h[3] = [0.1, -0.2, 0.3]
+  net gru = GRU(2, 3)
+  net lstm = LSTM(3, 2)
+  param lv[3] ~ normal(0, 0.3)
+  dh/dt = gru([sin(t), cos(t)], h) - h
+}
+train Rec { t = [0, 1]
+  final_loss = sum(lstm(h, [0.1, 0.2, -0.1, 0.3])^2) + kl_normal(h, lv) - normal_loglik([0.2, 0.1, 0], h, lv) - bernoulli_loglik([1, 0, 1], 3 * h)
+  solver = SOLVER; gradient = PATH; optimizer = sgd(lr = 1e-3); steps = 1 }
+"""
+with tempfile.TemporaryDirectory() as wd:
+    for path_name, solver in (("adjoint", "dopri5(rtol = 1e-11, atol = 1e-12)"),
+                              ("backprop", "rk4(h = 0.05)")):
+        gradient_check(wd, "cells.node", CELLS_GRADIENT.replace("PATH", path_name).replace("SOLVER", solver),
+                       f"cells {path_name} {solver.split('(')[0]}", path_name, 9,
+                       "gradient through GRU, LSTM and the closed forms")
+
 # Each directive draws from its own stream of the seed: how long a train runs (how
 # many batches it draws) changes its parameters, not what a later solve samples.
 STREAMS = """option seed = 5
