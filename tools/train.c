@@ -80,6 +80,7 @@ typedef struct Trainer {
     double scale_obs, scale_final; /* in double: evaluate's sums (nd_train_loss.h) */
     /* workspace */
     nd_real *drows;    /* a group's data rows: observation j of sample b at (j * B + b) * ncols */
+    nd_real *eps;      /* `sample`'s noise: n_eps per sample of each group, drawn per step */
     nd_real *grad_p, *sum_grad;
     NdTrainLoss *tl;  /* one group's loss and gradient through the solve */
     NdOptim *opt;
@@ -117,18 +118,18 @@ static void take_kernels(Trainer *t)
 /* ---- the loss at each observation ---- */
 
 /* Copies the group's data rows for every observation into drows. */
-static void gather_rows(Trainer *t, const Group *g)
+static void gather_data(Trainer *t, const Group *g)
 {
     const SemaData *data = t->tr->data;
     if (!data)
         return;
-    size_t width = (size_t)t->ncols;
+    size_t width = (size_t)t->ncols, n = (size_t)data->ncols;
     if (g->lens) {
         for (int b = 0; b < g->B; b++)
             for (int j = 0; j < g->lens[b]; j++) {
                 int u = g->uidx[(size_t)b * (size_t)g->max_len + (size_t)j];
                 run_to_real(t->drows + ((size_t)u * g->B + b) * width,
-                            data->values + (size_t)(g->rows[b] + j) * width, width);
+                            data->values + (size_t)(g->rows[b] + j) * n, n);
             }
         return;
     }
@@ -136,8 +137,33 @@ static void gather_rows(Trainer *t, const Group *g)
         for (int b = 0; b < g->B; b++) {
             int row = g->rows[b] + t->row_step * j;
             run_to_real(t->drows + ((size_t)j * g->B + b) * width,
-                        data->values + (size_t)row * width, width);
+                        data->values + (size_t)row * n, n);
         }
+}
+
+/* `sample`'s noise of the samples of group gi, N(0, 1) from the directive's stream:
+ * drawn once per step (train_step) or per scoring (forward_groups), so every loss
+ * and gradient of the step sees the same eps. */
+static void draw_eps(Trainer *t, int gi)
+{
+    size_t n = (size_t)t->group_B * (size_t)t->tr->n_eps;
+    for (size_t i = 0; i < n; i++)
+        t->eps[(size_t)gi * n + i] = (nd_real)nd_random_normal(&t->r->rng, 0, 1);
+}
+
+/* Copies the group's data rows for every observation into drows, and each sample's
+ * noise into the columns after the data's (the same at every observation). */
+static void gather_rows(Trainer *t, const Group *g)
+{
+    gather_data(t, g);
+    int n_eps = t->tr->n_eps;
+    if (n_eps == 0)
+        return;
+    const nd_real *eps = t->eps + (size_t)(g - t->groups) * (size_t)t->group_B * (size_t)n_eps;
+    for (int j = 0; j < g->nt; j++)
+        for (int b = 0; b < g->B; b++)
+            memcpy(t->drows + ((size_t)j * g->B + b) * (size_t)t->ncols + t->tr->eps_col,
+                   eps + (size_t)b * (size_t)n_eps, sizeof(nd_real) * (size_t)n_eps);
 }
 
 /* div_est's noise states: fresh at every step (nd_train_loss calls this after init). */
@@ -480,6 +506,7 @@ static int alloc_workspace(Trainer *t)
         return -1;
     size_t B = (size_t)t->group_B, np = (size_t)t->np;
     t->drows = alloc_reals((size_t)t->group_nt * B * (size_t)t->ncols);
+    t->eps = alloc_reals((size_t)t->n_groups * B * (size_t)t->tr->n_eps);
     t->grad_p = alloc_reals(np);
     t->sum_grad = alloc_reals(np);
     NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
@@ -497,7 +524,7 @@ static int alloc_workspace(Trainer *t)
     if (t->tl && t->tr->seminorm)
         nd_gradient_set_seminorm(nd_train_loss_get_gradient(t->tl), 1);
     t->opt = make_optimizer(t);
-    if (!t->drows || !t->grad_p || !t->sum_grad || !t->tl || !t->opt) {
+    if (!t->drows || !t->eps || !t->grad_p || !t->sum_grad || !t->tl || !t->opt) {
         diag_error(&t->r->c->diag, t->dir->loc, "out of memory for training");
         return -1;
     }
@@ -507,6 +534,7 @@ static int alloc_workspace(Trainer *t)
 static void trainer_free(Trainer *t)
 {
     free(t->drows);
+    free(t->eps);
     free(t->grad_p);
     free(t->sum_grad);
     nd_train_loss_free(t->tl);
@@ -672,6 +700,8 @@ static void schedule_lr(Trainer *t, long step)
 static int train_step(Trainer *t, long step, nd_real *L)
 {
     draw_batch(t);
+    for (int g = 0; g < t->n_groups && t->tr->n_eps > 0; g++)
+        draw_eps(t, g);
     memset(t->sum_grad, 0, sizeof(nd_real) * (size_t)t->np);
     *L = 0;
     t->nfe_fwd = t->nfe_bwd = 0;
@@ -1094,6 +1124,8 @@ static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics,
     for (int i = 0; i < t->n_groups; i++) {
         Group *g = &t->groups[i];
         NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
+        if (t->tr->n_eps > 0)
+            draw_eps(t, i);
         gather_rows(t, g);
         double Lg = 0;
         nd_train_loss_set_observed(tl, g->observed, g->last);
@@ -1265,7 +1297,7 @@ int train_run(Runner *r, const SemaDirective *d)
     t.p = run_model(r, tr->model)->p;
     t.ny = t.m->ny;
     t.np = t.m->np;
-    t.ncols = tr->data ? tr->data->ncols : 0;
+    t.ncols = tr->eps_col + tr->n_eps; /* the data's columns, then sample's noise */
     if (tr->cost_state >= 0) /* per sample; its offset counts per-sample elements (sema_shared.c) */
         t.cost_offset = t.m->states[tr->cost_state].offset;
     if (t.np == 0) /* sema refuses a train of a model without parameters */
@@ -1324,6 +1356,7 @@ static int evaluate_workspace(Trainer *t)
     if (workspace_fits(t) != 0)
         return -1;
     t->drows = alloc_reals((size_t)t->group_nt * (size_t)t->group_B * (size_t)t->ncols);
+    t->eps = alloc_reals((size_t)t->n_groups * (size_t)t->group_B * (size_t)t->tr->n_eps);
     NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
     if (!tmpl)
         return -1;
@@ -1335,7 +1368,7 @@ static int evaluate_workspace(Trainer *t)
     if (rest != t->group_B)
         t->tl_rest = nd_train_loss_create_forward(&t->k, &lk, tmpl, rest, t->group_nt);
     nd_solver_free(tmpl);
-    if (!t->drows || !t->tl || (rest != t->group_B && !t->tl_rest)) {
+    if (!t->drows || !t->eps || !t->tl || (rest != t->group_B && !t->tl_rest)) {
         diag_error(&t->r->c->diag, t->dir->loc, "out of memory for this evaluate");
         return -1;
     }
@@ -1407,7 +1440,7 @@ int evaluate_run(Runner *r, const SemaDirective *d)
     t.p = run_model(r, tr->model)->p;
     t.ny = t.m->ny;
     t.np = t.m->np;
-    t.ncols = tr->data ? tr->data->ncols : 0;
+    t.ncols = tr->eps_col + tr->n_eps; /* the data's columns, then sample's noise */
     take_kernels(&t);
     int rc = 0;
     if (tr->data && tr->data->t_col >= 0)

@@ -19,6 +19,11 @@ int emit_check_train(Compilation *c, const SemaDirective *d)
     const IrModel *m = tr->augmented;
     if (emit_check_solver(c, &tr->solver, d->loc, m) < 0)
         return -1;
+    if (tr->n_samples > 0) { /* the emitted loop has no noise columns to fill */
+        diag_error(&c->diag, tr->sample_locs[0], "emit-c does not handle sample (a draw at "
+                                                 "every training step) yet: nodec run trains it");
+        return -1;
+    }
     if (m->n_events > 0) { /* the emitted train's kernel table has no event kernels */
         diag_error(&c->diag, d->loc, "emit-c does not handle trains of models with events "
                                      "('%s') yet: nodec run trains it", m->name);

@@ -114,6 +114,8 @@ struct SemaData {
 
 /* Metrics one evaluate may define (each its own kernel). */
 enum { SEMA_MAX_METRICS = 16 };
+/* `sample` statements in one train or evaluate block (a fixed table in the check) */
+enum { SEMA_MAX_SAMPLES = 16 };
 
 typedef enum SemaBatchKind { SEMA_BATCH_ALL, SEMA_BATCH_WINDOWS, SEMA_BATCH_MINIBATCH } SemaBatchKind;
 
@@ -165,6 +167,13 @@ typedef struct SemaTrain {
     long patience;
     SemaSchedule schedule; /* the lr of each step (name NULL: the optimizer's lr throughout) */
     double clip;           /* `clip = C`: the summed gradient's 2-norm limit; 0 without */
+    /* `sample z ~ normal(mu, sigma)` (sema_sample.c): samples[i] = mu + sigma * eps is
+     * IR whose eps is DATA at columns eps_col (the data set's width, or 0) and on, n_eps
+     * of them for all samples; the runner appends them to every data row it passes */
+    int n_samples, eps_col, n_eps;
+    const char **sample_names;
+    SrcLoc *sample_locs;
+    IrNode **samples;
 } SemaTrain;
 
 /* One layer of a plot (docs/plot.md): a line through, or points at, columns of

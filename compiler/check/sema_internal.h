@@ -116,6 +116,12 @@ typedef struct Sema {
      * for `obs.y` (sema_train.c sets them around each expression) */
     const IrModel *train_model;
     const SemaData *train_data;
+    /* the train block's `sample z ~ normal(..)` values, read by name in sample_scope
+       (the model's scope; a net's or fn's body does not see them: sema_sample.c) */
+    Scope *sample_scope;
+    int n_samples;
+    const char **sample_names;
+    IrNode **sample_values;
     /* data sets declared so far, in order (SemaData *), for `data = obs` */
     PtrVec datasets;
     /* the user's file: its `data` directives name data sets before they are checked,
@@ -196,6 +202,10 @@ void sema_events_train(Sema *S, const SemaTrain *tr, SrcLoc where);
 /* Shape string in an arena-free buffer (at least 32 bytes). */
 const char *sema_shape(IrShape s, char *buf);
 int sema_is_builtin(const char *name);
+/* sema_sample.c: a train block's `sample` entries lowered into tr (eps_col, n_eps,
+   samples) and made readable by name; the value of the sample `name` in scope sc, or NULL */
+void sema_train_samples(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const *entries, int n);
+IrNode *sema_sample_lookup(Sema *S, Scope *sc, const char *name);
 extern const char *const sema_builtin_names[];
 extern const int sema_n_builtins;
 

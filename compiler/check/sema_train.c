@@ -38,6 +38,8 @@ typedef struct TrainCheck {
     const Ast *seen[N_KEYS]; /* the entry of each key, or NULL */
     const Ast *metric[SEMA_MAX_METRICS]; /* evaluate's `metric NAME = expr` entries */
     int n_metrics;
+    const Ast *sample[SEMA_MAX_SAMPLES]; /* `sample z ~ normal(mu, sigma)` entries */
+    int n_sample;
     char excused[N_KEYS];    /* a misspelled key was meant for it: not also "missing" */
     int data_broken;         /* `data = obs` names a data set that failed to load */
 } TrainCheck;
@@ -58,7 +60,22 @@ bool sema_named_entry_misplaced(Sema *S, const Ast *entry, const char *directive
 {
     if (!entry->str)
         return false;
-    if (strcmp(entry->str, "metric") != 0)
+    bool block = strcmp(directive, "train") == 0 || strcmp(directive, "evaluate") == 0;
+    if (strcmp(entry->str, "sample") == 0) {
+        if (!block)
+            diag_error(S->diag, entry->loc, "sample is a statement of train and evaluate blocks, "
+                       "not of %s", directive);
+        else if (entry->op != '~')
+            diag_error(S->diag, entry->loc, "a sample is drawn with '~': sample %s ~ normal(mu, "
+                       "sigma)", entry->name);
+        else
+            return false;
+        return true;
+    }
+    if (entry->op == '~')
+        diag_error(S->diag, entry->loc, "'%s %s ~ ...' is not a statement: train and evaluate "
+                   "blocks draw with sample NAME ~ normal(mu, sigma)", entry->str, entry->name);
+    else if (strcmp(entry->str, "metric") != 0)
         diag_error(S->diag, entry->loc, "'%s %s = ...' is not a key: a key is one name (key = "
                    "value); evaluate also takes metric NAME = expr", entry->str, entry->name);
     else if (strcmp(directive, "evaluate") != 0)
@@ -94,6 +111,14 @@ static void collect_keys(Sema *S, const Ast *ast, TrainCheck *tc)
         SrcLoc at = name_loc_of(entry);
         if (sema_named_entry_misplaced(S, entry, eval ? "evaluate" : "train"))
             continue;
+        if (entry->str && strcmp(entry->str, "sample") == 0) {
+            if (tc->n_sample == SEMA_MAX_SAMPLES)
+                diag_error(S->diag, entry->loc, "more than %d samples in one %s", SEMA_MAX_SAMPLES,
+                           eval ? "evaluate" : "train");
+            else
+                tc->sample[tc->n_sample++] = entry;
+            continue;
+        }
         if (entry->str) {
             collect_metric(S, tc, entry);
             continue;
@@ -941,9 +966,12 @@ static void train_model_parts(Sema *S, TrainCheck *tc)
     S->train_model = tc->mi->model;
     S->train_data = tc->data_broken ? (out->data ? out->data : &broken) : out->data;
     int before = S->diag->errors;
+    sema_train_samples(S, tc->mi, out, tc->sample, tc->n_sample);
     train_exprs(S, tc);
     S->train_model = NULL;
     S->train_data = NULL;
+    S->sample_scope = NULL;
+    S->n_samples = 0;
     /* What is missing, once the model, the data and the expressions are good:
      * `loss = (x - obs.x)^2` without `data = obs` is one mistake, not four. */
     if (!tc->data_broken && S->diag->errors == before)

@@ -22,7 +22,8 @@ typedef enum AstKind {
     AST_FIELD,   /* a = base, name = member: `obs.y`, `rings.label` */
     AST_DERIV,   /* name = state: `dx/dt` written inside an expression (train blocks) */
     AST_RECORD,  /* list = AST_ENTRY: `{ x = 3, z ~ normal(0, 1) }` */
-    AST_ENTRY,   /* name = key, op = '=' or '~', a = value; also a directive's `key = value` line */
+    AST_ENTRY,   /* name = key, op = '=' or '~', a = value; also a directive's `key = value` line
+                    (str = "metric" or "sample" on `metric m = e` and `sample z ~ normal(..)`) */
 
     /* ---- declarations (inside models, nets, fns) ---- */
     AST_STATE,   /* name, list = dims (exprs, empty for a scalar), a = initial value or NULL */

@@ -428,11 +428,14 @@ entry_elem
     | error term                  { if (!resync(p, 1)) YYERROR; yyerrok; $$ = NULL; }
     ;
 
-/* `metric acc = expr` (evaluate): a named entry, its kind (`metric`) in str */
+/* `metric acc = expr` (evaluate) and `sample z ~ normal(mu, sigma)` (train, evaluate):
+   a named entry, its kind (`metric`, `sample`) in str */
 entry
     : key '=' expr   { $$ = named(p, AST_ENTRY, @$, $1, @1); $$->op = '='; $$->a = $3; }
     | key TK_IDENT '=' expr
         { $$ = named(p, AST_ENTRY, @$, $2, @2); $$->op = '='; $$->a = $4; $$->str = $1; }
+    | key TK_IDENT '~' expr
+        { $$ = named(p, AST_ENTRY, @$, $2, @2); $$->op = '~'; $$->a = $4; $$->str = $1; }
     ;
 
 record

@@ -137,7 +137,7 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
 {
     const SemaTrain *tr = &d->train;
     IrModel *m = tr->augmented;
-    int nd = tr->data ? tr->data->ncols : 0, n = 0;
+    int nd = tr->eps_col + tr->n_eps, n = 0; /* the data row, then sample's noise */
     for (int i = 0; i < TRAIN_K_COUNT; i++)
         out->slot[i] = -1;
     out->blocked = NULL;

@@ -1,0 +1,136 @@
+/* `sample z ~ normal(mu, sigma)` in a train or evaluate block: the reparameterised
+ * draw z = mu + sigma * eps with eps ~ N(0, I), one per sample of the batch and per
+ * element (Kingma and Welling 2014). eps is data to the kernels: hidden columns after
+ * the data set's (SemaTrain.eps_col on), which the runner fills with fresh draws at
+ * every step and holds through the step's forward and backward passes and
+ * --check-gradient's differences (tools/train.c), so z is IR in mu and sigma, and the
+ * loss, init and their derivatives treat it like any expression of the data row and
+ * the parameters. */
+#include "sema.h"
+
+#include <string.h>
+
+#include "sema_internal.h"
+
+/* A sample's name may hide nothing the block could otherwise read. */
+static bool sample_name_free(Sema *S, ModelInfo *mi, const SemaTrain *tr, const Ast *e)
+{
+    const char *taken = NULL;
+    if (scope_lookup(mi->scope, e->name))
+        taken = "a name of the model";
+    else if (sema_find_data(S, e->name))
+        taken = "a data set";
+    else if (strcmp(e->name, "t") == 0 || strcmp(e->name, "pi") == 0 || sema_is_builtin(e->name))
+        taken = "a builtin";
+    if (taken) {
+        diag_error(S->diag, e->name_loc, "sample '%s' would hide %s '%s': give the sample a name "
+                   "of its own", e->name, taken, e->name);
+        return false;
+    }
+    for (int j = 0; j < tr->n_samples; j++)
+        if (strcmp(tr->sample_names[j], e->name) == 0) {
+            diag_error(S->diag, e->name_loc, "duplicate sample '%s'", e->name);
+            diag_note(S->diag, tr->sample_locs[j], "the first '%s' is here", e->name);
+            return false;
+        }
+    return true;
+}
+
+/* The distribution: normal(mu, sigma), two values; NULL after an error. */
+static const Ast *normal_call(Sema *S, const Ast *e)
+{
+    const Ast *d = e->a;
+    if (d->kind != AST_CALL && d->kind != AST_NAME) {
+        diag_error(S->diag, d->loc, "expected a distribution: sample %s ~ normal(mu, sigma)",
+                   e->name);
+        return NULL;
+    }
+    if (strcmp(d->name, "normal") != 0) {
+        diag_error(S->diag, d->loc, "sample draws from normal(mu, sigma) only (a reparameterised "
+                   "Gaussian), not from '%s'", d->name);
+        return NULL;
+    }
+    bool named = false;
+    for (int i = 0; d->kind == AST_CALL && i < d->list.n; i++)
+        named |= d->list.items[i]->kind == AST_ARG;
+    if (d->kind != AST_CALL || d->list.n != 2 || named) {
+        diag_error(S->diag, d->loc, "normal takes two values here, the mean and the standard "
+                   "deviation: sample %s ~ normal(mu, sigma)", e->name);
+        return NULL;
+    }
+    return d;
+}
+
+static IrNode *sample_arg(Sema *S, ModelInfo *mi, const Ast *e, const char *what)
+{
+    Val v = sema_expr_in(S, mi->scope, e, ALLOW_PARAM | ALLOW_DATA, what);
+    if (v.kind == V_ERR)
+        return NULL;
+    if (v.kind != V_NODE) {
+        diag_error(S->diag, e->loc, "%s must be a value, not a function", what);
+        return NULL;
+    }
+    return v.node;
+}
+
+/* mu and sigma of a time series' row would be each observation's in the loss (a loss
+ * reads its observation's row) but the first's in init: refused rather than mixed. */
+static bool sample_reads_series(Sema *S, const SemaTrain *tr, const Ast *e, IrNode *mu,
+                                IrNode *sigma)
+{
+    if (!tr->data || tr->data->t_col < 0 || !((sema_deps(S, mu) | sema_deps(S, sigma)) & ALLOW_DATA))
+        return false;
+    diag_error(S->diag, e->a->loc, "sample '%s' reads the time series '%s': a sample's mean and "
+               "standard deviation may read a data set of samples (no t column) and the "
+               "parameters, not a time series' rows (not in this version)", e->name,
+               tr->data->name);
+    return true;
+}
+
+static void lower_sample(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *e)
+{
+    const Ast *d = normal_call(S, e);
+    if (!d || !sample_name_free(S, mi, tr, e))
+        return;
+    IrNode *mu = sample_arg(S, mi, d->list.items[0], "a sample's mean");
+    IrNode *sigma = sample_arg(S, mi, d->list.items[1], "a sample's standard deviation");
+    if (!mu || !sigma || sample_reads_series(S, tr, e, mu, sigma))
+        return;
+    if (sigma->shape.rank != 0 && !ir_shape_eq(sigma->shape, mu->shape)) {
+        char bm[32], bs[32];
+        diag_error(S->diag, d->list.items[1]->loc, "the standard deviation of sample '%s' is %s "
+                   "but its mean is %s: give them one shape, or a scalar standard deviation",
+                   e->name, sema_shape(sigma->shape, bs), sema_shape(mu->shape, bm));
+        return;
+    }
+    IrNode *eps = ir_data(S->ir, 0, tr->eps_col + tr->n_eps, mu->shape);
+    int k = tr->n_samples++;
+    tr->sample_names[k] = e->name;
+    tr->sample_locs[k] = e->name_loc;
+    tr->samples[k] = ir_add(S->ir, mu, ir_mul(S->ir, sigma, eps));
+    tr->n_eps += ir_shape_size(mu->shape);
+}
+
+void sema_train_samples(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const *entries, int n)
+{
+    tr->eps_col = tr->data ? tr->data->ncols : 0;
+    if (n == 0)
+        return;
+    tr->sample_names = arena_alloc(S->arena, sizeof(const char *) * (size_t)n);
+    tr->sample_locs = arena_alloc(S->arena, sizeof(SrcLoc) * (size_t)n);
+    tr->samples = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        lower_sample(S, mi, tr, entries[i]);
+    S->sample_scope = mi->scope;
+    S->n_samples = tr->n_samples;
+    S->sample_names = tr->sample_names;
+    S->sample_values = tr->samples;
+}
+
+IrNode *sema_sample_lookup(Sema *S, Scope *sc, const char *name)
+{
+    for (int i = 0; sc == S->sample_scope && i < S->n_samples; i++)
+        if (strcmp(S->sample_names[i], name) == 0)
+            return S->sample_values[i];
+    return NULL;
+}
