@@ -271,6 +271,44 @@ with tempfile.TemporaryDirectory() as wd:
                        f"cells {path_name} {solver.split('(')[0]}", path_name, 9,
                        "gradient through GRU, LSTM and the closed forms")
 
+# `sample z ~ normal(mu, sigma)` (issue 17): the gradient at the step's fixed noise against
+# central differences, by each path; the same seed gives the same history, another seed
+# another one.
+VAE = """import "nn"
+option seed = SEED
+data pts = csv("pts.csv")
+model Vae { state h[2]; net enc = Dense(2, 2); net dec = MLP(2, 4, 2, tanh); param lv = -1
+  dh/dt = dec(h) - h }
+train Vae { data = pts; sample z ~ normal(enc(pts.x)[0:1], exp(0.5 * enc(pts.x)[1]))
+  init = { h = concat(z, 0) }; t = [0, 1]; batch = 3
+  final_loss = -normal_loglik(pts.x, h, [lv, lv]) + kl_normal(enc(pts.x)[0:1], enc(pts.x)[1:2])
+  solver = SOLVER; gradient = PATH; optimizer = adam(lr = 0.02); steps = STEPS; history = "h.csv" }
+"""
+with tempfile.TemporaryDirectory() as wd:
+    with open(os.path.join(wd, "pts.csv"), "w") as f:
+        f.write("x[0],x[1]\n0.5,-0.3\n-0.2,0.1\n0.8,-0.45\n-0.6,0.35\n0.1,-0.02\n")
+    def vae(seed, steps, path="adjoint", solver="rk4(h = 0.05)"):
+        return (VAE.replace("SEED", str(seed)).replace("STEPS", str(steps))
+                .replace("PATH", path).replace("SOLVER", solver))
+    for path_name, solver in (("adjoint", "dopri5(rtol = 1e-11, atol = 1e-12)"),
+                              ("backprop", "rk4(h = 0.05)")):
+        gradient_check(wd, "vae.node", vae(1, 1, path_name, solver), f"sample {path_name}",
+                       path_name, 7, "gradient through sample at the step's noise")
+    losses = []
+    for seed in (1, 1, 2):
+        src = os.path.join(wd, "vae.node")
+        with open(src, "w") as f:
+            f.write(vae(seed, 20))
+        p = run("run", src, "-q", cwd=wd)
+        expect(f"sample seed {seed}", p, 0)
+        with open(os.path.join(wd, "h.csv")) as f:
+            losses.append([line.split(",")[1] for line in f.read().splitlines()[1:]])
+    checks += 1
+    ok = losses[0] == losses[1] and losses[0] != losses[2] and len(losses[0]) == 10
+    print(("ok   " if ok else "FAIL ") + "sample: a seed's history repeats, another seed's differs")
+    if not ok:
+        failures.append("sample seeds")
+
 # Each directive draws from its own stream of the seed: how long a train runs (how
 # many batches it draws) changes its parameters, not what a later solve samples.
 STREAMS = """option seed = 5

@@ -278,9 +278,9 @@ static Val lower_name(Sema *S, Scope *sc, const Ast *e)
     Binding *b = scope_lookup(sc, e->name);
     if (b)
         return name_binding(S, e, b);
-    IrNode *z = sema_sample_lookup(S, sc, e->name);
-    if (z)
-        return val_node(z);
+    IrNode *z;
+    if (sema_sample_lookup(S, sc, e->name, &z))
+        return z ? val_node(z) : val_err();
     if (strcmp(e->name, "t") == 0) {
         if (!(S->allow & ALLOW_TIME)) {
             diag_error(S->diag, e->loc, "%s cannot use the time 't'", S->context);

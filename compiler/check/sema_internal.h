@@ -203,9 +203,10 @@ void sema_events_train(Sema *S, const SemaTrain *tr, SrcLoc where);
 const char *sema_shape(IrShape s, char *buf);
 int sema_is_builtin(const char *name);
 /* sema_sample.c: a train block's `sample` entries lowered into tr (eps_col, n_eps,
-   samples) and made readable by name; the value of the sample `name` in scope sc, or NULL */
+   samples) and made readable by name; whether `name` in scope sc is a sample, with its
+   value (NULL: the sample failed, already reported) */
 void sema_train_samples(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const *entries, int n);
-IrNode *sema_sample_lookup(Sema *S, Scope *sc, const char *name);
+bool sema_sample_lookup(Sema *S, Scope *sc, const char *name, IrNode **value);
 extern const char *const sema_builtin_names[];
 extern const int sema_n_builtins;
 

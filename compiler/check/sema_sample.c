@@ -87,28 +87,37 @@ static bool sample_reads_series(Sema *S, const SemaTrain *tr, const Ast *e, IrNo
     return true;
 }
 
-static void lower_sample(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *e)
+/* The value of sample e, or NULL after an error. */
+static IrNode *sample_value(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *e)
 {
     const Ast *d = normal_call(S, e);
-    if (!d || !sample_name_free(S, mi, tr, e))
-        return;
+    if (!d)
+        return NULL;
     IrNode *mu = sample_arg(S, mi, d->list.items[0], "a sample's mean");
     IrNode *sigma = sample_arg(S, mi, d->list.items[1], "a sample's standard deviation");
     if (!mu || !sigma || sample_reads_series(S, tr, e, mu, sigma))
-        return;
+        return NULL;
     if (sigma->shape.rank != 0 && !ir_shape_eq(sigma->shape, mu->shape)) {
         char bm[32], bs[32];
         diag_error(S->diag, d->list.items[1]->loc, "the standard deviation of sample '%s' is %s "
                    "but its mean is %s: give them one shape, or a scalar standard deviation",
                    e->name, sema_shape(sigma->shape, bs), sema_shape(mu->shape, bm));
-        return;
+        return NULL;
     }
     IrNode *eps = ir_data(S->ir, 0, tr->eps_col + tr->n_eps, mu->shape);
+    tr->n_eps += ir_shape_size(mu->shape);
+    return ir_add(S->ir, mu, ir_mul(S->ir, sigma, eps));
+}
+
+/* A sample that failed keeps its name (value NULL), so its uses stay quiet. */
+static void lower_sample(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *e)
+{
+    if (!sample_name_free(S, mi, tr, e))
+        return;
     int k = tr->n_samples++;
     tr->sample_names[k] = e->name;
     tr->sample_locs[k] = e->name_loc;
-    tr->samples[k] = ir_add(S->ir, mu, ir_mul(S->ir, sigma, eps));
-    tr->n_eps += ir_shape_size(mu->shape);
+    tr->samples[k] = sample_value(S, mi, tr, e);
 }
 
 void sema_train_samples(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const *entries, int n)
@@ -127,10 +136,12 @@ void sema_train_samples(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const 
     S->sample_values = tr->samples;
 }
 
-IrNode *sema_sample_lookup(Sema *S, Scope *sc, const char *name)
+bool sema_sample_lookup(Sema *S, Scope *sc, const char *name, IrNode **value)
 {
     for (int i = 0; sc == S->sample_scope && i < S->n_samples; i++)
-        if (strcmp(S->sample_names[i], name) == 0)
-            return S->sample_values[i];
-    return NULL;
+        if (strcmp(S->sample_names[i], name) == 0) {
+            *value = S->sample_values[i];
+            return true;
+        }
+    return false;
 }
