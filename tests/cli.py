@@ -295,12 +295,12 @@ with tempfile.TemporaryDirectory() as wd:
         gradient_check(wd, "vae.node", vae(1, 1, path_name, solver), f"sample {path_name}",
                        path_name, 7, "gradient through sample at the step's noise")
     losses = []
-    for seed in (1, 1, 2):
+    for vae_seed in (1, 1, 2):
         src = os.path.join(wd, "vae.node")
         with open(src, "w") as f:
-            f.write(vae(seed, 20))
+            f.write(vae(vae_seed, 20))
         p = run("run", src, "-q", cwd=wd)
-        expect(f"sample seed {seed}", p, 0)
+        expect(f"sample seed {vae_seed}", p, 0)
         with open(os.path.join(wd, "h.csv")) as f:
             losses.append([line.split(",")[1] for line in f.read().splitlines()[1:]])
     checks += 1
