@@ -221,6 +221,19 @@ static bool resync(const Parser *p, int depth)
     return p->depth == depth;
 }
 
+/* `state dx/dt = ...`: the initial velocity of the second-order state x. The
+ * state is named "dx/dt" (what its CSV columns and messages say); str keeps x. */
+static Ast *velocity_state(Parser *p, SrcLoc loc, const char *pos, SrcLoc name_loc)
+{
+    size_t n = strlen(pos) + 4;
+    char *name = arena_alloc(p->b->arena, n + 1);
+    snprintf(name, n + 1, "d%s/dt", pos);
+    Ast *s = named(p, AST_STATE, loc, strtab_intern(p->b->names, name, n), name_loc);
+    s->str = pos;
+    s->op = 1;
+    return s;
+}
+
 /* `x = ...` or `dx/ds = ...` where an equation dx/dt = ... was meant. */
 static Ast *bad_equation(Parser *p, SrcLoc loc)
 {
@@ -250,6 +263,7 @@ static Ast *bad_equation(Parser *p, SrcLoc loc)
 %token <str> TK_STR "string"
 %token <name> TK_IDENT "name"
 %token <name> TK_DERIV "derivative"
+%token <name> TK_DERIV2 "second derivative"
 %token TK_NEWLINE "end of line"
 %token TK_LE "'<='" TK_GE "'>='" TK_EQ "'=='" TK_NE "'!='"
 %token <name> TK_MODEL "'model'" TK_STATE "'state'" TK_PARAM "'param'" TK_CONST "'const'"
@@ -368,6 +382,10 @@ item
         { $$ = named(p, AST_STATE, @$, $2, @2); $$->list = $3; }
     | TK_STATE TK_IDENT dims_opt '=' expr
         { $$ = named(p, AST_STATE, @$, $2, @2); $$->list = $3; $$->a = $5; }
+    | TK_STATE TK_DERIV
+        { $$ = velocity_state(p, @$, $2, @2); }
+    | TK_STATE TK_DERIV '=' expr
+        { $$ = velocity_state(p, @$, $2, @2); $$->a = $4; }
     | TK_PARAM TK_IDENT dims_opt
         { $$ = named(p, AST_PARAM, @$, $2, @2); $$->list = $3; }
     | TK_PARAM TK_IDENT dims_opt '=' expr
@@ -379,6 +397,8 @@ item
     | TK_NET TK_IDENT '=' call    { $$ = named(p, AST_NETUSE, @$, $2, @2); $$->a = $4; }
     | TK_DERIV '=' expr
         { $$ = named(p, AST_EQUATION, @1, $1, @1); $$->a = $3; }
+    | TK_DERIV2 '=' expr
+        { $$ = named(p, AST_EQUATION, @1, $1, @1); $$->a = $3; $$->op = 2; }
     | TK_IDENT '/' TK_IDENT '=' expr  { $$ = bad_equation(p, loc_span(@1, @3)); }
     | TK_IDENT '=' expr               { $$ = bad_equation(p, @1); }
     | forward_def
@@ -632,7 +652,7 @@ static void describe_found(const Parser *p, yysymbol_kind_t tok, char *buf, size
         snprintf(buf, size, text[0] == '}' ? "'}'" : "end of file");
     else if (tok == YYSYMBOL_TK_IDENT || tok == YYSYMBOL_TK_NUM || tok == YYSYMBOL_TK_STR)
         snprintf(buf, size, "%s '%.*s%s'", yysymbol_name(tok), len, text, more);
-    else if (tok == YYSYMBOL_TK_DERIV)
+    else if (tok == YYSYMBOL_TK_DERIV || tok == YYSYMBOL_TK_DERIV2)
         snprintf(buf, size, "'%.*s%s'", len, text, more);
     else
         snprintf(buf, size, "%s", yysymbol_name(tok));
