@@ -742,15 +742,11 @@ static void second_order_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild 
 {
     IrModel *m = S->model;
     int vs = velocity_slot(m, slot);
-    if (m->states[slot].velocity_of) {
-        diag_error(S->diag, eq->loc, "'%s' is a velocity: a second-order equation is written for "
-                   "its position", eq->name);
-        return;
-    }
     if (vs < 0) {
         diag_error(S->diag, eq->loc, "state '%s' has a second-order equation but no initial "
                    "velocity: declare `state d%s/dt = ...`", eq->name, eq->name);
         diag_note(S->diag, mb->state_decl[slot]->name_loc, "'%s' is declared here", eq->name);
+        mb->excused[slot] = 1; /* not also "has no equation" */
         return;
     }
     mb->equation[slot] = mb->equation[vs] = eq;
@@ -784,6 +780,8 @@ static void model_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb)
         diag_error(S->diag, eq->loc, "'%s' has both a first-order equation (d%s/dt = ...) and a "
                    "second-order one (d2%s/dt2 = ...): keep one", eq->name, eq->name, eq->name);
         diag_note(S->diag, mb->equation[slot]->loc, "the other equation for '%s' is here", eq->name);
+        if (velocity_slot(S->model, slot) >= 0) /* not also "has no second-order equation" */
+            mb->excused[velocity_slot(S->model, slot)] = 1;
         return;
     }
     if (mb->equation[slot]) {

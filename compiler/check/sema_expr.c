@@ -1484,9 +1484,10 @@ Val sema_expr(Sema *S, Scope *sc, const Ast *e)
                 return lower_name(S, sc, &named_v);
         }
         diag_error(S->diag, e->loc,
-                   "'d%s/dt' can only be used in train blocks (inside a model, name the right-hand "
-                   "side with a let)",
-                   e->name);
+                   "'d%s/dt' can only be used in train blocks, and in a model as the velocity of a "
+                   "second-order state (d2%s/dt2 = ...), which '%s' is not: name its right-hand "
+                   "side with a let",
+                   e->name, e->name, e->name);
         return val_err();
     case AST_STR:
         diag_error(S->diag, e->loc, "a string is not a value here");

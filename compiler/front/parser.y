@@ -223,12 +223,17 @@ static bool resync(const Parser *p, int depth)
 
 /* `state dx/dt = ...`: the initial velocity of the second-order state x. The
  * state is named "dx/dt" (what its CSV columns and messages say); str keeps x. */
-static Ast *velocity_state(Parser *p, SrcLoc loc, const char *pos, SrcLoc name_loc)
+static const char *velocity_name(Parser *p, const char *pos)
 {
     size_t n = strlen(pos) + 4;
     char *name = arena_alloc(p->b->arena, n + 1);
     snprintf(name, n + 1, "d%s/dt", pos);
-    Ast *s = named(p, AST_STATE, loc, strtab_intern(p->b->names, name, n), name_loc);
+    return strtab_intern(p->b->names, name, n);
+}
+
+static Ast *velocity_state(Parser *p, SrcLoc loc, const char *pos, SrcLoc name_loc)
+{
+    Ast *s = named(p, AST_STATE, loc, velocity_name(p, pos), name_loc);
     s->str = pos;
     s->op = 1;
     return s;
@@ -420,6 +425,8 @@ action_elem
 
 action
     : TK_IDENT '=' expr   { $$ = named(p, AST_ENTRY, @$, $1, @1); $$->op = '='; $$->a = $3; }
+    | TK_DERIV '=' expr   /* a second-order state's velocity, the state "dx/dt" */
+        { $$ = named(p, AST_ENTRY, @$, velocity_name(p, $1), @1); $$->op = '='; $$->a = $3; }
     | TK_IDENT            { $$ = named(p, AST_NAME, @$, $1, @1); }
     ;
 
@@ -470,6 +477,11 @@ rsep: ',' | ';' | TK_NEWLINE ;
 rentry
     : key '=' expr   { $$ = named(p, AST_ENTRY, @$, $1, @1); $$->op = '='; $$->a = $3; CHECK_DEPTH($$); }
     | key '~' expr   { $$ = named(p, AST_ENTRY, @$, $1, @1); $$->op = '~'; $$->a = $3; CHECK_DEPTH($$); }
+    /* `init = { dx/dt = ... }`: a second-order state's velocity, the state "dx/dt" */
+    | TK_DERIV '=' expr
+        { $$ = named(p, AST_ENTRY, @$, velocity_name(p, $1), @1); $$->op = '='; $$->a = $3; CHECK_DEPTH($$); }
+    | TK_DERIV '~' expr
+        { $$ = named(p, AST_ENTRY, @$, velocity_name(p, $1), @1); $$->op = '~'; $$->a = $3; CHECK_DEPTH($$); }
     ;
 
 /* Directive keys such as `data` are keywords elsewhere, so keys accept both. */

@@ -26,12 +26,12 @@ int nd_verlet_check(NdSolver *s)
 {
     if (s->sys)
         return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "verlet steps second-order models only");
+    if (s->k.ns != 0) /* (checked first: a table with shared states says second_order = 0) */
+        return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "verlet does not step shared states (not in "
+                              "this version): use option shared_states = per_copy");
     if (!s->k.second_order || s->k.ny % 2 != 0)
         return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "verlet needs a model whose states are all "
                               "second order (d2x/dt2 = ...): use rk4");
-    if (s->k.ns != 0)
-        return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "verlet does not step shared states (not in "
-                              "this version): use option shared_states = per_copy");
     if (s->ev)
         return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "verlet does not locate events (not in this "
                               "version): use rk4");
