@@ -600,7 +600,7 @@ static const int KEYWORDS[] = {TK_MODEL, TK_STATE, TK_PARAM, TK_CONST, TK_LET, T
                                TK_IMPORT, TK_OPTION, TK_SOLVE, TK_TRAIN, TK_DATA, TK_FORWARD,
                                TK_EVALUATE, TK_PLOT, TK_WHEN};
 static const int ITEM_START[] = {TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FORWARD, TK_WHEN,
-                                 TK_DERIV, TK_IDENT};
+                                 TK_DERIV, TK_DERIV2, TK_IDENT};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Appends one alternative to buf; the caller joins them with ", " and " or ". */
