@@ -59,6 +59,7 @@ const char *parse_token_name(int token);
 %code {
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void yyerror(SrcLoc *loc, void *scanner, Parser *p, const char *msg);
@@ -223,6 +224,43 @@ static bool resync(const Parser *p, int depth)
 
 /* `state dx/dt = ...`: the initial velocity of the second-order state x. The
  * state is named "dx/dt" (what its CSV columns and messages say); str keeps x. */
+/* The two words of a TK_DERIV2 token's text `dNx / dtM` (blanks optional). */
+static void deriv2_words(Parser *p, const char *text, const char **num, const char **den)
+{
+    size_t a = strcspn(text, " \t/");
+    const char *d = strrchr(text, '/') + 1;
+    d += strspn(d, " \t");
+    *num = strtab_intern(p->b->names, text, a);
+    *den = strtab_intern(p->b->names, d, strlen(d));
+}
+
+/* `d2x/dt2 = ...`: x's second-order equation (op = 2). Another order is said, and
+ * the equation is read as a second-order one so that checking goes on. */
+static Ast *deriv2_equation(Parser *p, SrcLoc loc, const char *text)
+{
+    const char *num, *den;
+    deriv2_words(p, text, &num, &den);
+    char *end;
+    long order = strtol(num + 1, &end, 10);
+    if (order != 2 || strcmp(den, "dt2") != 0)
+        diag_error(p->diag, loc, "'%s' is not a derivative nodec knows: equations are first "
+                   "order (dx/dt) or second order (d2x/dt2)", text);
+    Ast *eq = named(p, AST_EQUATION, loc, strtab_intern(p->b->names, end, strlen(end)), loc);
+    eq->op = 2;
+    return eq;
+}
+
+/* `d2x/dt2` inside an expression: the division of the names d2x and dt2, as
+ * the contract's identifiers read it (a second derivative is not a value). */
+static Ast *deriv2_division(Parser *p, SrcLoc loc, const char *text)
+{
+    const char *num, *den;
+    deriv2_words(p, text, &num, &den);
+    Ast *d = binary(p, OP_DIV, named(p, AST_NAME, loc, num, loc), named(p, AST_NAME, loc, den, loc), loc);
+    d->depth = d->a->depth + 1;
+    return d;
+}
+
 static const char *velocity_name(Parser *p, const char *pos)
 {
     size_t n = strlen(pos) + 4;
@@ -403,7 +441,7 @@ item
     | TK_DERIV '=' expr
         { $$ = named(p, AST_EQUATION, @1, $1, @1); $$->a = $3; }
     | TK_DERIV2 '=' expr
-        { $$ = named(p, AST_EQUATION, @1, $1, @1); $$->a = $3; $$->op = 2; }
+        { $$ = deriv2_equation(p, @1, $1); $$->a = $3; }
     | TK_IDENT '/' TK_IDENT '=' expr  { $$ = bad_equation(p, loc_span(@1, @3)); }
     | TK_IDENT '=' expr               { $$ = bad_equation(p, @1); }
     | forward_def
@@ -536,6 +574,7 @@ primary
     | TK_STR                      { $$ = node(p, AST_STR, @$); $$->str = $1; }
     | TK_IDENT                    { $$ = named(p, AST_NAME, @$, $1, @1); }
     | TK_DERIV                    { $$ = named(p, AST_DERIV, @$, $1, @1); }
+    | TK_DERIV2                   { $$ = deriv2_division(p, @$, $1); }
     | call
     | '(' expr ')'                { $$ = $2; }
     | '[' exprs ']'               { $$ = node(p, AST_LIST, @$); $$->list = $2; CHECK_DEPTH($$); }
@@ -593,7 +632,7 @@ static void exp_drop(Expected *e, const int *tokens, int n)
         e->has[YYTRANSLATE(tokens[i])] = false;
 }
 
-static const int EXPR_START[] = {TK_NUM, TK_STR, TK_IDENT, TK_DERIV, '(', '[', '{', '-', '+'};
+static const int EXPR_START[] = {TK_NUM, TK_STR, TK_IDENT, TK_DERIV, TK_DERIV2, '(', '[', '{', '-', '+'};
 static const int OPERATORS[] = {'+', '-', '*', '/', '@', '^', '<', '>', TK_LE, TK_GE,
                                 TK_EQ, TK_NE, '[', '.', '(', TK_STARSTAR};
 static const int KEYWORDS[] = {TK_MODEL, TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FN,
