@@ -20,9 +20,9 @@
  * nd_lapack.c is compiled with NODEC_NO_LAPACK: its plain C LU. */
 static const char *const runtime_files[] = {
     "nd_real.h",      "nd_kernels.h",   "nd_solver.h",    "nd_tableaus.h",   "nd_adaptive.h",   "nd_events.h",
-    "nd_lapack.h",    "nd_bdf.h",       "nd_onestep.h", "nd_gradient.h",   "nd_grad_internal.h",
+    "nd_lapack.h",    "nd_bdf.h",       "nd_onestep.h", "nd_verlet.h", "nd_gradient.h",   "nd_grad_internal.h",
     "nd_train_loss.h", "nd_csv_write.h",       "nd_random.h",     "nd_tableaus.c",   "nd_dense.c",
-    "nd_solver.c",    "nd_adaptive.c",  "nd_events.c",     "nd_lapack.c",     "nd_bdf.c",        "nd_onestep.c",
+    "nd_solver.c",    "nd_adaptive.c",  "nd_events.c",     "nd_lapack.c",     "nd_bdf.c",        "nd_onestep.c", "nd_verlet.c",
     "nd_gradient.c",  "nd_adjoint.c",   "nd_backprop.c",   "nd_train_loss.c",
     "nd_csv_write.c",        "nd_random.c",
 };
@@ -366,10 +366,10 @@ static void write_kernel_table(Emit *e, const IrModel *m, const CcWork *w)
             "void %s_kernels(NdKernels *k)\n{\n    memset(k, 0, sizeof *k);\n"
             "    k->ny = %d;\n    k->np = %d;\n    k->work_fixed = %zu;\n"
             "    k->work_per_sample = %zu;\n    k->rhs = %s_rhs;\n    k->vjp = %s_vjp;\n"
-            "    k->jac = %s%s;\n    k->autonomous = %d;\n",
+            "    k->jac = %s%s;\n    k->autonomous = %d;\n    k->second_order = %d;\n",
             m->name, m->ny, m->np, w->work_fixed, w->work_per_sample, m->name, m->name,
             cc_model_has_jacobian(m) ? m->name : "NULL", cc_model_has_jacobian(m) ? "_jac" : "",
-            ir_model_autonomous(m));
+            ir_model_autonomous(m), ir_model_second_order(m));
     if (m->n_events > 0)
         fprintf(e->out, "    k->n_events = %d;\n    k->events = %s_event_table;\n", m->n_events,
                 m->name);

@@ -592,7 +592,10 @@ static void model_declarations(Sema *S, Scope *sc, const Ast *model, ModelBuild 
     for (int i = 0; i < model->list.n; i++) {
         const Ast *it = model->list.items[i];
         switch (it->kind) {
-        case AST_STATE: declare_state(S, sc, it, mb); break;
+        case AST_STATE:
+            if (it->op != 1)
+                declare_state(S, sc, it, mb);
+            break;
         case AST_PARAM: declare_param(S, sc, it, NULL); break;
         case AST_CONST: declare_const(S, sc, it); break;
         case AST_NETUSE: declare_net(S, sc, it, NULL); break;
@@ -606,6 +609,56 @@ static void model_declarations(Sema *S, Scope *sc, const Ast *model, ModelBuild 
             diag_error(S->diag, it->loc, "%s cannot appear inside a model", item_text(it->kind));
             break;
         }
+    }
+}
+
+/* Second-order states (docs/language.md, "Second-order equations"): each
+ * `state dx/dt = ...` is the velocity of the position x, a state of x's shape.
+ * The velocities are laid out after every other state, in their positions'
+ * order, so a model of pairs only is [x; dx/dt] per sample (what verlet reads:
+ * NdKernels.second_order). */
+static void declare_velocity(Sema *S, Scope *sc, const Ast *decl, ModelBuild *mb, int pos)
+{
+    IrModel *m = S->model;
+    IrVar v = {.name = decl->name, .loc = decl->name_loc, .shape = m->states[pos].shape,
+               .velocity_of = pos + 1};
+    v.offset = m->ny;
+    int slot = m->n_states++;
+    m->states[slot] = v;
+    m->ny += ir_shape_size(v.shape);
+    mb->state_decl[slot] = decl;
+    bind(S, sc, decl, B_STATE, val_node(ir_state(S->ir, slot, v.offset, v.shape)));
+}
+
+static void model_velocities(Sema *S, Scope *sc, const Ast *model, ModelBuild *mb)
+{
+    int n_pos = S->model->n_states;
+    for (int i = 0; i < n_pos; i++)
+        for (int j = 0; j < model->list.n; j++) {
+            const Ast *it = model->list.items[j];
+            if (it->kind == AST_STATE && it->op == 1 && it->str == S->model->states[i].name &&
+                !scope_find_local(sc, it->name)) /* a second one is a duplicate, below */
+                declare_velocity(S, sc, it, mb, i);
+        }
+    for (int j = 0; j < model->list.n; j++) {
+        const Ast *it = model->list.items[j];
+        if (it->kind != AST_STATE || it->op != 1)
+            continue;
+        Binding *b = scope_find_local(sc, it->name);
+        if (b && b->ast == it)
+            continue;
+        if (b) {
+            diag_error(S->diag, it->name_loc, "duplicate initial velocity '%s'", it->name);
+            diag_note(S->diag, b->loc, "the first '%s' is here", it->name);
+            continue;
+        }
+        Binding *pb = scope_find_local(sc, it->str);
+        if (pb)
+            diag_error(S->diag, it->name_loc, "'%s' is the velocity of '%s', but '%s' is a %s, "
+                       "not a state", it->name, it->str, it->str, bind_kind_text(pb->kind));
+        else
+            diag_error(S->diag, it->name_loc, "initial velocity '%s' of unknown state '%s' "
+                       "(declare the position first: state %s = ...)", it->name, it->str, it->str);
     }
 }
 
@@ -637,6 +690,15 @@ static void model_inits(Sema *S, Scope *sc, ModelBuild *mb)
         Val v = sema_expr_in(S, sc, decl->a, ALLOW_PARAM, "an initial value");
         if (!sema_initial_value(S, v, decl->a->loc, decl->name))
             continue;
+        if (decl->op == 1 && v.node->shape.rank > 0 && !ir_shape_eq(v.node->shape, m->states[i].shape)) {
+            char bx[32], bv[32];
+            diag_error(S->diag, decl->a->loc, "shape mismatch in the initial velocity '%s': state "
+                       "'%s' is %s but the value is %s", decl->name, decl->str,
+                       sema_shape(m->states[i].shape, bx), sema_shape(v.node->shape, bv));
+            diag_note(S->diag, mb->state_decl[m->states[i].velocity_of - 1]->name_loc,
+                      "'%s' is declared here", decl->str);
+            continue;
+        }
         IrNode *n = shape_to_decl(S, decl, v.node, m->states[i].shape, decl->a->loc, "the initial value");
         if (n) {
             m->states[i].init_kind = IR_INIT_EXPR;
@@ -665,6 +727,39 @@ static void equation_target_error(Sema *S, Scope *sc, const Ast *eq, ModelBuild 
     }
 }
 
+/* The slot of x's velocity dx/dt, or -1. */
+static int velocity_slot(const IrModel *m, int pos)
+{
+    for (int i = 0; i < m->n_states; i++)
+        if (m->states[i].velocity_of == pos + 1)
+            return i;
+    return -1;
+}
+
+/* `d2x/dt2 = a` lowers to the pair dx/dt = v (the velocity state's leaf) and
+ * d(v)/dt = a; both slots then count as having their equation. */
+static void second_order_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb, int slot)
+{
+    IrModel *m = S->model;
+    int vs = velocity_slot(m, slot);
+    if (vs < 0) {
+        diag_error(S->diag, eq->loc, "state '%s' has a second-order equation but no initial "
+                   "velocity: declare `state d%s/dt = ...`", eq->name, eq->name);
+        diag_note(S->diag, mb->state_decl[slot]->name_loc, "'%s' is declared here", eq->name);
+        mb->excused[slot] = 1; /* not also "has no equation" */
+        return;
+    }
+    mb->equation[slot] = mb->equation[vs] = eq;
+    m->rhs[slot] = ir_model_state(S->ir, m, vs);
+    Val v = sema_tensor(S, sc, eq->a);
+    if (v.kind == V_ERR)
+        return;
+    if (!sema_fits_state(S, m->states[vs].shape, v.node, eq->a->loc, "the equation for",
+                         eq->name, "the right-hand side"))
+        return;
+    m->rhs[vs] = sema_fill(S, v.node, m->states[vs].shape);
+}
+
 static void model_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb)
 {
     Binding *b = scope_find_local(sc, eq->name);
@@ -681,9 +776,21 @@ static void model_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb)
     for (int i = 0; slot < 0 && i < S->model->n_states; i++)
         if (mb->state_decl[i] == b->ast)
             slot = i;
+    if (mb->equation[slot] && mb->equation[slot]->op != eq->op) {
+        diag_error(S->diag, eq->loc, "'%s' has both a first-order equation (d%s/dt = ...) and a "
+                   "second-order one (d2%s/dt2 = ...): keep one", eq->name, eq->name, eq->name);
+        diag_note(S->diag, mb->equation[slot]->loc, "the other equation for '%s' is here", eq->name);
+        if (velocity_slot(S->model, slot) >= 0) /* not also "has no second-order equation" */
+            mb->excused[velocity_slot(S->model, slot)] = 1;
+        return;
+    }
     if (mb->equation[slot]) {
         diag_error(S->diag, eq->loc, "duplicate equation for '%s'", eq->name);
         diag_note(S->diag, mb->equation[slot]->loc, "the first equation for '%s' is here", eq->name);
+        return;
+    }
+    if (eq->op == 2) {
+        second_order_equation(S, sc, eq, mb, slot);
         return;
     }
     mb->equation[slot] = eq;
@@ -706,6 +813,15 @@ static void model_equations(Sema *S, Scope *sc, const Ast *model, ModelBuild *mb
         if (mb->equation[i] || mb->excused[i])
             continue;
         const Ast *d = mb->state_decl[i];
+        if (d->op == 1) {
+            const Ast *first = mb->equation[S->model->states[i].velocity_of - 1];
+            diag_error(S->diag, d->name_loc, "'%s' is an initial velocity, but '%s' has no "
+                       "second-order equation (expected d2%s/dt2 = ...)", d->name, d->str, d->str);
+            if (first)
+                diag_note(S->diag, first->loc, "'%s' has a first-order equation here: write "
+                          "d2%s/dt2 for its acceleration instead", d->str, d->str);
+            continue;
+        }
         diag_error(S->diag, d->name_loc.line > 0 ? d->name_loc : d->loc,
                    "state '%s' has no equation (expected d%s/dt = ...)", d->name, d->name);
     }
@@ -732,6 +848,7 @@ static void model_build(Sema *S, ModelInfo *mi)
     mi->model = m;
     mi->scope = scope_new(S, S->global);
     model_declarations(S, mi->scope, ast, &mb);
+    model_velocities(S, mi->scope, ast, &mb);
     if (m->n_states == 0) /* nothing to integrate: every solver would refuse it later, less clearly */
         diag_error(S->diag, ast->name_loc, "model '%s' has no states (declare one: state y = 1, "
                    "and its equation dy/dt = ...)", ast->name);

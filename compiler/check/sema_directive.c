@@ -649,6 +649,7 @@ static void solve_event_keys(Sema *S, const Ast **seen, const SemaSolve *out)
         diag_error(S->diag, name_loc_of(key), "'%s' needs a model with events, but model '%s' "
                    "has no `when` block", key->name, out->model->name);
     sema_events_solver(S, out->model, &out->solver);
+    sema_verlet_solver(S, out->model, &out->solver);
 }
 
 static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)

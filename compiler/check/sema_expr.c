@@ -812,8 +812,8 @@ static const Ast *state_equation(const Ast *model, const char *name)
 {
     for (int i = 0; i < model->list.n; i++) {
         const Ast *it = model->list.items[i];
-        if (it->kind == AST_EQUATION && strcmp(it->name, name) == 0)
-            return it;
+        if (it->kind == AST_EQUATION && it->op != 2 && strcmp(it->name, name) == 0)
+            return it; /* (a second-order equation is its velocity's: lowered in sema.c) */
     }
     return NULL;
 }
@@ -1476,10 +1476,21 @@ Val sema_expr(Sema *S, Scope *sc, const Ast *e)
     case AST_DERIV:
         if (S->train_model)
             return sema_train_deriv(S, e);
+        if (S->model) { /* `dx/dt` of a second-order state: its velocity, the state "dx/dt" */
+            char buf[300];
+            int n = snprintf(buf, sizeof buf, "d%s/dt", e->name);
+            Ast named_v = *e;
+            named_v.kind = AST_NAME;
+            named_v.name = strtab_intern(S->names, buf, (size_t)n);
+            Binding *b = n < (int)sizeof buf ? scope_lookup(sc, named_v.name) : NULL;
+            if (b && b->kind == B_STATE)
+                return lower_name(S, sc, &named_v);
+        }
         diag_error(S->diag, e->loc,
-                   "'d%s/dt' can only be used in train blocks (inside a model, name the right-hand "
-                   "side with a let)",
-                   e->name);
+                   "'d%s/dt' can only be used in train blocks, and in a model as the velocity of a "
+                   "second-order state (d2%s/dt2 = ...), which '%s' is not: name its right-hand "
+                   "side with a let",
+                   e->name, e->name, e->name);
         return val_err();
     case AST_STR:
         diag_error(S->diag, e->loc, "a string is not a value here");

@@ -199,6 +199,10 @@ void sema_events_solver(Sema *S, const IrModel *m, const SemaSolver *sv);
 /* Refuses, at where, a train or evaluate (named by directive) of a model with events. */
 void sema_events_evaluate(Sema *S, const IrModel *m, SrcLoc where);
 void sema_events_train(Sema *S, const SemaTrain *tr, SrcLoc where);
+/* ---- sema_second_order.c ---- */
+/* Refuses, at the solver's name, verlet for a model with a first-order state,
+ * an acceleration that reads a velocity, or events. */
+void sema_verlet_solver(Sema *S, const IrModel *m, const SemaSolver *sv);
 /* Shape string in an arena-free buffer (at least 32 bytes). */
 const char *sema_shape(IrShape s, char *buf);
 int sema_is_builtin(const char *name);

@@ -92,12 +92,17 @@ int adjoint_print(FILE *out, IrBuilder *b, const IrModel *m)
     }
     ir_names_print_defs(out, nm, "  ");
     for (int i = 0; i < m->n_states; i++) {
-        fprintf(out, "  d%s/dt = ", m->states[i].name);
+        const IrVar *v = &m->states[i];
+        if (v->velocity_of) /* the pair of d2x/dt2 = a: dx/dt = (the state dx/dt), d2x/dt2 = a */
+            fprintf(out, "  d2%s/dt2 = ", m->states[v->velocity_of - 1].name);
+        else
+            fprintf(out, "  d%s/dt = ", v->name);
         ir_names_print(out, nm, m->rhs[i]);
         fputc('\n', out);
     }
     for (int i = 0; i < m->n_states; i++) {
-        fprintf(out, "  da_%s/dt = ", m->states[i].name);
+        fprintf(out, m->states[i].velocity_of ? "  d(a_%s)/dt = " : "  da_%s/dt = ",
+                m->states[i].name);
         ir_names_print(out, nm, neg[i]);
         fputc('\n', out);
     }

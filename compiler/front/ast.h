@@ -26,12 +26,15 @@ typedef enum AstKind {
                     (str = "metric" or "sample" on `metric m = e` and `sample z ~ normal(..)`) */
 
     /* ---- declarations (inside models, nets, fns) ---- */
-    AST_STATE,   /* name, list = dims (exprs, empty for a scalar), a = initial value or NULL */
+    AST_STATE,   /* name, list = dims (exprs, empty for a scalar), a = initial value or NULL;
+                  * op = 1 for `state dx/dt = ...`, a second-order state's initial velocity:
+                  * name = "dx/dt", str = the position "x", no dims (x's shape) */
     AST_PARAM,   /* name, list = dims, a = `= expr` or NULL, b = `~ dist` (AST_CALL or AST_NAME) or NULL */
     AST_CONST,   /* name, list = dims (may be empty even for a tensor value), a = value */
     AST_LET,     /* name, a = value */
     AST_NETUSE,  /* name = instance, a = AST_CALL of the template: `net f = MLP(2, 50, 2, tanh)` */
-    AST_EQUATION,/* name = state (the x of dx/dt), a = right-hand side; loc covers `dx/dt` */
+    AST_EQUATION,/* name = state (the x of dx/dt), a = right-hand side; loc covers `dx/dt`;
+                  * op = 2 for a second-order equation `d2x/dt2 = ...` (else 0) */
     AST_FORWARD, /* params = argument names, list = AST_LET body lines, a = result */
     AST_WHEN,    /* a = condition (`h < 0`), list = actions: AST_ENTRY `x = expr` (name = the
                   * state, a = its new value) or AST_NAME (`terminate`) */

@@ -59,6 +59,7 @@ const char *parse_token_name(int token);
 %code {
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void yyerror(SrcLoc *loc, void *scanner, Parser *p, const char *msg);
@@ -221,6 +222,61 @@ static bool resync(const Parser *p, int depth)
     return p->depth == depth;
 }
 
+/* `state dx/dt = ...`: the initial velocity of the second-order state x. The
+ * state is named "dx/dt" (what its CSV columns and messages say); str keeps x. */
+/* The two words of a TK_DERIV2 token's text `dNx / dtM` (blanks optional). */
+static void deriv2_words(Parser *p, const char *text, const char **num, const char **den)
+{
+    size_t a = strcspn(text, " \t/");
+    const char *d = strrchr(text, '/') + 1;
+    d += strspn(d, " \t");
+    *num = strtab_intern(p->b->names, text, a);
+    *den = strtab_intern(p->b->names, d, strlen(d));
+}
+
+/* `d2x/dt2 = ...`: x's second-order equation (op = 2). Another order is said, and
+ * the equation is read as a second-order one so that checking goes on. */
+static Ast *deriv2_equation(Parser *p, SrcLoc loc, const char *text)
+{
+    const char *num, *den;
+    deriv2_words(p, text, &num, &den);
+    char *end;
+    long order = strtol(num + 1, &end, 10);
+    if (order != 2 || strcmp(den, "dt2") != 0)
+        diag_error(p->diag, loc, "'%s' is not a derivative nodec knows: equations are first "
+                   "order (dx/dt) or second order (d2x/dt2)", text);
+    Ast *eq = named(p, AST_EQUATION, loc, strtab_intern(p->b->names, end, strlen(end)), loc);
+    eq->op = 2;
+    return eq;
+}
+
+/* `d2x/dt2` inside an expression: the division of the names d2x and dt2, as
+ * the contract's identifiers read it (a second derivative is not a value). */
+static Ast *deriv2_division(Parser *p, SrcLoc loc, const char *text)
+{
+    const char *num, *den;
+    deriv2_words(p, text, &num, &den);
+    Ast *d = binary(p, OP_DIV, named(p, AST_NAME, loc, num, loc), named(p, AST_NAME, loc, den, loc), loc);
+    d->depth = d->a->depth + 1;
+    return d;
+}
+
+static const char *velocity_name(Parser *p, const char *pos)
+{
+    size_t n = strlen(pos) + 4;
+    char *name = arena_alloc(p->b->arena, n + 1);
+    snprintf(name, n + 1, "d%s/dt", pos);
+    return strtab_intern(p->b->names, name, n);
+}
+
+static Ast *velocity_state(Parser *p, SrcLoc loc, const char *pos, SrcLoc name_loc)
+{
+    Ast *s = named(p, AST_STATE, loc, velocity_name(p, pos), name_loc);
+    s->str = pos;
+    s->op = 1;
+    return s;
+}
+
 /* `x = ...` or `dx/ds = ...` where an equation dx/dt = ... was meant. */
 static Ast *bad_equation(Parser *p, SrcLoc loc)
 {
@@ -250,6 +306,7 @@ static Ast *bad_equation(Parser *p, SrcLoc loc)
 %token <str> TK_STR "string"
 %token <name> TK_IDENT "name"
 %token <name> TK_DERIV "derivative"
+%token <name> TK_DERIV2 "second derivative"
 %token TK_NEWLINE "end of line"
 %token TK_LE "'<='" TK_GE "'>='" TK_EQ "'=='" TK_NE "'!='"
 %token <name> TK_MODEL "'model'" TK_STATE "'state'" TK_PARAM "'param'" TK_CONST "'const'"
@@ -368,6 +425,10 @@ item
         { $$ = named(p, AST_STATE, @$, $2, @2); $$->list = $3; }
     | TK_STATE TK_IDENT dims_opt '=' expr
         { $$ = named(p, AST_STATE, @$, $2, @2); $$->list = $3; $$->a = $5; }
+    | TK_STATE TK_DERIV
+        { $$ = velocity_state(p, @$, $2, @2); }
+    | TK_STATE TK_DERIV '=' expr
+        { $$ = velocity_state(p, @$, $2, @2); $$->a = $4; }
     | TK_PARAM TK_IDENT dims_opt
         { $$ = named(p, AST_PARAM, @$, $2, @2); $$->list = $3; }
     | TK_PARAM TK_IDENT dims_opt '=' expr
@@ -379,6 +440,8 @@ item
     | TK_NET TK_IDENT '=' call    { $$ = named(p, AST_NETUSE, @$, $2, @2); $$->a = $4; }
     | TK_DERIV '=' expr
         { $$ = named(p, AST_EQUATION, @1, $1, @1); $$->a = $3; }
+    | TK_DERIV2 '=' expr
+        { $$ = deriv2_equation(p, @1, $1); $$->a = $3; }
     | TK_IDENT '/' TK_IDENT '=' expr  { $$ = bad_equation(p, loc_span(@1, @3)); }
     | TK_IDENT '=' expr               { $$ = bad_equation(p, @1); }
     | forward_def
@@ -400,6 +463,8 @@ action_elem
 
 action
     : TK_IDENT '=' expr   { $$ = named(p, AST_ENTRY, @$, $1, @1); $$->op = '='; $$->a = $3; }
+    | TK_DERIV '=' expr   /* a second-order state's velocity, the state "dx/dt" */
+        { $$ = named(p, AST_ENTRY, @$, velocity_name(p, $1), @1); $$->op = '='; $$->a = $3; }
     | TK_IDENT            { $$ = named(p, AST_NAME, @$, $1, @1); }
     ;
 
@@ -453,6 +518,11 @@ rsep: ',' | ';' | TK_NEWLINE ;
 rentry
     : key '=' expr   { $$ = named(p, AST_ENTRY, @$, $1, @1); $$->op = '='; $$->a = $3; CHECK_DEPTH($$); }
     | key '~' expr   { $$ = named(p, AST_ENTRY, @$, $1, @1); $$->op = '~'; $$->a = $3; CHECK_DEPTH($$); }
+    /* `init = { dx/dt = ... }`: a second-order state's velocity, the state "dx/dt" */
+    | TK_DERIV '=' expr
+        { $$ = named(p, AST_ENTRY, @$, velocity_name(p, $1), @1); $$->op = '='; $$->a = $3; CHECK_DEPTH($$); }
+    | TK_DERIV '~' expr
+        { $$ = named(p, AST_ENTRY, @$, velocity_name(p, $1), @1); $$->op = '~'; $$->a = $3; CHECK_DEPTH($$); }
     ;
 
 /* Directive keys such as `data` are keywords elsewhere, so keys accept both. */
@@ -507,6 +577,7 @@ primary
     | TK_STR                      { $$ = node(p, AST_STR, @$); $$->str = $1; }
     | TK_IDENT                    { $$ = named(p, AST_NAME, @$, $1, @1); }
     | TK_DERIV                    { $$ = named(p, AST_DERIV, @$, $1, @1); }
+    | TK_DERIV2                   { $$ = deriv2_division(p, @$, $1); }
     | call
     | '(' expr ')'                { $$ = $2; }
     | '[' exprs ']'               { $$ = node(p, AST_LIST, @$); $$->list = $2; CHECK_DEPTH($$); }
@@ -564,14 +635,14 @@ static void exp_drop(Expected *e, const int *tokens, int n)
         e->has[YYTRANSLATE(tokens[i])] = false;
 }
 
-static const int EXPR_START[] = {TK_NUM, TK_STR, TK_IDENT, TK_DERIV, '(', '[', '{', '-', '+'};
+static const int EXPR_START[] = {TK_NUM, TK_STR, TK_IDENT, TK_DERIV, TK_DERIV2, '(', '[', '{', '-', '+'};
 static const int OPERATORS[] = {'+', '-', '*', '/', '@', '^', '<', '>', TK_LE, TK_GE,
                                 TK_EQ, TK_NE, '[', '.', '(', TK_STARSTAR};
 static const int KEYWORDS[] = {TK_MODEL, TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FN,
                                TK_IMPORT, TK_OPTION, TK_SOLVE, TK_TRAIN, TK_DATA, TK_FORWARD,
                                TK_EVALUATE, TK_PLOT, TK_WHEN};
 static const int ITEM_START[] = {TK_STATE, TK_PARAM, TK_CONST, TK_LET, TK_NET, TK_FORWARD, TK_WHEN,
-                                 TK_DERIV, TK_IDENT};
+                                 TK_DERIV, TK_DERIV2, TK_IDENT};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Appends one alternative to buf; the caller joins them with ", " and " or ". */
@@ -635,7 +706,7 @@ static void describe_found(const Parser *p, yysymbol_kind_t tok, char *buf, size
         snprintf(buf, size, text[0] == '}' ? "'}'" : "end of file");
     else if (tok == YYSYMBOL_TK_IDENT || tok == YYSYMBOL_TK_NUM || tok == YYSYMBOL_TK_STR)
         snprintf(buf, size, "%s '%.*s%s'", yysymbol_name(tok), len, text, more);
-    else if (tok == YYSYMBOL_TK_DERIV)
+    else if (tok == YYSYMBOL_TK_DERIV || tok == YYSYMBOL_TK_DERIV2)
         snprintf(buf, size, "'%.*s%s'", len, text, more);
     else
         snprintf(buf, size, "%s", yysymbol_name(tok));

@@ -427,6 +427,17 @@ bool ir_model_autonomous(const IrModel *m)
     return true;
 }
 
+int ir_model_second_order(const IrModel *m)
+{
+    int half = m->n_states / 2;
+    if (m->ns != 0 || m->n_states % 2 != 0 || m->n_states == 0)
+        return 0;
+    for (int i = 0; i < half; i++)
+        if (m->states[i].velocity_of != 0 || m->states[half + i].velocity_of != i + 1)
+            return 0;
+    return 1;
+}
+
 bool ir_is_const(const IrNode *n)
 {
     return n && n->op == IR_CONST;

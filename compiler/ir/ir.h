@@ -184,6 +184,8 @@ typedef struct IrVar {
     IrInitKind init_kind; /* a state with NORMAL or RADEMACHER is drawn at every solve */
     IrNode *init;       /* IR_INIT_EXPR (a drawn state also holds zeros here) */
     double dist_a, dist_b;
+    int velocity_of;    /* a second-order state's velocity "dx/dt": the slot of its
+                           position x, plus 1; 0 for every other state and for params */
 } IrVar;
 
 typedef struct IrModel {
@@ -242,6 +244,10 @@ typedef struct IrEvent {
 
 /* Whether no right-hand side of m reads t (rodas4 then skips df/dt). */
 bool ir_model_autonomous(const IrModel *m);
+/* 1 when every state of m is half of a second-order pair laid out as sema
+ * lowers them: the positions first, then their velocities in the same order,
+ * so one sample's y is [x; dx/dt] with halves of ny/2 (NdKernels.second_order). */
+int ir_model_second_order(const IrModel *m);
 
 /* Evaluation by interpretation, for one sample: t, that sample's y, and p.
  * Used for constants, initial values, and as the independent reference the JIT

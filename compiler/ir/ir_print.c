@@ -558,7 +558,11 @@ void ir_dump_model(FILE *out, const IrModel *m)
     for (int i = 0; i < n; i++) {
         size_t len = strlen(m->states[i].name) + 8;
         char *label = arena_alloc(scratch, len);
-        snprintf(label, len, "d%s/dt", m->states[i].name);
+        const IrVar *v = &m->states[i];
+        if (v->velocity_of) /* a second-order state's velocity: its rhs is the acceleration */
+            snprintf(label, len, "d2%s/dt2", m->states[v->velocity_of - 1].name);
+        else
+            snprintf(label, len, "d%s/dt", v->name);
         labels[i] = label;
         roots[i] = m->rhs ? m->rhs[i] : NULL;
     }

@@ -218,7 +218,8 @@ static void jit_fill(const IrModel *m, const JitRequest *req, const CgLayout *la
 {
     *kernels = (NdKernels){.ny = m->ny, .np = m->np, .ns = m->ns, .work_fixed = layout->work_fixed,
                            .work_per_sample = layout->work_per_sample, .rhs = rhs,
-                           .autonomous = ir_model_autonomous(m), .user = jm};
+                           .autonomous = ir_model_autonomous(m),
+                           .second_order = ir_model_second_order(m), .user = jm};
     int at = 0;
     if (req && req->vjp)
         kernels->vjp = fns[at++];

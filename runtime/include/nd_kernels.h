@@ -97,6 +97,13 @@ typedef struct NdKernels {
     /* 1 when f does not read t (the compiler knows): rodas4 then needs no
      * df/dt. 0 is always safe (df/dt by a difference, exactly 0 for such f). */
     int autonomous;
+    /* 1 when every state is half of a second-order pair (`d2x/dt2 = ...`,
+     * docs/language.md "Second-order equations") and the pairs are laid out
+     * positions first: one sample's y [ny] is [x; v] with x = y[0 : ny/2] and
+     * its velocity v = y[ny/2 : ny], dx/dt = v, so dv/dt is the acceleration.
+     * Only the verlet method reads it (it refuses a table with 0); 0 is always
+     * safe otherwise. */
+    int second_order;
     void *user;             /* owner's handle (e.g. the JIT module); unused by the runtime */
     /* The model's events (n_events of them, NULL when none), located and applied by
      * the explicit solvers (nd_solver.h: nd_solver_get_event). The cond and reset

@@ -103,6 +103,8 @@ struct NdSolver {
                                     * `one` the batch's B * ny */
     long sample;                   /* `one`: the sample it is solving (a message's
                                     * "sample 3: " prefix names it), else -1 */
+    int fsal_ok;                   /* verlet: K[0] holds f at (fsal_t, the current y) */
+    nd_real fsal_t;
 };
 
 /* "y[1] of sample 3" (or "state element 1 of sample 3" without a namer) for

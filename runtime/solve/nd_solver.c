@@ -24,6 +24,7 @@
  * NODEC_NO_LAPACK, so nd_lapack.c's plain C LU stands in for LAPACK. */
 #include "nd_bdf.h"
 #include "nd_onestep.h"
+#include "nd_verlet.h"
 
 /* An interval needing more steps than this is a mistake (h far too small for
  * the times given), and the count must stay well inside a long. */
@@ -43,7 +44,7 @@
 /* ---- methods and status codes ---- */
 
 /* What steps a method (nd_methods.def's engine column). */
-typedef enum NdEngine { ND_ENGINE_RK, ND_ENGINE_BDF, ND_ENGINE_ONESTEP } NdEngine;
+typedef enum NdEngine { ND_ENGINE_RK, ND_ENGINE_BDF, ND_ENGINE_ONESTEP, ND_ENGINE_VERLET } NdEngine;
 
 typedef struct NdMethodInfo {
     const char *name;
@@ -159,8 +160,10 @@ int nd_solver_fail(NdSolver *s, int status, const char *fmt, ...)
 /* State-sized vectors a method needs: its stages and ytmp; adaptive methods
  * add the dense output stages, y, y_new and the dense output's coefficient
  * vectors. The implicit engine keeps its own (nd_bdf_attach). */
-static size_t solver_vectors(const NdTableau *tab)
+static size_t solver_vectors(const NdTableau *tab, NdMethod method)
 {
+    if (method_engine(method) == ND_ENGINE_VERLET)
+        return 2; /* the acceleration's K[0], and ytmp */
     if (!tab)
         return 1; /* unused; keeps the block non-empty */
     if (tab->embedded_order > 0)
@@ -186,6 +189,12 @@ static size_t solver_block_size(const NdKernels *k, size_t vectors, int64_t B, s
 static void solver_carve(NdSolver *s)
 {
     const NdTableau *tab = s->tab;
+    if (method_engine(s->method) == ND_ENGINE_VERLET) {
+        s->K[0] = s->block;
+        s->ytmp = s->block + s->n;
+        s->work = s->block + 2 * s->n;
+        return;
+    }
     if (!tab) { /* implicit: only the kernel scratch lives here */
         s->work = s->block;
         return;
@@ -278,7 +287,8 @@ static int method_known(NdMethod method, int system)
     if (method_engine(method) == ND_ENGINE_ONESTEP)
         return !system;
 #endif
-    (void)system;
+    if (method_engine(method) == ND_ENGINE_VERLET)
+        return !system;
     return nd_tableau_get(method) != NULL;
 }
 
@@ -314,7 +324,7 @@ NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B)
     const NdTableau *tab = nd_tableau_get(method);
     if (!k || !k->rhs || k->ny < 1 || k->np < 0 || B < 1 || !method_known(method, 0))
         return NULL;
-    size_t n = 0, total = solver_block_size(k, solver_vectors(tab), B, &n);
+    size_t n = 0, total = solver_block_size(k, solver_vectors(tab, method), B, &n);
     if (total == 0)
         return NULL;
     NdSolver *s = attach_implicit(solver_alloc(k, method, B, n, total), (size_t)B, k->ny);
@@ -352,7 +362,7 @@ NdSolver *nd_solver_create_system(NdMethod method, size_t n, NdSystemFn F, void 
     NdKernels k;
     memset(&k, 0, sizeof k);
     k.ny = (int)n;
-    size_t nn = 0, total = solver_block_size(&k, solver_vectors(tab), 1, &nn);
+    size_t nn = 0, total = solver_block_size(&k, solver_vectors(tab, method), 1, &nn);
     NdSolver *s = total ? solver_alloc(&k, method, 1, n, total) : NULL;
     if (s) {
         s->sys = F;
@@ -749,7 +759,10 @@ static int fixed_solve_interval(NdSolver *s, const nd_real *p, nd_real t0, nd_re
     nd_real t = t0;
     for (long k = 1; k <= n; k++) {
         nd_real t_next = k == n ? t1 : t0 + (nd_real)k * hd;
-        nd_rk_step(s, p, t, t_next, y);
+        if (method_engine(s->method) == ND_ENGINE_VERLET)
+            nd_verlet_step(s, p, t, t_next, y);
+        else
+            nd_rk_step(s, p, t, t_next, y);
         int st = check_step(s, y, t_next, t);
         if (st)
             return st;
@@ -795,7 +808,10 @@ int nd_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts
     s->num_rejected = 0;
     s->num_rhs_evals = 0;
     s->h_next = 0;
+    s->fsal_ok = 0;
     int st = check_args(s, p, y0, ts, nt, yout);
+    if (!st && method_engine(s->method) == ND_ENGINE_VERLET)
+        st = nd_verlet_check(s);
     /* the explicit adaptive engine begins them itself; the implicit ones refuse */
     if (!st && s->ev && (!nd_method_is_adaptive(s->method) || nd_method_is_implicit(s->method)))
         st = nd_events_begin(s, p, ts[0], y0);

@@ -285,10 +285,11 @@ static const NdTableau dop853 = {
 
 /* In NdMethod order, without array designators (emit-c compiles this file as
  * C++ too, which has none): each RK row of nd_methods.def names its tableau
- * above; the implicit methods have none. */
+ * above; the implicit methods and verlet (nd_verlet.c) have none. */
 #define ND_TABLEAU_RK(name) &name
 #define ND_TABLEAU_BDF(name) NULL
 #define ND_TABLEAU_ONESTEP(name) NULL
+#define ND_TABLEAU_VERLET(name) NULL
 static const NdTableau *const tableaus[ND_METHOD_COUNT] = {
 #define ND_METHOD(name, ID, order, cls, keys, grad, engine) ND_TABLEAU_##engine(name),
 #include "nd_methods.def"
@@ -296,6 +297,7 @@ static const NdTableau *const tableaus[ND_METHOD_COUNT] = {
 #undef ND_TABLEAU_RK
 #undef ND_TABLEAU_BDF
 #undef ND_TABLEAU_ONESTEP
+#undef ND_TABLEAU_VERLET
 
 const NdTableau *nd_tableau_get(NdMethod m)
 {

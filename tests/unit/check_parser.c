@@ -552,7 +552,7 @@ static const struct {
     {"model M {\n  state x = 1\n  dx/dt = x +\n}\n",
      "t.node:3:14: error: unexpected end of line, expected an expression\n"},
     {"model M { state x = 1 }}\n", "t.node:1:24: error: unexpected '}', expected end of line\n"},
-    {"model M { state = 3 }\n", "t.node:1:17: error: unexpected '=', expected a name\n"},
+    {"model M { state = 3 }\n", "t.node:1:17: error: unexpected '=', expected a name or derivative\n"},
     {"model M { x = 3 }\n",
      "t.node:1:11: error: expected an equation of the form dx/dt = ...\n"},
     {"model M { dx/ds = 3 }\n",
