@@ -1477,12 +1477,8 @@ Val sema_expr(Sema *S, Scope *sc, const Ast *e)
         if (S->train_model)
             return sema_train_deriv(S, e);
         if (S->model) { /* `dx/dt` of a second-order state: its velocity, the state "dx/dt" */
-            char buf[300];
-            int n = snprintf(buf, sizeof buf, "d%s/dt", e->name);
-            Ast named_v = *e;
-            named_v.kind = AST_NAME;
-            named_v.name = strtab_intern(S->names, buf, (size_t)n);
-            Binding *b = n < (int)sizeof buf ? scope_lookup(sc, named_v.name) : NULL;
+            Ast named_v = {.kind = AST_NAME, .loc = e->loc, .name = sema_velocity_name(S, e->name)};
+            Binding *b = named_v.name ? scope_lookup(sc, named_v.name) : NULL;
             if (b && b->kind == B_STATE)
                 return lower_name(S, sc, &named_v);
         }

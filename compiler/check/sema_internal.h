@@ -200,6 +200,8 @@ void sema_events_solver(Sema *S, const IrModel *m, const SemaSolver *sv);
 void sema_events_evaluate(Sema *S, const IrModel *m, SrcLoc where);
 void sema_events_train(Sema *S, const SemaTrain *tr, SrcLoc where);
 /* ---- sema_second_order.c ---- */
+/* The velocity state's interned name for position x: "dx/dt" (NULL past 300 bytes). */
+const char *sema_velocity_name(Sema *S, const char *x);
 /* Refuses, at the solver's name, verlet for a model with a first-order state,
  * an acceleration that reads a velocity, or events. */
 void sema_verlet_solver(Sema *S, const IrModel *m, const SemaSolver *sv);

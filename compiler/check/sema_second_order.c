@@ -3,9 +3,17 @@
  * velocity Verlet steps such pairs only, and is symplectic (and second order
  * as written, evaluating a once per step) only when a reads no velocity. The
  * directives that name verlet are checked here, at the solver's name. */
+#include <stdio.h>
 #include <string.h>
 
 #include "sema_internal.h"
+
+const char *sema_velocity_name(Sema *S, const char *x)
+{
+    char buf[300];
+    int n = snprintf(buf, sizeof buf, "d%s/dt", x);
+    return n < (int)sizeof buf ? strtab_intern(S->names, buf, (size_t)n) : NULL;
+}
 
 /* Whether root reads any velocity state of m. */
 static int reads_velocity(const IrModel *m, IrNode *root)
