@@ -20,9 +20,9 @@
  * nd_lapack.c is compiled with NODEC_NO_LAPACK: its plain C LU. */
 static const char *const runtime_files[] = {
     "nd_real.h",      "nd_kernels.h",   "nd_solver.h",    "nd_tableaus.h",   "nd_adaptive.h",   "nd_events.h",
-    "nd_lapack.h",    "nd_bdf.h",       "nd_onestep.h", "nd_gradient.h",   "nd_grad_internal.h",
+    "nd_lapack.h",    "nd_bdf.h",       "nd_onestep.h", "nd_sde.h", "nd_gradient.h",   "nd_grad_internal.h",
     "nd_train_loss.h", "nd_csv_write.h",       "nd_random.h",     "nd_tableaus.c",   "nd_dense.c",
-    "nd_solver.c",    "nd_adaptive.c",  "nd_events.c",     "nd_lapack.c",     "nd_bdf.c",        "nd_onestep.c",
+    "nd_solver.c",    "nd_adaptive.c",  "nd_events.c",     "nd_lapack.c",     "nd_bdf.c",        "nd_onestep.c", "nd_sde.c",
     "nd_gradient.c",  "nd_adjoint.c",   "nd_backprop.c",   "nd_train_loss.c",
     "nd_csv_write.c",        "nd_random.c",
 };

@@ -81,6 +81,9 @@ typedef struct SemaSolve {
     const char *events;   /* `events = "file.csv"`: one row per event, or NULL */
     SrcLoc events_loc;
     int max_events;       /* `max_events = N`; 0: the runtime's default */
+    const char *brownian; /* `brownian = "w.csv"`: W(t) of a stochastic solve at the output
+                           * times, in the output's columns, or NULL */
+    SrcLoc brownian_loc;
 } SemaSolve;
 
 /* A field of a data set: `obs.y` gathers the columns y[0], y[1] of each row. */

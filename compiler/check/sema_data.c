@@ -879,6 +879,7 @@ static int data_simulate(Sema *S, const Ast *call, SemaData *d)
         return 0;
     sema_check_steps(S, &sim->solver, sema_widest_interval(sim->t, sim->nt));
     sema_events_solver(S, sim->model, &sim->solver);
+    sema_sde_solver(S, sim->model, &sim->solver);
     if (S->diag->errors > before)
         return 0;
     simulate_table(S, d);

@@ -13,7 +13,8 @@
 #include "sema_internal.h"
 
 static const char *const solve_keys[] = {"t",       "init", "solver",    "output",
-                                         "samples", "load", "events", "max_events"};
+                                         "samples", "load", "events", "max_events",
+                                         "brownian"};
 
 int sema_find_name(const char *name, int n, const char *const *names)
 {
@@ -491,7 +492,7 @@ void sema_solve_starts(Sema *S, const SemaSolve *s, SrcLoc where)
 }
 
 enum { KEY_T, KEY_INIT, KEY_SOLVER, KEY_OUTPUT, KEY_SAMPLES, KEY_LOAD, KEY_EVENTS,
-       KEY_MAX_EVENTS, N_SOLVE_KEYS };
+       KEY_MAX_EVENTS, KEY_BROWNIAN, N_SOLVE_KEYS };
 
 /* The data set whose fields init reads (`z = moons.x`: NAME is a data set, not a
  * name of the model) into *found; reading two is an error (0). */
@@ -566,6 +567,12 @@ static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, int key, SemaS
         if (!sema_const_int(S, S->global, v, "max_events", 1, 100000000, &out->max_events))
             out->max_events = 0;
         break;
+    case KEY_BROWNIAN:
+        if (v->kind != AST_STR)
+            diag_error(S->diag, v->loc, "brownian needs a file name in quotes, like brownian = \"w.csv\"");
+        out->brownian = v->kind == AST_STR ? v->str : NULL;
+        out->brownian_loc = v->loc;
+        break;
     }
 }
 
@@ -578,7 +585,7 @@ static int check_key(Sema *S, const Ast *entry, const Ast **seen, char *excused)
     if (k < 0) {
         diag_error(S->diag, name_loc_of(entry),
                    "unknown key '%s' in solve (valid keys: t, init, solver, output, samples, load, "
-                   "events, max_events)",
+                   "events, max_events, brownian)",
                    entry->name);
         sema_suggest_among(S, entry->name, name_loc_of(entry), N_SOLVE_KEYS, solve_keys);
         int meant = sema_closest(entry->name, N_SOLVE_KEYS, solve_keys);
@@ -649,6 +656,11 @@ static void solve_event_keys(Sema *S, const Ast **seen, const SemaSolve *out)
         diag_error(S->diag, name_loc_of(key), "'%s' needs a model with events, but model '%s' "
                    "has no `when` block", key->name, out->model->name);
     sema_events_solver(S, out->model, &out->solver);
+    sema_sde_solver(S, out->model, &out->solver);
+    const Ast *w = seen[KEY_BROWNIAN];
+    if (w && !nd_method_is_sde(out->solver.method))
+        diag_error(S->diag, name_loc_of(w), "'brownian' writes the Brownian path of a stochastic "
+                   "solve: it needs euler_maruyama or milstein, not %s", out->solver.name);
 }
 
 static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
@@ -681,6 +693,21 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
         solve_event_keys(S, seen, out);
     if (S->diag->errors == before)
         sema_check_steps(S, &out->solver, sema_widest_interval(out->t, out->nt));
+}
+
+/* A train or evaluate of a stochastic model: gradients through
+ * euler_maruyama and milstein are not built (docs/language.md, "Stochastic
+ * differential equations"). */
+static void sde_train(Sema *S, const Ast *ast, SemaDirective *d)
+{
+    ModelInfo *mi = ast->name ? sema_find_model_info(S, ast->name) : NULL;
+    if (mi && mi->model && mi->model->diffusion) {
+        diag_error(S->diag, d->loc, "%s cannot use model '%s' yet: it has noise (dW), and "
+                   "gradients through euler_maruyama and milstein are not built in this version",
+                   ast->kind == AST_TRAIN ? "train" : "evaluate", mi->model->name);
+        return;
+    }
+    sema_train_directive(S, ast, d);
 }
 
 /* ---- option ---- */
@@ -774,7 +801,7 @@ void sema_directives(Sema *S, const Ast *program, SemaProgram *out)
         if (it->kind == AST_SOLVE)
             solve_directive(S, it, d);
         else if (it->kind == AST_TRAIN || it->kind == AST_EVALUATE)
-            sema_train_directive(S, it, d);
+            sde_train(S, it, d);
         else
             sema_data_directive(S, it, d);
     }

@@ -103,6 +103,8 @@ struct NdSolver {
                                     * `one` the batch's B * ny */
     long sample;                   /* `one`: the sample it is solving (a message's
                                     * "sample 3: " prefix names it), else -1 */
+    uint64_t brownian_seed;        /* euler_maruyama, milstein: the path's key
+                                    * (nd_solver_set_brownian; 0 by default) */
 };
 
 /* "y[1] of sample 3" (or "state element 1 of sample 3" without a namer) for
