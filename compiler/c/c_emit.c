@@ -381,6 +381,11 @@ static void write_kernel_table(Emit *e, const IrModel *m, const CcWork *w)
 static int write_model(Emit *e, int i)
 {
     IrModel *m = e->c->program->models[i];
+    if (m->diffusion) { /* its table would lack the diffusion kernels: a silent g = 0 */
+        diag_error(&e->c->diag, m->loc, "emit-c does not handle stochastic models ('%s' has "
+                   "noise, dW) yet: nodec run solves it", m->name);
+        return -1;
+    }
     fprintf(e->out, "/* ---- model %s: %d state elements per sample, %d parameters ---- */\n\n",
             m->name, m->ny, m->np);
     fprintf(e->hdr, "\n/* model %s */\n#define %s_NY %d\n#define %s_NP %d\n", m->name, m->name,

@@ -399,18 +399,23 @@ void sema_default_solver(Sema *S, SrcLoc where, SemaSolver *out)
 static void note_known(Sema *S, SrcLoc at)
 {
     const char *groups[ND_CLASS_IMPLICIT + 1], *names[ND_METHOD_COUNT];
+    int n_sde = 0;
+    const char *sde[ND_METHOD_COUNT];
+    for (int m = 0; m < ND_METHOD_COUNT; m++)
+        if (nd_method_is_sde((NdMethod)m))
+            sde[n_sde++] = nd_method_name((NdMethod)m);
     for (int c = 0; c <= ND_CLASS_IMPLICIT; c++) {
         int n = 0;
-        for (int m = 0; m < ND_METHOD_COUNT; m++)
-            if (nd_method_class((NdMethod)m) == (NdMethodClass)c)
+        for (int m = 0; m < ND_METHOD_COUNT; m++) /* the stochastic ones apart */
+            if (nd_method_class((NdMethod)m) == (NdMethodClass)c && !nd_method_is_sde((NdMethod)m))
                 names[n++] = nd_method_name((NdMethod)m);
         const char *list = sema_join(S, n, names, ", ");
         char *g = arena_alloc(S->arena, strlen(list) + strlen(class_labels[c]) + 4);
         sprintf(g, "%s (%s)", list, class_labels[c]);
         groups[c] = g;
     }
-    diag_note(S->diag, at, "known solvers: %s; %s; %s", groups[ND_CLASS_FIXED],
-              groups[ND_CLASS_ADAPTIVE], groups[ND_CLASS_IMPLICIT]);
+    diag_note(S->diag, at, "known solvers: %s; %s; %s; %s (stochastic, h)", groups[ND_CLASS_FIXED],
+              groups[ND_CLASS_ADAPTIVE], groups[ND_CLASS_IMPLICIT], sema_join(S, n_sde, sde, ", "));
 }
 
 void sema_solver_call(Sema *S, const Ast *e, SemaSolver *out)

@@ -232,8 +232,13 @@ static Ast *sde_equation(Parser *p, const char *lhs, SrcLoc lhs_loc, Ast *e1, co
     bool dw_first = strcmp(w1, "dW") == 0 && strcmp(w2, "dt") == 0;
     if (!dt_first && !dw_first) {
         bool bad1 = strcmp(w1, "dt") != 0 && strcmp(w1, "dW") != 0;
-        diag_error(p->diag, bad1 ? w1_loc : w2_loc,
-                   "expected 'dt' or 'dW' in an equation of the form dx = f dt + g dW");
+        bool bad2 = strcmp(w2, "dt") != 0 && strcmp(w2, "dW") != 0;
+        if (bad1 || bad2)
+            diag_error(p->diag, bad1 ? w1_loc : w2_loc,
+                       "expected 'dt' or 'dW' in an equation of the form dx = f dt + g dW");
+        else
+            diag_error(p->diag, w2_loc, "expected one 'dt' term and one 'dW' term, as in "
+                       "dx = f dt + g dW");
         return NULL;
     }
     if (lhs[0] != 'd' || lhs[1] == 0) {
@@ -407,6 +412,9 @@ item
         { $$ = named(p, AST_EQUATION, @1, $1, @1); $$->a = $3; }
     | TK_IDENT '/' TK_IDENT '=' expr  { $$ = bad_equation(p, loc_span(@1, @3)); }
     | TK_IDENT '=' expr               { $$ = bad_equation(p, @1); }
+    | TK_IDENT '=' expr TK_IDENT
+        { diag_error(p->diag, @4, "a stochastic equation needs both terms, dx = f dt + g dW "
+                     "(an ordinary one is dx/dt = f)"); $$ = NULL; }
     | TK_IDENT '=' expr TK_IDENT '+' expr TK_IDENT
         { $$ = sde_equation(p, $1, @1, $3, $4, @4, $6, $7, @7); }
     | forward_def
