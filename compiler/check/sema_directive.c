@@ -645,7 +645,8 @@ static void solve_batch_rules(Sema *S, const Ast *init, const Ast **seen, SemaSo
                            "drawing an initial state (`%s ~ ...`) needs the number of samples, "
                            "like samples = 100",
                            x);
-    } else if (samples && !drawn && out->samples > 0) {
+    } else if (samples && !drawn && out->samples > 0 && !out->model->diffusion) {
+        /* (a stochastic model's samples differ by their Brownian paths) */
         diag_error(S->diag, name_loc_of(samples),
                    "samples = %d would solve the same initial state %d times: draw one in init, "
                    "like init = { %s ~ normal(0, 1) }",
