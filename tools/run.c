@@ -456,6 +456,18 @@ static void expand_shared(const SemaSolve *s, int B, const nd_real *once, nd_rea
             }
 }
 
+/* A stochastic solve's Brownian path (nd_solver_set_brownian): `path = N`'s,
+ * from option seed and N alone, so solves that name it share it; else the
+ * next number of the directive's stream. */
+static uint64_t path_key(Runner *r, const SemaSolve *s)
+{
+    if (s->path < 0)
+        return nd_random_u64(&r->rng);
+    NdRandom g;
+    nd_random_seed_stream(&g, params_seed(r->c->program), (UINT64_C(0x5de) << 32) | (uint64_t)s->path);
+    return nd_random_u64(&g);
+}
+
 /* Integrates the B samples of s together into yout [nt * B * ny] (nd_solve's
  * layout for s's model, shared states or not); reports failures at where. */
 static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *dest, int B,
@@ -490,7 +502,7 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
         /* the path's key from the directive's stream, after the initial draws
          * (so they are those of an ODE solve) */
         if (nd_method_is_sde(s->solver.method))
-            nd_solver_set_brownian(solver, r->brownian_seed = nd_random_u64(&r->rng));
+            nd_solver_set_brownian(solver, r->brownian_seed = path_key(r, s));
         double t0 = run_now_ms();
         int status = nd_solve(solver, mr->p, y0, ts, s->nt, once ? once : yout);
         if (once)

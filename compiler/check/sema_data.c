@@ -864,6 +864,7 @@ static int data_simulate(Sema *S, const Ast *call, SemaData *d)
         return 0;
     SemaSolve *sim = &d->sim;
     sim->model = mi->model;
+    sim->path = -1; /* the directive's own Brownian path */
     sim->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(mi->model->n_states + 1));
     const Ast *seen[3] = {0};
     char excused[3] = {0};

@@ -14,7 +14,7 @@
 
 static const char *const solve_keys[] = {"t",       "init", "solver",    "output",
                                          "samples", "load", "events", "max_events",
-                                         "brownian"};
+                                         "brownian", "path"};
 
 int sema_find_name(const char *name, int n, const char *const *names)
 {
@@ -497,7 +497,7 @@ void sema_solve_starts(Sema *S, const SemaSolve *s, SrcLoc where)
 }
 
 enum { KEY_T, KEY_INIT, KEY_SOLVER, KEY_OUTPUT, KEY_SAMPLES, KEY_LOAD, KEY_EVENTS,
-       KEY_MAX_EVENTS, KEY_BROWNIAN, N_SOLVE_KEYS };
+       KEY_MAX_EVENTS, KEY_BROWNIAN, KEY_PATH, N_SOLVE_KEYS };
 
 /* The data set whose fields init reads (`z = moons.x`: NAME is a data set, not a
  * name of the model) into *found; reading two is an error (0). */
@@ -578,6 +578,11 @@ static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, int key, SemaS
         out->brownian = v->kind == AST_STR ? v->str : NULL;
         out->brownian_loc = v->loc;
         break;
+    case KEY_PATH:
+        out->path_loc = v->loc;
+        if (!sema_const_int(S, S->global, v, "the path number", 0, 1000000000, &out->path))
+            out->path = -1;
+        break;
     }
 }
 
@@ -590,7 +595,7 @@ static int check_key(Sema *S, const Ast *entry, const Ast **seen, char *excused)
     if (k < 0) {
         diag_error(S->diag, name_loc_of(entry),
                    "unknown key '%s' in solve (valid keys: t, init, solver, output, samples, load, "
-                   "events, max_events, brownian)",
+                   "events, max_events, brownian, path)",
                    entry->name);
         sema_suggest_among(S, entry->name, name_loc_of(entry), N_SOLVE_KEYS, solve_keys);
         int meant = sema_closest(entry->name, N_SOLVE_KEYS, solve_keys);
@@ -664,9 +669,11 @@ static void solve_event_keys(Sema *S, const Ast **seen, const SemaSolve *out)
     sema_events_solver(S, out->model, &out->solver);
     sema_sde_solver(S, out->model, &out->solver);
     const Ast *w = seen[KEY_BROWNIAN];
+    if (!w)
+        w = seen[KEY_PATH];
     if (w && !nd_method_is_sde(out->solver.method))
-        diag_error(S->diag, name_loc_of(w), "'brownian' writes the Brownian path of a stochastic "
-                   "solve: it needs euler_maruyama or milstein, not %s", out->solver.name);
+        diag_error(S->diag, name_loc_of(w), "'%s' is about the Brownian path of a stochastic "
+                   "solve: it needs euler_maruyama or milstein, not %s", w->name, out->solver.name);
 }
 
 static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
@@ -674,6 +681,7 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
     ModelInfo *mi = find_model(S, ast);
     SemaSolve *out = &d->solve;
     out->model = mi ? mi->model : NULL;
+    out->path = -1;
     if (mi) {
         out->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(mi->model->n_states + 1));
         out->draw = arena_alloc(S->arena, sizeof(SemaDraw) * (size_t)(mi->model->n_states + 1));
