@@ -280,11 +280,12 @@ static bool jit_sets(Compilation *c)
         req.f32 = c->program->f32;
         NdKernelFn *event_fns = NULL;
         PlanKernelSpec *specs = NULL;
-        if (s->events.n > 0) { /* the events' kernels after a train's loss kernels */
-            int n = s->loss.n + s->events.n;
+        if (s->events.n > 0 || s->n_sde > 0) { /* the events' kernels after a train's loss
+                                                * kernels, then an SDE's diffusion kernels */
+            int n = s->loss.n + s->events.n + s->n_sde;
             event_fns = calloc((size_t)n, sizeof *event_fns);
             specs = calloc((size_t)n, sizeof *specs);
-            cs->events = calloc((size_t)s->model->n_events, sizeof *cs->events);
+            cs->events = calloc((size_t)s->model->n_events + 1, sizeof *cs->events);
             if (!event_fns || !specs || !cs->events) {
                 free(event_fns);
                 free(specs);
@@ -292,6 +293,7 @@ static bool jit_sets(Compilation *c)
             }
             memcpy(specs, s->loss.specs, (size_t)s->loss.n * sizeof *specs);
             memcpy(specs + s->loss.n, s->events.specs, (size_t)s->events.n * sizeof *specs);
+            memcpy(specs + s->loss.n + s->events.n, s->sde, (size_t)s->n_sde * sizeof *specs);
             req.n_extra = n;
             req.extra = specs;
             req.extra_fns = event_fns;
@@ -299,7 +301,11 @@ static bool jit_sets(Compilation *c)
         cs->jit = jit_compile_request(s->model, &req, &cs->kernels, &c->diag);
         if (cs->jit && event_fns)
             memcpy(fns, event_fns, (size_t)s->loss.n * sizeof *fns);
-        if (cs->jit && event_fns) {
+        if (cs->jit && s->n_sde > 0) {
+            cs->kernels.diffusion = event_fns[s->loss.n + s->events.n];
+            cs->kernels.diffusion_dx = event_fns[s->loss.n + s->events.n + 1];
+        }
+        if (cs->jit && s->events.n > 0) {
             event_kernels_assign(s->model, s->events.grads, event_fns + s->loss.n, cs->events);
             cs->kernels.n_events = s->model->n_events;
             cs->kernels.events = cs->events;

@@ -394,6 +394,25 @@ static int write_results(Runner *r, const SemaDirective *d, int B, const nd_real
     return rc;
 }
 
+/* `brownian = "w.csv"`: W(t) - W(t0) of every sample's path at the output
+ * times, laid out and written as the states are (a column per state element,
+ * the W that drives it), into yout's storage. */
+static int write_brownian(Runner *r, const SemaDirective *d, int B, nd_real *yout)
+{
+    const SemaSolve *s = &d->solve;
+    int ny = s->model->ny;
+    double t0 = s->t[0], t1 = s->t[s->nt - 1];
+    for (int j = 0; j < s->nt; j++)
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < ny; i++)
+                yout[((size_t)j * B + b) * ny + i] =
+                    (nd_real)nd_brownian_at(r->brownian_seed, b, i, t0, t1, s->t[j]);
+    SemaDirective w = *d;
+    w.solve.output = s->brownian;
+    w.solve.output_loc = s->brownian_loc;
+    return write_results(r, &w, B, yout);
+}
+
 double run_now_ms(void)
 {
     struct timespec ts;
@@ -437,6 +456,18 @@ static void expand_shared(const SemaSolve *s, int B, const nd_real *once, nd_rea
             }
 }
 
+/* A stochastic solve's Brownian path (nd_solver_set_brownian): `path = N`'s,
+ * from option seed and N alone, so solves that name it share it; else the
+ * next number of the directive's stream. */
+static uint64_t path_key(Runner *r, const SemaSolve *s)
+{
+    if (s->path < 0)
+        return nd_random_u64(&r->rng);
+    NdRandom g;
+    nd_random_seed_stream(&g, params_seed(r->c->program), (UINT64_C(0x5de) << 32) | (uint64_t)s->path);
+    return nd_random_u64(&g);
+}
+
 /* Integrates the B samples of s together into yout [nt * B * ny] (nd_solve's
  * layout for s's model, shared states or not); reports failures at where. */
 static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *dest, int B,
@@ -468,6 +499,10 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
     if (!y0 || !ts || !p || (s->integrated && !once)) {
         diag_error(&r->c->diag, where, "out of memory for this solve");
     } else if (initial_states(r, s, p, m, y0, B) == 0) {
+        /* the path's key from the directive's stream, after the initial draws
+         * (so they are those of an ODE solve) */
+        if (nd_method_is_sde(s->solver.method))
+            nd_solver_set_brownian(solver, r->brownian_seed = path_key(r, s));
         double t0 = run_now_ms();
         int status = nd_solve(solver, mr->p, y0, ts, s->nt, once ? once : yout);
         if (once)
@@ -535,6 +570,8 @@ static int run_solve(Runner *r, const SemaDirective *d)
     int rc = solve_into(r, s, d->loc, s->output ? s->output : "stdout", B, yout);
     if (rc == 0)
         rc = write_results(r, d, B, yout);
+    if (rc == 0 && s->brownian)
+        rc = write_brownian(r, d, B, yout);
     free(yout);
     return rc;
 }

@@ -20,6 +20,7 @@ typedef struct Runner {
     ModelRun *runs;
     int n_runs;
     NdRandom rng;   /* the running directive's stream (params_directive_rng) */
+    uint64_t brownian_seed; /* the last stochastic solve's path (nd_solver_set_brownian) */
     double **owned; /* tables filled at run time (simulate), freed at the end */
     int n_owned;
 } Runner;

@@ -20,9 +20,10 @@
  * nd_lapack.c is compiled with NODEC_NO_LAPACK: its plain C LU. */
 static const char *const runtime_files[] = {
     "nd_real.h",      "nd_kernels.h",   "nd_solver.h",    "nd_tableaus.h",   "nd_adaptive.h",   "nd_events.h",
-    "nd_lapack.h",    "nd_bdf.h",       "nd_onestep.h", "nd_verlet.h", "nd_gradient.h",   "nd_grad_internal.h",
-    "nd_train_loss.h", "nd_csv_write.h",       "nd_random.h",     "nd_tableaus.c",   "nd_dense.c",
-    "nd_solver.c",    "nd_adaptive.c",  "nd_events.c",     "nd_lapack.c",     "nd_bdf.c",        "nd_onestep.c", "nd_verlet.c",
+    "nd_lapack.h",    "nd_bdf.h",       "nd_onestep.h",    "nd_verlet.h",     "nd_sde.h",
+    "nd_gradient.h",  "nd_grad_internal.h", "nd_train_loss.h", "nd_csv_write.h", "nd_random.h",
+    "nd_tableaus.c",  "nd_dense.c",     "nd_solver.c",     "nd_adaptive.c",   "nd_events.c",
+    "nd_lapack.c",    "nd_bdf.c",       "nd_onestep.c",    "nd_verlet.c",     "nd_sde.c",
     "nd_gradient.c",  "nd_adjoint.c",   "nd_backprop.c",   "nd_train_loss.c",
     "nd_csv_write.c",        "nd_random.c",
 };
@@ -381,6 +382,11 @@ static void write_kernel_table(Emit *e, const IrModel *m, const CcWork *w)
 static int write_model(Emit *e, int i)
 {
     IrModel *m = e->c->program->models[i];
+    if (m->diffusion) { /* its table would lack the diffusion kernels: a silent g = 0 */
+        diag_error(&e->c->diag, m->loc, "emit-c does not handle stochastic models ('%s' has "
+                   "noise, dW) yet: nodec run solves it", m->name);
+        return -1;
+    }
     fprintf(e->out, "/* ---- model %s: %d state elements per sample, %d parameters ---- */\n\n",
             m->name, m->ny, m->np);
     fprintf(e->hdr, "\n/* model %s */\n#define %s_NY %d\n#define %s_NP %d\n", m->name, m->name,

@@ -760,6 +760,23 @@ static void second_order_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild 
     m->rhs[vs] = sema_fill(S, v.node, m->states[vs].shape);
 }
 
+/* The g of `dx = f dt + g dW`: shaped like the state or a scalar (diagonal
+ * noise, each element driven by its own Brownian motion). */
+static void model_diffusion(Sema *S, Scope *sc, const Ast *eq, int slot)
+{
+    IrModel *m = S->model;
+    if (!m->diffusion)
+        m->diffusion = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(m->n_states + 1));
+    Val g = sema_tensor(S, sc, eq->b);
+    if (g.kind == V_ERR)
+        return;
+    IrShape want = m->states[slot].shape;
+    if (!sema_fits_state(S, want, g.node, eq->b->loc, "the noise of", eq->name,
+                         "the coefficient of dW"))
+        return;
+    m->diffusion[slot] = sema_fill(S, g.node, want);
+}
+
 static void model_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb)
 {
     Binding *b = scope_find_local(sc, eq->name);
@@ -802,6 +819,8 @@ static void model_equation(Sema *S, Scope *sc, const Ast *eq, ModelBuild *mb)
                          "the right-hand side"))
         return;
     S->model->rhs[slot] = sema_fill(S, v.node, want);
+    if (eq->b)
+        model_diffusion(S, sc, eq, slot);
 }
 
 static void model_equations(Sema *S, Scope *sc, const Ast *model, ModelBuild *mb)
@@ -857,6 +876,9 @@ static void model_build(Sema *S, ModelInfo *mi)
     model_equations(S, mi->scope, ast, &mb);
     sema_hidden_states(S);
     sema_model_events(S, mi->scope, ast);
+    if (m->diffusion && m->n_events > 0)
+        diag_error(S->diag, m->events[0].loc, "a model with noise (dW) cannot have events (not "
+                   "in this version): model '%s' has both", m->name);
     S->model = NULL;
 }
 

@@ -81,6 +81,12 @@ typedef struct SemaSolve {
     const char *events;   /* `events = "file.csv"`: one row per event, or NULL */
     SrcLoc events_loc;
     int max_events;       /* `max_events = N`; 0: the runtime's default */
+    const char *brownian; /* `brownian = "w.csv"`: W(t) of a stochastic solve at the output
+                           * times, in the output's columns, or NULL */
+    SrcLoc brownian_loc;
+    int path;             /* `path = N`: the Brownian path's number, shared by every solve
+                           * that names it; -1: the directive's own (its random stream) */
+    SrcLoc path_loc;
 } SemaSolve;
 
 /* A field of a data set: `obs.y` gathers the columns y[0], y[1] of each row. */

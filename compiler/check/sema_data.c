@@ -864,6 +864,7 @@ static int data_simulate(Sema *S, const Ast *call, SemaData *d)
         return 0;
     SemaSolve *sim = &d->sim;
     sim->model = mi->model;
+    sim->path = -1; /* the directive's own Brownian path */
     sim->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(mi->model->n_states + 1));
     const Ast *seen[3] = {0};
     char excused[3] = {0};
@@ -880,6 +881,7 @@ static int data_simulate(Sema *S, const Ast *call, SemaData *d)
     sema_check_steps(S, &sim->solver, sema_widest_interval(sim->t, sim->nt));
     sema_events_solver(S, sim->model, &sim->solver);
     sema_verlet_solver(S, sim->model, &sim->solver);
+    sema_sde_solver(S, sim->model, &sim->solver);
     if (S->diag->errors > before)
         return 0;
     simulate_table(S, d);

@@ -13,7 +13,8 @@
 #include "sema_internal.h"
 
 static const char *const solve_keys[] = {"t",       "init", "solver",    "output",
-                                         "samples", "load", "events", "max_events"};
+                                         "samples", "load", "events", "max_events",
+                                         "brownian", "path"};
 
 int sema_find_name(const char *name, int n, const char *const *names)
 {
@@ -398,18 +399,23 @@ void sema_default_solver(Sema *S, SrcLoc where, SemaSolver *out)
 static void note_known(Sema *S, SrcLoc at)
 {
     const char *groups[ND_CLASS_IMPLICIT + 1], *names[ND_METHOD_COUNT];
+    int n_sde = 0;
+    const char *sde[ND_METHOD_COUNT];
+    for (int m = 0; m < ND_METHOD_COUNT; m++)
+        if (nd_method_is_sde((NdMethod)m))
+            sde[n_sde++] = nd_method_name((NdMethod)m);
     for (int c = 0; c <= ND_CLASS_IMPLICIT; c++) {
         int n = 0;
-        for (int m = 0; m < ND_METHOD_COUNT; m++)
-            if (nd_method_class((NdMethod)m) == (NdMethodClass)c)
+        for (int m = 0; m < ND_METHOD_COUNT; m++) /* the stochastic ones apart */
+            if (nd_method_class((NdMethod)m) == (NdMethodClass)c && !nd_method_is_sde((NdMethod)m))
                 names[n++] = nd_method_name((NdMethod)m);
         const char *list = sema_join(S, n, names, ", ");
         char *g = arena_alloc(S->arena, strlen(list) + strlen(class_labels[c]) + 4);
         sprintf(g, "%s (%s)", list, class_labels[c]);
         groups[c] = g;
     }
-    diag_note(S->diag, at, "known solvers: %s; %s; %s", groups[ND_CLASS_FIXED],
-              groups[ND_CLASS_ADAPTIVE], groups[ND_CLASS_IMPLICIT]);
+    diag_note(S->diag, at, "known solvers: %s; %s; %s; %s (stochastic, h)", groups[ND_CLASS_FIXED],
+              groups[ND_CLASS_ADAPTIVE], groups[ND_CLASS_IMPLICIT], sema_join(S, n_sde, sde, ", "));
 }
 
 void sema_solver_call(Sema *S, const Ast *e, SemaSolver *out)
@@ -491,7 +497,7 @@ void sema_solve_starts(Sema *S, const SemaSolve *s, SrcLoc where)
 }
 
 enum { KEY_T, KEY_INIT, KEY_SOLVER, KEY_OUTPUT, KEY_SAMPLES, KEY_LOAD, KEY_EVENTS,
-       KEY_MAX_EVENTS, N_SOLVE_KEYS };
+       KEY_MAX_EVENTS, KEY_BROWNIAN, KEY_PATH, N_SOLVE_KEYS };
 
 /* The data set whose fields init reads (`z = moons.x`: NAME is a data set, not a
  * name of the model) into *found; reading two is an error (0). */
@@ -566,6 +572,17 @@ static void solve_entry(Sema *S, ModelInfo *mi, const Ast *entry, int key, SemaS
         if (!sema_const_int(S, S->global, v, "max_events", 1, 100000000, &out->max_events))
             out->max_events = 0;
         break;
+    case KEY_BROWNIAN:
+        if (v->kind != AST_STR)
+            diag_error(S->diag, v->loc, "brownian needs a file name in quotes, like brownian = \"w.csv\"");
+        out->brownian = v->kind == AST_STR ? v->str : NULL;
+        out->brownian_loc = v->loc;
+        break;
+    case KEY_PATH:
+        out->path_loc = v->loc;
+        if (!sema_const_int(S, S->global, v, "the path number", 0, 1000000000, &out->path))
+            out->path = -1;
+        break;
     }
 }
 
@@ -578,7 +595,7 @@ static int check_key(Sema *S, const Ast *entry, const Ast **seen, char *excused)
     if (k < 0) {
         diag_error(S->diag, name_loc_of(entry),
                    "unknown key '%s' in solve (valid keys: t, init, solver, output, samples, load, "
-                   "events, max_events)",
+                   "events, max_events, brownian, path)",
                    entry->name);
         sema_suggest_among(S, entry->name, name_loc_of(entry), N_SOLVE_KEYS, solve_keys);
         int meant = sema_closest(entry->name, N_SOLVE_KEYS, solve_keys);
@@ -633,7 +650,8 @@ static void solve_batch_rules(Sema *S, const Ast *init, const Ast **seen, SemaSo
                            "drawing an initial state (`%s ~ ...`) needs the number of samples, "
                            "like samples = 100",
                            x);
-    } else if (samples && !drawn && out->samples > 0) {
+    } else if (samples && !drawn && out->samples > 0 && !out->model->diffusion) {
+        /* (a stochastic model's samples differ by their Brownian paths) */
         diag_error(S->diag, name_loc_of(samples),
                    "samples = %d would solve the same initial state %d times: draw one in init, "
                    "like init = { %s ~ normal(0, 1) }",
@@ -650,6 +668,13 @@ static void solve_event_keys(Sema *S, const Ast **seen, const SemaSolve *out)
                    "has no `when` block", key->name, out->model->name);
     sema_events_solver(S, out->model, &out->solver);
     sema_verlet_solver(S, out->model, &out->solver);
+    sema_sde_solver(S, out->model, &out->solver);
+    const Ast *w = seen[KEY_BROWNIAN];
+    if (!w)
+        w = seen[KEY_PATH];
+    if (w && !nd_method_is_sde(out->solver.method))
+        diag_error(S->diag, name_loc_of(w), "'%s' is about the Brownian path of a stochastic "
+                   "solve: it needs euler_maruyama or milstein, not %s", w->name, out->solver.name);
 }
 
 static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
@@ -657,6 +682,7 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
     ModelInfo *mi = find_model(S, ast);
     SemaSolve *out = &d->solve;
     out->model = mi ? mi->model : NULL;
+    out->path = -1;
     if (mi) {
         out->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(mi->model->n_states + 1));
         out->draw = arena_alloc(S->arena, sizeof(SemaDraw) * (size_t)(mi->model->n_states + 1));
@@ -682,6 +708,21 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
         solve_event_keys(S, seen, out);
     if (S->diag->errors == before)
         sema_check_steps(S, &out->solver, sema_widest_interval(out->t, out->nt));
+}
+
+/* A train or evaluate of a stochastic model: gradients through
+ * euler_maruyama and milstein are not built (docs/language.md, "Stochastic
+ * differential equations"). */
+static void sde_train(Sema *S, const Ast *ast, SemaDirective *d)
+{
+    ModelInfo *mi = ast->name ? sema_find_model_info(S, ast->name) : NULL;
+    if (mi && mi->model && mi->model->diffusion) {
+        diag_error(S->diag, d->loc, "%s cannot use model '%s' yet: it has noise (dW), and "
+                   "gradients through euler_maruyama and milstein are not built in this version",
+                   ast->kind == AST_TRAIN ? "train" : "evaluate", mi->model->name);
+        return;
+    }
+    sema_train_directive(S, ast, d);
 }
 
 /* ---- option ---- */
@@ -775,7 +816,7 @@ void sema_directives(Sema *S, const Ast *program, SemaProgram *out)
         if (it->kind == AST_SOLVE)
             solve_directive(S, it, d);
         else if (it->kind == AST_TRAIN || it->kind == AST_EVALUATE)
-            sema_train_directive(S, it, d);
+            sde_train(S, it, d);
         else
             sema_data_directive(S, it, d);
     }

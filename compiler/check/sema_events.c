@@ -150,6 +150,19 @@ void sema_events_solver(Sema *S, const IrModel *m, const SemaSolver *sv)
     diag_note(S->diag, m->events[0].loc, "the model's first event is here");
 }
 
+void sema_sde_solver(Sema *S, const IrModel *m, const SemaSolver *sv)
+{
+    if (!m || !m->diffusion || !sv->name || nd_method_is_sde(sv->method))
+        return;
+    if (nd_method_is_implicit(sv->method))
+        diag_error(S->diag, sv->loc, "%s is a solver for stiff ODEs and does not integrate noise "
+                   "(no stiff SDE solver in this version): model '%s' has noise (dW); solve it "
+                   "with euler_maruyama or milstein", sv->name, m->name);
+    else
+        diag_error(S->diag, sv->loc, "model '%s' has noise (dW), which %s does not integrate: "
+                   "solve it with euler_maruyama or milstein", m->name, sv->name);
+}
+
 void sema_events_evaluate(Sema *S, const IrModel *m, SrcLoc where)
 {
     if (!m || m->n_events == 0)

@@ -224,7 +224,11 @@ static Val name_error(Sema *S, Scope *sc, const Ast *e)
         return val_err();
     }
     diag_error(S->diag, e->loc, "unknown name '%s'", e->name);
-    sema_suggest(S, sc, e->name, e->loc, 0);
+    if (strcmp(e->name, "dW") == 0) /* not a value: the Brownian increment of an SDE's step */
+        diag_note(S->diag, e->loc, "dW is not a value: it is written only after the noise "
+                  "coefficient of a stochastic equation, dx = f dt + g dW");
+    else
+        sema_suggest(S, sc, e->name, e->loc, 0);
     return val_err();
 }
 

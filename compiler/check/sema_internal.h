@@ -196,6 +196,9 @@ void sema_hidden_states(Sema *S);
 void sema_model_events(Sema *S, Scope *sc, const Ast *model);
 /* Refuses, at the solver's name, rodas4 or kvaerno5 for a model with events. */
 void sema_events_solver(Sema *S, const IrModel *m, const SemaSolver *sv);
+/* An SDE model (dx = f dt + g dW) needs euler_maruyama or milstein: a located
+ * error for any other solver, the stiff ones with their own words. */
+void sema_sde_solver(Sema *S, const IrModel *m, const SemaSolver *sv);
 /* Refuses, at where, a train or evaluate (named by directive) of a model with events. */
 void sema_events_evaluate(Sema *S, const IrModel *m, SrcLoc where);
 void sema_events_train(Sema *S, const SemaTrain *tr, SrcLoc where);

@@ -153,9 +153,10 @@ static void share_train(Share *S, SemaTrain *tr)
 static void share_solve(Share *S, SemaSolve *s)
 {
     const IrModel *m = s->model;
-    /* events reset and freeze samples in the model's own layout (nd_events.c) */
+    /* events reset and freeze samples in the model's own layout (nd_events.c);
+     * an SDE's every sample has its own Brownian path (nd_sde.c) */
     if (!m || (s->samples <= 0 && !s->rows) || s->solver.step_control == ND_STEP_PER_SAMPLE ||
-        m->n_events > 0)
+        m->n_events > 0 || m->diffusion)
         return;
     bool *per_sample = arena_alloc(S->arena, sizeof(bool) * (size_t)(m->n_states + 1));
     int shared = 0, each = 0;

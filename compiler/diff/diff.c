@@ -507,3 +507,37 @@ void diff_model_jacobian(IrBuilder *b, IrModel *m)
     m->jac = ir_stack(b, row, rows);
     arena_free(scratch);
 }
+
+/* g * diag(dg/dx) of one state: one reverse sweep per element, as the
+ * divergence takes (diagonal noise needs no other entry of the Jacobian). */
+static IrNode *diffusion_dx_of(IrBuilder *b, IrNode *g, IrNode *x)
+{
+    int size = ir_shape_size(x->shape), cols = x->shape.cols;
+    if (x->shape.rank == 0) {
+        IrNode *one = scalar(b, 1), *d;
+        diff_vjp(b, 1, &g, &one, 1, &x, &d);
+        return ir_mul(b, g, d);
+    }
+    IrNode **el = malloc(sizeof *el * (size_t)size);
+    if (!el)
+        INTERNAL_ERROR("out of memory");
+    for (int i = 0; i < size; i++) {
+        IrNode *e = unit(b, g->shape, i), *d;
+        diff_vjp(b, 1, &g, &e, 1, &x, &d);
+        el[i] = ir_mul(b, ir_element(b, g, i / cols, i % cols), ir_element(b, d, i / cols, i % cols));
+    }
+    IrNode *v = ir_reshape(b, ir_concat(b, size, el), x->shape);
+    free(el);
+    return v;
+}
+
+void diff_model_diffusion_dx(IrBuilder *b, IrModel *m)
+{
+    if (m->diffusion_dx || !m->diffusion)
+        return;
+    Arena *arena = ir_builder_arena(b);
+    m->diffusion_dx = arena_alloc(arena, sizeof(IrNode *) * (size_t)(m->n_states + 1));
+    for (int i = 0; i < m->n_states; i++)
+        if (m->diffusion[i])
+            m->diffusion_dx[i] = diffusion_dx_of(b, m->diffusion[i], state_leaf(b, m, i));
+}

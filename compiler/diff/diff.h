@@ -44,6 +44,10 @@ IrNode *diff_divergence_blocked(IrBuilder *b, IrNode *f, IrNode *x, const IrNode
  * IR_ADJOINT leaves of every state, and jac = df/dy as an [ny, ny] matrix. */
 void diff_model_adjoint(IrBuilder *b, IrModel *m);
 void diff_model_jacobian(IrBuilder *b, IrModel *m);
+/* diffusion_dx (an SDE model, IrModel.diffusion): per state, g * dg/dx on the
+ * diagonal (element e of g by element e of its own state), Milstein's term;
+ * zeros for a state without noise. */
+void diff_model_diffusion_dx(IrBuilder *b, IrModel *m);
 /* adj_init: how a parameter in a state's initial value (state W = W0) receives
  * that state's adjoint at t0, through the initial value's own derivative. */
 void diff_model_init_adjoint(IrBuilder *b, IrModel *m);

@@ -34,7 +34,8 @@ typedef enum AstKind {
     AST_LET,     /* name, a = value */
     AST_NETUSE,  /* name = instance, a = AST_CALL of the template: `net f = MLP(2, 50, 2, tanh)` */
     AST_EQUATION,/* name = state (the x of dx/dt), a = right-hand side; loc covers `dx/dt`;
-                  * op = 2 for a second-order equation `d2x/dt2 = ...` (else 0) */
+                  * op = 2 for a second-order equation `d2x/dt2 = ...` (else 0);
+                  * b = the diffusion g of `dx = f dt + g dW` (NULL for dx/dt = ...) */
     AST_FORWARD, /* params = argument names, list = AST_LET body lines, a = result */
     AST_WHEN,    /* a = condition (`h < 0`), list = actions: AST_ENTRY `x = expr` (name = the
                   * state, a = its new value) or AST_NAME (`terminate`) */

@@ -222,8 +222,6 @@ static bool resync(const Parser *p, int depth)
     return p->depth == depth;
 }
 
-/* `state dx/dt = ...`: the initial velocity of the second-order state x. The
- * state is named "dx/dt" (what its CSV columns and messages say); str keeps x. */
 /* The two words of a TK_DERIV2 token's text `dNx / dtM` (blanks optional). */
 static void deriv2_words(Parser *p, const char *text, const char **num, const char **den)
 {
@@ -269,12 +267,45 @@ static const char *velocity_name(Parser *p, const char *pos)
     return strtab_intern(p->b->names, name, n);
 }
 
+/* `state dx/dt = ...`: the initial velocity of the second-order state x. The
+ * state is named "dx/dt" (what its CSV columns and messages say); str keeps x. */
 static Ast *velocity_state(Parser *p, SrcLoc loc, const char *pos, SrcLoc name_loc)
 {
     Ast *s = named(p, AST_STATE, loc, velocity_name(p, pos), name_loc);
     s->str = pos;
     s->op = 1;
     return s;
+}
+
+/* `dx = f dt + g dW` (or `g dW + f dt`): a stochastic differential equation
+ * (docs/language.md, "Stochastic differential equations"), an AST_EQUATION
+ * whose b is the diffusion g. `dt` and `dW` are words only here, so no name
+ * is reserved; the whole expression before each is its coefficient. */
+static Ast *sde_equation(Parser *p, const char *lhs, SrcLoc lhs_loc, Ast *e1, const char *w1,
+                         SrcLoc w1_loc, Ast *e2, const char *w2, SrcLoc w2_loc)
+{
+    bool dt_first = strcmp(w1, "dt") == 0 && strcmp(w2, "dW") == 0;
+    bool dw_first = strcmp(w1, "dW") == 0 && strcmp(w2, "dt") == 0;
+    if (!dt_first && !dw_first) {
+        bool bad1 = strcmp(w1, "dt") != 0 && strcmp(w1, "dW") != 0;
+        bool bad2 = strcmp(w2, "dt") != 0 && strcmp(w2, "dW") != 0;
+        if (bad1 || bad2)
+            diag_error(p->diag, bad1 ? w1_loc : w2_loc,
+                       "expected 'dt' or 'dW' in an equation of the form dx = f dt + g dW");
+        else
+            diag_error(p->diag, w2_loc, "expected one 'dt' term and one 'dW' term, as in "
+                       "dx = f dt + g dW");
+        return NULL;
+    }
+    if (lhs[0] != 'd' || lhs[1] == 0) {
+        diag_error(p->diag, lhs_loc, "expected a stochastic equation of the form dx = f dt + g dW");
+        return NULL;
+    }
+    Ast *n = named(p, AST_EQUATION, lhs_loc, strtab_intern(p->b->names, lhs + 1, strlen(lhs) - 1),
+                   lhs_loc);
+    n->a = dt_first ? e1 : e2;
+    n->b = dt_first ? e2 : e1;
+    return n;
 }
 
 /* `x = ...` or `dx/ds = ...` where an equation dx/dt = ... was meant. */
@@ -444,6 +475,11 @@ item
         { $$ = deriv2_equation(p, @1, $1); $$->a = $3; }
     | TK_IDENT '/' TK_IDENT '=' expr  { $$ = bad_equation(p, loc_span(@1, @3)); }
     | TK_IDENT '=' expr               { $$ = bad_equation(p, @1); }
+    | TK_IDENT '=' expr TK_IDENT
+        { diag_error(p->diag, @4, "a stochastic equation needs both terms, dx = f dt + g dW "
+                     "(an ordinary one is dx/dt = f)"); $$ = NULL; }
+    | TK_IDENT '=' expr TK_IDENT '+' expr TK_IDENT
+        { $$ = sde_equation(p, $1, @1, $3, $4, @4, $6, $7, @7); }
     | forward_def
     | TK_WHEN expr '{' actions '}'
         { $$ = node(p, AST_WHEN, @$); $$->a = $2; $$->list = $4; }

@@ -200,7 +200,17 @@ typedef struct IrModel {
     const struct IrModel *origin;
     IrVar *params;
     int n_params, np;   /* np: total parameter elements */
-    IrNode **rhs;       /* rhs[i]: d(states[i])/dt, shaped like states[i] */
+    IrNode **rhs;       /* rhs[i]: d(states[i])/dt, shaped like states[i]; for an SDE
+                           `dx = f dt + g dW`, the drift f */
+    /* An SDE model (docs/language.md, "Stochastic differential equations"):
+     * diffusion[i] is the g of state i's `dx = f dt + g dW`, shaped like
+     * states[i] (diagonal noise), NULL for a state with dx/dt = ...;
+     * diffusion itself is NULL for an ODE model. */
+    IrNode **diffusion;
+    /* Milstein's correction per state, g_i * dg_i/dx_i elementwise (each
+     * element of g by its own state element), built on demand by
+     * diff_model_diffusion_dx; NULL until then. */
+    IrNode **diffusion_dx;
     /* Derived systems, built on demand by compiler/diff (NULL until then). */
     IrNode **adj_state; /* adj_state[i] = a^T df/d(states[i]), shaped like states[i] */
     IrNode **adj_param; /* adj_param[j] = a^T df/d(params[j]) for one sample */

@@ -161,6 +161,33 @@ static bool gradient_usable(const KernelSet *s, IrBuilder *b, Diag *diag)
     return false;
 }
 
+/* One state-shaped output per state, laid out like y: roots[i], or zeros for
+ * a state without noise. */
+static PlanKernelSpec sde_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
+                               IrNode **roots)
+{
+    PlanOutput *o = arena_alloc(a, sizeof *o * (size_t)(m->n_states + 1));
+    for (int i = 0; i < m->n_states; i++) {
+        const IrVar *v = &m->states[i];
+        IrNode *n = roots[i] ? roots[i] : ir_fill(b, v->shape, 0);
+        o[i] = (PlanOutput){.node = n, .dst = 0, .offset = v->offset, .stride = m->ny};
+    }
+    return (PlanKernelSpec){.name = name, .n_outputs = m->n_states, .outputs = o};
+}
+
+/* An SDE model's diffusion kernels (KernelSet.sde). */
+static void sde_kernels(KernelSet *s, Arena *a, IrBuilder *b)
+{
+    IrModel *m = s->model;
+    s->n_sde = 0;
+    if (!m->diffusion)
+        return;
+    diff_model_diffusion_dx(b, m);
+    s->sde[0] = sde_spec(a, b, m, "diffusion", m->diffusion);
+    s->sde[1] = sde_spec(a, b, m, "diffusion_dx", m->diffusion_dx);
+    s->n_sde = 2;
+}
+
 int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
 {
     for (int i = 0; i < ks->n; i++) {
@@ -179,6 +206,7 @@ int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
          * refuses the trains of models with events that these do not cover) */
         event_kernels_build(arena, b, s->model, s->train && !s->train->train.evaluate,
                             &s->events);
+        sde_kernels(s, arena, b);
         if (!gradient_usable(s, b, diag))
             return -1;
     }
@@ -244,7 +272,8 @@ static const char *output_label(Arena *a, const IrModel *m, const char *kernel,
 static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrNode ***roots)
 {
     const IrModel *m = s->model;
-    PlanKernelSpec *specs = arena_alloc(a, sizeof *specs * (size_t)(3 + s->loss.n + s->events.n));
+    PlanKernelSpec *specs =
+        arena_alloc(a, sizeof *specs * (size_t)(3 + s->loss.n + s->events.n + s->n_sde));
     int n_specs = 0, n = m->n_states * m->n_params + 1;
     specs[n_specs++] = plan_spec_rhs(a, m);
     if (wants_adjoint(s))
@@ -255,6 +284,8 @@ static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrN
         specs[n_specs++] = s->loss.specs[k];
     for (int k = 0; k < s->events.n; k++)
         specs[n_specs++] = s->events.specs[k];
+    for (int k = 0; k < s->n_sde; k++)
+        specs[n_specs++] = s->sde[k];
     for (int k = 0; k < n_specs; k++)
         n += specs[k].n_outputs;
     *labels = arena_alloc(a, sizeof **labels * (size_t)n);
@@ -297,6 +328,8 @@ static void dump_title(FILE *out, const KernelSet *s)
         fprintf(out, ", %s", s->loss.specs[k].name);
     for (int k = 0; k < s->events.n; k++)
         fprintf(out, ", %s", s->events.specs[k].name);
+    for (int k = 0; k < s->n_sde; k++)
+        fprintf(out, ", %s", s->sde[k].name);
     fputs(" (for", out);
     for (int t = 0; t < 3; t++)
         if (s->targets & (1 << t))

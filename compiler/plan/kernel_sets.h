@@ -40,6 +40,11 @@ typedef struct KernelSet {
     bool init_adjoint;          /* the initial values' parameter terms (model->adj_init) */
     TrainKernels loss;          /* train sets: loss, final loss and init kernels with gradients */
     EventKernels events;        /* the model's event kernels (a train's with their gradients) */
+    /* An SDE model's (IrModel.diffusion): "diffusion" (g per sample, laid out
+     * like y) and "diffusion_dx" (g * dg/dx on the diagonal, likewise), the
+     * kernels nd_kernels.h's diffusion and diffusion_dx; n_sde 0 or 2. */
+    PlanKernelSpec sde[2];
+    int n_sde;
 } KernelSet;
 
 typedef struct KernelSets {

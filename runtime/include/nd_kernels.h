@@ -112,6 +112,15 @@ typedef struct NdKernels {
      * no condition reads t (g_t is taken as 0: sema refuses such a train). */
     int n_events;
     const NdEvent *events;
+    /* A stochastic model dy = f dt + g dW with diagonal noise (docs/language.md,
+     * "Stochastic differential equations"; rhs is the drift f): g per sample
+     * into out0 [B*ny] laid out like y (0 for a state without noise), and
+     * Milstein's g * dg/dy on the diagonal (element i of g by element i of y)
+     * likewise into out0; inputs t, y, p. Both NULL for an ODE model (the SDE
+     * solvers then take g = 0, and are Euler's method). SDE models have no
+     * shared block (ns = 0). */
+    NdKernelFn diffusion;
+    NdKernelFn diffusion_dx;
 } NdKernels;
 
 static inline size_t nd_kernels_work_size(const NdKernels *k, int64_t B)

@@ -86,6 +86,8 @@ int nd_method_is_implicit(NdMethod m); /* 1 for bdf, rodas4, kvaerno5: they need
 NdMethodClass nd_method_class(NdMethod m);
 /* The ND_SBIT_ set of the settings m takes; 0 for no method. */
 unsigned nd_method_keys(NdMethod m);
+/* 1 for the stochastic methods, euler_maruyama and milstein (nd_sde.c). */
+int nd_method_is_sde(NdMethod m);
 /* 1 when nd_gradient can differentiate a solve by m (not rodas4, kvaerno5). */
 int nd_method_has_gradient(NdMethod m);
 const char *nd_solver_key_name(NdSolverKey key); /* "h", "rtol", ... */
@@ -185,6 +187,32 @@ long nd_solver_get_num_events(const NdSolver *s); /* logged by the last solve */
  * (ny doubles each, valid until the next solve). ND_ERR_ARG for a bad i. */
 int nd_solver_get_event(const NdSolver *s, long i, int64_t *sample, int *event, nd_real *t,
                         const nd_real **y_before, const nd_real **y_after);
+
+/* Stochastic solves (euler_maruyama, milstein; docs/language.md, "Stochastic
+ * differential equations"): dy = f dt + g dW with diagonal noise, f the
+ * table's rhs, g its diffusion kernel (g = 0 without one: then both are
+ * Euler's method), milstein adding 0.5 g g' (dW^2 - h) with g' = dg_i/dy_i
+ * from diffusion_dx. Element i of sample b is driven by its own Brownian
+ * motion W, a function of (seed, b, i) alone: a Brownian tree over the
+ * solve's span [ts[0], ts[nt-1]] (nd_brownian_at), so every solve with the
+ * same seed and span sees the same path whatever its step, and a step's dW is
+ * W(t + h) - W(t) exactly (a coarse step's dW is the sum of the fine steps'
+ * over it). Integrates forward in time only (ND_ERR_ARG otherwise). The
+ * seed is 0 until set; ND_ERR_ARG for a method that draws no path. */
+int nd_solver_set_brownian(NdSolver *s, uint64_t seed);
+/* W(t) - W(t0) of element `element` of sample `sample` on the path of seed
+ * over the span [t0, t1] (t0 < t1), as the stochastic solvers see it:
+ * W(t1) - W(t0) ~ N(0, t1 - t0), then each midpoint of the dyadic bisection
+ * of the span drawn from the Brownian bridge between its ends (Lévy's
+ * construction; Gaines and Lyons 1997, "Variable step size control in the
+ * numerical solution of stochastic differential equations"), from a
+ * counter-based generator keyed by (seed, sample, element, node). A dyadic
+ * point of the span is reached exactly; elsewhere the bisection stops after
+ * ND_BROWNIAN_DEPTH levels and interpolates linearly (a standard deviation of
+ * 2^-25 sqrt(t1 - t0) at most). Computed in double in both precisions. */
+#define ND_BROWNIAN_DEPTH 50
+double nd_brownian_at(uint64_t seed, int64_t sample, long element, double t0, double t1,
+                      double t);
 
 const char *nd_status_name(int status);
 const char *nd_solver_get_message(const NdSolver *s); /* "" when the last solve succeeded */

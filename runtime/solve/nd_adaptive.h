@@ -105,6 +105,8 @@ struct NdSolver {
                                     * "sample 3: " prefix names it), else -1 */
     int fsal_ok;                   /* verlet: K[0] holds f at (fsal_t, the current y) */
     nd_real fsal_t;
+    uint64_t brownian_seed;        /* euler_maruyama, milstein: the path's key
+                                    * (nd_solver_set_brownian; 0 by default) */
 };
 
 /* "y[1] of sample 3" (or "state element 1 of sample 3" without a namer) for

@@ -25,6 +25,7 @@
 #include "nd_bdf.h"
 #include "nd_onestep.h"
 #include "nd_verlet.h"
+#include "nd_sde.h"
 
 /* An interval needing more steps than this is a mistake (h far too small for
  * the times given), and the count must stay well inside a long. */
@@ -44,7 +45,9 @@
 /* ---- methods and status codes ---- */
 
 /* What steps a method (nd_methods.def's engine column). */
-typedef enum NdEngine { ND_ENGINE_RK, ND_ENGINE_BDF, ND_ENGINE_ONESTEP, ND_ENGINE_VERLET } NdEngine;
+typedef enum NdEngine {
+    ND_ENGINE_RK, ND_ENGINE_BDF, ND_ENGINE_ONESTEP, ND_ENGINE_VERLET, ND_ENGINE_SDE
+} NdEngine;
 
 typedef struct NdMethodInfo {
     const char *name;
@@ -81,7 +84,25 @@ int nd_method_from_name(const char *name)
     for (int m = 0; m < ND_METHOD_COUNT; m++)
         if (strcmp(method_info[m].name, name) == 0)
             return m;
+    if (strcmp(name, "em") == 0) /* the usual abbreviation */
+        return ND_EULER_MARUYAMA;
     return -1;
+}
+
+int nd_method_is_sde(NdMethod m)
+{
+    return method_row(m) && method_row(m)->engine == ND_ENGINE_SDE;
+}
+
+int nd_solver_set_brownian(NdSolver *s, uint64_t seed)
+{
+    if (!s)
+        return ND_ERR_ARG;
+    if (!nd_method_is_sde(s->method))
+        return nd_solver_fail(s, ND_ERR_ARG, "%s draws no Brownian path (euler_maruyama and "
+                              "milstein do)", nd_method_name(s->method));
+    s->brownian_seed = seed;
+    return ND_OK;
 }
 
 const char *nd_method_name(NdMethod m)
@@ -830,6 +851,8 @@ int nd_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts
 #endif
     if (nd_method_is_adaptive(s->method))
         return nd_adaptive_solve(s, p, y0, ts, nt, yout);
+    if (method_engine(s->method) == ND_ENGINE_SDE)
+        return nd_sde_solve(s, p, y0, ts, nt, yout);
     size_t n = s->n;
     memmove(yout, y0, n * sizeof *yout);
     for (int j = 0; j + 1 < nt; j++) {

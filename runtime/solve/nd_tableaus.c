@@ -283,6 +283,15 @@ static const NdTableau dop853 = {
 #undef DOP853_B
 #undef DOP853_ER
 
+/* The SDE methods' (nd_sde.c): Euler's tableau padded to four stages, so the
+ * solver carves the vectors nd_sde.c steps with (f, g, g g', W; ytmp), and
+ * an ODE stepped by it is Euler's method. */
+static const NdTableau sde_workspace = {
+    .stages = 4,
+    .c = {0.0},
+    .b = {1.0},
+};
+
 /* In NdMethod order, without array designators (emit-c compiles this file as
  * C++ too, which has none): each RK row of nd_methods.def names its tableau
  * above; the implicit methods and verlet (nd_verlet.c) have none. */
@@ -290,6 +299,7 @@ static const NdTableau dop853 = {
 #define ND_TABLEAU_BDF(name) NULL
 #define ND_TABLEAU_ONESTEP(name) NULL
 #define ND_TABLEAU_VERLET(name) NULL
+#define ND_TABLEAU_SDE(name) &sde_workspace
 static const NdTableau *const tableaus[ND_METHOD_COUNT] = {
 #define ND_METHOD(name, ID, order, cls, keys, grad, engine) ND_TABLEAU_##engine(name),
 #include "nd_methods.def"
@@ -298,6 +308,7 @@ static const NdTableau *const tableaus[ND_METHOD_COUNT] = {
 #undef ND_TABLEAU_BDF
 #undef ND_TABLEAU_ONESTEP
 #undef ND_TABLEAU_VERLET
+#undef ND_TABLEAU_SDE
 
 const NdTableau *nd_tableau_get(NdMethod m)
 {

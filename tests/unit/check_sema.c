@@ -497,7 +497,7 @@ static const ErrCase errors[] = {
      "1:17: note: 'x' is declared here without '= value'"},
     {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; slover = rk4 }\n",
      "2:23: error: unknown key 'slover' in solve (valid keys: t, init, solver, output, samples, load, "
-     "events, max_events)",
+     "events, max_events, brownian, path)",
      "note: did you mean 'solver'?"},
     {"model D { state x = 1; dx/dt = -x }\nsolve D { t = [0, 1]; init = { y = 2 } }\n",
      "2:32: error: 'y' is not a state of model 'D'", NULL},
