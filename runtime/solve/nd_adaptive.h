@@ -107,6 +107,7 @@ struct NdSolver {
     nd_real fsal_t;
     uint64_t brownian_seed;        /* euler_maruyama, milstein: the path's key
                                     * (nd_solver_set_brownian; 0 by default) */
+    double brownian_t0, brownian_t1; /* the span its tree covers (nd_sde_begin) */
 };
 
 /* "y[1] of sample 3" (or "state element 1 of sample 3" without a namer) for

@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "nd_events.h"
 #include "nd_solver.h"
 
 /* splitmix64's finaliser (Steele, Lea and Flood 2014): a bijection of the
@@ -88,10 +87,8 @@ static void nd_sde_eval(NdSolver *s, const nd_real *p, nd_real t, const nd_real 
         memset(s->K[2], 0, s->n * sizeof *s->K[2]);
 }
 
-/* One step from t to t_new in place; W (K[3]) holds each element's W(t) and
- * leaves with W(t_new). */
-static void nd_sde_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new, double t0,
-                        double t1, nd_real *y)
+/* W (K[3]) holds each element's W(t) and leaves with W(t_new). */
+void nd_sde_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new, nd_real *y)
 {
     nd_real h = t_new - t;
     const nd_real *f = s->K[0], *g = s->K[1], *gg = s->K[2];
@@ -101,7 +98,8 @@ static void nd_sde_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new,
     for (int64_t b = 0; b < s->B; b++)
         for (size_t i = 0; i < ny; i++) {
             size_t e = (size_t)b * ny + i;
-            nd_real w = (nd_real)nd_brownian_at(s->brownian_seed, b, (long)i, t0, t1, t_new);
+            nd_real w = (nd_real)nd_brownian_at(s->brownian_seed, b, (long)i, s->brownian_t0,
+                                                s->brownian_t1, t_new);
             nd_real dW = w - W[e];
             W[e] = w;
             y[e] += f[e] * h + g[e] * dW + (nd_real)0.5 * gg[e] * (dW * dW - h);
@@ -109,24 +107,7 @@ static void nd_sde_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new,
     s->num_steps++;
 }
 
-static int nd_sde_interval(NdSolver *s, const nd_real *p, nd_real ta, nd_real tb, double t0,
-                           double t1, nd_real *y)
-{
-    long n = nd_fixed_steps(tb - ta, s->h);
-    nd_real t = ta;
-    for (long k = 1; k <= n; k++) {
-        nd_real t_next = k == n ? tb : ta + (nd_real)k * s->h;
-        nd_sde_step(s, p, t, t_next, t0, t1, y);
-        int st = nd_fixed_check_step(s, y, t_next, t);
-        if (st)
-            return st;
-        t = t_next;
-    }
-    return ND_OK;
-}
-
-int nd_sde_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
-                 nd_real *yout)
+int nd_sde_begin(NdSolver *s, const nd_real *ts, int nt)
 {
     if (s->sys || s->k.ns > 0 || s->ev)
         return nd_solver_fail(s, ND_ERR_UNSUPPORTED, "%s solves a model without events or "
@@ -134,16 +115,8 @@ int nd_sde_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real
     if (ts[nt - 1] < ts[0])
         return nd_solver_fail(s, ND_ERR_ARG, "%s integrates forward in time only (t = [%g, ..., "
                               "%g] runs backwards)", nd_method_name(s->method), ts[0], ts[nt - 1]);
-    size_t n = s->n;
-    double t0 = ts[0], t1 = ts[nt - 1];
-    memset(s->K[3], 0, n * sizeof *s->K[3]); /* W(t0) = 0 */
-    memmove(yout, y0, n * sizeof *yout);
-    for (int j = 0; j + 1 < nt; j++) {
-        nd_real *y = yout + (size_t)(j + 1) * n;
-        memcpy(y, y - n, n * sizeof *y);
-        int st = nd_sde_interval(s, p, ts[j], ts[j + 1], t0, t1, y);
-        if (st)
-            return st;
-    }
+    s->brownian_t0 = ts[0];
+    s->brownian_t1 = ts[nt - 1];
+    memset(s->K[3], 0, s->n * sizeof *s->K[3]); /* W(t0) = 0 */
     return ND_OK;
 }

@@ -6,8 +6,11 @@
 
 #include "nd_adaptive.h"
 
-/* nd_solve for an SDE method (s->method's engine is SDE). */
-int nd_sde_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts, int nt,
-                 nd_real *yout);
+/* What nd_solve checks and sets before an SDE method's first step (its engine
+ * is SDE): the span [ts[0], ts[nt-1]] the Brownian tree covers, W(t0) = 0.
+ * The steps are nd_solve's fixed steps, each through nd_sde_step. */
+int nd_sde_begin(NdSolver *s, const nd_real *ts, int nt);
+/* One step from t to t_new in place, on the path's increment W(t_new) - W(t). */
+void nd_sde_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new, nd_real *y);
 
 #endif

@@ -782,6 +782,8 @@ static int fixed_solve_interval(NdSolver *s, const nd_real *p, nd_real t0, nd_re
         nd_real t_next = k == n ? t1 : t0 + (nd_real)k * hd;
         if (method_engine(s->method) == ND_ENGINE_VERLET)
             nd_verlet_step(s, p, t, t_next, y);
+        else if (method_engine(s->method) == ND_ENGINE_SDE)
+            nd_sde_step(s, p, t, t_next, y);
         else
             nd_rk_step(s, p, t, t_next, y);
         int st = check_step(s, y, t_next, t);
@@ -833,6 +835,8 @@ int nd_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts
     int st = check_args(s, p, y0, ts, nt, yout);
     if (!st && method_engine(s->method) == ND_ENGINE_VERLET)
         st = nd_verlet_check(s);
+    if (!st && method_engine(s->method) == ND_ENGINE_SDE)
+        st = nd_sde_begin(s, ts, nt);
     /* the explicit adaptive engine begins them itself; the implicit ones refuse */
     if (!st && s->ev && (!nd_method_is_adaptive(s->method) || nd_method_is_implicit(s->method)))
         st = nd_events_begin(s, p, ts[0], y0);
@@ -851,8 +855,6 @@ int nd_solve(NdSolver *s, const nd_real *p, const nd_real *y0, const nd_real *ts
 #endif
     if (nd_method_is_adaptive(s->method))
         return nd_adaptive_solve(s, p, y0, ts, nt, yout);
-    if (method_engine(s->method) == ND_ENGINE_SDE)
-        return nd_sde_solve(s, p, y0, ts, nt, yout);
     size_t n = s->n;
     memmove(yout, y0, n * sizeof *yout);
     for (int j = 0; j + 1 < nt; j++) {
