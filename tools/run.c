@@ -536,7 +536,7 @@ const char *run_gib(double n, char *buf)
  * they would need (counted in doubles, which hold any of these products). */
 static int batch_fits(Runner *r, const SemaSolve *s, SrcLoc where, const char *what, int B)
 {
-    nd_real states = (nd_real)B * s->model->ny, out = states * s->nt;
+    double states = (double)B * s->model->ny, out = states * s->nt;
     char b[32];
     if (states > RUN_MAX_BATCH_ELEMENTS) {
         diag_error(&r->c->diag, where, "%s's batch is too large: %d samples x %d state elements "

@@ -476,7 +476,7 @@ static NdOptim *make_optimizer(Trainer *t)
  * -1 after saying what they would need. */
 static int workspace_fits(Trainer *t)
 {
-    nd_real B = t->group_B, states = B * t->m->ny, rows = (nd_real)t->group_nt * B * t->ncols;
+    double B = t->group_B, states = B * t->m->ny, rows = (double)t->group_nt * B * t->ncols;
     char b[32];
     if (states > RUN_MAX_BATCH_ELEMENTS)
         diag_error(&t->r->c->diag, t->dir->loc, "train %s's batch is too large: %d samples x %d "
@@ -1347,7 +1347,7 @@ static void plan_evaluate_samples(Trainer *t)
         for (int b = 0; b < t->groups[g].B; b++)
             t->groups[g].rows[b] = tr->data ? g * B + b : -1;
     }
-    t->scale_obs = 1.0 / ((nd_real)n * tr->nt);
+    t->scale_obs = 1.0 / ((double)n * tr->nt);
     t->scale_final = 1.0 / n;
 }
 
