@@ -116,12 +116,11 @@ typedef struct Sema {
      * for `obs.y` (sema_train.c sets them around each expression) */
     const IrModel *train_model;
     const SemaData *train_data;
-    /* the train block's `sample z ~ normal(..)` values, read by name in sample_scope
-       (the model's scope; a net's or fn's body does not see them: sema_sample.c) */
+    /* the train block whose `sample z ~ normal(..)` values are read by name in
+       sample_scope (the model's scope; a net's or fn's body does not see them:
+       sema_sample.c); NULL outside one */
     Scope *sample_scope;
-    int n_samples;
-    const char **sample_names;
-    IrNode **sample_values;
+    const SemaTrain *sample_train;
     /* data sets declared so far, in order (SemaData *), for `data = obs` */
     PtrVec datasets;
     /* the user's file: its `data` directives name data sets before they are checked,

@@ -131,16 +131,15 @@ void sema_train_samples(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const 
     for (int i = 0; i < n; i++)
         lower_sample(S, mi, tr, entries[i]);
     S->sample_scope = mi->scope;
-    S->n_samples = tr->n_samples;
-    S->sample_names = tr->sample_names;
-    S->sample_values = tr->samples;
+    S->sample_train = tr;
 }
 
 bool sema_sample_lookup(Sema *S, Scope *sc, const char *name, IrNode **value)
 {
-    for (int i = 0; sc == S->sample_scope && i < S->n_samples; i++)
-        if (strcmp(S->sample_names[i], name) == 0) {
-            *value = S->sample_values[i];
+    const SemaTrain *tr = S->sample_train;
+    for (int i = 0; tr && sc == S->sample_scope && i < tr->n_samples; i++)
+        if (strcmp(tr->sample_names[i], name) == 0) {
+            *value = tr->samples[i];
             return true;
         }
     return false;

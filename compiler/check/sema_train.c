@@ -971,7 +971,7 @@ static void train_model_parts(Sema *S, TrainCheck *tc)
     S->train_model = NULL;
     S->train_data = NULL;
     S->sample_scope = NULL;
-    S->n_samples = 0;
+    S->sample_train = NULL;
     /* What is missing, once the model, the data and the expressions are good:
      * `loss = (x - obs.x)^2` without `data = obs` is one mistake, not four. */
     if (!tc->data_broken && S->diag->errors == before)
