@@ -265,57 +265,55 @@ static const char *driver_module_of(void *ctx, const char *name)
 }
 
 /* The back end of `nodec run`: every set the JIT translates, one LLVM module
- * each. */
-static bool jit_sets(Compilation *c)
+ * each. Its kernels besides the model's: a train's loss kernels, then the events',
+ * then an SDE's diffusion kernels, then an encoder's. */
+static bool jit_set(Compilation *c, const KernelSet *s, CompiledSet *cs)
 {
-    c->compiled = calloc((size_t)c->sets.n + 1, sizeof *c->compiled);
-    for (int i = 0; c->compiled && i < c->sets.n; i++) {
-        const KernelSet *s = &c->sets.sets[i];
-        if (!(s->targets & TARGET_JIT))
-            continue;
-        CompiledSet *cs = &c->compiled[i];
-        NdKernelFn fns[TRAIN_K_MAX_SPECS] = {0};
-        JitRequest req = {.vjp = s->vjp, .jac = s->jac, .rhs_vjp = s->rhs_vjp,
-                          .n_extra = s->loss.n, .extra = s->loss.specs, .extra_fns = fns};
-        req.f32 = c->program->f32;
-        NdKernelFn *event_fns = NULL;
-        PlanKernelSpec *specs = NULL;
-        if (s->events.n > 0 || s->n_sde > 0) { /* the events' kernels after a train's loss
-                                                * kernels, then an SDE's diffusion kernels */
-            int n = s->loss.n + s->events.n + s->n_sde;
-            event_fns = calloc((size_t)n, sizeof *event_fns);
-            specs = calloc((size_t)n, sizeof *specs);
-            cs->events = calloc((size_t)s->model->n_events + 1, sizeof *cs->events);
-            if (!event_fns || !specs || !cs->events) {
-                free(event_fns);
-                free(specs);
-                return false;
-            }
-            memcpy(specs, s->loss.specs, (size_t)s->loss.n * sizeof *specs);
-            memcpy(specs + s->loss.n, s->events.specs, (size_t)s->events.n * sizeof *specs);
-            memcpy(specs + s->loss.n + s->events.n, s->sde, (size_t)s->n_sde * sizeof *specs);
-            req.n_extra = n;
-            req.extra = specs;
-            req.extra_fns = event_fns;
+    int n = s->loss.n + s->events.n + s->n_sde + s->enc.n;
+    NdKernelFn *fns = calloc((size_t)n + 1, sizeof *fns);
+    PlanKernelSpec *specs = calloc((size_t)n + 1, sizeof *specs);
+    cs->events = s->events.n > 0 ? calloc((size_t)s->model->n_events + 1, sizeof *cs->events)
+                                 : NULL;
+    if (!fns || !specs || (s->events.n > 0 && !cs->events)) {
+        free(fns);
+        free(specs);
+        return false;
+    }
+    PlanKernelSpec *at = specs;
+    memcpy(at, s->loss.specs, (size_t)s->loss.n * sizeof *specs);
+    memcpy(at += s->loss.n, s->events.specs, (size_t)s->events.n * sizeof *specs);
+    memcpy(at += s->events.n, s->sde, (size_t)s->n_sde * sizeof *specs);
+    memcpy(at += s->n_sde, s->enc.specs, (size_t)s->enc.n * sizeof *specs);
+    JitRequest req = {.vjp = s->vjp, .jac = s->jac, .rhs_vjp = s->rhs_vjp, .n_extra = n,
+                      .extra = specs, .extra_fns = fns, .f32 = c->program->f32};
+    cs->jit = jit_compile_request(s->model, &req, &cs->kernels, &c->diag);
+    if (cs->jit) {
+        NdKernelFn *sde = fns + s->loss.n + s->events.n, *enc = sde + s->n_sde;
+        if (s->n_sde > 0) {
+            cs->kernels.diffusion = sde[0];
+            cs->kernels.diffusion_dx = sde[1];
         }
-        cs->jit = jit_compile_request(s->model, &req, &cs->kernels, &c->diag);
-        if (cs->jit && event_fns)
-            memcpy(fns, event_fns, (size_t)s->loss.n * sizeof *fns);
-        if (cs->jit && s->n_sde > 0) {
-            cs->kernels.diffusion = event_fns[s->loss.n + s->events.n];
-            cs->kernels.diffusion_dx = event_fns[s->loss.n + s->events.n + 1];
-        }
-        if (cs->jit && s->events.n > 0) {
-            event_kernels_assign(s->model, s->events.grads, event_fns + s->loss.n, cs->events);
+        if (s->events.n > 0) {
+            event_kernels_assign(s->model, s->events.grads, fns + s->loss.n, cs->events);
             cs->kernels.n_events = s->model->n_events;
             cs->kernels.events = cs->events;
         }
-        free(event_fns);
-        free(specs);
-        if (!cs->jit)
-            return false;
-        train_kernels_assign(&s->loss, fns, cs->loss, cs->metrics);
+        for (int k = 0; k < ENC_K_COUNT; k++)
+            cs->enc[k] = s->enc.slot[k] >= 0 ? enc[s->enc.slot[k]] : NULL;
+        train_kernels_assign(&s->loss, fns, cs->loss, cs->metrics, cs->loss_d);
     }
+    free(fns);
+    free(specs);
+    return cs->jit != NULL;
+}
+
+static bool jit_sets(Compilation *c)
+{
+    c->compiled = calloc((size_t)c->sets.n + 1, sizeof *c->compiled);
+    for (int i = 0; c->compiled && i < c->sets.n; i++)
+        if ((c->sets.sets[i].targets & TARGET_JIT) &&
+            !jit_set(c, &c->sets.sets[i], &c->compiled[i]))
+            return false;
     return c->compiled != NULL;
 }
 
@@ -368,6 +366,11 @@ const CompiledSet *compilation_model_kernels(const Compilation *c, const IrModel
 const CompiledSet *compilation_train_kernels(const Compilation *c, const SemaDirective *d)
 {
     return compiled_of(c, kernel_sets_train(&c->sets, d));
+}
+
+const CompiledSet *compilation_encoder_kernels(const Compilation *c, const SemaDirective *d)
+{
+    return compiled_of(c, kernel_sets_encoder(&c->sets, d));
 }
 
 void compilation_free(Compilation *c)

@@ -46,6 +46,8 @@ typedef struct CompiledSet {
     NdKernelFn loss[TRAIN_K_COUNT]; /* a train set's loss kernels by slot */
     NdKernelFn metrics[SEMA_MAX_METRICS]; /* an evaluate's metric kernels */
     NdEvent *events;                /* owned: the model's events, kernels.events points here */
+    NdKernelFn loss_d[TRAIN_KD_COUNT]; /* a train's gradients w.r.t. its encoder's columns */
+    NdKernelFn enc[ENC_K_COUNT];    /* an encoder set's jump, jump_vjp and mask */
 } CompiledSet;
 
 typedef struct Compilation {
@@ -80,6 +82,8 @@ void compilation_free(Compilation *c);
  * NULL when the plan made no set for it. */
 const CompiledSet *compilation_model_kernels(const Compilation *c, const IrModel *m);
 const CompiledSet *compilation_train_kernels(const Compilation *c, const SemaDirective *d);
+/* The JIT's kernels of the encoder of train or evaluate d (NULL: it has none). */
+const CompiledSet *compilation_encoder_kernels(const Compilation *c, const SemaDirective *d);
 
 /* Finds a stdlib module ("prelude", "nn") as NAME.node: next to the importing
  * file, in $NODEC_PATH (colon-separated), then in the built-in stdlib folders.

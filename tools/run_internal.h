@@ -3,6 +3,7 @@
 #ifndef NODEC_RUN_INTERNAL_H
 #define NODEC_RUN_INTERNAL_H
 
+#include "nd_ode_rnn.h"
 #include "nd_random.h"
 #include "nd_solver.h"
 #include "run.h"
@@ -79,5 +80,33 @@ int train_run(Runner *r, const SemaDirective *d);
 int evaluate_run(Runner *r, const SemaDirective *d);
 /* The parameters of m from a safetensors file into p; -1 after a report at `at`. */
 int run_load_params(Runner *r, const IrModel *m, nd_real *p, const char *path, SrcLoc at);
+
+/* A train's or an evaluate's encoder (train_encoder.c; SemaEncoder, nd_ode_rnn.h):
+ * the ODE-RNN of each group of B samples (and of a smaller last group), whose
+ * value it writes into the encoder's columns of every row of the group before
+ * the loss, and whose gradient it carries back from the loss's data gradient. */
+typedef struct TrainEncoder {
+    const SemaEncoder *enc; /* NULL: the directive has no encoder (the rest is unused) */
+    NdOdeRnn *rnn, *rnn_rest;
+    int B, ncols;
+    nd_real *h0;            /* B * nh */
+    char failed[600];       /* the last failure's message, "" when none */
+    long nfe_fwd, nfe_bwd;  /* the last pass's evaluations */
+} TrainEncoder;
+
+/* For groups of B samples (rest: the last group's, or B) over at most max_nt times,
+ * rows ncols wide; grad: with the backward pass. 0, or -1 after reporting. */
+int train_encoder_create(Runner *r, const SemaDirective *d, int B, int rest, int max_nt,
+                         int ncols, bool grad, TrainEncoder *te);
+void train_encoder_free(TrainEncoder *te);
+/* The encoding of a group of B samples at nt times ts (rows in drows as tools/train.c
+ * lays them out, observed as nd_train_loss_set_observed), into the encoder's
+ * columns of all its rows. ND_OK or a status (te->failed says why). */
+int train_encoder_forward(TrainEncoder *te, const nd_real *p, int B, int nt, const nd_real *ts,
+                          nd_real *drows, const unsigned char *observed);
+/* After train_encoder_forward of a group of te->B: adds to grad_p what the loss's
+ * gradient a0 [B*nh] with respect to the encoding owes the parameters. */
+int train_encoder_backward(TrainEncoder *te, const nd_real *p, const nd_real *a0,
+                           nd_real *grad_p);
 
 #endif

@@ -66,6 +66,8 @@ typedef struct Trainer {
     nd_real *p;         /* the model's parameters, trained in place */
     NdKernels k;
     NdKernelFn fn[TRAIN_K_COUNT];
+    NdKernelFn fn_d[TRAIN_KD_COUNT]; /* the losses' gradients w.r.t. the encoder's columns */
+    TrainEncoder enc;  /* the block's encoder (enc.enc NULL without one) */
     int ny, np, ncols, cost_offset; /* cost_offset: of __cost, or -1 */
     int row_step;     /* 1 for time series (observation j is row + j), 0 for samples */
     /* the batch */
@@ -113,6 +115,7 @@ static void take_kernels(Trainer *t)
     t->k = cs->kernels;
     memcpy(t->fn, cs->loss, sizeof t->fn);
     memcpy(t->metric_fn, cs->metrics, sizeof t->metric_fn);
+    memcpy(t->fn_d, cs->loss_d, sizeof t->fn_d);
 }
 
 /* ---- the loss at each observation ---- */
@@ -171,6 +174,20 @@ static void draw_noise(void *ctx, nd_real *y0, int64_t B)
 {
     Trainer *t = ctx;
     run_draw_states(t->r, t->m, y0, B);
+}
+
+/* The group's rows with `sample`'s noise and the encoder's value: every column
+ * the kernels read. */
+static int group_rows(Trainer *t, const Group *g, const nd_real *p)
+{
+    gather_rows(t, g);
+    return train_encoder_forward(&t->enc, p, g->B, g->nt, g->ts, t->drows, g->observed);
+}
+
+/* Why the last loss of tl failed: the encoder's message, else the loss's. */
+static const char *failure(const Trainer *t, const NdTrainLoss *tl)
+{
+    return t->enc.failed[0] ? t->enc.failed : nd_train_loss_get_message(tl);
 }
 
 /* ---- batches ---- */
@@ -500,6 +517,19 @@ static void name_param(void *ctx, long i, char *buf, size_t len)
     run_name_var_element(m->params, m->n_params, i, "parameter element", buf, len);
 }
 
+/* The loss kernels' part of the encoder: its columns and their gradients. */
+static void lk_encoder(const Trainer *t, NdLossKernels *lk)
+{
+    const SemaEncoder *enc = t->tr->encoder;
+    if (!enc)
+        return;
+    lk->loss_grad_d = t->fn_d[TRAIN_KD_LOSS];
+    lk->final_grad_d = t->fn_d[TRAIN_KD_FINAL];
+    lk->init_vjp_d = t->fn_d[TRAIN_KD_INIT];
+    lk->gd_col = enc->col;
+    lk->gd_n = enc->nh;
+}
+
 static int alloc_workspace(Trainer *t)
 {
     if (workspace_fits(t) != 0)
@@ -513,9 +543,12 @@ static int alloc_workspace(Trainer *t)
     if (!tmpl)
         return -1;
     nd_solver_set_element_namer(tmpl, run_name_element, t->m);
-    NdLossKernels lk = {t->fn[TRAIN_K_LOSS], t->fn[TRAIN_K_LOSS_GRAD], t->fn[TRAIN_K_FINAL],
-                        t->fn[TRAIN_K_FINAL_GRAD], t->fn[TRAIN_K_INIT], t->fn[TRAIN_K_INIT_VJP],
-                        t->ncols, t->cost_offset, draw_noise, t};
+    NdLossKernels lk = {.loss = t->fn[TRAIN_K_LOSS], .loss_grad = t->fn[TRAIN_K_LOSS_GRAD],
+                        .final = t->fn[TRAIN_K_FINAL], .final_grad = t->fn[TRAIN_K_FINAL_GRAD],
+                        .init = t->fn[TRAIN_K_INIT], .init_vjp = t->fn[TRAIN_K_INIT_VJP],
+                        .nd = t->ncols, .cost_offset = t->cost_offset, .prepare = draw_noise,
+                        .prepare_ctx = t};
+    lk_encoder(t, &lk);
     t->tl = nd_train_loss_create(&t->k, &lk, tmpl, grad_method(t->tr->gradient), t->group_B,
                                  t->group_nt);
     nd_solver_free(tmpl);
@@ -524,6 +557,9 @@ static int alloc_workspace(Trainer *t)
     if (t->tl && t->tr->seminorm)
         nd_gradient_set_seminorm(nd_train_loss_get_gradient(t->tl), 1);
     t->opt = make_optimizer(t);
+    if (train_encoder_create(t->r, t->dir, t->group_B, t->group_B, t->group_nt, t->ncols, true,
+                             &t->enc))
+        return -1;
     if (!t->drows || !t->eps || !t->grad_p || !t->sum_grad || !t->tl || !t->opt) {
         diag_error(&t->r->c->diag, t->dir->loc, "out of memory for training");
         return -1;
@@ -539,6 +575,7 @@ static void trainer_free(Trainer *t)
     free(t->sum_grad);
     nd_train_loss_free(t->tl);
     nd_train_loss_free(t->tl_rest);
+    train_encoder_free(&t->enc);
     nd_optim_free(t->opt);
 }
 
@@ -547,19 +584,24 @@ static void trainer_free(Trainer *t)
 /* Loss and gradient of one group, added into *L and t->sum_grad. */
 static int group_gradient(Trainer *t, Group *g, nd_real *L)
 {
-    gather_rows(t, g);
+    int status = group_rows(t, g, t->p);
+    if (status != ND_OK)
+        return status;
     nd_real Lg;
     nd_train_loss_set_observed(t->tl, g->observed, g->last);
-    int status = nd_train_loss_compute(t->tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
-                                       t->scale_obs, t->scale_final, &Lg, t->grad_p);
+    status = nd_train_loss_compute(t->tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
+                                   t->scale_obs, t->scale_final, &Lg, t->grad_p);
+    if (status == ND_OK)
+        status = train_encoder_backward(&t->enc, t->p, nd_train_loss_get_data_gradient(t->tl),
+                                        t->grad_p);
     if (status != ND_OK)
         return status;
     for (int i = 0; i < t->np; i++)
         t->sum_grad[i] += t->grad_p[i];
     *L += Lg;
     const NdGradient *grad = nd_train_loss_get_gradient(t->tl);
-    t->nfe_fwd += nd_gradient_get_num_forward_evals(grad);
-    t->nfe_bwd += nd_gradient_get_num_backward_evals(grad);
+    t->nfe_fwd += nd_gradient_get_num_forward_evals(grad) + t->enc.nfe_fwd;
+    t->nfe_bwd += nd_gradient_get_num_backward_evals(grad) + t->enc.nfe_bwd;
     return ND_OK;
 }
 
@@ -571,11 +613,13 @@ static int batch_loss(Trainer *t, const nd_real *p, nd_real *grad_scratch, nd_re
     *L = 0;
     for (int i = 0; i < t->n_groups; i++) {
         Group *g = &t->groups[i];
-        gather_rows(t, g);
+        int status = group_rows(t, g, p);
+        if (status != ND_OK)
+            return status;
         nd_real Lg;
         nd_train_loss_set_observed(t->tl, g->observed, g->last);
-        int status = nd_train_loss_compute(t->tl, p, g->nt, g->ts, t->ncols ? t->drows : NULL,
-                                           t->scale_obs, t->scale_final, &Lg, grad_scratch);
+        status = nd_train_loss_compute(t->tl, p, g->nt, g->ts, t->ncols ? t->drows : NULL,
+                                       t->scale_obs, t->scale_final, &Lg, grad_scratch);
         if (status != ND_OK)
             return status;
         *L += Lg;
@@ -617,7 +661,7 @@ static int check_gradient(Trainer *t)
     int status = fd ? central_differences(t, fd) : ND_ERR_MEMORY;
     if (status != ND_OK) {
         diag_error(&t->r->c->diag, t->dir->loc, "train %s: --check-gradient failed (%s): %s",
-                   m->name, nd_status_name(status), nd_train_loss_get_message(t->tl));
+                   m->name, nd_status_name(status), failure(t, t->tl));
         free(fd);
         return -1;
     }
@@ -708,7 +752,7 @@ static int train_step(Trainer *t, long step, nd_real *L)
     for (int g = 0; g < t->n_groups; g++) {
         int status = group_gradient(t, &t->groups[g], L);
         if (status != ND_OK) {
-            const char *why = nd_train_loss_get_message(t->tl);
+            const char *why = failure(t, t->tl);
             diag_error(&t->r->c->diag, t->dir->loc, "train %s failed at step %ld (%s): %s",
                        t->tr->model->name, step, nd_status_name(status), why);
             if (status == ND_ERR_NONFINITE && strncmp(why, "backward", 8) == 0)
@@ -1126,10 +1170,14 @@ static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics,
         NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
         if (t->tr->n_eps > 0)
             draw_eps(t, i);
-        gather_rows(t, g);
+        int status = group_rows(t, g, t->p);
+        if (status != ND_OK) {
+            *failed = tl;
+            return status;
+        }
         double Lg = 0;
         nd_train_loss_set_observed(tl, g->observed, g->last);
-        int status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
+        status = nd_train_loss_evaluate(tl, t->p, g->nt, g->ts, t->ncols ? t->drows : NULL,
                                             t->scale_obs, t->scale_final, n_metrics,
                                             t->metric_fn, at_each, &Lg, metrics);
         if (status != ND_OK) {
@@ -1137,7 +1185,7 @@ static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics,
             return status;
         }
         *L += Lg;
-        *nfe += nd_train_loss_get_forward_evals(tl);
+        *nfe += nd_train_loss_get_forward_evals(tl) + t->enc.nfe_fwd;
     }
     return ND_OK;
 }
@@ -1178,7 +1226,7 @@ static int score_validation(Trainer *t, long step)
         diag_error(&t->r->c->diag, t->dir->loc,
                    "train %s: scoring the validation set '%s' at step %ld failed (%s): %s",
                    t->tr->model->name, t->tr->validation->name, step, nd_status_name(status),
-                   nd_train_loss_get_message(failed));
+                   failure(t, failed));
         run_note_fault(t->r, status, &t->tr->solver, t->tr->model);
         return -1;
     }
@@ -1361,10 +1409,16 @@ static int evaluate_workspace(Trainer *t)
     if (!tmpl)
         return -1;
     nd_solver_set_element_namer(tmpl, run_name_element, t->m);
-    NdLossKernels lk = {t->fn[TRAIN_K_LOSS], NULL, t->fn[TRAIN_K_FINAL], NULL, t->fn[TRAIN_K_INIT],
-                        NULL, t->ncols, t->cost_offset, draw_noise, t};
+    NdLossKernels lk = {.loss = t->fn[TRAIN_K_LOSS], .final = t->fn[TRAIN_K_FINAL],
+                        .init = t->fn[TRAIN_K_INIT], .nd = t->ncols,
+                        .cost_offset = t->cost_offset, .prepare = draw_noise, .prepare_ctx = t};
     t->tl = nd_train_loss_create_forward(&t->k, &lk, tmpl, t->group_B, t->group_nt);
     int rest = t->groups[t->n_groups - 1].B;
+    if (train_encoder_create(t->r, t->dir, t->group_B, rest, t->group_nt, t->ncols, false,
+                             &t->enc)) {
+        nd_solver_free(tmpl);
+        return -1;
+    }
     if (rest != t->group_B)
         t->tl_rest = nd_train_loss_create_forward(&t->k, &lk, tmpl, rest, t->group_nt);
     nd_solver_free(tmpl);
@@ -1408,7 +1462,7 @@ static int evaluate_groups(Trainer *t)
     int status = forward_groups(t, tr->n_metrics, &L, metrics, &nfe, &failed);
     if (status != ND_OK) {
         diag_error(&t->r->c->diag, t->dir->loc, "evaluate %s failed (%s): %s", tr->model->name,
-                   nd_status_name(status), nd_train_loss_get_message(failed));
+                   nd_status_name(status), failure(t, failed));
         run_note_fault(t->r, status, &tr->solver, tr->model);
         return -1;
     }

@@ -24,6 +24,11 @@ int emit_check_train(Compilation *c, const SemaDirective *d)
                                                  "every training step) yet: nodec run trains it");
         return -1;
     }
+    if (tr->encoder) { /* the emitted loop has no encoder to run */
+        diag_error(&c->diag, tr->encoder->name_loc, "emit-c does not handle encoders yet: "
+                                                    "nodec run trains and evaluates them");
+        return -1;
+    }
     if (m->n_events > 0) { /* the emitted train's kernel table has no event kernels */
         diag_error(&c->diag, d->loc, "emit-c does not handle trains of models with events "
                                      "('%s') yet: nodec run trains it", m->name);
@@ -73,7 +78,8 @@ static void write_loss_table(Emit *e, const char *prefix, const SemaTrain *tr,
     FILE *f = e->out;
     static const char *const fields[TRAIN_K_COUNT] = {"loss", "loss_grad", "final",
                                                       "final_grad", "init", "init_vjp"};
-    fprintf(f, "void %s_loss_kernels(NdLossKernels *lk)\n{\n", prefix);
+    fprintf(f, "void %s_loss_kernels(NdLossKernels *lk)\n{\n    memset(lk, 0, sizeof *lk);\n",
+            prefix);
     for (int i = 0; i < TRAIN_K_COUNT; i++)
         fprintf(f, "    lk->%s = %s%s%s;\n", fields[i], tk->slot[i] >= 0 ? prefix : "NULL",
                 tk->slot[i] >= 0 ? "_" : "", tk->slot[i] >= 0 ? slot_names[i] : "");

@@ -125,6 +125,25 @@ enum { SEMA_MAX_SAMPLES = 16 };
 
 typedef enum SemaBatchKind { SEMA_BATCH_ALL, SEMA_BATCH_WINDOWS, SEMA_BATCH_MINIBATCH } SemaBatchKind;
 
+/* `encoder h[n] { dh/dt = f(h); h = cell(obs.x, h); mask = ...; solver = ... }` in a
+ * train or evaluate over a time series (sema_encoder.c; docs/language.md, "Encoders"):
+ * an ODE-RNN (Rubanova et al. 2019) read backwards in time over each sample's own
+ * observations. h starts at 0 at the sample's last observation, jumps to the cell's
+ * value at each observation (where the mask is not 0) and follows dh/dt between them
+ * down to the sample's first observation, where its value is what the block's
+ * expressions read by the encoder's name: DATA columns [col, col + nh) of every row
+ * of the sample, filled by the runner before each loss (tools/train.c). */
+typedef struct SemaEncoder {
+    const char *name;
+    SrcLoc loc, name_loc;
+    IrModel *model;  /* h as its one state (offset 0), the train model's parameters
+                        (same offsets), rhs[0] = dh/dt; reads no data row */
+    IrNode *jump;    /* h after an observation: reads h (the state leaf), p, the row */
+    IrNode *mask;    /* scalar of the row (0: no jump there), or NULL: every observation */
+    SemaSolver solver; /* between observations: an explicit method; the train's when not given */
+    int col, nh;
+} SemaEncoder;
+
 /* `train M { ... }`, lowered. IR expressions read the model's states and params,
  * t, and DATA leaves: DATA slot 0 at offset c is column c of the data row that
  * belongs to the sample (the observation's row for time series; the sample's
@@ -177,6 +196,8 @@ typedef struct SemaTrain {
      * IR whose eps is DATA at columns eps_col (the data set's width, or 0) and on, n_eps
      * of them for all samples; the runner appends them to every data row it passes */
     int n_samples, eps_col, n_eps;
+    /* `encoder h[n] { ... }` (at most one), or NULL; its columns come before eps's */
+    SemaEncoder *encoder;
     const char **sample_names;
     SrcLoc *sample_locs;
     IrNode **samples;

@@ -215,6 +215,21 @@ int sema_is_builtin(const char *name);
    value (NULL: the sample failed, already reported) */
 void sema_train_samples(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const *entries, int n);
 bool sema_sample_lookup(Sema *S, Scope *sc, const char *name, IrNode **value);
+/* sema_encoder.c: a train block's `encoder h[n] { ... }` entries (at most one) lowered
+   into tr->encoder, before its samples; the encoder's solver once the train's is known
+   (the train's own when the block gives none); whether `name` is tr's encoder, with
+   its value (the DATA columns the runner fills). */
+void sema_train_encoders(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const *entries, int n);
+void sema_encoder_solver(Sema *S, SemaTrain *tr);
+bool sema_encoder_lookup(const SemaTrain *tr, IrBuilder *b, const char *name, IrNode **value);
+/* Whether n reads a column of the data row before column ncols (the data set's own,
+   not the encoder's or the samples' noise after them). */
+bool sema_reads_row(Sema *S, IrNode *n, int ncols);
+/* Whether `name` (at loc) may name a train block's sample or encoder: it hides no
+   name of the model, data set or builtin, and repeats no sample or encoder; reports
+   when not. `what` is "sample" or "encoder". */
+bool sema_block_name_free(Sema *S, ModelInfo *mi, const SemaTrain *tr, const char *name,
+                          SrcLoc loc, const char *what);
 extern const char *const sema_builtin_names[];
 extern const int sema_n_builtins;
 

@@ -12,25 +12,31 @@
 
 #include "sema_internal.h"
 
-/* A sample's name may hide nothing the block could otherwise read. */
-static bool sample_name_free(Sema *S, ModelInfo *mi, const SemaTrain *tr, const Ast *e)
+bool sema_block_name_free(Sema *S, ModelInfo *mi, const SemaTrain *tr, const char *name,
+                          SrcLoc loc, const char *what)
 {
     const char *taken = NULL;
-    if (scope_lookup(mi->scope, e->name))
+    if (scope_lookup(mi->scope, name))
         taken = "a name of the model";
-    else if (sema_find_data(S, e->name))
+    else if (sema_find_data(S, name))
         taken = "a data set";
-    else if (strcmp(e->name, "t") == 0 || strcmp(e->name, "pi") == 0 || sema_is_builtin(e->name))
+    else if (strcmp(name, "t") == 0 || strcmp(name, "pi") == 0 || sema_is_builtin(name))
         taken = "a builtin";
     if (taken) {
-        diag_error(S->diag, e->name_loc, "sample '%s' would hide %s '%s': give the sample a name "
-                   "of its own", e->name, taken, e->name);
+        diag_error(S->diag, loc, "%s '%s' would hide %s '%s': give the %s a name of its own",
+                   what, name, taken, name, what);
+        return false;
+    }
+    const SemaEncoder *enc = tr->encoder;
+    if (enc && strcmp(enc->name, name) == 0) {
+        diag_error(S->diag, loc, "%s '%s' has the name of the encoder", what, name);
+        diag_note(S->diag, enc->name_loc, "the encoder '%s' is here", name);
         return false;
     }
     for (int j = 0; j < tr->n_samples; j++)
-        if (strcmp(tr->sample_names[j], e->name) == 0) {
-            diag_error(S->diag, e->name_loc, "duplicate sample '%s'", e->name);
-            diag_note(S->diag, tr->sample_locs[j], "the first '%s' is here", e->name);
+        if (strcmp(tr->sample_names[j], name) == 0) {
+            diag_error(S->diag, loc, "duplicate sample '%s'", name);
+            diag_note(S->diag, tr->sample_locs[j], "the first '%s' is here", name);
             return false;
         }
     return true;
@@ -78,11 +84,12 @@ static IrNode *sample_arg(Sema *S, ModelInfo *mi, const Ast *e, const char *what
 static bool sample_reads_series(Sema *S, const SemaTrain *tr, const Ast *e, IrNode *mu,
                                 IrNode *sigma)
 {
-    if (!tr->data || tr->data->t_col < 0 || !((sema_deps(S, mu) | sema_deps(S, sigma)) & ALLOW_DATA))
+    if (!tr->data || tr->data->t_col < 0 ||
+        !(sema_reads_row(S, mu, tr->data->ncols) || sema_reads_row(S, sigma, tr->data->ncols)))
         return false;
     diag_error(S->diag, e->a->loc, "sample '%s' reads the time series '%s': a sample's mean and "
-               "standard deviation may read a data set of samples (no t column) and the "
-               "parameters, not a time series' rows (not in this version)", e->name,
+               "standard deviation may read a data set of samples (no t column), an encoder of "
+               "the series and the parameters, not a time series' rows", e->name,
                tr->data->name);
     return true;
 }
@@ -112,7 +119,7 @@ static IrNode *sample_value(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *e)
 /* A sample that failed keeps its name (value NULL), so its uses stay quiet. */
 static void lower_sample(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *e)
 {
-    if (!sample_name_free(S, mi, tr, e))
+    if (!sema_block_name_free(S, mi, tr, e->name, e->name_loc, "sample"))
         return;
     int k = tr->n_samples++;
     tr->sample_names[k] = e->name;
@@ -122,7 +129,9 @@ static void lower_sample(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *e)
 
 void sema_train_samples(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const *entries, int n)
 {
-    tr->eps_col = tr->data ? tr->data->ncols : 0;
+    tr->eps_col = (tr->data ? tr->data->ncols : 0) + (tr->encoder ? tr->encoder->nh : 0);
+    S->sample_scope = mi->scope;
+    S->sample_train = tr;
     if (n == 0)
         return;
     tr->sample_names = arena_alloc(S->arena, sizeof(const char *) * (size_t)n);
@@ -130,13 +139,13 @@ void sema_train_samples(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const 
     tr->samples = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)n);
     for (int i = 0; i < n; i++)
         lower_sample(S, mi, tr, entries[i]);
-    S->sample_scope = mi->scope;
-    S->sample_train = tr;
 }
 
 bool sema_sample_lookup(Sema *S, Scope *sc, const char *name, IrNode **value)
 {
     const SemaTrain *tr = S->sample_train;
+    if (tr && sc == S->sample_scope && sema_encoder_lookup(tr, S->ir, name, value))
+        return true;
     for (int i = 0; tr && sc == S->sample_scope && i < tr->n_samples; i++)
         if (strcmp(tr->sample_names[i], name) == 0) {
             *value = tr->samples[i];

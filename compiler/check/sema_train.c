@@ -40,6 +40,8 @@ typedef struct TrainCheck {
     int n_metrics;
     const Ast *sample[SEMA_MAX_SAMPLES]; /* `sample z ~ normal(mu, sigma)` entries */
     int n_sample;
+    const Ast *encoder[2];   /* `encoder h[n] { ... }` entries (a second is an error) */
+    int n_encoder;
     char excused[N_KEYS];    /* a misspelled key was meant for it: not also "missing" */
     int data_broken;         /* `data = obs` names a data set that failed to load */
 } TrainCheck;
@@ -61,6 +63,22 @@ bool sema_named_entry_misplaced(Sema *S, const Ast *entry, const char *directive
     if (!entry->str)
         return false;
     bool block = strcmp(directive, "train") == 0 || strcmp(directive, "evaluate") == 0;
+    if (entry->op == '{') {
+        if (strcmp(entry->str, "encoder") != 0)
+            diag_error(S->diag, entry->loc, "'%s %s { ... }' is not a statement: train and "
+                       "evaluate blocks take encoder NAME[n] { ... }", entry->str, entry->name);
+        else if (!block)
+            diag_error(S->diag, entry->loc, "encoder is a statement of train and evaluate "
+                       "blocks, not of %s", directive);
+        else
+            return false;
+        return true;
+    }
+    if (strcmp(entry->str, "encoder") == 0) {
+        diag_error(S->diag, entry->loc, "an encoder is a block: encoder %s[n] { d%s/dt = ...; "
+                   "%s = ... }", entry->name, entry->name, entry->name);
+        return true;
+    }
     if (strcmp(entry->str, "sample") == 0) {
         if (!block)
             diag_error(S->diag, entry->loc, "sample is a statement of train and evaluate blocks, "
@@ -111,6 +129,11 @@ static void collect_keys(Sema *S, const Ast *ast, TrainCheck *tc)
         SrcLoc at = name_loc_of(entry);
         if (sema_named_entry_misplaced(S, entry, eval ? "evaluate" : "train"))
             continue;
+        if (entry->op == '{') {
+            if (tc->n_encoder < 2)
+                tc->encoder[tc->n_encoder++] = entry;
+            continue;
+        }
         if (entry->str && strcmp(entry->str, "sample") == 0) {
             if (tc->n_sample == SEMA_MAX_SAMPLES)
                 diag_error(S->diag, entry->loc, "more than %d samples in one %s", SEMA_MAX_SAMPLES,
@@ -966,6 +989,7 @@ static void train_model_parts(Sema *S, TrainCheck *tc)
     S->train_model = tc->mi->model;
     S->train_data = tc->data_broken ? (out->data ? out->data : &broken) : out->data;
     int before = S->diag->errors;
+    sema_train_encoders(S, tc->mi, out, tc->encoder, tc->n_encoder);
     sema_train_samples(S, tc->mi, out, tc->sample, tc->n_sample);
     train_exprs(S, tc);
     S->train_model = NULL;
@@ -1060,12 +1084,14 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     train_batch(S, &tc);
     if (eval) {
         evaluate_rules(S, &tc);
+        sema_encoder_solver(S, &d->train);
         return;
     }
     if (tc.mi && d->train.init && d->train.data && d->train.batch == SEMA_BATCH_WINDOWS &&
         S->diag->errors == before)
         windows_unobserved(S, &tc);
     train_solver(S, &tc);
+    sema_encoder_solver(S, &d->train);
     train_gradient(S, &tc);
     sema_events_train(S, &d->train, d->loc);
     train_optimizer(S, &tc);

@@ -23,7 +23,8 @@ typedef enum AstKind {
     AST_DERIV,   /* name = state: `dx/dt` written inside an expression (train blocks) */
     AST_RECORD,  /* list = AST_ENTRY: `{ x = 3, z ~ normal(0, 1) }` */
     AST_ENTRY,   /* name = key, op = '=' or '~', a = value; also a directive's `key = value` line
-                    (str = "metric" or "sample" on `metric m = e` and `sample z ~ normal(..)`) */
+                    (str = "metric" or "sample" on `metric m = e` and `sample z ~ normal(..)`;
+                    op = '{' on `encoder h[16] { ... }`: list = the dimensions, a = the record) */
 
     /* ---- declarations (inside models, nets, fns) ---- */
     AST_STATE,   /* name, list = dims (exprs, empty for a scalar), a = initial value or NULL;

@@ -537,6 +537,10 @@ entry
         { $$ = named(p, AST_ENTRY, @$, $2, @2); $$->op = '='; $$->a = $4; $$->str = $1; }
     | key TK_IDENT '~' expr
         { $$ = named(p, AST_ENTRY, @$, $2, @2); $$->op = '~'; $$->a = $4; $$->str = $1; }
+    /* `encoder h[16] { dh/dt = ...; h = ... }` (train, evaluate): op '{', list = the
+       dimensions, a = the record */
+    | key TK_IDENT dims_opt record
+        { $$ = named(p, AST_ENTRY, @$, $2, @2); $$->op = '{'; $$->list = $3; $$->a = $4; $$->str = $1; }
     ;
 
 record

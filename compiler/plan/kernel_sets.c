@@ -54,6 +54,18 @@ static void plan_train(KernelSets *ks, const SemaDirective *d, int targets)
                        .rhs_vjp = !jac && (!tr->gradient || strcmp(tr->gradient, "adjoint") == 0)};
 }
 
+/* A train's or an evaluate's encoder: its own model's rhs (and vjp for a train's
+ * gradient) with its jump and mask kernels; for the JIT only (emit-c refuses an
+ * encoder). */
+static void plan_encoder(KernelSets *ks, const SemaDirective *d)
+{
+    if (!d->train.encoder)
+        return;
+    KernelSet *set = &ks->sets[ks->n++];
+    *set = (KernelSet){.model = d->train.encoder->model, .encoder_of = d,
+                       .targets = TARGET_JIT, .vjp = !d->train.evaluate};
+}
+
 /* emit-c writes every model, and `nodec adjoint` prints every model. */
 static void plan_every_model(KernelSets *ks, const SemaProgram *prog, int targets)
 {
@@ -91,7 +103,7 @@ KernelSets kernel_sets_plan(Arena *arena, const SemaProgram *prog, int targets)
     bool jit_solves = (targets & TARGET_JIT) && !(targets & TARGET_C);
     if ((targets & TARGET_C) && !has_train(prog))
         targets &= ~TARGET_JIT;
-    size_t cap = (size_t)prog->n_models + (size_t)prog->n_dirs + 1;
+    size_t cap = (size_t)prog->n_models + 2 * (size_t)prog->n_dirs + 1; /* + encoders */
     ks.sets = arena_alloc(arena, sizeof *ks.sets * cap);
     if (targets & (TARGET_C | TARGET_SYSTEM))
         plan_every_model(&ks, prog, targets & (TARGET_C | TARGET_SYSTEM));
@@ -106,6 +118,8 @@ KernelSets kernel_sets_plan(Arena *arena, const SemaProgram *prog, int targets)
             plan_train(&ks, d, targets & (TARGET_JIT | TARGET_C));
         else if (d->kind == SEMA_EVALUATE && (targets & TARGET_JIT))
             plan_evaluate(&ks, d);
+        if ((d->kind == SEMA_TRAIN || d->kind == SEMA_EVALUATE) && (targets & TARGET_JIT))
+            plan_encoder(&ks, d);
     }
     return ks;
 }
@@ -143,6 +157,14 @@ static bool gradient_usable(const KernelSet *s, IrBuilder *b, Diag *diag)
 {
     const IrModel *m = s->model;
     const IrNode *blocked = m->adj_blocked;
+    if (s->encoder_of && s->vjp) {
+        if (!blocked)
+            blocked = s->enc.blocked;
+        if (blocked)
+            diff_report_blocked(diag, b, blocked, "the gradient of this train's encoder",
+                                s->encoder_of->loc, "the train");
+        return !blocked;
+    }
     if (s->train) {
         if (!blocked)
             blocked = s->loss.blocked;
@@ -207,6 +229,8 @@ int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)
         event_kernels_build(arena, b, s->model, s->train && !s->train->train.evaluate,
                             &s->events);
         sde_kernels(s, arena, b);
+        if (s->encoder_of)
+            encoder_kernels_build(arena, b, s->encoder_of, s->vjp, &s->enc);
         if (!gradient_usable(s, b, diag))
             return -1;
     }
@@ -225,6 +249,14 @@ const KernelSet *kernel_sets_train(const KernelSets *ks, const SemaDirective *d)
 {
     for (int i = 0; i < ks->n; i++)
         if (ks->sets[i].train == d)
+            return &ks->sets[i];
+    return NULL;
+}
+
+const KernelSet *kernel_sets_encoder(const KernelSets *ks, const SemaDirective *d)
+{
+    for (int i = 0; i < ks->n; i++)
+        if (ks->sets[i].encoder_of == d)
             return &ks->sets[i];
     return NULL;
 }
@@ -273,7 +305,8 @@ static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrN
 {
     const IrModel *m = s->model;
     PlanKernelSpec *specs =
-        arena_alloc(a, sizeof *specs * (size_t)(3 + s->loss.n + s->events.n + s->n_sde));
+        arena_alloc(a, sizeof *specs *
+                           (size_t)(3 + s->loss.n + s->events.n + s->n_sde + s->enc.n));
     int n_specs = 0, n = m->n_states * m->n_params + 1;
     specs[n_specs++] = plan_spec_rhs(a, m);
     if (wants_adjoint(s))
@@ -286,6 +319,8 @@ static int collect_roots(Arena *a, const KernelSet *s, const char ***labels, IrN
         specs[n_specs++] = s->events.specs[k];
     for (int k = 0; k < s->n_sde; k++)
         specs[n_specs++] = s->sde[k];
+    for (int k = 0; k < s->enc.n; k++)
+        specs[n_specs++] = s->enc.specs[k];
     for (int k = 0; k < n_specs; k++)
         n += specs[k].n_outputs;
     *labels = arena_alloc(a, sizeof **labels * (size_t)n);
@@ -311,7 +346,8 @@ static void dump_title(FILE *out, const KernelSet *s)
 {
     static const char *const target_names[] = {"jit", "c", "adjoint"};
     fprintf(out, "kernels of %s",
-            !s->train                            ? "model"
+            s->encoder_of                        ? "encoder"
+            : !s->train                          ? "model"
             : s->train->kind == SEMA_EVALUATE    ? "evaluate"
                                                  : "train");
     if (s->train && s->train->loc.file)
@@ -330,6 +366,8 @@ static void dump_title(FILE *out, const KernelSet *s)
         fprintf(out, ", %s", s->events.specs[k].name);
     for (int k = 0; k < s->n_sde; k++)
         fprintf(out, ", %s", s->sde[k].name);
+    for (int k = 0; k < s->enc.n; k++)
+        fprintf(out, ", %s", s->enc.specs[k].name);
     fputs(" (for", out);
     for (int t = 0; t < 3; t++)
         if (s->targets & (1 << t))

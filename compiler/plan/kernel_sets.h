@@ -13,6 +13,7 @@
 #include "arena.h"
 #include "diag.h"
 #include "sema.h"
+#include "encoder_kernels.h"
 #include "event_kernels.h"
 #include "train_kernels.h"
 
@@ -45,6 +46,11 @@ typedef struct KernelSet {
      * kernels nd_kernels.h's diffusion and diffusion_dx; n_sde 0 or 2. */
     PlanKernelSpec sde[2];
     int n_sde;
+    /* The encoder of train (or evaluate) encoder_of (SemaTrain.encoder): model is
+     * the encoder's own (its hidden state, the train model's parameters), with its
+     * jump and mask kernels in enc; NULL and n = 0 for other sets. */
+    const SemaDirective *encoder_of;
+    EncoderKernels enc;
 } KernelSet;
 
 typedef struct KernelSets {
@@ -69,6 +75,8 @@ int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag);
  * the plan made none. */
 const KernelSet *kernel_sets_model(const KernelSets *ks, const IrModel *m);
 const KernelSet *kernel_sets_train(const KernelSets *ks, const SemaDirective *d);
+/* The set of the encoder of train or evaluate d; NULL when it has none. */
+const KernelSet *kernel_sets_encoder(const KernelSets *ks, const SemaDirective *d);
 
 /* Prints every set's derived IR (`--dump=grad`): per set, the SSA listing of
  * each kernel's outputs, shared subexpressions numbered once. */

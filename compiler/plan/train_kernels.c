@@ -54,6 +54,22 @@ static PlanKernelSpec grad_spec(Arena *a, IrBuilder *b, const IrModel *m, const 
 
 /* The initial state of every state of the augmented model: the train block's
  * init, else the model's default; __cost starts at 0. NULL roots are reported. */
+/* Spec of d(value)/d(columns) per sample into out0 [B*nh] (value a scalar per
+ * sample, or with cot the initial states' a^T d(init)/d(columns)), the encoder's
+ * columns being the DATA leaf cols. */
+static PlanKernelSpec data_grad_spec(Arena *a, IrBuilder *b, const char *name, int n_roots,
+                                     IrNode *const *roots, IrNode *const *cot, IrNode *cols,
+                                     int nd, const IrNode **blocked)
+{
+    IrNode *grad;
+    const IrNode *stop = diff_vjp_blocked(b, n_roots, roots, cot, 1, &cols, &grad);
+    if (!*blocked)
+        *blocked = stop;
+    PlanOutput *o = arena_alloc(a, sizeof *o);
+    *o = (PlanOutput){grad, 0, 0, ir_shape_size(cols->shape), 0, false, false};
+    return (PlanKernelSpec){.name = name, .n_outputs = 1, .outputs = o, .nd = nd};
+}
+
 static int init_roots(IrBuilder *b, Diag *diag, const SemaDirective *d, IrNode **roots)
 {
     const SemaTrain *tr = &d->train;
@@ -80,8 +96,10 @@ static int init_roots(IrBuilder *b, Diag *diag, const SemaDirective *d, IrNode *
 }
 
 static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d, int nd,
-                      bool with_vjp, PlanKernelSpec *specs, int *n, const IrNode **blocked)
+                      bool with_vjp, TrainKernels *tk, int *n)
 {
+    PlanKernelSpec *specs = tk->specs;
+    const IrNode **blocked = &tk->blocked;
     const IrModel *m = d->train.augmented;
     IrNode **roots = arena_alloc(a, sizeof(IrNode *) * (size_t)m->n_states);
     if (init_roots(b, diag, d, roots))
@@ -129,6 +147,13 @@ static int init_specs(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective *d
             og[n_out++] = (PlanOutput){once[j], 1, m->params[j].offset, 0, 0, false, true};
     specs[(*n)++] = (PlanKernelSpec){.name = "init_vjp", .n_outputs = n_out, .outputs = og,
                                    .nd = nd};
+    const SemaEncoder *enc = d->train.encoder;
+    if (enc) {
+        IrNode *cols = ir_data(b, 0, enc->col, enc->model->states[0].shape);
+        tk->slot_d[TRAIN_KD_INIT] = *n;
+        specs[(*n)++] = data_grad_spec(a, b, "init_vjp_d", m->n_states, roots, cot, cols, nd,
+                                       blocked);
+    }
     return 0;
 }
 
@@ -140,7 +165,13 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
     int nd = tr->eps_col + tr->n_eps, n = 0; /* the data row, then sample's noise */
     for (int i = 0; i < TRAIN_K_COUNT; i++)
         out->slot[i] = -1;
+    for (int i = 0; i < TRAIN_KD_COUNT; i++)
+        out->slot_d[i] = -1;
     out->blocked = NULL;
+    IrNode *one = ir_scalar(b, 1);
+    IrNode *cols = tr->encoder ? ir_data(b, 0, tr->encoder->col,
+                                         tr->encoder->model->states[0].shape)
+                               : NULL;
     PlanKernelSpec *specs = out->specs;
     bool grads = !tr->evaluate;
     if (tr->loss) {
@@ -149,6 +180,11 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
         if (grads) {
             out->slot[TRAIN_K_LOSS_GRAD] = n;
             specs[n++] = grad_spec(a, b, m, "loss_grad", tr->loss, nd, &out->blocked);
+            if (cols) {
+                out->slot_d[TRAIN_KD_LOSS] = n;
+                specs[n++] = data_grad_spec(a, b, "loss_grad_d", 1, &tr->loss, &one, cols, nd,
+                                            &out->blocked);
+            }
         }
     }
     if (tr->final_loss) {
@@ -157,12 +193,17 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
         if (grads) {
             out->slot[TRAIN_K_FINAL_GRAD] = n;
             specs[n++] = grad_spec(a, b, m, "final_grad", tr->final_loss, nd, &out->blocked);
+            if (cols) {
+                out->slot_d[TRAIN_KD_FINAL] = n;
+                specs[n++] = data_grad_spec(a, b, "final_grad_d", 1, &tr->final_loss, &one, cols,
+                                            nd, &out->blocked);
+            }
         }
     }
     out->slot[TRAIN_K_INIT] = n;
     if (grads)
         out->slot[TRAIN_K_INIT_VJP] = n + 1;
-    if (init_specs(a, b, diag, d, nd, grads, specs, &n, &out->blocked))
+    if (init_specs(a, b, diag, d, nd, grads, out, &n))
         return -1;
     out->n_metrics = tr->n_metrics;
     for (int k = 0; k < tr->n_metrics; k++) {
@@ -176,10 +217,13 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
 }
 
 void train_kernels_assign(const TrainKernels *tk, NdKernelFn *const compiled,
-                          NdKernelFn out[TRAIN_K_COUNT], NdKernelFn metrics[SEMA_MAX_METRICS])
+                          NdKernelFn out[TRAIN_K_COUNT], NdKernelFn metrics[SEMA_MAX_METRICS],
+                          NdKernelFn data_grads[TRAIN_KD_COUNT])
 {
     for (int i = 0; i < TRAIN_K_COUNT; i++)
         out[i] = tk->slot[i] >= 0 ? compiled[tk->slot[i]] : NULL;
+    for (int i = 0; i < TRAIN_KD_COUNT; i++)
+        data_grads[i] = tk->slot_d[i] >= 0 ? compiled[tk->slot_d[i]] : NULL;
     for (int k = 0; k < SEMA_MAX_METRICS; k++)
         metrics[k] = k < tk->n_metrics ? compiled[tk->metric_slot[k]] : NULL;
 }

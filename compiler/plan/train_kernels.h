@@ -29,15 +29,23 @@ enum {
     TRAIN_K_COUNT
 };
 
+/* A train with an encoder (SemaTrain.encoder) also differentiates its loss, final
+ * loss and initial states with respect to the encoder's columns of the data row
+ * (nh = its size), per sample into out0 [B*nh]: "loss_grad_d", "final_grad_d" (d of
+ * the value) and "init_vjp_d" (a^T d(init)/d(columns), a laid out like y), the
+ * gradient the runner carries back through the encoder (nd_train_loss.h). */
+enum { TRAIN_KD_LOSS, TRAIN_KD_FINAL, TRAIN_KD_INIT, TRAIN_KD_COUNT };
+
 /* An evaluate's kernels are the values only (loss, final, init: no
  * gradients), and one "metric<k>" value kernel (a scalar per sample into
  * out0[b]) per metric. */
-enum { TRAIN_K_MAX_SPECS = TRAIN_K_COUNT + SEMA_MAX_METRICS };
+enum { TRAIN_K_MAX_SPECS = TRAIN_K_COUNT + TRAIN_KD_COUNT + SEMA_MAX_METRICS };
 
 typedef struct TrainKernels {
     PlanKernelSpec specs[TRAIN_K_MAX_SPECS];
     int n;                    /* specs built */
     int slot[TRAIN_K_COUNT];  /* its index in specs, or -1 */
+    int slot_d[TRAIN_KD_COUNT]; /* likewise */
     int n_metrics;
     int metric_slot[SEMA_MAX_METRICS];
     const IrNode *blocked;    /* the first floor or argmax a gradient goes through (diff.h) */
@@ -52,6 +60,7 @@ int train_kernels_build(Arena *a, IrBuilder *b, Diag *diag, const SemaDirective 
 /* The function each slot's kernel holds, from the n functions compiled for
  * the specs (in spec order): fns[slot], or NULL for a slot not built. */
 void train_kernels_assign(const TrainKernels *tk, NdKernelFn *const compiled,
-                          NdKernelFn out[TRAIN_K_COUNT], NdKernelFn metrics[SEMA_MAX_METRICS]);
+                          NdKernelFn out[TRAIN_K_COUNT], NdKernelFn metrics[SEMA_MAX_METRICS],
+                          NdKernelFn data_grads[TRAIN_KD_COUNT]);
 
 #endif

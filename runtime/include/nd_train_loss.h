@@ -24,6 +24,14 @@ typedef struct NdLossKernels {
      * NULL: nodec draws div_est's noise states there, fresh at every compute. */
     void (*prepare)(void *ctx, nd_real *y0, int64_t B);
     void *prepare_ctx;
+    /* With an encoder (nd_ode_rnn.h) whose value the kernels read as gd_n columns
+     * of the row from gd_col on (the same in every row of a sample): the loss's,
+     * the final loss's and the initial states' gradients with respect to them, per
+     * sample into out0 [B*gd_n] (init_vjp_d with a = dL/dy0, laid out like y). The
+     * compute then leaves dL/d(columns) per sample in nd_train_loss_get_data_gradient.
+     * gd_n = 0: none. */
+    NdKernelFn loss_grad_d, final_grad_d, init_vjp_d;
+    int gd_col, gd_n;
 } NdLossKernels;
 
 typedef struct NdTrainLoss NdTrainLoss;
@@ -51,6 +59,8 @@ int nd_train_loss_compute(NdTrainLoss *t, const nd_real *p, int nt, const nd_rea
                           const nd_real *d, nd_real scale_obs, nd_real scale_final, nd_real *L,
                           nd_real *grad_p);
 const char *nd_train_loss_get_message(const NdTrainLoss *t);
+/* After a compute with gd_n > 0: dL/d(the gd_n columns) per sample [B*gd_n]. */
+const nd_real *nd_train_loss_get_data_gradient(const NdTrainLoss *t);
 
 /* Samples with their own observation times, solved together on the union of
  * their times (each relative to its start, so ts[0] starts every sample):

@@ -27,6 +27,7 @@ struct NdTrainLoss {
     const int *last;
     nd_real *work, *dbuf, *vals, *gy_tmp, *gp_tmp, *y0, *grad_y0;
     nd_real *ysub; /* a run of samples with the shared block (run_state) */
+    nd_real *gd, *gd_tmp; /* B * gd_n: dL/d(the encoder's columns), and one term's */
     /* a forward object (nd_train_loss_create_forward) */
     NdSolver *solver;
     nd_real *yout; /* max_nt * (B * ny + ns): the states at every observation */
@@ -82,11 +83,23 @@ static const nd_real *run_state(const NdTrainLoss *t, Run r, const nd_real *y)
     return t->ysub;
 }
 
+/* Adds scale * the data gradient kernel grad_d over run r to the samples' rows of gd. */
+static void add_data_term(NdTrainLoss *t, NdKernelFn grad_d, nd_real scale, nd_real tj, Run r,
+                          const nd_real *yr, const nd_real *p, const nd_real *a,
+                          const nd_real *dr)
+{
+    size_t w = (size_t)t->lk.gd_n;
+    grad_d(tj, yr, p, a, dr, t->gd_tmp, NULL, r.nb, t->work);
+    for (size_t i = 0; i < (size_t)r.nb * w; i++)
+        t->gd[(size_t)r.b0 * w + i] += scale * t->gd_tmp[i];
+}
+
 /* Adds scale * (sum of the value kernel over run r) to *L and scale * its
- * gradient to gy, gp (the shared block's part to gy's shared block). */
-static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, nd_real scale, nd_real tj,
-                     Run r, const nd_real *y, const nd_real *p, const nd_real *d, nd_real *L,
-                     nd_real *gy, nd_real *gp)
+ * gradient to gy, gp (the shared block's part to gy's shared block), and to the
+ * encoder's columns with grad_d (when not NULL). */
+static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, NdKernelFn grad_d,
+                     nd_real scale, nd_real tj, Run r, const nd_real *y, const nd_real *p,
+                     const nd_real *d, nd_real *L, nd_real *gy, nd_real *gp)
 {
     size_t ny = (size_t)t->k.ny, n = (size_t)r.nb * ny, off = (size_t)r.b0 * ny;
     const nd_real *dr = d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL, *yr = run_state(t, r, y);
@@ -100,6 +113,8 @@ static void add_term(NdTrainLoss *t, NdKernelFn value, NdKernelFn grad, nd_real 
         gy[(size_t)t->B * ny + i] += scale * t->gy_tmp[n + i];
     for (int i = 0; i < t->k.np; i++)
         gp[i] += scale * t->gp_tmp[i];
+    if (grad_d && t->lk.gd_n > 0)
+        add_data_term(t, grad_d, scale, tj, r, yr, p, NULL, dr);
 }
 
 static int observe(void *ctx, int j, nd_real tj, const nd_real *y, const nd_real *p, nd_real *L,
@@ -111,11 +126,12 @@ static int observe(void *ctx, int j, nd_real tj, const nd_real *y, const nd_real
     memset(gy, 0, sizeof(nd_real) * nd_kernels_state_size(&t->k, t->B));
     Run r;
     for (int64_t b = 0; t->lk.loss && next_run(t, j, 0, &b, &r);)
-        add_term(t, t->lk.loss, t->lk.loss_grad, t->scale_obs, tj, r, y, p, d, L, gy, gp);
+        add_term(t, t->lk.loss, t->lk.loss_grad, t->lk.loss_grad_d, t->scale_obs, tj, r, y, p, d,
+                 L, gy, gp);
     for (int64_t b = 0; next_run(t, j, 1, &b, &r);) {
         if (t->lk.final)
-            add_term(t, t->lk.final, t->lk.final_grad, t->scale_final, tj, r, y, p, d, L, gy,
-                     gp);
+            add_term(t, t->lk.final, t->lk.final_grad, t->lk.final_grad_d, t->scale_final, tj, r,
+                     y, p, d, L, gy, gp);
         for (int64_t i = r.b0; t->lk.cost_offset >= 0 && i < r.b0 + r.nb; i++) {
             *L += t->scale_final * y[(size_t)i * ny + (size_t)t->lk.cost_offset];
             gy[(size_t)i * ny + (size_t)t->lk.cost_offset] += t->scale_final;
@@ -151,9 +167,11 @@ NdTrainLoss *nd_train_loss_create(const NdKernels *k, const NdLossKernels *lk,
     t->y0 = alloc_doubles(n);
     t->grad_y0 = alloc_doubles(n);
     t->ysub = alloc_doubles(n);
+    t->gd = alloc_doubles((size_t)B * (size_t)lk->gd_n);
+    t->gd_tmp = alloc_doubles((size_t)B * (size_t)lk->gd_n);
     t->g = nd_gradient_create(k, solver_template, gm, B, max_nt);
     if (!t->work || !t->vals || !t->gy_tmp || !t->gp_tmp || !t->y0 || !t->grad_y0 || !t->ysub ||
-        !t->g) {
+        !t->gd || !t->gd_tmp || !t->g) {
         nd_train_loss_free(t);
         return NULL;
     }
@@ -267,7 +285,8 @@ void nd_train_loss_free(NdTrainLoss *t)
         return;
     nd_solver_free(t->solver);
     free(t->yout);
-    nd_real *bufs[] = {t->work, t->vals, t->gy_tmp, t->gp_tmp, t->y0, t->grad_y0, t->ysub};
+    nd_real *bufs[] = {t->work, t->vals, t->gy_tmp, t->gp_tmp, t->y0, t->grad_y0, t->ysub,
+                       t->gd, t->gd_tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     nd_gradient_free(t->g);
@@ -309,6 +328,7 @@ int nd_train_loss_compute(NdTrainLoss *t, const nd_real *p, int nt, const nd_rea
         t->lk.prepare(t->lk.prepare_ctx, t->y0, t->B);
     NdLoss loss = {nt, ts, observe, t};
     *L = 0;
+    memset(t->gd, 0, sizeof(nd_real) * (size_t)t->B * (size_t)t->lk.gd_n);
     int status = nd_gradient_compute(t->g, p, t->y0, &loss, L, grad_p, t->grad_y0);
     if (status != ND_OK)
         return status;
@@ -318,5 +338,13 @@ int nd_train_loss_compute(NdTrainLoss *t, const nd_real *p, int nt, const nd_rea
         for (int i = 0; i < t->k.np; i++)
             grad_p[i] += t->gp_tmp[i];
     }
+    if (t->lk.init_vjp_d && t->lk.gd_n > 0)
+        add_data_term(t, t->lk.init_vjp_d, 1, ts[0], (Run){0, t->B}, NULL, p, t->grad_y0,
+                      row_block(t, 0));
     return ND_OK;
+}
+
+const nd_real *nd_train_loss_get_data_gradient(const NdTrainLoss *t)
+{
+    return t->gd;
 }

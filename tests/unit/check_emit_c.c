@@ -416,8 +416,8 @@ static void jit_gradient(Emitted *e, int index, const double *p, const double *t
                  .nd = dir->train.data ? dir->train.data->ncols : 0,
                  .cost = m != dir->train.model ? dir->train.model->ny : -1,
                  .scale_obs = 1.0 / ((double)tc->B * tc->nt), .scale_final = 1.0 / tc->B};
-    NdKernelFn metrics[SEMA_MAX_METRICS];
-    train_kernels_assign(&tk, fns, r.fn, metrics);
+    NdKernelFn metrics[SEMA_MAX_METRICS], data_grads[TRAIN_KD_COUNT];
+    train_kernels_assign(&tk, fns, r.fn, metrics, data_grads);
     size_t n = (size_t)(tc->B * m->ny);
     r.vals = calloc((size_t)tc->B, sizeof(double));
     r.gy = calloc(n, sizeof(double));
