@@ -2,7 +2,7 @@
 """Command-line behaviour of nodec: help, version, usage errors (exit 2), files that
 cannot be read (exit 1 with one clear message), check's silence on a good file,
 dumps and emit-llvm. Usage: cli.py NODEC EXAMPLES_DIR"""
-import os, subprocess, sys, tempfile
+import os, random, subprocess, sys, tempfile
 
 nodec, examples = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 seed = os.path.join(examples, "seed.node")
@@ -300,6 +300,52 @@ with tempfile.TemporaryDirectory() as wd:
         gradient_check(wd, "cells.node", CELLS_GRADIENT.replace("PATH", path_name).replace("SOLVER", solver),
                        f"cells {path_name} {solver.split('(')[0]}", path_name, 9,
                        "gradient through GRU, LSTM and the closed forms")
+
+# The ODE-RNN encoder (issue 17): a latent ODE's gradient, through the decoder, the
+# reparameterised draw from the encoding, the cell's jumps and the encoder's intervals,
+# against central differences, by each path. Six trajectories on subsets of one grid (one
+# batch on the union of their times) with a mask, then four with their own starts and
+# spacings (each its own batch).
+LATENT = """import "nn"
+option seed = 3
+data obs = csv("series.csv")
+model Latent {
+  state z[2]
+  net dyn = MLP(2, 4, 2, tanh)
+  net out = Dense(2, 1)
+  net rec = MLP(3, 4, 3, tanh)
+  net cell = GRU(2, 3)
+  net head = Dense(3, 4)
+  dz/dt = dyn(z)
+}
+train Latent {
+  data = obs
+  encoder h[3] { dh/dt = rec(h); h = cell([obs.x, obs.m], h); mask = obs.m; solver = ENC }
+  sample z0 ~ normal(head(h)[0:2], exp(0.5 * head(h)[2:4]))
+  init = { z = z0 }
+  loss = obs.m * (obs.x - out(z)[0])^2
+  final_loss = 0.1 * kl_normal(head(h)[0:2], head(h)[2:4])
+  solver = SOLVER; gradient = PATH; optimizer = adam(lr = 0.01); steps = 1 }
+"""
+def write_series(wd, rows):
+    with open(os.path.join(wd, "series.csv"), "w") as f:
+        f.write("id,t,x,m\n" + "".join(f"{i},{t},{x},{m}\n" for i, t, x, m in rows))
+with tempfile.TemporaryDirectory() as wd:
+    rnd = random.Random(5)
+    grid = [round(0.1 * k, 1) for k in range(8)]
+    union = [(i, grid[k], round(rnd.uniform(-1, 1), 3), int(rnd.random() < 0.8))
+             for i in range(6) for k in [0] + sorted(rnd.sample(range(1, 8), 5))]
+    apart = [(i, round(i * 0.3 + 0.15 * k * (1 + i), 3), round(rnd.uniform(-1, 1), 3), 1)
+             for i in range(4) for k in range(3 + i)]
+    for rows, how in ((union, "union"), (apart, "apart")):
+        write_series(wd, rows)
+        for path_name, solver, enc in (
+                ("adjoint", "dopri5(rtol = 1e-11, atol = 1e-12)", "dopri5(rtol = 1e-11, atol = 1e-12)"),
+                ("backprop", "rk4(h = 0.05)", "rk4(h = 0.05)"),
+                ("checkpoint", "rk4(h = 0.05)", "tsit5(rtol = 1e-10, atol = 1e-12)")):
+            text = LATENT.replace("PATH", path_name).replace("SOLVER", solver).replace("ENC", enc)
+            gradient_check(wd, "latent.node", text, f"encoder {how} {path_name}", path_name, 16,
+                           "gradient through an ODE-RNN encoder, sample and decoder")
 
 # `sample z ~ normal(mu, sigma)` (issue 17): the gradient at the step's fixed noise against
 # central differences, by each path; the same seed gives the same history, another seed

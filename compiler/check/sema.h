@@ -198,6 +198,8 @@ typedef struct SemaTrain {
     int n_samples, eps_col, n_eps;
     /* `encoder h[n] { ... }` (at most one), or NULL; its columns come before eps's */
     SemaEncoder *encoder;
+    const char *encoder_failed; /* the name of an encoder that failed (reported), or NULL:
+                                   its uses stay quiet */
     const char **sample_names;
     SrcLoc *sample_locs;
     IrNode **samples;

@@ -147,7 +147,9 @@ static void lower_encoder(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *e)
     const Ast *seen[EK_COUNT] = {0};
     IrShape shape;
     int nh = encoder_size(S, mi->scope, e, &shape);
-    if (!nh || !encoder_placed(S, tr, e) || !encoder_entries(S, e, seen))
+    if (!nh || !encoder_placed(S, tr, e) ||
+        !sema_block_name_free(S, mi, tr, e->name, e->name_loc, "encoder") ||
+        !encoder_entries(S, e, seen))
         return;
     Scope *sc = scope_new(S, mi->scope);
     Binding *h = scope_declare(S, sc, e->name, B_LET, e->name_loc, e);
@@ -191,12 +193,20 @@ static void lower_encoder(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *e)
 
 void sema_train_encoders(Sema *S, ModelInfo *mi, SemaTrain *tr, const Ast *const *entries, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        int before = S->diag->errors;
         lower_encoder(S, mi, tr, entries[i]);
+        if (S->diag->errors != before && !tr->encoder_failed)
+            tr->encoder_failed = entries[i]->name;
+    }
 }
 
 bool sema_encoder_lookup(const SemaTrain *tr, IrBuilder *b, const char *name, IrNode **value)
 {
+    if (tr && tr->encoder_failed && strcmp(tr->encoder_failed, name) == 0) {
+        *value = NULL; /* reported where it failed */
+        return true;
+    }
     const SemaEncoder *enc = tr ? tr->encoder : NULL;
     if (!enc || strcmp(enc->name, name) != 0)
         return false;
