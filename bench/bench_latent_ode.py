@@ -19,6 +19,7 @@ torch's is timed around each iteration after --warmup ones.
 Usage (from the repository root, after `cmake --build build --target nodec`):
     /usr/bin/python3 bench/bench_latent_ode.py build/nodec [--repeat 3] [--steps 20]
         [--skip 2] [--iters 10] [--warmup 3] [--no-f32] [--check] [--json] [--keep DIR]
+        [--node FILE]
 --check also compares the two sides' loss at the same parameters with eps = 0 (nodec's
 `evaluate` against torch_latent_ode.py --check). If nodec fails (an encoder the build
 does not have yet), its error is printed, the torch figures still are, and the exit
@@ -54,24 +55,27 @@ def write_data(path):
                 fh.write(f"{i},{float(t[k])!r},{float(x[i, k])!r}\n")
 
 
-def node_text(steps):
-    text = open(NODE_FILE).read()
+def node_text(node, steps):
+    text = open(node).read()
     text, n = re.subn(r"^(\s*steps\s*=\s*)\d+", rf"\g<1>{steps}", text, flags=re.M)
     if n != 1:
-        raise SystemExit(f"{NODE_FILE}: expected one 'steps = N' line, found {n}")
+        raise SystemExit(f"{node}: expected one 'steps = N' line, found {n}")
     return text
 
 
-def run_nodec(nodec, wd, steps, skip):
+def run_nodec(nodec, node, wd, steps, skip):
     """{ms_min, ms_median, final_loss, ...}, or {error: text} when nodec fails."""
     path = os.path.join(wd, "latent_ode_bench.node")
     with open(path, "w") as fh:
-        fh.write(node_text(steps))
+        fh.write(node_text(node, steps))
     hist = os.path.join(wd, HISTORY)
     if os.path.exists(hist):
         os.remove(hist)
-    r = subprocess.run([nodec, "run", "--precision", "f64", "--quiet", path], cwd=wd,
-                       capture_output=True, text=True)
+    try:
+        r = subprocess.run([nodec, "run", "--precision", "f64", "--quiet", path], cwd=wd,
+                           capture_output=True, text=True)
+    except OSError as e:
+        return {"error": f"cannot run {nodec}: {e}"}
     if r.returncode != 0:
         return {"error": (r.stderr or r.stdout).strip() or f"exit status {r.returncode}"}
     rows = list(csv.DictReader(open(hist)))
@@ -122,19 +126,22 @@ evaluate Latent {{
 """
 
 
-def compare_check(nodec, wd, data, rtol=1e-9):
+def compare_check(nodec, node, wd, data, rtol=1e-9):
     """The loss of one forward pass at nodec's initial parameters with eps = 0 (z0 = mu)
     by nodec's evaluate and by torch_latent_ode.py --check on the parameters nodec saved;
     (nodec's, torch's, ok) or an error text. Both do the same float64 arithmetic but sum
     in their own orders: they agree to rounding, hence rtol."""
-    text = open(NODE_FILE).read()
+    text = open(node).read()
     model = re.search(r"^model Latent \{.*?^\}", text, flags=re.S | re.M).group(0)
     encoder = re.search(r"^\s*(encoder h.*)$", text, flags=re.M).group(1)
     path = os.path.join(wd, "latent_check.node")
     with open(path, "w") as fh:
         fh.write(CHECK_TEXT.format(data=os.path.basename(data), model=model, encoder=encoder))
-    r = subprocess.run([nodec, "run", "--precision", "f64", "--quiet", path], cwd=wd,
-                       capture_output=True, text=True)
+    try:
+        r = subprocess.run([nodec, "run", "--precision", "f64", "--quiet", path], cwd=wd,
+                           capture_output=True, text=True)
+    except OSError as e:
+        return f"cannot run {nodec}: {e}"
     if r.returncode != 0:
         return f"nodec: {(r.stderr or r.stdout).strip()}"
     nodec_loss = float(next(csv.DictReader(open(os.path.join(wd, "latent_check_scores.csv"))))["loss"])
@@ -167,8 +174,11 @@ def main():
     ap.add_argument("--no-f32", action="store_true", help="leave out the torch float32 row")
     ap.add_argument("--check", action="store_true", help="also compare the losses at equal parameters")
     ap.add_argument("--json", action="store_true", help="also print every run as JSON")
+    ap.add_argument("--node", default=NODE_FILE, help="the .node file (steps substituted; "
+                    "it must write its history to " + HISTORY + " with log_every = 1)")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR (kept) instead of a temporary folder")
     args = ap.parse_args()
+    args.nodec = os.path.abspath(args.nodec)  # nodec runs in the work folder
     os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     wd = args.keep or tempfile.mkdtemp(prefix="latent_bench_")
     os.makedirs(wd, exist_ok=True)
@@ -179,7 +189,7 @@ def main():
     nodec_error = None
     for rep in range(max(1, args.repeat)):  # alternating, so a change of load hits every side
         if nodec_error is None:
-            r = run_nodec(args.nodec, wd, args.steps, args.skip)
+            r = run_nodec(args.nodec, args.node, wd, args.steps, args.skip)
             if "error" in r:
                 nodec_error = r["error"]
             else:
@@ -218,7 +228,7 @@ def main():
         ratio = med(runs["float64"], "ms_median") / nm
         print(f"target torch f64 / nodec >= {TARGET:g}: {'met' if ratio >= TARGET else 'NOT met'} ({ratio:.1f})")
     if args.check:
-        res = compare_check(args.nodec, wd, data)
+        res = compare_check(args.nodec, args.node, wd, data)
         if isinstance(res, str):
             print(f"check: could not compare: {res}")
         else:
