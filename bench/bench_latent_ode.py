@@ -20,6 +20,7 @@ Usage (from the repository root, after `cmake --build build --target nodec`):
     /usr/bin/python3 bench/bench_latent_ode.py build/nodec [--repeat 3] [--steps 20]
         [--skip 2] [--iters 10] [--warmup 3] [--no-f32] [--check] [--json] [--keep DIR]
         [--node FILE]
+    /usr/bin/python3 bench/bench_latent_ode.py - --write-data latent_sines.csv   (the data only)
 --check also compares the two sides' loss at the same parameters with eps = 0 (nodec's
 `evaluate` against torch_latent_ode.py --check). If nodec fails (an encoder the build
 does not have yet), its error is printed, the torch figures still are, and the exit
@@ -176,8 +177,12 @@ def main():
     ap.add_argument("--json", action="store_true", help="also print every run as JSON")
     ap.add_argument("--node", default=NODE_FILE, help="the .node file (steps substituted; "
                     "it must write its history to " + HISTORY + " with log_every = 1)")
+    ap.add_argument("--write-data", metavar="CSV", help="only write the data set to CSV")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR (kept) instead of a temporary folder")
     args = ap.parse_args()
+    if args.write_data:
+        write_data(args.write_data)
+        return 0
     args.nodec = os.path.abspath(args.nodec)  # nodec runs in the work folder
     os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     wd = args.keep or tempfile.mkdtemp(prefix="latent_bench_")
