@@ -18,7 +18,7 @@ torch's is timed around each iteration after --warmup ones.
 
 Usage (from the repository root, after `cmake --build build --target nodec`):
     /usr/bin/python3 bench/bench_latent_ode.py build/nodec [--repeat 3] [--steps 20]
-        [--skip 2] [--iters 10] [--warmup 3] [--no-f32] [--check] [--json] [--keep DIR]
+        [--skip 2] [--iters STEPS-3] [--warmup 3] [--no-f32] [--check] [--json] [--keep DIR]
         [--node FILE]
     /usr/bin/python3 bench/bench_latent_ode.py - --write-data latent_sines.csv   (the data only)
 --check also compares the two sides' loss at the same parameters with eps = 0 (nodec's
@@ -133,8 +133,11 @@ def compare_check(nodec, node, wd, data, rtol=1e-9):
     (nodec's, torch's, ok) or an error text. Both do the same float64 arithmetic but sum
     in their own orders: they agree to rounding, hence rtol."""
     text = open(node).read()
-    model = re.search(r"^model Latent \{.*?^\}", text, flags=re.S | re.M).group(0)
-    encoder = re.search(r"^\s*(encoder h.*)$", text, flags=re.M).group(1)
+    model = re.search(r"^model Latent \{.*?^\}", text, flags=re.S | re.M)
+    encoder = re.search(r"^\s*(encoder h.*)$", text, flags=re.M)
+    if not model or not encoder:
+        return f"{node} has no 'model Latent {{ ... }}' or no one-line 'encoder h...' to copy"
+    model, encoder = model.group(0), encoder.group(1)
     path = os.path.join(wd, "latent_check.node")
     with open(path, "w") as fh:
         fh.write(CHECK_TEXT.format(data=os.path.basename(data), model=model, encoder=encoder))
@@ -170,7 +173,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="alternate the sides this many times")
     ap.add_argument("--steps", type=int, default=20, help="nodec's training steps")
     ap.add_argument("--skip", type=int, default=2, help="nodec's first steps left out of the timing")
-    ap.add_argument("--iters", type=int, default=10, help="torch's timed iterations")
+    ap.add_argument("--iters", type=int, default=None,
+                    help="torch's timed iterations (default: steps - warmup, so both sides take "
+                    "the same number of steps and their final losses are of the same step)")
     ap.add_argument("--warmup", type=int, default=3, help="torch's untimed first iterations")
     ap.add_argument("--no-f32", action="store_true", help="leave out the torch float32 row")
     ap.add_argument("--check", action="store_true", help="also compare the losses at equal parameters")
@@ -180,6 +185,8 @@ def main():
     ap.add_argument("--write-data", metavar="CSV", help="only write the data set to CSV")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR (kept) instead of a temporary folder")
     args = ap.parse_args()
+    if args.iters is None:
+        args.iters = max(1, args.steps - args.warmup)
     if args.write_data:
         write_data(args.write_data)
         return 0
