@@ -340,7 +340,8 @@ static void alloc_groups(Trainer *t, int n_groups, int B, int nt)
  * when it is not. */
 static bool union_batch(Trainer *t, const int *starts, int nseg, int total, int longest)
 {
-    if ((nd_real)total * nseg * fmax(1, t->ncols) > UNION_MAX_ROWS)
+    /* the probe's observed flags: a byte per sample and possible union time */
+    if ((double)nseg * nseg * longest > 8.0 * UNION_MAX_ROWS)
         return false;
     alloc_groups(t, 1, nseg, total);
     Group *g = &t->groups[0];
@@ -350,7 +351,8 @@ static bool union_batch(Trainer *t, const int *starts, int nseg, int total, int 
         g->lens[s] = starts[s + 1] - starts[s];
     }
     build_union(t, g);
-    if ((nd_real)g->nt * UNION_MIN_SHARED <= total) {
+    if ((double)g->nt * UNION_MIN_SHARED <= total &&
+        (double)g->nt * nseg * fmax(1, t->ncols) <= UNION_MAX_ROWS) {
         t->group_nt = g->nt;
         return true;
     }
