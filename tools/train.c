@@ -21,31 +21,12 @@
 #include <malloc.h>
 #endif
 
-#include "nd_gradient.h"
-#include "nd_optim.h"
 #include "nd_safetensors.h"
 #include "nd_schedule.h"
-#include "nd_train_loss.h"
-#include "run_internal.h"
+#include "train_internal.h"
 
 /* train_run's status after a Ctrl-C: the shell's code for a SIGINT (128 + 2). */
 enum { TRAIN_INTERRUPTED = 130 };
-
-/* A group of samples solved together over the same observation times. */
-typedef struct Group {
-    int B;
-    int *rows;        /* per sample: data row of the first observation (or -1) */
-    const nd_real *ts; /* observation times */
-    int nt;
-    /* Samples with their own times (build_union): sample b's observation j is
-     * row rows[b] + j, for j < lens[b], at union time ts[uidx[b * max_len + j]],
-     * every time relative to the sample's start; observed and last as
-     * nd_train_loss_set_observed. NULL lens: every sample observed at every ts. */
-    int *lens, max_len, *uidx, *last;
-    unsigned char *observed;
-    nd_real *own_ts;   /* the union's storage (ts points here) */
-    double *sorted;    /* scratch: every sample's relative times, exact; then the union's */
-} Group;
 
 /* Trajectories at their own times form one batch on the union of their times
  * when each time of the union is, on average, an observation of at least
@@ -58,56 +39,12 @@ typedef struct Group {
  * doubles, 128 MiB). */
 enum { UNION_MIN_SHARED = 2, UNION_MAX_ROWS = 1 << 24 };
 
-typedef struct Trainer {
-    Runner *r;
-    const SemaDirective *dir;
-    const SemaTrain *tr;
-    IrModel *m;        /* augmented */
-    nd_real *p;         /* the model's parameters, trained in place */
-    NdKernels k;
-    NdKernelFn fn[TRAIN_K_COUNT];
-    NdKernelFn fn_d[TRAIN_KD_COUNT]; /* the losses' gradients w.r.t. the encoder's columns */
-    TrainEncoder enc;  /* the block's encoder (enc.enc NULL without one) */
-    int ny, np, ncols, cost_offset; /* cost_offset: of __cost, or -1 */
-    int row_step;     /* 1 for time series (observation j is row + j), 0 for samples */
-    /* the batch */
-    int n_groups, group_B, group_nt;
-    Group *groups;
-    int *all_rows;    /* n_groups * group_B */
-    nd_real *ts_buf;   /* n_groups * group_nt when groups have their own times */
-    nd_real *tcol;     /* the data's t column */
-    const double *tcol_exact; /* the same, as the data holds it (time_column) */
-    int *candidates;  /* window starts or sample rows to draw from */
-    int n_candidates;
-    double scale_obs, scale_final; /* in double: evaluate's sums (nd_train_loss.h) */
-    /* workspace */
-    nd_real *drows;    /* a group's data rows: observation j of sample b at (j * B + b) * ncols */
-    nd_real *eps;      /* `sample`'s noise: n_eps per sample of each group, drawn per step */
-    nd_real *grad_p, *sum_grad;
-    NdTrainLoss *tl;  /* one group's loss and gradient through the solve */
-    NdOptim *opt;
-    /* the last step */
-    long nfe_fwd, nfe_bwd; /* function evaluations, summed over the groups */
-    long steps_done;
-    /* evaluate: the metrics' kernels, and the loss of the last group when it
-     * has fewer samples than the others (a minibatch size that does not
-     * divide the data) */
-    NdKernelFn metric_fn[SEMA_MAX_METRICS];
-    NdTrainLoss *tl_rest;
-    /* train with `validation = D`: an evaluator of D (its own groups and forward
-     * losses, the train's kernels and parameters), the last score and the best */
-    struct Trainer *val;
-    double val_loss, best_val;
-    long best_step, since_best;
-    nd_real last_loss;
-} Trainer;
-
 /* ---- kernels ---- */
 
 /* The model's rhs and vjp (and jac for an implicit solver), and the directive's
  * loss and init kernels (compiler/plan/train_kernels.c), from one JIT module
  * the pipeline compiled. */
-static void take_kernels(Trainer *t)
+void train_take_kernels(Trainer *t)
 {
     const CompiledSet *cs = compilation_train_kernels(t->r->c, t->dir);
     if (!cs || !cs->jit)
@@ -145,9 +82,9 @@ static void gather_data(Trainer *t, const Group *g)
 }
 
 /* `sample`'s noise of the samples of group gi, N(0, 1) from the directive's stream:
- * drawn once per step (train_step) or per scoring (forward_groups), so every loss
+ * drawn once per step (train_step) or per scoring (train_forward_groups), so every loss
  * and gradient of the step sees the same eps. */
-static void draw_eps(Trainer *t, int gi)
+void train_draw_eps(Trainer *t, int gi)
 {
     size_t n = (size_t)t->group_B * (size_t)t->tr->n_eps;
     for (size_t i = 0; i < n; i++)
@@ -170,7 +107,7 @@ static void gather_rows(Trainer *t, const Group *g)
 }
 
 /* div_est's noise states: fresh at every step (nd_train_loss calls this after init). */
-static void draw_noise(void *ctx, nd_real *y0, int64_t B)
+void train_draw_noise(void *ctx, nd_real *y0, int64_t B)
 {
     Trainer *t = ctx;
     run_draw_states(t->r, t->m, y0, B);
@@ -178,14 +115,14 @@ static void draw_noise(void *ctx, nd_real *y0, int64_t B)
 
 /* The group's rows with `sample`'s noise and the encoder's value: every column
  * the kernels read. */
-static int group_rows(Trainer *t, const Group *g, const nd_real *p)
+int train_group_rows(Trainer *t, const Group *g, const nd_real *p)
 {
     gather_rows(t, g);
     return train_encoder_forward(&t->enc, p, g->B, g->nt, g->ts, t->drows, g->observed);
 }
 
 /* Why the last loss of tl failed: the encoder's message, else the loss's. */
-static const char *failure(const Trainer *t, const NdTrainLoss *tl)
+const char *train_failure(const Trainer *t, const NdTrainLoss *tl)
 {
     return t->enc.failed[0] ? t->enc.failed : nd_train_loss_get_message(tl);
 }
@@ -194,7 +131,7 @@ static const char *failure(const Trainer *t, const NdTrainLoss *tl)
 
 /* The train block's `t` (the compiler's doubles) as the solver's reals, in the
  * compilation's arena. */
-static const nd_real *train_times(Trainer *t, const double *ts, int nt)
+const nd_real *train_span(Trainer *t, const double *ts, int nt)
 {
     nd_real *out = arena_alloc(t->r->c->arena, sizeof(nd_real) * (size_t)nt);
     run_to_real(out, ts, (size_t)nt);
@@ -323,7 +260,7 @@ static int segments(Trainer *t, int **starts)
     return n;
 }
 
-static void alloc_groups(Trainer *t, int n_groups, int B, int nt)
+void train_alloc_groups(Trainer *t, int n_groups, int B, int nt)
 {
     Arena *a = t->r->c->arena;
     t->n_groups = n_groups;
@@ -343,7 +280,7 @@ static bool union_batch(Trainer *t, const int *starts, int nseg, int total, int 
     /* the probe's observed flags: a byte per sample and possible union time */
     if ((double)nseg * nseg * longest > 8.0 * UNION_MAX_ROWS)
         return false;
-    alloc_groups(t, 1, nseg, total);
+    train_alloc_groups(t, 1, nseg, total);
     Group *g = &t->groups[0];
     union_alloc(t, g, longest);
     for (int s = 0; s < nseg; s++) {
@@ -361,7 +298,7 @@ static bool union_batch(Trainer *t, const int *starts, int nseg, int total, int 
 }
 
 /* Time series: whole trajectories, or random windows of consecutive observations. */
-static int plan_time_series(Trainer *t)
+int train_plan_time_series(Trainer *t)
 {
     const SemaTrain *tr = t->tr;
     nd_real *tc = t->tcol = time_column(t);
@@ -378,14 +315,14 @@ static int plan_time_series(Trainer *t)
          * that reads t does so through its clock, which starts at each one's
          * first time: train_clock in sema) */
         if (same_relative_times(t->tcol_exact, starts, nseg)) {
-            alloc_groups(t, 1, nseg, longest);
+            train_alloc_groups(t, 1, nseg, longest);
             for (int s = 0; s < nseg; s++)
                 t->groups[0].rows[s] = starts[s];
             t->groups[0].ts = tc + starts[0];
         } else if (union_batch(t, starts, nseg, total, longest)) {
             /* each trajectory at its own times: one batch on their union */
         } else {
-            alloc_groups(t, nseg, 1, longest);
+            train_alloc_groups(t, nseg, 1, longest);
             for (int s = 0; s < nseg; s++) {
                 t->groups[s].rows[0] = starts[s];
                 t->groups[s].ts = tc + starts[s];
@@ -412,7 +349,7 @@ static int plan_time_series(Trainer *t)
      * it reads t through its clock state (train_clock in sema), which starts at
      * each window's first time. Otherwise each window is solved on its own times. */
     bool shared = same_spacing(t->tcol_exact, starts, nseg);
-    alloc_groups(t, shared ? 1 : C, shared ? C : 1, L);
+    train_alloc_groups(t, shared ? 1 : C, shared ? C : 1, L);
     for (int g = 0; g < t->n_groups; g++) /* a window's times (all alike when shared) */
         t->groups[g].ts = tc + t->candidates[0];
     t->scale_obs = 1.0 / ((double)C * L);
@@ -426,8 +363,8 @@ static int plan_samples(Trainer *t)
     const SemaTrain *tr = t->tr;
     int n = tr->data ? tr->data->nrows : 1;
     int B = tr->batch == SEMA_BATCH_MINIBATCH ? tr->batch_count : n;
-    alloc_groups(t, 1, B, tr->nt);
-    t->groups[0].ts = train_times(t, tr->t, tr->nt);
+    train_alloc_groups(t, 1, B, tr->nt);
+    t->groups[0].ts = train_span(t, tr->t, tr->nt);
     t->candidates = arena_alloc(t->r->c->arena, sizeof(int) * (size_t)n);
     for (int i = 0; i < n; i++)
         t->candidates[i] = tr->data ? i : -1;
@@ -467,7 +404,7 @@ static void draw_batch(Trainer *t)
 
 /* ---- setup ---- */
 
-static nd_real *alloc_reals(size_t n)
+nd_real *train_alloc_reals(size_t n)
 {
     return calloc(n ? n : 1, sizeof(nd_real));
 }
@@ -493,7 +430,7 @@ static NdOptim *make_optimizer(Trainer *t)
 
 /* 0 when one group's states and observations fit RUN_MAX_BATCH_ELEMENTS, else
  * -1 after saying what they would need. */
-static int workspace_fits(Trainer *t)
+int train_workspace_fits(Trainer *t)
 {
     double B = t->group_B, states = B * t->m->ny, rows = (double)t->group_nt * B * t->ncols;
     char b[32];
@@ -534,13 +471,13 @@ static void lk_encoder(const Trainer *t, NdLossKernels *lk)
 
 static int alloc_workspace(Trainer *t)
 {
-    if (workspace_fits(t) != 0)
+    if (train_workspace_fits(t) != 0)
         return -1;
     size_t B = (size_t)t->group_B, np = (size_t)t->np;
-    t->drows = alloc_reals((size_t)t->group_nt * B * (size_t)t->ncols);
-    t->eps = alloc_reals((size_t)t->n_groups * B * (size_t)t->tr->n_eps);
-    t->grad_p = alloc_reals(np);
-    t->sum_grad = alloc_reals(np);
+    t->drows = train_alloc_reals((size_t)t->group_nt * B * (size_t)t->ncols);
+    t->eps = train_alloc_reals((size_t)t->n_groups * B * (size_t)t->tr->n_eps);
+    t->grad_p = train_alloc_reals(np);
+    t->sum_grad = train_alloc_reals(np);
     NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
     if (!tmpl)
         return -1;
@@ -548,7 +485,7 @@ static int alloc_workspace(Trainer *t)
     NdLossKernels lk = {.loss = t->fn[TRAIN_K_LOSS], .loss_grad = t->fn[TRAIN_K_LOSS_GRAD],
                         .final = t->fn[TRAIN_K_FINAL], .final_grad = t->fn[TRAIN_K_FINAL_GRAD],
                         .init = t->fn[TRAIN_K_INIT], .init_vjp = t->fn[TRAIN_K_INIT_VJP],
-                        .nd = t->ncols, .cost_offset = t->cost_offset, .prepare = draw_noise,
+                        .nd = t->ncols, .cost_offset = t->cost_offset, .prepare = train_draw_noise,
                         .prepare_ctx = t};
     lk_encoder(t, &lk);
     t->tl = nd_train_loss_create(&t->k, &lk, tmpl, grad_method(t->tr->gradient), t->group_B,
@@ -569,7 +506,7 @@ static int alloc_workspace(Trainer *t)
     return 0;
 }
 
-static void trainer_free(Trainer *t)
+void trainer_free(Trainer *t)
 {
     free(t->drows);
     free(t->eps);
@@ -586,7 +523,7 @@ static void trainer_free(Trainer *t)
 /* Loss and gradient of one group, added into *L and t->sum_grad. */
 static int group_gradient(Trainer *t, Group *g, nd_real *L)
 {
-    int status = group_rows(t, g, t->p);
+    int status = train_group_rows(t, g, t->p);
     if (status != ND_OK)
         return status;
     nd_real Lg;
@@ -615,7 +552,7 @@ static int batch_loss(Trainer *t, const nd_real *p, nd_real *grad_scratch, nd_re
     *L = 0;
     for (int i = 0; i < t->n_groups; i++) {
         Group *g = &t->groups[i];
-        int status = group_rows(t, g, p);
+        int status = train_group_rows(t, g, p);
         if (status != ND_OK)
             return status;
         nd_real Lg;
@@ -634,7 +571,7 @@ static int batch_loss(Trainer *t, const nd_real *p, nd_real *grad_scratch, nd_re
  * (eps / h) for a smooth loss. */
 static int central_differences(Trainer *t, nd_real *fd)
 {
-    nd_real *p = alloc_reals((size_t)t->np), *scratch = alloc_reals((size_t)t->np);
+    nd_real *p = train_alloc_reals((size_t)t->np), *scratch = train_alloc_reals((size_t)t->np);
     int status = p && scratch ? ND_OK : ND_ERR_MEMORY;
     if (p)
         memcpy(p, t->p, sizeof(nd_real) * (size_t)t->np);
@@ -659,11 +596,11 @@ static int central_differences(Trainer *t, nd_real *fd)
 static int check_gradient(Trainer *t)
 {
     const IrModel *m = t->tr->model;
-    nd_real *fd = alloc_reals((size_t)t->np);
+    nd_real *fd = train_alloc_reals((size_t)t->np);
     int status = fd ? central_differences(t, fd) : ND_ERR_MEMORY;
     if (status != ND_OK) {
         diag_error(&t->r->c->diag, t->dir->loc, "train %s: --check-gradient failed (%s): %s",
-                   m->name, nd_status_name(status), failure(t, t->tl));
+                   m->name, nd_status_name(status), train_failure(t, t->tl));
         free(fd);
         return -1;
     }
@@ -747,14 +684,14 @@ static int train_step(Trainer *t, long step, nd_real *L)
 {
     draw_batch(t);
     for (int g = 0; g < t->n_groups && t->tr->n_eps > 0; g++)
-        draw_eps(t, g);
+        train_draw_eps(t, g);
     memset(t->sum_grad, 0, sizeof(nd_real) * (size_t)t->np);
     *L = 0;
     t->nfe_fwd = t->nfe_bwd = 0;
     for (int g = 0; g < t->n_groups; g++) {
         int status = group_gradient(t, &t->groups[g], L);
         if (status != ND_OK) {
-            const char *why = failure(t, t->tl);
+            const char *why = train_failure(t, t->tl);
             diag_error(&t->r->c->diag, t->dir->loc, "train %s failed at step %ld (%s): %s",
                        t->tr->model->name, step, nd_status_name(status), why);
             if (status == ND_ERR_NONFINITE && strncmp(why, "backward", 8) == 0)
@@ -877,7 +814,7 @@ static int save_params(Trainer *t)
     nd_real *moment[N_SAVED_MOMENTS];
     int copies = 1 + optimizer_moments(t, moment), n;
     NdTensorSpec *specs = state_specs(t, moment, &n);
-    nd_real *all = alloc_reals((size_t)t->np * (size_t)copies);
+    nd_real *all = train_alloc_reals((size_t)t->np * (size_t)copies);
     if (!all) {
         diag_error(&t->r->c->diag, tr->save_loc, "out of memory for saving '%s'", tr->save);
         return -1;
@@ -952,7 +889,7 @@ static int load_params(Trainer *t)
     nd_real *moment[N_SAVED_MOMENTS];
     int copies = 1 + optimizer_moments(t, moment), n;
     NdTensorSpec *specs = state_specs(t, moment, &n);
-    nd_real *all = alloc_reals((size_t)t->np * (size_t)copies);
+    nd_real *all = train_alloc_reals((size_t)t->np * (size_t)copies);
     int rc = all ? nd_safetensors_load(tr->load, n, specs, all, err, sizeof err) : -1;
     if (rc != 0) {
         if (!all)
@@ -1156,14 +1093,11 @@ static void alloc_check_report(const AllocCheck *ac, const Trainer *t)
 
 /* ---- validation ---- */
 
-static void plan_evaluate_samples(Trainer *t);
-static int evaluate_workspace(Trainer *t);
-
 /* Every group's loss and its first n_metrics metrics at t's parameters, one
  * forward solve each (evaluate, and the validation set's scores): summed into
- * *L and metrics, the forward evaluations into *nfe; on a failure, the
+ * *L and metrics, the forward evaluations into *nfe; on a train_failure, the
  * group's loss object (for its message) in *failed. Allocates nothing. */
-static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics, long *nfe,
+int train_forward_groups(Trainer *t, int n_metrics, double *L, double *metrics, long *nfe,
                           const NdTrainLoss **failed)
 {
     int at_each = t->tr->loss != NULL; /* metrics are averaged like the loss */
@@ -1171,8 +1105,8 @@ static int forward_groups(Trainer *t, int n_metrics, double *L, double *metrics,
         Group *g = &t->groups[i];
         NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
         if (t->tr->n_eps > 0)
-            draw_eps(t, i);
-        int status = group_rows(t, g, t->p);
+            train_draw_eps(t, i);
+        int status = train_group_rows(t, g, t->p);
         if (status != ND_OK) {
             *failed = tl;
             return status;
@@ -1207,10 +1141,10 @@ static int validation_setup(Trainer *t)
                    .ny = t->ny, .np = t->np, .ncols = t->ncols, .cost_offset = t->cost_offset};
     memcpy(v->fn, t->fn, sizeof v->fn);
     if (vtr->data->t_col >= 0) {
-        if (plan_time_series(v) != 0)
+        if (train_plan_time_series(v) != 0)
             return -1;
     } else {
-        plan_evaluate_samples(v);
+        evaluate_plan_samples(v);
     }
     t->val = v;
     t->best_val = INFINITY;
@@ -1223,12 +1157,12 @@ static int score_validation(Trainer *t, long step)
     double sum = 0;
     long nfe = 0;
     const NdTrainLoss *failed;
-    int status = forward_groups(t->val, 0, &sum, NULL, &nfe, &failed);
+    int status = train_forward_groups(t->val, 0, &sum, NULL, &nfe, &failed);
     if (status != ND_OK) {
         diag_error(&t->r->c->diag, t->dir->loc,
                    "train %s: scoring the validation set '%s' at step %ld failed (%s): %s",
                    t->tr->model->name, t->tr->validation->name, step, nd_status_name(status),
-                   failure(t, failed));
+                   train_failure(t, failed));
         run_note_fault(t->r, status, &t->tr->solver, t->tr->model);
         return -1;
     }
@@ -1353,8 +1287,8 @@ int train_run(Runner *r, const SemaDirective *d)
     if (t.np == 0) /* sema refuses a train of a model without parameters */
         INTERNAL_ERROR("train of model '%s' reached the runner without parameters",
                        tr->model->name);
-    take_kernels(&t);
-    int rc = tr->data && tr->data->t_col >= 0 ? plan_time_series(&t) : plan_samples(&t);
+    train_take_kernels(&t);
+    int rc = tr->data && tr->data->t_col >= 0 ? train_plan_time_series(&t) : plan_samples(&t);
     if (rc == 0)
         rc = alloc_workspace(&t);
     if (rc == 0 && tr->validation)
@@ -1375,140 +1309,6 @@ int train_run(Runner *r, const SemaDirective *d)
         rc = -1;
     if (t.val)
         trainer_free(t.val);
-    trainer_free(&t);
-    return rc;
-}
-
-/* ---- evaluate: the loss and the metrics, no gradient ---- */
-
-/* Sample data in chunks of the minibatch size (all rows, in order; the last
- * chunk may be smaller), or one group of every row (or of the one sample
- * without data); the scales average over every sample. */
-static void plan_evaluate_samples(Trainer *t)
-{
-    const SemaTrain *tr = t->tr;
-    int n = tr->data ? tr->data->nrows : 1;
-    int B = tr->batch == SEMA_BATCH_MINIBATCH && tr->batch_count < n ? tr->batch_count : n;
-    int groups = (n + B - 1) / B;
-    alloc_groups(t, groups, B, tr->nt);
-    for (int g = 0; g < groups; g++) {
-        t->groups[g].ts = train_times(t, tr->t, tr->nt);
-        t->groups[g].B = g == groups - 1 ? n - g * B : B;
-        for (int b = 0; b < t->groups[g].B; b++)
-            t->groups[g].rows[b] = tr->data ? g * B + b : -1;
-    }
-    t->scale_obs = 1.0 / ((double)n * tr->nt);
-    t->scale_final = 1.0 / n;
-}
-
-static int evaluate_workspace(Trainer *t)
-{
-    if (workspace_fits(t) != 0)
-        return -1;
-    t->drows = alloc_reals((size_t)t->group_nt * (size_t)t->group_B * (size_t)t->ncols);
-    t->eps = alloc_reals((size_t)t->n_groups * (size_t)t->group_B * (size_t)t->tr->n_eps);
-    NdSolver *tmpl = run_make_solver(t->r, &t->tr->solver, t->dir->loc, &t->k, t->group_B);
-    if (!tmpl)
-        return -1;
-    nd_solver_set_element_namer(tmpl, run_name_element, t->m);
-    NdLossKernels lk = {.loss = t->fn[TRAIN_K_LOSS], .final = t->fn[TRAIN_K_FINAL],
-                        .init = t->fn[TRAIN_K_INIT], .nd = t->ncols,
-                        .cost_offset = t->cost_offset, .prepare = draw_noise, .prepare_ctx = t};
-    t->tl = nd_train_loss_create_forward(&t->k, &lk, tmpl, t->group_B, t->group_nt);
-    int rest = t->groups[t->n_groups - 1].B;
-    if (train_encoder_create(t->r, t->dir, t->group_B, rest, t->group_nt, t->ncols, false,
-                             &t->enc)) {
-        nd_solver_free(tmpl);
-        return -1;
-    }
-    if (rest != t->group_B)
-        t->tl_rest = nd_train_loss_create_forward(&t->k, &lk, tmpl, rest, t->group_nt);
-    nd_solver_free(tmpl);
-    if (!t->drows || !t->eps || !t->tl || (rest != t->group_B && !t->tl_rest)) {
-        diag_error(&t->r->c->diag, t->dir->loc, "out of memory for this evaluate");
-        return -1;
-    }
-    return 0;
-}
-
-/* One CSV row of the scores: a header line, then the values. */
-static int write_scores(const SemaTrain *tr, double L, const double *metrics)
-{
-    FILE *f = fopen(tr->output, "w");
-    if (!f)
-        return -1;
-    errno = 0;
-    fputs("loss", f);
-    for (int k = 0; k < tr->n_metrics; k++)
-        fprintf(f, ",%s", tr->metric_names[k]);
-    fprintf(f, "\n%.*g", ND_REAL_DIGITS, L);
-    for (int k = 0; k < tr->n_metrics; k++)
-        fprintf(f, ",%.*g", ND_REAL_DIGITS, metrics[k]);
-    fputc('\n', f);
-    int err = ferror(f) ? (errno ? errno : EIO) : 0;
-    if (fclose(f) != 0 && !err)
-        err = errno ? errno : EIO;
-    errno = err;
-    return err ? -1 : 0;
-}
-
-/* Every group's loss and metrics, one forward solve each; then `loss = ...`
- * and `NAME = ...` on stdout (and a progress line on stderr). */
-static int evaluate_groups(Trainer *t)
-{
-    const SemaTrain *tr = t->tr;
-    double L = 0, metrics[SEMA_MAX_METRICS] = {0};
-    long nfe = 0;
-    double t0 = run_now_ms();
-    const NdTrainLoss *failed;
-    int status = forward_groups(t, tr->n_metrics, &L, metrics, &nfe, &failed);
-    if (status != ND_OK) {
-        diag_error(&t->r->c->diag, t->dir->loc, "evaluate %s failed (%s): %s", tr->model->name,
-                   nd_status_name(status), failure(t, failed));
-        run_note_fault(t->r, status, &tr->solver, tr->model);
-        return -1;
-    }
-    double ms = run_now_ms() - t0;
-    if (!t->r->opts->quiet)
-        fprintf(stderr, "evaluate %s: %d samples in %d %s, nfe %ld/0, %.2f %s%s%s\n",
-                tr->model->name, t->n_groups > 1 ? (t->n_groups - 1) * t->group_B +
-                                                        t->groups[t->n_groups - 1].B
-                                                  : t->groups[0].B,
-                t->n_groups, t->n_groups == 1 ? "batch" : "batches", nfe,
-                ms < 1e3 ? ms : ms / 1e3, ms < 1e3 ? "ms" : "s", tr->output ? " -> " : "",
-                tr->output ? tr->output : "");
-    printf("loss = %.10g\n", L);
-    for (int k = 0; k < tr->n_metrics; k++)
-        printf("%s = %.10g\n", tr->metric_names[k], metrics[k]);
-    if (tr->output && write_scores(tr, L, metrics) != 0) {
-        diag_error(&t->r->c->diag, tr->output_loc, "cannot write '%s': %s", tr->output,
-                   strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-int evaluate_run(Runner *r, const SemaDirective *d)
-{
-    const SemaTrain *tr = &d->train;
-    /* the model, or its copy with shared states (sema_shared.c) */
-    Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->augmented, .cost_offset = -1};
-    t.p = run_model(r, tr->model)->p;
-    t.ny = t.m->ny;
-    t.np = t.m->np;
-    t.ncols = tr->eps_col + tr->n_eps; /* the data's columns, then sample's noise */
-    take_kernels(&t);
-    int rc = 0;
-    if (tr->data && tr->data->t_col >= 0)
-        rc = plan_time_series(&t);
-    else
-        plan_evaluate_samples(&t);
-    if (rc == 0)
-        rc = evaluate_workspace(&t);
-    if (rc == 0 && tr->load)
-        rc = run_load_params(r, tr->model, t.p, tr->load, tr->load_loc);
-    if (rc == 0)
-        rc = evaluate_groups(&t);
     trainer_free(&t);
     return rc;
 }
