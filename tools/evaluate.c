@@ -52,15 +52,63 @@ int evaluate_workspace(Trainer *t)
     if (rest != t->group_B)
         t->tl_rest = nd_train_loss_create_forward(&t->k, &lk, tmpl, rest, t->group_nt);
     nd_solver_free(tmpl);
-    if (!t->drows || !t->eps || !t->tl || (rest != t->group_B && !t->tl_rest)) {
+    if (t->tr->iwae > 0)
+        t->iw = calloc(3 * (size_t)t->group_B, sizeof(double));
+    if (!t->drows || !t->eps || !t->tl || (rest != t->group_B && !t->tl_rest) ||
+        (t->tr->iwae > 0 && !t->iw)) {
         diag_error(&t->r->c->diag, t->dir->loc, "out of memory for this evaluate");
         return -1;
     }
     return 0;
 }
 
+/* `iwae = K`: per sample, -log (1/K) sum_k exp(-L_k) over K fresh draws of its
+ * `sample`s, L_k the unscaled total of its terms at draw k (Burda et al. 2016), the
+ * log-mean-exp taken stably; its mean over the samples into *iwae. */
+static int iwae_groups(Trainer *t, double *iwae, long *nfe, const NdTrainLoss **failed)
+{
+    long K = t->tr->iwae;
+    double sum = 0;
+    long n = 0;
+    for (int i = 0; i < t->n_groups; i++) {
+        Group *g = &t->groups[i];
+        NdTrainLoss *tl = g->B == t->group_B ? t->tl : t->tl_rest;
+        double *most = t->iw, *acc = t->iw + g->B, *total = t->iw + 2 * (size_t)g->B;
+        for (int b = 0; b < g->B; b++) {
+            most[b] = -INFINITY;
+            acc[b] = 0;
+        }
+        nd_train_loss_set_observed(tl, g->observed, g->last);
+        for (long k = 0; k < K; k++) {
+            train_draw_eps(t, i);
+            int status = train_group_rows(t, g, t->p);
+            if (status == ND_OK)
+                status = nd_train_loss_evaluate_samples(tl, t->p, g->nt, g->ts,
+                                                        t->ncols ? t->drows : NULL, total);
+            if (status != ND_OK) {
+                *failed = tl;
+                return status;
+            }
+            *nfe += nd_train_loss_get_forward_evals(tl) + t->enc.nfe_fwd;
+            for (int b = 0; b < g->B; b++) {
+                double lw = -total[b];
+                if (lw > most[b]) { /* rescale the sum to the new largest log-weight */
+                    acc[b] = acc[b] * exp(most[b] - lw) + 1;
+                    most[b] = lw;
+                } else {
+                    acc[b] += exp(lw - most[b]);
+                }
+            }
+        }
+        for (int b = 0; b < g->B; b++, n++)
+            sum += -(most[b] + log(acc[b] / (double)K));
+    }
+    *iwae = sum / (double)n;
+    return ND_OK;
+}
+
 /* One CSV row of the scores: a header line, then the values. */
-static int write_scores(const SemaTrain *tr, double L, const double *metrics)
+static int write_scores(const SemaTrain *tr, double L, const double *metrics, double iwae)
 {
     FILE *f = fopen(tr->output, "w");
     if (!f)
@@ -69,9 +117,13 @@ static int write_scores(const SemaTrain *tr, double L, const double *metrics)
     fputs("loss", f);
     for (int k = 0; k < tr->n_metrics; k++)
         fprintf(f, ",%s", tr->metric_names[k]);
+    if (tr->iwae > 0)
+        fputs(",iwae", f);
     fprintf(f, "\n%.*g", ND_REAL_DIGITS, L);
     for (int k = 0; k < tr->n_metrics; k++)
         fprintf(f, ",%.*g", ND_REAL_DIGITS, metrics[k]);
+    if (tr->iwae > 0)
+        fprintf(f, ",%.*g", ND_REAL_DIGITS, iwae);
     fputc('\n', f);
     int err = ferror(f) ? (errno ? errno : EIO) : 0;
     if (fclose(f) != 0 && !err)
@@ -89,7 +141,10 @@ static int evaluate_groups(Trainer *t)
     long nfe = 0;
     double t0 = run_now_ms();
     const NdTrainLoss *failed;
+    double iwae = 0;
     int status = train_forward_groups(t, tr->n_metrics, &L, metrics, &nfe, &failed);
+    if (status == ND_OK && tr->iwae > 0)
+        status = iwae_groups(t, &iwae, &nfe, &failed);
     if (status != ND_OK) {
         diag_error(&t->r->c->diag, t->dir->loc, "evaluate %s failed (%s): %s", tr->model->name,
                    nd_status_name(status), train_failure(t, failed));
@@ -108,7 +163,9 @@ static int evaluate_groups(Trainer *t)
     printf("loss = %.10g\n", L);
     for (int k = 0; k < tr->n_metrics; k++)
         printf("%s = %.10g\n", tr->metric_names[k], metrics[k]);
-    if (tr->output && write_scores(tr, L, metrics) != 0) {
+    if (tr->iwae > 0)
+        printf("iwae = %.10g\n", iwae);
+    if (tr->output && write_scores(tr, L, metrics, iwae) != 0) {
         diag_error(&t->r->c->diag, tr->output_loc, "cannot write '%s': %s", tr->output,
                    strerror(errno));
         return -1;

@@ -514,6 +514,7 @@ void trainer_free(Trainer *t)
     free(t->sum_grad);
     nd_train_loss_free(t->tl);
     nd_train_loss_free(t->tl_rest);
+    free(t->iw);
     train_encoder_free(&t->enc);
     nd_optim_free(t->opt);
 }

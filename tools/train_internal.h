@@ -61,6 +61,7 @@ typedef struct Trainer {
      * divide the data) */
     NdKernelFn metric_fn[SEMA_MAX_METRICS];
     NdTrainLoss *tl_rest;
+    double *iw;        /* evaluate's iwae: per sample of a group, 3 rows of group_B */
     /* train with `validation = D`: an evaluator of D (its own groups and forward
      * losses, the train's kernels and parameters), the last score and the best */
     struct Trainer *val;

@@ -185,6 +185,7 @@ typedef struct SemaTrain {
     const char **metric_names;
     IrNode **metrics;
     const char *output; /* one CSV row of the loss and the metrics, or NULL */
+    long iwae;          /* `iwae = K`: the importance-weighted estimate over K draws, or 0 */
     SrcLoc output_loc;
     /* `validation = D`: scored every log_every steps (laid out like data), or NULL;
      * `patience = N`: stop after N scores without a lower one (0: never) */

@@ -13,19 +13,19 @@
 typedef enum TrainKey {
     K_DATA, K_INIT, K_T, K_LOSS, K_FINAL, K_REG, K_BATCH, K_SOLVER, K_GRADIENT, K_OPTIMIZER,
     K_STEPS, K_LOG, K_HISTORY, K_SAVE, K_LOAD, K_OUTPUT, K_VALIDATION, K_PATIENCE, K_SCHEDULE,
-    K_CLIP, N_KEYS
+    K_CLIP, K_IWAE, N_KEYS
 } TrainKey;
 
 static const char *const train_keys[N_KEYS] = {
     "data", "init", "t", "loss", "final_loss", "regularize", "batch", "solver", "gradient",
     "optimizer", "steps", "log_every", "history", "save", "load", "output", "validation",
-    "patience", "schedule", "clip",
+    "patience", "schedule", "clip", "iwae",
 };
 
 /* The keys evaluate takes: train's that define a loss, and its output. */
 static const unsigned EVALUATE_KEYS = 1u << K_DATA | 1u << K_INIT | 1u << K_T | 1u << K_LOSS |
                                       1u << K_FINAL | 1u << K_BATCH | 1u << K_SOLVER |
-                                      1u << K_LOAD | 1u << K_OUTPUT;
+                                      1u << K_LOAD | 1u << K_OUTPUT | 1u << K_IWAE;
 
 
 static const char *const gradient_names[] = {"adjoint", "backprop", "checkpoint"};
@@ -147,11 +147,16 @@ static void collect_keys(Sema *S, const Ast *ast, TrainCheck *tc)
             continue;
         }
         int k = sema_find_name(entry->name, N_KEYS, train_keys);
+        if (k == K_IWAE && !eval) {
+            diag_error(S->diag, at, "'iwae' is a key of evaluate, not of train (a train's loss "
+                       "is the one-draw estimate; evaluate's iwae = K weighs K draws)");
+            continue;
+        }
         if (k >= 0 && (eval ? !(EVALUATE_KEYS >> k & 1) : k == K_OUTPUT)) {
             diag_error(S->diag, at,
                        eval ? "'%s' is a key of train, not of evaluate (evaluate takes data, "
-                              "init, t, loss, final_loss, batch, solver, load, output and "
-                              "metric NAME = expr)"
+                              "init, t, loss, final_loss, batch, solver, load, output, iwae "
+                              "and metric NAME = expr)"
                             : "'%s' is a key of evaluate, not of train (a train writes its "
                               "losses to history = \"...\")",
                        entry->name);
@@ -160,16 +165,17 @@ static void collect_keys(Sema *S, const Ast *ast, TrainCheck *tc)
         if (k < 0 && eval) {
             diag_error(S->diag, at,
                        "unknown key '%s' in evaluate (valid keys: data, init, t, loss, "
-                       "final_loss, batch, solver, load, output; and metric NAME = expr)",
+                       "final_loss, batch, solver, load, output, iwae; and metric NAME = "
+                       "expr)",
                        entry->name);
             sema_suggest_among(S, entry->name, at, N_KEYS, train_keys);
             continue;
         }
         if (k < 0) {
-            const char *keys[N_KEYS]; /* train's: every key but evaluate's output */
+            const char *keys[N_KEYS]; /* train's: every key but evaluate's output and iwae */
             int n_keys = 0;
             for (int j = 0; j < N_KEYS; j++)
-                if (j != K_OUTPUT)
+                if (j != K_OUTPUT && j != K_IWAE)
                     keys[n_keys++] = train_keys[j];
             diag_error(S->diag, at, "unknown key '%s' in train (valid keys: %s)", entry->name,
                        sema_join(S, n_keys, keys, ", "));
@@ -1067,6 +1073,10 @@ static void evaluate_rules(Sema *S, TrainCheck *tc)
     out->gradient = strtab_cstr(S->names, "adjoint"); /* unused: no gradient */
     out->load = sema_file_value(S, tc->seen[K_LOAD], &out->load_loc);
     out->output = sema_file_value(S, tc->seen[K_OUTPUT], &out->output_loc);
+    const Ast *iw = value_of(tc, K_IWAE);
+    if (iw && const_count(S, iw, "iwae", 1, 1000000, &out->iwae) && out->n_samples == 0)
+        diag_error(S->diag, iw->loc, "iwae = %ld weighs draws of a sample: the evaluate needs "
+                   "sample NAME ~ normal(mu, sigma)", out->iwae);
 }
 
 void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)

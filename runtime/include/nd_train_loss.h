@@ -92,5 +92,11 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_re
                            double *metric_sums);
 /* The forward solver's right-hand-side evaluations in the last evaluate. */
 long nd_train_loss_get_forward_evals(const NdTrainLoss *t);
+/* One forward solve as nd_train_loss_evaluate's, and per sample b the unscaled total
+ * of its terms into totals[b] (written): the loss summed over the times that observe
+ * it, plus its final loss and running cost at its last observation (the negative
+ * log-weight of one draw, for an importance-weighted estimate). Allocates nothing. */
+int nd_train_loss_evaluate_samples(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
+                                   const nd_real *d, double *totals);
 
 #endif

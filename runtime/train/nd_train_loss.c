@@ -230,6 +230,19 @@ static void add_costs(NdTrainLoss *t, int j, double scale, const nd_real *y, dou
             *acc += scale * y[(size_t)i * ny + (size_t)t->lk.cost_offset];
 }
 
+/* A forward object's solve: y0 from init (and prepare), the states at every ts into
+ * yout. */
+static int forward_solve(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
+                         const nd_real *d)
+{
+    t->d = d;
+    t->nt = nt;
+    t->lk.init(ts[0], NULL, p, NULL, row_block(t, 0), t->y0, NULL, t->B, t->work);
+    if (t->lk.prepare)
+        t->lk.prepare(t->lk.prepare_ctx, t->y0, t->B);
+    return nd_solve(t->solver, p, t->y0, ts, nt, t->yout);
+}
+
 void nd_train_loss_set_observed(NdTrainLoss *t, const unsigned char *observed, const int *last)
 {
     t->observed = observed && last ? observed : NULL;
@@ -249,12 +262,7 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_re
                  : NULL;
     if (t->msg)
         return ND_ERR_ARG;
-    t->d = d;
-    t->nt = nt;
-    t->lk.init(ts[0], NULL, p, NULL, row_block(t, 0), t->y0, NULL, t->B, t->work);
-    if (t->lk.prepare)
-        t->lk.prepare(t->lk.prepare_ctx, t->y0, t->B);
-    int status = nd_solve(t->solver, p, t->y0, ts, nt, t->yout);
+    int status = forward_solve(t, p, nt, ts, d);
     if (status != ND_OK)
         return status;
     *L = 0;
@@ -270,6 +278,48 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_re
             add_value(t, metrics[k], j, !metrics_at_each,
                       metrics_at_each ? scale_obs : scale_final, ts[j], y, p, dj,
                       &metric_sums[k]);
+    }
+    return ND_OK;
+}
+
+/* Adds kernel f's value at (tj, y) to each sample's total, for the samples time j
+ * scores (as next_run). */
+static void add_each(NdTrainLoss *t, NdKernelFn f, int j, int final, nd_real tj,
+                     const nd_real *y, const nd_real *p, const nd_real *d, double *totals)
+{
+    Run r;
+    for (int64_t b = 0; next_run(t, j, final, &b, &r);) {
+        f(tj, run_state(t, r, y), p, NULL, d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL,
+          t->vals, NULL, r.nb, t->work);
+        for (int64_t i = 0; i < r.nb; i++)
+            totals[r.b0 + i] += t->vals[i];
+    }
+}
+
+int nd_train_loss_evaluate_samples(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
+                                   const nd_real *d, double *totals)
+{
+    t->msg = !t->solver ? "not a forward object (nd_train_loss_create_forward)"
+             : nt > t->max_nt ? "more observation times than the object was created for"
+             : !p || !ts || !totals || (t->lk.nd && !d) ? "a NULL argument"
+                                                        : NULL;
+    if (t->msg)
+        return ND_ERR_ARG;
+    int status = forward_solve(t, p, nt, ts, d);
+    if (status != ND_OK)
+        return status;
+    memset(totals, 0, sizeof(double) * (size_t)t->B);
+    size_t n = nd_kernels_state_size(&t->k, t->B), ny = (size_t)t->k.ny;
+    for (int j = 0; j < nt; j++) {
+        const nd_real *y = t->yout + (size_t)j * n, *dj = row_block(t, j);
+        if (t->lk.loss)
+            add_each(t, t->lk.loss, j, 0, ts[j], y, p, dj, totals);
+        if (t->lk.final)
+            add_each(t, t->lk.final, j, 1, ts[j], y, p, dj, totals);
+        Run r;
+        for (int64_t b = 0; t->lk.cost_offset >= 0 && next_run(t, j, 1, &b, &r);)
+            for (int64_t i = r.b0; i < r.b0 + r.nb; i++)
+                totals[i] += y[(size_t)i * ny + (size_t)t->lk.cost_offset];
     }
     return ND_OK;
 }
