@@ -267,6 +267,22 @@ static const char *velocity_name(Parser *p, const char *pos)
     return strtab_intern(p->b->names, name, n);
 }
 
+/* `sample z ~ ...` or `encoder h { ... }` (or another word before a name) in a model
+ * or a net: what the word is, or what a model line may be. */
+static void block_statement_misplaced(Parser *p, const char *word, SrcLoc word_loc, SrcLoc all)
+{
+    if (strcmp(word, "sample") == 0 || strcmp(word, "encoder") == 0)
+        diag_error(p->diag, all, "%s is a statement of train and evaluate blocks, not of a "
+                   "model%s", word,
+                   strcmp(word, "sample") == 0
+                       ? " (a solve draws initial states with init = { z ~ normal(0, 1) })"
+                       : "");
+    else
+        diag_error(p->diag, word_loc, "unexpected name '%s': a model line declares (state, "
+                   "param, const, let, net), gives an equation (dx/dt = ...) or an event (when)",
+                   word);
+}
+
 /* `state dx/dt = ...`: the initial velocity of the second-order state x. The
  * state is named "dx/dt" (what its CSV columns and messages say); str keeps x. */
 static Ast *velocity_state(Parser *p, SrcLoc loc, const char *pos, SrcLoc name_loc)
@@ -475,6 +491,10 @@ item
         { $$ = deriv2_equation(p, @1, $1); $$->a = $3; }
     | TK_IDENT '/' TK_IDENT '=' expr  { $$ = bad_equation(p, loc_span(@1, @3)); }
     | TK_IDENT '=' expr               { $$ = bad_equation(p, @1); }
+    /* `sample z ~ ...` and `encoder h { ... }` are statements of train and evaluate blocks */
+    | TK_IDENT TK_IDENT '~' expr  { $$ = NULL; block_statement_misplaced(p, $1, @1, @$); }
+    | TK_IDENT TK_IDENT dims_opt record
+        { $$ = NULL; block_statement_misplaced(p, $1, @1, @$); }
     | TK_IDENT '=' expr TK_IDENT
         { diag_error(p->diag, @4, "a stochastic equation needs both terms, dx = f dt + g dW "
                      "(an ordinary one is dx/dt = f)"); $$ = NULL; }
