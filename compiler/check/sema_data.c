@@ -775,11 +775,8 @@ static int data_npy(Sema *S, const Ast *call, SemaData *d)
 /* ---- simulate(Model, t = ..., init = {...}, solver = ..., samples = N, ...) ---- */
 
 enum { SIM_T, SIM_INIT, SIM_SOLVER, SIM_SAMPLES, SIM_KEEP, SIM_NOISE, SIM_OUTPUT, N_SIM_KEYS };
-static const char *const simulate_keys[N_SIM_KEYS] = {"t", "samples", "init", "keep", "solver",
+static const char *const simulate_keys[N_SIM_KEYS] = {"t", "init", "solver", "samples", "keep",
                                                       "noise", "output"};
-/* simulate_keys is in the order the messages list them; SIM_* in the order they are checked */
-static const int sim_key_of[N_SIM_KEYS] = {SIM_T, SIM_SAMPLES, SIM_INIT, SIM_KEEP, SIM_SOLVER,
-                                           SIM_NOISE, SIM_OUTPUT};
 
 /* The most values of a simulation's solve (trajectories x times x columns): the
  * runner's batch limit (RUN_MAX_BATCH_ELEMENTS, 16 GiB of doubles), refused here
@@ -833,17 +830,16 @@ static int simulate_arg(Sema *S, ModelInfo *mi, const Ast *arg, const Ast **seen
         excused[SIM_T] = 1;
         return 0;
     }
-    int i = sema_find_name(arg->name, N_SIM_KEYS, simulate_keys);
-    if (i < 0) {
+    int k = sema_find_name(arg->name, N_SIM_KEYS, simulate_keys);
+    if (k < 0) {
         diag_error(S->diag, name_loc_of(arg), "unknown argument '%s' for simulate (expected %s)",
                    arg->name, sema_join(S, N_SIM_KEYS, simulate_keys, " or "));
         sema_suggest_among(S, arg->name, name_loc_of(arg), N_SIM_KEYS, simulate_keys);
         int meant = sema_closest(arg->name, N_SIM_KEYS, simulate_keys);
         if (meant >= 0)
-            excused[sim_key_of[meant]] = 1;
+            excused[meant] = 1;
         return 0;
     }
-    int k = sim_key_of[i];
     if (seen[k]) {
         diag_error(S->diag, name_loc_of(arg), "duplicate argument '%s'", arg->name);
         return 0;
