@@ -19,25 +19,16 @@
 - a vector state and a second-order state (their columns, x[0], x[1], dx/dt).
 
 Usage: simulate_samples.py NODEC"""
-import csv, math, os, subprocess, sys, tempfile
+import csv, math, os, sys, tempfile
+
+import node_run
+from node_run import check
 
 NODEC = os.path.abspath(sys.argv[1])
-FAILS = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        FAILS.append(what)
 
 
 def run(dir, text, name="m.node"):
-    path = os.path.join(dir, name)
-    with open(path, "w") as f:
-        f.write(text)
-    p = subprocess.run([NODEC, "run", "--quiet", name], cwd=dir, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit("nodec run failed:\n" + text + "\n" + p.stderr)
+    node_run.run(NODEC, dir, text, name)
 
 
 def table(dir, name):
@@ -183,5 +174,4 @@ with tempfile.TemporaryDirectory() as dir:
     check_train(dir)
     check_shapes(dir)
 
-if FAILS:
-    sys.exit(f"{len(FAILS)} failed")
+node_run.finish()
