@@ -898,10 +898,10 @@ static int simulate_table(Sema *S, const Ast *call, SemaData *d)
     const char **cols = sema_state_columns(S->arena, m);
     for (int c = 0; c < m->ny; c++)
         d->colnames[first + c] = cols[c];
-    size_t n = (size_t)d->nrows * (size_t)d->ncols;
-    d->values = arena_alloc(S->arena, sizeof(double) * n);
-    for (size_t i = 0; i < n; i++)
-        d->values[i] = N > 0 && i % (size_t)d->ncols == 0 ? (double)(i / (size_t)d->ncols / (size_t)K) : NAN;
+    d->values = arena_alloc(S->arena, sizeof(double) * (size_t)d->nrows * (size_t)d->ncols);
+    for (int r = 0; r < d->nrows; r++)
+        for (int c = 0; c < d->ncols; c++)
+            d->values[(size_t)r * (size_t)d->ncols + (size_t)c] = c == d->id_col ? r / K : NAN;
     d->n_fields = m->n_states;
     d->fields = arena_alloc(S->arena, sizeof(SemaField) * (size_t)(m->n_states + 1));
     for (int i = 0; i < m->n_states; i++) {
