@@ -16,25 +16,16 @@ equations"), end to end through `nodec run`:
 - option precision = f32 against f64 on the same path.
 
 Usage: sde.py NODEC"""
-import csv, math, os, subprocess, sys, tempfile
+import csv, math, os, sys, tempfile
+
+import node_run
+from node_run import check
 
 NODEC = os.path.abspath(sys.argv[1])
-FAILS = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        FAILS.append(what)
 
 
 def run(dir, text, name="m.node"):
-    path = os.path.join(dir, name)
-    with open(path, "w") as f:
-        f.write(text)
-    p = subprocess.run([NODEC, "run", "--quiet", name], cwd=dir, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit("nodec run failed:\n" + text + "\n" + p.stderr)
+    node_run.run(NODEC, dir, text, name)
 
 
 def rows(dir, name):
@@ -169,5 +160,4 @@ with tempfile.TemporaryDirectory() as dir:
     reproducible(dir)
     ornstein_uhlenbeck(dir)
     single_precision(dir)
-print("%d failed" % len(FAILS))
-sys.exit(1 if FAILS else 0)
+node_run.finish()

@@ -56,9 +56,6 @@ static void runner_free(Runner *r)
     for (int i = 0; i < r->n_runs; i++)
         free(r->runs[i].p);
     free(r->runs);
-    for (int i = 0; i < r->n_owned; i++)
-        free(r->owned[i]);
-    free(r->owned);
 }
 
 ModelRun *run_model(Runner *r, const IrModel *m)
@@ -226,11 +223,42 @@ static void eval_init_batch(const SemaSolve *s, IrNode *init, const double *p, i
     free(tmp);
 }
 
+/* What a simulation draws for each trajectory after its initial states (run_data):
+ * the rows of t it keeps and the noise of their values. */
+typedef struct SimDraws {
+    const SemaData *data;
+    int K;       /* rows per trajectory */
+    int *kept;   /* [B * K]: indices into t, increasing, kept[b * K] = 0 */
+    double *eps; /* [B * K * ny]: N(0, 1) per value (when the data is noisy) */
+} SimDraws;
+
+/* Trajectory b's kept times, K of t's nt: t0, then K - 1 of the others by
+ * selection sampling (Knuth's Algorithm S: one uniform per later time, so each
+ * trajectory takes as many draws whatever it keeps), then its noise, row by row. */
+static void sim_draws(Runner *r, const SimDraws *sd, int b, int ny)
+{
+    int nt = sd->data->sim.nt, K = sd->K, *kept = sd->kept + (size_t)b * K;
+    if (!sd->data->keep) {
+        for (int j = 0; j < nt; j++)
+            kept[j] = j;
+    } else {
+        int need = K - 1;
+        kept[0] = 0;
+        for (int j = 1; j < nt; j++)
+            if (nd_random_uniform(&r->rng, 0, 1) * (nt - j) < need)
+                kept[K - need--] = j;
+    }
+    for (size_t i = 0; sd->data->noisy && i < (size_t)K * ny; i++)
+        sd->eps[(size_t)b * K * ny + i] = nd_random_normal(&r->rng, 0, 1);
+}
+
 /* The initial states of B samples of m (the solve's model, or the copy it
  * integrates with shared states: theirs once, at y0 + B*ny): draws, init
- * overrides (which may read a data row), else the model's defaults. */
+ * overrides (which may read a data row), else the model's defaults. The draws
+ * go sample by sample, each sample's simulation draws (sim, or NULL) after its
+ * states'. */
 static int initial_states(Runner *r, const SemaSolve *s, const double *p, const IrModel *m,
-                          nd_real *y0, int B)
+                          nd_real *y0, int B, const SimDraws *sim)
 {
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
@@ -247,7 +275,11 @@ static int initial_states(Runner *r, const SemaSolve *s, const double *p, const 
         else
             eval_init_batch(s, init, p, B, m->ny, y0 + v->offset);
     }
-    draw_states(r, m, s->draw, y0, B);
+    for (int b = 0; b < B; b++) {
+        draw_states(r, m, s->draw, y0 + (size_t)b * m->ny, 1);
+        if (sim)
+            sim_draws(r, sim, b, s->model->ny);
+    }
     return 0;
 }
 
@@ -323,6 +355,35 @@ static int stdout_written(void)
     return -1;
 }
 
+int run_write_file(const char *path, void (*write)(FILE *f, const void *ctx), const void *ctx)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    errno = 0;
+    write(f, ctx);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 && !err)
+        err = errno ? errno : EIO;
+    errno = err;
+    return err ? -1 : 0;
+}
+
+/* write_batch's arguments, for run_write_file. */
+typedef struct Batch {
+    const SemaSolve *s;
+    int B, nv;
+    const int *idx;
+    const char *const *names;
+    const nd_real *yout;
+} Batch;
+
+static void write_batch_csv(FILE *f, const void *ctx)
+{
+    const Batch *b = ctx;
+    write_batch(f, true, b->s, b->B, b->nv, b->idx, b->names, b->yout);
+}
+
 /* A batched solve's output (with the sample column), to the file or stdout. */
 static int write_batch_output(const SemaSolve *s, int B, int nv, const int *idx,
                               const char *const *names, const nd_real *yout)
@@ -331,16 +392,8 @@ static int write_batch_output(const SemaSolve *s, int B, int nv, const int *idx,
         write_batch(stdout, false, s, B, nv, idx, names, yout);
         return stdout_written();
     }
-    FILE *f = fopen(s->output, "w");
-    if (!f)
-        return -1;
-    errno = 0;
-    write_batch(f, true, s, B, nv, idx, names, yout);
-    int err = ferror(f) ? (errno ? errno : EIO) : 0;
-    if (fclose(f) != 0 && !err)
-        err = errno ? errno : EIO;
-    errno = err;
-    return err ? -1 : 0;
+    Batch b = {s, B, nv, idx, names, yout};
+    return run_write_file(s->output, write_batch_csv, &b);
 }
 
 /* The visible columns of a single solve, packed row by row into packed. */
@@ -469,9 +522,10 @@ static uint64_t path_key(Runner *r, const SemaSolve *s)
 }
 
 /* Integrates the B samples of s together into yout [nt * B * ny] (nd_solve's
- * layout for s's model, shared states or not); reports failures at where. */
+ * layout for s's model, shared states or not), drawing a simulation's sim (or
+ * NULL) with the initial states; reports failures at where. */
 static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *dest, int B,
-                      nd_real *yout)
+                      nd_real *yout, const SimDraws *sim)
 {
     const IrModel *m = s->integrated ? s->integrated : s->model;
     ModelRun *mr = run_model(r, s->model);
@@ -498,7 +552,7 @@ static int solve_into(Runner *r, const SemaSolve *s, SrcLoc where, const char *d
         run_to_double(p, mr->p, np);
     if (!y0 || !ts || !p || (s->integrated && !once)) {
         diag_error(&r->c->diag, where, "out of memory for this solve");
-    } else if (initial_states(r, s, p, m, y0, B) == 0) {
+    } else if (initial_states(r, s, p, m, y0, B, sim) == 0) {
         /* the path's key from the directive's stream, after the initial draws
          * (so they are those of an ODE solve) */
         if (nd_method_is_sde(s->solver.method))
@@ -567,7 +621,7 @@ static int run_solve(Runner *r, const SemaDirective *d)
                    run_gib((double)n, b));
         return -1;
     }
-    int rc = solve_into(r, s, d->loc, s->output ? s->output : "stdout", B, yout);
+    int rc = solve_into(r, s, d->loc, s->output ? s->output : "stdout", B, yout, NULL);
     if (rc == 0)
         rc = write_results(r, d, B, yout);
     if (rc == 0 && s->brownian)
@@ -576,37 +630,73 @@ static int run_solve(Runner *r, const SemaDirective *d)
     return rc;
 }
 
-/* `data NAME = simulate(...)`: the table t, states... that a csv would hold. A
- * csv data set was read when the program was checked. */
-static int run_data(Runner *r, const SemaDirective *d)
+/* The simulation's table (sema's, values NaN but the ids): trajectory b's
+ * kept rows of yout, their values plus noise times eps. */
+static void fill_table(SemaData *data, int B, const SimDraws *sd, const nd_real *yout)
+{
+    const SemaSolve *s = &data->sim;
+    int ny = s->model->ny, first = data->t_col + 1;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < sd->K; j++) {
+            size_t row = (size_t)b * sd->K + j;
+            int at = sd->kept[row];
+            double *v = data->values + row * (size_t)data->ncols;
+            const nd_real *y = yout + ((size_t)at * B + b) * ny;
+            v[data->t_col] = s->t[at];
+            for (int i = 0; i < ny; i++)
+                v[first + i] = (double)y[i] + (data->noisy ? data->noise * sd->eps[row * ny + i] : 0);
+        }
+}
+
+/* The table as a CSV data set would hold it: the column names, then every row
+ * with every digit (%.17g). */
+static void write_table(FILE *f, const void *ctx)
+{
+    const SemaData *data = ctx;
+    for (int c = 0; c < data->ncols; c++) {
+        if (c)
+            fputc(',', f);
+        nd_csv_field(f, data->colnames[c]);
+    }
+    fputc('\n', f);
+    for (int r = 0; r < data->nrows; r++)
+        for (int c = 0; c < data->ncols; c++)
+            fprintf(f, "%.17g%c", data->values[(size_t)r * data->ncols + c],
+                    c + 1 < data->ncols ? ',' : '\n');
+}
+
+/* `data NAME = simulate(...)`: fills the table sema allocated ([id,] t, states:
+ * what a csv of the trajectories would hold) and writes it to `output`, unless
+ * the runner only runs the trains (write 0). A csv data set was read when the
+ * program was checked. */
+static int run_data(Runner *r, const SemaDirective *d, bool write)
 {
     SemaData *data = d->data;
     if (data->kind != SEMA_DATA_SIMULATE)
         return 0;
     const SemaSolve *s = &data->sim;
-    int ny = s->model->ny;
-    if (batch_fits(r, s, d->loc, "this simulation", 1) != 0)
+    int ny = s->model->ny, B = s->samples > 0 ? s->samples : 1;
+    if (batch_fits(r, s, d->loc, "this simulation", B) != 0)
         return -1;
-    nd_real *yout = calloc((size_t)s->nt * (size_t)(ny ? ny : 1), sizeof(nd_real));
-    double *table = calloc((size_t)s->nt * (size_t)(ny + 1), sizeof(double)); /* the compiler's */
-    double **owned = realloc(r->owned, sizeof(double *) * (size_t)(r->n_owned + 1));
-    if (owned)
-        r->owned = owned;
-    if (!yout || !table || !owned) {
-        free(yout);
-        free(table);
+    SimDraws sd = {.data = data, .K = data->keep ? data->keep : s->nt};
+    size_t rows = (size_t)B * sd.K;
+    nd_real *yout = calloc((size_t)s->nt * B * (size_t)(ny ? ny : 1), sizeof(nd_real));
+    sd.kept = malloc(sizeof(int) * rows);
+    sd.eps = malloc(sizeof(double) * (data->noisy ? rows * ny : 1));
+    int rc = -1;
+    if (!yout || !sd.kept || !sd.eps)
         diag_error(&r->c->diag, d->loc, "out of memory for this simulation");
-        return -1;
+    else
+        rc = solve_into(r, s, d->loc, data->name, B, yout, &sd);
+    if (rc == 0)
+        fill_table(data, B, &sd, yout);
+    if (rc == 0 && write && s->output && run_write_file(s->output, write_table, data) != 0) {
+        diag_error(&r->c->diag, s->output_loc, "cannot write '%s': %s", s->output, strerror(errno));
+        rc = -1;
     }
-    r->owned[r->n_owned++] = table;
-    int rc = solve_into(r, s, d->loc, data->name, 1, yout);
-    for (int j = 0; rc == 0 && j < s->nt; j++) {
-        table[(size_t)j * (ny + 1)] = s->t[j];
-        run_to_double(table + (size_t)j * (ny + 1) + 1, yout + (size_t)j * ny, (size_t)ny);
-    }
-    data->values = table;
-    data->nrows = s->nt;
     free(yout);
+    free(sd.kept);
+    free(sd.eps);
     return rc;
 }
 
@@ -645,6 +735,8 @@ static int check_outputs(Compilation *c, const EmitRecord *emit)
         }
         if (d->kind == SEMA_EVALUATE)
             rc |= check_output(c, d->train.output, d->train.output_loc, 0);
+        if (d->kind == SEMA_DATA && d->data->kind == SEMA_DATA_SIMULATE && !emit)
+            rc |= check_output(c, d->data->sim.output, d->data->sim.output_loc, 0);
         if (d->kind == SEMA_PLOT && !emit && plot_available())
             rc |= check_output(c, d->plot.output, d->plot.output_loc, 0);
     }
@@ -684,7 +776,7 @@ static int run_directives(Compilation *c, const RunOptions *opts, const EmitReco
                 rc = evaluate_run(&r, d);
             break;
         case SEMA_DATA:
-            rc = run_data(&r, d);
+            rc = run_data(&r, d, !emit);
             break;
         case SEMA_PLOT: /* emit-c: its sources are the emitted program's to write */
             rc = emit ? 0 : plot_draw(&c->diag, d, opts->quiet);

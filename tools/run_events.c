@@ -34,29 +34,33 @@ static void write_row(FILE *f, bool batch, const IrModel *m, int64_t b, int e, n
     fputc('\n', f);
 }
 
+/* write_events' arguments, for run_write_file. */
+typedef struct EventLog {
+    const IrModel *m;
+    const char *const *names;
+    const NdSolver *solver;
+    bool batch;
+} EventLog;
+
+static void write_events(FILE *f, const void *ctx)
+{
+    const EventLog *log = ctx;
+    write_header(f, log->batch, log->m, log->names);
+    for (long i = 0; i < nd_solver_get_num_events(log->solver); i++) {
+        int64_t b;
+        int e;
+        nd_real t;
+        const nd_real *after;
+        nd_solver_get_event(log->solver, i, &b, &e, &t, NULL, &after);
+        write_row(f, log->batch, log->m, b, e, t, after);
+    }
+}
+
 int run_write_events(Runner *r, const SemaSolve *s, const NdSolver *solver, bool batch)
 {
-    const IrModel *m = s->model;
-    const char **names = sema_state_columns(r->c->arena, m);
-    FILE *f = fopen(s->events, "w");
-    int err = 0;
-    if (f) {
-        errno = 0;
-        write_header(f, batch, m, names);
-        for (long i = 0; i < nd_solver_get_num_events(solver); i++) {
-            int64_t b;
-            int e;
-            nd_real t;
-            const nd_real *after;
-            nd_solver_get_event(solver, i, &b, &e, &t, NULL, &after);
-            write_row(f, batch, m, b, e, t, after);
-        }
-        err = ferror(f) ? (errno ? errno : EIO) : 0;
-        if (fclose(f) != 0 && !err)
-            err = errno ? errno : EIO;
-    } else
-        err = errno;
-    if (err)
-        diag_error(&r->c->diag, s->events_loc, "cannot write '%s': %s", s->events, strerror(err));
-    return err ? -1 : 0;
+    EventLog log = {s->model, sema_state_columns(r->c->arena, s->model), solver, batch};
+    if (run_write_file(s->events, write_events, &log) == 0)
+        return 0;
+    diag_error(&r->c->diag, s->events_loc, "cannot write '%s': %s", s->events, strerror(errno));
+    return -1;
 }

@@ -22,8 +22,6 @@ typedef struct Runner {
     int n_runs;
     NdRandom rng;   /* the running directive's stream (params_directive_rng) */
     uint64_t brownian_seed; /* the last stochastic solve's path (nd_solver_set_brownian) */
-    double **owned; /* tables filled at run time (simulate), freed at the end */
-    int n_owned;
 } Runner;
 
 ModelRun *run_model(Runner *r, const IrModel *m);
@@ -66,6 +64,9 @@ void run_name_var_element(const IrVar *vars, int n, long i, const char *what, ch
 NdSolver *run_make_solver(Runner *r, const SemaSolver *sv, SrcLoc where, const NdKernels *k,
                           int64_t B);
 double run_now_ms(void);
+/* Writes path through write(f, ctx): 0, or -1 with errno set (the open, a write
+ * or the close failed). */
+int run_write_file(const char *path, void (*write)(FILE *f, const void *ctx), const void *ctx);
 /* run_events.c: the solve's `events` file from the solver's log (batch: with a
  * sample column); 0, or -1 after reporting at the file's value. */
 int run_write_events(Runner *r, const SemaSolve *s, const NdSolver *solver, bool batch);

@@ -64,10 +64,10 @@ typedef struct SemaSolve {
     SrcLoc t_loc;
     IrNode **init;    /* per state of model: override from `init = {...}`, or NULL */
     SemaSolver solver;
-    const char *output; /* CSV path, or NULL for a table on stdout */
+    const char *output; /* CSV path, or NULL: a table on stdout (simulate: no file) */
     SrcLoc output_loc;
-    /* Batches (solve only; zero/NULL for simulate). A batched solve writes a
-     * leading `sample` column. */
+    /* Batches. A batched solve writes a leading `sample` column; a simulate with
+     * samples makes a data set of N trajectories (SemaData's keep and noise). */
     SemaDraw *draw;   /* per state of model: drawn initial value, or kind NONE; NULL: none */
     int samples;      /* `samples = N`: N samples; 0 when not given */
     SrcLoc samples_loc;
@@ -101,21 +101,26 @@ typedef enum SemaDataKind { SEMA_DATA_CSV, SEMA_DATA_SIMULATE } SemaDataKind;
 /* `data NAME = csv("file.csv")`, `npy(key = "file.npy", ...)` (kind CSV: a table read at
  * check time, the same as a CSV's) or `data NAME = simulate(Model, t = ..., solver = ...)`.
  * A csv file is read when the program is checked (its columns give the fields'
- * shapes); a simulation runs when the directive runs and fills the same table
- * shape: columns t, then the model's state columns. */
+ * shapes); a simulation's table is allocated when checked and filled when the
+ * directive runs: columns t, then the model's state columns; with `samples = N`
+ * an `id` column first (0 .. N-1, known when checked) and K rows per trajectory
+ * (`keep = K`, else every time of t). */
 struct SemaData {
     const char *name;
     SrcLoc loc;
     SemaDataKind kind;
     int ncols;
     const char **colnames;
-    int nrows;          /* csv: rows read; simulate: nt */
-    double *values;     /* csv: nrows * ncols (arena); simulate: NULL until run */
+    int nrows;          /* csv: rows read; simulate: (samples or 1) x (keep or nt) */
+    double *values;     /* nrows * ncols (arena); simulate: NaN but the id column until run */
     int t_col, id_col;  /* column of `t` and of `id`, or -1 */
     int n_fields;
     SemaField *fields;  /* every named column group except t and id */
     /* simulate */
     SemaSolve sim;
+    int keep;           /* `keep = K`: K of t's times per trajectory, t0 among them; 0: all */
+    bool noisy;         /* `noise = s` given: N(0, s^2) drawn for every state value */
+    double noise;       /* s */
 };
 
 /* Metrics one evaluate may define (each its own kernel). */

@@ -8,6 +8,7 @@
 #include "sema.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -771,26 +772,70 @@ static int data_npy(Sema *S, const Ast *call, SemaData *d)
     return data_fields(S, d, &src, NULL);
 }
 
-/* ---- simulate(Model, t = ..., init = {...}, solver = ...) ---- */
+/* ---- simulate(Model, t = ..., init = {...}, solver = ..., samples = N, ...) ---- */
 
-static const char *const simulate_keys[] = {"t", "init", "solver"};
+enum { SIM_T, SIM_INIT, SIM_SOLVER, SIM_SAMPLES, SIM_KEEP, SIM_NOISE, SIM_OUTPUT, N_SIM_KEYS };
+static const char *const simulate_keys[N_SIM_KEYS] = {"t", "init", "solver", "samples", "keep",
+                                                      "noise", "output"};
+
+/* The most values of a simulation's solve (trajectories x times x columns): the
+ * runner's batch limit (RUN_MAX_BATCH_ELEMENTS, 16 GiB of doubles), refused here
+ * so that the table's rows fit an int and check never allocates past it. */
+#define SIM_MAX_VALUES (1ll << 31)
+
+/* `noise = s`: one finite number >= 0. */
+static void simulate_noise(Sema *S, const Ast *e, SemaData *d)
+{
+    IrNode *c = sema_const(S, S->global, e, "the noise");
+    if (!c)
+        return;
+    if (c->shape.rank != 0 || !isfinite(c->value[0]) || c->value[0] < 0) {
+        diag_error(S->diag, e->loc, "noise is the standard deviation of the noise added to each "
+                   "state value: one finite number >= 0, like noise = 0.01");
+        return;
+    }
+    d->noisy = true;
+    d->noise = c->value[0];
+}
+
+static void simulate_value(Sema *S, ModelInfo *mi, int k, const Ast *arg, SemaData *d)
+{
+    SemaSolve *sim = &d->sim;
+    switch (k) {
+    case SIM_T: sema_solve_times(S, mi->scope, arg->a, sim); break;
+    case SIM_INIT: sema_init_draws(S, mi, arg->a, sim->init, sim->draw); break;
+    case SIM_SOLVER: sema_solver_call(S, arg->a, &sim->solver); break;
+    case SIM_SAMPLES:
+        sim->samples_loc = arg->a->loc;
+        if (!sema_const_int(S, S->global, arg->a, "the number of samples", 1, 10000000, &sim->samples))
+            sim->samples = 0;
+        break;
+    case SIM_KEEP:
+        if (!sema_const_int(S, S->global, arg->a, "keep", 1, 100000000, &d->keep))
+            d->keep = 0;
+        break;
+    case SIM_NOISE: simulate_noise(S, arg->a, d); break;
+    case SIM_OUTPUT: sim->output = sema_file_value(S, arg, &sim->output_loc); break;
+    }
+}
 
 /* excused[k]: a misspelled or unnamed argument may have meant k, so k is not
  * also "missing" (an unnamed one is most likely the times). */
 static int simulate_arg(Sema *S, ModelInfo *mi, const Ast *arg, const Ast **seen, char *excused,
-                        SemaSolve *sim)
+                        SemaData *d)
 {
+    const char *keys = sema_join(S, N_SIM_KEYS, simulate_keys, " and ");
     if (arg->kind != AST_ARG) {
-        diag_error(S->diag, arg->loc, "simulate takes the model, then named arguments t, init and solver");
-        excused[0] = 1;
+        diag_error(S->diag, arg->loc, "simulate takes the model, then named arguments %s", keys);
+        excused[SIM_T] = 1;
         return 0;
     }
-    int k = sema_find_name(arg->name, 3, simulate_keys);
+    int k = sema_find_name(arg->name, N_SIM_KEYS, simulate_keys);
     if (k < 0) {
-        diag_error(S->diag, name_loc_of(arg),
-                   "unknown argument '%s' for simulate (expected t, init or solver)", arg->name);
-        sema_suggest_among(S, arg->name, name_loc_of(arg), 3, simulate_keys);
-        int meant = sema_closest(arg->name, 3, simulate_keys);
+        diag_error(S->diag, name_loc_of(arg), "unknown argument '%s' for simulate (expected %s)",
+                   arg->name, sema_join(S, N_SIM_KEYS, simulate_keys, " or "));
+        sema_suggest_among(S, arg->name, name_loc_of(arg), N_SIM_KEYS, simulate_keys);
+        int meant = sema_closest(arg->name, N_SIM_KEYS, simulate_keys);
         if (meant >= 0)
             excused[meant] = 1;
         return 0;
@@ -800,54 +845,74 @@ static int simulate_arg(Sema *S, ModelInfo *mi, const Ast *arg, const Ast **seen
         return 0;
     }
     seen[k] = arg;
-    if (k == 0)
-        sema_solve_times(S, mi->scope, arg->a, sim);
-    else if (k == 1)
-        sema_init_record(S, mi, arg->a, sim->init, 0);
-    else
-        sema_solver_call(S, arg->a, &sim->solver);
+    simulate_value(S, mi, k, arg, d);
     return 1;
 }
 
-/* Every state needs a starting value: the model's default or init's. */
-static int simulate_inits(Sema *S, const Ast *call, const SemaSolve *sim)
+/* samples, draws, keep and noise: which combinations make a data set. N
+ * trajectories must differ: by a draw, a Brownian path, their kept times or
+ * their noise. */
+static void simulate_rules(Sema *S, const Ast *const *seen, SemaData *d)
 {
-    const IrModel *m = sim->model;
-    for (int i = 0; i < m->n_states; i++) {
-        if (sim->init[i] || m->states[i].init)
-            continue;
-        diag_error(S->diag, call->loc,
-                   "state '%s' of model '%s' has no initial value: give one with init = { %s = ... }",
-                   m->states[i].name, m->name, m->states[i].name);
-        diag_note(S->diag, m->states[i].loc, "'%s' is declared here without '= value'", m->states[i].name);
-        return 0;
-    }
-    return 1;
+    const SemaSolve *sim = &d->sim;
+    int first, drawn = sema_solve_draws(sim, &first);
+    const Ast *samples = seen[SIM_SAMPLES], *keep = seen[SIM_KEEP];
+    if (first >= 0 && !samples)
+        sema_draw_needs_samples(S, seen[SIM_INIT]->a, sim, first);
+    if (keep && !samples)
+        diag_error(S->diag, name_loc_of(keep), "keep chooses each trajectory's times, so it needs "
+                   "samples = N (samples = 1 for one trajectory)");
+    if (keep && d->keep > sim->nt)
+        diag_error(S->diag, keep->a->loc, "keep = %d is more than the %d times of t (each "
+                   "trajectory keeps K of them, 1 <= K <= %d)", d->keep, sim->nt, sim->nt);
+    if (samples && sim->samples > 1 && !drawn && !keep && !d->noisy && !sim->model->diffusion)
+        diag_error(S->diag, name_loc_of(samples),
+                   "samples = %d would simulate the same trajectory %d times: draw an initial "
+                   "state in init (like init = { %s ~ uniform(-1, 1) }), or add keep or noise",
+                   sim->samples, sim->samples,
+                   sim->model->n_states ? sim->model->states[0].name : "x");
 }
 
-/* The table the runner fills: t, then the model's state columns. */
-static void simulate_table(Sema *S, SemaData *d)
+/* The table the runner fills: [id,] t, then the model's state columns; the ids
+ * (trajectory b's K rows) are known now, the rest is NaN until the directive
+ * runs. */
+static int simulate_table(Sema *S, const Ast *call, SemaData *d)
 {
     const IrModel *m = d->sim.model;
-    d->ncols = 1 + m->ny;
+    int N = d->sim.samples, K = d->keep ? d->keep : d->sim.nt, first = N > 0 ? 2 : 1;
+    double values = (double)(N > 0 ? N : 1) * d->sim.nt * (first + m->ny);
+    if (values > (double)SIM_MAX_VALUES) {
+        diag_error(S->diag, call->loc, "this simulation would hold %.0f values (%d trajectories x "
+                   "%d times x %d columns), more than the limit of %lld", values, N > 0 ? N : 1,
+                   d->sim.nt, first + m->ny, SIM_MAX_VALUES);
+        return 0;
+    }
+    d->ncols = first + m->ny;
+    d->nrows = (N > 0 ? N : 1) * K;
     d->colnames = arena_alloc(S->arena, sizeof(char *) * (size_t)(d->ncols + 1));
-    d->colnames[0] = strtab_cstr(S->names, "t");
+    d->id_col = N > 0 ? 0 : -1;
+    d->t_col = first - 1;
+    if (N > 0)
+        d->colnames[0] = strtab_cstr(S->names, "id");
+    d->colnames[d->t_col] = strtab_cstr(S->names, "t");
     const char **cols = sema_state_columns(S->arena, m);
     for (int c = 0; c < m->ny; c++)
-        d->colnames[1 + c] = cols[c];
-    d->nrows = d->sim.nt;
-    d->t_col = 0;
-    d->id_col = -1;
+        d->colnames[first + c] = cols[c];
+    d->values = arena_alloc(S->arena, sizeof(double) * (size_t)d->nrows * (size_t)d->ncols);
+    for (int r = 0; r < d->nrows; r++)
+        for (int c = 0; c < d->ncols; c++)
+            d->values[(size_t)r * (size_t)d->ncols + (size_t)c] = c == d->id_col ? r / K : NAN;
     d->n_fields = m->n_states;
     d->fields = arena_alloc(S->arena, sizeof(SemaField) * (size_t)(m->n_states + 1));
     for (int i = 0; i < m->n_states; i++) {
         const IrVar *v = &m->states[i];
-        int n = ir_shape_size(v->shape);
-        int *c = arena_alloc(S->arena, sizeof(int) * (size_t)n);
-        for (int e = 0; e < n; e++)
-            c[e] = 1 + v->offset + e;
+        int size = ir_shape_size(v->shape);
+        int *c = arena_alloc(S->arena, sizeof(int) * (size_t)size);
+        for (int e = 0; e < size; e++)
+            c[e] = first + v->offset + e;
         d->fields[i] = (SemaField){.name = v->name, .shape = v->shape, .cols = c};
     }
+    return 1;
 }
 
 static int data_simulate(Sema *S, const Ast *call, SemaData *d)
@@ -863,20 +928,26 @@ static int data_simulate(Sema *S, const Ast *call, SemaData *d)
     if (!mi)
         return 0;
     SemaSolve *sim = &d->sim;
+    int ns = mi->model->n_states;
     sim->model = mi->model;
     sim->path = -1; /* the directive's own Brownian path */
-    sim->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(mi->model->n_states + 1));
-    const Ast *seen[3] = {0};
-    char excused[3] = {0};
+    sim->init = arena_alloc(S->arena, sizeof(IrNode *) * (size_t)(ns + 1));
+    sim->draw = arena_alloc(S->arena, sizeof(SemaDraw) * (size_t)(ns + 1));
+    const Ast *seen[N_SIM_KEYS] = {0};
+    char excused[N_SIM_KEYS] = {0};
     int before = S->diag->errors;
     for (int i = 1; i < call->list.n; i++)
-        simulate_arg(S, mi, call->list.items[i], seen, excused, sim);
-    if (!seen[0] && !excused[0])
+        simulate_arg(S, mi, call->list.items[i], seen, excused, d);
+    if (!seen[SIM_T] && !excused[SIM_T])
         diag_error(S->diag, call->loc,
                    "simulate needs 't', the observation times, like t = linspace(0, 10, 101)");
-    if (!seen[2])
+    if (!seen[SIM_SOLVER])
         sema_default_solver(S, call->loc, &sim->solver);
-    if (S->diag->errors > before || !simulate_inits(S, call, sim))
+    if (S->diag->errors == before)
+        simulate_rules(S, seen, d);
+    if (S->diag->errors == before)
+        sema_solve_starts(S, sim, call->loc);
+    if (S->diag->errors > before)
         return 0;
     sema_check_steps(S, &sim->solver, sema_widest_interval(sim->t, sim->nt));
     sema_events_solver(S, sim->model, &sim->solver);
@@ -884,8 +955,7 @@ static int data_simulate(Sema *S, const Ast *call, SemaData *d)
     sema_sde_solver(S, sim->model, &sim->solver);
     if (S->diag->errors > before)
         return 0;
-    simulate_table(S, d);
-    return 1;
+    return simulate_table(S, call, d);
 }
 
 /* ---- the directive ---- */

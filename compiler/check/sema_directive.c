@@ -181,19 +181,13 @@ static void init_draw(Sema *S, ModelInfo *mi, const Ast *entry, int slot, SemaDr
     draw[slot] = (SemaDraw){v.init_kind, v.dist_a, v.dist_b};
 }
 
-/* Refuses `x ~ ...` where only values belong: in train and simulate. */
-static int refuse_draw(Sema *S, const Ast *entry, int in_train)
+/* Refuses `x ~ ...` where only values belong: in a train (solve and simulate draw). */
+static int refuse_draw(Sema *S, const Ast *entry)
 {
-    if (in_train)
-        diag_error(S->diag, entry->loc,
-                   "sampling an initial state (`%s ~ ...`) belongs in solve; train starts from "
-                   "values or data, like `%s = obs.%s`",
-                   entry->name, entry->name, entry->name);
-    else
-        diag_error(S->diag, entry->loc,
-                   "sampling an initial state (`%s ~ ...`) belongs in solve, with samples = N; "
-                   "simulate starts from a value, like `%s = ...`",
-                   entry->name, entry->name);
+    diag_error(S->diag, entry->loc,
+               "sampling an initial state (`%s ~ ...`) belongs in solve; train starts from "
+               "values or data, like `%s = obs.%s`",
+               entry->name, entry->name, entry->name);
     return 0;
 }
 
@@ -203,7 +197,7 @@ static void init_entry(Sema *S, ModelInfo *mi, const Ast *entry, const Ast **see
 {
     IrModel *m = mi->model;
     if (entry->op == '~' && !draw) {
-        refuse_draw(S, entry, in_train);
+        refuse_draw(S, entry);
         return;
     }
     int slot = state_slot(m, entry->name);
@@ -250,6 +244,11 @@ static void init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, Sem
 void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int in_train)
 {
     init_record(S, mi, e, init, NULL, in_train);
+}
+
+void sema_init_draws(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, SemaDraw *draw)
+{
+    init_record(S, mi, e, init, draw, 0);
 }
 
 /* ---- solver ---- */
@@ -616,8 +615,7 @@ static int check_key(Sema *S, const Ast *entry, const Ast **seen, char *excused)
     return k;
 }
 
-/* A state drawn at each solve: by init (`x ~ ...`) or by the model (div_est's noise). */
-static int any_drawn(const SemaSolve *out, int *first)
+int sema_solve_draws(const SemaSolve *out, int *first)
 {
     const IrModel *m = out->model;
     int by_model = 0;
@@ -631,11 +629,22 @@ static int any_drawn(const SemaSolve *out, int *first)
     return *first >= 0 || by_model;
 }
 
+void sema_draw_needs_samples(Sema *S, const Ast *init, const SemaSolve *out, int first)
+{
+    const char *x = out->model->states[first].name;
+    for (int i = 0; init && i < init->list.n; i++)
+        if (strcmp(init->list.items[i]->name, x) == 0)
+            diag_error(S->diag, init->list.items[i]->loc,
+                       "drawing an initial state (`%s ~ ...`) needs the number of samples, "
+                       "like samples = 100",
+                       x);
+}
+
 /* samples, draws and data rows: which combinations make a batch. */
 static void solve_batch_rules(Sema *S, const Ast *init, const Ast **seen, SemaSolve *out)
 {
     int first;
-    int drawn = any_drawn(out, &first);
+    int drawn = sema_solve_draws(out, &first);
     const Ast *samples = seen[KEY_SAMPLES];
     if (out->rows && samples) {
         diag_error(S->diag, name_loc_of(samples),
@@ -643,13 +652,7 @@ static void solve_batch_rules(Sema *S, const Ast *init, const Ast **seen, SemaSo
                    "'%s' (%d rows): remove samples",
                    out->rows->name, out->rows->nrows);
     } else if (first >= 0 && !samples && !out->rows) {
-        const char *x = out->model->states[first].name;
-        for (int i = 0; i < init->list.n; i++)
-            if (strcmp(init->list.items[i]->name, x) == 0)
-                diag_error(S->diag, init->list.items[i]->loc,
-                           "drawing an initial state (`%s ~ ...`) needs the number of samples, "
-                           "like samples = 100",
-                           x);
+        sema_draw_needs_samples(S, init, out, first);
     } else if (samples && !drawn && out->samples > 0 && !out->model->diffusion) {
         /* (a stochastic model's samples differ by their Brownian paths) */
         diag_error(S->diag, name_loc_of(samples),

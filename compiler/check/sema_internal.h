@@ -270,8 +270,15 @@ void sema_directives(Sema *S, const Ast *program, SemaProgram *out);
 /* Pieces of a solve shared with `data = simulate(...)` and `train`. */
 void sema_solve_times(Sema *S, Scope *sc, const Ast *e, SemaSolve *out);
 /* `init = { x = ... }` into init (one per state of mi's model). in_train: values
- * may read data fields, and `x ~ dist` is refused as a solve-only form. */
+ * may read data fields; `x ~ dist` is refused (it belongs in solve and simulate). */
 void sema_init_record(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, int in_train);
+/* The same for simulate: values, and draws `x ~ dist` into draw (per state). */
+void sema_init_draws(Sema *S, ModelInfo *mi, const Ast *e, IrNode **init, SemaDraw *draw);
+/* Whether a solve draws a state at each solve (by init's `~`, or the model's
+ * div_est noise); *first: the first state init draws, or -1. */
+int sema_solve_draws(const SemaSolve *out, int *first);
+/* Reports init's entry drawing state `first` of out's model: a draw needs samples. */
+void sema_draw_needs_samples(Sema *S, const Ast *init, const SemaSolve *out, int first);
 /* dopri5 with its default settings, located at where. */
 void sema_default_solver(Sema *S, SrcLoc where, SemaSolver *out);
 /* `name` or `name(key = value, ...)` into out, every setting checked. */

@@ -262,8 +262,9 @@ START_TEST(test_spiral_simulate)
     ck_assert_str_eq(d->colnames[1], "y[0]");
     ck_assert_str_eq(d->colnames[2], "y[1]");
     ck_assert_int_eq(d->nrows, 1000);
-    ck_assert_ptr_null(d->values);
+    ck_assert(isnan(d->values[0]) && isnan(d->values[999 * 3 + 2])); /* filled when it runs */
     ck_assert_int_eq(d->t_col, 0);
+    ck_assert_int_eq(d->id_col, -1);
     ck_assert_int_eq(d->n_fields, 1);
     ck_assert_int_eq(d->fields[0].cols[0], 1);
     ck_assert_int_eq(d->fields[0].cols[1], 2);
@@ -284,6 +285,35 @@ START_TEST(test_spiral_simulate)
     ck_assert_str_eq(tr->save, "spiral.params");
     ck_assert_ptr_null(tr->load);
     ck_assert_int_eq(tr->history_loc.line, 22);
+}
+END_TEST
+
+/* simulate(samples = N, keep = K): an id column first, N x K rows, the ids known
+ * when checked (a train's windows are checked against K). */
+START_TEST(test_simulate_samples)
+{
+    SemaProgram *p = compile_ok(
+        "model M { state x[2]; state v = 1; dx/dt = -x; dv/dt = 0 }\n"
+        "data obs = simulate(M, t = linspace(0, 1, 11), samples = 4, keep = 3, noise = 0.5,\n"
+        "                    init = { x ~ uniform(1, 2), v = 2 })\n");
+    const SemaData *d = p->dirs[0].data;
+    ck_assert_int_eq(d->ncols, 5);
+    ck_assert_str_eq(d->colnames[0], "id");
+    ck_assert_str_eq(d->colnames[1], "t");
+    ck_assert_str_eq(d->colnames[2], "x[0]");
+    ck_assert_str_eq(d->colnames[4], "v");
+    ck_assert_int_eq(d->id_col, 0);
+    ck_assert_int_eq(d->t_col, 1);
+    ck_assert_int_eq(d->nrows, 12);
+    ck_assert_int_eq(d->keep, 3);
+    ck_assert_int_eq(d->sim.samples, 4);
+    ck_assert(d->noisy && d->noise == 0.5);
+    for (int r = 0; r < 12; r++)
+        ck_assert_double_eq(d->values[r * 5], r / 3);
+    ck_assert_int_eq(d->sim.draw[0].kind, IR_INIT_UNIFORM);
+    ck_assert_int_eq(d->sim.draw[1].kind, IR_INIT_NONE);
+    ck_assert_int_eq(d->fields[0].cols[0], 2);
+    ck_assert_int_eq(d->fields[1].cols[0], 4);
 }
 END_TEST
 
@@ -557,7 +587,8 @@ static const ErrCase errors[] = {
     {DECAY "data s = simulate(D, init = { x = 1 })\n",
      "2:10: error: simulate needs 't', the observation times, like t = linspace(0, 10, 101)", NULL},
     {DECAY "data s = simulate(D, t = [0, 1], tol = 1)\n",
-     "2:34: error: unknown argument 'tol' for simulate (expected t, init or solver)", NULL},
+     "2:34: error: unknown argument 'tol' for simulate (expected t, init, solver, samples, keep, "
+     "noise or output)", NULL},
     {DECAY "data s = simulate(E, t = [0, 1])\n", "2:19: error: unknown model 'E'", NULL},
     {DECAY "data s = simulate(t = [0, 1])\n", "2:19: error: simulate needs a model first", NULL},
     {DECAY OBS "train D { data = obs; loss = (x - obs.x)^2; " OPT "; slover = rk4 }\n",
@@ -734,6 +765,7 @@ Suite *train_sema_suite(void)
     tcase_add_test(tc, test_final_loss_no_data);
     tcase_add_test(tc, test_observations_csv);
     tcase_add_test(tc, test_spiral_simulate);
+    tcase_add_test(tc, test_simulate_samples);
     tcase_add_test(tc, test_anode_rings);
     tcase_add_test(tc, test_regularize_uses_rhs);
     tcase_add_test(tc, test_fields_shuffled_and_matrix);
