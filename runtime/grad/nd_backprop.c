@@ -95,6 +95,10 @@ static void write_record(NdGradient *g, NdSolver *s, nd_real *rec, const NdStepO
     rec[ND_REC_LO] = o->lo, rec[ND_REC_HI] = o->hi, rec[ND_REC_LAND] = land;
     rec[ND_REC_PREV_T] = g->prev.t, rec[ND_REC_PREV_H] = g->prev.h;
     rec[ND_REC_PREV_LO] = g->prev.lo, rec[ND_REC_PREV_HI] = g->prev.hi;
+    if (g->verlet) {
+        nd_backprop_verlet_args(g, s, rec, o->h, y);
+        return;
+    }
     for (int q = 0; q < g->nslot; q++) {
         nd_real *Y = rec + ND_REC_HEAD + (size_t)q * g->n;
         if (!g->always[q] && o->hi == o->lo)
@@ -366,6 +370,10 @@ static int sweep_tape(NdGradient *g)
         if (g->implicit) {
             if (sweep_record_bdf(g, rec))
                 return ND_ERR_NONFINITE;
+            continue;
+        }
+        if (g->verlet) {
+            nd_backprop_verlet_sweep(g, rec);
             continue;
         }
         int at_event = starts_at_event(g, rec);
