@@ -304,6 +304,10 @@ static bool jit_sets(Compilation *c)
         if (cs->jit && s->n_sde > 0) {
             cs->kernels.diffusion = event_fns[s->loss.n + s->events.n];
             cs->kernels.diffusion_dx = event_fns[s->loss.n + s->events.n + 1];
+            if (s->n_sde == 4) {
+                cs->kernels.diffusion_vjp = event_fns[s->loss.n + s->events.n + 2];
+                cs->kernels.diffusion_dx_vjp = event_fns[s->loss.n + s->events.n + 3];
+            }
         }
         if (cs->jit && s->events.n > 0) {
             event_kernels_assign(s->model, s->events.grads, event_fns + s->loss.n, cs->events);

@@ -163,6 +163,16 @@ void sema_sde_solver(Sema *S, const IrModel *m, const SemaSolver *sv)
                    "solve it with euler_maruyama or milstein", m->name, sv->name);
 }
 
+void sema_sde_train(Sema *S, const SemaTrain *tr, SrcLoc where)
+{
+    if (!tr->model || !tr->model->diffusion)
+        return;
+    sema_sde_solver(S, tr->model, &tr->solver);
+    if (!tr->evaluate && nd_method_is_sde(tr->solver.method))
+        sema_backprop_only(S, tr, where, false, "its backward solve would need the path in "
+                           "reverse, and checkpoints the path's state");
+}
+
 void sema_events_evaluate(Sema *S, const IrModel *m, SrcLoc where)
 {
     if (!m || m->n_events == 0)

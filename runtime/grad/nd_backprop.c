@@ -95,8 +95,11 @@ static void write_record(NdGradient *g, NdSolver *s, nd_real *rec, const NdStepO
     rec[ND_REC_LO] = o->lo, rec[ND_REC_HI] = o->hi, rec[ND_REC_LAND] = land;
     rec[ND_REC_PREV_T] = g->prev.t, rec[ND_REC_PREV_H] = g->prev.h;
     rec[ND_REC_PREV_LO] = g->prev.lo, rec[ND_REC_PREV_HI] = g->prev.hi;
-    if (g->verlet) {
-        nd_backprop_verlet_args(g, s, rec, o->h, y);
+    if (g->verlet || g->sde) {
+        if (g->verlet)
+            nd_backprop_verlet_args(g, s, rec, o->h, y);
+        else
+            nd_backprop_sde_args(g, s, rec, t_new, y);
         return;
     }
     for (int q = 0; q < g->nslot; q++) {
@@ -372,8 +375,11 @@ static int sweep_tape(NdGradient *g)
                 return ND_ERR_NONFINITE;
             continue;
         }
-        if (g->verlet) {
-            nd_backprop_verlet_sweep(g, rec);
+        if (g->verlet || g->sde) {
+            if (g->verlet)
+                nd_backprop_verlet_sweep(g, rec);
+            else
+                nd_backprop_sde_sweep(g, rec);
             continue;
         }
         int at_event = starts_at_event(g, rec);

@@ -40,6 +40,7 @@ struct NdGradient {
     int adaptive;        /* explicit and error-controlled */
     int implicit;        /* bdf: the forward steps are nd_bdf.c's */
     int verlet;          /* velocity Verlet: records of Y_0, Y_1 (nd_backprop_verlet.c) */
+    int sde;             /* euler_maruyama, milstein: records of y_n, dW (nd_backprop_sde.c) */
     NdSolver *fwd;       /* the model's solver, with the template's settings */
     NdSolver *aug;       /* adjoint: the solver of [y; a; g] (2n + np doubles) */
     int seminorm;
@@ -163,5 +164,10 @@ void nd_backprop_free(NdGradient *g);
 void nd_backprop_verlet_args(NdGradient *g, NdSolver *s, nd_real *rec, nd_real h,
                              const nd_real *y);
 void nd_backprop_verlet_sweep(NdGradient *g, const nd_real *rec);
+/* The SDE methods (nd_backprop_sde.c): a record's y_n and increments dW, and
+ * one record's reverse sweep. */
+void nd_backprop_sde_args(NdGradient *g, NdSolver *s, nd_real *rec, nd_real t_new,
+                          const nd_real *y);
+void nd_backprop_sde_sweep(NdGradient *g, const nd_real *rec);
 
 #endif

@@ -68,6 +68,11 @@ void nd_gradient_free(NdGradient *g);
 /* Adjoint only: 1 to control the backward solve's error on y and a only (the
  * seminorm), 0 (default) on all of [y; a; dL/dp]. */
 int nd_gradient_set_seminorm(NdGradient *g, int on);
+/* euler_maruyama and milstein (backprop only): the Brownian tree's seed of
+ * the following computes (nd_solver_set_brownian; initially the template's).
+ * Every compute with one seed solves on the same path, so a loss and its
+ * gradient, and central differences of it, all see one path. */
+int nd_gradient_set_brownian(NdGradient *g, uint64_t seed);
 /* Names for the parameter elements in messages (the adjoint's backward solve
  * integrates dL/dp as part of its state): name(ctx, i, ...) for 0 <= i < np.
  * NULL (default): "parameter element i". */
