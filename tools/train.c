@@ -1363,6 +1363,8 @@ static int evaluate_workspace(Trainer *t)
     if (!tmpl)
         return -1;
     nd_solver_set_element_namer(tmpl, run_name_element, t->m);
+    if (nd_method_is_sde(t->tr->solver.method)) /* one Brownian path, from the directive's stream */
+        nd_solver_set_brownian(tmpl, nd_random_u64(&t->r->rng));
     NdLossKernels lk = {t->fn[TRAIN_K_LOSS], NULL, t->fn[TRAIN_K_FINAL], NULL, t->fn[TRAIN_K_INIT],
                         NULL, t->ncols, t->cost_offset, draw_noise, t};
     t->tl = nd_train_loss_create_forward(&t->k, &lk, tmpl, t->group_B, t->group_nt);

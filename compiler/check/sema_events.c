@@ -169,8 +169,10 @@ void sema_sde_train(Sema *S, const SemaTrain *tr, SrcLoc where)
         return;
     sema_sde_solver(S, tr->model, &tr->solver);
     if (!tr->evaluate && nd_method_is_sde(tr->solver.method))
-        sema_backprop_only(S, tr, where, false, "its backward solve would need the path in "
-                           "reverse, and checkpoints the path's state");
+        sema_backprop_only(S, tr, where, false,
+                           tr->gradient && strcmp(tr->gradient, "checkpoint") == 0
+                               ? "a checkpoint does not keep the Brownian path's state"
+                               : "its backward solve would need the Brownian path in reverse");
 }
 
 void sema_events_evaluate(Sema *S, const IrModel *m, SrcLoc where)

@@ -123,7 +123,6 @@ static int gradient_init(NdGradient *g, const NdSolver *tmpl)
     g->adaptive = nd_method_is_adaptive(tmpl->method) && !g->implicit;
     g->verlet = tmpl->method == ND_VERLET;
     g->sde = nd_method_is_sde(tmpl->method);
-    g->fwd->brownian_seed = tmpl->brownian_seed;
     g->ck_row = g->n;
     if (g->implicit) { /* no stages: a record holds y_new */
         nd_bdf_set_hook(g->fwd, nd_backprop_record_bdf, g);
