@@ -82,7 +82,7 @@ void sema_backprop_only(Sema *S, const SemaTrain *tr, SrcLoc where, bool checkpo
     int by_default = tr->gradient_loc.line == where.line && tr->gradient_loc.col == where.col;
     diag_error(S->diag, by_default ? sv->loc : tr->gradient_loc,
                "train cannot take gradient = %s through %s (%s): use gradient = backprop",
-               tr->gradient, sv->name, why);
+               tr->gradient, nd_method_name(sv->method), why);
     if (by_default)
         diag_note(S->diag, where, "without a gradient key train takes the adjoint");
 }
