@@ -61,7 +61,11 @@ typedef struct NdGradient NdGradient;
  * explicit method (adaptive or fixed step) of a batch stepped together, when every event is a
  * reset with its cond_grad and reset_vjp kernels and no shared block; NULL
  * otherwise (checkpoint, implicit, terminate). The forward solve's
- * event log (the template's default capacity) is what the backward pass reads. */
+ * event log (the template's default capacity) is what the backward pass reads.
+ * verlet: backprop or checkpoint (NULL for the adjoint). euler_maruyama and
+ * milstein: backprop only, a table with diffusion_vjp (and diffusion_dx_vjp)
+ * when it has diffusion, no events or shared block; the path is the
+ * template's Brownian seed until nd_gradient_set_brownian. */
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt);
 void nd_gradient_free(NdGradient *g);
