@@ -193,6 +193,14 @@ static void stage_cotangent(NdGradient *g, int q, const NdStepObs *o, nd_real h,
         add_into(g->kbar, g->kin, n);
 }
 
+void nd_backprop_vjp_add(NdGradient *g, NdKernelFn fn, nd_real t, const nd_real *Y, nd_real *acc)
+{
+    fn(t, Y, g->p, g->kbar, NULL, g->Ybar[0], g->pbar, g->B, g->work);
+    g->vjp_evals++;
+    add_into(acc, g->Ybar[0], g->n);
+    add_into(g->grad_p, g->pbar, (size_t)g->np);
+}
+
 static void stage_vjp(NdGradient *g, nd_real t, const nd_real *Y, nd_real *Ybar)
 {
     g->k.vjp(t, Y, g->p, g->kbar, NULL, Ybar, g->pbar, g->B, g->work);

@@ -26,17 +26,6 @@ void nd_backprop_sde_args(NdGradient *g, NdSolver *s, nd_real *rec, nd_real t_ne
             dW[(size_t)b * ny + i] = nd_sde_increment(s, b, i, t_new, &w);
 }
 
-/* kin += kbar^T dk/dy of kernel fn at (t, y), its parameter part into dL/dp. */
-static void term_back(NdGradient *g, NdKernelFn fn, nd_real t, const nd_real *y)
-{
-    fn(t, y, g->p, g->kbar, NULL, g->Ybar[0], g->pbar, g->B, g->work);
-    g->vjp_evals++;
-    for (size_t e = 0; e < g->n; e++)
-        g->kin[e] += g->Ybar[0][e];
-    for (int j = 0; j < g->np; j++)
-        g->grad_p[j] += g->pbar[j];
-}
-
 /* Takes ybar from y_{n+1} (plus dL/dy at an observation the step lands on)
  * back to y_n. */
 void nd_backprop_sde_sweep(NdGradient *g, const nd_real *rec)
@@ -51,16 +40,16 @@ void nd_backprop_sde_sweep(NdGradient *g, const nd_real *rec)
     memset(g->kin, 0, n * sizeof *g->kin);
     for (size_t e = 0; e < n; e++)
         g->kbar[e] = h * g->ybar[e];
-    term_back(g, g->k.vjp, t, y);
+    nd_backprop_vjp_add(g, g->k.vjp, t, y, g->kin);
     if (g->k.diffusion_vjp) {
         for (size_t e = 0; e < n; e++)
             g->kbar[e] = dW[e] * g->ybar[e];
-        term_back(g, g->k.diffusion_vjp, t, y);
+        nd_backprop_vjp_add(g, g->k.diffusion_vjp, t, y, g->kin);
     }
     if (g->fwd->method == ND_MILSTEIN && g->k.diffusion_dx_vjp) {
         for (size_t e = 0; e < n; e++)
             g->kbar[e] = (nd_real)0.5 * (dW[e] * dW[e] - h) * g->ybar[e];
-        term_back(g, g->k.diffusion_dx_vjp, t, y);
+        nd_backprop_vjp_add(g, g->k.diffusion_dx_vjp, t, y, g->kin);
     }
     for (size_t e = 0; e < n; e++)
         g->ybar[e] += g->kin[e];

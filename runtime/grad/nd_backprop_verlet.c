@@ -38,12 +38,7 @@ static void kick_back(NdGradient *g, nd_real t, const nd_real *Y, nd_real c)
         for (size_t i = 0; i < half; i++)
             kb[i] = 0, kb[half + i] = c * vb[i];
     }
-    g->k.vjp(t, Y, g->p, g->kbar, NULL, g->Ybar[0], g->pbar, g->B, g->work);
-    g->vjp_evals++;
-    for (size_t e = 0; e < g->n; e++)
-        g->ybar[e] += g->Ybar[0][e];
-    for (int j = 0; j < g->np; j++)
-        g->grad_p[j] += g->pbar[j];
+    nd_backprop_vjp_add(g, g->k.vjp, t, Y, g->ybar);
 }
 
 /* Takes ybar from y_{n+1} (plus dL/dy at an observation the step lands on)

@@ -159,6 +159,9 @@ int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl);
  * (nd_adjoint.c; docs/gradients.md, "Events"). Status: a grazing event fails. */
 int nd_event_jump(NdGradient *g, long i, nd_real *a, nd_real *gp);
 void nd_backprop_free(NdGradient *g);
+/* acc += kbar^T dk/dy of kernel fn (a vjp-shaped NdKernelFn) at (t, Y), with
+ * g->Ybar[0] its scratch, and its parameter part kbar^T dk/dp into dL/dp. */
+void nd_backprop_vjp_add(NdGradient *g, NdKernelFn fn, nd_real t, const nd_real *Y, nd_real *acc);
 /* Velocity Verlet (nd_backprop_verlet.c): a record's two evaluation arguments
  * from the step's y_n (a_n in s->K[0]), and one record's reverse sweep. */
 void nd_backprop_verlet_args(NdGradient *g, NdSolver *s, nd_real *rec, nd_real h,
