@@ -293,6 +293,10 @@ static bool jit_set(Compilation *c, const KernelSet *s, CompiledSet *cs)
             cs->kernels.diffusion = sde[0];
             cs->kernels.diffusion_dx = sde[1];
         }
+        if (s->n_sde == 4) { /* a train's: their vector-Jacobian products */
+            cs->kernels.diffusion_vjp = sde[2];
+            cs->kernels.diffusion_dx_vjp = sde[3];
+        }
         if (s->events.n > 0) {
             event_kernels_assign(s->model, s->events.grads, fns + s->loss.n, cs->events);
             cs->kernels.n_events = s->model->n_events;

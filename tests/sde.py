@@ -13,7 +13,11 @@ equations"), end to end through `nodec run`:
   and the two solvers see the same path;
 - an Ornstein-Uhlenbeck process's mean and variance at T over 4000 paths against the
   closed forms, within 4 standard errors (plus the step's bias);
-- option precision = f32 against f64 on the same path.
+- option precision = f32 against f64 on the same path;
+- gradients (docs/gradients.md, "Verlet and the SDE methods"): `--check-gradient`
+  through euler_maruyama and milstein trains (backprop on each step's path) with a
+  state-dependent, time-dependent diffusion over a batch, identical histories from one
+  seed, and a fresh path per training step.
 
 Usage: sde.py NODEC"""
 import csv, math, os, sys, tempfile
@@ -154,7 +158,48 @@ def single_precision(dir):
     check(d < 1e-4 and dw < 1e-6, "f32 sees the f64 path (|dW| %.1e) and solves it to %.1e" % (dw, d))
 
 
+SDE_TRAIN = """option seed = {seed}
+data rows = csv("rows.csv")
+model N {{ param mu = 0.3; param sigma = 0.4; param c = 0.2; state x; state y = 0.5
+  dx = mu * x dt + sigma * sin(x + c * t) dW
+  dy = -c * y dt + sigma * y dW }}
+train N {{ data = rows; init = {{ x = rows.x0 }}; t = [0, 0.5, 1]; final_loss = (x - 1.2)^2 + y^2
+  solver = {solver}(h = 0.01); gradient = backprop; optimizer = sgd(lr = {lr}); steps = 4
+  history = "h_{solver}_{seed}.csv" }}
+"""
+
+
+def gradients(dir):
+    import re
+    with open(os.path.join(dir, "rows.csv"), "w") as f:
+        f.write("x0\n1\n0.5\n-0.3\n")
+    for solver in ("euler_maruyama", "milstein"):
+        path = os.path.join(dir, "g.node")
+        with open(path, "w") as f:
+            f.write(SDE_TRAIN.format(seed=3, solver=solver, lr="1e-2"))
+        p = subprocess.run([NODEC, "run", "--quiet", "--check-gradient", "g.node"], cwd=dir,
+                           capture_output=True, text=True)
+        errs = [float(e) for e in re.findall(r"relative error (\S+)", p.stderr)]
+        check(p.returncode == 0 and "backprop gradient against central differences" in p.stderr
+              and len(errs) == 3 and max(errs) < 1e-6,
+              "%s: backprop on the step's path against central differences: %s" % (solver, errs))
+        def history(seed):  # every column but the wall-clock seconds
+            run(dir, SDE_TRAIN.format(seed=seed, solver=solver, lr="1e-2"))
+            return [(r["step"], r["loss"], r["nfe_forward"], r["nfe_backward"])
+                    for r in rows(dir, "h_%s_%d.csv" % (solver, seed))]
+        first, again, other = history(3), history(3), history(4)
+        check(first == again and first != other,
+              "%s: one seed gives one training history, another seed another" % solver)
+        # with lr = 1e-12 the parameters stay (to 1e-12): only a fresh path per step
+        # moves the loss
+        run(dir, SDE_TRAIN.format(seed=3, solver=solver, lr="1e-12"))
+        losses = [r["loss"] for r in rows(dir, "h_%s_3.csv" % solver)]
+        check(len(losses) == 4 and len(set(losses)) == 4,
+              "%s: each training step draws its own path (losses %s)" % (solver, ", ".join(losses)))
+
+
 with tempfile.TemporaryDirectory() as dir:
+    gradients(dir)
     per_sample(dir)
     strong_order(dir)
     reproducible(dir)

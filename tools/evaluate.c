@@ -39,6 +39,8 @@ int evaluate_workspace(Trainer *t)
     if (!tmpl)
         return -1;
     nd_solver_set_element_namer(tmpl, run_name_element, t->m);
+    if (nd_method_is_sde(t->tr->solver.method)) /* one Brownian path, from the directive's stream */
+        nd_solver_set_brownian(tmpl, nd_random_u64(&t->r->rng));
     NdLossKernels lk = {.loss = t->fn[TRAIN_K_LOSS], .final = t->fn[TRAIN_K_FINAL],
                         .init = t->fn[TRAIN_K_INIT], .nd = t->ncols,
                         .cost_offset = t->cost_offset, .prepare = train_draw_noise, .prepare_ctx = t};

@@ -684,6 +684,8 @@ static void schedule_lr(Trainer *t, long step)
 static int train_step(Trainer *t, long step, nd_real *L)
 {
     draw_batch(t);
+    if (t->tr->model->diffusion) /* one Brownian path per step (docs/gradients.md) */
+        nd_gradient_set_brownian(nd_train_loss_get_gradient(t->tl), nd_random_u64(&t->r->rng));
     for (int g = 0; g < t->n_groups && t->tr->n_eps > 0; g++)
         train_draw_eps(t, g);
     memset(t->sum_grad, 0, sizeof(nd_real) * (size_t)t->np);

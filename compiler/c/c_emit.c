@@ -24,7 +24,7 @@ static const char *const runtime_files[] = {
     "nd_gradient.h",  "nd_grad_internal.h", "nd_train_loss.h", "nd_csv_write.h", "nd_random.h",
     "nd_tableaus.c",  "nd_dense.c",     "nd_solver.c",     "nd_adaptive.c",   "nd_events.c",
     "nd_lapack.c",    "nd_bdf.c",       "nd_onestep.c",    "nd_verlet.c",     "nd_sde.c",
-    "nd_gradient.c",  "nd_adjoint.c",   "nd_backprop.c",   "nd_train_loss.c",
+    "nd_gradient.c",  "nd_adjoint.c",   "nd_backprop.c",   "nd_backprop_verlet.c", "nd_backprop_sde.c",   "nd_train_loss.c",
     "nd_csv_write.c",        "nd_random.c",
 };
 static const char *const public_files[] = {"nd_real.h", "nd_kernels.h", "nd_solver.h", "nd_gradient.h",

@@ -713,21 +713,6 @@ static void solve_directive(Sema *S, const Ast *ast, SemaDirective *d)
         sema_check_steps(S, &out->solver, sema_widest_interval(out->t, out->nt));
 }
 
-/* A train or evaluate of a stochastic model: gradients through
- * euler_maruyama and milstein are not built (docs/language.md, "Stochastic
- * differential equations"). */
-static void sde_train(Sema *S, const Ast *ast, SemaDirective *d)
-{
-    ModelInfo *mi = ast->name ? sema_find_model_info(S, ast->name) : NULL;
-    if (mi && mi->model && mi->model->diffusion) {
-        diag_error(S->diag, d->loc, "%s cannot use model '%s' yet: it has noise (dW), and "
-                   "gradients through euler_maruyama and milstein are not built in this version",
-                   ast->kind == AST_TRAIN ? "train" : "evaluate", mi->model->name);
-        return;
-    }
-    sema_train_directive(S, ast, d);
-}
-
 /* ---- option ---- */
 
 /* `option shared_states = once | per_copy` (docs/language.md, "Shared states"). */
@@ -819,7 +804,7 @@ void sema_directives(Sema *S, const Ast *program, SemaProgram *out)
         if (it->kind == AST_SOLVE)
             solve_directive(S, it, d);
         else if (it->kind == AST_TRAIN || it->kind == AST_EVALUATE)
-            sde_train(S, it, d);
+            sema_train_directive(S, it, d);
         else
             sema_data_directive(S, it, d);
     }

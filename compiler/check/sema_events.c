@@ -163,6 +163,18 @@ void sema_sde_solver(Sema *S, const IrModel *m, const SemaSolver *sv)
                    "solve it with euler_maruyama or milstein", m->name, sv->name);
 }
 
+void sema_sde_train(Sema *S, const SemaTrain *tr, SrcLoc where)
+{
+    if (!tr->model || !tr->model->diffusion)
+        return;
+    sema_sde_solver(S, tr->model, &tr->solver);
+    if (!tr->evaluate && nd_method_is_sde(tr->solver.method))
+        sema_backprop_only(S, tr, where, false,
+                           tr->gradient && strcmp(tr->gradient, "checkpoint") == 0
+                               ? "a checkpoint does not keep the Brownian path's state"
+                               : "its backward solve would need the Brownian path in reverse");
+}
+
 void sema_events_evaluate(Sema *S, const IrModel *m, SrcLoc where)
 {
     if (!m || m->n_events == 0)

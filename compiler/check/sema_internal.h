@@ -207,6 +207,14 @@ const char *sema_velocity_name(Sema *S, const char *x);
 /* Refuses, at the solver's name, verlet for a model with a first-order state,
  * an acceleration that reads a velocity, or events. */
 void sema_verlet_solver(Sema *S, const IrModel *m, const SemaSolver *sv);
+/* A train's verlet: the model as above, and backprop or checkpoint. */
+void sema_verlet_train(Sema *S, const SemaTrain *tr, SrcLoc where);
+/* Refuses a train's gradient other than backprop (and checkpoint when
+ * checkpoint_ok) through its solver, saying why (sema_second_order.c). */
+void sema_backprop_only(Sema *S, const SemaTrain *tr, SrcLoc where, bool checkpoint_ok,
+                        const char *why);
+/* A train or evaluate of a stochastic model: an SDE solver, and backprop. */
+void sema_sde_train(Sema *S, const SemaTrain *tr, SrcLoc where);
 /* Shape string in an arena-free buffer (at least 32 bytes). */
 const char *sema_shape(IrShape s, char *buf);
 int sema_is_builtin(const char *name);

@@ -67,3 +67,34 @@ void sema_verlet_solver(Sema *S, const IrModel *m, const SemaSolver *sv)
         diag_note(S->diag, m->events[0].loc, "the model's first event is here");
     }
 }
+
+/* A train whose solver has backprop only (verlet, the SDE methods:
+ * docs/gradients.md, "Verlet and the SDE methods"): any other gradient is
+ * refused at its key, or at the solver when the adjoint is the default. */
+void sema_backprop_only(Sema *S, const SemaTrain *tr, SrcLoc where, bool checkpoint_ok,
+                        const char *why)
+{
+    const SemaSolver *sv = &tr->solver;
+    if (!tr->gradient || strcmp(tr->gradient, "backprop") == 0 ||
+        (checkpoint_ok && strcmp(tr->gradient, "checkpoint") == 0))
+        return;
+    /* without a gradient key, sema_train.c puts the default's loc at the directive */
+    int by_default = tr->gradient_loc.line == where.line && tr->gradient_loc.col == where.col;
+    diag_error(S->diag, by_default ? sv->loc : tr->gradient_loc,
+               "train cannot take gradient = %s through %s (%s): use gradient = backprop",
+               tr->gradient, nd_method_name(sv->method), why);
+    if (by_default)
+        diag_note(S->diag, where, "without a gradient key train takes the adjoint");
+}
+
+/* A train through verlet: what the solve needs of the model, and a discrete
+ * gradient (backprop or checkpoint): the adjoint would integrate the
+ * first-order [y; a; g] system backwards, which verlet does not step. */
+void sema_verlet_train(Sema *S, const SemaTrain *tr, SrcLoc where)
+{
+    const SemaSolver *sv = &tr->solver;
+    if (!tr->model || !sv->name || sv->method != ND_VERLET || tr->evaluate)
+        return;
+    sema_verlet_solver(S, tr->model, sv);
+    sema_backprop_only(S, tr, where, true, "its backward solve would be first order");
+}

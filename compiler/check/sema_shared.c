@@ -127,8 +127,9 @@ static void share_train(Share *S, SemaTrain *tr)
 {
     const IrModel *m = tr->augmented;
     /* samples stepped apart each integrate their own copy (their solo solves) */
-    /* events reset samples in the model's own layout (nd_events.c) */
-    if (!m || tr->solver.step_control == ND_STEP_PER_SAMPLE || m->n_events > 0)
+    /* events reset samples in the model's own layout (nd_events.c); an SDE's
+     * every sample has its own Brownian path (nd_sde.c) */
+    if (!m || tr->solver.step_control == ND_STEP_PER_SAMPLE || m->n_events > 0 || m->diffusion)
         return;
     bool *per_sample = arena_alloc(S->arena, sizeof(bool) * (size_t)(m->n_states + 1));
     train_per_sample(tr, per_sample);

@@ -1104,6 +1104,8 @@ void sema_train_directive(Sema *S, const Ast *ast, SemaDirective *d)
     sema_encoder_solver(S, &d->train);
     train_gradient(S, &tc);
     sema_events_train(S, &d->train, d->loc);
+    sema_verlet_train(S, &d->train, d->loc);
+    sema_sde_train(S, &d->train, d->loc);
     train_optimizer(S, &tc);
     train_counts(S, &tc);
     train_schedule(S, &tc);

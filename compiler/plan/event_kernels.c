@@ -30,13 +30,8 @@ static PlanKernelSpec reset_spec(Arena *a, IrBuilder *b, const IrModel *m, const
     return (PlanKernelSpec){.name = name, .n_outputs = m->n_states, .outputs = o};
 }
 
-/* The vjp of roots (one per state, or the single condition) with cotangents cot
- * with respect to every state (per sample into out0, laid out like y) and every
- * parameter (summed over the batch into out1): the gradient kernels of an event
- * (docs/gradients.md, "Events"). */
-static PlanKernelSpec vjp_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *what,
-                               int e, int n_roots, IrNode **roots, IrNode **cot,
-                               const IrNode **blocked)
+PlanKernelSpec plan_vjp_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
+                             int n_roots, IrNode **roots, IrNode **cot, const IrNode **blocked)
 {
     int n = m->n_states + m->n_params;
     IrNode **wrt = arena_alloc(a, sizeof(IrNode *) * (size_t)(n ? n : 1));
@@ -56,9 +51,17 @@ static PlanKernelSpec vjp_spec(Arena *a, IrBuilder *b, const IrModel *m, const c
         o[m->n_states + j] = (PlanOutput){.node = grads[m->n_states + j], .dst = 1,
                                           .offset = m->params[j].offset, .stride = 0,
                                           .batch_sum = 1};
+    return (PlanKernelSpec){.name = name, .n_outputs = n, .outputs = o};
+}
+
+/* An event's gradient kernel, named "event<e>_<what>". */
+static PlanKernelSpec vjp_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *what,
+                               int e, int n_roots, IrNode **roots, IrNode **cot,
+                               const IrNode **blocked)
+{
     char *name = arena_alloc(a, 32);
     snprintf(name, 32, "event%d_%s", e, what);
-    return (PlanKernelSpec){.name = name, .n_outputs = n, .outputs = o};
+    return plan_vjp_spec(a, b, m, name, n_roots, roots, cot, blocked);
 }
 
 /* dg/dy and dg/dp. */

@@ -24,6 +24,14 @@ typedef struct EventKernels {
 void event_kernels_build(Arena *a, IrBuilder *b, const IrModel *m, bool grads,
                          EventKernels *out);
 
+/* The vjp of roots (one per state, or a single scalar) with cotangents cot
+ * with respect to every state (per sample into out0, laid out like y) and every
+ * parameter (summed over the batch into out1): the gradient kernels of an event
+ * (docs/gradients.md, "Events") and of an SDE's diffusion (kernel_sets.c).
+ * *blocked takes the first floor/argmax the cotangent passes, if still NULL. */
+PlanKernelSpec plan_vjp_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
+                             int n_roots, IrNode **roots, IrNode **cot, const IrNode **blocked);
+
 /* The runtime's table of m's events from the compiled specs (compiled[k] is
  * spec k's function): out[e] for each of m->n_events. */
 void event_kernels_assign(const IrModel *m, bool grads, NdKernelFn *const compiled,

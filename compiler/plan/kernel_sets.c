@@ -170,6 +170,8 @@ static bool gradient_usable(const KernelSet *s, IrBuilder *b, Diag *diag)
             blocked = s->loss.blocked;
         if (!blocked)
             blocked = s->events.blocked;
+        if (!blocked)
+            blocked = s->sde_blocked;
         if (blocked)
             diff_report_blocked(diag, b, blocked, "the gradient of this train", s->train->loc,
                                 "the train");
@@ -197,7 +199,24 @@ static PlanKernelSpec sde_spec(Arena *a, IrBuilder *b, const IrModel *m, const c
     return (PlanKernelSpec){.name = name, .n_outputs = m->n_states, .outputs = o};
 }
 
-/* An SDE model's diffusion kernels (KernelSet.sde). */
+/* a^T d(roots)/dy and a^T d(roots)/dp, a the adjoint leaves (roots one per
+ * state, NULL for a state without noise): backprop's reverse of the noise
+ * terms g dW and Milstein's 1/2 g g' (dW^2 - h) (nd_backprop_sde.c). */
+static PlanKernelSpec sde_vjp_spec(Arena *a, IrBuilder *b, const IrModel *m, const char *name,
+                                   IrNode **roots, const IrNode **blocked)
+{
+    int ns = m->n_states, n = 0;
+    IrNode **r = arena_alloc(a, sizeof(IrNode *) * (size_t)(ns ? ns : 1));
+    IrNode **cot = arena_alloc(a, sizeof(IrNode *) * (size_t)(ns ? ns : 1));
+    for (int i = 0; i < ns; i++)
+        if (roots[i]) {
+            r[n] = roots[i];
+            cot[n++] = ir_model_adjoint(b, m, i);
+        }
+    return plan_vjp_spec(a, b, m, name, n, r, cot, blocked);
+}
+
+/* An SDE model's diffusion kernels (KernelSet.sde), and a train's their vjps. */
 static void sde_kernels(KernelSet *s, Arena *a, IrBuilder *b)
 {
     IrModel *m = s->model;
@@ -208,6 +227,11 @@ static void sde_kernels(KernelSet *s, Arena *a, IrBuilder *b)
     s->sde[0] = sde_spec(a, b, m, "diffusion", m->diffusion);
     s->sde[1] = sde_spec(a, b, m, "diffusion_dx", m->diffusion_dx);
     s->n_sde = 2;
+    if (!s->train || s->train->train.evaluate)
+        return;
+    s->sde[2] = sde_vjp_spec(a, b, m, "diffusion_vjp", m->diffusion, &s->sde_blocked);
+    s->sde[3] = sde_vjp_spec(a, b, m, "diffusion_dx_vjp", m->diffusion_dx, &s->sde_blocked);
+    s->n_sde = 4;
 }
 
 int kernel_sets_derive(KernelSets *ks, Arena *arena, IrBuilder *b, Diag *diag)

@@ -43,9 +43,12 @@ typedef struct KernelSet {
     EventKernels events;        /* the model's event kernels (a train's with their gradients) */
     /* An SDE model's (IrModel.diffusion): "diffusion" (g per sample, laid out
      * like y) and "diffusion_dx" (g * dg/dx on the diagonal, likewise), the
-     * kernels nd_kernels.h's diffusion and diffusion_dx; n_sde 0 or 2. */
-    PlanKernelSpec sde[2];
+     * kernels nd_kernels.h's diffusion and diffusion_dx; a train's then
+     * "diffusion_vjp" and "diffusion_dx_vjp" (their vector-Jacobian
+     * products, nd_kernels.h); n_sde 0, 2 or 4. */
+    PlanKernelSpec sde[4];
     int n_sde;
+    const IrNode *sde_blocked; /* the first floor/argmax the vjps pass, or NULL */
     /* The encoder of train (or evaluate) encoder_of (SemaTrain.encoder): model is
      * the encoder's own (its hidden state, the train model's parameters), with its
      * jump and mask kernels in enc; NULL and n = 0 for other sets. */

@@ -95,6 +95,13 @@ static void write_record(NdGradient *g, NdSolver *s, nd_real *rec, const NdStepO
     rec[ND_REC_LO] = o->lo, rec[ND_REC_HI] = o->hi, rec[ND_REC_LAND] = land;
     rec[ND_REC_PREV_T] = g->prev.t, rec[ND_REC_PREV_H] = g->prev.h;
     rec[ND_REC_PREV_LO] = g->prev.lo, rec[ND_REC_PREV_HI] = g->prev.hi;
+    if (g->verlet || g->sde) {
+        if (g->verlet)
+            nd_backprop_verlet_args(g, s, rec, o->h, y);
+        else
+            nd_backprop_sde_args(g, s, rec, t_new, y);
+        return;
+    }
     for (int q = 0; q < g->nslot; q++) {
         nd_real *Y = rec + ND_REC_HEAD + (size_t)q * g->n;
         if (!g->always[q] && o->hi == o->lo)
@@ -184,6 +191,14 @@ static void stage_cotangent(NdGradient *g, int q, const NdStepObs *o, nd_real h,
             add_scaled(g->kbar, h * tab->a[g->slot[qj]][i], g->Ybar[qj], n);
     if (i == 0 && handoff)
         add_into(g->kbar, g->kin, n);
+}
+
+void nd_backprop_vjp_add(NdGradient *g, NdKernelFn fn, nd_real t, const nd_real *Y, nd_real *acc)
+{
+    fn(t, Y, g->p, g->kbar, NULL, g->Ybar[0], g->pbar, g->B, g->work);
+    g->vjp_evals++;
+    add_into(acc, g->Ybar[0], g->n);
+    add_into(g->grad_p, g->pbar, (size_t)g->np);
 }
 
 static void stage_vjp(NdGradient *g, nd_real t, const nd_real *Y, nd_real *Ybar)
@@ -366,6 +381,13 @@ static int sweep_tape(NdGradient *g)
         if (g->implicit) {
             if (sweep_record_bdf(g, rec))
                 return ND_ERR_NONFINITE;
+            continue;
+        }
+        if (g->verlet || g->sde) {
+            if (g->verlet)
+                nd_backprop_verlet_sweep(g, rec);
+            else
+                nd_backprop_sde_sweep(g, rec);
             continue;
         }
         int at_event = starts_at_event(g, rec);

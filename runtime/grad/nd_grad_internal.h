@@ -39,6 +39,8 @@ struct NdGradient {
     size_t n;            /* B * ny */
     int adaptive;        /* explicit and error-controlled */
     int implicit;        /* bdf: the forward steps are nd_bdf.c's */
+    int verlet;          /* velocity Verlet: records of Y_0, Y_1 (nd_backprop_verlet.c) */
+    int sde;             /* euler_maruyama, milstein: records of y_n, dW (nd_backprop_sde.c) */
     NdSolver *fwd;       /* the model's solver, with the template's settings */
     NdSolver *aug;       /* adjoint: the solver of [y; a; g] (2n + np doubles) */
     int seminorm;
@@ -157,5 +159,18 @@ int nd_adjoint_setup(NdGradient *g, const NdSolver *tmpl);
  * (nd_adjoint.c; docs/gradients.md, "Events"). Status: a grazing event fails. */
 int nd_event_jump(NdGradient *g, long i, nd_real *a, nd_real *gp);
 void nd_backprop_free(NdGradient *g);
+/* acc += kbar^T dk/dy of kernel fn (a vjp-shaped NdKernelFn) at (t, Y), with
+ * g->Ybar[0] its scratch, and its parameter part kbar^T dk/dp into dL/dp. */
+void nd_backprop_vjp_add(NdGradient *g, NdKernelFn fn, nd_real t, const nd_real *Y, nd_real *acc);
+/* Velocity Verlet (nd_backprop_verlet.c): a record's two evaluation arguments
+ * from the step's y_n (a_n in s->K[0]), and one record's reverse sweep. */
+void nd_backprop_verlet_args(NdGradient *g, NdSolver *s, nd_real *rec, nd_real h,
+                             const nd_real *y);
+void nd_backprop_verlet_sweep(NdGradient *g, const nd_real *rec);
+/* The SDE methods (nd_backprop_sde.c): a record's y_n and increments dW, and
+ * one record's reverse sweep. */
+void nd_backprop_sde_args(NdGradient *g, NdSolver *s, nd_real *rec, nd_real t_new,
+                          const nd_real *y);
+void nd_backprop_sde_sweep(NdGradient *g, const nd_real *rec);
 
 #endif

@@ -20,6 +20,8 @@
 
 #include "nd_events.h"
 #include "nd_grad_internal.h"
+#include "nd_sde.h"
+#include "nd_verlet.h"
 
 /* As nd_solver.c: an interval needing more steps than this is a mistake. */
 #define ND_MAX_STEPS_PER_INTERVAL 1e15
@@ -119,11 +121,20 @@ static int gradient_init(NdGradient *g, const NdSolver *tmpl)
     g->n = g->fwd->n;
     g->implicit = nd_method_is_implicit(tmpl->method);
     g->adaptive = nd_method_is_adaptive(tmpl->method) && !g->implicit;
+    g->verlet = tmpl->method == ND_VERLET;
+    g->sde = nd_method_is_sde(tmpl->method);
     g->ck_row = g->n;
     if (g->implicit) { /* no stages: a record holds y_new */
         nd_bdf_set_hook(g->fwd, nd_backprop_record_bdf, g);
         g->rec_size = ND_BDF_REC_HEAD + g->n;
         g->ck_row = nd_bdf_snapshot_doubles(g->fwd);
+    } else if (g->verlet || g->sde) { /* two vectors per step: nd_backprop_verlet.c, _sde.c */
+        g->nslot = 2;
+        g->slot[0] = 0, g->slot[1] = 1;
+        g->always[0] = g->always[1] = 1;
+        g->rec_size = ND_REC_HEAD + 2 * g->n;
+        if (g->verlet && nd_verlet_check(g->fwd))
+            return ND_ERR_UNSUPPORTED;
     } else {
         find_slots(g);
         g->rec_size = ND_REC_HEAD + (size_t)g->nslot * g->n;
@@ -183,6 +194,16 @@ NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_templa
     if (!nd_method_has_gradient(solver_template->method))
         return NULL;
     if (k->n_events > 0 && !events_supported(k, solver_template, gm, B))
+        return NULL;
+    /* verlet's adjoint would be a first-order backward solve of [y; a; g]; the
+     * SDE methods' checkpoints would need W(t) at each; their gradients need
+     * the diffusion's vjps */
+    if (solver_template->method == ND_VERLET && gm == ND_GRAD_ADJOINT)
+        return NULL;
+    if (nd_method_is_sde(solver_template->method) &&
+        (gm != ND_GRAD_BACKPROP || solver_template->step_control == ND_STEP_PER_SAMPLE ||
+         (k->diffusion && !k->diffusion_vjp) || (k->diffusion_dx && !k->diffusion_dx_vjp) ||
+         k->n_events > 0 || k->ns > 0))
         return NULL;
     NdGradient *g = (NdGradient *)calloc(1, sizeof *g);
     if (!g)
@@ -248,6 +269,9 @@ int nd_grad_cursor_begin(NdGradient *g, NdCursor *c, const nd_real *y0)
         return nd_grad_fail(g, st, "forward solve: %s", g->fwd->message);
     memcpy(g->ycur, y0, g->n * sizeof *y0);
     memcpy(g->obs_y, y0, g->n * sizeof *y0);
+    g->fwd->fsal_ok = 0; /* verlet: a_0 is this solve's, at these parameters */
+    if (g->sde && (st = nd_sde_begin(g->fwd, loss->ts, loss->nt)) != ND_OK)
+        return nd_grad_fail(g, st, "forward solve: %s", g->fwd->message);
     if (g->fwd->ev && (st = nd_events_begin(g->fwd, g->p, loss->ts[0], y0)) != ND_OK)
         return nd_grad_fail(g, st, "forward solve: %s", g->fwd->message);
     return interval_begin(g, c);
@@ -279,7 +303,12 @@ static int fixed_step(NdGradient *g, NdCursor *c)
     int next_obs = g->next_obs;
     if (ev)
         memcpy(ev->ysave, g->ycur, g->n * sizeof *g->ycur);
-    nd_rk_step(g->fwd, g->p, t, t_new, g->ycur);
+    if (g->verlet)
+        nd_verlet_step(g->fwd, g->p, t, t_new, g->ycur);
+    else if (g->sde)
+        nd_sde_step(g->fwd, g->p, t, t_new, g->ycur);
+    else
+        nd_rk_step(g->fwd, g->p, t, t_new, g->ycur);
     int st = check_finite(g, g->ycur, t_new, t);
     if (st)
         return st;
@@ -356,6 +385,7 @@ void nd_grad_cursor_resume(NdGradient *g, NdCursor *c, const NdCursor *saved,
         nd_adaptive_resume(&c->run, &saved->run, state);
     else
         memcpy(g->ycur, state, g->n * sizeof *state);
+    g->fwd->fsal_ok = 0; /* verlet: K[0] is not the resumed step's a_0 */
 }
 
 /* The whole forward solve: backprop records every step (the hook), checkpoint
@@ -618,6 +648,17 @@ int nd_gradient_set_param_namer(NdGradient *g, NdElementNamer name, void *ctx)
         return ND_ERR_ARG;
     g->param_namer = name;
     g->param_namer_ctx = ctx;
+    return ND_OK;
+}
+
+int nd_gradient_set_brownian(NdGradient *g, uint64_t seed)
+{
+    if (!g)
+        return ND_ERR_ARG;
+    if (g->one || !g->sde)
+        return nd_grad_fail(g, ND_ERR_ARG, "the gradient draws no Brownian path (euler_maruyama "
+                            "and milstein do)");
+    g->fwd->brownian_seed = seed;
     return ND_OK;
 }
 

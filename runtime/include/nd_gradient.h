@@ -61,13 +61,22 @@ typedef struct NdGradient NdGradient;
  * explicit method (adaptive or fixed step) of a batch stepped together, when every event is a
  * reset with its cond_grad and reset_vjp kernels and no shared block; NULL
  * otherwise (checkpoint, implicit, terminate). The forward solve's
- * event log (the template's default capacity) is what the backward pass reads. */
+ * event log (the template's default capacity) is what the backward pass reads.
+ * verlet: backprop or checkpoint (NULL for the adjoint). euler_maruyama and
+ * milstein: backprop only, a table with diffusion_vjp (and diffusion_dx_vjp)
+ * when it has diffusion, no events or shared block; the path is the
+ * template's Brownian seed until nd_gradient_set_brownian. */
 NdGradient *nd_gradient_create(const NdKernels *k, const NdSolver *solver_template,
                                NdGradMethod gm, int64_t B, int max_nt);
 void nd_gradient_free(NdGradient *g);
 /* Adjoint only: 1 to control the backward solve's error on y and a only (the
  * seminorm), 0 (default) on all of [y; a; dL/dp]. */
 int nd_gradient_set_seminorm(NdGradient *g, int on);
+/* euler_maruyama and milstein (backprop only): the Brownian tree's seed of
+ * the following computes (nd_solver_set_brownian; initially the template's).
+ * Every compute with one seed solves on the same path, so a loss and its
+ * gradient, and central differences of it, all see one path. */
+int nd_gradient_set_brownian(NdGradient *g, uint64_t seed);
 /* Names for the parameter elements in messages (the adjoint's backward solve
  * integrates dL/dp as part of its state): name(ctx, i, ...) for 0 <= i < np.
  * NULL (default): "parameter element i". */

@@ -121,6 +121,14 @@ typedef struct NdKernels {
      * shared block (ns = 0). */
     NdKernelFn diffusion;
     NdKernelFn diffusion_dx;
+    /* Their vector-Jacobian products, for backprop through the SDE methods
+     * (docs/gradients.md, "Verlet and the SDE methods"): with the cotangent a
+     * [B*ny] laid out like y, a^T dg/dy per sample into out0 [B*ny] and a^T
+     * dg/dp summed over the batch into out1 [np]; diffusion_dx_vjp the same
+     * for g * dg/dy. NULL unless a train asked for them (nd_gradient_create
+     * then refuses a table with diffusion). */
+    NdKernelFn diffusion_vjp;
+    NdKernelFn diffusion_dx_vjp;
 } NdKernels;
 
 static inline size_t nd_kernels_work_size(const NdKernels *k, int64_t B)

@@ -97,7 +97,7 @@ const char *nd_solver_key_name(NdSolverKey key); /* "h", "rtol", ... */
  * says so at once and whose solves fail with ND_ERR_UNSUPPORTED. */
 NdSolver *nd_solver_create(const NdKernels *k, NdMethod method, int64_t B);
 /* A solver of k for B samples with tmpl's method and settings (step, tolerances,
- * initial step, max_steps, step control, element namer); NULL as
+ * initial step, max_steps, step control, element namer, Brownian seed); NULL as
  * nd_solver_create. */
 NdSolver *nd_solver_create_like(const NdSolver *tmpl, const NdKernels *k, int64_t B);
 void nd_solver_free(NdSolver *s);

@@ -87,6 +87,13 @@ static void nd_sde_eval(NdSolver *s, const nd_real *p, nd_real t, const nd_real 
         memset(s->K[2], 0, s->n * sizeof *s->K[2]);
 }
 
+nd_real nd_sde_increment(const NdSolver *s, int64_t b, size_t i, nd_real t_new, nd_real *w)
+{
+    *w = (nd_real)nd_brownian_at(s->brownian_seed, b, (long)i, s->brownian_t0, s->brownian_t1,
+                                 t_new);
+    return *w - s->K[3][(size_t)b * (size_t)s->k.ny + i];
+}
+
 /* W (K[3]) holds each element's W(t) and leaves with W(t_new). */
 void nd_sde_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new, nd_real *y)
 {
@@ -95,12 +102,13 @@ void nd_sde_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new, nd_rea
     nd_real *W = s->K[3];
     size_t ny = (size_t)s->k.ny;
     nd_sde_eval(s, p, t, y);
+    if (s->on_step) /* backprop's tape (nd_backprop_sde.c) reads y_n and W(t) */
+        s->on_step(s->hook_ctx, s, t, h, t_new, y);
     for (int64_t b = 0; b < s->B; b++)
         for (size_t i = 0; i < ny; i++) {
             size_t e = (size_t)b * ny + i;
-            nd_real w = (nd_real)nd_brownian_at(s->brownian_seed, b, (long)i, s->brownian_t0,
-                                                s->brownian_t1, t_new);
-            nd_real dW = w - W[e];
+            nd_real w;
+            nd_real dW = nd_sde_increment(s, b, i, t_new, &w);
             W[e] = w;
             y[e] += f[e] * h + g[e] * dW + (nd_real)0.5 * gg[e] * (dW * dW - h);
         }

@@ -368,6 +368,7 @@ NdSolver *nd_solver_create_like(const NdSolver *tmpl, const NdKernels *k, int64_
     s->max_steps = tmpl->max_steps;
     s->namer = tmpl->namer;
     s->namer_ctx = tmpl->namer_ctx;
+    s->brownian_seed = tmpl->brownian_seed;
     if (nd_solver_set_step_control(s, tmpl->step_control)) {
         nd_solver_free(s);
         return NULL;

@@ -39,7 +39,7 @@ int nd_verlet_check(NdSolver *s)
 }
 
 /* v += c * a over the velocity half of every sample. */
-static void verlet_kick(nd_real *ND_RESTRICT y, const nd_real *a, size_t ny, int64_t B, nd_real c)
+void nd_verlet_kick(nd_real *ND_RESTRICT y, const nd_real *a, size_t ny, int64_t B, nd_real c)
 {
     size_t half = ny / 2;
     for (int64_t b = 0; b < B; b++) {
@@ -51,7 +51,7 @@ static void verlet_kick(nd_real *ND_RESTRICT y, const nd_real *a, size_t ny, int
 }
 
 /* x += h * v over the position half of every sample. */
-static void verlet_drift(nd_real *ND_RESTRICT y, size_t ny, int64_t B, nd_real h)
+void nd_verlet_drift(nd_real *ND_RESTRICT y, size_t ny, int64_t B, nd_real h)
 {
     size_t half = ny / 2;
     for (int64_t b = 0; b < B; b++) {
@@ -67,10 +67,12 @@ void nd_verlet_step(NdSolver *s, const nd_real *p, nd_real t, nd_real t_new, nd_
     size_t ny = (size_t)s->k.ny;
     if (!s->fsal_ok || s->fsal_t != t)
         nd_solver_rhs(s, p, t, y, a);
-    verlet_kick(y, a, ny, s->B, (nd_real)0.5 * h);
-    verlet_drift(y, ny, s->B, h);
+    if (s->on_step) /* backprop's tape (nd_backprop_verlet.c) reads y_n and a_n */
+        s->on_step(s->hook_ctx, s, t, h, t_new, y);
+    nd_verlet_kick(y, a, ny, s->B, (nd_real)0.5 * h);
+    nd_verlet_drift(y, ny, s->B, h);
     nd_solver_rhs(s, p, t_new, y, a);
-    verlet_kick(y, a, ny, s->B, (nd_real)0.5 * h);
+    nd_verlet_kick(y, a, ny, s->B, (nd_real)0.5 * h);
     s->fsal_ok = 1;
     s->fsal_t = t_new;
     s->num_steps++;

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "nd_gradient.h"
 #include "nd_solver.h"
 
 Suite *sde_suite(void);
@@ -35,6 +36,35 @@ static void gbm_ggx(double t, const double *y, const double *p, const double *a,
         out0[b] = p[1] * y[b] * p[1];
 }
 
+/* The vjps (a^T d./dy per sample, a^T d./dp summed): f = mu x, g = sigma x,
+ * g g' = sigma^2 x. */
+static void gbm_vjp(double t, const double *y, const double *p, const double *a, const double *d,
+                    double *out0, double *out1, int64_t B, double *work)
+{
+    (void)t, (void)d, (void)work;
+    out1[0] = out1[1] = 0;
+    for (int64_t b = 0; b < B; b++)
+        out0[b] = a[b] * p[0], out1[0] += a[b] * y[b];
+}
+
+static void gbm_g_vjp(double t, const double *y, const double *p, const double *a,
+                      const double *d, double *out0, double *out1, int64_t B, double *work)
+{
+    (void)t, (void)d, (void)work;
+    out1[0] = out1[1] = 0;
+    for (int64_t b = 0; b < B; b++)
+        out0[b] = a[b] * p[1], out1[1] += a[b] * y[b];
+}
+
+static void gbm_ggx_vjp(double t, const double *y, const double *p, const double *a,
+                        const double *d, double *out0, double *out1, int64_t B, double *work)
+{
+    (void)t, (void)d, (void)work;
+    out1[0] = out1[1] = 0;
+    for (int64_t b = 0; b < B; b++)
+        out0[b] = a[b] * p[1] * p[1], out1[1] += 2 * a[b] * p[1] * y[b];
+}
+
 static NdKernels gbm_kernels(int noise)
 {
     NdKernels k;
@@ -48,6 +78,66 @@ static NdKernels gbm_kernels(int noise)
     }
     return k;
 }
+
+/* L = sum_b x_b(T)^2 at the last of the times. */
+static int final_square(void *ctx, int j, double t, const double *y, const double *p, double *L,
+                        double *gy, double *gp)
+{
+    (void)t, (void)p, (void)gp;
+    const int *last = (const int *)ctx;
+    for (int b = 0; j == *last && b < 2; b++)
+        *L += y[b] * y[b], gy[b] = 2 * y[b];
+    return 0;
+}
+
+/* Backprop through euler_maruyama and milstein (nd_backprop_sde.c) against
+ * the closed form of the discrete GBM on the path the tree gives: each step
+ * multiplies x by F_n = 1 + mu h + sigma dW_n (+ sigma^2/2 (dW_n^2 - h) for
+ * Milstein), so x_N = x0 prod F_n and dL/dtheta = 2 x_N^2 sum dF_n/F_n. */
+START_TEST(test_gbm_backprop_closed_form)
+{
+    NdMethod method = _i ? ND_MILSTEIN : ND_EULER_MARUYAMA;
+    NdKernels k = gbm_kernels(1);
+    k.vjp = gbm_vjp, k.diffusion_vjp = gbm_g_vjp, k.diffusion_dx_vjp = gbm_ggx_vjp;
+    NdSolver *tmpl = nd_solver_create(&k, method, 2);
+    ck_assert_int_eq(nd_solver_set_step(tmpl, 0.01), ND_OK);
+    ck_assert_int_eq(nd_solver_set_brownian(tmpl, 42), ND_OK);
+    ck_assert_ptr_null(nd_gradient_create(&k, tmpl, ND_GRAD_ADJOINT, 2, 3));
+    ck_assert_ptr_null(nd_gradient_create(&k, tmpl, ND_GRAD_CHECKPOINT, 2, 3));
+    NdGradient *g = nd_gradient_create(&k, tmpl, ND_GRAD_BACKPROP, 2, 3);
+    ck_assert_ptr_nonnull(g);
+    double p[2] = {0.3, 0.5}, y0[2] = {1.0, 2.0}, ts[3] = {0, 0.4, 1}, L, gp[2], gy0[2];
+    int last = 2;
+    NdLoss loss = {3, ts, final_square, &last};
+    for (int pass = 0; pass < 2; pass++) { /* a second seed: another path, still exact */
+        ck_assert_int_eq(nd_gradient_compute(g, p, y0, &loss, &L, gp, gy0), ND_OK);
+        double want_L = 0, want_mu = 0, want_sigma = 0;
+        uint64_t seed = pass ? 43 : 42;
+        for (int b = 0; b < 2; b++) {
+            double x = y0[b], smu = 0, ssig = 0, w = 0, t = 0;
+            for (int j = 0; j + 1 < 3; j++) { /* nd_solve's grid: t_j + k h, the last on t_{j+1} */
+                long nk = lround((ts[j + 1] - ts[j]) / 0.01);
+                for (long q = 1; q <= nk; q++) {
+                    double tn = q == nk ? ts[j + 1] : ts[j] + (double)q * 0.01, h = tn - t;
+                    double wn = nd_brownian_at(seed, b, 0, 0, 1, tn), dW = wn - w;
+                    double F = 1 + p[0] * h + p[1] * dW, dFs = dW;
+                    if (method == ND_MILSTEIN)
+                        F += 0.5 * p[1] * p[1] * (dW * dW - h), dFs += p[1] * (dW * dW - h);
+                    x *= F, smu += h / F, ssig += dFs / F, w = wn, t = tn;
+                }
+            }
+            want_L += x * x, want_mu += 2 * x * x * smu, want_sigma += 2 * x * x * ssig;
+            ck_assert_double_eq_tol(gy0[b], 2 * x * x / y0[b], 1e-11 * fabs(gy0[b]));
+        }
+        ck_assert_double_eq_tol(L, want_L, 1e-12 * want_L);
+        ck_assert_double_eq_tol(gp[0], want_mu, 1e-11 * fabs(want_mu));
+        ck_assert_double_eq_tol(gp[1], want_sigma, 1e-11 * fabs(want_sigma));
+        ck_assert_int_eq(nd_gradient_set_brownian(g, 43), ND_OK);
+    }
+    nd_gradient_free(g);
+    nd_solver_free(tmpl);
+}
+END_TEST
 
 START_TEST(test_tree_law)
 {
@@ -142,6 +232,7 @@ Suite *sde_suite(void)
     tcase_add_test(tc, test_gbm_exact_on_path);
     tcase_add_test(tc, test_no_noise_is_euler);
     tcase_add_test(tc, test_arguments);
+    tcase_add_loop_test(tc, test_gbm_backprop_closed_form, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
