@@ -20,7 +20,7 @@ equations"), end to end through `nodec run`:
   seed, and a fresh path per training step.
 
 Usage: sde.py NODEC"""
-import csv, math, os, sys, tempfile
+import csv, math, os, subprocess, sys, tempfile
 
 import node_run
 from node_run import check
