@@ -178,13 +178,8 @@ static int evaluate_groups(Trainer *t)
 int evaluate_run(Runner *r, const SemaDirective *d)
 {
     const SemaTrain *tr = &d->train;
-    /* the model, or its copy with shared states (sema_shared.c) */
-    Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->augmented, .cost_offset = -1};
-    t.p = run_model(r, tr->model)->p;
-    t.ny = t.m->ny;
-    t.np = t.m->np;
-    t.ncols = tr->eps_col + tr->n_eps; /* the data's columns, then sample's noise */
-    train_take_kernels(&t);
+    Trainer t;
+    trainer_start(&t, r, d);
     int rc = 0;
     if (tr->data && tr->data->t_col >= 0)
         rc = train_plan_time_series(&t);

@@ -1277,20 +1277,28 @@ static void print_summary(const Trainer *t, double secs)
     }
 }
 
+void trainer_start(Trainer *t, Runner *r, const SemaDirective *d)
+{
+    const SemaTrain *tr = &d->train;
+    /* the model, or its copy with shared states (sema_shared.c) */
+    *t = (Trainer){.r = r, .dir = d, .tr = tr, .m = tr->augmented, .cost_offset = -1};
+    t->p = run_model(r, tr->model)->p;
+    t->ny = t->m->ny;
+    t->np = t->m->np;
+    t->ncols = tr->eps_col + tr->n_eps; /* the data's columns, the encoder's, sample's noise */
+    if (tr->cost_state >= 0) /* per sample; its offset counts per-sample elements (sema_shared.c) */
+        t->cost_offset = t->m->states[tr->cost_state].offset;
+    train_take_kernels(t);
+}
+
 int train_run(Runner *r, const SemaDirective *d)
 {
     const SemaTrain *tr = &d->train;
-    Trainer t = {.r = r, .dir = d, .tr = tr, .m = tr->augmented, .cost_offset = -1};
-    t.p = run_model(r, tr->model)->p;
-    t.ny = t.m->ny;
-    t.np = t.m->np;
-    t.ncols = tr->eps_col + tr->n_eps; /* the data's columns, then sample's noise */
-    if (tr->cost_state >= 0) /* per sample; its offset counts per-sample elements (sema_shared.c) */
-        t.cost_offset = t.m->states[tr->cost_state].offset;
+    Trainer t;
+    trainer_start(&t, r, d);
     if (t.np == 0) /* sema refuses a train of a model without parameters */
         INTERNAL_ERROR("train of model '%s' reached the runner without parameters",
                        tr->model->name);
-    train_take_kernels(&t);
     int rc = tr->data && tr->data->t_col >= 0 ? train_plan_time_series(&t) : plan_samples(&t);
     if (rc == 0)
         rc = alloc_workspace(&t);

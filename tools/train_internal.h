@@ -70,6 +70,9 @@ typedef struct Trainer {
     nd_real last_loss;
 } Trainer;
 
+/* t for directive d: its model (or the shared-states copy), parameters, row width
+ * and kernels. */
+void trainer_start(Trainer *t, Runner *r, const SemaDirective *d);
 /* The directive's kernels (its compiled set) into t. */
 void train_take_kernels(Trainer *t);
 /* `sample`'s noise of group gi, N(0, 1) from the directive's stream. */

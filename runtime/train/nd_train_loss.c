@@ -207,27 +207,38 @@ NdTrainLoss *nd_train_loss_create_forward(const NdKernels *k, const NdLossKernel
 
 /* sum over the samples time j scores (as next_run) of kernel f's value at
  * (tj, y), times scale, into *acc: a double, so a score summed over many
- * samples in single precision is not off in its sixth digit */
+ * samples in single precision is not off in its sixth digit; with each (not
+ * NULL), each sample's unscaled value into each[b] instead */
 static void add_value(NdTrainLoss *t, NdKernelFn f, int j, int final, double scale, nd_real tj,
-                      const nd_real *y, const nd_real *p, const nd_real *d, double *acc)
+                      const nd_real *y, const nd_real *p, const nd_real *d, double *acc,
+                      double *each)
 {
     Run r;
     for (int64_t b = 0; next_run(t, j, final, &b, &r);) {
         f(tj, run_state(t, r, y), p, NULL, d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL,
           t->vals, NULL, r.nb, t->work);
         for (int64_t i = 0; i < r.nb; i++)
-            *acc += scale * t->vals[i];
+            if (each)
+                each[r.b0 + i] += t->vals[i];
+            else
+                *acc += scale * t->vals[i];
     }
 }
 
-/* the running costs of the samples time j observes for the last time */
-static void add_costs(NdTrainLoss *t, int j, double scale, const nd_real *y, double *acc)
+/* the running costs of the samples time j observes for the last time (as add_value) */
+static void add_costs(NdTrainLoss *t, int j, double scale, const nd_real *y, double *acc,
+                      double *each)
 {
     Run r;
     size_t ny = (size_t)t->k.ny;
     for (int64_t b = 0; t->lk.cost_offset >= 0 && next_run(t, j, 1, &b, &r);)
-        for (int64_t i = r.b0; i < r.b0 + r.nb; i++)
-            *acc += scale * y[(size_t)i * ny + (size_t)t->lk.cost_offset];
+        for (int64_t i = r.b0; i < r.b0 + r.nb; i++) {
+            nd_real c = y[(size_t)i * ny + (size_t)t->lk.cost_offset];
+            if (each)
+                each[i] += c;
+            else
+                *acc += scale * c;
+        }
 }
 
 /* A forward object's solve: y0 from init (and prepare), the states at every ts into
@@ -270,30 +281,16 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_re
     for (int j = 0; j < nt; j++) {
         const nd_real *y = t->yout + (size_t)j * n, *dj = row_block(t, j);
         if (t->lk.loss)
-            add_value(t, t->lk.loss, j, 0, scale_obs, ts[j], y, p, dj, L);
+            add_value(t, t->lk.loss, j, 0, scale_obs, ts[j], y, p, dj, L, NULL);
         if (t->lk.final)
-            add_value(t, t->lk.final, j, 1, scale_final, ts[j], y, p, dj, L);
-        add_costs(t, j, scale_final, y, L);
+            add_value(t, t->lk.final, j, 1, scale_final, ts[j], y, p, dj, L, NULL);
+        add_costs(t, j, scale_final, y, L, NULL);
         for (int k = 0; k < n_metrics; k++)
             add_value(t, metrics[k], j, !metrics_at_each,
                       metrics_at_each ? scale_obs : scale_final, ts[j], y, p, dj,
-                      &metric_sums[k]);
+                      &metric_sums[k], NULL);
     }
     return ND_OK;
-}
-
-/* Adds kernel f's value at (tj, y) to each sample's total, for the samples time j
- * scores (as next_run). */
-static void add_each(NdTrainLoss *t, NdKernelFn f, int j, int final, nd_real tj,
-                     const nd_real *y, const nd_real *p, const nd_real *d, double *totals)
-{
-    Run r;
-    for (int64_t b = 0; next_run(t, j, final, &b, &r);) {
-        f(tj, run_state(t, r, y), p, NULL, d ? d + (size_t)r.b0 * (size_t)t->lk.nd : NULL,
-          t->vals, NULL, r.nb, t->work);
-        for (int64_t i = 0; i < r.nb; i++)
-            totals[r.b0 + i] += t->vals[i];
-    }
 }
 
 int nd_train_loss_evaluate_samples(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
@@ -309,17 +306,14 @@ int nd_train_loss_evaluate_samples(NdTrainLoss *t, const nd_real *p, int nt, con
     if (status != ND_OK)
         return status;
     memset(totals, 0, sizeof(double) * (size_t)t->B);
-    size_t n = nd_kernels_state_size(&t->k, t->B), ny = (size_t)t->k.ny;
+    size_t n = nd_kernels_state_size(&t->k, t->B);
     for (int j = 0; j < nt; j++) {
         const nd_real *y = t->yout + (size_t)j * n, *dj = row_block(t, j);
         if (t->lk.loss)
-            add_each(t, t->lk.loss, j, 0, ts[j], y, p, dj, totals);
+            add_value(t, t->lk.loss, j, 0, 1, ts[j], y, p, dj, NULL, totals);
         if (t->lk.final)
-            add_each(t, t->lk.final, j, 1, ts[j], y, p, dj, totals);
-        Run r;
-        for (int64_t b = 0; t->lk.cost_offset >= 0 && next_run(t, j, 1, &b, &r);)
-            for (int64_t i = r.b0; i < r.b0 + r.nb; i++)
-                totals[i] += y[(size_t)i * ny + (size_t)t->lk.cost_offset];
+            add_value(t, t->lk.final, j, 1, 1, ts[j], y, p, dj, NULL, totals);
+        add_costs(t, j, 1, y, NULL, totals);
     }
     return ND_OK;
 }
