@@ -365,14 +365,15 @@ with tempfile.TemporaryDirectory() as wd:
             text = LATENT.replace("PATH", path_name).replace("SOLVER", solver).replace("ENC", enc)
             gradient_check(wd, "latent.node", text, f"encoder {how} {path_name}", path_name, 16,
                            "gradient through an ODE-RNN encoder, sample and decoder")
-    # nothing allocated in a training step with an encoder either (the union batch)
+    # nothing allocated in a training step with an encoder either (the union batch), its
+    # validation set scored through an encoder of its own
     write_series(wd, union)
     for path_name, solver, enc in (("adjoint", "dopri5(rtol = 1e-7, atol = 1e-9)", "rk4(h = 0.05)"),
                                    ("backprop", "rk4(h = 0.05)", "dopri5(rtol = 1e-7, atol = 1e-9)")):
         src = os.path.join(wd, "latent.node")
         with open(src, "w") as f:
             f.write(LATENT.replace("PATH", path_name).replace("SOLVER", solver).replace("ENC", enc)
-                    .replace("steps = 1", "steps = 10"))
+                    .replace("steps = 1", "steps = 10; validation = obs; log_every = 5"))
         p = subprocess.run([nodec, "run", "-q", src], capture_output=True, text=True, timeout=60,
                            cwd=wd, env=dict(os.environ, NODEC_ALLOC_CHECK="1"))
         expect(f"encoder allocation check {path_name}", p, 0,
