@@ -3,6 +3,8 @@
 #ifndef NODEC_RUN_INTERNAL_H
 #define NODEC_RUN_INTERNAL_H
 
+#include <string.h>
+
 #include "nd_ode_rnn.h"
 #include "nd_random.h"
 #include "nd_solver.h"
@@ -43,6 +45,16 @@ static inline void run_to_double(double *dst, const nd_real *src, size_t n)
 
 /* A malloc'd nd_real copy of n doubles (NULL when out of memory). */
 nd_real *run_real_copy(const double *src, size_t n);
+/* A train's `gradient = ...` name as the runtime's path (adjoint when not given). */
+static inline NdGradMethod run_grad_method(const char *name)
+{
+    if (name && strcmp(name, "backprop") == 0)
+        return ND_GRAD_BACKPROP;
+    if (name && strcmp(name, "checkpoint") == 0)
+        return ND_GRAD_CHECKPOINT;
+    return ND_GRAD_ADJOINT;
+}
+
 /* A note on what to try after a solve of m stopped with status (run.c). */
 void run_note_fault(Runner *r, int status, const SemaSolver *sv, const IrModel *m);
 /* NdElementNamer for a model's states (ctx: the IrModel): "y[1]" in messages. */

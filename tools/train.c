@@ -409,15 +409,6 @@ nd_real *train_alloc_reals(size_t n)
     return calloc(n ? n : 1, sizeof(nd_real));
 }
 
-static NdGradMethod grad_method(const char *name)
-{
-    if (name && strcmp(name, "backprop") == 0)
-        return ND_GRAD_BACKPROP;
-    if (name && strcmp(name, "checkpoint") == 0)
-        return ND_GRAD_CHECKPOINT;
-    return ND_GRAD_ADJOINT;
-}
-
 static NdOptim *make_optimizer(Trainer *t)
 {
     const SemaOptimizer *o = &t->tr->optimizer;
@@ -488,7 +479,7 @@ static int alloc_workspace(Trainer *t)
                         .nd = t->ncols, .cost_offset = t->cost_offset, .prepare = train_draw_noise,
                         .prepare_ctx = t};
     lk_encoder(t, &lk);
-    t->tl = nd_train_loss_create(&t->k, &lk, tmpl, grad_method(t->tr->gradient), t->group_B,
+    t->tl = nd_train_loss_create(&t->k, &lk, tmpl, run_grad_method(t->tr->gradient), t->group_B,
                                  t->group_nt);
     nd_solver_free(tmpl);
     if (t->tl)

@@ -8,13 +8,6 @@
 #include "driver.h"
 #include "run_internal.h"
 
-static NdGradMethod encoder_gradient(const char *name)
-{
-    return name && strcmp(name, "backprop") == 0     ? ND_GRAD_BACKPROP
-           : name && strcmp(name, "checkpoint") == 0 ? ND_GRAD_CHECKPOINT
-                                                     : ND_GRAD_ADJOINT;
-}
-
 int train_encoder_create(Runner *r, const SemaDirective *d, int B, int rest, int max_nt,
                          int ncols, bool grad, TrainEncoder *te)
 {
@@ -32,7 +25,7 @@ int train_encoder_create(Runner *r, const SemaDirective *d, int B, int rest, int
     if (!tmpl)
         return -1;
     nd_solver_set_element_namer(tmpl, run_name_element, te->enc->model);
-    NdGradMethod gm = encoder_gradient(tr->gradient);
+    NdGradMethod gm = run_grad_method(tr->gradient);
     te->rnn = nd_ode_rnn_create(&cs->kernels, &ek, tmpl, grad, gm, B, max_nt);
     if (rest != B)
         te->rnn_rest = nd_ode_rnn_create(&cs->kernels, &ek, tmpl, grad, gm, rest, max_nt);

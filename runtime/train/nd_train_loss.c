@@ -242,10 +242,17 @@ static void add_costs(NdTrainLoss *t, int j, double scale, const nd_real *y, dou
 }
 
 /* A forward object's solve: y0 from init (and prepare), the states at every ts into
- * yout. */
+ * yout; ND_ERR_ARG (with the message) for a gradient object, too many times or a
+ * NULL argument (outputs_ok: the caller's outputs are there). */
 static int forward_solve(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
-                         const nd_real *d)
+                         const nd_real *d, bool outputs_ok)
 {
+    t->msg = !t->solver ? "not a forward object (nd_train_loss_create_forward)"
+             : nt > t->max_nt ? "more observation times than the object was created for"
+             : !p || !ts || !outputs_ok || (t->lk.nd && !d) ? "a NULL argument"
+                                                            : NULL;
+    if (t->msg)
+        return ND_ERR_ARG;
     t->d = d;
     t->nt = nt;
     t->lk.init(ts[0], NULL, p, NULL, row_block(t, 0), t->y0, NULL, t->B, t->work);
@@ -265,15 +272,8 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_re
                            NdKernelFn const *metrics, int metrics_at_each, double *L,
                            double *metric_sums)
 {
-    t->msg = !t->solver ? "not a forward object (nd_train_loss_create_forward)"
-             : nt > t->max_nt ? "more observation times than the object was created for"
-             : !p || !ts || !L || (n_metrics > 0 && (!metrics || !metric_sums)) ||
-                       (t->lk.nd && !d)
-                 ? "a NULL argument"
-                 : NULL;
-    if (t->msg)
-        return ND_ERR_ARG;
-    int status = forward_solve(t, p, nt, ts, d);
+    int status = forward_solve(t, p, nt, ts, d,
+                               L && (n_metrics <= 0 || (metrics && metric_sums)));
     if (status != ND_OK)
         return status;
     *L = 0;
@@ -296,13 +296,7 @@ int nd_train_loss_evaluate(NdTrainLoss *t, const nd_real *p, int nt, const nd_re
 int nd_train_loss_evaluate_samples(NdTrainLoss *t, const nd_real *p, int nt, const nd_real *ts,
                                    const nd_real *d, double *totals)
 {
-    t->msg = !t->solver ? "not a forward object (nd_train_loss_create_forward)"
-             : nt > t->max_nt ? "more observation times than the object was created for"
-             : !p || !ts || !totals || (t->lk.nd && !d) ? "a NULL argument"
-                                                        : NULL;
-    if (t->msg)
-        return ND_ERR_ARG;
-    int status = forward_solve(t, p, nt, ts, d);
+    int status = forward_solve(t, p, nt, ts, d, totals != NULL);
     if (status != ND_OK)
         return status;
     memset(totals, 0, sizeof(double) * (size_t)t->B);
