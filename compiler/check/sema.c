@@ -865,6 +865,7 @@ static void model_build(Sema *S, ModelInfo *mi)
     S->model = m;
     S->params_cap = 0;
     mi->model = m;
+    int before = S->diag->errors;
     mi->scope = scope_new(S, S->global);
     model_declarations(S, mi->scope, ast, &mb);
     model_velocities(S, mi->scope, ast, &mb);
@@ -879,6 +880,7 @@ static void model_build(Sema *S, ModelInfo *mi)
     if (m->diffusion && m->n_events > 0)
         diag_error(S->diag, m->events[0].loc, "a model with noise (dW) cannot have events (not "
                    "in this version): model '%s' has both", m->name);
+    mi->broken = S->diag->errors != before;
     S->model = NULL;
 }
 

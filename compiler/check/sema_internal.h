@@ -67,6 +67,7 @@ typedef struct ModelInfo {
     IrModel *model;
     Scope *scope;
     const Ast *ast;
+    bool broken; /* its own check reported errors: directives check against it, build nothing on it */
 } ModelInfo;
 
 enum { SEMA_MAX_DEPTH = 64 };

@@ -1008,7 +1008,8 @@ static void train_model_parts(Sema *S, TrainCheck *tc)
         train_rules(S, tc);
     out->augmented = out->model;
     out->cost_state = out->clock_state = -1;
-    if (S->diag->errors != before)
+    /* a model with errors may lack equations (rhs NULL): nothing is built on it */
+    if (S->diag->errors != before || tc->mi->broken)
         return;
     if (out->regularize) {
         out->augmented = model_plus_state(S, out->model, "__cost", out->regularize,
