@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 
 static char *join_path(const char *dir, size_t dirlen, const char *name)
 {
@@ -267,7 +268,7 @@ static const char *driver_module_of(void *ctx, const char *name)
 /* The back end of `nodec run`: every set the JIT translates, one LLVM module
  * each. Its kernels besides the model's: a train's loss kernels, then the events',
  * then an SDE's diffusion kernels, then an encoder's. */
-static bool jit_set(Compilation *c, const KernelSet *s, CompiledSet *cs)
+static bool jit_set(Compilation *c, const KernelSet *s, CompiledSet *cs, bool cache)
 {
     int n = s->loss.n + s->events.n + s->n_sde + s->enc.n;
     NdKernelFn *fns = calloc((size_t)n + 1, sizeof *fns);
@@ -285,9 +286,12 @@ static bool jit_set(Compilation *c, const KernelSet *s, CompiledSet *cs)
     memcpy(at += s->events.n, s->sde, (size_t)s->n_sde * sizeof *specs);
     memcpy(at += s->n_sde, s->enc.specs, (size_t)s->enc.n * sizeof *specs);
     JitRequest req = {.vjp = s->vjp, .jac = s->jac, .rhs_vjp = s->rhs_vjp, .n_extra = n,
-                      .extra = specs, .extra_fns = fns, .f32 = c->program->f32};
+                      .extra = specs, .extra_fns = fns, .f32 = c->program->f32,
+                      .cache = cache};
     cs->jit = jit_compile_request(s->model, &req, &cs->kernels, &c->diag);
     if (cs->jit) {
+        c->n_jit++;
+        c->n_cached += jit_from_cache(cs->jit);
         NdKernelFn *sde = fns + s->loss.n + s->events.n, *enc = sde + s->n_sde;
         if (s->n_sde > 0) {
             cs->kernels.diffusion = sde[0];
@@ -311,18 +315,26 @@ static bool jit_set(Compilation *c, const KernelSet *s, CompiledSet *cs)
     return cs->jit != NULL;
 }
 
-static bool jit_sets(Compilation *c)
+static bool jit_sets(Compilation *c, bool cache)
 {
     c->compiled = calloc((size_t)c->sets.n + 1, sizeof *c->compiled);
     for (int i = 0; c->compiled && i < c->sets.n; i++)
         if ((c->sets.sets[i].targets & TARGET_JIT) &&
-            !jit_set(c, &c->sets.sets[i], &c->compiled[i]))
+            !jit_set(c, &c->sets.sets[i], &c->compiled[i], cache))
             return false;
     return c->compiled != NULL;
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
 Compilation *compile(const CompileOptions *o)
 {
+    double t0 = now_ms();
     Compilation *c = calloc(1, sizeof *c);
     c->arena = arena_new();
     c->names = strtab_new(c->arena);
@@ -343,8 +355,12 @@ Compilation *compile(const CompileOptions *o)
     bool ok = kernel_sets_derive(&c->sets, c->arena, c->ir, &c->diag) == 0;
     if (ok && o->dump_grad)
         kernel_sets_dump(stdout, &c->sets);
-    if (ok && o->until == COMPILE_BACKEND)
-        ok = jit_sets(c);
+    c->front_ms = now_ms() - t0;
+    if (ok && o->until == COMPILE_BACKEND) {
+        double t1 = now_ms();
+        ok = jit_sets(c, o->jit_cache);
+        c->jit_ms = now_ms() - t1;
+    }
     if (!ok)
         c->program = NULL;
     return c;

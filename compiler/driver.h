@@ -37,6 +37,8 @@ typedef struct CompileOptions {
     bool dump_grad;     /* print every kernel set's derived IR to stdout (--dump=grad) */
     int precision;      /* 32 or 64: in place of the file's `option precision` (--precision);
                            0: the file's */
+    bool jit_cache;     /* the JIT takes and files object code in the compile cache
+                           (JitRequest.cache): nodec run and emit-c, unless --no-cache */
 } CompileOptions;
 
 /* The JIT's translation of one kernel set (sets[i] <-> compiled[i]). */
@@ -68,6 +70,10 @@ typedef struct Compilation {
     const char **stdlib_names, **stdlib_modules;
     int n_stdlib_names;
     bool stdlib_read;
+    /* where the time went (--stats): parse, check, plan and derive; the JIT of
+     * every set, n_jit modules of which n_cached came from the compile cache */
+    double front_ms, jit_ms;
+    int n_jit, n_cached;
 } Compilation;
 
 /* Runs the pipeline up to o->until. Always returns a Compilation (free it);

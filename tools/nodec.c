@@ -33,6 +33,7 @@ typedef struct Options {
     bool has_seed;      /* --seed N: in place of the file's `option seed` */
     int precision;      /* --precision f32|f64: 32 or 64 in place of the file's option; 0 */
     uint64_t seed;
+    bool no_cache;      /* --no-cache: compile every module, file nothing */
     RunOptions run;
 } Options;
 
@@ -52,7 +53,10 @@ static const char usage_text[] =
     "options:\n"
     "  --dump=STAGE    print a pipeline stage to stdout: tokens, ast, ir, grad, llvm\n"
     "  --model M       with adjoint, --dump=ir|llvm and emit-llvm: only model M\n"
-    "  --stats         (run) steps and right-hand-side evaluations of each solve\n"
+    "  --stats         (run) compile times, and steps and right-hand-side evaluations\n"
+    "                  of each solve\n"
+    "  --no-cache      (run, emit-c) compile every model afresh: no object code from the\n"
+    "                  compile cache ($NODEC_CACHE_DIR, ~/.cache/nodec), none filed\n"
     "  --quiet, -q     (run) no progress lines on stderr\n"
     "  --check-gradient  (run) each train's first gradient against central differences,\n"
     "                  per parameter\n"
@@ -69,13 +73,16 @@ static const char *command_help(const char *cmd)
 {
     if (strcmp(cmd, "run") == 0)
         return "usage: nodec run FILE.node [--stats] [--quiet] [--seed N] [--check-gradient]\n"
-               "                 [--precision f32|f64] [--dump=tokens|ast|ir|grad|llvm]\n"
+               "                 [--precision f32|f64] [--no-cache] [--dump=tokens|ast|ir|grad|llvm]\n"
                "\n"
                "Checks FILE, JIT-compiles each model it uses and executes the directives in\n"
                "order. A solve writes CSV to its `output` file, or prints a table on stdout.\n"
                "Progress goes to stderr; errors name file:line:col and exit with status 1.\n"
                "--seed N replaces the file's `option seed` (initial parameters, batches, draws);\n"
-               "--precision f32|f64 its `option precision` (docs/precision.md).\n";
+               "--precision f32|f64 its `option precision` (docs/precision.md).\n"
+               "Compiled kernels are cached on disk (~/.cache/nodec, or $NODEC_CACHE_DIR;\n"
+               "NODEC_CACHE=0 or --no-cache turns that off), so a second run of an unchanged\n"
+               "file skips LLVM's optimiser and code generator; --stats prints the times.\n";
     if (strcmp(cmd, "check") == 0)
         return "usage: nodec check FILE.node [--dump=tokens|ast|ir|grad]\n"
                "\n"
@@ -131,7 +138,7 @@ static bool is_command(const char *s)
 }
 
 enum { OPT_DUMP = 256, OPT_MODEL, OPT_SEED, OPT_STATS, OPT_VERSION, OPT_CHECK_GRADIENT,
-       OPT_PRECISION };
+       OPT_PRECISION, OPT_NO_CACHE };
 
 /* getopt_long's table: `--seed 3` and `--seed=3` alike, options anywhere. */
 static const struct option long_options[] = {
@@ -141,6 +148,7 @@ static const struct option long_options[] = {
     {"quiet", no_argument, NULL, 'q'},         {"output", required_argument, NULL, 'o'},
     {"check-gradient", no_argument, NULL, OPT_CHECK_GRADIENT},
     {"precision", required_argument, NULL, OPT_PRECISION},
+    {"no-cache", no_argument, NULL, OPT_NO_CACHE},
     {NULL, 0, NULL, 0},
 };
 
@@ -200,6 +208,7 @@ static int take_option(Options *o, int opt, char **argv, bool *help, bool *versi
     case OPT_SEED: return set_seed(o, optarg);
     case OPT_PRECISION: return set_precision(o, optarg);
     case OPT_STATS: o->run.stats = true; return -1;
+    case OPT_NO_CACHE: o->no_cache = true; return -1;
     case 'q': o->run.quiet = true; return -1;
     case OPT_CHECK_GRADIENT: o->run.check_gradient = true; return -1;
     case ':': return usage_error("%s needs a value", argv[optind - 1]);
@@ -388,7 +397,7 @@ static CompileOptions compile_options(const Options *o)
 {
     CompileOptions c = {.path = o->file, .diag_out = stderr, .until = COMPILE_CHECK,
                         .dump_ast = o->dump && strcmp(o->dump, "ast") == 0,
-                        .precision = o->precision};
+                        .precision = o->precision, .jit_cache = !o->no_cache};
     if (o->dump) {
         c.dump_grad = strcmp(o->dump, "grad") == 0;
         c.until = c.dump_grad ? COMPILE_DERIVE : COMPILE_CHECK;
@@ -408,6 +417,29 @@ static CompileOptions compile_options(const Options *o)
     return c;
 }
 
+/* --stats: the front end's time, then the JIT's, with how many modules the
+ * compile cache supplied, then each module's (a train's kernels, an encoder's,
+ * a model's solves). */
+static void print_compile_stats(const Compilation *c)
+{
+    fprintf(stderr, "compile: front end %.1f ms, JIT %.1f ms (%d module%s", c->front_ms, c->jit_ms,
+            c->n_jit, c->n_jit == 1 ? "" : "s");
+    if (c->n_cached > 0)
+        fprintf(stderr, ", %d from the cache", c->n_cached);
+    fputs(")\n", stderr);
+    for (int i = 0; c->compiled && i < c->sets.n; i++) {
+        const KernelSet *s = &c->sets.sets[i];
+        const JitModel *jit = c->compiled[i].jit;
+        if (!jit)
+            continue;
+        const char *what = s->encoder_of ? "encoder of" : s->train ? "train" : "solve";
+        const SemaDirective *d = s->encoder_of ? s->encoder_of : s->train;
+        fprintf(stderr, "  JIT %s %s: %.1f ms%s\n", what,
+                d && d->train.model ? d->train.model->name : s->model->name, jit_compile_ms(jit),
+                jit_from_cache(jit) ? " (cached)" : "");
+    }
+}
+
 int main(int argc, char **argv)
 {
     Options o;
@@ -421,6 +453,8 @@ int main(int argc, char **argv)
 
     CompileOptions copts = compile_options(&o);
     Compilation *c = compile(&copts);
+    if (c->program && o.run.stats && copts.until == COMPILE_BACKEND)
+        print_compile_stats(c);
     if (c->program && o.has_seed) {
         c->program->has_seed = true;
         c->program->seed = o.seed;

@@ -1,12 +1,17 @@
 /* The JIT: llvm_codegen.c's module (the rhs and the derived kernels a request
- * asks for) -> verify -> O2 (new pass manager) -> ORC LLJIT -> the kernel table
- * the runtime calls. Every LLVM object is created
+ * asks for) -> verify -> O2 (new pass manager) -> object code for the host ->
+ * ORC LLJIT -> the kernel table the runtime calls. A request that asks for the
+ * compile cache (llvm_cache.c) takes the object code from disk when the same
+ * module was compiled before, skipping O2 and code generation, and files what
+ * it compiles otherwise. Every LLVM object is created
  * and released here: a JitModel owns its LLJIT (and through it the compiled
  * code), and each error path disposes what it made, so a compile under
  * LeakSanitizer leaves nothing behind. */
 #include "llvm_jit.h"
+#include "llvm_cache.h"
 #include "llvm_jit_internal.h"
 
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -14,12 +19,15 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <llvm/Config/llvm-config.h> /* LLVM_VERSION_STRING: part of the cache key */
 
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* OpenBLAS's CBLAS entry points, as in cblas.h (its enums are passed as int;
@@ -40,6 +48,7 @@ void cblas_sgemv(int order, int trans, int m, int n, float alpha, const float *a
 struct JitModel {
     LLVMOrcLLJITRef jit; /* owns the compiled module and its memory */
     double compile_ms;
+    bool cached; /* the object code came from the compile cache */
 };
 
 /* Functions the generated code calls, bound by address: a symbol the process
@@ -85,11 +94,23 @@ static bool jit_fail(Diag *diag, LLVMErrorRef err, int line, const char *what)
     return false;
 }
 
+/* The host's CPU and features, read once per process (a few hundred
+ * microseconds each time: most of a cache hit's cost if read per module). */
+static char *host_cpu, *host_features;
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void host_read(void)
+{
+    host_cpu = LLVMGetHostCPUName();
+    host_features = LLVMGetHostCPUFeatures();
+}
+
 /* A target machine for the host (triple, CPU and features as LLJIT's
  * detectHost picks them), so the O2 pipeline's cost model knows the vector
- * width. NULL after a report. */
+ * width and the object code uses the whole CPU. NULL after a report. */
 static LLVMTargetMachineRef jit_host_machine(const char *triple, Diag *diag)
 {
+    pthread_once(&host_once, host_read);
     LLVMTargetRef target;
     char *err = NULL;
     if (LLVMGetTargetFromTriple(triple, &target, &err)) {
@@ -97,23 +118,18 @@ static LLVMTargetMachineRef jit_host_machine(const char *triple, Diag *diag)
         LLVMDisposeMessage(err);
         return NULL;
     }
-    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
-    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, features,
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, host_cpu, host_features,
                                                       LLVMCodeGenLevelDefault, LLVMRelocDefault,
                                                       LLVMCodeModelJITDefault);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
     if (!tm)
         jit_fail(diag, NULL, __LINE__, "cannot create the host target machine");
     return tm;
 }
 
-/* default<O2> through the new pass manager, with the loop and SLP vectorisers. */
-static bool jit_optimise(LLVMModuleRef mod, const char *triple, Diag *diag)
+/* default<O2> through the new pass manager, with the loop and SLP vectorisers;
+ * tm (the host's) gives the cost model its vector width. */
+static bool jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, Diag *diag)
 {
-    LLVMTargetMachineRef tm = jit_host_machine(triple, diag);
-    if (!tm)
-        return false;
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
     LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
     LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
@@ -121,8 +137,49 @@ static bool jit_optimise(LLVMModuleRef mod, const char *triple, Diag *diag)
     LLVMPassBuilderOptionsSetLoopUnrolling(opts, 1);
     LLVMErrorRef err = LLVMRunPasses(mod, "default<O2>", tm, opts);
     LLVMDisposePassBuilderOptions(opts);
-    LLVMDisposeTargetMachine(tm);
     return err ? jit_fail(diag, err, __LINE__, "the O2 pipeline failed") : true;
+}
+
+/* The optimised module as the host's object code (what LLJIT's own compile
+ * layer would make: the same target machine), or NULL after a report. */
+static LLVMMemoryBufferRef jit_object(LLVMModuleRef mod, LLVMTargetMachineRef tm, Diag *diag)
+{
+    LLVMMemoryBufferRef obj = NULL;
+    char *err = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &err, &obj)) {
+        DIAG_INTERNAL(diag, "LLVM cannot emit the kernels' object code: %s", err ? err : "");
+        LLVMDisposeMessage(err);
+        return NULL;
+    }
+    return obj;
+}
+
+/* The cached object code of mod, or NULL; *e is opened for a later store
+ * (e->key NULL: no cache). The key is the module's bitcode (unoptimised: what
+ * codegen built), a third of the time its text takes to print. */
+static LLVMMemoryBufferRef jit_cache_lookup(LLVMModuleRef mod, const char *triple, JitCacheEntry *e)
+{
+    /* what decides the code besides the module: LLVM's version and the target */
+    pthread_once(&host_once, host_read);
+    size_t n_target = strlen(host_cpu) + strlen(host_features) + strlen(triple) + 64;
+    char *target = malloc(n_target);
+    if (!target)
+        return NULL;
+    snprintf(target, n_target, "llvm %s %s %s %s", LLVM_VERSION_STRING, triple, host_cpu,
+             host_features);
+    LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(mod);
+    bool open = bc && jit_cache_open(e, target, LLVMGetBufferStart(bc), LLVMGetBufferSize(bc));
+    free(target);
+    if (bc)
+        LLVMDisposeMemoryBuffer(bc);
+    if (!open)
+        return NULL;
+    size_t n = 0;
+    void *bytes = jit_cache_load(e, &n);
+    LLVMMemoryBufferRef obj =
+        bytes ? LLVMCreateMemoryBufferWithMemoryRangeCopy(bytes, n, "nodec-cached-kernels") : NULL;
+    free(bytes);
+    return obj;
 }
 
 /* libm and BLAS by address, then the whole process as a fallback. */
@@ -152,10 +209,19 @@ static bool jit_add_symbols(LLVMOrcLLJITRef jit, Diag *diag)
     return true;
 }
 
+/* An LLJIT for the host, told the target rather than left to detect it again. */
 static LLVMOrcLLJITRef jit_create(Diag *diag)
 {
+    char *triple = LLVMGetDefaultTargetTriple();
+    LLVMTargetMachineRef tm = jit_host_machine(triple, diag);
+    LLVMDisposeMessage(triple);
+    if (!tm)
+        return NULL;
+    LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder( /* takes the JTMB, which takes tm */
+        builder, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
     LLVMOrcLLJITRef jit = NULL;
-    LLVMErrorRef err = LLVMOrcCreateLLJIT(&jit, LLVMOrcCreateLLJITBuilder()); /* takes the builder */
+    LLVMErrorRef err = LLVMOrcCreateLLJIT(&jit, builder); /* takes the builder */
     if (err) {
         jit_fail(diag, err, __LINE__, "cannot create the LLJIT");
         return NULL;
@@ -167,31 +233,53 @@ static LLVMOrcLLJITRef jit_create(Diag *diag)
     return jit;
 }
 
-/* Builds, optimises and adds m's module (the kernels req asks for) to jit;
- * fills *layout, which the caller releases. */
-static bool jit_add_model(LLVMOrcLLJITRef jit, const IrModel *m, const JitRequest *req,
-                          CgLayout *layout, Diag *diag)
+/* The module's private globals (codegen's constant tables, named by IR node
+ * while it builds) unnamed, like its values: the same code, the same bytes. */
+static void jit_unname_privates(LLVMModuleRef mod)
 {
-    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
-    LLVMModuleRef mod =
-        cg_build_module(LLVMOrcThreadSafeContextGetContext(tsc), m, req, layout, diag);
-    bool ok = mod != NULL;
-    if (ok) {
-        const char *triple = LLVMOrcLLJITGetTripleString(jit);
+    for (LLVMValueRef g = LLVMGetFirstGlobal(mod); g; g = LLVMGetNextGlobal(g))
+        if (LLVMGetLinkage(g) == LLVMPrivateLinkage)
+            LLVMSetValueName2(g, "", 0);
+}
+
+/* Builds m's module (the kernels req asks for), takes its object code from the
+ * cache or optimises and compiles it, and adds that to jit; fills *layout,
+ * which the caller releases, and *cached. */
+static bool jit_add_model(LLVMOrcLLJITRef jit, const IrModel *m, const JitRequest *req,
+                          CgLayout *layout, bool *cached, Diag *diag)
+{
+    LLVMContextRef ctx = LLVMContextCreate();
+    /* Values and blocks unnamed (their names carry IR node numbers, which shift
+     * with unrelated parts of the program): the cache key is then the code
+     * alone. emit-llvm's module keeps them. */
+    LLVMContextSetDiscardValueNames(ctx, 1);
+    LLVMModuleRef mod = cg_build_module(ctx, m, req, layout, diag);
+    const char *triple = LLVMOrcLLJITGetTripleString(jit);
+    LLVMTargetMachineRef tm = NULL; /* made only to compile: a cache hit needs none */
+    LLVMMemoryBufferRef obj = NULL;
+    JitCacheEntry entry = {0};
+    if (mod) {
         LLVMSetTarget(mod, triple);
         LLVMSetDataLayout(mod, LLVMOrcLLJITGetDataLayoutStr(jit));
-        ok = jit_optimise(mod, triple, diag);
+        jit_unname_privates(mod);
+        if (req && req->cache)
+            obj = jit_cache_lookup(mod, triple, &entry);
+        *cached = obj != NULL;
+        if (!obj && (tm = jit_host_machine(triple, diag)) && jit_optimise(mod, tm, diag))
+            obj = jit_object(mod, tm, diag);
+        if (obj && !*cached && entry.key)
+            jit_cache_store(&entry, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
     }
-    if (!ok) {
-        if (mod)
-            LLVMDisposeModule(mod);
-        LLVMOrcDisposeThreadSafeContext(tsc);
+    jit_cache_close(&entry);
+    if (tm)
+        LLVMDisposeTargetMachine(tm);
+    if (mod)
+        LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    if (!obj)
         return false;
-    }
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc); /* takes mod */
-    LLVMOrcDisposeThreadSafeContext(tsc); /* tsm keeps the context alive */
-    LLVMErrorRef err = LLVMOrcLLJITAddLLVMIRModule(jit, LLVMOrcLLJITGetMainJITDylib(jit), tsm);
-    return err ? jit_fail(diag, err, __LINE__, "cannot add the module to the JIT") : true;
+    LLVMErrorRef err = LLVMOrcLLJITAddObjectFile(jit, LLVMOrcLLJITGetMainJITDylib(jit), obj); /* takes obj */
+    return err ? jit_fail(diag, err, __LINE__, "cannot add the kernels' object code to the JIT") : true;
 }
 
 /* The address of every kernel of the layout (the first lookup compiles the
@@ -252,7 +340,7 @@ JitModel *jit_compile_request(const IrModel *m, const JitRequest *req, NdKernels
     CgLayout layout = {0};
     NdRhsFn rhs = NULL;
     jm->jit = jit_create(diag);
-    bool ok = jm->jit && jit_add_model(jm->jit, m, req, &layout, diag) &&
+    bool ok = jm->jit && jit_add_model(jm->jit, m, req, &layout, &jm->cached, diag) &&
               jit_lookup_all(jm, &layout, &rhs, fns, diag);
     if (ok)
         jit_fill(m, req, &layout, rhs, fns, jm, kernels);
@@ -285,6 +373,11 @@ double jit_compile_ms(const JitModel *jit)
     return jit ? jit->compile_ms : 0;
 }
 
+bool jit_from_cache(const JitModel *jit)
+{
+    return jit && jit->cached;
+}
+
 int cg_print_llvm(FILE *out, const IrModel *m, bool f32, Diag *diag)
 {
     pthread_once(&jit_once, jit_init_llvm);
@@ -303,9 +396,10 @@ int cg_print_llvm(FILE *out, const IrModel *m, bool f32, Diag *diag)
             LLVMSetTarget(mod, triple);
             LLVMSetModuleDataLayout(mod, dl);
             LLVMDisposeTargetData(dl);
-            LLVMDisposeTargetMachine(tm);
         }
-        ok = tm && jit_optimise(mod, triple, diag);
+        ok = tm && jit_optimise(mod, tm, diag);
+        if (tm)
+            LLVMDisposeTargetMachine(tm);
         LLVMDisposeMessage(triple);
     }
     if (ok) {

@@ -33,6 +33,9 @@ typedef struct JitRequest {
                              pointer types stay the double ones (this compiler's
                              nd_real): an f32 runtime reads the slots with its float
                              types. Work sizes count elements either way */
+    bool cache;           /* take the object code from the compile cache when this
+                             module was compiled before, and file it otherwise
+                             (llvm_cache.h; NODEC_CACHE_DIR, NODEC_CACHE=0) */
 } JitRequest;
 
 /* Like jit_compile, with the kernels req asks for (req may be NULL: rhs only). */
@@ -45,6 +48,8 @@ JitModel *jit_compile(const IrModel *m, NdKernels *kernels, Diag *diag);
 void jit_free(JitModel *jit);
 /* Milliseconds the last jit_compile of this model took (IR to callable code). */
 double jit_compile_ms(const JitModel *jit);
+/* Whether that compile took its object code from the cache (JitRequest.cache). */
+bool jit_from_cache(const JitModel *jit);
 
 /* Prints the optimised LLVM module (`nodec emit-llvm`): the rhs, and the vjp
  * and jac kernels when m has them (m->adj_state, m->jac), in single precision
