@@ -72,7 +72,8 @@ def nodec(wd, text, *args, env=None, name="m.node"):
 def compile_line(p):
     """(modules, cached, jit ms) from --stats' compile line."""
     for line in re.findall(r"  JIT .*", p.stderr):
-        if not re.fullmatch(r"  JIT (train|solve|encoder of) \w+: [0-9.]+ ms( \(cached\))?", line):
+        if not re.fullmatch(r"  JIT (train|solve|encoder of) \w+: [0-9.]+ ms "
+                            r"\((cached|O2 [0-9.]+ ms, code generation [0-9.]+ ms)\)", line):
             failures.append("a malformed JIT line: " + line)
     m = re.search(r"compile: front end [0-9.]+ ms, JIT ([0-9.]+) ms \((\d+) modules?"
                   r"(?:, (\d+) from the cache)?\)", p.stderr)

@@ -434,9 +434,13 @@ static void print_compile_stats(const Compilation *c)
             continue;
         const char *what = s->encoder_of ? "encoder of" : s->train ? "train" : "solve";
         const SemaDirective *d = s->encoder_of ? s->encoder_of : s->train;
-        fprintf(stderr, "  JIT %s %s: %.1f ms%s\n", what,
-                d && d->train.model ? d->train.model->name : s->model->name, jit_compile_ms(jit),
-                jit_from_cache(jit) ? " (cached)" : "");
+        fprintf(stderr, "  JIT %s %s: %.1f ms", what,
+                d && d->train.model ? d->train.model->name : s->model->name, jit_compile_ms(jit));
+        if (jit_from_cache(jit))
+            fputs(" (cached)\n", stderr);
+        else
+            fprintf(stderr, " (O2 %.1f ms, code generation %.1f ms)\n", jit_optimise_ms(jit),
+                    jit_codegen_ms(jit));
     }
 }
 

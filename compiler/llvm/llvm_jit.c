@@ -48,6 +48,7 @@ void cblas_sgemv(int order, int trans, int m, int n, float alpha, const float *a
 struct JitModel {
     LLVMOrcLLJITRef jit; /* owns the compiled module and its memory */
     double compile_ms;
+    double optimise_ms, codegen_ms; /* of compile_ms: O2, and the object code (0 when cached) */
     bool cached; /* the object code came from the compile cache */
 };
 
@@ -246,8 +247,9 @@ static void jit_unname_privates(LLVMModuleRef mod)
  * cache or optimises and compiles it, and adds that to jit; fills *layout,
  * which the caller releases, and *cached. */
 static bool jit_add_model(LLVMOrcLLJITRef jit, const IrModel *m, const JitRequest *req,
-                          CgLayout *layout, bool *cached, Diag *diag)
+                          CgLayout *layout, JitModel *jm, Diag *diag)
 {
+    bool *cached = &jm->cached;
     LLVMContextRef ctx = LLVMContextCreate();
     /* Values and blocks unnamed (their names carry IR node numbers, which shift
      * with unrelated parts of the program): the cache key is then the code
@@ -265,8 +267,13 @@ static bool jit_add_model(LLVMOrcLLJITRef jit, const IrModel *m, const JitReques
         if (req && req->cache)
             obj = jit_cache_lookup(mod, triple, &entry);
         *cached = obj != NULL;
-        if (!obj && (tm = jit_host_machine(triple, diag)) && jit_optimise(mod, tm, diag))
+        double t0 = jit_now_ms();
+        if (!obj && (tm = jit_host_machine(triple, diag)) && jit_optimise(mod, tm, diag)) {
+            double t1 = jit_now_ms();
             obj = jit_object(mod, tm, diag);
+            jm->optimise_ms = t1 - t0;
+            jm->codegen_ms = jit_now_ms() - t1;
+        }
         if (obj && !*cached && entry.key)
             jit_cache_store(&entry, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
     }
@@ -340,7 +347,7 @@ JitModel *jit_compile_request(const IrModel *m, const JitRequest *req, NdKernels
     CgLayout layout = {0};
     NdRhsFn rhs = NULL;
     jm->jit = jit_create(diag);
-    bool ok = jm->jit && jit_add_model(jm->jit, m, req, &layout, &jm->cached, diag) &&
+    bool ok = jm->jit && jit_add_model(jm->jit, m, req, &layout, jm, diag) &&
               jit_lookup_all(jm, &layout, &rhs, fns, diag);
     if (ok)
         jit_fill(m, req, &layout, rhs, fns, jm, kernels);
@@ -376,6 +383,16 @@ double jit_compile_ms(const JitModel *jit)
 bool jit_from_cache(const JitModel *jit)
 {
     return jit && jit->cached;
+}
+
+double jit_optimise_ms(const JitModel *jit)
+{
+    return jit ? jit->optimise_ms : 0;
+}
+
+double jit_codegen_ms(const JitModel *jit)
+{
+    return jit ? jit->codegen_ms : 0;
 }
 
 int cg_print_llvm(FILE *out, const IrModel *m, bool f32, Diag *diag)

@@ -50,6 +50,9 @@ void jit_free(JitModel *jit);
 double jit_compile_ms(const JitModel *jit);
 /* Whether that compile took its object code from the cache (JitRequest.cache). */
 bool jit_from_cache(const JitModel *jit);
+/* Of jit_compile_ms: LLVM's O2 pipeline, and its code generator (both 0 from the cache). */
+double jit_optimise_ms(const JitModel *jit);
+double jit_codegen_ms(const JitModel *jit);
 
 /* Prints the optimised LLVM module (`nodec emit-llvm`): the rhs, and the vjp
  * and jac kernels when m has them (m->adj_state, m->jac), in single precision
