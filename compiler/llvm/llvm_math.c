@@ -376,12 +376,11 @@ static const double COS_C[6] = {4.16666666666666019037e-02, -1.38888888888741095
 /* sin x rounds to x below 2^-26 (and keeps -0 this way). */
 #define SIN_TINY 1.4901161193847656e-08
 
-/* Cody–Waite in three parts: x = j pi/2 + (r + *rr), |r| <= pi/4 (a little
- * more where x / (pi/2) rounds the other way), *q = j as an i64 (its low two
- * bits are the quadrant). x - j PIO2_1 is exact (an fma; the result is a
- * multiple of x's or PIO2_1's ulp below 2 in magnitude), j PIO2_2 is kept
- * exact as a pair through fma, and the sum is a double-double. */
-static LLVMValueRef mb_reduce_pio2(Mb *m, LLVMValueRef x, LLVMValueRef *rr, LLVMValueRef *q)
+/* j = round(x / (pi/2)) as a double and as an i64 (*q). The 1.5 * 2^52 shift
+ * rounds xq = x (2/pi)_hi, which is itself rounded (to 1/8 at 2^50): j moves
+ * by one where the exact pair xq + xq_err says that x / (pi/2) rounds the
+ * other way (frac = (xq - j) + xq_err, xq - j exact). */
+static LLVMValueRef mb_quadrant(Mb *m, LLVMValueRef x, LLVMValueRef *q)
 {
     LLVMValueRef xq = mb_mul(m, x, mb_f(m, M_2_PI_HI), "v_xq");
     LLVMValueRef xq_err = mb_fma(m, x, mb_f(m, M_2_PI_HI), LLVMBuildFNeg(m->bld, xq, ""));
@@ -390,8 +389,6 @@ static LLVMValueRef mb_reduce_pio2(Mb *m, LLVMValueRef x, LLVMValueRef *rr, LLVM
     LLVMValueRef j = mb_sub(m, shifted, mb_f(m, M_SHIFT), "v_j0");
     LLVMValueRef shift_bits = LLVMBuildBitCast(m->bld, mb_f(m, M_SHIFT), m->i64, "");
     *q = LLVMBuildSub(m->bld, LLVMBuildBitCast(m->bld, shifted, m->i64, ""), shift_bits, "");
-    /* xq itself is rounded (to 1/8 at 2^50): j moves by one where the
-     * pair xq + xq_err says that x / (pi/2) rounds the other way */
     LLVMValueRef frac = mb_add(m, mb_sub(m, xq, j, ""), xq_err, "v_frac");
     LLVMValueRef up = mb_fcmp(m, LLVMRealOGT, frac, 0.5);
     LLVMValueRef down = mb_fcmp(m, LLVMRealOLT, frac, -0.5);
@@ -399,8 +396,18 @@ static LLVMValueRef mb_reduce_pio2(Mb *m, LLVMValueRef x, LLVMValueRef *rr, LLVM
     dj = LLVMBuildSelect(m->bld, up, mb_f(m, 1), dj, "");
     LLVMValueRef dq = LLVMBuildSelect(m->bld, down, mb_i(m, -1), mb_i(m, 0), "");
     dq = LLVMBuildSelect(m->bld, up, mb_i(m, 1), dq, "");
-    j = mb_add(m, j, dj, "v_j");
     *q = LLVMBuildAdd(m->bld, *q, dq, "v_q");
+    return mb_add(m, j, dj, "v_j");
+}
+
+/* Cody–Waite in three parts: x = j pi/2 + (r + *rr), |r| <= pi/4 (to
+ * rounding), *q = j as an i64 (its low two bits are the quadrant).
+ * x - j PIO2_1 is exact (an fma; the result is a multiple of x's or PIO2_1's
+ * ulp below 2 in magnitude), j PIO2_2 is kept exact as a pair through fma,
+ * and the sum is a double-double. */
+static LLVMValueRef mb_reduce_pio2(Mb *m, LLVMValueRef x, LLVMValueRef *rr, LLVMValueRef *q)
+{
+    LLVMValueRef j = mb_quadrant(m, x, q);
     LLVMValueRef nj = LLVMBuildFNeg(m->bld, j, "");
     LLVMValueRef a = mb_fma(m, nj, mb_f(m, PIO2_1), x);
     LLVMValueRef t = mb_mul(m, j, mb_f(m, PIO2_2), "");
