@@ -4,13 +4,15 @@
  * (compiled -O3 -march=native here), side by side in one run, medians of
  * repeated rounds because the machine is shared. A second table measures the
  * inline-loop / OpenBLAS crossover for matrix products that
- * compiler/llvm/llvm_matmul.c's threshold comes from (docs/codegen.md).
+ * compiler/llvm/llvm_matmul.c's threshold comes from (docs/codegen.md), and a
+ * third the inline transcendental functions of llvm_math.c against libm's.
  * Usage: bench_rhs [--no-crossover] */
 #include "llvm_jit.h"
 #include "llvm_jit_internal.h"
 #include "diff.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +242,93 @@ static void bench_vjp(const IrModel *m, Diag *diag)
     jit_free(jit);
 }
 
+/* ---- the inline transcendental functions (llvm_math.c) against libm ---- */
+
+static double ref_sigmoid(double x)
+{
+    return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+}
+
+static double ref_softplus(double x)
+{
+    return fmax(x, 0) + log1p(exp(-fabs(x)));
+}
+
+typedef struct MathBench {
+    const char *name;
+    IrOp op;
+    bool log1p; /* IR_LOG compiled as log1p (cg_set_log_as_log1p) */
+    double (*libm)(double);
+    double lo, hi; /* the inputs, evenly spaced */
+} MathBench;
+
+static const MathBench math_benches[] = {
+    {"exp", IR_EXP, false, exp, -10, 10},
+    {"tanh", IR_TANH, false, tanh, -5, 5},
+    {"log", IR_LOG, false, log, 1e-3, 10},
+    {"log1p", IR_LOG, true, log1p, 0, 1},
+    {"sin", IR_SIN, false, sin, -10, 10},
+    {"cos", IR_COS, false, cos, -10, 10},
+    {"erf", IR_ERF, false, erf, -4, 4},
+    {"sigmoid", IR_SIGMOID, false, ref_sigmoid, -10, 10},
+    {"softplus", IR_SOFTPLUS, false, ref_softplus, -10, 10},
+};
+enum { MATH_B = 4096 };
+
+/* libm in a loop, the same shape as the kernel (gcc does not widen the calls). */
+static double time_libm(double (*f)(double), const double *x, double *y, int reps)
+{
+    double t0 = now_s();
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < MATH_B; i++)
+            y[i] = f(x[i]);
+    return (now_s() - t0) / reps;
+}
+
+/* dx/dt = f(x) for one scalar state, a batch of MATH_B: the kernel is then one
+ * loop of MATH_B evaluations, widened by the vectoriser. */
+static void math_row(const MathBench *mb, Diag *diag)
+{
+    Arena *arena = arena_new();
+    IrBuilder *b = ir_builder_new(arena);
+    IrNode *x = ir_state(b, 0, 0, ir_scalar_shape());
+    IrNode **rhs = arena_alloc(arena, sizeof *rhs);
+    rhs[0] = ir_unary(b, mb->op, x);
+    IrVar *st = arena_alloc(arena, sizeof *st);
+    st[0] = (IrVar){.name = "x", .shape = ir_scalar_shape()};
+    IrModel m = {.name = "math", .states = st, .n_states = 1, .ny = 1, .np = 0, .rhs = rhs};
+    NdKernels k;
+    cg_set_log_as_log1p(mb->log1p);
+    JitModel *jit = jit_compile(&m, &k, diag);
+    cg_set_log_as_log1p(false);
+    if (!jit)
+        exit(1);
+    double *xs = malloc(MATH_B * sizeof *xs), *y = malloc(MATH_B * sizeof *y);
+    double *work = calloc(nd_kernels_work_size(&k, MATH_B) + 1, sizeof *work);
+    for (int i = 0; i < MATH_B; i++)
+        xs[i] = mb->lo + (mb->hi - mb->lo) * i / (MATH_B - 1);
+    double tj[ROUNDS], tl[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) { /* interleaved rounds */
+        tj[r] = time_calls(k.rhs, xs, NULL, y, MATH_B, work, 200);
+        tl[r] = time_libm(mb->libm, xs, y, 200);
+    }
+    double nj = median(tj, ROUNDS) * 1e9 / MATH_B, nl = median(tl, ROUNDS) * 1e9 / MATH_B;
+    printf("%9s %12.2f %10.2f %8.1f\n", mb->name, nj, nl, nl / nj);
+    free(xs), free(y), free(work);
+    jit_free(jit);
+    arena_free(arena);
+}
+
+static void bench_math(Diag *diag)
+{
+    printf("\ninline transcendental functions (llvm_math.c) vs libm, a map over B = %d, "
+           "ns per element, medians of %d rounds\n",
+           MATH_B, ROUNDS);
+    printf("%9s %12s %10s %8s\n", "function", "inline (JIT)", "libm loop", "speedup");
+    for (size_t i = 0; i < sizeof math_benches / sizeof math_benches[0]; i++)
+        math_row(&math_benches[i], diag);
+}
+
 /* The three ways a product meets the batch (llvm_matmul.c's cg_emit_matmul):
  * STACKED  dx/dt = W @ x: W [m,n] shared, x [n] a state -> one dgemm per batch
  * SINGLE   dx/dt = W @ v: everything shared -> one dgemv per call
@@ -340,6 +429,7 @@ int main(int argc, char **argv)
     diff_model_adjoint(b, m);
     bench_mlp(m, &diag);
     bench_vjp(m, &diag);
+    bench_math(&diag);
     if (!(argc > 1 && strcmp(argv[1], "--no-crossover") == 0))
         bench_crossover(&diag);
     arena_free(arena);

@@ -1,7 +1,8 @@
 /* The loops llvm_codegen.c's kernels are made of: small builders (constants,
  * addresses, loads and stores tagged with their work block's alias scope),
  * counted loops with their unroll/vectorise metadata, elementwise ops (the inline
- * exp and tanh of llvm_math.c, intrinsics, libm for the rest) mapped over a
+ * exp, tanh, log, sin, cos, erf and log1p of llvm_math.c, exact intrinsics,
+ * libm for tan, atan, sinh, cosh, asinh, atan2 and pow) mapped over a
  * node's elements, and the shape-changing ops. Plain counted loops with no calls
  * but the op's own, so that O2's vectoriser does the widening. */
 #include "llvm_codegen_internal.h"
@@ -277,6 +278,13 @@ static LLVMValueRef cg_select(Cg *cg, LLVMRealPredicate pred, LLVMValueRef x, LL
     return LLVMBuildSelect(cg->bld, LLVMBuildFCmp(cg->bld, pred, x, y, ""), then, otherwise, "");
 }
 
+static bool log_as_log1p; /* cg_set_log_as_log1p: a test's and a benchmark's switch */
+
+void cg_set_log_as_log1p(bool on)
+{
+    log_as_log1p = on;
+}
+
 /* exp inline (llvm_math.c), not llvm.exp: that lowers to a libm call,
  * which would keep every loop holding it scalar. */
 static LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x)
@@ -286,7 +294,7 @@ static LLVMValueRef cg_exp(Cg *cg, LLVMValueRef x)
 
 /* The forms of ir_eval.c, so the two agree to rounding: sigmoid splits on the
  * sign (exp(-|x|) is exp(-x) for x >= 0 and exp(x) below), softplus is
- * max(x,0) + log1p(exp(-|x|)). */
+ * max(x,0) + log1p(exp(-|x|)), both on the inline exp and log1p. */
 static LLVMValueRef cg_sigmoid(Cg *cg, LLVMValueRef x)
 {
     LLVMValueRef ax = cg_intrinsic(cg, "llvm.fabs", 1, &x);
@@ -305,7 +313,7 @@ static LLVMValueRef cg_softplus(Cg *cg, LLVMValueRef x)
     LLVMValueRef e = cg_exp(cg, nax);
     LLVMValueRef mx[2] = {x, cg_real(cg, 0)};
     LLVMValueRef hi = cg_intrinsic(cg, "llvm.maxnum", 2, mx);
-    return LLVMBuildFAdd(cg->bld, hi, cg_libm(cg, "log1p", e), "");
+    return LLVMBuildFAdd(cg->bld, hi, cg_math_call(cg->mod, cg->bld, CG_MATH_LOG1P, e), "");
 }
 
 static LLVMValueRef cg_unary(Cg *cg, IrOp op, LLVMValueRef x)
@@ -314,11 +322,12 @@ static LLVMValueRef cg_unary(Cg *cg, IrOp op, LLVMValueRef x)
     switch (op) {
     case IR_NEG: return LLVMBuildFNeg(cg->bld, x, "");
     case IR_EXP: return cg_exp(cg, x);
-    case IR_LOG: return cg_intrinsic_f64(cg, "llvm.log", 1, &x);
+    case IR_LOG:
+        return cg_math_call(cg->mod, cg->bld, log_as_log1p ? CG_MATH_LOG1P : CG_MATH_LOG, x);
     case IR_SQRT: return cg_intrinsic(cg, "llvm.sqrt", 1, &x);
     case IR_ABS: return cg_intrinsic(cg, "llvm.fabs", 1, &x);
-    case IR_SIN: return cg_intrinsic_f64(cg, "llvm.sin", 1, &x);
-    case IR_COS: return cg_intrinsic_f64(cg, "llvm.cos", 1, &x);
+    case IR_SIN: return cg_math_call(cg->mod, cg->bld, CG_MATH_SIN, x);
+    case IR_COS: return cg_math_call(cg->mod, cg->bld, CG_MATH_COS, x);
     case IR_TAN: return cg_libm(cg, "tan", x);
     case IR_TANH: return cg_math_call(cg->mod, cg->bld, CG_MATH_TANH, x);
     case IR_SIGMOID: return cg_sigmoid(cg, x);
@@ -333,7 +342,7 @@ static LLVMValueRef cg_unary(Cg *cg, IrOp op, LLVMValueRef x)
     case IR_SINH: return cg_libm(cg, "sinh", x);
     case IR_COSH: return cg_libm(cg, "cosh", x);
     case IR_ASINH: return cg_libm(cg, "asinh", x);
-    case IR_ERF: return cg_libm(cg, "erf", x);
+    case IR_ERF: return cg_math_call(cg->mod, cg->bld, CG_MATH_ERF, x);
     default: return NULL;
     }
 }
