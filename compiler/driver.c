@@ -265,66 +265,6 @@ static const char *driver_module_of(void *ctx, const char *name)
     return NULL;
 }
 
-/* The back end of `nodec run`: every set the JIT translates, one LLVM module
- * each. Its kernels besides the model's: a train's loss kernels, then the events',
- * then an SDE's diffusion kernels, then an encoder's. */
-static bool jit_set(Compilation *c, const KernelSet *s, CompiledSet *cs, bool cache)
-{
-    int n = s->loss.n + s->events.n + s->n_sde + s->enc.n;
-    NdKernelFn *fns = calloc((size_t)n + 1, sizeof *fns);
-    PlanKernelSpec *specs = calloc((size_t)n + 1, sizeof *specs);
-    cs->events = s->events.n > 0 ? calloc((size_t)s->model->n_events + 1, sizeof *cs->events)
-                                 : NULL;
-    if (!fns || !specs || (s->events.n > 0 && !cs->events)) {
-        free(fns);
-        free(specs);
-        return false;
-    }
-    PlanKernelSpec *at = specs;
-    memcpy(at, s->loss.specs, (size_t)s->loss.n * sizeof *specs);
-    memcpy(at += s->loss.n, s->events.specs, (size_t)s->events.n * sizeof *specs);
-    memcpy(at += s->events.n, s->sde, (size_t)s->n_sde * sizeof *specs);
-    memcpy(at += s->n_sde, s->enc.specs, (size_t)s->enc.n * sizeof *specs);
-    JitRequest req = {.vjp = s->vjp, .jac = s->jac, .rhs_vjp = s->rhs_vjp, .n_extra = n,
-                      .extra = specs, .extra_fns = fns, .f32 = c->program->f32,
-                      .cache = cache};
-    cs->jit = jit_compile_request(s->model, &req, &cs->kernels, &c->diag);
-    if (cs->jit) {
-        c->n_jit++;
-        c->n_cached += jit_from_cache(cs->jit);
-        NdKernelFn *sde = fns + s->loss.n + s->events.n, *enc = sde + s->n_sde;
-        if (s->n_sde > 0) {
-            cs->kernels.diffusion = sde[0];
-            cs->kernels.diffusion_dx = sde[1];
-        }
-        if (s->n_sde == 4) { /* a train's: their vector-Jacobian products */
-            cs->kernels.diffusion_vjp = sde[2];
-            cs->kernels.diffusion_dx_vjp = sde[3];
-        }
-        if (s->events.n > 0) {
-            event_kernels_assign(s->model, s->events.grads, fns + s->loss.n, cs->events);
-            cs->kernels.n_events = s->model->n_events;
-            cs->kernels.events = cs->events;
-        }
-        for (int k = 0; k < ENC_K_COUNT; k++)
-            cs->enc[k] = s->enc.slot[k] >= 0 ? enc[s->enc.slot[k]] : NULL;
-        train_kernels_assign(&s->loss, fns, cs->loss, cs->metrics, cs->loss_d);
-    }
-    free(fns);
-    free(specs);
-    return cs->jit != NULL;
-}
-
-static bool jit_sets(Compilation *c, bool cache)
-{
-    c->compiled = calloc((size_t)c->sets.n + 1, sizeof *c->compiled);
-    for (int i = 0; c->compiled && i < c->sets.n; i++)
-        if ((c->sets.sets[i].targets & TARGET_JIT) &&
-            !jit_set(c, &c->sets.sets[i], &c->compiled[i], cache))
-            return false;
-    return c->compiled != NULL;
-}
-
 static double now_ms(void)
 {
     struct timespec ts;
@@ -358,7 +298,7 @@ Compilation *compile(const CompileOptions *o)
     c->front_ms = now_ms() - t0;
     if (ok && o->until == COMPILE_BACKEND) {
         double t1 = now_ms();
-        ok = jit_sets(c, o->jit_cache);
+        ok = driver_jit_sets(c, o->jit_cache);
         c->jit_ms = now_ms() - t1;
     }
     if (!ok)

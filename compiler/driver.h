@@ -91,6 +91,11 @@ const CompiledSet *compilation_train_kernels(const Compilation *c, const SemaDir
 /* The JIT's kernels of the encoder of train or evaluate d (NULL: it has none). */
 const CompiledSet *compilation_encoder_kernels(const Compilation *c, const SemaDirective *d);
 
+/* compile()'s last stage (driver_jit.c): every TARGET_JIT set through the JIT,
+ * sets compiled side by side on the machine's cores (NODEC_THREADS caps them),
+ * their kernels handed out and their diagnostics printed in set order. */
+bool driver_jit_sets(Compilation *c, bool cache);
+
 /* Finds a stdlib module ("prelude", "nn") as NAME.node: next to the importing
  * file, in $NODEC_PATH (colon-separated), then in the built-in stdlib folders.
  * Returns a malloc'd path or NULL. */

@@ -14,7 +14,8 @@
 - NODEC_CACHE=0 and --no-cache compile everything and file nothing; a cache folder
   that cannot be made costs nothing but the cache (no message, same output);
 - the default folder is $XDG_CACHE_HOME/nodec, else $HOME/.cache/nodec;
-- two runs at once into an empty folder both succeed and agree;
+- two runs at once into an empty folder both succeed and agree; modules compiled
+  on 1, 2 or 3 threads (NODEC_THREADS) give the same outputs, listed in one order;
 - a folder past 2000 entries loses the least recently used down to 1500 on the
   next store, keeping the entry just filed.
 
@@ -209,6 +210,22 @@ def test_concurrent(root):
           f"no temporary files left: {os.listdir(cache)}")
 
 
+def test_threads(root):
+    """Modules compiled side by side (NODEC_THREADS) give the same kernels and the
+    same --stats lines in the same order as one at a time."""
+    outs, lines = [], []
+    for threads in ["1", "2", "3"]:
+        wd = os.path.join(root, f"threads-{threads}")
+        os.makedirs(wd)
+        p = nodec(wd, model(), "--no-cache", env={"NODEC_THREADS": threads})
+        outs.append(outputs(wd))
+        lines.append([re.sub(r"[0-9.]+ ms", "", l) for l in p.stderr.splitlines()
+                      if l.startswith("  JIT ")])
+    check(outs[0] == outs[1] == outs[2], "NODEC_THREADS=1, 2, 3: the same outputs")
+    check(lines[0] == lines[1] == lines[2] and len(lines[0]) >= 2,
+          f"NODEC_THREADS=1, 2, 3: the modules in the same order: {lines}")
+
+
 def test_eviction(root):
     wd, cache = os.path.join(root, "evict"), os.path.join(root, "evict-cache")
     os.makedirs(wd)
@@ -232,6 +249,7 @@ with tempfile.TemporaryDirectory() as root:
     test_off(root)
     test_default_folders(root)
     test_concurrent(root)
+    test_threads(root)
     test_eviction(root)
 
 if failures:
