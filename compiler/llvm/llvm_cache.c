@@ -154,10 +154,12 @@ void *jit_cache_load(const JitCacheEntry *e, size_t *obj_len)
     if (!buf)
         return NULL;
     uint64_t key_len = get_u64(buf + 8), n = get_u64(buf + 16), sum = get_u64(buf + 24);
-    const unsigned char *key = buf + CACHE_HEADER, *obj = key + key_len;
+    /* the lengths first (a damaged header can hold anything), then the bytes */
+    size_t body = len - CACHE_HEADER;
     bool ok = memcmp(buf, CACHE_MAGIC, sizeof CACHE_MAGIC) == 0 && key_len == e->key_len &&
-              n > 0 && len - CACHE_HEADER - key_len == n && memcmp(key, e->key, key_len) == 0 &&
-              hash_bytes(obj, n) == sum;
+              key_len <= body && n > 0 && n == body - key_len;
+    const unsigned char *key = buf + CACHE_HEADER, *obj = ok ? key + key_len : NULL;
+    ok = ok && memcmp(key, e->key, key_len) == 0 && hash_bytes(obj, n) == sum;
     void *out = ok ? malloc(n) : NULL;
     if (out) {
         memcpy(out, obj, n);

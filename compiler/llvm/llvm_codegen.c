@@ -536,6 +536,94 @@ static void cg_emit_wrapper(Cg *cg, CgKernel *k, CgLayout *layout)
     LLVMBuildRetVoid(cg->bld);
 }
 
+/* ---- the batch in chunks ---- */
+
+/* Samples per call of a chunked kernel's body. Each node's loop runs over the
+ * whole batch before the next node's starts, so at batch 4096 a hidden layer of
+ * 512 is 16 MB per value, streamed from memory by every pass; in chunks the
+ * passes stay in cache. Measured (bench_large_batch, MLP D -> 512 -> D at batch
+ * 4096, one core, against dgemm on the same products): unchunked 26-53% of
+ * dgemm's throughput; chunks of 1024 57-70%, of 256 68-84%, of 64 62-100%. */
+enum { CG_CHUNK = 64 };
+
+/* Whether k's samples can go through its body CG_CHUNK at a time: the rhs (its
+ * output per sample) and the plain vjp (a^T df/dy per sample into out0, a^T
+ * df/dp summed over the batch into out1), of a model without shared states
+ * (their block follows the batch). Other kernels keep one call. */
+static bool cg_chunkable(const Cg *cg, const CgKernel *k)
+{
+    if (cg->m->ns > 0 || k->wraps || (!k->rhs && strcmp(k->name + strlen(k->name) - 4, "_vjp") != 0))
+        return false;
+    for (int i = 0; i < k->n_outputs; i++) {
+        const PlanOutput *o = &k->outputs[i];
+        bool per_sample = o->dst == 0 && !o->batch_sum && !o->add;
+        bool summed = !k->rhs && o->dst == 1 && o->batch_sum && !o->add;
+        if (!per_sample && !summed)
+            return false;
+    }
+    return true;
+}
+
+/* k as a loop over chunks of its samples, each a call of body (the kernel as
+ * planned, now "<name>.chunk"): y, a, d and out0 advance by the chunk's rows;
+ * out1's batch sums (the vjp's) are the first chunk's written in place plus
+ * each later chunk's, summed in chunk order from np zeroed elements at the start
+ * of work (the body's work after them). */
+static void cg_emit_chunked(Cg *cg, CgKernel *k, LLVMValueRef body, CgLayout *layout)
+{
+    long ny = cg->m->ny, np = k->rhs ? 0 : cg->m->np;
+    k->work_fixed += np;
+    if ((size_t)k->work_fixed > layout->work_fixed)
+        layout->work_fixed = (size_t)k->work_fixed;
+    cg_function(cg);
+    LLVMTypeRef fty = LLVMGlobalGetValueType(body);
+    LLVMValueRef scratch = cg->v_work, work = cg_gep(cg, cg->v_work, cg_i64(cg, np), "v_work_body");
+    CgLoop lc;
+    LLVMValueRef n_chunks = LLVMBuildUDiv(cg->bld, cg_add(cg, cg->v_B, cg_i64(cg, CG_CHUNK - 1)),
+                                          cg_i64(cg, CG_CHUNK), "v_chunks");
+    LLVMValueRef c = cg_loop_begin(cg, &lc, n_chunks, "chunk", NULL);
+    LLVMValueRef b0 = cg_mul(cg, c, CG_CHUNK), left = LLVMBuildSub(cg->bld, cg->v_B, b0, "");
+    LLVMValueRef full = LLVMBuildICmp(cg->bld, LLVMIntSLT, left, cg_i64(cg, CG_CHUNK), "");
+    LLVMValueRef n = LLVMBuildSelect(cg->bld, full, left, cg_i64(cg, CG_CHUNK), "v_chunk_n");
+    LLVMValueRef rows = cg_mul(cg, b0, ny);
+    LLVMValueRef y = cg_gep(cg, cg->v_y, rows, "v_y_chunk");
+    LLVMValueRef out0 = cg_gep(cg, cg->v_out[0], rows, "v_out0_chunk");
+    LLVMValueRef call;
+    if (k->rhs) {
+        LLVMValueRef args[6] = {cg->v_t, y, cg->v_p, out0, n, work};
+        call = LLVMBuildCall2(cg->bld, fty, body, args, 6, "");
+    } else {
+        LLVMValueRef first = LLVMBuildICmp(cg->bld, LLVMIntEQ, c, cg_i64(cg, 0), "");
+        LLVMValueRef out1 = LLVMBuildSelect(cg->bld, first, cg->v_out[1], scratch, "v_out1_chunk");
+        LLVMValueRef a = cg_gep(cg, cg->v_a, rows, "v_a_chunk");
+        /* d (the kernel's data rows, stride nd) only when the body reads it */
+        LLVMValueRef d = cg->nd > 0 ? cg_gep(cg, cg->v_d, cg_mul(cg, b0, cg->nd), "v_d_chunk")
+                                    : cg->v_d;
+        CgVal zero = {.reg = cg_real(cg, 0), .size = 1}, dst = {.ptr = scratch, .size = (int)np};
+        const CgVal *z = &zero;
+        cg_emit_map(cg, NULL, &dst, 1, &z, "chunk_zero");
+        LLVMValueRef args[9] = {cg->v_t, y, cg->v_p, a, d, out0, out1, n, work};
+        call = LLVMBuildCall2(cg->bld, fty, body, args, 9, "");
+        LLVMValueRef later = LLVMBuildICmp(cg->bld, LLVMIntNE, c, cg_i64(cg, 0), "");
+        LLVMBasicBlockRef add = cg_block(cg, "b_chunk_add"), next = cg_block(cg, "b_chunk_next");
+        LLVMBuildCondBr(cg->bld, later, add, next);
+        LLVMPositionBuilderAtEnd(cg->bld, add);
+        CgVal sum = {.ptr = cg->v_out[1], .size = (int)np}, part = {.ptr = scratch, .size = (int)np};
+        CgLoop li;
+        LLVMValueRef i = cg_loop_begin(cg, &li, cg_i64(cg, np), "chunk_add", NULL);
+        cg_store(cg, &sum, NULL, i, LLVMBuildFAdd(cg->bld, cg_load(cg, &sum, NULL, i),
+                                                  cg_load(cg, &part, NULL, i), ""));
+        cg_loop_end(cg, &li, NULL);
+        LLVMBuildBr(cg->bld, next);
+        LLVMPositionBuilderAtEnd(cg->bld, next);
+    }
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex,
+                             LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
+    cg_loop_end(cg, &lc, NULL);
+    LLVMBuildRetVoid(cg->bld);
+}
+
 /* Plans and emits one kernel into cg->mod; its work needs raise the layout's. */
 static bool cg_emit_kernel(Cg *cg, CgKernel *k, CgLayout *layout, Diag *diag)
 {
@@ -562,6 +650,14 @@ static bool cg_emit_kernel(Cg *cg, CgKernel *k, CgLayout *layout, Diag *diag)
     emit_nodes(cg);
     emit_outputs(cg);
     LLVMBuildRetVoid(cg->bld);
+    if (cg_chunkable(cg, k)) {
+        LLVMValueRef body = cg->fn;
+        char name[CG_NAME_MAX + 8];
+        snprintf(name, sizeof name, "%s.chunk", k->name);
+        LLVMSetValueName2(body, name, strlen(name));
+        LLVMSetLinkage(body, LLVMPrivateLinkage);
+        cg_emit_chunked(cg, k, body, layout);
+    }
     return true;
 }
 
