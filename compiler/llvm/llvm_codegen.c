@@ -552,11 +552,11 @@ enum { CG_CHUNK = 64 };
  * (their block follows the batch). Other kernels keep one call. */
 static bool cg_chunkable(const Cg *cg, const CgKernel *k)
 {
-    if (cg->m->ns > 0 || k->wraps || (!k->rhs && strcmp(k->name + strlen(k->name) - 4, "_vjp") != 0))
+    if (cg->m->ns > 0 || k->wraps || !k->chunk)
         return false;
     for (int i = 0; i < k->n_outputs; i++) {
         const PlanOutput *o = &k->outputs[i];
-        bool per_sample = o->dst == 0 && !o->batch_sum && !o->add;
+        bool per_sample = o->dst == 0 && o->stride == cg->m->ny && !o->batch_sum && !o->add;
         bool summed = !k->rhs && o->dst == 1 && o->batch_sum && !o->add;
         if (!per_sample && !summed)
             return false;
@@ -702,11 +702,12 @@ static bool cg_kernel_list(Arena *arena, const IrModel *m, const JitRequest *req
 {
     int n = 0;
     snprintf(layout->names[n], CG_NAME_MAX, "%s_rhs", m->name);
-    k[n++] = kernel_of(layout->names[0], true, plan_spec_rhs(arena, m));
+    k[n] = kernel_of(layout->names[0], true, plan_spec_rhs(arena, m));
+    k[n++].chunk = true;
     if (req && req->vjp) {
         snprintf(layout->names[n], CG_NAME_MAX, "%s_vjp", m->name);
         k[n] = kernel_of(layout->names[n], false, plan_spec_vjp(arena, m));
-        n++;
+        k[n++].chunk = true;
     }
     if (req && req->jac) {
         snprintf(layout->names[n], CG_NAME_MAX, "%s_jac", m->name);
@@ -756,10 +757,8 @@ static bool cg_check_request(const IrModel *m, const JitRequest *req, Diag *diag
  * reassociation: each lane does what the scalar code does). */
 static bool cg_host_is_wide(void)
 {
-    char *features = LLVMGetHostCPUFeatures();
-    bool wide = features && strstr(features, "+avx512f") != NULL;
-    LLVMDisposeMessage(features);
-    return wide;
+    const char *features = cg_host_features();
+    return features && strstr(features, "+avx512f") != NULL;
 }
 
 void cg_layout_free(CgLayout *layout)

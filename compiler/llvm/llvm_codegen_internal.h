@@ -32,6 +32,7 @@ typedef struct CgVal {
 typedef struct CgKernel {
     const char *name; /* the symbol */
     bool rhs;         /* NdRhsFn signature: reads y, p only; out0 is dydt */
+    bool chunk;       /* the rhs or the plain vjp: may run the batch in chunks (cg_chunkable) */
     int nd;           /* doubles per sample in d */
     int n_outputs;
     const PlanOutput *outputs;

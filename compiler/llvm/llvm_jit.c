@@ -106,6 +106,12 @@ static void host_read(void)
     host_features = LLVMGetHostCPUFeatures();
 }
 
+const char *cg_host_features(void)
+{
+    pthread_once(&host_once, host_read);
+    return host_features;
+}
+
 /* A target machine for the host (triple, CPU and features as LLJIT's
  * detectHost picks them), so the O2 pipeline's cost model knows the vector
  * width and the object code uses the whole CPU. NULL after a report. */

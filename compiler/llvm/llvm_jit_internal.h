@@ -45,6 +45,10 @@ void cg_set_blas_min_flops(double flops);
 double cg_blas_min_flops(void);
 PlanBlasRule cg_blas_rule(void); /* what cg_build_module plans with (PlanOptions.blas) */
 
+/* LLVMGetHostCPUFeatures, read once per process (llvm_jit.c), for codegen's
+ * vector width and the JIT's target machine. */
+const char *cg_host_features(void);
+
 /* The inline transcendental functions (llvm_math.c): straight-line IR that
  * the loop vectoriser can widen, where a libm call would keep the loop scalar.
  * Measured over each whole domain: within 1 ulp of glibc (tanh 2 ulp) and
